@@ -71,7 +71,7 @@ writeAtomic(
 );
 writeFileSync(
   join(genDir, "names.ts"),
-  `${header}export const kernelFiles = ${JSON.stringify(files)} as const;\n`,
+  `${header}export const kernelFiles: readonly string[] = ${JSON.stringify(files)};\n`,
 );
 console.log(
   `built ${builds.length} build(s); tables list ${files.length} kernel(s): ${files.join(", ")}${debug ? " (debug)" : ""}`,

@@ -35,7 +35,7 @@ async function loadAll(): Promise<void> {
   await Promise.all(
     baseNames().map(async (name) => {
       const scalar = `${name}.scalar`;
-      const file = !simd && (kernelFiles as readonly string[]).includes(scalar) ? scalar : name;
+      const file = !simd && kernelFiles.includes(scalar) ? scalar : name;
       compiled.set(name, await loadKernelModule(file));
     }),
   );
