@@ -3,7 +3,7 @@
  * runs in the same process and run, and the printed table gives ops/s per operation, p50 per call and the ratio
  * against the peer. Results are written to bench/results/<suite>.json (ignored by git).
  *
- * `opsPerCall` lets a case do a batch of N operations per timed call, so that the timer's own cost (≈30-100 ns)
+ * Throughput is the median of the samples (ops/s per operation). `opsPerCall` lets a case do a batch of N operations per timed call, so that the timer's own cost (≈30-100 ns)
  * does not swamp operations that take nanoseconds: ops/s is then per operation.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -69,7 +69,8 @@ export async function runSuite(suite: string, cases: BenchCase[], options: Suite
     const perCall = spec.opsPerCall ?? 1;
     results.push({
       name: task.name,
-      opsPerSec: r.throughput.mean * perCall,
+      // The median, not the mean: on a shared machine a few preempted samples would dominate the mean.
+      opsPerSec: r.throughput.p50 * perCall,
       p50Micros: r.latency.p50 * 1000,
       p99Micros: r.latency.p99 * 1000,
       samples: r.latency.samplesCount,

@@ -3,6 +3,15 @@
  * Node-only pieces live behind `nexus-fast/node` and `nexus-fast/storage`.
  */
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
+export {
+  Interner,
+  type InternerOptions,
+  type InternKernel,
+  type InternKernelExports,
+  type MemoArity,
+  MemoTable,
+  type MemoTableOptions,
+} from "./kernels/intern.js";
 export type { ModelFormat, Program } from "./model/program.js";
 export {
   getParallelThreshold,

@@ -12,10 +12,15 @@ import { NexusError } from "../errors.js";
 import { kernelFiles } from "./generated/names.js";
 
 const compiled = new Map<string, WebAssembly.Module>();
+/** Kernels that could not be compiled here (e.g. a SIMD kernel on a runtime without SIMD), with the reason. */
+const failed = new Map<string, unknown>();
 const shared = new Map<string, Kernel<unknown>>();
 let loading: Promise<void> | undefined;
 
-/** Compiles every kernel once. Safe to call many times and concurrently; a failed load may be retried. */
+/**
+ * Compiles every kernel once. Safe to call many times and concurrently. A kernel that cannot be compiled on this
+ * runtime does not fail the others: using it throws "kernel_unavailable" with the cause.
+ */
 export function ready(): Promise<void> {
   if (loading === undefined) {
     loading = loadAll();
@@ -27,7 +32,7 @@ export function ready(): Promise<void> {
 }
 
 export function isReady(): boolean {
-  return compiled.size > 0 && compiled.size === baseNames().length;
+  return compiled.size + failed.size === baseNames().length && loading !== undefined;
 }
 
 async function loadAll(): Promise<void> {
@@ -36,7 +41,12 @@ async function loadAll(): Promise<void> {
     baseNames().map(async (name) => {
       const scalar = `${name}.scalar`;
       const file = !simd && kernelFiles.includes(scalar) ? scalar : name;
-      compiled.set(name, await loadKernelModule(file));
+      try {
+        compiled.set(name, await loadKernelModule(file));
+        failed.delete(name);
+      } catch (error) {
+        failed.set(name, error);
+      }
     }),
   );
 }
@@ -71,6 +81,15 @@ export function instantiateKernel<E>(name: string): Kernel<E> {
   const module = compiled.get(name);
   if (module === undefined) {
     const known = baseNames();
+    if (failed.has(name)) {
+      const cause = failed.get(name);
+      throw new NexusError(
+        "kernel_unavailable",
+        `WASM kernel "${name}" could not be loaded here: ${String(cause)}`,
+        { name },
+        { cause },
+      );
+    }
     if (known.includes(name) || loading === undefined) {
       throw new NexusError("not_ready", `WASM kernel "${name}" is not loaded: call \`await ready()\` first`, {
         name,
