@@ -2,6 +2,43 @@
  * nexus-fast: the root entry. Browser- and edge-safe: nothing reachable from here imports a `node:` module.
  * Node-only pieces live behind `nexus-fast/node` and `nexus-fast/storage`.
  */
+
+export {
+  type ConformanceFailure,
+  type ConformanceOptions,
+  type ConformanceReport,
+  type MatrixFile,
+  runConformanceFile,
+} from "./conformance/runner.js";
+export { type EngineFactory, openFgaErrorCodes, type TestableEngine } from "./conformance/shared.js";
+export {
+  runStoreTest,
+  type StoreAssertionResult,
+  type StoreTestCaseResult,
+  type StoreTestOptions,
+  type StoreTestReport,
+} from "./conformance/store-test.js";
+export {
+  type Change,
+  type CheckRequest,
+  type Consistency,
+  createEngine,
+  Engine,
+  type EngineOptions,
+  type ExpandRequest,
+  type ForeignSubject,
+  type ListObjectsRequest,
+  type ListUsersRequest,
+  type ReadRequest,
+  type TupleToDelete,
+  type UserFilter,
+  type UsersetLeaf,
+  type UsersetNode,
+  type UsersetTree,
+  type WatchRequest,
+  type WriteRequest,
+  type WriteResponse,
+} from "./engine.js";
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
 export {
   Interner,
@@ -19,4 +56,25 @@ export {
   resetParallelThresholds,
   setParallelThreshold,
 } from "./parallel/thresholds.js";
+export { type MemoryStoreOptions, MemoryTupleStore } from "./store/memory.js";
+export {
+  DEFAULT_TENANT,
+  type RelationTuple,
+  type Subject,
+  type TupleCondition,
+  type TupleIdentity,
+  type TupleKey,
+} from "./store/tuple.js";
+export type {
+  ObjectRelationKey,
+  ReadFilter,
+  Revision,
+  StoredChange,
+  SubjectKey,
+  TupleSnapshot,
+  TupleStore,
+  TypeRelationKey,
+  WriteBatch,
+  WriteResult,
+} from "./store/types.js";
 export { isReady, ready, simdSupported } from "./wasm/loader.js";

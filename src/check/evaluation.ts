@@ -1,0 +1,99 @@
+/**
+ * One request's evaluation scope: the tuples it sees (TupleReader), the request's condition context, the depth
+ * limit, and each tuple's condition outcome computed once. Check, list objects, list users and expand all run
+ * inside one.
+ */
+import { type ConditionContext, compileConditions } from "../conditions/cel.js";
+import { NexusError } from "../errors.js";
+import type { Program } from "../model/program.js";
+import { describeTuple, type RelationTuple, type Subject } from "../store/tuple.js";
+import { analyze, type ProgramAnalysis } from "./analysis.js";
+import type { TupleReader } from "./reader.js";
+
+/** OpenFGA's default resolution depth. */
+export const DEFAULT_MAX_DEPTH = 25;
+
+/** Who is asking: a subject (object, wildcard or userset) of a tenant. */
+export interface SubjectRef {
+  readonly subject: Subject;
+  /** The subject's string form. */
+  readonly user: string;
+  readonly subjectTenant: string;
+}
+
+export interface EvaluationOptions {
+  readonly context?: ConditionContext;
+  /** Nested lookups allowed before "resolution_too_complex" (default 25, OpenFGA's). */
+  readonly maxDepth?: number;
+}
+
+export interface ConditionFilterResult {
+  readonly passed: RelationTuple[];
+  /** Set when no tuple passed and at least one failed to evaluate (OpenFGA reports the error then). */
+  readonly error: NexusError | undefined;
+}
+
+export class Evaluation {
+  readonly reader: TupleReader;
+  readonly program: Program;
+  readonly analysis: ProgramAnalysis;
+  readonly context: ConditionContext | undefined;
+  readonly maxDepth: number;
+  readonly #conditions;
+  readonly #outcomes = new Map<RelationTuple, boolean | NexusError>();
+
+  constructor(reader: TupleReader, options: EvaluationOptions = {}) {
+    this.reader = reader;
+    this.program = reader.program;
+    this.analysis = analyze(reader.program);
+    this.context = options.context;
+    this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.#conditions = compileConditions(reader.program);
+  }
+
+  /** Whether the tuple's condition holds (true without one), or the error evaluating it. */
+  conditionOutcome(tuple: RelationTuple): boolean | NexusError {
+    if (tuple.condition === undefined) return true;
+    let outcome = this.#outcomes.get(tuple);
+    if (outcome === undefined) {
+      const compiled = this.#conditions.get(tuple.condition.name);
+      if (compiled === undefined) {
+        outcome = new NexusError("invalid_condition", `condition ${tuple.condition.name} is not defined`, {
+          tuple: describeTuple(tuple),
+        });
+      } else {
+        try {
+          outcome = compiled.evaluate(this.context, tuple.condition.context, describeTuple(tuple));
+        } catch (error) {
+          if (!(error instanceof NexusError)) throw error;
+          outcome = error;
+        }
+      }
+      this.#outcomes.set(tuple, outcome);
+    }
+    return outcome;
+  }
+
+  /**
+   * The tuples whose condition holds. As OpenFGA's condition-filtered iterator: an evaluation error counts only
+   * when no tuple passed at all.
+   */
+  filterByCondition(tuples: readonly RelationTuple[]): ConditionFilterResult {
+    const passed: RelationTuple[] = [];
+    let error: NexusError | undefined;
+    for (const t of tuples) {
+      const outcome = this.conditionOutcome(t);
+      if (outcome === true) passed.push(t);
+      else if (outcome instanceof NexusError) error = outcome;
+    }
+    return { passed, error: passed.length === 0 ? error : undefined };
+  }
+
+  tooComplex(what: string): NexusError {
+    return new NexusError(
+      "resolution_too_complex",
+      `resolving ${what} needs more than ${this.maxDepth} nested lookups`,
+      { maxDepth: this.maxDepth },
+    );
+  }
+}

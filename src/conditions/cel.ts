@@ -1,0 +1,189 @@
+/**
+ * Conditions: a model's CEL expressions compiled once per Program, and their evaluation against a tuple, as
+ * OpenFGA evaluates them:
+ * - the request context and the tuple's own context are merged, the tuple's values winning on a shared key;
+ * - a declared parameter missing from both is the error "condition_missing_parameter" (even when the expression
+ *   might not need it, as OpenFGA reports any missing parameter);
+ * - a value that cannot be the declared type is "invalid_argument"; a CEL runtime failure is "invalid_condition".
+ * Expressions run on @marcbachmann/cel-js with OpenFGA's `ipaddress` type (`ip.in_cidr("10.0.0.0/8")`).
+ */
+import { Environment } from "@marcbachmann/cel-js";
+import { describe, NexusError } from "../errors.js";
+import type { ConditionDef, Program } from "../model/program.js";
+import { IPAddress } from "./ipaddress.js";
+import { celTypeOf, convertParam, describeParamType, ParamConversionError } from "./params.js";
+
+/** A JSON-like context object (request `context`, or a tuple condition's `context`). */
+export type ConditionContext = Readonly<Record<string, unknown>>;
+
+export interface CompiledCondition {
+  readonly def: ConditionDef;
+  /**
+   * Evaluates the condition for one tuple.
+   * @param where names the tuple in error messages.
+   * @throws NexusError "condition_missing_parameter" | "invalid_argument" | "invalid_condition"
+   */
+  evaluate(
+    requestContext: ConditionContext | undefined,
+    tupleContext: ConditionContext | undefined,
+    where: string,
+  ): boolean;
+  /** Why a tuple's stored context is unacceptable (an unknown key, a value of the wrong type), or undefined. */
+  problemWithTupleContext(tupleContext: ConditionContext): string | undefined;
+}
+
+let baseEnvironment: Environment | undefined;
+
+// The environment every condition extends: OpenFGA's ipaddress type. Built once, on first use.
+function base(): Environment {
+  if (baseEnvironment === undefined) {
+    baseEnvironment = new Environment()
+      .registerType("ipaddress", IPAddress)
+      .registerFunction("ipaddress(string): ipaddress", (text: string) => {
+        const ip = IPAddress.parse(text);
+        if (ip === undefined) throw new Error(`${JSON.stringify(text)} is not an IP address`);
+        return ip;
+      })
+      .registerFunction({
+        name: "in_cidr",
+        receiverType: "ipaddress",
+        returnType: "bool",
+        params: [{ name: "cidr", type: "string" }],
+        handler: (ip: IPAddress, cidr: string) => ip.inCidr(cidr),
+      });
+  }
+  return baseEnvironment;
+}
+
+const compiledByProgram = new WeakMap<Program, ReadonlyMap<string, CompiledCondition>>();
+
+/**
+ * The compiled conditions of a Program (cached per Program).
+ * @throws NexusError "invalid_model" when an expression does not parse or is not a bool expression.
+ */
+export function compileConditions(program: Program): ReadonlyMap<string, CompiledCondition> {
+  let compiled = compiledByProgram.get(program);
+  if (compiled === undefined) {
+    const map = new Map<string, CompiledCondition>();
+    for (const def of program.conditions.values()) map.set(def.name, compileCondition(def));
+    compiled = map;
+    compiledByProgram.set(program, compiled);
+  }
+  return compiled;
+}
+
+/** Compiles one condition. @throws NexusError "invalid_model" naming the condition. */
+export function compileCondition(def: ConditionDef): CompiledCondition {
+  const env = base().clone();
+  for (const [name, type] of def.parameters) {
+    try {
+      env.registerVariable(name, celTypeOf(type));
+    } catch (cause) {
+      throw new NexusError(
+        "invalid_model",
+        `condition ${def.name}: parameter ${name} has an unsupported type ${describeParamType(type)}`,
+        { condition: def.name, parameter: name },
+        { cause },
+      );
+    }
+  }
+  const check = (() => {
+    try {
+      return env.check(def.expression);
+    } catch (cause) {
+      return { valid: false as const, error: cause as Error, type: undefined };
+    }
+  })();
+  if (!check.valid) {
+    throw new NexusError(
+      "invalid_model",
+      `condition ${def.name}: invalid expression ${describe(def.expression)}: ${firstLine(check.error)}`,
+      { condition: def.name, expression: def.expression },
+    );
+  }
+  if (check.type !== "bool" && check.type !== "dyn") {
+    throw new NexusError(
+      "invalid_model",
+      `condition ${def.name}: the expression must be a bool, but it is ${check.type}`,
+      { condition: def.name, expression: def.expression },
+    );
+  }
+  const program = env.parse(def.expression);
+  const names = [...def.parameters.keys()];
+
+  return {
+    def,
+    evaluate(requestContext, tupleContext, where) {
+      const variables: Record<string, unknown> = {};
+      const missing: string[] = [];
+      for (const name of names) {
+        const value = pick(tupleContext, name) ?? pick(requestContext, name);
+        if (value === undefined) {
+          missing.push(name);
+          continue;
+        }
+        try {
+          variables[name] = convertParam(def.parameters.get(name)!, value.value);
+        } catch (cause) {
+          throw new NexusError(
+            "invalid_argument",
+            `condition ${def.name} on ${where}: parameter ${name}: ${firstLine(cause)}`,
+            { condition: def.name, parameter: name, tuple: where },
+            { cause },
+          );
+        }
+      }
+      if (missing.length > 0) {
+        throw new NexusError(
+          "condition_missing_parameter",
+          `condition ${def.name} on ${where} is missing context parameter${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`,
+          { condition: def.name, missing, tuple: where },
+        );
+      }
+      let result: unknown;
+      try {
+        result = program(variables);
+      } catch (cause) {
+        throw new NexusError(
+          "invalid_condition",
+          `condition ${def.name} on ${where} failed: ${firstLine(cause)}`,
+          { condition: def.name, tuple: where },
+          { cause },
+        );
+      }
+      if (typeof result !== "boolean") {
+        throw new NexusError(
+          "invalid_condition",
+          `condition ${def.name} on ${where} returned ${describe(String(result))}, not a bool`,
+          { condition: def.name, tuple: where },
+        );
+      }
+      return result;
+    },
+    problemWithTupleContext(tupleContext) {
+      for (const [key, value] of Object.entries(tupleContext)) {
+        const type = def.parameters.get(key);
+        if (type === undefined) return `condition ${def.name} has no parameter ${describe(key)}`;
+        try {
+          convertParam(type, value);
+        } catch (cause) {
+          if (cause instanceof ParamConversionError)
+            return `condition ${def.name}: parameter ${key}: ${cause.message}`;
+          throw cause;
+        }
+      }
+      return undefined;
+    },
+  };
+}
+
+function pick(context: ConditionContext | undefined, name: string): { value: unknown } | undefined {
+  if (context === undefined || !Object.hasOwn(context, name)) return undefined;
+  const value = context[name];
+  return value === undefined ? undefined : { value };
+}
+
+function firstLine(cause: unknown): string {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  return text.split("\n")[0]!.trim();
+}

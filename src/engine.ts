@@ -1,0 +1,541 @@
+/**
+ * The engine: a model, a tuple store and the queries over them (check, list objects, list users, expand, read),
+ * writes with consistency tokens, and change streams. Runtime-neutral (browsers, workers, edge runtimes, Node).
+ *
+ * ```ts
+ * const engine = await createEngine({ model: `model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]` });
+ * const { token } = await engine.write({ writes: [{ user: "user:anne", relation: "viewer", object: "doc:1" }] });
+ * await engine.check({ user: "user:anne", relation: "viewer", object: "doc:1", consistency: { atLeastAsFresh: token } }); // true
+ * await engine.close();
+ * ```
+ *
+ * Tenants: every tuple and request has a tenant (default "default"), and nothing crosses tenants except
+ * cross-tenant grants: a tuple whose `subjectTenant` differs from its `tenant`, allowed only on relations the model
+ * marks shareable (Nexus's `shared-*`). A request names the subject's tenant with `subjectTenant` (default: its
+ * own tenant): `check({ tenant: "acme", subjectTenant: "globex", user: "user:bob", relation: "viewer",
+ * object: "doc:1" })` asks whether globex's bob may view acme's doc:1, which only a grant written in acme can
+ * allow. Evaluation that follows a grant's subject (a userset like `team:eng#member`, or a parent object)
+ * continues in the subject's tenant.
+ *
+ * Errors are NexusError with a stable code naming the bad input (see requests.ts); condition evaluation yields
+ * "condition_missing_parameter" as OpenFGA does; too deep a resolution is "resolution_too_complex".
+ */
+import { type CheckQuery, check } from "./check/check.js";
+import { DEFAULT_MAX_DEPTH, Evaluation } from "./check/evaluation.js";
+import { expand, type UsersetTree } from "./check/expand.js";
+import { listObjects } from "./check/list-objects.js";
+import { listUsers, type UserFilter } from "./check/list-users.js";
+import { TupleReader } from "./check/reader.js";
+import type { ConditionContext } from "./conditions/cel.js";
+import { type Consistency, openSnapshot, revisionFor } from "./engine/consistency.js";
+import {
+  contextOf,
+  contextualTuplesOf,
+  objectOf,
+  relationOfType,
+  requestObject,
+  subjectOf,
+  subjectTenantOf,
+  tenantOf,
+  typeOf,
+  validTuple,
+} from "./engine/requests.js";
+import { type Change, changeStream } from "./engine/watch.js";
+import { describe, NexusError } from "./errors.js";
+import { compileModel } from "./model/index.js";
+import type { ModelFormat, Program } from "./model/program.js";
+import { validateProgram } from "./model/validate.js";
+import { MemoryTupleStore } from "./store/memory.js";
+import { normalizeIdentity } from "./store/normalize.js";
+import { decodeToken, encodeToken } from "./store/token.js";
+import {
+  parseObject,
+  type RelationTuple,
+  type TupleIdentity,
+  type TupleKey,
+  toTupleKey,
+} from "./store/tuple.js";
+import type { TupleSnapshot, TupleStore } from "./store/types.js";
+
+export type { Consistency } from "./engine/consistency.js";
+export type { Change } from "./engine/watch.js";
+
+export interface EngineOptions {
+  /** OpenFGA DSL or JSON, a SpiceDB schema, Nexus namespace configs, or an already compiled Program. */
+  readonly model: string | object | Program;
+  /** The model's language; detected when omitted. */
+  readonly format?: ModelFormat;
+  /** Where tuples live (default: a new in-memory store, closed with the engine). A given store is not closed. */
+  readonly store?: TupleStore;
+  /** Epoch milliseconds (default Date.now): expiry, quantization and the default store's commit times. */
+  readonly clock?: () => number;
+  /** "minimize_latency" reads a snapshot at most this old (default 5000 ms; 0 reads the latest). */
+  readonly quantizationWindowMs?: number;
+  /** Nested lookups before "resolution_too_complex" (default 25, OpenFGA's). */
+  readonly maxResolutionDepth?: number;
+  /** Contextual tuples allowed per request (default 1000). */
+  readonly maxContextualTuples?: number;
+  /** Changelog retention of the default in-memory store (watch tokens older than it are "invalid_token"). */
+  readonly changelog?: { readonly maxEntries?: number; readonly maxAgeMs?: number };
+}
+
+/** Tuples to delete: what identifies a tuple (a condition or expiry given is ignored). */
+export type TupleToDelete = Pick<TupleKey, "user" | "relation" | "object" | "tenant" | "subjectTenant">;
+
+export interface WriteRequest {
+  readonly writes?: readonly TupleKey[];
+  readonly deletes?: readonly TupleToDelete[];
+  /** The tenant of tuples that name none (default "default"). */
+  readonly tenant?: string;
+  /** "error" (default): writing an existing tuple rejects the whole write. "ignore": an identical one is skipped. */
+  readonly onDuplicate?: "error" | "ignore";
+  /** "error" (default): deleting a missing tuple rejects the whole write. "ignore": it is skipped. */
+  readonly onMissing?: "error" | "ignore";
+}
+
+export interface WriteResponse {
+  /** Pass as `consistency: { atLeastAsFresh: token }` to read this write. */
+  readonly token: string;
+  readonly revision: number;
+}
+
+interface QueryOptions {
+  readonly tenant?: string;
+  /** The subject's tenant (default: `tenant`); a different one only sees cross-tenant grants. */
+  readonly subjectTenant?: string;
+  readonly contextualTuples?: readonly TupleKey[];
+  /** Values for condition parameters. */
+  readonly context?: ConditionContext;
+  readonly consistency?: Consistency;
+}
+
+export interface CheckRequest extends QueryOptions {
+  readonly user: string;
+  readonly relation: string;
+  readonly object: string;
+}
+
+export interface ListObjectsRequest extends QueryOptions {
+  readonly user: string;
+  readonly relation: string;
+  readonly type: string;
+}
+
+export interface ListUsersRequest extends QueryOptions {
+  readonly object: string;
+  readonly relation: string;
+  /** Which subjects to list: `{ type: "user" }` (users and `user:*`) or `{ type: "group", relation: "member" }`. */
+  readonly userFilters: readonly UserFilter[];
+}
+
+export interface ExpandRequest {
+  readonly object: string;
+  readonly relation: string;
+  readonly tenant?: string;
+  readonly contextualTuples?: readonly TupleKey[];
+  readonly consistency?: Consistency;
+}
+
+export interface ReadRequest {
+  readonly tenant?: string;
+  /** `type:id`, or `type:` for every object of a type. */
+  readonly object?: string;
+  readonly relation?: string;
+  readonly user?: string;
+  readonly consistency?: Consistency;
+}
+
+export interface WatchRequest {
+  readonly tenant?: string;
+  /** Stream the changes after this token's revision (default: changes from now on). */
+  readonly after?: string;
+  /** Ends the stream. */
+  readonly signal?: AbortSignal;
+}
+
+export type { ForeignSubject, UsersetLeaf, UsersetNode, UsersetTree } from "./check/expand.js";
+export type { UserFilter } from "./check/list-users.js";
+
+export class Engine implements AsyncDisposable {
+  readonly program: Program;
+  readonly store: TupleStore;
+  readonly #ownsStore: boolean;
+  readonly #clock: () => number;
+  readonly #window: number;
+  readonly #maxDepth: number;
+  readonly #maxContextual: number;
+  readonly #closing = new AbortController();
+
+  /** Use createEngine(). */
+  constructor(program: Program, store: TupleStore, ownsStore: boolean, options: EngineOptions) {
+    this.program = program;
+    this.store = store;
+    this.#ownsStore = ownsStore;
+    this.#clock = options.clock ?? Date.now;
+    this.#window = options.quantizationWindowMs ?? 5000;
+    this.#maxDepth = options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
+    this.#maxContextual = options.maxContextualTuples ?? 1000;
+  }
+
+  get closed(): boolean {
+    return this.#closing.signal.aborted;
+  }
+
+  /** Writes and deletes tuples atomically: all of them at one new revision, or none (the error says which). */
+  async write(request: WriteRequest): Promise<WriteResponse> {
+    this.#assertOpen();
+    requestObject(request, "a write request");
+    const tenant = tenantOf(request.tenant);
+    const writes = arrayOf(request.writes, "writes");
+    const deletes = arrayOf(request.deletes, "deletes");
+    if (writes.length === 0 && deletes.length === 0) {
+      throw new NexusError("invalid_write", "a write needs at least one tuple to write or delete");
+    }
+    for (const [name, value] of [
+      ["onDuplicate", request.onDuplicate],
+      ["onMissing", request.onMissing],
+    ] as const) {
+      if (value !== undefined && value !== "error" && value !== "ignore") {
+        throw new NexusError(
+          "invalid_argument",
+          `${name} must be "error" or "ignore", got ${describe(value)}`,
+        );
+      }
+    }
+    const normalizedWrites: RelationTuple[] = writes.map((key, i) =>
+      validTuple(this.program, key as TupleKey, tenant, `write ${i}`),
+    );
+    const normalizedDeletes: TupleIdentity[] = deletes.map((key, i) => {
+      const identity = normalizeIdentity(key as TupleToDelete, tenant);
+      if (!identity.ok) {
+        throw new NexusError(
+          "invalid_tuple",
+          `delete ${i} ${describe(key)} is invalid: ${identity.problem}`,
+          {
+            tuple: key,
+          },
+        );
+      }
+      return identity.value;
+    });
+    const result = await this.store.write({
+      writes: normalizedWrites,
+      deletes: normalizedDeletes,
+      onDuplicate: request.onDuplicate ?? "error",
+      onMissing: request.onMissing ?? "error",
+    });
+    return { token: encodeToken(this.store.id, result.revision), revision: result.revision };
+  }
+
+  /** Whether `user` has `relation` on `object`. */
+  async check(request: CheckRequest): Promise<boolean> {
+    this.#assertOpen();
+    requestObject(request, "a check request");
+    const { query, options } = this.#checkQuery(request);
+    return this.#evaluate(query.tenant, options, (ev) => check(ev, query));
+  }
+
+  /** Checks many requests; the answers come in request order. */
+  async checkBulk(requests: readonly CheckRequest[]): Promise<boolean[]> {
+    this.#assertOpen();
+    const list = arrayOf(requests, "requests") as CheckRequest[];
+    const answers: boolean[] = [];
+    for (const [index, request] of list.entries()) {
+      try {
+        answers.push(await this.check(request));
+      } catch (error) {
+        if (error instanceof NexusError) {
+          throw new NexusError(
+            error.code,
+            `check ${index}: ${error.message}`,
+            { ...error.details, index },
+            {
+              cause: error,
+            },
+          );
+        }
+        throw error;
+      }
+    }
+    return answers;
+  }
+
+  /** The objects of `type` on which `user` has `relation` (each passes check). */
+  async listObjects(request: ListObjectsRequest): Promise<string[]> {
+    this.#assertOpen();
+    requestObject(request, "a list objects request");
+    const tenant = tenantOf(request.tenant);
+    const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+    const type = typeOf(this.program, request.type);
+    relationOfType(this.program, type, request.relation);
+    const { subject, user } = subjectOf(this.program, request.user);
+    return this.#evaluate(tenant, request, (ev) =>
+      listObjects(ev, { tenant, type, relation: request.relation, subject, user, subjectTenant }),
+    );
+  }
+
+  /**
+   * The subjects that have `relation` on `object`, in the string forms of the filters: `user:anne`, `user:*`
+   * (everyone of the type), `group:eng#member`. Each passes check.
+   */
+  async listUsers(request: ListUsersRequest): Promise<string[]> {
+    this.#assertOpen();
+    requestObject(request, "a list users request");
+    const tenant = tenantOf(request.tenant);
+    const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+    const object = objectOf(this.program, request.object);
+    relationOfType(this.program, object.type, request.relation);
+    const filters = arrayOf(request.userFilters, "userFilters") as UserFilter[];
+    if (filters.length === 0)
+      throw new NexusError("invalid_argument", "userFilters needs at least one filter");
+    for (const filter of filters) {
+      requestObject(filter, "a user filter");
+      typeOf(this.program, filter.type, "userFilters.type");
+      if (filter.relation !== undefined)
+        relationOfType(this.program, filter.type, filter.relation, "userFilters.relation");
+    }
+    return this.#evaluate(tenant, request, async (ev) => {
+      const users = new Set<string>();
+      for (const filter of filters) {
+        const found = await listUsers(ev, {
+          tenant,
+          object: request.object,
+          relation: request.relation,
+          filter,
+          subjectTenant,
+        });
+        for (const u of found) users.add(u);
+      }
+      return [...users].sort();
+    });
+  }
+
+  /** One level of the userset tree of `object#relation` (OpenFGA's Expand). */
+  async expand(request: ExpandRequest): Promise<UsersetTree> {
+    this.#assertOpen();
+    requestObject(request, "an expand request");
+    const tenant = tenantOf(request.tenant);
+    const object = objectOf(this.program, request.object);
+    relationOfType(this.program, object.type, request.relation);
+    return this.#evaluate(tenant, request, (ev) =>
+      expand(ev, { tenant, object: request.object, relation: request.relation }),
+    );
+  }
+
+  /** The tuples of a tenant that count now, filtered by object (`type:id` or `type:`), relation and user. */
+  async read(request: ReadRequest = {}): Promise<TupleKey[]> {
+    this.#assertOpen();
+    requestObject(request, "a read request");
+    const tenant = tenantOf(request.tenant);
+    let object: string | undefined;
+    let objectType: string | undefined;
+    if (request.object !== undefined) {
+      if (typeof request.object === "string" && /^[^:#@\s]+:$/.test(request.object)) {
+        objectType = request.object.slice(0, -1);
+      } else if (parseObject(request.object) !== undefined) {
+        object = request.object;
+        objectType = parseObject(request.object)!.type;
+      } else {
+        throw new NexusError(
+          "invalid_argument",
+          `object must be "type:id" or "type:", got ${describe(request.object)}`,
+        );
+      }
+    }
+    for (const field of ["relation", "user"] as const) {
+      if (request[field] !== undefined && typeof request[field] !== "string") {
+        throw new NexusError(
+          "invalid_argument",
+          `${field} must be a string, got ${describe(request[field])}`,
+        );
+      }
+    }
+    const now = this.#clock();
+    const snapshot = await this.#snapshot(request.consistency, now);
+    try {
+      const tuples = await snapshot.read({
+        tenant,
+        ...(object !== undefined ? { object } : {}),
+        ...(objectType !== undefined ? { objectType } : {}),
+        ...(request.relation !== undefined ? { relation: request.relation } : {}),
+        ...(request.user !== undefined ? { user: request.user } : {}),
+      });
+      return tuples.filter((t) => t.expiresAt === undefined || t.expiresAt > now).map(toTupleKey);
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /** The latest revision's token (a watch from it sees only later changes). */
+  async token(): Promise<string> {
+    this.#assertOpen();
+    return encodeToken(this.store.id, await this.store.currentRevision());
+  }
+
+  /**
+   * Streams a tenant's changes after `after` (default: from now on), in revision order, with no gap and no
+   * duplicate. The loop ends on close() or when `signal` aborts.
+   * @throws NexusError "invalid_token" when `after` is garbage, from another store, or older than the changelog keeps.
+   */
+  async *watch(request: WatchRequest = {}): AsyncGenerator<Change, void, undefined> {
+    this.#assertOpen();
+    requestObject(request, "a watch request");
+    const tenant = tenantOf(request.tenant);
+    let after: number;
+    if (request.after === undefined) {
+      after = await this.store.currentRevision();
+    } else {
+      const token = decodeToken(request.after);
+      if (token.storeId !== this.store.id || token.revision > (await this.store.currentRevision())) {
+        throw new NexusError(
+          "invalid_token",
+          `watch token ${describe(request.after, 60)} was not issued by this store`,
+        );
+      }
+      after = token.revision;
+      // Fail now, not at the first page, when the changelog no longer reaches back that far.
+      await this.store.changesAfter(after, 0);
+    }
+    const stop = new AbortController();
+    const abort = (): void => stop.abort();
+    this.#closing.signal.addEventListener("abort", abort);
+    request.signal?.addEventListener("abort", abort);
+    if (request.signal?.aborted) stop.abort();
+    try {
+      yield* changeStream(this.store, tenant, after, stop.signal);
+    } catch (error) {
+      // The store closing under a waiting stream ends it quietly.
+      if (
+        !(
+          error instanceof NexusError &&
+          error.code === "closed" &&
+          (stop.signal.aborted || this.store.closed)
+        )
+      ) {
+        throw error;
+      }
+    } finally {
+      this.#closing.signal.removeEventListener("abort", abort);
+      request.signal?.removeEventListener("abort", abort);
+    }
+  }
+
+  /** Ends every watch, and closes the store if the engine created it. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    if (this.#ownsStore) await this.store.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // --- internals ---
+
+  #assertOpen(): void {
+    if (this.#closing.signal.aborted) throw new NexusError("closed", "the engine is closed");
+  }
+
+  #checkQuery(request: CheckRequest): { query: CheckQuery; options: QueryOptions } {
+    const tenant = tenantOf(request.tenant);
+    const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+    const object = objectOf(this.program, request.object);
+    relationOfType(this.program, object.type, request.relation);
+    const { subject, user } = subjectOf(this.program, request.user);
+    return {
+      query: { tenant, object: request.object, relation: request.relation, subject, user, subjectTenant },
+      options: request,
+    };
+  }
+
+  async #snapshot(consistency: unknown, now: number): Promise<TupleSnapshot> {
+    return openSnapshot(consistency, { store: this.store, now, quantizationWindowMs: this.#window });
+  }
+
+  async #evaluate<T>(
+    tenant: string,
+    options: Pick<QueryOptions, "contextualTuples" | "context" | "consistency">,
+    run: (ev: Evaluation) => Promise<T>,
+  ): Promise<T> {
+    const context = contextOf(options.context);
+    const contextual = contextualTuplesOf(
+      this.program,
+      options.contextualTuples,
+      tenant,
+      this.#maxContextual,
+    );
+    const now = this.#clock();
+    const snapshot = await this.#snapshot(options.consistency, now);
+    try {
+      const reader = new TupleReader(snapshot, this.program, contextual, now);
+      return await run(
+        new Evaluation(reader, { ...(context !== undefined ? { context } : {}), maxDepth: this.#maxDepth }),
+      );
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /** @internal The revision a consistency preference resolves to now (for tests and caches). */
+  revisionFor(consistency?: Consistency): Promise<number> {
+    return revisionFor(consistency, {
+      store: this.store,
+      now: this.#clock(),
+      quantizationWindowMs: this.#window,
+    });
+  }
+}
+
+/**
+ * Creates an engine: compiles the model (detecting its language unless `format` says it) and opens the store.
+ * @throws NexusError "invalid_model" (and friends) naming what is wrong with the model; "invalid_argument" for options.
+ */
+export async function createEngine(options: EngineOptions): Promise<Engine> {
+  requestObject(options, "engine options");
+  for (const [name, value, min] of [
+    ["quantizationWindowMs", options.quantizationWindowMs, 0],
+    ["maxResolutionDepth", options.maxResolutionDepth, 1],
+    ["maxContextualTuples", options.maxContextualTuples, 0],
+  ] as const) {
+    if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < min)) {
+      throw new NexusError(
+        "invalid_argument",
+        `${name} must be an integer ≥ ${min}, got ${describe(value)}`,
+        {
+          [name]: value,
+        },
+      );
+    }
+  }
+  if (options.clock !== undefined && typeof options.clock !== "function") {
+    throw new NexusError("invalid_argument", `clock must be a function returning epoch milliseconds`);
+  }
+  const program = isProgram(options.model)
+    ? validateProgram(options.model)
+    : compileModel(options.model, options.format);
+  const window = options.quantizationWindowMs ?? 5000;
+  const store =
+    options.store ??
+    new MemoryTupleStore({
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      // Old versions must outlive the window a minimize_latency read may look back.
+      snapshotRetentionMs: Math.max(10_000, window * 2),
+      ...(options.changelog?.maxEntries !== undefined
+        ? { changelogMaxEntries: options.changelog.maxEntries }
+        : {}),
+      ...(options.changelog?.maxAgeMs !== undefined ? { changelogMaxAgeMs: options.changelog.maxAgeMs } : {}),
+    });
+  return new Engine(program, store, options.store === undefined, options);
+}
+
+function isProgram(model: unknown): model is Program {
+  return typeof model === "object" && model !== null && (model as Program).types instanceof Map;
+}
+
+function arrayOf(value: unknown, field: string): readonly unknown[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    throw new NexusError("invalid_argument", `${field} must be an array, got ${describe(value)}`);
+  return value;
+}

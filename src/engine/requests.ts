@@ -1,0 +1,159 @@
+/**
+ * Request validation for the engine: every input is checked before any work, and a bad one is a NexusError
+ * naming it. Codes: a malformed string or option "invalid_argument"; a type or relation the model lacks
+ * "type_not_found" / "relation_not_found"; a contextual tuple or written tuple that breaks the model
+ * "invalid_tuple".
+ */
+import { tupleProblem } from "../check/tuple-rules.js";
+import type { ConditionContext } from "../conditions/cel.js";
+import { describe, NexusError } from "../errors.js";
+import type { Program, RelationDef } from "../model/program.js";
+import { defaultTenant, normalizeTuple } from "../store/normalize.js";
+import {
+  describeTuple,
+  formatSubject,
+  parseObject,
+  parseSubject,
+  type RelationTuple,
+  type Subject,
+  type TupleKey,
+} from "../store/tuple.js";
+
+export function tenantOf(value: unknown, field = "tenant"): string {
+  const tenant = defaultTenant(value);
+  if (tenant === undefined) {
+    throw new NexusError("invalid_argument", `${field} must be a non-empty string, got ${describe(value)}`, {
+      [field]: value,
+    });
+  }
+  return tenant;
+}
+
+/** The subject's tenant: `subjectTenant` when given, else the request's tenant. */
+export function subjectTenantOf(value: unknown, tenant: string): string {
+  return value === undefined ? tenant : tenantOf(value, "subjectTenant");
+}
+
+/** Validates `type:id` naming a type of the model. */
+export function objectOf(program: Program, value: unknown, field = "object"): { type: string; id: string } {
+  const object = parseObject(value);
+  if (object === undefined || object.id === "*") {
+    throw new NexusError("invalid_argument", `${field} must be "type:id", got ${describe(value)}`, {
+      [field]: value,
+    });
+  }
+  typeOf(program, object.type, field);
+  return object;
+}
+
+export function typeOf(program: Program, type: unknown, field = "type"): string {
+  if (typeof type !== "string" || !program.types.has(type)) {
+    throw new NexusError("type_not_found", `type ${describe(type)} (${field}) is not defined in the model`, {
+      [field]: type,
+    });
+  }
+  return type;
+}
+
+export function relationOfType(
+  program: Program,
+  type: string,
+  relation: unknown,
+  field = "relation",
+): RelationDef {
+  const def = typeof relation === "string" ? program.types.get(type)?.relations.get(relation) : undefined;
+  if (def === undefined) {
+    throw new NexusError(
+      "relation_not_found",
+      `relation ${describe(relation)} (${field}) is not defined on type ${describe(type)}`,
+      { type, [field]: relation },
+    );
+  }
+  return def;
+}
+
+/** Validates a subject string against the model: its type (and a userset's relation) must exist. */
+export function subjectOf(
+  program: Program,
+  value: unknown,
+  field = "user",
+): { subject: Subject; user: string } {
+  const subject = parseSubject(value);
+  if (subject === undefined) {
+    throw new NexusError(
+      "invalid_argument",
+      `${field} must be "type:id", "type:*" or "type:id#relation", got ${describe(value)}`,
+      { [field]: value },
+    );
+  }
+  typeOf(program, subject.type, field);
+  if (subject.kind === "userset") relationOfType(program, subject.type, subject.relation, field);
+  return { subject, user: formatSubject(subject) };
+}
+
+export function contextOf(value: unknown): ConditionContext | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new NexusError("invalid_argument", `context must be an object, got ${describe(value)}`, {
+      context: value,
+    });
+  }
+  return value as ConditionContext;
+}
+
+/** Normalizes and validates contextual tuples: they belong to the request's tenant and must fit the model. */
+export function contextualTuplesOf(
+  program: Program,
+  value: unknown,
+  tenant: string,
+  limit: number,
+): RelationTuple[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    throw new NexusError("invalid_argument", `contextualTuples must be an array, got ${describe(value)}`);
+  }
+  if (value.length > limit) {
+    throw new NexusError(
+      "invalid_argument",
+      `at most ${limit} contextual tuples are allowed per request, got ${value.length}`,
+      { limit, count: value.length },
+    );
+  }
+  return value.map((key: TupleKey, index) =>
+    validTuple(program, key, tenant, `contextual tuple ${index}`, tenant),
+  );
+}
+
+/** Normalizes a tuple and checks it against the model. @throws NexusError "invalid_tuple" naming it. */
+export function validTuple(
+  program: Program,
+  key: TupleKey,
+  tenant: string,
+  what: string,
+  requiredTenant?: string,
+): RelationTuple {
+  const normalized = normalizeTuple(key, tenant, requiredTenant);
+  if (!normalized.ok) {
+    throw new NexusError("invalid_tuple", `${what} ${describe(key)} is invalid: ${normalized.problem}`, {
+      tuple: key,
+    });
+  }
+  const problem = tupleProblem(program, normalized.value);
+  if (problem !== undefined) {
+    throw new NexusError(
+      "invalid_tuple",
+      `${what} ${describeTuple(normalized.value)} is invalid: ${problem}`,
+      {
+        tuple: key,
+      },
+    );
+  }
+  return normalized.value;
+}
+
+export function requestObject<T>(value: T, what: string): T {
+  if (value === null || typeof value !== "object") {
+    throw new NexusError("invalid_argument", `${what} must be an object, got ${describe(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,322 @@
+/**
+ * OpenFGA models (DSL text, schema 1.1, or the AuthorizationModel JSON the OpenFGA API takes) -> Program.
+ *
+ * The DSL goes through OpenFGA's own parser and validator (@openfga/syntax-transformer), so a model is accepted
+ * here exactly when `fga model validate` accepts it; its errors become "invalid_model" with the validator's
+ * message. The JSON (`type_definitions`, rewrites `this` / `computedUserset` / `tupleToUserset` / `union` /
+ * `intersection` / `difference`, `metadata.relations[].directly_related_user_types`, `conditions`) is compiled
+ * into the shared Program, then checked by the rules every model language shares (validate.ts).
+ *
+ * OpenFGA relations accept expiring tuples (`expiresAt`); relations named `shared-*` are marked shareable
+ * (cross-tenant grants), the same convention Nexus namespace configs use.
+ */
+import { errors, transformer, validator } from "@openfga/syntax-transformer";
+import { describe, NexusError } from "../errors.js";
+import type {
+  ConditionDef,
+  ConditionParamType,
+  Program,
+  RelationDef,
+  Rewrite,
+  SubjectType,
+  TypeDef,
+} from "./program.js";
+import { validateProgram } from "./validate.js";
+
+/** A relation reference in `directly_related_user_types`. */
+export interface OpenFgaRelationReference {
+  readonly type: string;
+  readonly relation?: string;
+  readonly wildcard?: object;
+  readonly condition?: string;
+}
+
+/** A userset rewrite, as the OpenFGA API's JSON spells it (camelCase or snake_case). */
+export type OpenFgaUserset = Readonly<Record<string, unknown>>;
+
+export interface OpenFgaTypeDefinition {
+  readonly type: string;
+  readonly relations?: Readonly<Record<string, OpenFgaUserset>> | null;
+  readonly metadata?: {
+    readonly relations?: Readonly<
+      Record<string, { readonly directly_related_user_types?: readonly OpenFgaRelationReference[] }>
+    > | null;
+  } | null;
+}
+
+export interface OpenFgaConditionParam {
+  readonly type_name: string;
+  readonly generic_types?: readonly OpenFgaConditionParam[];
+}
+
+export interface OpenFgaCondition {
+  readonly name?: string;
+  readonly expression: string;
+  readonly parameters?: Readonly<Record<string, OpenFgaConditionParam>> | null;
+}
+
+/** OpenFGA's AuthorizationModel JSON (the `id` is ignored). */
+export interface OpenFgaModelJson {
+  readonly schema_version?: string;
+  readonly type_definitions: readonly OpenFgaTypeDefinition[];
+  readonly conditions?: Readonly<Record<string, OpenFgaCondition>> | null;
+}
+
+/**
+ * Compiles an OpenFGA model: DSL text (`model\n  schema 1.1\ntype user ...`), JSON text, or the JSON object.
+ * @throws NexusError "invalid_model" naming the problem (the DSL validator's message for DSL input).
+ */
+export function compileOpenFga(model: string | object): Program {
+  if (typeof model === "string") {
+    const text = model.trim();
+    if (text.startsWith("{")) return compileOpenFgaJson(parseJson(text));
+    return compileOpenFgaJson(dslToJson(model));
+  }
+  if (model === null || typeof model !== "object") {
+    throw new NexusError(
+      "invalid_model",
+      `an OpenFGA model must be DSL text or JSON, got ${describe(model)}`,
+    );
+  }
+  return compileOpenFgaJson(model as OpenFgaModelJson);
+}
+
+/** Parses and validates OpenFGA DSL with OpenFGA's own tooling, returning the API JSON. */
+export function openFgaDslToJson(dsl: string): OpenFgaModelJson {
+  return dslToJson(dsl);
+}
+
+function dslToJson(dsl: string): OpenFgaModelJson {
+  try {
+    validator.validateDSL(dsl);
+  } catch (cause) {
+    // The validator's own failures are the model's problems. Anything else is the validator crashing: version
+    // 0.2.2 throws a TypeError on conditions in a tupleset's types (`define parent: [folder with cond]`), which
+    // OpenFGA accepts; such models still go through the parser and the shared rules in validate.ts.
+    if (cause instanceof errors.DSLSyntaxError || cause instanceof errors.ModelValidationError) {
+      throw new NexusError("invalid_model", `invalid OpenFGA model: ${messageOf(cause)}`, undefined, {
+        cause,
+      });
+    }
+  }
+  try {
+    return transformer.transformDSLToJSONObject(dsl) as unknown as OpenFgaModelJson;
+  } catch (cause) {
+    throw new NexusError("invalid_model", `invalid OpenFGA model: ${messageOf(cause)}`, undefined, { cause });
+  }
+}
+
+function parseJson(text: string): OpenFgaModelJson {
+  try {
+    return JSON.parse(text) as OpenFgaModelJson;
+  } catch (cause) {
+    throw new NexusError(
+      "invalid_model",
+      `OpenFGA model JSON does not parse: ${messageOf(cause)}`,
+      undefined,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** Compiles OpenFGA's AuthorizationModel JSON to a Program (after structural checks). */
+export function compileOpenFgaJson(json: OpenFgaModelJson): Program {
+  if (json === null || typeof json !== "object" || !Array.isArray(json.type_definitions)) {
+    throw new NexusError(
+      "invalid_model",
+      `an OpenFGA model needs a "type_definitions" array, got ${describe(json)}`,
+    );
+  }
+  if (json.schema_version !== undefined && json.schema_version !== "1.1" && json.schema_version !== "1.2") {
+    throw new NexusError(
+      "invalid_model",
+      `unsupported OpenFGA schema version ${describe(json.schema_version)} (1.1 and 1.2 are supported)`,
+    );
+  }
+  const types = new Map<string, TypeDef>();
+  for (const typeDef of json.type_definitions) {
+    if (typeDef === null || typeof typeDef !== "object" || typeof typeDef.type !== "string") {
+      throw new NexusError(
+        "invalid_model",
+        `a type definition needs a "type" name, got ${describe(typeDef)}`,
+      );
+    }
+    if (types.has(typeDef.type)) {
+      throw new NexusError("invalid_model", `type ${describe(typeDef.type)} is defined twice`);
+    }
+    const relations = new Map<string, RelationDef>();
+    for (const [name, userset] of Object.entries(typeDef.relations ?? {}) as [string, OpenFgaUserset][]) {
+      const where = `${typeDef.type}#${name}`;
+      const rewrite = compileUserset(userset, where);
+      const restrictions = typeDef.metadata?.relations?.[name]?.directly_related_user_types;
+      const direct = usesDirect(rewrite);
+      if (direct && restrictions === undefined) {
+        throw new NexusError(
+          "invalid_model",
+          `relation ${where} is directly assignable but declares no allowed subject types`,
+        );
+      }
+      relations.set(name, {
+        name,
+        rewrite,
+        directSubjects: direct
+          ? (restrictions ?? []).map((ref: OpenFgaRelationReference) => compileReference(ref, where))
+          : [],
+        allowsExpiration: true,
+        shareable: name.startsWith("shared-"),
+        isPermission: false,
+      });
+    }
+    types.set(typeDef.type, { name: typeDef.type, relations });
+  }
+  const conditions = new Map<string, ConditionDef>();
+  for (const [key, condition] of Object.entries(json.conditions ?? {})) {
+    if (condition === null || typeof condition !== "object" || typeof condition.expression !== "string") {
+      throw new NexusError("invalid_model", `condition ${describe(key)} needs an expression`);
+    }
+    const name = condition.name ?? key;
+    if (name !== key) {
+      throw new NexusError("invalid_model", `condition ${describe(key)} is named ${describe(name)}`);
+    }
+    const parameters = new Map<string, ConditionParamType>();
+    for (const [param, type] of Object.entries(condition.parameters ?? {})) {
+      parameters.set(param, compileParamType(type, `${name}(${param})`));
+    }
+    conditions.set(name, { name, expression: condition.expression, parameters });
+  }
+  return validateProgram({ format: "openfga", types, conditions });
+}
+
+function compileUserset(userset: OpenFgaUserset, where: string): Rewrite {
+  if (userset === null || typeof userset !== "object") {
+    throw new NexusError("invalid_model", `relation ${where} has a malformed rewrite ${describe(userset)}`);
+  }
+  const keys = Object.keys(userset).filter((k) => userset[k] !== undefined && userset[k] !== null);
+  if (keys.length !== 1) {
+    throw new NexusError(
+      "invalid_model",
+      `relation ${where}: a rewrite has exactly one operator, got ${describe(userset)}`,
+    );
+  }
+  const key = keys[0]!;
+  const body = userset[key] as Readonly<Record<string, unknown>>;
+  switch (key) {
+    case "this":
+      return { kind: "direct" };
+    case "computedUserset":
+    case "computed_userset":
+      return { kind: "computed", relation: relationName(body, where) };
+    case "tupleToUserset":
+    case "tuple_to_userset": {
+      const tupleset = relationName(body?.tupleset as Record<string, unknown>, where);
+      const computed = relationName(
+        (body?.computedUserset ?? body?.computed_userset) as Record<string, unknown>,
+        where,
+      );
+      return { kind: "ttu", tupleset, computed };
+    }
+    case "union":
+    case "intersection": {
+      const children = body?.child;
+      if (!Array.isArray(children) || children.length === 0) {
+        throw new NexusError("invalid_model", `relation ${where}: ${key} needs at least one child`);
+      }
+      return { kind: key, children: children.map((c) => compileUserset(c as OpenFgaUserset, where)) };
+    }
+    case "difference":
+      return {
+        kind: "exclusion",
+        base: compileUserset(body?.base as OpenFgaUserset, where),
+        subtract: compileUserset(body?.subtract as OpenFgaUserset, where),
+      };
+    default:
+      throw new NexusError(
+        "invalid_model",
+        `relation ${where} uses an unknown rewrite operator ${describe(key)}`,
+      );
+  }
+}
+
+function relationName(body: Readonly<Record<string, unknown>> | undefined, where: string): string {
+  const relation = body?.relation;
+  if (typeof relation !== "string" || relation === "") {
+    throw new NexusError("invalid_model", `relation ${where} references a relation without a name`);
+  }
+  return relation;
+}
+
+function usesDirect(rewrite: Rewrite): boolean {
+  switch (rewrite.kind) {
+    case "direct":
+      return true;
+    case "union":
+    case "intersection":
+      return rewrite.children.some(usesDirect);
+    case "exclusion":
+      return usesDirect(rewrite.base) || usesDirect(rewrite.subtract);
+    default:
+      return false;
+  }
+}
+
+function compileReference(ref: OpenFgaRelationReference, where: string): SubjectType {
+  if (ref === null || typeof ref !== "object" || typeof ref.type !== "string" || ref.type === "") {
+    throw new NexusError(
+      "invalid_model",
+      `relation ${where} allows a malformed subject type ${describe(ref)}`,
+    );
+  }
+  const wildcard = ref.wildcard !== undefined && ref.wildcard !== null;
+  const relation = typeof ref.relation === "string" && ref.relation !== "" ? ref.relation : undefined;
+  const condition = typeof ref.condition === "string" && ref.condition !== "" ? ref.condition : undefined;
+  return {
+    type: ref.type,
+    ...(relation !== undefined ? { relation } : {}),
+    ...(wildcard ? { wildcard: true } : {}),
+    ...(condition !== undefined ? { condition } : {}),
+  };
+}
+
+const paramTypeNames: Record<string, ConditionParamType> = {
+  TYPE_NAME_BOOL: "bool",
+  TYPE_NAME_STRING: "string",
+  TYPE_NAME_INT: "int",
+  TYPE_NAME_UINT: "uint",
+  TYPE_NAME_DOUBLE: "double",
+  TYPE_NAME_DURATION: "duration",
+  TYPE_NAME_TIMESTAMP: "timestamp",
+  TYPE_NAME_IPADDRESS: "ipaddress",
+  TYPE_NAME_ANY: "any",
+};
+
+function compileParamType(type: OpenFgaConditionParam, where: string): ConditionParamType {
+  const name = type?.type_name;
+  if (name === "TYPE_NAME_LIST" || name === "TYPE_NAME_MAP") {
+    const inner = type.generic_types?.[0];
+    if (inner === undefined || type.generic_types?.length !== 1) {
+      throw new NexusError("invalid_model", `condition parameter ${where}: ${name} needs one generic type`);
+    }
+    const element = compileParamType(inner, where);
+    return name === "TYPE_NAME_LIST" ? { list: element } : { map: element };
+  }
+  const simple = typeof name === "string" ? paramTypeNames[name] : undefined;
+  if (simple === undefined) {
+    throw new NexusError(
+      "invalid_model",
+      `condition parameter ${where} has an unknown type ${describe(name)}`,
+    );
+  }
+  return simple;
+}
+
+function messageOf(cause: unknown): string {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  // The validator lists errors as "N errors occurred:\n\t* ..."; keep them on one line.
+  return text
+    .split("\n")
+    .map((line) => line.replace(/^\t\* /, "").trim())
+    .filter((line) => line !== "")
+    .join("; ");
+}
