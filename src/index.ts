@@ -40,6 +40,7 @@ export {
   type WriteResponse,
 } from "./engine.js";
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
+export { ReedSolomon, type ReedSolomonOptions } from "./kernels/erasure.js";
 export {
   Interner,
   type InternerOptions,
