@@ -38,6 +38,8 @@ export interface Goal {
 export interface SuiteOptions {
   /** Milliseconds each case is sampled (default 500; BENCH_TIME overrides for quick runs). */
   time?: number;
+  /** Minimum timed calls per case (tinybench's default is 64): lower it for peers that take seconds a call. */
+  iterations?: number;
   comparisons?: Comparison[];
   goals?: Goal[];
   /** Extra facts to print and save (memory per entry, hit rates, ...). */
@@ -54,7 +56,15 @@ export interface CaseResult {
 
 export async function runSuite(suite: string, cases: BenchCase[], options: SuiteOptions = {}) {
   const time = Number(process.env.BENCH_TIME ?? options.time ?? 500);
-  const bench = new Bench({ name: suite, time, warmup: true, warmupTime: Math.min(200, time / 2) });
+  const bench = new Bench({
+    name: suite,
+    time,
+    warmup: true,
+    warmupTime: Math.min(200, time / 2),
+    ...(options.iterations === undefined
+      ? {}
+      : { iterations: options.iterations, warmupIterations: Math.min(16, options.iterations) }),
+  });
   for (const c of cases) bench.add(c.name, c.fn);
   await bench.run();
 

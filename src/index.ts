@@ -50,6 +50,18 @@ export {
   MemoTable,
   type MemoTableOptions,
 } from "./kernels/intern.js";
+export {
+  compileModel,
+  compileNexus,
+  compileOpenFga,
+  compileSpiceDb,
+  detectFormat,
+  type NexusNamespaceConfig,
+  type NexusNamespaces,
+  type NexusPermissionConfig,
+  type NexusRelationConfig,
+  nexusFilesystemModel,
+} from "./model/index.js";
 export type { ModelFormat, Program } from "./model/program.js";
 export {
   getParallelThreshold,
