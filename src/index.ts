@@ -40,6 +40,7 @@ export {
   type WriteResponse,
 } from "./engine.js";
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
+export { BloomFilter, type BloomKey, type BloomPlan, planBloomFilter } from "./kernels/bloom.js";
 export { ReedSolomon, type ReedSolomonOptions } from "./kernels/erasure.js";
 export {
   Interner,
