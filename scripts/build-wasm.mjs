@@ -59,7 +59,7 @@ const inline = files
       `  ${JSON.stringify(f)}: ${JSON.stringify(readFileSync(join(outDir, `${f}.wasm`)).toString("base64"))},`,
   )
   .join("\n");
-writeFileSync(
+writeAtomic(
   join(genDir, "inline.ts"),
   `${header}export const inlineKernels: Record<string, string> = {\n${inline}\n};\n`,
 );
@@ -69,7 +69,7 @@ writeAtomic(
   join(genDir, "workerd.ts"),
   `${header}${imports}\n\nexport const workerdKernels: Record<string, WebAssembly.Module> = {\n${table}\n};\n`,
 );
-writeFileSync(
+writeAtomic(
   join(genDir, "names.ts"),
   `${header}export const kernelFiles: readonly string[] = ${JSON.stringify(files)};\n`,
 );
