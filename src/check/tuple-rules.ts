@@ -14,6 +14,15 @@ import type { Program, SubjectType } from "../model/program.js";
 import type { RelationTuple, Subject } from "../store/tuple.js";
 import { analyze } from "./analysis.js";
 
+/**
+ * Whether subjects of types the model does not declare are accepted as opaque leaves (plain objects and wildcards,
+ * never usersets). Only Nexus namespace configs, which have no subject type declarations; OpenFGA and SpiceDB
+ * reject them ("type_not_found"), as their servers do.
+ */
+export function opaqueSubjectTypes(program: Program): boolean {
+  return program.format === "nexus";
+}
+
 /** Why `tuple` is not valid under `program`, or undefined when it is. */
 export function tupleProblem(program: Program, tuple: RelationTuple): string | undefined {
   const type = program.types.get(tuple.objectType);
@@ -22,8 +31,12 @@ export function tupleProblem(program: Program, tuple: RelationTuple): string | u
   if (relation === undefined) return `relation ${tuple.objectType}#${tuple.relation} is not defined`;
   const subject = tuple.subject;
   const subjectType = program.types.get(subject.type);
-  if (subjectType === undefined) return `subject type ${JSON.stringify(subject.type)} is not defined`;
-  if (subject.kind === "userset" && !subjectType.relations.has(subject.relation)) {
+  if (subjectType === undefined) {
+    // Nexus namespace configs declare no subject types: a plain subject (`agent:bot`) is an opaque leaf there.
+    if (!(opaqueSubjectTypes(program) && subject.kind !== "userset")) {
+      return `subject type ${JSON.stringify(subject.type)} is not defined`;
+    }
+  } else if (subject.kind === "userset" && !subjectType.relations.has(subject.relation)) {
     return `relation ${subject.type}#${subject.relation} is not defined`;
   }
   // OpenFGA's rule (other languages let a tupleset hold usersets; following it then uses plain objects only).

@@ -4,7 +4,7 @@
  * "type_not_found" / "relation_not_found"; a contextual tuple or written tuple that breaks the model
  * "invalid_tuple".
  */
-import { tupleProblem } from "../check/tuple-rules.js";
+import { opaqueSubjectTypes, tupleProblem } from "../check/tuple-rules.js";
 import type { ConditionContext } from "../conditions/cel.js";
 import { describe, NexusError } from "../errors.js";
 import type { Program, RelationDef } from "../model/program.js";
@@ -86,7 +86,9 @@ export function subjectOf(
       { [field]: value },
     );
   }
-  typeOf(program, subject.type, field);
+  if (!(opaqueSubjectTypes(program) && subject.kind !== "userset" && !program.types.has(subject.type))) {
+    typeOf(program, subject.type, field);
+  }
   if (subject.kind === "userset") relationOfType(program, subject.type, subject.relation, field);
   return { subject, user: formatSubject(subject) };
 }
