@@ -9,6 +9,7 @@
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/intern.bench.ts
  */
 import { Interner, MemoTable } from "../src/kernels/intern.js";
+import { seededRandom as mulberry32 } from "../src/util/random.js";
 import { ready } from "../src/wasm/loader.js";
 import { type BenchCase, runSuite } from "./harness.js";
 
@@ -21,16 +22,6 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rng = mulberry32(2024);
 
 // ---- interner ---------------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@
  *
  * Object ids are valid SpiceDB ids (letters, digits, `/`, `_`, `-`): paths without dots.
  */
+import { seededRandom as prng } from "../../src/util/random.js";
+
+/** The shared seeded PRNG, so every run and every engine sees the same workload. */
+export { prng };
 
 export interface Tuple {
   readonly user: string;
@@ -55,18 +59,6 @@ export interface FilesystemWorkload {
   /** A user whose access comes through the deepest team nesting (for single-check and listObjects cases). */
   readonly deepUser: string;
   readonly stats: Readonly<Record<string, number>>;
-}
-
-/** A small deterministic PRNG (mulberry32), so every run and every engine sees the same workload. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function buildFilesystemWorkload(options: FilesystemWorkloadOptions = {}): FilesystemWorkload {

@@ -23,6 +23,7 @@ import {
   seededRandom,
   shuffled,
   type TestableEngine,
+  tupleKeyOf,
 } from "./shared.js";
 
 export interface MatrixTupleKey {
@@ -179,7 +180,7 @@ async function runTest(
         fail("model", -1, `the model does not compile: ${errorText(error)}`);
         return result;
       }
-      const tuples = shuffled(stage.tuples ?? [], random).map(toTupleKey);
+      const tuples = shuffled(stage.tuples ?? [], random).map(tupleKeyOf);
       if (variant === "stored") {
         for (let i = 0; i < tuples.length; i += 40) {
           try {
@@ -191,7 +192,7 @@ async function runTest(
         }
       }
       const contextualFor = (extra: readonly MatrixTupleKey[] | null | undefined): TupleKey[] => {
-        const own = shuffled(extra ?? [], random).map(toTupleKey);
+        const own = shuffled(extra ?? [], random).map(tupleKeyOf);
         return variant === "contextual" ? [...own, ...tuples] : own;
       };
       const common = (a: { context?: ConditionContext | null }) => ({
@@ -330,22 +331,6 @@ async function everyPassesCheck(
     }
   }
   return undefined;
-}
-
-function toTupleKey(t: MatrixTupleKey): TupleKey {
-  return {
-    user: t.user,
-    relation: t.relation,
-    object: t.object,
-    ...(t.condition != null
-      ? {
-          condition: {
-            name: t.condition.name,
-            ...(t.condition.context != null ? { context: t.condition.context } : {}),
-          },
-        }
-      : {}),
-  };
 }
 
 /** `"user"` -> { type: "user" }; `"group#member"` -> { type: "group", relation: "member" }. */

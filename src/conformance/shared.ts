@@ -4,6 +4,10 @@
  */
 import type { Engine, EngineOptions } from "../engine.js";
 import { isNexusError, type NexusErrorCode } from "../errors.js";
+import type { TupleKey } from "../store/tuple.js";
+import { seededRandom } from "../util/random.js";
+
+export { seededRandom };
 
 /** What the runners need of an engine, so another implementation (the WASM engine) can be tested the same way. */
 export type TestableEngine = Pick<Engine, "write" | "check" | "listObjects" | "listUsers" | "close">;
@@ -36,18 +40,6 @@ export function matchesErrorCode(error: unknown, code: number): boolean {
   return accepted !== undefined && isNexusError(error) && accepted.includes(error.code);
 }
 
-/** A small seeded PRNG (mulberry32), so a shuffled run can be replayed from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
@@ -68,4 +60,29 @@ export function sameElements(a: readonly string[], b: readonly string[]): boolea
 export function errorText(error: unknown): string {
   if (isNexusError(error)) return `${error.code}: ${error.message}`;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** A tuple as OpenFGA's test files write it (matrix tests and `fga model test` store files alike). */
+export interface FgaTupleRecord {
+  readonly user: string;
+  readonly relation: string;
+  readonly object: string;
+  readonly condition?: { readonly name: string; readonly context?: Record<string, unknown> } | null;
+}
+
+/** The engine's TupleKey for a test file's tuple record (absent/null condition parts left out). */
+export function tupleKeyOf(t: FgaTupleRecord): TupleKey {
+  return {
+    user: t.user,
+    relation: t.relation,
+    object: t.object,
+    ...(t.condition != null
+      ? {
+          condition: {
+            name: t.condition.name,
+            ...(t.condition.context != null ? { context: t.condition.context } : {}),
+          },
+        }
+      : {}),
+  };
 }

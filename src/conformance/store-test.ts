@@ -33,7 +33,7 @@ import { createEngine } from "../engine.js";
 import { NexusError } from "../errors.js";
 import type { ModelFormat } from "../model/program.js";
 import type { TupleKey } from "../store/tuple.js";
-import { type EngineFactory, errorText, sameElements, type TestableEngine } from "./shared.js";
+import { type EngineFactory, errorText, sameElements, type TestableEngine, tupleKeyOf } from "./shared.js";
 
 export interface StoreTestOptions {
   /** Reads a file the store file names (`model_file`, `tuple_file`, ...), relative to the store file. */
@@ -319,19 +319,7 @@ function toTupleKey(t: RawTuple, where: string): TupleKey {
   if (t === null || typeof t !== "object") {
     throw new NexusError("invalid_argument", `a tuple in ${where} is not an object: ${JSON.stringify(t)}`);
   }
-  return {
-    user: t.user,
-    relation: t.relation,
-    object: t.object,
-    ...(t.condition != null
-      ? {
-          condition: {
-            name: t.condition.name,
-            ...(t.condition.context != null ? { context: t.condition.context } : {}),
-          },
-        }
-      : {}),
-  };
+  return tupleKeyOf(t);
 }
 
 function parseText(text: string, what: string): unknown {

@@ -7,6 +7,7 @@ import {
   type InternKernelExports,
   MemoTable,
 } from "../../src/kernels/intern.js";
+import { seededRandom as mulberry32 } from "../../src/util/random.js";
 import { instantiateKernel, ready } from "../../src/wasm/loader.js";
 import { hashBytes } from "../twins/hash.js";
 import { ABSENT, InternerTwin, MemoTableTwin } from "../twins/intern.js";
@@ -563,14 +564,3 @@ describe("resources", () => {
     expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(before);
   });
 });
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -9,6 +9,7 @@
  * Plus one cross-tenant share (dave may read one acme file through `shared-viewer`) and one expiring grant (erin,
  * a contractor, may edit hermes until `expiresAt`).
  */
+import { seededRandom as prng } from "../../util/random.js";
 
 export interface DemoTuple {
   readonly user: string;
@@ -78,17 +79,6 @@ export interface DemoScenarioOptions {
 const PROJECTS = ["apollo", "hermes", "zeus", "athena", "hera", "ares", "demeter", "dionysus"];
 const AREAS = ["docs", "src", "data", "design"];
 const YEARS = ["2024", "2025"];
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const file = (path: string) => `file:${path}`;
 const group = (name: string) => `group:${name}`;
