@@ -4,6 +4,19 @@
  */
 
 export {
+  type ChainCheckRequest,
+  type ChainStats,
+  CheckChain,
+  type CheckChainOptions,
+  type CheckOptions,
+  type CheckResolver,
+  type FilterRequest,
+  type LayerStats,
+  type Resolution,
+  type ResolvedCheck,
+  type TigerOptions,
+} from "./cache/index.js";
+export {
   type ConformanceFailure,
   type ConformanceOptions,
   type ConformanceReport,
@@ -92,3 +105,4 @@ export type {
   WriteResult,
 } from "./store/types.js";
 export { isReady, ready, simdSupported } from "./wasm/loader.js";
+export { ChangeFeed, type ChangeListener, influenceOf } from "./watch/index.js";

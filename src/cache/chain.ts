@@ -1,0 +1,445 @@
+/**
+ * The check path, assembled: validate → choose the snapshot revision (consistency, quantization) → result cache
+ * → Bloom negative cache → singleflight → Tiger bitmaps (off by default) → evaluator, with one change feed (src/watch/) fanning out to every cache.
+ * Every layer is switched by an option and counted in stats(); with all of them off the chain is the plain
+ * reference evaluation, which the tests compare it against.
+ *
+ * ```ts
+ * await using chain = await CheckChain.open({ program: engine.program, store: engine.store });
+ * await chain.check({ user: "user:anne", relation: "viewer", object: "doc:1" });
+ * ```
+ *
+ * The chain answers exactly as Engine.check does for the same request at the same revision (same validation,
+ * same errors, same consistency rules), so the engine can delegate check / checkBulk to it.
+ *
+ * Owner: CheckChain owns its feed (one loop), its layers and their WASM filters; close() releases all of them.
+ * The store and program are the caller's.
+ */
+
+import { DEFAULT_MAX_DEPTH } from "../check/evaluation.js";
+import type { ConditionContext } from "../conditions/cel.js";
+import type { Consistency } from "../engine/consistency.js";
+import {
+  contextOf,
+  contextualTuplesOf,
+  objectOf,
+  relationOfType,
+  requestObject,
+  subjectOf,
+  subjectTenantOf,
+  tenantOf,
+} from "../engine/requests.js";
+import { describe, NexusError } from "../errors.js";
+import type { Program } from "../model/program.js";
+import type { TupleKey } from "../store/tuple.js";
+import type { TupleStore } from "../store/types.js";
+import { ChangeFeed, type ChangeFeedStats } from "../watch/feed.js";
+import { influenceOf } from "../watch/influence.js";
+import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
+import { contextText, questionKey } from "./key.js";
+import { ReferenceResolver } from "./reference.js";
+import { ResultCacheResolver } from "./result-cache.js";
+import { RevisionChooser, type RevisionStats } from "./revision.js";
+import { SingleflightResolver } from "./singleflight.js";
+import type { TigerOptions, TigerResolver } from "./tiger.js";
+import type { CheckResolver, LayerStats, ResolvedCheck } from "./types.js";
+
+/** A check request, as Engine.check takes it. */
+export interface ChainCheckRequest {
+  readonly user: string;
+  readonly relation: string;
+  readonly object: string;
+  readonly tenant?: string;
+  readonly subjectTenant?: string;
+  readonly contextualTuples?: readonly TupleKey[];
+  readonly context?: ConditionContext;
+  readonly consistency?: Consistency;
+}
+
+export interface CheckChainOptions {
+  readonly program: Program;
+  readonly store: TupleStore;
+  /** Epoch ms (default Date.now); must be the store's clock. */
+  readonly clock?: () => number;
+  /** minimize_latency reads a snapshot at most this old (default 5000 ms; 0 reads the latest). */
+  readonly quantizationWindowMs?: number;
+  /** Nested lookups before "resolution_too_complex" (default 25). */
+  readonly maxResolutionDepth?: number;
+  /** Contextual tuples allowed per request (default 1000). */
+  readonly maxContextualTuples?: number;
+  /**
+   * The innermost resolver (default: the TypeScript reference evaluator). A WASM evaluator goes here; the chain
+   * closes it.
+   */
+  readonly evaluator?: CheckResolver;
+  /** The result cache (default on). */
+  readonly resultCache?: boolean | { readonly maxEntries?: number };
+  /** The Bloom negative cache (default on; needs the change feed). */
+  readonly bloom?: boolean | BloomNegativeOptions;
+  /** Singleflight (default on). */
+  readonly singleflight?: boolean;
+  /**
+   * The Tiger cache: per (subject, permission, type) bitmaps of the allowed objects, materialised on demand
+   * (default off: materialising runs a list objects, worth it for subjects asked about many objects, and for
+   * `filter`).
+   */
+  readonly tiger?: boolean | TigerOptions;
+  /**
+   * One change feed for every cache (default on). Off: the result cache still answers within a revision, the
+   * Bloom layer is off.
+   */
+  readonly watch?: boolean;
+}
+
+export interface ValidateStats {
+  readonly layer: "validate";
+  readonly requests: number;
+  readonly rejected: number;
+}
+
+export interface ChainStats {
+  readonly validate: ValidateStats;
+  readonly revision: RevisionStats & { readonly quantizationWindowMs: number };
+  /** Outermost first: result cache, Bloom, singleflight, evaluator (a layer switched off reports enabled: false). */
+  readonly layers: readonly LayerStats[];
+  readonly feed?: ChangeFeedStats;
+}
+
+/** A filter request: which of `objects` (all of one type) may `user` access with `relation`. */
+export interface FilterRequest {
+  readonly user: string;
+  readonly relation: string;
+  /** `type:id` strings of one type. */
+  readonly objects: readonly string[];
+  readonly tenant?: string;
+  readonly subjectTenant?: string;
+  readonly consistency?: Consistency;
+}
+
+export interface CheckOptions {
+  /** Abandons this request (NexusError "aborted"); work shared with others goes on for them. */
+  readonly signal?: AbortSignal;
+}
+
+export class CheckChain implements AsyncDisposable {
+  readonly program: Program;
+  readonly store: TupleStore;
+  /** The change feed every cache follows (undefined with `watch: false`). */
+  readonly feed: ChangeFeed | undefined;
+  readonly #clock: () => number;
+  readonly #maxContextual: number;
+  readonly #revisions: RevisionChooser;
+  readonly #outer: CheckResolver;
+  readonly #tiger: TigerResolver | undefined;
+  readonly #disabled: readonly LayerStats[];
+  readonly #unsubscribe: (() => void)[];
+  #requests = 0;
+  #rejected = 0;
+  #closed = false;
+
+  private constructor(
+    options: CheckChainOptions,
+    parts: {
+      feed: ChangeFeed | undefined;
+      revisions: RevisionChooser;
+      outer: CheckResolver;
+      tiger: TigerResolver | undefined;
+      disabled: LayerStats[];
+      unsubscribe: (() => void)[];
+    },
+  ) {
+    this.#tiger = parts.tiger;
+    this.program = options.program;
+    this.store = options.store;
+    this.#clock = options.clock ?? Date.now;
+    this.#maxContextual = options.maxContextualTuples ?? 1000;
+    this.feed = parts.feed;
+    this.#revisions = parts.revisions;
+    this.#outer = parts.outer;
+    this.#disabled = parts.disabled;
+    this.#unsubscribe = parts.unsubscribe;
+  }
+
+  /** Builds the chain the options ask for and starts its change feed. */
+  static async open(options: CheckChainOptions): Promise<CheckChain> {
+    requestObject(options, "check chain options");
+    const window = options.quantizationWindowMs ?? 5000;
+    for (const [name, value, min] of [
+      ["quantizationWindowMs", window, 0],
+      ["maxResolutionDepth", options.maxResolutionDepth, 1],
+      ["maxContextualTuples", options.maxContextualTuples, 0],
+    ] as const) {
+      if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < min)) {
+        throw new NexusError(
+          "invalid_argument",
+          `${name} must be an integer ≥ ${min}, got ${describe(value)}`,
+        );
+      }
+    }
+    const { program, store } = options;
+    const clock = options.clock ?? Date.now;
+    const influence = influenceOf(program);
+    const disabled: LayerStats[] = [];
+    const off = (layer: string): LayerStats => ({
+      layer,
+      enabled: false,
+      requests: 0,
+      hits: 0,
+      misses: 0,
+      shared: 0,
+      evaluations: 0,
+      invalidations: 0,
+    });
+    const feed = options.watch === false ? undefined : await ChangeFeed.open(store);
+    const unsubscribe: (() => void)[] = [];
+    let outer: CheckResolver | undefined;
+    let tiger: TigerResolver | undefined;
+    try {
+      let resolver: CheckResolver =
+        options.evaluator ??
+        new ReferenceResolver({
+          program,
+          store,
+          maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+        });
+      if (options.tiger !== undefined && options.tiger !== false) {
+        // Loaded only when asked for: it brings roaring-wasm, which most deployments of the chain do not need.
+        const { TigerResolver } = await import("./tiger.js");
+        tiger = await TigerResolver.open(
+          resolver,
+          {
+            program,
+            store,
+            influence,
+            maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+          },
+          typeof options.tiger === "object" ? options.tiger : {},
+        );
+        if (feed !== undefined) {
+          unsubscribe.push(feed.subscribe(tiger));
+          tiger.follow(feed);
+        }
+        resolver = tiger;
+      } else {
+        disabled.push(off("tiger"));
+      }
+      if (options.singleflight !== false) resolver = new SingleflightResolver(resolver);
+      else disabled.push(off("singleflight"));
+      if (options.bloom !== false && feed !== undefined) {
+        resolver = await BloomNegativeResolver.open(
+          resolver,
+          { store, influence, source: feed },
+          typeof options.bloom === "object" ? options.bloom : {},
+        );
+      } else {
+        disabled.push(off("bloom-negative"));
+      }
+      if (options.resultCache !== false) {
+        const cache = new ResultCacheResolver(
+          resolver,
+          influence,
+          typeof options.resultCache === "object" ? options.resultCache : {},
+        );
+        if (feed !== undefined) {
+          unsubscribe.push(feed.subscribe(cache));
+          cache.follow(feed);
+        }
+        resolver = cache;
+      } else {
+        disabled.push(off("result-cache"));
+      }
+      outer = resolver;
+    } catch (error) {
+      for (const u of unsubscribe) u();
+      await tiger?.close();
+      await feed?.close();
+      throw error;
+    }
+    const revisions = new RevisionChooser({ store, clock, quantizationWindowMs: window });
+    return new CheckChain(options, { feed, revisions, outer, tiger, disabled, unsubscribe });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Whether `user` has `relation` on `object` (as Engine.check). */
+  async check(request: ChainCheckRequest, options: CheckOptions = {}): Promise<boolean> {
+    this.#assertOpen();
+    const now = this.#clock();
+    const resolved = await this.#resolved(request, now);
+    const resolution = await this.#outer.resolve(resolved, options.signal);
+    return resolution.allowed;
+  }
+
+  /**
+   * Checks many requests as one batch (answers in request order). The first failing request rejects the whole
+   * call, with its index (as Engine.checkBulk).
+   */
+  async checkMany(requests: readonly ChainCheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
+    this.#assertOpen();
+    if (!Array.isArray(requests)) {
+      throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
+    }
+    const now = this.#clock();
+    const resolved: ResolvedCheck[] = [];
+    for (const [index, request] of requests.entries()) {
+      try {
+        resolved.push(await this.#resolved(request, now));
+      } catch (error) {
+        throw withIndex(error, index);
+      }
+    }
+    const outcomes = await this.#outer.resolveMany(resolved, options.signal);
+    return outcomes.map((outcome, index) => {
+      if (outcome instanceof Error) throw withIndex(outcome, index);
+      return outcome.allowed;
+    });
+  }
+
+  /**
+   * The objects (in input order) on which `user` has `relation`: from the Tiger bitmap when the layer is on and
+   * the question is eligible (no condition on the way), else one batch through the chain.
+   */
+  async filter(request: FilterRequest, options: CheckOptions = {}): Promise<string[]> {
+    this.#assertOpen();
+    requestObject(request, "a filter request");
+    if (!Array.isArray(request.objects)) {
+      throw new NexusError("invalid_argument", `objects must be an array, got ${describe(request.objects)}`);
+    }
+    const objects = request.objects as readonly string[];
+    if (objects.length === 0) return [];
+    const now = this.#clock();
+    const base = { ...request, object: objects[0]! };
+    const first = await this.#resolved(base, now);
+    // Each object must be `type:id` of the first one's type (checked without parsing: this is the hot path).
+    const prefix = `${first.objectType}:`;
+    for (let index = 0; index < objects.length; index++) {
+      const object = objects[index];
+      if (
+        typeof object !== "string" ||
+        object.length <= prefix.length ||
+        !object.startsWith(prefix) ||
+        object === `${prefix}*` ||
+        object.includes("\u0000")
+      ) {
+        objectOf(this.program, object, `objects[${index}]`); // throws the engine's error for a malformed one
+        throw new NexusError(
+          "invalid_argument",
+          `objects must all be of one type: objects[${index}] ${describe(object)} is not a ${first.objectType}`,
+          { index },
+        );
+      }
+    }
+    const fromTiger = await this.#tiger?.filter(first, objects);
+    const allowed =
+      fromTiger ??
+      (await this.checkMany(
+        objects.map((object) => ({ ...request, object })),
+        options,
+      ));
+    return objects.filter((_, i) => allowed[i]);
+  }
+
+  stats(): ChainStats {
+    const layers = this.#outer.stats();
+    const order = ["result-cache", "bloom-negative", "singleflight", "tiger", "evaluator"];
+    const all = [...layers, ...this.#disabled].sort((a, b) => rank(order, a.layer) - rank(order, b.layer));
+    return {
+      validate: { layer: "validate", requests: this.#requests, rejected: this.#rejected },
+      revision: { ...this.#revisions.stats(), quantizationWindowMs: this.#revisions.quantizationWindowMs },
+      layers: all,
+      ...(this.feed !== undefined ? { feed: this.feed.stats() } : {}),
+    };
+  }
+
+  /** Resolves once every cache has seen every change up to `revision` (default: the store's current one). */
+  async caughtUp(revision?: number, signal?: AbortSignal): Promise<void> {
+    await this.feed?.caughtUp(revision, signal);
+  }
+
+  /** Stops the feed, closes every layer (freeing their WASM memory). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    await this.feed?.close();
+    await this.#outer.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new NexusError("closed", "the check chain is closed");
+  }
+
+  /** Validates a request (Engine.check's rules and errors) and pins it to its revision. */
+  async #resolved(request: ChainCheckRequest, now: number): Promise<ResolvedCheck> {
+    this.#requests++;
+    let tenant: string;
+    let subjectTenant: string;
+    let objectType: string;
+    let subject: ResolvedCheck["subject"];
+    let user: string;
+    let context: ConditionContext | undefined;
+    let contextualTuples: ResolvedCheck["contextualTuples"];
+    try {
+      requestObject(request, "a check request");
+      tenant = tenantOf(request.tenant);
+      subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+      objectType = objectOf(this.program, request.object).type;
+      relationOfType(this.program, objectType, request.relation);
+      ({ subject, user } = subjectOf(this.program, request.user));
+      context = contextOf(request.context);
+      contextualTuples = contextualTuplesOf(
+        this.program,
+        request.contextualTuples,
+        tenant,
+        this.#maxContextual,
+      );
+    } catch (error) {
+      this.#rejected++;
+      throw error;
+    }
+    const revision = await this.#revisions.revisionFor(request.consistency, now);
+    const text = contextualTuples.length > 0 ? undefined : contextText(context);
+    return {
+      tenant,
+      subjectTenant,
+      object: request.object,
+      objectType,
+      relation: request.relation,
+      subject,
+      user,
+      revision,
+      now,
+      context,
+      contextualTuples,
+      key:
+        text === undefined
+          ? undefined
+          : questionKey(tenant, subjectTenant, request.object, request.relation, user, text),
+    };
+  }
+}
+
+function rank(order: readonly string[], layer: string): number {
+  const i = order.indexOf(layer);
+  return i < 0 ? order.length : i;
+}
+
+function withIndex(error: unknown, index: number): unknown {
+  if (error instanceof NexusError) {
+    return new NexusError(
+      error.code,
+      `check ${index}: ${error.message}`,
+      { ...error.details, index },
+      {
+        cause: error,
+      },
+    );
+  }
+  return error;
+}

@@ -1,0 +1,18 @@
+/** The check resolver chain and its layers (see chain.ts). */
+export { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
+export {
+  type ChainCheckRequest,
+  type ChainStats,
+  CheckChain,
+  type CheckChainOptions,
+  type CheckOptions,
+  type FilterRequest,
+  type ValidateStats,
+} from "./chain.js";
+export { ReferenceResolver, type ReferenceResolverOptions } from "./reference.js";
+export { type ResultCacheOptions, ResultCacheResolver } from "./result-cache.js";
+export { RevisionChooser, type RevisionStats } from "./revision.js";
+export { SingleflightResolver } from "./singleflight.js";
+// TigerResolver itself is imported from ./tiger.js (it brings roaring-wasm); the chain loads it on demand.
+export type { TigerOptions } from "./tiger.js";
+export type { BatchOutcome, CheckResolver, LayerStats, Resolution, ResolvedCheck } from "./types.js";

@@ -1,0 +1,273 @@
+/**
+ * The result cache: answers keyed by the question and the snapshot revision they hold at (P0-1), reused across
+ * revisions when the change feed proves nothing relevant changed (P1-4).
+ *
+ * An entry computed at revision q answers a request at revision r when
+ * - r = q (an answer at a snapshot never goes stale: quantization makes every read of a window name one r), or
+ * - the change feed has delivered every change up to max(q, r), without a gap since before min(q, r), and no
+ *   change in between touched what the answer depends on: the tuple lists its evaluation read (exact: the
+ *   evaluation is a function of them), or, when the evaluator cannot tell, every tuple class the question's
+ *   (type, relation) may read (src/watch/influence.ts). The answer is then the same at both revisions.
+ * and the request's instant lies in [the instant it was computed at, the entry's `validUntil`) (expiry).
+ *
+ * A change records the revision at which its tuple list (and its class) last changed (counted as
+ * invalidations); answers that did not read it keep answering across windows, the others are replaced when next
+ * computed. The change record is bounded (`maxTrackedChanges`): when full it is dropped and reuse restarts from
+ * its floor. Entries are bounded by `maxEntries`, evicting the least recently used.
+ */
+import type { StoredChange } from "../store/types.js";
+import type { ChangeListener } from "../watch/feed.js";
+import type { InfluenceMap } from "../watch/influence.js";
+import {
+  type BatchOutcome,
+  type CheckResolver,
+  LayerCounters,
+  type LayerStats,
+  type Resolution,
+  type ResolvedCheck,
+  readKey,
+} from "./types.js";
+
+export interface ResultCacheOptions {
+  /** Most entries kept (default 100,000). */
+  readonly maxEntries?: number;
+  /** Most distinct tuple lists tracked for cross-revision reuse (default 1,000,000). */
+  readonly maxTrackedLists?: number;
+}
+
+/** What the cache knows of the change stream (a ChangeFeed, seen through the chain). */
+export interface ChangeKnowledge {
+  /** Every change up to this revision has been delivered. */
+  readonly watermark: number;
+  /** Every change after this revision has been delivered without a gap. */
+  readonly complete: number;
+}
+
+interface Entry {
+  /** What a hit returns. */
+  readonly answer: Resolution;
+  readonly revision: number;
+  readonly validUntil: number;
+  /** The request instant it was computed for (an earlier instant may still count tuples since expired). */
+  readonly computedAt: number;
+  readonly relationClass: string;
+  /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
+  readonly reads: Uint32Array | undefined;
+}
+
+export class ResultCacheResolver implements CheckResolver, ChangeListener {
+  readonly layer = "result-cache";
+  readonly #inner: CheckResolver;
+  readonly #influence: InfluenceMap;
+  readonly #maxEntries: number;
+  readonly #entries = new Map<string, Entry>();
+  /** Latest revision at which a change touched what each check class reads. */
+  readonly #changedAt = new Map<string, number>();
+  /**
+   * Tuple lists (readKey) interned to small ids, so an entry's read set is a Uint32Array rather than strings;
+   * bounded by `maxTrackedLists` (when full, every entry's read set is forgotten with it).
+   */
+  readonly #listIds = new Map<string, number>();
+  /** Latest revision at which each interned tuple list changed (-1: not since #floor). */
+  #listChangedAt: number[] = [];
+  readonly #maxTrackedLists: number;
+  /** Cross-revision reuse needs both revisions at or after this (raised when the change record is dropped). */
+  #floor = 0;
+  readonly #counters = new LayerCounters();
+  #knowledge: ChangeKnowledge | undefined;
+  #crossRevisionHits = 0;
+  #evictions = 0;
+  #stale = 0;
+
+  constructor(inner: CheckResolver, influence: InfluenceMap, options: ResultCacheOptions = {}) {
+    this.#inner = inner;
+    this.#influence = influence;
+    this.#maxEntries = options.maxEntries ?? 100_000;
+    this.#maxTrackedLists = options.maxTrackedLists ?? 1_000_000;
+  }
+
+  /** Lets the cache reuse answers across revisions, trusting the feed's watermark. */
+  follow(knowledge: ChangeKnowledge): void {
+    this.#knowledge = knowledge;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    this.#counters.requests++;
+    const hit = this.#lookup(check);
+    if (hit !== undefined) return hit;
+    this.#counters.misses++;
+    const resolution = await this.#inner.resolve(check, signal);
+    this.#store(check, resolution);
+    return resolution;
+  }
+
+  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = new Array(checks.length);
+    const missed: number[] = [];
+    for (let i = 0; i < checks.length; i++) {
+      this.#counters.requests++;
+      const hit = this.#lookup(checks[i]!);
+      if (hit !== undefined) outcomes[i] = hit;
+      else missed.push(i);
+    }
+    if (missed.length > 0) {
+      this.#counters.misses += missed.length;
+      const answers = await this.#inner.resolveMany(
+        missed.map((i) => checks[i]!),
+        signal,
+      );
+      missed.forEach((i, j) => {
+        const answer = answers[j]!;
+        outcomes[i] = answer;
+        if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
+      });
+    }
+    return outcomes;
+  }
+
+  onChanges(changes: readonly StoredChange[]): void {
+    if (this.#listIds.size + changes.length > this.#maxTrackedLists) {
+      // Forget what came before this page; its own changes are recorded below.
+      this.#forgetReads(changes[0]!.revision - 1);
+    }
+    for (const change of changes) {
+      const t = change.tuple;
+      // Interned even when no answer read it yet: an answer computed at an older revision may still arrive.
+      const id = this.#listId(readKey(t.tenant, t.object, t.relation));
+      this.#listChangedAt[id] = change.revision;
+      this.#counters.invalidations++;
+      for (const cls of this.#influence.affectedBy(change.tuple.objectType, change.tuple.relation)) {
+        const before = this.#changedAt.get(cls);
+        if (before === undefined || before < change.revision) {
+          this.#changedAt.set(cls, change.revision);
+        }
+      }
+    }
+  }
+
+  onReset(): void {
+    // Answers stay right at their own revision; only the cross-revision proof is lost, and the feed's `complete`
+    // moving past every entry's revision already withdraws it.
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.#entries.clear();
+  }
+
+  stats(): LayerStats[] {
+    return [
+      this.#counters.snapshot(this.layer, true, {
+        entries: this.#entries.size,
+        crossRevisionHits: this.#crossRevisionHits,
+        trackedLists: this.#listIds.size,
+        staleEntries: this.#stale,
+        evictions: this.#evictions,
+      }),
+      ...this.#inner.stats(),
+    ];
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear();
+    this.#changedAt.clear();
+    this.#listIds.clear();
+    this.#listChangedAt = [];
+    await this.#inner.close();
+  }
+
+  #lookup(check: ResolvedCheck): Resolution | undefined {
+    const key = check.key;
+    if (key === undefined) return undefined;
+    const entry = this.#entries.get(key);
+    if (entry === undefined || check.now >= entry.validUntil || check.now < entry.computedAt)
+      return undefined;
+    if (entry.revision !== check.revision) {
+      if (!this.#unchangedBetween(entry, check.revision)) {
+        this.#stale++;
+        return undefined;
+      }
+      this.#crossRevisionHits++;
+    }
+    this.#counters.hits++;
+    // Recently used entries move to the back of the eviction order.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry.answer;
+  }
+
+  #unchangedBetween(entry: Entry, revision: number): boolean {
+    const knowledge = this.#knowledge;
+    if (knowledge === undefined) return false;
+    const low = Math.min(entry.revision, revision);
+    const high = Math.max(entry.revision, revision);
+    if (high > knowledge.watermark || low < knowledge.complete) return false;
+    if (entry.reads !== undefined && low >= this.#floor) {
+      const changedAt = this.#listChangedAt;
+      for (const id of entry.reads) if (changedAt[id]! > low) return false;
+      return true;
+    }
+    return (this.#changedAt.get(entry.relationClass) ?? -1) <= low;
+  }
+
+  #intern(keys: readonly string[]): Uint32Array | undefined {
+    if (this.#listIds.size + keys.length > this.#maxTrackedLists) {
+      this.#forgetReads(this.#knowledge?.watermark ?? Number.POSITIVE_INFINITY);
+    }
+    const ids = new Uint32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) ids[i] = this.#listId(keys[i]!);
+    return ids;
+  }
+
+  /**
+   * The tracking table is full: forget every read set (entries fall back to class-level reuse) and track afresh;
+   * changes up to `floor` are forgotten, so read-set reuse needs both revisions at or after it.
+   */
+  #forgetReads(floor: number): void {
+    this.#listIds.clear();
+    this.#listChangedAt = [];
+    this.#floor = floor;
+    for (const [key, entry] of this.#entries) this.#entries.set(key, { ...entry, reads: undefined });
+  }
+
+  /** The id of a tuple list; a new one has not changed since #floor (every change since was interned). */
+  #listId(key: string): number {
+    let id = this.#listIds.get(key);
+    if (id === undefined) {
+      id = this.#listIds.size;
+      this.#listIds.set(key, id);
+      this.#listChangedAt.push(-1);
+    }
+    return id;
+  }
+
+  #store(check: ResolvedCheck, resolution: Resolution): void {
+    const key = check.key;
+    if (key === undefined || check.now >= resolution.validUntil) return;
+    const existing = this.#entries.get(key);
+    // Keep the newer answer when two revisions race (older reads still hit it when nothing changed between).
+    if (existing !== undefined && existing.revision > resolution.revision) return;
+    this.#entries.delete(key);
+    this.#entries.set(key, {
+      answer: {
+        allowed: resolution.allowed,
+        revision: resolution.revision,
+        validUntil: resolution.validUntil,
+      },
+      revision: resolution.revision,
+      validUntil: resolution.validUntil,
+      computedAt: check.now,
+      relationClass: `${check.objectType}#${check.relation}`,
+      reads: resolution.reads === undefined ? undefined : this.#intern(resolution.reads),
+    });
+    if (this.#entries.size > this.#maxEntries) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+      this.#evictions++;
+    }
+  }
+}

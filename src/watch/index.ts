@@ -1,0 +1,3 @@
+/** Change streams and the invalidation fan-out. */
+export { ChangeFeed, type ChangeFeedOptions, type ChangeFeedStats, type ChangeListener } from "./feed.js";
+export { type InfluenceMap, influenceOf, type RelationClass } from "./influence.js";
