@@ -23,6 +23,7 @@ interface NeedleKernel {
   count(): number;
   sparePages(): number;
   setMergeThreshold(n: number): void;
+  l0Capacity(): number;
   flush(): void;
   clear(): void;
   readRange(start: number, n: number): number;
@@ -135,7 +136,8 @@ export class NeedleIndex {
 
   /**
    * Looks up many keys at once: `keys` holds (lo, hi) pairs; `out` receives (offset/8, packed) pairs where
-   * packed = volume << 18 | length/8 (0 = absent; length/8 = LEN_LARGE means call get() for the length).
+   * packed = volume << 18 | length/8 (an absent key gives (0, 0); length/8 = LEN_LARGE means call get() for the
+   * length).
    * Returns how many keys were found. This is the fast path (one kernel call per 4096 keys).
    */
   lookupMany(keys: Uint32Array, out: Uint32Array = new Uint32Array(keys.length)): number {
@@ -189,9 +191,20 @@ export class NeedleIndex {
     this.#k.flush();
   }
 
-  /** Tests only: how many L0 entries trigger a merge (1..4096). */
+  /**
+   * Tests only: caps how many pending inserts (L0) trigger a merge (≥ 1; 0 restores the default, which is L0's
+   * capacity: it grows with the index so that building an index of N entries costs O(N) entry moves).
+   */
   setMergeThreshold(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+      throw new NexusError("invalid_argument", `merge threshold must be an integer ≥ 0, got ${n}`, { n });
+    }
     this.#k.setMergeThreshold(n);
+  }
+
+  /** Tests only: slots in L0's table (pending inserts; it grows with the index). */
+  get pendingSlots(): number {
+    return this.#k.l0Capacity();
   }
 
   clear(): void {

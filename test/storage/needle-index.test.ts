@@ -1,7 +1,12 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NexusError } from "../../src/errors.js";
-import { keyHalves, NeedleIndex } from "../../src/storage/needle-index.js";
+import {
+  type IndexEntry,
+  keyHalves,
+  NeedleIndex,
+  type NeedleLocation,
+} from "../../src/storage/needle-index.js";
 import { ready } from "../../src/wasm/loader.js";
 import { NeedleIndexTwin } from "../twins/needle.js";
 
@@ -11,6 +16,8 @@ type Op =
   | { kind: "set"; key: number; volume: number; off8: number; len8: number }
   | { kind: "remove"; key: number }
   | { kind: "get"; key: number }
+  // A get() that misses, then set() of the same key: the kernel skips the second search (its miss memo).
+  | { kind: "getThenSet"; key: number; volume: number; off8: number; len8: number }
   | { kind: "flush" };
 
 // Keys from a small pool spread over the key space, with some sharing the top 16 bits (same directory bucket)
@@ -35,13 +42,38 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ kind: fc.constant("remove" as const), key: fc.nat(300) }), weight: 2 },
   { arbitrary: fc.record({ kind: fc.constant("get" as const), key: fc.nat(300) }), weight: 2 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("getThenSet" as const),
+      key: fc.nat(300),
+      volume: fc.integer({ min: 1, max: 16383 }),
+      off8: fc.nat(2 ** 32 - 1),
+      len8: fc.integer({ min: 1, max: 2 ** 20 }),
+    }),
+    weight: 2,
+  },
   { arbitrary: fc.constant({ kind: "flush" as const }), weight: 1 },
 );
 
+/** Entries as [lo, hi, volume, offset/8, length/8, ...], in iteration order. */
+function flatEntries(entries: Iterable<IndexEntry>): Float64Array {
+  const out: number[] = [];
+  for (const e of entries) out.push(e.lo, e.hi, e.volume, e.offset / 8, e.length / 8);
+  return Float64Array.from(out);
+}
+
+function sameArrays(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 describe("needle index kernel against its twin", () => {
   it("agrees on every operation, across merges", () => {
+    // threshold 0: merges when L0 is full (by capacity), the default.
+    const thresholdArb = fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 64 }));
     fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 400 }), fc.integer({ min: 1, max: 64 }), (ops, threshold) => {
+      fc.property(fc.array(opArb, { maxLength: 400 }), thresholdArb, (ops, threshold) => {
         const index = NeedleIndex.createSync();
         index.setMergeThreshold(threshold);
         const twin = new NeedleIndexTwin();
@@ -51,7 +83,11 @@ describe("needle index kernel against its twin", () => {
             continue;
           }
           const [lo, hi] = keyOf(op.key);
-          if (op.kind === "set") {
+          if (op.kind === "getThenSet") {
+            expect(index.get(lo, hi)).toEqual(twin.get(lo, hi));
+            const loc = { volume: op.volume, offset: op.off8 * 8, length: op.len8 * 8 };
+            expect(index.set(lo, hi, loc)).toBe(twin.set(lo, hi, loc));
+          } else if (op.kind === "set") {
             const loc = { volume: op.volume, offset: op.off8 * 8, length: op.len8 * 8 };
             expect(index.set(lo, hi, loc)).toBe(twin.set(lo, hi, loc));
           } else if (op.kind === "remove") {
@@ -80,6 +116,79 @@ describe("needle index kernel against its twin", () => {
         index.close();
       }),
       { numRuns: 150 },
+    );
+  });
+
+  it("builds the same index with its growing L0 as with a small fixed one, across long streams with duplicates and removals", () => {
+    // What opening a store does: get() then set() of each logged needle, in log order, with re-puts and deletes.
+    // `grown` merges when its L0 is full (L0 grows with the base: few merges, runs copied whole); `small` merges
+    // every 4,000 inserts (the old fixed L0). Both must equal the twin.
+    const seedArb = fc.integer({ min: 1, max: 2 ** 31 - 1 });
+    fc.assert(
+      fc.property(seedArb, (seed0) => {
+        let seed = seed0;
+        const rnd = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+        const poolSize = 520_000;
+        const pool = new Uint32Array(2 * poolSize);
+        for (let i = 0; i < pool.length; i++) pool[i] = rnd();
+        // Some keys share their top bits (one directory bucket) or their low 48 bits.
+        for (let i = 0; i < 2000; i++) {
+          pool[2 * i + 1] = (pool[2 * i + 1]! & 0xffff) | 0x7a7a0000;
+          pool[2 * (i + 2000)] = pool[2 * i]!;
+          pool[2 * (i + 2000) + 1] = (pool[2 * i + 1]! & 0xffff) | ((pool[2 * (i + 2000) + 1]! >>> 16) << 16);
+        }
+        const grown = NeedleIndex.createSync();
+        const small = NeedleIndex.createSync();
+        small.setMergeThreshold(4000);
+        const twin = new NeedleIndexTwin();
+        let mismatches = 0; // counted, not expect()ed per operation: 600,000 expect calls would take seconds
+        const agree = (a: unknown, b: unknown) => {
+          if (a !== b) mismatches++;
+        };
+        const sameLoc = (a: NeedleLocation | undefined, b: NeedleLocation | undefined) => {
+          if (a?.volume !== b?.volume || a?.offset !== b?.offset || a?.length !== b?.length) mismatches++;
+        };
+        for (let n = 0; n < poolSize; n++) {
+          // Mostly a fresh key; else a re-put of an early key or of any key seen so far.
+          const r = rnd();
+          const pick = r % 10;
+          const i = pick < 7 ? n : pick < 9 ? rnd() % Math.max(1, n >>> 2) : rnd() % (n + 1);
+          const lo = pool[2 * i]!;
+          const hi = pool[2 * i + 1]!;
+          if (r % 23 === 0) {
+            const gone = twin.remove(lo, hi);
+            agree(grown.remove(lo, hi), gone);
+            agree(small.remove(lo, hi), gone);
+            continue;
+          }
+          const loc = { volume: 1 + (r % 9000), offset: (n % 2 ** 20) * 8, length: 8 * (1 + (r >>> 20)) };
+          const was = twin.get(lo, hi);
+          sameLoc(grown.get(lo, hi), was);
+          if (r % 5 === 0) sameLoc(small.get(lo, hi), was);
+          const isNew = twin.set(lo, hi, loc);
+          agree(grown.set(lo, hi, loc), isNew);
+          agree(small.set(lo, hi, loc), isNew);
+        }
+        expect(mismatches).toBe(0);
+        expect(grown.pendingSlots).toBeGreaterThan(8192); // L0 grew with the base at least once
+        expect(grown.size).toBe(twin.size);
+        expect(small.size).toBe(twin.size);
+        // Batched lookups over the whole pool, before and after the last merge.
+        const outGrown = new Uint32Array(pool.length);
+        const outSmall = new Uint32Array(pool.length);
+        const found = grown.lookupMany(pool, outGrown);
+        expect(small.lookupMany(pool, outSmall)).toBe(found);
+        expect(sameArrays(outGrown, outSmall)).toBe(true);
+        // Compared as flat arrays: toEqual over 400,000 objects takes vitest many seconds.
+        const expected = flatEntries(twin.entries());
+        expect(sameArrays(flatEntries(grown.entries()), expected)).toBe(true);
+        expect(sameArrays(flatEntries(small.entries()), expected)).toBe(true);
+        expect(grown.lookupMany(pool, outGrown)).toBe(found);
+        expect(sameArrays(outGrown, outSmall)).toBe(true);
+        grown.close();
+        small.close();
+      }),
+      { numRuns: 1 }, // one long stream (≈3 s): the small cases above cover the rest
     );
   });
 

@@ -27,9 +27,10 @@ export class NeedleIndexTwin {
 
   /** Entries in key order (unsigned 64-bit), as the kernel yields them. */
   entries(): IndexEntry[] {
+    // Sorted by (hi, lo) as numbers: the same order as the u64 key, and far faster than comparing BigInts.
     return [...this.#map.entries()]
-      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      .map(([key, loc]) => ({ lo: Number(key & 0xffffffffn), hi: Number(key >> 32n), ...loc }));
+      .map(([key, loc]) => ({ lo: Number(key & 0xffffffffn), hi: Number(key >> 32n), ...loc }))
+      .sort((a, b) => a.hi - b.hi || a.lo - b.lo);
   }
 }
 
