@@ -20,9 +20,12 @@ mkdirSync(outDir, { recursive: true });
 mkdirSync(genDir, { recursive: true });
 
 const asc = join(root, "node_modules", "assemblyscript", "bin", "asc.js");
+// Layers compiled into another kernel (evaluate imports graph and leopard) and never instantiated alone.
+const layersOnly = new Set(["graph", "leopard"]);
 const kernels = readdirSync(join(root, "assembly"))
   .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
   .map((f) => f.slice(0, -3))
+  .filter((name) => !layersOnly.has(name))
   .sort();
 
 // Kernels that also ship a build without SIMD, chosen at load time where SIMD is missing.

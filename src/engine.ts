@@ -42,6 +42,8 @@ import {
 } from "./engine/requests.js";
 import { type Change, changeStream } from "./engine/watch.js";
 import { describe, NexusError } from "./errors.js";
+import { FastEvaluator } from "./fast/evaluator.js";
+import { listObjectsFast } from "./fast/list-objects.js";
 import { compileModel } from "./model/index.js";
 import type { ModelFormat, Program } from "./model/program.js";
 import { validateProgram } from "./model/validate.js";
@@ -56,6 +58,7 @@ import {
   toTupleKey,
 } from "./store/tuple.js";
 import type { TupleSnapshot, TupleStore } from "./store/types.js";
+import { ready } from "./wasm/loader.js";
 
 export type { Consistency } from "./engine/consistency.js";
 export type { Change } from "./engine/watch.js";
@@ -77,6 +80,13 @@ export interface EngineOptions {
   readonly maxContextualTuples?: number;
   /** Changelog retention of the default in-memory store (watch tokens older than it are "invalid_token"). */
   readonly changelog?: { readonly maxEntries?: number; readonly maxAgeMs?: number };
+  /**
+   * Who answers checks: "wasm" (the default where the WASM kernel loads) evaluates over a compiled tuple graph
+   * and hands what it does not evaluate (contextual tuples, conditional or expiring tuples on the path,
+   * cross-tenant subjects) to "reference", the TypeScript evaluator; answers are the same either way.
+   * Asking for "wasm" where the kernel cannot load is "kernel_unavailable".
+   */
+  readonly evaluator?: "wasm" | "reference";
 }
 
 /** Tuples to delete: what identifies a tuple (a condition or expiry given is ignored). */
@@ -165,9 +175,17 @@ export class Engine implements AsyncDisposable {
   readonly #maxDepth: number;
   readonly #maxContextual: number;
   readonly #closing = new AbortController();
+  readonly #fast: FastEvaluator | undefined;
 
   /** Use createEngine(). */
-  constructor(program: Program, store: TupleStore, ownsStore: boolean, options: EngineOptions) {
+  constructor(
+    program: Program,
+    store: TupleStore,
+    ownsStore: boolean,
+    options: EngineOptions,
+    fast?: FastEvaluator,
+  ) {
+    this.#fast = fast;
     this.program = program;
     this.store = store;
     this.#ownsStore = ownsStore;
@@ -179,6 +197,16 @@ export class Engine implements AsyncDisposable {
 
   get closed(): boolean {
     return this.#closing.signal.aborted;
+  }
+
+  /** Which evaluator answers checks ("wasm" routes what it does not evaluate to "reference"). */
+  get evaluator(): "wasm" | "reference" {
+    return this.#fast === undefined ? "reference" : "wasm";
+  }
+
+  /** The WASM fast path (counters, memory), when it is in use. */
+  get fastPath(): FastEvaluator | undefined {
+    return this.#fast;
   }
 
   /** Writes and deletes tuples atomically: all of them at one new revision, or none (the error says which). */
@@ -229,9 +257,20 @@ export class Engine implements AsyncDisposable {
 
   /** Whether `user` has `relation` on `object`. */
   async check(request: CheckRequest): Promise<boolean> {
+    return this.#check(request, true);
+  }
+
+  async #check(request: CheckRequest, tryFast: boolean): Promise<boolean> {
     this.#assertOpen();
     requestObject(request, "a check request");
     const { query, options } = this.#checkQuery(request);
+    if (tryFast && this.#fast !== undefined && !hasContextualTuples(options)) {
+      contextOf(options.context); // the same validation as the reference path
+      const revision = await this.revisionFor(options.consistency);
+      const answer = await this.#fast.check(query, revision);
+      if (answer instanceof NexusError) throw answer;
+      if (answer !== undefined) return answer;
+    }
     return this.#evaluate(query.tenant, options, (ev) => check(ev, query));
   }
 
@@ -239,10 +278,16 @@ export class Engine implements AsyncDisposable {
   async checkBulk(requests: readonly CheckRequest[]): Promise<boolean[]> {
     this.#assertOpen();
     const list = arrayOf(requests, "requests") as CheckRequest[];
+    const fastAnswers = this.#fast === undefined ? undefined : await this.#fastBulk(list);
     const answers: boolean[] = [];
     for (const [index, request] of list.entries()) {
       try {
-        answers.push(await this.check(request));
+        const fast = fastAnswers?.[index];
+        if (fast instanceof Error) throw fast;
+        // Requests the batch did not answer (routed, or with contextual tuples) go through the reference.
+        answers.push(
+          typeof fast === "boolean" ? fast : await this.#check(request, fastAnswers === undefined),
+        );
       } catch (error) {
         if (error instanceof NexusError) {
           throw new NexusError(
@@ -269,8 +314,12 @@ export class Engine implements AsyncDisposable {
     const type = typeOf(this.program, request.type);
     relationOfType(this.program, type, request.relation);
     const { subject, user } = subjectOf(this.program, request.user);
+    const query = { tenant, type, relation: request.relation, subject, user, subjectTenant };
+    const fast = this.#fast;
     return this.#evaluate(tenant, request, (ev) =>
-      listObjects(ev, { tenant, type, relation: request.relation, subject, user, subjectTenant }),
+      fast !== undefined && !hasContextualTuples(request)
+        ? listObjectsFast(fast, ev, query)
+        : listObjects(ev, query),
     );
   }
 
@@ -424,6 +473,7 @@ export class Engine implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
+    await this.#fast?.close();
     if (this.#ownsStore) await this.store.close();
   }
 
@@ -435,6 +485,57 @@ export class Engine implements AsyncDisposable {
 
   #assertOpen(): void {
     if (this.#closing.signal.aborted) throw new NexusError("closed", "the engine is closed");
+  }
+
+  /**
+   * The fast path's answers for a batch, in request order: a boolean, an error to report for that request
+   * (invalid request, or resolution too complex), or undefined (the request goes through check()). Requests are
+   * grouped by the revision their consistency resolves to (each distinct consistency resolved once), then each
+   * group is one fast-path batch.
+   */
+  async #fastBulk(list: readonly CheckRequest[]): Promise<(boolean | Error | undefined)[]> {
+    const fast = this.#fast!;
+    const out: (boolean | Error | undefined)[] = new Array(list.length).fill(undefined);
+    const revisions = new Map<unknown, Promise<number>>();
+    const groups = new Map<number, { queries: CheckQuery[]; indices: number[] }>();
+    for (const [index, request] of list.entries()) {
+      let query: CheckQuery;
+      let options: QueryOptions;
+      try {
+        requestObject(request, "a check request");
+        ({ query, options } = this.#checkQuery(request));
+        if (hasContextualTuples(options)) continue;
+        contextOf(options.context);
+      } catch (error) {
+        out[index] = error as Error;
+        continue;
+      }
+      const c = options.consistency;
+      const key = typeof c === "object" && c !== null ? `token:${String(c.atLeastAsFresh)}` : c;
+      let revision = revisions.get(key);
+      if (revision === undefined) {
+        revision = this.revisionFor(c);
+        revisions.set(key, revision);
+      }
+      let value: number;
+      try {
+        value = await revision;
+      } catch (error) {
+        out[index] = error as Error;
+        continue;
+      }
+      const group = groups.get(value);
+      if (group === undefined) groups.set(value, { queries: [query], indices: [index] });
+      else {
+        group.queries.push(query);
+        group.indices.push(index);
+      }
+    }
+    for (const [revision, group] of groups) {
+      const answers = await fast.checkMany(group.queries, revision);
+      for (const [k, index] of group.indices.entries()) out[index] = answers[k];
+    }
+    return out;
   }
 
   #checkQuery(request: CheckRequest): { query: CheckQuery; options: QueryOptions } {
@@ -493,6 +594,12 @@ export class Engine implements AsyncDisposable {
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   requestObject(options, "engine options");
+  if (options.evaluator !== undefined && options.evaluator !== "wasm" && options.evaluator !== "reference") {
+    throw new NexusError(
+      "invalid_argument",
+      `evaluator must be "wasm" or "reference", got ${describe(options.evaluator)}`,
+    );
+  }
   for (const [name, value, min] of [
     ["quantizationWindowMs", options.quantizationWindowMs, 0],
     ["maxResolutionDepth", options.maxResolutionDepth, 1],
@@ -526,7 +633,29 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         : {}),
       ...(options.changelog?.maxAgeMs !== undefined ? { changelogMaxAgeMs: options.changelog.maxAgeMs } : {}),
     });
-  return new Engine(program, store, options.store === undefined, options);
+  let fast: FastEvaluator | undefined;
+  if (options.evaluator !== "reference") {
+    try {
+      await ready();
+      fast = new FastEvaluator({
+        program,
+        store,
+        maxDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+      });
+    } catch (error) {
+      // Where the kernel cannot load, the default quietly uses the reference; an explicit "wasm" is an error.
+      if (options.evaluator === "wasm") {
+        if (options.store === undefined) await store.close();
+        throw error;
+      }
+    }
+  }
+  return new Engine(program, store, options.store === undefined, options, fast);
+}
+
+function hasContextualTuples(options: QueryOptions): boolean {
+  const c = options.contextualTuples;
+  return c !== undefined && (!Array.isArray(c) || c.length > 0);
 }
 
 function isProgram(model: unknown): model is Program {

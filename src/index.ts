@@ -53,6 +53,13 @@ export {
   type WriteResponse,
 } from "./engine.js";
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
+export {
+  type FastAnswer,
+  FastEvaluator,
+  type FastEvaluatorOptions,
+  type FastEvaluatorStats,
+  type RouteReason,
+} from "./fast/evaluator.js";
 export { BloomFilter, type BloomKey, type BloomPlan, planBloomFilter } from "./kernels/bloom.js";
 export { ReedSolomon, type ReedSolomonOptions } from "./kernels/erasure.js";
 export {

@@ -1,0 +1,531 @@
+// The compiled tuple graph of one tenant at one revision, over raw linear memory: what the evaluator (evaluate.ts)
+// walks and what the TypeScript side (src/fast/graph.ts) keeps in step with the store's changelog.
+//
+// Symbols are u32s from the interner (intern.ts) shared by every graph of the kernel instance: an object `type:id`
+// (also a wildcard `type:*`) is one symbol; a relation name is a small dense id the TypeScript side assigns. A
+// subject is the pair (object symbol, relation id), with NO_REL for a plain object or wildcard.
+//
+// Layout (a graph is a header; everything else is reached from it):
+//   nodes    memo (object, relation) -> node record: [u32 flagged][usize objects][usize usersets][u32 edges]
+//            flagged  tuples on this node the kernel does not evaluate (conditions, expiry, cross-tenant
+//                     subjects): evaluation that reads the node hands the whole check to the reference
+//            objects  vector of plain-object subjects (u32 each): the parents a tuple-to-userset follows
+//            usersets vector of userset subjects ((u32 object, u32 relation) each): what `direct` recurses into
+//            edges    evaluable tuples on the node, so it is freed when empty
+//            wildcards vector of wildcard subjects (u32 each): what the Leopard index (leopard.ts) needs
+//   edges    memo (object, relation, subject object, subject relation) -> 1: exact and wildcard lookups in O(1)
+//   subjects memo (subject object, subject relation) -> vector of (object, relation): the reverse adjacency
+//            (list objects, the Leopard index's maintenance)
+// A vector is one block [u32 length][u32 capacity][entries], entries in insertion order (so in the store's read
+// order: the evaluator visits usersets in the same order as the reference evaluator, which its per-check memo
+// makes observable in cyclic models). Removal keeps that order (a shift), so it costs O(list length).
+//
+// Per-node vectors rather than one global CSR array: the graph is updated in place on every write, and a vector
+// per adjacency list is CSR's contiguous layout without its rebuild.
+//
+// Failure model: an allocation memory.grow cannot satisfy traps; the TypeScript side then discards the graph and
+// rebuilds it (or answers with the reference evaluator), so a trap never leaves a half-applied graph in use.
+export * from "./intern";
+import {
+  memo_clear,
+  memo_copy_entries,
+  memo_delete2,
+  memo_delete4,
+  memo_free,
+  memo_get2,
+  memo_get4,
+  memo_memory_bytes,
+  memo_new,
+  memo_set2,
+  memo_set4,
+  memo_size,
+} from "./intern";
+
+// @ts-ignore: decorator
+@inline const ABSENT: u32 = 0xffffffff;
+
+// Subject kinds as the TypeScript side passes them.
+// @ts-ignore: decorator
+@inline const KIND_OBJECT: u32 = 0;
+// @ts-ignore: decorator
+@inline const KIND_WILDCARD: u32 = 1;
+// @ts-ignore: decorator
+@inline const KIND_USERSET: u32 = 2;
+
+// Graph header.
+// @ts-ignore: decorator
+@inline const G_NODES: usize = 0;
+// @ts-ignore: decorator
+@inline const G_EDGES: usize = 4;
+// @ts-ignore: decorator
+@inline const G_SUBJECTS: usize = 8;
+// @ts-ignore: decorator
+@inline const G_TUPLES: usize = 12;
+// @ts-ignore: decorator
+@inline const G_FLAGGED: usize = 16;
+// @ts-ignore: decorator
+@inline const G_VECTOR_BYTES: usize = 20;
+// @ts-ignore: decorator
+@inline const G_LEOPARD: usize = 24;
+// @ts-ignore: decorator
+@inline const G_FACTS: usize = 28;
+// @ts-ignore: decorator
+@inline const G_FACT_NODES: usize = 32;
+// @ts-ignore: decorator
+@inline const G_HEADER: usize = 36;
+
+// Node record.
+// @ts-ignore: decorator
+@inline const N_FLAGGED: usize = 0;
+// @ts-ignore: decorator
+@inline const N_OBJECTS: usize = 4;
+// @ts-ignore: decorator
+@inline const N_USERSETS: usize = 8;
+// @ts-ignore: decorator
+@inline const N_EDGES: usize = 12;
+// @ts-ignore: decorator
+@inline const N_WILDCARDS: usize = 16;
+// @ts-ignore: decorator
+@inline const N_SIZE: usize = 20;
+
+// @ts-ignore: decorator
+@inline const VEC_HEADER: usize = 8;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Symbol types: symbol -> type id, kernel-wide (symbols are), written by the TypeScript side when it interns.
+// ---------------------------------------------------------------------------------------------------------------
+
+let symbolTypes: usize = 0;
+let symbolTypesCap: u32 = 0;
+
+/** Records the type of `count` symbols (u32 pairs symbol, type at `pairs`). */
+export function symbols_set_types(pairs: usize, count: u32): void {
+  for (let i: u32 = 0; i < count; i++) {
+    const symbol = load<u32>(pairs + ((<usize>i) << 3));
+    const type = load<u32>(pairs + ((<usize>i) << 3), 4);
+    if (symbol >= symbolTypesCap) {
+      let cap = max<u32>(symbolTypesCap << 1, 1024);
+      while (cap <= symbol) cap <<= 1;
+      const next = heap.alloc((<usize>cap) << 2);
+      memory.fill(next, 0xff, (<usize>cap) << 2);
+      if (symbolTypes != 0) {
+        memory.copy(next, symbolTypes, (<usize>symbolTypesCap) << 2);
+        heap.free(symbolTypes);
+      }
+      symbolTypes = next;
+      symbolTypesCap = cap;
+    }
+    store<u32>(symbolTypes + ((<usize>symbol) << 2), type);
+  }
+}
+
+/** The type id of a symbol (ABSENT if never recorded). */
+// @ts-ignore: decorator
+@inline
+export function symbolType(symbol: u32): u32 {
+  return symbol < symbolTypesCap ? load<u32>(symbolTypes + ((<usize>symbol) << 2)) : ABSENT;
+}
+
+export function symbols_type(symbol: u32): u32 {
+  return symbolType(symbol);
+}
+
+export function symbols_memory_bytes(): usize {
+  return (<usize>symbolTypesCap) << 2;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Vectors of 1- or 2-word entries.
+// ---------------------------------------------------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline
+export function vecLength(v: usize): u32 {
+  return v == 0 ? 0 : load<u32>(v);
+}
+
+/** Appends an entry; returns the (possibly moved) vector. */
+export function vec_push(g: usize, v: usize, words: u32, a: u32, b: u32): usize {
+  const entry: usize = (<usize>words) << 2;
+  if (v == 0) {
+    v = heap.alloc(VEC_HEADER + 2 * entry);
+    store<u32>(v, 0);
+    store<u32>(v, 2, 4);
+    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) + <u32>(VEC_HEADER + 2 * entry), G_VECTOR_BYTES);
+  }
+  const length = load<u32>(v);
+  const cap = load<u32>(v, 4);
+  if (length == cap) {
+    const grown = cap + (cap >> 1) + 2;
+    v = heap.realloc(v, VEC_HEADER + <usize>grown * entry);
+    store<u32>(v, grown, 4);
+    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) + <u32>(<usize>(grown - cap) * entry), G_VECTOR_BYTES);
+  }
+  const at = v + VEC_HEADER + <usize>length * entry;
+  store<u32>(at, a);
+  if (words == 2) store<u32>(at, b, 4);
+  store<u32>(v, length + 1);
+  return v;
+}
+
+/** Removes the first entry equal to (a[, b]), keeping order; returns the vector, 0 once empty (freed). */
+export function vec_remove(g: usize, v: usize, words: u32, a: u32, b: u32): usize {
+  if (v == 0) return 0;
+  const entry: usize = (<usize>words) << 2;
+  const length = load<u32>(v);
+  const base = v + VEC_HEADER;
+  for (let i: u32 = 0; i < length; i++) {
+    const at = base + <usize>i * entry;
+    if (load<u32>(at) != a || (words == 2 && load<u32>(at, 4) != b)) continue;
+    memory.copy(at, at + entry, <usize>(length - 1 - i) * entry);
+    store<u32>(v, length - 1);
+    break;
+  }
+  if (load<u32>(v) == 0) {
+    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) - <u32>(VEC_HEADER + <usize>load<u32>(v, 4) * entry), G_VECTOR_BYTES);
+    heap.free(v);
+    return 0;
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The graph.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** A new, empty graph. */
+export function graph_new(seedLo: u32, seedHi: u32): usize {
+  const g = heap.alloc(G_HEADER);
+  memory.fill(g, 0, G_HEADER);
+  store<usize>(g, memo_new(2, seedLo, seedHi), G_NODES);
+  store<usize>(g, memo_new(4, seedLo ^ 0x9e3779b9, seedHi), G_EDGES);
+  store<usize>(g, memo_new(2, seedLo ^ 0x85ebca6b, seedHi), G_SUBJECTS);
+  store<usize>(g, memo_new(4, seedLo ^ 0xc2b2ae35, seedHi), G_FACTS);
+  store<usize>(g, memo_new(2, seedLo ^ 0x27d4eb2f, seedHi), G_FACT_NODES);
+  return g;
+}
+
+/** Frees the graph and every vector and node record it holds. */
+export function graph_free(g: usize): void {
+  const nodes = load<usize>(g, G_NODES);
+  const subjects = load<usize>(g, G_SUBJECTS);
+  freeValues(nodes, 2, true);
+  freeValues(subjects, 2, false);
+  memo_free(load<usize>(g, G_FACTS));
+  memo_free(load<usize>(g, G_FACT_NODES));
+  memo_free(nodes);
+  memo_free(subjects);
+  memo_free(load<usize>(g, G_EDGES));
+  heap.free(g);
+}
+
+function freeValues(table: usize, arity: u32, nodeRecords: bool): void {
+  const n = memo_size(table);
+  if (n == 0) return;
+  const keys = heap.alloc(<usize>n * arity * 4);
+  const values = heap.alloc(<usize>n * 4);
+  memo_copy_entries(table, keys, values);
+  for (let i: u32 = 0; i < n; i++) {
+    const p = <usize>load<u32>(values + ((<usize>i) << 2));
+    if (nodeRecords) {
+      const objects = load<usize>(p, N_OBJECTS);
+      const usersets = load<usize>(p, N_USERSETS);
+      const wildcards = load<usize>(p, N_WILDCARDS);
+      if (objects != 0) heap.free(objects);
+      if (usersets != 0) heap.free(usersets);
+      if (wildcards != 0) heap.free(wildcards);
+    }
+    heap.free(p);
+  }
+  heap.free(keys);
+  heap.free(values);
+}
+
+/** A node's flagged-tuple count, plain-object subject vector and userset subject vector (0 when empty). */
+// @ts-ignore: decorator
+@inline
+export function nodeFlagged(node: usize): u32 {
+  return load<u32>(node, N_FLAGGED);
+}
+// @ts-ignore: decorator
+@inline
+export function nodeObjects(node: usize): usize {
+  return load<usize>(node, N_OBJECTS);
+}
+// @ts-ignore: decorator
+@inline
+export function nodeUsersets(node: usize): usize {
+  return load<usize>(node, N_USERSETS);
+}
+// @ts-ignore: decorator
+@inline
+export function nodeWildcards(node: usize): usize {
+  return load<usize>(node, N_WILDCARDS);
+}
+/** Address of a vector's first entry. */
+// @ts-ignore: decorator
+@inline
+export function vecEntries(v: usize): usize {
+  return v + VEC_HEADER;
+}
+
+/** The node record of (object, relation), or 0 when it has no tuple. */
+// @ts-ignore: decorator
+@inline
+export function graphNode(g: usize, object: u32, relation: u32): usize {
+  const p = memo_get2(load<usize>(g, G_NODES), object, relation);
+  return p == ABSENT ? 0 : <usize>p;
+}
+
+/** Whether the evaluable tuple object#relation@(subject, subjectRelation) exists. */
+// @ts-ignore: decorator
+@inline
+export function graphHasEdge(g: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): bool {
+  return memo_get4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) != ABSENT;
+}
+
+/** The reverse-adjacency vector of a subject ((object, relation) entries), 0 if none. */
+// @ts-ignore: decorator
+@inline
+export function graphSubjectVector(g: usize, subject: u32, subjectRelation: u32): usize {
+  const v = memo_get2(load<usize>(g, G_SUBJECTS), subject, subjectRelation);
+  return v == ABSENT ? 0 : <usize>v;
+}
+
+function nodeFor(g: usize, object: u32, relation: u32): usize {
+  const nodes = load<usize>(g, G_NODES);
+  const p = memo_get2(nodes, object, relation);
+  if (p != ABSENT) return <usize>p;
+  const node = heap.alloc(N_SIZE);
+  memory.fill(node, 0, N_SIZE);
+  memo_set2(nodes, object, relation, <u32>node);
+  return node;
+}
+
+function dropNodeIfEmpty(g: usize, object: u32, relation: u32, node: usize): void {
+  if (load<u32>(node, N_FLAGGED) != 0 || load<u32>(node, N_EDGES) != 0) return;
+  memo_delete2(load<usize>(g, G_NODES), object, relation);
+  heap.free(node);
+}
+
+/**
+ * Adds the tuple object#relation@subject. `kind`: 0 plain object, 1 wildcard, 2 userset (subjectRelation is
+ * NO_REL unless a userset). A `flagged` tuple is only counted on its node. Returns 1 if added, 0 if it was there.
+ */
+export function graph_add(
+  g: usize,
+  object: u32,
+  relation: u32,
+  subject: u32,
+  subjectRelation: u32,
+  kind: u32,
+  flagged: u32,
+): i32 {
+  if (flagged != 0) {
+    const node = nodeFor(g, object, relation);
+    store<u32>(node, load<u32>(node, N_FLAGGED) + 1, N_FLAGGED);
+    store<u32>(g, load<u32>(g, G_FLAGGED) + 1, G_FLAGGED);
+    return 1;
+  }
+  const edges = load<usize>(g, G_EDGES);
+  if (memo_get4(edges, object, relation, subject, subjectRelation) != ABSENT) return 0;
+  memo_set4(edges, object, relation, subject, subjectRelation, 1);
+  const node = nodeFor(g, object, relation);
+  store<u32>(node, load<u32>(node, N_EDGES) + 1, N_EDGES);
+  if (kind == KIND_OBJECT) {
+    store<usize>(node, vec_push(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
+  } else if (kind == KIND_USERSET) {
+    store<usize>(node, vec_push(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
+  } else {
+    store<usize>(node, vec_push(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
+  }
+  const subjects = load<usize>(g, G_SUBJECTS);
+  const v = memo_get2(subjects, subject, subjectRelation);
+  const grown = vec_push(g, v == ABSENT ? 0 : <usize>v, 2, object, relation);
+  memo_set2(subjects, subject, subjectRelation, <u32>grown);
+  store<u32>(g, load<u32>(g, G_TUPLES) + 1, G_TUPLES);
+  return 1;
+}
+
+/** Removes a tuple added with the same arguments. Returns 1 if removed, 0 if it was not there. */
+export function graph_remove(
+  g: usize,
+  object: u32,
+  relation: u32,
+  subject: u32,
+  subjectRelation: u32,
+  kind: u32,
+  flagged: u32,
+): i32 {
+  const nodes = load<usize>(g, G_NODES);
+  const p = memo_get2(nodes, object, relation);
+  if (p == ABSENT) return 0;
+  const node = <usize>p;
+  if (flagged != 0) {
+    const count = load<u32>(node, N_FLAGGED);
+    if (count == 0) return 0;
+    store<u32>(node, count - 1, N_FLAGGED);
+    store<u32>(g, load<u32>(g, G_FLAGGED) - 1, G_FLAGGED);
+    dropNodeIfEmpty(g, object, relation, node);
+    return 1;
+  }
+  if (memo_delete4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) == ABSENT) return 0;
+  store<u32>(node, load<u32>(node, N_EDGES) - 1, N_EDGES);
+  if (kind == KIND_OBJECT) {
+    store<usize>(node, vec_remove(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
+  } else if (kind == KIND_USERSET) {
+    store<usize>(node, vec_remove(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
+  } else {
+    store<usize>(node, vec_remove(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
+  }
+  dropNodeIfEmpty(g, object, relation, node);
+  const subjects = load<usize>(g, G_SUBJECTS);
+  const v = memo_get2(subjects, subject, subjectRelation);
+  if (v != ABSENT) {
+    const shrunk = vec_remove(g, <usize>v, 2, object, relation);
+    if (shrunk == 0) memo_delete2(subjects, subject, subjectRelation);
+    else if (shrunk != <usize>v) memo_set2(subjects, subject, subjectRelation, <u32>shrunk);
+  }
+  store<u32>(g, load<u32>(g, G_TUPLES) - 1, G_TUPLES);
+  return 1;
+}
+
+/** Attaches a Leopard index (leopard.ts) for the evaluator to consult; the caller owns (and frees) it. */
+export function graph_set_leopard(g: usize, lp: usize): void {
+  store<usize>(g, lp, G_LEOPARD);
+}
+
+// @ts-ignore: decorator
+@inline
+export function graphLeopard(g: usize): usize {
+  return load<usize>(g, G_LEOPARD);
+}
+
+// @ts-ignore: decorator
+@inline
+export function graphNodes(g: usize): usize {
+  return load<usize>(g, G_NODES);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Subproblem facts: (node, subject) -> TRUE/FALSE with the depth it was computed at, kept across checks and
+// batches at the graph's revision (only for programs whose answers are path-independent: see evaluate.ts).
+// Invalidation is per node: a change bumps the epoch of every node whose answer it can affect (the TypeScript
+// side walks the reverse edges), and a fact counts only while its node's epoch is the one it was stored under.
+// Fact value: epoch << 9 | depth << 1 | outcome (depth < 256).
+// ---------------------------------------------------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline const MAX_EPOCH: u32 = (1 << 23) - 1;
+
+// @ts-ignore: decorator
+@inline
+function nodeEpoch(g: usize, object: u32, relation: u32): u32 {
+  const e = memo_get2(load<usize>(g, G_FACT_NODES), object, relation);
+  return e == ABSENT ? 0 : e;
+}
+
+// @ts-ignore: decorator
+@inline
+export function graphFacts(g: usize): usize {
+  return load<usize>(g, G_FACTS);
+}
+
+/** The live fact (depth << 1 | outcome) for node and subject, or ABSENT. */
+// @ts-ignore: decorator
+@inline
+export function graphFact(g: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): u32 {
+  const v = memo_get4(load<usize>(g, G_FACTS), object, relation, subject, subjectRelation);
+  if (v == ABSENT || v >>> 9 != nodeEpoch(g, object, relation)) return ABSENT;
+  return v & 0x1ff;
+}
+
+/** Records a fact (value = depth << 1 | outcome, depth < 256) under the node's current epoch. */
+// @ts-ignore: decorator
+@inline
+export function graphSetFact(g: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32, value: u32): void {
+  const epoch = nodeEpoch(g, object, relation);
+  memo_set4(load<usize>(g, G_FACTS), object, relation, subject, subjectRelation, (epoch << 9) | value);
+}
+
+/** Invalidates every fact about node (object, relation). */
+export function graph_invalidate(g: usize, object: u32, relation: u32): void {
+  const epoch = nodeEpoch(g, object, relation);
+  if (epoch >= MAX_EPOCH) {
+    graph_clear_facts(g);
+    return;
+  }
+  memo_set2(load<usize>(g, G_FACT_NODES), object, relation, epoch + 1);
+}
+
+/** Forgets every fact (the size cap, epoch wrap-around, and benches measuring cold checks). */
+export function graph_clear_facts(g: usize): void {
+  memo_clear(load<usize>(g, G_FACT_NODES));
+  memo_clear(load<usize>(g, G_FACTS));
+}
+
+/** Facts held. */
+export function graph_facts(g: usize): u32 {
+  return memo_size(load<usize>(g, G_FACTS));
+}
+
+/** Evaluable tuples held. */
+export function graph_tuples(g: usize): u32 {
+  return load<u32>(g, G_TUPLES);
+}
+
+/** Tuples counted as flagged (routed to the reference evaluator when read). */
+export function graph_flagged(g: usize): u32 {
+  return load<u32>(g, G_FLAGGED);
+}
+
+/** Flagged tuples on one node (0 when the node has none or does not exist). */
+export function graph_node_flagged(g: usize, object: u32, relation: u32): u32 {
+  const node = graphNode(g, object, relation);
+  return node == 0 ? 0 : load<u32>(node, N_FLAGGED);
+}
+
+/** Length of one of a node's lists: `which` 0 objects, 1 usersets. */
+export function graph_node_length(g: usize, object: u32, relation: u32, which: u32): u32 {
+  const node = graphNode(g, object, relation);
+  if (node == 0) return 0;
+  return vecLength(load<usize>(node + (which == 0 ? N_OBJECTS : N_USERSETS)));
+}
+
+/** Address of a node list's first entry (valid until the next write), 0 if empty. */
+export function graph_node_entries(g: usize, object: u32, relation: u32, which: u32): usize {
+  const node = graphNode(g, object, relation);
+  if (node == 0) return 0;
+  const v = load<usize>(node + (which == 0 ? N_OBJECTS : N_USERSETS));
+  return v == 0 ? 0 : v + VEC_HEADER;
+}
+
+export function graph_has_edge(g: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): bool {
+  return graphHasEdge(g, object, relation, subject, subjectRelation);
+}
+
+/** Length of a subject's reverse adjacency ((object, relation) pairs). */
+export function graph_subject_length(g: usize, subject: u32, subjectRelation: u32): u32 {
+  return vecLength(graphSubjectVector(g, subject, subjectRelation));
+}
+
+/** Address of a subject's first (object, relation) pair (valid until the next write), 0 if none. */
+export function graph_subject_entries(g: usize, subject: u32, subjectRelation: u32): usize {
+  const v = graphSubjectVector(g, subject, subjectRelation);
+  return v == 0 ? 0 : v + VEC_HEADER;
+}
+
+/** Bytes the graph holds in linear memory (header, tables, node records, vectors; not the shared interner). */
+export function graph_memory_bytes(g: usize): usize {
+  const nodes = load<usize>(g, G_NODES);
+  return (
+    G_HEADER +
+    memo_memory_bytes(nodes) +
+    memo_memory_bytes(load<usize>(g, G_EDGES)) +
+    memo_memory_bytes(load<usize>(g, G_SUBJECTS)) +
+    memo_memory_bytes(load<usize>(g, G_FACTS)) +
+    memo_memory_bytes(load<usize>(g, G_FACT_NODES)) +
+    <usize>memo_size(nodes) * N_SIZE +
+    load<u32>(g, G_VECTOR_BYTES)
+  );
+}

@@ -1,0 +1,178 @@
+/**
+ * Compiles a Program to the evaluator kernel's program block (layout: assembly/evaluate.ts): dense ids for types,
+ * relation names, relations and subject kinds, each relation's rewrite as bytecode, and the reachability table
+ * (OpenFGA's PathExists, from the reference's own analysis) so the kernel prunes exactly where the reference does.
+ * Runtime-neutral.
+ */
+import { analyze } from "../check/analysis.js";
+import { NexusError } from "../errors.js";
+import type { Program, Rewrite } from "../model/program.js";
+
+export const ABSENT = 0xffffffff;
+export const NO_REL = 0xffffffff;
+
+const OP = { direct: 0, computed: 1, ttu: 2, union: 3, intersection: 4, exclusion: 5, none: 6 } as const;
+
+export interface CompiledProgram {
+  readonly program: Program;
+  /** type name -> type id */
+  readonly typeIds: ReadonlyMap<string, number>;
+  /** relation name -> relation-name id (names are shared by every type) */
+  readonly relationIds: ReadonlyMap<string, number>;
+  /** `type#relation` -> relation index (rid), for defined relations */
+  readonly rids: ReadonlyMap<string, number>;
+  /** Subject kinds: a type's plain objects and wildcard are kind = type id; `type#relation` usersets numTypes + rid. */
+  readonly kindCount: number;
+  /** Whether no rewrite uses intersection or exclusion (memoized results are then path-independent facts). */
+  readonly monotone: boolean;
+  readonly maxDepth: number;
+  /** Relations answered through the Leopard index where it can (ids: type, relation name, rid). */
+  readonly leopardRelations: readonly { type: number; relation: number; rid: number }[];
+  /** The block to copy into kernel memory. */
+  readonly block: Uint32Array;
+}
+
+export function compileProgram(program: Program, maxDepth: number): CompiledProgram {
+  if (!Number.isInteger(maxDepth) || maxDepth < 1 || maxDepth > 0xffff) {
+    throw new NexusError("invalid_argument", `maxDepth must be an integer from 1 to 65535, got ${maxDepth}`);
+  }
+  const analysis = analyze(program);
+  const typeIds = new Map<string, number>();
+  const relationIds = new Map<string, number>();
+  const rids = new Map<string, number>();
+  const nameOf = (name: string): number => {
+    let id = relationIds.get(name);
+    if (id === undefined) {
+      id = relationIds.size;
+      relationIds.set(name, id);
+    }
+    return id;
+  };
+  let monotone = true;
+  const visitNames = (rw: Rewrite): void => {
+    switch (rw.kind) {
+      case "computed":
+        nameOf(rw.relation);
+        return;
+      case "ttu":
+        nameOf(rw.tupleset);
+        nameOf(rw.computed);
+        return;
+      case "union":
+        for (const c of rw.children) visitNames(c);
+        return;
+      case "intersection":
+        monotone = false;
+        for (const c of rw.children) visitNames(c);
+        return;
+      case "exclusion":
+        monotone = false;
+        visitNames(rw.base);
+        visitNames(rw.subtract);
+        return;
+      default:
+        return;
+    }
+  };
+  const relations: { type: string; name: string; rewrite: Rewrite }[] = [];
+  for (const [typeName, type] of program.types) {
+    typeIds.set(typeName, typeIds.size);
+    for (const [name, relation] of type.relations) {
+      nameOf(name);
+      rids.set(`${typeName}#${name}`, relations.length);
+      relations.push({ type: typeName, name, rewrite: relation.rewrite });
+      visitNames(relation.rewrite);
+      for (const s of relation.directSubjects ?? []) if (s.relation !== undefined) nameOf(s.relation);
+    }
+  }
+  const numTypes = typeIds.size;
+  const numNames = relationIds.size;
+  const numRids = relations.length;
+  const kindCount = numTypes + numRids;
+
+  const code: number[] = [];
+  const emit = (rw: Rewrite): void => {
+    const start = code.length;
+    switch (rw.kind) {
+      case "direct":
+        code.push(OP.direct, 2);
+        return;
+      case "computed":
+        code.push(OP.computed, 3, relationIds.get(rw.relation)!);
+        return;
+      case "ttu":
+        code.push(OP.ttu, 4, relationIds.get(rw.tupleset)!, relationIds.get(rw.computed)!);
+        return;
+      case "none":
+        code.push(OP.none, 2);
+        return;
+      case "union":
+      case "intersection":
+        code.push(OP[rw.kind], 0);
+        for (const c of rw.children) emit(c);
+        break;
+      case "exclusion":
+        code.push(OP.exclusion, 0);
+        emit(rw.base);
+        emit(rw.subtract);
+        break;
+    }
+    code[start + 1] = code.length - start;
+  };
+  const ridCode: number[] = [];
+  for (const r of relations) {
+    ridCode.push(code.length);
+    emit(r.rewrite);
+  }
+
+  const HEADER = 11;
+  const ridOfOff = HEADER;
+  const ridCodeOff = ridOfOff + numTypes * numNames;
+  const codeOff = ridCodeOff + numRids;
+  const reachOff = codeOff + code.length;
+  const reachWords = Math.ceil((numRids * kindCount) / 4);
+  const leopardOff = reachOff + reachWords;
+  const block = new Uint32Array(leopardOff + Math.ceil(numRids / 4));
+  block.set([
+    numTypes,
+    numNames,
+    numRids,
+    kindCount,
+    maxDepth,
+    ridOfOff,
+    ridCodeOff,
+    codeOff,
+    reachOff,
+    +monotone,
+    leopardOff,
+  ]);
+  block.fill(ABSENT, ridOfOff, ridCodeOff);
+  for (const [i, r] of relations.entries()) {
+    block[ridOfOff + typeIds.get(r.type)! * numNames + relationIds.get(r.name)!] = i;
+  }
+  block.set(ridCode, ridCodeOff);
+  block.set(code, codeOff);
+  const reach = new Uint8Array(block.buffer, reachOff * 4, numRids * kindCount);
+  const kindNames: string[] = [...typeIds.keys()];
+  for (const r of relations) kindNames.push(`${r.type}#${r.name}`);
+  for (const [i, r] of relations.entries()) {
+    for (let k = 0; k < kindCount; k++) {
+      if (analysis.canReach(r.type, r.name, kindNames[k]!)) reach[i * kindCount + k] = 1;
+    }
+  }
+  // Leopard relations: recursive direct relations (`member: [user, group#member]`, or Nexus's unrestricted
+  // `member: {}`) in programs whose answers are path-independent (no intersection, no exclusion).
+  const leopard = new Uint8Array(block.buffer, leopardOff * 4, numRids);
+  const leopardRelations: { type: number; relation: number; rid: number }[] = [];
+  if (monotone) {
+    for (const [i, r] of relations.entries()) {
+      if (r.rewrite.kind !== "direct") continue;
+      const subjects = program.types.get(r.type)!.relations.get(r.name)!.directSubjects;
+      if (subjects !== undefined && !subjects.some((s) => s.type === r.type && s.relation === r.name))
+        continue;
+      leopard[i] = 1;
+      leopardRelations.push({ type: typeIds.get(r.type)!, relation: relationIds.get(r.name)!, rid: i });
+    }
+  }
+  return { program, typeIds, relationIds, rids, kindCount, monotone, maxDepth, block, leopardRelations };
+}

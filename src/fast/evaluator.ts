@@ -1,0 +1,580 @@
+/**
+ * The WASM fast path of check: a private evaluator kernel holding the model (compiled to bytecode) and one
+ * compiled tuple graph per tenant, each kept at a store revision by applying the changelog. Answers equal the
+ * reference evaluator's (src/check/check.ts); what the kernel does not evaluate is routed back to the reference,
+ * explicitly (`undefined` from check, counted in `stats.routed` by reason):
+ * - "cross_tenant": the subject's tenant differs from the request's (grants across tenants);
+ * - "unsupported": the check read a node holding a tuple with a condition, an expiry or a cross-tenant subject;
+ * - "stale_revision": the request's revision is older than the graph's (graphs only move forward), or the store
+ *   no longer retains the snapshot needed to build the graph;
+ * - "unknown": the request names a type or relation the compiled model does not know (the engine validates
+ *   requests first, so this does not happen through it).
+ * Contextual tuples are the caller's to route (the engine sends such requests to the reference).
+ *
+ * Runtime-neutral (browsers, workerd, Node): no `node:` import; everything is single-threaded in the caller's realm.
+ */
+import type { CheckQuery } from "../check/check.js";
+import { DEFAULT_MAX_DEPTH } from "../check/evaluation.js";
+import { NexusError } from "../errors.js";
+import type { Program } from "../model/program.js";
+import { getParallelThreshold } from "../parallel/thresholds.js";
+import type { Revision, StoredChange, TupleStore } from "../store/types.js";
+import { ABSENT, type CompiledProgram, compileProgram, NO_REL } from "./compile.js";
+import { TupleGraph } from "./graph.js";
+import { type EvaluateKernel, instantiateEvaluateKernel, Outcome } from "./kernel.js";
+import { Symbols } from "./symbols.js";
+
+/** Placeholders for a request's object / subject object that no tuple names (never interned symbols). */
+const UNKNOWN_OBJECT = 0xfffffffe;
+const UNKNOWN_SUBJECT = 0xfffffffd;
+/** Words per request record of eval_check_many. */
+const RECORD_WORDS = 9;
+const CHANGES_PAGE = 4096;
+
+export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
+
+export interface FastEvaluatorStats {
+  /** Checks answered by the kernel. */
+  fast: number;
+  /** Checks handed to the reference, by reason. */
+  readonly routed: Record<RouteReason, number>;
+  /** Graphs built from a snapshot. */
+  graphBuilds: number;
+  /** Changelog entries applied to graphs. */
+  changesApplied: number;
+  /** Batches (per tenant) sent to the worker pool. */
+  parallelBatches: number;
+}
+
+export interface FastEvaluatorOptions {
+  readonly program: Program;
+  readonly store: TupleStore;
+  /** Nested lookups before "resolution_too_complex" (default 25, as the reference). */
+  readonly maxDepth?: number;
+  /**
+   * Subproblem facts kept per tenant graph across checks, at most (default 262 144; 0 turns them off). Kept
+   * only for models without intersection and exclusion; all are forgotten when the cap is reached.
+   */
+  readonly factLimit?: number;
+}
+
+/** A check's answer from the fast path: a boolean, a NexusError (resolution_too_complex), or undefined (route). */
+export type FastAnswer = boolean | NexusError | undefined;
+
+/**
+ * Runs a large batch elsewhere (the Node worker pool: src/fast/parallel.ts); answers in the order of `queries`,
+ * or undefined to evaluate here after all.
+ */
+export interface ParallelBulkRunner {
+  run(tenant: string, queries: readonly CheckQuery[], revision: Revision): Promise<FastAnswer[] | undefined>;
+  close(): Promise<void>;
+}
+
+/** The error the reference gives when a check needs more nested lookups than `maxDepth`. */
+export function tooComplexError(query: CheckQuery, maxDepth: number): NexusError {
+  return new NexusError(
+    "resolution_too_complex",
+    `resolving ${query.object}#${query.relation} for ${query.user} needs more than ${maxDepth} nested lookups`,
+    { maxDepth },
+  );
+}
+
+interface TenantState {
+  graph: TupleGraph | undefined;
+  pending: Promise<void> | undefined;
+}
+
+interface Encoded {
+  object: number;
+  type: number;
+  relation: number;
+  subject: number;
+  subjectRelation: number;
+  wildcard: number;
+  kind: number;
+  userset: number;
+}
+
+export class FastEvaluator implements Disposable, AsyncDisposable {
+  readonly compiled: CompiledProgram;
+  readonly store: TupleStore;
+  readonly kernel: EvaluateKernel;
+  readonly stats: FastEvaluatorStats = {
+    fast: 0,
+    routed: { cross_tenant: 0, unsupported: 0, stale_revision: 0, unknown: 0 },
+    graphBuilds: 0,
+    changesApplied: 0,
+    parallelBatches: 0,
+  };
+  /** Where batches above getParallelThreshold("bulkCheck") go (set by src/fast/parallel.ts; Node only). */
+  parallel: ParallelBulkRunner | undefined;
+  readonly #symbols: Symbols;
+  readonly #tenants = new Map<string, TenantState>();
+  #programPtr: number;
+  #closed = false;
+
+  /** Requires `await ready()` (src/wasm/loader.js); throws "kernel_unavailable" where the kernel cannot load. */
+  constructor(options: FastEvaluatorOptions) {
+    this.compiled = compileProgram(options.program, options.maxDepth ?? DEFAULT_MAX_DEPTH);
+    this.store = options.store;
+    this.kernel = instantiateEvaluateKernel();
+    const e = this.kernel.exports;
+    const block = this.compiled.block;
+    this.#programPtr = e.alloc(block.byteLength) >>> 0;
+    this.kernel.views.u32.set(block, this.#programPtr >>> 2);
+    e.eval_set_program(this.#programPtr);
+    const factLimit = options.factLimit ?? 1 << 18;
+    if (!Number.isInteger(factLimit) || factLimit < 0 || factLimit > 0xffffffff) {
+      throw new NexusError("invalid_argument", `factLimit must be an integer ≥ 0, got ${factLimit}`);
+    }
+    e.eval_set_fact_limit(factLimit);
+    this.#symbols = new Symbols(this.kernel);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Interned symbols (objects ever written, across tenants). */
+  get symbolCount(): number {
+    return this.#symbols.size;
+  }
+
+  /** Bytes of kernel memory held: graphs, symbols. */
+  get memoryBytes(): { graphs: number; leopard: number; symbols: number; tuples: number; kernel: number } {
+    let graphs = 0;
+    let leopard = 0;
+    let tuples = 0;
+    for (const state of this.#tenants.values()) {
+      if (state.graph === undefined) continue;
+      graphs += state.graph.memoryBytes;
+      leopard += state.graph.leopardBytes;
+      tuples += state.graph.tuples + state.graph.flagged;
+    }
+    return {
+      graphs,
+      leopard,
+      symbols: this.#symbols.memoryBytes,
+      tuples,
+      kernel: this.kernel.memory.buffer.byteLength,
+    };
+  }
+
+  /**
+   * The tenant's graph at exactly `revision`, building or advancing it; undefined when it cannot be had. The
+   * graph may move on to a later revision at the caller's next await: check `graph.revision` (or use
+   * graphIfCurrent) right before evaluating.
+   */
+  async graphAt(tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
+    this.#assertOpen();
+    let state = this.#tenants.get(tenant);
+    if (state === undefined) {
+      state = { graph: undefined, pending: undefined };
+      this.#tenants.set(tenant, state);
+    }
+    for (;;) {
+      const graph = state.graph;
+      if (graph !== undefined && graph.revision === revision) return graph;
+      if (graph !== undefined && graph.revision > revision) return undefined;
+      if (state.pending !== undefined) {
+        await state.pending;
+        continue;
+      }
+      const s = state;
+      let failed = false;
+      s.pending = this.#advance(s, tenant, revision)
+        .catch(() => {
+          failed = true;
+        })
+        .finally(() => {
+          s.pending = undefined;
+        });
+      await s.pending;
+      if (failed || this.#closed) return undefined;
+      if (s.graph === undefined) return undefined;
+    }
+  }
+
+  /**
+   * Kernel counters over the evaluator's life: nodes resolved by walking, memo hits (within a check, or across
+   * a subject's requests in a batch), and membership questions the Leopard index decided (hits) or left to the
+   * walk (misses: the relation was not clean, or the answer needed more depth than the budget).
+   */
+  get kernelStats(): {
+    resolved: number;
+    memoHits: number;
+    factHits: number;
+    factsHeld: number;
+    factsInvalidated: number;
+    leopardHits: number;
+    leopardMisses: number;
+  } {
+    const e = this.kernel.exports;
+    let factsHeld = 0;
+    let factsInvalidated = 0;
+    for (const state of this.#tenants.values()) {
+      if (state.graph === undefined) continue;
+      factsHeld += state.graph.facts;
+      factsInvalidated += state.graph.invalidated;
+    }
+    return {
+      factHits: Number(e.eval_fact_hits()),
+      factsHeld,
+      factsInvalidated,
+      resolved: Number(e.eval_resolved()),
+      memoHits: Number(e.eval_memo_hits()),
+      leopardHits: Number(e.eval_leopard_decided()),
+      leopardMisses: Number(e.eval_leopard_undecided()),
+    };
+  }
+
+  /** Forgets every kept fact (to measure cold checks; answers never need it). */
+  clearFacts(): void {
+    for (const state of this.#tenants.values()) {
+      if (state.graph !== undefined) this.kernel.exports.graph_clear_facts(state.graph.pointer);
+    }
+  }
+
+  /** The revision of the tenant's graph, undefined before it is built. */
+  graphRevision(tenant: string): Revision | undefined {
+    return this.#tenants.get(tenant)?.graph?.revision;
+  }
+
+  /** The graph of `tenant` if it is at `revision` now (no waiting). */
+  graphIfCurrent(tenant: string, revision: Revision): TupleGraph | undefined {
+    const graph = this.#tenants.get(tenant)?.graph;
+    return graph !== undefined && graph.revision === revision ? graph : undefined;
+  }
+
+  /** Checks one query at `revision`. */
+  async check(query: CheckQuery, revision: Revision): Promise<FastAnswer> {
+    if (query.subjectTenant !== query.tenant) {
+      this.stats.routed.cross_tenant++;
+      return undefined;
+    }
+    await this.#reach(query.tenant, revision);
+    // Read after the wait, evaluated before the next one: another request may have moved the graph on meanwhile.
+    const graph = this.graphIfCurrent(query.tenant, revision);
+    if (graph === undefined) {
+      this.stats.routed.stale_revision++;
+      return undefined;
+    }
+    return this.checkOn(graph, query);
+  }
+
+  /** Checks one query on a graph (synchronous: one kernel call). */
+  checkOn(graph: TupleGraph, query: CheckQuery): FastAnswer {
+    const q = this.#encode(query);
+    if (q === undefined) {
+      this.stats.routed.unknown++;
+      return undefined;
+    }
+    const outcome = this.kernel.exports.eval_check(
+      graph.pointer,
+      q.object,
+      q.type,
+      q.relation,
+      q.subject,
+      q.subjectRelation,
+      q.wildcard,
+      q.kind,
+      q.userset,
+    );
+    return this.#answer(outcome, query);
+  }
+
+  /**
+   * Checks many queries at `revision`, answers in request order. Identical requests are evaluated once; one
+   * kernel call per tenant evaluates the rest, grouped by subject so that (in models without intersection and
+   * exclusion) each subject's memberships are resolved once for the whole batch. No size limit.
+   */
+  async checkMany(queries: readonly CheckQuery[], revision: Revision): Promise<FastAnswer[]> {
+    const answers: FastAnswer[] = new Array(queries.length).fill(undefined);
+    const byTenant = new Map<string, number[]>();
+    for (let i = 0; i < queries.length; i++) {
+      const q = queries[i]!;
+      if (q.subjectTenant !== q.tenant) {
+        this.stats.routed.cross_tenant++;
+        continue;
+      }
+      const list = byTenant.get(q.tenant);
+      if (list === undefined) byTenant.set(q.tenant, [i]);
+      else list.push(i);
+    }
+    for (const [tenant, indices] of byTenant) {
+      if (this.parallel !== undefined && indices.length > getParallelThreshold("bulkCheck")) {
+        const slice = indices.map((i) => queries[i]!);
+        const remote = await this.parallel.run(tenant, slice, revision);
+        if (remote !== undefined) {
+          this.stats.parallelBatches++;
+          for (const [k, i] of indices.entries()) {
+            answers[i] = remote[k];
+            if (remote[k] === undefined) this.stats.routed.unsupported++;
+            else this.stats.fast++;
+          }
+          continue;
+        }
+      }
+      await this.#reach(tenant, revision);
+      const graph = this.graphIfCurrent(tenant, revision);
+      if (graph === undefined) {
+        this.stats.routed.stale_revision += indices.length;
+        continue;
+      }
+      this.checkManyOn(graph, queries, indices, answers);
+    }
+    return answers;
+  }
+
+  /** The synchronous core of checkMany for one tenant's graph: fills `answers` at `indices`. */
+  checkManyOn(
+    graph: TupleGraph,
+    queries: readonly CheckQuery[],
+    indices: readonly number[],
+    answers: FastAnswer[],
+  ): void {
+    // Duplicates: the first occurrence is evaluated, the others copy its answer.
+    const firstOf = new Map<string, number>();
+    const distinct: number[] = [];
+    const encoded: Encoded[] = [];
+    const copies: [from: number, to: number][] = [];
+    for (const i of indices) {
+      const q = queries[i]!;
+      const key = `${q.object}\u0000${q.relation}\u0000${q.user}`;
+      const first = firstOf.get(key);
+      if (first !== undefined) {
+        copies.push([first, i]);
+        continue;
+      }
+      firstOf.set(key, i);
+      const e = this.#encode(q);
+      if (e === undefined) {
+        this.stats.routed.unknown++;
+        continue;
+      }
+      distinct.push(i);
+      encoded.push(e);
+    }
+    const n = distinct.length;
+    if (n > 0) {
+      // Same subject next to each other: the kernel keeps the memo across them when the model allows it.
+      const order = Array.from({ length: n }, (_, k) => k);
+      order.sort((a, b) => {
+        const x = encoded[a]!;
+        const y = encoded[b]!;
+        return x.subject - y.subject || x.subjectRelation - y.subjectRelation || x.kind - y.kind;
+      });
+      const ex = this.kernel.exports;
+      const bytes = n * RECORD_WORDS * 4 + n;
+      const ptr = ex.alloc(bytes) >>> 0;
+      try {
+        const u32 = this.kernel.views.u32;
+        let w = ptr >>> 2;
+        for (const k of order) {
+          const e = encoded[k]!;
+          u32[w] = e.object;
+          u32[w + 1] = e.type;
+          u32[w + 2] = e.relation;
+          u32[w + 3] = e.subject;
+          u32[w + 4] = e.subjectRelation;
+          u32[w + 5] = e.wildcard;
+          u32[w + 6] = e.kind;
+          u32[w + 7] = e.userset;
+          u32[w + 8] = 0;
+          w += RECORD_WORDS;
+        }
+        const out = ptr + n * RECORD_WORDS * 4;
+        ex.eval_check_many(graph.pointer, ptr, n, out, this.compiled.monotone ? 1 : 0);
+        const u8 = this.kernel.views.u8;
+        for (let j = 0; j < n; j++) {
+          const i = distinct[order[j]!]!;
+          answers[i] = this.#answer(u8[out + j]!, queries[i]!);
+        }
+      } finally {
+        ex.free(ptr);
+      }
+    }
+    for (const [from, to] of copies) {
+      answers[to] = answers[from];
+      if (answers[to] === undefined) this.stats.routed.unsupported++;
+      else this.stats.fast++;
+    }
+  }
+
+  /** Frees the kernel's graphs and ends the worker pool of parallel batches, if any. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    const parallel = this.parallel;
+    this.parallel = undefined;
+    for (const state of this.#tenants.values()) state.graph?.dispose();
+    this.#tenants.clear();
+    this.#symbols.dispose();
+    this.kernel.exports.free(this.#programPtr);
+    this.#programPtr = 0;
+    return parallel === undefined ? Promise.resolve() : parallel.close();
+  }
+
+  dispose(): void {
+    void this.close();
+  }
+
+  [Symbol.dispose](): void {
+    void this.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // --- internals ---
+
+  /**
+   * Brings the tenant's graph to `revision` if it is behind. Callers then take graphIfCurrent() synchronously and
+   * evaluate before their next await: another request may advance the graph while this one waits.
+   */
+  async #reach(tenant: string, revision: Revision): Promise<void> {
+    if (this.graphIfCurrent(tenant, revision) === undefined) await this.graphAt(tenant, revision);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new NexusError("closed", "the fast evaluator is closed");
+  }
+
+  #answer(outcome: number, query: CheckQuery): FastAnswer {
+    switch (outcome) {
+      case Outcome.TRUE:
+        this.stats.fast++;
+        return true;
+      case Outcome.FALSE:
+      case Outcome.CYCLE:
+        this.stats.fast++;
+        return false;
+      case Outcome.TOO_COMPLEX:
+        this.stats.fast++;
+        return tooComplexError(query, this.compiled.maxDepth);
+      default:
+        this.stats.routed.unsupported++;
+        return undefined;
+    }
+  }
+
+  #encode(query: CheckQuery): Encoded | undefined {
+    const { typeIds, relationIds, rids } = this.compiled;
+    const colon = query.object.indexOf(":");
+    const type = typeIds.get(query.object.slice(0, colon));
+    const relation = relationIds.get(query.relation);
+    const s = query.subject;
+    const subjectType = typeIds.get(s.type);
+    if (type === undefined || relation === undefined || subjectType === undefined) return undefined;
+    const object = this.#symbols.lookup(query.object) ?? UNKNOWN_OBJECT;
+    if (s.kind === "userset") {
+      const text = `${s.type}:${s.id}`;
+      const subjectRelation = relationIds.get(s.relation);
+      const rid = rids.get(`${s.type}#${s.relation}`);
+      if (subjectRelation === undefined || rid === undefined) return undefined;
+      const subject = this.#symbols.lookup(text) ?? (text === query.object ? object : UNKNOWN_SUBJECT);
+      return {
+        object,
+        type,
+        relation,
+        subject,
+        subjectRelation,
+        wildcard: ABSENT,
+        kind: typeIds.size + rid,
+        userset: 1,
+      };
+    }
+    const subject =
+      this.#symbols.lookup(query.user) ?? (query.user === query.object ? object : UNKNOWN_SUBJECT);
+    const wildcard =
+      s.kind === "wildcard"
+        ? subject === UNKNOWN_SUBJECT
+          ? ABSENT
+          : subject
+        : (this.#symbols.lookup(`${s.type}:*`) ?? ABSENT);
+    return {
+      object,
+      type,
+      relation,
+      subject,
+      subjectRelation: NO_REL,
+      wildcard,
+      kind: subjectType,
+      userset: 0,
+    };
+  }
+
+  async #advance(state: TenantState, tenant: string, revision: Revision): Promise<void> {
+    const graph = state.graph;
+    if (graph === undefined) {
+      state.graph = await this.#build(tenant, revision);
+      return;
+    }
+    let after = graph.revision;
+    while (after < revision) {
+      let changes: StoredChange[];
+      try {
+        changes = await this.store.changesAfter(after, CHANGES_PAGE);
+      } catch (error) {
+        if (error instanceof NexusError && error.code === "invalid_token") {
+          // The changelog no longer reaches back to the graph: build it again from a snapshot.
+          graph.dispose();
+          state.graph = undefined;
+          state.graph = await this.#build(tenant, revision);
+          return;
+        }
+        throw error;
+      }
+      if (this.#closed || graph.disposed) return;
+      if (changes.length === 0) break;
+      try {
+        for (const change of changes) {
+          if (change.revision > revision) break;
+          if (change.tuple.tenant === tenant) {
+            graph.apply(change.tuple, change.op);
+            this.stats.changesApplied++;
+          }
+          after = change.revision;
+        }
+      } catch (error) {
+        // A trap (memory could not grow) mid-update: the graph is no longer a revision's; drop it.
+        graph.dispose();
+        state.graph = undefined;
+        throw error;
+      }
+      // Pages never split a revision, so the graph is exactly at `after` now.
+      graph.revision = after;
+      if (changes[changes.length - 1]!.revision >= revision) break;
+    }
+    // Every change up to `revision` is applied (revisions without a change to this tenant included).
+    graph.revision = revision;
+  }
+
+  async #build(tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
+    let snapshot: Awaited<ReturnType<TupleStore["snapshot"]>>;
+    try {
+      snapshot = await this.store.snapshot(revision);
+    } catch (error) {
+      if (error instanceof NexusError && error.code === "invalid_token") return undefined;
+      throw error;
+    }
+    try {
+      const tuples = await snapshot.read({ tenant });
+      if (this.#closed) return undefined;
+      const graph = new TupleGraph(this.kernel, this.compiled, this.#symbols, tenant, revision);
+      // A bulk load: the Leopard index is built once, at its first question, not edge by edge.
+      graph.deferLeopard();
+      try {
+        for (const t of tuples) graph.apply(t, "write");
+      } catch (error) {
+        graph.dispose();
+        throw error;
+      }
+      this.stats.graphBuilds++;
+      return graph;
+    } finally {
+      snapshot.release();
+    }
+  }
+}

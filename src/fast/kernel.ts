@@ -1,0 +1,126 @@
+/**
+ * The `evaluate` WASM kernel (assembly/evaluate.ts, which re-exports graph.ts and intern.ts): its exports, typed,
+ * and a private instance per evaluator so that its globals (installed program, current check) and its linear
+ * memory (graphs, interned symbols, memo tables) belong to one engine and are dropped with it. Runtime-neutral.
+ */
+import type { InternKernelExports } from "../kernels/intern.js";
+import { instantiateKernel, type Kernel } from "../wasm/loader.js";
+
+export interface EvaluateKernelExports extends InternKernelExports {
+  symbols_set_types(pairs: number, count: number): void;
+  symbols_type(symbol: number): number;
+  symbols_memory_bytes(): number;
+  graph_new(seedLo: number, seedHi: number): number;
+  graph_free(graph: number): void;
+  graph_add(
+    graph: number,
+    object: number,
+    relation: number,
+    subject: number,
+    subjectRelation: number,
+    kind: number,
+    flagged: number,
+  ): number;
+  graph_remove(
+    graph: number,
+    object: number,
+    relation: number,
+    subject: number,
+    subjectRelation: number,
+    kind: number,
+    flagged: number,
+  ): number;
+  graph_tuples(graph: number): number;
+  graph_flagged(graph: number): number;
+  graph_node_flagged(graph: number, object: number, relation: number): number;
+  graph_node_length(graph: number, object: number, relation: number, which: number): number;
+  graph_node_entries(graph: number, object: number, relation: number, which: number): number;
+  graph_has_edge(
+    graph: number,
+    object: number,
+    relation: number,
+    subject: number,
+    subjectRelation: number,
+  ): number;
+  graph_subject_length(graph: number, subject: number, subjectRelation: number): number;
+  graph_subject_entries(graph: number, subject: number, subjectRelation: number): number;
+  graph_memory_bytes(graph: number): number;
+  graph_set_leopard(graph: number, leopard: number): void;
+  graph_invalidate(graph: number, object: number, relation: number): void;
+  graph_facts(graph: number): number;
+  graph_clear_facts(graph: number): void;
+  eval_fact_hits(): bigint;
+  leopard_new(seedLo: number, seedHi: number): number;
+  leopard_free(leopard: number): void;
+  leopard_mark_dirty(leopard: number, type: number, relation: number): void;
+  leopard_on_add(
+    graph: number,
+    leopard: number,
+    type: number,
+    relation: number,
+    group: number,
+    subject: number,
+    subjectRelation: number,
+    kind: number,
+    flagged: number,
+  ): void;
+  leopard_on_remove(
+    graph: number,
+    leopard: number,
+    type: number,
+    relation: number,
+    group: number,
+    subject: number,
+    subjectRelation: number,
+    kind: number,
+    flagged: number,
+  ): void;
+  leopard_decide(
+    graph: number,
+    leopard: number,
+    nodes: number,
+    type: number,
+    relation: number,
+    group: number,
+    subject: number,
+    wildcard: number,
+    budget: number,
+  ): number;
+  leopard_updates(): bigint;
+  leopard_entries(leopard: number): number;
+  leopard_memory_bytes(leopard: number): number;
+  leopard_distance(leopard: number, relation: number, group: number, member: number): number;
+  leopard_height(leopard: number, relation: number, group: number): number;
+  leopard_state(leopard: number, type: number, relation: number): number;
+  eval_set_program(block: number): void;
+  eval_set_fact_limit(limit: number): void;
+  eval_resolved(): bigint;
+  eval_leopard_decided(): bigint;
+  eval_leopard_undecided(): bigint;
+  eval_memo_hits(): bigint;
+  eval_check(
+    graph: number,
+    object: number,
+    type: number,
+    relation: number,
+    subject: number,
+    subjectRelation: number,
+    wildcard: number,
+    kind: number,
+    userset: number,
+  ): number;
+  eval_check_many(graph: number, requests: number, count: number, out: number, share: number): void;
+}
+
+export type EvaluateKernel = Kernel<EvaluateKernelExports>;
+
+/** A new private instance of the evaluator kernel (requires `await ready()`). */
+export function instantiateEvaluateKernel(): EvaluateKernel {
+  return instantiateKernel<EvaluateKernelExports>("evaluate");
+}
+
+/** Outcome codes the kernel returns. */
+export const Outcome = { FALSE: 0, TRUE: 1, CYCLE: 2, TOO_COMPLEX: 3, UNSUPPORTED: 4 } as const;
+
+/** Subject kinds as graph_add takes them. */
+export const SubjectForm = { OBJECT: 0, WILDCARD: 1, USERSET: 2 } as const;

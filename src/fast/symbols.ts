@@ -1,0 +1,80 @@
+/**
+ * Interned object symbols of one evaluator kernel, with each symbol's type id recorded in the kernel (the
+ * evaluator needs a reached object's type to find its relations). Objects `type:id` and wildcards `type:*` are
+ * symbols; symbols are never freed (an id seen once is likely to be seen again), so memory grows with the
+ * distinct objects ever written. Runtime-neutral.
+ */
+import { Interner } from "../kernels/intern.js";
+import type { EvaluateKernel } from "./kernel.js";
+
+const CACHE_LIMIT = 65_536;
+
+export class Symbols implements Disposable {
+  readonly #kernel: EvaluateKernel;
+  readonly #interner: Interner;
+  /**
+   * Recently used strings -> symbols on the JavaScript side: a request's object and subject are looked up on
+   * every check, and a Map hit costs less than encoding the string into WASM memory. Bounded: cleared when full.
+   */
+  readonly #cache = new Map<string, number>();
+  /** Symbols below this have their type recorded. */
+  #typed = 0;
+  #pair = 0;
+
+  constructor(kernel: EvaluateKernel) {
+    this.#kernel = kernel;
+    this.#interner = new Interner({ kernel });
+  }
+
+  get size(): number {
+    return this.#interner.size;
+  }
+
+  /** Bytes in the kernel's memory: the interner and the symbol-type table. */
+  get memoryBytes(): number {
+    return this.#interner.memoryBytes + (this.#kernel.exports.symbols_memory_bytes() >>> 0);
+  }
+
+  /** The symbol of `text` (an object or wildcard of type `typeId`), interning it if new. */
+  intern(text: string, typeId: number): number {
+    const cached = this.#cache.get(text);
+    if (cached !== undefined) return cached;
+    const symbol = this.#interner.intern(text);
+    if (symbol >= this.#typed) {
+      const e = this.#kernel.exports;
+      if (this.#pair === 0) this.#pair = e.alloc(8) >>> 0;
+      const u32 = this.#kernel.views.u32;
+      u32[this.#pair >>> 2] = symbol;
+      u32[(this.#pair >>> 2) + 1] = typeId;
+      e.symbols_set_types(this.#pair, 1);
+      this.#typed = symbol + 1;
+    }
+    this.#remember(text, symbol);
+    return symbol;
+  }
+
+  /** The symbol of `text`, or undefined if it was never interned. */
+  lookup(text: string): number | undefined {
+    const cached = this.#cache.get(text);
+    if (cached !== undefined) return cached;
+    const symbol = this.#interner.lookup(text);
+    if (symbol !== undefined) this.#remember(text, symbol);
+    return symbol;
+  }
+
+  #remember(text: string, symbol: number): void {
+    if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+    this.#cache.set(text, symbol);
+  }
+
+  dispose(): void {
+    this.#cache.clear();
+    this.#interner.dispose();
+    if (this.#pair !== 0) this.#kernel.exports.free(this.#pair);
+    this.#pair = 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
