@@ -37,12 +37,15 @@ console.log(
     .join(", ")}`,
 );
 
-// --- nexus-fast
-const engine = await createEngine({ model: nexusFilesystemModel, format: "nexus" });
+// --- nexus-fast: the reference evaluator (the baseline every fast path must beat) and the default WASM engine,
+// each with its own store holding the same tuples.
+const engine = await createEngine({ model: nexusFilesystemModel, format: "nexus", evaluator: "reference" });
+const wasm = await createEngine({ model: nexusFilesystemModel, format: "nexus", evaluator: "wasm" });
 let loadStarted = performance.now();
 const { token } = await engine.write({ writes: [...workload.tuples] });
 const engineLoadMs = performance.now() - loadStarted;
 const fresh = { atLeastAsFresh: token } as const;
+const wasmFresh = { atLeastAsFresh: (await wasm.write({ writes: [...workload.tuples] })).token } as const;
 
 // --- SpiceDB
 const spicedb = await EmbeddedSpiceDB.start(spicedbSchema, []);
@@ -129,6 +132,10 @@ const engineBulk = (questions: readonly Question[]) =>
   engine.checkBulk(questions.map((q) => ({ ...q, consistency: fresh })));
 const engineList = (user: string, relation: string) =>
   engine.listObjects({ user, relation, type: "file", consistency: fresh });
+const wasmBulk = (questions: readonly Question[]) =>
+  wasm.checkBulk(questions.map((q) => ({ ...q, consistency: wasmFresh })));
+const wasmList = (user: string, relation: string) =>
+  wasm.listObjects({ user, relation, type: "file", consistency: wasmFresh });
 
 // --- Same answers before anything is timed
 const questions = workload.questions;
@@ -139,14 +146,19 @@ const timedOnce = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
 };
 const [ours, oursBulkMs] = await timedOnce(() => engineBulk(questions));
 const [theirs, theirsBulkMs] = await timedOnce(() => spicedbBulk(questions));
-const mismatches = questions.filter((_, i) => ours[i] !== theirs[i]);
+const oursWasm = await wasmBulk(questions);
+const mismatches = questions.filter((_, i) => ours[i] !== theirs[i] || oursWasm[i] !== theirs[i]);
 if (mismatches.length > 0) {
   throw new Error(
     `answers differ on ${mismatches.length} questions, e.g. ${JSON.stringify(mismatches.slice(0, 3))}`,
   );
 }
 for (const q of questions.slice(0, 50)) {
-  if ((await engine.check({ ...q, consistency: fresh })) !== (await spicedbCheck(q))) {
+  const expected = await spicedbCheck(q);
+  if (
+    (await engine.check({ ...q, consistency: fresh })) !== expected ||
+    (await wasm.check({ ...q, consistency: wasmFresh })) !== expected
+  ) {
     throw new Error(`single check differs: ${JSON.stringify(q)}`);
   }
 }
@@ -155,7 +167,13 @@ const [ourListRaw, ourListMs] = await timedOnce(() => engineList(listUser, "read
 const [theirListRaw, theirListMs] = await timedOnce(() => spicedbLookup(listUser, "read"));
 const ourList = ourListRaw.sort();
 const theirList = theirListRaw.sort();
-if (ourList.length !== theirList.length || ourList.some((o, i) => o !== theirList[i])) {
+const wasmList0 = (await wasmList(listUser, "read")).sort();
+if (
+  ourList.length !== theirList.length ||
+  ourList.some((o, i) => o !== theirList[i]) ||
+  wasmList0.some((o, i) => o !== theirList[i]) ||
+  wasmList0.length !== theirList.length
+) {
   throw new Error(`listObjects differs: ${ourList.length} vs ${theirList.length} objects`);
 }
 const allowed = ours.filter(Boolean).length;
@@ -175,14 +193,17 @@ await runSuite(
   "check",
   [
     { name: "nexus-fast check", fn: () => engine.check({ ...nextQuestion(), consistency: fresh }) },
+    { name: "nexus-fast wasm check", fn: () => wasm.check({ ...nextQuestion(), consistency: wasmFresh }) },
     { name: "spicedb check", fn: () => spicedbCheck(nextQuestion()) },
     { name: "nexus-fast checkBulk 1000", fn: () => engineBulk(questions), opsPerCall: BULK },
+    { name: "nexus-fast wasm checkBulk 1000", fn: () => wasmBulk(questions), opsPerCall: BULK },
     {
       name: `spicedb CheckBulkPermissions (1000 as ${SPICEDB_TIMED_BULK}s)`,
       fn: () => spicedbBulk(slices[nextSlice++ % slices.length]!),
       opsPerCall: SPICEDB_TIMED_BULK,
     },
     { name: "nexus-fast listObjects", fn: () => engineList(listUser, "read") },
+    { name: "nexus-fast wasm listObjects", fn: () => wasmList(listUser, "read") },
     { name: "spicedb LookupResources", fn: () => spicedbLookup(listUser, "read") },
   ],
   {
@@ -193,6 +214,13 @@ await runSuite(
         peer: `spicedb CheckBulkPermissions (1000 as ${SPICEDB_TIMED_BULK}s)`,
       },
       { subject: "nexus-fast listObjects", peer: "spicedb LookupResources" },
+      { subject: "nexus-fast wasm check", peer: "spicedb check" },
+      {
+        subject: "nexus-fast wasm checkBulk 1000",
+        peer: `spicedb CheckBulkPermissions (1000 as ${SPICEDB_TIMED_BULK}s)`,
+      },
+      { subject: "nexus-fast wasm listObjects", peer: "spicedb LookupResources" },
+      { subject: "nexus-fast wasm check", peer: "nexus-fast check" },
     ],
     facts: {
       tuples: workload.tuples.length,
@@ -208,4 +236,5 @@ await runSuite(
 );
 
 await engine.close();
+await wasm.close();
 spicedb.close();
