@@ -41,7 +41,7 @@ import {
   validTuple,
 } from "./engine/requests.js";
 import { type Change, changeStream } from "./engine/watch.js";
-import { describe, NexusError } from "./errors.js";
+import { atBatchIndex, describe, NexusError } from "./errors.js";
 import { FastEvaluator } from "./fast/evaluator.js";
 import { listObjectsFast } from "./fast/list-objects.js";
 import { compileModel } from "./model/index.js";
@@ -289,17 +289,7 @@ export class Engine implements AsyncDisposable {
           typeof fast === "boolean" ? fast : await this.#check(request, fastAnswers === undefined),
         );
       } catch (error) {
-        if (error instanceof NexusError) {
-          throw new NexusError(
-            error.code,
-            `check ${index}: ${error.message}`,
-            { ...error.details, index },
-            {
-              cause: error,
-            },
-          );
-        }
-        throw error;
+        throw atBatchIndex(error, index);
       }
     }
     return answers;

@@ -62,3 +62,14 @@ export function describe(value: unknown, max = 120): string {
   }
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
+
+/** The error of one item of a batch (check `index` of a checkBulk), naming the item; other errors pass through. */
+export function atBatchIndex(error: unknown, index: number): unknown {
+  if (!(error instanceof NexusError)) return error;
+  return new NexusError(
+    error.code,
+    `check ${index}: ${error.message}`,
+    { ...error.details, index },
+    { cause: error },
+  );
+}

@@ -29,7 +29,7 @@ import {
   subjectTenantOf,
   tenantOf,
 } from "../engine/requests.js";
-import { describe, NexusError } from "../errors.js";
+import { atBatchIndex, describe, NexusError } from "../errors.js";
 import type { Program } from "../model/program.js";
 import type { TupleKey } from "../store/tuple.js";
 import type { TupleStore } from "../store/types.js";
@@ -287,12 +287,12 @@ export class CheckChain implements AsyncDisposable {
       try {
         resolved.push(await this.#resolved(request, now));
       } catch (error) {
-        throw withIndex(error, index);
+        throw atBatchIndex(error, index);
       }
     }
     const outcomes = await this.#outer.resolveMany(resolved, options.signal);
     return outcomes.map((outcome, index) => {
-      if (outcome instanceof Error) throw withIndex(outcome, index);
+      if (outcome instanceof Error) throw atBatchIndex(outcome, index);
       return outcome.allowed;
     });
   }
@@ -428,18 +428,4 @@ export class CheckChain implements AsyncDisposable {
 function rank(order: readonly string[], layer: string): number {
   const i = order.indexOf(layer);
   return i < 0 ? order.length : i;
-}
-
-function withIndex(error: unknown, index: number): unknown {
-  if (error instanceof NexusError) {
-    return new NexusError(
-      error.code,
-      `check ${index}: ${error.message}`,
-      { ...error.details, index },
-      {
-        cause: error,
-      },
-    );
-  }
-  return error;
 }
