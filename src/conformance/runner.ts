@@ -230,30 +230,20 @@ async function runTest(
           contextualTuples: contextualFor(assertion.contextualTuples),
           ...common(assertion),
         };
-        let objects: string[] = [];
-        const problem = await expectOutcome(
+        const problem = await expectListed(
+          engine,
           () => engine.listObjects(request),
-          assertion.errorCode,
-          (found) => {
-            objects = found;
-            const expected = assertion.expectation ?? [];
-            return sameElements(found, expected)
-              ? undefined
-              : `expected ${json(expected)}, got ${json(found)}`;
-          },
+          assertion,
+          (object) => ({
+            user: request.user,
+            relation: request.relation,
+            object,
+            contextualTuples: request.contextualTuples,
+            ...common(assertion),
+          }),
         );
-        const checkProblem =
-          problem === undefined && assertion.errorCode === undefined
-            ? await everyPassesCheck(engine, objects, (object) => ({
-                user: request.user,
-                relation: request.relation,
-                object,
-                contextualTuples: request.contextualTuples,
-                ...common(assertion),
-              }))
-            : undefined;
-        if (problem === undefined && checkProblem === undefined) result.passed++;
-        else fail("listObjects", index, problem ?? checkProblem!, request);
+        if (problem === undefined) result.passed++;
+        else fail("listObjects", index, problem, request);
       }
 
       for (const [index, assertion] of (stage.listUsersAssertions ?? []).entries()) {
@@ -265,30 +255,20 @@ async function runTest(
           contextualTuples: contextualFor(assertion.contextualTuples),
           ...common(assertion),
         };
-        let users: string[] = [];
-        const problem = await expectOutcome(
+        const problem = await expectListed(
+          engine,
           () => engine.listUsers(request),
-          assertion.errorCode,
-          (found) => {
-            users = found;
-            const expected = assertion.expectation ?? [];
-            return sameElements(found, expected)
-              ? undefined
-              : `expected ${json(expected)}, got ${json(found)}`;
-          },
+          assertion,
+          (user) => ({
+            user,
+            relation: request.relation,
+            object: request.object,
+            contextualTuples: request.contextualTuples,
+            ...common(assertion),
+          }),
         );
-        const checkProblem =
-          problem === undefined && assertion.errorCode === undefined
-            ? await everyPassesCheck(engine, users, (user) => ({
-                user,
-                relation: request.relation,
-                object: request.object,
-                contextualTuples: request.contextualTuples,
-                ...common(assertion),
-              }))
-            : undefined;
-        if (problem === undefined && checkProblem === undefined) result.passed++;
-        else fail("listUsers", index, problem ?? checkProblem!, request);
+        if (problem === undefined) result.passed++;
+        else fail("listUsers", index, problem, request);
       }
     }
   } finally {
@@ -316,6 +296,26 @@ async function expectOutcome<T>(
   }
   if (errorCode !== undefined) return `expected error ${errorCode}, got ${json(value)}`;
   return judge(value);
+}
+
+/**
+ * A list assertion (listObjects or listUsers): the listed set must equal the expectation (or the expected error
+ * occur), and, as OpenFGA's runner requires, every listed item must then pass check.
+ */
+async function expectListed(
+  engine: TestableEngine,
+  list: () => Promise<string[]>,
+  assertion: { readonly errorCode?: number; readonly expectation?: readonly string[] | null },
+  checkFor: (item: string) => Parameters<TestableEngine["check"]>[0],
+): Promise<string | undefined> {
+  let listed: string[] = [];
+  const problem = await expectOutcome(list, assertion.errorCode, (found) => {
+    listed = found;
+    const expected = assertion.expectation ?? [];
+    return sameElements(found, expected) ? undefined : `expected ${json(expected)}, got ${json(found)}`;
+  });
+  if (problem !== undefined || assertion.errorCode !== undefined) return problem;
+  return everyPassesCheck(engine, listed, checkFor);
 }
 
 async function everyPassesCheck(
