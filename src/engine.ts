@@ -20,6 +20,14 @@
  * Errors are NexusError with a stable code naming the bad input (see requests.ts); condition evaluation yields
  * "condition_missing_parameter" as OpenFGA does; too deep a resolution is "resolution_too_complex".
  */
+
+import {
+  type ChainStats,
+  CheckChain,
+  type CheckChainOptions,
+  type CheckOptions,
+  type FilterRequest,
+} from "./cache/chain.js";
 import { type CheckQuery, check } from "./check/check.js";
 import { DEFAULT_MAX_DEPTH, Evaluation } from "./check/evaluation.js";
 import { expand, type UsersetTree } from "./check/expand.js";
@@ -42,7 +50,7 @@ import {
 } from "./engine/requests.js";
 import { type Change, changeStream } from "./engine/watch.js";
 import { atBatchIndex, describe, NexusError } from "./errors.js";
-import { FastEvaluator } from "./fast/evaluator.js";
+import { FastEvaluator, type FastEvaluatorStats } from "./fast/evaluator.js";
 import { listObjectsFast } from "./fast/list-objects.js";
 import { compileModel } from "./model/index.js";
 import type { ModelFormat, Program } from "./model/program.js";
@@ -60,6 +68,7 @@ import {
 import type { TupleSnapshot, TupleStore } from "./store/types.js";
 import { ready } from "./wasm/loader.js";
 
+export type { CheckOptions, FilterRequest } from "./cache/chain.js";
 export type { Consistency } from "./engine/consistency.js";
 export type { Change } from "./engine/watch.js";
 
@@ -87,6 +96,28 @@ export interface EngineOptions {
    * Asking for "wasm" where the kernel cannot load is "kernel_unavailable".
    */
   readonly evaluator?: "wasm" | "reference";
+  /**
+   * The cache and index layers in front of the evaluator (src/cache/chain.ts): result cache keyed by the
+   * quantized revision, Bloom negative cache, singleflight, cross-tenant grant index, Tiger bitmaps, each kept
+   * exact by the store's change feed. Every layer is on by default; switch one off with `{ bloom: false }`, or
+   * all of them with `false` (checks then go straight to the evaluator). `engine.stats()` counts each layer.
+   */
+  readonly cache?: false | EngineCacheOptions;
+}
+
+/** Per-layer switches and options of the engine's check chain (each defaults to on). */
+export type EngineCacheOptions = Pick<
+  CheckChainOptions,
+  "resultCache" | "bloom" | "singleflight" | "tiger" | "watch"
+>;
+
+/** What engine.stats() reports. */
+export interface EngineStats {
+  readonly evaluator: "wasm" | "reference";
+  /** The check chain's counters (validate, revision, then each layer outermost first); absent with `cache: false`. */
+  readonly chain?: ChainStats;
+  /** The WASM fast path's counters (answered, routed by reason, graph builds), when it is in use. */
+  readonly fast?: FastEvaluatorStats;
 }
 
 /** Tuples to delete: what identifies a tuple (a condition or expiry given is ignored). */
@@ -176,6 +207,7 @@ export class Engine implements AsyncDisposable {
   readonly #maxContextual: number;
   readonly #closing = new AbortController();
   readonly #fast: FastEvaluator | undefined;
+  readonly #chain: CheckChain | undefined;
 
   /** Use createEngine(). */
   constructor(
@@ -184,8 +216,10 @@ export class Engine implements AsyncDisposable {
     ownsStore: boolean,
     options: EngineOptions,
     fast?: FastEvaluator,
+    chain?: CheckChain,
   ) {
     this.#fast = fast;
+    this.#chain = chain;
     this.program = program;
     this.store = store;
     this.#ownsStore = ownsStore;
@@ -255,8 +289,15 @@ export class Engine implements AsyncDisposable {
     return { token: encodeToken(this.store.id, result.revision), revision: result.revision };
   }
 
-  /** Whether `user` has `relation` on `object`. */
-  async check(request: CheckRequest): Promise<boolean> {
+  /**
+   * Whether `user` has `relation` on `object`. `options.signal` abandons this request alone (NexusError
+   * "aborted"); an evaluation it shares with identical requests goes on for them.
+   */
+  async check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
+    if (this.#chain !== undefined) {
+      this.#assertOpen();
+      return this.#chain.check(request, options);
+    }
     return this.#check(request, true);
   }
 
@@ -274,9 +315,13 @@ export class Engine implements AsyncDisposable {
     return this.#evaluate(query.tenant, options, (ev) => check(ev, query));
   }
 
-  /** Checks many requests; the answers come in request order. */
-  async checkBulk(requests: readonly CheckRequest[]): Promise<boolean[]> {
+  /**
+   * Checks many requests as one batch; the answers come in request order. The first invalid or failing request
+   * rejects the call, naming its index.
+   */
+  async checkBulk(requests: readonly CheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
     this.#assertOpen();
+    if (this.#chain !== undefined) return this.#chain.checkMany(requests, options);
     const list = arrayOf(requests, "requests") as CheckRequest[];
     const fastAnswers = this.#fast === undefined ? undefined : await this.#fastBulk(list);
     const answers: boolean[] = [];
@@ -295,9 +340,25 @@ export class Engine implements AsyncDisposable {
     return answers;
   }
 
-  /** The objects of `type` on which `user` has `relation` (each passes check). */
-  async listObjects(request: ListObjectsRequest): Promise<string[]> {
+  /**
+   * The objects (in input order) of `objects`, all of one type, on which `user` has `relation`: one call filters
+   * a directory listing (Nexus's filter_list). Served from the Tiger bitmap of (user, relation, type) when it is
+   * materialised, else as one batch through the check chain.
+   */
+  async filter(request: FilterRequest, options: CheckOptions = {}): Promise<string[]> {
     this.#assertOpen();
+    if (this.#chain !== undefined) return this.#chain.filter(request, options);
+    requestObject(request, "a filter request");
+    const objects = arrayOf(request.objects, "objects") as string[];
+    const { objects: _, ...rest } = request;
+    const allowed = await this.checkBulk(objects.map((object) => ({ ...rest, object })));
+    return objects.filter((_, i) => allowed[i]);
+  }
+
+  /** The objects of `type` on which `user` has `relation` (each passes check), sorted. */
+  async listObjects(request: ListObjectsRequest, options: CheckOptions = {}): Promise<string[]> {
+    this.#assertOpen();
+    if (this.#chain !== undefined) return this.#chain.listObjects(request, options);
     requestObject(request, "a list objects request");
     const tenant = tenantOf(request.tenant);
     const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
@@ -459,11 +520,28 @@ export class Engine implements AsyncDisposable {
     }
   }
 
-  /** Ends every watch, and closes the store if the engine created it. Idempotent. */
+  /** Counters of the check chain's layers and of the WASM fast path. */
+  stats(): EngineStats {
+    return {
+      evaluator: this.evaluator,
+      ...(this.#chain !== undefined ? { chain: this.#chain.stats() } : {}),
+      ...(this.#fast !== undefined ? { fast: structuredClone(this.#fast.stats) } : {}),
+    };
+  }
+
+  /** Resolves once every cache has applied every change up to the store's current revision. */
+  async caughtUp(): Promise<void> {
+    this.#assertOpen();
+    await this.#chain?.caughtUp();
+  }
+
+  /** Ends every watch, stops the caches' change feed, and closes the store if the engine created it. Idempotent. */
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
-    await this.#fast?.close();
+    // The chain owns the fast path once it has one.
+    if (this.#chain !== undefined) await this.#chain.close();
+    else await this.#fast?.close();
     if (this.#ownsStore) await this.store.close();
   }
 
@@ -640,7 +718,54 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       }
     }
   }
-  return new Engine(program, store, options.store === undefined, options, fast);
+  let chain: CheckChain | undefined;
+  if (options.cache !== false) {
+    try {
+      chain = await CheckChain.open({
+        ...cacheOptionsOf(options.cache),
+        program,
+        store,
+        ...(options.clock !== undefined ? { clock: options.clock } : {}),
+        quantizationWindowMs: window,
+        ...(options.maxResolutionDepth !== undefined
+          ? { maxResolutionDepth: options.maxResolutionDepth }
+          : {}),
+        ...(options.maxContextualTuples !== undefined
+          ? { maxContextualTuples: options.maxContextualTuples }
+          : {}),
+        ...(fast !== undefined ? { fast } : {}),
+      });
+    } catch (error) {
+      await fast?.close();
+      if (options.store === undefined) await store.close();
+      throw error;
+    }
+  }
+  return new Engine(program, store, options.store === undefined, options, fast, chain);
+}
+
+const CACHE_LAYERS = ["resultCache", "bloom", "singleflight", "tiger", "watch"] as const;
+
+/** The chain options `cache` asks for (only the layer switches: nothing else can reach the chain). */
+function cacheOptionsOf(cache: EngineCacheOptions | undefined): EngineCacheOptions {
+  if (cache === undefined) return {};
+  if (typeof cache !== "object" || cache === null || Array.isArray(cache)) {
+    throw new NexusError(
+      "invalid_argument",
+      `cache must be false or an object of layer options, got ${describe(cache)}`,
+    );
+  }
+  const picked: Record<string, unknown> = {};
+  for (const key of Object.keys(cache)) {
+    if (!(CACHE_LAYERS as readonly string[]).includes(key)) {
+      throw new NexusError(
+        "invalid_argument",
+        `cache.${key} is not a cache layer (expected one of ${CACHE_LAYERS.join(", ")})`,
+      );
+    }
+    picked[key] = (cache as Record<string, unknown>)[key];
+  }
+  return picked as EngineCacheOptions;
 }
 
 function hasContextualTuples(options: QueryOptions): boolean {

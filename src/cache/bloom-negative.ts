@@ -11,9 +11,10 @@
  *   exact, since no tuple is read (no condition evaluated, no depth reached).
  * - subject rule: a plain or wildcard subject with no tuple naming it or its type's wildcard, in its tenant, in
  *   any tenant's tuples → no grant. Applied only when the checked (type, relation) cannot evaluate a condition
- *   (src/watch/influence.ts), since the reference would report a missing condition parameter rather than deny.
- *   The one remaining difference: where the reference would fail with "resolution_too_complex" (a chain deeper
- *   than the depth limit) for such a subject, this layer denies; no path could have granted it.
+ *   (src/watch/influence.ts), since the reference would report a missing condition parameter rather than deny,
+ *   and only when no check of that (type, relation) can take as many steps as the depth limit (an acyclic class
+ *   graph with a shorter longest path), since the reference would fail with "resolution_too_complex" rather
+ *   than deny. Recursive relations (group in group, folder in folder) therefore rely on the object rule.
  * Contextual tuples bypass the layer.
  *
  * The filter only grows as tuples are written (deletes leave stale bits: more "maybe", never a false deny). It is
@@ -51,6 +52,8 @@ export interface BloomNegativeOptions {
   readonly tenants?: readonly string[];
   /** Rebuild when deletes since the last build exceed this share of its keys (default 0.5). */
   readonly rebuildStaleRatio?: number;
+  /** The evaluator's depth limit (default 25): the subject rule applies only where no check can reach it. */
+  readonly maxResolutionDepth?: number;
 }
 
 /** Where the layer follows changes (a ChangeFeed). */
@@ -71,6 +74,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   readonly #fpRate: number;
   readonly #initialCapacity: number;
   readonly #staleRatio: number;
+  readonly #maxDepth: number;
   readonly #counters = new LayerCounters();
   readonly #tenants = new Set<string>();
   #unsubscribe: (() => void) | undefined;
@@ -104,6 +108,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     this.#fpRate = options.fpRate ?? 0.01;
     this.#initialCapacity = options.initialCapacity ?? 65_536;
     this.#staleRatio = options.rebuildStaleRatio ?? 0.5;
+    this.#maxDepth = options.maxResolutionDepth ?? 25;
     this.#seen = seen;
     for (const tenant of options.tenants ?? []) this.#tenants.add(tenant);
   }
@@ -269,6 +274,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     if (
       subject.kind !== "userset" &&
       !this.#influence.mayEvaluateConditions(check.objectType, check.relation) &&
+      this.#influence.maxHops(check.objectType, check.relation) < this.#maxDepth &&
       !filter.mightContain(subjectKey(check.subjectTenant, check.user)) &&
       !filter.mightContain(subjectKey(check.subjectTenant, `${subject.type}:*`))
     ) {

@@ -16,7 +16,9 @@
  * The store and program are the caller's.
  */
 
-import { DEFAULT_MAX_DEPTH } from "../check/evaluation.js";
+import { DEFAULT_MAX_DEPTH, Evaluation } from "../check/evaluation.js";
+import { candidateObjects, type ListObjectsQuery } from "../check/list-objects.js";
+import { TupleReader } from "../check/reader.js";
 import type { ConditionContext } from "../conditions/cel.js";
 import type { Consistency } from "../engine/consistency.js";
 import {
@@ -28,16 +30,19 @@ import {
   subjectOf,
   subjectTenantOf,
   tenantOf,
+  typeOf,
 } from "../engine/requests.js";
 import { atBatchIndex, describe, NexusError } from "../errors.js";
+import type { FastEvaluator } from "../fast/evaluator.js";
 import type { Program } from "../model/program.js";
 import type { TupleKey } from "../store/tuple.js";
-import type { TupleStore } from "../store/types.js";
+import type { Revision, TupleStore } from "../store/types.js";
 import { ChangeFeed, type ChangeFeedStats } from "../watch/feed.js";
 import { influenceOf } from "../watch/influence.js";
 import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
+import { FastResolver } from "./fast.js";
 import { contextText, questionKey } from "./key.js";
-import { ReferenceResolver } from "./reference.js";
+import { ReferenceResolver, snapshotAt } from "./reference.js";
 import { ResultCacheResolver } from "./result-cache.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import { SingleflightResolver } from "./singleflight.js";
@@ -68,10 +73,15 @@ export interface CheckChainOptions {
   /** Contextual tuples allowed per request (default 1000). */
   readonly maxContextualTuples?: number;
   /**
-   * The innermost resolver (default: the TypeScript reference evaluator). A WASM evaluator goes here; the chain
-   * closes it.
+   * The innermost resolver (default: the TypeScript reference evaluator, or the WASM one when `fast` is given).
+   * Any CheckResolver answering at exactly the question's revision; the chain closes it.
    */
   readonly evaluator?: CheckResolver;
+  /**
+   * The WASM fast path: the innermost layer becomes a FastResolver over it, handing what the kernel does not
+   * evaluate to the reference. The chain closes it.
+   */
+  readonly fast?: FastEvaluator;
   /** The result cache (default on). */
   readonly resultCache?: boolean | { readonly maxEntries?: number };
   /** The Bloom negative cache (default on; needs the change feed). */
@@ -105,6 +115,18 @@ export interface ChainStats {
   readonly feed?: ChangeFeedStats;
 }
 
+/** A list objects request, as Engine.listObjects takes it. */
+export interface ChainListObjectsRequest {
+  readonly user: string;
+  readonly relation: string;
+  readonly type: string;
+  readonly tenant?: string;
+  readonly subjectTenant?: string;
+  readonly contextualTuples?: readonly TupleKey[];
+  readonly context?: ConditionContext;
+  readonly consistency?: Consistency;
+}
+
 /** A filter request: which of `objects` (all of one type) may `user` access with `relation`. */
 export interface FilterRequest {
   readonly user: string;
@@ -128,6 +150,7 @@ export class CheckChain implements AsyncDisposable {
   readonly feed: ChangeFeed | undefined;
   readonly #clock: () => number;
   readonly #maxContextual: number;
+  readonly #maxDepth: number;
   readonly #revisions: RevisionChooser;
   readonly #outer: CheckResolver;
   readonly #tiger: TigerResolver | undefined;
@@ -153,6 +176,7 @@ export class CheckChain implements AsyncDisposable {
     this.store = options.store;
     this.#clock = options.clock ?? Date.now;
     this.#maxContextual = options.maxContextualTuples ?? 1000;
+    this.#maxDepth = options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
     this.feed = parts.feed;
     this.#revisions = parts.revisions;
     this.#outer = parts.outer;
@@ -202,6 +226,9 @@ export class CheckChain implements AsyncDisposable {
           store,
           maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
         });
+      if (options.evaluator === undefined && options.fast !== undefined) {
+        resolver = new FastResolver(options.fast, resolver);
+      }
       if (options.tiger !== undefined && options.tiger !== false) {
         // Loaded only when asked for: it brings roaring-wasm, which most deployments of the chain do not need.
         const { TigerResolver } = await import("./tiger.js");
@@ -229,7 +256,10 @@ export class CheckChain implements AsyncDisposable {
         resolver = await BloomNegativeResolver.open(
           resolver,
           { store, influence, source: feed },
-          typeof options.bloom === "object" ? options.bloom : {},
+          {
+            maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+            ...(typeof options.bloom === "object" ? options.bloom : {}),
+          },
         );
       } else {
         disabled.push(off("bloom-negative"));
@@ -341,9 +371,91 @@ export class CheckChain implements AsyncDisposable {
     return objects.filter((_, i) => allowed[i]);
   }
 
+  /**
+   * The objects of `type` on which `user` has `relation`, sorted (as Engine.listObjects). The candidates come
+   * from the reference's reverse expansion at the chosen revision (a superset of the answer); each is then asked
+   * as one batch through the chain, so list objects shares the result cache, Bloom, singleflight, Tiger and the
+   * evaluator with checks (and leaves its answers in the cache for the checks that follow a listing).
+   */
+  async listObjects(request: ChainListObjectsRequest, options: CheckOptions = {}): Promise<string[]> {
+    this.#assertOpen();
+    const now = this.#clock();
+    requestObject(request, "a list objects request");
+    this.#requests++;
+    let tenant: string;
+    let subjectTenant: string;
+    let subject: ResolvedCheck["subject"];
+    let user: string;
+    let context: ConditionContext | undefined;
+    let contextualTuples: ResolvedCheck["contextualTuples"];
+    const type = request.type;
+    try {
+      tenant = tenantOf(request.tenant);
+      subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+      typeOf(this.program, type);
+      relationOfType(this.program, type, request.relation);
+      ({ subject, user } = subjectOf(this.program, request.user));
+      context = contextOf(request.context);
+      contextualTuples = contextualTuplesOf(
+        this.program,
+        request.contextualTuples,
+        tenant,
+        this.#maxContextual,
+      );
+    } catch (error) {
+      this.#rejected++;
+      throw error;
+    }
+    const revision = await this.#revisions.revisionFor(request.consistency, now);
+    const candidates = await candidatesAt(
+      this.program,
+      this.store,
+      this.#maxDepth,
+      { tenant, subjectTenant, type, relation: request.relation, subject, user },
+      { revision, now, context, contextualTuples },
+    );
+    const text = contextualTuples.length > 0 ? undefined : contextText(context);
+    const checks: ResolvedCheck[] = [];
+    for (const object of candidates) {
+      checks.push({
+        tenant,
+        subjectTenant,
+        object,
+        objectType: type,
+        relation: request.relation,
+        subject,
+        user,
+        revision,
+        now,
+        context,
+        contextualTuples,
+        key:
+          text === undefined
+            ? undefined
+            : questionKey(tenant, subjectTenant, object, request.relation, user, text),
+      });
+    }
+    const outcomes = await this.#outer.resolveMany(checks, options.signal);
+    const allowed: string[] = [];
+    for (let i = 0; i < outcomes.length; i++) {
+      const outcome = outcomes[i]!;
+      if (outcome instanceof Error) throw outcome;
+      if (outcome.allowed) allowed.push(checks[i]!.object);
+    }
+    return allowed.sort();
+  }
+
   stats(): ChainStats {
     const layers = this.#outer.stats();
-    const order = ["result-cache", "bloom-negative", "singleflight", "tiger", "evaluator"];
+    const order = [
+      "result-cache",
+      "bloom-negative",
+      "singleflight",
+      "cross-tenant",
+      "tiger",
+      "wasm-evaluator",
+      "evaluator",
+    ];
     const all = [...layers, ...this.#disabled].sort((a, b) => rank(order, a.layer) - rank(order, b.layer));
     return {
       validate: { layer: "validate", requests: this.#requests, rejected: this.#rejected },
@@ -422,6 +534,32 @@ export class CheckChain implements AsyncDisposable {
           ? undefined
           : questionKey(tenant, subjectTenant, request.object, request.relation, user, text),
     };
+  }
+}
+
+/** The reverse expansion's candidates for a list objects question, read at exactly `revision`. */
+async function candidatesAt(
+  program: Program,
+  store: TupleStore,
+  maxDepth: number,
+  query: ListObjectsQuery,
+  at: {
+    revision: Revision;
+    now: number;
+    context: ConditionContext | undefined;
+    contextualTuples: ResolvedCheck["contextualTuples"];
+  },
+): Promise<Set<string>> {
+  const snapshot = await snapshotAt(store, at.revision);
+  try {
+    const reader = new TupleReader(snapshot, program, at.contextualTuples, at.now);
+    const ev = new Evaluation(reader, {
+      ...(at.context !== undefined ? { context: at.context } : {}),
+      maxDepth,
+    });
+    return await candidateObjects(ev, query);
+  } finally {
+    snapshot.release();
   }
 }
 

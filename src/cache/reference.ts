@@ -71,7 +71,7 @@ export class ReferenceResolver implements CheckResolver {
     });
     for (const indexes of groups.values()) {
       const first = checks[indexes[0]!]!;
-      const snapshot = await this.#open(first.revision);
+      const snapshot = await snapshotAt(this.#store, first.revision);
       try {
         const reader = new RecordingReader(snapshot, this.#program, first.contextualTuples, first.now);
         const ev = new Evaluation(reader, {
@@ -111,17 +111,17 @@ export class ReferenceResolver implements CheckResolver {
   }
 
   async close(): Promise<void> {}
+}
 
-  /** The snapshot at `revision`; the latest one when the store no longer keeps it (never older, as the engine). */
-  async #open(revision: Revision): Promise<TupleSnapshot> {
-    try {
-      return await this.#store.snapshot(revision);
-    } catch (error) {
-      if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
-        return this.#store.snapshot(await this.#store.currentRevision());
-      }
-      throw error;
+/** The snapshot at `revision`; the latest one when the store no longer keeps it (never older, as the engine). */
+export async function snapshotAt(store: TupleStore, revision: Revision): Promise<TupleSnapshot> {
+  try {
+    return await store.snapshot(revision);
+  } catch (error) {
+    if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
+      return store.snapshot(await store.currentRevision());
     }
+    throw error;
   }
 }
 

@@ -21,6 +21,12 @@ export interface InfluenceMap {
   readsOf(type: string, relation: string): ReadonlySet<RelationClass>;
   /** Whether a check of `type#relation` may evaluate a tuple condition (and so fail on a missing parameter). */
   mayEvaluateConditions(type: string, relation: string): boolean;
+  /**
+   * The most class-to-class steps a check of `type#relation` can take (computed usersets, tuple-to-userset and
+   * userset hops each counted as one), or Infinity when a cycle of classes is reachable: a check whose bound is
+   * below the depth limit can never be "resolution_too_complex".
+   */
+  maxHops(type: string, relation: string): number;
 }
 
 const cache = new WeakMap<Program, InfluenceMap>();
@@ -96,12 +102,28 @@ function build(program: Program): InfluenceMap {
       else list.push(cls);
     }
   }
+  // Longest path from each class (Infinity through a cycle): a DFS with an on-stack mark.
+  const hops = new Map<RelationClass, number>();
+  const onStack = new Set<RelationClass>();
+  const longest = (cls: RelationClass): number => {
+    const known = hops.get(cls);
+    if (known !== undefined) return known;
+    if (onStack.has(cls)) return Number.POSITIVE_INFINITY;
+    onStack.add(cls);
+    let most = 0;
+    for (const c of next.get(cls) ?? []) most = Math.max(most, 1 + longest(c));
+    onStack.delete(cls);
+    hops.set(cls, most);
+    return most;
+  };
+  for (const cls of all) longest(cls);
   const none: readonly RelationClass[] = [];
   const empty: ReadonlySet<RelationClass> = new Set();
   return {
     affectedBy: (type, relation) => affected.get(`${type}#${relation}`) ?? none,
     readsOf: (type, relation) => closure.get(`${type}#${relation}`) ?? empty,
     mayEvaluateConditions: (type, relation) => conditions.has(`${type}#${relation}`),
+    maxHops: (type, relation) => hops.get(`${type}#${relation}`) ?? 0,
   };
 }
 

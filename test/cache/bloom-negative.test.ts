@@ -14,7 +14,7 @@ const model = `model
 type user
 type group
   relations
-    define member: [user, group#member]
+    define member: [user]
 type folder
   relations
     define viewer: [user, group#member]
@@ -86,6 +86,31 @@ describe("BloomNegativeResolver", () => {
     expect(stats.enabled).toBe(true);
     expect(stats.extra).toMatchObject({ subjectDenials: 1, objectDenials: 1 });
     expect(stats.hits).toBe(2);
+  });
+
+  it("leaves recursive relations to the object rule (the reference may report resolution_too_complex)", async () => {
+    const recursive = model.replace("define member: [user]", "define member: [user, group#member]");
+    await using engine = await createEngine({
+      model: recursive,
+      quantizationWindowMs: 0,
+      maxResolutionDepth: 2,
+    });
+    await engine.write({
+      writes: [
+        { user: "group:a#member", relation: "member", object: "group:b" },
+        { user: "group:b#member", relation: "member", object: "group:c" },
+        { user: "group:c#member", relation: "member", object: "group:d" },
+      ],
+    });
+    await using chain = await open(engine, { maxResolutionDepth: 2 });
+    const reference = await chain
+      .check({ user: "user:zed", relation: "member", object: "group:d" })
+      .catch((e) => e.code);
+    expect(reference).toBe("resolution_too_complex");
+    expect(bloomStats(chain).extra?.subjectDenials).toBe(0);
+    // The object rule still holds there.
+    expect(await chain.check({ user: "user:zed", relation: "member", object: "group:zz" })).toBe(false);
+    expect(bloomStats(chain).extra?.objectDenials).toBe(1);
   });
 
   it("a wildcard tuple keeps every subject of its type from being denied", async () => {

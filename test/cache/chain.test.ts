@@ -10,13 +10,22 @@ import { ReferenceResolver } from "../../src/cache/reference.js";
 import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/cache/types.js";
 import { createEngine, type Engine } from "../../src/engine.js";
 import { isNexusError } from "../../src/errors.js";
+import { FastEvaluator } from "../../src/fast/evaluator.js";
 import type { TupleKey } from "../../src/store/tuple.js";
+import { ready } from "../../src/wasm/loader.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
 
 const WINDOW = 1000;
 
 /** Layer activity over every run, so the test shows the layers really answered (not just passed through). */
-const totals = { cacheHits: 0, crossRevisionHits: 0, bloomHits: 0, tigerHits: 0, invalidations: 0 };
+const totals = {
+  cacheHits: 0,
+  crossRevisionHits: 0,
+  bloomHits: 0,
+  tigerHits: 0,
+  invalidations: 0,
+  wasmAnswers: 0,
+};
 
 function questionsOf(model: GeneratedModel): ChainCheckRequest[] {
   const out: ChainCheckRequest[] = [];
@@ -55,6 +64,8 @@ const layersArb = fc.record({
   watch: fc.boolean(),
   /** An evaluator that does not report its reads: the result cache falls back to class-level influence. */
   opaqueEvaluator: fc.boolean(),
+  /** The WASM evaluator innermost (as the engine's default), the reference behind it for what it routes. */
+  wasm: fc.boolean(),
   tiger: fc.oneof(fc.constant(false), fc.constant({ materializeAfter: 1 }), fc.constant({ maxBitmaps: 2 })),
 });
 
@@ -86,6 +97,7 @@ class OpaqueResolver implements CheckResolver {
 
 describe("CheckChain equals the reference", () => {
   it("on random models, tuples and write sequences, for every combination of layers", async () => {
+    await ready();
     await fc.assert(
       fc.asyncProperty(
         scenarioArb(),
@@ -97,6 +109,7 @@ describe("CheckChain equals the reference", () => {
             singleflight: true,
             watch: true,
             opaqueEvaluator: false,
+            wasm: true,
           }),
           layersArb,
         ),
@@ -108,12 +121,15 @@ describe("CheckChain equals the reference", () => {
             clock,
             quantizationWindowMs: WINDOW,
             maxResolutionDepth: 200,
+            // The oracle: the plain reference evaluator, no caches.
+            evaluator: "reference",
+            cache: false,
           });
           let token = (await engine.write({ writes: [{ user: "user:u0", relation: "r0", object: "t0:zz" }] }))
             .token;
           if (tuples.length > 0) token = (await engine.write({ writes: tuples })).token;
           const present = new Set(tuples.map((t) => JSON.stringify(t)));
-          const { opaqueEvaluator, ...switches } = layers;
+          const { opaqueEvaluator, wasm, ...switches } = layers;
           await using chain = await CheckChain.open({
             program: model.program,
             store: engine.store,
@@ -121,6 +137,9 @@ describe("CheckChain equals the reference", () => {
             quantizationWindowMs: WINDOW,
             maxResolutionDepth: 200,
             ...switches,
+            ...(wasm && !opaqueEvaluator
+              ? { fast: new FastEvaluator({ program: model.program, store: engine.store, maxDepth: 200 }) }
+              : {}),
             ...(opaqueEvaluator
               ? {
                   evaluator: new OpaqueResolver(
@@ -194,6 +213,7 @@ describe("CheckChain equals the reference", () => {
             }
             if (layer.layer === "bloom-negative") totals.bloomHits += layer.hits;
             if (layer.layer === "tiger") totals.tigerHits += layer.hits;
+            if (layer.layer === "wasm-evaluator") totals.wasmAnswers += layer.hits;
           }
         },
       ),
@@ -204,6 +224,7 @@ describe("CheckChain equals the reference", () => {
     expect(totals.invalidations).toBeGreaterThan(0);
     expect(totals.bloomHits).toBeGreaterThan(0);
     expect(totals.tigerHits).toBeGreaterThan(0);
+    expect(totals.wasmAnswers).toBeGreaterThan(0);
   });
 });
 

@@ -27,7 +27,7 @@ condition small(x: int) {
 }`;
 
 async function engine(options: { evaluator?: "wasm" | "reference"; quantizationWindowMs?: number } = {}) {
-  const e = await createEngine({ model, quantizationWindowMs: 0, ...options });
+  const e = await createEngine({ model, quantizationWindowMs: 0, cache: false, ...options });
   await e.write({
     writes: [
       { user: "user:anne", relation: "member", object: "group:a" },

@@ -1,0 +1,215 @@
+/**
+ * The engine's check path is the cache chain by default (src/cache/chain.ts): every layer on, switchable by
+ * option, counted in engine.stats(), and the default engine answers exactly as the plain reference under random
+ * write sequences (check, checkBulk, listObjects, filter).
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { createEngine, type Engine } from "../../src/engine.js";
+import { isNexusError } from "../../src/errors.js";
+import type { TupleKey } from "../../src/store/tuple.js";
+import { IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
+
+const model = `model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+type folder
+  relations
+    define viewer: [user, group#member]
+type doc
+  relations
+    define parent: [folder]
+    define viewer: [user, group#member] or viewer from parent
+`;
+
+const layer = (engine: Engine, name: string) => engine.stats().chain!.layers.find((l) => l.layer === name)!;
+
+async function seeded(options: Parameters<typeof createEngine>[0] | object = {}): Promise<Engine> {
+  const engine = await createEngine({ model, ...options });
+  await engine.write({
+    writes: [
+      { user: "user:anne", relation: "member", object: "group:eng" },
+      { user: "group:eng#member", relation: "viewer", object: "folder:f" },
+      { user: "folder:f", relation: "parent", object: "doc:1" },
+      { user: "folder:f", relation: "parent", object: "doc:2" },
+      { user: "user:bob", relation: "viewer", object: "doc:3" },
+    ],
+  });
+  return engine;
+}
+
+describe("the engine's cache chain", () => {
+  it("is on by default: repeated checks in a window hit the result cache, and stats count each layer", async () => {
+    let now = 1_000_000;
+    await using engine = await seeded({ clock: () => now });
+    now += 6000; // past the write's window: minimize_latency reads see it
+    const request = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    expect(await engine.check(request)).toBe(true);
+    expect(await engine.check(request)).toBe(true);
+    expect(await engine.check({ ...request, object: "doc:99" })).toBe(false);
+    const stats = engine.stats();
+    expect(stats.evaluator).toBe("wasm");
+    expect(stats.chain!.layers.map((l) => [l.layer, l.enabled])).toEqual([
+      ["result-cache", true],
+      ["bloom-negative", true],
+      ["singleflight", true],
+      ["tiger", false],
+      ["wasm-evaluator", true],
+      ["evaluator", true],
+    ]);
+    expect(layer(engine, "result-cache")).toMatchObject({ requests: 3, hits: 1, misses: 2 });
+    expect(layer(engine, "bloom-negative").hits).toBe(1); // doc:99 has no tuple
+    expect(layer(engine, "wasm-evaluator")).toMatchObject({ requests: 1, hits: 1 });
+    expect(stats.fast!.fast).toBe(1);
+  });
+
+  it("switches layers by option, and `cache: false` goes straight to the evaluator", async () => {
+    await using partial = await seeded({ cache: { bloom: false, resultCache: false } });
+    expect(layer(partial, "bloom-negative").enabled).toBe(false);
+    expect(layer(partial, "result-cache").enabled).toBe(false);
+    expect(layer(partial, "singleflight").enabled).toBe(true);
+    await using plain = await seeded({ cache: false, quantizationWindowMs: 0 });
+    expect(plain.stats().chain).toBeUndefined();
+    expect(await plain.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(true);
+    await using reference = await seeded({ evaluator: "reference" });
+    expect(reference.stats().chain!.layers.some((l) => l.layer === "wasm-evaluator")).toBe(false);
+  });
+
+  it("rejects malformed cache options with invalid_argument", async () => {
+    for (const cache of [true, 3, "on", [], { tigre: true }]) {
+      await expect(createEngine({ model, cache: cache as never })).rejects.toMatchObject({
+        code: "invalid_argument",
+      });
+    }
+  });
+
+  it("filter keeps input order; listObjects and checkBulk flow through the layers", async () => {
+    await using engine = await seeded({ quantizationWindowMs: 0 });
+    const objects = ["doc:3", "doc:2", "doc:9", "doc:1"];
+    expect(await engine.filter({ user: "user:anne", relation: "viewer", objects })).toEqual([
+      "doc:2",
+      "doc:1",
+    ]);
+    expect(await engine.listObjects({ user: "user:anne", relation: "viewer", type: "doc" })).toEqual([
+      "doc:1",
+      "doc:2",
+    ]);
+    const before = layer(engine, "result-cache").requests;
+    expect(
+      await engine.checkBulk(objects.map((object) => ({ user: "user:anne", relation: "viewer", object }))),
+    ).toEqual([false, true, false, true]);
+    expect(layer(engine, "result-cache").requests).toBe(before + 4);
+    await expect(
+      engine.filter({ user: "user:anne", relation: "viewer", objects: ["doc:1", "folder:f"] }),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+
+  it("sees a revoke at once with its token or fully_consistent, and one window later otherwise", async () => {
+    let now = 1_000_000;
+    await using engine = await seeded({ clock: () => now, quantizationWindowMs: 5000 });
+    now += 6000;
+    const request = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    expect(await engine.check(request)).toBe(true);
+    const { token } = await engine.write({
+      deletes: [{ user: "user:anne", relation: "member", object: "group:eng" }],
+    });
+    expect(await engine.check({ ...request, consistency: { atLeastAsFresh: token } })).toBe(false);
+    expect(await engine.check({ ...request, consistency: "fully_consistent" })).toBe(false);
+    now += 5000;
+    expect(await engine.check(request)).toBe(false);
+  });
+
+  it("leaves nothing running after close", async () => {
+    const baseline = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
+    const engine = await seeded();
+    await engine.checkBulk([{ user: "user:anne", relation: "viewer", object: "doc:1" }]);
+    await engine.caughtUp();
+    await engine.close();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length).toBeLessThanOrEqual(
+      baseline,
+    );
+  });
+
+  it("answers as the plain reference on random models and write sequences (default engine)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        scenarioArb(),
+        fc.array(
+          fc.record({ toggle: fc.uniqueArray(fc.nat(200), { maxLength: 4 }), advance: fc.boolean() }),
+          {
+            minLength: 1,
+            maxLength: 5,
+          },
+        ),
+        async ({ model: generated, tuples }, steps) => {
+          let now = 1_000_000;
+          const clock = () => now;
+          await using engine = await createEngine({
+            model: generated.program,
+            clock,
+            quantizationWindowMs: 1000,
+          });
+          await using oracle = await createEngine({
+            model: generated.program,
+            clock,
+            store: engine.store,
+            evaluator: "reference",
+            cache: false,
+            quantizationWindowMs: 1000,
+          });
+          if (tuples.length > 0) await engine.write({ writes: tuples });
+          const present = new Set(tuples.map((t) => JSON.stringify(t)));
+          const subjects = subjectsOf(generated);
+          for (const step of steps) {
+            const writes: TupleKey[] = [];
+            const deletes: TupleKey[] = [];
+            for (const pick of new Set(step.toggle.map((p) => p % Math.max(1, generated.slots.length)))) {
+              const slot = generated.slots[pick];
+              if (slot === undefined) continue;
+              const text = JSON.stringify(slot);
+              if (present.delete(text))
+                deletes.push({ user: slot.user, relation: slot.relation, object: slot.object });
+              else {
+                present.add(text);
+                writes.push(slot);
+              }
+            }
+            if (writes.length + deletes.length > 0) await engine.write({ writes, deletes });
+            if (step.advance) now += 1500;
+            for (const type of generated.types) {
+              for (const relation of generated.program.types.get(type)!.relations.keys()) {
+                const requests = IDS.flatMap((id) =>
+                  subjects.map((user) => ({ user, relation, object: `${type}:${id}` })),
+                );
+                const expected = await Promise.all(requests.map((r) => answerOf(() => oracle.check(r))));
+                const actual = await Promise.all(requests.map((r) => answerOf(() => engine.check(r))));
+                expect(actual).toEqual(expected);
+                if (expected.every((a) => typeof a === "boolean")) {
+                  expect(await engine.checkBulk(requests)).toEqual(expected);
+                }
+                for (const user of subjects) {
+                  const list = await answerOf(() => engine.listObjects({ user, relation, type }));
+                  const want = await answerOf(() => oracle.listObjects({ user, relation, type }));
+                  expect(list).toEqual(want);
+                }
+              }
+            }
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+});
+
+async function answerOf<T>(run: () => Promise<T>): Promise<T | string> {
+  try {
+    return await run();
+  } catch (error) {
+    return isNexusError(error) ? `error:${error.code}` : `error:${String(error)}`;
+  }
+}
