@@ -115,6 +115,18 @@ export interface ChainStats {
   readonly feed?: ChangeFeedStats;
 }
 
+/** A check request that passed validation, before it is pinned to a revision. */
+interface ValidCheck {
+  readonly request: ChainCheckRequest;
+  readonly tenant: string;
+  readonly subjectTenant: string;
+  readonly objectType: string;
+  readonly subject: ResolvedCheck["subject"];
+  readonly user: string;
+  readonly context: ConditionContext | undefined;
+  readonly contextualTuples: ResolvedCheck["contextualTuples"];
+}
+
 /** A list objects request, as Engine.listObjects takes it. */
 export interface ChainListObjectsRequest {
   readonly user: string;
@@ -312,10 +324,27 @@ export class CheckChain implements AsyncDisposable {
       throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
     }
     const now = this.#clock();
-    const resolved: ResolvedCheck[] = [];
-    for (const [index, request] of requests.entries()) {
+    const resolved: ResolvedCheck[] = new Array(requests.length);
+    // Each distinct consistency is resolved once for the batch (all of it is read at one instant).
+    const revisions = new Map<unknown, Revision>();
+    for (let index = 0; index < requests.length; index++) {
+      const request = requests[index] as ChainCheckRequest;
       try {
-        resolved.push(await this.#resolved(request, now));
+        const valid = this.#validated(request);
+        const consistency = request.consistency;
+        let revision = this.#revisions.peek(consistency, now);
+        if (revision === undefined) {
+          const key =
+            typeof consistency === "object" && consistency !== null
+              ? `token:${String((consistency as { atLeastAsFresh?: unknown }).atLeastAsFresh)}`
+              : consistency;
+          revision = revisions.get(key);
+          if (revision === undefined) {
+            revision = await this.#revisions.revisionFor(consistency, now);
+            revisions.set(key, revision);
+          }
+        }
+        resolved[index] = this.#pinned(valid, revision, now);
       } catch (error) {
         throw atBatchIndex(error, index);
       }
@@ -489,41 +518,47 @@ export class CheckChain implements AsyncDisposable {
 
   /** Validates a request (Engine.check's rules and errors) and pins it to its revision. */
   async #resolved(request: ChainCheckRequest, now: number): Promise<ResolvedCheck> {
+    const valid = this.#validated(request);
+    const revision =
+      this.#revisions.peek(request.consistency, now) ??
+      (await this.#revisions.revisionFor(request.consistency, now));
+    return this.#pinned(valid, revision, now);
+  }
+
+  /** Validates a request with Engine.check's rules and errors (counted in stats: requests, rejected). */
+  #validated(request: ChainCheckRequest): ValidCheck {
     this.#requests++;
-    let tenant: string;
-    let subjectTenant: string;
-    let objectType: string;
-    let subject: ResolvedCheck["subject"];
-    let user: string;
-    let context: ConditionContext | undefined;
-    let contextualTuples: ResolvedCheck["contextualTuples"];
     try {
       requestObject(request, "a check request");
-      tenant = tenantOf(request.tenant);
-      subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
-      objectType = objectOf(this.program, request.object).type;
+      const tenant = tenantOf(request.tenant);
+      const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+      const objectType = objectOf(this.program, request.object).type;
       relationOfType(this.program, objectType, request.relation);
-      ({ subject, user } = subjectOf(this.program, request.user));
-      context = contextOf(request.context);
-      contextualTuples = contextualTuplesOf(
+      const { subject, user } = subjectOf(this.program, request.user);
+      const context = contextOf(request.context);
+      const contextualTuples = contextualTuplesOf(
         this.program,
         request.contextualTuples,
         tenant,
         this.#maxContextual,
       );
+      return { request, tenant, subjectTenant, objectType, subject, user, context, contextualTuples };
     } catch (error) {
       this.#rejected++;
       throw error;
     }
-    const revision = await this.#revisions.revisionFor(request.consistency, now);
+  }
+
+  #pinned(valid: ValidCheck, revision: Revision, now: number): ResolvedCheck {
+    const { request, tenant, subjectTenant, context, contextualTuples, user } = valid;
     const text = contextualTuples.length > 0 ? undefined : contextText(context);
     return {
       tenant,
       subjectTenant,
       object: request.object,
-      objectType,
+      objectType: valid.objectType,
       relation: request.relation,
-      subject,
+      subject: valid.subject,
       user,
       revision,
       now,

@@ -13,7 +13,8 @@
  * A change records the revision at which its tuple list (and its class) last changed (counted as
  * invalidations); answers that did not read it keep answering across windows, the others are replaced when next
  * computed. The change record is bounded (`maxTrackedChanges`): when full it is dropped and reuse restarts from
- * its floor. Entries are bounded by `maxEntries`, evicting the least recently used.
+ * its floor. Entries are bounded by `maxEntries`, evicting by second chance (an approximation of least recently used
+ * that costs a hit one flag write).
  */
 import type { StoredChange } from "../store/types.js";
 import type { ChangeListener } from "../watch/feed.js";
@@ -53,6 +54,8 @@ interface Entry {
   readonly relationClass: string;
   /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
   readonly reads: Uint32Array | undefined;
+  /** Hit since it last came up for eviction (second chance: a hit only sets this, no reordering). */
+  used: boolean;
 }
 
 export class ResultCacheResolver implements CheckResolver, ChangeListener {
@@ -194,9 +197,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       this.#crossRevisionHits++;
     }
     this.#counters.hits++;
-    // Recently used entries move to the back of the eviction order.
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    entry.used = true;
     return entry.answer;
   }
 
@@ -231,7 +232,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#listIds.clear();
     this.#listChangedAt = [];
     this.#floor = floor;
-    for (const [key, entry] of this.#entries) this.#entries.set(key, { ...entry, reads: undefined });
+    for (const [key, entry] of this.#entries) {
+      this.#entries.set(key, { ...entry, reads: undefined, used: entry.used });
+    }
   }
 
   /** The id of a tuple list; a new one has not changed since #floor (every change since was interned). */
@@ -263,11 +266,19 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       computedAt: check.now,
       relationClass: `${check.objectType}#${check.relation}`,
       reads: resolution.reads === undefined ? undefined : this.#intern(resolution.reads),
+      used: false,
     });
-    if (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next().value as string;
+    // Second chance (CLOCK over insertion order): the oldest entry goes unless it was hit since it last came up,
+    // in which case it moves to the back with its mark cleared. Hits never reorder the map.
+    while (this.#entries.size > this.#maxEntries) {
+      const [oldest, entry] = this.#entries.entries().next().value as [string, Entry];
       this.#entries.delete(oldest);
-      this.#evictions++;
+      if (entry.used) {
+        entry.used = false;
+        this.#entries.set(oldest, entry);
+      } else {
+        this.#evictions++;
+      }
     }
   }
 }

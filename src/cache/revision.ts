@@ -49,6 +49,24 @@ export class RevisionChooser {
     this.quantizationWindowMs = options.quantizationWindowMs;
   }
 
+  /**
+   * The revision when it is known without asking the store (a minimize_latency read in the memoized window),
+   * else undefined: the caller then awaits revisionFor. Counted as revisionFor would count it.
+   */
+  peek(consistency: Consistency | undefined, now: number): Revision | undefined {
+    const window = this.quantizationWindowMs;
+    if (
+      window > 0 &&
+      (consistency === undefined || consistency === "minimize_latency") &&
+      Math.floor(now / window) * window === this.#windowStart
+    ) {
+      this.#requests++;
+      this.#windowHits++;
+      return this.#windowRevision;
+    }
+    return undefined;
+  }
+
   /** The revision a read with `consistency` at instant `now` uses. @throws NexusError like the engine's. */
   async revisionFor(consistency: Consistency | undefined, now = this.#clock()): Promise<Revision> {
     this.#requests++;
