@@ -36,6 +36,7 @@ import { atBatchIndex, describe, NexusError } from "../errors.js";
 import type { FastEvaluator } from "../fast/evaluator.js";
 import type { Program } from "../model/program.js";
 import type { TupleKey } from "../store/tuple.js";
+import { DEFAULT_TENANT } from "../store/tuple.js";
 import type { Revision, TupleStore } from "../store/types.js";
 import { ChangeFeed, type ChangeFeedStats } from "../watch/feed.js";
 import { influenceOf } from "../watch/influence.js";
@@ -166,6 +167,8 @@ export class CheckChain implements AsyncDisposable {
   readonly #revisions: RevisionChooser;
   readonly #outer: CheckResolver;
   readonly #tiger: TigerResolver | undefined;
+  /** The outermost layer when on (checks whose key is plain are looked up before validation). */
+  readonly #resultCache: ResultCacheResolver | undefined;
   readonly #disabled: readonly LayerStats[];
   readonly #unsubscribe: (() => void)[];
   #requests = 0;
@@ -179,11 +182,13 @@ export class CheckChain implements AsyncDisposable {
       revisions: RevisionChooser;
       outer: CheckResolver;
       tiger: TigerResolver | undefined;
+      resultCache: ResultCacheResolver | undefined;
       disabled: LayerStats[];
       unsubscribe: (() => void)[];
     },
   ) {
     this.#tiger = parts.tiger;
+    this.#resultCache = parts.resultCache;
     this.program = options.program;
     this.store = options.store;
     this.#clock = options.clock ?? Date.now;
@@ -230,6 +235,7 @@ export class CheckChain implements AsyncDisposable {
     const unsubscribe: (() => void)[] = [];
     let outer: CheckResolver | undefined;
     let tiger: TigerResolver | undefined;
+    let resultCache: ResultCacheResolver | undefined;
     try {
       let resolver: CheckResolver =
         options.evaluator ??
@@ -287,6 +293,7 @@ export class CheckChain implements AsyncDisposable {
           cache.follow(feed);
         }
         resolver = cache;
+        resultCache = cache;
       } else {
         disabled.push(off("result-cache"));
       }
@@ -298,7 +305,7 @@ export class CheckChain implements AsyncDisposable {
       throw error;
     }
     const revisions = new RevisionChooser({ store, clock, quantizationWindowMs: window });
-    return new CheckChain(options, { feed, revisions, outer, tiger, disabled, unsubscribe });
+    return new CheckChain(options, { feed, revisions, outer, tiger, resultCache, disabled, unsubscribe });
   }
 
   get closed(): boolean {
@@ -309,6 +316,8 @@ export class CheckChain implements AsyncDisposable {
   async check(request: ChainCheckRequest, options: CheckOptions = {}): Promise<boolean> {
     this.#assertOpen();
     const now = this.#clock();
+    const hit = this.#cachedAnswer(request, now);
+    if (hit !== undefined) return hit;
     const resolved = await this.#resolved(request, now);
     const resolution = await this.#outer.resolve(resolved, options.signal);
     return resolution.allowed;
@@ -514,6 +523,38 @@ export class CheckChain implements AsyncDisposable {
 
   #assertOpen(): void {
     if (this.#closed) throw new NexusError("closed", "the check chain is closed");
+  }
+
+  /**
+   * The result cache's answer for a plain request (strings only; no context, contextual tuples or explicit
+   * consistency) in the memoized window, found by its key alone, before validation: an entry exists only for a
+   * question that was validated, and validation depends on nothing but these strings. Undefined otherwise.
+   */
+  #cachedAnswer(request: ChainCheckRequest, now: number): boolean | undefined {
+    const cache = this.#resultCache;
+    if (cache === undefined || typeof request !== "object" || request === null) return undefined;
+    const { user, relation, object, tenant, subjectTenant } = request;
+    if (
+      typeof user !== "string" ||
+      typeof relation !== "string" ||
+      typeof object !== "string" ||
+      (tenant !== undefined && typeof tenant !== "string") ||
+      (subjectTenant !== undefined && typeof subjectTenant !== "string") ||
+      request.context !== undefined ||
+      (request.contextualTuples !== undefined &&
+        (!Array.isArray(request.contextualTuples) || request.contextualTuples.length > 0)) ||
+      (request.consistency !== undefined && request.consistency !== "minimize_latency")
+    ) {
+      return undefined;
+    }
+    const revision = this.#revisions.peekWindow(now);
+    if (revision === undefined) return undefined;
+    const t = tenant ?? DEFAULT_TENANT;
+    const answer = cache.hit(questionKey(t, subjectTenant ?? t, object, relation, user, ""), revision, now);
+    if (answer === undefined) return undefined;
+    this.#requests++;
+    this.#revisions.countWindowHit();
+    return answer.allowed;
   }
 
   /** Validates a request (Engine.check's rules and errors) and pins it to its revision. */

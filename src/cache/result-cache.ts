@@ -183,14 +183,28 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     await this.#inner.close();
   }
 
+  /**
+   * The cached answer to the question `key` at `revision` and instant `now`, counted as a request and a hit;
+   * undefined (counted as nothing) when there is none. The chain's shortcut for plain requests whose key it can
+   * build without validating: an entry exists only for a question that passed validation.
+   */
+  hit(key: string, revision: number, now: number): Resolution | undefined {
+    const answer = this.#lookupKey(key, revision, now);
+    if (answer !== undefined) this.#counters.requests++;
+    return answer;
+  }
+
   #lookup(check: ResolvedCheck): Resolution | undefined {
     const key = check.key;
     if (key === undefined) return undefined;
+    return this.#lookupKey(key, check.revision, check.now);
+  }
+
+  #lookupKey(key: string, revision: number, now: number): Resolution | undefined {
     const entry = this.#entries.get(key);
-    if (entry === undefined || check.now >= entry.validUntil || check.now < entry.computedAt)
-      return undefined;
-    if (entry.revision !== check.revision) {
-      if (!this.#unchangedBetween(entry, check.revision)) {
+    if (entry === undefined || now >= entry.validUntil || now < entry.computedAt) return undefined;
+    if (entry.revision !== revision) {
+      if (!this.#unchangedBetween(entry, revision)) {
         this.#stale++;
         return undefined;
       }

@@ -67,6 +67,20 @@ export class RevisionChooser {
     return undefined;
   }
 
+  /** The memoized window's revision if `now` falls in it (not counted: see countWindowHit). */
+  peekWindow(now: number): Revision | undefined {
+    const window = this.quantizationWindowMs;
+    return window > 0 && Math.floor(now / window) * window === this.#windowStart
+      ? this.#windowRevision
+      : undefined;
+  }
+
+  /** Counts a minimize_latency read answered through peekWindow. */
+  countWindowHit(): void {
+    this.#requests++;
+    this.#windowHits++;
+  }
+
   /** The revision a read with `consistency` at instant `now` uses. @throws NexusError like the engine's. */
   async revisionFor(consistency: Consistency | undefined, now = this.#clock()): Promise<Revision> {
     this.#requests++;

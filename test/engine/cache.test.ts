@@ -66,6 +66,28 @@ describe("the engine's cache chain", () => {
     expect(stats.fast!.fast).toBe(1);
   });
 
+  it("answers repeated plain checks from the cache before validation, and still rejects every bad request", async () => {
+    let now = 1_000_000;
+    await using engine = await seeded({ clock: () => now });
+    now += 6001;
+    const request = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    expect(await engine.check(request)).toBe(true);
+    expect(await engine.check({ ...request, tenant: "default" })).toBe(true);
+    expect(layer(engine, "result-cache").hits).toBe(1);
+    const bad: [object, string][] = [
+      [{ ...request, tenant: "" }, "invalid_argument"],
+      [{ ...request, object: { toString: () => "doc:1" } }, "invalid_argument"],
+      [{ ...request, relation: "nope" }, "relation_not_found"],
+      [{ ...request, user: "anne" }, "invalid_argument"],
+      [{ ...request, consistency: "sometimes" }, "invalid_argument"],
+    ];
+    for (const [req, code] of bad) {
+      await expect(engine.check(req as never), JSON.stringify(req)).rejects.toMatchObject({ code });
+    }
+    // A bad consistency is rejected where its revision is chosen, after validation.
+    expect(engine.stats().chain!.validate.rejected).toBe(bad.length - 1);
+  });
+
   it("switches layers by option, and `cache: false` goes straight to the evaluator", async () => {
     await using partial = await seeded({ cache: { bloom: false, resultCache: false } });
     expect(layer(partial, "bloom-negative").enabled).toBe(false);
