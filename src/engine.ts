@@ -28,6 +28,7 @@ import {
   type CheckOptions,
   type FilterRequest,
 } from "./cache/chain.js";
+import type { CrossTenantResolver } from "./cache/cross-tenant.js";
 import { type CheckQuery, check } from "./check/check.js";
 import { DEFAULT_MAX_DEPTH, Evaluation } from "./check/evaluation.js";
 import { expand, type UsersetTree } from "./check/expand.js";
@@ -108,7 +109,7 @@ export interface EngineOptions {
 /** Per-layer switches and options of the engine's check chain (each defaults to on). */
 export type EngineCacheOptions = Pick<
   CheckChainOptions,
-  "resultCache" | "bloom" | "singleflight" | "tiger" | "watch"
+  "resultCache" | "bloom" | "singleflight" | "crossTenant" | "tiger" | "watch"
 >;
 
 /** What engine.stats() reports. */
@@ -236,6 +237,14 @@ export class Engine implements AsyncDisposable {
   /** Which evaluator answers checks ("wasm" routes what it does not evaluate to "reference"). */
   get evaluator(): "wasm" | "reference" {
     return this.#fast === undefined ? "reference" : "wasm";
+  }
+
+  /**
+   * The cross-tenant grant index (`grantsTo({ subjectTenant, user })`: what other tenants shared with a subject;
+   * `grantsOn({ tenant, object })`: who outside the tenant may reach an object), when the layer is on.
+   */
+  get crossTenantIndex(): CrossTenantResolver | undefined {
+    return this.#chain?.crossTenant;
   }
 
   /** The WASM fast path (counters, memory), when it is in use. */
@@ -744,7 +753,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return new Engine(program, store, options.store === undefined, options, fast, chain);
 }
 
-const CACHE_LAYERS = ["resultCache", "bloom", "singleflight", "tiger", "watch"] as const;
+const CACHE_LAYERS = ["resultCache", "bloom", "singleflight", "crossTenant", "tiger", "watch"] as const;
 
 /** The chain options `cache` asks for (only the layer switches: nothing else can reach the chain). */
 function cacheOptionsOf(cache: EngineCacheOptions | undefined): EngineCacheOptions {

@@ -41,6 +41,7 @@ import type { Revision, TupleStore } from "../store/types.js";
 import { ChangeFeed, type ChangeFeedStats } from "../watch/feed.js";
 import { influenceOf } from "../watch/influence.js";
 import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
+import { type CrossTenantOptions, CrossTenantResolver } from "./cross-tenant.js";
 import { FastResolver } from "./fast.js";
 import { contextText, questionKey } from "./key.js";
 import { ReferenceResolver, snapshotAt } from "./reference.js";
@@ -87,6 +88,11 @@ export interface CheckChainOptions {
   readonly resultCache?: boolean | { readonly maxEntries?: number };
   /** The Bloom negative cache (default on; needs the change feed). */
   readonly bloom?: boolean | BloomNegativeOptions;
+  /**
+   * The cross-tenant grant index (default on; needs the change feed): denies cross-tenant questions no grant can
+   * reach without evaluating them, and lists grants (`crossTenant.grantsTo` / `grantsOn`).
+   */
+  readonly crossTenant?: boolean | CrossTenantOptions;
   /** Singleflight (default on). */
   readonly singleflight?: boolean;
   /**
@@ -161,6 +167,8 @@ export class CheckChain implements AsyncDisposable {
   readonly store: TupleStore;
   /** The change feed every cache follows (undefined with `watch: false`). */
   readonly feed: ChangeFeed | undefined;
+  /** The cross-tenant grant index (grantsTo / grantsOn), undefined when the layer is off. */
+  readonly crossTenant: CrossTenantResolver | undefined;
   readonly #clock: () => number;
   readonly #maxContextual: number;
   readonly #maxDepth: number;
@@ -183,12 +191,14 @@ export class CheckChain implements AsyncDisposable {
       outer: CheckResolver;
       tiger: TigerResolver | undefined;
       resultCache: ResultCacheResolver | undefined;
+      crossTenant: CrossTenantResolver | undefined;
       disabled: LayerStats[];
       unsubscribe: (() => void)[];
     },
   ) {
     this.#tiger = parts.tiger;
     this.#resultCache = parts.resultCache;
+    this.crossTenant = parts.crossTenant;
     this.program = options.program;
     this.store = options.store;
     this.#clock = options.clock ?? Date.now;
@@ -236,6 +246,7 @@ export class CheckChain implements AsyncDisposable {
     let outer: CheckResolver | undefined;
     let tiger: TigerResolver | undefined;
     let resultCache: ResultCacheResolver | undefined;
+    let crossTenant: CrossTenantResolver | undefined;
     try {
       let resolver: CheckResolver =
         options.evaluator ??
@@ -267,6 +278,23 @@ export class CheckChain implements AsyncDisposable {
         resolver = tiger;
       } else {
         disabled.push(off("tiger"));
+      }
+      if (options.crossTenant !== false && feed !== undefined) {
+        // Subscribes itself to the feed as it opens (no gap), like the Bloom layer.
+        crossTenant = await CrossTenantResolver.open(
+          resolver,
+          {
+            program,
+            store,
+            influence,
+            source: feed,
+            maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+          },
+          { clock, ...(typeof options.crossTenant === "object" ? options.crossTenant : {}) },
+        );
+        resolver = crossTenant;
+      } else {
+        disabled.push(off("cross-tenant"));
       }
       if (options.singleflight !== false) resolver = new SingleflightResolver(resolver);
       else disabled.push(off("singleflight"));
@@ -300,12 +328,22 @@ export class CheckChain implements AsyncDisposable {
       outer = resolver;
     } catch (error) {
       for (const u of unsubscribe) u();
-      await tiger?.close();
+      // The innermost layer opened closes the ones inside it.
+      await (crossTenant ?? tiger)?.close();
       await feed?.close();
       throw error;
     }
     const revisions = new RevisionChooser({ store, clock, quantizationWindowMs: window });
-    return new CheckChain(options, { feed, revisions, outer, tiger, resultCache, disabled, unsubscribe });
+    return new CheckChain(options, {
+      feed,
+      revisions,
+      outer,
+      tiger,
+      resultCache,
+      crossTenant,
+      disabled,
+      unsubscribe,
+    });
   }
 
   get closed(): boolean {

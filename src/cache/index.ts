@@ -9,6 +9,14 @@ export {
   type FilterRequest,
   type ValidateStats,
 } from "./chain.js";
+export {
+  type CrossTenantContext,
+  type CrossTenantOptions,
+  CrossTenantResolver,
+  type GrantsOnQuery,
+  type GrantsToQuery,
+} from "./cross-tenant.js";
+export { FastResolver } from "./fast.js";
 export { ReferenceResolver, type ReferenceResolverOptions } from "./reference.js";
 export { type ResultCacheOptions, ResultCacheResolver } from "./result-cache.js";
 export { RevisionChooser, type RevisionStats } from "./revision.js";

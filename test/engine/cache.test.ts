@@ -56,6 +56,7 @@ describe("the engine's cache chain", () => {
       ["result-cache", true],
       ["bloom-negative", true],
       ["singleflight", true],
+      ["cross-tenant", true],
       ["tiger", false],
       ["wasm-evaluator", true],
       ["evaluator", true],
