@@ -109,7 +109,7 @@ export interface EngineOptions {
 /** Per-layer switches and options of the engine's check chain (each defaults to on). */
 export type EngineCacheOptions = Pick<
   CheckChainOptions,
-  "resultCache" | "bloom" | "singleflight" | "crossTenant" | "tiger" | "watch"
+  "resultCache" | "bloom" | "singleflight" | "crossTenant" | "tiger" | "warming" | "watch"
 >;
 
 /** What engine.stats() reports. */
@@ -753,7 +753,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return new Engine(program, store, options.store === undefined, options, fast, chain);
 }
 
-const CACHE_LAYERS = ["resultCache", "bloom", "singleflight", "crossTenant", "tiger", "watch"] as const;
+const CACHE_LAYERS = [
+  "resultCache",
+  "bloom",
+  "singleflight",
+  "crossTenant",
+  "tiger",
+  "warming",
+  "watch",
+] as const;
 
 /** The chain options `cache` asks for (only the layer switches: nothing else can reach the chain). */
 function cacheOptionsOf(cache: EngineCacheOptions | undefined): EngineCacheOptions {

@@ -19,6 +19,10 @@ export {
   type Resolution,
   type ResolvedCheck,
   type TigerOptions,
+  Warmer,
+  type WarmerOptions,
+  type WarmerStats,
+  type WarmingOptions,
 } from "./cache/index.js";
 export {
   type ConformanceFailure,

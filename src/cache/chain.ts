@@ -50,6 +50,7 @@ import { RevisionChooser, type RevisionStats } from "./revision.js";
 import { SingleflightResolver } from "./singleflight.js";
 import type { TigerOptions, TigerResolver } from "./tiger.js";
 import type { CheckResolver, LayerStats, ResolvedCheck } from "./types.js";
+import { Warmer, type WarmerOptions, type WarmerStats, type WarmTarget, warmThrough } from "./warming.js";
 
 /** A check request, as Engine.check takes it. */
 export interface ChainCheckRequest {
@@ -102,11 +103,23 @@ export interface CheckChainOptions {
    */
   readonly tiger?: boolean | TigerOptions;
   /**
+   * Predictive warming (default on; needs the change feed): an access tracker learns which directory a user moves
+   * to next and which files sit together, and warms the caches with the questions it predicts, in the background
+   * within a budget (src/cache/warming.ts). `via: "filter"` warms whole listings (Tiger bitmaps when that layer is
+   * on); the default `"checkMany"` fills the result cache.
+   */
+  readonly warming?: boolean | WarmingOptions;
+  /**
    * One change feed for every cache (default on). Off: the result cache still answers within a revision, the
    * Bloom layer is off.
    */
   readonly watch?: boolean;
 }
+
+/** Warmer options the chain passes through (it supplies `warm`, `clock` and the window itself). */
+export type WarmingOptions = Omit<WarmerOptions, "warm" | "clock" | "quantizationWindowMs"> & {
+  readonly via?: "filter" | "checkMany";
+};
 
 export interface ValidateStats {
   readonly layer: "validate";
@@ -120,6 +133,8 @@ export interface ChainStats {
   /** Outermost first: result cache, Bloom, singleflight, evaluator (a layer switched off reports enabled: false). */
   readonly layers: readonly LayerStats[];
   readonly feed?: ChangeFeedStats;
+  /** Predictive warming (absent when off). */
+  readonly warming?: WarmerStats;
 }
 
 /** A check request that passed validation, before it is pinned to a revision. */
@@ -177,6 +192,7 @@ export class CheckChain implements AsyncDisposable {
   readonly #tiger: TigerResolver | undefined;
   /** The outermost layer when on (checks whose key is plain are looked up before validation). */
   readonly #resultCache: ResultCacheResolver | undefined;
+  #warmer: Warmer | undefined;
   readonly #disabled: readonly LayerStats[];
   readonly #unsubscribe: (() => void)[];
   #requests = 0;
@@ -334,7 +350,7 @@ export class CheckChain implements AsyncDisposable {
       throw error;
     }
     const revisions = new RevisionChooser({ store, clock, quantizationWindowMs: window });
-    return new CheckChain(options, {
+    const chain = new CheckChain(options, {
       feed,
       revisions,
       outer,
@@ -344,6 +360,28 @@ export class CheckChain implements AsyncDisposable {
       disabled,
       unsubscribe,
     });
+    if (options.warming !== false && feed !== undefined) {
+      const { via, ...warming } = typeof options.warming === "object" ? options.warming : {};
+      // Warm calls go to the entry points that do not observe: the warmer must not learn from its own traffic.
+      const quiet: WarmTarget = {
+        checkMany: (requests, o) => chain.#checkMany(requests, o ?? {}),
+        filter: (request, o) => chain.#filter(request, o ?? {}),
+      };
+      try {
+        const warmer = new Warmer({
+          ...warming,
+          warm: warmThrough(quiet, { via: via ?? "checkMany" }),
+          clock,
+          quantizationWindowMs: window,
+        });
+        chain.#warmer = warmer;
+        chain.#unsubscribe.push(feed.subscribe(warmer));
+      } catch (error) {
+        await chain.close();
+        throw error;
+      }
+    }
+    return chain;
   }
 
   get closed(): boolean {
@@ -354,11 +392,13 @@ export class CheckChain implements AsyncDisposable {
   async check(request: ChainCheckRequest, options: CheckOptions = {}): Promise<boolean> {
     this.#assertOpen();
     const now = this.#clock();
-    const hit = this.#cachedAnswer(request, now);
-    if (hit !== undefined) return hit;
-    const resolved = await this.#resolved(request, now);
-    const resolution = await this.#outer.resolve(resolved, options.signal);
-    return resolution.allowed;
+    let allowed = this.#cachedAnswer(request, now);
+    if (allowed === undefined) {
+      const resolved = await this.#resolved(request, now);
+      allowed = (await this.#outer.resolve(resolved, options.signal)).allowed;
+    }
+    this.#warmer?.observe(request);
+    return allowed;
   }
 
   /**
@@ -366,6 +406,13 @@ export class CheckChain implements AsyncDisposable {
    * call, with its index (as Engine.checkBulk).
    */
   async checkMany(requests: readonly ChainCheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
+    const answers = await this.#checkMany(requests, options);
+    const warmer = this.#warmer;
+    if (warmer !== undefined) for (const request of requests) warmer.observe(request);
+    return answers;
+  }
+
+  async #checkMany(requests: readonly ChainCheckRequest[], options: CheckOptions): Promise<boolean[]> {
     this.#assertOpen();
     if (!Array.isArray(requests)) {
       throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
@@ -408,6 +455,12 @@ export class CheckChain implements AsyncDisposable {
    * the question is eligible (no condition on the way), else one batch through the chain.
    */
   async filter(request: FilterRequest, options: CheckOptions = {}): Promise<string[]> {
+    const allowed = await this.#filter(request, options);
+    this.#warmer?.observeListing(request);
+    return allowed;
+  }
+
+  async #filter(request: FilterRequest, options: CheckOptions): Promise<string[]> {
     this.#assertOpen();
     requestObject(request, "a filter request");
     if (!Array.isArray(request.objects)) {
@@ -440,7 +493,7 @@ export class CheckChain implements AsyncDisposable {
     const fromTiger = await this.#tiger?.filter(first, objects);
     const allowed =
       fromTiger ??
-      (await this.checkMany(
+      (await this.#checkMany(
         objects.map((object) => ({ ...request, object })),
         options,
       ));
@@ -538,6 +591,7 @@ export class CheckChain implements AsyncDisposable {
       revision: { ...this.#revisions.stats(), quantizationWindowMs: this.#revisions.quantizationWindowMs },
       layers: all,
       ...(this.feed !== undefined ? { feed: this.feed.stats() } : {}),
+      ...(this.#warmer !== undefined ? { warming: this.#warmer.stats() } : {}),
     };
   }
 
@@ -550,6 +604,8 @@ export class CheckChain implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // First: its warm calls in flight go through the layers closed below.
+    await this.#warmer?.close();
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
     await this.feed?.close();
     await this.#outer.close();

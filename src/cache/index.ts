@@ -8,6 +8,7 @@ export {
   type CheckOptions,
   type FilterRequest,
   type ValidateStats,
+  type WarmingOptions,
 } from "./chain.js";
 export {
   type CrossTenantContext,
@@ -24,3 +25,19 @@ export { SingleflightResolver } from "./singleflight.js";
 // TigerResolver itself is imported from ./tiger.js (it brings roaring-wasm); the chain loads it on demand.
 export type { TigerOptions } from "./tiger.js";
 export type { BatchOutcome, CheckResolver, LayerStats, Resolution, ResolvedCheck } from "./types.js";
+export {
+  type Access,
+  AccessTracker,
+  type AccessTrackerOptions,
+  type AccessTrackerStats,
+  type Listing,
+  pathDirectory,
+  Warmer,
+  type WarmerOptions,
+  type WarmerStats,
+  type WarmFn,
+  type WarmQuestion,
+  type WarmTarget,
+  type WarmThroughOptions,
+  warmThrough,
+} from "./warming.js";

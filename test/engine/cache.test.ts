@@ -94,6 +94,9 @@ describe("the engine's cache chain", () => {
     expect(layer(partial, "bloom-negative").enabled).toBe(false);
     expect(layer(partial, "result-cache").enabled).toBe(false);
     expect(layer(partial, "singleflight").enabled).toBe(true);
+    expect(partial.stats().chain!.warming).toBeDefined();
+    await using cold = await seeded({ cache: { warming: false } });
+    expect(cold.stats().chain!.warming).toBeUndefined();
     await using plain = await seeded({ cache: false, quantizationWindowMs: 0 });
     expect(plain.stats().chain).toBeUndefined();
     expect(await plain.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(true);
