@@ -11,14 +11,25 @@
  * 3. Bloom: the share of denials it answers on the workload's questions and on a mix with 30% unknown subjects
  *    (new sign-ups), and the evaluation time that saves.
  * 4. Change feed: write → every cache told (ms, median and p99 over 2,000 writes).
- * 5. Tiger: filter 1,000 files for a deeply nested user from its materialised bitmap vs a batch of checks.
+ * 5. Tiger: filter 1,000 files for a deeply nested user from its materialised bitmap vs a batch of checks,
+ *    through the chain and at the layer (`filterObjects`), on the workload's strings, on equal copies (hashed
+ *    once) and on fresh strings (never hashed: a request parsed from JSON); the steps of one filter (Map lookups,
+ *    bit tests: JS copy vs roaring `has`); the layer's cost for questions it passes through (nothing
+ *    materialised, over a stub evaluator that answers at once); and a write followed by a filter: the bitmap
+ *    brought forward incrementally vs re-materialised.
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/cache.bench.ts
  */
+import { RoaringBitmap32 } from "roaring-wasm";
 import { CheckChain, type CheckChainOptions } from "../src/cache/chain.js";
+import { ReferenceResolver } from "../src/cache/reference.js";
+import { TigerResolver } from "../src/cache/tiger.js";
+import type { CheckResolver, ResolvedCheck } from "../src/cache/types.js";
 import { createEngine, type Engine } from "../src/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
+import { parseSubject } from "../src/store/tuple.js";
 import { ready } from "../src/wasm/loader.js";
+import { influenceOf } from "../src/watch/influence.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng, type Question } from "./workloads/filesystem.js";
 
@@ -192,9 +203,252 @@ const viaChecks = await plain.filter(tigerRequest);
 if (JSON.stringify(viaTiger) !== JSON.stringify(viaChecks)) throw new Error("Tiger filter disagrees");
 facts["Tiger: allowed of the 1,000 filtered"] = viaTiger.length;
 
+// The layer itself, over the same store: a resolved question (what the chain hands it), materialised once.
+const layerContext = {
+  program: setup.engine.program,
+  store: setup.engine.store,
+  influence: influenceOf(setup.engine.program),
+};
+const tigerLayer = await TigerResolver.open(new ReferenceResolver(layerContext), layerContext, {
+  materializeAfter: 1,
+});
+const layerRevision = await setup.engine.store.currentRevision();
+function resolvedFor(
+  user: string,
+  relation: string,
+  object: string,
+  revision = layerRevision,
+): ResolvedCheck {
+  return {
+    tenant: "default",
+    subjectTenant: "default",
+    object,
+    objectType: object.slice(0, object.indexOf(":")),
+    relation,
+    subject: parseSubject(user)!,
+    user,
+    revision,
+    now: setup.clock.now,
+    context: undefined,
+    contextualTuples: [],
+    key: undefined,
+  };
+}
+const layerCheck = resolvedFor(workload.deepUser, "read", FILTER_OBJECTS[0]!);
+/** The chain's own per-object validation, which the layer runs only for objects it has no id for. */
+const validateFile = (object: unknown, index: number): void => {
+  if (
+    typeof object !== "string" ||
+    object.length <= 5 ||
+    !object.startsWith("file:") ||
+    object === "file:*" ||
+    object.includes("\u0000")
+  ) {
+    throw new Error(`objects[${index}] is not a file`);
+  }
+};
+const fromLayer = await tigerLayer.filterObjects(layerCheck, FILTER_OBJECTS, validateFile);
+if (JSON.stringify(fromLayer) !== JSON.stringify(viaChecks)) throw new Error("Tiger layer disagrees");
+// Half the deep user's files (root0) and half files of the other root it cannot read (never interned).
+const HALF_UNKNOWN = workload.files.slice(workload.files.length / 2 - 500, workload.files.length / 2 + 500);
+const halfAllowed = await tigerLayer.filterObjects(layerCheck, HALF_UNKNOWN, validateFile);
+const halfExpected = await plain.filter({ ...tigerRequest, objects: HALF_UNKNOWN });
+if (JSON.stringify(halfAllowed) !== JSON.stringify(halfExpected))
+  throw new Error("Tiger layer disagrees (half)");
+facts["Tiger: allowed of the half-unknown 1,000"] = halfAllowed!.length;
+// Equal strings that are other objects than the interned ones (a caller's own copy, hashed after its first use).
+const EQUAL_COPY: string[] = JSON.parse(JSON.stringify(FILTER_OBJECTS));
+
+/** Median of `rounds` timings of `fn` (µs), for facts tinybench cannot time (each call needs fresh input). */
+async function medianMicrosAsync(rounds: number, fn: (round: number) => Promise<unknown>): Promise<number> {
+  const samples: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const started = performance.now();
+    await fn(r);
+    samples.push((performance.now() - started) * 1000);
+  }
+  return samples.sort((a, b) => a - b)[rounds >> 1]!;
+}
+
+// Fresh strings every call: what a server sees (each path hashed once, by the first Map lookup).
+{
+  const ROUNDS = 300;
+  const fresh = Array.from({ length: ROUNDS }, () => JSON.parse(JSON.stringify(FILTER_OBJECTS)) as string[]);
+  facts["Tiger layer: filter 1,000 fresh strings (JSON-parsed per call), p50"] = formatMicros(
+    await medianMicrosAsync(ROUNDS, (r) => tigerLayer.filterObjects(layerCheck, fresh[r]!, validateFile)),
+  );
+}
+
+// The steps of one filter of 1,000 paths, each alone (timed as cases below): the id lookups, and the bit tests on
+// the JS-side copy vs roaring's own `has` (a call into WASM each).
+const stepIds = new Map<string, number>(FILTER_OBJECTS.map((o, i) => [o, i]));
+const stepRoaring = new RoaringBitmap32();
+for (let i = 0; i < 1000; i += 2) stepRoaring.add(i);
+const stepBits = new Uint32Array(32);
+for (let i = 0; i < 1000; i += 2) stepBits[i >>> 5]! |= 1 << (i & 31);
+const stepCases: BenchCase[] = [
+  {
+    name: "step: 1,000 Map lookups (same string objects)",
+    fn: () => {
+      let n = 0;
+      for (const o of FILTER_OBJECTS) n += stepIds.get(o)!;
+      return n;
+    },
+  },
+  {
+    name: "step: 1,000 Map lookups (equal copies)",
+    fn: () => {
+      let n = 0;
+      for (const o of EQUAL_COPY) n += stepIds.get(o)!;
+      return n;
+    },
+  },
+  {
+    name: "step: 1,000 roaring has (WASM)",
+    fn: () => {
+      let n = 0;
+      for (let i = 0; i < 1000; i++) if (stepRoaring.has(i)) n++;
+      return n;
+    },
+  },
+  {
+    name: "step: 1,000 JS bitset tests",
+    fn: () => {
+      let n = 0;
+      for (let i = 0; i < 1000; i++) n += (stepBits[i >>> 5]! >>> (i & 31)) & 1;
+      return n;
+    },
+  },
+];
+
+// What the layer costs a question it passes through (nothing materialised): over an evaluator that answers at once.
+const instant = { allowed: false, revision: layerRevision, validUntil: Number.POSITIVE_INFINITY };
+const stubEvaluator: CheckResolver = {
+  layer: "stub",
+  resolve: () => Promise.resolve(instant),
+  resolveMany: (checks) => Promise.resolve(checks.map(() => instant)),
+  stats: () => [],
+  close: async () => {},
+};
+const tigerPassing = await TigerResolver.open(stubEvaluator, layerContext, {
+  materializeAfter: 1_000_000_000,
+});
+const PASSING = workload.questions.slice(0, 1000).map((q) => resolvedFor(q.user, q.relation, q.object));
+
+// A write, then a filter of the deep user's files: brought forward (re-checking what the write reaches) vs
+// re-materialised. Its own engine, so the timed cases below see the workload unchanged.
+{
+  const writeSetup = await loaded(5000);
+  const incremental = await chainOf(writeSetup, 5000, {
+    resultCache: false,
+    bloom: false,
+    tiger: { materializeAfter: 1 },
+  });
+  const rebuilding = await chainOf(writeSetup, 5000, {
+    resultCache: false,
+    bloom: false,
+    tiger: { materializeAfter: 1, incremental: false },
+  });
+  const request = { ...tigerRequest, consistency: "fully_consistent" as const };
+  await incremental.filter(request);
+  await rebuilding.filter(request);
+  const random = prng(31);
+  const toggled: { user: string; relation: string; object: string }[] = [];
+  const writeOnce = async (): Promise<void> => {
+    if (toggled.length > 10 && random() < 0.5) {
+      await writeSetup.engine.write({ deletes: [toggled.shift()!] });
+    } else {
+      const t = {
+        user: workload.users[Math.floor(random() * workload.users.length)]!,
+        relation: "direct_viewer",
+        object: workload.files[Math.floor(random() * workload.files.length)]!,
+      };
+      await writeSetup.engine.write({ writes: [t], onDuplicate: "ignore" });
+      toggled.push(t);
+    }
+    writeSetup.clock.now += 1;
+    await incremental.caughtUp();
+  };
+  const timeAfterWrites = async (chain: CheckChain, rounds: number): Promise<number> => {
+    const samples: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      await writeOnce();
+      const started = performance.now();
+      const allowed = await chain.filter(request);
+      samples.push((performance.now() - started) * 1000);
+      if (allowed.length === 0) throw new Error("unexpected empty filter");
+    }
+    return samples.sort((a, b) => a - b)[rounds >> 1]!;
+  };
+  const incrementalMicros = await timeAfterWrites(incremental, 60);
+  const rebuildMicros = await timeAfterWrites(rebuilding, 5);
+  // Both answer exactly (the same state, the same question).
+  if (
+    JSON.stringify(await incremental.filter(request)) !== JSON.stringify(await rebuilding.filter(request))
+  ) {
+    throw new Error("incremental and rebuilt Tiger bitmaps disagree");
+  }
+  const inc = layer(incremental, "tiger").extra!;
+  const reb = layer(rebuilding, "tiger").extra!;
+  facts["Tiger after a grant toggle: filter 1,000, brought forward (p50)"] =
+    `${formatMicros(incrementalMicros)} (${inc.incrementalUpdates} updates, ${inc.rechecked} objects re-checked, ${inc.rebuilds} rebuilds)`;
+  facts["Tiger after a grant toggle: filter 1,000, re-materialised (p50)"] =
+    `${formatMicros(rebuildMicros)} (${reb.rebuilds} rebuilds)`;
+  // A change that reaches every file under a root (a membership of the root team): too broad, re-materialised.
+  await writeSetup.engine.write({
+    writes: [{ user: "user:newcomer", relation: "member", object: workload.teams[0]! }],
+  });
+  await incremental.caughtUp();
+  const started = performance.now();
+  await incremental.filter(request);
+  const broad = layer(incremental, "tiger").extra!;
+  facts["Tiger after a root-team membership change: filter 1,000 (falls back)"] =
+    `${((performance.now() - started) / 1000).toFixed(2)} s (fallback.tooBroad ${broad["fallback.tooBroad"]}, rebuilds ${broad.rebuilds})`;
+  await incremental.close();
+  await rebuilding.close();
+  await writeSetup.engine.close();
+}
+
 const BATCH = workload.questions.slice(0, 1000);
 const cases: BenchCase[] = [
   { name: "filter 1,000 files, Tiger bitmap", fn: () => tiger.filter(tigerRequest) },
+  {
+    name: "filter 1,000 files, Tiger layer (filterObjects)",
+    fn: () => tigerLayer.filterObjects(layerCheck, FILTER_OBJECTS, validateFile),
+  },
+  {
+    name: "filter 1,000 files, Tiger layer, equal copies",
+    fn: () => tigerLayer.filterObjects(layerCheck, EQUAL_COPY, validateFile),
+  },
+  {
+    name: "filter 1,000 files, Tiger layer, half never interned",
+    fn: () => tigerLayer.filterObjects(layerCheck, HALF_UNKNOWN, validateFile),
+  },
+  {
+    name: "1,000 checks through Tiger, nothing materialised (stub evaluator)",
+    fn: async () => {
+      for (const c of PASSING) await tigerPassing.resolve(c);
+    },
+    opsPerCall: 1000,
+  },
+  {
+    name: "1,000 checks, stub evaluator alone",
+    fn: async () => {
+      for (const c of PASSING) await stubEvaluator.resolve(c);
+    },
+    opsPerCall: 1000,
+  },
+  {
+    name: "batch of 1,000 through Tiger, nothing materialised (stub evaluator)",
+    fn: () => tigerPassing.resolveMany(PASSING),
+    opsPerCall: 1000,
+  },
+  {
+    name: "batch of 1,000, stub evaluator alone",
+    fn: () => stubEvaluator.resolveMany(PASSING),
+    opsPerCall: 1000,
+  },
+  ...stepCases,
   { name: "filter 1,000 files, one batch of checks", fn: () => plain.filter(tigerRequest) },
   { name: "check, Tiger bitmap hit", fn: () => tiger.check(hot) },
   { name: "check, result cache hit (full chain)", fn: () => full.check(hot) },
@@ -291,9 +545,22 @@ await runSuite("cache", cases, {
     },
     { subject: "1,000 checks as one batch (no caches)", peer: "1,000 checks one by one (no caches)" },
     { subject: "filter 1,000 files, Tiger bitmap", peer: "filter 1,000 files, one batch of checks" },
+    { subject: "filter 1,000 files, Tiger layer (filterObjects)", peer: "filter 1,000 files, Tiger bitmap" },
+    {
+      subject: "1,000 checks through Tiger, nothing materialised (stub evaluator)",
+      peer: "1,000 checks, stub evaluator alone",
+    },
+    {
+      subject: "batch of 1,000 through Tiger, nothing materialised (stub evaluator)",
+      peer: "batch of 1,000, stub evaluator alone",
+    },
+    { subject: "step: 1,000 JS bitset tests", peer: "step: 1,000 roaring has (WASM)" },
     { subject: "check, Tiger bitmap hit", peer: "check, plain evaluator (all layers off)" },
   ],
-  goals: [{ case: "filter 1,000 files, Tiger bitmap", maxP50Micros: 20 }],
+  goals: [
+    { case: "filter 1,000 files, Tiger bitmap", maxP50Micros: 20 },
+    { case: "filter 1,000 files, Tiger layer (filterObjects)", maxP50Micros: 20 },
+  ],
   facts,
 });
 // Counted after the timed runs (the suite's facts are fixed before they start).
@@ -301,10 +568,13 @@ const flight = layer(flightOnly, "singleflight");
 console.log(
   `  singleflight over the whole run: ${flight.requests} checks, ${flight.evaluations} evaluations, ${flight.shared} shared`,
 );
-const tigerLayer = layer(tiger, "tiger");
+const tigerStats = layer(tiger, "tiger");
 console.log(
-  `  Tiger over the whole run: ${tigerLayer.hits} answers from bitmaps, ${tigerLayer.extra?.materialised} materialised`,
+  `  Tiger over the whole run: ${tigerStats.hits} answers from bitmaps, ${tigerStats.extra?.materialised} materialised`,
 );
 
 for (const chain of [full, plain, bloomOnly, flightOnly, tiger]) await chain.close();
+await tigerLayer.close();
+stepRoaring.dispose();
+await tigerPassing.close();
 await setup.engine.close();

@@ -731,7 +731,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   if (options.cache !== false) {
     try {
       chain = await CheckChain.open({
-        ...cacheOptionsOf(options.cache),
+        ...chainOptionsOf(cacheOptionsOf(options.cache)),
         program,
         store,
         ...(options.clock !== undefined ? { clock: options.clock } : {}),
@@ -751,6 +751,21 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     }
   }
   return new Engine(program, store, options.store === undefined, options, fast, chain);
+}
+
+/**
+ * The engine's layer defaults over what the caller gave: Tiger on, materialising in the background through the
+ * WASM evaluator once a (subject, permission, type) has been asked about a few times.
+ */
+function chainOptionsOf(cache: EngineCacheOptions): EngineCacheOptions {
+  if (cache.tiger === false) return cache;
+  const tiger = {
+    background: true,
+    checkThroughInner: true,
+    materializeAfter: 4,
+    ...(typeof cache.tiger === "object" ? cache.tiger : {}),
+  };
+  return { ...cache, tiger };
 }
 
 const CACHE_LAYERS = [

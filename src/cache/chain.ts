@@ -473,13 +473,13 @@ export class CheckChain implements AsyncDisposable {
     const first = await this.#resolved(base, now);
     // Each object must be `type:id` of the first one's type (checked without parsing: this is the hot path).
     const prefix = `${first.objectType}:`;
-    for (let index = 0; index < objects.length; index++) {
-      const object = objects[index];
+    const wildcard = `${prefix}*`;
+    const validate = (object: unknown, index: number): void => {
       if (
         typeof object !== "string" ||
         object.length <= prefix.length ||
         !object.startsWith(prefix) ||
-        object === `${prefix}*` ||
+        object === wildcard ||
         object.includes("\u0000")
       ) {
         objectOf(this.program, object, `objects[${index}]`); // throws the engine's error for a malformed one
@@ -489,14 +489,16 @@ export class CheckChain implements AsyncDisposable {
           { index },
         );
       }
-    }
-    const fromTiger = await this.#tiger?.filter(first, objects);
-    const allowed =
-      fromTiger ??
-      (await this.#checkMany(
-        objects.map((object) => ({ ...request, object })),
-        options,
-      ));
+    };
+    // Tiger validates only the objects it has no id for (an object with an id is a stored one of this type), so
+    // the first malformed object is still the one reported.
+    const fromTiger = await this.#tiger?.filterObjects(first, objects, validate);
+    if (fromTiger !== undefined) return fromTiger;
+    for (let index = 0; index < objects.length; index++) validate(objects[index], index);
+    const allowed = await this.#checkMany(
+      objects.map((object) => ({ ...request, object })),
+      options,
+    );
     return objects.filter((_, i) => allowed[i]);
   }
 

@@ -66,7 +66,13 @@ const layersArb = fc.record({
   opaqueEvaluator: fc.boolean(),
   /** The WASM evaluator innermost (as the engine's default), the reference behind it for what it routes. */
   wasm: fc.boolean(),
-  tiger: fc.oneof(fc.constant(false), fc.constant({ materializeAfter: 1 }), fc.constant({ maxBitmaps: 2 })),
+  tiger: fc.oneof(
+    fc.constant(false),
+    fc.constant({ materializeAfter: 1 }),
+    fc.constant({ maxBitmaps: 2 }),
+    // The engine's default: built in the background, candidates checked by the inner evaluator.
+    fc.constant({ materializeAfter: 1, background: true, checkThroughInner: true }),
+  ),
 });
 
 /** The reference evaluator without `reads` in its answers (as an evaluator that cannot tell would be). */

@@ -57,7 +57,7 @@ describe("the engine's cache chain", () => {
       ["bloom-negative", true],
       ["singleflight", true],
       ["cross-tenant", true],
-      ["tiger", false],
+      ["tiger", true],
       ["wasm-evaluator", true],
       ["evaluator", true],
     ]);
@@ -87,6 +87,19 @@ describe("the engine's cache chain", () => {
     }
     // A bad consistency is rejected where its revision is chosen, after validation.
     expect(engine.stats().chain!.validate.rejected).toBe(bad.length - 1);
+  });
+
+  it("materialises Tiger bitmaps in the background: a listing never waits, later ones read the bitmap", async () => {
+    await using engine = await seeded({ quantizationWindowMs: 0 });
+    const request = { user: "user:anne", relation: "viewer", objects: ["doc:3", "doc:2", "doc:1"] };
+    for (let i = 0; i < 4; i++) expect(await engine.filter(request)).toEqual(["doc:2", "doc:1"]);
+    for (let i = 0; i < 100 && Number(layer(engine, "tiger").extra?.materialised ?? 0) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(Number(layer(engine, "tiger").extra?.materialised)).toBe(1);
+    expect(await engine.filter(request)).toEqual(["doc:2", "doc:1"]);
+    expect(await engine.check({ user: "user:anne", relation: "viewer", object: "doc:3" })).toBe(false);
+    expect(layer(engine, "tiger").hits).toBeGreaterThan(0);
   });
 
   it("switches layers by option, and `cache: false` goes straight to the evaluator", async () => {
