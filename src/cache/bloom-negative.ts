@@ -34,6 +34,7 @@ import type { InfluenceMap } from "../watch/influence.js";
 import {
   type BatchOutcome,
   type CheckResolver,
+  type DepthGuard,
   LayerCounters,
   type LayerStats,
   type Resolution,
@@ -54,6 +55,8 @@ export interface BloomNegativeOptions {
   readonly rebuildStaleRatio?: number;
   /** The evaluator's depth limit (default 25): the subject rule applies only where no check can reach it. */
   readonly maxResolutionDepth?: number;
+  /** Where no check can reach that limit (default: the (type, relation) cannot recurse that far). */
+  readonly depthGuard?: DepthGuard;
 }
 
 /** Where the layer follows changes (a ChangeFeed). */
@@ -74,7 +77,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   readonly #fpRate: number;
   readonly #initialCapacity: number;
   readonly #staleRatio: number;
-  readonly #maxDepth: number;
+  readonly #depthGuard: DepthGuard;
   readonly #counters = new LayerCounters();
   readonly #tenants = new Set<string>();
   #unsubscribe: (() => void) | undefined;
@@ -108,7 +111,8 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     this.#fpRate = options.fpRate ?? 0.01;
     this.#initialCapacity = options.initialCapacity ?? 65_536;
     this.#staleRatio = options.rebuildStaleRatio ?? 0.5;
-    this.#maxDepth = options.maxResolutionDepth ?? 25;
+    const maxDepth = options.maxResolutionDepth ?? 25;
+    this.#depthGuard = options.depthGuard ?? ((c) => influence.maxHops(c.objectType, c.relation) < maxDepth);
     this.#seen = seen;
     for (const tenant of options.tenants ?? []) this.#tenants.add(tenant);
   }
@@ -274,7 +278,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     if (
       subject.kind !== "userset" &&
       !this.#influence.mayEvaluateConditions(check.objectType, check.relation) &&
-      this.#influence.maxHops(check.objectType, check.relation) < this.#maxDepth &&
+      this.#depthGuard(check) &&
       !filter.mightContain(subjectKey(check.subjectTenant, check.user)) &&
       !filter.mightContain(subjectKey(check.subjectTenant, `${subject.type}:*`))
     ) {

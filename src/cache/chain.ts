@@ -38,6 +38,7 @@ import type { Program } from "../model/program.js";
 import type { TupleKey } from "../store/tuple.js";
 import { DEFAULT_TENANT } from "../store/tuple.js";
 import type { Revision, TupleStore } from "../store/types.js";
+import { TupleDepthBound, type TupleDepthBoundStats } from "../watch/depth.js";
 import { ChangeFeed, type ChangeFeedStats } from "../watch/feed.js";
 import { influenceOf } from "../watch/influence.js";
 import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
@@ -49,7 +50,7 @@ import { ResultCacheResolver } from "./result-cache.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import { SingleflightResolver } from "./singleflight.js";
 import type { TigerOptions, TigerResolver } from "./tiger.js";
-import type { CheckResolver, LayerStats, ResolvedCheck } from "./types.js";
+import type { CheckResolver, DepthGuard, LayerStats, ResolvedCheck } from "./types.js";
 import { Warmer, type WarmerOptions, type WarmerStats, type WarmTarget, warmThrough } from "./warming.js";
 
 /** A check request, as Engine.check takes it. */
@@ -135,6 +136,8 @@ export interface ChainStats {
   readonly feed?: ChangeFeedStats;
   /** Predictive warming (absent when off). */
   readonly warming?: WarmerStats;
+  /** The longest chain of tuples (what lets shortcuts deny on recursive relations), with the change feed. */
+  readonly depth?: TupleDepthBoundStats;
 }
 
 /** A check request that passed validation, before it is pinned to a revision. */
@@ -193,6 +196,7 @@ export class CheckChain implements AsyncDisposable {
   /** The outermost layer when on (checks whose key is plain are looked up before validation). */
   readonly #resultCache: ResultCacheResolver | undefined;
   #warmer: Warmer | undefined;
+  readonly #depth: TupleDepthBound | undefined;
   readonly #disabled: readonly LayerStats[];
   readonly #unsubscribe: (() => void)[];
   #requests = 0;
@@ -208,6 +212,7 @@ export class CheckChain implements AsyncDisposable {
       tiger: TigerResolver | undefined;
       resultCache: ResultCacheResolver | undefined;
       crossTenant: CrossTenantResolver | undefined;
+      depth: TupleDepthBound | undefined;
       disabled: LayerStats[];
       unsubscribe: (() => void)[];
     },
@@ -215,6 +220,7 @@ export class CheckChain implements AsyncDisposable {
     this.#tiger = parts.tiger;
     this.#resultCache = parts.resultCache;
     this.crossTenant = parts.crossTenant;
+    this.#depth = parts.depth;
     this.program = options.program;
     this.store = options.store;
     this.#clock = options.clock ?? Date.now;
@@ -258,6 +264,20 @@ export class CheckChain implements AsyncDisposable {
       invalidations: 0,
     });
     const feed = options.watch === false ? undefined : await ChangeFeed.open(store);
+    const maxDepth = options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
+    // The longest chain of tuples, kept from the feed: with it, shortcuts may deny on recursive relations too
+    // (where the data is shallower than the depth limit).
+    const depth = feed === undefined ? undefined : await TupleDepthBound.open(store, feed);
+    const hops = new Map<string, number>();
+    const depthGuard: DepthGuard = (c) => {
+      const cls = c.objectType + "#" + c.relation;
+      let most = hops.get(cls);
+      if (most === undefined) {
+        most = influence.maxHops(c.objectType, c.relation);
+        hops.set(cls, most);
+      }
+      return most < maxDepth || depth?.safeBelow(maxDepth, c.revision) === true;
+    };
     const unsubscribe: (() => void)[] = [];
     let outer: CheckResolver | undefined;
     let tiger: TigerResolver | undefined;
@@ -279,12 +299,7 @@ export class CheckChain implements AsyncDisposable {
         const { TigerResolver } = await import("./tiger.js");
         tiger = await TigerResolver.open(
           resolver,
-          {
-            program,
-            store,
-            influence,
-            maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
-          },
+          { program, store, influence, maxResolutionDepth: maxDepth, depthGuard },
           typeof options.tiger === "object" ? options.tiger : {},
         );
         if (feed !== undefined) {
@@ -304,7 +319,8 @@ export class CheckChain implements AsyncDisposable {
             store,
             influence,
             source: feed,
-            maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+            maxResolutionDepth: maxDepth,
+            depthGuard,
           },
           { clock, ...(typeof options.crossTenant === "object" ? options.crossTenant : {}) },
         );
@@ -319,7 +335,8 @@ export class CheckChain implements AsyncDisposable {
           resolver,
           { store, influence, source: feed },
           {
-            maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+            maxResolutionDepth: maxDepth,
+            depthGuard,
             ...(typeof options.bloom === "object" ? options.bloom : {}),
           },
         );
@@ -346,6 +363,7 @@ export class CheckChain implements AsyncDisposable {
       for (const u of unsubscribe) u();
       // The innermost layer opened closes the ones inside it.
       await (crossTenant ?? tiger)?.close();
+      await depth?.close();
       await feed?.close();
       throw error;
     }
@@ -357,6 +375,7 @@ export class CheckChain implements AsyncDisposable {
       tiger,
       resultCache,
       crossTenant,
+      depth,
       disabled,
       unsubscribe,
     });
@@ -594,6 +613,7 @@ export class CheckChain implements AsyncDisposable {
       layers: all,
       ...(this.feed !== undefined ? { feed: this.feed.stats() } : {}),
       ...(this.#warmer !== undefined ? { warming: this.#warmer.stats() } : {}),
+      ...(this.#depth !== undefined ? { depth: this.#depth.stats() } : {}),
     };
   }
 
@@ -609,6 +629,7 @@ export class CheckChain implements AsyncDisposable {
     // First: its warm calls in flight go through the layers closed below.
     await this.#warmer?.close();
     for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    await this.#depth?.close();
     await this.feed?.close();
     await this.#outer.close();
   }

@@ -51,6 +51,7 @@ import type { ChangeSource } from "./bloom-negative.js";
 import {
   type BatchOutcome,
   type CheckResolver,
+  type DepthGuard,
   LayerCounters,
   type LayerStats,
   type Resolution,
@@ -79,6 +80,8 @@ export interface CrossTenantContext {
   readonly source?: ChangeSource;
   /** The evaluator's depth limit (default 25): denials apply only where no check can reach it. */
   readonly maxResolutionDepth?: number;
+  /** Where no check can reach that limit (default: the (type, relation) cannot recurse that far). */
+  readonly depthGuard?: DepthGuard;
 }
 
 /** Live grants naming a subject (what Nexus lists as "shared with me"). */
@@ -288,7 +291,7 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
   readonly #program: Program;
   readonly #store: TupleStore;
   readonly #influence: InfluenceMap;
-  readonly #maxDepth: number;
+  readonly #depthGuard: DepthGuard;
   readonly #clock: () => number;
   readonly #named: readonly string[];
   readonly #counters = new LayerCounters();
@@ -325,7 +328,9 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
     this.#program = context.program;
     this.#store = context.store;
     this.#influence = context.influence ?? influenceOf(context.program);
-    this.#maxDepth = context.maxResolutionDepth ?? 25;
+    const maxDepth = context.maxResolutionDepth ?? 25;
+    const influence = this.#influence;
+    this.#depthGuard = context.depthGuard ?? ((c) => influence.maxHops(c.objectType, c.relation) < maxDepth);
     this.#clock = options.clock ?? Date.now;
     this.#named = options.tenants ?? [];
     this.#index = new GrantIndex(context.program);
@@ -583,7 +588,7 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
       r > this.#seen ||
       check.contextualTuples.length > 0 ||
       this.#influence.mayEvaluateConditions(check.objectType, check.relation) ||
-      this.#influence.maxHops(check.objectType, check.relation) >= this.#maxDepth
+      !this.#depthGuard(check)
     ) {
       this.#bypassed++;
       return false;

@@ -56,11 +56,25 @@ import type { ChangeKnowledge } from "./result-cache.js";
 import {
   type BatchOutcome,
   type CheckResolver,
+  type DepthGuard,
   LayerCounters,
   type LayerStats,
   type Resolution,
   type ResolvedCheck,
 } from "./types.js";
+
+export interface TigerContext {
+  readonly program: Program;
+  readonly store: TupleStore;
+  readonly influence: InfluenceMap;
+  readonly maxResolutionDepth?: number;
+  /**
+   * Where no check can reach the depth limit (default: the (type, relation) cannot recurse that far). Elsewhere
+   * the layer passes questions through: an object missing from a bitmap is a denial only where the reference
+   * could not have failed with "resolution_too_complex" instead.
+   */
+  readonly depthGuard?: DepthGuard;
+}
 
 export interface TigerOptions {
   /** Most bitmaps kept (default 10,000; the least recently used is disposed beyond it). */
@@ -170,6 +184,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   #tick = 0;
   readonly #building = new Map<string, Promise<Materialised | undefined>>();
   readonly #background: boolean;
+  readonly #depthGuard: DepthGuard;
   readonly #checkThroughInner: boolean;
   /** Incremental updates in flight (close() waits for them, evicted bitmaps' included). */
   readonly #updates = new Set<Promise<void>>();
@@ -200,17 +215,16 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   #live = 0;
   #closed = false;
 
-  private constructor(
-    inner: CheckResolver,
-    context: { program: Program; store: TupleStore; influence: InfluenceMap; maxResolutionDepth?: number },
-    options: TigerOptions,
-  ) {
+  private constructor(inner: CheckResolver, context: TigerContext, options: TigerOptions) {
     this.#inner = inner;
     this.#program = context.program;
     this.#store = context.store;
     this.#influence = context.influence;
     this.#reverse = reverseIndexOf(context.program);
     this.#maxDepth = context.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
+    const maxDepth = this.#maxDepth;
+    const influence = context.influence;
+    this.#depthGuard = context.depthGuard ?? ((c) => influence.maxHops(c.objectType, c.relation) < maxDepth);
     this.#maxBitmaps = options.maxBitmaps ?? 10_000;
     this.#materializeAfter = options.materializeAfter ?? 2;
     this.#background = options.background ?? false;
@@ -223,7 +237,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   /** Loads roaring-wasm and creates the layer. */
   static async open(
     inner: CheckResolver,
-    context: { program: Program; store: TupleStore; influence: InfluenceMap; maxResolutionDepth?: number },
+    context: TigerContext,
     options: TigerOptions = {},
   ): Promise<TigerResolver> {
     for (const [name, value] of [
@@ -261,7 +275,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     if (check.contextualTuples.length !== 0 || check.context !== undefined) return false;
     // Batches ask about one (type, relation) at a time: remember the last answer.
     if (check.objectType === this.#lastType && check.relation === this.#lastRelation)
-      return this.#lastEligible;
+      return this.#lastEligible && this.#depthGuard(check);
     let relations = this.#eligibleClass.get(check.objectType);
     if (relations === undefined) {
       relations = new Map();
@@ -275,7 +289,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     this.#lastType = check.objectType;
     this.#lastRelation = check.relation;
     this.#lastEligible = ok;
-    return ok;
+    return ok && this.#depthGuard(check);
   }
 
   /** Not async on purpose: a question the layer passes through costs no extra promise. */

@@ -54,6 +54,13 @@ export function readKey(tenant: string, object: string, relation: string): strin
   return tenant + "\u0000" + object + "\u0000" + relation;
 }
 
+/**
+ * Whether no evaluation of `check` can reach the depth limit, so that a shortcut's denial cannot hide the
+ * reference's "resolution_too_complex": the (type, relation) cannot recurse that far (InfluenceMap.maxHops), or
+ * the tuples themselves hold no chain that long at the question's revision (src/watch/depth.ts).
+ */
+export type DepthGuard = (check: ResolvedCheck) => boolean;
+
 /** One answer of a batch: a resolution, or the error that question alone ran into. */
 export type BatchOutcome = Resolution | Error;
 

@@ -14,6 +14,7 @@ import { Members, type TigerOptions, TigerResolver } from "../../src/cache/tiger
 import type { BatchOutcome, ResolvedCheck } from "../../src/cache/types.js";
 import { createEngine, type Engine } from "../../src/engine.js";
 import { parseSubject, type TupleKey } from "../../src/store/tuple.js";
+import { TupleDepthBound } from "../../src/watch/depth.js";
 import { ChangeFeed } from "../../src/watch/feed.js";
 import { influenceOf } from "../../src/watch/influence.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
@@ -136,6 +137,7 @@ describe("TigerResolver", () => {
       tiger: { materializeAfter: 1, maxBitmaps: 2 },
       resultCache: false,
     });
+    await chain.caughtUp(); // Tiger answers where the depth bound covers the revision
     for (const user of ["user:anne", "user:bob", "user:carl"]) {
       await chain.filter({ user, relation: "viewer", objects: ["folder:f0"] });
     }
@@ -152,7 +154,13 @@ describe("TigerResolver", () => {
     const { TigerResolver } = await import("../../src/cache/tiger.js");
     const { ReferenceResolver } = await import("../../src/cache/reference.js");
     const { influenceOf } = await import("../../src/watch/influence.js");
-    const context = { program: engine.program, store: engine.store, influence: influenceOf(engine.program) };
+    // The tree is 3 folders deep, far from the depth limit: the guard may say so outright.
+    const context = {
+      program: engine.program,
+      store: engine.store,
+      influence: influenceOf(engine.program),
+      depthGuard: () => true,
+    };
     const a = await TigerResolver.open(new ReferenceResolver(context), context, { materializeAfter: 1 });
     const b = await TigerResolver.open(new ReferenceResolver(context), context, { materializeAfter: 1 });
     const revision = await engine.store.currentRevision();
@@ -217,9 +225,11 @@ function resolved(
 async function tigerOver(engine: Engine, options: TigerOptions = {}) {
   const context = { program: engine.program, store: engine.store, influence: influenceOf(engine.program) };
   const feed = await ChangeFeed.open(engine.store);
+  // Recursive relations: Tiger may deny only where the tuples hold no chain as long as the depth limit.
+  const depth = await TupleDepthBound.open(engine.store, feed);
   const tiger = await TigerResolver.open(
     new ReferenceResolver({ ...context, maxResolutionDepth: 200 }),
-    { ...context, maxResolutionDepth: 200 },
+    { ...context, maxResolutionDepth: 200, depthGuard: (c) => depth.safeBelow(200, c.revision) },
     options,
   );
   const unsubscribe = feed.subscribe(tiger);
@@ -230,6 +240,7 @@ async function tigerOver(engine: Engine, options: TigerOptions = {}) {
     extra: () => tiger.stats()[0]!.extra!,
     async [Symbol.asyncDispose]() {
       unsubscribe();
+      await depth.close();
       await feed.close();
       await tiger.close();
     },
@@ -288,7 +299,13 @@ describe("TigerResolver, incremental maintenance", () => {
 
   it("falls back when the changes in between are unknown, and never replaces a newer bitmap", async () => {
     await using engine = await loaded();
-    const context = { program: engine.program, store: engine.store, influence: influenceOf(engine.program) };
+    // The tree is 3 folders deep, far from the depth limit: the guard may say so outright.
+    const context = {
+      program: engine.program,
+      store: engine.store,
+      influence: influenceOf(engine.program),
+      depthGuard: () => true,
+    };
     const tiger = await TigerResolver.open(new ReferenceResolver(context), context, { materializeAfter: 1 });
     const extra = () => tiger.stats()[0]!.extra!;
     // What a feed would know, driven by hand so the test decides when changes are delivered.
