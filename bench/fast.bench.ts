@@ -4,12 +4,14 @@
  * Nexus preset model). Both engines share one store; every answer is asserted equal before anything is timed.
  *
  * Cases:
- * - kernel check cold / warm: FastEvaluator.checkOn (one kernel call), 100 questions per timed call; cold
- *   forgets the kept subproblem facts before each call, warm asks the same 100 questions again;
+ * - kernel check cold / new subjects / warm: FastEvaluator.checkOn (one kernel call), 100 questions per timed
+ *   call; cold forgets the kept subproblem facts and object plans before each call, new subjects forgets only the
+ *   facts (the objects were asked about before, by other subjects: a server's steady state), warm asks the same
+ *   100 questions again;
  * - engine check: Engine.check with evaluator "wasm" vs "reference" (request validation, consistency, async);
  * - group membership: user in a root team through 5 levels of nesting, kernel vs reference;
- * - bulk 100 / 1,000 (also cold: facts forgotten before each call) / 100,000: Engine.checkBulk, wasm vs reference (the reference 100,000 bulk is measured on
- *   fewer iterations: it takes seconds), and the kernel batch alone (FastEvaluator.checkManyOn) for 1,000.
+ * - bulk 100 / 1,000 (also cold: facts and plans forgotten before each call) / 100,000: Engine.checkBulk, wasm vs
+ *   reference, and the kernel batch alone (FastEvaluator.checkManyOn) for 1,000, warm and cold;
  * - listObjects: every file the deep user may read (candidates from the reference's reverse expansion, checked by
  *   the kernel vs by the reference);
  * - parallel: checkBulk 100,000 and the kernel batch of 100,000 on the worker pool vs one thread.
@@ -32,18 +34,25 @@ console.log(
     .join(", ")}`,
 );
 
-const wasm = await createEngine({ model: nexusFilesystemModel, format: "nexus", evaluator: "wasm" });
+const wasm = await createEngine({
+  model: nexusFilesystemModel,
+  format: "nexus",
+  evaluator: "wasm",
+  cache: false,
+});
 const reference = await createEngine({
   model: nexusFilesystemModel,
   format: "nexus",
   evaluator: "reference",
   store: wasm.store,
+  cache: false,
 });
 const parallelEngine = await createEngine({
   model: nexusFilesystemModel,
   format: "nexus",
   evaluator: "wasm",
   store: wasm.store,
+  cache: false,
 });
 const checker = enableParallelBulkCheck(parallelEngine)!;
 const { token } = await wasm.write({ writes: [...workload.tuples] });
@@ -117,9 +126,17 @@ const nextQuestion = () => q1000[next++ % 1000]!;
 const kernel100 = () => {
   for (let i = 0; i < 100; i++) fast.checkOn(graph, kernelQueries[(next++ * 7) % 1000]!);
 };
-// Cold: every kept fact forgotten before each call of 100 different questions (facts made by one of the 100
-// can only help another of the same subject). Warm: the same 100 questions again, facts kept.
+// Cold: every kept fact and object plan forgotten before each call of 100 different questions (what one of the
+// 100 leaves can only help the others). New subjects: only the facts forgotten. Warm: the same 100 again.
+const forgetAll = () => {
+  fast.clearFacts();
+  fast.clearPlans();
+};
 const kernelCold100 = () => {
+  forgetAll();
+  kernel100();
+};
+const kernelNewSubjects100 = () => {
   fast.clearFacts();
   kernel100();
 };
@@ -131,10 +148,14 @@ const answers = new Array(1000);
 const indices = Array.from({ length: 1000 }, (_, i) => i);
 
 const memory = fast.memoryBytes;
+// FAST_BENCH_ONLY=<regex>: only the matching cases (and the comparisons and goals among them), for quick A/B runs.
+const only = process.env.FAST_BENCH_ONLY === undefined ? undefined : new RegExp(process.env.FAST_BENCH_ONLY);
+const picked = (name: string) => only === undefined || only.test(name);
 await runSuite(
   "fast",
   [
     { name: "kernel check cold", fn: kernelCold100, opsPerCall: 100 },
+    { name: "kernel check new subjects", fn: kernelNewSubjects100, opsPerCall: 100 },
     { name: "kernel check warm (facts)", fn: kernelWarm100, opsPerCall: 100 },
     {
       name: "kernel membership 5 deep",
@@ -154,6 +175,14 @@ await runSuite(
       fn: () => fast.checkManyOn(graph, kernelQueries, indices, answers),
       opsPerCall: 1000,
     },
+    {
+      name: "kernel batch 1000 cold",
+      fn: () => {
+        forgetAll();
+        fast.checkManyOn(graph, kernelQueries, indices, answers);
+      },
+      opsPerCall: 1000,
+    },
     { name: "listObjects wasm", fn: () => wasm.listObjects(listRequest) },
     { name: "listObjects reference", fn: () => reference.listObjects(listRequest) },
     { name: "checkBulk 100 wasm", fn: () => wasm.checkBulk(q100), opsPerCall: 100 },
@@ -161,7 +190,7 @@ await runSuite(
     {
       name: "checkBulk 1000 wasm cold",
       fn: () => {
-        fast.clearFacts();
+        forgetAll();
         return wasm.checkBulk(q1000);
       },
       opsPerCall: 1000,
@@ -184,8 +213,10 @@ await runSuite(
       fn: () => checker.run("default", kernelQueries100k, parallelRevision),
       opsPerCall: 100_000,
     },
-  ],
+  ].filter((c) => picked(c.name)),
   {
+    // The reference's bulk cases take seconds a call: 16 timed calls each keep the run within minutes.
+    iterations: 16,
     comparisons: [
       { subject: "engine check wasm", peer: "engine check reference" },
       { subject: "kernel membership 5 deep", peer: "reference membership 5 deep" },
@@ -195,19 +226,20 @@ await runSuite(
       { subject: "checkBulk 1000 wasm cold", peer: "checkBulk 1000 reference" },
       { subject: "checkBulk 100000 wasm parallel", peer: "checkBulk 100000 wasm", goalRatio: 1.6 },
       { subject: "kernel batch 100000 workers", peer: "kernel batch 100000 one thread", goalRatio: 1.6 },
-    ],
+    ].filter((c) => picked(c.subject) && picked(c.peer)),
     goals: [
       { case: "kernel check cold", minOpsPerSec: 100_000 },
       { case: "kernel check warm (facts)", minOpsPerSec: 2_000_000 },
       { case: "kernel membership 5 deep", minOpsPerSec: 10_000_000 },
       { case: "checkBulk 1000 wasm", maxP50Micros: 300 },
-    ],
+      { case: "kernel batch 1000", maxP50Micros: 300 },
+    ].filter((g) => picked(g.case)),
     facts: {
       tuples: workload.tuples.length,
       "graph build from snapshot (ms)": buildMs.toFixed(1),
       "graph bytes per tuple (before facts)": (graphOnly.graphs / graphOnly.tuples).toFixed(1),
       "symbol table bytes per tuple": (graphOnly.symbols / graphOnly.tuples).toFixed(1),
-      "graph + facts bytes per tuple (after the run)": (memory.graphs / memory.tuples).toFixed(1),
+      "graph + facts + plans bytes per tuple (after the run)": (memory.graphs / memory.tuples).toFixed(1),
       "kernel linear memory (MiB)": (memory.kernel / 2 ** 20).toFixed(1),
       "kernel nodes resolved (lifetime)": String(fast.kernel.exports.eval_resolved()),
       "kernel counters": JSON.stringify(fast.kernelStats),

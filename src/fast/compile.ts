@@ -25,6 +25,13 @@ export interface CompiledProgram {
   readonly kindCount: number;
   /** Whether no rewrite uses intersection or exclusion (memoized results are then path-independent facts). */
   readonly monotone: boolean;
+  /**
+   * Per relation index: whether no relation its evaluation can reach (itself included, through computed
+   * usersets, tuple-to-usersets and the usersets its direct subjects allow) uses intersection or exclusion. Such
+   * a relation's TRUE/FALSE is kept as a fact across checks, and answered by the Leopard index, even in a
+   * program that uses them elsewhere (see assembly/evaluate.ts for why that is exact).
+   */
+  readonly unionOnly: readonly boolean[];
   readonly maxDepth: number;
   /** Relations answered through the Leopard index where it can (ids: type, relation name, rid). */
   readonly leopardRelations: readonly { type: number; relation: number; rid: number }[];
@@ -125,14 +132,17 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
     emit(r.rewrite);
   }
 
-  const HEADER = 11;
+  const unionOnly = unionOnlyRelations(program, rids, relations);
+
+  const HEADER = 12;
   const ridOfOff = HEADER;
   const ridCodeOff = ridOfOff + numTypes * numNames;
   const codeOff = ridCodeOff + numRids;
   const reachOff = codeOff + code.length;
   const reachWords = Math.ceil((numRids * kindCount) / 4);
   const leopardOff = reachOff + reachWords;
-  const block = new Uint32Array(leopardOff + Math.ceil(numRids / 4));
+  const factOff = leopardOff + Math.ceil(numRids / 4);
+  const block = new Uint32Array(factOff + Math.ceil(numRids / 4));
   block.set([
     numTypes,
     numNames,
@@ -145,6 +155,7 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
     reachOff,
     +monotone,
     leopardOff,
+    factOff,
   ]);
   block.fill(ABSENT, ridOfOff, ridCodeOff);
   for (const [i, r] of relations.entries()) {
@@ -160,19 +171,111 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
       if (analysis.canReach(r.type, r.name, kindNames[k]!)) reach[i * kindCount + k] = 1;
     }
   }
+  const facts = new Uint8Array(block.buffer, factOff * 4, numRids);
+  for (const [i, only] of unionOnly.entries()) facts[i] = only ? 1 : 0;
   // Leopard relations: recursive direct relations (`member: [user, group#member]`, or Nexus's unrestricted
-  // `member: {}`) in programs whose answers are path-independent (no intersection, no exclusion).
+  // `member: {}`) whose answers are path-independent facts (nothing they reach uses intersection or exclusion).
   const leopard = new Uint8Array(block.buffer, leopardOff * 4, numRids);
   const leopardRelations: { type: number; relation: number; rid: number }[] = [];
-  if (monotone) {
-    for (const [i, r] of relations.entries()) {
-      if (r.rewrite.kind !== "direct") continue;
-      const subjects = program.types.get(r.type)!.relations.get(r.name)!.directSubjects;
-      if (subjects !== undefined && !subjects.some((s) => s.type === r.type && s.relation === r.name))
-        continue;
-      leopard[i] = 1;
-      leopardRelations.push({ type: typeIds.get(r.type)!, relation: relationIds.get(r.name)!, rid: i });
+  for (const [i, r] of relations.entries()) {
+    if (!unionOnly[i] || r.rewrite.kind !== "direct") continue;
+    const subjects = program.types.get(r.type)!.relations.get(r.name)!.directSubjects;
+    if (subjects !== undefined && !subjects.some((s) => s.type === r.type && s.relation === r.name)) continue;
+    leopard[i] = 1;
+    leopardRelations.push({ type: typeIds.get(r.type)!, relation: relationIds.get(r.name)!, rid: i });
+  }
+  return {
+    program,
+    typeIds,
+    relationIds,
+    rids,
+    kindCount,
+    monotone,
+    unionOnly,
+    maxDepth,
+    block,
+    leopardRelations,
+  };
+}
+
+/**
+ * For each relation index, whether every relation its evaluation can reach uses only direct, computed,
+ * tuple-to-userset, union and none: the type-level graph (a relation to the relations it computes, the parent
+ * types' computed relation of its tuple-to-usersets, the usersets its direct subjects allow; any relation of any
+ * type where a relation is unrestricted) over-approximates every graph of tuples, so an instance can only reach
+ * what its type-level relation reaches.
+ */
+function unionOnlyRelations(
+  program: Program,
+  rids: ReadonlyMap<string, number>,
+  relations: readonly { type: string; name: string; rewrite: Rewrite }[],
+): boolean[] {
+  const all = [...rids.values()];
+  const ridOf = (type: string, name: string) => rids.get(`${type}#${name}`);
+  const nonUnion = (rw: Rewrite): boolean =>
+    rw.kind === "intersection" ||
+    rw.kind === "exclusion" ||
+    (rw.kind === "union" && rw.children.some(nonUnion));
+  const edges: number[][] = relations.map((r) => {
+    const out = new Set<number>();
+    const visit = (rw: Rewrite): void => {
+      switch (rw.kind) {
+        case "computed": {
+          const rid = ridOf(r.type, rw.relation);
+          if (rid !== undefined) out.add(rid);
+          return;
+        }
+        case "ttu": {
+          const tupleset = program.types.get(r.type)?.relations.get(rw.tupleset);
+          const parentTypes =
+            tupleset?.directSubjects === undefined
+              ? [...program.types.keys()]
+              : tupleset.directSubjects.map((s) => s.type);
+          for (const t of parentTypes) {
+            const rid = ridOf(t, rw.computed);
+            if (rid !== undefined) out.add(rid);
+          }
+          return;
+        }
+        case "direct": {
+          const subjects = program.types.get(r.type)?.relations.get(r.name)?.directSubjects;
+          if (subjects === undefined) {
+            for (const rid of all) out.add(rid);
+            return;
+          }
+          for (const s of subjects) {
+            if (s.relation === undefined) continue;
+            const rid = ridOf(s.type, s.relation);
+            if (rid !== undefined) out.add(rid);
+          }
+          return;
+        }
+        case "union":
+        case "intersection":
+          for (const c of rw.children) visit(c);
+          return;
+        case "exclusion":
+          visit(rw.base);
+          visit(rw.subtract);
+          return;
+        default:
+          return;
+      }
+    };
+    visit(r.rewrite);
+    return [...out];
+  });
+  // Tainted: uses intersection or exclusion, or reaches a relation that does (a backward fixpoint).
+  const tainted = relations.map((r) => nonUnion(r.rewrite));
+  const reverse: number[][] = relations.map(() => []);
+  for (const [from, targets] of edges.entries()) for (const to of targets) reverse[to]!.push(from);
+  const queue = tainted.flatMap((t, i) => (t ? [i] : []));
+  for (let head = 0; head < queue.length; head++) {
+    for (const from of reverse[queue[head]!]!) {
+      if (tainted[from]) continue;
+      tainted[from] = true;
+      queue.push(from);
     }
   }
-  return { program, typeIds, relationIds, rids, kindCount, monotone, maxDepth, block, leopardRelations };
+  return tainted.map((t) => !t);
 }

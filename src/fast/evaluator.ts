@@ -52,10 +52,19 @@ export interface FastEvaluatorOptions {
   /** Nested lookups before "resolution_too_complex" (default 25, as the reference). */
   readonly maxDepth?: number;
   /**
-   * Subproblem facts kept per tenant graph across checks, at most (default 262 144; 0 turns them off). Kept
-   * only for models without intersection and exclusion; all are forgotten when the cap is reached.
+   * Subproblem facts kept per tenant graph across checks, at most (default 262 144, rounded down to a power of
+   * two; 0 turns them off). Kept for the relations whose evaluation reaches no intersection or exclusion (all of
+   * them in a model without either). At the cap a new fact replaces one that has not been read since the
+   * replacement hand last passed it (CLOCK, within a 4-way set).
    */
   readonly factLimit?: number;
+  /**
+   * Object plans kept per tenant graph, at most (default 32 768, rounded down to a power of two; 0 turns them
+   * off): a node's rewrite with its object's structure read in (which relations hold tuples, the parents its
+   * tuple-to-usersets follow, short edge lists), built at the second question about the node and replayed by
+   * every later subject; invalidated with the facts. CLOCK replacement at the cap, as the facts.
+   */
+  readonly planLimit?: number;
 }
 
 /** A check's answer from the fast path: a boolean, a NexusError (resolution_too_complex), or undefined (route). */
@@ -84,16 +93,15 @@ interface TenantState {
   pending: Promise<void> | undefined;
 }
 
-interface Encoded {
-  object: number;
-  type: number;
-  relation: number;
-  subject: number;
-  subjectRelation: number;
-  wildcard: number;
-  kind: number;
-  userset: number;
-}
+/** Word offsets of an encoded request (eval_check's arguments after the graph; eval_check_many's record). */
+const W_OBJECT = 0;
+const W_TYPE = 1;
+const W_RELATION = 2;
+const W_SUBJECT = 3;
+const W_SUBJECT_RELATION = 4;
+const W_WILDCARD = 5;
+const W_KIND = 6;
+const W_USERSET = 7;
 
 export class FastEvaluator implements Disposable, AsyncDisposable {
   readonly compiled: CompiledProgram;
@@ -110,6 +118,8 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   parallel: ParallelBulkRunner | undefined;
   readonly #symbols: Symbols;
   readonly #tenants = new Map<string, TenantState>();
+  /** One encoded request (its last word stays 0, as eval_check_many's records want). */
+  readonly #scratch = new Uint32Array(RECORD_WORDS);
   #programPtr: number;
   #closed = false;
 
@@ -128,6 +138,11 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       throw new NexusError("invalid_argument", `factLimit must be an integer ≥ 0, got ${factLimit}`);
     }
     e.eval_set_fact_limit(factLimit);
+    const planLimit = options.planLimit ?? 1 << 15;
+    if (!Number.isInteger(planLimit) || planLimit < 0 || planLimit > 0xffffffff) {
+      throw new NexusError("invalid_argument", `planLimit must be an integer ≥ 0, got ${planLimit}`);
+    }
+    e.eval_set_plan_limit(planLimit);
     this.#symbols = new Symbols(this.kernel);
   }
 
@@ -197,8 +212,9 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
 
   /**
    * Kernel counters over the evaluator's life: nodes resolved by walking, memo hits (within a check, or across
-   * a subject's requests in a batch), and membership questions the Leopard index decided (hits) or left to the
-   * walk (misses: the relation was not clean, or the answer needed more depth than the budget).
+   * a subject's requests in a batch), kept facts used, held and invalidated, object plans replayed, built and
+   * held, and membership questions the Leopard index decided (hits) or left to the walk (misses: the relation
+   * was not clean, or the answer needed more depth than the budget).
    */
   get kernelStats(): {
     resolved: number;
@@ -206,21 +222,29 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     factHits: number;
     factsHeld: number;
     factsInvalidated: number;
+    planHits: number;
+    plansBuilt: number;
+    plansHeld: number;
     leopardHits: number;
     leopardMisses: number;
   } {
     const e = this.kernel.exports;
     let factsHeld = 0;
     let factsInvalidated = 0;
+    let plansHeld = 0;
     for (const state of this.#tenants.values()) {
       if (state.graph === undefined) continue;
       factsHeld += state.graph.facts;
       factsInvalidated += state.graph.invalidated;
+      plansHeld += state.graph.plans;
     }
     return {
       factHits: Number(e.eval_fact_hits()),
       factsHeld,
       factsInvalidated,
+      planHits: Number(e.eval_plan_hits()),
+      plansBuilt: Number(e.eval_plans_built()),
+      plansHeld,
       resolved: Number(e.eval_resolved()),
       memoHits: Number(e.eval_memo_hits()),
       leopardHits: Number(e.eval_leopard_decided()),
@@ -232,6 +256,13 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   clearFacts(): void {
     for (const state of this.#tenants.values()) {
       if (state.graph !== undefined) this.kernel.exports.graph_clear_facts(state.graph.pointer);
+    }
+  }
+
+  /** Forgets every object plan (to measure cold checks; answers never need it). */
+  clearPlans(): void {
+    for (const state of this.#tenants.values()) {
+      if (state.graph !== undefined) this.kernel.exports.graph_clear_plans(state.graph.pointer);
     }
   }
 
@@ -264,29 +295,30 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
 
   /** Checks one query on a graph (synchronous: one kernel call). */
   checkOn(graph: TupleGraph, query: CheckQuery): FastAnswer {
-    const q = this.#encode(query);
-    if (q === undefined) {
+    const q = this.#scratch;
+    if (!this.#encode(query, q, 0)) {
       this.stats.routed.unknown++;
       return undefined;
     }
     const outcome = this.kernel.exports.eval_check(
       graph.pointer,
-      q.object,
-      q.type,
-      q.relation,
-      q.subject,
-      q.subjectRelation,
-      q.wildcard,
-      q.kind,
-      q.userset,
+      q[W_OBJECT]!,
+      q[W_TYPE]!,
+      q[W_RELATION]!,
+      q[W_SUBJECT]!,
+      q[W_SUBJECT_RELATION]!,
+      q[W_WILDCARD]!,
+      q[W_KIND]!,
+      q[W_USERSET]!,
     );
     return this.#answer(outcome, query);
   }
 
   /**
-   * Checks many queries at `revision`, answers in request order. Identical requests are evaluated once; one
-   * kernel call per tenant evaluates the rest, grouped by subject so that (in models without intersection and
-   * exclusion) each subject's memberships are resolved once for the whole batch. No size limit.
+   * Checks many queries at `revision`, answers in request order: one kernel call per tenant, identical requests
+   * evaluated once, the kept subproblem facts (a subject's memberships, an object's grants for a subject) shared
+   * by every request, and in models without intersection and exclusion a subject's per-check memo carried over
+   * its consecutive requests. No size limit.
    */
   async checkMany(queries: readonly CheckQuery[], revision: Revision): Promise<FastAnswer[]> {
     const answers: FastAnswer[] = new Array(queries.length).fill(undefined);
@@ -333,71 +365,37 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     indices: readonly number[],
     answers: FastAnswer[],
   ): void {
-    // Duplicates: the first occurrence is evaluated, the others copy its answer.
-    const firstOf = new Map<string, number>();
-    const distinct: number[] = [];
-    const encoded: Encoded[] = [];
-    const copies: [from: number, to: number][] = [];
-    for (const i of indices) {
-      const q = queries[i]!;
-      const key = `${q.object}\u0000${q.relation}\u0000${q.user}`;
-      const first = firstOf.get(key);
-      if (first !== undefined) {
-        copies.push([first, i]);
-        continue;
-      }
-      firstOf.set(key, i);
-      const e = this.#encode(q);
-      if (e === undefined) {
-        this.stats.routed.unknown++;
-        continue;
-      }
-      distinct.push(i);
-      encoded.push(e);
-    }
-    const n = distinct.length;
-    if (n > 0) {
-      // Same subject next to each other: the kernel keeps the memo across them when the model allows it.
-      const order = Array.from({ length: n }, (_, k) => k);
-      order.sort((a, b) => {
-        const x = encoded[a]!;
-        const y = encoded[b]!;
-        return x.subject - y.subject || x.subjectRelation - y.subjectRelation || x.kind - y.kind;
-      });
-      const ex = this.kernel.exports;
-      const bytes = n * RECORD_WORDS * 4 + n;
-      const ptr = ex.alloc(bytes) >>> 0;
-      try {
-        const u32 = this.kernel.views.u32;
-        let w = ptr >>> 2;
-        for (const k of order) {
-          const e = encoded[k]!;
-          u32[w] = e.object;
-          u32[w + 1] = e.type;
-          u32[w + 2] = e.relation;
-          u32[w + 3] = e.subject;
-          u32[w + 4] = e.subjectRelation;
-          u32[w + 5] = e.wildcard;
-          u32[w + 6] = e.kind;
-          u32[w + 7] = e.userset;
-          u32[w + 8] = 0;
-          w += RECORD_WORDS;
+    const count = indices.length;
+    if (count === 0) return;
+    const ex = this.kernel.exports;
+    const recordBytes = RECORD_WORDS * 4;
+    const ptr = ex.alloc(count * recordBytes + count) >>> 0;
+    try {
+      // Encoded in request order; those the model does not know are left out (routed). Encoding may look a
+      // string up in kernel memory and grow it: the view is taken afresh for every record.
+      const scratch = this.#scratch;
+      const base = ptr >>> 2;
+      const encoded: number[] = [];
+      for (const i of indices) {
+        if (!this.#encode(queries[i]!, scratch, 0)) {
+          this.stats.routed.unknown++;
+          answers[i] = undefined;
+          continue;
         }
-        const out = ptr + n * RECORD_WORDS * 4;
-        ex.eval_check_many(graph.pointer, ptr, n, out, this.compiled.monotone ? 1 : 0);
-        const u8 = this.kernel.views.u8;
-        for (let j = 0; j < n; j++) {
-          const i = distinct[order[j]!]!;
-          answers[i] = this.#answer(u8[out + j]!, queries[i]!);
-        }
-      } finally {
-        ex.free(ptr);
+        this.kernel.views.u32.set(scratch, base + encoded.length * RECORD_WORDS);
+        encoded.push(i);
       }
-    }
-    for (const [from, to] of copies) {
-      answers[to] = answers[from];
-      if (answers[to] === undefined) this.stats.routed.unsupported++;
-      else this.stats.fast++;
+      const n = encoded.length;
+      if (n === 0) return;
+      const out = ptr + n * recordBytes;
+      ex.eval_check_many(graph.pointer, ptr, n, out, this.compiled.monotone ? 1 : 0);
+      const u8 = this.kernel.views.u8;
+      for (let j = 0; j < n; j++) {
+        const i = encoded[j]!;
+        answers[i] = this.#answer(u8[out + j]!, queries[i]!);
+      }
+    } finally {
+      ex.free(ptr);
     }
   }
 
@@ -459,50 +457,54 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     }
   }
 
-  #encode(query: CheckQuery): Encoded | undefined {
+  /**
+   * Writes the query's 8 words (W_* offsets) into `out` at `at` (a JavaScript array: a symbol lookup may grow
+   * kernel memory); false when the model does not know its type or relation. Only Map lookups of the query's own
+   * strings and array reads: the object's type comes from its symbol, the wildcard from the subject type.
+   */
+  #encode(query: CheckQuery, out: Uint32Array, at: number): boolean {
     const { typeIds, relationIds, rids } = this.compiled;
-    const colon = query.object.indexOf(":");
-    const type = typeIds.get(query.object.slice(0, colon));
+    const symbols = this.#symbols;
     const relation = relationIds.get(query.relation);
     const s = query.subject;
     const subjectType = typeIds.get(s.type);
-    if (type === undefined || relation === undefined || subjectType === undefined) return undefined;
-    const object = this.#symbols.lookup(query.object) ?? UNKNOWN_OBJECT;
+    if (relation === undefined || subjectType === undefined) return false;
+    let object = symbols.lookup(query.object);
+    let type: number | undefined;
+    if (object === undefined) {
+      object = UNKNOWN_OBJECT;
+      type = typeIds.get(query.object.slice(0, query.object.indexOf(":")));
+      if (type === undefined) return false;
+    } else {
+      type = symbols.typeOf(object);
+    }
+    out[at + W_OBJECT] = object;
+    out[at + W_TYPE] = type;
+    out[at + W_RELATION] = relation;
     if (s.kind === "userset") {
-      const text = `${s.type}:${s.id}`;
       const subjectRelation = relationIds.get(s.relation);
       const rid = rids.get(`${s.type}#${s.relation}`);
-      if (subjectRelation === undefined || rid === undefined) return undefined;
-      const subject = this.#symbols.lookup(text) ?? (text === query.object ? object : UNKNOWN_SUBJECT);
-      return {
-        object,
-        type,
-        relation,
-        subject,
-        subjectRelation,
-        wildcard: ABSENT,
-        kind: typeIds.size + rid,
-        userset: 1,
-      };
+      if (subjectRelation === undefined || rid === undefined) return false;
+      const text = `${s.type}:${s.id}`;
+      out[at + W_SUBJECT] = symbols.lookup(text) ?? (text === query.object ? object : UNKNOWN_SUBJECT);
+      out[at + W_SUBJECT_RELATION] = subjectRelation;
+      out[at + W_WILDCARD] = ABSENT;
+      out[at + W_KIND] = typeIds.size + rid;
+      out[at + W_USERSET] = 1;
+      return true;
     }
-    const subject =
-      this.#symbols.lookup(query.user) ?? (query.user === query.object ? object : UNKNOWN_SUBJECT);
-    const wildcard =
+    const subject = symbols.lookup(query.user) ?? (query.user === query.object ? object : UNKNOWN_SUBJECT);
+    out[at + W_SUBJECT] = subject;
+    out[at + W_SUBJECT_RELATION] = NO_REL;
+    out[at + W_WILDCARD] =
       s.kind === "wildcard"
         ? subject === UNKNOWN_SUBJECT
           ? ABSENT
           : subject
-        : (this.#symbols.lookup(`${s.type}:*`) ?? ABSENT);
-    return {
-      object,
-      type,
-      relation,
-      subject,
-      subjectRelation: NO_REL,
-      wildcard,
-      kind: subjectType,
-      userset: 0,
-    };
+        : symbols.wildcardOf(subjectType);
+    out[at + W_KIND] = subjectType;
+    out[at + W_USERSET] = 0;
+    return true;
   }
 
   async #advance(state: TenantState, tenant: string, revision: Revision): Promise<void> {

@@ -21,6 +21,12 @@ export function isFlagged(t: RelationTuple): boolean {
   return t.condition !== undefined || t.expiresAt !== undefined || t.subjectTenant !== t.tenant;
 }
 
+interface Uses {
+  readonly computed: readonly string[];
+  readonly tupleset: readonly string[];
+}
+const NO_USES: Uses = { computed: [], tupleset: [] };
+
 export class TupleGraph implements Disposable {
   readonly tenant: string;
   /** The store revision the graph reflects. */
@@ -129,7 +135,8 @@ export class TupleGraph implements Disposable {
       changed = e.graph_remove(this.#ptr, object, relation, subject, subjectRelation, form, flagged);
     }
     if (changed === 0) return;
-    if (this.#compiled.monotone && e.graph_facts(this.#ptr) > 0) this.#invalidateUpstream(object, relation);
+    const facts = e.graph_facts(this.#ptr) > 0;
+    if (facts || e.graph_plans(this.#ptr) > 0) this.#invalidateUpstream(object, relation, facts);
     if (this.#leopard === 0) return;
     if (!this.#indexed.has(`${tuple.objectType}#${tuple.relation}`)) return;
     const hook = op === "write" ? e.leopard_on_add : e.leopard_on_remove;
@@ -141,13 +148,20 @@ export class TupleGraph implements Disposable {
     return this.#exports.graph_facts(this.#ptr) >>> 0;
   }
 
+  /** Object plans (and first-question markers) kept, live or invalidated-not-yet-overwritten. */
+  get plans(): number {
+    return this.#exports.graph_plans(this.#ptr) >>> 0;
+  }
+
   /**
-   * Forgets the facts of every node whose answer can depend on node (object, relation): the node itself, the
-   * relations of the same object that include it (computed usersets), the objects whose tuple-to-userset follows
-   * a tuple to it, and the nodes holding it as a userset subject; then theirs, and so on (the reverse of the
-   * evaluation's edges, as the reference's list objects walks them). Nothing else is touched.
+   * Forgets the facts and plans of every node whose answer or plan can depend on node (object, relation): the
+   * node itself, the relations of the same object that include it (computed usersets, in any position: a plan
+   * reads its object's subtracted relations too) or follow it as a tupleset, the objects whose tuple-to-userset
+   * follows a tuple to it, and the nodes holding it as a userset subject; then theirs, and so on (the reverse of
+   * the evaluation's edges). Nothing else is touched. A plan reads only its own object's nodes: with no fact
+   * held (`crossObjects` false) the walk stays within the object.
    */
-  #invalidateUpstream(object: number, relation: number): void {
+  #invalidateUpstream(object: number, relation: number, crossObjects: boolean): void {
     const e = this.#exports;
     const { typeIds, relationIds } = this.#compiled;
     const analysis: ProgramAnalysis = analyze(this.#compiled.program);
@@ -169,11 +183,10 @@ export class TupleGraph implements Disposable {
       const typeName = typeNames[e.symbols_type(o) >>> 0];
       const relationName = relationNames[r];
       if (typeName === undefined || relationName === undefined) continue;
-      for (const p of analysis.computedParents(typeName, relationName)) {
-        reach(o, relationIds.get(p.relation)!);
-      }
+      for (const rel of this.#users(typeName, relationName).computed) reach(o, relationIds.get(rel)!);
       // The node is a tupleset: the same object's tuple-to-usersets that follow it.
-      for (const rel of this.#tuplesetUsers(typeName, relationName)) reach(o, relationIds.get(rel)!);
+      for (const rel of this.#users(typeName, relationName).tupleset) reach(o, relationIds.get(rel)!);
+      if (!crossObjects) continue;
       const ttu = analysis.ttuParents(typeName, relationName);
       if (ttu.length > 0) {
         for (const [a, ar] of this.#pointing(o, NO_REL)) {
@@ -188,19 +201,27 @@ export class TupleGraph implements Disposable {
     }
   }
 
-  #tuplesetUse: Map<string, string[]> | undefined;
+  #uses: Map<string, { computed: string[]; tupleset: string[] }> | undefined;
 
-  /** Relations of `type` whose rewrite has a tuple-to-userset over tupleset `relation`. */
-  #tuplesetUsers(type: string, relation: string): readonly string[] {
-    if (this.#tuplesetUse === undefined) {
-      const use = new Map<string, string[]>();
+  /**
+   * Relations of `type` whose rewrite names `relation`, in any position: as a computed userset, or as the
+   * tupleset of a tuple-to-userset.
+   */
+  #users(type: string, relation: string): Uses {
+    if (this.#uses === undefined) {
+      const uses = new Map<string, { computed: string[]; tupleset: string[] }>();
+      const add = (key: string, which: "computed" | "tupleset", owner: string): void => {
+        let entry = uses.get(key);
+        if (entry === undefined) {
+          entry = { computed: [], tupleset: [] };
+          uses.set(key, entry);
+        }
+        if (!entry[which].includes(owner)) entry[which].push(owner);
+      };
       const visit = (typeName: string, owner: string, rw: Rewrite): void => {
-        if (rw.kind === "ttu") {
-          const key = `${typeName}#${rw.tupleset}`;
-          const list = use.get(key) ?? [];
-          if (!list.includes(owner)) list.push(owner);
-          use.set(key, list);
-        } else if (rw.kind === "union" || rw.kind === "intersection") {
+        if (rw.kind === "computed") add(`${typeName}#${rw.relation}`, "computed", owner);
+        else if (rw.kind === "ttu") add(`${typeName}#${rw.tupleset}`, "tupleset", owner);
+        else if (rw.kind === "union" || rw.kind === "intersection") {
           for (const c of rw.children) visit(typeName, owner, c);
         } else if (rw.kind === "exclusion") {
           visit(typeName, owner, rw.base);
@@ -210,9 +231,9 @@ export class TupleGraph implements Disposable {
       for (const [typeName, t] of this.#compiled.program.types) {
         for (const [name, r] of t.relations) visit(typeName, name, r.rewrite);
       }
-      this.#tuplesetUse = use;
+      this.#uses = uses;
     }
-    return this.#tuplesetUse.get(`${type}#${relation}`) ?? [];
+    return this.#uses.get(`${type}#${relation}`) ?? NO_USES;
   }
 
   /** The (object, relation) pairs holding subject (subject, subjectRelation), from the reverse adjacency. */

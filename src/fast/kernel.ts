@@ -49,7 +49,12 @@ export interface EvaluateKernelExports extends InternKernelExports {
   graph_invalidate(graph: number, object: number, relation: number): void;
   graph_facts(graph: number): number;
   graph_clear_facts(graph: number): void;
+  graph_plans(graph: number): number;
+  graph_clear_plans(graph: number): void;
   eval_fact_hits(): bigint;
+  eval_set_plan_limit(limit: number): void;
+  eval_plan_hits(): bigint;
+  eval_plans_built(): bigint;
   leopard_new(seedLo: number, seedHi: number): number;
   leopard_free(leopard: number): void;
   leopard_mark_dirty(leopard: number, type: number, relation: number): void;

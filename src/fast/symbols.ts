@@ -5,6 +5,7 @@
  * distinct objects ever written. Runtime-neutral.
  */
 import { Interner } from "../kernels/intern.js";
+import { ABSENT } from "./compile.js";
 import type { EvaluateKernel } from "./kernel.js";
 
 const CACHE_LIMIT = 65_536;
@@ -20,6 +21,10 @@ export class Symbols implements Disposable {
   /** Symbols below this have their type recorded. */
   #typed = 0;
   #pair = 0;
+  /** symbol -> type id (the kernel's table, mirrored: encoding a request reads it on every check). */
+  #types = new Uint32Array(1024);
+  /** type id -> the symbol of the type's wildcard `type:*`, ABSENT until one is interned. */
+  readonly #wildcards: number[] = [];
 
   constructor(kernel: EvaluateKernel) {
     this.#kernel = kernel;
@@ -48,9 +53,29 @@ export class Symbols implements Disposable {
       u32[(this.#pair >>> 2) + 1] = typeId;
       e.symbols_set_types(this.#pair, 1);
       this.#typed = symbol + 1;
+      if (symbol >= this.#types.length) {
+        const grown = new Uint32Array(Math.max(this.#types.length * 2, symbol + 1));
+        grown.set(this.#types);
+        this.#types = grown;
+      }
+      this.#types[symbol] = typeId;
+      if (text.endsWith(":*")) {
+        while (this.#wildcards.length <= typeId) this.#wildcards.push(ABSENT);
+        this.#wildcards[typeId] = symbol;
+      }
     }
     this.#remember(text, symbol);
     return symbol;
+  }
+
+  /** The type id of an interned symbol. */
+  typeOf(symbol: number): number {
+    return this.#types[symbol]!;
+  }
+
+  /** The symbol of type `typeId`'s wildcard (`type:*`), ABSENT if it was never interned. */
+  wildcardOf(typeId: number): number {
+    return this.#wildcards[typeId] ?? ABSENT;
   }
 
   /** The symbol of `text`, or undefined if it was never interned. */
