@@ -573,8 +573,9 @@ export class Engine implements AsyncDisposable {
   async #fastBulk(list: readonly CheckRequest[]): Promise<(boolean | Error | undefined)[]> {
     const fast = this.#fast!;
     const out: (boolean | Error | undefined)[] = new Array(list.length).fill(undefined);
-    const revisions = new Map<unknown, Promise<number>>();
-    const groups = new Map<number, { queries: CheckQuery[]; indices: number[] }>();
+    // Each distinct consistency is resolved once, then requests are grouped without awaiting per request.
+    const revisions = new Map<unknown, Promise<number | Error>>();
+    const pending: { index: number; query: CheckQuery; key: unknown }[] = [];
     for (const [index, request] of list.entries()) {
       let query: CheckQuery;
       let options: QueryOptions;
@@ -589,16 +590,24 @@ export class Engine implements AsyncDisposable {
       }
       const c = options.consistency;
       const key = typeof c === "object" && c !== null ? `token:${String(c.atLeastAsFresh)}` : c;
-      let revision = revisions.get(key);
-      if (revision === undefined) {
-        revision = this.revisionFor(c);
-        revisions.set(key, revision);
+      if (!revisions.has(key)) {
+        // Caught at once: a rejection must not go unhandled while an earlier revision is awaited.
+        revisions.set(
+          key,
+          this.revisionFor(c).catch((error: unknown) =>
+            error instanceof Error ? error : new Error(String(error)),
+          ),
+        );
       }
-      let value: number;
-      try {
-        value = await revision;
-      } catch (error) {
-        out[index] = error as Error;
+      pending.push({ index, query, key });
+    }
+    const resolved = new Map<unknown, number | Error>();
+    for (const [key, revision] of revisions) resolved.set(key, await revision);
+    const groups = new Map<number, { queries: CheckQuery[]; indices: number[] }>();
+    for (const { index, query, key } of pending) {
+      const value = resolved.get(key)!;
+      if (value instanceof Error) {
+        out[index] = value;
         continue;
       }
       const group = groups.get(value);

@@ -103,6 +103,9 @@ export class FastResolver implements CheckResolver {
       memoHits: k.memoHits,
       leopardHits: k.leopardHits,
       leopardMisses: k.leopardMisses,
+      planHits: k.planHits,
+      plansBuilt: k.plansBuilt,
+      plansHeld: k.plansHeld,
       memoryBytes: Object.values(this.fast.memoryBytes).reduce((a, b) => a + b, 0),
     };
     return [this.#counters.snapshot(this.layer, true, extra), ...this.#reference.stats()];
