@@ -21,7 +21,7 @@
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/cache.bench.ts
  */
 import { RoaringBitmap32 } from "roaring-wasm";
-import { CheckChain, type CheckChainOptions } from "../src/cache/chain.js";
+import { CheckChain, type CheckChainOptions, depthGuardOf } from "../src/cache/chain.js";
 import { ReferenceResolver } from "../src/cache/reference.js";
 import { TigerResolver } from "../src/cache/tiger.js";
 import type { CheckResolver, ResolvedCheck } from "../src/cache/types.js";
@@ -29,6 +29,8 @@ import { createEngine, type Engine } from "../src/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { parseSubject } from "../src/store/tuple.js";
 import { ready } from "../src/wasm/loader.js";
+import { TupleDepthBound } from "../src/watch/depth.js";
+import { ChangeFeed } from "../src/watch/feed.js";
 import { influenceOf } from "../src/watch/influence.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng, type Question } from "./workloads/filesystem.js";
@@ -204,10 +206,15 @@ if (JSON.stringify(viaTiger) !== JSON.stringify(viaChecks)) throw new Error("Tig
 facts["Tiger: allowed of the 1,000 filtered"] = viaTiger.length;
 
 // The layer itself, over the same store: a resolved question (what the chain hands it), materialised once.
+// The depth guard the chain gives Tiger: the data-level bound lets it deny on the recursive folder tree.
+const layerFeed = await ChangeFeed.open(setup.engine.store);
+const layerDepth = await TupleDepthBound.open(setup.engine.store, layerFeed);
+await layerFeed.caughtUp();
 const layerContext = {
   program: setup.engine.program,
   store: setup.engine.store,
   influence: influenceOf(setup.engine.program),
+  depthGuard: depthGuardOf(influenceOf(setup.engine.program), layerDepth, 25),
 };
 const tigerLayer = await TigerResolver.open(new ReferenceResolver(layerContext), layerContext, {
   materializeAfter: 1,
@@ -577,4 +584,6 @@ for (const chain of [full, plain, bloomOnly, flightOnly, tiger]) await chain.clo
 await tigerLayer.close();
 stepRoaring.dispose();
 await tigerPassing.close();
+await layerDepth.close();
+await layerFeed.close();
 await setup.engine.close();

@@ -16,6 +16,7 @@
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/cross-tenant.bench.ts
  */
+import { depthGuardOf } from "../src/cache/chain.js";
 import { CrossTenantResolver } from "../src/cache/cross-tenant.js";
 import { questionKey } from "../src/cache/key.js";
 import { ReferenceResolver } from "../src/cache/reference.js";
@@ -29,7 +30,9 @@ import type {
 import { createEngine } from "../src/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { formatSubject, parseSubject, type TupleKey } from "../src/store/tuple.js";
+import { TupleDepthBound } from "../src/watch/depth.js";
 import { ChangeFeed } from "../src/watch/feed.js";
+import { influenceOf } from "../src/watch/influence.js";
 import { type BenchCase, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng } from "./workloads/filesystem.js";
 
@@ -79,10 +82,14 @@ const { program, store } = engine;
 const feed = await ChangeFeed.open(store);
 const reference = new ReferenceResolver({ program, store });
 const builtAt = performance.now();
+// The data-level depth bound lets the index deny on the Nexus preset's recursive relations (as in the chain).
+const depth = await TupleDepthBound.open(store, feed);
+const depthGuard = depthGuardOf(influenceOf(program), depth, 25);
 const layer = await CrossTenantResolver.open(new ReferenceResolver({ program, store }), {
   program,
   store,
   source: feed,
+  depthGuard,
 });
 const buildMs = performance.now() - builtAt;
 
@@ -106,7 +113,7 @@ class Stub implements CheckResolver {
   async close(): Promise<void> {}
 }
 const stub = new Stub();
-const overStub = await CrossTenantResolver.open(stub, { program, store, source: feed });
+const overStub = await CrossTenantResolver.open(stub, { program, store, source: feed, depthGuard });
 
 const revision = await store.currentRevision();
 await feed.caughtUp(revision);
@@ -221,5 +228,6 @@ await runSuite("cross-tenant", cases, {
 snapshot.release();
 await overStub.close();
 await layer.close();
+await depth.close();
 await feed.close();
 await engine.close();

@@ -40,7 +40,7 @@ import { DEFAULT_TENANT } from "../store/tuple.js";
 import type { Revision, TupleStore } from "../store/types.js";
 import { TupleDepthBound, type TupleDepthBoundStats } from "../watch/depth.js";
 import { ChangeFeed, type ChangeFeedStats } from "../watch/feed.js";
-import { influenceOf } from "../watch/influence.js";
+import { type InfluenceMap, influenceOf } from "../watch/influence.js";
 import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
 import { type CrossTenantOptions, CrossTenantResolver } from "./cross-tenant.js";
 import { FastResolver } from "./fast.js";
@@ -268,16 +268,7 @@ export class CheckChain implements AsyncDisposable {
     // The longest chain of tuples, kept from the feed: with it, shortcuts may deny on recursive relations too
     // (where the data is shallower than the depth limit).
     const depth = feed === undefined ? undefined : await TupleDepthBound.open(store, feed);
-    const hops = new Map<string, number>();
-    const depthGuard: DepthGuard = (c) => {
-      const cls = c.objectType + "#" + c.relation;
-      let most = hops.get(cls);
-      if (most === undefined) {
-        most = influence.maxHops(c.objectType, c.relation);
-        hops.set(cls, most);
-      }
-      return most < maxDepth || depth?.safeBelow(maxDepth, c.revision) === true;
-    };
+    const depthGuard = depthGuardOf(influence, depth, maxDepth);
     const unsubscribe: (() => void)[] = [];
     let outer: CheckResolver | undefined;
     let tiger: TigerResolver | undefined;
@@ -754,6 +745,27 @@ async function candidatesAt(
   } finally {
     snapshot.release();
   }
+}
+
+/**
+ * The chain's depth guard: a (type, relation) that cannot recurse as far as `maxDepth`, or tuples that hold no
+ * chain that long at the question's revision (`bound`, when there is one).
+ */
+export function depthGuardOf(
+  influence: InfluenceMap,
+  bound: TupleDepthBound | undefined,
+  maxDepth: number,
+): DepthGuard {
+  const hops = new Map<string, number>();
+  return (c) => {
+    const cls = c.objectType + "#" + c.relation;
+    let most = hops.get(cls);
+    if (most === undefined) {
+      most = influence.maxHops(c.objectType, c.relation);
+      hops.set(cls, most);
+    }
+    return most < maxDepth || bound?.safeBelow(maxDepth, c.revision) === true;
+  };
 }
 
 function rank(order: readonly string[], layer: string): number {
