@@ -763,15 +763,16 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
 }
 
 /**
- * The engine's layer defaults over what the caller gave: Tiger on, materialising in the background through the
- * WASM evaluator once a (subject, permission, type) has been asked about a few times.
+ * The engine's layer defaults over what the caller gave: Tiger on, materialising in the background (one at a time)
+ * through the WASM evaluator for listings (`filter`), and for a (subject, permission, type) whose checks missed the
+ * result cache 64 times: materialising runs a list objects, worth it for listings and very busy subjects only.
  */
 function chainOptionsOf(cache: EngineCacheOptions): EngineCacheOptions {
   if (cache.tiger === false) return cache;
   const tiger = {
     background: true,
     checkThroughInner: true,
-    materializeAfter: 4,
+    materializeAfter: 64,
     ...(typeof cache.tiger === "object" ? cache.tiger : {}),
   };
   return { ...cache, tiger };

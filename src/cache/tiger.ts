@@ -728,12 +728,12 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   ): Promise<Resolution> {
     let m = slot.bitmap;
     if (m !== undefined && this.#state(m, check) === FORWARD)
-      m = await this.#later(this.#bringForward(m, check));
+      m = await this.#later(() => this.#bringForward(m!, check));
     else m = undefined;
     // Brought forward, or else re-materialised when wanted (the demand was counted by the caller, or is now).
     if (m === undefined && replaceableFor(slot.bitmap, check)) {
       if (slot.demand >= this.#materializeAfter || ++slot.demand >= this.#materializeAfter) {
-        m = await this.#later(this.#materialise(slot, check));
+        m = await this.#later(() => this.#materialise(slot, check), true);
       }
     }
     if (m !== undefined && this.#state(m, check) === VALID) {
@@ -756,9 +756,9 @@ export class TigerResolver implements CheckResolver, ChangeListener {
       return m;
     }
     const replaceable = replaceableFor(m, check);
-    if (state === FORWARD) m = await this.#later(this.#bringForward(m!, check));
+    if (state === FORWARD) m = await this.#later(() => this.#bringForward(m!, check));
     else m = undefined;
-    if (m === undefined && replaceable) m = await this.#later(this.#materialise(slot, check));
+    if (m === undefined && replaceable) m = await this.#later(() => this.#materialise(slot, check), true);
     if (m !== undefined) m.lastUsed = ++this.#tick;
     return m;
   }
@@ -921,9 +921,14 @@ export class TigerResolver implements CheckResolver, ChangeListener {
    * In the background mode, work on a bitmap is not waited for (it is owned: close() awaits what is building or
    * updating) and the question passes through now; otherwise the work's result.
    */
-  #later(work: Promise<Materialised | undefined>): Promise<Materialised | undefined> | undefined {
-    if (!this.#background) return work;
-    work.catch(() => {});
+  #later(
+    work: () => Promise<Materialised | undefined>,
+    build = false,
+  ): Promise<Materialised | undefined> | undefined {
+    if (!this.#background) return work();
+    // One materialisation at a time in the background: each runs a list objects, and requests share the thread.
+    if (build && this.#building.size > 0) return undefined;
+    work().catch(() => {});
     return undefined;
   }
 
