@@ -34,6 +34,7 @@ import { ChangeFeed } from "../src/watch/feed.js";
 import { influenceOf } from "../src/watch/influence.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng, type Question } from "./workloads/filesystem.js";
+import { zipfDraws } from "./workloads/zipf.js";
 
 await ready();
 const workload = buildFilesystemWorkload({ questions: 5000, seed: 7 });
@@ -82,30 +83,6 @@ const READS = Number(process.env.CACHE_BENCH_READS ?? 60_000);
 const READS_PER_SECOND = 10_000;
 const WRITE_EVERY = 200; // 50 writes a simulated second
 const ZIPF_S = 1.0;
-
-/** Question indexes drawn Zipf(s) over the pool (rank 1 most popular), deterministic. */
-function zipfDraws(count: number, pool: number, s: number, seed: number): Uint32Array {
-  const random = prng(seed);
-  const cdf = new Float64Array(pool);
-  let total = 0;
-  for (let i = 0; i < pool; i++) {
-    total += 1 / (i + 1) ** s;
-    cdf[i] = total;
-  }
-  const out = new Uint32Array(count);
-  for (let i = 0; i < count; i++) {
-    const x = random() * total;
-    let lo = 0;
-    let hi = pool - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cdf[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    out[i] = lo;
-  }
-  return out;
-}
 
 async function steadyMix(window: number, watch: boolean): Promise<{ hitRate: number; evaluations: number }> {
   const setup = await loaded(window);

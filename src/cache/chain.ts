@@ -555,26 +555,11 @@ export class CheckChain implements AsyncDisposable {
       { tenant, subjectTenant, type, relation: request.relation, subject, user },
       { revision, now, context, contextualTuples },
     );
-    const text = contextualTuples.length > 0 ? undefined : contextText(context);
+    const valid = { tenant, subjectTenant, objectType: type, subject, user, context, contextualTuples };
     const checks: ResolvedCheck[] = [];
     for (const object of candidates) {
-      checks.push({
-        tenant,
-        subjectTenant,
-        object,
-        objectType: type,
-        relation: request.relation,
-        subject,
-        user,
-        revision,
-        now,
-        context,
-        contextualTuples,
-        key:
-          text === undefined
-            ? undefined
-            : questionKey(tenant, subjectTenant, object, request.relation, user, text),
-      });
+      const candidate = { user: request.user, relation: request.relation, object };
+      checks.push(this.#pinned({ ...valid, request: candidate }, revision, now));
     }
     const outcomes = await this.#outer.resolveMany(checks, options.signal);
     const allowed: string[] = [];
