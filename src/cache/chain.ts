@@ -428,11 +428,18 @@ export class CheckChain implements AsyncDisposable {
       throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
     }
     const now = this.#clock();
-    const resolved: ResolvedCheck[] = new Array(requests.length);
+    const answers: boolean[] = new Array(requests.length);
+    const resolved: ResolvedCheck[] = [];
+    const positions: number[] = [];
     // Each distinct consistency is resolved once for the batch (all of it is read at one instant).
     const revisions = new Map<unknown, Revision>();
     for (let index = 0; index < requests.length; index++) {
       const request = requests[index] as ChainCheckRequest;
+      const hit = this.#cachedAnswer(request, now);
+      if (hit !== undefined) {
+        answers[index] = hit;
+        continue;
+      }
       try {
         const valid = this.#validated(request);
         const consistency = request.consistency;
@@ -448,16 +455,20 @@ export class CheckChain implements AsyncDisposable {
             revisions.set(key, revision);
           }
         }
-        resolved[index] = this.#pinned(valid, revision, now);
+        resolved.push(this.#pinned(valid, revision, now));
+        positions.push(index);
       } catch (error) {
         throw atBatchIndex(error, index);
       }
     }
+    if (resolved.length === 0) return answers;
     const outcomes = await this.#outer.resolveMany(resolved, options.signal);
-    return outcomes.map((outcome, index) => {
-      if (outcome instanceof Error) throw atBatchIndex(outcome, index);
-      return outcome.allowed;
-    });
+    for (let k = 0; k < outcomes.length; k++) {
+      const outcome = outcomes[k]!;
+      if (outcome instanceof Error) throw atBatchIndex(outcome, positions[k]!);
+      answers[positions[k]!] = outcome.allowed;
+    }
+    return answers;
   }
 
   /**
