@@ -85,6 +85,23 @@ import { memo_clear, memo_get2, memo_get4, memo_new, memo_set2, memo_set4 } from
 @inline const CYCLE: i32 = 2;
 // @ts-ignore: decorator
 @inline const TOO_COMPLEX: i32 = 3;
+
+// How operands combine, as the reference's rules (src/check/check.ts): one place for the walk and the plan replay.
+/** A union none of whose operands was TRUE: an error wins over a cycle, a cycle over FALSE. */
+@inline function unionRest(error: bool, cycle: bool): i32 {
+  return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+}
+/** An intersection none of whose operands was FALSE: a cycle wins over an error, an error over TRUE. */
+@inline function intersectionRest(error: bool, cycle: bool): i32 {
+  return cycle ? CYCLE : error ? TOO_COMPLEX : TRUE;
+}
+/** An exclusion whose base was not FALSE. */
+@inline function excluded(base: i32, subtract: i32): i32 {
+  if (subtract == TRUE) return FALSE;
+  if (base == CYCLE || subtract == CYCLE) return CYCLE;
+  if (base == TOO_COMPLEX || subtract == TOO_COMPLEX) return TOO_COMPLEX;
+  return TRUE;
+}
 // @ts-ignore: decorator
 @inline const UNSUPPORTED: i32 = 4;
 
@@ -656,7 +673,7 @@ function replay(pc: usize, object: u32, type: u32, relation: u32, depth: u32): i
       else if (outcome == TOO_COMPLEX) error = true;
       child += (<usize>load<u32>(child, 4)) << 2;
     }
-    return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+    return unionRest(error, cycle);
   }
   if (op == P_INTERSECTION) {
     const end = pc + ((<usize>load<u32>(pc, 4)) << 2);
@@ -671,7 +688,7 @@ function replay(pc: usize, object: u32, type: u32, relation: u32, depth: u32): i
       else if (outcome == TOO_COMPLEX) error = true;
       child += (<usize>load<u32>(child, 4)) << 2;
     }
-    return cycle ? CYCLE : error ? TOO_COMPLEX : TRUE;
+    return intersectionRest(error, cycle);
   }
   if (op == P_EXCLUSION) {
     const basePc = pc + 8;
@@ -680,10 +697,7 @@ function replay(pc: usize, object: u32, type: u32, relation: u32, depth: u32): i
     if (base == FALSE) return FALSE;
     const subtract = replay(basePc + ((<usize>load<u32>(basePc, 4)) << 2), object, type, relation, depth);
     if (aborted) return FALSE;
-    if (subtract == TRUE) return FALSE;
-    if (base == CYCLE || subtract == CYCLE) return CYCLE;
-    if (base == TOO_COMPLEX || subtract == TOO_COMPLEX) return TOO_COMPLEX;
-    return TRUE;
+    return excluded(base, subtract);
   }
   if (op == P_ABORT) aborted = true;
   return FALSE; // P_FALSE, P_ABORT
@@ -736,7 +750,7 @@ function replayDirect(pc: usize, object: u32, relation: u32, depth: u32): i32 {
     if (outcome == CYCLE) cycle = true;
     else if (outcome == TOO_COMPLEX) error = true;
   }
-  return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+  return unionRest(error, cycle);
 }
 
 /** `tupleToUserset`, its parents (and their types) read from the plan. */
@@ -753,7 +767,7 @@ function replayTtu(pc: usize, depth: u32): i32 {
     if (outcome == CYCLE) cycle = true;
     else if (outcome == TOO_COMPLEX) error = true;
   }
-  return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+  return unionRest(error, cycle);
 }
 
 function rewrite(pc: usize, object: u32, type: u32, relation: u32, depth: u32): i32 {
@@ -774,7 +788,7 @@ function rewrite(pc: usize, object: u32, type: u32, relation: u32, depth: u32): 
       else if (outcome == TOO_COMPLEX) error = true;
       child += (<usize>load<u32>(child, 4)) << 2;
     }
-    return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+    return unionRest(error, cycle);
   }
   if (op == OP_INTERSECTION) {
     const end = pc + ((<usize>load<u32>(pc, 4)) << 2);
@@ -789,7 +803,7 @@ function rewrite(pc: usize, object: u32, type: u32, relation: u32, depth: u32): 
       else if (outcome == TOO_COMPLEX) error = true;
       child += (<usize>load<u32>(child, 4)) << 2;
     }
-    return cycle ? CYCLE : error ? TOO_COMPLEX : TRUE;
+    return intersectionRest(error, cycle);
   }
   if (op == OP_EXCLUSION) {
     const basePc = pc + 8;
@@ -798,10 +812,7 @@ function rewrite(pc: usize, object: u32, type: u32, relation: u32, depth: u32): 
     if (base == FALSE) return FALSE;
     const subtract = rewrite(basePc + ((<usize>load<u32>(basePc, 4)) << 2), object, type, relation, depth);
     if (aborted) return FALSE;
-    if (subtract == TRUE) return FALSE;
-    if (base == CYCLE || subtract == CYCLE) return CYCLE;
-    if (base == TOO_COMPLEX || subtract == TOO_COMPLEX) return TOO_COMPLEX;
-    return TRUE;
+    return excluded(base, subtract);
   }
   return FALSE; // NONE
 }
@@ -829,7 +840,7 @@ function direct(object: u32, relation: u32, depth: u32): i32 {
     if (outcome == CYCLE) cycle = true;
     else if (outcome == TOO_COMPLEX) error = true;
   }
-  return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+  return unionRest(error, cycle);
 }
 
 function tupleToUserset(object: u32, tupleset: u32, computed: u32, depth: u32): i32 {
@@ -856,7 +867,7 @@ function tupleToUserset(object: u32, tupleset: u32, computed: u32, depth: u32): 
     if (outcome == CYCLE) cycle = true;
     else if (outcome == TOO_COMPLEX) error = true;
   }
-  return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;
+  return unionRest(error, cycle);
 }
 
 // @ts-ignore: decorator

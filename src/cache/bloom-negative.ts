@@ -39,6 +39,7 @@ import {
   type LayerStats,
   type Resolution,
   type ResolvedCheck,
+  resolveRest,
 } from "./types.js";
 
 export interface BloomNegativeOptions {
@@ -186,16 +187,8 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
         passed.push(i);
       }
     }
-    if (passed.length > 0) {
-      this.#counters.misses += passed.length;
-      const answers = await this.#inner.resolveMany(
-        passed.map((i) => checks[i]!),
-        signal,
-      );
-      passed.forEach((i, j) => {
-        outcomes[i] = answers[j]!;
-      });
-    }
+    this.#counters.misses += passed.length;
+    await resolveRest(this.#inner, checks, passed, outcomes, signal);
     return outcomes;
   }
 

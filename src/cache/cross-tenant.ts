@@ -56,6 +56,7 @@ import {
   type LayerStats,
   type Resolution,
   type ResolvedCheck,
+  resolveRest,
 } from "./types.js";
 
 export interface CrossTenantOptions {
@@ -567,15 +568,7 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
         passed.push(i);
       }
     }
-    if (passed.length > 0) {
-      const answers = await this.#inner.resolveMany(
-        passed.map((i) => checks[i]!),
-        signal,
-      );
-      passed.forEach((i, j) => {
-        outcomes[i] = answers[j]!;
-      });
-    }
+    await resolveRest(this.#inner, checks, passed, outcomes, signal);
     return outcomes;
   }
 

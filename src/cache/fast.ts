@@ -21,6 +21,7 @@ import {
   type LayerStats,
   type Resolution,
   type ResolvedCheck,
+  resolveRest,
 } from "./types.js";
 
 export class FastResolver implements CheckResolver {
@@ -75,14 +76,8 @@ export class FastResolver implements CheckResolver {
     throwIfAborted(signal);
     const rest: number[] = [];
     for (let i = 0; i < checks.length; i++) if (outcomes[i] === undefined) rest.push(i);
-    if (rest.length > 0) {
-      this.#counters.misses += rest.length;
-      const answered = await this.#reference.resolveMany(
-        rest.map((i) => checks[i]!),
-        signal,
-      );
-      for (let k = 0; k < rest.length; k++) outcomes[rest[k]!] = answered[k];
-    }
+    this.#counters.misses += rest.length;
+    await resolveRest(this.#reference, checks, rest, outcomes as BatchOutcome[], signal);
     return outcomes as BatchOutcome[];
   }
 

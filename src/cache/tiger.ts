@@ -61,6 +61,7 @@ import {
   type LayerStats,
   type Resolution,
   type ResolvedCheck,
+  resolveRest,
 } from "./types.js";
 
 export interface TigerContext {
@@ -352,17 +353,9 @@ export class TigerResolver implements CheckResolver, ChangeListener {
       this.#counters.misses += passed.length;
       return this.#inner.resolveMany(checks, signal);
     }
-    if (passed.length > 0) {
-      if (stale.length > 0) passed.sort((a, b) => a - b);
-      this.#counters.misses += passed.length;
-      const answers = await this.#inner.resolveMany(
-        passed.map((i) => checks[i]!),
-        signal,
-      );
-      passed.forEach((i, j) => {
-        outcomes[i] = answers[j]!;
-      });
-    }
+    if (stale.length > 0) passed.sort((a, b) => a - b);
+    this.#counters.misses += passed.length;
+    await resolveRest(this.#inner, checks, passed, outcomes, signal);
     return outcomes;
   }
 

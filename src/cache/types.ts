@@ -101,6 +101,25 @@ export interface CheckResolver {
   close(): Promise<void>;
 }
 
+/**
+ * Sends the questions at `indexes` (ascending) to `inner` as one batch and writes its outcomes into `outcomes` at
+ * those positions: how a layer passes on what it did not answer itself.
+ */
+export async function resolveRest(
+  inner: CheckResolver,
+  checks: readonly ResolvedCheck[],
+  indexes: readonly number[],
+  outcomes: BatchOutcome[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (indexes.length === 0) return;
+  const answers = await inner.resolveMany(
+    indexes.map((i) => checks[i]!),
+    signal,
+  );
+  for (let k = 0; k < indexes.length; k++) outcomes[indexes[k]!] = answers[k]!;
+}
+
 /** Counters every layer keeps. */
 export class LayerCounters {
   requests = 0;
