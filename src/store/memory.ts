@@ -16,6 +16,7 @@
  * Nothing here starts a timer: waiting watchers are plain promises resolved by writes and by close().
  */
 import { describe, NexusError } from "../errors.js";
+import { MemoryModelVersions } from "./models.js";
 import {
   describeTuple,
   identityKey,
@@ -62,6 +63,7 @@ function visible(v: Version, revision: Revision): boolean {
 
 export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   readonly id: string;
+  readonly models: MemoryModelVersions;
   readonly #clock: () => number;
   readonly #snapshotRetentionMs: number;
   readonly #changelogMaxEntries: number;
@@ -116,6 +118,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     this.#changelogMaxEntries = changelogMaxEntries;
     this.#changelogMaxAgeMs = changelogMaxAgeMs;
     this.id = randomId();
+    this.models = new MemoryModelVersions(clock);
   }
 
   get closed(): boolean {

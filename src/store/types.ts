@@ -7,6 +7,7 @@
  * at revision r sees exactly the tuples written at or before r and not deleted at or before r. Expiry is not a
  * revision: readers drop tuples whose `expiresAt` has passed by their own clock.
  */
+import type { ModelVersions } from "./models.js";
 import type { RelationTuple, TupleIdentity } from "./tuple.js";
 
 export type Revision = number;
@@ -110,6 +111,11 @@ export interface TupleStore {
   changesAfter(after: Revision, limit: number): Promise<StoredChange[]>;
   /** Resolves once the current revision exceeds `after`, or the store closes, or `signal` aborts. */
   waitForRevision(after: Revision, signal?: AbortSignal): Promise<void>;
+  /**
+   * The store's authorization model versions (models.ts), kept with its tuples. Every store users open has them;
+   * a store that only replays another's changelog (fast/replica.ts) has none.
+   */
+  readonly models?: ModelVersions;
   readonly closed: boolean;
   close(): Promise<void>;
 }

@@ -1,0 +1,122 @@
+/**
+ * Authorization model versions kept beside a store's tuples. A version is immutable once written: it has a ULID
+ * id (so ids sort by creation time, which is what OpenFGA's clients expect), the time it was written and the model
+ * source exactly as given. Compiling the source is the caller's job; a store only keeps it.
+ *
+ * Every TupleStore that persists tuples persists its model versions with them (the file and PostgreSQL stores);
+ * the in-memory store keeps them in memory (`MemoryModelVersions`).
+ */
+import { monotonicFactory } from "ulid";
+import { describe, NexusError } from "../errors.js";
+
+export interface StoredModel {
+  /** A ULID, unique within the store, increasing with creation time. */
+  readonly id: string;
+  /** Epoch milliseconds when the version was written. */
+  readonly createdAtMs: number;
+  /** The model as given: OpenFGA DSL or JSON text, a SpiceDB schema, Nexus configs as JSON. */
+  readonly source: string;
+  /** The language the caller named ("openfga", "spicedb", "nexus"), if it named one. */
+  readonly format?: string;
+}
+
+export interface ModelListOptions {
+  /** At most this many versions (default: all). */
+  readonly limit?: number;
+  /** Only versions older than this id (the last id of the previous page). */
+  readonly before?: string;
+}
+
+export interface ModelVersions {
+  /** Appends a new immutable version and returns it. */
+  add(model: { readonly source: string; readonly format?: string }): Promise<StoredModel>;
+  /** The version with this id, or undefined. */
+  get(id: string): Promise<StoredModel | undefined>;
+  /** Versions newest first. */
+  list(options?: ModelListOptions): Promise<StoredModel[]>;
+  /** The newest version, or undefined when none was written. */
+  latest(): Promise<StoredModel | undefined>;
+}
+
+/** A ULID generator that never goes backwards within this process, even when the clock does. */
+export function modelIdFactory(): (timeMs: number) => string {
+  const next = monotonicFactory();
+  return (timeMs) => next(timeMs);
+}
+
+/** Checks an add() argument; shared by every implementation so they reject the same inputs. */
+export function checkModelSource(model: unknown): { source: string; format?: string } {
+  const m = model as { source?: unknown; format?: unknown } | null;
+  if (typeof m !== "object" || m === null || typeof m.source !== "string" || m.source.length === 0) {
+    throw new NexusError(
+      "invalid_argument",
+      `a model version needs a non-empty source string, got ${describe(model)}`,
+    );
+  }
+  if (m.format !== undefined && typeof m.format !== "string") {
+    throw new NexusError(
+      "invalid_argument",
+      `a model version's format must be a string, got ${describe(m.format)}`,
+    );
+  }
+  return m.format === undefined ? { source: m.source } : { source: m.source, format: m.format };
+}
+
+/** Lists `versions` (oldest first, as stored) newest first with `options` applied. */
+export function pageModels(versions: readonly StoredModel[], options: ModelListOptions = {}): StoredModel[] {
+  let end = versions.length;
+  if (options.before !== undefined) {
+    const before = options.before;
+    // Ids increase with position, so the page starts below the first id not older than `before`.
+    let lo = 0;
+    let hi = versions.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((versions[mid] as StoredModel).id < before) lo = mid + 1;
+      else hi = mid;
+    }
+    end = lo;
+  }
+  const limit = options.limit ?? end;
+  const out: StoredModel[] = [];
+  for (let i = end - 1; i >= 0 && out.length < limit; i--) out.push(versions[i] as StoredModel);
+  return out;
+}
+
+/** Model versions held in memory, for the in-memory store. */
+export class MemoryModelVersions implements ModelVersions {
+  readonly #versions: StoredModel[] = [];
+  readonly #byId = new Map<string, StoredModel>();
+  readonly #clock: () => number;
+  readonly #nextId = modelIdFactory();
+
+  constructor(clock: () => number = Date.now) {
+    this.#clock = clock;
+  }
+
+  async add(model: { readonly source: string; readonly format?: string }): Promise<StoredModel> {
+    const { source, format } = checkModelSource(model);
+    const createdAtMs = this.#clock();
+    const stored: StoredModel = {
+      id: this.#nextId(createdAtMs),
+      createdAtMs,
+      source,
+      ...(format === undefined ? {} : { format }),
+    };
+    this.#versions.push(stored);
+    this.#byId.set(stored.id, stored);
+    return stored;
+  }
+
+  async get(id: string): Promise<StoredModel | undefined> {
+    return this.#byId.get(id);
+  }
+
+  async list(options?: ModelListOptions): Promise<StoredModel[]> {
+    return pageModels(this.#versions, options);
+  }
+
+  async latest(): Promise<StoredModel | undefined> {
+    return this.#versions[this.#versions.length - 1];
+  }
+}
