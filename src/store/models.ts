@@ -10,6 +10,8 @@ import { monotonicFactory } from "ulid";
 import { describe, NexusError } from "../errors.js";
 
 export interface StoredModel {
+  /** The tenant the version belongs to (an OpenFGA store served by `nexus-fast serve` is a tenant). */
+  readonly tenant: string;
   /** A ULID, unique within the store, increasing with creation time. */
   readonly id: string;
   /** Epoch milliseconds when the version was written. */
@@ -27,15 +29,22 @@ export interface ModelListOptions {
   readonly before?: string;
 }
 
+export interface NewModel {
+  readonly tenant: string;
+  readonly source: string;
+  readonly format?: string;
+}
+
+/** Each tenant has its own sequence of versions; ids are unique across the whole store. */
 export interface ModelVersions {
-  /** Appends a new immutable version and returns it. */
-  add(model: { readonly source: string; readonly format?: string }): Promise<StoredModel>;
-  /** The version with this id, or undefined. */
-  get(id: string): Promise<StoredModel | undefined>;
-  /** Versions newest first. */
-  list(options?: ModelListOptions): Promise<StoredModel[]>;
-  /** The newest version, or undefined when none was written. */
-  latest(): Promise<StoredModel | undefined>;
+  /** Appends a new immutable version for `model.tenant` and returns it. */
+  add(model: NewModel): Promise<StoredModel>;
+  /** The tenant's version with this id, or undefined. */
+  get(tenant: string, id: string): Promise<StoredModel | undefined>;
+  /** The tenant's versions, newest first. */
+  list(tenant: string, options?: ModelListOptions): Promise<StoredModel[]>;
+  /** The tenant's newest version, or undefined when none was written. */
+  latest(tenant: string): Promise<StoredModel | undefined>;
 }
 
 /** A ULID generator that never goes backwards within this process, even when the clock does. */
@@ -45,8 +54,11 @@ export function modelIdFactory(): (timeMs: number) => string {
 }
 
 /** Checks an add() argument; shared by every implementation so they reject the same inputs. */
-export function checkModelSource(model: unknown): { source: string; format?: string } {
-  const m = model as { source?: unknown; format?: unknown } | null;
+export function checkModelSource(model: unknown): NewModel {
+  const m = model as { tenant?: unknown; source?: unknown; format?: unknown } | null;
+  if (typeof m !== "object" || m === null || typeof m.tenant !== "string" || m.tenant.length === 0) {
+    throw new NexusError("invalid_argument", `a model version needs a tenant, got ${describe(model)}`);
+  }
   if (typeof m !== "object" || m === null || typeof m.source !== "string" || m.source.length === 0) {
     throw new NexusError(
       "invalid_argument",
@@ -59,7 +71,9 @@ export function checkModelSource(model: unknown): { source: string; format?: str
       `a model version's format must be a string, got ${describe(m.format)}`,
     );
   }
-  return m.format === undefined ? { source: m.source } : { source: m.source, format: m.format };
+  return m.format === undefined
+    ? { tenant: m.tenant, source: m.source }
+    : { tenant: m.tenant, source: m.source, format: m.format };
 }
 
 /** Lists `versions` (oldest first, as stored) newest first with `options` applied. */
@@ -85,7 +99,8 @@ export function pageModels(versions: readonly StoredModel[], options: ModelListO
 
 /** Model versions held in memory, for the in-memory store. */
 export class MemoryModelVersions implements ModelVersions {
-  readonly #versions: StoredModel[] = [];
+  /** Per tenant, oldest first. */
+  readonly #versions = new Map<string, StoredModel[]>();
   readonly #byId = new Map<string, StoredModel>();
   readonly #clock: () => number;
   readonly #nextId = modelIdFactory();
@@ -94,29 +109,34 @@ export class MemoryModelVersions implements ModelVersions {
     this.#clock = clock;
   }
 
-  async add(model: { readonly source: string; readonly format?: string }): Promise<StoredModel> {
-    const { source, format } = checkModelSource(model);
+  async add(model: NewModel): Promise<StoredModel> {
+    const { tenant, source, format } = checkModelSource(model);
     const createdAtMs = this.#clock();
     const stored: StoredModel = {
+      tenant,
       id: this.#nextId(createdAtMs),
       createdAtMs,
       source,
       ...(format === undefined ? {} : { format }),
     };
-    this.#versions.push(stored);
+    let versions = this.#versions.get(tenant);
+    if (versions === undefined) this.#versions.set(tenant, (versions = []));
+    versions.push(stored);
     this.#byId.set(stored.id, stored);
     return stored;
   }
 
-  async get(id: string): Promise<StoredModel | undefined> {
-    return this.#byId.get(id);
+  async get(tenant: string, id: string): Promise<StoredModel | undefined> {
+    const stored = this.#byId.get(id);
+    return stored?.tenant === tenant ? stored : undefined;
   }
 
-  async list(options?: ModelListOptions): Promise<StoredModel[]> {
-    return pageModels(this.#versions, options);
+  async list(tenant: string, options?: ModelListOptions): Promise<StoredModel[]> {
+    return pageModels(this.#versions.get(tenant) ?? [], options);
   }
 
-  async latest(): Promise<StoredModel | undefined> {
-    return this.#versions[this.#versions.length - 1];
+  async latest(tenant: string): Promise<StoredModel | undefined> {
+    const versions = this.#versions.get(tenant);
+    return versions?.[versions.length - 1];
   }
 }
