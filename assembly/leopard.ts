@@ -201,7 +201,7 @@ function parentsOf(g: usize, group: u32, relation: u32, type: u32, out: usize): 
   const n = vecLength(v);
   let result: usize = load<usize>(out);
   if (result != 0) store<u32>(result, 0); // reuse: length 0
-  const entries = n == 0 ? 0 : vecEntries(v);
+  const entries: usize = n == 0 ? <usize>0 : vecEntries(v);
   for (let i: u32 = 0; i < n; i++) {
     const at = entries + ((<usize>i) << 3);
     const parent = load<u32>(at);
