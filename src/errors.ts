@@ -25,6 +25,10 @@ export type NexusErrorCode =
   | "locked"
   | "io_error"
   | "too_many_losses"
+  // connections (a database or service the library talks to)
+  | "unavailable"
+  | "timeout"
+  | "pool_exhausted"
   // runtime
   | "kernel_unavailable"
   | "out_of_memory"
