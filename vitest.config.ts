@@ -15,7 +15,10 @@ export default defineConfig({
     pool: "forks",
     projects: [
       { extends: true, test: { name: "node", include: ["test/**/*.test.ts"], exclude: runtimeTests } },
-      { extends: true, test: { name: "runtimes", include: runtimeTests } },
+      {
+        extends: true,
+        test: { name: "runtimes", include: runtimeTests, globalSetup: ["test/browser/setup-chromium.ts"] },
+      },
     ],
   },
 });

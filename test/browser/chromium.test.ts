@@ -8,7 +8,7 @@
  *  (c) bundled into a dedicated module Web Worker whose .wasm assets sit next to it (a bundler that copies them).
  * Needs dist/ (`npm run build`) and Chromium (/usr/bin/chromium, or CHROMIUM_PATH).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { stop as stopEsbuild, transform } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundle, scenarioEntry } from "../runtimes/bundle.js";
@@ -17,7 +17,7 @@ import { runScenarioInNode } from "../runtimes/node-runner.js";
 import { type RuntimeOutcome, unwrap } from "../runtimes/outcome.js";
 import { activeResources, processesMentioning, settle } from "../runtimes/resources.js";
 import type { ScenarioResult } from "../runtimes/scenario.js";
-import { Chromium } from "./chromium.js";
+import { Chromium, chromiumPath } from "./chromium.js";
 import { planNativeEsm } from "./native-esm.js";
 import { StaticServer } from "./static-server.js";
 
@@ -113,7 +113,8 @@ afterAll(async () => {
   await stopEsbuild();
 });
 
-describe("nexus-fast in headless Chromium", () => {
+// test/browser/setup-chromium.ts installs Chromium where it can, fails CI without it, and says loudly when it skips.
+describe.skipIf(!existsSync(chromiumPath))("nexus-fast in headless Chromium", () => {
   it("(a) an esbuild browser bundle answers like Node, from the inlined kernels", async () => {
     // The browser conditions chose the browser kernel source; nothing Node- or workerd-specific came along.
     expect(bundledInputs).toContain("dist/wasm/source.browser.js");
