@@ -1,10 +1,10 @@
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isNexusError } from "../../src/errors.js";
 import { MemoryTupleStore } from "../../src/store/memory.js";
 import { normalizeTuple } from "../../src/store/normalize.js";
 import { decodeToken, encodeToken } from "../../src/store/token.js";
 import { identityKey, type RelationTuple, type TupleKey } from "../../src/store/tuple.js";
+import { describeTupleStoreContract } from "./contract.js";
 
 function tuple(key: TupleKey): RelationTuple {
   const n = normalizeTuple(key, "default");
@@ -33,73 +33,9 @@ async function state(store: MemoryTupleStore, revision: number): Promise<string[
   }
 }
 
-describe("MemoryTupleStore", () => {
-  it("applies a batch atomically: a failing batch changes nothing", async () => {
-    await using store = new MemoryTupleStore();
-    await store.write({ writes: [t("doc:1", "user:a")], deletes: [] });
-    expect(
-      await codeOf(store.write({ writes: [t("doc:2", "user:a"), t("doc:1", "user:a")], deletes: [] })),
-    ).toBe("invalid_write");
-    expect(
-      await codeOf(store.write({ writes: [t("doc:3", "user:a")], deletes: [t("doc:9", "user:a")] })),
-    ).toBe("invalid_write");
-    expect(
-      await codeOf(store.write({ writes: [t("doc:4", "user:a"), t("doc:4", "user:a")], deletes: [] })),
-    ).toBe("invalid_write");
-    expect(await store.currentRevision()).toBe(1);
-    expect(await state(store, 1)).toEqual([identityKey(t("doc:1", "user:a"))]);
-  });
+describeTupleStoreContract("memory", async (options) => new MemoryTupleStore(options));
 
-  it("names the offending tuple and honours onDuplicate / onMissing: ignore", async () => {
-    await using store = new MemoryTupleStore();
-    await store.write({ writes: [t("doc:1", "user:a")], deletes: [] });
-    await expect(store.write({ writes: [t("doc:1", "user:a")], deletes: [] })).rejects.toThrow(
-      /doc:1#viewer@user:a/,
-    );
-    const ignored = await store.write({
-      writes: [t("doc:1", "user:a")],
-      deletes: [t("doc:2", "user:b")],
-      onDuplicate: "ignore",
-      onMissing: "ignore",
-    });
-    expect(ignored).toEqual({ revision: 1, written: 0, deleted: 0 });
-    // A different condition is not a duplicate to ignore.
-    expect(
-      await codeOf(
-        store.write({
-          writes: [t("doc:1", "user:a", { condition: { name: "c" } })],
-          deletes: [],
-          onDuplicate: "ignore",
-        }),
-      ),
-    ).toBe("invalid_write");
-  });
-
-  it("serves every retained revision exactly as it was (snapshot reads)", async () => {
-    const ids = ["doc:1", "doc:2", "doc:3"].flatMap((o) => ["user:a", "user:b"].map((u) => [o, u] as const));
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.array(fc.nat(ids.length - 1), { minLength: 1, maxLength: 4 }), { maxLength: 12 }),
-        async (batches) => {
-          await using store = new MemoryTupleStore({ clock: () => 0 });
-          const live = new Set<string>();
-          const expected: string[][] = [[]];
-          for (const batch of batches) {
-            const toggled = [...new Set(batch)].map((i) => t(ids[i]![0], ids[i]![1]));
-            const writes = toggled.filter((x) => !live.has(identityKey(x)));
-            const deletes = toggled.filter((x) => live.has(identityKey(x)));
-            const { revision } = await store.write({ writes, deletes });
-            for (const x of writes) live.add(identityKey(x));
-            for (const x of deletes) live.delete(identityKey(x));
-            expected[revision] = [...live].sort();
-          }
-          for (let r = 0; r < expected.length; r++) expect(await state(store, r)).toEqual(expected[r]);
-        },
-      ),
-      { numRuns: 60 },
-    );
-  });
-
+describe("MemoryTupleStore (beyond the contract, on a controlled clock)", () => {
   it("collects old versions once no reader can need them, but never under an open snapshot", async () => {
     let now = 0;
     await using store = new MemoryTupleStore({ clock: () => now, snapshotRetentionMs: 1000 });
@@ -121,16 +57,6 @@ describe("MemoryTupleStore", () => {
     expect(store.versionCount).toBeLessThan(700);
     expect(await codeOf(store.snapshot(300))).toBe("invalid_token");
     expect((await state(store, await store.currentRevision())).length).toBe(302);
-  });
-
-  it("keeps a bounded changelog and refuses revisions it no longer covers", async () => {
-    await using store = new MemoryTupleStore({ changelogMaxEntries: 10 });
-    for (let i = 0; i < 30; i++) await store.write({ writes: [t(`doc:${i}`, "user:a")], deletes: [] });
-    const recent = await store.changesAfter(25, 100);
-    expect(recent.map((c) => c.revision)).toEqual([26, 27, 28, 29, 30]);
-    expect(recent.every((c) => c.op === "write")).toBe(true);
-    expect(await codeOf(store.changesAfter(2, 100))).toBe("invalid_token");
-    expect(await codeOf(store.changesAfter(31, 100))).toBe("invalid_token");
   });
 
   it("removes expired tuples on the next write, recording them as expired deletes", async () => {
@@ -157,33 +83,6 @@ describe("MemoryTupleStore", () => {
       ["write", "doc:3", false],
       ["delete", "doc:2", true],
     ]);
-  });
-
-  it("wakes waiters on write, abort and close, leaving nothing behind", async () => {
-    const store = new MemoryTupleStore();
-    const woken = store.waitForRevision(0);
-    await store.write({ writes: [t("doc:1", "user:a")], deletes: [] });
-    await woken;
-    const abort = new AbortController();
-    const aborted = store.waitForRevision(1, abort.signal);
-    abort.abort();
-    await aborted;
-    const closing = store.waitForRevision(1);
-    await store.close();
-    await closing;
-    expect(await codeOf(store.write({ writes: [], deletes: [] }))).toBe("closed");
-  });
-
-  it("answers revisionAt from commit times", async () => {
-    let now = 100;
-    await using store = new MemoryTupleStore({ clock: () => now });
-    await store.write({ writes: [t("doc:1", "user:a")], deletes: [] });
-    now = 200;
-    await store.write({ writes: [t("doc:2", "user:a")], deletes: [] });
-    expect(await store.revisionAt(50)).toBe(0);
-    expect(await store.revisionAt(100)).toBe(1);
-    expect(await store.revisionAt(199)).toBe(1);
-    expect(await store.revisionAt(10_000)).toBe(2);
   });
 });
 
