@@ -48,6 +48,34 @@ export interface MemoryStoreOptions {
   changelogMaxAgeMs?: number;
 }
 
+/**
+ * A write batch validated against the store's current state, not yet applied (prepareWrite → applyWrite). The file
+ * store persists it in between; a replay prepares the same tuples at the same time and gets the same result.
+ * @internal
+ */
+export interface PreparedWrite {
+  readonly revision: Revision;
+  /** The commit time (the store's clock when the batch was prepared). */
+  readonly time: number;
+  /** Tuples the batch writes (skipped duplicates left out). */
+  readonly writes: readonly RelationTuple[];
+  /** Live tuples the batch deletes (skipped missing deletes left out). */
+  readonly deletes: readonly RelationTuple[];
+}
+
+/**
+ * Everything a store needs to go on from its latest revision: the live tuples, the retained changelog and commit
+ * times. Older revisions are not in it: a store restored from it serves snapshots from `revision` on.
+ * @internal
+ */
+export interface MemoryStoreState {
+  readonly revision: Revision;
+  readonly tuples: readonly RelationTuple[];
+  readonly changes: readonly StoredChange[];
+  readonly changelogFloor: Revision;
+  readonly commits: readonly { readonly revision: Revision; readonly time: number }[];
+}
+
 interface Version {
   readonly tuple: RelationTuple;
   readonly created: Revision;
@@ -83,6 +111,8 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   #deadHead = 0;
   /** Versions older than this revision may be gone; snapshots below it are refused. */
   #horizon: Revision = 0;
+  /** The revision a restored store started from (restoreState): revisionAt never answers below it. */
+  #base: Revision = 0;
   readonly #leases = new Map<Revision, number>();
 
   #changes: StoredChange[] = [];
@@ -142,7 +172,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
 
   async revisionAt(timeMs: number): Promise<Revision> {
     this.#assertOpen();
-    return this.#revisionAt(timeMs);
+    return Math.max(this.#revisionAt(timeMs), this.#base);
   }
 
   async snapshot(revision: Revision): Promise<TupleSnapshot> {
@@ -170,11 +200,22 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
 
   async write(batch: WriteBatch): Promise<WriteResult> {
     this.#assertOpen();
-    const now = this.#clock();
-    const revision = this.#revision + 1;
+    const prepared = this.prepareWrite(batch);
+    if (prepared === undefined) return { revision: this.#revision, written: 0, deleted: 0 };
+    return this.applyWrite(prepared);
+  }
+
+  /**
+   * Validates `batch` against the current state at time `now` without changing anything: the writes and deletes
+   * it would apply at the next revision, or undefined when it would change nothing.
+   * @throws NexusError "invalid_write" as write() does.
+   * @internal
+   */
+  prepareWrite(batch: WriteBatch, now: number = this.#clock()): PreparedWrite | undefined {
+    this.#assertOpen();
     const seen = new Set<string>();
-    const deletes: Version[] = [];
-    const writes: { tuple: RelationTuple; replaces: Version | undefined }[] = [];
+    const deletes: RelationTuple[] = [];
+    const writes: RelationTuple[] = [];
 
     for (const d of batch.deletes) {
       const key = identityKey(d);
@@ -187,7 +228,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
           tuple: { ...d },
         });
       }
-      deletes.push(live);
+      deletes.push(live.tuple);
     }
     for (const w of batch.writes) {
       const key = identityKey(w);
@@ -205,15 +246,29 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
           );
         }
       }
-      writes.push({ tuple: w, replaces: live });
+      writes.push(w);
     }
-    if (deletes.length === 0 && writes.length === 0) {
-      return { revision: this.#revision, written: 0, deleted: 0 };
-    }
+    if (deletes.length === 0 && writes.length === 0) return undefined;
+    return { revision: this.#revision + 1, time: now, writes, deletes };
+  }
 
-    // Everything checked: apply at the new revision.
-    for (const version of deletes) this.#delete(version, revision, false);
-    for (const { tuple, replaces } of writes) {
+  /**
+   * Applies a batch prepared against the current state (nothing may have been written since prepareWrite).
+   * @internal
+   */
+  applyWrite(prepared: PreparedWrite): WriteResult {
+    this.#assertOpen();
+    const { revision, time: now } = prepared;
+    if (revision !== this.#revision + 1) {
+      throw new NexusError(
+        "internal",
+        `a write prepared for revision ${revision} cannot apply at revision ${this.#revision + 1}`,
+      );
+    }
+    // Everything was checked by prepareWrite: apply at the new revision.
+    for (const tuple of prepared.deletes) this.#delete(this.#live.get(identityKey(tuple))!, revision, false);
+    for (const tuple of prepared.writes) {
+      const replaces = this.#live.get(identityKey(tuple));
       if (replaces !== undefined) this.#delete(replaces, revision, true);
       this.#insert(tuple, revision);
     }
@@ -225,7 +280,41 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     this.#trim(now);
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
-    return { revision, written: writes.length, deleted: deletes.length };
+    return { revision, written: prepared.writes.length, deleted: prepared.deletes.length };
+  }
+
+  /**
+   * The state at the current revision, for a checkpoint. Shares the (immutable) tuples; copies the lists.
+   * @internal
+   */
+  exportState(): MemoryStoreState {
+    this.#assertOpen();
+    return {
+      revision: this.#revision,
+      tuples: [...this.#live.values()].map((v) => v.tuple),
+      changes: this.#changes.slice(this.#changesHead),
+      changelogFloor: this.#changelogFloor,
+      commits: this.#commits.slice(this.#commitsHead),
+    };
+  }
+
+  /**
+   * Makes a new, empty store continue from `state` (exportState of an earlier store): reads are served from
+   * `state.revision` on, older snapshots are refused as beyond retention.
+   * @internal
+   */
+  restoreState(state: MemoryStoreState): void {
+    this.#assertOpen();
+    if (this.#revision !== 0 || this.#live.size > 0) {
+      throw new NexusError("internal", "restoreState needs a store nothing was written to");
+    }
+    for (const tuple of state.tuples) this.#insert(tuple, state.revision, false);
+    this.#revision = state.revision;
+    this.#horizon = state.revision;
+    this.#base = state.revision;
+    this.#changes = [...state.changes];
+    this.#changelogFloor = state.changelogFloor;
+    this.#commits = [...state.commits];
   }
 
   async changesAfter(after: Revision, limit: number): Promise<StoredChange[]> {
@@ -355,7 +444,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     if (this.#closed) throw new NexusError("closed", "the tuple store is closed");
   }
 
-  #insert(tuple: RelationTuple, revision: Revision): void {
+  #insert(tuple: RelationTuple, revision: Revision, logged = true): void {
     const version: Version = {
       tuple,
       created: revision,
@@ -368,7 +457,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     push(this.#byTypeRelation, tuple.tenant + SEP + tuple.objectType + SEP + tuple.relation, version);
     push(this.#byTenant, tuple.tenant, version);
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
-    this.#changes.push({ revision, op: "write", tuple });
+    if (logged) this.#changes.push({ revision, op: "write", tuple });
   }
 
   #delete(version: Version, revision: Revision, expired: boolean): void {
