@@ -34,6 +34,21 @@ export interface CompiledCondition {
 
 let baseEnvironment: Environment | undefined;
 
+// The CEL types of OpenFGA's parameter types (params.ts celTypeOf) that cel-js cannot compare with null itself;
+// `list` and `map` match every element type.
+const NULL_COMPARABLE = [
+  "bool",
+  "string",
+  "int",
+  "uint",
+  "double",
+  "google.protobuf.Duration",
+  "google.protobuf.Timestamp",
+  "ipaddress",
+  "list",
+  "map",
+];
+
 // The environment every condition extends: OpenFGA's ipaddress type. Built once, on first use.
 function base(): Environment {
   if (baseEnvironment === undefined) {
@@ -50,7 +65,16 @@ function base(): Environment {
         returnType: "bool",
         params: [{ name: "cidr", type: "string" }],
         handler: (ip: IPAddress, cidr: string) => ip.inCidr(cidr),
-      });
+      })
+      // OpenFGA's ipaddress is comparable (Go's netip.Addr ==: same family and bytes); `!=` and the mirrored
+      // order come with `==`.
+      .registerOperator("ipaddress == ipaddress", (a: IPAddress, b: IPAddress) => a.equals(b));
+    // cel-go lets every OpenFGA parameter be compared with null (`ts != null`, `ip == null`); cel-js knows
+    // `dyn == null` only. A parameter that reaches the expression is never null (a missing one is an error before
+    // evaluation, and only `any` admits a null value, which dyn's own overload compares).
+    for (const type of NULL_COMPARABLE) {
+      baseEnvironment.registerOperator(`${type} == null`, (value: unknown) => value === null);
+    }
   }
   return baseEnvironment;
 }

@@ -36,6 +36,12 @@ export class IPAddress {
     return true;
   }
 
+  /** Same family and same address (the text may differ: "::1" equals "0:0:0:0:0:0:0:1"). */
+  equals(other: IPAddress): boolean {
+    if (other.bytes.length !== this.bytes.length) return false;
+    return this.bytes.every((byte, i) => byte === other.bytes[i]);
+  }
+
   toString(): string {
     return this.text;
   }

@@ -96,6 +96,89 @@ describe("conditions", () => {
   });
 });
 
+describe("CEL equality and null comparisons, as OpenFGA's types implement them", () => {
+  const types: [ConditionParamType, unknown][] = [
+    ["bool", true],
+    ["string", "a"],
+    ["int", 1],
+    ["uint", 1],
+    ["double", 1.5],
+    ["duration", "1h"],
+    ["timestamp", "2024-01-01T00:00:00Z"],
+    ["ipaddress", "10.0.0.1"],
+    ["any", { a: 1 }],
+    [{ list: "string" }, ["a"]],
+    [{ map: "int" }, { a: 1 }],
+  ];
+  it("compiles `x != null` and `x == null` for every parameter type (no 'no such overload')", () => {
+    for (const [type, value] of types) {
+      expect(
+        compileCondition(condition("x != null", { x: type })).evaluate({ x: value }, undefined, "t"),
+      ).toBe(true);
+      expect(
+        compileCondition(condition("x == null", { x: type })).evaluate({ x: value }, undefined, "t"),
+      ).toBe(false);
+      expect(
+        compileCondition(condition("null != x", { x: type })).evaluate({ x: value }, undefined, "t"),
+      ).toBe(true);
+    }
+  });
+
+  it("compares ip addresses with == and != (same family, same address)", () => {
+    const eq = compileCondition(condition('ip == ipaddress("10.0.0.1")', { ip: "ipaddress" }));
+    expect(eq.evaluate({ ip: "10.0.0.1" }, undefined, "t")).toBe(true);
+    expect(eq.evaluate({ ip: "10.0.0.2" }, undefined, "t")).toBe(false);
+    const ne = compileCondition(condition("a != b", { a: "ipaddress", b: "ipaddress" }));
+    expect(ne.evaluate({ a: "::1", b: "0:0:0:0:0:0:0:1" }, undefined, "t")).toBe(false);
+    expect(ne.evaluate({ a: "10.0.0.1", b: "::ffff:10.0.0.1" }, undefined, "t")).toBe(true);
+  });
+
+  it("loads an OpenFGA model using them and answers with its conditions", async () => {
+    const { createEngine } = await import("../../src/engine.js");
+    const engine = await createEngine({
+      model: `model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user with from_office, user with not_expired]
+condition from_office(ip: ipaddress, office: ipaddress) {
+  ip == office || ip != null && ip.in_cidr("192.168.0.0/24")
+}
+condition not_expired(expires: timestamp, grace: duration, now: timestamp) {
+  expires != null && grace != null && now < expires + grace
+}`,
+    });
+    try {
+      await engine.write({
+        writes: [
+          {
+            user: "user:anne",
+            relation: "viewer",
+            object: "doc:1",
+            condition: { name: "from_office", context: { office: "10.1.1.1" } },
+          },
+          {
+            user: "user:bob",
+            relation: "viewer",
+            object: "doc:1",
+            condition: { name: "not_expired", context: { expires: "2024-01-01T00:00:00Z", grace: "1h" } },
+          },
+        ],
+      });
+      const check = (user: string, context: Record<string, unknown>) =>
+        engine.check({ user, relation: "viewer", object: "doc:1", context, consistency: "fully_consistent" });
+      expect(await check("user:anne", { ip: "10.1.1.1" })).toBe(true);
+      expect(await check("user:anne", { ip: "10.1.1.2" })).toBe(false);
+      expect(await check("user:anne", { ip: "192.168.0.7" })).toBe(true);
+      expect(await check("user:bob", { now: "2024-01-01T00:30:00Z" })).toBe(true);
+      expect(await check("user:bob", { now: "2024-01-01T02:00:00Z" })).toBe(false);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe("IPAddress", () => {
   it("parses IPv4 and IPv6 and matches CIDR prefixes of the same family only", () => {
     expect(IPAddress.parse("10.1.2.3")!.inCidr("10.0.0.0/8")).toBe(true);
