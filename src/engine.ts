@@ -53,7 +53,7 @@ import { type Change, changeStream } from "./engine/watch.js";
 import { atBatchIndex, describe, NexusError } from "./errors.js";
 import { FastEvaluator, type FastEvaluatorStats } from "./fast/evaluator.js";
 import { listObjectsFast } from "./fast/list-objects.js";
-import { compileModel } from "./model/index.js";
+import { compileModel, type ModelLimits } from "./model/index.js";
 import type { ModelFormat, Program } from "./model/program.js";
 import { validateProgram } from "./model/validate.js";
 import { MemoryTupleStore } from "./store/memory.js";
@@ -104,6 +104,11 @@ export interface EngineOptions {
    * all of them with `false` (checks then go straight to the evaluator). `engine.stats()` counts each layer.
    */
   readonly cache?: false | EngineCacheOptions;
+  /**
+   * Limits a model must keep to (src/model/limits.ts: source size, nesting, types, relations per type), checked
+   * before parsing; past one, "invalid_model" names it. Defaults: DEFAULT_MODEL_LIMITS.
+   */
+  readonly limits?: Partial<ModelLimits>;
 }
 
 /** Per-layer switches and options of the engine's check chain (each defaults to on). */
@@ -706,7 +711,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   const program = isProgram(options.model)
     ? validateProgram(options.model)
-    : compileModel(options.model, options.format);
+    : compileModel(options.model, options.format, options.limits);
   const window = options.quantizationWindowMs ?? 5000;
   const store =
     options.store ??

@@ -4,12 +4,21 @@
  */
 import { describe, NexusError } from "../errors.js";
 import { detectFormat } from "./detect.js";
+import {
+  checkModelObject,
+  checkModelText,
+  checkProgram,
+  type ModelLimits,
+  resolveModelLimits,
+  type TextModelShape,
+} from "./limits.js";
 import { compileNexus } from "./nexus.js";
-import { compileOpenFga } from "./openfga.js";
+import { compileOpenFga, isModularModel } from "./openfga.js";
 import type { ModelFormat, Program } from "./program.js";
 import { compileSpiceDb } from "./spicedb.js";
 
 export { detectFormat } from "./detect.js";
+export { DEFAULT_MODEL_LIMITS, type ModelLimits, resolveModelLimits } from "./limits.js";
 export {
   compileNexus,
   type NexusNamespaceConfig,
@@ -17,28 +26,50 @@ export {
   type NexusPermissionConfig,
   type NexusRelationConfig,
 } from "./nexus.js";
-export { compileOpenFga } from "./openfga.js";
+export { compileOpenFga, type OpenFgaModules } from "./openfga.js";
 export { nexusFilesystemModel } from "./preset.js";
 export { compileSpiceDb } from "./spicedb.js";
 
 /**
- * Compiles a model in any supported language to a Program.
- * @param model OpenFGA DSL text or JSON, SpiceDB schema text, or Nexus namespace configs.
+ * Compiles a model in any supported language to a Program. The model is checked against `limits` (limits.ts)
+ * before any parser sees it, and the Program after compiling.
+ * @param model OpenFGA DSL text or JSON, an OpenFGA modular model (`{ modules: { "fga.mod": …, "core.fga": … } }`),
+ *   SpiceDB schema text, or Nexus namespace configs.
  * @param format The language; detected from the model's shape when omitted.
- * @throws NexusError "invalid_model" (and friends) naming the problem.
+ * @param limits Overrides of the default limits (DEFAULT_MODEL_LIMITS).
+ * @throws NexusError "invalid_model" (and friends) naming the problem or the limit exceeded.
  */
-export function compileModel(model: string | object, format?: ModelFormat): Program {
-  const language = format ?? detectFormat(model);
+export function compileModel(
+  model: string | object,
+  format?: ModelFormat,
+  limits?: Partial<ModelLimits>,
+): Program {
+  const bounds = resolveModelLimits(limits);
+  let shape: TextModelShape | undefined;
+  if (typeof model === "string") shape = checkModelText(model, bounds);
+  else if (typeof model === "object" && model !== null) checkModelObject(model, bounds);
+  const language = format ?? (isModularModel(model) ? "openfga" : detectFormat(model));
+  const program = compileChecked(model, language, bounds, shape);
+  checkProgram(program, bounds);
+  return program;
+}
+
+function compileChecked(
+  model: string | object,
+  language: ModelFormat,
+  limits: ModelLimits,
+  shape: TextModelShape | undefined,
+): Program {
   switch (language) {
     case "openfga":
-      return compileOpenFga(model);
+      return compileOpenFga(model, { limits, ...(shape !== undefined ? { shape } : {}) });
     case "spicedb":
       if (typeof model !== "string") {
         throw new NexusError("invalid_model", `a SpiceDB schema must be text, got ${describe(model)}`);
       }
-      return compileSpiceDb(model);
+      return compileSpiceDb(model, limits);
     case "nexus":
-      return compileNexus(typeof model === "string" ? parseJsonModel(model) : model);
+      return compileNexus(typeof model === "string" ? parseJsonModel(model, limits) : model);
     default:
       throw new NexusError("invalid_argument", `unknown model format ${describe(language)}`, {
         format: language,
@@ -46,10 +77,10 @@ export function compileModel(model: string | object, format?: ModelFormat): Prog
   }
 }
 
-function parseJsonModel(text: string): object {
+function parseJsonModel(text: string, limits: ModelLimits): object {
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value === "object" && value !== null) return value;
+    value = JSON.parse(text);
   } catch (cause) {
     throw new NexusError(
       "invalid_model",
@@ -59,8 +90,12 @@ function parseJsonModel(text: string): object {
       },
     );
   }
-  throw new NexusError(
-    "invalid_model",
-    `Nexus namespace configs must be a JSON object, got ${describe(text)}`,
-  );
+  if (typeof value !== "object" || value === null) {
+    throw new NexusError(
+      "invalid_model",
+      `Nexus namespace configs must be a JSON object, got ${describe(text)}`,
+    );
+  }
+  checkModelObject(value, limits);
+  return value;
 }

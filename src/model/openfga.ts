@@ -12,6 +12,13 @@
  */
 import { errors, transformer, validator } from "@openfga/syntax-transformer";
 import { describe, NexusError } from "../errors.js";
+import {
+  checkModelObject,
+  checkModelText,
+  DEFAULT_MODEL_LIMITS,
+  type ModelLimits,
+  type TextModelShape,
+} from "./limits.js";
 import type {
   ConditionDef,
   ConditionParamType,
@@ -63,14 +70,58 @@ export interface OpenFgaModelJson {
 }
 
 /**
- * Compiles an OpenFGA model: DSL text (`model\n  schema 1.1\ntype user ...`), JSON text, or the JSON object.
- * @throws NexusError "invalid_model" naming the problem (the DSL validator's message for DSL input).
+ * A modular model (schema 1.2) as files: an `fga.mod` (its key is `fga.mod` or ends in `/fga.mod`) listing module
+ * files (`contents: [core.fga, issues/projects.fga]`), each under its path relative to the fga.mod's folder.
+ * `{ modules: { "fga.mod": "schema: '1.2'\ncontents:\n  - core.fga\n", "core.fga": "module core\ntype user" } }`
  */
-export function compileOpenFga(model: string | object): Program {
+export interface OpenFgaModules {
+  readonly modules: Readonly<Record<string, string>>;
+}
+
+/** Whether `model` is the modular-model input ({ modules: { "fga.mod": …, … } }). */
+export function isModularModel(model: unknown): model is OpenFgaModules {
+  if (typeof model !== "object" || model === null || Array.isArray(model)) return false;
+  const modules = (model as { modules?: unknown }).modules;
+  return typeof modules === "object" && modules !== null && !Array.isArray(modules);
+}
+
+export interface CompileOpenFgaOptions {
+  /** Limits the caller already applied to the source (checked again here for module files). */
+  readonly limits?: ModelLimits;
+  /** The pre-scan of a text model (limits.ts checkModelText), when the caller made one. */
+  readonly shape?: TextModelShape;
+}
+
+/**
+ * Relations per type above which OpenFGA's DSL validator is not run: its cost grows with the square of a type's
+ * chain of computed relations (400 relations: 4.5 s). Larger models are checked by the transformer and the rules
+ * every language shares (validate.ts), which is what the validator adds for smaller ones apart from its wording.
+ */
+const VALIDATOR_MAX_RELATIONS_PER_TYPE = 150;
+
+/**
+ * Compiles an OpenFGA model: DSL text (`model\n  schema 1.1\ntype user ...`), JSON text, the JSON object, or a
+ * modular model (`{ modules: { "fga.mod": …, "core.fga": … } }`).
+ * @throws NexusError "invalid_model" naming the problem (the DSL validator's message, with 1-based lines, for DSL
+ *   input; the file, line and column for module files).
+ */
+export function compileOpenFga(model: string | object, options: CompileOpenFgaOptions = {}): Program {
+  const limits = options.limits ?? DEFAULT_MODEL_LIMITS;
   if (typeof model === "string") {
+    const shape = options.shape ?? checkModelText(model, limits);
     const text = model.trim();
-    if (text.startsWith("{")) return compileOpenFgaJson(parseJson(text));
-    return compileOpenFgaJson(dslToJson(model));
+    if (text.startsWith("{")) {
+      const json = parseJson(text);
+      if (json !== null && typeof json === "object") checkModelObject(json, limits);
+      return compileOpenFgaJson(json);
+    }
+    if (looksLikeModFile(text)) {
+      throw new NexusError(
+        "invalid_model",
+        'this is an fga.mod file (a modular model): pass it with its module files, as { modules: { "fga.mod": …, "core.fga": … } }',
+      );
+    }
+    return compileOpenFgaJson(dslToJson(model, shape.maxRelationsInType <= VALIDATOR_MAX_RELATIONS_PER_TYPE));
   }
   if (model === null || typeof model !== "object") {
     throw new NexusError(
@@ -78,32 +129,136 @@ export function compileOpenFga(model: string | object): Program {
       `an OpenFGA model must be DSL text or JSON, got ${describe(model)}`,
     );
   }
+  if (isModularModel(model)) return compileOpenFgaJson(modulesToJson(model, limits));
   return compileOpenFgaJson(model as OpenFgaModelJson);
 }
 
 /** Parses and validates OpenFGA DSL with OpenFGA's own tooling, returning the API JSON. */
 export function openFgaDslToJson(dsl: string): OpenFgaModelJson {
-  return dslToJson(dsl);
+  return dslToJson(dsl, true);
 }
 
-function dslToJson(dsl: string): OpenFgaModelJson {
+function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
   try {
-    validator.validateDSL(dsl);
+    if (validate) validator.validateDSL(dsl);
   } catch (cause) {
     // The validator's own failures are the model's problems. Anything else is the validator crashing: version
     // 0.2.2 throws a TypeError on conditions in a tupleset's types (`define parent: [folder with cond]`), which
     // OpenFGA accepts; such models still go through the parser and the shared rules in validate.ts.
     if (cause instanceof errors.DSLSyntaxError || cause instanceof errors.ModelValidationError) {
-      throw new NexusError("invalid_model", `invalid OpenFGA model: ${messageOf(cause)}`, undefined, {
-        cause,
-      });
+      throw dslError(cause);
     }
   }
   try {
     return transformer.transformDSLToJSONObject(dsl) as unknown as OpenFgaModelJson;
   } catch (cause) {
-    throw new NexusError("invalid_model", `invalid OpenFGA model: ${messageOf(cause)}`, undefined, { cause });
+    throw dslError(cause);
   }
+}
+
+/** An fga.mod is YAML with `schema:` and `contents:` keys, where DSL starts with `model` / `module` / `type`. */
+function looksLikeModFile(text: string): boolean {
+  return /^(schema|contents)\s*:/m.test(text) && !/^\s*(model|module|type)\b/m.test(text);
+}
+
+function modulesToJson(input: OpenFgaModules, limits: ModelLimits): OpenFgaModelJson {
+  const entries = Object.entries(input.modules);
+  const modKeys = entries.filter(([name]) => name === "fga.mod" || name.endsWith("/fga.mod"));
+  if (modKeys.length !== 1) {
+    throw new NexusError(
+      "invalid_model",
+      `a modular model needs exactly one fga.mod among its modules, got ${modKeys.length} (${describe(Object.keys(input.modules))})`,
+    );
+  }
+  const [modName, modText] = modKeys[0]!;
+  if (typeof modText !== "string") throw new NexusError("invalid_model", `${modName} must be text`);
+  checkModelText(modText, limits);
+  let mod: ReturnType<typeof transformer.transformModFileToJSON>;
+  try {
+    mod = transformer.transformModFileToJSON(modText);
+  } catch (cause) {
+    throw dslError(cause, modName);
+  }
+  const folder = modName.slice(0, modName.length - "fga.mod".length);
+  const files: { name: string; contents: string }[] = [];
+  let size = modText.length;
+  for (const entry of mod.contents.value) {
+    const name = normalizeModulePath(folder + entry.value);
+    const contents = name === undefined ? undefined : input.modules[name];
+    if (name === undefined || typeof contents !== "string") {
+      throw new NexusError(
+        "invalid_model",
+        `${modName} line ${entry.line.start + 1}: lists ${describe(entry.value)}, which the modules do not hold${name === undefined ? " (it leaves the fga.mod's folder)" : ""}`,
+        { file: modName, module: entry.value },
+      );
+    }
+    size += contents.length;
+    if (size > limits.maxModelBytes) {
+      throw new NexusError(
+        "invalid_model",
+        `the modular model is too large: more than limits.maxModelBytes (${limits.maxModelBytes})`,
+        { limit: "maxModelBytes", max: limits.maxModelBytes },
+      );
+    }
+    checkModelText(contents, limits);
+    files.push({ name: entry.value, contents });
+  }
+  try {
+    return transformer.transformModuleFilesToModel(files, mod.schema.value) as unknown as OpenFgaModelJson;
+  } catch (cause) {
+    throw dslError(cause);
+  }
+}
+
+/** `a/./b/../c.fga` -> `a/c.fga`; undefined when the path climbs out of its root or is absolute. */
+function normalizeModulePath(path: string): string | undefined {
+  if (path.startsWith("/")) return undefined;
+  const out: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (out.pop() === undefined) return undefined;
+    } else out.push(part);
+  }
+  return out.join("/");
+}
+
+/** One NexusError for the syntax-transformer's errors, lines and columns 1-based (the tooling counts from 0). */
+function dslError(cause: unknown, file?: string): NexusError {
+  const list = (cause as { errors?: unknown }).errors;
+  if (!Array.isArray(list) || list.length === 0) {
+    return new NexusError("invalid_model", `invalid OpenFGA model: ${messageOf(cause)}`, undefined, {
+      cause,
+    });
+  }
+  const parts = list.map(
+    (e: {
+      msg?: string;
+      message?: string;
+      line?: { start: number };
+      column?: { start: number };
+      file?: string;
+    }) => {
+      const where = [
+        (e.file ?? file) !== undefined ? `${e.file ?? file}` : undefined,
+        e.line !== undefined ? `line ${e.line.start + 1}` : undefined,
+        e.column !== undefined ? `column ${e.column.start + 1}` : undefined,
+      ].filter((x) => x !== undefined);
+      const text = (e.msg ?? e.message ?? String(e)).trim();
+      return where.length > 0 ? `${where.join(", ")}: ${text}` : text;
+    },
+  );
+  const first = list[0] as { line?: { start: number }; column?: { start: number }; file?: string };
+  return new NexusError(
+    "invalid_model",
+    `invalid OpenFGA model: ${parts.join("; ")}`,
+    {
+      ...(first.line !== undefined ? { line: first.line.start + 1 } : {}),
+      ...(first.column !== undefined ? { column: first.column.start + 1 } : {}),
+      ...((first.file ?? file) !== undefined ? { file: first.file ?? file } : {}),
+    },
+    { cause },
+  );
 }
 
 function parseJson(text: string): OpenFgaModelJson {

@@ -26,6 +26,7 @@ import type {
   SubjectType,
   TypeDef,
 } from "./program.js";
+import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "./limits.js";
 import { validateProgram } from "./validate.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -284,7 +285,11 @@ const SEGMENT = /^[a-z][a-z0-9_]{1,62}[a-z0-9]$/;
 class Parser {
   private lookahead: Token | undefined;
 
-  constructor(private readonly lexer: Lexer) {}
+  constructor(
+    private readonly lexer: Lexer,
+    // limits.ts maxNestingDepth: `a - b - c …` nests one exclusion per `-` (parentheses are pre-scanned).
+    private readonly maxNesting = DEFAULT_MODEL_LIMITS.maxNestingDepth,
+  ) {}
 
   private peek(): Token {
     this.lookahead ??= this.lexer.next();
@@ -471,7 +476,11 @@ class Parser {
   // Lowest precedence first: `-`, then `&`, then `+`.
   private exclusion(): Expr {
     let left = this.intersection();
+    let chain = 0;
     for (let op = this.accept("-"); op; op = this.accept("-")) {
+      if (++chain > this.maxNesting) {
+        throw syntaxError(op, `more than limits.maxNestingDepth (${this.maxNesting}) exclusions in a row`);
+      }
       left = { kind: "exclusion", left, right: this.intersection(), at: op };
     }
     return left;
@@ -713,15 +722,13 @@ function rewriteOf(expr: Expr, typeName: string, own: Map<string, Member>): Rewr
     default: {
       // Flatten same-operator chains (a + b + c) into one n-ary node.
       const children: Rewrite[] = [];
-      const collect = (e: Expr): void => {
-        if (e.kind === expr.kind) {
-          collect(e.left);
-          collect(e.right);
-        } else {
-          children.push(recurse(e));
-        }
-      };
-      collect(expr);
+      // Iteratively: a chain of thousands of `+` is a left-deep tree thousands deep.
+      const pending: Expr[] = [expr];
+      while (pending.length > 0) {
+        const e = pending.pop()!;
+        if (e.kind === expr.kind) pending.push(e.right, e.left);
+        else children.push(recurse(e));
+      }
       return { kind: expr.kind, children };
     }
   }
@@ -739,11 +746,11 @@ function notFound(at: Position, typeName: string, name: string): NexusError {
  * @throws NexusError "invalid_model" for syntax errors and references to missing definitions, relations or caveats;
  *   the message starts with `SpiceDB schema <line>:<column>:` and `details` holds line, column and the name.
  */
-export function compileSpiceDb(schema: string): Program {
+export function compileSpiceDb(schema: string, limits: ModelLimits = DEFAULT_MODEL_LIMITS): Program {
   if (typeof schema !== "string") {
     throw new NexusError("invalid_model", "a SpiceDB schema must be a string");
   }
-  const parsed = new Parser(new Lexer(schema)).parseSchema();
+  const parsed = new Parser(new Lexer(schema), limits.maxNestingDepth).parseSchema();
   if (parsed.definitions.length === 0) {
     throw new NexusError("invalid_model", "SpiceDB schema defines no definitions");
   }
