@@ -47,3 +47,15 @@ function digestCrc(hasher: IHasher): number {
   // hash-wasm gives the CRC big-endian.
   return ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
 }
+
+/** An incremental CRC32C for one stream of chunks (a blob too large to check in one read). */
+export async function createCrc32cStream(): Promise<{ update(chunk: Uint8Array): void; finish(): number }> {
+  const crc = await createCRC32(CRC32C_POLYNOMIAL);
+  crc.init();
+  return {
+    update: (chunk) => {
+      crc.update(chunk);
+    },
+    finish: () => digestCrc(crc),
+  };
+}

@@ -13,6 +13,10 @@
  *      crash after the first rename -> on open the .idx.compact is renamed into place (or, if it is lost, the
  *      .idx no longer matches the volume's generation and is rebuilt from the volume).
  *   5. the store points the index at the new offsets, in the same synchronous step as the descriptor swap.
+ *
+ * A live needle found corrupt while copying is never dropped: its references still need it (get must keep
+ * answering `corrupt`, and a put of the content must find it to purge and replace it). The volume is left as it
+ * is (reported in `skipped`), and compacts once the needle is repaired by a put or deleted.
  */
 import * as fs from "node:fs";
 import { NexusError } from "../errors.js";
@@ -25,6 +29,7 @@ import {
   HEADER_SIZE,
   IDX_ENTRY_SIZE,
   IDX_HEADER_SIZE,
+  IdxSealer,
   idxSizeField,
   keyHex,
   NeedleKind,
@@ -60,8 +65,10 @@ export interface CompactResult {
   volumes: number[];
   bytesReclaimed: number;
   needlesCopied: number;
-  /** Live needles found corrupt while copying (reported and dropped). */
+  /** Live needles found corrupt while copying (reported and kept: their volume is skipped). */
   corrupt: number;
+  /** Volumes left as they were because a live needle in them is corrupt. */
+  skipped: number[];
 }
 
 export interface CompactHooks {
@@ -92,8 +99,8 @@ export interface CompactContext {
   seal(): Promise<void>;
   /** The volume's live needles, sorted by offset (called under the write lock). */
   liveNeedles(): LiveNeedle[];
-  /** Points the index at the new offsets and drops the needles found corrupt (synchronous). */
-  moved(moves: { needle: LiveNeedle; to: number }[], dropped: LiveNeedle[]): void;
+  /** Points the index at the new offsets (synchronous). */
+  moved(moves: { needle: LiveNeedle; to: number }[]): void;
   reportCorrupt(needle: CorruptNeedle): void;
 }
 
@@ -119,7 +126,7 @@ export function recoverInterruptedCompactions(dir: string): void {
 
 export async function compactVolume(
   ctx: CompactContext,
-): Promise<{ bytesReclaimed: number; needlesCopied: number; corrupt: number }> {
+): Promise<{ bytesReclaimed: number; needlesCopied: number; corrupt: number; skipped: boolean }> {
   const v = ctx.volume;
   const crc = ctx.checks.crc32c;
   const step = async (s: CompactStep) => {
@@ -151,12 +158,13 @@ export async function compactVolume(
   let renamed = false;
   let adopted = false;
   const moves: { needle: LiveNeedle; to: number }[] = [];
-  const dropped: LiveNeedle[] = [];
+  let corrupt = 0;
+  const sealer = new IdxSealer(crc);
 
   const flush = async () => {
     if (pending.length === 0) return;
     const bytes = pendingBytes;
-    const idxBytes = pendingIdx.length * IDX_ENTRY_SIZE;
+    const idxBytes = pendingIdx.reduce((n, e) => n + e.length, 0);
     await writeAt(fd!, pending, out - bytes);
     await writeAt(idxFd!, pendingIdx, idxOut - idxBytes);
     pending = [];
@@ -166,11 +174,12 @@ export async function compactVolume(
   const emit = async (needle: Uint8Array, key: Uint8Array, field: number) => {
     const entry = new Uint8Array(IDX_ENTRY_SIZE);
     encodeIdxEntry(entry, 0, key, out / 8, field);
+    const slots = sealer.add(entry);
     pending.push(needle);
-    pendingIdx.push(entry);
+    pendingIdx.push(slots);
     pendingBytes += needle.length;
     out += needle.length;
-    idxOut += IDX_ENTRY_SIZE;
+    idxOut += slots.length;
     if (pendingBytes >= FLUSH_BYTES) await flush();
   };
   /** Copies the records appended to the volume since `from`; returns where it stopped. */
@@ -232,9 +241,10 @@ export async function compactVolume(
           reason: reason ?? "corrupt",
           ...(typeof h === "object" ? { key: keyHex(h.key) } : {}),
         });
-        dropped.push(needle);
+        corrupt++;
         continue;
       }
+      if (corrupt > 0) continue; // the volume stays as it is: only look for more damage to report
       if (h.refs !== needle.refs) {
         const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_SIZE);
         view.setUint32(44, needle.refs, true);
@@ -251,6 +261,10 @@ export async function compactVolume(
         lastReport = bytesDone;
         report("copy");
       }
+    }
+    if (corrupt > 0) {
+      report("done");
+      return { bytesReclaimed: 0, needlesCopied: 0, corrupt, skipped: true };
     }
     if (moves.length === 0) await step("copying");
     checkAbort();
@@ -282,8 +296,8 @@ export async function compactVolume(
       fs.renameSync(tmpIdx, v.idxPath);
       await syncDir(v.dir);
       await step("index-swapped");
-      v.adopt(fd!, idxFd!, sb.generation, out, idxOut);
-      ctx.moved(moves, dropped);
+      v.adopt(fd!, idxFd!, sb.generation, out, idxOut, sealer);
+      ctx.moved(moves);
       adopted = true;
       return oldEnd;
     });
@@ -294,7 +308,8 @@ export async function compactVolume(
     return {
       bytesReclaimed: Math.max(0, before - out),
       needlesCopied: moves.length,
-      corrupt: dropped.length,
+      corrupt: 0,
+      skipped: false,
     };
   } catch (e) {
     if (renamed && !adopted) {
@@ -306,8 +321,8 @@ export async function compactVolume(
           // the next open rebuilds the .idx from the volume
         }
       }
-      v.adopt(fd!, idxFd!, sb.generation, out, idxOut);
-      ctx.moved(moves, dropped);
+      v.adopt(fd!, idxFd!, sb.generation, out, idxOut, sealer);
+      ctx.moved(moves);
       fd = undefined;
       idxFd = undefined;
     }

@@ -1,5 +1,6 @@
 /**
- * On-disk layout of a nexus-fast store (format version 1). All integers are little-endian.
+ * On-disk layout of a nexus-fast store (volumes: format version 1; .idx logs: version 2). All integers are
+ * little-endian.
  *
  * A store directory holds:
  *   LOCK                  the single-writer lock (the owner's pid)
@@ -37,13 +38,32 @@
  * the data needle they count, so each volume (with its .idx) is self-contained: its needles alone give the
  * reference count of every key it holds.
  *
- * Index log (.idx): a 16-byte header, then one 16-byte entry per needle, in volume order:
- *   header:  0 4 magic "NXIX"   4 2 version (1)   6 2 reserved   8 8 generation of its volume
+ * Index log (.idx, version 2): a 16-byte header, then 16-byte slots in volume order, sealed in groups:
+ *   header:  0 4 magic "NXIX"   4 2 version (2)   6 2 reserved   8 8 generation of its volume
  *   entry:   0 8 the key's first 8 bytes (as in the needle)   8 4 offset/8   12 4 size-or-kind:
  *            < 2^31: a data needle of that size with refs 1; 2^31 | size: a data needle whose refs are in its
  *            header; 0xFFFFFFFE reference; 0xFFFFFFFF tombstone; 0xFFFFFFFD purge.
- * The log is written after its needle and synced lazily: on open it is replayed, its tail is checked against the
- * volume, and needles past its last valid entry are scanned from the volume itself.
+ *   gap:     0 4 length in bytes   4 4 (0)   8 4 offset/8   12 4 0xFFFFFFFB: a damaged region recovery could not
+ *            read as needles (kept, reported on every open, never served), so that the log stays continuous.
+ *   seal:    0 4 CRC32C of the group's slots   4 4 their count   8 4 0xFFFFFFFF   12 4 0xFFFFFFFC: closes a
+ *            group of IDX_SEAL_EVERY entries and gaps (the slots since the header or the previous seal).
+ * The log is written after its needle and synced lazily. On open it is replayed: a slot is believed when its
+ * offset continues the previous one exactly and its needle fits the file; a sealed group is believed only when
+ * its seal's checksum holds (else the log is believed up to the group's start); the entries of the unsealed
+ * group at the end are each checked against their needle's header. Needles past the believed log are scanned
+ * from the volume itself. (A version-1 log has no seals: it is rebuilt from its volume.)
+ *
+ * Torn write or corruption (recovery.ts). A put appends its needle first, then its .idx entry, so:
+ *   - torn write, cut off the file: an incomplete record at the tail, and only there: fewer than 64 bytes left,
+ *     or a valid header whose needle runs past the end of the file, or (a header, or a valid header and then)
+ *     nothing but zero bytes to the end (space the file system allotted that the write never reached). It was never acknowledged (an acknowledged put
+ *     was synced whole before its promise resolved).
+ *   - corruption, kept and reported (corruptNeedles(), `corrupt` on get, never returned): everything else, i.e.
+ *     a complete record that fails a check: a valid header with a data checksum that fails (wherever the needle
+ *     is, the last one included), a header that fails its checksum where the .idx says a needle is, or a region
+ *     with no valid header (skipped to the next valid needle, or to the end of the file, and logged as a gap).
+ * A data needle with a valid header and bad data stays in the index, so that get answers `corrupt` (not
+ * `not_found`) and a put of the same content writes a good copy and purges this one.
  */
 import { NexusError } from "../errors.js";
 
@@ -53,6 +73,10 @@ export const FOOTER_SIZE = 4;
 export const IDX_ENTRY_SIZE = 16;
 export const IDX_HEADER_SIZE = 16;
 export const FORMAT_VERSION = 1;
+/** Version of the .idx log (2: sealed groups and gaps). */
+export const IDX_VERSION = 2;
+/** Entries and gaps per sealed group of the .idx. */
+export const IDX_SEAL_EVERY = 256;
 /** Largest blob one needle holds (the .idx size field keeps its top bit for a flag). */
 export const MAX_BLOB_SIZE = 2 ** 31 - 1024;
 /** Volumes end before 32 GiB: offsets are stored /8 in 32 bits. */
@@ -68,6 +92,10 @@ export type NeedleKind = (typeof NeedleKind)[keyof typeof NeedleKind];
 export const IDX_REFERENCE = 0xfffffffe;
 export const IDX_TOMBSTONE = 0xffffffff;
 export const IDX_PURGE = 0xfffffffd;
+export const IDX_GAP = 0xfffffffb;
+export const IDX_SEAL = 0xfffffffc;
+/** The offset/8 of a seal slot: no needle starts there (a volume ends before 32 GiB). */
+export const IDX_SEAL_OFFSET = 0xffffffff;
 export const IDX_REFS_IN_HEADER = 0x80000000;
 
 export const SUPERBLOCK_FLAG_COMPACTED = 1;
@@ -174,7 +202,7 @@ export function encodeIdxHeader(generation: bigint): Uint8Array {
   const out = new Uint8Array(IDX_HEADER_SIZE);
   const view = new DataView(out.buffer);
   view.setUint32(0, IDX_MAGIC, true);
-  view.setUint16(4, FORMAT_VERSION, true);
+  view.setUint16(4, IDX_VERSION, true);
   view.setBigUint64(8, generation, true);
   return out;
 }
@@ -183,7 +211,7 @@ export function encodeIdxHeader(generation: bigint): Uint8Array {
 export function decodeIdxHeader(bytes: Uint8Array): bigint | undefined {
   if (bytes.length < IDX_HEADER_SIZE) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, IDX_HEADER_SIZE);
-  if (view.getUint32(0, true) !== IDX_MAGIC || view.getUint16(4, true) !== FORMAT_VERSION) return undefined;
+  if (view.getUint32(0, true) !== IDX_MAGIC || view.getUint16(4, true) !== IDX_VERSION) return undefined;
   return view.getBigUint64(8, true);
 }
 
@@ -212,6 +240,51 @@ export function encodeIdxEntry(
   const view = new DataView(out.buffer, out.byteOffset + at + 8, 8);
   view.setUint32(0, off8, true);
   view.setUint32(4, field, true);
+}
+
+/** A gap slot: `length` bytes at `offset` that recovery could not read as needles. */
+export function encodeIdxGap(out: Uint8Array, at: number, offset: number, length: number): void {
+  const view = new DataView(out.buffer, out.byteOffset + at, IDX_ENTRY_SIZE);
+  view.setUint32(0, length, true);
+  view.setUint32(4, 0, true);
+  view.setUint32(8, offset / 8, true);
+  view.setUint32(12, IDX_GAP, true);
+}
+
+/**
+ * Groups .idx slots and seals each group of IDX_SEAL_EVERY with a checksum slot, so that a flipped key byte in
+ * the log (which the offsets cannot show) is caught on open. One per .idx being appended to.
+ */
+export class IdxSealer {
+  #group: Uint8Array[];
+  readonly #crc: Crc32c;
+
+  /** `pending`: the slots of the log's last, unsealed group (from recovery), oldest first. */
+  constructor(crc: Crc32c, pending: readonly Uint8Array[] = []) {
+    this.#crc = crc;
+    this.#group = [...pending];
+  }
+
+  /** The bytes to append for one 16-byte entry or gap: the slot itself, followed by a seal when it fills a group. */
+  add(slot: Uint8Array): Uint8Array {
+    this.#group.push(Uint8Array.from(slot));
+    if (this.#group.length < IDX_SEAL_EVERY) return slot;
+    const out = new Uint8Array(2 * IDX_ENTRY_SIZE);
+    out.set(slot, 0);
+    const group = Buffer.concat(this.#group);
+    const view = new DataView(out.buffer, IDX_ENTRY_SIZE, IDX_ENTRY_SIZE);
+    view.setUint32(0, this.#crc(group), true);
+    view.setUint32(4, this.#group.length, true);
+    view.setUint32(8, IDX_SEAL_OFFSET, true);
+    view.setUint32(12, IDX_SEAL, true);
+    this.#group = [];
+    return out;
+  }
+
+  /** Several slots added one by one; returns what to append. */
+  addAll(slots: readonly Uint8Array[]): Uint8Array {
+    return Buffer.concat(slots.map((s) => this.add(s)));
+  }
 }
 
 export function volumeFileName(id: number): string {

@@ -1,30 +1,39 @@
 /**
- * Opening a volume after anything, a clean close or a crash: replay its .idx, check the log's tail against the
- * volume, scan the needles past the last indexed one, cut a torn tail, and bring the .idx up to date.
+ * Opening a volume after anything, a clean close or a crash: replay its .idx, check the log's unsealed tail
+ * against the volume, scan the needles past the log, cut a torn tail, and bring the .idx up to date.
  *
- * Trust rules. An .idx entry is believed when its offset continues the previous needle exactly and its needle fits
- * the file; the last believed entry must also match its needle (header, key, size, data checksum), else it is
- * dropped and the one before is checked. Needles past the log are believed only when their header and data
- * checksums hold. A bad header in the scanned part is skipped by searching for the next needle (magic, header
- * checksum, data checksum and, for data, the BLAKE3 key itself); when none follows, the rest is a torn tail and
- * is cut. Nothing that fails a check is ever indexed: it is reported.
+ * Trust rules (the byte layout and the torn-or-corrupt rule are in layout.ts). A slot of the .idx is believed
+ * when its offset continues the previous one exactly and its needle fits the file, and its group's seal holds;
+ * each entry of the last, unsealed group is checked against its needle's header: a valid header describing
+ * another needle means the log is wrong from there (it is rescanned), a header failing its checksum where the
+ * log says a needle is means corruption (kept, reported). Past the log, needles are read from the volume: a
+ * valid header with a bad data checksum is corruption (indexed, so get answers `corrupt`, and reported); a region
+ * with no valid header is skipped to the next needle that passes every check (magic, header checksum, data
+ * checksum and, for data, the BLAKE3 key) and logged as a gap. Only an incomplete record at the very end (a torn
+ * write) is cut.
  *
  * Runs synchronously: it is part of opening a store, before anyone can use it.
  */
 import * as fs from "node:fs";
 import type { Checksums } from "./checksum.js";
 import {
+  align8,
   decodeHeader,
   decodeIdxHeader,
   encodeIdxEntry,
+  encodeIdxGap,
   encodeIdxHeader,
   HEADER_SIZE,
   IDX_ENTRY_SIZE,
+  IDX_GAP,
   IDX_HEADER_SIZE,
   IDX_PURGE,
   IDX_REFERENCE,
   IDX_REFS_IN_HEADER,
+  IDX_SEAL,
+  IDX_SEAL_OFFSET,
   IDX_TOMBSTONE,
+  IdxSealer,
   idxSizeField,
   NEEDLE_MAGIC,
   NeedleKind,
@@ -124,24 +133,54 @@ function lengthOfField(field: number): number {
   return kindOfField(field) === NeedleKind.Data ? needleLength(field & ~IDX_REFS_IN_HEADER) : RECORD_LENGTH;
 }
 
-/** Checks the needle at `offset` fully: header, kind, size, the key's first 8 bytes, data checksum. */
-function needleMatches(
-  win: FileWindow,
-  offset: number,
-  field: number,
+/** A believed slot of the .idx. */
+interface Slot {
+  /** Its position among the slots. */
+  index: number;
+  offset: number;
+  length: number;
+  field: number;
+}
+
+/**
+ * How the needle at `slot` compares with its entry (header only, plus the data checksum when `withData`):
+ * "match", "corrupt" (the header or data fails a checksum: damage where the log says a needle is), "unwritten"
+ * (zero bytes: space a torn write never reached) or "other" (a valid header describing another needle).
+ */
+function checkSlot(
+  fd: number,
+  slot: Slot,
   prefix: Uint8Array,
   checks: Checksums,
-): boolean {
-  const length = lengthOfField(field);
-  const bytes = win.get(offset, length);
-  if (bytes.length < length) return false;
+  withData: boolean,
+): "match" | "corrupt" | "unwritten" | "other" {
+  const bytes = readAt(fd, slot.offset, withData ? slot.length : HEADER_SIZE);
   const h = decodeHeader(bytes, 0, checks.crc32c);
-  if (typeof h === "string" || h.kind !== kindOfField(field)) return false;
-  for (let i = 0; i < 8; i++) if (h.key[i] !== prefix[i]) return false;
-  if (h.kind === NeedleKind.Data && h.size !== (field & ~IDX_REFS_IN_HEADER) >>> 0) return false;
-  return (
-    checks.crc32c(bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.size)) === u32(bytes, HEADER_SIZE + h.size)
-  );
+  if (typeof h === "string") return allZero(readAt(fd, slot.offset, slot.length)) ? "unwritten" : "corrupt";
+  if (h.kind !== kindOfField(slot.field)) return "other";
+  for (let i = 0; i < 8; i++) if (h.key[i] !== prefix[i]) return "other";
+  if (h.kind === NeedleKind.Data && h.size !== (slot.field & ~IDX_REFS_IN_HEADER) >>> 0) return "other";
+  if (!withData || h.kind !== NeedleKind.Data) return "match";
+  const dataCrc = checks.crc32c(bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.size));
+  return dataCrc === u32(bytes, HEADER_SIZE + h.size) ? "match" : "corrupt";
+}
+
+function readAt(fd: number, position: number, length: number): Uint8Array {
+  const buffer = Buffer.allocUnsafe(length);
+  return buffer.subarray(0, readFully(fd, buffer, position));
+}
+
+function allZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Whether bytes [from, to) of the file are all zero (read in windows). */
+function zeroUpTo(win: FileWindow, from: number, to: number): boolean {
+  for (let pos = from; pos < to; pos += WINDOW) {
+    if (!allZero(win.get(pos, Math.min(WINDOW, to - pos)))) return false;
+  }
+  return true;
 }
 
 export function recoverVolume(
@@ -153,124 +192,208 @@ export function recoverVolume(
   const fd = volume.fd;
   const fileSize = fs.fstatSync(fd).size;
   const win = new FileWindow(fd, fileSize);
+  if (volume.repairedSuperblock !== undefined) {
+    onCorrupt({
+      volume: volume.id,
+      offset: 0,
+      reason: `superblock rewritten (${volume.repairedSuperblock})`,
+    });
+  }
 
-  // 1. The .idx: believed entries, in order.
+  // 1. The .idx: believed slots, in order, group by group.
   const idxSize = fs.fstatSync(volume.idxFd).size;
   const idx = Buffer.allocUnsafe(idxSize);
   readFully(volume.idxFd, idx, 0);
   const idxUsable = decodeIdxHeader(idx) === volume.generation;
   const total = idxUsable ? Math.floor((idxSize - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE) : 0;
-  const starts = new Float64Array(total);
+  const slotAt = (i: number) => IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE;
+  const slots: Slot[] = [];
+  let groupStart = 0; // the first slot of the group being read (after the header or the last seal)
+  let groupSlots = 0; // slots.length when that group began
+  let believedSlots = 0; // slots [0, believedSlots) of the .idx are kept as they are
   let expected = SUPERBLOCK_SIZE;
-  let believed = 0;
   for (let i = 0; i < total; i++) {
-    const at = IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE;
-    const offset = u32(idx, at + 8) * 8;
-    const length = lengthOfField(u32(idx, at + 12));
-    if (offset !== expected || offset + length > fileSize) break;
-    starts[i] = offset;
+    const at = slotAt(i);
+    const off8 = u32(idx, at + 8);
+    const field = u32(idx, at + 12);
+    if (field === IDX_SEAL && off8 === IDX_SEAL_OFFSET) {
+      const sealed = u32(idx, at + 4) === i - groupStart;
+      if (!sealed || checks.crc32c(idx.subarray(slotAt(groupStart), at)) !== u32(idx, at)) {
+        // A damaged group: believe the log up to its start, rescan the volume from there.
+        slots.length = groupSlots;
+        believedSlots = groupStart;
+        break;
+      }
+      groupStart = i + 1;
+      groupSlots = slots.length;
+      believedSlots = i + 1;
+      continue;
+    }
+    const offset = off8 * 8;
+    const length = field === IDX_GAP ? align8(u32(idx, at)) : lengthOfField(field);
+    const end = field === IDX_GAP ? align8(fileSize) : fileSize; // a kept tail is padded to 8 bytes
+    if (offset !== expected || length === 0 || offset + length > end) break;
+    slots.push({ index: i, offset, length, field });
     expected = offset + length;
-    believed = i + 1;
+    believedSlots = i + 1;
   }
-  // 2. The log's tail must match the volume.
-  while (believed > 0) {
-    const at = IDX_HEADER_SIZE + (believed - 1) * IDX_ENTRY_SIZE;
-    if (needleMatches(win, starts[believed - 1]!, u32(idx, at + 12), idx.subarray(at, at + 8), checks)) break;
-    believed--;
+  // 2. The unsealed last group: each entry must describe the needle it points at.
+  for (let j = groupSlots; j < slots.length; j++) {
+    const slot = slots[j]!;
+    if (slot.field === IDX_GAP) continue;
+    const prefix = idx.subarray(slotAt(slot.index), slotAt(slot.index) + 8);
+    const outcome = checkSlot(fd, slot, prefix, checks, j === slots.length - 1);
+    if (outcome === "match" || outcome === "corrupt") continue;
+    // "other": the log is wrong from here; "unwritten": a torn write the log ran ahead of.
+    slots.length = j;
+    believedSlots = slot.index;
+    break;
   }
-  expected =
-    believed > 0
-      ? starts[believed - 1]! + lengthOfField(u32(idx, IDX_HEADER_SIZE + (believed - 1) * 16 + 12))
-      : 64;
+  if (believedSlots < groupStart) groupStart = believedSlots;
+  expected = slots.length > 0 ? slots[slots.length - 1]!.offset + slots[slots.length - 1]!.length : 64;
 
   // 3. Replay the believed entries.
-  for (let i = 0; i < believed; i++) {
-    const at = IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE;
-    const field = u32(idx, at + 12);
+  for (const slot of slots) {
+    const at = slotAt(slot.index);
+    const field = slot.field;
+    if (field === IDX_GAP) {
+      onCorrupt({
+        volume: volume.id,
+        offset: slot.offset,
+        reason: `${u32(idx, at)} unreadable bytes (logged as a gap)`,
+      });
+      continue;
+    }
     const kind = kindOfField(field);
     let refs = 1;
     if (kind === NeedleKind.Data && (field & IDX_REFS_IN_HEADER) !== 0) {
-      const h = decodeHeader(win.get(starts[i]!, HEADER_SIZE), 0, checks.crc32c);
+      const h = decodeHeader(readAt(fd, slot.offset, HEADER_SIZE), 0, checks.crc32c);
       if (typeof h === "object") refs = h.refs;
     }
     onRecord({
       kind,
       lo: u32(idx, at),
       hi: u32(idx, at + 4),
-      offset: starts[i]!,
-      length: lengthOfField(field),
+      offset: slot.offset,
+      length: slot.length,
       size: kind === NeedleKind.Data ? (field & ~IDX_REFS_IN_HEADER) >>> 0 : 0,
       refs,
       key: undefined,
     });
+  }
+  // The last entry is checked whole (data included): damage there is reported now, not at the first read.
+  const last = slots[slots.length - 1];
+  if (last !== undefined && last.field !== IDX_GAP) {
+    const at = slotAt(last.index);
+    if (checkSlot(fd, last, idx.subarray(at, at + 8), checks, true) === "corrupt") {
+      onCorrupt({
+        volume: volume.id,
+        offset: last.offset,
+        key: keyOf(fd, last.offset, checks),
+        reason: "corrupt",
+      });
+    }
   }
 
   // 4. Scan the volume past the log.
   const added: Uint8Array[] = [];
   let scanned = 0;
   let pos = expected;
+  const add = (record: ReplayRecord) => {
+    onRecord(record);
+    const entry = new Uint8Array(IDX_ENTRY_SIZE);
+    encodeIdxEntry(
+      entry,
+      0,
+      record.key!,
+      record.offset / 8,
+      idxSizeField(record.kind, record.size, record.refs),
+    );
+    added.push(entry);
+    scanned++;
+  };
   while (pos < fileSize) {
     const head = win.get(pos, HEADER_SIZE);
-    if (head.length < HEADER_SIZE) break; // a torn header
+    if (head.length < HEADER_SIZE) break; // torn: the header is incomplete
     const h = decodeHeader(head, 0, checks.crc32c);
     if (typeof h === "object") {
       const length = needleLength(h.size);
-      if (pos + length > fileSize) break; // a torn needle
+      if (pos + length > fileSize) break; // torn: the needle runs past the end of the file
       const bytes = win.get(pos, length);
       const key = Uint8Array.from(bytes.subarray(8, 40));
+      const record: ReplayRecord = {
+        kind: h.kind,
+        lo: u32(key, 0),
+        hi: u32(key, 4),
+        offset: pos,
+        length,
+        size: h.size,
+        refs: h.refs,
+        key,
+      };
       const dataCrc = checks.crc32c(bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.size));
-      if (dataCrc === u32(bytes, HEADER_SIZE + h.size)) {
-        onRecord({
-          kind: h.kind,
-          lo: u32(key, 0),
-          hi: u32(key, 4),
-          offset: pos,
-          length,
-          size: h.size,
-          refs: h.refs,
-          key,
-        });
-        const entry = new Uint8Array(IDX_ENTRY_SIZE);
-        encodeIdxEntry(entry, 0, key, pos / 8, idxSizeField(h.kind, h.size, h.refs));
-        added.push(entry);
-        scanned++;
-        pos += length;
-        continue;
+      if (dataCrc !== u32(bytes, HEADER_SIZE + h.size)) {
+        if (zeroUpTo(win, pos + HEADER_SIZE, fileSize)) break; // torn: the data never reached the disk
+        // Corruption of a complete needle: kept and indexed (get answers corrupt), reported.
+        onCorrupt({ volume: volume.id, offset: pos, key: hex(key), reason: "data checksum mismatch" });
       }
-      if (pos + length === fileSize) break; // the last needle, torn inside its data
-      onCorrupt({ volume: volume.id, offset: pos, key: hex(key), reason: "data checksum mismatch" });
+      add(record);
       pos += length;
       continue;
     }
+    if (zeroUpTo(win, pos, fileSize)) break; // torn: space the write never reached
     const next = resync(win, pos + 8, fileSize, checks);
-    if (next === undefined) break;
+    const end = next ?? align8(fileSize);
     onCorrupt({
       volume: volume.id,
       offset: pos,
-      reason: `${h}; skipped ${next - pos} bytes to the next needle`,
+      reason: `${h}; ${end - pos} unreadable bytes kept (logged as a gap)`,
     });
-    pos = next;
+    const gap = new Uint8Array(IDX_ENTRY_SIZE);
+    encodeIdxGap(gap, 0, pos, end - pos);
+    added.push(gap);
+    scanned++;
+    pos = end;
   }
-  const cutBytes = fileSize - pos;
+  if (pos > fileSize) {
+    // A kept unreadable tail that does not end on 8 bytes: pad it, so that the next needle is aligned.
+    fs.ftruncateSync(fd, pos);
+  }
+  const cutBytes = Math.max(0, fileSize - pos);
   if (cutBytes > 0) fs.ftruncateSync(fd, pos);
 
-  // 5. Bring the .idx up to date.
+  // 5. Bring the .idx up to date, sealing as it goes.
   const rebuiltIdx = !idxUsable;
+  let written: Uint8Array;
+  let keep: number;
   if (rebuiltIdx) {
+    const sealer = new IdxSealer(checks.crc32c);
+    written = Buffer.concat([encodeIdxHeader(volume.generation), sealer.addAll(added)]);
+    volume.sealer = sealer;
+    keep = 0;
     fs.ftruncateSync(volume.idxFd, 0);
-    writeAll(volume.idxFd, [encodeIdxHeader(volume.generation), ...added], 0);
   } else {
-    const keep = IDX_HEADER_SIZE + believed * IDX_ENTRY_SIZE;
+    const pending: Uint8Array[] = [];
+    for (let i = groupStart; i < believedSlots; i++) pending.push(idx.subarray(slotAt(i), slotAt(i + 1)));
+    const sealer = new IdxSealer(checks.crc32c, pending);
+    written = sealer.addAll(added);
+    volume.sealer = sealer;
+    keep = slotAt(believedSlots);
     if (idxSize !== keep) fs.ftruncateSync(volume.idxFd, keep);
-    writeAll(volume.idxFd, added, keep);
   }
+  writeAll(volume.idxFd, [written], keep);
   volume.end = pos;
-  volume.idxEnd = IDX_HEADER_SIZE + (believed + scanned) * IDX_ENTRY_SIZE;
-  if (cutBytes > 0 || added.length > 0 || rebuiltIdx) {
+  volume.idxEnd = keep + written.length;
+  if (cutBytes > 0 || added.length > 0 || rebuiltIdx || idxSize !== keep) {
     fs.fdatasyncSync(fd);
     fs.fdatasyncSync(volume.idxFd);
   }
-  return { indexed: believed, scanned, cutBytes, rebuiltIdx };
+  return { indexed: slots.length, scanned, cutBytes, rebuiltIdx };
+}
+
+function keyOf(fd: number, offset: number, checks: Checksums): string | undefined {
+  const h = decodeHeader(readAt(fd, offset, HEADER_SIZE), 0, checks.crc32c);
+  return typeof h === "object" ? hex(h.key) : undefined;
 }
 
 /** The next offset ≥ from (8-aligned) holding a needle that passes every check, or undefined. */

@@ -12,7 +12,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { NexusError } from "../errors.js";
 import { WorkerPool } from "../parallel/pool.js";
-import { type Checksums, createChecksums, createStreamHasher } from "./checksum.js";
+import { type Checksums, createChecksums, createCrc32cStream, createStreamHasher } from "./checksum.js";
 import {
   type CompactHooks,
   type CompactOptions,
@@ -35,6 +35,7 @@ import {
   keyHex,
   MAX_BLOB_SIZE,
   MAX_VOLUME_BYTES,
+  type NeedleHeader,
   NeedleKind,
   needleLength,
   parseKey,
@@ -92,12 +93,48 @@ export interface StoreStats {
   /** On-disk bytes compaction can reclaim (dead needles, reference records). */
   garbageBytes: number;
   volumes: number;
-  /** Bytes of WASM memory the needle index holds. */
+  /** Bytes of WASM memory the needle index holds: indexFixedBytes plus what its entries take. */
   indexBytes: number;
-  /** indexBytes / needles. */
+  /**
+   * The index's memory when empty (code data, lookup buffers, the first pages): paid once per store, whatever
+   * it holds.
+   */
+  indexFixedBytes: number;
+  /**
+   * The marginal RAM cost of a needle: (indexBytes - indexFixedBytes) / needles. WASM memory grows in 64 KiB
+   * pages, so in a small store it is 0 or lumpy; it settles near 15 B from about a million needles.
+   */
+  indexBytesPerNeedle: number;
+  /** indexBytes / needles: the fixed part included, so it is large for a small store (hundreds of bytes). */
   bytesPerNeedle: number;
   /** Needles found corrupt so far (reported, never served); see corruptNeedles(). */
   corruptNeedles: number;
+}
+
+export interface ScrubProgress {
+  /** Live needles checked so far, of `total` (the live set when the pass began). */
+  checked: number;
+  total: number;
+  bytesChecked: number;
+  /** Needles found corrupt so far in this pass. */
+  corrupt: number;
+}
+
+export interface ScrubOptions {
+  /** Called every 256 needles or 4 MiB checked, and once at the end. */
+  onProgress?: (progress: ScrubProgress) => void;
+  /** Stops the pass (the result says `stopped`). */
+  signal?: AbortSignal;
+  /** Also check each blob against its BLAKE3 key (slower; the CRC32C check always runs). */
+  verifyHash?: boolean;
+}
+
+export interface ScrubResult {
+  checked: number;
+  bytesChecked: number;
+  /** The needles found corrupt in this pass (also in corruptNeedles()). A put of their content repairs them. */
+  corrupt: CorruptNeedle[];
+  stopped: boolean;
 }
 
 export interface GetOptions {
@@ -110,6 +147,8 @@ const MIN_VOLUME_SIZE = 4096;
 const MAX_VOLUME_SIZE = 28 * 2 ** 30;
 const RECORD_LENGTH = needleLength(0);
 const MAX_CORRUPT_KEPT = 1000;
+/** Stored copies up to this size are checked in one read; larger ones in pieces. */
+const CHECK_PIECE = 4 * 2 ** 20;
 
 /** Where a live blob is, and how it is found: through the kernel index, or the collision overflow. */
 interface Located extends NeedleLocation {
@@ -205,6 +244,7 @@ export class NeedleStore implements AsyncDisposable {
   readonly #lock: DirectoryLock;
   readonly #checks: Checksums;
   readonly #index: NeedleIndex;
+  readonly #indexFixedBytes: number;
   readonly #volumes = new Map<number, Volume>();
   #active!: Volume;
   /** Reference counts above 1, by location (volume * 2^32 + offset/8). */
@@ -229,6 +269,7 @@ export class NeedleStore implements AsyncDisposable {
     this.#lock = lock;
     this.#checks = checks;
     this.#index = index;
+    this.#indexFixedBytes = index.memoryBytes;
     this.#syncer = new GroupSync(() => this.#syncDirty());
   }
 
@@ -376,8 +417,8 @@ export class NeedleStore implements AsyncDisposable {
     const h = decodeHeader(bytes, 0, this.#checks.crc32c);
     if (typeof h === "string") throw fail(h);
     if (!sameKey(h.key, k)) {
-      if (h.kind === NeedleKind.Data) throw notFound(key); // another blob sharing the 64-bit prefix
-      throw fail("the index points at a reference record");
+      if (this.#sharesPrefix(h, k, loc)) throw notFound(key); // another blob sharing the 64-bit prefix
+      throw fail("the index points at another needle");
     }
     if (h.kind !== NeedleKind.Data) throw fail("the index points at a reference record");
     if (needleLength(h.size) !== loc.length) throw fail("size does not match the index");
@@ -411,7 +452,7 @@ export class NeedleStore implements AsyncDisposable {
       const loc = this.#lookup(k);
       if (loc === undefined) return undefined;
       const h = await this.#readHeader(loc);
-      if (typeof h === "object" && !sameKey(h.key, k)) return undefined;
+      if (typeof h === "object" && !sameKey(h.key, k) && this.#sharesPrefix(h, k, loc)) return undefined;
       const volume = await this.#appendRecord(NeedleKind.Tombstone, k, loc);
       const count = this.#count(loc) - 1;
       if (count > 0) this.#setCount(loc, count);
@@ -468,15 +509,85 @@ export class NeedleStore implements AsyncDisposable {
     }
     const needles = this.#index.size + this.#overflow.size;
     const indexBytes = this.#index.memoryBytes;
+    const grown = Math.max(0, indexBytes - this.#indexFixedBytes);
     return {
       needles,
       liveBytes,
       garbageBytes,
       volumes: this.#volumes.size,
       indexBytes,
+      indexFixedBytes: this.#indexFixedBytes,
+      indexBytesPerNeedle: needles === 0 ? 0 : grown / needles,
       bytesPerNeedle: needles === 0 ? 0 : indexBytes / needles,
       corruptNeedles: this.#corruptCount,
     };
+  }
+
+  /**
+   * Reads every live needle back and checks it (header, key, data checksum; BLAKE3 with verifyHash), while puts
+   * and deletes go on. Corrupt needles are reported (here and in corruptNeedles()) and stay in place: the store
+   * keeps one copy, so the repair is a put of the same content (which purges the bad copy), e.g. from a tier
+   * or a replica that still has it.
+   */
+  async scrub(options: ScrubOptions = {}): Promise<ScrubResult> {
+    this.#assertOpen();
+    const live: { lo: number; hi: number; hex?: string }[] = [];
+    for (const e of this.#index.entries()) live.push({ lo: e.lo, hi: e.hi });
+    for (const hex of this.#overflow.keys()) live.push({ lo: 0, hi: 0, hex });
+    const result: ScrubResult = { checked: 0, bytesChecked: 0, corrupt: [], stopped: false };
+    const progress = () =>
+      options.onProgress?.({
+        checked: result.checked,
+        total: live.length,
+        bytesChecked: result.bytesChecked,
+        corrupt: result.corrupt.length,
+      });
+    let reported = 0;
+    for (const n of live) {
+      if (options.signal?.aborted || this.#closed) {
+        result.stopped = true;
+        break;
+      }
+      const found = n.hex !== undefined ? this.#overflow.get(n.hex) : this.#index.get(n.lo, n.hi);
+      if (found === undefined || !this.#volumes.has(found.volume)) continue; // deleted or moved meanwhile
+      const loc: Located = { ...found, overflow: n.hex !== undefined };
+      let problem: string | undefined;
+      let key: string | undefined = n.hex;
+      try {
+        const h = await this.#readHeader(loc);
+        if (typeof h === "object") key = keyHex(h.key);
+        if (typeof h === "string") problem = h;
+        else if (h.kind !== NeedleKind.Data) problem = "the index points at a reference record";
+        else {
+          const state = await this.#checkStored(loc, h.key, options.verifyHash === true);
+          if (state !== "good") problem = state === "other" ? "the index points at another needle" : state;
+        }
+      } catch (e) {
+        if (isClosing(e)) {
+          result.stopped = true;
+          break;
+        }
+        throw e;
+      }
+      result.checked++;
+      result.bytesChecked += loc.length;
+      if (problem !== undefined) {
+        const needle: CorruptNeedle = {
+          volume: loc.volume,
+          offset: loc.offset,
+          ...(key !== undefined ? { key } : {}),
+          reason: problem,
+        };
+        this.#reportCorrupt(needle);
+        result.corrupt.push(needle);
+      }
+      if (result.checked % 256 === 0 || result.bytesChecked - reported >= CHECK_PIECE) {
+        reported = result.bytesChecked;
+        progress();
+      }
+    }
+    progress();
+    return result;
   }
 
   /** Needles found corrupt since open (at most the last 1000), for operators and repair tools. */
@@ -516,17 +627,19 @@ export class NeedleStore implements AsyncDisposable {
     let refs = 1;
     let overflow = false;
     if (loc !== undefined) {
-      const h = await this.#readHeader(loc);
-      if (typeof h === "object" && h.kind === NeedleKind.Data && sameKey(h.key, key)) {
+      // The stored copy is checked whole (header and data checksum): a re-upload is the client's only repair,
+      // so dedup must never count a reference to a copy that cannot be read back.
+      const stored = await this.#checkStored(loc, key);
+      if (stored === "good") {
         const volume = await this.#appendRecord(NeedleKind.Reference, key, loc);
         this.#setCount(loc, this.#count(loc) + 1);
         return { put: { key: hex, size, deduped: true }, wrote: [volume] };
       }
-      if (typeof h === "object" && h.kind === NeedleKind.Data && !loc.overflow) {
+      if (stored === "other" && !loc.overflow) {
         overflow = true; // a different blob holds this 64-bit prefix
       } else {
-        // The stored copy is unreadable: purge it and store this one with its references.
-        this.#reportCorrupt({ volume: loc.volume, offset: loc.offset, key: hex, reason: String(h) });
+        // The stored copy is corrupt or gone: purge it and store this one with all its references.
+        this.#reportCorrupt({ volume: loc.volume, offset: loc.offset, key: hex, reason: stored });
         refs = this.#count(loc) + 1;
         await this.#appendRecord(NeedleKind.Purge, key, loc);
         this.#removeLive(key, loc);
@@ -665,6 +778,65 @@ export class NeedleStore implements AsyncDisposable {
     }
   }
 
+  /**
+   * Whether a header found where the index points at `key` is another blob that merely shares the index's
+   * 64-bit prefix (then `key` is not stored), rather than a sign that the index and the volume disagree.
+   */
+  #sharesPrefix(h: NeedleHeader, key: Uint8Array, loc: Located): boolean {
+    if (loc.overflow || h.kind !== NeedleKind.Data) return false;
+    const [a, b] = this.#prefix(h.key);
+    const [c, d] = this.#prefix(key);
+    return a === c && b === d;
+  }
+
+  /**
+   * Checks the stored copy at `loc` whole: "good", "other" (a different blob sharing the prefix), or why it
+   * cannot be read back (corrupt, cut short, missing from disk).
+   */
+  async #checkStored(loc: Located, key: Uint8Array, verifyHash = false): Promise<string> {
+    const volume = this.#volumes.get(loc.volume);
+    if (volume === undefined) return "its volume is gone";
+    const first = await volume.read(loc.offset, Math.min(loc.length, CHECK_PIECE));
+    const h = decodeHeader(first, 0, this.#checks.crc32c);
+    if (typeof h === "string") return first.length < HEADER_SIZE ? "missing from the volume" : h;
+    if (!sameKey(h.key, key))
+      return this.#sharesPrefix(h, key, loc) ? "other" : "the index points at another needle";
+    if (h.kind !== NeedleKind.Data) return "the index points at a reference record";
+    if (needleLength(h.size) !== loc.length) return "size does not match the index";
+    const dataEnd = HEADER_SIZE + h.size;
+    let stored: number;
+    let computed: number;
+    if (loc.length <= CHECK_PIECE) {
+      if (first.length < loc.length) return "needle cut short";
+      const data = first.subarray(HEADER_SIZE, dataEnd);
+      computed = this.#checks.crc32c(data);
+      stored = new DataView(first.buffer, first.byteOffset + dataEnd, FOOTER_SIZE).getUint32(0, true);
+      if (verifyHash && computed === stored && !sameKey(this.#checks.blake3(data), key))
+        return "content does not hash to its key";
+    } else {
+      const crc = await createCrc32cStream();
+      const hash = verifyHash ? await createStreamHasher() : undefined;
+      let pos = HEADER_SIZE;
+      let piece: Uint8Array = first.subarray(HEADER_SIZE);
+      let footer: Uint8Array = new Uint8Array(0);
+      while (true) {
+        const data = piece.subarray(0, Math.max(0, Math.min(piece.length, dataEnd - pos)));
+        crc.update(data);
+        hash?.update(data);
+        footer = concat(footer, piece.subarray(data.length));
+        pos += piece.length;
+        if (pos >= HEADER_SIZE + h.size + FOOTER_SIZE) break;
+        piece = await volume.read(loc.offset + pos, Math.min(loc.length - pos, CHECK_PIECE));
+        if (piece.length === 0) return "needle cut short";
+      }
+      computed = crc.finish();
+      stored = new DataView(footer.buffer, footer.byteOffset, FOOTER_SIZE).getUint32(0, true);
+      if (verifyHash && computed === stored && !sameKey(hash!.finish().key, key))
+        return "content does not hash to its key";
+    }
+    return computed === stored ? "good" : "data checksum mismatch";
+  }
+
   async #readHeader(loc: NeedleLocation) {
     const bytes = await this.#volumes.get(loc.volume)!.read(loc.offset, HEADER_SIZE);
     return decodeHeader(bytes, 0, this.#checks.crc32c);
@@ -750,7 +922,13 @@ export class NeedleStore implements AsyncDisposable {
   // ---- compaction ------------------------------------------------------------------------------------------
 
   async #compactAll(threshold: number, options: CompactOptions, signal: AbortSignal): Promise<CompactResult> {
-    const total: CompactResult = { volumes: [], bytesReclaimed: 0, needlesCopied: 0, corrupt: 0 };
+    const total: CompactResult = {
+      volumes: [],
+      bytesReclaimed: 0,
+      needlesCopied: 0,
+      corrupt: 0,
+      skipped: [],
+    };
     const candidates = [...this.#volumes.values()]
       .filter((v) => {
         const size = v.end - SUPERBLOCK_SIZE;
@@ -775,10 +953,11 @@ export class NeedleStore implements AsyncDisposable {
           }
         },
         liveNeedles: () => this.#liveIn(id),
-        moved: (moves, dropped) => this.#applyMoves(volume, moves, dropped),
+        moved: (moves) => this.#applyMoves(volume, moves),
         reportCorrupt: (n) => this.#reportCorrupt(n),
       });
-      total.volumes.push(id);
+      if (r.skipped) total.skipped.push(id);
+      else total.volumes.push(id);
       if (volume.end === SUPERBLOCK_SIZE) await this.#exclusive(() => this.#removeEmptyVolume(volume));
       total.bytesReclaimed += r.bytesReclaimed;
       total.needlesCopied += r.needlesCopied;
@@ -819,10 +998,10 @@ export class NeedleStore implements AsyncDisposable {
 
   /**
    * After a compaction swapped volume files: points every needle that is still live at its new offset (in
-   * ascending order, so a new offset never lands on an old one not yet moved), and drops the ones found corrupt
-   * while copying. Synchronous: it runs in the same step as the descriptor swap.
+   * ascending order, so a new offset never lands on an old one not yet moved). Synchronous: it runs in the same
+   * step as the descriptor swap.
    */
-  #applyMoves(volume: Volume, moves: { needle: LiveNeedle; to: number }[], dropped: LiveNeedle[]): void {
+  #applyMoves(volume: Volume, moves: { needle: LiveNeedle; to: number }[]): void {
     for (const { needle, to } of moves) {
       const loc = this.#current(volume.id, needle);
       if (loc === undefined) continue;
@@ -832,15 +1011,6 @@ export class NeedleStore implements AsyncDisposable {
       if (needle.hex !== undefined) this.#overflow.set(needle.hex, next);
       else this.#index.set(needle.lo, needle.hi, next);
       this.#setCount(next, count);
-    }
-    for (const needle of dropped) {
-      const loc = this.#current(volume.id, needle);
-      if (loc === undefined) continue;
-      if (needle.hex !== undefined) this.#overflow.delete(needle.hex);
-      else this.#index.remove(needle.lo, needle.hi);
-      this.#refs.delete(locationKey(loc));
-      volume.liveBytes -= loc.length;
-      volume.liveNeedles--;
     }
   }
 
@@ -887,6 +1057,18 @@ export class NeedleStore implements AsyncDisposable {
     await this.#lock.release();
     if (errors.length > 0) throw errors[0];
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function isClosing(e: unknown): boolean {
+  return e instanceof NexusError && e.code === "closed";
 }
 
 function locationKey(loc: NeedleLocation): number {

@@ -216,10 +216,11 @@ export class WarmTier {
     }
     if (shape === undefined) {
       if (corrupt.size > 0) {
-        throw new NexusError("corrupt", `every shard of ${key} in the warm tier fails its checksum`, {
-          key,
-          corrupt: sorted(corrupt),
-        });
+        throw new NexusError(
+          "too_many_losses",
+          `${key} cannot be read from the warm tier: every shard found fails its checksum`,
+          { key, shardsLeft: 0, shardsNeeded: k0, missing: sorted(missing), corrupt: sorted(corrupt) },
+        );
       }
       throw new NexusError("not_found", `no shard of ${key} in the warm tier`, { key });
     }
@@ -237,7 +238,13 @@ export class WarmTier {
       throw new NexusError(
         "too_many_losses",
         `${key} cannot be read from the warm tier: ${n - usable} of ${n} shards are missing or corrupt, at most ${shape.parityShards} can be rebuilt`,
-        { key, missing: sorted(missing), corrupt: sorted(corrupt) },
+        {
+          key,
+          shardsLeft: usable,
+          shardsNeeded: shape.dataShards,
+          missing: sorted(missing),
+          corrupt: sorted(corrupt),
+        },
       );
     }
     const bytes = this.#codec.decode(shards, shape.dataShards, shape.parityShards, shape.size);

@@ -112,6 +112,30 @@ export interface TieringPassOptions {
   onMoveFailed?: (key: string, error: unknown) => void;
 }
 
+export interface TieredScrubProgress {
+  /** Objects checked so far, of `total` (those tracked when the pass began). */
+  checked: number;
+  total: number;
+  key: string;
+  tier: Tier;
+  outcome: "ok" | "repaired" | "lost";
+}
+
+export interface TieredScrubOptions {
+  /** Called after each object. */
+  onProgress?: (progress: TieredScrubProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface TieredScrubResult {
+  checked: number;
+  /** Warm objects whose lost or corrupt shards were re-encoded from the survivors. */
+  repaired: { key: string; shards: number[] }[];
+  /** Objects no tier can return: code `too_many_losses` (warm, details.shardsLeft) or `corrupt` (hot, cold). */
+  lost: { key: string; tier: Tier | undefined; code: string; details: unknown }[];
+  stopped: boolean;
+}
+
 export interface RecoveryReport {
   /** Unfinished moves completed at open (the destination was whole). */
   rolledForward: number;
@@ -248,6 +272,8 @@ export class TieredStore implements AsyncDisposable {
       if (inFlight !== undefined) await inFlight.catch(() => {});
       else if (this.#moves === moves) break;
     }
+    const entry = this.#tracker.get(key);
+    if (entry !== undefined) throw await this.#lossError(key, entry.tier, failure);
     if (failure !== undefined) throw failure;
     throw new NexusError("not_found", `no object with key ${key} in any tier`, { key });
   }
@@ -370,6 +396,60 @@ export class TieredStore implements AsyncDisposable {
     }
     await this.#tracker.flush();
     result.durationMs = performance.now() - started;
+    return result;
+  }
+
+  /**
+   * Checks every object the store tracks, in the tier that holds it, and repairs what it can: a warm object
+   * with lost or corrupt shards (while k survive) gets them re-encoded from the survivors; a hot or cold copy that
+   * fails its check, or a warm object past repair, is reported (`lost`) with the code get() gives for it. The hot
+   * tier holds one copy, so its repair is a put of the content. Reads and writes go on meanwhile.
+   */
+  async scrub(options: TieredScrubOptions = {}): Promise<TieredScrubResult> {
+    this.#assertOpen();
+    const keys = [...this.#tracker.values()].filter((e) => e.pending === undefined).map((e) => e.key);
+    const result: TieredScrubResult = { checked: 0, repaired: [], lost: [], stopped: false };
+    for (const key of keys) {
+      if (options.signal?.aborted || this.#closed) {
+        result.stopped = true;
+        break;
+      }
+      let outcome = "ok" as TieredScrubProgress["outcome"] | "skipped";
+      let tier = undefined as Tier | undefined;
+      await this.#withKeyLock(key, async () => {
+        const entry = this.#tracker.get(key);
+        if (entry === undefined || entry.pending !== undefined) {
+          outcome = "skipped"; // deleted or moving meanwhile
+          return;
+        }
+        tier = entry.tier;
+        try {
+          if (tier === "warm") {
+            const report = await this.warm.read(key);
+            const damaged = [...report.missing, ...report.corrupt];
+            if (damaged.length > 0) {
+              await this.warm.repair(key, damaged);
+              this.#needsRepair.delete(key);
+              result.repaired.push({ key, shards: damaged });
+              outcome = "repaired";
+            }
+          } else {
+            await this.#readFrom(tier, key);
+          }
+        } catch (error) {
+          if (isNexusError(error, "closed")) throw error;
+          const loss =
+            isNexusError(error, "corrupt") || isNexusError(error, "too_many_losses")
+              ? (error as NexusError)
+              : await this.#lossError(key, tier, error);
+          result.lost.push({ key, tier, code: loss.code, details: loss.details });
+          outcome = "lost";
+        }
+      });
+      if (outcome === "skipped" || tier === undefined) continue;
+      result.checked++;
+      options.onProgress?.({ checked: result.checked, total: keys.length, key, tier, outcome });
+    }
     return result;
   }
 
@@ -547,6 +627,30 @@ export class TieredStore implements AsyncDisposable {
         this.#moves++;
       }
       step("done");
+    });
+  }
+
+  /**
+   * The error for an object the tracker says `tier` holds but no tier could return: never not_found. The warm
+   * tier says how many shards are left (too_many_losses); a single-copy tier (hot, cold) says its copy is corrupt
+   * or gone (corrupt).
+   */
+  async #lossError(key: string, tier: Tier, failure: unknown): Promise<NexusError> {
+    if (tier === "warm") {
+      if (isNexusError(failure, "too_many_losses")) return failure as NexusError;
+      const needed = this.warm.dataShards;
+      const left = await this.warm.validShardCount(key).catch(() => 0);
+      return new NexusError(
+        "too_many_losses",
+        `${key} is in the warm tier but cannot be read: ${left} of ${needed + this.warm.parityShards} shards left, ${needed} needed`,
+        { key, tier, shardsLeft: left, shardsNeeded: needed },
+      );
+    }
+    if (isNexusError(failure, "corrupt")) return failure as NexusError;
+    return new NexusError("corrupt", `${key} is in the ${tier} tier but its copy there is gone`, {
+      key,
+      tier,
+      reason: failure instanceof Error ? failure.message : "not found",
     });
   }
 

@@ -13,6 +13,7 @@ import {
   encodeIdxHeader,
   encodeSuperblock,
   IDX_HEADER_SIZE,
+  IdxSealer,
   idxFileName,
   SUPERBLOCK_SIZE,
   type Superblock,
@@ -65,6 +66,10 @@ export class Volume {
   dirty = false;
   /** An .idx append failed: the log stops here and is completed from the volume on the next open. */
   idxBroken = false;
+  /** Seals the .idx in groups; recovery hands it the log's unsealed last group. */
+  sealer: IdxSealer;
+  /** Why the superblock was rewritten on open (it failed its checks), or undefined. */
+  readonly repairedSuperblock: string | undefined;
   #pins = new Map<number, number>();
   #retired = new Set<number>();
   #drained: (() => void)[] = [];
@@ -79,8 +84,12 @@ export class Volume {
     sb: Superblock,
     end: number,
     idxEnd: number,
+    crc: Crc32c,
+    repairedSuperblock?: string,
   ) {
     this.dir = dir;
+    this.sealer = new IdxSealer(crc);
+    this.repairedSuperblock = repairedSuperblock;
     this.id = id;
     this.#fd = fd;
     this.#idxFd = idxFd;
@@ -116,7 +125,7 @@ export class Volume {
       await syncDir(dir);
       const fd = await openFile(volumePath, "r+");
       const idxFd = await openFile(idxPath, "r+");
-      return new Volume(dir, id, fd, idxFd, sb, SUPERBLOCK_SIZE, IDX_HEADER_SIZE);
+      return new Volume(dir, id, fd, idxFd, sb, SUPERBLOCK_SIZE, IDX_HEADER_SIZE, crc);
     } catch (e) {
       throw ioError(e, "cannot create volume", volumePath);
     }
@@ -125,6 +134,11 @@ export class Volume {
   /**
    * Opens volume `id` and checks its superblock. The caller replays and reconciles the .idx (recovery.ts), then
    * sets `end` and `idxEnd`. A missing .idx is created empty (with the volume's generation).
+   *
+   * A superblock that fails its checks (bit rot: bad magic, checksum, a file cut inside it) is rewritten with the
+   * id the file name gives and a new generation (so the .idx is rebuilt from the needles, which are checked one by
+   * one), and reported through `repairedSuperblock`: one damaged block must not make every needle unreadable. A
+   * valid superblock of an unknown format version, or naming another volume, is refused (corrupt).
    */
   static open(dir: string, id: number, crc: Crc32c): Volume {
     const volumePath = join(dir, volumeFileName(id));
@@ -133,7 +147,14 @@ export class Volume {
     try {
       const head = new Uint8Array(SUPERBLOCK_SIZE);
       const n = fs.readSync(fd, head, 0, SUPERBLOCK_SIZE, 0);
-      const sb = decodeSuperblock(head.subarray(0, n), crc);
+      let sb = decodeSuperblock(head.subarray(0, n), crc);
+      let repaired: string | undefined;
+      if (typeof sb === "string" && !sb.startsWith("unsupported format version")) {
+        repaired = sb;
+        sb = { volumeId: id, generation: newGeneration(), created: Date.now(), flags: 0 };
+        fs.writeSync(fd, encodeSuperblock(sb, crc), 0, SUPERBLOCK_SIZE, 0);
+        fs.fdatasyncSync(fd);
+      }
       if (typeof sb === "string") {
         throw new NexusError("corrupt", `volume ${volumePath} has no valid superblock (${sb})`, {
           path: volumePath,
@@ -146,7 +167,7 @@ export class Volume {
         });
       }
       const idxFd = fs.openSync(idxPath, fs.existsSync(idxPath) ? "r+" : "w+", 0o644);
-      return new Volume(dir, id, fd, idxFd, sb, SUPERBLOCK_SIZE, IDX_HEADER_SIZE);
+      return new Volume(dir, id, fd, idxFd, sb, SUPERBLOCK_SIZE, IDX_HEADER_SIZE, crc, repaired);
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -182,13 +203,15 @@ export class Volume {
     return at;
   }
 
-  /** Appends .idx entries (best effort: the log is rebuilt from the volume when it lags). */
-  async appendIdx(entries: Uint8Array): Promise<void> {
+  /** Appends one .idx slot, and the seal of its group when it fills one (best effort: the log is rebuilt from
+   * the volume when it lags). */
+  async appendIdx(slot: Uint8Array): Promise<void> {
     if (this.idxBroken) return;
     const at = this.idxEnd;
+    const bytes = this.sealer.add(slot);
     try {
-      await writeAt(this.#idxFd, [entries], at);
-      this.idxEnd = at + entries.length;
+      await writeAt(this.#idxFd, [bytes], at);
+      this.idxEnd = at + bytes.length;
       this.#idxDirty = true;
     } catch {
       // The log must never skip a needle: stop appending; the next open rescans the volume past the log.
@@ -249,7 +272,8 @@ export class Volume {
    * Adopts the files a compaction renamed into place, given their already open descriptors: synchronous, so that
    * the caller can update its index in the same step. The old descriptors close once the reads using them finish.
    */
-  adopt(fd: number, idxFd: number, generation: bigint, end: number, idxEnd: number): void {
+  adopt(fd: number, idxFd: number, generation: bigint, end: number, idxEnd: number, sealer: IdxSealer): void {
+    this.sealer = sealer;
     this.#retire(this.#fd);
     this.#retire(this.#idxFd);
     this.#fd = fd;

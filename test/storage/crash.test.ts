@@ -5,11 +5,13 @@ import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSy
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { isNexusError, type NexusError } from "../../src/errors.js";
+import { createChecksums } from "../../src/storage/checksum.js";
 import { type FsyncPolicy, type NeedleStore, openStore } from "../../src/storage/index.js";
 import { needleLength } from "../../src/storage/layout.js";
 import { Child } from "./child.js";
 import { bytesOf, tempDir } from "./helpers.js";
 
+const crc32cOf = (await createChecksums()).crc32c;
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -154,10 +156,29 @@ describe("flipped bits", () => {
     }
   });
 
-  it("in a superblock refuse to open the volume (corrupt), naming it", async () => {
+  it("in a superblock are reported and repaired: the superblock is rewritten, every needle is still served", async () => {
+    const s = await closedStore(3, () => 10);
+    for (const p of [0, 7, 8, 20, 40, 61]) {
+      s.restore();
+      const vol = Buffer.from(s.pristine.vol);
+      vol[p]! ^= 4;
+      writeFileSync(s.vol, vol);
+      const store = await openStore({ dir: s.dir });
+      for (let i = 0; i < 3; i++)
+        expect(await readOutcome(store, s.keys[i]!, s.blobs[i]!), `byte ${p}`).toBe("ok");
+      expect(store.corruptNeedles()[0]).toMatchObject({ volume: 1, offset: 0 });
+      await store.close();
+      const again = await openStore({ dir: s.dir }); // repaired for good: nothing to report now
+      expect(again.stats().corruptNeedles).toBe(0);
+      await again.close();
+    }
+  });
+
+  it("a valid superblock of an unknown format version refuses to open (corrupt), naming the volume", async () => {
     const s = await closedStore(1, () => 10);
     const vol = Buffer.from(s.pristine.vol);
-    vol[20]! ^= 4;
+    vol.writeUInt16LE(9, 8);
+    vol.writeUInt32LE(crc32cOf(vol.subarray(0, 60)), 60);
     writeFileSync(s.vol, vol);
     await expect(openStore({ dir: s.dir })).rejects.toMatchObject({ code: "corrupt" });
     s.restore();
