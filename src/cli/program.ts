@@ -9,6 +9,7 @@ import { runCheck } from "./commands/check.js";
 import { runDemo } from "./commands/demo.js";
 import { HELP, helpFor } from "./commands/help.js";
 import { runTest } from "./commands/test.js";
+import { runWrite } from "./commands/write.js";
 
 export const EXIT = { ok: 0, negative: 1, error: 2 } as const;
 
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   demo: runDemo,
   check: runCheck,
   test: runTest,
+  write: runWrite,
 };
 
 /** Runs the CLI with `argv` (without node and script), returning the exit code. */

@@ -1,10 +1,11 @@
 /**
  * `nexus-fast check`: one question against a model and tuples. Exit 0 allowed, 1 denied, 2 error.
  */
-import { createEngine } from "../../engine.js";
+import { createEngine, type Engine } from "../../engine.js";
 import { nexusFilesystemModel } from "../../model/preset.js";
 import type { ModelFormat } from "../../model/program.js";
 import { intOption, jsonObjectOption, parse, stringOption, UsageError } from "../args.js";
+import { modelOf, openData } from "../data.js";
 import { type FileTuple, loadModel, loadTuples } from "../load.js";
 import type { Io } from "../program.js";
 import { formatMs } from "../table.js";
@@ -21,6 +22,7 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
     tenant: { type: "string" },
     explain: { type: "boolean" },
     "max-depth": { type: "string" },
+    data: { type: "string" },
   });
   if (parsed.positionals.length !== 3) {
     throw new UsageError(`expected <user> <relation> <object>, got ${parsed.positionals.length} argument(s)`);
@@ -31,24 +33,47 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
     throw new UsageError(`--format must be openfga, spicedb or nexus, got "${format}"`);
   }
   const modelPath = stringOption(parsed, "model");
-  const loaded = modelPath
-    ? await loadModel(modelPath)
-    : { model: nexusFilesystemModel, format: "nexus" as const };
   const tuples: FileTuple[] = [];
   for (const path of (parsed.values.tuples as string[] | undefined) ?? [])
     tuples.push(...(await loadTuples(path)));
   const context = jsonObjectOption(parsed, "context");
   const tenant = stringOption(parsed, "tenant");
-
+  // --data DIR: tuples (and, without --model, the model) from the file tuple store `nexus-fast write` fills.
+  const dataDir = stringOption(parsed, "data");
+  if (dataDir !== undefined && tuples.length > 0) {
+    throw new UsageError(
+      "--tuples and --data do not mix: add tuples with `nexus-fast write --data DIR --tuples FILE`",
+    );
+  }
+  const store = dataDir !== undefined ? await openData(dataDir) : undefined;
+  let engine: Engine;
+  let modelName: string;
   const started = performance.now();
-  const engine = await createEngine({
-    model: loaded.model,
-    ...((format ?? loaded.format) ? { format: (format ?? loaded.format) as ModelFormat } : {}),
-    quantizationWindowMs: 0,
-    ...(parsed.values["max-depth"] !== undefined
-      ? { maxResolutionDepth: intOption(parsed, "max-depth", 25) }
-      : {}),
-  });
+  try {
+    const stored = await store?.models.latest(tenant ?? "default");
+    const loaded = modelPath
+      ? await loadModel(modelPath)
+      : stored
+        ? modelOf(stored)
+        : { model: nexusFilesystemModel, format: "nexus" as const };
+    modelName = modelPath
+      ? modelPath
+      : stored
+        ? `version ${stored.id} in ${dataDir}`
+        : "built-in Nexus preset";
+    engine = await createEngine({
+      model: loaded.model,
+      ...(store ? { store } : {}),
+      ...((format ?? loaded.format) ? { format: (format ?? loaded.format) as ModelFormat } : {}),
+      quantizationWindowMs: 0,
+      ...(parsed.values["max-depth"] !== undefined
+        ? { maxResolutionDepth: intOption(parsed, "max-depth", 25) }
+        : {}),
+    });
+  } catch (error) {
+    await store?.close();
+    throw error;
+  }
   try {
     if (tuples.length > 0) {
       await engine.write({
@@ -70,12 +95,13 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
     io.out(allowed ? "allowed" : "denied");
     if (parsed.values.explain) {
       io.out(
-        `model: ${engine.program.format}${modelPath ? ` (${modelPath})` : " (built-in Nexus preset)"}; ` +
+        `model: ${engine.program.format} (${modelName}); ` +
           `${tuples.length} tuple(s) loaded in ${formatMs(loadedAt - started)}; check took ${formatMs(answeredAt - loadedAt)}`,
       );
     }
     return allowed ? 0 : 1;
   } finally {
     await engine.close();
+    await store?.close();
   }
 }

@@ -10,6 +10,7 @@ Commands:
                                Answer one permission question against a model and tuples
                                (exit 0 allowed, 1 denied, 2 error)
   test <store.fga.yaml>...     Run OpenFGA store-file tests (fga model test format); exit 1 on any failure
+  write --data DIR             Keep a model version and tuples in DIR (a durable tuple store) for check --data
   help [command]               Show help for a command
 
 Options:
@@ -45,9 +46,31 @@ Options:
   --context JSON       request context for conditions, e.g. '{"ip":"10.0.0.1"}'
   --tenant T           the tenant to ask in (default "default")
   --explain            also print the time taken and the model's format
+  --data DIR           read tuples (and, without --model, the newest model version) from the durable store
+                       in DIR that \`nexus-fast write --data DIR\` fills; --tuples cannot be used with it
 
 Example:
   nexus-fast check --model model.fga --tuples tuples.yaml user:anne viewer document:roadmap
+`,
+  write: `Usage: nexus-fast write --data DIR [--model FILE] [--tuples FILE]... [--deletes FILE]... [options]
+
+Keeps tuples and model versions in DIR, a durable tuple store (an append-only log with checkpoints; every
+acknowledged write survives a crash), where \`nexus-fast check --data DIR\` and the server find them.
+Tuples are checked against the model (--model, else the newest version in DIR, else the built-in Nexus preset);
+tuples already there, or already gone, are skipped, so running the same command twice changes nothing.
+One process writes to DIR at a time (another gets "locked").
+
+Options:
+  --data DIR       the store directory (created when missing)
+  --model FILE     store this model as the tenant's newest version (unless it is already) and check against it
+  --format F       openfga | spicedb | nexus (default: from the file's extension and content)
+  --tuples FILE    tuples to write (formats as for check; repeatable)
+  --deletes FILE   tuples to delete (same formats; repeatable)
+  --tenant T       the tenant (default "default")
+
+Example:
+  nexus-fast write --data ./perms --model model.fga --tuples tuples.yaml
+  nexus-fast check --data ./perms user:anne viewer document:roadmap
 `,
   test: `Usage: nexus-fast test [--verbose] <store.fga.yaml>...
 
