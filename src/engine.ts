@@ -36,7 +36,7 @@ import { listObjects } from "./check/list-objects.js";
 import { listUsers, type UserFilter } from "./check/list-users.js";
 import { TupleReader } from "./check/reader.js";
 import type { ConditionContext } from "./conditions/cel.js";
-import { type Consistency, openSnapshot, revisionFor } from "./engine/consistency.js";
+import { type Consistency, KnownRevision, openSnapshot, revisionFor } from "./engine/consistency.js";
 import {
   contextOf,
   contextualTuplesOf,
@@ -82,7 +82,11 @@ export interface EngineOptions {
   readonly store?: TupleStore;
   /** Epoch milliseconds (default Date.now): expiry, quantization and the default store's commit times. */
   readonly clock?: () => number;
-  /** "minimize_latency" reads a snapshot at most this old (default 5000 ms; 0 reads the latest). */
+  /**
+   * How stale a default ("minimize_latency") read may be for writes made elsewhere (another engine or process
+   * sharing the store): at most this many ms (default 5000; 0 reads the latest revision every time). Writes this
+   * engine acknowledged, and changes its caches' feed delivered, are always seen at once.
+   */
   readonly quantizationWindowMs?: number;
   /** Nested lookups before "resolution_too_complex" (default 25, OpenFGA's). */
   readonly maxResolutionDepth?: number;
@@ -209,6 +213,8 @@ export class Engine implements AsyncDisposable {
   readonly #ownsStore: boolean;
   readonly #clock: () => number;
   readonly #window: number;
+  /** The latest revision this engine wrote or its change feed delivered: default reads never see less. */
+  readonly #known: KnownRevision;
   readonly #maxDepth: number;
   readonly #maxContextual: number;
   readonly #closing = new AbortController();
@@ -223,7 +229,9 @@ export class Engine implements AsyncDisposable {
     options: EngineOptions,
     fast?: FastEvaluator,
     chain?: CheckChain,
+    known: KnownRevision = new KnownRevision(),
   ) {
+    this.#known = known;
     this.#fast = fast;
     this.#chain = chain;
     this.program = program;
@@ -300,6 +308,8 @@ export class Engine implements AsyncDisposable {
       onDuplicate: request.onDuplicate ?? "error",
       onMissing: request.onMissing ?? "error",
     });
+    // Read-your-writes: every read from now on sees this revision (no store call needed to learn it).
+    this.#known.advance(result.revision);
     return { token: encodeToken(this.store.id, result.revision), revision: result.revision };
   }
 
@@ -642,7 +652,12 @@ export class Engine implements AsyncDisposable {
   }
 
   async #snapshot(consistency: unknown, now: number): Promise<TupleSnapshot> {
-    return openSnapshot(consistency, { store: this.store, now, quantizationWindowMs: this.#window });
+    return openSnapshot(consistency, {
+      store: this.store,
+      now,
+      quantizationWindowMs: this.#window,
+      known: this.#known.latest,
+    });
   }
 
   async #evaluate<T>(
@@ -675,6 +690,7 @@ export class Engine implements AsyncDisposable {
       store: this.store,
       now: this.#clock(),
       quantizationWindowMs: this.#window,
+      known: this.#known.latest,
     });
   }
 }
@@ -724,6 +740,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         : {}),
       ...(options.changelog?.maxAgeMs !== undefined ? { changelogMaxAgeMs: options.changelog.maxAgeMs } : {}),
     });
+  // What this engine knows exists: the store as it is now (so a new engine over a used store reads it at once),
+  // then its own writes and its feed's deliveries.
+  const known = new KnownRevision(await store.currentRevision());
   let fast: FastEvaluator | undefined;
   if (options.evaluator !== "reference") {
     try {
@@ -750,6 +769,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         store,
         ...(options.clock !== undefined ? { clock: options.clock } : {}),
         quantizationWindowMs: window,
+        knownRevision: known,
         ...(options.maxResolutionDepth !== undefined
           ? { maxResolutionDepth: options.maxResolutionDepth }
           : {}),
@@ -764,7 +784,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       throw error;
     }
   }
-  return new Engine(program, store, options.store === undefined, options, fast, chain);
+  return new Engine(program, store, options.store === undefined, options, fast, chain, known);
 }
 
 /**

@@ -20,7 +20,7 @@ import { DEFAULT_MAX_DEPTH, Evaluation } from "../check/evaluation.js";
 import { candidateObjects, type ListObjectsQuery } from "../check/list-objects.js";
 import { TupleReader } from "../check/reader.js";
 import type { ConditionContext } from "../conditions/cel.js";
-import type { Consistency } from "../engine/consistency.js";
+import { type Consistency, KnownRevision } from "../engine/consistency.js";
 import {
   contextOf,
   contextualTuplesOf,
@@ -70,8 +70,16 @@ export interface CheckChainOptions {
   readonly store: TupleStore;
   /** Epoch ms (default Date.now); must be the store's clock. */
   readonly clock?: () => number;
-  /** minimize_latency reads a snapshot at most this old (default 5000 ms; 0 reads the latest). */
+  /**
+   * The staleness bound for changes this chain has not seen (made elsewhere): minimize_latency reads at least the
+   * state at the start of the current window of this length (default 5000 ms; 0 reads the latest).
+   */
   readonly quantizationWindowMs?: number;
+  /**
+   * The latest revision the caller knows (an engine's acknowledged writes); the chain advances it from its change
+   * feed. minimize_latency never reads older than it. Default: a new one.
+   */
+  readonly knownRevision?: KnownRevision;
   /** Nested lookups before "resolution_too_complex" (default 25). */
   readonly maxResolutionDepth?: number;
   /** Contextual tuples allowed per request (default 1000). */
@@ -358,7 +366,18 @@ export class CheckChain implements AsyncDisposable {
       await feed?.close();
       throw error;
     }
-    const revisions = new RevisionChooser({ store, clock, quantizationWindowMs: window });
+    const known = options.knownRevision ?? new KnownRevision();
+    if (feed !== undefined) {
+      // What the feed delivered exists: reads see it at once (the window only bounds what the feed has not).
+      known.advance(feed.watermark);
+      unsubscribe.push(
+        feed.subscribe({
+          onChanges: (_changes, watermark) => known.advance(watermark),
+          onReset: (revision) => known.advance(revision),
+        }),
+      );
+    }
+    const revisions = new RevisionChooser({ store, clock, quantizationWindowMs: window, known });
     const chain = new CheckChain(options, {
       feed,
       revisions,
@@ -378,11 +397,11 @@ export class CheckChain implements AsyncDisposable {
         filter: (request, o) => chain.#filter(request, o ?? {}),
       };
       try {
+        // Reads see a change as soon as the feed delivers it (the known revision), so refreshes run at once.
         const warmer = new Warmer({
           ...warming,
           warm: warmThrough(quiet, { via: via ?? "checkMany" }),
           clock,
-          quantizationWindowMs: window,
         });
         chain.#warmer = warmer;
         chain.#unsubscribe.push(feed.subscribe(warmer));

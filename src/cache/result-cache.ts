@@ -6,14 +6,19 @@
  * - r = q (an answer at a snapshot never goes stale: quantization makes every read of a window name one r), or
  * - the change feed has delivered every change up to max(q, r), without a gap since before min(q, r), and no
  *   change in between touched what the answer depends on: the tuple lists its evaluation read (exact: the
- *   evaluation is a function of them), or, when the evaluator cannot tell, every tuple class the question's
- *   (type, relation) may read (src/watch/influence.ts). The answer is then the same at both revisions.
+ *   evaluation is a function of them), or, when the evaluator cannot tell (the WASM kernel), every tuple class
+ *   the question's (type, relation) may read (src/watch/influence.ts), narrowed by subject: a change whose
+ *   subject is a plain object (`user:anne`) on a class no relation follows as a tupleset can only change the
+ *   answers of checks asking about that very subject (InfluenceMap.subjectBound), so it does not withdraw the
+ *   answers of other subjects. The answer is then the same at both revisions.
  * and the request's instant lies in [the instant it was computed at, the entry's `validUntil`) (expiry).
  *
  * A change records the revision at which its tuple list (and its class) last changed (counted as
  * invalidations); answers that did not read it keep answering across windows, the others are replaced when next
- * computed. The change record is bounded (`maxTrackedChanges`): when full it is dropped and reuse restarts from
- * its floor. Entries are bounded by `maxEntries`, evicting by second chance (an approximation of least recently used
+ * computed. The change records are bounded (`maxTrackedLists`, `maxTrackedSubjects`): when one is full it is
+ * dropped and reuse by it restarts from its floor (older answers fall back to the coarser rule).
+ * Reads see every write the engine acknowledged (no quantization hides a change), so these reuse rules, not
+ * old revisions, are what keep the hit rate up under writes. Entries are bounded by `maxEntries`, evicting by second chance (an approximation of least recently used
  * that costs a hit one flag write).
  */
 import type { StoredChange } from "../store/types.js";
@@ -34,6 +39,8 @@ export interface ResultCacheOptions {
   readonly maxEntries?: number;
   /** Most distinct tuple lists tracked for cross-revision reuse (default 1,000,000). */
   readonly maxTrackedLists?: number;
+  /** Most distinct (check class, subject) pairs tracked for per-subject reuse (default 200,000). */
+  readonly maxTrackedSubjects?: number;
 }
 
 /** What the cache knows of the change stream (a ChangeFeed, seen through the chain). */
@@ -52,6 +59,8 @@ interface Entry {
   /** The request instant it was computed for (an earlier instant may still count tuples since expired). */
   readonly computedAt: number;
   readonly relationClass: string;
+  /** The check's subject string (per-subject reuse). */
+  readonly user: string;
   /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
   readonly reads: Uint32Array | undefined;
   /** Hit since it last came up for eviction (second chance: a hit only sets this, no reordering). */
@@ -66,6 +75,13 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   readonly #entries = new Map<string, Entry>();
   /** Latest revision at which a change touched what each check class reads. */
   readonly #changedAt = new Map<string, number>();
+  /** As #changedAt, counting only changes that may matter to every subject (not InfluenceMap.subjectBound). */
+  readonly #anySubjectChangedAt = new Map<string, number>();
+  /** Latest revision at which a subject-bound change touched a check class for one subject (`class NUL user`). */
+  readonly #subjectChangedAt = new Map<string, number>();
+  readonly #maxTrackedSubjects: number;
+  /** Per-subject reuse needs both revisions at or after this (raised when #subjectChangedAt is dropped). */
+  #subjectFloor = 0;
   /**
    * Tuple lists (readKey) interned to small ids, so an entry's read set is a Uint32Array rather than strings;
    * bounded by `maxTrackedLists` (when full, every entry's read set is forgotten with it).
@@ -87,6 +103,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#influence = influence;
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#maxTrackedLists = options.maxTrackedLists ?? 1_000_000;
+    this.#maxTrackedSubjects = options.maxTrackedSubjects ?? 200_000;
   }
 
   /** Lets the cache reuse answers across revisions, trusting the feed's watermark. */
@@ -143,11 +160,17 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       const id = this.#listId(readKey(t.tenant, t.object, t.relation));
       this.#listChangedAt[id] = change.revision;
       this.#counters.invalidations++;
-      for (const cls of this.#influence.affectedBy(change.tuple.objectType, change.tuple.relation)) {
-        const before = this.#changedAt.get(cls);
-        if (before === undefined || before < change.revision) {
-          this.#changedAt.set(cls, change.revision);
-        }
+      const subjectBound =
+        t.subject.kind === "object" && this.#influence.subjectBound(t.objectType, t.relation, t.subject.type);
+      if (subjectBound && this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
+        // Forget per-subject changes so far: reuse across revisions before this one uses the class rule.
+        this.#subjectChangedAt.clear();
+        this.#subjectFloor = change.revision - 1;
+      }
+      for (const cls of this.#influence.affectedBy(t.objectType, t.relation)) {
+        raise(this.#changedAt, cls, change.revision);
+        if (subjectBound) raise(this.#subjectChangedAt, cls + "\u0000" + t.user, change.revision);
+        else raise(this.#anySubjectChangedAt, cls, change.revision);
       }
     }
   }
@@ -168,6 +191,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
         entries: this.#entries.size,
         crossRevisionHits: this.#crossRevisionHits,
         trackedLists: this.#listIds.size,
+        trackedSubjects: this.#subjectChangedAt.size,
         staleEntries: this.#stale,
         evictions: this.#evictions,
       }),
@@ -178,6 +202,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   async close(): Promise<void> {
     this.#entries.clear();
     this.#changedAt.clear();
+    this.#anySubjectChangedAt.clear();
+    this.#subjectChangedAt.clear();
     this.#listIds.clear();
     this.#listChangedAt = [];
     await this.#inner.close();
@@ -221,12 +247,24 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const low = Math.min(entry.revision, revision);
     const high = Math.max(entry.revision, revision);
     if (high > knowledge.watermark || low < knowledge.complete) return false;
-    if (entry.reads !== undefined && low >= this.#floor) {
-      const changedAt = this.#listChangedAt;
-      for (const id of entry.reads) if (changedAt[id]! > low) return false;
+    // Two proofs, either enough: no tuple list the answer read changed, or no change that could reach this class
+    // and subject happened.
+    if (entry.reads !== undefined && low >= this.#floor && this.#readsUnchanged(entry.reads, low))
       return true;
+    const cls = entry.relationClass;
+    if (low >= this.#subjectFloor) {
+      return (
+        (this.#anySubjectChangedAt.get(cls) ?? -1) <= low &&
+        (this.#subjectChangedAt.get(cls + "\u0000" + entry.user) ?? -1) <= low
+      );
     }
-    return (this.#changedAt.get(entry.relationClass) ?? -1) <= low;
+    return (this.#changedAt.get(cls) ?? -1) <= low;
+  }
+
+  #readsUnchanged(reads: Uint32Array, low: number): boolean {
+    const changedAt = this.#listChangedAt;
+    for (const id of reads) if (changedAt[id]! > low) return false;
+    return true;
   }
 
   #intern(keys: readonly string[]): Uint32Array | undefined {
@@ -279,6 +317,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       validUntil: resolution.validUntil,
       computedAt: check.now,
       relationClass: `${check.objectType}#${check.relation}`,
+      user: check.user,
       reads: resolution.reads === undefined ? undefined : this.#intern(resolution.reads),
       used: false,
     });
@@ -295,4 +334,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       }
     }
   }
+}
+
+function raise(changedAt: Map<string, number>, key: string, revision: number): void {
+  const before = changedAt.get(key);
+  if (before === undefined || before < revision) changedAt.set(key, revision);
 }

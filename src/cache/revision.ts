@@ -1,17 +1,18 @@
 /**
- * Revision quantization (P0-1): the snapshot revision a check reads, chosen once per request before any cache.
+ * The snapshot revision a check reads, chosen once per request before any cache.
  *
- * "minimize_latency" reads the state at the start of the current window (now rounded down to a multiple of the
- * window), so every read in one window names the same revision and the result cache, keyed by it, answers
- * identical checks of the window from one evaluation. Staleness bound: a write committed at time T is seen by
- * every minimize_latency read starting at or after T + window (that read's window starts after T), and at once by
- * a read presenting the write's token or asking fully_consistent. A window of 0 reads the latest revision.
+ * "minimize_latency" reads max(the state at the start of the current window, the latest revision this engine
+ * knows: its own acknowledged writes and what its change feed delivered). Every write the engine acknowledged is
+ * therefore seen at once; quantization only bounds staleness for changes made elsewhere. Staleness bound: a
+ * write committed at time T (by anyone) is seen by every minimize_latency read starting at or after T + window
+ * (that read's window starts after T), and at once by a read presenting the write's token or asking
+ * fully_consistent. A window of 0 reads the latest revision. Caches keep their hit rates across revisions by
+ * precise invalidation (result-cache.ts), not by reading old revisions.
  *
- * The rules are the engine's (src/engine/consistency.ts, used here for everything but the fast path); this layer
- * adds a memo of the current window's revision, so a minimize_latency read costs no store call once its window
- * has been resolved.
+ * The rules are the engine's (src/engine/consistency.ts); this layer adds a memo of the current window's
+ * quantized revision, so a minimize_latency read costs no store call once its window has been resolved.
  */
-import { type Consistency, revisionFor } from "../engine/consistency.js";
+import { type Consistency, KnownRevision, revisionFor, windowStart } from "../engine/consistency.js";
 import type { Revision, TupleStore } from "../store/types.js";
 
 export interface RevisionChooserOptions {
@@ -20,6 +21,8 @@ export interface RevisionChooserOptions {
   readonly clock: () => number;
   /** Window length in ms (default 5000; 0 reads the latest revision). */
   readonly quantizationWindowMs: number;
+  /** The latest revision the reader knows (its writes, its feed); minimize_latency never reads older. */
+  readonly known?: KnownRevision;
 }
 
 export interface RevisionStats {
@@ -34,6 +37,7 @@ export interface RevisionStats {
 
 export class RevisionChooser {
   readonly quantizationWindowMs: number;
+  readonly known: KnownRevision;
   readonly #store: TupleStore;
   readonly #clock: () => number;
   #windowStart = Number.NaN;
@@ -47,6 +51,7 @@ export class RevisionChooser {
     this.#store = options.store;
     this.#clock = options.clock;
     this.quantizationWindowMs = options.quantizationWindowMs;
+    this.known = options.known ?? new KnownRevision();
   }
 
   /**
@@ -58,11 +63,11 @@ export class RevisionChooser {
     if (
       window > 0 &&
       (consistency === undefined || consistency === "minimize_latency") &&
-      Math.floor(now / window) * window === this.#windowStart
+      windowStart(now, window) === this.#windowStart
     ) {
       this.#requests++;
       this.#windowHits++;
-      return this.#windowRevision;
+      return Math.max(this.#windowRevision, this.known.latest);
     }
     return undefined;
   }
@@ -70,8 +75,8 @@ export class RevisionChooser {
   /** The memoized window's revision if `now` falls in it (not counted: see countWindowHit). */
   peekWindow(now: number): Revision | undefined {
     const window = this.quantizationWindowMs;
-    return window > 0 && Math.floor(now / window) * window === this.#windowStart
-      ? this.#windowRevision
+    return window > 0 && windowStart(now, window) === this.#windowStart
+      ? Math.max(this.#windowRevision, this.known.latest)
       : undefined;
   }
 
@@ -86,12 +91,13 @@ export class RevisionChooser {
     this.#requests++;
     const window = this.quantizationWindowMs;
     if (window > 0 && (consistency === undefined || consistency === "minimize_latency")) {
-      const start = Math.floor(now / window) * window;
+      const start = windowStart(now, window);
       if (start === this.#windowStart) {
         this.#windowHits++;
-        return this.#windowRevision;
+        return Math.max(this.#windowRevision, this.known.latest);
       }
       this.#windowLookups++;
+      // The quantized revision alone is memoized; the known one is added on every read.
       const revision = await revisionFor(consistency, {
         store: this.#store,
         now,
@@ -103,10 +109,15 @@ export class RevisionChooser {
         this.#windowStart = start;
         this.#windowRevision = revision;
       }
-      return revision;
+      return Math.max(revision, this.known.latest);
     }
     this.#explicit++;
-    return revisionFor(consistency, { store: this.#store, now, quantizationWindowMs: window });
+    return revisionFor(consistency, {
+      store: this.#store,
+      now,
+      quantizationWindowMs: window,
+      known: this.known.latest,
+    });
   }
 
   stats(): RevisionStats {

@@ -141,7 +141,6 @@ async function runTest(
   const engine = await createEngine({
     model: model.model,
     ...(model.format ? { format: model.format } : {}),
-    quantizationWindowMs: 0,
   });
   try {
     if (tuples.length > 0) {

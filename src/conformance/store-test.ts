@@ -175,7 +175,6 @@ async function runCase(
     engine = await (options.createEngine ?? createEngine)({
       model,
       ...(options.format !== undefined ? { format: options.format } : {}),
-      quantizationWindowMs: 0,
     });
     for (let i = 0; i < tuples.length; i += 1000) await engine.write({ writes: tuples.slice(i, i + 1000) });
   } catch (error) {

@@ -27,6 +27,14 @@ export interface InfluenceMap {
    * below the depth limit can never be "resolution_too_complex".
    */
   maxHops(type: string, relation: string): number;
+  /**
+   * Whether a tuple on `type#relation` whose subject is a plain object of `subjectType` (`user:anne`: no
+   * relation, no wildcard) can change only the answers of checks whose subject is that same string: no relation
+   * reading the class as a tupleset can follow such a subject on (its type lacks every relation those
+   * tuple-to-usersets continue into). Such a tuple is matched against the check's subject and nothing else, so a
+   * cache may invalidate per subject.
+   */
+  subjectBound(type: string, relation: string, subjectType: string): boolean;
 }
 
 const cache = new WeakMap<Program, InfluenceMap>();
@@ -117,6 +125,7 @@ function build(program: Program): InfluenceMap {
     return most;
   };
   for (const cls of all) longest(cls);
+  const tuplesets = tuplesetClasses(program);
   const none: readonly RelationClass[] = [];
   const empty: ReadonlySet<RelationClass> = new Set();
   return {
@@ -124,7 +133,58 @@ function build(program: Program): InfluenceMap {
     readsOf: (type, relation) => closure.get(`${type}#${relation}`) ?? empty,
     mayEvaluateConditions: (type, relation) => conditions.has(`${type}#${relation}`),
     maxHops: (type, relation) => hops.get(`${type}#${relation}`) ?? 0,
+    subjectBound: (type, relation, subjectType) => {
+      if (tuplesets === "all") return false;
+      const continued = tuplesets.get(`${type}#${relation}`);
+      if (continued === undefined) return true;
+      if (continued.has("*")) return false;
+      const relations = program.types.get(subjectType)?.relations;
+      if (relations === undefined) return true;
+      for (const computed of continued) if (relations.has(computed)) return false;
+      return true;
+    },
   };
+}
+
+/**
+ * The classes some relation reads as a tupleset, each with the relations its tuple-to-usersets continue into on
+ * the subjects; "all" when a rewrite is of a kind not known here.
+ */
+function tuplesetClasses(program: Program): Map<RelationClass, Set<string>> | "all" {
+  const out = new Map<RelationClass, Set<string>>();
+  const walk = (typeName: string, rewrite: Rewrite): boolean => {
+    switch (rewrite.kind) {
+      case "direct":
+      case "computed":
+      case "none":
+        return true;
+      case "ttu":
+        {
+          const cls = `${typeName}#${rewrite.tupleset}`;
+          // A tuple-to-userset with more to it than tupleset and computed (a variant added later, such as one
+          // needing every parent) may depend on subjects of any type: "*" marks the class never subject-bound.
+          const plain = Object.keys(rewrite).every(
+            (k) => k === "kind" || k === "tupleset" || k === "computed",
+          );
+          const relation = plain ? rewrite.computed : "*";
+          const continued = out.get(cls);
+          if (continued === undefined) out.set(cls, new Set([relation]));
+          else continued.add(relation);
+        }
+        return true;
+      case "union":
+      case "intersection":
+        return rewrite.children.every((child) => walk(typeName, child));
+      case "exclusion":
+        return walk(typeName, rewrite.base) && walk(typeName, rewrite.subtract);
+      default:
+        return false; // a kind added later: assume it may follow any subject
+    }
+  };
+  for (const [typeName, type] of program.types) {
+    for (const def of type.relations.values()) if (!walk(typeName, def.rewrite)) return "all";
+  }
+  return out;
 }
 
 function edges(

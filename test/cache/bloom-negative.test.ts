@@ -47,7 +47,6 @@ async function open(engine: Engine, options: Partial<CheckChainOptions> = {}): P
   return CheckChain.open({
     program: engine.program,
     store: engine.store,
-    quantizationWindowMs: 0,
     resultCache: false,
     ...options,
   });
@@ -59,7 +58,7 @@ describe("BloomNegativeResolver", () => {
   });
 
   it("denies subjects and objects without tuples, and nothing else", async () => {
-    await using engine = await createEngine({ model, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model });
     await engine.write({
       writes: [
         { user: "user:anne", relation: "member", object: "group:eng" },
@@ -92,7 +91,6 @@ describe("BloomNegativeResolver", () => {
     const recursive = model.replace("define member: [user]", "define member: [user, group#member]");
     await using engine = await createEngine({
       model: recursive,
-      quantizationWindowMs: 0,
       maxResolutionDepth: 2,
     });
     await engine.write({
@@ -114,7 +112,7 @@ describe("BloomNegativeResolver", () => {
   });
 
   it("a wildcard tuple keeps every subject of its type from being denied", async () => {
-    await using engine = await createEngine({ model, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model });
     await engine.write({ writes: [{ user: "user:*", relation: "viewer", object: "doc:1" }] });
     await using chain = await open(engine);
     expect(await chain.check({ user: "user:stranger", relation: "viewer", object: "doc:1" })).toBe(true);
@@ -122,7 +120,7 @@ describe("BloomNegativeResolver", () => {
   });
 
   it("is extended by the change feed: a new grant is never denied once the feed has it, and bypassed before", async () => {
-    await using engine = await createEngine({ model, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model });
     await engine.write({ writes: [{ user: "user:anne", relation: "viewer", object: "doc:1" }] });
     await using chain = await open(engine);
     expect(await chain.check({ user: "user:carl", relation: "viewer", object: "doc:1" })).toBe(false);
@@ -134,7 +132,7 @@ describe("BloomNegativeResolver", () => {
   });
 
   it("rebuilds after deletes (and when full), then denies the deleted subjects again", async () => {
-    await using engine = await createEngine({ model, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model });
     await using chain = await open(engine, { bloom: { initialCapacity: 64, rebuildStaleRatio: 0.2 } });
     const users = Array.from({ length: 100 }, (_, i) => `user:u${i}`);
     await engine.write({ writes: users.map((user) => ({ user, relation: "viewer", object: "doc:1" })) });
@@ -156,7 +154,7 @@ describe("BloomNegativeResolver", () => {
   });
 
   it("does not apply the subject rule where a condition may be evaluated (the reference reports the error)", async () => {
-    await using engine = await createEngine({ model: conditional, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model: conditional });
     await engine.write({
       writes: [
         { user: "group:eng#member", relation: "viewer", object: "doc:1", condition: { name: "small" } },
@@ -181,7 +179,7 @@ type doc
     define viewer: [user]
 `,
     };
-    await using engine = await createEngine({ ...nexus, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ ...nexus });
     await using chain = await open(engine);
     const contextual = {
       user: "user:zed",
@@ -207,7 +205,7 @@ type doc
 
   it("stays off without history, and seeds from named tenants instead", async () => {
     const store = new MemoryTupleStore({ changelogMaxEntries: 2 });
-    await using engine = await createEngine({ model, store, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model, store });
     for (let i = 0; i < 5; i++) {
       await engine.write({ writes: [{ user: `user:u${i}`, relation: "viewer", object: "doc:1" }] });
     }

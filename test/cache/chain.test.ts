@@ -8,14 +8,13 @@ import { describe, expect, it } from "vitest";
 import { type ChainCheckRequest, CheckChain } from "../../src/cache/chain.js";
 import { ReferenceResolver } from "../../src/cache/reference.js";
 import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/cache/types.js";
+import { KnownRevision } from "../../src/engine/consistency.js";
 import { createEngine, type Engine } from "../../src/engine.js";
 import { isNexusError } from "../../src/errors.js";
 import { FastEvaluator } from "../../src/fast/evaluator.js";
 import type { TupleKey } from "../../src/store/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
-
-const WINDOW = 1000;
 
 /** Layer activity over every run, so the test shows the layers really answered (not just passed through). */
 const totals = {
@@ -125,7 +124,6 @@ describe("CheckChain equals the reference", () => {
           await using engine = await createEngine({
             model: model.program,
             clock,
-            quantizationWindowMs: WINDOW,
             maxResolutionDepth: 200,
             // The oracle: the plain reference evaluator, no caches.
             evaluator: "reference",
@@ -136,11 +134,13 @@ describe("CheckChain equals the reference", () => {
           if (tuples.length > 0) token = (await engine.write({ writes: tuples })).token;
           const present = new Set(tuples.map((t) => JSON.stringify(t)));
           const { opaqueEvaluator, wasm, ...switches } = layers;
+          // The chain knows the oracle's writes as an engine knows its own (so both read the same revision).
+          const known = new KnownRevision(await engine.store.currentRevision());
           await using chain = await CheckChain.open({
             program: model.program,
             store: engine.store,
             clock,
-            quantizationWindowMs: WINDOW,
+            knownRevision: known,
             maxResolutionDepth: 200,
             ...switches,
             ...(wasm && !opaqueEvaluator
@@ -161,6 +161,7 @@ describe("CheckChain equals the reference", () => {
           const questions = questionsOf(model);
           for (const step of steps) {
             token = await toggle(engine, model, step.toggle, present, token);
+            known.advance(await engine.store.currentRevision());
             time += step.advanceMs;
             if (step.waitForFeed) await chain.caughtUp();
             const consistency =

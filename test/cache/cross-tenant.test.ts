@@ -144,7 +144,6 @@ async function setup(
     model: options.model ?? model,
     ...(options.format !== undefined ? { format: options.format } : {}),
     clock: () => clock.now,
-    quantizationWindowMs: 0,
   });
   if (options.writes !== undefined) await engine.write({ writes: options.writes });
   const { program, store } = engine;
@@ -632,7 +631,7 @@ describe("CrossTenantResolver: building and following", () => {
   it("seeds from a snapshot of the named tenants when the changelog is trimmed, and covers only those", async () => {
     const clock = { now: 1_700_000_000_000 };
     const store = new MemoryTupleStore({ clock: () => clock.now, changelogMaxEntries: 2 });
-    const engine = await createEngine({ model, store, clock: () => clock.now, quantizationWindowMs: 0 });
+    const engine = await createEngine({ model, store, clock: () => clock.now });
     for (const tenant of ["A", "X"]) {
       await engine.write({
         writes: [
@@ -740,7 +739,7 @@ describe("CrossTenantResolver: building and following", () => {
 
   it("catches up from the store when subscribed after open (no source)", async () => {
     const clock = { now: 1_700_000_000_000 };
-    await using engine = await createEngine({ model, clock: () => clock.now, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model, clock: () => clock.now });
     const { program, store } = engine;
     const layer = await CrossTenantResolver.open(new ReferenceResolver({ program, store }), {
       program,

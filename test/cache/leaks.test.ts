@@ -40,11 +40,10 @@ describe("leak audit", () => {
   it("close() returns active resources to the baseline after checks, writes and aborted requests", async () => {
     await settle();
     const baseline = resourceCounts();
-    const engine = await createEngine({ model, quantizationWindowMs: 0 });
+    const engine = await createEngine({ model });
     const chain = await CheckChain.open({
       program: engine.program,
       store: engine.store,
-      quantizationWindowMs: 0,
       tiger: { materializeAfter: 1 },
     });
     for (let i = 0; i < 50; i++) {
@@ -108,7 +107,7 @@ describe("leak audit", () => {
   });
 
   it("await using closes the chain; the store it was given stays open", async () => {
-    await using engine = await createEngine({ model, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model });
     let feedRunning: boolean | undefined;
     {
       await using chain = await CheckChain.open({ program: engine.program, store: engine.store });
@@ -122,7 +121,7 @@ describe("leak audit", () => {
 
   it("many chains opened and closed leave the Bloom kernel's memory where it was", async () => {
     const { sharedKernel } = await import("../../src/wasm/loader.js");
-    await using engine = await createEngine({ model, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model });
     const first = await CheckChain.open({ program: engine.program, store: engine.store });
     await first.close();
     const kernel = sharedKernel<{ alloc(n: number): number; free(p: number): void }>("bloom");

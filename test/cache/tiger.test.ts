@@ -40,7 +40,7 @@ condition small(x: int) {
 `;
 
 async function loaded(): Promise<Engine> {
-  const engine = await createEngine({ model, quantizationWindowMs: 0 });
+  const engine = await createEngine({ model });
   const writes = [
     { user: "user:anne", relation: "member", object: "group:eng" },
     { user: "group:eng#member", relation: "viewer", object: "folder:root" },
@@ -61,7 +61,6 @@ describe("TigerResolver", () => {
     await using chain = await CheckChain.open({
       program: engine.program,
       store: engine.store,
-      quantizationWindowMs: 0,
       tiger: { materializeAfter: 1 },
       resultCache: false,
     });
@@ -87,7 +86,6 @@ describe("TigerResolver", () => {
     await using chain = await CheckChain.open({
       program: engine.program,
       store: engine.store,
-      quantizationWindowMs: 0,
       tiger: { materializeAfter: 1 },
       resultCache: false,
     });
@@ -108,7 +106,6 @@ describe("TigerResolver", () => {
     await using chain = await CheckChain.open({
       program: engine.program,
       store: engine.store,
-      quantizationWindowMs: 0,
       tiger: { materializeAfter: 1 },
     });
     await expect(
@@ -133,7 +130,6 @@ describe("TigerResolver", () => {
     const chain = await CheckChain.open({
       program: engine.program,
       store: engine.store,
-      quantizationWindowMs: 0,
       tiger: { materializeAfter: 1, maxBitmaps: 2 },
       resultCache: false,
     });

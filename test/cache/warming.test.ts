@@ -15,6 +15,7 @@ import {
   type WarmQuestion,
   warmThrough,
 } from "../../src/cache/warming.js";
+import { KnownRevision } from "../../src/engine/consistency.js";
 import { createEngine } from "../../src/engine.js";
 import { isNexusError } from "../../src/errors.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
@@ -343,6 +344,7 @@ describe("Warmer", () => {
       tracker: primed(3),
       clock: () => clock.now,
       recentMs: 5000,
+      // The window is this test's subject: a refresh waits for the window in which a change becomes visible.
       quantizationWindowMs: 1000,
       refreshUsers: 4,
     });
@@ -474,6 +476,7 @@ describe("Warmer lifecycle", () => {
       questionsPerSecond: 20, // a budget wait is armed (a timer)
       burst: 8,
       batchSize: 4,
+      // A window arms the refresh timer a minute ahead: the timer is what this test closes.
       quantizationWindowMs: 60_000,
     });
     warmer.observe(access("user:a", "file:/t/f0"));
@@ -592,10 +595,9 @@ describe("warming through a real CheckChain", () => {
         program: engine.program,
         store: engine.store,
         clock,
-        quantizationWindowMs: 1000,
         ...(tiger ? { tiger: {} } : {}),
       });
-      await using warmer = new Warmer({ warm: warmThrough(chain), clock, quantizationWindowMs: 1000 });
+      await using warmer = new Warmer({ warm: warmThrough(chain), clock });
       chain.feed!.subscribe(warmer);
       const list = async (user: string, dir: string) => {
         const request = { user, relation: "read", objects: files(dir) };
@@ -619,8 +621,8 @@ describe("warming through a real CheckChain", () => {
       time += 200;
       expect(await list("user:u2", "file:/home/docs")).toEqual(files("file:/home/docs"));
       expect([evaluations(), materialised()], `tiger: ${tiger}`).toEqual(before); // all from caches
-      // A write invalidates u2's answers (and every file#read bitmap). Once it is visible (the next window), the
-      // refresh re-warms what u2 will ask next, in the background.
+      // A write invalidates u2's answers (and every file#read bitmap). Once the feed delivers it (reads see it from
+      // then on), the refresh re-warms what u2 will ask next, in the background.
       await list("user:u2", "file:/home");
       await warmer.idle(); // its predictions are warm (and recent) before the write
       await engine.write({
@@ -659,7 +661,9 @@ describe("warming through a real CheckChain", () => {
           ];
           await engine.write({ writes: structure });
           const present = new Set<number>();
-          const options = { program: engine.program, store: engine.store, clock, quantizationWindowMs: 1000 };
+          // The chains know the engine's writes as the engine does (so all three read the same revision).
+          const knownRevision = new KnownRevision(await engine.store.currentRevision());
+          const options = { program: engine.program, store: engine.store, clock, knownRevision };
           await using plain = await CheckChain.open({
             ...options,
             resultCache: false,
@@ -673,7 +677,6 @@ describe("warming through a real CheckChain", () => {
           await using warmer = new Warmer({
             warm: warmThrough(warm, { via }),
             clock,
-            quantizationWindowMs: 1000,
             questionsPerSecond: Number.POSITIVE_INFINITY,
             predictions: 12,
           });
@@ -684,10 +687,10 @@ describe("warming through a real CheckChain", () => {
               const tuple = WRITES[i]!;
               if (present.has(i)) {
                 present.delete(i);
-                await engine.write({ deletes: [tuple] });
+                knownRevision.advance((await engine.write({ deletes: [tuple] })).revision);
               } else {
                 present.add(i);
-                await engine.write({ writes: [tuple] });
+                knownRevision.advance((await engine.write({ writes: [tuple] })).revision);
               }
             }
             time += step.advanceMs;

@@ -20,7 +20,6 @@ const strong = { consistency: "fully_consistent" as const, context };
 async function engineWith(model: GeneratedModel, tuples: readonly TupleKey[]): Promise<Engine> {
   const engine = await createEngine({
     model: model.program,
-    quantizationWindowMs: 0,
     maxResolutionDepth: 200,
   });
   if (tuples.length > 0) await engine.write({ writes: tuples });

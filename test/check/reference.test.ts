@@ -6,7 +6,6 @@ import type { TupleKey } from "../../src/store/tuple.js";
 async function engineWith(model: string, tuples: TupleKey[]): Promise<Engine> {
   const engine = await createEngine({
     model: `model\n  schema 1.1\ntype user\n${model}`,
-    quantizationWindowMs: 0,
   });
   if (tuples.length > 0) await engine.write({ writes: tuples });
   return engine;
@@ -121,13 +120,11 @@ type doc
   it("ignores stored tuples a newer model no longer allows", async () => {
     const first = await createEngine({
       model: "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user, user:*]\n",
-      quantizationWindowMs: 0,
     });
     await first.write({ writes: [{ user: "user:*", relation: "viewer", object: "doc:1" }] });
     await using second = await createEngine({
       model: "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]\n",
       store: first.store,
-      quantizationWindowMs: 0,
     });
     expect(await first.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(true);
     expect(await second.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(false);

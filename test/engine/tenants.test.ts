@@ -59,7 +59,7 @@ const worldArb = fc.record({ a: pick(sameTenantSlots), b: pick(sameTenantSlots),
 const strong = { consistency: "fully_consistent" as const };
 
 async function engineWith(tuples: TupleKey[]): Promise<Engine> {
-  const engine = await createEngine({ model, quantizationWindowMs: 0 });
+  const engine = await createEngine({ model });
   if (tuples.length > 0) await engine.write({ writes: tuples });
   return engine;
 }
@@ -191,7 +191,7 @@ type doc
 
   it("cover the subject tenant only, wildcards included, and expire", async () => {
     let now = 1_000_000;
-    await using engine = await createEngine({ model: wildModel, clock: () => now, quantizationWindowMs: 0 });
+    await using engine = await createEngine({ model: wildModel, clock: () => now });
     await engine.write({
       tenant: "A",
       writes: [

@@ -27,7 +27,7 @@ condition small(x: int) {
 }`;
 
 async function engine(options: { evaluator?: "wasm" | "reference"; quantizationWindowMs?: number } = {}) {
-  const e = await createEngine({ model, quantizationWindowMs: 0, cache: false, ...options });
+  const e = await createEngine({ model, cache: false, ...options });
   await e.write({
     writes: [
       { user: "user:anne", relation: "member", object: "group:a" },
@@ -147,10 +147,9 @@ describe("engine with the WASM evaluator", () => {
   });
 
   it("reports resolution_too_complex like the reference", async () => {
-    const deep = await createEngine({ model, quantizationWindowMs: 0, maxResolutionDepth: 2 });
+    const deep = await createEngine({ model, maxResolutionDepth: 2 });
     const reference = await createEngine({
       model,
-      quantizationWindowMs: 0,
       maxResolutionDepth: 2,
       evaluator: "reference",
       store: deep.store,

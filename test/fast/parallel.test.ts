@@ -24,12 +24,11 @@ afterEach(() => resetParallelThresholds());
 describe("parallel bulk check", () => {
   it("answers like the reference at each revision, starts lazily, ends with the engine", async () => {
     const before = process.getActiveResourcesInfo().length;
-    const engine = await createEngine({ model, quantizationWindowMs: 0 });
+    const engine = await createEngine({ model });
     const reference = await createEngine({
       model,
       evaluator: "reference",
       store: engine.store,
-      quantizationWindowMs: 0,
     });
     const checker = enableParallelBulkCheck(engine, { maxThreads: 2 })!;
     setParallelThreshold("bulkCheck", 50);

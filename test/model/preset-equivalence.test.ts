@@ -61,8 +61,8 @@ const TREE: TupleKey[] = [
 
 describe("the Nexus preset equals its SpiceDB translation", () => {
   it("answers every question alike on random filesystems", async () => {
-    const nexus = await createEngine({ model: nexusFilesystemModel, quantizationWindowMs: 0 });
-    const spicedb = await createEngine({ model: spicedbSchema, quantizationWindowMs: 0 });
+    const nexus = await createEngine({ model: nexusFilesystemModel });
+    const spicedb = await createEngine({ model: spicedbSchema });
     try {
       await fc.assert(
         fc.asyncProperty(
