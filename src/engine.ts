@@ -30,6 +30,7 @@ import {
 } from "./cache/chain.js";
 import type { CrossTenantResolver } from "./cache/cross-tenant.js";
 import { type CheckQuery, check } from "./check/check.js";
+import { checkDetailed, type DetailedCheckResult } from "./check/detailed.js";
 import { DEFAULT_MAX_DEPTH, Evaluation } from "./check/evaluation.js";
 import { expand, type UsersetTree } from "./check/expand.js";
 import { listObjects } from "./check/list-objects.js";
@@ -337,6 +338,15 @@ export class Engine implements AsyncDisposable {
       if (answer !== undefined) return answer;
     }
     return this.#evaluate(query.tenant, options, (ev) => check(ev, query));
+  }
+
+  /**
+   * `check` with SpiceDB's third answer: `{ allowed, conditional?: { missingParameters } }`. A SpiceDB schema's
+   * check that depends on caveat parameters the request did not give is reported as conditional (where `check`
+   * rejects with "condition_missing_parameter"); see src/check/detailed.ts.
+   */
+  checkDetailed(request: CheckRequest, options: CheckOptions = {}): Promise<DetailedCheckResult> {
+    return checkDetailed((r: CheckRequest) => this.check(r, options), request);
   }
 
   /**

@@ -14,6 +14,19 @@
  * - `object#relation` checked for the userset `object#relation` itself is TRUE; a subject kind that cannot reach
  *   the relation at all is FALSE without reading (OpenFGA's PathExists).
  *
+ * A SpiceDB program (Evaluation.spicedb) follows SpiceDB's rules where they differ (src/model/program.ts):
+ * - a tuple's caveat is a conjunct of the path through the tuple, evaluated after the path's own outcome is known
+ *   not to be FALSE; a caveat that needs a missing parameter is unknown (src/check/caveat.ts), and outcomes gain
+ *   CONDITIONAL (a Conditional with the parameters it needs): union: TRUE, else an error, else CONDITIONAL, else
+ *   CYCLE, else FALSE; intersection: FALSE, else CYCLE, else an error, else CONDITIONAL, else TRUE; exclusion:
+ *   FALSE when the base is FALSE or the subtraction TRUE, else CYCLE, else an error, else CONDITIONAL (the
+ *   parameters of both sides), else TRUE; a tuple: FALSE when its caveat or its path is, else an error, else
+ *   CONDITIONAL, else the path's outcome. Kleene's three-valued logic, as SpiceDB evaluates caveat expressions;
+ * - arrows follow userset subjects' objects too, and `.all()` arrows need every tupleset tuple to lead to the
+ *   computed relation (and at least one tuple).
+ * The boolean check turns CONDITIONAL into the error "condition_missing_parameter" with `details.conditional`
+ * and `details.missingParameters` (src/check/detailed.ts reads it back as a conditional answer).
+ *
  * Within one check, TRUE and cycle-free FALSE results are memoized per node, with the depth they were computed
  * at (a result holds for any shallower depth); CYCLE and errors never are, so a node that was false only because
  * of the path it was reached on is evaluated again on other paths.
@@ -21,12 +34,17 @@
 import { NexusError } from "../errors.js";
 import type { RelationDef, Rewrite } from "../model/program.js";
 import { type SubjectKind, subjectKind } from "./analysis.js";
+import { type CaveatOutcome, Unknown } from "./caveat.js";
 import type { Evaluation, SubjectRef } from "./evaluation.js";
 
 export const FALSE = 0;
 export const TRUE = 1;
 export const CYCLE = 2;
-export type Outcome = typeof FALSE | typeof TRUE | typeof CYCLE | NexusError;
+/** SpiceDB's CONDITIONAL: the answer depends on caveat parameters the request did not give. */
+export class Conditional {
+  constructor(readonly missing: ReadonlySet<string>) {}
+}
+export type Outcome = typeof FALSE | typeof TRUE | typeof CYCLE | NexusError | Conditional;
 
 export interface CheckQuery extends SubjectRef {
   readonly tenant: string;
@@ -61,7 +79,20 @@ const SEP = "\u0000";
 export async function check(ev: Evaluation, query: CheckQuery): Promise<boolean> {
   const outcome = await checkOutcome(ev, query);
   if (outcome instanceof NexusError) throw outcome;
+  if (outcome instanceof Conditional) throw conditionalError(query, outcome);
   return outcome === TRUE;
+}
+
+/** The boolean check's answer to a CONDITIONAL outcome (read back by src/check/detailed.ts). */
+export function conditionalError(query: CheckQuery, outcome: Conditional): NexusError {
+  const missingParameters = [...outcome.missing].sort();
+  return new NexusError(
+    "condition_missing_parameter",
+    `${query.object}#${query.relation} for ${query.user} is conditional: it depends on the missing context parameter${
+      missingParameters.length > 1 ? "s" : ""
+    } ${missingParameters.join(", ")}`,
+    { conditional: true, missingParameters },
+  );
 }
 
 /** Checks one query and returns the raw outcome (TRUE, FALSE, CYCLE or an error). */
@@ -118,10 +149,11 @@ async function resolve(
 async function rewrite(run: Run, rel: RelationDef, rw: Rewrite, frame: Frame): Promise<Outcome> {
   switch (rw.kind) {
     case "direct":
-      return direct(run, frame);
+      return run.ev.spicedb ? directSpiceDb(run, frame) : direct(run, frame);
     case "computed":
       return resolve(run, frame.tenant, frame.object, rw.relation, frame.depth, frame.path);
     case "ttu":
+      if (run.ev.spicedb) return arrowSpiceDb(run, frame, rw.tupleset, rw.computed, rw.all === true);
       return tupleToUserset(run, frame, rw.tupleset, rw.computed);
     case "union": {
       const acc = new UnionAccumulator();
@@ -131,15 +163,11 @@ async function rewrite(run: Run, rel: RelationDef, rw: Rewrite, frame: Frame): P
       return acc.result();
     }
     case "intersection": {
-      let cycle = false;
-      let error: NexusError | undefined;
+      const acc = new IntersectionAccumulator();
       for (const child of rw.children) {
-        const outcome = await rewrite(run, rel, child, frame);
-        if (outcome === FALSE) return FALSE;
-        if (outcome === CYCLE) cycle = true;
-        else if (outcome instanceof NexusError) error ??= outcome;
+        if (acc.add(await rewrite(run, rel, child, frame))) return FALSE;
       }
-      return cycle ? CYCLE : (error ?? TRUE);
+      return acc.result();
     }
     case "exclusion": {
       const base = await rewrite(run, rel, rw.base, frame);
@@ -149,6 +177,7 @@ async function rewrite(run: Run, rel: RelationDef, rw: Rewrite, frame: Frame): P
       if (base === CYCLE || subtract === CYCLE) return CYCLE;
       if (base instanceof NexusError) return base;
       if (subtract instanceof NexusError) return subtract;
+      if (base instanceof Conditional || subtract instanceof Conditional) return merge(base, subtract);
       return TRUE;
     }
     case "none":
@@ -215,9 +244,92 @@ async function tupleToUserset(run: Run, frame: Frame, tupleset: string, computed
   return acc.result();
 }
 
-/** Union semantics: TRUE wins; otherwise an error; otherwise CYCLE if any; otherwise FALSE. */
+/** `direct` with SpiceDB's rules: each tuple's caveat is a conjunct of its path (see the header). */
+async function directSpiceDb(run: Run, frame: Frame): Promise<Outcome> {
+  const { ev, query } = run;
+  const tuples = await ev.reader.byObject(frame.tenant, frame.object, frame.relation);
+  const acc = new UnionAccumulator();
+  const usersets = [];
+  // The subject itself or its type's wildcard first: they need no further lookup.
+  for (const t of tuples) {
+    const matches =
+      t.subjectTenant === query.subjectTenant && (t.user === query.user || t.user === run.wildcard);
+    if (matches && acc.add(conjoin(ev.caveatOutcome(t), TRUE))) return TRUE;
+    if (t.subject.kind === "userset") usersets.push(t);
+  }
+  for (const t of usersets) {
+    const s = t.subject;
+    if (s.kind !== "userset") continue;
+    const outcome = await throughTuple(ev.caveatOutcome(t), () =>
+      resolve(run, t.subjectTenant, `${s.type}:${s.id}`, s.relation, frame.depth + 1, frame.path),
+    );
+    if (acc.add(outcome)) return TRUE;
+  }
+  return acc.result();
+}
+
+/**
+ * SpiceDB's arrows (`->`, `.any()`, `.all()`): every tupleset tuple leads to its subject's object (a userset
+ * subject's relation is ignored), whose `computed` is checked; `.any()` is their union, `.all()` their
+ * intersection (FALSE without tuples; a parent whose type lacks `computed` is FALSE).
+ */
+async function arrowSpiceDb(
+  run: Run,
+  frame: Frame,
+  tupleset: string,
+  computed: string,
+  all: boolean,
+): Promise<Outcome> {
+  const { ev } = run;
+  const tuples = await ev.reader.byObject(frame.tenant, frame.object, tupleset);
+  const any = new UnionAccumulator();
+  const every = new IntersectionAccumulator();
+  for (const t of tuples) {
+    const s = t.subject;
+    // A wildcard cannot be a tupleset's subject in SpiceDB (validate.ts refuses such schemas).
+    const parent = s.kind === "wildcard" ? undefined : `${s.type}:${s.id}`;
+    const outcome =
+      parent === undefined || !ev.program.types.get(s.type)?.relations.has(computed)
+        ? FALSE
+        : await throughTuple(ev.caveatOutcome(t), () =>
+            resolve(run, t.subjectTenant, parent, computed, frame.depth + 1, frame.path),
+          );
+    if (all ? every.add(outcome) : any.add(outcome)) return all ? FALSE : TRUE;
+  }
+  if (!all) return any.result();
+  return tuples.length === 0 ? FALSE : every.result();
+}
+
+/** A path through a tuple: its caveat's outcome and the outcome beyond it, resolved unless the caveat is false. */
+async function throughTuple(caveat: CaveatOutcome, beyond: () => Promise<Outcome>): Promise<Outcome> {
+  if (caveat === false) return FALSE;
+  return conjoin(caveat, await beyond());
+}
+
+/** A caveat's outcome AND a path's outcome (Kleene). */
+function conjoin(caveat: CaveatOutcome, path: Outcome): Outcome {
+  if (caveat === false || path === FALSE) return FALSE;
+  if (caveat instanceof NexusError) return caveat;
+  if (path === CYCLE || path instanceof NexusError) return path;
+  if (caveat instanceof Unknown) {
+    return path instanceof Conditional
+      ? merge(new Conditional(caveat.missing), path)
+      : new Conditional(caveat.missing);
+  }
+  return path;
+}
+
+/** The CONDITIONAL needing the parameters of every conditional outcome given. */
+function merge(...outcomes: Outcome[]): Conditional {
+  const missing = new Set<string>();
+  for (const o of outcomes) if (o instanceof Conditional) for (const name of o.missing) missing.add(name);
+  return new Conditional(missing);
+}
+
+/** Union semantics: TRUE wins; otherwise an error; otherwise CONDITIONAL; otherwise CYCLE if any; otherwise FALSE. */
 class UnionAccumulator {
   #error: NexusError | undefined;
+  #conditional: Conditional | undefined;
   #cycle = false;
 
   /** Adds an outcome; true when it is TRUE (the union is decided). */
@@ -225,10 +337,31 @@ class UnionAccumulator {
     if (outcome === TRUE) return true;
     if (outcome === CYCLE) this.#cycle = true;
     else if (outcome instanceof NexusError) this.#error ??= outcome;
+    else if (outcome instanceof Conditional) this.#conditional = merge(this.#conditional ?? FALSE, outcome);
     return false;
   }
 
   result(): Outcome {
-    return this.#error ?? (this.#cycle ? CYCLE : FALSE);
+    return this.#error ?? this.#conditional ?? (this.#cycle ? CYCLE : FALSE);
+  }
+}
+
+/** Intersection semantics: FALSE wins; otherwise CYCLE if any; otherwise an error; otherwise CONDITIONAL; otherwise TRUE. */
+class IntersectionAccumulator {
+  #error: NexusError | undefined;
+  #conditional: Conditional | undefined;
+  #cycle = false;
+
+  /** Adds an outcome; true when it is FALSE (the intersection is decided). */
+  add(outcome: Outcome): boolean {
+    if (outcome === FALSE) return true;
+    if (outcome === CYCLE) this.#cycle = true;
+    else if (outcome instanceof NexusError) this.#error ??= outcome;
+    else if (outcome instanceof Conditional) this.#conditional = merge(this.#conditional ?? TRUE, outcome);
+    return false;
+  }
+
+  result(): Outcome {
+    return this.#cycle ? CYCLE : (this.#error ?? this.#conditional ?? TRUE);
   }
 }

@@ -5,9 +5,10 @@
  */
 import { type ConditionContext, compileConditions } from "../conditions/cel.js";
 import { NexusError } from "../errors.js";
-import type { Program } from "../model/program.js";
+import { followsSpiceDb, type Program } from "../model/program.js";
 import { describeTuple, type RelationTuple, type Subject } from "../store/tuple.js";
 import { analyze, type ProgramAnalysis } from "./analysis.js";
+import { type CaveatOutcome, evaluateCaveat } from "./caveat.js";
 import type { TupleReader } from "./reader.js";
 
 /** OpenFGA's default resolution depth. */
@@ -39,8 +40,11 @@ export class Evaluation {
   readonly analysis: ProgramAnalysis;
   readonly context: ConditionContext | undefined;
   readonly maxDepth: number;
+  /** SpiceDB's rules (arrows over userset subjects, `.all()`, caveats as conjuncts that may be unknown). */
+  readonly spicedb: boolean;
   readonly #conditions;
   readonly #outcomes = new Map<RelationTuple, boolean | NexusError>();
+  readonly #caveats = new Map<RelationTuple, CaveatOutcome>();
 
   constructor(reader: TupleReader, options: EvaluationOptions = {}) {
     this.reader = reader;
@@ -48,12 +52,18 @@ export class Evaluation {
     this.analysis = analyze(reader.program);
     this.context = options.context;
     this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+    this.spicedb = followsSpiceDb(reader.program);
     this.#conditions = compileConditions(reader.program);
   }
 
-  /** Whether the tuple's condition holds (true without one), or the error evaluating it. */
+  /**
+   * Whether the tuple's condition holds (true without one), or the error evaluating it. For a SpiceDB program
+   * (whose checks use caveatOutcome) this says whether a walk for candidates may follow the tuple: true unless
+   * the caveat is false, since a caveat that cannot be decided here only makes the check conditional.
+   */
   conditionOutcome(tuple: RelationTuple): boolean | NexusError {
     if (tuple.condition === undefined) return true;
+    if (this.spicedb) return this.caveatOutcome(tuple) !== false;
     let outcome = this.#outcomes.get(tuple);
     if (outcome === undefined) {
       const compiled = this.#conditions.get(tuple.condition.name);
@@ -70,6 +80,23 @@ export class Evaluation {
         }
       }
       this.#outcomes.set(tuple, outcome);
+    }
+    return outcome;
+  }
+
+  /** SpiceDB's outcome of the tuple's caveat (true without one): true, false, unknown (missing parameters), error. */
+  caveatOutcome(tuple: RelationTuple): CaveatOutcome {
+    if (tuple.condition === undefined) return true;
+    let outcome = this.#caveats.get(tuple);
+    if (outcome === undefined) {
+      const compiled = this.#conditions.get(tuple.condition.name);
+      outcome =
+        compiled === undefined
+          ? new NexusError("invalid_condition", `caveat ${tuple.condition.name} is not defined`, {
+              tuple: describeTuple(tuple),
+            })
+          : evaluateCaveat(compiled, this.context, tuple.condition.context, describeTuple(tuple));
+      this.#caveats.set(tuple, outcome);
     }
     return outcome;
   }

@@ -6,7 +6,9 @@
  * the subject (or its type's wildcard), then relations that include a reached relation (computed usersets), tuples
  * naming a reached userset, and tuple-to-usersets whose tupleset points at a reached object. Only positive
  * positions are followed (intersection operands, exclusion bases). A tuple whose condition is false is not
- * followed; one whose condition cannot be evaluated (a missing parameter) makes the request fail, as in OpenFGA.
+ * followed; one whose condition cannot be evaluated (a missing parameter) makes the request fail, as in OpenFGA (in a
+ * SpiceDB schema a caveat that cannot be decided is followed, and the check of the candidate decides). SpiceDB's
+ * arrows also follow tupleset tuples naming a userset of a reached object.
  * Every candidate is then checked, so the answer never holds an object check would deny.
  */
 import { formatSubject } from "../store/tuple.js";
@@ -29,6 +31,22 @@ export async function listObjects(ev: Evaluation, query: ListObjectsQuery): Prom
     if (await check(ev, q)) result.push(object);
   }
   return result.sort();
+}
+
+/** The relations `rel` of `objectType` whose usersets (`object#rel`) the tuplesets of `parents` admit. */
+function arrowUsersetRelations(
+  ev: Evaluation,
+  objectType: string,
+  parents: readonly { type: string; tupleset: string }[],
+): Set<string> {
+  const relations = new Set<string>();
+  for (const p of parents) {
+    const tupleset = ev.program.types.get(p.type)?.relations.get(p.tupleset);
+    for (const s of tupleset?.directSubjects ?? []) {
+      if (s.type === objectType && s.relation !== undefined) relations.add(s.relation);
+    }
+  }
+  return relations;
 }
 
 /** Objects of the queried type and tenant that may hold the relation (a superset of the answer). */
@@ -74,7 +92,13 @@ export async function candidateObjects(ev: Evaluation, query: ListObjectsQuery):
       reach(tenant, object, parent.relation);
     const ttuParents = analysis.ttuParents(objectType, relation);
     if (ttuParents.length > 0) {
-      const pointing = await reader.bySubject(tenant, object);
+      const pointing = [...(await reader.bySubject(tenant, object))];
+      // SpiceDB's arrows also follow a tupleset tuple whose subject is a userset of the object (`object#rel`).
+      if (ev.spicedb) {
+        for (const rel of arrowUsersetRelations(ev, objectType, ttuParents)) {
+          pointing.push(...(await reader.bySubject(tenant, `${object}#${rel}`)));
+        }
+      }
       for (const parent of ttuParents) {
         for (const t of pointing) {
           if (t.objectType === parent.type && t.relation === parent.tupleset && passes(t)) {

@@ -32,6 +32,11 @@ export interface CompiledProgram {
    * program that uses them elsewhere (see assembly/evaluate.ts for why that is exact).
    */
   readonly unionOnly: readonly boolean[];
+  /**
+   * `type#relation` of the relations whose evaluation can reach a SpiceDB intersection arrow (`parent.all(view)`),
+   * which the kernel does not evaluate: their checks go to the reference (empty for almost every model).
+   */
+  readonly routedRelations: ReadonlySet<string>;
   readonly maxDepth: number;
   /** Relations answered through the Leopard index where it can (ids: type, relation name, rid). */
   readonly leopardRelations: readonly { type: number; relation: number; rid: number }[];
@@ -62,6 +67,7 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
         nameOf(rw.relation);
         return;
       case "ttu":
+        if (rw.all === true) monotone = false;
         nameOf(rw.tupleset);
         nameOf(rw.computed);
         return;
@@ -133,6 +139,11 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
   }
 
   const unionOnly = unionOnlyRelations(program, rids, relations);
+  const routedRelations = new Set<string>();
+  if (relations.some((r) => hasIntersectionArrow(r.rewrite))) {
+    const reaching = relationsReaching(program, rids, relations, hasIntersectionArrow);
+    for (const [i, r] of relations.entries()) if (reaching[i]) routedRelations.add(`${r.type}#${r.name}`);
+  }
 
   const HEADER = 12;
   const ridOfOff = HEADER;
@@ -192,6 +203,7 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
     kindCount,
     monotone,
     unionOnly,
+    routedRelations,
     maxDepth,
     block,
     leopardRelations,
@@ -210,12 +222,41 @@ function unionOnlyRelations(
   rids: ReadonlyMap<string, number>,
   relations: readonly { type: string; name: string; rewrite: Rewrite }[],
 ): boolean[] {
-  const all = [...rids.values()];
-  const ridOf = (type: string, name: string) => rids.get(`${type}#${name}`);
   const nonUnion = (rw: Rewrite): boolean =>
     rw.kind === "intersection" ||
     rw.kind === "exclusion" ||
+    hasIntersectionArrow(rw) ||
     (rw.kind === "union" && rw.children.some(nonUnion));
+  return relationsReaching(program, rids, relations, nonUnion).map((t) => !t);
+}
+
+/** Whether a rewrite uses SpiceDB's intersection arrow (`tupleset.all(computed)`). */
+function hasIntersectionArrow(rw: Rewrite): boolean {
+  switch (rw.kind) {
+    case "ttu":
+      return rw.all === true;
+    case "union":
+    case "intersection":
+      return rw.children.some(hasIntersectionArrow);
+    case "exclusion":
+      return hasIntersectionArrow(rw.base) || hasIntersectionArrow(rw.subtract);
+    default:
+      return false;
+  }
+}
+
+/**
+ * For each relation index, whether its evaluation can reach (itself included) a relation whose own rewrite
+ * satisfies `marked`, on the type-level graph described above.
+ */
+function relationsReaching(
+  program: Program,
+  rids: ReadonlyMap<string, number>,
+  relations: readonly { type: string; name: string; rewrite: Rewrite }[],
+  marked: (rw: Rewrite) => boolean,
+): boolean[] {
+  const all = [...rids.values()];
+  const ridOf = (type: string, name: string) => rids.get(`${type}#${name}`);
   const edges: number[][] = relations.map((r) => {
     const out = new Set<number>();
     const visit = (rw: Rewrite): void => {
@@ -265,8 +306,8 @@ function unionOnlyRelations(
     visit(r.rewrite);
     return [...out];
   });
-  // Tainted: uses intersection or exclusion, or reaches a relation that does (a backward fixpoint).
-  const tainted = relations.map((r) => nonUnion(r.rewrite));
+  // Tainted: marked, or reaches a relation that is (a backward fixpoint).
+  const tainted = relations.map((r) => marked(r.rewrite));
   const reverse: number[][] = relations.map(() => []);
   for (const [from, targets] of edges.entries()) for (const to of targets) reverse[to]!.push(from);
   const queue = tainted.flatMap((t, i) => (t ? [i] : []));
@@ -277,5 +318,5 @@ function unionOnlyRelations(
       queue.push(from);
     }
   }
-  return tainted.map((t) => !t);
+  return tainted;
 }

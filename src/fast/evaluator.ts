@@ -4,7 +4,9 @@
  * reference evaluator's (src/check/check.ts); what the kernel does not evaluate is routed back to the reference,
  * explicitly (`undefined` from check, counted in `stats.routed` by reason):
  * - "cross_tenant": the subject's tenant differs from the request's (grants across tenants);
- * - "unsupported": the check read a node holding a tuple with a condition, an expiry or a cross-tenant subject;
+ * - "unsupported": the check read a node holding a tuple with a condition, an expiry or a cross-tenant subject (or,
+ *   in a SpiceDB program, a userset subject on a relation arrows follow), or its relation can reach a SpiceDB
+ *   intersection arrow (`parent.all(view)`), which the kernel does not evaluate;
  * - "stale_revision": the request's revision is older than the graph's (graphs only move forward), or the store
  *   no longer retains the snapshot needed to build the graph;
  * - "unknown": the request names a type or relation the compiled model does not know (the engine validates
@@ -295,6 +297,10 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
 
   /** Checks one query on a graph (synchronous: one kernel call). */
   checkOn(graph: TupleGraph, query: CheckQuery): FastAnswer {
+    if (this.#reachesIntersectionArrow(query)) {
+      this.stats.routed.unsupported++;
+      return undefined;
+    }
     const q = this.#scratch;
     if (!this.#encode(query, q, 0)) {
       this.stats.routed.unknown++;
@@ -377,6 +383,11 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       const base = ptr >>> 2;
       const encoded: number[] = [];
       for (const i of indices) {
+        if (this.#reachesIntersectionArrow(queries[i]!)) {
+          this.stats.routed.unsupported++;
+          answers[i] = undefined;
+          continue;
+        }
         if (!this.#encode(queries[i]!, scratch, 0)) {
           this.stats.routed.unknown++;
           answers[i] = undefined;
@@ -433,6 +444,13 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
    */
   async #reach(tenant: string, revision: Revision): Promise<void> {
     if (this.graphIfCurrent(tenant, revision) === undefined) await this.graphAt(tenant, revision);
+  }
+
+  /** Whether the query's relation can reach a SpiceDB intersection arrow (its check goes to the reference). */
+  #reachesIntersectionArrow(query: CheckQuery): boolean {
+    const routed = this.compiled.routedRelations;
+    if (routed.size === 0) return false;
+    return routed.has(`${query.object.slice(0, query.object.indexOf(":"))}#${query.relation}`);
   }
 
   #assertOpen(): void {

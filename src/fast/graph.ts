@@ -8,7 +8,7 @@
  */
 import { analyze, type ProgramAnalysis } from "../check/analysis.js";
 import { isValidTuple } from "../check/tuple-rules.js";
-import type { Rewrite } from "../model/program.js";
+import { followsSpiceDb, type Rewrite } from "../model/program.js";
 import type { RelationTuple } from "../store/tuple.js";
 import type { Revision } from "../store/types.js";
 import type { CompiledProgram } from "./compile.js";
@@ -109,7 +109,7 @@ export class TupleGraph implements Disposable {
     const e = this.#exports;
     const relation = relationIds.get(tuple.relation)!;
     const type = typeIds.get(tuple.objectType)!;
-    const flagged = isFlagged(tuple) ? 1 : 0;
+    const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple) ? 1 : 0;
     const s = tuple.subject;
     // A flagged tuple is only counted on its node: its subject is not interned.
     const form = flagged
@@ -202,6 +202,19 @@ export class TupleGraph implements Disposable {
   }
 
   #uses: Map<string, { computed: string[]; tupleset: string[] }> | undefined;
+
+  /**
+   * Whether a SpiceDB program's arrow may follow the tuple to its userset subject's object (the kernel's
+   * tuple-to-userset follows plain objects only, as OpenFGA's): such a tuple is flagged too, so the checks that
+   * read it go to the reference.
+   */
+  #isSpiceDbArrowUserset(t: RelationTuple): boolean {
+    return (
+      t.subject.kind === "userset" &&
+      followsSpiceDb(this.#compiled.program) &&
+      this.#users(t.objectType, t.relation).tupleset.length > 0
+    );
+  }
 
   /**
    * Relations of `type` whose rewrite names `relation`, in any position: as a computed userset, or as the

@@ -2,17 +2,32 @@
  * The one internal form every model language compiles to (OpenFGA DSL/JSON, SpiceDB schema, Nexus namespace
  * configs). The reference evaluator, the WASM compiler and every cache read only this.
  *
- * Semantics follow OpenFGA's (which SpiceDB's match for the shared subset):
+ * Semantics follow the language the Program came from (`format`; see `followsSpiceDb`). They agree on:
  * - `direct`: tuples written on (object, relation) whose subject matches one of the relation's `directSubjects`.
  * - `computed`: the same object's other relation (`define viewer: editor`).
- * - `ttu` (tuple-to-userset, `viewer from parent` / `parent->view`): for every tuple (object, tupleset, X) with X a
- *   plain object, X#computed; an X whose type lacks `computed` contributes nothing (not an error).
  * - `union` / `intersection` / `exclusion` (`base but not subtract`).
+ * They differ where the languages do (src/check/check.ts evaluates both):
+ * - `ttu` (tuple-to-userset, `viewer from parent` / `parent->view` / `parent.any(view)`): OpenFGA/Nexus follow
+ *   every tuple (object, tupleset, X) with X a plain object to X#computed; SpiceDB follows every tupleset tuple,
+ *   a userset subject `X#rel` included, to X#computed (the subject's relation is ignored). A parent whose type
+ *   lacks `computed` contributes nothing (not an error). `all` (SpiceDB's `parent.all(view)`, intersection
+ *   arrows) instead needs at least one tupleset tuple and every one of them to lead to a parent with `computed`
+ *   (a parent whose type lacks it counts as not having it).
+ * - conditions: OpenFGA evaluates a tuple's condition when the tuple is read, and a missing parameter is the error
+ *   "condition_missing_parameter"; SpiceDB treats a tuple's caveat as a conjunct of the path through it, so a path
+ *   that does not reach the subject never evaluates it, and a caveat that needs a missing parameter makes the
+ *   answer conditional (src/check/detailed.ts) instead of an error.
  */
 export type Rewrite =
   | { readonly kind: "direct" }
   | { readonly kind: "computed"; readonly relation: string }
-  | { readonly kind: "ttu"; readonly tupleset: string; readonly computed: string }
+  | {
+      readonly kind: "ttu";
+      readonly tupleset: string;
+      readonly computed: string;
+      /** SpiceDB's intersection arrow `tupleset.all(computed)`: every parent must have `computed`. */
+      readonly all?: true;
+    }
   | { readonly kind: "union"; readonly children: readonly Rewrite[] }
   | { readonly kind: "intersection"; readonly children: readonly Rewrite[] }
   | { readonly kind: "exclusion"; readonly base: Rewrite; readonly subtract: Rewrite }
@@ -77,6 +92,11 @@ export interface Program {
   readonly format: ModelFormat;
   readonly types: ReadonlyMap<string, TypeDef>;
   readonly conditions: ReadonlyMap<string, ConditionDef>;
+}
+
+/** Whether the Program is evaluated with SpiceDB's rules (a SpiceDB schema) rather than OpenFGA's (OpenFGA, Nexus). */
+export function followsSpiceDb(program: Program): boolean {
+  return program.format === "spicedb";
 }
 
 /** Looks up a relation, or undefined when the type or relation is missing. */

@@ -4,19 +4,27 @@
  * Supported: `definition` (type names with `prefix/` namespaces), `relation name: user | user:* | group#member |
  * user with caveat | user with expiration | user with caveat and expiration`, `permission name = expr`
  * with `+` (union), `&` (intersection), `-` (exclusion), parentheses, `nil`, arrows `rel->perm` and the arrow
- * functions `rel.any(perm)`; `caveat name(param type, …) { CEL }` (the CEL body is kept verbatim as the condition
+ * functions `rel.any(perm)` and `rel.all(perm)`; `caveat name(param type, …) { CEL }` (the CEL body is kept verbatim as the condition
  * expression, after a syntax check); `use expiration`; `//`, `/* *\/` and `/** doc *\/` comments; `;` or a line
  * break between statements.
  *
  * Precedence follows SpiceDB's parser: `+` binds tightest, then `&`, then `-`; all are left-associative, so
  * `a + b - c` is `(a + b) - c` and `a - b + c` is `a - (b + c)`.
  *
- * Not supported, rejected with "invalid_model": `rel.all(perm)` (intersection arrows: a Program's tuple-to-userset
- * is "any"), chained arrows `a->b->c` (SpiceDB rejects them too), composable-schema `import` / `partial`, the
- * `bytes` caveat parameter type.
+ * Intersection arrows `rel.all(perm)` compile to a tuple-to-userset with `all`.
+ *
+ * Acceptance follows SpiceDB's schema checks (compared with a real SpiceDB in
+ * test/model/spicedb-differential.test.ts): besides names and references, a relation may not list the same
+ * allowed subject type twice (`user` and `user with cav` differ), every caveat parameter must be used, and the
+ * rules validate.ts applies to SpiceDB programs (wildcards on the left of arrows or behind another type's
+ * userset, permissions that alias each other in a cycle).
+ *
+ * Not supported, rejected with "invalid_model": chained arrows `a->b->c` (SpiceDB rejects them too),
+ * composable-schema `import` / `partial`, the `bytes` caveat parameter type.
  */
 import { parse as parseCel } from "@marcbachmann/cel-js";
 import { NexusError } from "../errors.js";
+import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "./limits.js";
 import type {
   ConditionDef,
   ConditionParamType,
@@ -26,7 +34,6 @@ import type {
   SubjectType,
   TypeDef,
 } from "./program.js";
-import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "./limits.js";
 import { validateProgram } from "./validate.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -218,7 +225,14 @@ class Lexer {
 type Expr =
   | { readonly kind: "ref"; readonly name: string; readonly at: Position }
   | { readonly kind: "nil"; readonly at: Position }
-  | { readonly kind: "arrow"; readonly tupleset: string; readonly computed: string; readonly at: Position }
+  | {
+      readonly kind: "arrow";
+      readonly tupleset: string;
+      readonly computed: string;
+      /** `tupleset.all(computed)` (an intersection arrow). */
+      readonly all: boolean;
+      readonly at: Position;
+    }
   | {
       readonly kind: "union" | "intersection" | "exclusion";
       readonly left: Expr;
@@ -522,6 +536,7 @@ class Parser {
     if (token.text === "nil") return { kind: "nil", at: token };
     const tupleset = token.text;
     let computed: string | undefined;
+    let all = false;
     if (this.accept("->")) {
       computed = this.expect("ident", `a relation or permission after "${tupleset}->"`).text;
     } else if (this.accept(".")) {
@@ -529,12 +544,7 @@ class Parser {
       if (fn.text !== "any" && fn.text !== "all") {
         throw syntaxError(fn, `unknown arrow function "${fn.text}" (expected any or all)`);
       }
-      if (fn.text === "all") {
-        throw syntaxError(
-          fn,
-          `intersection arrows ("${tupleset}.all(…)") are not supported by this engine; use "${tupleset}.any(…)" or "->"`,
-        );
-      }
+      all = fn.text === "all";
       this.expect("(", `"(" after ".${fn.text}"`);
       computed = this.expect("ident", "a relation or permission").text;
       this.expect(")", '")"');
@@ -546,7 +556,7 @@ class Parser {
         "chained arrows (a->b->c) are not supported; add an intermediate permission",
       );
     }
-    return { kind: "arrow", tupleset, computed, at: token };
+    return { kind: "arrow", tupleset, computed, all, at: token };
   }
 
   private caveat(): Caveat {
@@ -571,12 +581,24 @@ class Parser {
     const body = this.lexer.readBalancedBody(open);
     const expression = body.text.trim();
     if (expression === "") throw syntaxError(open, `caveat "${name}" has an empty expression`);
+    let ast: unknown;
     try {
-      parseCel(expression);
+      ast = parseCel(expression).ast;
     } catch (cause) {
       throw syntaxError(body.start, `caveat "${name}" has an invalid CEL expression: ${firstLine(cause)}`, {
         caveat: name,
       });
+    }
+    // SpiceDB refuses a parameter the expression never reads.
+    const used = new Set<string>();
+    collectIdentifiers(ast, used);
+    for (const param of parameters.keys()) {
+      if (!used.has(param)) {
+        throw syntaxError(keyword, `parameter "${param}" of caveat "${name}" is unused`, {
+          caveat: name,
+          parameter: param,
+        });
+      }
     }
     return { name, parameters, expression, at: keyword };
   }
@@ -597,6 +619,18 @@ class Parser {
     }
     return token.text as ConditionParamType;
   }
+}
+
+/** The identifiers a CEL syntax tree (cel-js's `{ op, args }` nodes) reads. */
+function collectIdentifiers(node: unknown, out: Set<string>): void {
+  if (Array.isArray(node)) {
+    for (const child of node) collectIdentifiers(child, out);
+    return;
+  }
+  if (typeof node !== "object" || node === null) return;
+  const { op, args } = node as { op?: unknown; args?: unknown };
+  if (op === "id" && typeof args === "string") out.add(args);
+  else collectIdentifiers(args, out);
 }
 
 function show(token: Token): string {
@@ -642,6 +676,18 @@ function resolve(schema: Schema): Program {
     const relations = new Map<string, RelationDef>();
     for (const member of def.members) {
       if (member.kind === "relation") {
+        const seen = new Set<string>();
+        for (const t of member.types) {
+          const source = allowedTypeSource(t);
+          if (seen.has(source)) {
+            throw syntaxError(
+              t.at,
+              `relation "${member.name}" of "${def.name}" allows subject type "${source}" twice`,
+              { type: def.name, relation: member.name },
+            );
+          }
+          seen.add(source);
+        }
         relations.set(member.name, {
           name: member.name,
           rewrite: { kind: "direct" },
@@ -664,6 +710,13 @@ function resolve(schema: Schema): Program {
     types.set(def.name, { name: def.name, relations });
   }
   return { format: "spicedb", types, conditions };
+}
+
+/** An allowed subject type as SpiceDB names it when comparing them (`user:*`, `team#member with cav and expiration`). */
+function allowedTypeSource(t: AllowedType): string {
+  const subject = t.wildcard ? `${t.type}:*` : t.relation !== undefined ? `${t.type}#${t.relation}` : t.type;
+  const traits = [...(t.caveat !== undefined ? [t.caveat] : []), ...(t.expiration ? ["expiration"] : [])];
+  return traits.length > 0 ? `${subject} with ${traits.join(" and ")}` : subject;
 }
 
 function subjectType(
@@ -715,7 +768,12 @@ function rewriteOf(expr: Expr, typeName: string, own: Map<string, Member>): Rewr
         );
       }
       // Whether some subject type of the tupleset has the computed relation is a shared rule (validate.ts).
-      return { kind: "ttu", tupleset: expr.tupleset, computed: expr.computed };
+      return {
+        kind: "ttu",
+        tupleset: expr.tupleset,
+        computed: expr.computed,
+        ...(expr.all ? { all: true as const } : {}),
+      };
     }
     case "exclusion":
       return { kind: "exclusion", base: recurse(expr.left), subtract: recurse(expr.right) };

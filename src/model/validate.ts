@@ -12,13 +12,21 @@
  * - subject types: every allowed subject type exists, `type#relation` names an existing relation, a subject type is
  *   not both a wildcard and a userset, and a condition it carries is defined;
  * - conditions: parameters and expressions compile (a CEL expression that is a bool);
- * - entry points: a relation that lies on a reference cycle (computed, tuple-to-userset or userset edges) must be
- *   satisfiable by some tuple without going round the cycle (`define a: b` + `define b: a` is rejected, while
- *   `define a: [user] or a` is fine). A relation outside any cycle may be empty (SpiceDB's `nil`).
+ * - entry points (OpenFGA and Nexus): a relation that lies on a reference cycle (computed, tuple-to-userset or
+ *   userset edges) must be satisfiable by some tuple without going round the cycle (`define a: b` + `define b: a`
+ *   is rejected, while `define a: [user] or a` is fine). A relation outside any cycle may be empty.
+ *
+ * SpiceDB programs follow SpiceDB's own schema checks instead of the last rule and of the "computed relation on
+ * some parent type" rule (SpiceDB accepts `permission inherited = parent->inherited` and an arrow to a relation
+ * no parent type has):
+ * - a relation used on the left of an arrow may not admit a wildcard, directly or through the usersets it admits;
+ * - a relation may not admit a userset `other#rel` of another type whose relation admits a wildcard, directly or
+ *   through its own usersets (a permission stops the search, as in SpiceDB);
+ * - permissions that are plain aliases (`permission a = b`) may not alias each other in a cycle.
  */
 import { compileConditions } from "../conditions/cel.js";
 import { describe, NexusError } from "../errors.js";
-import type { Program, RelationDef, Rewrite } from "./program.js";
+import { followsSpiceDb, type Program, type RelationDef, type Rewrite } from "./program.js";
 
 const NAME_CHARS = /^[^\s:#@]+$/;
 const isName = (name: string): boolean => NAME_CHARS.test(name) && !name.includes("\u0000");
@@ -43,7 +51,8 @@ export function validateProgram(program: Program): Program {
       invalid(`condition ${describe(name)} is registered under ${describe(condition.name)}`);
   }
   compileConditions(program);
-  checkEntryPoints(program);
+  if (followsSpiceDb(program)) checkSpiceDbRules(program);
+  else checkEntryPoints(program);
   return program;
 }
 
@@ -81,7 +90,7 @@ function checkRewrite(program: Program, typeName: string, relation: RelationDef,
         );
       }
       const parents = tupleset.directSubjects;
-      if (parents !== undefined) {
+      if (parents !== undefined && !followsSpiceDb(program)) {
         const found = parents.some(
           (p) => program.types.get(p.type)?.relations.has(rewrite.computed) === true,
         );
@@ -300,4 +309,80 @@ function nodesOnCycles(program: Program): Set<Node> {
     }
   }
   return cyclic;
+}
+
+/** SpiceDB's schema checks that differ from the shared entry-point rule (see the header). */
+function checkSpiceDbRules(program: Program): void {
+  const wildcards = new Map<Node, string | undefined>();
+  /** The wildcard type `type#relation` admits, directly or through the usersets it admits (SpiceDB's walk). */
+  const wildcardOf = (type: string, relation: string, encountered: Set<Node>): string | undefined => {
+    const node = `${type}#${relation}`;
+    if (wildcards.has(node)) return wildcards.get(node);
+    if (encountered.has(node)) return undefined;
+    encountered.add(node);
+    let found: string | undefined;
+    for (const s of program.types.get(type)?.relations.get(relation)?.directSubjects ?? []) {
+      if (s.wildcard === true) found = `${s.type}:*`;
+      else if (s.relation !== undefined) found = wildcardOf(s.type, s.relation, encountered);
+      if (found !== undefined) break;
+    }
+    wildcards.set(node, found);
+    return found;
+  };
+  for (const [typeName, type] of program.types) {
+    const aliases = new Map<string, string>();
+    for (const relation of type.relations.values()) {
+      const where = `${typeName}#${relation.name}`;
+      for (const s of relation.directSubjects ?? []) {
+        if (s.relation === undefined || s.type === typeName) continue;
+        const wildcard = wildcardOf(s.type, s.relation, new Set());
+        if (wildcard !== undefined) {
+          invalid(
+            `relation ${where} admits ${s.type}#${s.relation}, which admits the wildcard ${wildcard}: wildcards cannot be included through another type's userset`,
+            { type: typeName, relation: relation.name },
+          );
+        }
+      }
+      for (const tupleset of tuplesetsOf(relation.rewrite)) {
+        const wildcard = wildcardOf(typeName, tupleset, new Set());
+        if (wildcard !== undefined) {
+          invalid(
+            `relation ${where} follows ${typeName}#${tupleset}, which admits the wildcard ${wildcard}: wildcards cannot be on the left of an arrow`,
+            { type: typeName, relation: relation.name },
+          );
+        }
+      }
+      if (relation.isPermission && relation.rewrite.kind === "computed") {
+        aliases.set(relation.name, relation.rewrite.relation);
+      }
+    }
+    for (const start of aliases.keys()) {
+      const chain = new Set<string>();
+      for (let at: string | undefined = start; at !== undefined; at = aliases.get(at)) {
+        if (chain.has(at)) {
+          invalid(
+            `type ${typeName}: the permissions ${[...chain].sort().join(", ")} alias each other in a cycle`,
+            {
+              type: typeName,
+            },
+          );
+        }
+        chain.add(at);
+      }
+    }
+  }
+}
+
+function tuplesetsOf(rewrite: Rewrite): string[] {
+  switch (rewrite.kind) {
+    case "ttu":
+      return [rewrite.tupleset];
+    case "union":
+    case "intersection":
+      return rewrite.children.flatMap(tuplesetsOf);
+    case "exclusion":
+      return [...tuplesetsOf(rewrite.base), ...tuplesetsOf(rewrite.subtract)];
+    default:
+      return [];
+  }
 }
