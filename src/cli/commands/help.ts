@@ -1,4 +1,5 @@
 /** Help texts: one overview and one page per command. */
+import { SERVE_HELP } from "./serve.js";
 
 export const HELP = `nexus-fast: Zanzibar-style permissions for agent filesystems (OpenFGA, SpiceDB and Nexus models)
 
@@ -11,6 +12,8 @@ Commands:
                                (exit 0 allowed, 1 denied, 2 error)
   test <store.fga.yaml>...     Run OpenFGA store-file tests (fga model test format); exit 1 on any failure
   write --data DIR             Keep a model version and tuples in DIR (a durable tuple store) for check --data
+  serve [--port N] [--data DIR]
+                               Serve OpenFGA's HTTP API (the OpenFGA SDKs work against it unchanged)
   help [command]               Show help for a command
 
 Options:
@@ -19,6 +22,7 @@ Options:
 `;
 
 const COMMAND_HELP: Record<string, string> = {
+  serve: SERVE_HELP,
   demo: `Usage: nexus-fast demo [--files N] [--bulk N] [--seed N] [--expire-ms N]
 
 Builds a realistic Nexus filesystem with the built-in Nexus preset model: two tenants, teams nested five deep,

@@ -1,0 +1,167 @@
+/**
+ * The server's catalog: what OpenFGA keeps beside tuples and models — each store's name and its created / updated /
+ * deleted times, and the assertions written for a model. Tuples and model versions live in the TupleStore (a store
+ * is a tenant there); this is the small rest.
+ *
+ * Held in memory; with a file, every change is written whole and atomically (temp file, fsync, rename, fsync of
+ * the directory), so a crash leaves either the old catalog or the new one, and a change is acknowledged only once
+ * it is on disk. Changes are written one at a time in the order they were made.
+ */
+import { open, readFile, rename } from "node:fs/promises";
+import { dirname } from "node:path";
+import { monotonicFactory } from "ulid";
+import { NexusError } from "../errors.js";
+
+export interface StoreRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAtMs: number;
+  readonly updatedAtMs: number;
+  /** Set once the store is deleted; a deleted store is answered as not found. */
+  readonly deletedAtMs?: number;
+}
+
+/** An assertion as OpenFGA keeps it (the request's JSON, validated). */
+export type AssertionRecord = Readonly<Record<string, unknown>>;
+
+interface CatalogFile {
+  readonly version: 1;
+  readonly stores: StoreRecord[];
+  /** `${storeId}/${modelId}` -> assertions. */
+  readonly assertions: Record<string, AssertionRecord[]>;
+}
+
+export interface CatalogOptions {
+  /** Where the catalog is kept (absent: memory only). */
+  readonly file?: string;
+  readonly clock?: () => number;
+}
+
+export class Catalog {
+  readonly #stores = new Map<string, StoreRecord>();
+  readonly #assertions = new Map<string, AssertionRecord[]>();
+  readonly #file: string | undefined;
+  readonly #clock: () => number;
+  readonly #nextId = monotonicFactory();
+  /** The last save in flight; each save starts after the previous one. */
+  #saving: Promise<void> = Promise.resolve();
+
+  private constructor(options: CatalogOptions) {
+    this.#file = options.file;
+    this.#clock = options.clock ?? Date.now;
+  }
+
+  /** Opens a catalog, reading `file` when it exists. @throws NexusError "corrupt" when the file is not a catalog. */
+  static async open(options: CatalogOptions = {}): Promise<Catalog> {
+    const catalog = new Catalog(options);
+    if (options.file === undefined) return catalog;
+    let text: string;
+    try {
+      text = await readFile(options.file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return catalog;
+      throw error;
+    }
+    let data: CatalogFile;
+    try {
+      data = JSON.parse(text) as CatalogFile;
+      if (data.version !== 1 || !Array.isArray(data.stores)) throw new Error("not a catalog");
+    } catch (error) {
+      throw new NexusError(
+        "corrupt",
+        `${options.file} is not a nexus-fast server catalog: ${(error as Error).message}`,
+      );
+    }
+    for (const store of data.stores) catalog.#stores.set(store.id, store);
+    for (const [key, list] of Object.entries(data.assertions ?? {})) catalog.#assertions.set(key, list);
+    return catalog;
+  }
+
+  async createStore(name: string): Promise<StoreRecord> {
+    const now = this.#clock();
+    const record: StoreRecord = { id: this.#nextId(now), name, createdAtMs: now, updatedAtMs: now };
+    this.#stores.set(record.id, record);
+    await this.#save();
+    return record;
+  }
+
+  /** A live (not deleted) store, or undefined. */
+  getStore(id: string): StoreRecord | undefined {
+    const record = this.#stores.get(id);
+    return record === undefined || record.deletedAtMs !== undefined ? undefined : record;
+  }
+
+  /** Live stores in id (creation) order after `after`, optionally only those named `name`. */
+  listStores(options: { after?: string; limit: number; name?: string }): StoreRecord[] {
+    const out: StoreRecord[] = [];
+    const ids = [...this.#stores.keys()].sort();
+    for (const id of ids) {
+      if (options.after !== undefined && id <= options.after) continue;
+      const record = this.#stores.get(id)!;
+      if (record.deletedAtMs !== undefined) continue;
+      if (options.name !== undefined && record.name !== options.name) continue;
+      out.push(record);
+      if (out.length === options.limit) break;
+    }
+    return out;
+  }
+
+  /** Marks a store deleted. Returns false when it was not a live store. */
+  async deleteStore(id: string): Promise<boolean> {
+    const record = this.getStore(id);
+    if (record === undefined) return false;
+    const now = this.#clock();
+    this.#stores.set(id, { ...record, updatedAtMs: now, deletedAtMs: now });
+    for (const key of [...this.#assertions.keys()])
+      if (key.startsWith(`${id}/`)) this.#assertions.delete(key);
+    await this.#save();
+    return true;
+  }
+
+  async setAssertions(storeId: string, modelId: string, assertions: AssertionRecord[]): Promise<void> {
+    this.#assertions.set(`${storeId}/${modelId}`, assertions);
+    await this.#save();
+  }
+
+  getAssertions(storeId: string, modelId: string): AssertionRecord[] {
+    return this.#assertions.get(`${storeId}/${modelId}`) ?? [];
+  }
+
+  /** Resolves once every change made so far is on disk. */
+  async flush(): Promise<void> {
+    await this.#saving;
+  }
+
+  #save(): Promise<void> {
+    const file = this.#file;
+    if (file === undefined) return Promise.resolve();
+    const data: CatalogFile = {
+      version: 1,
+      stores: [...this.#stores.values()],
+      assertions: Object.fromEntries(this.#assertions),
+    };
+    const text = JSON.stringify(data);
+    const next = this.#saving.catch(() => undefined).then(() => writeAtomically(file, text));
+    this.#saving = next;
+    return next;
+  }
+}
+
+/** Replaces `file` with `text` so that a crash leaves the old content or the new, never a mix. */
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const temp = `${file}.tmp`;
+  const handle = await open(temp, "w");
+  try {
+    await handle.writeFile(text, "utf8");
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+  const dir = await open(dirname(file), "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * What every route needs: the shared TupleStore (an OpenFGA store is a tenant in it, named by the store's ULID),
+ * its model versions, the catalog (store names, assertions), the engines per model version, the limits, and the
+ * per-store floor that gives requests without a consistency preference read-your-writes.
+ */
+import type { Consistency } from "../engine/consistency.js";
+import { NexusError } from "../errors.js";
+import type { ModelVersions, StoredModel } from "../store/models.js";
+import { encodeToken } from "../store/token.js";
+import type { Revision, TupleStore } from "../store/types.js";
+import type { Catalog, StoreRecord } from "./catalog.js";
+import type { EngineRegistry } from "./engines.js";
+import { ApiError, modelNotFound, storeNotFound } from "./errors.js";
+import { consistencyIn, optionalString, ulidParam } from "./json.js";
+
+export interface ServerLimits {
+  /** Largest request body in bytes (default 1 MiB). */
+  readonly bodyBytes: number;
+  /** Longest a request may take, receiving and answering (default 10 000 ms; streams are not bounded). */
+  readonly requestTimeoutMs: number;
+  /** Checks in one batch-check request (default 10 000; OpenFGA caps it at 50). */
+  readonly maxChecksPerBatch: number;
+  /** Objects one list-objects answer may hold without paging (default 10 000; more is an explicit error). */
+  readonly maxListObjects: number;
+  /** Tuples written plus deleted in one write (default 100, OpenFGA's). */
+  readonly maxTuplesPerWrite: number;
+  /** Tuples one delete-by-filter may remove (default 10 000; more is an explicit error, nothing deleted). */
+  readonly maxDeleteByFilter: number;
+  /** Engines (model versions) kept open (default 64). */
+  readonly maxEngines: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  bodyBytes: 1 << 20,
+  requestTimeoutMs: 10_000,
+  maxChecksPerBatch: 10_000,
+  maxListObjects: 10_000,
+  maxTuplesPerWrite: 100,
+  maxDeleteByFilter: 10_000,
+  maxEngines: 64,
+};
+
+export class ServerContext {
+  readonly store: TupleStore;
+  readonly models: ModelVersions;
+  readonly catalog: Catalog;
+  readonly engines: EngineRegistry;
+  readonly limits: ServerLimits;
+  /** Aborts when the server starts closing: long-lived streams end on it. */
+  readonly closing = new AbortController();
+  /** Per store: the token of its last write through this server. */
+  readonly #floors = new Map<string, string>();
+  /** The token of the revision when the server opened: the floor of stores not written since. */
+  readonly #openFloor: string;
+  /** Model versions are immutable: cached by id. */
+  readonly #modelsById = new Map<string, StoredModel>();
+  /** Per store, its newest model (every model is written through this server, which updates it). */
+  readonly #latest = new Map<string, StoredModel>();
+  /** Revision -> commit time, found by bisecting store.revisionAt (commit times never change). */
+  readonly #commitTimes = new Map<Revision, number>();
+
+  constructor(
+    parts: { store: TupleStore; catalog: Catalog; engines: EngineRegistry; limits: ServerLimits },
+    openRevision: Revision,
+  ) {
+    this.store = parts.store;
+    if (parts.store.models === undefined)
+      throw new NexusError("invalid_argument", "the server's store must keep model versions");
+    this.models = parts.store.models;
+    this.catalog = parts.catalog;
+    this.engines = parts.engines;
+    this.limits = parts.limits;
+    this.#openFloor = encodeToken(parts.store.id, openRevision);
+  }
+
+  /** The live store with this id. @throws 400 for a malformed id, 404 for an unknown or deleted store. */
+  storeOf(id: unknown): StoreRecord {
+    const storeId = ulidParam(id, "store_id");
+    const record = this.catalog.getStore(storeId);
+    if (record === undefined) throw storeNotFound(storeId);
+    return record;
+  }
+
+  /**
+   * The model a request names (`authorization_model_id`), or the store's newest.
+   * @throws 404 authorization_model_not_found; 400 latest_authorization_model_not_found when the store has none.
+   */
+  async modelOf(storeId: string, modelId: unknown): Promise<StoredModel> {
+    const id = optionalString(modelId, "authorization_model_id");
+    if (id !== undefined) {
+      ulidParam(id, "authorization_model_id");
+      let model = this.#modelsById.get(id);
+      if (model === undefined) {
+        model = await this.models.get(storeId, id);
+        if (model !== undefined) this.#modelsById.set(id, model);
+      }
+      if (model === undefined || model.tenant !== storeId) throw modelNotFound(id);
+      return model;
+    }
+    let latest = this.#latest.get(storeId);
+    if (latest === undefined) {
+      latest = await this.models.latest(storeId);
+      if (latest === undefined) {
+        throw new ApiError(
+          400,
+          "latest_authorization_model_not_found",
+          `store ${storeId} has no authorization model; write one first`,
+        );
+      }
+      this.#latest.set(storeId, latest);
+    }
+    return latest;
+  }
+
+  /** Records a model just written, so it is the store's latest. */
+  modelWritten(model: StoredModel): void {
+    this.#modelsById.set(model.id, model);
+    this.#latest.set(model.tenant, model);
+  }
+
+  /** Records a write acknowledged for a store (its token is that store's read-your-writes floor). */
+  wrote(storeId: string, token: string): void {
+    this.#floors.set(storeId, token);
+  }
+
+  /** The engine consistency for a request's `consistency` field (see json.ts consistencyIn). */
+  consistency(storeId: string, value: unknown): Consistency | undefined {
+    return consistencyIn(value, this.#floors.get(storeId) ?? this.#openFloor);
+  }
+
+  /** Forgets a deleted store's floor and latest model. */
+  forget(storeId: string): void {
+    this.#floors.delete(storeId);
+    this.#latest.delete(storeId);
+  }
+
+  /** When `revision` was committed (epoch ms): the first instant at which revisionAt reaches it. */
+  async commitTime(revision: Revision): Promise<number> {
+    const known = this.#commitTimes.get(revision);
+    if (known !== undefined) return known;
+    let lo = 0;
+    let hi = Date.now() + 60_000;
+    if ((await this.store.revisionAt(hi)) < revision) return Date.now();
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if ((await this.store.revisionAt(mid)) >= revision) hi = mid;
+      else lo = mid + 1;
+    }
+    if (this.#commitTimes.size >= 10_000) this.#commitTimes.clear();
+    this.#commitTimes.set(revision, lo);
+    return lo;
+  }
+}

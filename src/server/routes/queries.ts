@@ -1,0 +1,295 @@
+/**
+ * Queries: `POST /stores/{store_id}/check`, `…/batch-check`, `…/list-objects`, `…/streamed-list-objects`,
+ * `…/list-users`, `…/expand`. Each runs on the engine of the model it names (or the store's newest) with the
+ * store as tenant, and within the server's time limit (a 504 `deadline_exceeded` after it).
+ *
+ * Beyond OpenFGA: batch-check takes up to `maxChecksPerBatch` checks (OpenFGA: 50); list-objects never drops
+ * objects — past `maxListObjects` it answers 400 `exceeded_entity_limit` unless the request pages with `page_size`
+ * and `continuation_token` (then it returns `continuation_token`); streamed-list-objects streams every object.
+ */
+import { Readable } from "node:stream";
+import type { FastifyInstance } from "fastify";
+import type { CheckRequest, Engine } from "../../engine.js";
+import { isNexusError } from "../../errors.js";
+import { encodeToken } from "../../store/token.js";
+import type { ServerContext } from "../context.js";
+import { ApiError, invalid, toApiError } from "../errors.js";
+import {
+  arrayOf,
+  contextIn,
+  contextualTuplesIn,
+  type Json,
+  objectOf,
+  pageSizeIn,
+  stringOf,
+  treeOut,
+  userOut,
+} from "../json.js";
+import { decodeContinuation, encodeContinuation, positionString } from "../pagination.js";
+
+/** Runs `run` with a signal that aborts after the server's time limit; past it, a 504 whether or not run stops. */
+export async function withDeadline<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(
+        new ApiError(504, "deadline_exceeded", `the request took longer than the server's ${ms} ms limit`),
+      );
+    }, ms);
+  });
+  try {
+    return await Promise.race([run(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The check a body's `tuple_key` (+ `contextual_tuples`, `context`) asks, in the store's tenant. */
+function checkIn(body: Json, tenant: string, what: string): CheckRequest {
+  const key = objectOf(body.tuple_key, `${what}tuple_key`);
+  const contextualTuples = contextualTuplesIn(body.contextual_tuples, `${what}contextual_tuples`);
+  const context = contextIn(body.context, `${what}context`);
+  return {
+    tenant,
+    user: stringOf(key.user, `${what}tuple_key.user`),
+    relation: stringOf(key.relation, `${what}tuple_key.relation`),
+    object: stringOf(key.object, `${what}tuple_key.object`),
+    ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
+    ...(context !== undefined ? { context } : {}),
+  };
+}
+
+/** A batch item's error as OpenFGA's CheckError (`input_error` for 400s, `internal_error` otherwise). */
+function checkErrorOut(error: unknown): Json {
+  const api = toApiError(error);
+  return api.status === 400
+    ? { input_error: api.code, message: api.message }
+    : { internal_error: api.code, message: api.message };
+}
+
+/**
+ * Answers a batch, one entry per request (a boolean or the item's error). The engine checks a batch at once and
+ * rejects it at the first failing item, naming its index; that item's error is kept and the rest re-run, and after
+ * a few such failures the remaining items are checked one by one.
+ */
+async function checkEach(
+  engine: Engine,
+  requests: CheckRequest[],
+  signal: AbortSignal,
+): Promise<(boolean | Json)[]> {
+  const out: (boolean | Json | undefined)[] = new Array(requests.length).fill(undefined);
+  let pending = requests.map((_, i) => i);
+  for (let attempt = 0; attempt < 4 && pending.length > 0; attempt++) {
+    try {
+      const answers = await engine.checkBulk(
+        pending.map((i) => requests[i]!),
+        { signal },
+      );
+      for (const [k, i] of pending.entries()) out[i] = answers[k]!;
+      return out as (boolean | Json)[];
+    } catch (error) {
+      const index = isNexusError(error) ? error.details?.index : undefined;
+      if (typeof index !== "number" || index < 0 || index >= pending.length) throw error;
+      out[pending[index]!] = checkErrorOut(error);
+      pending = pending.filter((_, k) => k !== index);
+    }
+  }
+  await Promise.all(
+    pending.map(async (i) => {
+      try {
+        out[i] = await engine.check(requests[i]!, { signal });
+      } catch (error) {
+        if (toApiError(error).status !== 400) throw error;
+        out[i] = checkErrorOut(error);
+      }
+    }),
+  );
+  return out as (boolean | Json)[];
+}
+
+export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const deadline = ctx.limits.requestTimeoutMs;
+
+  app.post("/stores/:store_id/check", async (request) => {
+    const store = ctx.storeOf((request.params as Json).store_id);
+    const body = objectOf(request.body, "the request body");
+    const check = checkIn(body, store.id, "");
+    const consistency = ctx.consistency(store.id, body.consistency);
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const allowed = await ctx.engines.use(model, (engine) =>
+      withDeadline(deadline, (signal) =>
+        engine.check(consistency === undefined ? check : { ...check, consistency }, { signal }),
+      ),
+    );
+    return { allowed, resolution: "" };
+  });
+
+  app.post("/stores/:store_id/batch-check", async (request) => {
+    const store = ctx.storeOf((request.params as Json).store_id);
+    const body = objectOf(request.body, "the request body");
+    const items = arrayOf(body.checks, "checks");
+    if (items.length === 0) throw invalid("checks needs at least one check");
+    if (items.length > ctx.limits.maxChecksPerBatch) {
+      throw new ApiError(
+        400,
+        "exceeded_entity_limit",
+        `a batch may hold at most ${ctx.limits.maxChecksPerBatch} checks, got ${items.length}`,
+      );
+    }
+    const consistency = ctx.consistency(store.id, body.consistency);
+    const ids: string[] = [];
+    const seen = new Set<string>();
+    const requests = items.map((value, i) => {
+      const item = objectOf(value, `checks[${i}]`);
+      const id = item.correlation_id;
+      if (typeof id !== "string" || id === "" || id.length > 256) {
+        throw invalid(`checks[${i}].correlation_id must be a string of 1 to 256 characters`);
+      }
+      if (seen.has(id)) throw invalid(`checks[${i}].correlation_id ${JSON.stringify(id)} is used twice`);
+      seen.add(id);
+      ids.push(id);
+      const check = checkIn(item, store.id, `checks[${i}].`);
+      return consistency === undefined ? check : { ...check, consistency };
+    });
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const answers = await ctx.engines.use(model, (engine) =>
+      withDeadline(deadline, (signal) => checkEach(engine, requests, signal)),
+    );
+    const result: Json = {};
+    for (const [i, id] of ids.entries()) {
+      const answer = answers[i]!;
+      result[id] = typeof answer === "boolean" ? { allowed: answer } : { error: answer };
+    }
+    return { result };
+  });
+
+  /** list-objects and streamed-list-objects: the full, sorted list of objects. */
+  const listObjects = async (storeId: string, body: Json, consistency: unknown): Promise<string[]> => {
+    const contextualTuples = contextualTuplesIn(body.contextual_tuples);
+    const context = contextIn(body.context);
+    const listRequest = {
+      tenant: storeId,
+      user: stringOf(body.user, "user"),
+      relation: stringOf(body.relation, "relation"),
+      type: stringOf(body.type, "type"),
+      ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
+      ...(context !== undefined ? { context } : {}),
+      ...(consistency !== undefined ? { consistency } : {}),
+    };
+    const model = await ctx.modelOf(storeId, body.authorization_model_id);
+    return ctx.engines.use(model, (engine) =>
+      withDeadline(deadline, (signal) => engine.listObjects(listRequest as never, { signal })),
+    );
+  };
+
+  app.post("/stores/:store_id/list-objects", async (request) => {
+    const store = ctx.storeOf((request.params as Json).store_id);
+    const body = objectOf(request.body, "the request body");
+    const paged = body.page_size !== undefined && body.page_size !== null;
+    if (!paged) {
+      const objects = await listObjects(store.id, body, ctx.consistency(store.id, body.consistency));
+      if (objects.length > ctx.limits.maxListObjects) {
+        throw new ApiError(
+          400,
+          "exceeded_entity_limit",
+          `${objects.length} objects match, more than the ${ctx.limits.maxListObjects} one answer may hold; ` +
+            "page with page_size and continuation_token, or use streamed-list-objects",
+        );
+      }
+      return { objects };
+    }
+    // Paging (beyond OpenFGA): later pages read at least as fresh as the first one.
+    const pageSize = pageSizeIn(body.page_size, ctx.limits.maxListObjects, ctx.limits.maxListObjects);
+    const position = decodeContinuation("list-objects", body.continuation_token);
+    let after: string | undefined;
+    let floor: string;
+    if (position === undefined) {
+      floor = encodeToken(ctx.store.id, await ctx.store.currentRevision());
+    } else {
+      after = positionString(position, "after");
+      floor = positionString(position, "floor");
+    }
+    const consistency =
+      body.consistency === "HIGHER_CONSISTENCY" ? "fully_consistent" : { atLeastAsFresh: floor };
+    const objects = await listObjects(store.id, body, consistency);
+    let start = 0;
+    if (after !== undefined) {
+      while (start < objects.length && objects[start]! <= after) start++;
+    }
+    const page = objects.slice(start, start + pageSize);
+    const more = start + pageSize < objects.length;
+    return {
+      objects: page,
+      continuation_token: more
+        ? encodeContinuation("list-objects", { after: page[page.length - 1]!, floor })
+        : "",
+    };
+  });
+
+  app.post("/stores/:store_id/streamed-list-objects", async (request, reply) => {
+    const store = ctx.storeOf((request.params as Json).store_id);
+    const body = objectOf(request.body, "the request body");
+    // Errors before the first line are ordinary HTTP errors; the list is complete before streaming starts.
+    const objects = await listObjects(store.id, body, ctx.consistency(store.id, body.consistency));
+    reply.type("application/x-ndjson");
+    return Readable.from(
+      (function* () {
+        for (const object of objects) yield `${JSON.stringify({ result: { object } })}\n`;
+      })(),
+    );
+  });
+
+  app.post("/stores/:store_id/list-users", async (request) => {
+    const store = ctx.storeOf((request.params as Json).store_id);
+    const body = objectOf(request.body, "the request body");
+    const object = objectOf(body.object, "object");
+    const filters = arrayOf(body.user_filters, "user_filters").map((f, i) => {
+      const filter = objectOf(f, `user_filters[${i}]`);
+      const type = stringOf(filter.type, `user_filters[${i}].type`);
+      const relation =
+        filter.relation === undefined || filter.relation === null || filter.relation === ""
+          ? undefined
+          : stringOf(filter.relation, `user_filters[${i}].relation`);
+      return relation === undefined ? { type } : { type, relation };
+    });
+    const contextualTuples = contextualTuplesIn(body.contextual_tuples);
+    const context = contextIn(body.context);
+    const consistency = ctx.consistency(store.id, body.consistency);
+    const listRequest = {
+      tenant: store.id,
+      object: `${stringOf(object.type, "object.type")}:${stringOf(object.id, "object.id")}`,
+      relation: stringOf(body.relation, "relation"),
+      userFilters: filters,
+      ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
+      ...(context !== undefined ? { context } : {}),
+      ...(consistency !== undefined ? { consistency } : {}),
+    };
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const users = await ctx.engines.use(model, (engine) =>
+      withDeadline(deadline, () => engine.listUsers(listRequest)),
+    );
+    return { users: users.map(userOut) };
+  });
+
+  app.post("/stores/:store_id/expand", async (request) => {
+    const store = ctx.storeOf((request.params as Json).store_id);
+    const body = objectOf(request.body, "the request body");
+    const key = objectOf(body.tuple_key, "tuple_key");
+    const contextualTuples = contextualTuplesIn(body.contextual_tuples);
+    const consistency = ctx.consistency(store.id, body.consistency);
+    const expandRequest = {
+      tenant: store.id,
+      object: stringOf(key.object, "tuple_key.object"),
+      relation: stringOf(key.relation, "tuple_key.relation"),
+      ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
+      ...(consistency !== undefined ? { consistency } : {}),
+    };
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const tree = await ctx.engines.use(model, (engine) =>
+      withDeadline(deadline, () => engine.expand(expandRequest)),
+    );
+    return { tree: treeOut(tree) };
+  });
+}
