@@ -1,0 +1,500 @@
+/**
+ * The PostgreSQL TupleStore: the memory store's contract (src/store/types.ts) over tables that several processes
+ * share (migrations.ts lists them).
+ *
+ * Revisions. A write locks the counter row (`UPDATE store_meta SET revision = revision + 1`) as its first
+ * statement and holds the lock until it commits, so writers from every process take revisions one after another:
+ * revision n+1 cannot commit before n has (or n was rolled back and reused), which makes revisions gap-free and a
+ * revision visible only when every lower one is. Under the lock the live tuples cannot change, so the batch is
+ * checked exactly (onDuplicate / onMissing, expired tuples replaced) with one read, then applied with two
+ * statements, and COMMIT makes all of it visible at once; a failure, or a killed process, leaves nothing.
+ *
+ * Expiry and time are the memory store's: a write removes the tuples expired by `clock()` (changelog deletes with
+ * `expired: true`); commit times come from the writer's clock, never going backwards across writers.
+ *
+ * Watch: every commit NOTIFYs its revision (watch.ts wakes waiters, with polling as the safety net). Garbage
+ * collection (collector.ts) runs in the background after writes when due, one collector across processes.
+ */
+import { describe, NexusError } from "../errors.js";
+import {
+  describeTuple,
+  identityKey,
+  type RelationTuple,
+  sameCondition,
+  type TupleIdentity,
+} from "../store/tuple.js";
+import type {
+  Revision,
+  StoredChange,
+  TupleSnapshot,
+  TupleStore,
+  WriteBatch,
+  WriteResult,
+} from "../store/types.js";
+import { type ChangeCode, changesAfter, type PendingChange } from "./changelog.js";
+import { type CollectionReport, collect } from "./collector.js";
+import {
+  DEFAULT_PARTITIONS,
+  type PostgresStoreOptions,
+  poolFor,
+  type ResolvedOptions,
+  resolveOptions,
+} from "./config.js";
+import { Database, type PostgresHealth } from "./database.js";
+import { toNexusError } from "./errors.js";
+import { migrate } from "./migrations.js";
+import { PostgresModelVersions } from "./models.js";
+import { identityColumns, tupleArrays, tupleColumns, tupleFromRow, tupleSelect } from "./rows.js";
+import { PostgresSnapshot } from "./snapshot.js";
+import { RevisionWatch } from "./watch.js";
+
+/**
+ * Opens (creating or migrating its schema when needed) a TupleStore in PostgreSQL.
+ * @throws NexusError "invalid_argument" for bad options or a connection string that is not a postgres URL;
+ *   "unavailable" / "timeout" when the server cannot be reached.
+ */
+export async function openPostgresTupleStore(options: PostgresStoreOptions): Promise<PostgresTupleStore> {
+  const resolved = resolveOptions(options);
+  const { pool, owned } = poolFor(options);
+  const db = new Database(pool, resolved.schema, owned);
+  try {
+    await db.transaction("migrating the schema", (client) =>
+      migrate(client, {
+        schema: resolved.schema,
+        partitions: resolved.partitions ?? DEFAULT_PARTITIONS,
+        storeId: randomId(),
+      }),
+    );
+    const rows = await db.rows<[string, number]>(
+      `SELECT store_id, partitions FROM ${resolved.schema}.store_meta`,
+      [],
+      "opening the store",
+    );
+    const [storeId, partitions] = rows[0]!;
+    if (resolved.partitions !== undefined && resolved.partitions !== partitions) {
+      throw new NexusError(
+        "invalid_argument",
+        `schema ${resolved.schema} was created with ${partitions} partitions, not ${resolved.partitions} (the count is fixed at creation)`,
+        { schema: resolved.schema, partitions, requested: resolved.partitions },
+      );
+    }
+    return new PostgresTupleStore(db, owned, resolved, storeId, partitions);
+  } catch (error) {
+    if (owned) await db.end().catch(() => {});
+    throw toNexusError(error, "opening the store", { max: db.max });
+  }
+}
+
+export class PostgresTupleStore implements TupleStore, AsyncDisposable {
+  readonly id: string;
+  readonly models: PostgresModelVersions;
+  /** The PostgreSQL schema holding the tables. */
+  readonly schema: string;
+  /** Hash partitions of the tuple and changelog tables. */
+  readonly partitions: number;
+  readonly #db: Database;
+  readonly #ownsPool: boolean;
+  readonly #options: ResolvedOptions;
+  readonly #watch: RevisionWatch;
+  readonly #channel: string;
+  /** Open snapshots of this process, by revision (the collector keeps what they need). */
+  readonly #leases = new Map<Revision, number>();
+  #collecting: Promise<CollectionReport> | undefined;
+  #writeQueue: Promise<unknown> = Promise.resolve();
+  #lastCollectMs = Number.NEGATIVE_INFINITY;
+  #closed = false;
+
+  /** @internal Use openPostgresTupleStore. */
+  constructor(db: Database, ownsPool: boolean, options: ResolvedOptions, id: string, partitions: number) {
+    this.#db = db;
+    this.#ownsPool = ownsPool;
+    this.#options = options;
+    this.id = id;
+    this.schema = db.schema;
+    this.partitions = partitions;
+    this.#channel = `nexus_fast_${db.schema}`;
+    this.models = new PostgresModelVersions(
+      (text, values) => db.rows(text, values, "reading or writing model versions"),
+      db.schema,
+      options.clock,
+    );
+    this.#watch = new RevisionWatch({
+      pool: db.pool,
+      channel: this.#channel,
+      readRevision: () => this.currentRevision(),
+      pollIntervalMs: options.pollIntervalMs,
+      applicationName: `nexus-fast listen ${db.schema}`,
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The pool queries go through (the caller's, or the one the store opened). */
+  get pool(): import("pg").Pool {
+    return this.#db.pool;
+  }
+
+  /** @internal The backend pid of the LISTEN connection, when connected (tests break it on purpose). */
+  get listenerPid(): number | undefined {
+    return this.#watch.listenerPid;
+  }
+
+  async currentRevision(): Promise<Revision> {
+    const rows = await this.#db.rows<[string]>(
+      `SELECT revision FROM ${this.schema}.store_meta`,
+      [],
+      "reading the revision",
+    );
+    const revision = Number(rows[0]![0]);
+    this.#watch.advance(revision);
+    return revision;
+  }
+
+  async revisionAt(timeMs: number): Promise<Revision> {
+    const s = this.schema;
+    const rows = await this.#db.rows<[string | null, string | null, string]>(
+      `SELECT (SELECT revision FROM ${s}.commits WHERE committed_at_ms <= $1
+               ORDER BY committed_at_ms DESC, revision DESC LIMIT 1),
+              (SELECT min(revision) FROM ${s}.commits),
+              (SELECT revision FROM ${s}.store_meta)`,
+      [Number.isFinite(timeMs) ? Math.floor(timeMs) : timeMs > 0 ? Number.MAX_SAFE_INTEGER : 0],
+      "reading commit times",
+    );
+    const [at, oldest, current] = rows[0]!;
+    if (at !== null) return Number(at);
+    if (oldest === null) return Number(current);
+    // Before the first retained commit: 0 if the whole history is retained, else the oldest state kept.
+    return Number(oldest) === 1 ? 0 : Number(oldest);
+  }
+
+  async snapshot(revision: Revision): Promise<TupleSnapshot> {
+    this.#db.assertOpen();
+    if (!Number.isSafeInteger(revision) || revision < 0) {
+      throw new NexusError(
+        "invalid_token",
+        `revision ${describe(revision)} is not a revision of this store`,
+        {
+          revision,
+        },
+      );
+    }
+    const rows = await this.#db.rows<[string, string]>(
+      `SELECT m.revision, r.version_horizon FROM ${this.schema}.store_meta m CROSS JOIN ${this.schema}.retention r`,
+      [],
+      "opening a snapshot",
+    );
+    const current = Number(rows[0]![0]);
+    const horizon = Number(rows[0]![1]);
+    if (revision > current) {
+      throw new NexusError("invalid_token", `revision ${revision} is not a revision of this store`, {
+        revision,
+        current,
+      });
+    }
+    if (revision < horizon) {
+      throw new NexusError(
+        "invalid_token",
+        `revision ${revision} is older than this store retains (oldest readable: ${horizon})`,
+        { revision, horizon, reason: "beyond_retention" },
+      );
+    }
+    this.#leases.set(revision, (this.#leases.get(revision) ?? 0) + 1);
+    return new PostgresSnapshot(this.#db, revision, () => {
+      const count = this.#leases.get(revision) ?? 0;
+      if (count <= 1) this.#leases.delete(revision);
+      else this.#leases.set(revision, count - 1);
+    });
+  }
+
+  async write(batch: WriteBatch): Promise<WriteResult> {
+    this.#db.assertOpen();
+    const deletes = batch.deletes ?? [];
+    const writes = batch.writes ?? [];
+    const seen = new Set<string>();
+    for (const t of [...deletes, ...writes]) {
+      const key = identityKey(t);
+      if (seen.has(key)) throw duplicateInBatch(t);
+      seen.add(key);
+    }
+    // One write of this process at a time: writers queue for the counter lock anyway, and a queue here keeps
+    // them from holding every pooled connection while they wait (and from timing out waiting for one).
+    const turn = this.#writeQueue.then(() => this.#apply(batch, deletes, writes));
+    this.#writeQueue = turn.catch(() => {});
+    return turn;
+  }
+
+  async #apply(
+    batch: WriteBatch,
+    deletes: readonly TupleIdentity[],
+    writes: readonly RelationTuple[],
+  ): Promise<WriteResult> {
+    this.#db.assertOpen();
+    const now = Math.floor(this.#options.clock());
+    const s = this.schema;
+    const outcome = await this.#db.transaction("writing tuples", async (client) => {
+      // BEGIN and the counter lock in one round trip; held until COMMIT. `now` is an integer we made.
+      const results = (await client.query(
+        `BEGIN; UPDATE ${s}.store_meta SET revision = revision + 1,
+           committed_at_ms = GREATEST(committed_at_ms, ${now}) RETURNING revision, committed_at_ms, changes_total`,
+      )) as unknown as { rows: { revision: string; committed_at_ms: string; changes_total: string }[] }[];
+      const counter = results[1]!.rows[0]!;
+      const revision = Number(counter.revision);
+
+      // The live versions of every tuple the batch names, and every live tuple expired by now.
+      const live = await client.query<unknown[]>(
+        this.#db.statement(
+          `SELECT k.i, ${tupleSelect("t")}
+          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+            WITH ORDINALITY AS k(tenant, object_type, object_id, relation, subject_tenant, usr, i)
+          JOIN ${s}.tuples t ON t.tenant = k.tenant AND t.object_type = k.object_type AND t.relation = k.relation
+            AND t.object_id = k.object_id AND t.subject_tenant = k.subject_tenant AND t."user" = k.usr
+            AND t.deleted_rev IS NULL
+          UNION ALL
+          SELECT 0, ${tupleSelect("t")} FROM ${s}.tuples t
+          WHERE t.deleted_rev IS NULL AND t.expires_at_ms <= $7`,
+          [...identityColumns([...deletes, ...writes]), now],
+        ),
+      );
+      const found = new Map<number, RelationTuple>();
+      const expired: RelationTuple[] = [];
+      for (const row of live.rows) {
+        const i = Number(row[0]);
+        if (i === 0) expired.push(tupleFromRow(row, 1));
+        else found.set(i - 1, tupleFromRow(row, 1));
+      }
+
+      const plan = planBatch(batch, deletes, writes, found, expired, now);
+      if (plan.changes.length === 0) {
+        await client.query("ROLLBACK");
+        return { revision: revision - 1, written: 0, deleted: 0, retained: undefined };
+      }
+
+      if (plan.remove.length > 0) {
+        const removed = await client.query(
+          this.#db.statement(
+            `UPDATE ${s}.tuples t SET deleted_rev = $1
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+              AS k(tenant, object_type, object_id, relation, subject_tenant, usr)
+            WHERE t.tenant = k.tenant AND t.object_type = k.object_type AND t.relation = k.relation
+              AND t.object_id = k.object_id AND t.subject_tenant = k.subject_tenant AND t."user" = k.usr
+              AND t.deleted_rev IS NULL`,
+            [revision, ...identityColumns(plan.remove)],
+          ),
+        );
+        if (removed.rowCount !== plan.remove.length) {
+          throw new NexusError(
+            "internal",
+            `removed ${removed.rowCount} tuples, expected ${plan.remove.length}`,
+          );
+        }
+      }
+
+      const changesTotal = Number(counter.changes_total) + plan.changes.length;
+      const inserted = plan.insert.map((i) => i.tuple);
+      const changed = plan.changes.map((c) => c.tuple);
+      const applied = await client.query<unknown[]>(
+        this.#db.statement(
+          `WITH ins AS (
+            INSERT INTO ${s}.tuples (tenant, object_type, object_id, relation, subject_tenant, "user",
+              condition_name, condition_context, expires_at_ms, deleted_rev, created_rev)
+            SELECT u.*, $1 FROM unnest(${tupleArrays(2)}, $11::bigint[]) AS u
+          ), cl AS (
+            INSERT INTO ${s}.changelog (revision, seq, op, tenant, object_type, object_id, relation, subject_tenant,
+              "user", condition_name, condition_context, expires_at_ms)
+            SELECT $1, c.seq, c.op::"char", c.tenant, c.object_type, c.object_id, c.relation, c.subject_tenant,
+              c.usr, c.condition_name, c.condition_context, c.expires_at_ms
+            FROM unnest($12::text[], ${tupleArrays(13)}) WITH ORDINALITY
+              AS c(op, tenant, object_type, object_id, relation, subject_tenant, usr, condition_name,
+                   condition_context, expires_at_ms, seq)
+          ), cm AS (
+            INSERT INTO ${s}.commits (revision, committed_at_ms, changes_total) VALUES ($1, $22, $23)
+          ), total AS (
+            UPDATE ${s}.store_meta SET changes_total = $23
+          )
+          SELECT pg_notify($24, $1::text), (SELECT changelog_floor_total FROM ${s}.retention)`,
+          [
+            revision,
+            ...tupleColumns(inserted),
+            plan.insert.map((i) => (i.bornExpired ? revision : null)),
+            plan.changes.map((c) => c.op),
+            ...tupleColumns(changed),
+            Number(counter.committed_at_ms),
+            changesTotal,
+            this.#channel,
+          ],
+        ),
+      );
+      const floorTotal = Number(applied.rows[0]![1]);
+      await client.query("COMMIT");
+      return { revision, written: plan.written, deleted: plan.deleted, retained: changesTotal - floorTotal };
+    });
+    if (outcome.retained !== undefined) {
+      this.#watch.advance(outcome.revision);
+      this.#maybeCollect(now, outcome.retained);
+    }
+    return { revision: outcome.revision, written: outcome.written, deleted: outcome.deleted };
+  }
+
+  changesAfter(after: Revision, limit: number): Promise<StoredChange[]> {
+    return changesAfter(this.#db, after, limit);
+  }
+
+  waitForRevision(after: Revision, signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.#watch.wait(after, signal);
+  }
+
+  /**
+   * Runs one garbage collection now (changelog beyond retention, tuple versions no snapshot can need, old commit
+   * times); `ran: false` when another process was collecting. Writes start one by themselves when due.
+   */
+  async collectGarbage(): Promise<CollectionReport> {
+    this.#db.assertOpen();
+    await this.#collecting?.catch(() => {});
+    return this.#startCollect(this.#options.clock());
+  }
+
+  /** Whether the database answers, how fast, and how busy the pool is. Never throws. */
+  health(): Promise<PostgresHealth> {
+    return this.#db.health();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.markClosed();
+    await this.#watch.close();
+    await this.#collecting?.catch(() => {});
+    if (this.#ownsPool) await this.#db.end();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Starts a background collection when the changelog holds more than its bound (with 1/16 slack, so a full
+   * changelog is not collected after every write) or the last one is older than half the shorter retention.
+   */
+  #maybeCollect(now: number, retained: number): void {
+    if (this.#collecting !== undefined) return;
+    const o = this.#options;
+    const overCount = retained > o.changelogMaxEntries + Math.floor(o.changelogMaxEntries / 16);
+    const interval = Math.min(60_000, o.snapshotRetentionMs, o.changelogMaxAgeMs) / 2;
+    if (!overCount && now - this.#lastCollectMs < interval) return;
+    void this.#startCollect(now).catch(() => {
+      // Collection is best effort: the next due write tries again.
+    });
+  }
+
+  #startCollect(now: number): Promise<CollectionReport> {
+    this.#lastCollectMs = now;
+    const oldest = this.#leases.size === 0 ? undefined : Math.min(...this.#leases.keys());
+    const run = collect(this.#db, this.#options, now, oldest);
+    const tracked = run.finally(() => {
+      if (this.#collecting === tracked) this.#collecting = undefined;
+    });
+    this.#collecting = tracked;
+    return tracked;
+  }
+}
+
+interface BatchPlan {
+  /** Changes in revision order. */
+  readonly changes: PendingChange[];
+  /** Live versions to mark deleted. */
+  readonly remove: RelationTuple[];
+  /** New versions; `bornExpired` ones are written already deleted (their expiry has passed). */
+  readonly insert: { tuple: RelationTuple; bornExpired: boolean }[];
+  written: number;
+  deleted: number;
+}
+
+/**
+ * What a batch does, decided as the memory store decides it: caller deletes (missing ones per onMissing), then
+ * writes (an existing live tuple per onDuplicate, an expired one replaced), then removal of every tuple expired
+ * by `now` that the batch did not touch (a write of an already expired tuple included).
+ * @throws NexusError "invalid_write" naming the first offending tuple.
+ */
+function planBatch(
+  batch: WriteBatch,
+  deletes: readonly TupleIdentity[],
+  writes: readonly RelationTuple[],
+  found: ReadonlyMap<number, RelationTuple>,
+  expired: readonly RelationTuple[],
+  now: number,
+): BatchPlan {
+  const plan: BatchPlan = { changes: [], remove: [], insert: [], written: 0, deleted: 0 };
+  const touched = new Set<string>();
+  const change = (op: ChangeCode, tuple: RelationTuple): void => {
+    plan.changes.push({ op, tuple });
+  };
+  for (const [i, d] of deletes.entries()) {
+    const live = found.get(i);
+    if (live === undefined) {
+      if (batch.onMissing === "ignore") continue;
+      throw new NexusError("invalid_write", `cannot delete ${describeTuple(d)}: it does not exist`, {
+        tuple: {
+          tenant: d.tenant,
+          object: d.object,
+          relation: d.relation,
+          user: d.user,
+          subjectTenant: d.subjectTenant,
+        },
+      });
+    }
+    touched.add(identityKey(live));
+    change("d", live);
+    plan.remove.push(live);
+    plan.deleted++;
+  }
+  for (const [j, w] of writes.entries()) {
+    const live = found.get(deletes.length + j);
+    if (live !== undefined) {
+      const isExpired = live.expiresAt !== undefined && live.expiresAt <= now;
+      if (!isExpired) {
+        if (
+          batch.onDuplicate === "ignore" &&
+          sameCondition(live.condition, w.condition) &&
+          live.expiresAt === w.expiresAt
+        ) {
+          continue;
+        }
+        throw new NexusError(
+          "invalid_write",
+          `cannot write ${describeTuple(w)}: it already exists${batch.onDuplicate === "ignore" ? " with another condition or expiry" : ""}`,
+          { tuple: { tenant: w.tenant, object: w.object, relation: w.relation, user: w.user } },
+        );
+      }
+      touched.add(identityKey(live));
+      change("x", live);
+      plan.remove.push(live);
+    }
+    change("w", w);
+    plan.written++;
+    const bornExpired = w.expiresAt !== undefined && w.expiresAt <= now;
+    plan.insert.push({ tuple: w, bornExpired });
+    if (bornExpired) change("x", w);
+  }
+  if (plan.changes.length === 0) return plan;
+  for (const e of expired) {
+    if (touched.has(identityKey(e))) continue;
+    change("x", e);
+    plan.remove.push(e);
+  }
+  return plan;
+}
+
+function duplicateInBatch(t: TupleIdentity): NexusError {
+  return new NexusError("invalid_write", `${describeTuple(t)} appears more than once in the write`, {
+    tuple: { tenant: t.tenant, object: t.object, relation: t.relation, user: t.user },
+  });
+}
+
+function randomId(): string {
+  const bytes = new Uint8Array(8);
+  globalThis.crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
