@@ -85,8 +85,9 @@ export async function writeCheckpoint(dir: string, checkpoint: Checkpoint, crc: 
       const chunk = state.tuples.slice(i, i + CHUNK).map(encodeTuple);
       await put(encodeRecord(RecordKind.CheckpointTuples, toBytes(chunk), crc));
     }
+    const liveIndex = new Map(state.tuples.map((t, i) => [t, i]));
     for (let i = 0; i < state.changes.length; i += CHUNK) {
-      const chunk = state.changes.slice(i, i + CHUNK).map(encodeChange);
+      const chunk = state.changes.slice(i, i + CHUNK).map((c) => encodeChange(c, liveIndex));
       await put(encodeRecord(RecordKind.CheckpointChanges, toBytes(chunk), crc));
     }
     await put(encodeRecord(RecordKind.CheckpointCommits, toBytes(encodeCommits(state.commits)), crc));
@@ -151,7 +152,7 @@ export function readCheckpoint(dir: string, crc: Crc32c): Checkpoint | undefined
           for (const t of decodeList(value, decodeTuple, "tuple chunk")) tuples.push(t);
           break;
         case RecordKind.CheckpointChanges:
-          for (const c of decodeList(value, decodeChange, "change chunk")) changes.push(c);
+          for (const c of decodeList(value, (v) => decodeChange(v, tuples), "change chunk")) changes.push(c);
           break;
         case RecordKind.CheckpointCommits:
           commits = decodeCommits(value);

@@ -9,7 +9,8 @@
  *              structured serialization (v8.serialize), so it reads back exactly
  *   batch      {"r": revision, "t": commit time (ms), "w": [tuple...], "d": [identity...]}
  *   model      {"tenant", "id", "createdAtMs", "source", "format"?}
- *   change     [revision, op, tuple]: op "w" write, "d" delete, "x" delete of an expired tuple
+ *   change     [revision, op, tuple]: op "w" write, "d" delete, "x" delete of an expired tuple; in a checkpoint,
+ *              tuple may be the index of one of its live tuples
  *
  * Decoding checks every field's type and rebuilds parsed forms (objectType, subject) from the strings; a payload
  * that does not decode is corruption.
@@ -227,15 +228,21 @@ export function decodeModel(value: unknown): StoredModel {
   };
 }
 
-export function encodeChange(c: StoredChange): Json[] {
-  return [c.revision, c.op === "write" ? "w" : c.expired ? "x" : "d", encodeTuple(c.tuple)];
+/**
+ * A change; in a checkpoint, a change whose tuple is one of the checkpoint's live tuples names it by its index
+ * in them (`liveIndex`), so the tuple is stored and decoded once and shared again after a reopen.
+ */
+export function encodeChange(c: StoredChange, liveIndex?: ReadonlyMap<RelationTuple, number>): Json[] {
+  const op = c.op === "write" ? "w" : c.expired ? "x" : "d";
+  return [c.revision, op, liveIndex?.get(c.tuple) ?? encodeTuple(c.tuple)];
 }
 
-export function decodeChange(value: unknown): StoredChange {
+export function decodeChange(value: unknown, live: readonly RelationTuple[] = []): StoredChange {
   if (!Array.isArray(value) || value.length !== 3 || !Number.isSafeInteger(value[0]))
     throw bad("change", value);
   const [revision, op, tuple] = value as [number, unknown, unknown];
-  const decoded = decodeTuple(tuple);
+  const decoded = typeof tuple === "number" ? live[tuple] : decodeTuple(tuple);
+  if (decoded === undefined) throw bad("change", value);
   if (op === "w") return { revision, op: "write", tuple: decoded };
   if (op === "d") return { revision, op: "delete", tuple: decoded };
   if (op === "x") return { revision, op: "delete", tuple: decoded, expired: true };

@@ -63,7 +63,10 @@ export interface FileTupleStoreOptions {
   changelogMaxEntries?: number;
   /** ...and none older than this (default 1 hour). */
   changelogMaxAgeMs?: number;
-  /** A checkpoint is written once the log since the last one holds this many bytes (default 16 MiB). */
+  /**
+   * A checkpoint is written once the log since the last one holds this many bytes (default 16 MiB; 0: only when
+   * checkpoint() is called).
+   */
   checkpointBytes?: number;
 }
 
