@@ -25,6 +25,12 @@ export type NexusErrorCode =
   | "locked"
   | "io_error"
   | "too_many_losses"
+  // filesystem (nexus-fast/fs)
+  | "permission_denied"
+  | "already_exists"
+  | "not_a_directory"
+  | "is_a_directory"
+  | "not_empty"
   // connections (a database or service the library talks to)
   | "unavailable"
   | "timeout"

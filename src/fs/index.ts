@@ -1,0 +1,22 @@
+/**
+ * nexus-fast/fs (Node only): NexusFS, files whose every operation is checked by the permission engine, with
+ * contents in the volume store and metadata in 64-byte records; its change stream, a caching client, and a
+ * FUSE mount.
+ */
+export type { FsEvent, FsEventKind, FsWatchRequest } from "./events.js";
+export {
+  type Caller,
+  type DirEntry,
+  type FileData,
+  type FileStat,
+  FileSystem,
+  type FileSystemOptions,
+  FsSession,
+  type Grant,
+  type MutationStep,
+  openFileSystem,
+  type RecoveryReport,
+  type TargetOptions,
+  type Version,
+} from "./filesystem.js";
+export { MAX_NAME_BYTES, MAX_PATH_BYTES, normalizePath } from "./paths.js";
