@@ -173,6 +173,32 @@ describe("FileTupleStore across reopens", () => {
     await (await openFileTupleStore({ dir })).close();
   });
 
+  it("refuses a write it cannot store (invalid_write) without writing or changing anything", async () => {
+    const dir = freshDir();
+    const store = await openFileTupleStore({ dir });
+    cleanups.push(() => store.close());
+    await store.write({ writes: [t("doc:1", "user:a")], deletes: [] });
+    const logBytes = store.stats().logBytesSinceCheckpoint;
+    const unstorable = t("doc:2", "user:a", { condition: { name: "c", context: { f: () => 1 } } });
+    const huge = t("doc:3", "user:a", {
+      condition: { name: "c", context: { text: "x".repeat(65 * 2 ** 20) } },
+    });
+    for (const batch of [
+      { writes: [t("doc:4", "user:a"), unstorable], deletes: [] },
+      { writes: [huge], deletes: [t("doc:1", "user:a")] },
+    ]) {
+      expect(await codeOf(store.write(batch))).toBe("invalid_write");
+    }
+    expect(store.stats().logBytesSinceCheckpoint).toBe(logBytes);
+    expect(await store.currentRevision()).toBe(1);
+    expect((await everything(store)).map((x) => x.object)).toEqual(["doc:1"]);
+    await store.write({ writes: [t("doc:5", "user:a")], deletes: [] });
+    await store.close();
+    const again = await openFileTupleStore({ dir });
+    cleanups.push(() => again.close());
+    expect((await everything(again)).map((x) => x.object)).toEqual(["doc:1", "doc:5"]);
+  });
+
   it("rejects bad options with invalid_argument", async () => {
     for (const bad of [
       { dir: "" },
