@@ -42,6 +42,8 @@ import {
   contextOf,
   contextualTuplesOf,
   objectOf,
+  onlyKnownFields,
+  REQUEST_FIELDS,
   relationOfType,
   requestObject,
   subjectOf,
@@ -269,7 +271,7 @@ export class Engine implements AsyncDisposable {
   /** Writes and deletes tuples atomically: all of them at one new revision, or none (the error says which). */
   async write(request: WriteRequest): Promise<WriteResponse> {
     this.#assertOpen();
-    requestObject(request, "a write request");
+    requestObject(request, "a write request", REQUEST_FIELDS.write);
     const tenant = tenantOf(request.tenant);
     const writes = arrayOf(request.writes, "writes");
     const deletes = arrayOf(request.deletes, "deletes");
@@ -291,6 +293,7 @@ export class Engine implements AsyncDisposable {
       validTuple(this.program, key as TupleKey, tenant, `write ${i}`),
     );
     const normalizedDeletes: TupleIdentity[] = deletes.map((key, i) => {
+      if (key !== null && typeof key === "object") onlyKnownFields(key, REQUEST_FIELDS.tuple, `delete ${i}`);
       const identity = normalizeIdentity(key as TupleToDelete, tenant);
       if (!identity.ok) {
         throw new NexusError(
@@ -319,16 +322,15 @@ export class Engine implements AsyncDisposable {
    * "aborted"); an evaluation it shares with identical requests goes on for them.
    */
   async check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
-    if (this.#chain !== undefined) {
-      this.#assertOpen();
-      return this.#chain.check(request, options);
-    }
+    this.#assertOpen();
+    requestObject(options, "check options", REQUEST_FIELDS.callOptions);
+    if (this.#chain !== undefined) return this.#chain.check(request, options);
     return this.#check(request, true);
   }
 
   async #check(request: CheckRequest, tryFast: boolean): Promise<boolean> {
     this.#assertOpen();
-    requestObject(request, "a check request");
+    requestObject(request, "a check request", REQUEST_FIELDS.check);
     const { query, options } = this.#checkQuery(request);
     if (tryFast && this.#fast !== undefined && !hasContextualTuples(options)) {
       contextOf(options.context); // the same validation as the reference path
@@ -355,6 +357,7 @@ export class Engine implements AsyncDisposable {
    */
   async checkBulk(requests: readonly CheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
     this.#assertOpen();
+    requestObject(options, "checkBulk options", REQUEST_FIELDS.callOptions);
     if (this.#chain !== undefined) return this.#chain.checkMany(requests, options);
     const list = arrayOf(requests, "requests") as CheckRequest[];
     const fastAnswers = this.#fast === undefined ? undefined : await this.#fastBulk(list);
@@ -381,8 +384,9 @@ export class Engine implements AsyncDisposable {
    */
   async filter(request: FilterRequest, options: CheckOptions = {}): Promise<string[]> {
     this.#assertOpen();
+    requestObject(options, "filter options", REQUEST_FIELDS.callOptions);
     if (this.#chain !== undefined) return this.#chain.filter(request, options);
-    requestObject(request, "a filter request");
+    requestObject(request, "a filter request", REQUEST_FIELDS.filter);
     const objects = arrayOf(request.objects, "objects") as string[];
     const { objects: _, ...rest } = request;
     const allowed = await this.checkBulk(objects.map((object) => ({ ...rest, object })));
@@ -392,8 +396,9 @@ export class Engine implements AsyncDisposable {
   /** The objects of `type` on which `user` has `relation` (each passes check), sorted. */
   async listObjects(request: ListObjectsRequest, options: CheckOptions = {}): Promise<string[]> {
     this.#assertOpen();
+    requestObject(options, "listObjects options", REQUEST_FIELDS.callOptions);
     if (this.#chain !== undefined) return this.#chain.listObjects(request, options);
-    requestObject(request, "a list objects request");
+    requestObject(request, "a list objects request", REQUEST_FIELDS.listObjects);
     const tenant = tenantOf(request.tenant);
     const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
     const type = typeOf(this.program, request.type);
@@ -414,7 +419,7 @@ export class Engine implements AsyncDisposable {
    */
   async listUsers(request: ListUsersRequest): Promise<string[]> {
     this.#assertOpen();
-    requestObject(request, "a list users request");
+    requestObject(request, "a list users request", REQUEST_FIELDS.listUsers);
     const tenant = tenantOf(request.tenant);
     const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
     const object = objectOf(this.program, request.object);
@@ -423,7 +428,7 @@ export class Engine implements AsyncDisposable {
     if (filters.length === 0)
       throw new NexusError("invalid_argument", "userFilters needs at least one filter");
     for (const filter of filters) {
-      requestObject(filter, "a user filter");
+      requestObject(filter, "a user filter", REQUEST_FIELDS.userFilter);
       typeOf(this.program, filter.type, "userFilters.type");
       if (filter.relation !== undefined)
         relationOfType(this.program, filter.type, filter.relation, "userFilters.relation");
@@ -447,7 +452,7 @@ export class Engine implements AsyncDisposable {
   /** One level of the userset tree of `object#relation` (OpenFGA's Expand). */
   async expand(request: ExpandRequest): Promise<UsersetTree> {
     this.#assertOpen();
-    requestObject(request, "an expand request");
+    requestObject(request, "an expand request", REQUEST_FIELDS.expand);
     const tenant = tenantOf(request.tenant);
     const object = objectOf(this.program, request.object);
     relationOfType(this.program, object.type, request.relation);
@@ -459,7 +464,7 @@ export class Engine implements AsyncDisposable {
   /** The tuples of a tenant that count now, filtered by object (`type:id` or `type:`), relation and user. */
   async read(request: ReadRequest = {}): Promise<TupleKey[]> {
     this.#assertOpen();
-    requestObject(request, "a read request");
+    requestObject(request, "a read request", REQUEST_FIELDS.read);
     const tenant = tenantOf(request.tenant);
     let object: string | undefined;
     let objectType: string | undefined;
@@ -513,7 +518,7 @@ export class Engine implements AsyncDisposable {
    */
   async *watch(request: WatchRequest = {}): AsyncGenerator<Change, void, undefined> {
     this.#assertOpen();
-    requestObject(request, "a watch request");
+    requestObject(request, "a watch request", REQUEST_FIELDS.watch);
     const tenant = tenantOf(request.tenant);
     let after: number;
     if (request.after === undefined) {
@@ -556,6 +561,7 @@ export class Engine implements AsyncDisposable {
 
   /** Counters of the check chain's layers and of the WASM fast path. */
   stats(): EngineStats {
+    this.#assertOpen();
     return {
       evaluator: this.evaluator,
       ...(this.#chain !== undefined ? { chain: this.#chain.stats() } : {}),
@@ -605,7 +611,7 @@ export class Engine implements AsyncDisposable {
       let query: CheckQuery;
       let options: QueryOptions;
       try {
-        requestObject(request, "a check request");
+        requestObject(request, "a check request", REQUEST_FIELDS.check);
         ({ query, options } = this.#checkQuery(request));
         if (hasContextualTuples(options)) continue;
         contextOf(options.context);
@@ -710,7 +716,10 @@ export class Engine implements AsyncDisposable {
  * @throws NexusError "invalid_model" (and friends) naming what is wrong with the model; "invalid_argument" for options.
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
-  requestObject(options, "engine options");
+  requestObject(options, "engine options", ENGINE_OPTION_FIELDS);
+  if (options.changelog !== undefined) {
+    requestObject(options.changelog, "engine options' changelog", CHANGELOG_FIELDS);
+  }
   if (options.evaluator !== undefined && options.evaluator !== "wasm" && options.evaluator !== "reference") {
     throw new NexusError(
       "invalid_argument",
@@ -813,6 +822,21 @@ function chainOptionsOf(cache: EngineCacheOptions): EngineCacheOptions {
   };
   return { ...cache, tiger };
 }
+
+/** Every field of EngineOptions (createEngine refuses others, naming the closest). */
+const ENGINE_OPTION_FIELDS: ReadonlySet<string> = new Set<keyof EngineOptions>([
+  "model",
+  "format",
+  "store",
+  "clock",
+  "quantizationWindowMs",
+  "maxResolutionDepth",
+  "maxContextualTuples",
+  "changelog",
+  "evaluator",
+  "cache",
+]);
+const CHANGELOG_FIELDS: ReadonlySet<string> = new Set(["maxEntries", "maxAgeMs"]);
 
 const CACHE_LAYERS = [
   "resultCache",

@@ -25,6 +25,7 @@ import {
   contextOf,
   contextualTuplesOf,
   objectOf,
+  REQUEST_FIELDS,
   relationOfType,
   requestObject,
   subjectOf,
@@ -52,6 +53,8 @@ import { SingleflightResolver } from "./singleflight.js";
 import type { TigerOptions, TigerResolver } from "./tiger.js";
 import type { CheckResolver, DepthGuard, LayerStats, ResolvedCheck } from "./types.js";
 import { Warmer, type WarmerOptions, type WarmerStats, type WarmTarget, warmThrough } from "./warming.js";
+
+const CHECK_FIELDS = REQUEST_FIELDS.check;
 
 /** A check request, as Engine.check takes it. */
 export interface ChainCheckRequest {
@@ -502,14 +505,14 @@ export class CheckChain implements AsyncDisposable {
 
   async #filter(request: FilterRequest, options: CheckOptions): Promise<string[]> {
     this.#assertOpen();
-    requestObject(request, "a filter request");
+    requestObject(request, "a filter request", REQUEST_FIELDS.filter);
     if (!Array.isArray(request.objects)) {
       throw new NexusError("invalid_argument", `objects must be an array, got ${describe(request.objects)}`);
     }
-    const objects = request.objects as readonly string[];
+    const { objects, ...question } = request as FilterRequest;
     if (objects.length === 0) return [];
     const now = this.#clock();
-    const base = { ...request, object: objects[0]! };
+    const base = { ...question, object: objects[0]! };
     const first = await this.#resolved(base, now);
     // Each object must be `type:id` of the first one's type (checked without parsing: this is the hot path).
     const prefix = `${first.objectType}:`;
@@ -536,7 +539,7 @@ export class CheckChain implements AsyncDisposable {
     if (fromTiger !== undefined) return fromTiger;
     for (let index = 0; index < objects.length; index++) validate(objects[index], index);
     const allowed = await this.#checkMany(
-      objects.map((object) => ({ ...request, object })),
+      objects.map((object) => ({ ...question, object })),
       options,
     );
     return objects.filter((_, i) => allowed[i]);
@@ -551,7 +554,7 @@ export class CheckChain implements AsyncDisposable {
   async listObjects(request: ChainListObjectsRequest, options: CheckOptions = {}): Promise<string[]> {
     this.#assertOpen();
     const now = this.#clock();
-    requestObject(request, "a list objects request");
+    requestObject(request, "a list objects request", REQUEST_FIELDS.listObjects);
     this.#requests++;
     let tenant: string;
     let subjectTenant: string;
@@ -670,6 +673,8 @@ export class CheckChain implements AsyncDisposable {
     ) {
       return undefined;
     }
+    // A field no check has is refused by validation, never answered around it.
+    for (const field in request) if (!CHECK_FIELDS.has(field)) return undefined;
     const revision = this.#revisions.peekWindow(now);
     if (revision === undefined) return undefined;
     const t = tenant ?? DEFAULT_TENANT;
@@ -693,7 +698,7 @@ export class CheckChain implements AsyncDisposable {
   #validated(request: ChainCheckRequest): ValidCheck {
     this.#requests++;
     try {
-      requestObject(request, "a check request");
+      requestObject(request, "a check request", REQUEST_FIELDS.check);
       const tenant = tenantOf(request.tenant);
       const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
       const objectType = objectOf(this.program, request.object).type;

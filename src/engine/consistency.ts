@@ -16,6 +16,7 @@
 import { describe, NexusError } from "../errors.js";
 import { decodeToken } from "../store/token.js";
 import type { Revision, TupleSnapshot, TupleStore } from "../store/types.js";
+import { onlyKnownFields, REQUEST_FIELDS } from "./requests.js";
 
 export type Consistency = "minimize_latency" | "fully_consistent" | { readonly atLeastAsFresh: string };
 
@@ -54,6 +55,7 @@ export async function revisionFor(consistency: unknown, options: ConsistencyOpti
   if (consistency === undefined || consistency === "minimize_latency") return minimizeLatency(options);
   if (consistency === "fully_consistent") return store.currentRevision();
   if (typeof consistency === "object" && consistency !== null && "atLeastAsFresh" in consistency) {
+    onlyKnownFields(consistency, REQUEST_FIELDS.consistencyToken, "consistency");
     const given = (consistency as { atLeastAsFresh: unknown }).atLeastAsFresh;
     const token = decodeToken(given);
     if (token.storeId !== store.id || token.revision > (await store.currentRevision())) {

@@ -134,6 +134,13 @@ export function validTuple(
   what: string,
   requiredTenant?: string,
 ): RelationTuple {
+  if (key !== null && typeof key === "object") {
+    onlyKnownFields(key, REQUEST_FIELDS.tuple, what);
+    const condition = (key as { condition?: unknown }).condition;
+    if (condition !== null && typeof condition === "object") {
+      onlyKnownFields(condition, REQUEST_FIELDS.condition, `${what}'s condition`);
+    }
+  }
   const normalized = normalizeTuple(key, tenant, requiredTenant);
   if (!normalized.ok) {
     throw new NexusError("invalid_tuple", `${what} ${describe(key)} is invalid: ${normalized.problem}`, {
@@ -153,9 +160,90 @@ export function validTuple(
   return normalized.value;
 }
 
-export function requestObject<T>(value: T, what: string): T {
+/** `value` as a request object; with `known`, one holding only those fields (see onlyKnownFields). */
+export function requestObject<T>(value: T, what: string, known?: ReadonlySet<string>): T {
   if (value === null || typeof value !== "object") {
     throw new NexusError("invalid_argument", `${what} must be an object, got ${describe(value)}`);
   }
+  if (known !== undefined) onlyKnownFields(value, known, what);
   return value;
+}
+
+/** The fields each request (and option object) may hold: anything else is a mistake worth naming. */
+export const REQUEST_FIELDS = {
+  check: fields("user relation object tenant subjectTenant contextualTuples context consistency"),
+  filter: fields("user relation objects tenant subjectTenant consistency"),
+  listObjects: fields("user relation type tenant subjectTenant contextualTuples context consistency"),
+  listUsers: fields("object relation userFilters tenant subjectTenant contextualTuples context consistency"),
+  userFilter: fields("type relation"),
+  expand: fields("object relation tenant contextualTuples consistency"),
+  read: fields("tenant object relation user consistency"),
+  write: fields("writes deletes tenant onDuplicate onMissing"),
+  tuple: fields("user relation object condition expiresAt tenant subjectTenant"),
+  condition: fields("name context"),
+  watch: fields("tenant after signal"),
+  callOptions: fields("signal"),
+  consistencyToken: fields("atLeastAsFresh"),
+} as const;
+
+function fields(names: string): ReadonlySet<string> {
+  return new Set(names.split(" "));
+}
+
+/**
+ * A request (or option object) that holds only `known` fields. A misspelt field would otherwise be ignored
+ * silently (`consitency` answering with the default consistency).
+ * @throws NexusError "invalid_argument" naming the field and, when one is close, the field meant.
+ */
+export function onlyKnownFields(value: object, known: ReadonlySet<string>, what: string): void {
+  for (const field in value) {
+    if (!known.has(field)) throw unknownField(field, known, what);
+  }
+}
+
+export function unknownField(field: string, known: Iterable<string>, what: string): NexusError {
+  const meant = closest(field, known);
+  return new NexusError(
+    "invalid_argument",
+    `${what} has no field ${describe(field, 60)}${meant !== undefined ? ` (did you mean ${meant}?)` : ""}; known fields: ${[...known].join(", ")}`,
+    { field, ...(meant !== undefined ? { suggestion: meant } : {}) },
+  );
+}
+
+/** The known name nearest `field` by edit distance, if near enough to be a slip (at most a third of it). */
+function closest(field: string, known: Iterable<string>): string | undefined {
+  const lower = field.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(field.length / 3)) + 1;
+  for (const name of known) {
+    const d = editDistance(lower, name.toLowerCase(), bestDistance);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance with adjacent transpositions, giving up (returning `limit`) once it reaches `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit || a.length > 200) return limit;
+  let before: number[] = [];
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let least = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d = Math.min(d, before[j - 2]! + 1);
+      row.push(d);
+      if (d < least) least = d;
+    }
+    if (least >= limit) return limit;
+    before = previous;
+    previous = row;
+  }
+  return Math.min(previous[b.length]!, limit);
 }

@@ -56,14 +56,8 @@ export function normalizeTuple(
   }
   let expiresAt: number | undefined;
   if (key.expiresAt !== undefined && key.expiresAt !== null) {
-    const raw = key.expiresAt as unknown;
-    const time =
-      raw instanceof Date
-        ? raw.getTime()
-        : typeof raw === "string" && /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/.test(raw)
-          ? Date.parse(raw)
-          : Number.NaN;
-    if (Number.isNaN(time)) return fail(`expiresAt must be an RFC 3339 time or a Date, got ${describe(raw)}`);
+    const time = instantOf(key.expiresAt);
+    if (typeof time === "string") return fail(`expiresAt ${time}`);
     expiresAt = time;
   }
   return {
@@ -126,6 +120,49 @@ export function normalizeIdentity(
       subjectTenant,
     },
   };
+}
+
+/** Epoch ms the JavaScript Date range holds (±100,000,000 days). */
+const MAX_EPOCH_MS = 8.64e15;
+
+/** RFC 3339 date-time: full date, `T` (or `t` / space), full time with seconds, optional fraction, offset. */
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * An instant as epoch ms, from an RFC 3339 string (every field checked: `2030-02-30` is refused, not read as
+ * March 2), a valid Date, or a finite number of epoch ms; otherwise the problem, as text.
+ */
+export function instantOf(raw: unknown): number | string {
+  const problem = (why: string): string =>
+    `must be an RFC 3339 time (2030-01-31T12:00:00Z), a Date or epoch milliseconds, got ${typeof raw === "number" ? String(raw) : describe(raw)}${why}`;
+  if (raw instanceof Date) {
+    const time = raw.getTime();
+    return Number.isNaN(time) ? problem(" (an invalid Date)") : time;
+  }
+  if (typeof raw === "number") {
+    return Number.isFinite(raw) && Math.abs(raw) <= MAX_EPOCH_MS ? raw : problem("");
+  }
+  if (typeof raw !== "string") return problem("");
+  const m = RFC3339.exec(raw);
+  if (m === null) return problem("");
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  if (days === undefined) return problem(" (no such month)");
+  if (day < 1 || day > days) return problem(" (no such day in that month)");
+  // A leap second (:60) has no epoch-ms instant of its own; it is refused rather than moved.
+  if (hour > 23 || minute > 59 || second > 59) return problem(" (no such time of day)");
+  if (m[7] !== undefined && (Number(m[8]) > 23 || Number(m[9]) > 59)) return problem(" (no such offset)");
+  const time = Date.parse(raw.replace(" ", "T"));
+  return Number.isNaN(time) ? problem("") : time;
 }
 
 export function defaultTenant(tenant: unknown): string | undefined {

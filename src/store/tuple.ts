@@ -33,8 +33,8 @@ export interface TupleKey {
   readonly relation: string;
   readonly object: string;
   readonly condition?: TupleCondition;
-  /** After this instant the tuple no longer counts (RFC 3339 text or a Date). */
-  readonly expiresAt?: string | Date;
+  /** After this instant the tuple no longer counts: RFC 3339 text (checked strictly), a Date, or epoch ms. */
+  readonly expiresAt?: string | Date | number;
   /** The tenant the tuple belongs to (default "default"). */
   readonly tenant?: string;
   /** The tenant of the subject (default: `tenant`); set only for cross-tenant grants. */
