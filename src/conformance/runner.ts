@@ -15,6 +15,7 @@ import type { ConditionContext } from "../conditions/cel.js";
 import { createEngine } from "../engine.js";
 import { MemoryTupleStore } from "../store/memory.js";
 import type { TupleKey } from "../store/tuple.js";
+import type { TupleStore } from "../store/types.js";
 import {
   type EngineFactory,
   errorText,
@@ -110,6 +111,8 @@ export interface ConformanceOptions {
   readonly storedOnly?: boolean;
   /** The engine under test (default: createEngine, the reference). It gets `store`, `model` and options. */
   readonly createEngine?: EngineFactory;
+  /** A new, empty store for each test run (default: a MemoryTupleStore); closed after the run. */
+  readonly openStore?: () => Promise<TupleStore>;
 }
 
 /** Parses a matrix file (YAML text or the parsed object) and runs every test in it. */
@@ -135,7 +138,13 @@ export async function runConformanceFile(
     }
     for (const variant of variants) {
       runs++;
-      const result = await runTest(test, variant, random, options.createEngine ?? createEngine);
+      const result = await runTest(
+        test,
+        variant,
+        random,
+        options.createEngine ?? createEngine,
+        options.openStore,
+      );
       assertions += result.assertions;
       passed += result.passed;
       failures.push(...result.failures);
@@ -155,9 +164,10 @@ async function runTest(
   variant: ConformanceVariant,
   random: () => number,
   factory: EngineFactory,
+  openStore?: () => Promise<TupleStore>,
 ): Promise<TestResult> {
   const result: TestResult = { assertions: 0, passed: 0, failures: [] };
-  const store = new MemoryTupleStore();
+  const store = openStore === undefined ? new MemoryTupleStore() : await openStore();
   try {
     for (const [stageIndex, stage] of test.stages.entries()) {
       const fail = (

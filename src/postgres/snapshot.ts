@@ -6,9 +6,10 @@
  * because the snapshot outlived `snapshotRetentionMs` — the read is refused ("invalid_token", reason
  * "beyond_retention") instead of answering from a state with versions missing.
  *
- * Keys are batched: one statement per tenant for object and type-relation keys (the tenant picks the partition at
- * planning time), one statement for all subject keys (a subject's tuples may sit in any tenant, so every
- * partition's subject index is probed).
+ * Keys are batched: one statement per tenant for object and type-relation keys (the tenant picks the partition),
+ * one statement for all subject keys (a subject's tuples may sit in any tenant, so every partition's subject index
+ * is probed). Each key is a LATERAL index probe, so the plan is a nested loop over the keys whatever the
+ * planner's estimates (a hash join over every live row was its choice for a generic plan on small tables).
  */
 import { NexusError } from "../errors.js";
 import { parseObject, type RelationTuple } from "../store/tuple.js";
@@ -58,8 +59,10 @@ export class PostgresSnapshot implements TupleSnapshot {
         const rows = await this.#select(
           `SELECT k.i, ${tupleSelect("t")}
            FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS k(object_type, relation, object_id, i)
-           JOIN ${this.#db.schema}.tuples t ON t.tenant = $2 AND t.object_type = k.object_type
-             AND t.relation = k.relation AND t.object_id = k.object_id
+           CROSS JOIN LATERAL (
+             SELECT * FROM ${this.#db.schema}.tuples l WHERE l.tenant = $2 AND l.object_type = k.object_type
+               AND l.relation = k.relation AND l.object_id = k.object_id
+           ) t
            WHERE ${VISIBLE}`,
           [tenant, g.type, g.relation, g.id],
           "reading tuples by object",
@@ -77,10 +80,11 @@ export class PostgresSnapshot implements TupleSnapshot {
       `SELECT k.i, ${tupleSelect("t")}
        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
          WITH ORDINALITY AS k(subject_tenant, usr, object_type, relation, i)
-       JOIN ${this.#db.schema}.tuples t ON t.subject_tenant = k.subject_tenant AND t."user" = k.usr
-         AND (k.object_type IS NULL OR t.object_type = k.object_type)
-         AND (k.relation IS NULL OR t.relation = k.relation)
-       WHERE ${VISIBLE}`,
+       CROSS JOIN LATERAL (
+         SELECT * FROM ${this.#db.schema}.tuples l WHERE l.subject_tenant = k.subject_tenant AND l."user" = k.usr
+       ) t
+       WHERE (k.object_type IS NULL OR t.object_type = k.object_type)
+         AND (k.relation IS NULL OR t.relation = k.relation) AND ${VISIBLE}`,
       [
         keys.map((k) => k.subjectTenant),
         keys.map((k) => k.user),
@@ -111,8 +115,10 @@ export class PostgresSnapshot implements TupleSnapshot {
         const rows = await this.#select(
           `SELECT k.i, ${tupleSelect("t")}
            FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS k(object_type, relation, i)
-           JOIN ${this.#db.schema}.tuples t ON t.tenant = $2 AND t.object_type = k.object_type
-             AND t.relation = k.relation
+           CROSS JOIN LATERAL (
+             SELECT * FROM ${this.#db.schema}.tuples l WHERE l.tenant = $2 AND l.object_type = k.object_type
+               AND l.relation = k.relation
+           ) t
            WHERE ${VISIBLE}`,
           [tenant, g.type, g.relation],
           "reading tuples by type and relation",

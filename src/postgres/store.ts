@@ -248,9 +248,11 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
           `SELECT k.i, ${tupleSelect("t")}
           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
             WITH ORDINALITY AS k(tenant, object_type, object_id, relation, subject_tenant, usr, i)
-          JOIN ${s}.tuples t ON t.tenant = k.tenant AND t.object_type = k.object_type AND t.relation = k.relation
-            AND t.object_id = k.object_id AND t.subject_tenant = k.subject_tenant AND t."user" = k.usr
-            AND t.deleted_rev IS NULL
+          CROSS JOIN LATERAL (
+            SELECT * FROM ${s}.tuples l WHERE l.tenant = k.tenant AND l.object_type = k.object_type
+              AND l.relation = k.relation AND l.object_id = k.object_id AND l.subject_tenant = k.subject_tenant
+              AND l."user" = k.usr AND l.deleted_rev IS NULL
+          ) t
           UNION ALL
           SELECT 0, ${tupleSelect("t")} FROM ${s}.tuples t
           WHERE t.deleted_rev IS NULL AND t.expires_at_ms <= $7`,
