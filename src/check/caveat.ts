@@ -5,8 +5,9 @@
  * depends on, as cel-go's partial evaluation (which SpiceDB uses) reports them:
  * - `a || b` is true when either side is true, `a && b` false when either side is false, whatever the other;
  * - `c ? x : y` with an unknown condition is unknown in the condition's parameters only;
- * - any other operation with an unknown operand is unknown in the union of its unknown operands' parameters
- *   (`!x`, `x > 1`, `f(x, y)`); a macro (`l.exists(v, v > x)`) in every missing parameter it reads.
+ * - any other operation is its first operand (left to right) that is unknown or an error: `lo < hi` with both
+ *   missing is unknown in `lo` only (as SpiceDB reports it); a macro (`l.exists(v, v > x)`) is unknown in every
+ *   missing parameter it reads.
  * With every parameter present this is the condition's ordinary evaluation (src/conditions/cel.ts).
  *
  * Subexpressions are evaluated by cel-js on their own (serialized back from the syntax tree), in an environment
@@ -171,12 +172,12 @@ function partial(
         typeof args[0] === "string" &&
         MACROS.has(args[0]);
       if (isMacro) return new Unknown(reads);
-      const unknowns: Unknown[] = [];
+      // cel-go evaluates the operands left to right and returns the first that is unknown or an error.
       for (const child of children(args)) {
         const outcome = partial(program, child, variables, missing);
-        if (outcome instanceof Unknown) unknowns.push(outcome);
+        if (!("value" in outcome)) return outcome;
       }
-      return unknowns.length > 0 ? union(unknowns) : whole;
+      return whole;
     }
   }
 }
