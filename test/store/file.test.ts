@@ -117,6 +117,19 @@ describe("FileTupleStore across reopens", () => {
     expect((await again.models.add({ tenant: "default", source: "v2" })).id > model.id).toBe(true);
   });
 
+  it("keeps model ids increasing across a reopen even when the clock went back", async () => {
+    const dir = freshDir();
+    const first = await openFileTupleStore({ dir, clock: () => 1_800_000_000_000 });
+    const a = await first.models.add({ tenant: "default", source: "v1" });
+    await first.close();
+    const second = await openFileTupleStore({ dir, clock: () => 1_700_000_000_000 });
+    cleanups.push(() => second.close());
+    const b = await second.models.add({ tenant: "default", source: "v2" });
+    expect(b.id > a.id).toBe(true);
+    expect(b.createdAtMs).toBe(1_700_000_000_000);
+    expect((await second.models.list("default")).map((m) => m.source)).toEqual(["v2", "v1"]);
+  });
+
   it("writes checkpoints that replace the log, keeping state, changelog and models exact", async () => {
     const dir = freshDir();
     const store = await openFileTupleStore({ dir, checkpointBytes: 4096, fsync: "batch" });
