@@ -115,9 +115,11 @@ export async function candidateUsers(ev: Evaluation, query: ListUsersQuery): Pro
         return walk(tenant, object, rw.relation, positive, depth + 1);
       case "ttu":
         for (const t of await ev.reader.byObject(tenant, object, rw.tupleset)) {
-          if (t.subject.kind !== "object" || !passes(t)) continue;
-          if (!ev.program.types.get(t.subject.type)?.relations.has(rw.computed)) continue;
-          await walk(t.subjectTenant, t.user, rw.computed, positive, depth + 1);
+          // SpiceDB's arrows follow a userset subject's object too (src/model/program.ts).
+          const s = t.subject;
+          if (s.kind === "wildcard" || (s.kind === "userset" && !ev.spicedb) || !passes(t)) continue;
+          if (!ev.program.types.get(s.type)?.relations.has(rw.computed)) continue;
+          await walk(t.subjectTenant, `${s.type}:${s.id}`, rw.computed, positive, depth + 1);
         }
         return;
       case "union":

@@ -149,6 +149,13 @@ describe.each(EVALUATORS)("SpiceDB semantics (%s evaluator)", (evaluator) => {
     expect(await engine.listObjects({ user: "user:alice", relation: "viewall", type: "doc" })).toEqual([
       "doc:d1",
     ]);
+    // listUsers walks arrows through a userset subject's object too.
+    const users = await engine.listUsers({
+      object: "doc:d4",
+      relation: "viewany",
+      userFilters: [{ type: "user" }],
+    });
+    expect(users).toEqual(["user:erin"]);
     if (evaluator === "wasm") expect(engine.fastPath!.stats.routed.unsupported).toBeGreaterThan(0);
   });
 
