@@ -297,7 +297,22 @@ export class FileSystem implements AsyncDisposable {
     return this.#store.get(hash);
   }
 
-  /** The content stored under `hash` (what a stat or listing named), for a caller who may read `path`. */
+  /** The file's stat and content, read together (the content is the one the stat names). */
+  async readWithStat(
+    caller: Caller,
+    path: string,
+    options: TargetOptions = {},
+  ): Promise<{ stat: FileStat; bytes: Uint8Array }> {
+    const c = callerOf(caller);
+    const { tenant, p } = this.#target(c, path, options);
+    await this.#require(c, "read", tenant, p);
+    const stat = this.#tree(tenant).stat(p);
+    if (stat === undefined) throw notFound(tenant, p);
+    if (stat.isDirectory) throw new NexusError("is_a_directory", `${p} is a directory`, { path: p });
+    return { stat, bytes: await this.#store.get(stat.hash!) };
+  }
+
+  /** The file's content as UTF-8 text. */
   async readText(caller: Caller, path: string, options: TargetOptions = {}): Promise<string> {
     return new TextDecoder().decode(await this.read(caller, path, options));
   }
@@ -537,7 +552,10 @@ export class FileSystem implements AsyncDisposable {
     return this.#exclusive(async () => {
       await this.#require(c, "execute", tenant, p);
       if (this.#tree(tenant).kindOf(p) === undefined) throw notFound(tenant, p);
-      const token = await this.#tupleWrite({ writes: [tuple], onDuplicate: "ignore" });
+      // Sharing what is already shared changes nothing (and makes no event).
+      if ((await this.#tuplesOf(tenant, p)).some((t) => sameTuple(t, tuple)))
+        return this.#token ?? (await this.engine.token());
+      const token = await this.#tupleWrite({ writes: [tuple] }, true);
       this.#events.push({ kind: "permission", tenant, path: p, change: { op: "write", ...tuple } });
       return token;
     });
@@ -563,7 +581,7 @@ export class FileSystem implements AsyncDisposable {
           grant,
         });
       }
-      const token = await this.#tupleWrite({ deletes: [tuple] });
+      const token = await this.#tupleWrite({ deletes: [tuple] }, true);
       this.#events.push({ kind: "permission", tenant, path: p, change: { op: "delete", ...tuple } });
       return token;
     });

@@ -3,6 +3,13 @@
  * contents in the volume store and metadata in 64-byte records; its change stream, a caching client, and a
  * FUSE mount.
  */
+export {
+  type CacheCounters,
+  type FsBackend,
+  FsClient,
+  type FsClientOptions,
+  type FsClientStats,
+} from "./client.js";
 export type { FsEvent, FsEventKind, FsWatchRequest } from "./events.js";
 export {
   type Caller,
