@@ -62,6 +62,7 @@ export {
   type WriteRequest,
   type WriteResponse,
 } from "./engine.js";
+export type { DetailedCheckResult } from "./check/detailed.js";
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
 export {
   type FastAnswer,
