@@ -3,20 +3,16 @@
  * the engine helper's runner. The fast path must pass every assertion, and must itself answer most checks (not route
  * everything to the reference).
  */
-import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { runConformanceFile } from "../../src/conformance/runner.js";
 import { createEngine, type Engine } from "../../src/engine.js";
+import { readConformanceFile } from "../conformance/data.js";
 
-const folder = fileURLToPath(new URL("../../../shared/conformance/openfga/", import.meta.url));
-const present = existsSync(folder);
-
-describe.skipIf(!present)("OpenFGA conformance through the WASM fast path", () => {
+describe("OpenFGA conformance through the WASM fast path", () => {
   for (const name of ["consolidated_1_1_tests.yaml", "abac_tests.yaml"]) {
     it(`passes every assertion of ${name}`, async () => {
       const engines: Engine[] = [];
-      const report = await runConformanceFile(readFileSync(`${folder}${name}`, "utf8"), {
+      const report = await runConformanceFile(readConformanceFile(name), {
         createEngine: async (options) => {
           // Without the cache layers, so that every check reaches the evaluator.
           const engine = await createEngine({ ...options, evaluator: "wasm", cache: false });
