@@ -160,6 +160,8 @@ function checkSlot(
   if (h.kind !== kindOfField(slot.field)) return "other";
   for (let i = 0; i < 8; i++) if (h.key[i] !== prefix[i]) return "other";
   if (h.kind === NeedleKind.Data && h.size !== (slot.field & ~IDX_REFS_IN_HEADER) >>> 0) return "other";
+  if (h.kind === NeedleKind.Data && ((slot.field & IDX_REFS_IN_HEADER) !== 0) !== (h.refs !== 1))
+    return "other";
   if (!withData || h.kind !== NeedleKind.Data) return "match";
   const dataCrc = checks.crc32c(bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.size));
   return dataCrc === u32(bytes, HEADER_SIZE + h.size) ? "match" : "corrupt";
@@ -212,6 +214,7 @@ export function recoverVolume(
   let groupSlots = 0; // slots.length when that group began
   let believedSlots = 0; // slots [0, believedSlots) of the .idx are kept as they are
   let expected = SUPERBLOCK_SIZE;
+  const seals: number[] = []; // believed seal slots
   for (let i = 0; i < total; i++) {
     const at = slotAt(i);
     const off8 = u32(idx, at + 8);
@@ -224,6 +227,7 @@ export function recoverVolume(
         believedSlots = groupStart;
         break;
       }
+      seals.push(i);
       groupStart = i + 1;
       groupSlots = slots.length;
       believedSlots = i + 1;
@@ -237,8 +241,10 @@ export function recoverVolume(
     expected = offset + length;
     believedSlots = i + 1;
   }
-  // 2. The unsealed last group: each entry must describe the needle it points at.
-  for (let j = groupSlots; j < slots.length; j++) {
+  // 2. The unsealed last group: each entry must describe the needle it points at. After a superblock was rewritten
+  // the log's generation is taken on trust, so every entry is checked.
+  const firstChecked = volume.repairedSuperblock !== undefined ? 0 : groupSlots;
+  for (let j = firstChecked; j < slots.length; j++) {
     const slot = slots[j]!;
     if (slot.field === IDX_GAP) continue;
     const prefix = idx.subarray(slotAt(slot.index), slotAt(slot.index) + 8);
@@ -249,7 +255,11 @@ export function recoverVolume(
     believedSlots = slot.index;
     break;
   }
-  if (believedSlots < groupStart) groupStart = believedSlots;
+  if (believedSlots < groupStart) {
+    // Cut inside a sealed group: its seal goes, and its slots kept are the unsealed group now.
+    while (seals.length > 0 && seals[seals.length - 1]! >= believedSlots) seals.pop();
+    groupStart = seals.length > 0 ? seals[seals.length - 1]! + 1 : 0;
+  }
   expected = slots.length > 0 ? slots[slots.length - 1]!.offset + slots[slots.length - 1]!.length : 64;
 
   // 3. Replay the believed entries.

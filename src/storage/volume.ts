@@ -9,6 +9,7 @@ import { NexusError } from "../errors.js";
 import { closeFile, ioError, openFile, readAt, syncData, syncDir, truncateFile, writeAt } from "./fs-io.js";
 import {
   type Crc32c,
+  decodeIdxHeader,
   decodeSuperblock,
   encodeIdxHeader,
   encodeSuperblock,
@@ -136,8 +137,8 @@ export class Volume {
    * sets `end` and `idxEnd`. A missing .idx is created empty (with the volume's generation).
    *
    * A superblock that fails its checks (bit rot: bad magic, checksum, a file cut inside it) is rewritten with the
-   * id the file name gives and a new generation (so the .idx is rebuilt from the needles, which are checked one by
-   * one), and reported through `repairedSuperblock`: one damaged block must not make every needle unreadable. A
+   * id the file name gives and the generation its .idx names (a new one when the .idx is unusable), and reported
+   * through `repairedSuperblock`: one damaged block must not make every needle unreadable. A
    * valid superblock of an unknown format version, or naming another volume, is refused (corrupt).
    */
   static open(dir: string, id: number, crc: Crc32c): Volume {
@@ -151,7 +152,12 @@ export class Volume {
       let repaired: string | undefined;
       if (typeof sb === "string" && !sb.startsWith("unsupported format version")) {
         repaired = sb;
-        sb = { volumeId: id, generation: newGeneration(), created: Date.now(), flags: 0 };
+        // The .idx header names the generation it was written for: keep it, so that the log still serves (every
+        // entry of it is then checked against its needle, see recovery.ts); else a new one (the log is rebuilt).
+        const idxHead = new Uint8Array(IDX_HEADER_SIZE);
+        const got = fs.existsSync(idxPath) ? fs.readFileSync(idxPath).subarray(0, IDX_HEADER_SIZE) : idxHead;
+        const generation = decodeIdxHeader(got) ?? newGeneration();
+        sb = { volumeId: id, generation, created: Date.now(), flags: 0 };
         fs.writeSync(fd, encodeSuperblock(sb, crc), 0, SUPERBLOCK_SIZE, 0);
         fs.fdatasyncSync(fd);
       }
