@@ -168,6 +168,34 @@ describe("bit rot in the last needle is corruption, not a torn write (defect 2)"
   });
 });
 
+describe("the .idx log", () => {
+  it("a flipped key byte in a sealed group is caught by its seal: the log is rescanned, nothing is lost", async () => {
+    const dir = dirFor();
+    let store = await openStore({ dir });
+    const blobs = Array.from({ length: 300 }, (_, i) => bytesOf(900 + i, 20));
+    const keys: string[] = [];
+    for (const blob of blobs) keys.push((await store.put(blob)).key);
+    await store.close();
+    const idx = join(dir, "000001.idx");
+    const pristine = readFileSync(idx);
+    // Slots 0..255 form the first group, slot 256 seals it.
+    expect(pristine.length).toBe(16 + 301 * 16);
+    for (const slot of [0, 100, 255]) {
+      for (let byte = 0; byte < 8; byte++) {
+        const damaged = Buffer.from(pristine);
+        damaged[16 + slot * 16 + byte]! ^= 0x10;
+        writeFileSync(idx, damaged);
+        store = await openStore({ dir });
+        for (const i of [0, 100, 255, 299]) expect(await outcome(store, keys[i]!, blobs[i]!)).toBe("ok");
+        expect(await outcome(store, keys[slot]!, blobs[slot]!), `slot ${slot} byte ${byte}`).toBe("ok");
+        expect(store.stats().needles).toBe(300);
+        await store.close();
+        expect(readFileSync(idx).equals(pristine), "the log is rewritten as it was").toBe(true);
+      }
+    }
+  });
+});
+
 describe("the tiered store never says not_found for an object it tracks (defect 3)", () => {
   const layouts: Layout[] = [];
   afterEach(async () => {
