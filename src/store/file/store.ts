@@ -4,14 +4,20 @@
  * a restart or a crash (recovery.ts), and periodic checkpoints (checkpoint.ts) keep opening fast.
  *
  * A write: validated against the current state (MemoryTupleStore.prepareWrite), encoded as one record, appended,
- * made durable per `fsync`, then applied in memory at its revision (applyWrite). Writes go through one queue, so
- * the log's order is the revisions' order and nothing changes the state between validation and apply.
- *   fsync "always" (default): the record is synced before the write is applied and acknowledged; a write that
- *     resolved survives a crash of the process and of the machine.
- *   fsync "batch": the write is applied once appended and acknowledged after an fdatasync shared with the writes
- *     in flight (group commit). Readers in this process may see it a moment before it is durable.
- *   fsync "never": acknowledged once appended: it survives the process being killed (the bytes are in the
+ * then applied in memory at its revision (applyWrite). Writes go through one queue, so the log's order is the
+ * revisions' order and nothing changes the state between validation and apply. Readers see revisions up to the
+ * store's *visible* revision only; when a revision becomes visible and when its write is acknowledged depends on
+ * `fsync`:
+ *   "always" (default): after an fdatasync that covers the record. Writes in flight share one fdatasync (group
+ *     commit): the next write is validated against the state that includes the ones before it, so it does not
+ *     wait for their sync to start its own. A write that resolved, or that a reader saw, survives a crash of the
+ *     process and of the machine.
+ *   "batch": visible at once, acknowledged after an fdatasync shared with the writes in flight. Readers in this
+ *     process may see a write a moment before it is durable.
+ *   "never": visible and acknowledged once appended: it survives the process being killed (the bytes are in the
  *     operating system), not a machine crash.
+ * Model versions are rarer: each is synced (under "always" and "batch") before add() resolves and before any
+ * reader can see it.
  * After an I/O error the store refuses further writes (NexusError "io_error") until it is reopened: the state on
  * disk is then unknown, and recovery, not guesswork, decides it. Reads go on.
  *
@@ -165,6 +171,9 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
   #checkpointRun: Promise<void> | undefined;
   #checkpointError: string | undefined;
   #recovered = { records: 0, tornBytes: 0 };
+  /** The newest revision readers may see (see above); the in-memory store may be ahead of it. */
+  #visible: Revision = 0;
+  readonly #waiters = new Set<() => void>();
 
   /** Use openFileTupleStore(). */
   constructor(settings: Settings, memory: MemoryTupleStore, lock: DirectoryLock, crc: Crc32c) {
@@ -197,27 +206,41 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
 
   async currentRevision(): Promise<Revision> {
     this.#assertOpen();
-    return this.#memory.currentRevision();
+    return this.#visible;
   }
 
   async revisionAt(timeMs: number): Promise<Revision> {
     this.#assertOpen();
-    return this.#memory.revisionAt(timeMs);
+    return Math.min(await this.#memory.revisionAt(timeMs), this.#visible);
   }
 
   async snapshot(revision: Revision): Promise<TupleSnapshot> {
     this.#assertOpen();
+    if (typeof revision === "number" && revision > this.#visible) throw notYet(revision, this.#visible);
     return this.#memory.snapshot(revision);
   }
 
   async changesAfter(after: Revision, limit: number): Promise<StoredChange[]> {
     this.#assertOpen();
-    return this.#memory.changesAfter(after, limit);
+    if (typeof after === "number" && after > this.#visible) throw notYet(after, this.#visible);
+    const page = await this.#memory.changesAfter(after, limit);
+    // Revisions past the visible one are left out whole (the page stays cut at a revision's end).
+    let end = page.length;
+    while (end > 0 && page[end - 1]!.revision > this.#visible) end--;
+    return end === page.length ? page : page.slice(0, end);
   }
 
   waitForRevision(after: Revision, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    return this.#memory.waitForRevision(after, signal);
+    if (this.#closed || this.#visible > after || signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.#waiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
   }
 
   async write(batch: WriteBatch): Promise<WriteResult> {
@@ -226,10 +249,7 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
       this.#assertHealthy();
       const prepared = this.#memory.prepareWrite(batch, this.#s.clock());
       if (prepared === undefined) {
-        return {
-          result: { revision: await this.#memory.currentRevision(), written: 0, deleted: 0 },
-          appended: false,
-        };
+        return { result: { revision: this.#visible, written: 0, deleted: 0 }, appended: false };
       }
       const payload = encodeBatch(prepared);
       if (payload.length > MAX_PAYLOAD) {
@@ -239,10 +259,10 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
           { bytes: payload.length, limit: MAX_PAYLOAD },
         );
       }
-      await this.#append(encodeRecord(RecordKind.Batch, payload, this.#crc));
+      await this.#append(encodeRecord(RecordKind.Batch, payload, this.#crc), false);
       return { result: this.#memory.applyWrite(prepared), appended: true };
     });
-    if (appended) await this.#afterAppend();
+    if (appended) await this.#afterAppend(result.revision);
     return result;
   }
 
@@ -286,29 +306,45 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
     return run;
   }
 
-  /** Appends a record to the open segment and, under fsync "always", syncs it. Any failure stops writes. */
-  async #append(record: Uint8Array): Promise<void> {
+  /** Appends a record to the open segment, syncing it when `sync` says so. Any failure stops writes. */
+  async #append(record: Uint8Array, sync: boolean): Promise<void> {
     try {
       await this.#segment!.append(record);
-      if (this.#s.fsync === "always") await this.#segment!.sync();
+      if (sync) await this.#segment!.sync();
     } catch (error) {
       throw this.#fail(error);
     }
     this.#bytesSinceCheckpoint += record.length;
   }
 
-  /** After the queue: the shared sync of fsync "batch", then a checkpoint when one is due. */
-  async #afterAppend(): Promise<void> {
-    if (this.#s.fsync === "batch") {
-      try {
-        await this.#syncer.request();
-      } catch (error) {
-        throw this.#fail(error);
+  /**
+   * After the queue: the shared sync and publishing the write's revision (in the order fsync asks for), then a
+   * checkpoint when one is due. `revision` is undefined for a model version (synced already).
+   */
+  async #afterAppend(revision: Revision | undefined): Promise<void> {
+    if (revision !== undefined) {
+      if (this.#s.fsync !== "always") this.#publish(revision);
+      if (this.#s.fsync !== "never") {
+        try {
+          // Released by a sync round that started after this write's record was appended: it covers the record
+          // and every record before it, so publishing this revision publishes only durable ones.
+          await this.#syncer.request();
+        } catch (error) {
+          throw this.#fail(error);
+        }
       }
+      this.#publish(revision);
     }
     if (this.#bytesSinceCheckpoint >= this.#s.checkpointBytes && this.#s.checkpointBytes > 0) {
       this.#startCheckpoint();
     }
+  }
+
+  /** Lets readers see revisions up to `revision` and wakes those waiting for them. */
+  #publish(revision: Revision): void {
+    if (revision <= this.#visible) return;
+    this.#visible = revision;
+    for (const wake of [...this.#waiters]) wake();
   }
 
   #fail(error: unknown): NexusError {
@@ -334,11 +370,13 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
           `the model is ${payload.length} bytes; at most ${MAX_PAYLOAD}`,
         );
       }
-      await this.#append(encodeRecord(RecordKind.Model, payload, this.#crc));
+      // Synced before anyone can see it: a model version is rare, and one inserted before its sync could be
+      // shown to a reader and then lost.
+      await this.#append(encodeRecord(RecordKind.Model, payload, this.#crc), this.#s.fsync !== "never");
       this.models.insert(model);
       return model;
     });
-    await this.#afterAppend();
+    await this.#afterAppend(undefined);
     return stored;
   }
 
@@ -446,6 +484,7 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
       appendTo = { number, end: scanned.end };
     }
     this.#id = storeId ?? randomBytes(8).toString("hex");
+    this.#visible = await this.#memory.currentRevision();
     this.#segment =
       appendTo !== undefined
         ? await LogSegment.openForAppend(dir, appendTo.number, appendTo.end)
@@ -482,6 +521,7 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
 
   async #shutdown(): Promise<void> {
     this.#closed = true;
+    for (const wake of [...this.#waiters]) wake();
     try {
       await this.#tail;
       while (this.#checkpointRun !== undefined) await this.#checkpointRun;
@@ -492,6 +532,13 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
       await this.#lock.release();
     }
   }
+}
+
+function notYet(revision: Revision, visible: Revision): NexusError {
+  return new NexusError("invalid_token", `revision ${describe(revision)} is not a revision of this store`, {
+    revision,
+    current: visible,
+  });
 }
 
 function segmentNumbers(names: readonly string[]): number[] {
