@@ -2,12 +2,9 @@
  * The PostgreSQL TupleStore: the memory store's contract (src/store/types.ts) over tables that several processes
  * share (migrations.ts lists them).
  *
- * Revisions. A write locks the counter row (`UPDATE store_meta SET revision = revision + 1`) as its first
- * statement and holds the lock until it commits, so writers from every process take revisions one after another:
- * revision n+1 cannot commit before n has (or n was rolled back and reused), which makes revisions gap-free and a
- * revision visible only when every lower one is. Under the lock the live tuples cannot change, so the batch is
- * checked exactly (onDuplicate / onMissing, expired tuples replaced) with one read, then applied with two
- * statements, and COMMIT makes all of it visible at once; a failure, or a killed process, leaves nothing.
+ * Writes (write.ts) take revisions one at a time under a row lock on the counter, so revisions are gap-free and
+ * totally ordered across processes; this process also queues its own writes, so they do not hold pooled
+ * connections while waiting for the lock.
  *
  * Expiry and time are the memory store's: a write removes the tuples expired by `clock()` (changelog deletes with
  * `expired: true`); commit times come from the writer's clock, never going backwards across writers.
@@ -16,13 +13,7 @@
  * collection (collector.ts) runs in the background after writes when due, one collector across processes.
  */
 import { describe, NexusError } from "../errors.js";
-import {
-  describeTuple,
-  identityKey,
-  type RelationTuple,
-  sameCondition,
-  type TupleIdentity,
-} from "../store/tuple.js";
+import { describeTuple, identityKey, type RelationTuple, type TupleIdentity } from "../store/tuple.js";
 import type {
   Revision,
   StoredChange,
@@ -31,7 +22,7 @@ import type {
   WriteBatch,
   WriteResult,
 } from "../store/types.js";
-import { type ChangeCode, changesAfter, type PendingChange } from "./changelog.js";
+import { changesAfter } from "./changelog.js";
 import { type CollectionReport, collect } from "./collector.js";
 import {
   DEFAULT_PARTITIONS,
@@ -44,9 +35,9 @@ import { Database, type PostgresHealth } from "./database.js";
 import { toNexusError } from "./errors.js";
 import { migrate } from "./migrations.js";
 import { PostgresModelVersions } from "./models.js";
-import { identityColumns, tupleArrays, tupleColumns, tupleFromRow, tupleSelect } from "./rows.js";
 import { PostgresSnapshot } from "./snapshot.js";
 import { RevisionWatch } from "./watch.js";
+import { TupleWriter } from "./write.js";
 
 /**
  * Opens (creating or migrating its schema when needed) a TupleStore in PostgreSQL.
@@ -96,6 +87,7 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
   readonly #ownsPool: boolean;
   readonly #options: ResolvedOptions;
   readonly #watch: RevisionWatch;
+  readonly #writer: TupleWriter;
   readonly #channel: string;
   /** Open snapshots of this process, by revision (the collector keeps what they need). */
   readonly #leases = new Map<Revision, number>();
@@ -113,6 +105,7 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
     this.schema = db.schema;
     this.partitions = partitions;
     this.#channel = `nexus_fast_${db.schema}`;
+    this.#writer = new TupleWriter(db, this.#channel);
     this.models = new PostgresModelVersions(
       (text, values) => db.rows(text, values, "reading or writing model versions"),
       db.schema,
@@ -232,106 +225,7 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
   ): Promise<WriteResult> {
     this.#db.assertOpen();
     const now = Math.floor(this.#options.clock());
-    const s = this.schema;
-    const outcome = await this.#db.transaction("writing tuples", async (client) => {
-      // BEGIN and the counter lock in one round trip; held until COMMIT. `now` is an integer we made.
-      const results = (await client.query(
-        `BEGIN; UPDATE ${s}.store_meta SET revision = revision + 1,
-           committed_at_ms = GREATEST(committed_at_ms, ${now}) RETURNING revision, committed_at_ms, changes_total`,
-      )) as unknown as { rows: { revision: string; committed_at_ms: string; changes_total: string }[] }[];
-      const counter = results[1]!.rows[0]!;
-      const revision = Number(counter.revision);
-
-      // The live versions of every tuple the batch names, and every live tuple expired by now.
-      const live = await client.query<unknown[]>(
-        this.#db.statement(
-          `SELECT k.i, ${tupleSelect("t")}
-          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-            WITH ORDINALITY AS k(tenant, object_type, object_id, relation, subject_tenant, usr, i)
-          CROSS JOIN LATERAL (
-            SELECT * FROM ${s}.tuples l WHERE l.tenant = k.tenant AND l.object_type = k.object_type
-              AND l.relation = k.relation AND l.object_id = k.object_id AND l.subject_tenant = k.subject_tenant
-              AND l."user" = k.usr AND l.deleted_rev IS NULL
-          ) t
-          UNION ALL
-          SELECT 0, ${tupleSelect("t")} FROM ${s}.tuples t
-          WHERE t.deleted_rev IS NULL AND t.expires_at_ms <= $7`,
-          [...identityColumns([...deletes, ...writes]), now],
-        ),
-      );
-      const found = new Map<number, RelationTuple>();
-      const expired: RelationTuple[] = [];
-      for (const row of live.rows) {
-        const i = Number(row[0]);
-        if (i === 0) expired.push(tupleFromRow(row, 1));
-        else found.set(i - 1, tupleFromRow(row, 1));
-      }
-
-      const plan = planBatch(batch, deletes, writes, found, expired, now);
-      if (plan.changes.length === 0) {
-        await client.query("ROLLBACK");
-        return { revision: revision - 1, written: 0, deleted: 0, retained: undefined };
-      }
-
-      if (plan.remove.length > 0) {
-        const removed = await client.query(
-          this.#db.statement(
-            `UPDATE ${s}.tuples t SET deleted_rev = $1
-            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-              AS k(tenant, object_type, object_id, relation, subject_tenant, usr)
-            WHERE t.tenant = k.tenant AND t.object_type = k.object_type AND t.relation = k.relation
-              AND t.object_id = k.object_id AND t.subject_tenant = k.subject_tenant AND t."user" = k.usr
-              AND t.deleted_rev IS NULL`,
-            [revision, ...identityColumns(plan.remove)],
-          ),
-        );
-        if (removed.rowCount !== plan.remove.length) {
-          throw new NexusError(
-            "internal",
-            `removed ${removed.rowCount} tuples, expected ${plan.remove.length}`,
-          );
-        }
-      }
-
-      const changesTotal = Number(counter.changes_total) + plan.changes.length;
-      const inserted = plan.insert.map((i) => i.tuple);
-      const changed = plan.changes.map((c) => c.tuple);
-      const applied = await client.query<unknown[]>(
-        this.#db.statement(
-          `WITH ins AS (
-            INSERT INTO ${s}.tuples (tenant, object_type, object_id, relation, subject_tenant, "user",
-              condition_name, condition_context, expires_at_ms, deleted_rev, created_rev)
-            SELECT u.*, $1 FROM unnest(${tupleArrays(2)}, $11::bigint[]) AS u
-          ), cl AS (
-            INSERT INTO ${s}.changelog (revision, seq, op, tenant, object_type, object_id, relation, subject_tenant,
-              "user", condition_name, condition_context, expires_at_ms)
-            SELECT $1, c.seq, c.op::"char", c.tenant, c.object_type, c.object_id, c.relation, c.subject_tenant,
-              c.usr, c.condition_name, c.condition_context, c.expires_at_ms
-            FROM unnest($12::text[], ${tupleArrays(13)}) WITH ORDINALITY
-              AS c(op, tenant, object_type, object_id, relation, subject_tenant, usr, condition_name,
-                   condition_context, expires_at_ms, seq)
-          ), cm AS (
-            INSERT INTO ${s}.commits (revision, committed_at_ms, changes_total) VALUES ($1, $22, $23)
-          ), total AS (
-            UPDATE ${s}.store_meta SET changes_total = $23
-          )
-          SELECT pg_notify($24, $1::text), (SELECT changelog_floor_total FROM ${s}.retention)`,
-          [
-            revision,
-            ...tupleColumns(inserted),
-            plan.insert.map((i) => (i.bornExpired ? revision : null)),
-            plan.changes.map((c) => c.op),
-            ...tupleColumns(changed),
-            Number(counter.committed_at_ms),
-            changesTotal,
-            this.#channel,
-          ],
-        ),
-      );
-      const floorTotal = Number(applied.rows[0]![1]);
-      await client.query("COMMIT");
-      return { revision, written: plan.written, deleted: plan.deleted, retained: changesTotal - floorTotal };
-    });
+    const outcome = await this.#writer.write(batch, deletes, writes, now);
     if (outcome.retained !== undefined) {
       this.#watch.advance(outcome.revision);
       this.#maybeCollect(now, outcome.retained);
@@ -401,92 +295,6 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
     this.#collecting = tracked;
     return tracked;
   }
-}
-
-interface BatchPlan {
-  /** Changes in revision order. */
-  readonly changes: PendingChange[];
-  /** Live versions to mark deleted. */
-  readonly remove: RelationTuple[];
-  /** New versions; `bornExpired` ones are written already deleted (their expiry has passed). */
-  readonly insert: { tuple: RelationTuple; bornExpired: boolean }[];
-  written: number;
-  deleted: number;
-}
-
-/**
- * What a batch does, decided as the memory store decides it: caller deletes (missing ones per onMissing), then
- * writes (an existing live tuple per onDuplicate, an expired one replaced), then removal of every tuple expired
- * by `now` that the batch did not touch (a write of an already expired tuple included).
- * @throws NexusError "invalid_write" naming the first offending tuple.
- */
-function planBatch(
-  batch: WriteBatch,
-  deletes: readonly TupleIdentity[],
-  writes: readonly RelationTuple[],
-  found: ReadonlyMap<number, RelationTuple>,
-  expired: readonly RelationTuple[],
-  now: number,
-): BatchPlan {
-  const plan: BatchPlan = { changes: [], remove: [], insert: [], written: 0, deleted: 0 };
-  const touched = new Set<string>();
-  const change = (op: ChangeCode, tuple: RelationTuple): void => {
-    plan.changes.push({ op, tuple });
-  };
-  for (const [i, d] of deletes.entries()) {
-    const live = found.get(i);
-    if (live === undefined) {
-      if (batch.onMissing === "ignore") continue;
-      throw new NexusError("invalid_write", `cannot delete ${describeTuple(d)}: it does not exist`, {
-        tuple: {
-          tenant: d.tenant,
-          object: d.object,
-          relation: d.relation,
-          user: d.user,
-          subjectTenant: d.subjectTenant,
-        },
-      });
-    }
-    touched.add(identityKey(live));
-    change("d", live);
-    plan.remove.push(live);
-    plan.deleted++;
-  }
-  for (const [j, w] of writes.entries()) {
-    const live = found.get(deletes.length + j);
-    if (live !== undefined) {
-      const isExpired = live.expiresAt !== undefined && live.expiresAt <= now;
-      if (!isExpired) {
-        if (
-          batch.onDuplicate === "ignore" &&
-          sameCondition(live.condition, w.condition) &&
-          live.expiresAt === w.expiresAt
-        ) {
-          continue;
-        }
-        throw new NexusError(
-          "invalid_write",
-          `cannot write ${describeTuple(w)}: it already exists${batch.onDuplicate === "ignore" ? " with another condition or expiry" : ""}`,
-          { tuple: { tenant: w.tenant, object: w.object, relation: w.relation, user: w.user } },
-        );
-      }
-      touched.add(identityKey(live));
-      change("x", live);
-      plan.remove.push(live);
-    }
-    change("w", w);
-    plan.written++;
-    const bornExpired = w.expiresAt !== undefined && w.expiresAt <= now;
-    plan.insert.push({ tuple: w, bornExpired });
-    if (bornExpired) change("x", w);
-  }
-  if (plan.changes.length === 0) return plan;
-  for (const e of expired) {
-    if (touched.has(identityKey(e))) continue;
-    change("x", e);
-    plan.remove.push(e);
-  }
-  return plan;
 }
 
 function duplicateInBatch(t: TupleIdentity): NexusError {
