@@ -17,13 +17,13 @@ import {
   type CheckpointCounts,
   decodeChange,
   decodeCheckpointState,
-  decodeCommits,
+  decodeCommit,
   decodeCounts,
   decodeList,
   decodeModel,
   decodeTuple,
   encodeChange,
-  encodeCommits,
+  encodeCommit,
   encodeModel,
   encodeTuple,
   fromBytes,
@@ -36,6 +36,7 @@ import {
   type Crc32c,
   encodeFileHeader,
   encodeRecord,
+  MAX_PAYLOAD,
   RecordKind,
 } from "./layout.js";
 import { corrupt, scanFile } from "./recovery.js";
@@ -81,20 +82,25 @@ export async function writeCheckpoint(dir: string, checkpoint: Checkpoint, crc: 
         crc,
       ),
     );
-    for (let i = 0; i < state.tuples.length; i += CHUNK) {
-      const chunk = state.tuples.slice(i, i + CHUNK).map(encodeTuple);
-      await put(encodeRecord(RecordKind.CheckpointTuples, toBytes(chunk), crc));
-    }
+    /** Writes `items` as records of `kind`, CHUNK items each, split further where one would pass MAX_PAYLOAD. */
+    const putList = async <T>(kind: RecordKind, items: readonly T[], encode: (item: T) => unknown) => {
+      const putChunk = async (chunk: readonly T[]): Promise<void> => {
+        const payload = toBytes(chunk.map(encode));
+        if (payload.length > MAX_PAYLOAD && chunk.length > 1) {
+          const half = chunk.length >>> 1;
+          await putChunk(chunk.slice(0, half));
+          await putChunk(chunk.slice(half));
+        } else {
+          await put(encodeRecord(kind, payload, crc));
+        }
+      };
+      for (let i = 0; i < items.length; i += CHUNK) await putChunk(items.slice(i, i + CHUNK));
+    };
+    await putList(RecordKind.CheckpointTuples, state.tuples, encodeTuple);
     const liveIndex = new Map(state.tuples.map((t, i) => [t, i]));
-    for (let i = 0; i < state.changes.length; i += CHUNK) {
-      const chunk = state.changes.slice(i, i + CHUNK).map((c) => encodeChange(c, liveIndex));
-      await put(encodeRecord(RecordKind.CheckpointChanges, toBytes(chunk), crc));
-    }
-    await put(encodeRecord(RecordKind.CheckpointCommits, toBytes(encodeCommits(state.commits)), crc));
-    for (let i = 0; i < models.length; i += CHUNK) {
-      const chunk = models.slice(i, i + CHUNK).map(encodeModel);
-      await put(encodeRecord(RecordKind.CheckpointModels, toBytes(chunk), crc));
-    }
+    await putList(RecordKind.CheckpointChanges, state.changes, (c) => encodeChange(c, liveIndex));
+    await putList(RecordKind.CheckpointCommits, state.commits, encodeCommit);
+    await putList(RecordKind.CheckpointModels, models, encodeModel);
     const counts: CheckpointCounts = {
       tuples: state.tuples.length,
       changes: state.changes.length,
@@ -132,7 +138,7 @@ export function readCheckpoint(dir: string, crc: Crc32c): Checkpoint | undefined
   let changelogFloor = 0;
   const tuples: ReturnType<typeof decodeTuple>[] = [];
   const changes: StoredChange[] = [];
-  let commits: { revision: number; time: number }[] = [];
+  const commits: { revision: number; time: number }[] = [];
   const models: StoredModel[] = [];
   let counts: CheckpointCounts | undefined;
   for (let i = 0; i < records.length; i++) {
@@ -155,7 +161,7 @@ export function readCheckpoint(dir: string, crc: Crc32c): Checkpoint | undefined
           for (const c of decodeList(value, (v) => decodeChange(v, tuples), "change chunk")) changes.push(c);
           break;
         case RecordKind.CheckpointCommits:
-          commits = decodeCommits(value);
+          for (const c of decodeList(value, decodeCommit, "commit chunk")) commits.push(c);
           break;
         case RecordKind.CheckpointModels:
           for (const m of decodeList(value, decodeModel, "model chunk")) models.push(m);

@@ -9,6 +9,7 @@
  *              structured serialization (v8.serialize), so it reads back exactly
  *   batch      {"r": revision, "t": commit time (ms), "w": [tuple...], "d": [identity...]}
  *   model      {"tenant", "id", "createdAtMs", "source", "format"?}
+ *   commit     [revision, commit time (ms)]
  *   change     [revision, op, tuple]: op "w" write, "d" delete, "x" delete of an expired tuple; in a checkpoint,
  *              tuple may be the index of one of its live tuples
  *
@@ -268,16 +269,15 @@ export function decodeCheckpointState(value: unknown): CheckpointState {
   return { revision: v.revision as number, changelogFloor: v.changelogFloor as number };
 }
 
-export function encodeCommits(commits: MemoryStoreState["commits"]): Json {
-  return commits.map((c) => [c.revision, c.time]);
+export function encodeCommit(c: MemoryStoreState["commits"][number]): Json[] {
+  return [c.revision, c.time];
 }
 
-export function decodeCommits(value: unknown): { revision: Revision; time: number }[] {
-  if (!Array.isArray(value)) throw bad("commits", value);
-  return value.map((c: unknown) => {
-    if (!Array.isArray(c) || !Number.isSafeInteger(c[0]) || typeof c[1] !== "number") throw bad("commit", c);
-    return { revision: c[0] as number, time: c[1] as number };
-  });
+export function decodeCommit(value: unknown): { revision: Revision; time: number } {
+  if (!Array.isArray(value) || !Number.isSafeInteger(value[0]) || typeof value[1] !== "number") {
+    throw bad("commit", value);
+  }
+  return { revision: value[0] as number, time: value[1] as number };
 }
 
 export interface CheckpointCounts {

@@ -29,7 +29,7 @@
  *
  * Segment kinds: 1 write batch (one revision), 2 model version. Checkpoint kinds: 16 state (revision and
  * changelog floor), 17 tuples (a chunk of live tuples), 18 changes (a chunk of the retained changelog),
- * 19 commits (commit times), 20 models (a chunk of model versions), 21 end (counts of everything above; a
+ * 19 commits (a chunk of commit times), 20 models (a chunk of model versions), 21 end (counts of the above; a
  * checkpoint without it is incomplete).
  *
  * Checkpoint file: a header like a segment's with magic "NXTCKP\0\x01" whose segment number is the first segment
