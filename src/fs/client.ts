@@ -7,8 +7,8 @@
  * What each event drops:
  * - created/written/removed: the entry's stat, its directory's listing (and for a removed directory, all below);
  * - renamed: both paths and everything below them, both directories' listings;
- * - permission change on a path: everything at and below it, and the listings of every directory above it (a
- *   directory shows when anything below it is readable); on a group (membership): all stats and listings.
+ * - permission change on a path: everything at and below it, and the listings and stats of every directory
+ *   above it (a directory shows when anything below it is readable); on a group (membership): all of them.
  * Contents are immutable under their hash, so they are never invalidated; they are dropped least recently used
  * first beyond `contentBytes`. A read needs a cached stat (which only a checked call fills), so revoking a
  * permission stops cached reads as soon as its event arrives.
@@ -275,8 +275,11 @@ export class FsClient implements AsyncDisposable {
         break;
       case "permission":
         this.#dropBelow(e.tenant, e.path);
-        for (let p = parentOf(e.path); p !== undefined; p = parentOf(p))
+        // Directories above show (and stat) when anything below them is readable.
+        for (let p = parentOf(e.path); p !== undefined; p = parentOf(p)) {
           this.#drop(this.#lists, `${e.tenant}\u0000${p}`);
+          this.#drop(this.#stats, `${e.tenant}\u0000${p}`);
+        }
         break;
     }
   }

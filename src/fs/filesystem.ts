@@ -270,8 +270,10 @@ export class FileSystem implements AsyncDisposable {
   async stat(caller: Caller, path: string, options: TargetOptions = {}): Promise<FileStat> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    await this.#require(c, "read", tenant, p);
     const stat = this.#tree(tenant).stat(p);
+    // A directory a listing shows (it, or anything below it, is readable) can be stat-ed too.
+    if (stat?.isDirectory && (await this.#mayTraverse(c, tenant, p))) return stat;
+    await this.#require(c, "read", tenant, p);
     if (stat === undefined) throw notFound(tenant, p);
     return stat;
   }
