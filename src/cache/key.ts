@@ -18,9 +18,74 @@ export function questionKey(
   return tenant + SEP + subjectTenant + SEP + object + SEP + relation + SEP + user + SEP + contextText;
 }
 
+/** Deepest nesting a condition context may have (objects and arrays). */
+export const MAX_CONTEXT_DEPTH = 64;
+
 /**
- * A stable text for a condition context (object keys sorted), "" without one; undefined when the context holds
- * something without a stable text (a function, a symbol, a cycle), so the question is not cached.
+ * The canonical copy of a condition context, made once per request: plain objects keep their own enumerable
+ * string keys (sorted), arrays their elements, Dates their instant; everything else is a primitive copied as is.
+ * The evaluator gets this copy, and the cache key is the text of it (contextText), so the two see exactly the
+ * same thing: a non-enumerable, inherited or symbol-keyed property, or a getter's second answer, is invisible to
+ * both. Undefined when the context has no canonical form (a function, a symbol, a cycle, a class instance other
+ * than Date): the caller then evaluates the context as given and does not cache the answer. "too_deep" when it
+ * nests deeper than MAX_CONTEXT_DEPTH (checked before any recursion could overflow the stack).
+ */
+export function canonicalContext(context: object): ConditionContext | undefined | "too_deep" {
+  try {
+    return copy(context, new Set(), 0) as ConditionContext;
+  } catch (error) {
+    if (error === TOO_DEEP) return "too_deep";
+    return undefined;
+  }
+}
+
+const TOO_DEEP = new Error("too deep");
+
+function copy(value: unknown, path: Set<object>, depth: number): unknown {
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "bigint":
+    case "undefined":
+      return value;
+    case "object": {
+      if (value === null) return null;
+      if (value instanceof Date) return new Date(value.getTime());
+      if (depth >= MAX_CONTEXT_DEPTH) throw TOO_DEEP;
+      if (path.has(value)) throw new Error("cycle");
+      path.add(value);
+      let out: unknown;
+      if (Array.isArray(value)) {
+        const list: unknown[] = [];
+        for (let i = 0; i < value.length; i++) list.push(copy(value[i], path, depth + 1));
+        out = list;
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) throw new Error("not a plain object");
+        const record: Record<string, unknown> = {};
+        for (const key of Object.keys(value).sort()) {
+          // defineProperty: a key named __proto__ stays a plain own property.
+          Object.defineProperty(record, key, {
+            value: copy((value as Record<string, unknown>)[key], path, depth + 1),
+            enumerable: true,
+            writable: false,
+          });
+        }
+        out = Object.freeze(record);
+      }
+      path.delete(value);
+      return out;
+    }
+    default:
+      throw new Error("no canonical form");
+  }
+}
+
+/**
+ * A stable text for a condition context (object keys sorted, -0 apart from 0), "" without one; undefined when the
+ * context holds something without a stable text (a function, a symbol, a cycle), so the question is not cached.
+ * Given the canonical copy (canonicalContext), it encodes exactly what the evaluator reads.
  */
 export function contextText(context: ConditionContext | undefined): string | undefined {
   if (context === undefined) return "";
@@ -36,6 +101,8 @@ function stable(value: unknown, path: Set<object>): string {
     case "string":
       return JSON.stringify(value);
     case "number":
+      // -0 is not 0 to CEL (1.0 / x), so they never share an answer.
+      if (Object.is(value, -0)) return "-0";
       return Number.isFinite(value) ? String(value) : `#${String(value)}`;
     case "boolean":
       return String(value);

@@ -4,6 +4,8 @@
  * "type_not_found" / "relation_not_found"; a contextual tuple or written tuple that breaks the model
  * "invalid_tuple".
  */
+
+import { canonicalContext, MAX_CONTEXT_DEPTH } from "../cache/key.js";
 import { opaqueSubjectTypes, tupleProblem } from "../check/tuple-rules.js";
 import type { ConditionContext } from "../conditions/cel.js";
 import { describe, NexusError } from "../errors.js";
@@ -93,6 +95,11 @@ export function subjectOf(
   return { subject, user: formatSubject(subject) };
 }
 
+/**
+ * The request's condition context as the evaluator will read it: its canonical copy (src/cache/key.ts), which is
+ * also what the result cache keys on; the context as given when it has no canonical form (never cached then).
+ * @throws NexusError "invalid_argument" for a context that is not an object, or nests too deep.
+ */
 export function contextOf(value: unknown): ConditionContext | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "object" || Array.isArray(value)) {
@@ -100,7 +107,15 @@ export function contextOf(value: unknown): ConditionContext | undefined {
       context: value,
     });
   }
-  return value as ConditionContext;
+  const canonical = canonicalContext(value);
+  if (canonical === "too_deep") {
+    throw new NexusError(
+      "invalid_argument",
+      `context nests deeper than ${MAX_CONTEXT_DEPTH} levels of objects and lists`,
+      { limit: MAX_CONTEXT_DEPTH },
+    );
+  }
+  return canonical ?? (value as ConditionContext);
 }
 
 /** Normalizes and validates contextual tuples: they belong to the request's tenant and must fit the model. */
