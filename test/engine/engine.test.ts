@@ -41,8 +41,6 @@ async function message(promise: Promise<unknown>): Promise<string> {
   return "no error";
 }
 
-const strong = { consistency: "fully_consistent" } as const;
-
 async function engineWith(options: Partial<Parameters<typeof createEngine>[0]> = {}): Promise<Engine> {
   return createEngine({ model, ...options });
 }
@@ -395,7 +393,7 @@ describe("engine: watch and lifecycle", () => {
     await first.write({ writes: [{ user: "user:a", relation: "viewer", object: "file:1" }] });
     const second = await engineWith({ store: first.store });
     await second.close();
-    expect(await first.check({ user: "user:a", relation: "viewer", object: "file:1", ...strong })).toBe(true);
+    expect(await first.check({ user: "user:a", relation: "viewer", object: "file:1" })).toBe(true);
     await first.close();
     expect(first.store.closed).toBe(true);
   });
