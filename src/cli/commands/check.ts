@@ -65,7 +65,6 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
       model: loaded.model,
       ...(store ? { store } : {}),
       ...((format ?? loaded.format) ? { format: (format ?? loaded.format) as ModelFormat } : {}),
-      quantizationWindowMs: 0,
       ...(parsed.values["max-depth"] !== undefined
         ? { maxResolutionDepth: intOption(parsed, "max-depth", 25) }
         : {}),
