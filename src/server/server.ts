@@ -98,9 +98,16 @@ export class NexusServer implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#ctx.closing.abort();
+      // Connections kept alive become idle as their last request ends: close them as they do; whatever still
+      // runs after the request time limit is cut.
+      const server = this.#app.server;
+      const idle = setInterval(() => server.closeIdleConnections(), 25);
+      const cut = setTimeout(() => server.closeAllConnections(), this.#ctx.limits.requestTimeoutMs);
       try {
         await this.#app.close();
       } finally {
+        clearInterval(idle);
+        clearTimeout(cut);
         await this.#ctx.engines.close();
         await this.#ctx.catalog.flush();
         if (this.#ownsStore) await this.#ctx.store.close();
@@ -158,6 +165,8 @@ function buildApp(
     bodyLimit: limits.bodyBytes,
     // A client must send its whole request within the time limit (slow clients are cut off).
     requestTimeout: limits.requestTimeoutMs,
+    // Node checks those deadlines every 30 s by default: check often enough for the limit to mean something.
+    http: { connectionsCheckingInterval: Math.min(30_000, Math.max(100, limits.requestTimeoutMs / 4)) },
     forceCloseConnections: "idle",
     return503OnClosing: true,
     // One line per request would cost more than a cached check; errors are logged by the error handler.

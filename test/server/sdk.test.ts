@@ -122,7 +122,10 @@ describe("authorization models", () => {
     expect(all.authorization_models.map((m) => m.id)).toEqual([second, first]);
     const page1 = await c.readAuthorizationModels({ pageSize: 1 });
     expect(page1.authorization_models.map((m) => m.id)).toEqual([second]);
-    const page2 = await c.readAuthorizationModels({ pageSize: 1, continuationToken: page1.continuation_token });
+    const page2 = await c.readAuthorizationModels({
+      pageSize: 1,
+      continuationToken: page1.continuation_token,
+    });
     expect(page2.authorization_models.map((m) => m.id)).toEqual([first]);
     expect(page2.continuation_token).toBe("");
 
@@ -138,9 +141,7 @@ describe("authorization models", () => {
     const error = await client
       .writeAuthorizationModel({
         schema_version: "1.1",
-        type_definitions: [
-          { type: "doc", relations: { viewer: { computedUserset: { relation: "nope" } } } },
-        ],
+        type_definitions: [{ type: "doc", relations: { viewer: { computedUserset: { relation: "nope" } } } }],
       } as never)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FgaApiValidationError);
@@ -177,9 +178,9 @@ describe("tuples", () => {
       { transaction: { disable: true, maxPerChunk: 1 } },
     );
     expect(chunked.writes.map((w) => w.status)).toEqual(["success", "success", "failure"]);
-    expect(
-      (await client.check({ user: "user:ed", relation: "viewer", object: "doc:w3" })).allowed,
-    ).toBe(true);
+    expect((await client.check({ user: "user:ed", relation: "viewer", object: "doc:w3" })).allowed).toBe(
+      true,
+    );
   });
 
   it("read: every tuple, filtered, in pages of pageSize", async () => {
@@ -211,12 +212,16 @@ describe("tuples", () => {
     const store = await admin.createStore({ name: "changes" });
     const c = clientFor(server, { storeId: store.id });
     await c.writeAuthorizationModel(modelJson(SMALLER));
-    for (let i = 0; i < 5; i++) await c.writeTuples([{ user: `user:u${i}`, relation: "viewer", object: `doc:${i}` }]);
+    for (let i = 0; i < 5; i++)
+      await c.writeTuples([{ user: `user:u${i}`, relation: "viewer", object: `doc:${i}` }]);
     await c.deleteTuples([{ user: "user:u0", relation: "viewer", object: "doc:0" }]);
     const seen: string[] = [];
     let token: string | undefined;
     for (;;) {
-      const page = await c.readChanges({ type: "doc" }, { pageSize: 2, ...(token ? { continuationToken: token } : {}) });
+      const page = await c.readChanges(
+        { type: "doc" },
+        { pageSize: 2, ...(token ? { continuationToken: token } : {}) },
+      );
       seen.push(...page.changes.map((ch) => `${ch.operation}:${ch.tuple_key.object}`));
       if (page.changes.length === 0) {
         expect(page.continuation_token).toBe(token);
@@ -270,13 +275,13 @@ describe("queries", () => {
   it("reads its own writes without asking for consistency (UNSPECIFIED)", async () => {
     for (let i = 0; i < 5; i++) {
       await client.writeTuples([{ user: `user:ryw${i}`, relation: "viewer", object: "doc:ryw" }]);
-      expect((await client.check({ user: `user:ryw${i}`, relation: "viewer", object: "doc:ryw" })).allowed).toBe(
-        true,
-      );
+      expect(
+        (await client.check({ user: `user:ryw${i}`, relation: "viewer", object: "doc:ryw" })).allowed,
+      ).toBe(true);
       await client.deleteTuples([{ user: `user:ryw${i}`, relation: "viewer", object: "doc:ryw" }]);
-      expect((await client.check({ user: `user:ryw${i}`, relation: "viewer", object: "doc:ryw" })).allowed).toBe(
-        false,
-      );
+      expect(
+        (await client.check({ user: `user:ryw${i}`, relation: "viewer", object: "doc:ryw" })).allowed,
+      ).toBe(false);
     }
   });
 
@@ -294,7 +299,9 @@ describe("queries", () => {
     for (let i = 0; i < 300; i++) expect(byId.get(`c${i}`)?.allowed).toBe(i % 2 === 0);
     expect(byId.get("bad")?.error?.input_error).toBe("relation_not_found");
     // The SDK's default chunks of 50, 10 in flight.
-    const chunked = await client.batchCheck({ checks: checks.slice(0, 120).map(({ correlationId, ...c }) => c) });
+    const chunked = await client.batchCheck({
+      checks: checks.slice(0, 120).map(({ correlationId, ...c }) => c),
+    });
     expect(chunked.result.filter((r) => r.allowed)).toHaveLength(60);
   });
 
@@ -316,7 +323,11 @@ describe("queries", () => {
     const listed = await client.listObjects({ user: "user:anne", relation: "viewer", type: "doc" });
     expect(listed.objects.sort()).toEqual(["doc:faq", "doc:readme"]);
     const streamed: string[] = [];
-    for await (const item of client.streamedListObjects({ user: "user:anne", relation: "viewer", type: "doc" })) {
+    for await (const item of client.streamedListObjects({
+      user: "user:anne",
+      relation: "viewer",
+      type: "doc",
+    })) {
       streamed.push(item.object);
     }
     expect(streamed.sort()).toEqual(["doc:faq", "doc:readme"]);

@@ -6,6 +6,7 @@
  * the server shuts down; resume with the last line's token.
  */
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { FastifyInstance } from "fastify";
 import { changeStream } from "../../engine/watch.js";
 import type { ServerContext } from "../context.js";
@@ -56,8 +57,19 @@ export function watchRoutes(app: FastifyInstance, ctx: ServerContext): void {
         ctx.closing.signal.removeEventListener("abort", end);
       }
     }
-    reply.type("application/x-ndjson");
-    reply.header("cache-control", "no-cache");
-    return Readable.from(lines());
+    // Headers go out at once (a client waits for them before it reads), so the reply is written here directly.
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      "content-type": "application/x-ndjson",
+      "cache-control": "no-cache",
+      // The connection ends with the stream (it is not reused), so a shutdown need not wait for it to idle.
+      connection: "close",
+    });
+    raw.flushHeaders();
+    pipeline(Readable.from(lines()), raw).catch((error: unknown) => {
+      if (!stop.signal.aborted) request.log.error({ err: error }, "watch stream failed");
+    });
   });
 }

@@ -1,0 +1,182 @@
+/**
+ * The server's lifecycle: close() (and `await using`) leaves no listener, socket or timer behind, even with a
+ * watch stream open; close() lets a request in flight finish and refuses new connections; `nexus-fast serve
+ * --data DIR` as a real child process (dist/cli/main.js; `npm run build` first) keeps stores, models, tuples and
+ * assertions across a SIGKILL and a restart, and shuts down gracefully on SIGTERM with exit code 0.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { clientFor, modelJson, startTestServer } from "./helpers.js";
+
+const MODEL = modelJson(`model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+type doc
+  relations
+    define viewer: [user, group#member]`);
+
+function resourceCounts(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return counts;
+}
+
+function beyond(baseline: Map<string, number>): string[] {
+  const extra: string[] = [];
+  for (const [name, count] of resourceCounts()) {
+    if (count > (baseline.get(name) ?? 0)) extra.push(`${name} × ${count - (baseline.get(name) ?? 0)}`);
+  }
+  return extra;
+}
+
+async function settled(baseline: Map<string, number>): Promise<string[]> {
+  for (let i = 0; i < 50; i++) {
+    if (beyond(baseline).length === 0) return [];
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return beyond(baseline);
+}
+
+describe("close", () => {
+  it("leaves nothing running: listener, connections, engines, watch streams, timers", async () => {
+    const baseline = resourceCounts();
+    {
+      await using server = await startTestServer();
+      const admin = clientFor(server);
+      const storeId = (await admin.createStore({ name: "leaks" })).id;
+      const client = clientFor(server, { storeId });
+      await client.writeAuthorizationModel(MODEL);
+      await client.writeTuples([{ user: "user:anne", relation: "viewer", object: "doc:1" }]);
+      expect((await client.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).allowed).toBe(
+        true,
+      );
+      await client.listObjects({ user: "user:anne", relation: "viewer", type: "doc" });
+      const watch = await fetch(`${server.url}/stores/${storeId}/watch`);
+      const reader = watch.body!.getReader();
+      await client.writeTuples([{ user: "user:bob", relation: "viewer", object: "doc:2" }]);
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain('"user:bob"');
+      // The open watch stream must not keep close() waiting.
+    }
+    expect(await settled(baseline)).toEqual([]);
+  });
+
+  it("finishes a request in flight, refuses new connections, and is idempotent", async () => {
+    const server = await startTestServer();
+    const url = server.url;
+    // A request whose headers are in but whose body is still coming when close() starts.
+    const socket = connect(server.port, "127.0.0.1");
+    await once(socket, "connect");
+    const body = JSON.stringify({ name: "in-flight" });
+    let answer = "";
+    socket.on("data", (d: Buffer) => {
+      answer += d.toString();
+    });
+    const ended = once(socket, "close");
+    socket.write(
+      `POST /stores HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    const closing = server.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    socket.write(body.slice(5));
+    await ended;
+    expect(answer).toMatch(/^HTTP\/1.1 201/);
+    expect(answer).toContain('"name":"in-flight"');
+    await closing;
+    await server.close();
+    expect(server.closed).toBe(true);
+  });
+});
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const cli = join(root, "dist/cli/main.js");
+const built = existsSync(join(root, "dist/server/index.js"));
+
+/** Starts `nexus-fast serve` on a free port; resolves with its URL once it logs that it listens. */
+function serve(args: string[]): Promise<{ child: ChildProcess; url: string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [cli, "serve", "--port", "0", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (match) resolve({ child, url: match[1]!, exit });
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited with ${code}: ${err}${out}`)));
+  });
+}
+
+describe.skipIf(!built)("nexus-fast serve --data DIR (a real process)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nexus-serve-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("keeps stores, models, tuples and assertions across SIGKILL; SIGTERM shuts down with 0", async () => {
+    const first = await serve(["--data", dir, "--log-level", "info"]);
+    const admin = clientFor(first);
+    const storeId = (await admin.createStore({ name: "durable" })).id;
+    const client = clientFor(first, { storeId });
+    const modelId = (await client.writeAuthorizationModel(MODEL)).authorization_model_id;
+    await client.write({
+      writes: [
+        { user: "user:anne", relation: "member", object: "group:eng" },
+        { user: "group:eng#member", relation: "viewer", object: "doc:plan" },
+        { user: "user:bob", relation: "viewer", object: "doc:gone" },
+      ],
+    });
+    await client.deleteTuples([{ user: "user:bob", relation: "viewer", object: "doc:gone" }]);
+    await clientFor(first, { storeId, authorizationModelId: modelId }).writeAssertions([
+      { user: "user:anne", relation: "viewer", object: "doc:plan", expectation: true },
+    ]);
+    first.child.kill("SIGKILL");
+    await first.exit;
+
+    const second = await serve(["--data", dir]);
+    try {
+      const again = clientFor(second, { storeId });
+      expect((await clientFor(second).getStore({ storeId })).name).toBe("durable");
+      expect((await again.readLatestAuthorizationModel()).authorization_model?.id).toBe(modelId);
+      expect((await again.check({ user: "user:anne", relation: "viewer", object: "doc:plan" })).allowed).toBe(
+        true,
+      );
+      expect((await again.check({ user: "user:bob", relation: "viewer", object: "doc:gone" })).allowed).toBe(
+        false,
+      );
+      expect((await again.read()).tuples).toHaveLength(2);
+      const changes = await again.readChanges();
+      expect(changes.changes.map((c) => c.operation)).toEqual([
+        "TUPLE_OPERATION_WRITE",
+        "TUPLE_OPERATION_WRITE",
+        "TUPLE_OPERATION_WRITE",
+        "TUPLE_OPERATION_DELETE",
+      ]);
+      const assertions = await clientFor(second, { storeId, authorizationModelId: modelId }).readAssertions();
+      expect(assertions.assertions).toHaveLength(1);
+      // Writes after the restart continue the same history.
+      await again.writeTuples([{ user: "user:carl", relation: "viewer", object: "doc:new" }]);
+      expect((await again.check({ user: "user:carl", relation: "viewer", object: "doc:new" })).allowed).toBe(
+        true,
+      );
+    } finally {
+      second.child.kill("SIGTERM");
+    }
+    expect(await second.exit).toBe(0);
+  });
+});
