@@ -223,7 +223,9 @@ async function facts(): Promise<Record<string, string | number>> {
     "metadata JS heap + buffers delta per file at 1M": `${metaHeapPerFile.toFixed(1)} B`,
     "needle store: blobs / files / disk bytes": `${s.needles} / ${storeFiles.files} / ${storeFiles.bytes}`,
     "cas files: blobs / files / dirs (inodes) / disk bytes": `${cas.files} / ${cas.files} / ${cas.dirs} (${cas.files + cas.dirs}) / ${cas.bytes}`,
-    "needle store stats.bytesPerNeedle (this store)": s.bytesPerNeedle.toFixed(1),
+    "needle store stats.bytesPerNeedle (this store, fixed part included)": s.bytesPerNeedle.toFixed(1),
+    "needle store stats.indexBytesPerNeedle (this store, marginal)": s.indexBytesPerNeedle.toFixed(1),
+    "needle store stats.indexFixedBytes (this store)": s.indexFixedBytes,
   };
 }
 
