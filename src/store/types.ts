@@ -1,7 +1,8 @@
 /**
  * The TupleStore contract: a revisioned, tenant-partitioned tuple store with snapshot reads and a changelog.
- * The in-memory store (memory.ts) implements it; a PostgreSQL store will too. Everything is async so a store
- * may do I/O; reads are batched so a store can answer many keys with one query.
+ * The in-memory store (memory.ts) and the durable file store (file/store.ts) implement it, and a PostgreSQL store
+ * will too; test/store/contract.ts is the suite every one of them passes. Everything is async so a store may do
+ * I/O; reads are batched so a store can answer many keys with one query.
  *
  * Revisions: every committed write batch gets the next revision (1, 2, 3, ...; 0 is the empty store). A snapshot
  * at revision r sees exactly the tuples written at or before r and not deleted at or before r. Expiry is not a
