@@ -252,6 +252,7 @@ type doc
   });
 
   it("rejects bad options with invalid_argument", async () => {
+    expect(await codeOf(openFileTupleStore(undefined as never))).toBe("invalid_argument");
     for (const bad of [
       { dir: "" },
       { dir: freshDir(), fsync: "sometimes" },

@@ -99,7 +99,8 @@ const LOAD = Symbol("load");
 
 /** Opens (creating when missing) the file tuple store in `options.dir`. */
 export async function openFileTupleStore(options: FileTupleStoreOptions): Promise<FileTupleStore> {
-  const { dir, fsync = "always", clock = Date.now, checkpointBytes = 16 * 1024 * 1024 } = options ?? {};
+  const given: Partial<FileTupleStoreOptions> = options ?? {};
+  const { dir, fsync = "always", clock = Date.now, checkpointBytes = 16 * 1024 * 1024 } = given;
   if (typeof dir !== "string" || dir === "") {
     throw new NexusError("invalid_argument", `dir must be a directory path, got ${describe(dir)}`);
   }
@@ -117,13 +118,9 @@ export async function openFileTupleStore(options: FileTupleStoreOptions): Promis
   }
   const memory = new MemoryTupleStore({
     clock,
-    ...(options.snapshotRetentionMs !== undefined
-      ? { snapshotRetentionMs: options.snapshotRetentionMs }
-      : {}),
-    ...(options.changelogMaxEntries !== undefined
-      ? { changelogMaxEntries: options.changelogMaxEntries }
-      : {}),
-    ...(options.changelogMaxAgeMs !== undefined ? { changelogMaxAgeMs: options.changelogMaxAgeMs } : {}),
+    ...(given.snapshotRetentionMs !== undefined ? { snapshotRetentionMs: given.snapshotRetentionMs } : {}),
+    ...(given.changelogMaxEntries !== undefined ? { changelogMaxEntries: given.changelogMaxEntries } : {}),
+    ...(given.changelogMaxAgeMs !== undefined ? { changelogMaxAgeMs: given.changelogMaxAgeMs } : {}),
   });
   try {
     await mkdir(dir, { recursive: true });
