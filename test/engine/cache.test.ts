@@ -164,6 +164,25 @@ describe("the engine's cache chain", () => {
     ).toEqual([]);
   });
 
+  it("keeps the WASM evaluator answering under interleaved writes and reads (nothing routed as stale)", async () => {
+    await using engine = await seeded();
+    const questions = ["doc:1", "doc:2", "doc:3", "folder:f"].flatMap((object) =>
+      ["user:anne", "user:bob"].map((user) => ({ user, relation: "viewer", object })),
+    );
+    for (let i = 0; i < 60; i++) {
+      const grant = { user: `user:u${i % 7}`, relation: "viewer", object: `doc:${i % 5}` };
+      if (i % 2 === 0) await engine.write({ writes: [grant], onDuplicate: "ignore" });
+      else await engine.write({ deletes: [grant], onMissing: "ignore" });
+      for (const q of questions) await engine.check(q);
+      await engine.checkBulk(questions);
+      await engine.check({ user: grant.user, relation: "viewer", object: grant.object });
+    }
+    const fast = engine.stats().fast!;
+    expect(fast.routed.stale_revision).toBe(0);
+    expect(fast.fast).toBeGreaterThan(0);
+    expect(Number(layer(engine, "result-cache").extra?.crossRevisionHits)).toBeGreaterThan(0);
+  });
+
   it("leaves nothing running after close", async () => {
     const baseline = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
     const engine = await seeded();
