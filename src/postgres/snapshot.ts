@@ -8,8 +8,8 @@
  *
  * Keys are batched: one statement per tenant for object and type-relation keys (the tenant picks the partition),
  * one statement for all subject keys (a subject's tuples may sit in any tenant, so every partition's subject index
- * is probed). Each key is a LATERAL index probe, so the plan is a nested loop over the keys whatever the
- * planner's estimates (a hash join over every live row was its choice for a generic plan on small tables).
+ * is probed). Each key is a LATERAL index probe fenced with OFFSET 0, so the plan is a nested loop over the keys
+ * whatever the planner's estimates (unfenced, it flattened the probe into a join over every row of the table).
  */
 import { NexusError } from "../errors.js";
 import { parseObject, type RelationTuple } from "../store/tuple.js";
@@ -61,7 +61,7 @@ export class PostgresSnapshot implements TupleSnapshot {
            FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS k(object_type, relation, object_id, i)
            CROSS JOIN LATERAL (
              SELECT * FROM ${this.#db.schema}.tuples l WHERE l.tenant = $2 AND l.object_type = k.object_type
-               AND l.relation = k.relation AND l.object_id = k.object_id
+               AND l.relation = k.relation AND l.object_id = k.object_id OFFSET 0
            ) t
            WHERE ${VISIBLE}`,
           [tenant, g.type, g.relation, g.id],
@@ -82,6 +82,7 @@ export class PostgresSnapshot implements TupleSnapshot {
          WITH ORDINALITY AS k(subject_tenant, usr, object_type, relation, i)
        CROSS JOIN LATERAL (
          SELECT * FROM ${this.#db.schema}.tuples l WHERE l.subject_tenant = k.subject_tenant AND l."user" = k.usr
+         OFFSET 0
        ) t
        WHERE (k.object_type IS NULL OR t.object_type = k.object_type)
          AND (k.relation IS NULL OR t.relation = k.relation) AND ${VISIBLE}`,
@@ -117,7 +118,7 @@ export class PostgresSnapshot implements TupleSnapshot {
            FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS k(object_type, relation, i)
            CROSS JOIN LATERAL (
              SELECT * FROM ${this.#db.schema}.tuples l WHERE l.tenant = $2 AND l.object_type = k.object_type
-               AND l.relation = k.relation
+               AND l.relation = k.relation OFFSET 0
            ) t
            WHERE ${VISIBLE}`,
           [tenant, g.type, g.relation],

@@ -211,6 +211,15 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
       if (seen.has(key)) throw duplicateInBatch(t);
       seen.add(key);
     }
+    for (const w of writes) {
+      if (w.condition?.context !== undefined && !isPlainJson(w.condition.context)) {
+        throw new NexusError(
+          "invalid_write",
+          `cannot write ${describeTuple(w)}: its condition context is not plain JSON (the store keeps contexts as JSON)`,
+          { tuple: { tenant: w.tenant, object: w.object, relation: w.relation, user: w.user } },
+        );
+      }
+    }
     // One write of this process at a time: writers queue for the counter lock anyway, and a queue here keeps
     // them from holding every pooled connection while they wait (and from timing out waiting for one).
     const turn = this.#writeQueue.then(() => this.#apply(batch, deletes, writes));
@@ -295,6 +304,16 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
     this.#collecting = tracked;
     return tracked;
   }
+}
+
+/** Whether JSON holds `value` exactly: null, booleans, finite numbers, strings, arrays and plain objects of them. */
+function isPlainJson(value: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  if (value === null || typeof value === "boolean" || typeof value === "string") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (Array.isArray(value)) return value.every((v) => isPlainJson(v, depth + 1));
+  if (typeof value !== "object" || Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every((v) => isPlainJson(v, depth + 1));
 }
 
 function duplicateInBatch(t: TupleIdentity): NexusError {

@@ -113,6 +113,25 @@ describe("migrations and partitions", () => {
   });
 });
 
+describe("writes", () => {
+  it("refuses a condition context JSON cannot hold exactly, with nothing written", async () => {
+    await using store = await open();
+    const t = tenant();
+    const before = await store.currentRevision();
+    for (const context of [{ at: new Date(0) }, { n: 10n }, { x: Number.NaN }]) {
+      const write = store.write({
+        writes: [
+          tuple(t, "doc:1", "user:a"),
+          tuple(t, "doc:2", "user:a", { condition: { name: "c", context } }),
+        ],
+        deletes: [],
+      });
+      expect(await codeOf(write)).toBe("invalid_write");
+    }
+    expect(await store.currentRevision()).toBe(before);
+  });
+});
+
 describe("connections", () => {
   it("names a bad URL, a refused connection, an exhausted pool and a timeout", async () => {
     for (const url of ["not a url", "http://127.0.0.1/test", "postgres://"]) {
