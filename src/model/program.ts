@@ -17,6 +17,9 @@
  *   "condition_missing_parameter"; SpiceDB treats a tuple's caveat as a conjunct of the path through it, so a path
  *   that does not reach the subject never evaluates it, and a caveat that needs a missing parameter makes the
  *   answer conditional (src/check/detailed.ts) instead of an error.
+ * One difference is kept on purpose: relationships that form a cycle (`group:a#member@group:b#member` and back)
+ * are a path that grants nothing here, in both languages, where SpiceDB keeps dispatching until its depth limit
+ * and answers "max depth exceeded" unless another path grants first.
  */
 export type Rewrite =
   | { readonly kind: "direct" }
