@@ -3,9 +3,10 @@
  * deleted times, and the assertions written for a model. Tuples and model versions live in the TupleStore (a store
  * is a tenant there); this is the small rest.
  *
- * Held in memory; with a file, every change is written whole and atomically (temp file, fsync, rename, fsync of
- * the directory), so a crash leaves either the old catalog or the new one, and a change is acknowledged only once
- * it is on disk. Changes are written one at a time in the order they were made.
+ * Held in memory and, when persisted, written whole after every change, one write at a time in the order the
+ * changes were made; a change is acknowledged only once it is written. In a file the write is atomic (temp file,
+ * fsync, rename, fsync of the directory), so a crash leaves either the old catalog or the new one; in PostgreSQL
+ * (catalog-postgres.ts) it is one upserted row. One server process owns a catalog.
  */
 import { open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -31,46 +32,45 @@ interface CatalogFile {
   readonly assertions: Record<string, AssertionRecord[]>;
 }
 
+/** Where a catalog is kept: its whole text, read once at open and replaced after every change. */
+export interface CatalogPersistence {
+  /** The saved text, or undefined when nothing was saved yet. */
+  load(): Promise<string | undefined>;
+  save(text: string): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface CatalogOptions {
   /** Where the catalog is kept (absent: memory only). */
-  readonly file?: string;
+  readonly persistence?: CatalogPersistence;
   readonly clock?: () => number;
 }
 
 export class Catalog {
   readonly #stores = new Map<string, StoreRecord>();
   readonly #assertions = new Map<string, AssertionRecord[]>();
-  readonly #file: string | undefined;
+  readonly #persistence: CatalogPersistence | undefined;
   readonly #clock: () => number;
   readonly #nextId = monotonicFactory();
   /** The last save in flight; each save starts after the previous one. */
   #saving: Promise<void> = Promise.resolve();
 
   private constructor(options: CatalogOptions) {
-    this.#file = options.file;
+    this.#persistence = options.persistence;
     this.#clock = options.clock ?? Date.now;
   }
 
-  /** Opens a catalog, reading `file` when it exists. @throws NexusError "corrupt" when the file is not a catalog. */
+  /** Opens a catalog, reading what was saved. @throws NexusError "corrupt" when the saved text is not a catalog. */
   static async open(options: CatalogOptions = {}): Promise<Catalog> {
     const catalog = new Catalog(options);
-    if (options.file === undefined) return catalog;
-    let text: string;
-    try {
-      text = await readFile(options.file, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return catalog;
-      throw error;
-    }
+    const text = await options.persistence?.load();
+    if (text === undefined) return catalog;
     let data: CatalogFile;
     try {
       data = JSON.parse(text) as CatalogFile;
       if (data.version !== 1 || !Array.isArray(data.stores)) throw new Error("not a catalog");
     } catch (error) {
-      throw new NexusError(
-        "corrupt",
-        `${options.file} is not a nexus-fast server catalog: ${(error as Error).message}`,
-      );
+      throw new NexusError("corrupt", `the saved server catalog is unreadable: ${(error as Error).message}`);
     }
     for (const store of data.stores) catalog.#stores.set(store.id, store);
     for (const [key, list] of Object.entries(data.assertions ?? {})) catalog.#assertions.set(key, list);
@@ -127,24 +127,46 @@ export class Catalog {
     return this.#assertions.get(`${storeId}/${modelId}`) ?? [];
   }
 
-  /** Resolves once every change made so far is on disk. */
+  /** Resolves once every change made so far is saved. */
   async flush(): Promise<void> {
-    await this.#saving;
+    await this.#saving.catch(() => undefined);
+  }
+
+  /** Waits for pending saves, then releases the persistence. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.#persistence?.close();
   }
 
   #save(): Promise<void> {
-    const file = this.#file;
-    if (file === undefined) return Promise.resolve();
+    const persistence = this.#persistence;
+    if (persistence === undefined) return Promise.resolve();
     const data: CatalogFile = {
       version: 1,
       stores: [...this.#stores.values()],
       assertions: Object.fromEntries(this.#assertions),
     };
     const text = JSON.stringify(data);
-    const next = this.#saving.catch(() => undefined).then(() => writeAtomically(file, text));
+    const next = this.#saving.catch(() => undefined).then(() => persistence.save(text));
     this.#saving = next;
     return next;
   }
+}
+
+/** A catalog kept in `file`. */
+export function fileCatalog(file: string): CatalogPersistence {
+  return {
+    async load() {
+      try {
+        return await readFile(file, "utf8");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw error;
+      }
+    },
+    save: (text) => writeAtomically(file, text),
+    async close() {},
+  };
 }
 
 /** Replaces `file` with `text` so that a crash leaves the old content or the new, never a mix. */

@@ -37,6 +37,10 @@ export interface ServerOptions {
   readonly host?: string;
   /** A data directory: tuples, models and the catalog persist there. Absent (and no `store`): memory only. */
   readonly data?: string;
+  /** A PostgreSQL connection string: tuples, models and the catalog in schema `postgresSchema`. */
+  readonly postgres?: string;
+  /** The PostgreSQL schema (default "nexus"). */
+  readonly postgresSchema?: string;
   /** A store to serve instead (not closed by the server; its catalog is in memory). */
   readonly store?: TupleStore;
   /** Preshared keys: every request but /healthz, /metrics and CORS preflights needs `Authorization: Bearer <key>`. */
@@ -109,7 +113,7 @@ export class NexusServer implements AsyncDisposable {
         clearInterval(idle);
         clearTimeout(cut);
         await this.#ctx.engines.close();
-        await this.#ctx.catalog.flush();
+        await this.#ctx.catalog.close();
         if (this.#ownsStore) await this.#ctx.store.close();
       }
     })();
@@ -127,12 +131,16 @@ export async function startServer(options: ServerOptions = {}): Promise<NexusSer
   const keys = new PresharedKeys(options.presharedKeys ?? []);
   const opened =
     options.store !== undefined
-      ? { store: options.store, catalogFile: undefined }
-      : await openServerStore(options.data !== undefined ? { data: options.data } : {});
+      ? { store: options.store, catalog: undefined }
+      : await openServerStore({
+          ...(options.data !== undefined ? { data: options.data } : {}),
+          ...(options.postgres !== undefined ? { postgres: options.postgres } : {}),
+          ...(options.postgresSchema !== undefined ? { postgresSchema: options.postgresSchema } : {}),
+        });
   const ownsStore = options.store === undefined;
   let app: FastifyInstance | undefined;
   try {
-    const catalog = await Catalog.open(opened.catalogFile !== undefined ? { file: opened.catalogFile } : {});
+    const catalog = await Catalog.open(opened.catalog !== undefined ? { persistence: opened.catalog } : {});
     const engines = new EngineRegistry({ store: opened.store, maxEngines: limits.maxEngines });
     const ctx = new ServerContext(
       { store: opened.store, catalog, engines, limits },
@@ -141,10 +149,14 @@ export async function startServer(options: ServerOptions = {}): Promise<NexusSer
     app = buildApp(ctx, keys, options, limits);
     await app.listen({ port: options.port ?? 8080, host: options.host ?? "127.0.0.1" });
     const server = new NexusServer(app, ctx, ownsStore);
-    app.log.info({ url: server.url, data: options.data ?? null }, "nexus-fast serve listening");
+    app.log.info(
+      { url: server.url, data: options.data ?? null, postgres: options.postgres !== undefined },
+      "nexus-fast serve listening",
+    );
     return server;
   } catch (error) {
     await app?.close().catch(() => undefined);
+    await opened.catalog?.close().catch(() => undefined);
     if (ownsStore) await opened.store.close();
     throw error;
   }

@@ -7,10 +7,10 @@ import { DEFAULT_LIMITS, type LogLevel, startServer } from "../../server/index.j
 import { intOption, parse, stringOption, UsageError } from "../args.js";
 import type { Io } from "../program.js";
 
-/** Where data is kept when neither --data nor --memory is given. */
+/** Where data is kept when none of --data, --postgres, --memory is given. */
 export const DEFAULT_DATA_DIR = "./nexus-data";
 
-export const SERVE_HELP = `Usage: nexus-fast serve [--port 8080] [--host 127.0.0.1] [--data DIR | --memory] [options]
+export const SERVE_HELP = `Usage: nexus-fast serve [--port 8080] [--host 127.0.0.1] [--data DIR | --postgres URL | --memory] [options]
 
 Serves OpenFGA's HTTP API (stores, authorization models, write, read, changes, check, batch-check, list-objects,
 streamed-list-objects, list-users, expand, assertions), so an application using an OpenFGA SDK switches by
@@ -22,6 +22,8 @@ Options:
   --port N                 TCP port (default 8080; 0 picks a free one)
   --host H                 interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
   --data DIR               keep stores, models and tuples in DIR (default ${DEFAULT_DATA_DIR})
+  --postgres URL           keep them in PostgreSQL (e.g. postgres://user@host:5432/db)
+  --postgres-schema S      the PostgreSQL schema (default nexus)
   --memory                 keep everything in memory (nothing survives a restart)
   --preshared-key K        require "Authorization: Bearer K" (repeatable; any listed key is accepted)
   --cors-origin O          allowed CORS origin (repeatable; default any)
@@ -41,6 +43,8 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     port: { type: "string" },
     host: { type: "string" },
     data: { type: "string" },
+    postgres: { type: "string" },
+    "postgres-schema": { type: "string" },
     memory: { type: "boolean" },
     "preshared-key": { type: "string", multiple: true },
     "cors-origin": { type: "string", multiple: true },
@@ -55,7 +59,10 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
   const memory = parsed.values.memory === true;
   const data = stringOption(parsed, "data");
-  if (memory && data !== undefined) throw new UsageError("--data and --memory exclude each other");
+  const postgres = stringOption(parsed, "postgres");
+  if ([memory, data !== undefined, postgres !== undefined].filter(Boolean).length > 1) {
+    throw new UsageError("--data, --postgres and --memory exclude each other");
+  }
   const logLevel = stringOption(parsed, "log-level") ?? "info";
   if (!LOG_LEVELS.has(logLevel as LogLevel))
     throw new UsageError(`--log-level must be one of ${[...LOG_LEVELS].join(", ")}`);
@@ -66,7 +73,10 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   const server = await startServer({
     port: intOption(parsed, "port", 8080, 0),
     host: stringOption(parsed, "host") ?? "127.0.0.1",
-    ...(memory ? {} : { data: data ?? DEFAULT_DATA_DIR }),
+    ...(postgres !== undefined ? { postgres } : memory ? {} : { data: data ?? DEFAULT_DATA_DIR }),
+    ...(stringOption(parsed, "postgres-schema") !== undefined
+      ? { postgresSchema: stringOption(parsed, "postgres-schema")! }
+      : {}),
     presharedKeys: keys,
     ...(origins !== undefined ? { corsOrigins: origins } : {}),
     logLevel: logLevel as LogLevel,
