@@ -155,6 +155,13 @@ interface Located extends NeedleLocation {
   overflow: boolean;
 }
 
+/** What a scrub found at one live needle. */
+interface ScrubCheck {
+  loc: Located;
+  key: string | undefined;
+  problem: string | undefined;
+}
+
 /** Opens (creating when needed) the store in options.dir, recovering it from whatever state it was left in. */
 export async function openStore(options: StoreOptions): Promise<NeedleStore> {
   const settings = validateOptions(options);
@@ -548,20 +555,9 @@ export class NeedleStore implements AsyncDisposable {
         result.stopped = true;
         break;
       }
-      const found = n.hex !== undefined ? this.#overflow.get(n.hex) : this.#index.get(n.lo, n.hi);
-      if (found === undefined || !this.#volumes.has(found.volume)) continue; // deleted or moved meanwhile
-      const loc: Located = { ...found, overflow: n.hex !== undefined };
-      let problem: string | undefined;
-      let key: string | undefined = n.hex;
+      let checked: ScrubCheck | undefined;
       try {
-        const h = await this.#readHeader(loc);
-        if (typeof h === "object") key = keyHex(h.key);
-        if (typeof h === "string") problem = h;
-        else if (h.kind !== NeedleKind.Data) problem = "the index points at a reference record";
-        else {
-          const state = await this.#checkStored(loc, h.key, options.verifyHash === true);
-          if (state !== "good") problem = state === "other" ? "the index points at another needle" : state;
-        }
+        checked = await this.#scrubOne(n, options.verifyHash === true);
       } catch (e) {
         if (isClosing(e)) {
           result.stopped = true;
@@ -569,6 +565,8 @@ export class NeedleStore implements AsyncDisposable {
         }
         throw e;
       }
+      if (checked === undefined) continue; // deleted meanwhile
+      const { loc, key, problem } = checked;
       result.checked++;
       result.bytesChecked += loc.length;
       if (problem !== undefined) {
@@ -588,6 +586,46 @@ export class NeedleStore implements AsyncDisposable {
     }
     progress();
     return result;
+  }
+
+  /**
+   * Checks one live needle of a scrub: where the index has it now, and again if it moved (a compaction swapped
+   * its volume) while it was being read, so that a move is never taken for damage. Undefined when it is gone.
+   */
+  async #scrubOne(
+    n: { lo: number; hi: number; hex?: string },
+    verifyHash: boolean,
+  ): Promise<ScrubCheck | undefined> {
+    const where = () => {
+      const found = n.hex !== undefined ? this.#overflow.get(n.hex) : this.#index.get(n.lo, n.hi);
+      return found && this.#volumes.has(found.volume)
+        ? { ...found, overflow: n.hex !== undefined }
+        : undefined;
+    };
+    let outcome: ScrubCheck | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const loc = where();
+      if (loc === undefined) return undefined;
+      let problem: string | undefined;
+      let key = n.hex;
+      const h = await this.#readHeader(loc);
+      if (typeof h === "string") problem = h;
+      else {
+        key = keyHex(h.key);
+        const [lo, hi] = this.#prefix(h.key);
+        const indexed = n.hex !== undefined ? key === n.hex : lo === n.lo && hi === n.hi;
+        if (!indexed) problem = "the index points at another needle";
+        else if (h.kind !== NeedleKind.Data) problem = "the index points at a reference record";
+        else {
+          const state = await this.#checkStored(loc, h.key, verifyHash);
+          if (state !== "good") problem = state;
+        }
+      }
+      outcome = { loc, key, problem };
+      const now = where();
+      if (problem === undefined || (now?.volume === loc.volume && now.offset === loc.offset)) break;
+    }
+    return outcome;
   }
 
   /** Needles found corrupt since open (at most the last 1000), for operators and repair tools. */

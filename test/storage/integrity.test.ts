@@ -287,6 +287,29 @@ describe("scrub", () => {
     await store.close();
   });
 
+  it("NeedleStore.scrub running beside a compaction and deletes reports nothing that is not damaged", async () => {
+    const dir = dirFor();
+    const store = await openStore({ dir, volumeSize: 64 * 1024 });
+    const blobs = Array.from({ length: 800 }, (_, i) => bytesOf(3000 + i, 100 + (i % 200)));
+    const keys: string[] = [];
+    for (const blob of blobs) keys.push((await store.put(blob)).key);
+    for (let i = 0; i < blobs.length; i += 2) await store.delete(keys[i]!);
+    const stop = new AbortController();
+    const [scrubbed] = await Promise.all([
+      store.scrub(),
+      store.compact({ threshold: 0 }),
+      (async () => {
+        for (let i = 1; i < 400; i += 4) await store.delete(keys[i]!);
+      })(),
+    ]);
+    expect(scrubbed.corrupt).toEqual([]);
+    expect(store.stats().corruptNeedles).toBe(0);
+    for (let i = 3; i < blobs.length; i += 4) expect(await outcome(store, keys[i]!, blobs[i]!)).toBe("ok");
+    stop.abort();
+    expect(await store.scrub({ signal: stop.signal })).toMatchObject({ checked: 0, stopped: true });
+    await store.close();
+  });
+
   it("TieredStore.scrub re-encodes lost warm shards from the survivors and reports what it cannot save", async () => {
     const l = makeLayout();
     cleanups.push(() => removeLayout(l));
