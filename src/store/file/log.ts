@@ -3,6 +3,7 @@
  * store's queue); syncs may be requested from anywhere and share one fdatasync when they overlap. An append that
  * fails is cut back off the file, so the segment never keeps a partial record it did not report.
  */
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
   closeFile,
@@ -47,7 +48,9 @@ export class LogSegment {
       await segment.sync();
       await syncDir(dir);
     } catch (error) {
+      // Not left behind half made: a later attempt creates the same number again.
       await segment.close().catch(() => {});
+      await rm(path, { force: true }).catch(() => {});
       throw ioError(error, "cannot create log segment", path);
     }
     return segment;

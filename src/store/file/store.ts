@@ -393,13 +393,13 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
       const cut = await this.#exclusive(async () => {
         this.#assertHealthy();
         const old = this.#segment!;
-        let next: LogSegment;
         try {
           await old.sync();
-          next = await LogSegment.create(this.dir, old.number + 1, this.#id, this.#crc);
         } catch (error) {
           throw this.#fail(error);
         }
+        // A segment that cannot be created fails this checkpoint only: writes go on in the old one.
+        const next = await LogSegment.create(this.dir, old.number + 1, this.#id, this.#crc);
         this.#segment = next;
         await this.#syncer.idle();
         await old.close().catch(() => {});
