@@ -119,8 +119,8 @@ export class MemoryModelVersions implements ModelVersions {
       source,
       ...(format === undefined ? {} : { format }),
     };
-    let versions = this.#versions.get(tenant);
-    if (versions === undefined) this.#versions.set(tenant, (versions = []));
+    const versions = this.#versions.get(tenant) ?? [];
+    if (versions.length === 0) this.#versions.set(tenant, versions);
     versions.push(stored);
     this.#byId.set(stored.id, stored);
     return stored;
