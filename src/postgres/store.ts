@@ -13,7 +13,7 @@
  * collection (collector.ts) runs in the background after writes when due, one collector across processes.
  */
 import { describe, NexusError } from "../errors.js";
-import { describeTuple, identityKey, type RelationTuple, type TupleIdentity } from "../store/tuple.js";
+import { describeTuple, identityKey, type TupleIdentity } from "../store/tuple.js";
 import type {
   Revision,
   StoredChange,
@@ -37,7 +37,17 @@ import { migrate } from "./migrations.js";
 import { PostgresModelVersions } from "./models.js";
 import { PostgresSnapshot } from "./snapshot.js";
 import { RevisionWatch } from "./watch.js";
-import { TupleWriter } from "./write.js";
+import { type PendingBatch, TupleWriter, type WriteOutcome } from "./write.js";
+
+/** A write waiting in this process's queue. */
+interface QueuedWrite extends PendingBatch {
+  readonly resolve: (result: WriteResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** At most this many batches, and about this many tuples, go into one transaction. */
+const MAX_GROUP = 64;
+const MAX_GROUP_TUPLES = 10_000;
 
 /**
  * Opens (creating or migrating its schema when needed) a TupleStore in PostgreSQL.
@@ -92,7 +102,8 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
   /** Open snapshots of this process, by revision (the collector keeps what they need). */
   readonly #leases = new Map<Revision, number>();
   #collecting: Promise<CollectionReport> | undefined;
-  #writeQueue: Promise<unknown> = Promise.resolve();
+  readonly #queue: QueuedWrite[] = [];
+  #draining = false;
   #lastCollectMs = Number.NEGATIVE_INFINITY;
   #closed = false;
 
@@ -220,26 +231,66 @@ export class PostgresTupleStore implements TupleStore, AsyncDisposable {
         );
       }
     }
-    // One write of this process at a time: writers queue for the counter lock anyway, and a queue here keeps
-    // them from holding every pooled connection while they wait (and from timing out waiting for one).
-    const turn = this.#writeQueue.then(() => this.#apply(batch, deletes, writes));
-    this.#writeQueue = turn.catch(() => {});
-    return turn;
+    // This process's writes queue here and go to the database in groups (write.ts): writers serialise on the
+    // counter lock anyway, so waiting here keeps them from holding every pooled connection (and from timing out
+    // waiting for one), and a group shares one transaction.
+    return new Promise<WriteResult>((resolve, reject) => {
+      this.#queue.push({ batch, deletes, writes, resolve, reject });
+      if (!this.#draining) void this.#drain();
+    });
   }
 
-  async #apply(
-    batch: WriteBatch,
-    deletes: readonly TupleIdentity[],
-    writes: readonly RelationTuple[],
-  ): Promise<WriteResult> {
-    this.#db.assertOpen();
-    const now = Math.floor(this.#options.clock());
-    const outcome = await this.#writer.write(batch, deletes, writes, now);
-    if (outcome.retained !== undefined) {
-      this.#watch.advance(outcome.revision);
-      this.#maybeCollect(now, outcome.retained);
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    try {
+      while (this.#queue.length > 0) {
+        const group: QueuedWrite[] = [];
+        let size = 0;
+        while (this.#queue.length > 0 && group.length < MAX_GROUP && size < MAX_GROUP_TUPLES) {
+          const next = this.#queue[0]!;
+          size += next.deletes.length + next.writes.length;
+          if (group.length > 0 && size > MAX_GROUP_TUPLES) break;
+          group.push(this.#queue.shift()!);
+        }
+        await this.#apply(group);
+      }
+    } finally {
+      this.#draining = false;
     }
-    return { revision: outcome.revision, written: outcome.written, deleted: outcome.deleted };
+  }
+
+  async #apply(group: QueuedWrite[]): Promise<void> {
+    if (this.#closed) {
+      for (const w of group) w.reject(new NexusError("closed", "the PostgreSQL tuple store is closed"));
+      return;
+    }
+    const now = Math.floor(this.#options.clock());
+    let outcomes: (WriteOutcome | NexusError)[];
+    try {
+      outcomes = await this.#writer.writeGroup(group, now);
+    } catch (error) {
+      if (group.length === 1) {
+        group[0]!.reject(error);
+        return;
+      }
+      // The transaction failed as a whole: try each batch alone, so one batch cannot fail the others.
+      for (const w of group) await this.#apply([w]);
+      return;
+    }
+    let latest: WriteOutcome | undefined;
+    for (const [i, outcome] of outcomes.entries()) {
+      const w = group[i]!;
+      if (outcome instanceof NexusError) {
+        w.reject(outcome);
+        continue;
+      }
+      if (outcome.retained !== undefined) latest = outcome;
+      w.resolve({ revision: outcome.revision, written: outcome.written, deleted: outcome.deleted });
+    }
+    if (latest !== undefined) {
+      this.#watch.advance(latest.revision);
+      this.#maybeCollect(now, latest.retained!);
+    }
   }
 
   changesAfter(after: Revision, limit: number): Promise<StoredChange[]> {

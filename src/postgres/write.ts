@@ -1,11 +1,14 @@
 /**
- * The write transaction. A write locks the revision counter (`UPDATE store_meta SET revision = revision + 1`) as
+ * The write transaction. A writer locks the revision counter row (`SELECT ... FROM store_meta FOR UPDATE`) as
  * its first statement and holds the lock until COMMIT, so writers of every process take revisions one after
- * another: revision n+1 cannot commit before n has (or n was rolled back and its number reused), which makes
+ * another: revision n+1 cannot commit before n has (a rolled-back transaction takes no revision), which makes
  * revisions gap-free and a revision visible only when every lower one is. Under the lock the live tuples cannot
- * change, so the batch is checked exactly with one read (planBatch: onDuplicate / onMissing, expired tuples
- * replaced), applied with at most two statements, and the commit record, NOTIFY and COMMIT go in one round trip;
- * a failure, or a killed process, leaves nothing.
+ * change, so a batch is checked exactly with one read (planBatch: onDuplicate / onMissing, expired tuples
+ * replaced), applied with at most two statements, and the commit records, the counter, NOTIFY and COMMIT go in
+ * one round trip; a failure, or a killed process, leaves nothing.
+ *
+ * Group commit: the batches this process has queued while the previous transaction ran go into the next one,
+ * each at its own revision, so they share one lock hold and one WAL flush.
  *
  * Everything serialises on that lock, so its hold time is the store's write throughput. Two things keep it short:
  * - statements are named and planned once per connection as generic plans (`plan_cache_mode`), and a connection
@@ -29,6 +32,13 @@ import type { Revision, WriteBatch } from "../store/types.js";
 import type { ChangeCode, PendingChange } from "./changelog.js";
 import type { Database } from "./database.js";
 import { identityColumns, tupleArrays, tupleColumns, tupleFromRow, tupleSelect } from "./rows.js";
+
+/** A batch waiting for its turn, checked for duplicates already. */
+export interface PendingBatch {
+  readonly batch: WriteBatch;
+  readonly deletes: readonly TupleIdentity[];
+  readonly writes: readonly RelationTuple[];
+}
 
 export interface WriteOutcome {
   readonly revision: Revision;
@@ -87,73 +97,95 @@ export class TupleWriter {
     };
   }
 
-  /** Applies the batch at the next revision. `now` is the writer's clock (expiry, commit time). */
-  write(
-    batch: WriteBatch,
-    deletes: readonly TupleIdentity[],
-    writes: readonly RelationTuple[],
-    now: number,
-  ): Promise<WriteOutcome> {
+  /**
+   * Applies the batches in one transaction, each at its own next revision, in order: one lock, one commit (one
+   * WAL flush) for all of them. A batch refused by its checks (invalid_write) gets its error and takes no
+   * revision; the others go on. `now` is the writer's clock (expiry, commit time).
+   * @returns per batch, its outcome or its error. @throws only what fails the whole transaction.
+   */
+  writeGroup(batches: readonly PendingBatch[], now: number): Promise<(WriteOutcome | NexusError)[]> {
     const s = this.#db.schema;
     return this.#db.transaction("writing tuples", async (client) => {
       await this.#warmUp(client);
-      // BEGIN, settings and the counter lock in one round trip. `now` is an integer we made.
+      // BEGIN, settings and the counter lock in one round trip.
       const results = (await client.query(
-        `BEGIN; ${TRANSACTION_SETTINGS}; UPDATE ${s}.store_meta SET revision = revision + 1,
-           committed_at_ms = GREATEST(committed_at_ms, ${now}) RETURNING revision, committed_at_ms, changes_total`,
+        `BEGIN; ${TRANSACTION_SETTINGS};
+         SELECT revision, committed_at_ms, changes_total FROM ${s}.store_meta FOR UPDATE`,
       )) as unknown as { rows: { revision: string; committed_at_ms: string; changes_total: string }[] }[];
       const counter = results[results.length - 1]!.rows[0]!;
-      const revision = Number(counter.revision);
+      const committedAt = Math.max(Number(counter.committed_at_ms), now);
+      let revision = Number(counter.revision);
+      let changesTotal = Number(counter.changes_total);
+      const commits: string[] = [];
+      const outcomes: (WriteOutcome | NexusError)[] = [];
 
-      const live = await client.query<unknown[]>(
-        this.#db.statement(this.#sql.live, [...identityColumns([...deletes, ...writes]), now]),
-      );
-      const found = new Map<number, RelationTuple>();
-      const expired: RelationTuple[] = [];
-      for (const row of live.rows) {
-        const i = Number(row[0]);
-        if (i === 0) expired.push(tupleFromRow(row, 1));
-        else found.set(i - 1, tupleFromRow(row, 1));
-      }
-      const plan = planBatch(batch, deletes, writes, found, expired, now);
-      if (plan.changes.length === 0) {
-        await client.query("ROLLBACK");
-        return { revision: revision - 1, written: 0, deleted: 0, retained: undefined };
-      }
-
-      if (plan.remove.length > 0) {
-        const removed = await client.query(
-          this.#db.statement(this.#sql.remove, [...identityColumns(plan.remove), revision]),
+      for (const { batch, deletes, writes } of batches) {
+        const live = await client.query<unknown[]>(
+          this.#db.statement(this.#sql.live, [...identityColumns([...deletes, ...writes]), now]),
         );
-        if (removed.rowCount !== plan.remove.length) {
-          throw new NexusError(
-            "internal",
-            `removed ${removed.rowCount} tuples, expected ${plan.remove.length}`,
-          );
+        const found = new Map<number, RelationTuple>();
+        const expired: RelationTuple[] = [];
+        for (const row of live.rows) {
+          const i = Number(row[0]);
+          if (i === 0) expired.push(tupleFromRow(row, 1));
+          else found.set(i - 1, tupleFromRow(row, 1));
         }
+        let plan: BatchPlan;
+        try {
+          plan = planBatch(batch, deletes, writes, found, expired, now);
+        } catch (error) {
+          if (!(error instanceof NexusError)) throw error;
+          outcomes.push(error);
+          continue;
+        }
+        if (plan.changes.length === 0) {
+          outcomes.push({ revision, written: 0, deleted: 0, retained: undefined });
+          continue;
+        }
+        revision++;
+        if (plan.remove.length > 0) {
+          const removed = await client.query(
+            this.#db.statement(this.#sql.remove, [...identityColumns(plan.remove), revision]),
+          );
+          if (removed.rowCount !== plan.remove.length) {
+            throw new NexusError(
+              "internal",
+              `removed ${removed.rowCount} tuples, expected ${plan.remove.length}`,
+            );
+          }
+        }
+        await client.query(
+          this.#db.statement(this.#sql.insert, [
+            revision,
+            ...tupleColumns(plan.insert.map((i) => i.tuple)),
+            plan.insert.map((i) => (i.bornExpired ? revision : null)),
+            plan.changes.map((c) => c.op),
+            ...tupleColumns(plan.changes.map((c) => c.tuple)),
+          ]),
+        );
+        changesTotal += plan.changes.length;
+        commits.push(`(${revision}, ${committedAt}, ${changesTotal})`);
+        outcomes.push({ revision, written: plan.written, deleted: plan.deleted, retained: changesTotal });
       }
-      await client.query(
-        this.#db.statement(this.#sql.insert, [
-          revision,
-          ...tupleColumns(plan.insert.map((i) => i.tuple)),
-          plan.insert.map((i) => (i.bornExpired ? revision : null)),
-          plan.changes.map((c) => c.op),
-          ...tupleColumns(plan.changes.map((c) => c.tuple)),
-        ]),
-      );
-      // The commit record, the changelog's size, the wake-up and COMMIT in one round trip (numbers we made; the
-      // channel is a plain identifier). NOTIFY is delivered at commit.
-      const changesTotal = Number(counter.changes_total) + plan.changes.length;
+
+      if (commits.length === 0) {
+        await client.query("ROLLBACK");
+        return outcomes;
+      }
+      // Commit records, the counter, the wake-up and COMMIT in one round trip (numbers we made; the channel is a
+      // plain identifier). NOTIFY is delivered at commit.
       const committed = (await client.query(
-        `INSERT INTO ${s}.commits (revision, committed_at_ms, changes_total)
-           VALUES (${revision}, ${Number(counter.committed_at_ms)}, ${changesTotal});
-         UPDATE ${s}.store_meta SET changes_total = ${changesTotal};
+        `INSERT INTO ${s}.commits (revision, committed_at_ms, changes_total) VALUES ${commits.join(", ")};
+         UPDATE ${s}.store_meta SET revision = ${revision}, committed_at_ms = ${committedAt},
+           changes_total = ${changesTotal};
          NOTIFY ${this.#channel}, '${revision}';
          SELECT changelog_floor_total FROM ${s}.retention;
          COMMIT`,
       )) as unknown as { rows: { changelog_floor_total: string }[] }[];
       const floorTotal = Number(committed[3]!.rows[0]!.changelog_floor_total);
-      return { revision, written: plan.written, deleted: plan.deleted, retained: changesTotal - floorTotal };
+      return outcomes.map((o) =>
+        o instanceof NexusError || o.retained === undefined ? o : { ...o, retained: o.retained - floorTotal },
+      );
     });
   }
 
@@ -173,7 +205,7 @@ export class TupleWriter {
   }
 }
 
-interface BatchPlan {
+export interface BatchPlan {
   /** Changes in revision order. */
   readonly changes: PendingChange[];
   /** Live versions to mark deleted. */
