@@ -32,7 +32,7 @@ interface Node {
   readonly args: unknown;
 }
 
-type Partial = { readonly value: unknown } | Unknown | { readonly error: unknown };
+type PartialValue = { readonly value: unknown } | Unknown | { readonly error: unknown };
 
 const MACROS = new Set(["has", "all", "exists", "exists_one", "map", "filter"]);
 
@@ -53,13 +53,21 @@ export function evaluateCaveat(
 ): CaveatOutcome {
   const def = compiled.def;
   const missing = new Set<string>();
+  for (const name of def.parameters.keys()) {
+    if (pick(tupleContext, name) === undefined && pick(requestContext, name) === undefined) missing.add(name);
+  }
+  if (missing.size === 0) {
+    try {
+      return compiled.evaluate(requestContext, tupleContext, where);
+    } catch (error) {
+      if (error instanceof NexusError) return error;
+      throw error;
+    }
+  }
   const variables: Record<string, unknown> = {};
   for (const [name, type] of def.parameters) {
     const value = pick(tupleContext, name) ?? pick(requestContext, name);
-    if (value === undefined) {
-      missing.add(name);
-      continue;
-    }
+    if (value === undefined) continue;
     try {
       variables[name] = convertParam(type, value.value);
     } catch (cause) {
@@ -69,14 +77,6 @@ export function evaluateCaveat(
         { condition: def.name, parameter: name, tuple: where },
         { cause },
       );
-    }
-  }
-  if (missing.size === 0) {
-    try {
-      return compiled.evaluate(requestContext, tupleContext, where);
-    } catch (error) {
-      if (error instanceof NexusError) return error;
-      throw error;
     }
   }
   const program = partialProgram(def);
@@ -134,7 +134,7 @@ function partial(
   node: Node,
   variables: Record<string, unknown>,
   missing: ReadonlySet<string>,
-): Partial {
+): PartialValue {
   const reads = identifiers(node, missing);
   if (reads.size === 0) return run(program, node, variables);
   const args = node.args;
@@ -183,7 +183,7 @@ function partial(
 }
 
 /** Evaluates a subexpression on its own. */
-function run(program: PartialProgram, node: Node, variables: Record<string, unknown>): Partial {
+function run(program: PartialProgram, node: Node, variables: Record<string, unknown>): PartialValue {
   try {
     let fn = program.compiled.get(node);
     if (fn === undefined) {
