@@ -2,7 +2,8 @@
  * One tenant's compiled tuple graph (assembly/graph.ts) kept at one store revision: built from a snapshot, then
  * moved forward by applying the store's changelog, never rebuilt per check. Only tuples valid under the model
  * count (as the reference reader filters them); tuples the kernel does not evaluate (a condition, an expiry, a
- * subject in another tenant) are counted on their node as "flagged", so a check that reads that node is handed
+ * subject in another tenant, and in a SpiceDB schema a userset subject on a relation some arrow follows) are
+ * counted on their node as "flagged", so a check that reads that node is handed
  * to the reference evaluator instead. When the model has recursive membership relations, the graph carries a
  * Leopard index (assembly/leopard.ts) maintained by the same changes. Runtime-neutral.
  */
