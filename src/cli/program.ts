@@ -8,6 +8,7 @@ import { UsageError } from "./args.js";
 import { runCheck } from "./commands/check.js";
 import { runDemo } from "./commands/demo.js";
 import { HELP, helpFor } from "./commands/help.js";
+import { runMount } from "./commands/mount.js";
 import { runServe } from "./commands/serve.js";
 import { runTest } from "./commands/test.js";
 import { runWrite } from "./commands/write.js";
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   test: runTest,
   serve: runServe,
   write: runWrite,
+  mount: runMount,
 };
 
 /** Runs the CLI with `argv` (without node and script), returning the exit code. */

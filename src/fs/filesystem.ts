@@ -197,6 +197,7 @@ export class FileSystem implements AsyncDisposable {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
   #stagingDir: string;
+  #hasher: Awaited<ReturnType<typeof createBLAKE3>> | undefined;
 
   /** Use openFileSystem(). */
   constructor(parts: {
@@ -343,7 +344,7 @@ export class FileSystem implements AsyncDisposable {
     const paths = tree.children(p).map((name) => joinPath(p, name));
     const visible = await this.#visible(c, tenant, paths);
     const out: DirEntry[] = [];
-    for (const child of visible) out.push(entryOf(tree.stat(child)!));
+    for (const child of visible) out.push({ name: nameOf(child), path: child, ...tree.entry(child)! });
     return out;
   }
 
@@ -850,7 +851,11 @@ export class FileSystem implements AsyncDisposable {
     }
     await this.#release(released);
     this.#onStep?.("after", commit.op);
-    await this.#journal.append({ t: "end", seq } satisfies EndRecord, false);
+    // Only effects after the commit need an end mark; a commit without one is rolled forward, which for an
+    // operation with none changes nothing.
+    if (record.deleteAfter.length > 0 || released.length > 0) {
+      await this.#journal.append({ t: "end", seq } satisfies EndRecord, false);
+    }
     this.#emit(record);
     if (this.#journal.records >= this.#checkpointEvery) await this.#checkpoint();
   }
@@ -987,8 +992,10 @@ export class FileSystem implements AsyncDisposable {
 
   async #stage(data: FileData): Promise<Staged> {
     if (typeof data === "string") data = new TextEncoder().encode(data);
-    const hasher = await createBLAKE3(256);
     if (data instanceof Uint8Array) {
+      // One hasher serves every in-memory content (hashing it is synchronous); streams get their own.
+      this.#hasher ??= await createBLAKE3(256);
+      const hasher = this.#hasher;
       if (data.length > this.#maxFileBytes) {
         throw new NexusError("invalid_argument", `a file is at most ${this.#maxFileBytes} bytes`, {
           limit: this.#maxFileBytes,
@@ -996,6 +1003,7 @@ export class FileSystem implements AsyncDisposable {
       }
       return { hash: hasher.init().update(data).digest("hex"), size: data.length, bytes: data };
     }
+    const hasher = await createBLAKE3(256);
     const chunks = toAsyncIterable(data);
     await mkdir(this.#stagingDir, { recursive: true });
     const file = join(
@@ -1339,17 +1347,6 @@ function denied(c: Required<Caller>, what: string, tenant: string, path: string)
 
 function exists(tenant: string, path: string): NexusError {
   return new NexusError("already_exists", `${path} already exists in tenant ${tenant}`, { tenant, path });
-}
-
-function entryOf(stat: FileStat): DirEntry {
-  return {
-    name: nameOf(stat.path),
-    path: stat.path,
-    isDirectory: stat.isDirectory,
-    size: stat.size,
-    mtime: stat.mtime,
-    ...(stat.hash !== undefined ? { hash: stat.hash } : {}),
-  };
 }
 
 /** "/a/b/c" → ["/a", "/a/b", "/a/b/c"]. */

@@ -3,10 +3,14 @@
  * then asks it questions, lists a directory, runs a bulk check, revokes a grant and lets an expiring one lapse,
  * printing each answer next to what the model must answer and how long it took. Exit 1 if any answer is wrong.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createEngine } from "../../engine.js";
 import { nexusFilesystemModel } from "../../model/preset.js";
 import type { TupleKey } from "../../store/tuple.js";
-import { intOption, parse } from "../args.js";
+import { intOption, parse, stringOption } from "../args.js";
+import { runFilesystemDemo } from "../demo/filesystem.js";
 import { buildDemoScenario, type DemoQuestion, type DemoTuple } from "../demo/scenario.js";
 import type { Io } from "../program.js";
 import { formatCount, formatMs, formatRate, renderTable } from "../table.js";
@@ -38,15 +42,21 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
     bulk: { type: "string" },
     seed: { type: "string" },
     "expire-ms": { type: "string" },
+    "fs-files": { type: "string" },
+    data: { type: "string" },
   });
   const files = intOption(parsed, "files", 5000, 16);
   const bulk = intOption(parsed, "bulk", 1000);
   const seed = intOption(parsed, "seed", 7, 0);
   const expireMs = intOption(parsed, "expire-ms", 3000, 0);
+  // The filesystem part writes as many files as the permission part has, up to 1,000 (each write is synced).
+  const fsFiles = intOption(parsed, "fs-files", Math.min(1000, files), 2);
+  const dataDir = stringOption(parsed, "data");
 
   const scenario = buildDemoScenario({ files, seed, expiresAt: Date.now() + expireMs });
   const engine = await createEngine({ model: nexusFilesystemModel, format: "nexus" });
   let wrong = 0;
+  let fsChecks = 0;
   try {
     io.out("nexus-fast demo: a multi-tenant agent filesystem on the Nexus preset model");
     io.out("");
@@ -250,7 +260,17 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
       ),
     );
 
-    const total = scenario.questions.length + 4;
+    // --- the agent filesystem on the embedded default (a fresh temporary data dir unless --data names one)
+    const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "nexus-fast-demo-")));
+    try {
+      const fsDemo = await runFilesystemDemo(io, { dir, files: fsFiles });
+      wrong += fsDemo.wrong;
+      fsChecks = fsDemo.checks;
+    } finally {
+      if (dataDir === undefined) await rm(dir, { recursive: true, force: true });
+    }
+
+    const total = scenario.questions.length + 4 + fsChecks;
     io.out(
       wrong === 0
         ? `\nAll ${total} results as the model requires.`

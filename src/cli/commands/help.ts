@@ -1,4 +1,5 @@
 /** Help texts: one overview and one page per command. */
+import { MOUNT_HELP } from "./mount.js";
 import { SERVE_HELP } from "./serve.js";
 
 export const HELP = `nexus-fast: Zanzibar-style permissions for agent filesystems (OpenFGA, SpiceDB and Nexus models)
@@ -14,6 +15,8 @@ Commands:
   write --data DIR             Keep a model version and tuples in DIR (a durable tuple store) for check --data
   serve [--port N] [--data DIR]
                                Serve OpenFGA's HTTP API (the OpenFGA SDKs work against it unchanged)
+  mount --data DIR --user S <mountpoint>
+                               Mount a NexusFS with FUSE as one user (permissions enforced per call)
   help [command]               Show help for a command
 
 Options:
@@ -23,18 +26,23 @@ Options:
 
 const COMMAND_HELP: Record<string, string> = {
   serve: SERVE_HELP,
-  demo: `Usage: nexus-fast demo [--files N] [--bulk N] [--seed N] [--expire-ms N]
+  mount: MOUNT_HELP,
+  demo: `Usage: nexus-fast demo [--files N] [--bulk N] [--seed N] [--expire-ms N] [--fs-files N] [--data DIR]
 
 Builds a realistic Nexus filesystem with the built-in Nexus preset model: two tenants, teams nested five deep,
 a folder tree with thousands of files, shares, one cross-tenant grant and one expiring grant. Then it checks,
 lists a directory, runs a bulk check, revokes a grant and lets the expiring one lapse, printing every answer and
-its time. Exits 1 if any answer differs from what the model must answer.
+its time. Then it runs the agent filesystem (NexusFS) on the embedded default: agents write files, read them,
+list directories filtered per user, share within and across tenants, revoke, read through a caching client, and
+restart the filesystem from its data directory. Exits 1 if any answer differs from what the model must answer.
 
 Options:
   --files N       files in the main tenant's tree (default 5000)
   --bulk N        checks in the bulk round (default 1000)
   --seed N        seed for the generated parts (default 7)
   --expire-ms N   how long the expiring grant lives, in ms (default 3000)
+  --fs-files N    files the agents write into the filesystem (default: --files, at most 1000)
+  --data DIR      the filesystem's data directory, kept afterwards (default: a temporary one, removed)
 `,
   check: `Usage: nexus-fast check [--model FILE] [--tuples FILE]... [options] <user> <relation> <object>
 
