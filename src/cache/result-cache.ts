@@ -54,7 +54,8 @@ export interface ChangeKnowledge {
 interface Entry {
   /** What a hit returns. */
   readonly answer: Resolution;
-  readonly revision: number;
+  /** A revision the answer holds at: where it was computed, raised to the newest one a reuse proved. */
+  revision: number;
   readonly validUntil: number;
   /** The request instant it was computed for (an earlier instant may still count tuples since expired). */
   readonly computedAt: number;
@@ -235,6 +236,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
         return undefined;
       }
       this.#crossRevisionHits++;
+      // The answer holds from its revision through this one: later reads at this revision hit without a proof.
+      if (revision > entry.revision) entry.revision = revision;
     }
     this.#counters.hits++;
     entry.used = true;
