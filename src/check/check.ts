@@ -55,7 +55,16 @@ export interface CheckQuery extends SubjectRef {
 interface Path {
   readonly key: string;
   readonly next: Path | undefined;
+  /** Nodes on the path (this one included). */
+  readonly length: number;
 }
+
+/**
+ * A chain of computed relations nests `resolve` once per relation without reading a tuple (and without counting
+ * depth), thousands deep in a generated model: every this many nodes on a path, `resolve` yields to the microtask
+ * queue so the stack unwinds instead of overflowing. Never reached by ordinary models.
+ */
+const YIELD_EVERY = 64;
 
 interface Run {
   readonly ev: Evaluation;
@@ -119,6 +128,7 @@ async function resolve(
   if (depth >= ev.maxDepth) return ev.tooComplex(`${query.object}#${query.relation} for ${query.user}`);
   const key = tenant + SEP + object + SEP + relation;
   for (let p = path; p !== undefined; p = p.next) if (p.key === key) return CYCLE;
+  if (path !== undefined && path.length % YIELD_EVERY === 0) await Promise.resolve();
   const subject = query.subject;
   if (
     subject.kind === "userset" &&
@@ -138,7 +148,7 @@ async function resolve(
     object,
     relation,
     depth,
-    path: { key, next: path },
+    path: { key, next: path, length: (path?.length ?? 0) + 1 },
   });
   if (outcome === TRUE || outcome === FALSE) {
     if (memo === undefined || memo.depth < depth) run.memo.set(key, { outcome, depth });

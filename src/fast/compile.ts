@@ -144,12 +144,28 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
     const reaching = relationsReaching(program, rids, relations, hasIntersectionArrow);
     for (const [i, r] of relations.entries()) if (reaching[i]) routedRelations.add(`${r.type}#${r.name}`);
   }
+  // Relations that can reach a long chain of computed relations (which the kernel evaluates by recursion on its
+  // own stack) go to the reference, which yields as it descends.
+  const deep = deepComputedRewrites(relations, rids);
+  if (deep.size > 0) {
+    const reaching = relationsReaching(program, rids, relations, (rw) => deep.has(rw));
+    for (const [i, r] of relations.entries()) if (reaching[i]) routedRelations.add(`${r.type}#${r.name}`);
+  }
 
   const HEADER = 12;
   const ridOfOff = HEADER;
   const ridCodeOff = ridOfOff + numTypes * numNames;
   const codeOff = ridCodeOff + numRids;
   const reachOff = codeOff + code.length;
+  if (numRids * kindCount + numTypes * numNames > MAX_BLOCK_ENTRIES) {
+    // The block holds a relations × subject kinds table: past this size the engine's default evaluator is the
+    // reference (createEngine catches this; an explicit evaluator "wasm" reports it).
+    throw new NexusError(
+      "out_of_memory",
+      `the model is too large for the WASM evaluator (${numRids} relations × ${kindCount} subject kinds; at most ${MAX_BLOCK_ENTRIES} entries)`,
+      { relations: numRids, kinds: kindCount },
+    );
+  }
   const reachWords = Math.ceil((numRids * kindCount) / 4);
   const leopardOff = reachOff + reachWords;
   const factOff = leopardOff + Math.ceil(numRids / 4);
@@ -177,9 +193,11 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
   const reach = new Uint8Array(block.buffer, reachOff * 4, numRids * kindCount);
   const kindNames: string[] = [...typeIds.keys()];
   for (const r of relations) kindNames.push(`${r.type}#${r.name}`);
-  for (const [i, r] of relations.entries()) {
-    for (let k = 0; k < kindCount; k++) {
-      if (analysis.canReach(r.type, r.name, kindNames[k]!)) reach[i * kindCount + k] = 1;
+  // Kind by kind: the analysis lists the relations one kind reaches from one walk.
+  for (let k = 0; k < kindCount; k++) {
+    for (const node of analysis.relationsReachedBy(kindNames[k]!)) {
+      const i = rids.get(node);
+      if (i !== undefined) reach[i * kindCount + k] = 1;
     }
   }
   const facts = new Uint8Array(block.buffer, factOff * 4, numRids);
@@ -228,6 +246,59 @@ function unionOnlyRelations(
     hasIntersectionArrow(rw) ||
     (rw.kind === "union" && rw.children.some(nonUnion));
   return relationsReaching(program, rids, relations, nonUnion).map((t) => !t);
+}
+
+/** Entries (u8/u32 mixed, counted as entries) of the per-model tables above which the kernel is not used. */
+const MAX_BLOCK_ENTRIES = 64 * 1024 * 1024;
+
+/** Computed chains longer than this (relations evaluated one inside another, on one object) go to the reference. */
+const MAX_FAST_COMPUTED_CHAIN = 256;
+
+/**
+ * The rewrites of relations from which a chain of computed usersets (on one object, so within one type) may be
+ * longer than MAX_FAST_COMPUTED_CHAIN: longest paths by Kahn's algorithm from the chain ends; relations on or
+ * above a cycle of computed usersets count as their type's whole relation count (a bound on a simple path).
+ */
+function deepComputedRewrites(
+  relations: readonly { type: string; name: string; rewrite: Rewrite }[],
+  rids: ReadonlyMap<string, number>,
+): Set<Rewrite> {
+  const deep = new Set<Rewrite>();
+  const perType = new Map<string, number>();
+  for (const r of relations) perType.set(r.type, (perType.get(r.type) ?? 0) + 1);
+  if (![...perType.values()].some((n) => n > MAX_FAST_COMPUTED_CHAIN)) return deep;
+  const out: number[][] = relations.map((r) => {
+    const targets = new Set<number>();
+    const stack: Rewrite[] = [r.rewrite];
+    while (stack.length > 0) {
+      const rw = stack.pop()!;
+      if (rw.kind === "computed") {
+        const to = rids.get(`${r.type}#${rw.relation}`);
+        if (to !== undefined) targets.add(to);
+      } else if (rw.kind === "union" || rw.kind === "intersection") stack.push(...rw.children);
+      else if (rw.kind === "exclusion") stack.push(rw.base, rw.subtract);
+    }
+    return [...targets];
+  });
+  const into: number[][] = relations.map(() => []);
+  const pending = out.map((targets) => targets.length);
+  for (const [from, targets] of out.entries()) for (const to of targets) into[to]!.push(from);
+  const length = relations.map(() => 1);
+  const queue = pending.flatMap((n, i) => (n === 0 ? [i] : []));
+  const done = new Uint8Array(relations.length);
+  for (let head = 0; head < queue.length; head++) {
+    const node = queue[head]!;
+    done[node] = 1;
+    for (const from of into[node]!) {
+      length[from] = Math.max(length[from]!, length[node]! + 1);
+      if (--pending[from]! === 0) queue.push(from);
+    }
+  }
+  for (const [i, r] of relations.entries()) {
+    const bound = done[i] === 1 ? length[i]! : perType.get(r.type)!;
+    if (bound > MAX_FAST_COMPUTED_CHAIN) deep.add(r.rewrite);
+  }
+  return deep;
 }
 
 /** Whether a rewrite uses SpiceDB's intersection arrow (`tupleset.all(computed)`). */
