@@ -4,7 +4,8 @@
  * naming the file.
  */
 import { readFile } from "node:fs/promises";
-import { extname } from "node:path";
+import { basename, dirname, extname, isAbsolute, relative, resolve } from "node:path";
+import { transformer } from "@openfga/syntax-transformer";
 import { parse as parseYaml } from "yaml";
 import { describe, NexusError } from "../errors.js";
 import type { ModelFormat } from "../model/program.js";
@@ -17,6 +18,10 @@ export interface FileTuple {
   readonly condition?: { readonly name: string; readonly context?: Record<string, unknown> };
   /** RFC 3339 time or epoch milliseconds after which the tuple no longer grants anything. */
   readonly expiresAt?: string | number;
+  /** The tenant the tuple is written in (default: the command's --tenant). */
+  readonly tenant?: string;
+  /** The subject's tenant, for a cross-tenant grant (default: the tuple's tenant). */
+  readonly subjectTenant?: string;
 }
 
 export interface LoadedModel {
@@ -46,12 +51,52 @@ export function parseDocument(text: string, path: string): unknown {
 }
 
 /**
- * Loads a model file: `.fga` / `.mod` (OpenFGA DSL), `.zed` / `.zaml`-less `.schema` (SpiceDB), `.json` / `.yaml`
+ * `name` resolved against `folder`, refused when it leaves the folder (`../../etc/hosts`, an absolute path), as
+ * the fga CLI refuses store-file paths outside the store's folder.
+ * @throws NexusError "invalid_argument" naming the path and the folder.
+ */
+export function containedPath(folder: string, name: string, what: string): string {
+  const root = resolve(folder);
+  const path = resolve(root, name);
+  const rel = relative(root, path);
+  if (isAbsolute(name) || rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
+    throw new NexusError(
+      "invalid_argument",
+      `${what} ${describe(name)} is outside ${describe(folder)}: files named by a store file or an fga.mod must be in its folder`,
+      { path: name, folder },
+    );
+  }
+  return path;
+}
+
+/**
+ * An OpenFGA modular model: the fga.mod at `path` and every module file it lists (each contained in the fga.mod's
+ * folder), as the `{ modules }` input createEngine takes.
+ */
+async function loadModularModel(path: string, text: string): Promise<LoadedModel> {
+  let contents: string[];
+  try {
+    contents = transformer.transformModFileToJSON(text).contents.value.map((entry) => entry.value);
+  } catch (cause) {
+    throw new NexusError("invalid_model", `${path} is not a valid fga.mod: ${(cause as Error).message}`, {
+      path,
+    });
+  }
+  const modules: Record<string, string> = { "fga.mod": text };
+  for (const name of contents) {
+    modules[name] = await readText(containedPath(dirname(path), name, "module file"), "module file");
+  }
+  return { model: { modules }, format: "openfga" };
+}
+
+/**
+ * Loads a model file: `fga.mod` (an OpenFGA modular model with its module files), `.fga` / `.mod` (OpenFGA DSL), `.zed` / `.zaml`-less `.schema` (SpiceDB), `.json` / `.yaml`
  * (OpenFGA JSON or Nexus namespace configs). Other extensions are read as text and detected.
  */
 export async function loadModel(path: string): Promise<LoadedModel> {
   const text = await readText(path, "model file");
   const ext = extname(path).toLowerCase();
+  if (basename(path) === "fga.mod") return loadModularModel(path, text);
   if (ext === ".fga" || ext === ".mod") return { model: text, format: "openfga" };
   if (ext === ".zed" || ext === ".schema" || ext === ".spicedb") return { model: text, format: "spicedb" };
   if (ext === ".json" || ext === ".yaml" || ext === ".yml") {
@@ -113,6 +158,24 @@ function tupleFrom(item: unknown, where: string): FileTuple {
   if (condition !== undefined && (typeof condition !== "object" || typeof condition?.name !== "string")) {
     throw new NexusError("invalid_tuple", `${where}: "condition" must be { name, context? }`, { where });
   }
+  const tenants: Record<string, string> = {};
+  for (const [key, names] of [
+    ["tenant", ["tenant"]],
+    ["subjectTenant", ["subjectTenant", "subject_tenant"]],
+  ] as const) {
+    const value = names.map((name) => raw[name]).find((v) => v !== undefined);
+    if (value === undefined) continue;
+    if (typeof value !== "string" || value === "") {
+      throw new NexusError(
+        "invalid_tuple",
+        `${where}: "${key}" must be a non-empty string, got ${describe(value)}`,
+        {
+          where,
+        },
+      );
+    }
+    tenants[key] = value;
+  }
   const expiresAt = raw.expiresAt ?? raw.expires_at ?? raw.expiration;
   if (expiresAt !== undefined && typeof expiresAt !== "string" && typeof expiresAt !== "number") {
     throw new NexusError(
@@ -136,6 +199,7 @@ function tupleFrom(item: unknown, where: string): FileTuple {
         }
       : {}),
     ...(expiresAt !== undefined ? { expiresAt } : {}),
+    ...tenants,
   };
 }
 

@@ -8,12 +8,13 @@
  * The model may be in any language nexus-fast reads (OpenFGA DSL as `fga` expects, SpiceDB schema, Nexus configs).
  */
 import { readFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { sameElements } from "../conformance/shared.js";
 import { createEngine, type Engine } from "../engine.js";
 import { describe, NexusError } from "../errors.js";
 import type { TupleKey } from "../store/tuple.js";
 import {
+  containedPath,
   type FileTuple,
   type LoadedModel,
   loadModel,
@@ -91,7 +92,7 @@ async function tuplesOf(raw: Raw, base: string, where: string): Promise<FileTupl
   ];
   for (const file of files) {
     if (typeof file !== "string") throw bad(where, `tuple file names must be strings, got ${describe(file)}`);
-    out.push(...(await loadTuples(resolve(base, file))));
+    out.push(...(await loadTuples(containedPath(base, file, "tuple file"))));
   }
   return out;
 }
@@ -99,7 +100,7 @@ async function tuplesOf(raw: Raw, base: string, where: string): Promise<FileTupl
 async function modelOf(raw: Raw, base: string, path: string): Promise<LoadedModel> {
   if (typeof raw.model === "string") return { model: raw.model, format: undefined };
   if (isRecord(raw.model)) return { model: raw.model, format: undefined };
-  if (typeof raw.model_file === "string") return loadModel(resolve(base, raw.model_file));
+  if (typeof raw.model_file === "string") return loadModel(containedPath(base, raw.model_file, "model_file"));
   throw bad(path, 'needs "model" (inline) or "model_file"');
 }
 

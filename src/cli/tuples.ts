@@ -1,4 +1,7 @@
-/** File tuples -> the engine's TupleKey (expiry as a Date, condition as given). */
+/**
+ * File tuples -> the engine's TupleKey (expiry as a Date, condition as given). A tuple's own `tenant` /
+ * `subjectTenant` win over `extra`'s (the command's defaults).
+ */
 import type { TupleKey } from "../store/tuple.js";
 import type { FileTuple } from "./load.js";
 
@@ -15,5 +18,7 @@ export function toTupleKey(
       ? { expiresAt: typeof tuple.expiresAt === "number" ? new Date(tuple.expiresAt) : tuple.expiresAt }
       : {}),
     ...extra,
+    ...(tuple.tenant !== undefined ? { tenant: tuple.tenant } : {}),
+    ...(tuple.subjectTenant !== undefined ? { subjectTenant: tuple.subjectTenant } : {}),
   };
 }

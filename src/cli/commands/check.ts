@@ -6,6 +6,7 @@ import { nexusFilesystemModel } from "../../model/preset.js";
 import type { ModelFormat } from "../../model/program.js";
 import { intOption, jsonObjectOption, parse, stringOption, UsageError } from "../args.js";
 import { modelOf, openData } from "../data.js";
+import { explainCheck } from "../explain.js";
 import { type FileTuple, loadModel, loadTuples } from "../load.js";
 import type { Io } from "../program.js";
 import { formatMs } from "../table.js";
@@ -20,6 +21,7 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
     tuples: { type: "string", short: "t", multiple: true },
     context: { type: "string" },
     tenant: { type: "string" },
+    "subject-tenant": { type: "string" },
     explain: { type: "boolean" },
     "max-depth": { type: "string" },
     data: { type: "string" },
@@ -38,6 +40,7 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
     tuples.push(...(await loadTuples(path)));
   const context = jsonObjectOption(parsed, "context");
   const tenant = stringOption(parsed, "tenant");
+  const subjectTenant = stringOption(parsed, "subject-tenant");
   // --data DIR: tuples (and, without --model, the model) from the file tuple store `nexus-fast write` fills.
   const dataDir = stringOption(parsed, "data");
   if (dataDir !== undefined && tuples.length > 0) {
@@ -76,7 +79,8 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
   try {
     if (tuples.length > 0) {
       await engine.write({
-        writes: tuples.map((t) => toTupleKey(t)),
+        // A tuple file's own tenant / subjectTenant win over --tenant.
+        writes: tuples.map((t) => toTupleKey(t, tenant ? { tenant } : {})),
         ...(tenant ? { tenant } : {}),
         onDuplicate: "ignore",
       });
@@ -87,6 +91,7 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
       relation,
       object,
       ...(tenant ? { tenant } : {}),
+      ...(subjectTenant ? { subjectTenant } : {}),
       ...(context ? { context } : {}),
       consistency: "fully_consistent",
     });
@@ -96,6 +101,17 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
       io.out(
         `model: ${engine.program.format} (${modelName}); ` +
           `${tuples.length} tuple(s) loaded in ${formatMs(loadedAt - started)}; check took ${formatMs(answeredAt - loadedAt)}`,
+      );
+      const why = await explainCheck(engine, {
+        user,
+        relation,
+        object,
+        ...(tenant ? { tenant } : {}),
+        ...(subjectTenant ? { subjectTenant } : {}),
+        ...(context ? { context } : {}),
+      });
+      io.out(
+        `${allowed ? "granted by" : "denied; the branches"}:\n${why.map((line) => `  ${line}`).join("\n")}`,
       );
     }
     return allowed ? 0 : 1;
