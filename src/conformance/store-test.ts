@@ -269,7 +269,21 @@ async function loadModel(store: RawStore, options: StoreTestOptions): Promise<st
     throw new NexusError("invalid_argument", "the store file names no model (`model` or `model_file`)");
   }
   const text = await read(store.model_file, options);
+  if (store.model_file === "fga.mod" || store.model_file.endsWith("/fga.mod")) {
+    // A modular model: the fga.mod and the module files it lists, named relative to the fga.mod's folder.
+    const folder = store.model_file.slice(0, store.model_file.length - "fga.mod".length);
+    const modules: Record<string, string> = { "fga.mod": text };
+    for (const name of modFileContents(text)) modules[name] = await read(folder + name, options);
+    return { modules };
+  }
   return store.model_file.endsWith(".json") ? (parseText(text, store.model_file) as object) : text;
+}
+
+/** The module files an fga.mod lists (`contents:`); the model compiler reports a malformed fga.mod. */
+function modFileContents(text: string): string[] {
+  const parsed = parseText(text, "fga.mod") as { contents?: unknown } | null;
+  const contents = parsed?.contents;
+  return Array.isArray(contents) ? contents.filter((c): c is string => typeof c === "string") : [];
 }
 
 async function loadTuples(
@@ -293,7 +307,18 @@ async function loadTuples(
   return out;
 }
 
+/**
+ * Reads a file the store file names. Paths must stay inside the store file's folder (no absolute path, no `..`
+ * climbing out), as the fga CLI requires: `model_file: ../../etc/hosts` is "invalid_argument".
+ */
 async function read(path: string, options: StoreTestOptions): Promise<string> {
+  if (!staysInFolder(path)) {
+    throw new NexusError(
+      "invalid_argument",
+      `the store file names ${JSON.stringify(path)}, which is outside the store file's folder`,
+      { path },
+    );
+  }
   if (options.readFile === undefined) {
     throw new NexusError(
       "invalid_argument",
@@ -312,6 +337,17 @@ async function read(path: string, options: StoreTestOptions): Promise<string> {
       },
     );
   }
+}
+
+function staysInFolder(path: string): boolean {
+  if (path === "" || path.startsWith("/") || path.startsWith("\\") || /^[A-Za-z]:/.test(path)) return false;
+  let depth = 0;
+  for (const part of path.split(/[\\/]/)) {
+    if (part === "..") depth--;
+    else if (part !== "" && part !== ".") depth++;
+    if (depth < 0) return false;
+  }
+  return true;
 }
 
 function toTupleKey(t: RawTuple, where: string): TupleKey {
