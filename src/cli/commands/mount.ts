@@ -53,11 +53,22 @@ export async function runMount(args: string[], io: Io): Promise<number> {
       mountpoint,
     });
     io.out(`mounted ${dir} at ${mountpoint} as ${user} (tenant ${tenant}); Ctrl-C unmounts`);
-    await new Promise<void>((resolve) => {
-      process.once("SIGINT", resolve);
-      process.once("SIGTERM", resolve);
+    // Handlers stay installed until the unmount is done: Ctrl-C signals the whole process group (a wrapper such
+    // as npx/tsx relays it again), and a second signal with no handler would kill us with the mount left behind.
+    const stop = (): void => release();
+    let release: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      release = resolve;
     });
-    await m.unmount();
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    try {
+      await stopped;
+      await m.unmount();
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    }
     io.out("unmounted");
     return 0;
   } finally {
