@@ -721,15 +721,22 @@ export class FileSystem implements AsyncDisposable {
 
   /** Entries of one directory the caller may see: readable ones, and directories with anything readable below. */
   async #visible(c: Required<Caller>, tenant: string, paths: readonly string[]): Promise<string[]> {
-    const readable = new Set(await this.#readable(c, tenant, paths));
+    if (paths.length === 0) return [];
+    const objects = paths.map(objectOf);
+    const allowed = await this.engine.filter({ ...this.#subject(c, tenant), relation: "read", objects });
     const tree = this.#tree(tenant);
     const out: string[] = [];
-    for (const path of paths) {
-      if (
-        readable.has(path) ||
-        (tree.kindOf(path) === "directory" && (await this.#readableBelow(c, tenant, path)))
+    // filter answers in input order: walk both lists together.
+    let next = 0;
+    for (let i = 0; i < paths.length; i++) {
+      if (allowed[next] === objects[i]) {
+        next++;
+        out.push(paths[i]!);
+      } else if (
+        tree.kindOf(paths[i]!) === "directory" &&
+        (await this.#readableBelow(c, tenant, paths[i]!))
       ) {
-        out.push(path);
+        out.push(paths[i]!);
       }
     }
     return out;
