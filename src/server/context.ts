@@ -40,6 +40,50 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxEngines: 64,
 };
 
+interface Floor {
+  readonly revision: Revision;
+  readonly token: string;
+}
+
+/** How long requests starting together share one deadline timer. */
+const DEADLINE_SLICE_MS = 50;
+
+/**
+ * Deadline signals: requests that start within the same 50 ms share one AbortSignal, aborted between the time
+ * limit and 50 ms after it — one timer per slice instead of one per request (a signal of its own cost a check
+ * several microseconds).
+ */
+export class Deadlines {
+  readonly ms: number;
+  #current: { readonly signal: AbortSignal; readonly until: number } | undefined;
+  readonly #timers = new Set<NodeJS.Timeout>();
+
+  constructor(ms: number) {
+    this.ms = ms;
+  }
+
+  signal(): AbortSignal {
+    const now = performance.now();
+    if (this.#current === undefined || now >= this.#current.until) {
+      const controller = new AbortController();
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        controller.abort();
+      }, this.ms + DEADLINE_SLICE_MS);
+      this.#timers.add(timer);
+      this.#current = { signal: controller.signal, until: now + DEADLINE_SLICE_MS };
+    }
+    return this.#current.signal;
+  }
+
+  /** Clears every timer (the server is closed). */
+  close(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#current = undefined;
+  }
+}
+
 export class ServerContext {
   readonly store: TupleStore;
   readonly models: ModelVersions;
@@ -48,10 +92,12 @@ export class ServerContext {
   readonly limits: ServerLimits;
   /** Aborts when the server starts closing: long-lived streams end on it. */
   readonly closing = new AbortController();
-  /** Per store: the token of its last write through this server. */
-  readonly #floors = new Map<string, string>();
-  /** The token of the revision when the server opened: the floor of stores not written since. */
-  readonly #openFloor: string;
+  /** Per store: its last write through this server (the read-your-writes floor of its reads). */
+  readonly #floors = new Map<string, Floor>();
+  /** The revision when the server opened: the floor of stores not written since. */
+  readonly #openFloor: Floor;
+  /** Request deadlines (one timer per slice of time, shared by the requests that start in it). */
+  readonly deadlines: Deadlines;
   /** Model versions are immutable: cached by id. */
   readonly #modelsById = new Map<string, StoredModel>();
   /** Per store, its newest model (every model is written through this server, which updates it). */
@@ -70,7 +116,8 @@ export class ServerContext {
     this.catalog = parts.catalog;
     this.engines = parts.engines;
     this.limits = parts.limits;
-    this.#openFloor = encodeToken(parts.store.id, openRevision);
+    this.#openFloor = { revision: openRevision, token: encodeToken(parts.store.id, openRevision) };
+    this.deadlines = new Deadlines(parts.limits.requestTimeoutMs);
   }
 
   /** The live store with this id. @throws 400 for a malformed id, 404 for an unknown or deleted store. */
@@ -118,14 +165,26 @@ export class ServerContext {
     this.#latest.set(model.tenant, model);
   }
 
-  /** Records a write acknowledged for a store (its token is that store's read-your-writes floor). */
-  wrote(storeId: string, token: string): void {
-    this.#floors.set(storeId, token);
+  /**
+   * Records a write acknowledged for a store: its read-your-writes floor. `modelId` names the engine that wrote it
+   * (which reads its own writes by default); absent when the server wrote to the store directly.
+   */
+  wrote(storeId: string, revision: number, modelId?: string): void {
+    const floor = this.#floors.get(storeId);
+    if (floor === undefined || revision > floor.revision) {
+      this.#floors.set(storeId, { revision, token: encodeToken(this.store.id, revision) });
+    }
+    if (modelId !== undefined) this.engines.wrote(modelId, revision);
   }
 
-  /** The engine consistency for a request's `consistency` field (see json.ts consistencyIn). */
-  consistency(storeId: string, value: unknown): Consistency | undefined {
-    return consistencyIn(value, this.#floors.get(storeId) ?? this.#openFloor);
+  /**
+   * The engine consistency for a request's `consistency` field (json.ts consistencyIn) on the engine of `modelId`.
+   * Without a preference the read must see the store's last write: the engine's own default does when it knows
+   * that revision (it wrote it, or was created after it), else the write's token is passed.
+   */
+  consistency(storeId: string, value: unknown, modelId: string): Consistency | undefined {
+    const floor = this.#floors.get(storeId) ?? this.#openFloor;
+    return consistencyIn(value, this.engines.knows(modelId, floor.revision) ? undefined : floor.token);
   }
 
   /** Forgets a deleted store's floor and latest model. */

@@ -12,6 +12,11 @@ interface Entry {
   readonly engine: Promise<Engine>;
   users: number;
   evicted: boolean;
+  /**
+   * A revision the engine is sure to read at least (a lower bound of its own "known revision": the store's
+   * revision before it was created, then its own writes). A default read by the engine sees every write up to it.
+   */
+  known: number;
 }
 
 export interface EngineRegistryOptions {
@@ -44,7 +49,14 @@ export class EngineRegistry implements AsyncDisposable {
     if (this.#closed) throw new Error("the engine registry is closed");
     let entry = this.#entries.get(model.id);
     if (entry === undefined) {
-      entry = { modelId: model.id, engine: this.#create(model), users: 0, evicted: false };
+      const created: Entry = {
+        modelId: model.id,
+        engine: this.#create(model, (r) => void (created.known = r)),
+        users: 0,
+        evicted: false,
+        known: -1,
+      };
+      entry = created;
       this.created++;
       // A model that fails to compile is not kept, so the error is not cached forever.
       entry.engine.catch(() => {
@@ -86,12 +98,27 @@ export class EngineRegistry implements AsyncDisposable {
     return this.close();
   }
 
-  #create(model: StoredModel): Promise<Engine> {
-    return createEngine({
+  async #create(model: StoredModel, known: (revision: number) => void): Promise<Engine> {
+    const revision = await this.#store.currentRevision();
+    const engine = await createEngine({
       model: JSON.parse(model.source) as object,
       format: "openfga",
       store: this.#store,
     });
+    known(revision);
+    return engine;
+  }
+
+  /** Whether the engine of `modelId` (if open) reads at least `revision` by default. */
+  knows(modelId: string, revision: number): boolean {
+    const entry = this.#entries.get(modelId);
+    return entry !== undefined && entry.known >= revision;
+  }
+
+  /** Records a write the engine of `modelId` acknowledged (it reads its own writes by default). */
+  wrote(modelId: string, revision: number): void {
+    const entry = this.#entries.get(modelId);
+    if (entry !== undefined && entry.known >= 0 && revision > entry.known) entry.known = revision;
   }
 
   /** Drops least recently used entries beyond the bound; those in use close when their last request ends. */

@@ -112,6 +112,7 @@ export class NexusServer implements AsyncDisposable {
       } finally {
         clearInterval(idle);
         clearTimeout(cut);
+        this.#ctx.deadlines.close();
         await this.#ctx.engines.close();
         await this.#ctx.catalog.close();
         if (this.#ownsStore) await this.#ctx.store.close();

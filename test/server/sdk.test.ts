@@ -285,6 +285,20 @@ describe("queries", () => {
     }
   });
 
+  it("reads its own writes across model versions (a write through one engine, a check through another)", async () => {
+    const store = await admin.createStore({ name: "two-models" });
+    const c = clientFor(server, { storeId: store.id });
+    const v1 = (await c.writeAuthorizationModel(modelJson(SMALLER))).authorization_model_id;
+    const v2 = (await c.writeAuthorizationModel(modelJson(SMALLER))).authorization_model_id;
+    for (let i = 0; i < 5; i++) {
+      const tuple = { user: `user:x${i}`, relation: "viewer", object: "doc:two" };
+      await c.writeTuples([tuple], { authorizationModelId: i % 2 === 0 ? v1 : v2 });
+      expect((await c.check(tuple, { authorizationModelId: i % 2 === 0 ? v2 : v1 })).allowed).toBe(true);
+      await c.deleteTuples([tuple], { authorizationModelId: v1 });
+      expect((await c.check(tuple, { authorizationModelId: v2 })).allowed).toBe(false);
+    }
+  });
+
   it("batchCheck: 300 checks in one request (no 50 cap), answers by correlation id, errors per item", async () => {
     const checks = Array.from({ length: 300 }, (_, i) => ({
       user: i % 2 === 0 ? "user:anne" : "user:zed",

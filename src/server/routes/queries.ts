@@ -27,23 +27,32 @@ import {
 } from "../json.js";
 import { decodeContinuation, encodeContinuation, positionString } from "../pagination.js";
 
-/** Runs `run` with a signal that aborts after the server's time limit; past it, a 504 whether or not run stops. */
-export async function withDeadline<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(
-        new ApiError(504, "deadline_exceeded", `the request took longer than the server's ${ms} ms limit`),
-      );
-    }, ms);
+/**
+ * Runs `run` with the request's deadline signal (shared by requests starting together: context.ts Deadlines); once it
+ * aborts the answer is a 504, whether or not `run` stops (an engine call given the signal stops with "aborted").
+ */
+export function withDeadline<T>(
+  signal: AbortSignal,
+  ms: number,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const expired = (): ApiError =>
+    new ApiError(504, "deadline_exceeded", `the request took longer than the server's ${ms} ms limit`);
+  if (signal.aborted) return Promise.reject(expired());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(expired());
+    signal.addEventListener("abort", onAbort, { once: true });
+    run(signal).then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(isNexusError(error, "aborted") ? expired() : error);
+      },
+    );
   });
-  try {
-    return await Promise.race([run(controller.signal), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The check a body's `tuple_key` (+ `contextual_tuples`, `context`) asks, in the store's tenant. */
@@ -110,16 +119,17 @@ async function checkEach(
 }
 
 export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const deadline = ctx.limits.requestTimeoutMs;
+  const limited = <T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> =>
+    withDeadline(ctx.deadlines.signal(), ctx.deadlines.ms, run);
 
   app.post("/stores/:store_id/check", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
     const body = objectOf(request.body, "the request body");
     const check = checkIn(body, store.id, "");
-    const consistency = ctx.consistency(store.id, body.consistency);
     const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const consistency = ctx.consistency(store.id, body.consistency, model.id);
     const allowed = await ctx.engines.use(model, (engine) =>
-      withDeadline(deadline, (signal) =>
+      limited((signal) =>
         engine.check(consistency === undefined ? check : { ...check, consistency }, { signal }),
       ),
     );
@@ -138,7 +148,8 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
         `a batch may hold at most ${ctx.limits.maxChecksPerBatch} checks, got ${items.length}`,
       );
     }
-    const consistency = ctx.consistency(store.id, body.consistency);
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const consistency = ctx.consistency(store.id, body.consistency, model.id);
     const ids: string[] = [];
     const seen = new Set<string>();
     const requests = items.map((value, i) => {
@@ -153,9 +164,8 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const check = checkIn(item, store.id, `checks[${i}].`);
       return consistency === undefined ? check : { ...check, consistency };
     });
-    const model = await ctx.modelOf(store.id, body.authorization_model_id);
     const answers = await ctx.engines.use(model, (engine) =>
-      withDeadline(deadline, (signal) => checkEach(engine, requests, signal)),
+      limited((signal) => checkEach(engine, requests, signal)),
     );
     const result: Json = {};
     for (const [i, id] of ids.entries()) {
@@ -166,7 +176,11 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   /** list-objects and streamed-list-objects: the full, sorted list of objects. */
-  const listObjects = async (storeId: string, body: Json, consistency: unknown): Promise<string[]> => {
+  const listObjects = async (
+    storeId: string,
+    body: Json,
+    consistencyFor: (modelId: string) => unknown,
+  ): Promise<string[]> => {
     const contextualTuples = contextualTuplesIn(body.contextual_tuples);
     const context = contextIn(body.context);
     const listRequest = {
@@ -176,11 +190,14 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
       type: stringOf(body.type, "type"),
       ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
       ...(context !== undefined ? { context } : {}),
-      ...(consistency !== undefined ? { consistency } : {}),
     };
     const model = await ctx.modelOf(storeId, body.authorization_model_id);
+    const consistency = consistencyFor(model.id);
+    const request = consistency === undefined ? listRequest : { ...listRequest, consistency };
     return ctx.engines.use(model, (engine) =>
-      withDeadline(deadline, (signal) => engine.listObjects(listRequest as never, { signal })),
+      limited((signal) =>
+        engine.listObjects(request as Parameters<typeof engine.listObjects>[0], { signal }),
+      ),
     );
   };
 
@@ -189,7 +206,9 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const body = objectOf(request.body, "the request body");
     const paged = body.page_size !== undefined && body.page_size !== null;
     if (!paged) {
-      const objects = await listObjects(store.id, body, ctx.consistency(store.id, body.consistency));
+      const objects = await listObjects(store.id, body, (id) =>
+        ctx.consistency(store.id, body.consistency, id),
+      );
       if (objects.length > ctx.limits.maxListObjects) {
         throw new ApiError(
           400,
@@ -213,7 +232,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
     const consistency =
       body.consistency === "HIGHER_CONSISTENCY" ? "fully_consistent" : { atLeastAsFresh: floor };
-    const objects = await listObjects(store.id, body, consistency);
+    const objects = await listObjects(store.id, body, () => consistency);
     let start = 0;
     if (after !== undefined) {
       while (start < objects.length && objects[start]! <= after) start++;
@@ -232,7 +251,9 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const store = ctx.storeOf((request.params as Json).store_id);
     const body = objectOf(request.body, "the request body");
     // Errors before the first line are ordinary HTTP errors; the list is complete before streaming starts.
-    const objects = await listObjects(store.id, body, ctx.consistency(store.id, body.consistency));
+    const objects = await listObjects(store.id, body, (id) =>
+      ctx.consistency(store.id, body.consistency, id),
+    );
     reply.type("application/x-ndjson");
     return Readable.from(
       (function* () {
@@ -256,7 +277,8 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     });
     const contextualTuples = contextualTuplesIn(body.contextual_tuples);
     const context = contextIn(body.context);
-    const consistency = ctx.consistency(store.id, body.consistency);
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const consistency = ctx.consistency(store.id, body.consistency, model.id);
     const listRequest = {
       tenant: store.id,
       object: `${stringOf(object.type, "object.type")}:${stringOf(object.id, "object.id")}`,
@@ -266,10 +288,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ...(context !== undefined ? { context } : {}),
       ...(consistency !== undefined ? { consistency } : {}),
     };
-    const model = await ctx.modelOf(store.id, body.authorization_model_id);
-    const users = await ctx.engines.use(model, (engine) =>
-      withDeadline(deadline, () => engine.listUsers(listRequest)),
-    );
+    const users = await ctx.engines.use(model, (engine) => limited(() => engine.listUsers(listRequest)));
     return { users: users.map(userOut) };
   });
 
@@ -278,7 +297,8 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const body = objectOf(request.body, "the request body");
     const key = objectOf(body.tuple_key, "tuple_key");
     const contextualTuples = contextualTuplesIn(body.contextual_tuples);
-    const consistency = ctx.consistency(store.id, body.consistency);
+    const model = await ctx.modelOf(store.id, body.authorization_model_id);
+    const consistency = ctx.consistency(store.id, body.consistency, model.id);
     const expandRequest = {
       tenant: store.id,
       object: stringOf(key.object, "tuple_key.object"),
@@ -286,10 +306,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
       ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
       ...(consistency !== undefined ? { consistency } : {}),
     };
-    const model = await ctx.modelOf(store.id, body.authorization_model_id);
-    const tree = await ctx.engines.use(model, (engine) =>
-      withDeadline(deadline, () => engine.expand(expandRequest)),
-    );
+    const tree = await ctx.engines.use(model, (engine) => limited(() => engine.expand(expandRequest)));
     return { tree: treeOut(tree) };
   });
 }

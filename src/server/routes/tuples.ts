@@ -5,7 +5,6 @@
  * the server's limit.
  */
 import type { FastifyInstance } from "fastify";
-import { encodeToken } from "../../store/token.js";
 import { type RelationTuple, toTupleKey } from "../../store/tuple.js";
 import type { ReadFilter, StoredChange } from "../../store/types.js";
 import type { ServerContext } from "../context.js";
@@ -95,7 +94,7 @@ export async function deleteMatching(
       onMissing: "ignore",
     });
     deleted += result.deleted;
-    ctx.wrote(storeId, encodeToken(ctx.store.id, result.revision));
+    ctx.wrote(storeId, result.revision);
   }
   return deleted;
 }
@@ -167,7 +166,7 @@ export function tupleRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const result = await ctx.engines.use(model, (engine) =>
       engine.write({ tenant: store.id, writes, deletes, onDuplicate, onMissing }),
     );
-    ctx.wrote(store.id, result.token);
+    ctx.wrote(store.id, result.revision, model.id);
     return {};
   });
 
