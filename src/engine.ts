@@ -70,11 +70,20 @@ import {
   toTupleKey,
 } from "./store/tuple.js";
 import type { TupleSnapshot, TupleStore } from "./store/types.js";
+import {
+  type PermissionChange,
+  type PermissionRevision,
+  type PermissionSource,
+  type PermissionWatchRequest,
+  watchPermissionRevisions,
+  watchPermissions,
+} from "./views/permissions.js";
 import { ready } from "./wasm/loader.js";
 
 export type { CheckOptions, FilterRequest } from "./cache/chain.js";
 export type { Consistency } from "./engine/consistency.js";
 export type { Change } from "./engine/watch.js";
+export type { PermissionChange, PermissionRevision, PermissionWatchRequest } from "./views/permissions.js";
 
 export interface EngineOptions {
   /** OpenFGA DSL or JSON, a SpiceDB schema, Nexus namespace configs, or an already compiled Program. */
@@ -557,6 +566,26 @@ export class Engine implements AsyncDisposable {
       this.#closing.signal.removeEventListener("abort", abort);
       request.signal?.removeEventListener("abort", abort);
     }
+  }
+
+  /**
+   * Streams changes of a computed permission (who gained or lost `relation` on objects of `type`), exact and
+   * gapless from `after`; see src/views/permissions.ts for which subjects count. Ends on close() or `signal`.
+   */
+  watchPermissions(request: PermissionWatchRequest): AsyncGenerator<PermissionChange, void, undefined> {
+    return watchPermissions(this.#permissionSource(), request);
+  }
+
+  /** watchPermissions as one batch per revision, empty ones included (materialized views apply these). */
+  watchPermissionRevisions(
+    request: PermissionWatchRequest,
+  ): AsyncGenerator<PermissionRevision, void, undefined> {
+    return watchPermissionRevisions(this.#permissionSource(), request);
+  }
+
+  #permissionSource(): PermissionSource {
+    const { program, store } = this;
+    return { program, store, maxDepth: this.#maxDepth, stop: this.#closing.signal };
   }
 
   /** Counters of the check chain's layers and of the WASM fast path. */

@@ -1477,7 +1477,7 @@ async function affectedObjects(
   reader: TupleReader,
   index: ReverseIndex,
   lists: readonly ChangedList[],
-  target: Question,
+  target: Pick<Question, "tenant" | "objectType" | "relation">,
   budget: { objects: number; nodes: number },
 ): Promise<string[] | undefined> {
   const targetClass = `${target.objectType}#${target.relation}`;
@@ -1519,6 +1519,21 @@ async function affectedObjects(
     }
   }
   return [...found];
+}
+
+/**
+ * `affectedObjects` for other maintainers of per-object answers (src/views): the objects of `target`'s (tenant,
+ * type) whose `target.relation` may answer differently, for any subject, now that `lists` changed; `reader` reads
+ * the new revision. No budget: every such object is returned.
+ */
+export function objectsAffectedBy(
+  reader: TupleReader,
+  lists: readonly ChangedList[],
+  target: Pick<Question, "tenant" | "objectType" | "relation">,
+): Promise<string[]> {
+  const unbounded = { objects: Number.POSITIVE_INFINITY, nodes: Number.POSITIVE_INFINITY };
+  const index = reverseIndexOf(reader.program);
+  return affectedObjects(reader, index, lists, target, unbounded) as Promise<string[]>;
 }
 
 // ------------------------------------------------------------------------------------------------------------
