@@ -241,6 +241,22 @@ export function recoverVolume(
     expected = offset + length;
     believedSlots = i + 1;
   }
+  /**
+   * Whether the valid header found where `slot` says another needle is, is a byte-exact copy of a needle the log
+   * has elsewhere: a misdirected write over the volume (the log is right, the needle here is lost: corrupt),
+   * rather than damage to the log (which the volume then corrects).
+   */
+  const copiedOver = (slot: Slot): boolean => {
+    const head = readAt(fd, slot.offset, HEADER_SIZE);
+    for (const other of slots) {
+      if (other === slot || other.field === IDX_GAP) continue;
+      const at = slotAt(other.index);
+      let same = true;
+      for (let i = 0; i < 8 && same; i++) same = idx[at + i] === head[8 + i];
+      if (same && Buffer.compare(readAt(fd, other.offset, HEADER_SIZE), head) === 0) return true;
+    }
+    return false;
+  };
   // 2. The unsealed last group: each entry must describe the needle it points at. After a superblock was rewritten
   // the log's generation is taken on trust, so every entry is checked.
   const firstChecked = volume.repairedSuperblock !== undefined ? 0 : groupSlots;
@@ -249,7 +265,20 @@ export function recoverVolume(
     if (slot.field === IDX_GAP) continue;
     const prefix = idx.subarray(slotAt(slot.index), slotAt(slot.index) + 8);
     const outcome = checkSlot(fd, slot, prefix, checks, j === slots.length - 1);
-    if (outcome === "match" || outcome === "corrupt") continue;
+    if (outcome === "match") continue;
+    if (outcome === "corrupt" || (outcome === "other" && copiedOver(slot))) {
+      const key = outcome === "corrupt" ? keyOf(fd, slot.offset, checks) : undefined;
+      onCorrupt({
+        volume: volume.id,
+        offset: slot.offset,
+        ...(key !== undefined ? { key } : {}),
+        reason:
+          outcome === "corrupt"
+            ? "corrupt where the .idx has a needle"
+            : "overwritten by a copy of another needle",
+      });
+      continue;
+    }
     // "other": the log is wrong from here; "unwritten": a torn write the log ran ahead of.
     slots.length = j;
     believedSlots = slot.index;
@@ -300,7 +329,7 @@ export function recoverVolume(
         volume: volume.id,
         offset: last.offset,
         key: keyOf(fd, last.offset, checks),
-        reason: "corrupt",
+        reason: "data checksum mismatch",
       });
     }
   }

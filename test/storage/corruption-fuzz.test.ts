@@ -100,14 +100,16 @@ async function outcome(store: NeedleStore, blob: Blob): Promise<string> {
   }
 }
 
-/** A pristine store of several volumes: blobs with references, deletes, and more than one sealed .idx group. */
-async function pristineStore(): Promise<{ dir: string; blobs: Blob[]; volumeSize: number }> {
+/** A pristine store of several volumes: `count` blobs, some with two references, some deleted. */
+async function pristineStore(
+  count: number,
+  volumeSize: number,
+): Promise<{ dir: string; blobs: Blob[]; volumeSize: number }> {
   const dir = join(freshRoot("nexus-fuzz-"), "pristine");
-  const volumeSize = 28 * 1024;
   const rnd = seededRandom(SEED);
   const store = await openStore({ dir, volumeSize });
   const blobs: Blob[] = [];
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < count; i++) {
     const bytes = objectBytes(1 + Math.floor(rnd() * 64), SEED * 1000 + i + 1);
     const { key } = await store.put(bytes);
     blobs.push({ bytes, key, deleted: false, volume: "", end: 0, deletedAt: 0 });
@@ -139,7 +141,12 @@ describe("corruption fuzz", () => {
   for (const target of ["vol", "idx"] as const) {
     const trials = target === "vol" ? VOLUME_TRIALS : IDX_TRIALS;
     it(`${trials} trials of damage to .${target} files: byte-exact or corrupt, and a re-put repairs`, async () => {
-      const { dir: pristine, blobs, volumeSize } = await pristineStore();
+      // Three volumes; for the .idx trials each holds more than a sealed group (256 slots) of the log.
+      const {
+        dir: pristine,
+        blobs,
+        volumeSize,
+      } = target === "idx" ? await pristineStore(600, 28 * 1024) : await pristineStore(240, 10 * 1024);
       const files = readdirSync(pristine).filter((n) => n.endsWith(`.${target}`));
       expect(files.length).toBeGreaterThanOrEqual(3);
       const tally = new Map<string, number>();
@@ -197,7 +204,7 @@ describe("corruption fuzz", () => {
         }),
       );
       console.log(`corruption fuzz .${target}: ${trials} trials, outcomes`, Object.fromEntries(tally));
-    }, 120_000);
+    }, 300_000);
   }
 
   it(`${SHARD_TRIALS} trials of damage to warm shards: byte-exact or too_many_losses, scrub and re-put repair`, async () => {
@@ -283,5 +290,5 @@ describe("corruption fuzz", () => {
     } finally {
       await removeLayout(l);
     }
-  }, 120_000);
+  }, 300_000);
 });
