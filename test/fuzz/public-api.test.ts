@@ -27,22 +27,25 @@ async function bounded<T>(what: string, call: () => Promise<T>): Promise<T | Nex
       CALL_LIMIT_MS,
     );
   });
+  let outcome: T | NexusError;
   try {
-    const value = await Promise.race([call(), hang]);
-    return value;
+    outcome = await Promise.race([call(), hang]);
   } catch (error) {
-    if (error instanceof NexusError) return error;
-    throw new Error(
-      `${what}: threw ${(error as Error)?.name ?? typeof error}: ${(error as Error)?.message}`,
-      {
-        cause: error,
-      },
-    );
+    if (!(error instanceof NexusError)) {
+      throw new Error(
+        `${what}: threw ${(error as Error)?.name ?? typeof error}: ${(error as Error)?.message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    outcome = error;
   } finally {
     clearTimeout(timer);
-    const took = performance.now() - started;
-    if (took > CALL_LIMIT_MS) throw new Error(`${what}: blocked for ${Math.round(took)} ms`);
   }
+  const took = performance.now() - started;
+  if (took > CALL_LIMIT_MS) throw new Error(`${what}: blocked the event loop for ${Math.round(took)} ms`);
+  return outcome;
 }
 
 // --- models ------------------------------------------------------------------------------------------------
