@@ -51,7 +51,9 @@ export class EngineRegistry implements AsyncDisposable {
     if (entry === undefined) {
       const created: Entry = {
         modelId: model.id,
-        engine: this.#create(model, (r) => void (created.known = r)),
+        engine: this.#create(model, (revision) => {
+          created.known = revision;
+        }),
         users: 0,
         evicted: false,
         known: -1,

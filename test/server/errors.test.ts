@@ -20,7 +20,6 @@ const KEY = "s3cret-key";
 let server: NexusServer;
 let storeId: string;
 let emptyStoreId: string;
-let modelId: string;
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(`${server.url}${path}`, {
@@ -57,7 +56,7 @@ beforeAll(async () => {
   storeId = (await client.createStore({ name: "errors" })).id;
   emptyStoreId = (await client.createStore({ name: "empty" })).id;
   const c = clientFor(server, { storeId, token: KEY });
-  modelId = (await c.writeAuthorizationModel(MODEL)).authorization_model_id;
+  await c.writeAuthorizationModel(MODEL);
   await c.write({
     writes: Array.from({ length: 8 }, (_, i) => ({
       user: "user:anne",
