@@ -50,14 +50,17 @@ Answers one question: may <user> <relation> <object>? Prints "allowed" or "denie
 Exit code: 0 allowed, 1 denied, 2 error (bad model, bad tuple, bad arguments).
 
 Options:
-  --model FILE         the model: .fga/.mod (OpenFGA DSL), .zed/.schema (SpiceDB), .json/.yaml (OpenFGA JSON
-                       or Nexus namespace configs); default: the built-in Nexus filesystem preset
+  --model FILE         the model: .fga/.mod (OpenFGA DSL), fga.mod (an OpenFGA modular model: the module files it
+                       lists are read from its folder), .zed/.schema (SpiceDB), .json/.yaml (OpenFGA JSON or
+                       Nexus namespace configs); default: the built-in Nexus filesystem preset
   --format F           openfga | spicedb | nexus (default: from the file's extension and content)
-  --tuples FILE        tuples: .yaml/.json list of {user, relation, object, condition?, expiresAt?}, OpenFGA CLI
-                       .csv, or lines of object#relation@user (repeatable)
+  --tuples FILE        tuples: .yaml/.json list of {user, relation, object, condition?, expiresAt?, tenant?,
+                       subjectTenant?}, OpenFGA CLI .csv, or lines of object#relation@user (repeatable)
   --context JSON       request context for conditions, e.g. '{"ip":"10.0.0.1"}'
-  --tenant T           the tenant to ask in (default "default")
-  --explain            also print the time taken and the model's format
+  --tenant T           the tenant to ask in, and of tuples that name none (default "default")
+  --subject-tenant T   the user's tenant, for a grant across tenants (default: --tenant)
+  --explain            also print the path that granted (or the branches that denied), the time taken and
+                       the model's format
   --data DIR           read tuples (and, without --model, the newest model version) from the durable store
                        in DIR that \`nexus-fast write --data DIR\` fills; --tuples cannot be used with it
 
