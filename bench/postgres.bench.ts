@@ -168,7 +168,7 @@ try {
     const tupleAt = (tenant: number, i: number): RelationTuple => {
       const name = `tenant${tenant}`;
       if (i % 10 === 9)
-        return tuple(`group:g${((i / 10) % 100) | 0}`, `user:u${(i * 7) % 5000}`, name, "member");
+        return tuple(`group:g${((i / 10) % 100) | 0}`, `user:u${(i / 10) | 0}`, name, "member");
       const user = i % 4 === 0 ? `group:g${i % 100}#member` : `user:u${i % 5000}`;
       return tuple(`doc:d${i >> 1}`, user, name);
     };
