@@ -60,8 +60,9 @@
  *     was synced whole before its promise resolved).
  *   - corruption, kept and reported (corruptNeedles(), `corrupt` on get, never returned): everything else, i.e.
  *     a complete record that fails a check: a valid header with a data checksum that fails (wherever the needle
- *     is, the last one included), a header that fails its checksum where the .idx says a needle is, or a region
- *     with no valid header (skipped to the next valid needle, or to the end of the file, and logged as a gap).
+ *     is, the last one included), a header that fails its checksum where the .idx says a needle is, a byte-exact
+ *     copy of another needle where the .idx says a different one is (a misdirected write), or a region with no
+ *     valid header (skipped to the next valid needle, or to the end of the file, and logged as a gap).
  * A data needle with a valid header and bad data stays in the index, so that get answers `corrupt` (not
  * `not_found`) and a put of the same content writes a good copy and purges this one.
  */

@@ -5,8 +5,9 @@
  * Trust rules (the byte layout and the torn-or-corrupt rule are in layout.ts). A slot of the .idx is believed
  * when its offset continues the previous one exactly and its needle fits the file, and its group's seal holds;
  * each entry of the last, unsealed group is checked against its needle's header: a valid header describing
- * another needle means the log is wrong from there (it is rescanned), a header failing its checksum where the
- * log says a needle is means corruption (kept, reported). Past the log, needles are read from the volume: a
+ * another needle means the log is wrong from there (it is rescanned), unless that header is a byte-exact copy of
+ * a needle the log has elsewhere (a misdirected write over the volume: corruption); a header failing its checksum
+ * where the log says a needle is means corruption (kept, reported). Past the log, needles are read from the volume: a
  * valid header with a bad data checksum is corruption (indexed, so get answers `corrupt`, and reported); a region
  * with no valid header is skipped to the next needle that passes every check (magic, header checksum, data
  * checksum and, for data, the BLAKE3 key) and logged as a gap. Only an incomplete record at the very end (a torn
