@@ -32,6 +32,7 @@ export type FsBackend = Pick<
   | "glob"
   | "watch"
   | "token"
+  | "currentToken"
 >;
 
 export interface FsClientOptions {
@@ -200,7 +201,7 @@ export class FsClient implements AsyncDisposable {
 
   /** Resolves once every event up to the backend's current token has been applied (for tests and demos). */
   async synced(): Promise<void> {
-    const target = this.#backend.token;
+    const target = await this.#backend.currentToken();
     if (this.#lastToken === target || position(this.#lastToken) >= position(target)) return;
     await new Promise<void>((resolve) => this.#waiters.push({ token: target, resolve }));
   }

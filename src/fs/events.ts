@@ -71,20 +71,23 @@ export class FsEventLog {
     return full;
   }
 
-  async *watch(request: FsWatchRequest, closing: AbortSignal): AsyncGenerator<FsEvent, void, undefined> {
-    let next =
+  /** The events after `request.after`; a token it does not know is refused here, before any event is awaited. */
+  watch(request: FsWatchRequest, closing: AbortSignal): AsyncGenerator<FsEvent, void, undefined> {
+    const next =
       request.after === undefined ? this.#first + this.#events.length : this.#positionAfter(request.after);
-    const signal = request.signal;
+    if (next < this.#first) throw this.#tooOld(request.after);
+    return this.#from(next, request.signal, closing);
+  }
+
+  async *#from(
+    start: number,
+    signal: AbortSignal | undefined,
+    closing: AbortSignal,
+  ): AsyncGenerator<FsEvent, void, undefined> {
+    let next = start;
     while (!closing.aborted && !signal?.aborted) {
-      if (next < this.#first) {
-        throw new NexusError(
-          "invalid_token",
-          "the change stream no longer holds events that old; start from fs.token",
-          {
-            token: request.after,
-          },
-        );
-      }
+      // A reader slower than `capacity` events loses its place.
+      if (next < this.#first) throw this.#tooOld(`${this.#instance}.${next - 1}`);
       const end = this.#first + this.#events.length;
       if (next < end) {
         yield this.#events[next - this.#first]!;
@@ -102,6 +105,16 @@ export class FsEventLog {
         signal?.addEventListener("abort", done, { once: true });
       });
     }
+  }
+
+  #tooOld(token: string | undefined): NexusError {
+    return new NexusError(
+      "invalid_token",
+      "the change stream no longer holds events that old; start from fs.token",
+      {
+        token,
+      },
+    );
   }
 
   #positionAfter(token: string): number {

@@ -602,6 +602,11 @@ export class FileSystem implements AsyncDisposable {
     return this.#events.token;
   }
 
+  /** The same token, as a backend that has to ask for it (over HTTP) gives it. */
+  async currentToken(): Promise<string> {
+    return this.#events.token;
+  }
+
   // ---- lifecycle -----------------------------------------------------------------------------------------------
 
   stats(): {

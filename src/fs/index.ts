@@ -26,5 +26,6 @@ export {
   type TargetOptions,
   type Version,
 } from "./filesystem.js";
+export { HttpFileSystem, type HttpFsOptions } from "./http.js";
 export { fuseUnavailableReason, Mount, type MountOptions, mount } from "./mount.js";
 export { MAX_NAME_BYTES, MAX_PATH_BYTES, normalizePath } from "./paths.js";
