@@ -11,7 +11,7 @@ import { dropSchema, freshSchema, PG_URL, sql } from "./helpers.js";
 
 const schema = freshSchema("writers");
 const WRITERS = 64;
-const WRITES_EACH = 2;
+const WRITES_EACH = 1;
 
 beforeAll(async () => {
   await (await openPostgresTupleStore({ connectionString: PG_URL, schema })).close();
