@@ -864,6 +864,7 @@ const ENGINE_OPTION_FIELDS: ReadonlySet<string> = new Set<keyof EngineOptions>([
   "changelog",
   "evaluator",
   "cache",
+  "limits",
 ]);
 const CHANGELOG_FIELDS: ReadonlySet<string> = new Set(["maxEntries", "maxAgeMs"]);
 

@@ -238,13 +238,16 @@ function dslError(cause: unknown, file?: string): NexusError {
       line?: { start: number };
       column?: { start: number };
       file?: string;
+      type?: string;
     }) => {
       const where = [
         (e.file ?? file) !== undefined ? `${e.file ?? file}` : undefined,
         e.line !== undefined ? `line ${e.line.start + 1}` : undefined,
         e.column !== undefined ? `column ${e.column.start + 1}` : undefined,
       ].filter((x) => x !== undefined);
-      const text = (e.msg ?? e.message ?? String(e)).trim();
+      // The kind of error ("syntax", "invalid-type", ...) as the tooling's own messages name it.
+      const kind = typeof e.type === "string" && e.type !== "" ? `${e.type} error: ` : "";
+      const text = kind + (e.msg ?? e.message ?? String(e)).trim();
       return where.length > 0 ? `${where.join(", ")}: ${text}` : text;
     },
   );
