@@ -27,6 +27,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   serve: runServe,
   write: runWrite,
   mount: runMount,
+  playground: (args, io) => import("./commands/playground.js").then((m) => m.runPlayground(args, io)),
 };
 
 /** Runs the CLI with `argv` (without node and script), returning the exit code. */
