@@ -240,7 +240,7 @@ describe("materialized permission views", () => {
           }
         },
       ),
-      { numRuns: 3 },
+      { numRuns: 2 },
     );
   }, 30_000);
 
