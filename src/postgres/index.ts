@@ -15,3 +15,4 @@ export type { PostgresHealth } from "./database.js";
 export { LATEST_VERSION as SCHEMA_VERSION } from "./migrations.js";
 export { PostgresModelVersions } from "./models.js";
 export { openPostgresTupleStore, PostgresTupleStore } from "./store.js";
+export * from "./views.js";

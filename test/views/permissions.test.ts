@@ -129,7 +129,7 @@ describe("watchPermissions", () => {
           last,
         );
       }),
-      { numRuns: 25 },
+      { numRuns: 15 },
     );
   }, 60_000);
 
