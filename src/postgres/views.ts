@@ -98,6 +98,7 @@ export class PermissionViews implements AsyncDisposable {
   readonly #waiters = new Set<() => void>();
   #error: NexusError | undefined;
   #closed = false;
+  #rebuilds = 0;
 
   private constructor(
     engine: PermissionEngine,
@@ -149,6 +150,7 @@ export class PermissionViews implements AsyncDisposable {
   stats(): PermissionViewsStats {
     return {
       streams: this.#streams.map((s) => ({ stream: s.key, table: s.table, revision: s.applied })),
+      rebuilds: this.#rebuilds,
       ...(this.#error !== undefined ? { error: this.#error.message } : {}),
     };
   }
@@ -245,6 +247,7 @@ export class PermissionViews implements AsyncDisposable {
         batches = this.#engine.watchPermissionRevisions({ ...request, initial: true });
         first = await batches.next();
         rebuild = true;
+        this.#rebuilds++;
       }
       for (let next = first!; !next.done; next = await batches.next()) {
         if (next.value.changes.length > 0 || rebuild) await this.#apply(stream, next.value, rebuild);
