@@ -87,12 +87,15 @@ export {
   compileNexus,
   compileOpenFga,
   compileSpiceDb,
+  DEFAULT_MODEL_LIMITS,
   detectFormat,
+  type ModelLimits,
   type NexusNamespaceConfig,
   type NexusNamespaces,
   type NexusPermissionConfig,
   type NexusRelationConfig,
   nexusFilesystemModel,
+  type OpenFgaModules,
 } from "./model/index.js";
 export type { ModelFormat, Program } from "./model/program.js";
 export {
