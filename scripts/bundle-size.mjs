@@ -35,7 +35,7 @@ async function measure(name, contents) {
         : "nexus-fast (dist/)";
     byPackage.set(key, (byPackage.get(key) ?? 0) + bytesInOutput);
   }
-  for (const [key, bytes] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 6)) {
+  for (const [key, bytes] of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 8)) {
     console.log(`  ${kib(bytes).padStart(9)}  ${key}`);
   }
 }
@@ -45,6 +45,28 @@ await measure(
   'createEngine only (import { createEngine } from "nexus-fast")',
   'export { createEngine } from "nexus-fast";',
 );
+{
+  // With code splitting, what the engine loads on demand (the Tiger bitmap layer and roaring-wasm) is its own chunk.
+  const split = await build({
+    stdin: { contents: 'export { createEngine } from "nexus-fast";', resolveDir: root, loader: "js" },
+    bundle: true,
+    minify: true,
+    splitting: true,
+    write: false,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    outdir: join(root, "out"),
+    logLevel: "silent",
+  });
+  console.log("createEngine only, esbuild --splitting:");
+  for (const file of split.outputFiles) {
+    const name = file.path.slice(join(root, "out").length + 1);
+    console.log(
+      `  ${name}: ${kib(file.contents.length)} minified, ${kib(gzipSync(file.contents).length)} gzipped`,
+    );
+  }
+}
 const playground = join(root, "dist", "playground", "bundle.js");
 if (existsSync(playground)) {
   const code = readFileSync(playground);
