@@ -24,6 +24,7 @@ export {
   type WarmerStats,
   type WarmingOptions,
 } from "./cache/index.js";
+export type { DetailedCheckResult } from "./check/detailed.js";
 export {
   type ConformanceFailure,
   type ConformanceOptions,
@@ -62,7 +63,6 @@ export {
   type WriteRequest,
   type WriteResponse,
 } from "./engine.js";
-export type { DetailedCheckResult } from "./check/detailed.js";
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
 export {
   type FastAnswer,
