@@ -164,6 +164,25 @@ describe.skipIf(!existsSync(chromiumPath))("the playground in headless Chromium"
     await again.close();
   });
 
+  it("runs the SpiceDB example (YAML tuples), and opens the example from a damaged share URL", async () => {
+    const tab = await open(`${server!.url}#z:not-deflate`);
+    await ranTimes(tab, 1);
+    expect(await tab.inputValue("#queries")).toContain("check user:anne viewer document:roadmap");
+    await tab.click("#example-spicedb");
+    await tab.click("#run");
+    await ranTimes(tab, 2);
+    const rows = await answers(tab);
+    expect(rows.slice(0, 4)).toEqual([
+      { query: "check user:ada read repo:engine", answer: "allowed" },
+      { query: "check user:eve read repo:engine", answer: "denied" },
+      { query: "list-objects user:bob read repo", answer: "repo:engine" },
+      { query: "list-users repo:engine read user", answer: "user:ada, user:bob" },
+    ]);
+    expect(await tab.textContent("#test-results")).toMatch(/^3 of 3 assertions passed/);
+    expect(await tab.textContent("#timings")).toContain("compile model (spicedb)");
+    await tab.close();
+  });
+
   it("reports bad input on the page and keeps working", async () => {
     const tab = await open(server!.url);
     await ranTimes(tab, 1);
