@@ -16,7 +16,10 @@
  * applied in one transaction together with the revision, recorded in `<schema>.perm_state` (stream, store_id,
  * revision). A restart resumes every stream after its recorded revision (gapless: the stream yields exactly the
  * differences since). A stream with no state, a state from another store, or one the changelog no longer reaches
- * is rebuilt: its rows are replaced by the whole set at the current revision, in one transaction. Revisions that
+ * is rebuilt: in one transaction, its rows become the whole set at the current revision (rows no longer in it are
+ * deleted, missing ones inserted, unchanged ones left alone). Resuming needs the store to serve a snapshot at the
+ * recorded revision (PostgreSQL store: `snapshotRetentionMs`, 10 s by default) and its changelog after it; a
+ * longer stop therefore costs a rebuild (a full recomputation, writing only the differences). Revisions that
  * change nothing are not written, so after a restart a stream may re-read (and apply nothing from) a few.
  *
  * One materializer per schema at a time (two would both apply each revision; harmless for the rows, but wasted).
@@ -290,11 +293,12 @@ export class PermissionViews implements AsyncDisposable {
       await client.query("BEGIN");
       if (stream.closure) {
         if (replace) {
-          await client.query(`DELETE FROM ${table} WHERE tenant = $1 AND relation = $2 AND "group" LIKE $3`, [
-            tenant,
-            relation,
-            `${likeEscape(stream.spec.type)}:%`,
-          ]);
+          // Only the rows no longer in the set go (unchanged rows are not rewritten); the insert below adds the rest.
+          await client.query(
+            `DELETE FROM ${table} WHERE tenant = $1 AND relation = $2 AND "group" LIKE $3
+               AND (member, "group") NOT IN (SELECT * FROM unnest($4::text[], $5::text[]))`,
+            [tenant, relation, `${likeEscape(stream.spec.type)}:%`, gainedSubjects, gainedObjects],
+          );
         }
         if (lostSubjects.length > 0) {
           await client.query(
@@ -311,7 +315,13 @@ export class PermissionViews implements AsyncDisposable {
           );
         }
       } else {
-        if (replace) await client.query(`DELETE FROM ${table} WHERE tenant = $1`, [tenant]);
+        if (replace) {
+          await client.query(
+            `DELETE FROM ${table} WHERE tenant = $1
+               AND (subject, object) NOT IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+            [tenant, gainedSubjects, gainedObjects],
+          );
+        }
         if (lostSubjects.length > 0) {
           await client.query(
             `DELETE FROM ${table} WHERE tenant = $1

@@ -134,7 +134,9 @@ describe("materialized permission views", () => {
     const live = new Map<string, TupleKey>();
     const step = async () => {
       const writes: TupleKey[] = [];
-      for (let i = 0; i < 1 + Math.floor(random() * 5); i++) {
+      const count = 1 + Math.floor(random() * 5);
+      // Draws until the batch has `count` new tuples (at most 50 draws), so no batch is empty.
+      for (let draws = 0; writes.length < count && draws < 50; draws++) {
         const t = randomTuple(random);
         const id = `${t.object}#${t.relation}@${t.user}`;
         if (!live.has(id) && !writes.some((w) => `${w.object}#${w.relation}@${w.user}` === id))
