@@ -18,6 +18,7 @@ import { Catalog } from "./catalog.js";
 import { DEFAULT_LIMITS, ServerContext, type ServerLimits } from "./context.js";
 import { EngineRegistry } from "./engines.js";
 import { toApiError } from "./errors.js";
+import { fileRoutes } from "./files.js";
 import { ServerMetrics } from "./metrics.js";
 import { assertionRoutes } from "./routes/assertions.js";
 import { modelRoutes } from "./routes/models.js";
@@ -52,6 +53,8 @@ export interface ServerOptions {
   readonly logLevel?: LogLevel;
   /** Where JSON log lines go (default stdout). */
   readonly logStream?: { write(line: string): void };
+  /** A NexusFS to serve under /fs (src/server/files.ts); not closed by the server. */
+  readonly files?: import("../fs/filesystem.js").FileSystem;
 }
 
 /** Headers the OpenFGA SDKs send (CORS preflights must allow them). */
@@ -245,5 +248,6 @@ function buildApp(
   queryRoutes(app, ctx);
   assertionRoutes(app, ctx);
   watchRoutes(app, ctx);
+  if (options.files !== undefined) fileRoutes(app, options.files);
   return app;
 }
