@@ -143,6 +143,39 @@ interface Slot {
   field: number;
 }
 
+/** The believed slots, in typed arrays (a volume's log can hold millions: no object per slot). */
+class SlotList {
+  readonly #index: Uint32Array;
+  readonly #offset: Float64Array;
+  readonly #length: Float64Array;
+  readonly #field: Uint32Array;
+  length = 0;
+
+  constructor(capacity: number) {
+    this.#index = new Uint32Array(capacity);
+    this.#offset = new Float64Array(capacity);
+    this.#length = new Float64Array(capacity);
+    this.#field = new Uint32Array(capacity);
+  }
+
+  push(index: number, offset: number, length: number, field: number): void {
+    const j = this.length++;
+    this.#index[j] = index;
+    this.#offset[j] = offset;
+    this.#length[j] = length;
+    this.#field[j] = field;
+  }
+
+  at(j: number): Slot {
+    return {
+      index: this.#index[j]!,
+      offset: this.#offset[j]!,
+      length: this.#length[j]!,
+      field: this.#field[j]!,
+    };
+  }
+}
+
 /**
  * How the needle at `slot` compares with its entry (header only, plus the data checksum when `withData`):
  * "match", "corrupt" (the header or data fails a checksum: damage where the log says a needle is), "unwritten"
@@ -210,7 +243,7 @@ export function recoverVolume(
   const idxUsable = decodeIdxHeader(idx) === volume.generation;
   const total = idxUsable ? Math.floor((idxSize - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE) : 0;
   const slotAt = (i: number) => IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE;
-  const slots: Slot[] = [];
+  const slots = new SlotList(total);
   let groupStart = 0; // the first slot of the group being read (after the header or the last seal)
   let groupSlots = 0; // slots.length when that group began
   let believedSlots = 0; // slots [0, believedSlots) of the .idx are kept as they are
@@ -238,7 +271,7 @@ export function recoverVolume(
     const length = field === IDX_GAP ? align8(u32(idx, at)) : lengthOfField(field);
     const end = field === IDX_GAP ? align8(fileSize) : fileSize; // a kept tail is padded to 8 bytes
     if (offset !== expected || length === 0 || offset + length > end) break;
-    slots.push({ index: i, offset, length, field });
+    slots.push(i, offset, length, field);
     expected = offset + length;
     believedSlots = i + 1;
   }
@@ -249,8 +282,9 @@ export function recoverVolume(
    */
   const copiedOver = (slot: Slot): boolean => {
     const head = readAt(fd, slot.offset, HEADER_SIZE);
-    for (const other of slots) {
-      if (other === slot || other.field === IDX_GAP) continue;
+    for (let k = 0; k < slots.length; k++) {
+      const other = slots.at(k);
+      if (other.offset === slot.offset || other.field === IDX_GAP) continue;
       const at = slotAt(other.index);
       let same = true;
       for (let i = 0; i < 8 && same; i++) same = idx[at + i] === head[8 + i];
@@ -262,7 +296,7 @@ export function recoverVolume(
   // the log's generation is taken on trust, so every entry is checked.
   const firstChecked = volume.repairedSuperblock !== undefined ? 0 : groupSlots;
   for (let j = firstChecked; j < slots.length; j++) {
-    const slot = slots[j]!;
+    const slot = slots.at(j);
     if (slot.field === IDX_GAP) continue;
     const prefix = idx.subarray(slotAt(slot.index), slotAt(slot.index) + 8);
     const outcome = checkSlot(fd, slot, prefix, checks, j === slots.length - 1);
@@ -290,10 +324,12 @@ export function recoverVolume(
     while (seals.length > 0 && seals[seals.length - 1]! >= believedSlots) seals.pop();
     groupStart = seals.length > 0 ? seals[seals.length - 1]! + 1 : 0;
   }
-  expected = slots.length > 0 ? slots[slots.length - 1]!.offset + slots[slots.length - 1]!.length : 64;
+  const last = slots.length > 0 ? slots.at(slots.length - 1) : undefined;
+  expected = last !== undefined ? last.offset + last.length : SUPERBLOCK_SIZE;
 
   // 3. Replay the believed entries.
-  for (const slot of slots) {
+  for (let j = 0; j < slots.length; j++) {
+    const slot = slots.at(j);
     const at = slotAt(slot.index);
     const field = slot.field;
     if (field === IDX_GAP) {
@@ -322,7 +358,6 @@ export function recoverVolume(
     });
   }
   // The last entry is checked whole (data included): damage there is reported now, not at the first read.
-  const last = slots[slots.length - 1];
   if (last !== undefined && last.field !== IDX_GAP) {
     const at = slotAt(last.index);
     if (checkSlot(fd, last, idx.subarray(at, at + 8), checks, true) === "corrupt") {
