@@ -260,6 +260,9 @@ export class PermissionViews implements AsyncDisposable {
         if (signal.aborted) break;
       }
       await batches.return();
+      // The stream ended without close(): the engine closed under the views, which can then never catch up.
+      if (!signal.aborted)
+        this.#error ??= new NexusError("closed", `the engine closed under the view ${stream.key}`);
     } catch (error) {
       if (!signal.aborted) {
         this.#error ??= toNexusError(error, `maintaining the view ${stream.key}`);

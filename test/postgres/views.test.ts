@@ -3,7 +3,8 @@
  * over an engine on the PostgreSQL store (nested groups, wildcards, folders as parents, an exclusion), the view
  * tables and the member closure hold exactly the engine's listObjects answers for every plain subject with tuples;
  * after close and reopen they resume from the recorded revision (the state table says which) and stay exact; a
- * stream with no state is rebuilt; a random model over the memory store agrees too; bad options are named; and
+ * stream with no state is rebuilt; a random model over the memory store agrees too; an engine closed under the
+ * views is reported (caughtUp rejects "closed"); bad options are named; and
  * nothing is left running after close.
  */
 import fc from "fast-check";
@@ -247,6 +248,25 @@ describe("materialized permission views", () => {
       { numRuns: 2 },
     );
   }, 30_000);
+
+  it("report an engine closed under them, and close cleanly after", async () => {
+    const engine = await createEngine({ model });
+    const schema = `${randomSchema}_closed`;
+    try {
+      await using views = await materializePermissions({
+        engine,
+        connectionString: PG_URL,
+        schema,
+        views: [{ type: "doc", relation: "viewer" }],
+      });
+      await views.caughtUp();
+      await engine.close();
+      await expect(views.caughtUp(1_000)).rejects.toMatchObject({ code: "closed" });
+      expect(views.stats().error).toMatch(/engine closed/);
+    } finally {
+      await dropSchema(schema);
+    }
+  });
 
   it("names bad options", async () => {
     await using engine = await createEngine({ model });
