@@ -103,6 +103,13 @@ describe.skipIf(!existsSync(chromiumPath))("the playground in headless Chromium"
     expect(await tab.textContent("#test-results")).toMatch(/^6 of 6 assertions passed/);
     // The engine compiled and answered here: the WASM evaluator loaded from the kernels inlined in the bundle.
     expect(await tab.textContent("#status")).toMatch(/evaluator wasm/);
+    // The first run times compiling the kernels apart from the model, so the model's time is its own.
+    const timings = await tab.$$eval("#timings td:first-child", (cells) => cells.map((c) => c.textContent));
+    expect(timings.slice(0, 3)).toEqual([
+      "compile the WASM kernels (first run only)",
+      "compile model (openfga) and open engine",
+      "write 8 tuples",
+    ]);
     await tab.close();
   });
 
