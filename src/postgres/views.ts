@@ -72,6 +72,8 @@ export interface PermissionViewsStats {
     readonly table: string;
     readonly revision: Revision;
   }[];
+  /** Streams started from scratch (no state, another store's, or one the store no longer serves) since open. */
+  readonly rebuilds: number;
   /** Set when a stream stopped on an error (the views then lag until restarted). */
   readonly error?: string;
 }
