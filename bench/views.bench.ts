@@ -33,13 +33,15 @@ const DOCS = Array.from({ length: 300 }, (_, i) => `doc:d${i}`);
 async function loaded(): Promise<Engine> {
   const engine = await createEngine({ model });
   const writes: TupleKey[] = [];
-  USERS.forEach((user, i) => writes.push({ user, relation: "member", object: GROUPS[i % GROUPS.length]! }));
-  DOCS.forEach((doc, i) =>
-    writes.push({ user: FOLDERS[i % FOLDERS.length]!, relation: "parent", object: doc }),
-  );
-  FOLDERS.forEach((folder, i) =>
-    writes.push({ user: `${GROUPS[i % GROUPS.length]!}#member`, relation: "viewer", object: folder }),
-  );
+  for (const [i, user] of USERS.entries()) {
+    writes.push({ user, relation: "member", object: GROUPS[i % GROUPS.length]! });
+  }
+  for (const [i, doc] of DOCS.entries()) {
+    writes.push({ user: FOLDERS[i % FOLDERS.length]!, relation: "parent", object: doc });
+  }
+  for (const [i, folder] of FOLDERS.entries()) {
+    writes.push({ user: `${GROUPS[i % GROUPS.length]!}#member`, relation: "viewer", object: folder });
+  }
   await engine.write({ writes });
   return engine;
 }
