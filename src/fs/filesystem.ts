@@ -35,16 +35,7 @@ import type { TupleKey } from "../store/tuple.js";
 import type { TupleStore } from "../store/types.js";
 import { type FsEvent, FsEventLog, type FsWatchRequest } from "./events.js";
 import { Journal } from "./journal.js";
-import {
-  globMatcher,
-  isWithin,
-  joinPath,
-  nameOf,
-  normalizePath,
-  objectOf,
-  parentOf,
-  pathOfObject,
-} from "./paths.js";
+import { globMatcher, isWithin, joinPath, normalizePath, objectOf, parentOf, pathOfObject } from "./paths.js";
 import { type FileStat, notFound, TenantTree, type TreeSnapshot, type Version } from "./tree.js";
 import { openTupleStoreIn } from "./tuple-store.js";
 
@@ -341,10 +332,14 @@ export class FileSystem implements AsyncDisposable {
     const kind = tree.kindOf(p);
     if (kind === undefined) throw notFound(tenant, p);
     if (kind === "file") throw new NexusError("not_a_directory", `${p} is a file`, { path: p });
-    const paths = tree.children(p).map((name) => joinPath(p, name));
-    const visible = await this.#visible(c, tenant, paths);
+    const listing = tree.listing(p);
+    const visible = await this.#visible(c, tenant, listing.paths, listing.objects);
     const out: DirEntry[] = [];
-    for (const child of visible) out.push({ name: nameOf(child), path: child, ...tree.entry(child)! });
+    for (const i of visible) {
+      const entry = listing.entries[i]!;
+      // A subdirectory's mtime moves with its own entries, which do not refresh this listing: read it now.
+      out.push(entry.isDirectory ? { ...entry, mtime: tree.entry(entry.path)!.mtime } : entry);
+    }
     return out;
   }
 
@@ -725,23 +720,31 @@ export class FileSystem implements AsyncDisposable {
   }
 
   /** Entries of one directory the caller may see: readable ones, and directories with anything readable below. */
-  async #visible(c: Required<Caller>, tenant: string, paths: readonly string[]): Promise<string[]> {
+  /**
+   * Which entries of one directory the caller may see (their indexes): readable ones, and directories with
+   * anything readable below.
+   */
+  async #visible(
+    c: Required<Caller>,
+    tenant: string,
+    paths: readonly string[],
+    objects: readonly string[],
+  ): Promise<number[]> {
     if (paths.length === 0) return [];
-    const objects = paths.map(objectOf);
     const allowed = await this.engine.filter({ ...this.#subject(c, tenant), relation: "read", objects });
     const tree = this.#tree(tenant);
-    const out: string[] = [];
+    const out: number[] = [];
     // filter answers in input order: walk both lists together.
     let next = 0;
     for (let i = 0; i < paths.length; i++) {
       if (allowed[next] === objects[i]) {
         next++;
-        out.push(paths[i]!);
+        out.push(i);
       } else if (
         tree.kindOf(paths[i]!) === "directory" &&
         (await this.#readableBelow(c, tenant, paths[i]!))
       ) {
-        out.push(paths[i]!);
+        out.push(i);
       }
     }
     return out;

@@ -7,7 +7,7 @@
  */
 import { NexusError } from "../errors.js";
 import { MetadataTable } from "../storage/metadata.js";
-import { isWithin, joinPath, nameOf, parentOf } from "./paths.js";
+import { isWithin, joinPath, nameOf, objectOf, parentOf } from "./paths.js";
 
 /** One stored content of a file. */
 export interface Version {
@@ -19,6 +19,26 @@ export interface Version {
   /** When it was written, ms since the epoch. */
   readonly mtime: number;
 }
+
+/** One entry of a directory listing. */
+export interface ListingEntry {
+  readonly name: string;
+  readonly path: string;
+  readonly isDirectory: boolean;
+  readonly size: number;
+  readonly mtime: number;
+  readonly hash?: string;
+}
+
+/** A directory's entries in name order, with their paths and permission objects (same indexes). */
+export interface Listing {
+  readonly names: readonly string[];
+  readonly paths: readonly string[];
+  readonly objects: readonly string[];
+  readonly entries: readonly ListingEntry[];
+}
+
+const EMPTY_LISTING: Listing = { names: [], paths: [], objects: [], entries: [] };
 
 /** What stat answers. */
 export interface FileStat {
@@ -41,11 +61,10 @@ interface Directory {
   mtime: number;
   creator: string;
   readonly children: Set<string>;
-  /** Bumped on every change of `children`; `sorted` is valid for `sortedVersion`. */
+  /** Bumped on every change of an entry; `listing` is valid for `listingVersion`. */
   changes?: number;
-  sorted?: string[];
-  sortedSize?: number;
-  sortedVersion?: number;
+  listing?: Listing;
+  listingVersion?: number | undefined;
 }
 
 interface FileExtra {
@@ -132,19 +151,30 @@ export class TenantTree {
 
   /** Names in directory `path`, sorted. */
   children(path: string): readonly string[] {
+    return this.listing(path).names;
+  }
+
+  /**
+   * A directory's entries, sorted by name: names, paths, permission objects and listing entries, kept until an
+   * entry is added, removed, renamed or rewritten (a listing of 5,000 names should not rebuild them each time).
+   */
+  listing(path: string): Listing {
     const dir = this.#dirs.get(path);
-    if (dir === undefined) return [];
-    // Kept sorted until the directory's entries change (a listing of 5,000 names should not sort each time).
-    if (
-      dir.sorted === undefined ||
-      dir.sortedSize !== dir.children.size ||
-      dir.sortedVersion !== dir.changes
-    ) {
-      dir.sorted = [...dir.children].sort();
-      dir.sortedSize = dir.children.size;
-      dir.sortedVersion = dir.changes;
+    if (dir === undefined) return EMPTY_LISTING;
+    if (dir.listing === undefined || dir.listingVersion !== dir.changes) {
+      const names = [...dir.children].sort();
+      const paths = names.map((name) => joinPath(path, name));
+      dir.listing = {
+        names,
+        paths,
+        objects: paths.map(objectOf),
+        entries: paths.map((child, i) =>
+          Object.freeze({ name: names[i]!, path: child, ...this.entry(child)! }),
+        ),
+      };
+      dir.listingVersion = dir.changes;
     }
-    return dir.sorted;
+    return dir.listing;
   }
 
   /** Every path strictly below `dir`, parents before children. */
@@ -198,6 +228,7 @@ export class TenantTree {
       parent.changes = (parent.changes ?? 0) + 1;
       parent.mtime = content.mtime;
     }
+    parent.changes = (parent.changes ?? 0) + 1; // its listing entry (size, mtime, hash) changes
     const last = extra.versions[extra.versions.length - 1];
     const version: Version = {
       version: (last?.version ?? 0) + 1,
