@@ -29,6 +29,20 @@ describe("nexus-fast playground", () => {
     const out: string[] = [];
     expect(await main(["help", "playground"], { out: (t) => out.push(t), err: () => {} })).toBe(0);
     expect(out.join("")).toContain("Usage: nexus-fast playground");
+    if (built) {
+      // A port already taken is a usage error naming it, not a stack trace (the built CLI finds the built page).
+      await using taken = await PlaygroundServer.start({ port: 0, dir: join(repoRoot, "dist/playground") });
+      const port = new URL(taken.url).port;
+      const child = spawn(process.execPath, ["dist/cli/main.js", "playground", "--port", port], {
+        cwd: repoRoot,
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      expect(await new Promise((resolve) => child.once("exit", resolve))).toBe(2);
+      expect(stderr).toContain(`port ${port} on 127.0.0.1 is in use`);
+    }
   });
 
   it("serves the built page from the CLI and stops on SIGTERM", async () => {

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NexusError } from "../../errors.js";
 import { intOption, parse, UsageError } from "../args.js";
@@ -32,6 +33,29 @@ const FILES: Record<string, { file: string; type: string }> = {
   "/bundle.js": { file: "bundle.js", type: "text/javascript; charset=utf-8" },
 };
 
+/**
+ * The page's files read into memory, by URL path relative to where the page is served ("/", "/index.html",
+ * "/bundle.js"): what a server needs to serve the playground under any prefix that ends with "/" (the page loads
+ * "./bundle.js" relative to itself).
+ * @throws NexusError "not_found" when the page is not built (run `npm run build`).
+ */
+export async function loadPlaygroundFiles(
+  dir: string = PLAYGROUND_DIR,
+): Promise<Map<string, { readonly body: Buffer; readonly type: string }>> {
+  const files = new Map<string, { body: Buffer; type: string }>();
+  for (const [path, { file, type }] of Object.entries(FILES)) {
+    try {
+      files.set(path, { body: await readFile(join(dir, file)), type });
+    } catch {
+      throw new NexusError(
+        "not_found",
+        `the playground is not built (${join(dir, file)} is missing): run npm run build`,
+      );
+    }
+  }
+  return files;
+}
+
 export interface PlaygroundServerOptions {
   /** TCP port (0 picks a free one). */
   readonly port: number;
@@ -53,28 +77,16 @@ export class PlaygroundServer implements AsyncDisposable {
    * @throws NexusError "not_found" when the page is not built (run `npm run build`).
    */
   static async start(options: PlaygroundServerOptions): Promise<PlaygroundServer> {
-    const dir = options.dir ?? PLAYGROUND_DIR;
-    const bodies = new Map<string, Buffer>();
-    for (const { file } of Object.values(FILES)) {
-      if (bodies.has(file)) continue;
-      try {
-        bodies.set(file, await readFile(`${dir}/${file}`));
-      } catch {
-        throw new NexusError(
-          "not_found",
-          `the playground is not built (${dir}${file} is missing): run npm run build`,
-        );
-      }
-    }
+    const files = await loadPlaygroundFiles(options.dir);
     const server = createServer((request, response) => {
       const path = new URL(request.url ?? "/", "http://127.0.0.1").pathname;
-      const entry = FILES[path];
+      const entry = files.get(path);
       if (entry === undefined || (request.method !== "GET" && request.method !== "HEAD")) {
         response.writeHead(entry === undefined ? 404 : 405, { "content-type": "text/plain; charset=utf-8" });
         response.end(entry === undefined ? "not found\n" : "GET only\n");
         return;
       }
-      const body = bodies.get(entry.file)!;
+      const body = entry.body;
       response.writeHead(200, {
         "content-type": entry.type,
         "content-length": body.length,
@@ -120,7 +132,15 @@ export class PlaygroundServer implements AsyncDisposable {
 export async function runPlayground(args: string[], io: Io): Promise<number> {
   const parsed = parse(args, { port: { type: "string" } });
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
-  const server = await PlaygroundServer.start({ port: intOption(parsed, "port", 4173, 0) });
+  const port = intOption(parsed, "port", 4173, 0);
+  const server = await PlaygroundServer.start({ port }).catch((error: unknown) => {
+    if ((error as { code?: unknown }).code === "EADDRINUSE") {
+      throw new UsageError(
+        `port ${port} on 127.0.0.1 is in use: pick another with --port (0 picks a free one)`,
+      );
+    }
+    throw error;
+  });
   io.out(`nexus-fast playground: ${server.url} (Ctrl-C stops it)`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
