@@ -48,24 +48,47 @@ export function influenceOf(program: Program): InfluenceMap {
   return map;
 }
 
-function build(program: Program): InfluenceMap {
-  const all: RelationClass[] = [];
-  for (const [typeName, type] of program.types) {
-    for (const relation of type.relations.keys()) all.push(`${typeName}#${relation}`);
-  }
-  const typesWith = (relation: string): string[] =>
-    [...program.types.values()].filter((t) => t.relations.has(relation)).map((t) => t.name);
+/**
+ * Everything is linear in the model up front (direct edges, longest paths, the condition rule); the closures
+ * (`readsOf`, `affectedBy`) are walked when first asked for and remembered, because their total size can be
+ * quadratic in the model (a chain of n relations reads n-1, n-2, ... classes) and a cache asks for few of them.
+ */
+/** The direct edges of the class graph (exported for the tests, which check the closures against them). */
+export interface InfluenceEdges {
+  /** Every relation class of the program. */
+  readonly all: readonly RelationClass[];
+  /** The tuple classes each class reads itself. */
+  readonly reads: ReadonlyMap<RelationClass, ReadonlySet<RelationClass>>;
+  /** The classes each class continues into; `ANY_CLASS` stands for every class (an unrestricted relation). */
+  readonly next: ReadonlyMap<RelationClass, ReadonlySet<RelationClass>>;
+  /** Classes whose tuples may carry a condition. */
+  readonly conditional: ReadonlySet<RelationClass>;
+}
 
-  // Direct edges: the tuple classes a class reads itself, and the classes it continues into.
+export function influenceEdges(program: Program): InfluenceEdges {
+  const all: RelationClass[] = [];
+  const typesWithRelation = new Map<string, string[]>();
+  for (const [typeName, type] of program.types) {
+    for (const relation of type.relations.keys()) {
+      all.push(`${typeName}#${relation}`);
+      const types = typesWithRelation.get(relation);
+      if (types === undefined) typesWithRelation.set(relation, [typeName]);
+      else types.push(typeName);
+    }
+  }
+  const typesWith = (relation: string): readonly string[] => typesWithRelation.get(relation) ?? [];
+
+  // Direct edges: the tuple classes a class reads itself, and the classes it continues into. An unrestricted
+  // relation (Nexus `{}`) continues into every class: one edge to ANY_CLASS stands for those n edges.
   const reads = new Map<RelationClass, Set<RelationClass>>();
-  const next = new Map<RelationClass, Set<RelationClass>>();
+  const next = new Map<RelationClass, Set<RelationClass>>([[ANY_CLASS, new Set(all)]]);
   const conditional = new Set<RelationClass>();
   for (const [typeName, type] of program.types) {
     for (const def of type.relations.values()) {
       const self = `${typeName}#${def.name}`;
       const r = new Set<RelationClass>();
       const n = new Set<RelationClass>();
-      edges(program, typeName, def, def.rewrite, r, n, all, typesWith);
+      edges(program, typeName, def, def.rewrite, r, n, typesWith);
       reads.set(self, r);
       next.set(self, n);
       // An unrestricted relation (directSubjects undefined) may hold tuples with any condition.
@@ -76,61 +99,93 @@ function build(program: Program): InfluenceMap {
       if (mayHoldConditions) conditional.add(self);
     }
   }
+  return { all, reads, next, conditional };
+}
 
-  // Closure per class (a DFS each: programs have at most a few hundred relations).
-  const closure = new Map<RelationClass, Set<RelationClass>>();
+function build(program: Program): InfluenceMap {
+  const { all, reads, next, conditional } = influenceEdges(program);
+  const previous = new Map<RelationClass, RelationClass[]>(); // next, reversed
+  const readers = new Map<RelationClass, RelationClass[]>(); // reads, reversed
+  const addTo = (map: Map<RelationClass, RelationClass[]>, key: RelationClass, value: RelationClass) => {
+    const list = map.get(key);
+    if (list === undefined) map.set(key, [value]);
+    else list.push(value);
+  };
+  for (const [cls, targets] of next) for (const t of targets) addTo(previous, t, cls);
+  for (const [cls, tuples] of reads) for (const t of tuples) addTo(readers, t, cls);
+
+  // A class may evaluate a condition when something it reaches reads a conditional relation's tuples: marked
+  // backwards from those readers, each class once.
   const conditions = new Set<RelationClass>();
-  for (const start of all) {
+  const marking: RelationClass[] = [];
+  for (const t of conditional) {
+    for (const reader of readers.get(t) ?? []) {
+      if (!conditions.has(reader)) {
+        conditions.add(reader);
+        marking.push(reader);
+      }
+    }
+  }
+  while (marking.length > 0) {
+    for (const before of previous.get(marking.pop()!) ?? []) {
+      if (!conditions.has(before)) {
+        conditions.add(before);
+        marking.push(before);
+      }
+    }
+  }
+
+  const hops = longestPaths([ANY_CLASS, ...all], next);
+
+  // Closures on demand (an explicit stack each: a chain of thousands of classes must not overflow the call stack).
+  const reachable = (start: RelationClass, step: ReadonlyMap<RelationClass, Iterable<RelationClass>>) => {
     const seen = new Set<RelationClass>([start]);
     const stack = [start];
-    const out = new Set<RelationClass>();
-    let mayCondition = false;
     while (stack.length > 0) {
-      const cls = stack.pop()!;
-      for (const t of reads.get(cls) ?? []) {
-        out.add(t);
-        // Conditions live on tuples; a class reading a conditional relation's tuples may evaluate them.
-        if (conditional.has(t)) mayCondition = true;
-      }
-      for (const c of next.get(cls) ?? []) {
+      for (const c of step.get(stack.pop()!) ?? []) {
         if (!seen.has(c)) {
           seen.add(c);
           stack.push(c);
         }
       }
     }
-    closure.set(start, out);
-    if (mayCondition) conditions.add(start);
-  }
-  const affected = new Map<RelationClass, RelationClass[]>();
-  for (const [cls, readSet] of closure) {
-    for (const t of readSet) {
-      const list = affected.get(t);
-      if (list === undefined) affected.set(t, [cls]);
-      else list.push(cls);
-    }
-  }
-  // Longest path from each class (Infinity through a cycle): a DFS with an on-stack mark.
-  const hops = new Map<RelationClass, number>();
-  const onStack = new Set<RelationClass>();
-  const longest = (cls: RelationClass): number => {
-    const known = hops.get(cls);
-    if (known !== undefined) return known;
-    if (onStack.has(cls)) return Number.POSITIVE_INFINITY;
-    onStack.add(cls);
-    let most = 0;
-    for (const c of next.get(cls) ?? []) most = Math.max(most, 1 + longest(c));
-    onStack.delete(cls);
-    hops.set(cls, most);
-    return most;
+    return seen;
   };
-  for (const cls of all) longest(cls);
+  const closures = new BoundedMemo<ReadonlySet<RelationClass>>();
+  const readsOf = (cls: RelationClass): ReadonlySet<RelationClass> =>
+    closures.get(cls, () => {
+      const out = new Set<RelationClass>();
+      if (!reads.has(cls)) return out;
+      for (const c of reachable(cls, next)) for (const t of reads.get(c) ?? []) out.add(t);
+      return out;
+    });
+  const affected = new BoundedMemo<readonly RelationClass[]>();
+  const affectedBy = (t: RelationClass): readonly RelationClass[] =>
+    affected.get(t, () => {
+      const out = new Set<RelationClass>();
+      const stack: RelationClass[] = [];
+      for (const reader of readers.get(t) ?? []) {
+        if (!out.has(reader)) {
+          out.add(reader);
+          stack.push(reader);
+        }
+      }
+      while (stack.length > 0) {
+        for (const before of previous.get(stack.pop()!) ?? []) {
+          if (!out.has(before)) {
+            out.add(before);
+            stack.push(before);
+          }
+        }
+      }
+      out.delete(ANY_CLASS);
+      return [...out];
+    });
+
   const tuplesets = tuplesetClasses(program);
-  const none: readonly RelationClass[] = [];
-  const empty: ReadonlySet<RelationClass> = new Set();
   return {
-    affectedBy: (type, relation) => affected.get(`${type}#${relation}`) ?? none,
-    readsOf: (type, relation) => closure.get(`${type}#${relation}`) ?? empty,
+    affectedBy: (type, relation) => affectedBy(`${type}#${relation}`),
+    readsOf: (type, relation) => readsOf(`${type}#${relation}`),
     mayEvaluateConditions: (type, relation) => conditions.has(`${type}#${relation}`),
     maxHops: (type, relation) => hops.get(`${type}#${relation}`) ?? 0,
     subjectBound: (type, relation, subjectType) => {
@@ -144,6 +199,89 @@ function build(program: Program): InfluenceMap {
       return true;
     },
   };
+}
+
+/** Stands for "every class" in the edge lists (no type is named with a NUL). */
+export const ANY_CLASS: RelationClass = "\u0000any";
+
+/**
+ * The most class-to-class steps from each class (Infinity where a cycle can be reached, the step into ANY_CLASS not
+ * counted as a hop of its own): strongly connected components by an iterative Tarjan walk, then one pass over
+ * them in reverse topological order (Tarjan emits a component after every component it reaches).
+ */
+function longestPaths(
+  nodes: readonly RelationClass[],
+  next: ReadonlyMap<RelationClass, ReadonlySet<RelationClass>>,
+): Map<RelationClass, number> {
+  const index = new Map<RelationClass, number>();
+  const low = new Map<RelationClass, number>();
+  const onStack = new Set<RelationClass>();
+  const stack: RelationClass[] = [];
+  const hops = new Map<RelationClass, number>();
+  const weight = (from: RelationClass) => (from === ANY_CLASS ? 0 : 1);
+  let counter = 0;
+  for (const root of nodes) {
+    if (index.has(root)) continue;
+    const work: { node: RelationClass; edges: Iterator<RelationClass> }[] = [];
+    const enter = (node: RelationClass) => {
+      index.set(node, counter);
+      low.set(node, counter);
+      counter++;
+      stack.push(node);
+      onStack.add(node);
+      work.push({ node, edges: (next.get(node) ?? new Set<RelationClass>()).values() });
+    };
+    enter(root);
+    while (work.length > 0) {
+      const frame = work[work.length - 1]!;
+      const step = frame.edges.next();
+      if (!step.done) {
+        const to = step.value;
+        if (!index.has(to)) enter(to);
+        else if (onStack.has(to)) low.set(frame.node, Math.min(low.get(frame.node)!, index.get(to)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent !== undefined) low.set(parent.node, Math.min(low.get(parent.node)!, low.get(frame.node)!));
+      if (low.get(frame.node) !== index.get(frame.node)) continue;
+      // frame.node roots a component: pop it; every component it reaches already has its hops.
+      const component: RelationClass[] = [];
+      let member: RelationClass;
+      do {
+        member = stack.pop()!;
+        onStack.delete(member);
+        component.push(member);
+      } while (member !== frame.node);
+      const members = new Set(component);
+      const cyclic = component.length > 1 || (next.get(frame.node)?.has(frame.node) ?? false);
+      let most = 0;
+      for (const from of component) {
+        for (const to of next.get(from) ?? []) {
+          if (!members.has(to)) most = Math.max(most, weight(from) + hops.get(to)!);
+        }
+      }
+      // ANY_CLASS alone (no relation reaches it through a cycle) adds no hop; a cycle makes every member unbounded.
+      const value = cyclic ? Number.POSITIVE_INFINITY : most;
+      for (const m of component) hops.set(m, value);
+    }
+  }
+  return hops;
+}
+
+/** A memo that forgets everything once it holds `limit` entries (the closures can be large; they are cheap to redo). */
+class BoundedMemo<V> {
+  readonly #entries = new Map<RelationClass, V>();
+  constructor(readonly limit = 4096) {}
+  get(key: RelationClass, compute: () => V): V {
+    let value = this.#entries.get(key);
+    if (value === undefined) {
+      if (this.#entries.size >= this.limit) this.#entries.clear();
+      value = compute();
+      this.#entries.set(key, value);
+    }
+    return value;
+  }
 }
 
 /**
@@ -194,15 +332,14 @@ function edges(
   rewrite: Rewrite,
   reads: Set<RelationClass>,
   next: Set<RelationClass>,
-  all: readonly RelationClass[],
-  typesWith: (relation: string) => string[],
+  typesWith: (relation: string) => readonly string[],
 ): void {
   switch (rewrite.kind) {
     case "direct":
       reads.add(`${typeName}#${def.name}`);
       if (def.directSubjects === undefined) {
         // Unrestricted (Nexus `{}`): any userset subject may appear.
-        for (const c of all) next.add(c);
+        next.add(ANY_CLASS);
       } else {
         for (const s of def.directSubjects) if (s.relation !== undefined) next.add(`${s.type}#${s.relation}`);
       }
@@ -225,11 +362,11 @@ function edges(
     }
     case "union":
     case "intersection":
-      for (const child of rewrite.children) edges(program, typeName, def, child, reads, next, all, typesWith);
+      for (const child of rewrite.children) edges(program, typeName, def, child, reads, next, typesWith);
       return;
     case "exclusion":
-      edges(program, typeName, def, rewrite.base, reads, next, all, typesWith);
-      edges(program, typeName, def, rewrite.subtract, reads, next, all, typesWith);
+      edges(program, typeName, def, rewrite.base, reads, next, typesWith);
+      edges(program, typeName, def, rewrite.subtract, reads, next, typesWith);
       return;
     case "none":
       return;
