@@ -346,3 +346,32 @@ describe("persistence", () => {
     expect(await fs.as(ALICE).glob("/docs/n*.txt")).toHaveLength(10);
   });
 });
+
+describe("on the embedded default (its own engine and durable tuple store)", () => {
+  it("keeps files and permissions across a restart, and leaves nothing running after close", async () => {
+    const { dir: own, cleanup: done } = tempDir();
+    try {
+      const before = process.getActiveResourcesInfo().length;
+      let mine = await openFileSystem({ dir: own });
+      expect(mine.tuplesDurable).toBe(true);
+      await mine.initTenant({ tenant: "acme", owners: [ALICE.user] });
+      await mine.initTenant({ tenant: "globex", owners: [CAROL.user] });
+      await mine.as(ALICE).write("/a.txt", "a");
+      await mine.as(ALICE).share("/a.txt", { user: BOB.user, relation: "viewer" });
+      await mine.as(ALICE).share("/a.txt", { user: DAVE.user, relation: "viewer", tenant: "globex" });
+      await mine.as(CAROL).write("/c.txt", "c");
+      await mine.close();
+      mine = await openFileSystem({ dir: own });
+      expect(text(await mine.as(BOB).read("/a.txt"))).toBe("a");
+      expect(text(await mine.as(DAVE).read("/a.txt", { tenant: "acme" }))).toBe("a");
+      expect(await code(mine.as(CAROL).read("/a.txt", { tenant: "acme" }))).toBe("permission_denied");
+      expect(await code(mine.as(DAVE).read("/c.txt"))).toBe("permission_denied");
+      expect(text(await mine.as(CAROL).read("/c.txt"))).toBe("c");
+      await mine.close();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(before);
+    } finally {
+      done();
+    }
+  });
+});
