@@ -38,7 +38,13 @@ async function engineWith(
 }
 
 /** "allowed", "denied" or "conditional a,b" from checkDetailed. */
-async function answer(engine: Engine, object: string, relation: string, user: string, context?: Readonly<Record<string, unknown>>) {
+async function answer(
+  engine: Engine,
+  object: string,
+  relation: string,
+  user: string,
+  context?: Readonly<Record<string, unknown>>,
+) {
   const result = await engine.checkDetailed({ object, relation, user, ...(context ? { context } : {}) });
   if (result.conditional) return `conditional ${result.conditional.missingParameters.join(",")}`;
   return result.allowed ? "allowed" : "denied";
