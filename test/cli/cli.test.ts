@@ -252,7 +252,7 @@ tests:
 
 describe("nexus-fast demo", () => {
   it("builds the scenario and prints its tables, every answer as required", async () => {
-    const result = await run("demo", "--files", "200", "--bulk", "50", "--expire-ms", "100");
+    const result = await run("demo", "--files", "200", "--bulk", "50", "--expire-ms", "1000");
     expect(result.err).toBe("");
     expect(result.code).toBe(0);
     for (const heading of [

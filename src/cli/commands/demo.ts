@@ -65,6 +65,7 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
     let token = "";
     let tupleCount = 0;
     let writes = 0;
+    let expiresAt = 0;
     const [, writeMs] = await timed(async () => {
       for (const tenant of scenario.tenants) {
         for (let i = 0; i < tenant.tuples.length; i += WRITE_BATCH) {
@@ -81,6 +82,13 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
             subjectTenant: scenario.share.subjectTenant,
           },
         ],
+      }));
+      tupleCount++;
+      writes++;
+      // The expiring grant goes last, its lifetime counted from now (see scenario.ts).
+      expiresAt = Date.now() + expireMs;
+      ({ token } = await engine.write({
+        writes: [tupleKey({ ...scenario.expiring, expiresAt }, "acme")],
       }));
       tupleCount++;
       writes++;
@@ -246,7 +254,7 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
     );
 
     // --- expiry
-    const remaining = (scenario.expiring.expiresAt ?? 0) - Date.now();
+    const remaining = expiresAt - Date.now();
     io.out(
       `\nExpiry: erin's grant (${formatMs(expireMs)}) ${remaining > 0 ? `lapses in ${formatMs(remaining)}, waiting` : `lapsed ${formatMs(-remaining)} ago`}`,
     );
