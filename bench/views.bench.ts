@@ -121,6 +121,6 @@ await runSuite(
   },
 );
 console.log(`  changes per revision (mean): ${(changes / Math.max(1, revisions)).toFixed(1)}`);
-await stream.return();
+await stream.return(undefined);
 await streamed.close();
 await recomputed.close();
