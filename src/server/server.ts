@@ -23,6 +23,7 @@ import { ServerMetrics } from "./metrics.js";
 import { assertionRoutes } from "./routes/assertions.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
+import { playgroundRoutes } from "./routes/playground.js";
 import { queryRoutes } from "./routes/queries.js";
 import { storeRoutes } from "./routes/stores.js";
 import { tupleRoutes } from "./routes/tuples.js";
@@ -214,6 +215,7 @@ function buildApp(
     started.set(request, process.hrtime.bigint());
     const path = request.url;
     if (request.method === "OPTIONS" || path === "/healthz" || path.startsWith("/metrics")) return;
+    if (request.method === "GET" && /^\/playground(\/(bundle\.js)?)?(\?|$)/.test(path)) return; // a public page
     keys.verify(request.headers.authorization);
   });
   const finished = (request: { routeOptions: { url?: string }; method: string }, status: number): void => {
@@ -242,6 +244,7 @@ function buildApp(
   });
 
   opsRoutes(app, ctx, metrics);
+  playgroundRoutes(app);
   storeRoutes(app, ctx);
   modelRoutes(app, ctx);
   tupleRoutes(app, ctx);

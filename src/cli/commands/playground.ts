@@ -3,12 +3,9 @@
  * until SIGINT or SIGTERM. The page runs the whole engine in the browser, so the server only hands out two static
  * files: the HTML and its bundle. Nothing else is reachable (no directory walking, no other path).
  */
-import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { NexusError } from "../../errors.js";
+import { loadPlaygroundFiles } from "../../playground/files.js";
 import { intOption, parse, UsageError } from "../args.js";
 import type { Io } from "../program.js";
 
@@ -22,39 +19,6 @@ Stops on Ctrl-C.
 Options:
   --port N   TCP port on 127.0.0.1 (default 4173; 0 picks a free one)
 `;
-
-/** Where `npm run build` puts the page (dist/playground/, next to dist/cli/). */
-export const PLAYGROUND_DIR = fileURLToPath(new URL("../../playground/", import.meta.url));
-
-/** The only files served: URL path → file in PLAYGROUND_DIR and its type. */
-const FILES: Record<string, { file: string; type: string }> = {
-  "/": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
-  "/bundle.js": { file: "bundle.js", type: "text/javascript; charset=utf-8" },
-};
-
-/**
- * The page's files read into memory, by URL path relative to where the page is served ("/", "/index.html",
- * "/bundle.js"): what a server needs to serve the playground under any prefix that ends with "/" (the page loads
- * "./bundle.js" relative to itself).
- * @throws NexusError "not_found" when the page is not built (run `npm run build`).
- */
-export async function loadPlaygroundFiles(
-  dir: string = PLAYGROUND_DIR,
-): Promise<Map<string, { readonly body: Buffer; readonly type: string }>> {
-  const files = new Map<string, { body: Buffer; type: string }>();
-  for (const [path, { file, type }] of Object.entries(FILES)) {
-    try {
-      files.set(path, { body: await readFile(join(dir, file)), type });
-    } catch {
-      throw new NexusError(
-        "not_found",
-        `the playground is not built (${join(dir, file)} is missing): run npm run build`,
-      );
-    }
-  }
-  return files;
-}
 
 export interface PlaygroundServerOptions {
   /** TCP port (0 picks a free one). */
