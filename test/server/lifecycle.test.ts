@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { HttpFileSystem } from "../../src/fs/http.js";
 import { clientFor, modelJson, startTestServer } from "./helpers.js";
 
 const MODEL = modelJson(`model
@@ -174,6 +175,35 @@ describe.skipIf(!built)("nexus-fast serve --data DIR (a real process)", () => {
       expect((await again.check({ user: "user:carl", relation: "viewer", object: "doc:new" })).allowed).toBe(
         true,
       );
+    } finally {
+      second.child.kill("SIGTERM");
+    }
+    expect(await second.exit).toBe(0);
+  });
+
+  it("serves a NexusFS under /fs with --fs DIR, its owners from --fs-owner, kept across SIGKILL", async () => {
+    const fsDir = join(dir, "fs");
+    const args = ["--memory", "--fs", fsDir, "--fs-owner", "user:alice@acme", "--preshared-key", "k"];
+    const alice = { user: "user:alice", tenant: "acme" };
+    const bob = { user: "user:bob", tenant: "acme" };
+    const first = await serve([...args, "--log-level", "info"]);
+    try {
+      const remote = await HttpFileSystem.connect({ url: first.url, key: "k" });
+      await remote.mkdir(alice, "/docs");
+      await remote.write(alice, "/docs/a.txt", "alpha");
+      expect(await remote.read(bob, "/docs/a.txt").catch((e: { code?: string }) => e.code)).toBe(
+        "permission_denied",
+      );
+      await remote.share(alice, "/docs", { user: bob.user, relation: "viewer" });
+    } finally {
+      first.child.kill("SIGKILL");
+    }
+    await first.exit;
+    const second = await serve([...args, "--log-level", "info"]);
+    try {
+      const remote = await HttpFileSystem.connect({ url: second.url, key: "k" });
+      expect(new TextDecoder().decode(await remote.read(bob, "/docs/a.txt"))).toBe("alpha");
+      expect((await remote.list(bob, "/docs")).map((e) => e.name)).toEqual(["a.txt"]);
     } finally {
       second.child.kill("SIGTERM");
     }

@@ -3,6 +3,7 @@
  * shutdown (stop accepting, finish requests in flight, close the store). Logs are JSON lines on stdout; the first
  * says where it listens.
  */
+import { type FileSystem, openFileSystem } from "../../fs/index.js";
 import { DEFAULT_LIMITS, type LogLevel, startServer } from "../../server/index.js";
 import { intOption, parse, stringOption, UsageError } from "../args.js";
 import type { Io } from "../program.js";
@@ -25,6 +26,8 @@ Options:
   --postgres URL           keep them in PostgreSQL (e.g. postgres://user@host:5432/db)
   --postgres-schema S      the PostgreSQL schema (default nexus)
   --memory                 keep everything in memory (nothing survives a restart)
+  --fs DIR                 also serve a NexusFS kept in DIR under /fs (its own permissions, on the Nexus preset)
+  --fs-owner USER[@TENANT] make USER an owner of the NexusFS root of TENANT (default tenant "default"; repeatable)
   --preshared-key K        require "Authorization: Bearer K" (repeatable; any listed key is accepted)
   --cors-origin O          allowed CORS origin (repeatable; default any)
   --log-level L            silent | error | warn | info | debug (default info)
@@ -46,6 +49,8 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     postgres: { type: "string" },
     "postgres-schema": { type: "string" },
     memory: { type: "boolean" },
+    fs: { type: "string" },
+    "fs-owner": { type: "string", multiple: true },
     "preshared-key": { type: "string", multiple: true },
     "cors-origin": { type: "string", multiple: true },
     "log-level": { type: "string" },
@@ -70,7 +75,28 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   if (keys.some((k) => k === "")) throw new UsageError("--preshared-key must not be empty");
   const origins = parsed.values["cors-origin"] as string[] | undefined;
 
-  const server = await startServer({
+  const fsDir = stringOption(parsed, "fs");
+  const fsOwners = (parsed.values["fs-owner"] as string[] | undefined) ?? [];
+  if (fsOwners.length > 0 && fsDir === undefined) throw new UsageError("--fs-owner needs --fs DIR");
+  const owners = new Map<string, string[]>();
+  for (const owner of fsOwners) {
+    const at = owner.lastIndexOf("@");
+    const [user, tenant] = at > 0 ? [owner.slice(0, at), owner.slice(at + 1)] : [owner, "default"];
+    if (user === "" || tenant === "")
+      throw new UsageError(`--fs-owner must be USER[@TENANT], got "${owner}"`);
+    owners.set(tenant, [...(owners.get(tenant) ?? []), user]);
+  }
+  const files: FileSystem | undefined =
+    fsDir === undefined ? undefined : await openFileSystem({ dir: fsDir });
+  try {
+    for (const [tenant, users] of owners) await files!.initTenant({ tenant, owners: users });
+  } catch (error) {
+    await files?.close();
+    throw error;
+  }
+
+  const started = startServer({
+    ...(files !== undefined ? { files } : {}),
     port: intOption(parsed, "port", 8080, 0),
     host: stringOption(parsed, "host") ?? "127.0.0.1",
     ...(postgres !== undefined ? { postgres } : memory ? {} : { data: data ?? DEFAULT_DATA_DIR }),
@@ -89,6 +115,10 @@ export async function runServe(args: string[], io: Io): Promise<number> {
       maxDeleteByFilter: intOption(parsed, "max-delete-by-filter", DEFAULT_LIMITS.maxDeleteByFilter),
     },
   });
+  const server = await started.catch(async (error: unknown) => {
+    await files?.close();
+    throw error;
+  });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const stop = (s: NodeJS.Signals): void => {
       process.off("SIGTERM", stop);
@@ -101,5 +131,6 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   if (logLevel !== "silent")
     io.err(JSON.stringify({ level: 30, time: Date.now(), msg: `${signal}: shutting down` }));
   await server.close();
+  await files?.close();
   return 0;
 }
