@@ -3,6 +3,7 @@
  * silent no-op).
  */
 import { parseArgs } from "node:util";
+import { closest } from "../util/closest.js";
 
 /** A command-line mistake: printed with the command's help, exit code 2. */
 export class UsageError extends Error {
@@ -26,8 +27,20 @@ export function parse(args: readonly string[], options: OptionSpec): Parsed {
     });
     return { values: values as Parsed["values"], positionals };
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(describeParseError(error as Error & { code?: string }, options));
   }
+}
+
+/** Node's parseArgs messages, said plainly: an unknown flag names the nearest known one. */
+function describeParseError(error: Error & { code?: string }, options: OptionSpec): string {
+  if (error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const flag = /'(-[^']*)'/.exec(error.message)?.[1] ?? "";
+    const name = flag.replace(/^-+/, "").split("=")[0]!;
+    const meant = closest(name, Object.keys(options));
+    const known = Object.keys(options).map((o) => `--${o}`);
+    return `unknown option ${flag}${meant !== undefined ? ` (did you mean --${meant}?)` : ""}; known: ${known.join(", ")}`;
+  }
+  return error.message;
 }
 
 /** A string option, or undefined. */

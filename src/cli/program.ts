@@ -4,11 +4,13 @@
  * main.ts is the executable wrapper; tests call `main` here with their own output sinks.
  */
 import { isNexusError } from "../errors.js";
+import { closest } from "../util/closest.js";
 import { UsageError } from "./args.js";
 import { runCheck } from "./commands/check.js";
 import { runDemo } from "./commands/demo.js";
 import { HELP, helpFor } from "./commands/help.js";
 import { runMount } from "./commands/mount.js";
+import { runPreset } from "./commands/preset.js";
 import { runServe } from "./commands/serve.js";
 import { runTest } from "./commands/test.js";
 import { runWrite } from "./commands/write.js";
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   serve: runServe,
   write: runWrite,
   mount: runMount,
+  preset: runPreset,
   playground: (args, io) => import("./commands/playground.js").then((m) => m.runPlayground(args, io)),
 };
 
@@ -43,7 +46,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo()): Promi
   }
   const run = COMMANDS[command];
   if (!run) {
-    io.err(`nexus-fast: unknown command "${command}"\n\n${HELP}`);
+    const meant = closest(command, Object.keys(COMMANDS));
+    io.err(`nexus-fast: unknown command "${command}"${meant ? ` (did you mean ${meant}?)` : ""}\n\n${HELP}`);
     return EXIT.error;
   }
   if (rest.includes("--help") || rest.includes("-h")) {

@@ -295,3 +295,40 @@ describe("the nexus-fast executable", () => {
     expect(node(["check", "--model", model, "user:bob"]).status).toBe(2);
   });
 });
+
+describe("nexus-fast preset, and mistyped flags and commands", () => {
+  it("prints the built-in model, and as JSON a model check answers the same with", async () => {
+    const shown = await run("preset");
+    expect(shown.code).toBe(0);
+    for (const line of ["type file", "permission read", "parent_viewer", "type group"]) {
+      expect(shown.out).toContain(line);
+    }
+    const json = await run("preset", "--json");
+    const model = file("preset.json", json.out);
+    const tuples = file(
+      "preset-tuples.txt",
+      "file:/a#direct_viewer@user:alice\nfile:/a/b.txt#parent@file:/a\n",
+    );
+    const withPreset = await run("check", "--tuples", tuples, "user:alice", "read", "file:/a/b.txt");
+    const withJson = await run(
+      "check",
+      "--model",
+      model,
+      "--tuples",
+      tuples,
+      "user:alice",
+      "read",
+      "file:/a/b.txt",
+    );
+    expect([withPreset.code, withJson.code]).toEqual([0, 0]);
+  });
+
+  it("names the nearest known flag or command", async () => {
+    const flag = await run("check", "--modle", "m.fga", "user:a", "viewer", "doc:b");
+    expect(flag.code).toBe(2);
+    expect(flag.err).toContain("unknown option --modle (did you mean --model?)");
+    const command = await run("chek");
+    expect(command.code).toBe(2);
+    expect(command.err).toContain('unknown command "chek" (did you mean check?)');
+  });
+});

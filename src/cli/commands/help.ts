@@ -1,6 +1,7 @@
 /** Help texts: one overview and one page per command. */
 import { MOUNT_HELP } from "./mount.js";
 import { PLAYGROUND_HELP } from "./playground.js";
+import { PRESET_HELP } from "./preset.js";
 import { SERVE_HELP } from "./serve.js";
 
 export const HELP = `nexus-fast: Zanzibar-style permissions for agent filesystems (OpenFGA, SpiceDB and Nexus models)
@@ -18,6 +19,7 @@ Commands:
                                Serve OpenFGA's HTTP API (the OpenFGA SDKs work against it unchanged)
   mount --data DIR --user S <mountpoint>
                                Mount a NexusFS with FUSE as one user (permissions enforced per call)
+  preset [--json]              Print the built-in Nexus filesystem model that check uses without --model
   playground [--port N]        Serve the in-browser playground (the engine runs in the page) on 127.0.0.1
   help [command]               Show help for a command
 
@@ -30,6 +32,7 @@ const COMMAND_HELP: Record<string, string> = {
   serve: SERVE_HELP,
   mount: MOUNT_HELP,
   playground: PLAYGROUND_HELP,
+  preset: PRESET_HELP,
   demo: `Usage: nexus-fast demo [--files N] [--bulk N] [--seed N] [--expire-ms N] [--fs-files N] [--data DIR]
 
 Builds a realistic Nexus filesystem with the built-in Nexus preset model: two tenants, teams nested five deep,
