@@ -13,9 +13,8 @@
  * Subexpressions are evaluated by cel-js on their own (serialized back from the syntax tree), in an environment
  * that declares every parameter; a missing one is simply absent, so cel-js fails only where it reads one.
  */
-import { Environment, serialize } from "@marcbachmann/cel-js";
-import type { CompiledCondition, ConditionContext } from "../conditions/cel.js";
-import { IPAddress } from "../conditions/ipaddress.js";
+import { type Environment, serialize } from "@marcbachmann/cel-js";
+import { type CompiledCondition, type ConditionContext, conditionEnvironment } from "../conditions/cel.js";
 import { celTypeOf, convertParam } from "../conditions/params.js";
 import { NexusError } from "../errors.js";
 import type { ConditionDef } from "../model/program.js";
@@ -103,20 +102,7 @@ function partialProgram(def: ConditionDef): PartialProgram | NexusError {
   let program = programs.get(def);
   if (program === undefined) {
     try {
-      const env = new Environment()
-        .registerType("ipaddress", IPAddress)
-        .registerFunction("ipaddress(string): ipaddress", (text: string) => {
-          const ip = IPAddress.parse(text);
-          if (ip === undefined) throw new Error(`${JSON.stringify(text)} is not an IP address`);
-          return ip;
-        })
-        .registerFunction({
-          name: "in_cidr",
-          receiverType: "ipaddress",
-          returnType: "bool",
-          params: [{ name: "cidr", type: "string" }],
-          handler: (ip: IPAddress, cidr: string) => ip.inCidr(cidr),
-        });
+      const env = conditionEnvironment();
       for (const [name, type] of def.parameters) env.registerVariable(name, celTypeOf(type));
       program = { env, root: env.parse(def.expression).ast as Node, compiled: new Map() };
     } catch (cause) {

@@ -79,6 +79,15 @@ function base(): Environment {
   return baseEnvironment;
 }
 
+/**
+ * A fresh environment with OpenFGA's condition types and operators (ipaddress, in_cidr, ipaddress ==, null
+ * comparisons), for a caller that registers its own variables (compileCondition here, SpiceDB's partial caveat
+ * evaluation in check/caveat.ts).
+ */
+export function conditionEnvironment(): Environment {
+  return base().clone();
+}
+
 const compiledByProgram = new WeakMap<Program, ReadonlyMap<string, CompiledCondition>>();
 
 /**
@@ -98,7 +107,7 @@ export function compileConditions(program: Program): ReadonlyMap<string, Compile
 
 /** Compiles one condition. @throws NexusError "invalid_model" naming the condition. */
 export function compileCondition(def: ConditionDef): CompiledCondition {
-  const env = base().clone();
+  const env = conditionEnvironment();
   for (const [name, type] of def.parameters) {
     try {
       env.registerVariable(name, celTypeOf(type));
