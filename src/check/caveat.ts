@@ -14,7 +14,13 @@
  * that declares every parameter; a missing one is simply absent, so cel-js fails only where it reads one.
  */
 import { type Environment, serialize } from "@marcbachmann/cel-js";
-import { type CompiledCondition, type ConditionContext, conditionEnvironment } from "../conditions/cel.js";
+import {
+  type CompiledCondition,
+  type ConditionContext,
+  conditionEnvironment,
+  firstLine,
+  pick,
+} from "../conditions/cel.js";
 import { celTypeOf, convertParam } from "../conditions/params.js";
 import { NexusError } from "../errors.js";
 import type { ConditionDef } from "../model/program.js";
@@ -209,15 +215,4 @@ function union(unknowns: readonly Unknown[]): Unknown {
   const missing = new Set<string>();
   for (const u of unknowns) for (const name of u.missing) missing.add(name);
   return new Unknown(missing);
-}
-
-function pick(context: ConditionContext | undefined, name: string): { value: unknown } | undefined {
-  if (context === undefined || !Object.hasOwn(context, name)) return undefined;
-  const value = context[name];
-  return value === undefined ? undefined : { value };
-}
-
-function firstLine(cause: unknown): string {
-  const text = cause instanceof Error ? cause.message : String(cause);
-  return text.split("\n")[0]!.trim();
 }

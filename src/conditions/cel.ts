@@ -210,13 +210,15 @@ export function compileCondition(def: ConditionDef): CompiledCondition {
   };
 }
 
-function pick(context: ConditionContext | undefined, name: string): { value: unknown } | undefined {
+/** The context's own value for `name` (a key set to undefined counts as missing). */
+export function pick(context: ConditionContext | undefined, name: string): { value: unknown } | undefined {
   if (context === undefined || !Object.hasOwn(context, name)) return undefined;
   const value = context[name];
   return value === undefined ? undefined : { value };
 }
 
-function firstLine(cause: unknown): string {
+/** The first line of an error's message (cel-js adds the expression and a caret below it). */
+export function firstLine(cause: unknown): string {
   const text = cause instanceof Error ? cause.message : String(cause);
   return text.split("\n")[0]!.trim();
 }

@@ -97,33 +97,31 @@ export function pageModels(versions: readonly StoredModel[], options: ModelListO
   return out;
 }
 
-/** Model versions held in memory, for the in-memory store. */
-export class MemoryModelVersions implements ModelVersions {
+/**
+ * The read side every implementation shares: versions indexed per tenant and by id, in the order they were
+ * inserted (which is id order). Subclasses decide how `add` mints and keeps a version, then `insert` it.
+ */
+export abstract class IndexedModelVersions implements ModelVersions {
   /** Per tenant, oldest first. */
   readonly #versions = new Map<string, StoredModel[]>();
   readonly #byId = new Map<string, StoredModel>();
-  readonly #clock: () => number;
-  readonly #nextId = modelIdFactory();
+  /** Every version, in id order. */
+  readonly #all: StoredModel[] = [];
 
-  constructor(clock: () => number = Date.now) {
-    this.#clock = clock;
+  abstract add(model: NewModel): Promise<StoredModel>;
+
+  /** Indexes a version that is kept already (in memory, persisted, or read back from disk). */
+  insert(stored: StoredModel): void {
+    const versions = this.#versions.get(stored.tenant);
+    if (versions === undefined) this.#versions.set(stored.tenant, [stored]);
+    else versions.push(stored);
+    this.#byId.set(stored.id, stored);
+    this.#all.push(stored);
   }
 
-  async add(model: NewModel): Promise<StoredModel> {
-    const { tenant, source, format } = checkModelSource(model);
-    const createdAtMs = this.#clock();
-    const stored: StoredModel = {
-      tenant,
-      id: this.#nextId(createdAtMs),
-      createdAtMs,
-      source,
-      ...(format === undefined ? {} : { format }),
-    };
-    const versions = this.#versions.get(tenant) ?? [];
-    if (versions.length === 0) this.#versions.set(tenant, versions);
-    versions.push(stored);
-    this.#byId.set(stored.id, stored);
-    return stored;
+  /** Every version, oldest first. */
+  all(): readonly StoredModel[] {
+    return this.#all;
   }
 
   async get(tenant: string, id: string): Promise<StoredModel | undefined> {
@@ -138,5 +136,30 @@ export class MemoryModelVersions implements ModelVersions {
   async latest(tenant: string): Promise<StoredModel | undefined> {
     const versions = this.#versions.get(tenant);
     return versions?.[versions.length - 1];
+  }
+}
+
+/** Model versions held in memory, for the in-memory store. */
+export class MemoryModelVersions extends IndexedModelVersions {
+  readonly #clock: () => number;
+  readonly #nextId = modelIdFactory();
+
+  constructor(clock: () => number = Date.now) {
+    super();
+    this.#clock = clock;
+  }
+
+  async add(model: NewModel): Promise<StoredModel> {
+    const { tenant, source, format } = checkModelSource(model);
+    const createdAtMs = this.#clock();
+    const stored: StoredModel = {
+      tenant,
+      id: this.#nextId(createdAtMs),
+      createdAtMs,
+      source,
+      ...(format === undefined ? {} : { format }),
+    };
+    this.insert(stored);
+    return stored;
   }
 }
