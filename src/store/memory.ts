@@ -36,6 +36,7 @@ import type {
   WriteBatch,
   WriteResult,
 } from "./types.js";
+import { RevisionWaiters } from "./waiters.js";
 
 export interface MemoryStoreOptions {
   /** Epoch milliseconds (default Date.now); commit times and expiry use it. */
@@ -123,7 +124,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   #commits: { revision: Revision; time: number }[] = [];
   #commitsHead = 0;
 
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new RevisionWaiters();
 
   constructor(options: MemoryStoreOptions = {}) {
     const {
@@ -278,8 +279,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       this.#commits.length > this.#commitsHead ? this.#commits[this.#commits.length - 1]!.time : 0;
     this.#commits.push({ revision, time: Math.max(now, lastTime) });
     this.#trim(now);
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
+    this.#waiters.wakeAll();
     return { revision, written: prepared.writes.length, deleted: prepared.deletes.length };
   }
 
@@ -347,23 +347,14 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   }
 
   waitForRevision(after: Revision, signal?: AbortSignal): Promise<void> {
-    if (this.#closed || this.#revision > after || signal?.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.#waiters.delete(done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      this.#waiters.add(done);
-      signal?.addEventListener("abort", done, { once: true });
-    });
+    if (this.#closed || this.#revision > after) return Promise.resolve();
+    return this.#waiters.wait(signal);
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const wake of [...this.#waiters]) wake();
-    this.#waiters.clear();
+    this.#waiters.wakeAll();
     this.#live.clear();
     this.#byObject.clear();
     this.#bySubject.clear();

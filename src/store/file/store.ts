@@ -37,6 +37,7 @@ import type { FsyncPolicy } from "../../storage/store.js";
 import { MemoryTupleStore } from "../memory.js";
 import type { StoredModel } from "../models.js";
 import type { Revision, StoredChange, TupleSnapshot, TupleStore, WriteBatch, WriteResult } from "../types.js";
+import { RevisionWaiters } from "../waiters.js";
 import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import { decodeBatch, decodeModel, encodeBatch, encodeModel, fromBytes, toBytes } from "./codec.js";
 import {
@@ -170,7 +171,7 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
   #recovered = { records: 0, tornBytes: 0 };
   /** The newest revision readers may see (see above); the in-memory store may be ahead of it. */
   #visible: Revision = 0;
-  readonly #waiters = new Set<() => void>();
+  readonly #waiters = new RevisionWaiters();
 
   /** Use openFileTupleStore(). */
   constructor(settings: Settings, memory: MemoryTupleStore, lock: DirectoryLock, crc: Crc32c) {
@@ -228,16 +229,8 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
   }
 
   waitForRevision(after: Revision, signal?: AbortSignal): Promise<void> {
-    if (this.#closed || this.#visible > after || signal?.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.#waiters.delete(done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      this.#waiters.add(done);
-      signal?.addEventListener("abort", done, { once: true });
-    });
+    if (this.#closed || this.#visible > after) return Promise.resolve();
+    return this.#waiters.wait(signal);
   }
 
   async write(batch: WriteBatch): Promise<WriteResult> {
@@ -341,7 +334,7 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
   #publish(revision: Revision): void {
     if (revision <= this.#visible) return;
     this.#visible = revision;
-    for (const wake of [...this.#waiters]) wake();
+    this.#waiters.wakeAll();
   }
 
   #fail(error: unknown): NexusError {
@@ -518,7 +511,7 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
 
   async #shutdown(): Promise<void> {
     this.#closed = true;
-    for (const wake of [...this.#waiters]) wake();
+    this.#waiters.wakeAll();
     try {
       await this.#tail;
       while (this.#checkpointRun !== undefined) await this.#checkpointRun;
