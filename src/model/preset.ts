@@ -9,7 +9,14 @@
  *   `file:/a#direct_editor@group:eng`, which `group_editor` expands to `group:eng#member`;
  * - membership: `group:eng#member@user:alice`, nested teams `group:eng#member@group:backend#member`;
  * - cross-tenant shares go on `shared-viewer` / `shared-editor` / `shared-owner` (marked shareable).
- * Permissions: file `read` / `write` / `execute`, group `read` / `write` / `manage`.
+ * Permissions: file `read` / `write` / `execute` / `traverse`, group `read` / `write` / `manage`.
+ *
+ * `traverse` is the one addition. Nexus's NexusFS checks `traverse` on a directory before listing or globbing it
+ * (then filters the entries by `read`, and falls back to "anything readable below"), but its default namespace
+ * defines no `traverse`, so there that first check never succeeds and every listing takes the fallback. Here
+ * `traverse` is granted by what grants `read`: viewer, editor or owner. Those already include the grants inherited
+ * from every directory above (`parent_*`), so "read, or traverse inherited from the parent" needs no term of its
+ * own. It answers exactly what `read` answers; a model that wants a traverse-only grant adds a relation to it.
  *
  * `user` and `agent` (Nexus's subject entity types) have no namespace in Nexus; they are declared here with no
  * relations because the engine checks that every subject's type is part of the model.
@@ -57,6 +64,7 @@ export const nexusFilesystemModel = {
       read: ["editor", "viewer", "owner"],
       write: ["editor", "owner"],
       execute: ["owner"],
+      traverse: ["editor", "viewer", "owner"],
     },
   },
   group: {

@@ -141,6 +141,7 @@ describe("compileNexus: constructs", () => {
       "read",
       "write",
       "execute",
+      "traverse",
     ]);
     expect([...file.values()].filter((r) => r.shareable).map((r) => r.name)).toEqual([
       "shared-viewer",
@@ -170,6 +171,11 @@ describe("compileNexus: constructs", () => {
     });
     expect(file.get("write")!.rewrite).toEqual({ kind: "union", children: [ref("editor"), ref("owner")] });
     expect(file.get("execute")!.rewrite).toEqual({ kind: "union", children: [ref("owner")] });
+    // Not in Nexus's namespace (its NexusFS checks it before listing): granted as read is.
+    expect(file.get("traverse")!.rewrite).toEqual({
+      kind: "union",
+      children: [ref("editor"), ref("viewer"), ref("owner")],
+    });
     const group = program.types.get("group")!.relations;
     expect([...group.keys()]).toEqual(["member", "admin", "viewer", "read", "write", "manage"]);
     expect(group.get("viewer")!.rewrite).toEqual({ kind: "union", children: [ref("admin"), ref("member")] });
