@@ -300,7 +300,13 @@ describe("nexus-fast preset, and mistyped flags and commands", () => {
   it("prints the built-in model, and as JSON a model check answers the same with", async () => {
     const shown = await run("preset");
     expect(shown.code).toBe(0);
-    for (const line of ["type file", "permission read", "permission traverse", "parent_viewer", "type group"]) {
+    for (const line of [
+      "type file",
+      "permission read",
+      "permission traverse",
+      "parent_viewer",
+      "type group",
+    ]) {
       expect(shown.out).toContain(line);
     }
     const json = await run("preset", "--json");
