@@ -27,6 +27,13 @@ export { TieringJob, type TieringJobEvents, type TieringJobOptions } from "./tie
 export interface HotStore {
   /** Stores bytes; the key is their BLAKE3 digest in hex. */
   put(bytes: Uint8Array): Promise<{ key: string }>;
+  /**
+   * Stores a stream of chunks without holding them whole (the volume store spills to a staging file). Optional:
+   * without it, TieredStore.putStream gathers the chunks and calls put.
+   */
+  putStream?(
+    source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+  ): Promise<{ key: string; size: number }>;
   /** The bytes; a NexusError `not_found` when absent. */
   get(key: string): Promise<Uint8Array>;
   has(key: string): Promise<boolean> | boolean;
@@ -232,21 +239,59 @@ export class TieredStore implements AsyncDisposable {
       throw new NexusError("invalid_argument", "put needs a Uint8Array", { type: typeof bytes });
     }
     const { key } = await this.#hot.put(bytes);
+    await this.#recordPut(key, bytes.length, () => this.#hot.put(bytes));
+    return { key };
+  }
+
+  /**
+   * Stores a stream of chunks in the hot tier, as put does, without holding the content whole when the hot
+   * store has putStream (the volume store stages a large stream in a file). Chunks must be Uint8Arrays.
+   */
+  async putStream(
+    source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+  ): Promise<{ key: string; size: number }> {
+    this.#assertOpen();
+    if (this.#hot.putStream === undefined) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of toAsyncIterable(source)) {
+        if (!(chunk instanceof Uint8Array)) {
+          throw new NexusError("invalid_argument", "putStream: every chunk must be a Uint8Array", {
+            chunk: typeof chunk,
+          });
+        }
+        chunks.push(chunk);
+      }
+      const bytes = Buffer.concat(chunks);
+      const { key } = await this.put(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      return { key, size: bytes.byteLength };
+    }
+    const { key, size } = await this.#hot.putStream(source);
+    // The hot copy was just written; should a move take it away before the lock, it is in the tier it went to.
+    await this.#recordPut(key, size, async () => {
+      throw new NexusError("internal", `${key} left the hot tier while it was being stored again`, { key });
+    });
+    return { key, size };
+  }
+
+  /**
+   * Counts a put whose bytes the hot store has just taken. Content stored again after it was demoted is hot
+   * again: the new hot copy wins (`rewriteHot` stores it once more should the hot copy be gone) and the
+   * lower-tier copy goes.
+   */
+  async #recordPut(key: string, size: number, rewriteHot: () => Promise<unknown>): Promise<void> {
     await this.#withKeyLock(key, async () => {
       const entry = this.#tracker.get(key);
       if (entry !== undefined && entry.tier !== "hot") {
-        // Written again after it was demoted: the new hot copy wins, the lower-tier copy goes.
-        if (!(await this.#hot.has(key))) await this.#hot.put(bytes);
+        if (!(await this.#hot.has(key))) await rewriteHot();
         const from = entry.tier;
         await this.#tracker.begin(key, from, "hot");
         await this.#removeFrom(from, key);
         await this.#tracker.finish(key, "hot");
         this.#moves++;
       }
-      this.#tracker.recordPut(key, bytes.length);
+      this.#tracker.recordPut(key, size);
     });
     await this.#tracker.commit();
-    return { key };
   }
 
   /** The object's bytes, from whichever tier holds them. `not_found` when none does. */
@@ -823,6 +868,26 @@ function trackerOptions(options: TieredStoreOptions) {
     dir: options.dir,
     ...(options.now ? { now: options.now } : {}),
     ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
+  };
+}
+
+function toAsyncIterable(
+  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
+): AsyncIterable<Uint8Array> {
+  if (Symbol.asyncIterator in source) return source as AsyncIterable<Uint8Array>;
+  const reader = (source as ReadableStream<Uint8Array>).getReader();
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          yield value;
+        }
+      } finally {
+        reader.releaseLock();
+      }
+    },
   };
 }
 
