@@ -13,10 +13,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { createEngine } from "../src/engine.js";
+import { loadOpenFgaDsl } from "../src/model/dsl.js";
 import { openFgaDslToJson } from "../src/model/openfga.js";
 import { startServer } from "../src/server/index.js";
 import { runSuite } from "./harness.js";
 import { buildFilesystemWorkload } from "./workloads/filesystem.js";
+
+// OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
+await loadOpenFgaDsl();
 
 /** The Nexus preset (bench/workloads/filesystem.ts) in OpenFGA's language, for the subjects the workload writes. */
 const MODEL = `model

@@ -56,7 +56,7 @@ import { type Change, changeStream } from "./engine/watch.js";
 import { atBatchIndex, describe, NexusError } from "./errors.js";
 import { FastEvaluator, type FastEvaluatorStats } from "./fast/evaluator.js";
 import { listObjectsFast } from "./fast/list-objects.js";
-import { compileModel, type ModelLimits } from "./model/index.js";
+import { compileModelAsync, type ModelLimits } from "./model/index.js";
 import type { ModelFormat, Program } from "./model/program.js";
 import { validateProgram } from "./model/validate.js";
 import { MemoryTupleStore } from "./store/memory.js";
@@ -775,7 +775,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   }
   const program = isProgram(options.model)
     ? validateProgram(options.model)
-    : compileModel(options.model, options.format, options.limits);
+    : await compileModelAsync(options.model, options.format, options.limits);
   const window = options.quantizationWindowMs ?? 5000;
   const store =
     options.store ??

@@ -87,11 +87,14 @@ export {
 } from "./kernels/intern.js";
 export {
   compileModel,
+  compileModelAsync,
   compileNexus,
   compileOpenFga,
   compileSpiceDb,
   DEFAULT_MODEL_LIMITS,
   detectFormat,
+  isOpenFgaDslLoaded,
+  loadOpenFgaDsl,
   type ModelLimits,
   type NexusNamespaceConfig,
   type NexusNamespaces,

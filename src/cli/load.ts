@@ -5,9 +5,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, relative, resolve } from "node:path";
-import { transformer } from "@openfga/syntax-transformer";
 import { parse as parseYaml } from "yaml";
 import { describe, NexusError } from "../errors.js";
+import { loadOpenFgaDsl, openFgaDsl } from "../model/dsl.js";
 import type { ModelFormat } from "../model/program.js";
 
 /** A tuple as files spell it (OpenFGA's store-file shape). */
@@ -75,8 +75,11 @@ export function containedPath(folder: string, name: string, what: string): strin
  */
 async function loadModularModel(path: string, text: string): Promise<LoadedModel> {
   let contents: string[];
+  await loadOpenFgaDsl(); // on demand, as the engine loads it: commands without DSL start without it
   try {
-    contents = transformer.transformModFileToJSON(text).contents.value.map((entry) => entry.value);
+    contents = openFgaDsl()
+      .transformer.transformModFileToJSON(text)
+      .contents.value.map((entry) => entry.value);
   } catch (cause) {
     throw new NexusError("invalid_model", `${path} is not a valid fga.mod: ${(cause as Error).message}`, {
       path,

@@ -4,6 +4,7 @@
  */
 import { describe, NexusError } from "../errors.js";
 import { detectFormat } from "./detect.js";
+import { loadOpenFgaDsl } from "./dsl.js";
 import {
   checkModelObject,
   checkModelText,
@@ -18,6 +19,7 @@ import type { ModelFormat, Program } from "./program.js";
 import { compileSpiceDb } from "./spicedb.js";
 
 export { detectFormat } from "./detect.js";
+export { isOpenFgaDslLoaded, loadOpenFgaDsl } from "./dsl.js";
 export { DEFAULT_MODEL_LIMITS, type ModelLimits, resolveModelLimits } from "./limits.js";
 export {
   compileNexus,
@@ -31,13 +33,40 @@ export { nexusFilesystemModel } from "./preset.js";
 export { compileSpiceDb } from "./spicedb.js";
 
 /**
+ * Compiles a model in any supported language to a Program, loading OpenFGA's DSL parser first when the model
+ * needs it (DSL text, a modular model). Takes and throws what compileModel does.
+ */
+export async function compileModelAsync(
+  model: string | object,
+  format?: ModelFormat,
+  limits?: Partial<ModelLimits>,
+): Promise<Program> {
+  if (needsOpenFgaDsl(model, format)) await loadOpenFgaDsl();
+  return compileModel(model, format, limits);
+}
+
+/** DSL text or a modular model headed for the OpenFGA compiler (JSON text is parsed without the DSL tooling). */
+function needsOpenFgaDsl(model: unknown, format: ModelFormat | undefined): boolean {
+  if (isModularModel(model)) return format === undefined || format === "openfga";
+  if (typeof model !== "string" || model.trimStart().startsWith("{")) return false;
+  if (format !== undefined) return format === "openfga";
+  try {
+    return detectFormat(model) === "openfga";
+  } catch {
+    return false; // compileModel reports the model's problem
+  }
+}
+
+/**
  * Compiles a model in any supported language to a Program. The model is checked against `limits` (limits.ts)
- * before any parser sees it, and the Program after compiling.
+ * before any parser sees it, and the Program after compiling. OpenFGA DSL text and modular models need the DSL
+ * parser loaded (`await loadOpenFgaDsl()`, or use compileModelAsync); everything else compiles as it is.
  * @param model OpenFGA DSL text or JSON, an OpenFGA modular model (`{ modules: { "fga.mod": …, "core.fga": … } }`),
  *   SpiceDB schema text, or Nexus namespace configs.
  * @param format The language; detected from the model's shape when omitted.
  * @param limits Overrides of the default limits (DEFAULT_MODEL_LIMITS).
- * @throws NexusError "invalid_model" (and friends) naming the problem or the limit exceeded.
+ * @throws NexusError "invalid_model" (and friends) naming the problem or the limit exceeded; "not_ready" for DSL
+ *   before its parser is loaded.
  */
 export function compileModel(
   model: string | object,

@@ -7,11 +7,14 @@
  * `intersection` / `difference`, `metadata.relations[].directly_related_user_types`, `conditions`) is compiled
  * into the shared Program, then checked by the rules every model language shares (validate.ts).
  *
+ * The DSL tooling loads on demand (dsl.ts): DSL text and modular models compile here once it is loaded, JSON
+ * always.
+ *
  * OpenFGA relations accept expiring tuples (`expiresAt`); relations named `shared-*` are marked shareable
  * (cross-tenant grants), the same convention Nexus namespace configs use.
  */
-import { errors, transformer, validator } from "@openfga/syntax-transformer";
 import { describe, NexusError } from "../errors.js";
+import { openFgaDsl } from "./dsl.js";
 import {
   checkModelObject,
   checkModelText,
@@ -102,8 +105,10 @@ const VALIDATOR_MAX_RELATIONS_PER_TYPE = 150;
 /**
  * Compiles an OpenFGA model: DSL text (`model\n  schema 1.1\ntype user ...`), JSON text, the JSON object, or a
  * modular model (`{ modules: { "fga.mod": …, "core.fga": … } }`).
+ * DSL text and modular models need the DSL parser loaded (`await loadOpenFgaDsl()`; compileModelAsync and
+ * createEngine load it themselves).
  * @throws NexusError "invalid_model" naming the problem (the DSL validator's message, with 1-based lines, for DSL
- *   input; the file, line and column for module files).
+ *   input; the file, line and column for module files); "not_ready" for DSL before the parser is loaded.
  */
 export function compileOpenFga(model: string | object, options: CompileOpenFgaOptions = {}): Program {
   const limits = options.limits ?? DEFAULT_MODEL_LIMITS;
@@ -133,12 +138,13 @@ export function compileOpenFga(model: string | object, options: CompileOpenFgaOp
   return compileOpenFgaJson(model as OpenFgaModelJson);
 }
 
-/** Parses and validates OpenFGA DSL with OpenFGA's own tooling, returning the API JSON. */
+/** Parses and validates OpenFGA DSL with OpenFGA's own tooling (loaded: see loadOpenFgaDsl), returning the API JSON. */
 export function openFgaDslToJson(dsl: string): OpenFgaModelJson {
   return dslToJson(dsl, true);
 }
 
 function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
+  const { errors, transformer, validator } = openFgaDsl();
   try {
     if (validate) validator.validateDSL(dsl);
   } catch (cause) {
@@ -173,6 +179,7 @@ function modulesToJson(input: OpenFgaModules, limits: ModelLimits): OpenFgaModel
   const [modName, modText] = modKeys[0]!;
   if (typeof modText !== "string") throw new NexusError("invalid_model", `${modName} must be text`);
   checkModelText(modText, limits);
+  const { transformer } = openFgaDsl();
   let mod: ReturnType<typeof transformer.transformModFileToJSON>;
   try {
     mod = transformer.transformModFileToJSON(modText);

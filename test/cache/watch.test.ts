@@ -3,13 +3,16 @@
  * and the influence map (which check classes a tuple class can change).
  */
 import { describe, expect, it } from "vitest";
-import { compileModel } from "../../src/model/index.js";
+import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import { MemoryTupleStore } from "../../src/store/memory.js";
 import { normalizeTuple } from "../../src/store/normalize.js";
 import type { RelationTuple } from "../../src/store/tuple.js";
 import type { StoredChange } from "../../src/store/types.js";
 import { ChangeFeed, type ChangeListener } from "../../src/watch/feed.js";
 import { influenceOf } from "../../src/watch/influence.js";
+
+// OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
+await loadOpenFgaDsl();
 
 function tuple(user: string, relation: string, object: string, tenant = "default"): RelationTuple {
   const n = normalizeTuple({ user, relation, object }, tenant);

@@ -1,8 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { isNexusError } from "../../src/errors.js";
+import { loadOpenFgaDsl } from "../../src/model/dsl.js";
 import { compileOpenFga, openFgaDslToJson } from "../../src/model/openfga.js";
 import type { Program, RelationDef } from "../../src/model/program.js";
 import { validateProgram } from "../../src/model/validate.js";
+
+// OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
+await loadOpenFgaDsl();
 
 const dsl = `model
   schema 1.1

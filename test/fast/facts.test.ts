@@ -5,12 +5,15 @@
  */
 import { describe, expect, it } from "vitest";
 import { FastEvaluator } from "../../src/fast/evaluator.js";
-import { compileModel } from "../../src/model/index.js";
+import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import { MemoryTupleStore } from "../../src/store/memory.js";
 import { normalizeTuple } from "../../src/store/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/store/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
 import { query } from "./reference.js";
+
+// OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
+await loadOpenFgaDsl();
 
 const program = compileModel(`model
   schema 1.1

@@ -11,12 +11,15 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import type { CheckQuery } from "../../src/check/check.js";
 import { FastEvaluator } from "../../src/fast/evaluator.js";
-import { compileModel } from "../../src/model/index.js";
+import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import { MemoryTupleStore } from "../../src/store/memory.js";
 import { normalizeTuple } from "../../src/store/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/store/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
 import { comparable, query, referenceAnswers } from "./reference.js";
+
+// OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
+await loadOpenFgaDsl();
 
 const program = compileModel(`model
   schema 1.1

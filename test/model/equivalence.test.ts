@@ -3,8 +3,11 @@
  * Nexus does not restrict subject types, and marks permissions rather than rewrites as not writable).
  */
 import { describe, expect, it } from "vitest";
-import { compileModel, detectFormat } from "../../src/model/index.js";
+import { compileModel, detectFormat, loadOpenFgaDsl } from "../../src/model/index.js";
 import type { Program, Rewrite } from "../../src/model/program.js";
+
+// OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
+await loadOpenFgaDsl();
 
 const OPENFGA = `model
   schema 1.1
