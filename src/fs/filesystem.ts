@@ -28,9 +28,15 @@ import { createBLAKE3 } from "hash-wasm";
 import { createEngine, type Engine } from "../engine.js";
 import { describe, NexusError } from "../errors.js";
 import { nexusFilesystemModel } from "../model/preset.js";
-import type { NeedleStore } from "../storage/index.js";
+import { type BlobStore, FsBlobStore } from "../storage/blob-store.js";
 import { openStore } from "../storage/index.js";
 import { MetadataTable } from "../storage/metadata.js";
+import {
+  openTieredStore,
+  type TieredStats,
+  type TieredStore,
+  type TieringPolicy,
+} from "../storage/tiered.js";
 import type { TupleKey } from "../store/tuple.js";
 import type { TupleStore } from "../store/types.js";
 import { type FsEvent, FsEventLog, type FsWatchRequest } from "./events.js";
@@ -70,8 +76,27 @@ export interface FileSystemOptions {
   readonly checkpointEvery?: number;
   /** Epoch milliseconds for mtimes (default Date.now). */
   readonly clock?: () => number;
+  /**
+   * Where contents live. They are always in the tiered store: hot in volumes (`dir/blobs`), warm as RS(10,4)
+   * shards over `warmDirs`, cold in a blob store; a background pass every `intervalMs` moves them by the policy
+   * (defaults: warm after a day idle, cold after 30 days, back to hot after 2 reads).
+   */
+  readonly tiers?: FileSystemTiers;
   /** Test hooks (not part of the API): called after each step of a journaled mutation. */
   readonly testing?: { readonly onStep?: (step: MutationStep, op: string) => void };
+}
+
+export interface FileSystemTiers {
+  /**
+   * Directories for the warm tier's shards (at least 14 for RS(10,4); default `dir/warm/00` … `dir/warm/13`).
+   * On one disk they protect against corrupt or lost shard files, not a lost disk: give 14 mounts for that.
+   */
+  readonly warmDirs?: readonly string[];
+  /** The cold tier (default an FsBlobStore in `dir/cold`). Owned: closed with the filesystem. */
+  readonly cold?: BlobStore;
+  readonly policy?: TieringPolicy;
+  /** Milliseconds between background tiering passes (default 60 000); false runs none (call `contents.runTieringPass()`). */
+  readonly intervalMs?: number | false;
 }
 
 /** The steps of a journaled mutation, in order. */
@@ -167,7 +192,7 @@ export class FileSystem implements AsyncDisposable {
   readonly #ownsEngine: boolean;
   /** The tuple store under the engine this filesystem created (the engine does not close a store it was given). */
   readonly #tupleStore: TupleStore | undefined;
-  readonly #store: NeedleStore;
+  readonly #store: TieredStore;
   readonly #journal: Journal;
   readonly #trees: Map<string, TenantTree>;
   readonly #held: Map<string, number>;
@@ -197,7 +222,7 @@ export class FileSystem implements AsyncDisposable {
     tupleStore: TupleStore | undefined;
     tuplesDurable: boolean;
     dir: string;
-    store: NeedleStore;
+    store: TieredStore;
     journal: Journal;
     trees: Map<string, TenantTree>;
     held: Map<string, number>;
@@ -227,6 +252,14 @@ export class FileSystem implements AsyncDisposable {
     this.#events = new FsEventLog();
     this.#stagingDir = join(parts.dir, "staging");
     for (const tenant of this.#trees.keys()) this.#watchTuples(tenant);
+  }
+
+  /**
+   * The tiered store holding the contents (one reference per distinct content any version holds). Exposed for
+   * tiering passes, scrubs and stats; putting or deleting through it directly breaks that count.
+   */
+  get contents(): TieredStore {
+    return this.#store;
   }
 
   /** A handle whose operations act as `caller`. */
@@ -609,7 +642,7 @@ export class FileSystem implements AsyncDisposable {
     files: number;
     contents: number;
     journalRecords: number;
-    store: ReturnType<NeedleStore["stats"]>;
+    store: TieredStats;
   } {
     let files = 0;
     for (const t of this.#trees.values()) files += t.fileCount;
@@ -1196,10 +1229,10 @@ export async function openFileSystem(options: FileSystemOptions): Promise<FileSy
       throw e;
     }
   }
-  let store: NeedleStore | undefined;
+  let store: TieredStore | undefined;
   let journal: Journal | undefined;
   try {
-    store = await openStore({ dir: join(dir, "blobs"), fsync: (options.fsync ?? true) ? "batch" : "never" });
+    store = await openContents(dir, options);
     const opened = await Journal.open<Checkpoint>(join(dir, "meta"));
     journal = opened.journal;
     const trees = new Map<string, TenantTree>();
@@ -1276,6 +1309,8 @@ export async function openFileSystem(options: FileSystemOptions): Promise<FileSy
       }
     }
     await rm(join(dir, "staging"), { recursive: true, force: true });
+    const interval = options.tiers?.intervalMs ?? 60_000;
+    if (interval !== false) store.startTiering({ intervalMs: interval, runAtStart: false });
     return new FileSystem({
       engine,
       ownsEngine,
@@ -1295,6 +1330,40 @@ export async function openFileSystem(options: FileSystemOptions): Promise<FileSy
     await store?.close();
     if (ownsEngine) await engine.close();
     await tupleStore?.close();
+    throw e;
+  }
+}
+
+/** The tiered store of a filesystem's contents (see FileSystemOptions.tiers). */
+async function openContents(dir: string, options: FileSystemOptions): Promise<TieredStore> {
+  const tiers = options.tiers ?? {};
+  const fsync = options.fsync ?? true;
+  const interval = tiers.intervalMs;
+  if (interval !== undefined && interval !== false && !(Number.isFinite(interval) && interval >= 0)) {
+    throw new NexusError(
+      "invalid_argument",
+      `tiers.intervalMs must be a number ≥ 0 or false, got ${describe(interval)}`,
+    );
+  }
+  const hot = await openStore({ dir: join(dir, "blobs"), fsync: fsync ? "batch" : "never" });
+  const cold = tiers.cold ?? new FsBlobStore({ dir: join(dir, "cold"), fsync });
+  try {
+    return await openTieredStore({
+      dir: join(dir, "tiers"),
+      hot,
+      cold,
+      warm: {
+        dirs: [
+          ...(tiers.warmDirs ??
+            Array.from({ length: 14 }, (_, i) => join(dir, "warm", String(i).padStart(2, "0")))),
+        ],
+      },
+      ...(tiers.policy !== undefined ? { policy: tiers.policy } : {}),
+      fsync,
+    });
+  } catch (e) {
+    await hot.close();
+    await cold.close?.();
     throw e;
   }
 }

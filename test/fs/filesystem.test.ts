@@ -139,8 +139,65 @@ describe("read, stat, write, append, versions", () => {
       for (const v of ["v1", "v2", "v3"]) await alice.write("/f", v);
       expect((await alice.versions("/f")).map((v) => v.version)).toEqual([2, 3]);
       expect(other.stats().contents).toBe(2);
-      expect(other.stats().store.needles).toBe(2);
+      expect(other.stats().store.objects.hot).toBe(2);
       expect(await code(alice.read("/f", { version: 1 }))).toBe("not_found");
+    } finally {
+      await other.close();
+      c2();
+    }
+  });
+});
+
+describe("contents in the tiered store", () => {
+  it("reads a file demoted to warm (RS(10,4) shards) or cold, every version, after a reopen too", async () => {
+    const alice = fs.as(ALICE);
+    const bob = fs.as(BOB);
+    const big = new Uint8Array(300_000).map((_, i) => (i * 31) % 256);
+    async function* chunks() {
+      for (let i = 0; i < big.length; i += 65_536) yield big.subarray(i, i + 65_536);
+    }
+    const v1 = await alice.write("/docs/big.bin", chunks());
+    const v2 = await alice.write("/docs/big.bin", "second version");
+    expect(await fs.contents.locate(v1.hash!)).toBe("hot");
+    await fs.contents.moveTo(v1.hash!, "warm");
+    await fs.contents.moveTo(v2.hash!, "cold");
+    expect(fs.stats().store.objects).toMatchObject({ warm: 1, cold: 1 });
+    expect(await alice.read("/docs/big.bin", { version: 1 })).toEqual(big);
+    expect(text(await alice.read("/docs/big.bin"))).toBe("second version");
+    // Tiers change where bytes are, not who may read them.
+    expect(await code(bob.read("/docs/big.bin", { version: 1 }))).toBe("permission_denied");
+    await fs.close();
+    ({ fs } = await twoTenants(dir, { engine }));
+    expect(await fs.contents.locate(v1.hash!)).toBe("warm");
+    expect(await fs.as(ALICE).read("/docs/big.bin", { version: 1 })).toEqual(big);
+    // The same content written again is held once (deduplicated where it lies); removing both files releases it
+    // from every tier.
+    const held = fs.stats().contents;
+    await fs.as(ALICE).write("/docs/again.bin", big);
+    expect(fs.stats().contents).toBe(held);
+    expect(await fs.contents.locate(v1.hash!)).toBe("warm");
+    await fs.as(ALICE).remove("/docs/again.bin");
+    await fs.as(ALICE).remove("/docs/big.bin");
+    expect(await fs.contents.has(v1.hash!)).toBe(false);
+    expect(await fs.contents.has(v2.hash!)).toBe(false);
+    expect(fs.stats().store.objects).toMatchObject({ warm: 0, cold: 0 });
+  });
+
+  it("moves contents by the tiering policy (here: warm as soon as idle) and reads them from there", async () => {
+    const { dir: d2, cleanup: c2 } = tempDir();
+    const other = await openFileSystem({
+      dir: d2,
+      engine,
+      tiers: { intervalMs: false, policy: { warmAfterIdleMs: 0, minWarmSize: 0 } },
+    });
+    try {
+      await other.initTenant({ tenant: "acme", owners: [ALICE.user] });
+      const stat = await other.as(ALICE).write("/f", "idle content");
+      expect(await other.contents.locate(stat.hash!)).toBe("hot");
+      expect((await other.contents.runTieringPass()).demoted).toBe(1);
+      expect(await other.contents.locate(stat.hash!)).toBe("warm");
+      expect(await other.as(ALICE).readText("/f")).toBe("idle content");
+      expect(await code(openFileSystem({ dir: d2, tiers: { intervalMs: -1 } }))).toBe("invalid_argument");
     } finally {
       await other.close();
       c2();
@@ -294,7 +351,7 @@ describe("mkdir, rename, remove", () => {
     expect(await code(dave.remove("/reports/q1.txt"))).toBe("permission_denied");
     await carol.remove("/reports/q1.txt");
     expect(fs.stats().files).toBe(0);
-    expect(fs.stats().store.needles).toBe(0);
+    expect(fs.stats().store.objects).toEqual({ hot: 0, warm: 0, cold: 0 });
   });
 
   it("refuses bad input with typed errors", async () => {
