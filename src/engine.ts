@@ -37,7 +37,22 @@ import { listObjects } from "./check/list-objects.js";
 import { listUsers, type UserFilter } from "./check/list-users.js";
 import { TupleReader } from "./check/reader.js";
 import type { ConditionContext } from "./conditions/cel.js";
+import {
+  type BatchCheckSingleResponse,
+  batchAnswer,
+  checkOf,
+  MAX_BATCH_CHECKS,
+  namedChecks,
+} from "./engine/batch.js";
 import { type Consistency, KnownRevision, openSnapshot, revisionFor } from "./engine/consistency.js";
+import {
+  atPinnedRevision,
+  fingerprint,
+  type PageKind,
+  type PageRequest,
+  pageOf,
+  pagePosition,
+} from "./engine/pages.js";
 import {
   contextOf,
   contextualTuplesOf,
@@ -81,7 +96,9 @@ import {
 import { ready } from "./wasm/loader.js";
 
 export type { CheckOptions, FilterRequest } from "./cache/chain.js";
+export type { BatchCheckError, BatchCheckSingleResponse } from "./engine/batch.js";
 export type { Consistency } from "./engine/consistency.js";
+export type { PageRequest } from "./engine/pages.js";
 export type { Change } from "./engine/watch.js";
 export type { PermissionChange, PermissionRevision, PermissionWatchRequest } from "./views/permissions.js";
 
@@ -189,6 +206,45 @@ export interface ListUsersRequest extends QueryOptions {
   readonly relation: string;
   /** Which subjects to list: `{ type: "user" }` (users and `user:*`) or `{ type: "group", relation: "member" }`. */
   readonly userFilters: readonly UserFilter[];
+}
+
+/** A check of a batchCheck: a check request with an optional correlation id (generated when absent). */
+export interface BatchCheckItem extends Omit<CheckRequest, "consistency"> {
+  readonly correlationId?: string;
+}
+
+export interface BatchCheckRequest {
+  readonly checks: readonly BatchCheckItem[];
+  /** Defaults for the items that name none. */
+  readonly tenant?: string;
+  readonly subjectTenant?: string;
+  readonly consistency?: Consistency;
+}
+
+export interface BatchCheckOptions extends CheckOptions {
+  /** Checks the call may hold (default 10,000); past it the call is "invalid_argument". */
+  readonly maxChecks?: number;
+}
+
+/** In request order, one entry per check: `allowed`, or (with `allowed: false`) the item's `error`. */
+export interface BatchCheckResponse {
+  readonly result: BatchCheckSingleResponse<BatchCheckItem>[];
+}
+
+export interface ListObjectsPage {
+  readonly objects: string[];
+  /** The next page's token; "" after the last page. */
+  readonly continuationToken: string;
+}
+
+export interface ListUsersPage {
+  readonly users: string[];
+  readonly continuationToken: string;
+}
+
+export interface ReadPage {
+  readonly tuples: TupleKey[];
+  readonly continuationToken: string;
 }
 
 export interface ExpandRequest {
@@ -368,19 +424,58 @@ export class Engine implements AsyncDisposable {
     this.#assertOpen();
     requestObject(options, "checkBulk options", REQUEST_FIELDS.callOptions);
     if (this.#chain !== undefined) return this.#chain.checkMany(requests, options);
-    const list = arrayOf(requests, "requests") as CheckRequest[];
+    const answers = await this.#checkEach(arrayOf(requests, "requests") as CheckRequest[]);
+    for (const [index, answer] of answers.entries()) {
+      if (answer instanceof Error) throw atBatchIndex(answer, index);
+    }
+    return answers as boolean[];
+  }
+
+  /**
+   * OpenFGA's BatchCheck, shaped as `@openfga/sdk`'s `batchCheck`: every check is answered in request order,
+   * `{ correlationId, request, allowed }`, or `{ ..., allowed: false, error }` (a NexusError) for a check that
+   * fails alone (bad relation, missing condition parameter, ...). Correlation ids (OpenFGA's rule: 1 to 36
+   * letters, digits, "_" or "-") are generated where absent. The checks run as checkBulk's one batch
+   * (src/engine/batch.ts). `tenant`, `subjectTenant` and `consistency` are defaults for the items.
+   * @throws NexusError "invalid_argument" for more than `options.maxChecks` (10,000) checks, or a malformed or
+   *   duplicated correlation id (details.reason "duplicate_correlation_id"); "aborted" when `signal` aborts.
+   */
+  async batchCheck(request: BatchCheckRequest, options: BatchCheckOptions = {}): Promise<BatchCheckResponse> {
+    this.#assertOpen();
+    requestObject(options, "batchCheck options", REQUEST_FIELDS.batchCheckOptions);
+    const { maxChecks = MAX_BATCH_CHECKS, ...callOptions } = options;
+    if (typeof maxChecks !== "number" || !Number.isInteger(maxChecks) || maxChecks < 1) {
+      throw new NexusError(
+        "invalid_argument",
+        `maxChecks must be an integer ≥ 1, got ${describe(maxChecks)}`,
+      );
+    }
+    const named = namedChecks<BatchCheckItem>(request, maxChecks);
+    const { checks: _, ...defaults } = request;
+    const requests = named.map(({ item }) => checkOf(item, defaults) as CheckRequest);
+    const answers =
+      this.#chain !== undefined
+        ? await this.#chain.checkManySettled(requests, callOptions)
+        : await this.#checkEach(requests);
+    return batchAnswer(named, answers);
+  }
+
+  /** checkBulk without the chain, every request answered: its boolean or its error, in request order. */
+  async #checkEach(list: readonly CheckRequest[]): Promise<(boolean | Error)[]> {
     const fastAnswers = this.#fast === undefined ? undefined : await this.#fastBulk(list);
-    const answers: boolean[] = [];
+    const answers: (boolean | Error)[] = [];
     for (const [index, request] of list.entries()) {
+      const fast = fastAnswers?.[index];
+      if (fast !== undefined) {
+        answers.push(fast);
+        continue;
+      }
+      // Requests the batch did not answer (routed, or with contextual tuples) go through the reference.
       try {
-        const fast = fastAnswers?.[index];
-        if (fast instanceof Error) throw fast;
-        // Requests the batch did not answer (routed, or with contextual tuples) go through the reference.
-        answers.push(
-          typeof fast === "boolean" ? fast : await this.#check(request, fastAnswers === undefined),
-        );
+        answers.push(await this.#check(request, fastAnswers === undefined));
       } catch (error) {
-        throw atBatchIndex(error, index);
+        if (!(error instanceof Error)) throw error;
+        answers.push(error);
       }
     }
     return answers;
@@ -406,7 +501,37 @@ export class Engine implements AsyncDisposable {
   async listObjects(request: ListObjectsRequest, options: CheckOptions = {}): Promise<string[]> {
     this.#assertOpen();
     requestObject(options, "listObjects options", REQUEST_FIELDS.callOptions);
-    if (this.#chain !== undefined) return this.#chain.listObjects(request, options);
+    return this.#listObjects(request, options);
+  }
+
+  /**
+   * listObjects a page at a time: `{ objects, continuationToken }` ("" after the last page). Every page reads the
+   * revision the first one chose, so the pages make up exactly one listing (src/engine/pages.ts).
+   * @throws NexusError "invalid_continuation_token" for a token that is not this listing's or has expired.
+   */
+  async listObjectsPage(
+    request: ListObjectsRequest & PageRequest,
+    options: CheckOptions = {},
+  ): Promise<ListObjectsPage> {
+    this.#assertOpen();
+    requestObject(options, "listObjectsPage options", REQUEST_FIELDS.callOptions);
+    const { pageSize: _, continuationToken: __, ...query } = requestObject(request, "a list objects request");
+    const page = await this.#paged(
+      "list-objects",
+      request,
+      query,
+      (revision) => this.#listObjects(query, options, revision),
+      (object) => object,
+    );
+    return { objects: page.items, continuationToken: page.continuationToken };
+  }
+
+  async #listObjects(
+    request: ListObjectsRequest,
+    options: CheckOptions,
+    atRevision?: number,
+  ): Promise<string[]> {
+    if (this.#chain !== undefined) return this.#chain.listObjects(request, options, atRevision);
     requestObject(request, "a list objects request", REQUEST_FIELDS.listObjects);
     const tenant = tenantOf(request.tenant);
     const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
@@ -415,10 +540,14 @@ export class Engine implements AsyncDisposable {
     const { subject, user } = subjectOf(this.program, request.user);
     const query = { tenant, type, relation: request.relation, subject, user, subjectTenant };
     const fast = this.#fast;
-    return this.#evaluate(tenant, request, (ev) =>
-      fast !== undefined && !hasContextualTuples(request)
-        ? listObjectsFast(fast, ev, query)
-        : listObjects(ev, query),
+    return this.#evaluate(
+      tenant,
+      request,
+      (ev) =>
+        fast !== undefined && !hasContextualTuples(request)
+          ? listObjectsFast(fast, ev, query)
+          : listObjects(ev, query),
+      atRevision,
     );
   }
 
@@ -428,6 +557,24 @@ export class Engine implements AsyncDisposable {
    */
   async listUsers(request: ListUsersRequest): Promise<string[]> {
     this.#assertOpen();
+    return this.#listUsers(request);
+  }
+
+  /** listUsers a page at a time, pages as listObjectsPage's: `{ users, continuationToken }`. */
+  async listUsersPage(request: ListUsersRequest & PageRequest): Promise<ListUsersPage> {
+    this.#assertOpen();
+    const { pageSize: _, continuationToken: __, ...query } = requestObject(request, "a list users request");
+    const page = await this.#paged(
+      "list-users",
+      request,
+      query,
+      (revision) => this.#listUsers(query, revision),
+      (user) => user,
+    );
+    return { users: page.items, continuationToken: page.continuationToken };
+  }
+
+  async #listUsers(request: ListUsersRequest, atRevision?: number): Promise<string[]> {
     requestObject(request, "a list users request", REQUEST_FIELDS.listUsers);
     const tenant = tenantOf(request.tenant);
     const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
@@ -442,20 +589,25 @@ export class Engine implements AsyncDisposable {
       if (filter.relation !== undefined)
         relationOfType(this.program, filter.type, filter.relation, "userFilters.relation");
     }
-    return this.#evaluate(tenant, request, async (ev) => {
-      const users = new Set<string>();
-      for (const filter of filters) {
-        const found = await listUsers(ev, {
-          tenant,
-          object: request.object,
-          relation: request.relation,
-          filter,
-          subjectTenant,
-        });
-        for (const u of found) users.add(u);
-      }
-      return [...users].sort();
-    });
+    return this.#evaluate(
+      tenant,
+      request,
+      async (ev) => {
+        const users = new Set<string>();
+        for (const filter of filters) {
+          const found = await listUsers(ev, {
+            tenant,
+            object: request.object,
+            relation: request.relation,
+            filter,
+            subjectTenant,
+          });
+          for (const u of found) users.add(u);
+        }
+        return [...users].sort();
+      },
+      atRevision,
+    );
   }
 
   /** One level of the userset tree of `object#relation` (OpenFGA's Expand). */
@@ -473,6 +625,27 @@ export class Engine implements AsyncDisposable {
   /** The tuples of a tenant that count now, filtered by object (`type:id` or `type:`), relation and user. */
   async read(request: ReadRequest = {}): Promise<TupleKey[]> {
     this.#assertOpen();
+    return this.#read(request);
+  }
+
+  /**
+   * read a page at a time, pages as listObjectsPage's: `{ tuples, continuationToken }`, tuples ordered by
+   * object, relation, subject tenant and user.
+   */
+  async readPage(request: ReadRequest & PageRequest = {}): Promise<ReadPage> {
+    this.#assertOpen();
+    const { pageSize: _, continuationToken: __, ...query } = requestObject(request, "a read request");
+    const page = await this.#paged(
+      "read",
+      request,
+      query,
+      async (revision) => (await this.#read(query, revision)).sort(byTupleKey),
+      tupleOrderKey,
+    );
+    return { tuples: page.items, continuationToken: page.continuationToken };
+  }
+
+  async #read(request: ReadRequest, atRevision?: number): Promise<TupleKey[]> {
     requestObject(request, "a read request", REQUEST_FIELDS.read);
     const tenant = tenantOf(request.tenant);
     let object: string | undefined;
@@ -499,7 +672,10 @@ export class Engine implements AsyncDisposable {
       }
     }
     const now = this.#clock();
-    const snapshot = await this.#snapshot(request.consistency, now);
+    const snapshot =
+      atRevision === undefined
+        ? await this.#snapshot(request.consistency, now)
+        : await this.store.snapshot(atRevision);
     try {
       const tuples = await snapshot.read({
         tenant,
@@ -705,10 +881,40 @@ export class Engine implements AsyncDisposable {
     });
   }
 
+  /** One page of a listing: its position from the request's token (or consistency), then the slice. */
+  async #paged<T>(
+    kind: PageKind,
+    request: PageRequest,
+    query: { readonly consistency?: Consistency },
+    list: (revision: number) => Promise<readonly T[]>,
+    keyOf: (item: T) => string,
+  ): Promise<{ items: T[]; continuationToken: string }> {
+    const { consistency, ...question } = query;
+    const at = { kind, storeId: this.store.id, question: fingerprint([kind, question]) };
+    const position = await pagePosition(
+      request,
+      { ...at, currentRevision: () => this.store.currentRevision() },
+      () => this.revisionFor(consistency),
+    );
+    const all = await atPinnedRevision(position, async () => {
+      // Held open while listing: refuses a revision the store no longer keeps (some layers would read a newer
+      // one instead) and keeps it from being collected meanwhile.
+      const pin = await this.store.snapshot(position.revision);
+      try {
+        return await list(position.revision);
+      } finally {
+        pin.release();
+      }
+    });
+    return pageOf(all, keyOf, position, at);
+  }
+
   async #evaluate<T>(
     tenant: string,
     options: Pick<QueryOptions, "contextualTuples" | "context" | "consistency">,
     run: (ev: Evaluation) => Promise<T>,
+    /** Read exactly this revision (a page of a paged listing) instead of the one `consistency` picks. */
+    atRevision?: number,
   ): Promise<T> {
     const context = contextOf(options.context);
     const contextual = contextualTuplesOf(
@@ -718,7 +924,10 @@ export class Engine implements AsyncDisposable {
       this.#maxContextual,
     );
     const now = this.#clock();
-    const snapshot = await this.#snapshot(options.consistency, now);
+    const snapshot =
+      atRevision === undefined
+        ? await this.#snapshot(options.consistency, now)
+        : await this.store.snapshot(atRevision);
     try {
       const reader = new TupleReader(snapshot, this.program, contextual, now);
       return await run(
@@ -898,6 +1107,17 @@ function cacheOptionsOf(cache: EngineCacheOptions | undefined): EngineCacheOptio
     picked[key] = (cache as Record<string, unknown>)[key];
   }
   return picked as EngineCacheOptions;
+}
+
+/** A total order of a tenant's tuples for readPage (a tuple's identity, as one sortable string). */
+function tupleOrderKey(t: TupleKey): string {
+  return JSON.stringify([t.object, t.relation, t.subjectTenant ?? "", t.user]);
+}
+
+function byTupleKey(a: TupleKey, b: TupleKey): number {
+  const x = tupleOrderKey(a);
+  const y = tupleOrderKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 function hasContextualTuples(options: QueryOptions): boolean {

@@ -11,6 +11,7 @@ export type NexusErrorCode =
   | "invalid_tuple"
   | "invalid_write"
   | "invalid_token"
+  | "invalid_continuation_token"
   | "invalid_condition"
   | "condition_missing_parameter"
   | "resolution_too_complex"

@@ -438,19 +438,40 @@ export class CheckChain implements AsyncDisposable {
    * call, with its index (as Engine.checkBulk).
    */
   async checkMany(requests: readonly ChainCheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
-    const answers = await this.#checkMany(requests, options);
+    const answers = (await this.#checkMany(requests, options)) as boolean[];
     const warmer = this.#warmer;
     if (warmer !== undefined) for (const request of requests) warmer.observe(request);
     return answers;
   }
 
-  async #checkMany(requests: readonly ChainCheckRequest[], options: CheckOptions): Promise<boolean[]> {
+  /**
+   * checkMany answering every request: a failing one gets its error in its place (not indexed) instead of
+   * rejecting the batch (Engine.batchCheck). Only answered requests teach the warmer.
+   */
+  async checkManySettled(
+    requests: readonly ChainCheckRequest[],
+    options: CheckOptions = {},
+  ): Promise<(boolean | Error)[]> {
+    const answers = await this.#checkMany(requests, options, true);
+    const warmer = this.#warmer;
+    if (warmer !== undefined) {
+      for (const [i, request] of requests.entries())
+        if (typeof answers[i] === "boolean") warmer.observe(request);
+    }
+    return answers;
+  }
+
+  async #checkMany(
+    requests: readonly ChainCheckRequest[],
+    options: CheckOptions,
+    settled = false,
+  ): Promise<(boolean | Error)[]> {
     this.#assertOpen();
     if (!Array.isArray(requests)) {
       throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
     }
     const now = this.#clock();
-    const answers: boolean[] = new Array(requests.length);
+    const answers: (boolean | Error)[] = new Array(requests.length);
     const resolved: ResolvedCheck[] = [];
     const positions: number[] = [];
     // Each distinct consistency is resolved once for the batch (all of it is read at one instant).
@@ -480,14 +501,19 @@ export class CheckChain implements AsyncDisposable {
         resolved.push(this.#pinned(valid, revision, now));
         positions.push(index);
       } catch (error) {
-        throw atBatchIndex(error, index);
+        if (!settled || !(error instanceof Error)) throw atBatchIndex(error, index);
+        answers[index] = error;
       }
     }
     if (resolved.length === 0) return answers;
     const outcomes = await this.#outer.resolveMany(resolved, options.signal);
     for (let k = 0; k < outcomes.length; k++) {
       const outcome = outcomes[k]!;
-      if (outcome instanceof Error) throw atBatchIndex(outcome, positions[k]!);
+      if (outcome instanceof Error) {
+        if (!settled) throw atBatchIndex(outcome, positions[k]!);
+        answers[positions[k]!] = outcome;
+        continue;
+      }
       answers[positions[k]!] = outcome.allowed;
     }
     return answers;
@@ -542,7 +568,7 @@ export class CheckChain implements AsyncDisposable {
       objects.map((object) => ({ ...question, object })),
       options,
     );
-    return objects.filter((_, i) => allowed[i]);
+    return objects.filter((_, i) => allowed[i] === true);
   }
 
   /**
@@ -551,7 +577,12 @@ export class CheckChain implements AsyncDisposable {
    * as one batch through the chain, so list objects shares the result cache, Bloom, singleflight, Tiger and the
    * evaluator with checks (and leaves its answers in the cache for the checks that follow a listing).
    */
-  async listObjects(request: ChainListObjectsRequest, options: CheckOptions = {}): Promise<string[]> {
+  async listObjects(
+    request: ChainListObjectsRequest,
+    options: CheckOptions = {},
+    /** Lists at exactly this revision instead of the one `consistency` picks (a page of a paged listing). */
+    atRevision?: number,
+  ): Promise<string[]> {
     this.#assertOpen();
     const now = this.#clock();
     requestObject(request, "a list objects request", REQUEST_FIELDS.listObjects);
@@ -580,7 +611,7 @@ export class CheckChain implements AsyncDisposable {
       this.#rejected++;
       throw error;
     }
-    const revision = await this.#revisions.revisionFor(request.consistency, now);
+    const revision = atRevision ?? (await this.#revisions.revisionFor(request.consistency, now));
     const candidates = await candidatesAt(
       this.program,
       this.store,

@@ -188,6 +188,8 @@ export function requestObject<T>(value: T, what: string, known?: ReadonlySet<str
 /** The fields each request (and option object) may hold: anything else is a mistake worth naming. */
 export const REQUEST_FIELDS = {
   check: fields("user relation object tenant subjectTenant contextualTuples context consistency"),
+  batchCheck: fields("checks tenant subjectTenant consistency"),
+  batchCheckOptions: fields("signal maxChecks"),
   filter: fields("user relation objects tenant subjectTenant consistency"),
   listObjects: fields("user relation type tenant subjectTenant contextualTuples context consistency"),
   listUsers: fields("object relation userFilters tenant subjectTenant contextualTuples context consistency"),

@@ -43,6 +43,7 @@ export const NEXUS_TO_OPENFGA: Readonly<Partial<Record<NexusErrorCode, { code: s
   invalid_tuple: { code: "invalid_tuple", status: 400 },
   invalid_write: { code: "write_failed_due_to_invalid_input", status: 400 },
   invalid_token: { code: "invalid_continuation_token", status: 400 },
+  invalid_continuation_token: { code: "invalid_continuation_token", status: 400 },
   invalid_condition: { code: "validation_error", status: 400 },
   condition_missing_parameter: { code: "validation_error", status: 400 },
   resolution_too_complex: { code: "authorization_model_resolution_too_complex", status: 400 },

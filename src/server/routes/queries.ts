@@ -9,7 +9,7 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import type { CheckRequest, Engine } from "../../engine.js";
+import type { CheckRequest } from "../../engine.js";
 import { isNexusError } from "../../errors.js";
 import { encodeToken } from "../../store/token.js";
 import type { ServerContext } from "../context.js";
@@ -78,46 +78,6 @@ function checkErrorOut(error: unknown): Json {
     : { internal_error: api.code, message: api.message };
 }
 
-/**
- * Answers a batch, one entry per request (a boolean or the item's error). The engine checks a batch at once and
- * rejects it at the first failing item, naming its index; that item's error is kept and the rest re-run, and after
- * a few such failures the remaining items are checked one by one.
- */
-async function checkEach(
-  engine: Engine,
-  requests: CheckRequest[],
-  signal: AbortSignal,
-): Promise<(boolean | Json)[]> {
-  const out: (boolean | Json | undefined)[] = new Array(requests.length).fill(undefined);
-  let pending = requests.map((_, i) => i);
-  for (let attempt = 0; attempt < 4 && pending.length > 0; attempt++) {
-    try {
-      const answers = await engine.checkBulk(
-        pending.map((i) => requests[i]!),
-        { signal },
-      );
-      for (const [k, i] of pending.entries()) out[i] = answers[k]!;
-      return out as (boolean | Json)[];
-    } catch (error) {
-      const index = isNexusError(error) ? error.details?.index : undefined;
-      if (typeof index !== "number" || index < 0 || index >= pending.length) throw error;
-      out[pending[index]!] = checkErrorOut(error);
-      pending = pending.filter((_, k) => k !== index);
-    }
-  }
-  await Promise.all(
-    pending.map(async (i) => {
-      try {
-        out[i] = await engine.check(requests[i]!, { signal });
-      } catch (error) {
-        if (toApiError(error).status !== 400) throw error;
-        out[i] = checkErrorOut(error);
-      }
-    }),
-  );
-  return out as (boolean | Json)[];
-}
-
 export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const limited = <T>(run: (signal: AbortSignal) => Promise<T>): Promise<T> =>
     withDeadline(ctx.deadlines.signal(), ctx.deadlines.ms, run);
@@ -150,27 +110,24 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
     const model = await ctx.modelOf(store.id, body.authorization_model_id);
     const consistency = ctx.consistency(store.id, body.consistency, model.id);
-    const ids: string[] = [];
-    const seen = new Set<string>();
-    const requests = items.map((value, i) => {
+    // Items are read here (their JSON shape); ids, limits and the checks themselves are engine.batchCheck's.
+    const checks = items.map((value, i) => {
       const item = objectOf(value, `checks[${i}]`);
       const id = item.correlation_id;
-      if (typeof id !== "string" || id === "" || id.length > 256) {
-        throw invalid(`checks[${i}].correlation_id must be a string of 1 to 256 characters`);
-      }
-      if (seen.has(id)) throw invalid(`checks[${i}].correlation_id ${JSON.stringify(id)} is used twice`);
-      seen.add(id);
-      ids.push(id);
-      const check = checkIn(item, store.id, `checks[${i}].`);
-      return consistency === undefined ? check : { ...check, consistency };
+      if (typeof id !== "string") throw invalid(`checks[${i}].correlation_id must be a string`);
+      return { ...checkIn(item, store.id, `checks[${i}].`), correlationId: id };
     });
-    const answers = await ctx.engines.use(model, (engine) =>
-      limited((signal) => checkEach(engine, requests, signal)),
+    const answer = await ctx.engines.use(model, (engine) =>
+      limited((signal) =>
+        engine.batchCheck(
+          { checks, ...(consistency !== undefined ? { consistency } : {}) },
+          { signal, maxChecks: ctx.limits.maxChecksPerBatch },
+        ),
+      ),
     );
     const result: Json = {};
-    for (const [i, id] of ids.entries()) {
-      const answer = answers[i]!;
-      result[id] = typeof answer === "boolean" ? { allowed: answer } : { error: answer };
+    for (const { correlationId, allowed, error } of answer.result) {
+      result[correlationId] = error === undefined ? { allowed } : { error: checkErrorOut(error) };
     }
     return { result };
   });
