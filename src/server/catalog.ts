@@ -6,7 +6,8 @@
  * Held in memory and, when persisted, written whole after every change, one write at a time in the order the
  * changes were made; a change is acknowledged only once it is written. In a file the write is atomic (temp file,
  * fsync, rename, fsync of the directory), so a crash leaves either the old catalog or the new one; in PostgreSQL
- * (catalog-postgres.ts) it is one upserted row. One server process owns a catalog.
+ * (catalog-postgres.ts) it is one row, which several servers may share: a change is then made under that row's
+ * lock on the latest saved catalog (`update`), and `refresh()` reads what other servers changed.
  */
 import { open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -38,6 +39,13 @@ export interface CatalogPersistence {
   load(): Promise<string | undefined>;
   save(text: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Shared persistence (several servers, one catalog): runs `change` on the latest saved text under a lock that
+   * serialises changes across processes, and saves what it returns.
+   */
+  update?(change: (saved: string | undefined) => string): Promise<void>;
+  /** Shared persistence: the saved text when another process changed it since this one last read or wrote it. */
+  changed?(): Promise<string | undefined>;
 }
 
 export interface CatalogOptions {
@@ -64,25 +72,23 @@ export class Catalog {
   static async open(options: CatalogOptions = {}): Promise<Catalog> {
     const catalog = new Catalog(options);
     const text = await options.persistence?.load();
-    if (text === undefined) return catalog;
-    let data: CatalogFile;
-    try {
-      data = JSON.parse(text) as CatalogFile;
-      if (data.version !== 1 || !Array.isArray(data.stores)) throw new Error("not a catalog");
-    } catch (error) {
-      throw new NexusError("corrupt", `the saved server catalog is unreadable: ${(error as Error).message}`);
-    }
-    for (const store of data.stores) catalog.#stores.set(store.id, store);
-    for (const [key, list] of Object.entries(data.assertions ?? {})) catalog.#assertions.set(key, list);
+    if (text !== undefined) catalog.#replace(text);
     return catalog;
   }
 
+  /** Reads what other servers sharing the persistence changed (nothing to do for a catalog of its own). */
+  async refresh(): Promise<void> {
+    const text = await this.#persistence?.changed?.();
+    if (text !== undefined) this.#replace(text);
+  }
+
   async createStore(name: string): Promise<StoreRecord> {
-    const now = this.#clock();
-    const record: StoreRecord = { id: this.#nextId(now), name, createdAtMs: now, updatedAtMs: now };
-    this.#stores.set(record.id, record);
-    await this.#save();
-    return record;
+    return this.#change(() => {
+      const now = this.#clock();
+      const record: StoreRecord = { id: this.#nextId(now), name, createdAtMs: now, updatedAtMs: now };
+      this.#stores.set(record.id, record);
+      return record;
+    });
   }
 
   /** A live (not deleted) store, or undefined. */
@@ -108,19 +114,22 @@ export class Catalog {
 
   /** Marks a store deleted. Returns false when it was not a live store. */
   async deleteStore(id: string): Promise<boolean> {
-    const record = this.getStore(id);
-    if (record === undefined) return false;
-    const now = this.#clock();
-    this.#stores.set(id, { ...record, updatedAtMs: now, deletedAtMs: now });
-    for (const key of [...this.#assertions.keys()])
-      if (key.startsWith(`${id}/`)) this.#assertions.delete(key);
-    await this.#save();
-    return true;
+    if (this.#persistence?.update === undefined && this.getStore(id) === undefined) return false;
+    return this.#change(() => {
+      const record = this.getStore(id);
+      if (record === undefined) return false;
+      const now = this.#clock();
+      this.#stores.set(id, { ...record, updatedAtMs: now, deletedAtMs: now });
+      for (const key of [...this.#assertions.keys()])
+        if (key.startsWith(`${id}/`)) this.#assertions.delete(key);
+      return true;
+    });
   }
 
   async setAssertions(storeId: string, modelId: string, assertions: AssertionRecord[]): Promise<void> {
-    this.#assertions.set(`${storeId}/${modelId}`, assertions);
-    await this.#save();
+    await this.#change(() => {
+      this.#assertions.set(`${storeId}/${modelId}`, assertions);
+    });
   }
 
   getAssertions(storeId: string, modelId: string): AssertionRecord[] {
@@ -138,18 +147,58 @@ export class Catalog {
     await this.#persistence?.close();
   }
 
-  #save(): Promise<void> {
+  /**
+   * Applies a change and saves. On shared persistence the change is applied to the latest saved catalog under its
+   * lock, so changes made by several servers never overwrite each other; otherwise it is applied at once and the
+   * whole catalog saved after the saves before it.
+   */
+  #change<T>(apply: () => T): Promise<T> {
     const persistence = this.#persistence;
-    if (persistence === undefined) return Promise.resolve();
+    if (persistence === undefined) return Promise.resolve(apply());
+    const update = persistence.update?.bind(persistence);
+    let result: T;
+    let next: Promise<void>;
+    if (update !== undefined) {
+      next = this.#saving
+        .catch(() => undefined)
+        .then(() =>
+          update((saved) => {
+            if (saved !== undefined) this.#replace(saved);
+            result = apply();
+            return this.#text();
+          }),
+        );
+    } else {
+      result = apply();
+      const text = this.#text();
+      next = this.#saving.catch(() => undefined).then(() => persistence.save(text));
+    }
+    this.#saving = next;
+    return next.then(() => result);
+  }
+
+  #text(): string {
     const data: CatalogFile = {
       version: 1,
       stores: [...this.#stores.values()],
       assertions: Object.fromEntries(this.#assertions),
     };
-    const text = JSON.stringify(data);
-    const next = this.#saving.catch(() => undefined).then(() => persistence.save(text));
-    this.#saving = next;
-    return next;
+    return JSON.stringify(data);
+  }
+
+  /** Replaces the catalog held with a saved one. @throws NexusError "corrupt" when the text is not a catalog. */
+  #replace(text: string): void {
+    let data: CatalogFile;
+    try {
+      data = JSON.parse(text) as CatalogFile;
+      if (data.version !== 1 || !Array.isArray(data.stores)) throw new Error("not a catalog");
+    } catch (error) {
+      throw new NexusError("corrupt", `the saved server catalog is unreadable: ${(error as Error).message}`);
+    }
+    this.#stores.clear();
+    this.#assertions.clear();
+    for (const store of data.stores) this.#stores.set(store.id, store);
+    for (const [key, list] of Object.entries(data.assertions ?? {})) this.#assertions.set(key, list);
   }
 }
 

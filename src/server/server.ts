@@ -12,9 +12,12 @@
  */
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { ClusterNode, type ClusterOptions } from "../cluster/node.js";
+import { PostgresTupleStore } from "../postgres/index.js";
 import type { TupleStore } from "../store/types.js";
 import { PresharedKeys } from "./auth.js";
 import { Catalog } from "./catalog.js";
+import { installCluster, onClusterEvent } from "./cluster.js";
 import { DEFAULT_LIMITS, ServerContext, type ServerLimits } from "./context.js";
 import { EngineRegistry } from "./engines.js";
 import { toApiError } from "./errors.js";
@@ -56,6 +59,8 @@ export interface ServerOptions {
   readonly logStream?: { write(line: string): void };
   /** A NexusFS to serve under /fs (src/server/files.ts); not closed by the server. */
   readonly files?: import("../fs/filesystem.js").FileSystem;
+  /** Join a cluster of servers over the same PostgreSQL schema (needs `postgres`, or a PostgreSQL `store`). */
+  readonly cluster?: ClusterOptions;
 }
 
 /** Headers the OpenFGA SDKs send (CORS preflights must allow them). */
@@ -72,13 +77,25 @@ export class NexusServer implements AsyncDisposable {
   readonly #app: FastifyInstance;
   readonly #ctx: ServerContext;
   readonly #ownsStore: boolean;
+  readonly #cluster: { node: ClusterNode | undefined };
   #closing: Promise<void> | undefined;
 
   /** Use startServer(). */
-  constructor(app: FastifyInstance, ctx: ServerContext, ownsStore: boolean) {
+  constructor(
+    app: FastifyInstance,
+    ctx: ServerContext,
+    ownsStore: boolean,
+    cluster: { node: ClusterNode | undefined } = { node: undefined },
+  ) {
     this.#app = app;
     this.#ctx = ctx;
     this.#ownsStore = ownsStore;
+    this.#cluster = cluster;
+  }
+
+  /** The cluster member this server is (undefined outside a cluster). */
+  get cluster(): ClusterNode | undefined {
+    return this.#cluster.node;
   }
 
   /** The port listened on. */
@@ -105,6 +122,8 @@ export class NexusServer implements AsyncDisposable {
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // Leave the ring first: the other members stop forwarding here and take this member's stores over.
+      await this.#cluster.node?.close();
       this.#ctx.closing.abort();
       // Connections kept alive become idle as their last request ends: close them as they do; whatever still
       // runs after the request time limit is cut.
@@ -144,22 +163,37 @@ export async function startServer(options: ServerOptions = {}): Promise<NexusSer
         });
   const ownsStore = options.store === undefined;
   let app: FastifyInstance | undefined;
+  const cluster: { node: ClusterNode | undefined } = { node: undefined };
   try {
+    if (options.cluster !== undefined && !(opened.store instanceof PostgresTupleStore)) {
+      throw new TypeError("a cluster needs the PostgreSQL store (--postgres): its members share it");
+    }
     const catalog = await Catalog.open(opened.catalog !== undefined ? { persistence: opened.catalog } : {});
     const engines = new EngineRegistry({ store: opened.store, maxEngines: limits.maxEngines });
     const ctx = new ServerContext(
       { store: opened.store, catalog, engines, limits },
       await opened.store.currentRevision(),
     );
-    app = buildApp(ctx, keys, options, limits);
+    app = buildApp(ctx, keys, options, limits, cluster);
     await app.listen({ port: options.port ?? 8080, host: options.host ?? "127.0.0.1" });
-    const server = new NexusServer(app, ctx, ownsStore);
+    if (options.cluster !== undefined) {
+      const log = app.log;
+      cluster.node = await ClusterNode.join(options.cluster, {
+        store: opened.store as PostgresTupleStore,
+        url: listenUrl(app),
+        requestTimeoutMs: limits.requestTimeoutMs,
+        onEvent: (event) => onClusterEvent(ctx, event),
+        onError: (error) => log.warn({ err: error }, "cluster: Redis connection error"),
+      });
+    }
+    const server = new NexusServer(app, ctx, ownsStore, cluster);
     app.log.info(
       { url: server.url, data: options.data ?? null, postgres: options.postgres !== undefined },
       "nexus-fast serve listening",
     );
     return server;
   } catch (error) {
+    await cluster.node?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await opened.catalog?.close().catch(() => undefined);
     if (ownsStore) await opened.store.close();
@@ -167,11 +201,20 @@ export async function startServer(options: ServerOptions = {}): Promise<NexusSer
   }
 }
 
+/** `http://host:port` of a listening app. */
+function listenUrl(app: FastifyInstance): string {
+  const address = app.server.address();
+  if (typeof address !== "object" || address === null) return "";
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+}
+
 function buildApp(
   ctx: ServerContext,
   keys: PresharedKeys,
   options: ServerOptions,
   limits: ServerLimits,
+  cluster: { node: ClusterNode | undefined },
 ): FastifyInstance {
   const level = options.logLevel ?? "silent";
   const app = Fastify({
@@ -243,7 +286,8 @@ function buildApp(
     });
   });
 
-  opsRoutes(app, ctx, metrics);
+  if (options.cluster !== undefined) installCluster(app, ctx, metrics, { node: () => cluster.node });
+  opsRoutes(app, ctx, metrics, () => (cluster.node === undefined ? {} : { cluster: cluster.node.health() }));
   playgroundRoutes(app);
   storeRoutes(app, ctx);
   modelRoutes(app, ctx);

@@ -26,6 +26,11 @@ Options:
   --postgres URL           keep them in PostgreSQL (e.g. postgres://user@host:5432/db)
   --postgres-schema S      the PostgreSQL schema (default nexus)
   --memory                 keep everything in memory (nothing survives a restart)
+  --cluster URL            join a cluster over one Redis (redis://host:port) and one PostgreSQL (needs --postgres):
+                           members route each store to its owner on a consistent-hash ring and share answers
+  --cluster-prefix P       prefix of the cluster's Redis keys (default nexus:; one per cluster sharing a Redis)
+  --advertise-url U        the URL other members reach this one at (default http://HOST:PORT as listening)
+  --no-shared-cache        do not share check answers through Redis
   --fs DIR                 also serve a NexusFS kept in DIR under /fs (its own permissions, on the Nexus preset)
   --fs-owner USER[@TENANT] make USER an owner of the NexusFS root of TENANT (default tenant "default"; repeatable)
   --preshared-key K        require "Authorization: Bearer K" (repeatable; any listed key is accepted)
@@ -49,6 +54,10 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     postgres: { type: "string" },
     "postgres-schema": { type: "string" },
     memory: { type: "boolean" },
+    cluster: { type: "string" },
+    "cluster-prefix": { type: "string" },
+    "advertise-url": { type: "string" },
+    "no-shared-cache": { type: "boolean" },
     fs: { type: "string" },
     "fs-owner": { type: "string", multiple: true },
     "preshared-key": { type: "string", multiple: true },
@@ -67,6 +76,12 @@ export async function runServe(args: string[], io: Io): Promise<number> {
   const postgres = stringOption(parsed, "postgres");
   if ([memory, data !== undefined, postgres !== undefined].filter(Boolean).length > 1) {
     throw new UsageError("--data, --postgres and --memory exclude each other");
+  }
+  const cluster = stringOption(parsed, "cluster");
+  if (cluster !== undefined && postgres === undefined) throw new UsageError("--cluster needs --postgres URL");
+  for (const flag of ["cluster-prefix", "advertise-url", "no-shared-cache"]) {
+    if (cluster === undefined && parsed.values[flag] !== undefined)
+      throw new UsageError(`--${flag} needs --cluster`);
   }
   const logLevel = stringOption(parsed, "log-level") ?? "info";
   if (!LOG_LEVELS.has(logLevel as LogLevel))
@@ -102,6 +117,20 @@ export async function runServe(args: string[], io: Io): Promise<number> {
     ...(postgres !== undefined ? { postgres } : memory ? {} : { data: data ?? DEFAULT_DATA_DIR }),
     ...(stringOption(parsed, "postgres-schema") !== undefined
       ? { postgresSchema: stringOption(parsed, "postgres-schema")! }
+      : {}),
+    ...(cluster !== undefined
+      ? {
+          cluster: {
+            redis: cluster,
+            ...(stringOption(parsed, "cluster-prefix") !== undefined
+              ? { prefix: stringOption(parsed, "cluster-prefix")! }
+              : {}),
+            ...(stringOption(parsed, "advertise-url") !== undefined
+              ? { advertiseUrl: stringOption(parsed, "advertise-url")! }
+              : {}),
+            sharedCache: parsed.values["no-shared-cache"] !== true,
+          },
+        }
       : {}),
     presharedKeys: keys,
     ...(origins !== undefined ? { corsOrigins: origins } : {}),

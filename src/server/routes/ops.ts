@@ -3,13 +3,19 @@ import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
 import type { ServerMetrics } from "../metrics.js";
 
-export function opsRoutes(app: FastifyInstance, ctx: ServerContext, metrics: ServerMetrics): void {
+export function opsRoutes(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  metrics: ServerMetrics,
+  /** More fields for /healthz (a cluster member's state). */
+  extra: () => Record<string, unknown> = () => ({}),
+): void {
   app.get("/healthz", async (_request, reply) => {
     if (ctx.closing.signal.aborted || ctx.store.closed) {
       reply.code(503);
-      return { status: "NOT_SERVING" };
+      return { status: "NOT_SERVING", ...extra() };
     }
-    return { status: "SERVING" };
+    return { status: "SERVING", ...extra() };
   });
 
   app.get("/metrics", async (_request, reply) => {
