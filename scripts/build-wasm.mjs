@@ -2,6 +2,8 @@
 // then generates the two runtime tables the loader needs and that must not be committed:
 //   src/wasm/generated/inline.ts  - base64 of every kernel, for bundlers that do not copy .wasm assets
 //   src/wasm/generated/workerd.ts - static `.wasm` imports, because workerd refuses to compile from bytes
+//   src/wasm/generated/urls.ts    - one literal `new URL("../NAME.wasm", import.meta.url)` per kernel, which
+//                                   asset-handling bundlers (Vite, webpack, Parcel) find and emit as files
 // Usage: node scripts/build-wasm.mjs [--debug] [kernel ...]   (naming kernels builds only those; the tables
 // always list every kernel that has both a source in assembly/ and a built .wasm, so one kernel's broken
 // source never stops another's build)
@@ -77,6 +79,15 @@ const table = files.map((f) => `  ${JSON.stringify(f)}: ${ident(f)},`).join("\n"
 writeAtomic(
   join(genDir, "workerd.ts"),
   `${header}${imports}\n\nexport const workerdKernels: Record<string, WebAssembly.Module> = {\n${table}\n};\n`,
+);
+// Literal specifiers, one per kernel: a bundler emits exactly the kernels listed (a template literal would make
+// it glob the folder). Functions, so nothing is resolved until a kernel is loaded.
+const urls = files.map(
+  (f) => `  ${JSON.stringify(f)}: () => new URL(${JSON.stringify(`../${f}.wasm`)}, import.meta.url),`,
+);
+writeAtomic(
+  join(genDir, "urls.ts"),
+  `${header}export const kernelUrls: Record<string, () => URL> = {\n${urls.join("\n")}\n};\n`,
 );
 writeAtomic(
   join(genDir, "names.ts"),

@@ -27,7 +27,6 @@
  * read through `options.readFile` (the CLI passes one that resolves paths next to the store file), so this
  * module stays free of Node APIs.
  */
-import { parse } from "yaml";
 import type { ConditionContext } from "../conditions/cel.js";
 import { createEngine } from "../engine.js";
 import { NexusError } from "../errors.js";
@@ -137,6 +136,8 @@ export async function runStoreTest(
   source: string | object,
   options: StoreTestOptions = {},
 ): Promise<StoreTestReport> {
+  // yaml loads on demand: the browser bundle of the root entry does not carry it for apps that never run this.
+  yaml ??= await import("yaml");
   const store = (typeof source === "string" ? parseText(source, "store file") : source) as RawStore;
   if (store === null || typeof store !== "object") {
     throw new NexusError("invalid_argument", "a store test file must be a YAML or JSON object");
@@ -357,9 +358,13 @@ function toTupleKey(t: RawTuple, where: string): TupleKey {
   return tupleKeyOf(t);
 }
 
+let yaml: typeof import("yaml") | undefined;
+
+/** YAML (or JSON) text; yaml is loaded by runStoreTest before anything here runs. */
 function parseText(text: string, what: string): unknown {
   try {
-    return parse(text);
+    if (yaml === undefined) throw new Error("the yaml parser is not loaded");
+    return yaml.parse(text);
   } catch (cause) {
     throw new NexusError("invalid_argument", `${what} does not parse: ${errorText(cause)}`, undefined, {
       cause,

@@ -30,7 +30,6 @@
  *
  * Owner: the consumer. Breaking out of the loop, `signal`, or the engine closing ends it.
  */
-import { objectsAffectedBy } from "../cache/tiger.js";
 import { type CheckQuery, checkOutcome, TRUE } from "../check/check.js";
 import { Evaluation } from "../check/evaluation.js";
 import { candidateObjects } from "../check/list-objects.js";
@@ -280,6 +279,8 @@ class PermissionWatch {
           for (const object of objects) out.push(this.#change(user, object, "gained", at));
         }
         if (relevant.length === 0) return;
+        // On demand: tiger.ts brings roaring-wasm, which a browser bundle then fetches only when it is needed.
+        const { objectsAffectedBy } = await import("../cache/tiger.js");
         const objects = await objectsAffectedBy(
           ev.reader,
           relevant.map((c) => c.tuple),

@@ -44,7 +44,7 @@ export async function planNativeEsm(metafile: Metafile): Promise<NativeEsmPlan> 
       imports[specifier] = `/${entry}`;
       continue;
     }
-    const names = importedNames(metafile, specifier);
+    const names = await importedNames(metafile, specifier);
     const url = `/deps/${specifier.replace(/[^A-Za-z0-9._-]/g, "_")}.js`;
     const { code } = await bundle({
       entry: `import * as dependency from ${JSON.stringify(specifier)};\nexport const { ${names.join(", ")} } = dependency;\n`,
@@ -74,13 +74,19 @@ function nativeLoadable(metafile: Metafile, entry: string): boolean {
   return true;
 }
 
-/** The names dist/ imports from a package; only `import { a, b as c } from "pkg"` is expected in dist/. */
-function importedNames(metafile: Metafile, specifier: string): string[] {
+/**
+ * The names dist/ imports from a package: from `import { a, b as c } from "pkg"`, or, for a package dist/ only
+ * imports dynamically (`await import("pkg")`, whose names are picked off the namespace at run time), every name
+ * the package exports as Node's ESM loader sees it.
+ */
+async function importedNames(metafile: Metafile, specifier: string): Promise<string[]> {
   const names = new Set<string>();
+  let dynamic = false;
   const quoted = specifier.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   for (const file of Object.keys(metafile.inputs)) {
     if (!file.startsWith("dist/")) continue;
     const source = readFileSync(`${repoRoot}${file}`, "utf8");
+    if (new RegExp(`import\\(\\s*["']${quoted}["']\\s*\\)`).test(source)) dynamic = true;
     for (const statement of source.matchAll(
       new RegExp(`import\\s*([^;]*?)\\s*from\\s*["']${quoted}["']`, "g"),
     )) {
@@ -95,6 +101,11 @@ function importedNames(metafile: Metafile, specifier: string): string[] {
         const name = part.trim().split(/\s+as\s+/)[0];
         if (name) names.add(name);
       }
+    }
+  }
+  if (dynamic) {
+    for (const name of Object.keys((await import(specifier)) as object)) {
+      if (name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name)) names.add(name);
     }
   }
   if (names.size === 0) throw new Error(`found no import of ${specifier} in dist/`);

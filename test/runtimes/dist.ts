@@ -17,11 +17,13 @@ const scenarioExports = ["BloomFilter", "Interner", "MemoTable"] as const;
 const entryFiles = [
   "index.js",
   "wasm/loader.js",
+  "wasm/source.asset.js",
   "wasm/source.browser.js",
   "wasm/source.node.js",
   "wasm/source.workerd.js",
   "wasm/generated/inline.js",
   "wasm/generated/names.js",
+  "wasm/generated/urls.js",
   "wasm/generated/workerd.js",
 ];
 
