@@ -26,7 +26,7 @@ import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createBLAKE3 } from "hash-wasm";
 import { createEngine, type Engine } from "../engine.js";
-import { describe, NexusError } from "../errors.js";
+import { describe, isNexusError, NexusError } from "../errors.js";
 import { nexusFilesystemModel } from "../model/preset.js";
 import { type BlobStore, FsBlobStore } from "../storage/blob-store.js";
 import { openStore } from "../storage/index.js";
@@ -37,9 +37,16 @@ import {
   type TieredStore,
   type TieringPolicy,
 } from "../storage/tiered.js";
-import type { TupleKey } from "../store/tuple.js";
+import { decodeToken } from "../store/token.js";
+import { identityKey, type TupleKey } from "../store/tuple.js";
 import type { TupleStore } from "../store/types.js";
-import { type FsEvent, FsEventLog, type FsWatchRequest } from "./events.js";
+import {
+  type EventSource,
+  type FsEvent,
+  FsEventLog,
+  type FsWatchRequest,
+  type NewFsEvent,
+} from "./events.js";
 import { Journal } from "./journal.js";
 import { globMatcher, isWithin, joinPath, normalizePath, objectOf, parentOf, pathOfObject } from "./paths.js";
 import { type FileStat, notFound, TenantTree, type TreeSnapshot, type Version } from "./tree.js";
@@ -72,6 +79,11 @@ export interface FileSystemOptions {
   readonly maxVersions?: number;
   /** Largest file, in bytes (default and maximum 2 GiB - 1 KiB, the volume store's blob limit). */
   readonly maxFileBytes?: number;
+  /**
+   * Events the change stream keeps (default 10,000), across restarts: a token older than that gets
+   * NexusError "invalid_token" with `details.reason` "expired".
+   */
+  readonly eventRetention?: number;
   /** Journal records between checkpoints (default 10,000). */
   readonly checkpointEvery?: number;
   /** Epoch milliseconds for mtimes (default Date.now). */
@@ -153,11 +165,17 @@ type CommitRecord = CommitOp & {
   tenant: string;
   /** Tuples deleted after the commit (a removed entry's). */
   deleteAfter: TupleKey[];
+  /** The change stream position of its event (reserved before the commit, so it survives with it). */
+  p?: number;
+  /** The tuple changelog revision of the tuples written before the commit (the filesystem's own change). */
+  rev?: number;
 };
 
 interface EndRecord {
   t: "end";
   seq: number;
+  /** The revision of the tuples deleted after the commit. */
+  rev?: number;
 }
 
 type JournalRecord = BeginRecord | CommitRecord | EndRecord;
@@ -205,9 +223,18 @@ export class FileSystem implements AsyncDisposable {
   readonly #onStep: ((step: MutationStep, op: string) => void) | undefined;
   readonly #events: FsEventLog;
   readonly #closing = new AbortController();
-  readonly #watchers: Promise<void>[] = [];
-  /** Tuple changes this filesystem makes itself (the tuple watcher skips them: the operation's event says more). */
-  readonly #ownChanges = new Map<string, number>();
+  /** Following the tuple changelog (permission events). */
+  #follower: Promise<void> = Promise.resolve();
+  /** Revisions of tuple writes this filesystem made (the follower skips them: the operation's event says more). */
+  readonly #ownRevisions: Set<number>;
+  /** The own tuple write in flight: the follower waits for its revision before it judges a change. */
+  #ownWriting: Promise<unknown> = Promise.resolve();
+  /** Tuples the operation a crash cut may have changed, at revisions up to `below` (all its own). */
+  readonly #recovered: { tuples: Set<string>; below: number };
+  /** Changes already in the stream past the cursor (`revision:tuple`): a restart does not report them again. */
+  readonly #reported: Set<string>;
+  #cursorWaiters: { revision: number; resolve: () => void }[] = [];
+  #following = true;
   #seq: number;
   #token: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
@@ -229,6 +256,10 @@ export class FileSystem implements AsyncDisposable {
     seq: number;
     options: FileSystemOptions;
     recovery: RecoveryReport;
+    events: FsEventLog;
+    ownRevisions: Set<number>;
+    recovered: { tuples: Set<string>; below: number };
+    lostCursor: boolean;
   }) {
     this.engine = parts.engine;
     this.#ownsEngine = parts.ownsEngine;
@@ -249,9 +280,22 @@ export class FileSystem implements AsyncDisposable {
     this.#clock = o.clock ?? Date.now;
     this.#onStep = o.testing?.onStep;
     this.#traverse = parts.engine.program.types.get("file")?.relations.has("traverse") ? "traverse" : "read";
-    this.#events = new FsEventLog();
+    this.#events = parts.events;
+    this.#ownRevisions = parts.ownRevisions;
+    this.#recovered = parts.recovered;
+    this.#reported = new Set();
+    for (const r of parts.events.loaded) {
+      if (r.tr !== undefined && r.tr > parts.events.cursor && r.e.change !== undefined) {
+        this.#reported.add(`${r.tr}:${tupleId({ ...r.e.change, tenant: r.e.tenant })}`);
+      }
+    }
     this.#stagingDir = join(parts.dir, "staging");
-    for (const tenant of this.#trees.keys()) this.#watchTuples(tenant);
+    this.#follower = this.#follow(parts.lostCursor)
+      .catch(() => {})
+      .finally(() => {
+        this.#following = false;
+        this.#wakeCursorWaiters(Number.POSITIVE_INFINITY);
+      });
   }
 
   /**
@@ -279,14 +323,19 @@ export class FileSystem implements AsyncDisposable {
   async initTenant(request: { tenant: string; owners: readonly string[] }): Promise<void> {
     const tenant = tenantOf(request.tenant);
     this.#tree(tenant, true);
-    await this.#tupleWrite({
-      writes: request.owners.map((user) => ({
-        user,
-        relation: "direct_owner",
-        object: objectOf("/"),
-        tenant,
-      })),
-      onDuplicate: "ignore",
+    await this.#exclusive(async () => {
+      const existing = await this.#tuplesOf(tenant, "/");
+      const writes: TupleKey[] = request.owners
+        .map((user) => ({ user, relation: "direct_owner", object: objectOf("/"), tenant }))
+        .filter((t) => !existing.some((e) => sameTuple(e, t)));
+      if (writes.length === 0) return;
+      const token = await this.#tupleWrite({ writes, onDuplicate: "ignore" }, true);
+      await this.#events.pushDurable(
+        writes.map((t) => ({
+          event: { kind: "permission", tenant, path: "/", change: changeOf("write", t) },
+          source: { rev: revisionOf(token) },
+        })),
+      );
     });
   }
 
@@ -587,7 +636,12 @@ export class FileSystem implements AsyncDisposable {
       if ((await this.#tuplesOf(tenant, p)).some((t) => sameTuple(t, tuple)))
         return this.#token ?? (await this.engine.token());
       const token = await this.#tupleWrite({ writes: [tuple] }, true);
-      this.#events.push({ kind: "permission", tenant, path: p, change: { op: "write", ...tuple } });
+      await this.#events.pushDurable([
+        {
+          event: { kind: "permission", tenant, path: p, change: changeOf("write", tuple) },
+          source: { rev: revisionOf(token) },
+        },
+      ]);
       return token;
     });
   }
@@ -613,7 +667,12 @@ export class FileSystem implements AsyncDisposable {
         });
       }
       const token = await this.#tupleWrite({ deletes: [tuple] }, true);
-      this.#events.push({ kind: "permission", tenant, path: p, change: { op: "delete", ...tuple } });
+      await this.#events.pushDurable([
+        {
+          event: { kind: "permission", tenant, path: p, change: changeOf("delete", tuple) },
+          source: { rev: revisionOf(token) },
+        },
+      ]);
       return token;
     });
   }
@@ -659,12 +718,15 @@ export class FileSystem implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closing.abort();
     await this.#queue.catch(() => {});
-    await Promise.allSettled(this.#watchers);
+    // Report every permission change made until now, so the cursor kept on disk is exact.
+    await this.#caughtUp();
+    this.#closing.abort();
+    await this.#follower;
     try {
       if (this.#journal.records > 0) await this.#checkpoint();
     } finally {
+      await this.#events.close();
       await this.#journal.close();
       await this.#store.close();
       if (this.#ownsEngine) await this.engine.close();
@@ -877,34 +939,51 @@ export class FileSystem implements AsyncDisposable {
       }
       this.#onStep?.("stored", commit.op);
     }
+    let rev: number | undefined;
     if (wrote.length > 0 || deleted.length > 0) {
-      await this.#tupleWrite(
-        { writes: wrote, deletes: deleted, onDuplicate: "ignore", onMissing: "ignore" },
-        true,
+      rev = revisionOf(
+        await this.#tupleWrite(
+          { writes: wrote, deletes: deleted, onDuplicate: "ignore", onMissing: "ignore" },
+          true,
+        ),
       );
       this.#onStep?.("tuples", commit.op);
     }
+    // The event's position is reserved now and written in the commit: a crash after the commit brings the event
+    // back under the same position at open.
+    const p = this.#events.reserve();
     const record: CommitRecord = {
       ...commit,
       t: "commit",
       seq,
       tenant,
       deleteAfter: effects.deleteAfter ?? [],
+      p,
+      ...(rev !== undefined ? { rev } : {}),
     };
-    await this.#journal.append(record, this.#sync);
+    try {
+      await this.#journal.append(record, this.#sync);
+    } catch (e) {
+      this.#events.skip(p);
+      throw e;
+    }
     const released = this.#apply(record);
+    this.#events.push(eventOf(record), { seq, ...(rev !== undefined ? { rev } : {}) }, p);
     this.#onStep?.("committed", commit.op);
+    let revAfter: number | undefined;
     if (record.deleteAfter.length > 0) {
-      await this.#tupleWrite({ deletes: record.deleteAfter, onMissing: "ignore" }, true);
+      revAfter = revisionOf(
+        await this.#tupleWrite({ deletes: record.deleteAfter, onMissing: "ignore" }, true),
+      );
     }
     await this.#release(released);
     this.#onStep?.("after", commit.op);
     // Only effects after the commit need an end mark; a commit without one is rolled forward, which for an
     // operation with none changes nothing.
     if (record.deleteAfter.length > 0 || released.length > 0) {
-      await this.#journal.append({ t: "end", seq } satisfies EndRecord, false);
+      const end: EndRecord = { t: "end", seq, ...(revAfter !== undefined ? { rev: revAfter } : {}) };
+      await this.#journal.append(end, false);
     }
-    this.#emit(record);
     if (this.#journal.records >= this.#checkpointEvery) await this.#checkpoint();
   }
 
@@ -919,30 +998,6 @@ export class FileSystem implements AsyncDisposable {
     }
   }
 
-  #emit(record: CommitRecord): void {
-    const tenant = record.tenant;
-    switch (record.op) {
-      case "put":
-        this.#events.push({
-          kind: record.created ? "created" : "written",
-          tenant,
-          path: record.path,
-          isDirectory: false,
-          hash: record.hash,
-        });
-        break;
-      case "mkdir":
-        this.#events.push({ kind: "created", tenant, path: record.path, isDirectory: true });
-        break;
-      case "remove":
-        this.#events.push({ kind: "removed", tenant, path: record.path });
-        break;
-      case "rename":
-        this.#events.push({ kind: "renamed", tenant, path: record.to, from: record.from });
-        break;
-    }
-  }
-
   async #tupleWrite(
     request: {
       writes?: TupleKey[];
@@ -952,20 +1007,23 @@ export class FileSystem implements AsyncDisposable {
     },
     own = false,
   ): Promise<string> {
-    if (own) for (const t of [...(request.writes ?? []), ...(request.deletes ?? [])]) this.#markOwn(t);
-    const { token } = await this.engine.write({
+    const writing = this.engine.write({
       ...(request.writes?.length ? { writes: request.writes } : {}),
       ...(request.deletes?.length ? { deletes: request.deletes.map(identityOf) } : {}),
       ...(request.onDuplicate ? { onDuplicate: request.onDuplicate } : {}),
       ...(request.onMissing ? { onMissing: request.onMissing } : {}),
     });
+    if (own) {
+      // The follower may read this write's changes before the await below returns: it waits for this first.
+      this.#ownWriting = writing.then(
+        ({ token }) => this.#ownRevisions.add(revisionOf(token)),
+        () => {},
+      );
+    }
+    const { token } = await writing;
+    if (own) await this.#ownWriting;
     this.#token = token;
     return token;
-  }
-
-  #markOwn(t: TupleKey): void {
-    const key = tupleId(t);
-    this.#ownChanges.set(key, (this.#ownChanges.get(key) ?? 0) + 1);
   }
 
   /** Every tuple whose object is the path. */
@@ -1007,7 +1065,6 @@ export class FileSystem implements AsyncDisposable {
       tree = new TenantTree(tenant);
       if (!create) return tree; // an empty tree, not kept until something is written
       this.#trees.set(tenant, tree);
-      this.#watchTuples(tenant);
     }
     return tree;
   }
@@ -1087,6 +1144,10 @@ export class FileSystem implements AsyncDisposable {
   }
 
   async #checkpoint(): Promise<void> {
+    // The journal's commits leave with this checkpoint: their events (and the cursor past their own tuple
+    // changes) must be on disk first.
+    await this.#caughtUp();
+    await this.#events.flush(true);
     const names = [...this.#trees.keys()];
     const tenants = names.map((name, i) => ({ name, table: "", tree: this.#trees.get(name)!.snapshot(), i }));
     await this.#journal.checkpoint(
@@ -1106,32 +1167,96 @@ export class FileSystem implements AsyncDisposable {
     );
   }
 
-  /** Follows the tenant's tuple changes that did not come from this filesystem: permission events. */
-  #watchTuples(tenant: string): void {
+  /**
+   * Follows the tuple changelog from the stream's cursor: every change this filesystem did not make is a
+   * permission event (of a tenant with a tree). Own changes are known by revision (kept in memory, in the
+   * stream's records and in the journal, so a restart knows them too); the operation a crash cut is known by its
+   * tuples. A changelog that no longer reaches back to the cursor (or another tuple store) gives one event
+   * without a path per tenant: anything may have changed.
+   */
+  async #follow(lost: boolean): Promise<void> {
+    const store = this.engine.store;
     const signal = this.#closing.signal;
-    const run = async () => {
+    if (lost) await this.#lostChanges();
+    let cursor = this.#events.cursor;
+    while (!signal.aborted && !store.closed) {
+      let changes: Awaited<ReturnType<typeof store.changesAfter>>;
+      // Read "now" first: when nothing follows the cursor, nothing up to now does either.
+      const now = await store.currentRevision();
       try {
-        for await (const change of this.engine.watch({ tenant, signal })) {
-          const key = tupleId({ ...change.tuple, tenant });
-          const own = this.#ownChanges.get(key);
-          if (own !== undefined) {
-            if (own <= 1) this.#ownChanges.delete(key);
-            else this.#ownChanges.set(key, own - 1);
-            continue;
-          }
-          const path = pathOfObject(change.tuple.object);
-          this.#events.push({
-            kind: "permission",
-            tenant,
-            ...(path !== undefined ? { path } : {}),
-            change: { op: change.op, ...change.tuple },
-          });
-        }
+        changes = await store.changesAfter(cursor, 512);
       } catch (e) {
-        if (!signal.aborted) throw e;
+        if (!isNexusError(e, "invalid_token")) throw e;
+        cursor = now;
+        await this.#lostChanges(cursor);
+        continue;
       }
-    };
-    this.#watchers.push(run().catch(() => {}));
+      if (changes.length === 0) {
+        if (now > cursor) {
+          cursor = now;
+          this.#events.setCursor(cursor);
+        }
+        this.#wakeCursorWaiters(cursor);
+        await store.waitForRevision(cursor, signal).catch(() => {});
+        continue;
+      }
+      await this.#ownWriting;
+      const items: { event: NewFsEvent; source: EventSource }[] = [];
+      for (const change of changes) {
+        if (this.#ownRevisions.has(change.revision)) continue;
+        const t = change.tuple;
+        const key = identityKey(t);
+        if (change.revision <= this.#recovered.below && this.#recovered.tuples.has(key)) continue;
+        if (this.#reported.delete(`${change.revision}:${key}`)) continue;
+        if (!this.#trees.has(t.tenant)) continue;
+        const path = pathOfObject(t.object);
+        items.push({
+          event: {
+            kind: "permission",
+            tenant: t.tenant,
+            ...(path !== undefined ? { path } : {}),
+            change: changeOf(change.op, {
+              user: t.user,
+              relation: t.relation,
+              object: t.object,
+              tenant: t.tenant,
+              ...(t.subjectTenant !== t.tenant ? { subjectTenant: t.subjectTenant } : {}),
+            }),
+          },
+          source: { tr: change.revision },
+        });
+      }
+      cursor = changes[changes.length - 1]!.revision;
+      for (const r of this.#ownRevisions) if (r <= cursor) this.#ownRevisions.delete(r);
+      if (items.length > 0) await this.#events.pushDurable(items, cursor);
+      else this.#events.setCursor(cursor);
+      this.#wakeCursorWaiters(cursor);
+    }
+  }
+
+  /** One permission event without a path per tenant: the stream could not follow some tuple changes. */
+  async #lostChanges(cursor?: number): Promise<void> {
+    const items = [...this.#trees.keys()].map((tenant) => ({
+      event: { kind: "permission", tenant } as NewFsEvent,
+      source: {},
+    }));
+    if (items.length > 0) await this.#events.pushDurable(items, cursor);
+  }
+
+  /** Resolves once the follower has judged every tuple change committed so far (at once when it has stopped). */
+  async #caughtUp(): Promise<void> {
+    if (this.#closing.signal.aborted || !this.#following) return;
+    const target = await this.engine.store.currentRevision().catch(() => 0);
+    if (this.#events.cursor >= target) return;
+    await new Promise<void>((resolve) => this.#cursorWaiters.push({ revision: target, resolve }));
+  }
+
+  #wakeCursorWaiters(cursor: number): void {
+    this.#cursorWaiters = this.#cursorWaiters.filter((w) => {
+      if (w.revision > cursor) return true;
+      w.resolve();
+      return false;
+    });
   }
 }
 
@@ -1231,7 +1356,12 @@ export async function openFileSystem(options: FileSystemOptions): Promise<FileSy
   }
   let store: TieredStore | undefined;
   let journal: Journal | undefined;
+  let events: FsEventLog | undefined;
   try {
+    events = await FsEventLog.open(join(dir, "events"), {
+      fsync: options.fsync ?? true,
+      ...(options.eventRetention !== undefined ? { retention: options.eventRetention } : {}),
+    });
     store = await openContents(dir, options);
     const opened = await Journal.open<Checkpoint>(join(dir, "meta"));
     journal = opened.journal;
@@ -1265,28 +1395,62 @@ export async function openFileSystem(options: FileSystemOptions): Promise<FileSy
         open = undefined;
       }
     }
+    // The change stream: the tuple revisions that were this filesystem's own writes (the journal and the
+    // stream's records name them), and every commit whose event a crash kept out of the stream.
+    const ownRevisions = new Set<number>();
+    for (const r of events.loaded) if (r.rev !== undefined) ownRevisions.add(r.rev);
+    for (const r of opened.records as JournalRecord[]) {
+      if ((r.t === "commit" || r.t === "end") && r.rev !== undefined) ownRevisions.add(r.rev);
+    }
+    const lostCursor = events.cursorStore !== undefined && events.cursorStore !== engine.store.id;
+    if (events.cursorStore !== engine.store.id) {
+      // A new stream starts at the tuple store's present; another tuple store's revisions mean nothing here.
+      events.resetCursor(await engine.store.currentRevision(), engine.store.id);
+    }
+    const recovered = { tuples: new Set<string>(), below: await engine.store.currentRevision() };
+    for (const r of opened.records as JournalRecord[]) {
+      if (r.t === "commit" && !events.reported(r.seq)) {
+        const source = { seq: r.seq, ...(r.rev !== undefined ? { rev: r.rev } : {}) };
+        if (r.p !== undefined) events.restore(r.p, eventOf(r), source);
+        else events.push(eventOf(r), source);
+      }
+    }
+    events.sealHoles();
     let rolledBack = false;
     let rolledForward = false;
     let releasedKeys = 0;
     if (open !== undefined) {
       const keys = new Set(open.begin?.keys ?? []);
+      // Whatever tuple changes the cut operation made are its own, not permission events.
+      for (const t of [
+        ...(open.begin?.wrote ?? []),
+        ...(open.begin?.deleted ?? []),
+        ...(open.commit?.deleteAfter ?? []),
+      ]) {
+        recovered.tuples.add(tupleId(t));
+      }
       if (open.commit === undefined && open.begin !== undefined) {
         // Cut before its commit: undo the tuple changes it may have made.
         rolledBack = true;
         const { wrote, deleted } = open.begin;
         if (wrote.length > 0 || deleted.length > 0) {
-          await engine.write({
+          const { token } = await engine.write({
             ...(deleted.length ? { writes: deleted } : {}),
             ...(wrote.length ? { deletes: wrote.map(identityOf) } : {}),
             onDuplicate: "ignore",
             onMissing: "ignore",
           });
+          ownRevisions.add(revisionOf(token));
         }
       } else if (open.commit !== undefined) {
         // Cut after its commit: finish what comes after it.
         rolledForward = true;
         if (open.commit.deleteAfter.length > 0) {
-          await engine.write({ deletes: open.commit.deleteAfter.map(identityOf), onMissing: "ignore" });
+          const { token } = await engine.write({
+            deletes: open.commit.deleteAfter.map(identityOf),
+            onMissing: "ignore",
+          });
+          ownRevisions.add(revisionOf(token));
         }
         if (open.commit.op === "put") keys.add(open.commit.hash);
       }
@@ -1324,8 +1488,13 @@ export async function openFileSystem(options: FileSystemOptions): Promise<FileSy
       seq,
       options,
       recovery: { replayed: opened.records.length, rolledBack, rolledForward, releasedKeys },
+      events,
+      ownRevisions,
+      recovered,
+      lostCursor,
     });
   } catch (e) {
+    await events?.close();
     await journal?.close();
     await store?.close();
     if (ownsEngine) await engine.close();
@@ -1438,6 +1607,54 @@ function ancestorsAndSelf(path: string): string[] {
   const out: string[] = [];
   for (let p: string | undefined = path; p !== undefined && p !== "/"; p = parentOf(p)) out.unshift(p);
   return out;
+}
+
+/** The event a committed operation makes. */
+function eventOf(record: CommitRecord): NewFsEvent {
+  const tenant = record.tenant;
+  switch (record.op) {
+    case "put":
+      return {
+        kind: record.created ? "created" : "written",
+        tenant,
+        path: record.path,
+        isDirectory: false,
+        hash: record.hash,
+      };
+    case "mkdir":
+      return { kind: "created", tenant, path: record.path, isDirectory: true };
+    case "remove": {
+      // Who read the entry through a grant on it: told of its removal though they may read nothing else there.
+      const grantees = [
+        ...new Set(
+          record.deleteAfter
+            .filter((t) => t.relation !== "parent")
+            .map((t) => (t.subjectTenant !== undefined ? `${t.subjectTenant}/${t.user}` : t.user)),
+        ),
+      ];
+      return { kind: "removed", tenant, path: record.path, ...(grantees.length > 0 ? { grantees } : {}) };
+    }
+    case "rename":
+      return { kind: "renamed", tenant, path: record.to, from: record.from };
+  }
+}
+
+/** The public form of a tuple change in an event. */
+function changeOf(op: "write" | "delete", t: TupleKey): NonNullable<FsEvent["change"]> {
+  return {
+    op,
+    user: t.user,
+    relation: t.relation,
+    object: t.object,
+    ...(t.subjectTenant !== undefined && t.subjectTenant !== t.tenant
+      ? { subjectTenant: t.subjectTenant }
+      : {}),
+  };
+}
+
+/** The tuple store revision a write's token names. */
+function revisionOf(token: string): number {
+  return decodeToken(token).revision;
 }
 
 function identityOf(t: TupleKey) {

@@ -149,12 +149,14 @@ export class Journal implements AsyncDisposable {
   }
 }
 
-function formatLine(record: unknown): string {
+/** One record as a journal line: `crc32 <TAB> json <LF>`. */
+export function formatLine(record: unknown): string {
   const json = JSON.stringify(record);
   return `${crc32(json).toString(16)}\t${json}\n`;
 }
 
-function parseLine(line: string): unknown {
+/** A journal line's record (without its newline), or undefined when it is torn or fails its checksum. */
+export function parseLine(line: string): unknown {
   const tab = line.indexOf("\t");
   if (tab < 0) return undefined;
   const json = line.slice(tab + 1);

@@ -3,9 +3,11 @@
  * step of each kind of mutation. After reopening: every acknowledged operation is there, every visible file has
  * its bytes, no stored content lacks a record that holds it, no tuple names a path that is gone, and permissions
  * (in the durable tuple store) survived. The writer demotes some contents to the warm and cold tiers as it goes, so
- * a kill can also cut a tier move.
+ * a kill can also cut a tier move. The change stream is checked too: one event per acknowledged operation, no
+ * gap, no duplicate.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import type { FsEvent } from "../../src/fs/events.js";
 import { type FileSystem, openFileSystem } from "../../src/fs/filesystem.js";
 import { Child } from "../storage/child.js";
 import { tempDir } from "./helpers.js";
@@ -79,6 +81,34 @@ async function verify(fs: FileSystem, lines: string[]) {
   const bob = fs.as({ user: "user:bob", tenant: "acme" });
   for (const path of shared) if (files.has(path) && listed.includes(path)) await bob.read(path);
   expect(fs.tuplesDurable).toBe(true);
+  // The change stream survived the kill: from its start, the root's owner grant, "/w", then one event per
+  // acknowledged operation in order, and at most one more (the cut operation, when it committed).
+  const streamed: FsEvent[] = [];
+  const end = await fs.currentToken();
+  for await (const e of fs.watch({ after: `${end.split(".")[0]}.0` })) {
+    streamed.push(e);
+    if (e.token === end) break;
+  }
+  const want: string[][] = [
+    ["permission", "/"],
+    ["created", "/w"],
+  ];
+  const live = new Set<string>();
+  for (const line of lines) {
+    const [what, a, b] = line.split(" ");
+    if (what === "put") want.push([live.has(a!) ? "written" : "created", a!]);
+    if (what === "put") live.add(a!);
+    if (what === "rm") want.push(["removed", a!]);
+    if (what === "rm") live.delete(a!);
+    if (what === "mv") want.push(["renamed", b!]);
+    if (what === "mv") live.delete(a!);
+    if (what === "mv") live.add(b!);
+    if (what === "share") want.push(["permission", a!]);
+  }
+  const got = streamed.map((e) => [e.kind, e.path ?? ""]);
+  expect(got.slice(0, want.length)).toEqual(want);
+  expect(got.length - want.length).toBeLessThanOrEqual(1);
+  expect(got.length - want.length).toBeGreaterThanOrEqual(0);
 }
 
 async function crashOnce(step: string, at: number, ackTarget: number) {
