@@ -4,10 +4,11 @@
  * so a browser resolver finds nothing: the build fails rather than shipping Node code).
  * Needs dist/ (`npm run build`): bundlers resolve the package through package.json to dist/.
  */
-import { stop as stopEsbuild } from "esbuild";
+import { gzipSync } from "node:zlib";
+import { build, stop as stopEsbuild } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Bundle, bundle } from "../runtimes/bundle.js";
-import { assertDistBuilt } from "../runtimes/dist.js";
+import { assertDistBuilt, repoRoot } from "../runtimes/dist.js";
 import {
   isNodeBuiltin,
   keepsDynamicRequire,
@@ -71,5 +72,58 @@ describe("Node-only entries for the browser", () => {
   it("the same entries do resolve for Node, so the failure above is the conditions at work", async () => {
     const node = await bundle({ entry: 'export * from "nexus-fast/node";', platform: "node" });
     expect(node.inputs).toContain("dist/node.js");
+  });
+});
+
+/**
+ * What an app loads at start from the root entry, bundled as the README's esbuild recipe does (minified,
+ * --splitting, browser conditions): the entry chunk and every chunk it imports statically. Parts only some apps
+ * need are behind dynamic imports and so in chunks loaded on demand. Measured 417 KiB / 135 KiB gzipped
+ * (scripts/bundle-size.mjs); the budget leaves a little room and fails the build of anything that grows past it.
+ */
+const ROOT_BUDGET = { minified: 460 * 1024, gzipped: 150 * 1024 };
+const ON_DEMAND = /node_modules\/(@openfga\/syntax-transformer|antlr4|ajv|roaring-wasm|yaml)\//;
+
+describe("the root entry's size in a browser app (esbuild --minify --splitting)", () => {
+  it(`stays within ${ROOT_BUDGET.minified / 1024} KiB minified, ${ROOT_BUDGET.gzipped / 1024} KiB gzipped; the DSL parser, roaring-wasm and yaml load on demand`, async () => {
+    const outdir = `${repoRoot}out`;
+    const result = await build({
+      stdin: { contents: 'export * from "nexus-fast";', resolveDir: repoRoot, loader: "js" },
+      absWorkingDir: repoRoot,
+      bundle: true,
+      minify: true,
+      splitting: true,
+      write: false,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      metafile: true,
+      outdir,
+      logLevel: "silent",
+    });
+    const outputs = result.metafile.outputs;
+    const eager = new Set<string>();
+    // Chunks reached by a dynamic import are entry points too; the app's own entry is the stdin one.
+    const pending = Object.keys(outputs).filter((o) => outputs[o]?.entryPoint === "<stdin>");
+    expect(pending).toHaveLength(1);
+    while (pending.length > 0) {
+      const output = pending.pop()!;
+      if (eager.has(output)) continue;
+      eager.add(output);
+      for (const i of outputs[output]!.imports) if (i.kind === "import-statement") pending.push(i.path);
+    }
+    const inputsOf = (names: string[]) => names.flatMap((o) => Object.keys(outputs[o]!.inputs));
+    const lazy = Object.keys(outputs).filter((o) => !eager.has(o));
+    // Nothing heavy that only some apps use is in what loads at start; each of them is in a chunk on demand.
+    expect(inputsOf([...eager]).filter((input) => ON_DEMAND.test(input))).toEqual([]);
+    for (const name of ["@openfga/syntax-transformer", "antlr4", "roaring-wasm", "yaml"]) {
+      expect(inputsOf(lazy).some((input) => input.includes(`node_modules/${name}/`))).toBe(true);
+    }
+    const start = Buffer.concat(
+      result.outputFiles.filter((f) => eager.has(f.path.slice(repoRoot.length))).map((f) => f.contents),
+    );
+    expect(start.length).toBeGreaterThan(100 * 1024); // the measurement found the entry's code
+    expect(start.length).toBeLessThanOrEqual(ROOT_BUDGET.minified);
+    expect(gzipSync(start).length).toBeLessThanOrEqual(ROOT_BUDGET.gzipped);
   });
 });
