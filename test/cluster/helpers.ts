@@ -220,3 +220,64 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * A client-side load balancer as a tiny HTTP proxy: each request goes to a member picked at random from
+ * `targets()` (an application's balancer list); a member that cannot be reached answers 502, which the OpenFGA SDK
+ * retries (against another random member). Lets unchanged SDK code (test/server/helpers.ts) hit a random member
+ * per request.
+ */
+export async function startBalancer(
+  targets: () => readonly string[],
+): Promise<{ url: string; close(): Promise<void> }> {
+  const { createServer: createHttpServer, request: httpRequest, Agent } = await import("node:http");
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const server = createHttpServer((req, res) => {
+    const list = targets();
+    const target = new URL(req.url ?? "/", list[Math.floor(Math.random() * list.length)]!);
+    const upstream = httpRequest(
+      target,
+      { method: req.method, headers: { ...req.headers, host: target.host }, agent },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => {
+      if (!res.headersSent) {
+        res.writeHead(502, { "content-type": "application/json" });
+        res.end('{"code":"unavailable","message":"member unreachable"}');
+      } else {
+        res.destroy();
+      }
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** GET a member's /healthz. */
+export async function health(
+  url: string,
+): Promise<{ status: string; cluster?: { redis: string; members: number; degraded: boolean } }> {
+  const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+  return (await response.json()) as never;
+}
+
+/** One metric's value from a member's /metrics (the first line starting with `name`). */
+export async function metric(url: string, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+  const line = text.split("\n").find((l) => l.startsWith(name));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
