@@ -12,6 +12,7 @@ import { HELP, helpFor } from "./commands/help.js";
 import { runMount } from "./commands/mount.js";
 import { runPreset } from "./commands/preset.js";
 import { runServe } from "./commands/serve.js";
+import { runStorage } from "./commands/storage.js";
 import { runTest } from "./commands/test.js";
 import { runWrite } from "./commands/write.js";
 
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   write: runWrite,
   mount: runMount,
   preset: runPreset,
+  storage: runStorage,
   playground: (args, io) => import("./commands/playground.js").then((m) => m.runPlayground(args, io)),
 };
 

@@ -85,14 +85,15 @@ function contextualOf(raw: Raw, where: string): TupleKey[] | undefined {
 /** Tuples named by `tuples`, `tuple_file` and `tuple_files` of one level of the file. */
 async function tuplesOf(raw: Raw, base: string, where: string): Promise<FileTuple[]> {
   const out: FileTuple[] = [];
-  if (raw.tuples !== undefined && raw.tuples !== null) out.push(...tuplesFrom(raw.tuples, `${where}.tuples`));
+  if (raw.tuples !== undefined && raw.tuples !== null)
+    for (const t of tuplesFrom(raw.tuples, `${where}.tuples`)) out.push(t);
   const files = [
     ...(typeof raw.tuple_file === "string" ? [raw.tuple_file] : []),
     ...list(raw.tuple_files, `${where}.tuple_files`, where),
   ];
   for (const file of files) {
     if (typeof file !== "string") throw bad(where, `tuple file names must be strings, got ${describe(file)}`);
-    out.push(...(await loadTuples(containedPath(base, file, "tuple file"))));
+    for (const t of await loadTuples(containedPath(base, file, "tuple file"))) out.push(t);
   }
   return out;
 }

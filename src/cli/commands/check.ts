@@ -37,7 +37,7 @@ export async function runCheck(args: string[], io: Io): Promise<number> {
   const modelPath = stringOption(parsed, "model");
   const tuples: FileTuple[] = [];
   for (const path of (parsed.values.tuples as string[] | undefined) ?? [])
-    tuples.push(...(await loadTuples(path)));
+    for (const t of await loadTuples(path)) tuples.push(t);
   const context = jsonObjectOption(parsed, "context");
   const tenant = stringOption(parsed, "tenant");
   const subjectTenant = stringOption(parsed, "subject-tenant");

@@ -3,6 +3,7 @@ import { MOUNT_HELP } from "./mount.js";
 import { PLAYGROUND_HELP } from "./playground.js";
 import { PRESET_HELP } from "./preset.js";
 import { SERVE_HELP } from "./serve.js";
+import { STORAGE_HELP } from "./storage.js";
 
 export const HELP = `nexus-fast: Zanzibar-style permissions for agent filesystems (OpenFGA, SpiceDB and Nexus models)
 
@@ -20,6 +21,8 @@ Commands:
   mount --data DIR --user S <mountpoint>
                                Mount a NexusFS with FUSE as one user (permissions enforced per call)
   preset [--json]              Print the built-in Nexus filesystem model that check uses without --model
+  storage <compact|scrub|tier> (--store DIR | --data DIR)
+                               Compact volumes, scrub every stored object, or run a tiering pass (progress bars)
   playground [--port N]        Serve the in-browser playground (the engine runs in the page) on 127.0.0.1
   help [command]               Show help for a command
 
@@ -33,6 +36,7 @@ const COMMAND_HELP: Record<string, string> = {
   mount: MOUNT_HELP,
   playground: PLAYGROUND_HELP,
   preset: PRESET_HELP,
+  storage: STORAGE_HELP,
   demo: `Usage: nexus-fast demo [--files N] [--bulk N] [--seed N] [--expire-ms N] [--fs-files N] [--data DIR]
 
 Builds a realistic Nexus filesystem with the built-in Nexus preset model: two tenants, teams nested five deep,
