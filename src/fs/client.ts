@@ -232,8 +232,13 @@ export class FsClient implements AsyncDisposable {
 
   async #follow(after: string): Promise<void> {
     try {
-      for await (const event of this.#backend.watch({ after, signal: this.#stop.signal })) {
-        this.#apply(event);
+      for await (const event of this.#backend.watch({
+        after,
+        signal: this.#stop.signal,
+        caller: this.caller,
+      })) {
+        // A position event only says how far the caller's filtered stream has got.
+        if (event.kind !== "position") this.#apply(event);
         this.#lastToken = event.token;
         this.#waiters = this.#waiters.filter((w) => {
           if (position(w.token) > position(event.token)) return true;

@@ -22,7 +22,11 @@ import { join } from "node:path";
 import { NexusError } from "../errors.js";
 import { formatLine, parseLine, writeSynced } from "./journal.js";
 
-export type FsEventKind = "created" | "written" | "removed" | "renamed" | "permission";
+/**
+ * `position` appears only in a stream filtered for one caller: events up to its token happened that the caller
+ * may not see (it carries no path and no tenant; a client just moves its token).
+ */
+export type FsEventKind = "created" | "written" | "removed" | "renamed" | "permission" | "position";
 
 export interface FsEvent {
   readonly token: string;
@@ -57,6 +61,9 @@ export interface FsWatchRequest {
   readonly after?: string;
   readonly signal?: AbortSignal;
 }
+
+/** What one caller may see of an event: the event (or a redacted form of it), or undefined to hide it. */
+export type EventFilter = (event: FsEvent) => Promise<FsEvent | undefined>;
 
 /** Where an event came from, kept with it so a restart can tell what is already in the stream. */
 export interface EventSource {
@@ -333,10 +340,14 @@ export class FsEventLog implements AsyncDisposable {
   }
 
   /** The events after `request.after`; a token it refuses is refused here, before any event is awaited. */
-  watch(request: FsWatchRequest, closing: AbortSignal): AsyncGenerator<FsEvent, void, undefined> {
+  watch(
+    request: FsWatchRequest,
+    closing: AbortSignal,
+    filter?: EventFilter,
+  ): AsyncGenerator<FsEvent, void, undefined> {
     const next = request.after === undefined ? this.#visibleEnd : this.#positionAfter(request.after);
     if (next < this.#first) throw this.#expired(request.after);
-    return this.#from(next, request.signal, closing);
+    return this.#from(next, request.signal, closing, filter);
   }
 
   async close(): Promise<void> {
@@ -447,15 +458,35 @@ export class FsEventLog implements AsyncDisposable {
     start: number,
     signal: AbortSignal | undefined,
     closing: AbortSignal,
+    filter: EventFilter | undefined,
   ): AsyncGenerator<FsEvent, void, undefined> {
     let next = start;
+    /** The newest event hidden from this caller since the last one it was given. */
+    let hidden: string | undefined;
     while (!closing.aborted && !signal?.aborted && !this.#closed) {
       // A reader slower than the retention loses its place.
       if (next < this.#first) throw this.#expired(`${this.id}.${next - 1}`);
       if (next < this.#visibleEnd) {
         const event = this.#events[next - this.#first];
         next++;
-        if (event) yield event;
+        if (!event) continue;
+        if (filter === undefined) {
+          yield event;
+          continue;
+        }
+        const shown = await filter(event);
+        if (shown === undefined) {
+          hidden = event.token;
+        } else {
+          hidden = undefined;
+          yield shown;
+        }
+        continue;
+      }
+      if (hidden !== undefined) {
+        // Caught up: say how far, so a caller waiting for a token is not left waiting on hidden events.
+        yield { token: hidden, kind: "position", tenant: "" };
+        hidden = undefined;
         continue;
       }
       await new Promise<void>((resolve) => {

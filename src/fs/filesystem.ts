@@ -679,9 +679,17 @@ export class FileSystem implements AsyncDisposable {
 
   // ---- change stream -------------------------------------------------------------------------------------------
 
-  /** File events after `after` (default: from now), in order; ends on close() or `signal`. */
-  watch(request: FsWatchRequest = {}): AsyncGenerator<FsEvent, void, undefined> {
-    return this.#events.watch(request, this.#closing.signal);
+  /**
+   * File events after `after` (default: from now), in order; ends on close() or `signal`. With `caller`, only
+   * what that caller may see (see #visibleTo), and `position` events where hidden ones were passed over.
+   */
+  watch(request: FsWatchRequest & { caller?: Caller } = {}): AsyncGenerator<FsEvent, void, undefined> {
+    const c = request.caller === undefined ? undefined : callerOf(request.caller);
+    return this.#events.watch(
+      request,
+      this.#closing.signal,
+      c === undefined ? undefined : (event) => this.#visibleTo(c, event),
+    );
   }
 
   /** A token for "now": events after it are the ones still to come. */
@@ -739,6 +747,59 @@ export class FileSystem implements AsyncDisposable {
   }
 
   // ---- internals: checks -----------------------------------------------------------------------------------------
+
+  /**
+   * What of an event one caller may see, judged when it is delivered:
+   * - created, written: the caller may read the path;
+   * - removed: the caller may read its directory, or had a grant on the entry itself (`grantees`);
+   * - renamed: the caller may read the new path, or the old path's directory;
+   * - permission: the change names the caller, or the caller may read the path; a change whose subject is a
+   *   group or a userset (it may reach the caller through a membership) or that has no path is passed on
+   *   redacted, as "something changed" in that tenant (a client drops its caches), naming neither path nor
+   *   subject.
+   * Anything else is hidden. `grantees` never leaves here.
+   */
+  async #visibleTo(c: Required<Caller>, e: FsEvent): Promise<FsEvent | undefined> {
+    if (this.#closed) return undefined;
+    const may = async (path: string | undefined) =>
+      path !== undefined && (await this.#allowed(c, "read", e.tenant, path).catch(() => false));
+    switch (e.kind) {
+      case "created":
+      case "written":
+        return (await may(e.path)) ? e : undefined;
+      case "removed": {
+        const { grantees, ...rest } = e;
+        const named = grantees?.some(
+          (g) => g === `${c.tenant}/${c.user}` || (g === c.user && c.tenant === e.tenant),
+        );
+        return named || (await may(parentOf(e.path!))) ? rest : undefined;
+      }
+      case "renamed":
+        return (await may(e.path)) || (await may(parentOf(e.from!))) ? e : undefined;
+      case "permission": {
+        const change = e.change;
+        if (
+          change !== undefined &&
+          change.user === c.user &&
+          (change.subjectTenant ?? e.tenant) === c.tenant
+        ) {
+          return e;
+        }
+        if (await may(e.path)) return e;
+        if (
+          change === undefined ||
+          e.path === undefined ||
+          change.user.includes("#") ||
+          change.user.startsWith("group:")
+        ) {
+          return { token: e.token, kind: "permission", tenant: e.tenant };
+        }
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
+  }
 
   #subject(c: Required<Caller>, tenant: string) {
     return {

@@ -111,12 +111,15 @@ export class HttpFileSystem {
     return this.#grant("unshare", caller, path, grant, o);
   }
 
-  /** The server's change stream (NDJSON), pushed as events commit; ends with `signal` or the server. */
-  async *watch(request: FsWatchRequest = {}): AsyncGenerator<FsEvent, void, undefined> {
+  /**
+   * The server's change stream (NDJSON), pushed as events commit, filtered for `caller` (the server requires
+   * one: it shows each caller only what it may see); ends with `signal` or the server.
+   */
+  async *watch(request: FsWatchRequest & { caller?: Caller } = {}): AsyncGenerator<FsEvent, void, undefined> {
     const response = await this.#fetch(
       "GET",
       `/fs/watch?${query({ after: request.after })}`,
-      undefined,
+      request.caller,
       undefined,
       request.signal,
     );

@@ -15,11 +15,12 @@
  * GET    /fs/versions?path=&tenant=        { versions }
  * POST   /fs/share, /fs/unshare  { path, user, relation, subject_tenant?, tenant? } -> { token }
  * GET    /fs/token                         { token } (the change stream's position now)
- * GET    /fs/watch?after=                  NDJSON, one FsEvent a line, until the client or the server goes
+ * GET    /fs/watch?after=                  NDJSON, one FsEvent a line, until the client or the server goes: only
+ *                                          what the caller may see (FileSystem.watch with `caller`), and
+ *                                          `position` lines where hidden events were passed over
  *
  * Errors are `{ code, message }` with the NexusError code: 403 permission_denied, 404 not_found, 409
  * already_exists / not_a_directory / is_a_directory / not_empty, 400 invalid_argument / invalid_token.
- * The change stream is not filtered per user: it names the paths of every tenant's changes, for trusted clients.
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -162,7 +163,8 @@ export function fileRoutes(app: FastifyInstance, fs: FileSystem): void {
         streams.add(stop);
         request.raw.on("close", () => stop.abort());
         // A token the stream no longer knows fails here, before the response starts.
-        const events = fs.watch({ ...(q.after ? { after: q.after } : {}), signal: stop.signal });
+        const caller = callerOf(request);
+        const events = fs.watch({ ...(q.after ? { after: q.after } : {}), signal: stop.signal, caller });
         async function* lines(): AsyncGenerator<string> {
           try {
             for await (const event of events) yield `${JSON.stringify(event)}\n`;
