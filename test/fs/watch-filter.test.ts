@@ -68,7 +68,13 @@ function collect(remote: HttpFileSystem, caller: Caller, after: string) {
       if (!stop.signal.aborted) throw e;
     }
   })();
-  return { events, stop: () => (stop.abort(), done) };
+  return {
+    events,
+    stop: () => {
+      stop.abort();
+      return done;
+    },
+  };
 }
 
 it("shows each user only the events it may see, over a real server process", async () => {
