@@ -379,6 +379,11 @@ export class Engine implements AsyncDisposable {
     });
     // Read-your-writes: every read from now on sees this revision (no store call needed to learn it).
     this.#known.advance(result.revision);
+    // The WASM graphs take the write now, in slices, so no later request waits for it (or for a first build).
+    await this.#fast?.follow(
+      [...normalizedWrites, ...normalizedDeletes].map((t) => t.tenant),
+      result.revision,
+    );
     return { token: encodeToken(this.store.id, result.revision), revision: result.revision };
   }
 

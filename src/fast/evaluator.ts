@@ -32,6 +32,21 @@ const UNKNOWN_SUBJECT = 0xfffffffd;
 /** Words per request record of eval_check_many. */
 const RECORD_WORDS = 9;
 const CHANGES_PAGE = 4096;
+/** Tuples a build applies between returns to the event loop (a slice takes a few milliseconds). */
+const BUILD_SLICE = 4096;
+/** A graph's revision while a revision's changes are half applied (no request's revision equals it). */
+const MID_REVISION = -1;
+
+/**
+ * Back to the event loop (a macrotask, so timers and I/O run) between slices of a build or an advance:
+ * setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd).
+ */
+const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+    if (immediate !== undefined) immediate(resolve);
+    else setTimeout(resolve, 0);
+  });
 
 export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
 
@@ -265,6 +280,26 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   clearPlans(): void {
     for (const state of this.#tenants.values()) {
       if (state.graph !== undefined) this.kernel.exports.graph_clear_plans(state.graph.pointer);
+    }
+  }
+
+  /**
+   * Brings the graphs of `tenants` to `revision` right after a write (the engine calls it before acknowledging
+   * one), so the changes are applied in slices at write time and no later request pays for them or for a first
+   * build. A tenant without a graph gets one, built in slices that yield to the event loop. Errors are left to the
+   * next request's own graphAt (which retries or routes), never thrown here: the write itself succeeded.
+   */
+  async follow(tenants: Iterable<string>, revision: Revision): Promise<void> {
+    if (this.#closed) return;
+    // Once back to the event loop per write: a caller loading in a loop of awaited writes would otherwise hold
+    // it for the whole load (promise continuations never let timers or I/O run).
+    await yieldToLoop();
+    if (this.#closed) return;
+    for (const tenant of new Set(tenants)) {
+      const graph = this.#tenants.get(tenant)?.graph;
+      if (graph !== undefined && graph.revision >= revision) continue;
+      await this.graphAt(tenant, revision);
+      if (this.#closed) return;
     }
   }
 
@@ -549,11 +584,20 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       if (this.#closed || graph.disposed) return;
       if (changes.length === 0) break;
       try {
+        let applied = 0;
         for (const change of changes) {
           if (change.revision > revision) break;
           if (change.tuple.tenant === tenant) {
             graph.apply(change.tuple, change.op);
             this.stats.changesApplied++;
+            if (++applied % BUILD_SLICE === 0) {
+              // A write of many tuples is one revision: apply it in slices, back to the event loop between
+              // them. Meanwhile the graph is between revisions, so it answers none (MID_REVISION): requests wait
+              // for this advance in graphAt.
+              graph.revision = MID_REVISION;
+              await yieldToLoop();
+              if (this.#closed || graph.disposed) return;
+            }
           }
           after = change.revision;
         }
@@ -566,6 +610,8 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       // Pages never split a revision, so the graph is exactly at `after` now.
       graph.revision = after;
       if (changes[changes.length - 1]!.revision >= revision) break;
+      await yieldToLoop();
+      if (this.#closed || graph.disposed) return;
     }
     // Every change up to `revision` is applied (revisions without a change to this tenant included).
     graph.revision = revision;
@@ -586,7 +632,17 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       // A bulk load: the Leopard index is built once, at its first question, not edge by edge.
       graph.deferLeopard();
       try {
-        for (const t of tuples) graph.apply(t, "write");
+        // In slices: a million tuples applied in one go held the event loop for seconds.
+        for (let i = 0; i < tuples.length; i++) {
+          graph.apply(tuples[i]!, "write");
+          if ((i + 1) % BUILD_SLICE === 0) {
+            await yieldToLoop();
+            if (this.#closed) {
+              graph.dispose();
+              return undefined;
+            }
+          }
+        }
       } catch (error) {
         graph.dispose();
         throw error;
