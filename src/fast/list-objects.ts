@@ -8,6 +8,7 @@ import { check } from "../check/check.js";
 import type { Evaluation } from "../check/evaluation.js";
 import { candidateObjects, type ListObjectsQuery } from "../check/list-objects.js";
 import { NexusError } from "../errors.js";
+import type { Program, Rewrite } from "../model/program.js";
 import type { FastEvaluator } from "./evaluator.js";
 
 export async function listObjectsFast(
@@ -30,4 +31,26 @@ export async function listObjectsFast(
     if (allowed) result.push(object);
   }
   return result.sort();
+}
+
+/**
+ * Whether the reverse expansion's candidates (src/check/list-objects.ts) are exactly the answer of list objects
+ * in this program, so no candidate needs a check: every rewrite is a union of direct, computed and
+ * tuple-to-userset parts (no intersection, exclusion or `.all` arrow, which can take away what expansion
+ * reached), no condition exists (a conditional tuple's outcome depends on the request's context), and the
+ * program follows OpenFGA's rules (SpiceDB arrows over userset subjects are left to per-candidate checks).
+ * Each reverse step then mirrors a forward step of check: a candidate was reached along a chain of tuples that
+ * check can walk back. Callers still need the subject to be a plain object in the request's own tenant, no
+ * contextual tuples, and tuples shallower than the depth limit (or check could say resolution_too_complex).
+ */
+export function reverseExpansionIsExact(program: Program): boolean {
+  if (program.format === "spicedb" || program.conditions.size > 0) return false;
+  const unionOnly = (rw: Rewrite): boolean =>
+    rw.kind === "union"
+      ? rw.children.every(unionOnly)
+      : rw.kind !== "intersection" && rw.kind !== "exclusion" && !(rw.kind === "ttu" && rw.all === true);
+  for (const type of program.types.values()) {
+    for (const relation of type.relations.values()) if (!unionOnly(relation.rewrite)) return false;
+  }
+  return true;
 }
