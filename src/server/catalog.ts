@@ -60,8 +60,10 @@ export class Catalog {
   readonly #persistence: CatalogPersistence | undefined;
   readonly #clock: () => number;
   readonly #nextId = monotonicFactory();
-  /** The last save in flight; each save starts after the previous one. */
+  /** The last save (or refresh) in flight; each starts after the previous one. */
   #saving: Promise<void> = Promise.resolve();
+  /** A refresh waiting for the saves before it. */
+  #queuedRefresh: Promise<void> | undefined;
 
   private constructor(options: CatalogOptions) {
     this.#persistence = options.persistence;
@@ -76,10 +78,25 @@ export class Catalog {
     return catalog;
   }
 
-  /** Reads what other servers sharing the persistence changed (nothing to do for a catalog of its own). */
-  async refresh(): Promise<void> {
-    const text = await this.#persistence?.changed?.();
-    if (text !== undefined) this.#replace(text);
+  /**
+   * Reads what other servers sharing the persistence changed (nothing to do for a catalog of its own). Runs after
+   * this process's changes in flight — a read overlapping one could bring back the catalog from before it — and
+   * callers arriving while one waits to start share it.
+   */
+  refresh(): Promise<void> {
+    const changed = this.#persistence?.changed?.bind(this.#persistence);
+    if (changed === undefined) return Promise.resolve();
+    if (this.#queuedRefresh !== undefined) return this.#queuedRefresh;
+    const run = this.#saving
+      .catch(() => undefined)
+      .then(async () => {
+        this.#queuedRefresh = undefined;
+        const text = await changed();
+        if (text !== undefined) this.#replace(text);
+      });
+    this.#queuedRefresh = run;
+    this.#saving = run.catch(() => undefined);
+    return run;
   }
 
   async createStore(name: string): Promise<StoreRecord> {
