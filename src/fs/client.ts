@@ -25,6 +25,7 @@ export type FsBackend = Pick<
   | "list"
   | "readWithStat"
   | "write"
+  | "assertWritable"
   | "append"
   | "mkdir"
   | "remove"
@@ -163,6 +164,11 @@ export class FsClient implements AsyncDisposable {
     const stat = await this.#backend.write(this.caller, path, data, options);
     this.#changed(this.#tenant(options), stat.path);
     return stat;
+  }
+
+  /** Refuses as a write would, without writing (not cached: it is asked right before a write). */
+  assertWritable(path: string, options: TargetOptions = {}): Promise<void> {
+    return this.#backend.assertWritable(this.caller, path, options);
   }
 
   async append(path: string, data: FileData, options: TargetOptions = {}): Promise<FileStat> {

@@ -469,6 +469,22 @@ export class FileSystem implements AsyncDisposable {
     }
   }
 
+  /**
+   * Refuses as write() would, without writing: `write` on the file, or on its directory (which must exist) to
+   * create it. For a client that opens a file now and stores it later (the FUSE mount's create).
+   */
+  async assertWritable(caller: Caller, path: string, options: TargetOptions = {}): Promise<void> {
+    const c = callerOf(caller);
+    const { tenant, p } = this.#target(c, path, options);
+    const tree = this.#tree(tenant);
+    const kind = tree.kindOf(p);
+    if (kind === "directory" || p === "/")
+      throw new NexusError("is_a_directory", `${p} is a directory`, { path: p });
+    if (kind === "file") return this.#require(c, "write", tenant, p);
+    await this.#require(c, "write", tenant, parentOf(p)!);
+    this.#assertDirectory(tree, tenant, parentOf(p)!);
+  }
+
   /** Appends to a file (creating it when missing): a new version holding the old content then `data`. */
   async append(caller: Caller, path: string, data: FileData, options: TargetOptions = {}): Promise<FileStat> {
     const c = callerOf(caller);

@@ -67,6 +67,10 @@ export class HttpFileSystem {
     return this.#json("PUT", `/fs/file?${query({ path, ...o })}`, caller, bodyOf(data)) as Promise<FileStat>;
   }
 
+  async assertWritable(caller: Caller, path: string, o: TargetOptions = {}): Promise<void> {
+    await this.#json("GET", `/fs/writable?${query({ path, ...o })}`, caller);
+  }
+
   append(caller: Caller, path: string, data: FileData, o: TargetOptions = {}): Promise<FileStat> {
     return this.#json(
       "POST",

@@ -6,7 +6,9 @@
  *
  * FUSE callbacks run on the Node event loop: a process that has a mount must not block its loop on a system call
  * into that mount (execSync of `ls` on it deadlocks); use async child processes or another process.
- * Writes are buffered per open file and stored as one new version on release (close).
+ * Writes are buffered per open file and stored as one new version on flush or release (close). A file created
+ * through the mount is checked when it is created and stored on its first flush, so `cp` and `echo >` make one
+ * version holding the content.
  */
 import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
@@ -81,6 +83,8 @@ interface Handle {
   bytes: Uint8Array | undefined;
   length: number;
   dirty: boolean;
+  /** Created through this handle and not stored yet: the file exists only here until flush or release. */
+  created?: boolean;
 }
 
 export class Mount implements AsyncDisposable {
@@ -117,10 +121,38 @@ export class Mount implements AsyncDisposable {
       uid,
       gid,
     });
-    const newHandle = (path: string, bytes: Uint8Array | undefined, dirty: boolean): number => {
+    const newHandle = (
+      path: string,
+      bytes: Uint8Array | undefined,
+      dirty: boolean,
+      created = false,
+    ): number => {
       const fd = self.mount!.#nextFd++;
-      handles().set(fd, { path, bytes, length: bytes?.length ?? 0, dirty });
+      handles().set(fd, { path, bytes, length: bytes?.length ?? 0, dirty, ...(created ? { created } : {}) });
       return fd;
+    };
+    /** A file created here and not stored yet, by path (its stat comes from the handle). */
+    const pending = (path: string): Handle | undefined => {
+      for (const h of handles().values()) if (h.created && h.path === path) return h;
+      return undefined;
+    };
+    const localAttr = (path: string, h: Handle) => {
+      const now = Date.now();
+      return attr({
+        path,
+        tenant: "",
+        isDirectory: false,
+        size: h.length,
+        mtime: now,
+        ctime: now,
+        creator: "",
+      });
+    };
+    /** Stores a handle's content as one new version. */
+    const store = async (h: Handle) => {
+      await client.write(h.path, h.bytes!.slice(0, h.length), tenant);
+      h.dirty = false;
+      h.created = false;
     };
     const load = async (h: Handle): Promise<Uint8Array> => {
       if (h.bytes === undefined) {
@@ -138,25 +170,13 @@ export class Mount implements AsyncDisposable {
     };
     const ops = {
       getattr: (path: string, cb: (code: number, stat?: unknown) => void) => {
+        const h = pending(path);
+        if (h !== undefined) return cb(0, localAttr(path, h));
         client.stat(path, tenant).then((s) => cb(0, attr(s)), fail(cb));
       },
       fgetattr: (path: string, fd: number, cb: (code: number, stat?: unknown) => void) => {
         const h = handles().get(fd);
-        if (h?.dirty) {
-          const now = Date.now();
-          return cb(
-            0,
-            attr({
-              path,
-              tenant: "",
-              isDirectory: false,
-              size: h.length,
-              mtime: now,
-              ctime: now,
-              creator: "",
-            }),
-          );
-        }
+        if (h?.dirty) return cb(0, localAttr(path, h));
         client.stat(path, tenant).then((s) => cb(0, attr(s)), fail(cb));
       },
       readdir: (path: string, cb: (code: number, names?: string[]) => void) => {
@@ -181,10 +201,11 @@ export class Mount implements AsyncDisposable {
         client.read(path, tenant).then((bytes) => cb(0, newHandle(path, bytes.slice(), false)), fail(cb));
       },
       create: (path: string, _mode: number, cb: (code: number, fd?: number) => void) => {
-        // Created (checked: write on the parent) at once, so the entry exists while it is being written.
+        // Checked now (write on the parent), stored on flush or release: `cp` and `echo >` make one version
+        // holding the content, not an empty one first. Until then the file's stat comes from this handle.
         client
-          .write(path, new Uint8Array(), tenant)
-          .then(() => cb(0, newHandle(path, new Uint8Array(), false)), fail(cb));
+          .assertWritable(path, tenant)
+          .then(() => cb(0, newHandle(path, new Uint8Array(), true, true)), fail(cb));
       },
       read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => {
         const h = handles().get(fd);
@@ -238,16 +259,16 @@ export class Mount implements AsyncDisposable {
       flush: (_path: string, fd: number, cb: (code: number) => void) => {
         const h = handles().get(fd);
         if (h === undefined || !h.dirty) return cb(0);
-        client.write(h.path, h.bytes!.slice(0, h.length), tenant).then(() => {
-          h.dirty = false;
-          cb(0);
-        }, fail(cb));
+        // A shell's `>` closes a duplicate of the new file's descriptor before anything is written: a created
+        // file with nothing in it yet waits for its release (which stores it, empty or not).
+        if (h.created && h.length === 0) return cb(0);
+        store(h).then(() => cb(0), fail(cb));
       },
       release: (_path: string, fd: number, cb: (code: number) => void) => {
         const h = handles().get(fd);
         handles().delete(fd);
         if (h === undefined || !h.dirty) return cb(0);
-        client.write(h.path, h.bytes!.slice(0, h.length), tenant).then(() => cb(0), fail(cb));
+        store(h).then(() => cb(0), fail(cb));
       },
       unlink: (path: string, cb: (code: number) => void) => {
         client.remove(path, tenant).then(() => cb(0), fail(cb));

@@ -8,6 +8,7 @@
  * GET    /fs/read?path=&tenant=            the bytes; header x-nexus-stat holds the FileStat (JSON)
  * PUT    /fs/file?path=&tenant=            body: the bytes (application/octet-stream, streamed) -> FileStat
  * POST   /fs/append?path=&tenant=          body: the bytes -> FileStat
+ * GET    /fs/writable?path=&tenant=        {} when a write there would be allowed, else its error
  * POST   /fs/mkdir    { path, recursive?, tenant? }
  * DELETE /fs/file?path=&recursive=&tenant=
  * POST   /fs/rename   { from, to, tenant? }
@@ -103,6 +104,11 @@ export function fileRoutes(app: FastifyInstance, fs: FileSystem): void {
       files.put("/file", async (request) => {
         const q = request.query as Query;
         return fs.write(callerOf(request), required(q.path, "path"), body(request), target(q));
+      });
+      files.get("/writable", async (request) => {
+        const q = request.query as Query;
+        await fs.assertWritable(callerOf(request), required(q.path, "path"), target(q));
+        return {};
       });
       files.post("/append", async (request) => {
         const q = request.query as Query;

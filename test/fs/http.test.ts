@@ -45,6 +45,12 @@ it("serves every operation with the filesystem's checks, and pushes invalidation
   expect((await remote.list(ALICE, "/docs")).map((e) => e.name)).toEqual(["a.txt", "big.bin"]);
   expect(await code(remote.read(BOB, "/docs/a.txt"))).toBe("permission_denied");
   expect(await code(remote.write(BOB, "/docs/b.txt", "x"))).toBe("permission_denied");
+  // Asked before a write that comes later (the mount's create): the same answers, nothing written.
+  expect(await code(remote.assertWritable(BOB, "/docs/b.txt"))).toBe("permission_denied");
+  expect(await code(remote.assertWritable(ALICE, "/docs/b.txt"))).toBe("ok");
+  expect(await code(remote.assertWritable(ALICE, "/nowhere/b.txt"))).toBe("not_found");
+  expect(await code(remote.assertWritable(ALICE, "/docs"))).toBe("is_a_directory");
+  expect(await code(remote.stat(ALICE, "/docs/b.txt"))).toBe("not_found");
   expect(await code(remote.read(CAROL, "/docs/a.txt", { tenant: "acme" }))).toBe("permission_denied");
   expect(await code(remote.read(ALICE, "/docs/none"))).toBe("not_found");
   expect(await code(remote.mkdir(ALICE, "/docs"))).toBe("already_exists");

@@ -79,6 +79,18 @@ describe.skipIf(unavailable !== undefined)("a FUSE mount per user", () => {
     expect((await $("ls", join(alice!, "docs"))).trim()).toBe("a.txt");
     expect(await $("mv", join(alice!, "docs", "a.txt"), join(alice!, "docs", "b.txt"))).toBe("");
     expect((await $("ls", join(alice!, "docs"))).trim()).toBe("b.txt");
+    // A file made through the mount is one version holding its content: no empty version first.
+    expect((await fs.as(ALICE).versions("/docs/b.txt")).map((v) => v.size)).toEqual([16]);
+    expect(await $("sh", "-c", `echo made > ${join(alice!, "docs", "echo.txt")}`)).toBe("");
+    expect(await $("cat", join(alice!, "docs", "echo.txt"))).toBe("made\n");
+    expect((await fs.as(ALICE).versions("/docs/echo.txt")).map((v) => v.size)).toEqual([5]);
+    // An empty new file is stored on its release, which the kernel sends just after the last close.
+    expect(await $("touch", join(alice!, "docs", "empty"))).toBe("");
+    for (let i = 0; i < 100 && !(await fs.as(ALICE).exists("/docs/empty")); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await fs.as(ALICE).versions("/docs/empty")).map((v) => v.size)).toEqual([0]);
+    expect(await $("rm", join(alice!, "docs", "echo.txt"), join(alice!, "docs", "empty"))).toBe("");
 
     // bob sees nothing and may do nothing, until alice shares.
     expect(await $("ls", bob!)).toMatch(/^ERR .*Permission denied/);
@@ -89,6 +101,10 @@ describe.skipIf(unavailable !== undefined)("a FUSE mount per user", () => {
     expect((await $("ls", bob!)).trim()).toBe("docs");
     expect(await $("cat", join(bob!, "docs", "b.txt"))).toBe("hello from disk\n");
     expect(await $("cp", local, join(bob!, "docs", "c.txt"))).toMatch(/^ERR .*Permission denied/);
+    expect(await $("sh", "-c", `echo x > ${join(bob!, "docs", "c.txt")}`)).toMatch(
+      /^ERR .*Permission denied/,
+    );
+    expect(await fs.as(ALICE).exists("/docs/c.txt")).toBe(false);
     expect(await $("rm", join(bob!, "docs", "b.txt"))).toMatch(/^ERR .*Permission denied/);
     expect(await $("mv", join(bob!, "docs", "b.txt"), join(bob!, "docs", "z.txt"))).toMatch(
       /^ERR .*Permission denied/,
