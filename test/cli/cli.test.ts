@@ -252,7 +252,7 @@ tests:
 
 describe("nexus-fast demo", () => {
   it("builds the scenario and prints its tables, every answer as required", async () => {
-    const result = await run("demo", "--files", "200", "--bulk", "50", "--expire-ms", "1000");
+    const result = await run("demo", "--files", "200", "--bulk", "50");
     expect(result.err).toBe("");
     expect(result.code).toBe(0);
     for (const heading of [
@@ -269,12 +269,28 @@ describe("nexus-fast demo", () => {
     expect(result.out).toMatch(/acme\s+7\s+/);
     expect(result.out).toContain("globex→acme");
     expect(result.out).not.toContain("WRONG");
-    expect(result.out).toContain("results as the model requires");
+    // Every count it prints has its rows, or says how many it shows.
+    const numberedRows = result.out.split("\n").filter((l) => /^\s+\d+\s{2}(acme|globex)/.test(l)).length;
+    const fsRows = result.out
+      .split("\n")
+      .filter((l) => /^\s+(read|write|ls|glob|revoke|restart)\s{2,}\S/.test(l)).length;
+    const summary =
+      /All (\d+) results as the model requires: (\d+) numbered answers, the ls listing, the list objects, the bulk check and (\d+) filesystem steps\./.exec(
+        result.out,
+      );
+    expect(summary).not.toBeNull();
+    const [, total, numbered, steps] = summary!.map(Number);
+    expect(numbered).toBe(numberedRows);
+    expect(steps).toBe(fsRows);
+    expect(total).toBe(numbered! + 3 + steps!);
+    expect(result.out).toMatch(/305 files and folders .*, showing 6 of 305:/);
+    expect(result.out).toMatch(/First check in this process: \S+ (ms|µs)/);
+    expect(result.out).toContain("the same 50 answers as the reference evaluator");
   });
 
   it("leaves nothing running", async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
-    await run("demo", "--files", "50", "--bulk", "10", "--expire-ms", "0");
+    expect((await run("demo", "--files", "50", "--bulk", "10", "--fs-files", "4")).code).toBe(0);
     const after = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
     expect(after).toBeLessThanOrEqual(before);
   });
