@@ -35,7 +35,7 @@ import {
 } from "../engine/requests.js";
 import { atBatchIndex, describe, NexusError } from "../errors.js";
 import type { FastEvaluator } from "../fast/evaluator.js";
-import { reverseExpansionIsExact } from "../fast/list-objects.js";
+import { exactListObjects, reverseExpansionIsExact } from "../fast/list-objects.js";
 import type { Program } from "../model/program.js";
 import type { TupleKey } from "../store/tuple.js";
 import { DEFAULT_TENANT } from "../store/tuple.js";
@@ -616,15 +616,9 @@ export class CheckChain implements AsyncDisposable {
       throw error;
     }
     const revision = atRevision ?? (await this.#revisions.revisionFor(request.consistency, now));
-    const candidates = await candidatesAt(
-      this.program,
-      this.store,
-      this.#maxDepth,
-      { tenant, subjectTenant, type, relation: request.relation, subject, user },
-      { revision, now, context, contextualTuples },
-    );
-    // In a union-only program the reverse expansion reaches exactly the allowed objects: skip the per-candidate
-    // checks (the walk that dominated a listing of 10k+ objects), when nothing could make check disagree.
+    // In a union-only program the reverse expansion reaches exactly the allowed objects: list by it alone (no
+    // per-candidate checks) when nothing could make check disagree; else, or if it meets a cross-tenant or
+    // conditional tuple, the candidates are checked one by one below.
     this.#exactListing ??= reverseExpansionIsExact(this.program);
     this.#depthGuard ??= depthGuardOf(influenceOf(this.program), this.#depth, this.#maxDepth);
     if (
@@ -634,8 +628,22 @@ export class CheckChain implements AsyncDisposable {
       contextualTuples.length === 0 &&
       this.#depthGuard({ objectType: type, relation: request.relation, revision } as ResolvedCheck)
     ) {
-      return [...candidates].sort();
+      const snapshot = await snapshotAt(this.store, revision);
+      try {
+        const query = { tenant, type, relation: request.relation, user };
+        const listed = await exactListObjects(this.program, snapshot, query, now);
+        if (listed !== undefined) return listed;
+      } finally {
+        snapshot.release();
+      }
     }
+    const candidates = await candidatesAt(
+      this.program,
+      this.store,
+      this.#maxDepth,
+      { tenant, subjectTenant, type, relation: request.relation, subject, user },
+      { revision, now, context, contextualTuples },
+    );
     const valid = { tenant, subjectTenant, objectType: type, subject, user, context, contextualTuples };
     const checks: ResolvedCheck[] = [];
     for (const object of candidates) {

@@ -4,11 +4,14 @@
  * a candidate the kernel routes is checked by the reference. Same answer as src/check/list-objects.ts, which checks
  * every candidate with the reference instead. Runtime-neutral.
  */
+import { analyze } from "../check/analysis.js";
 import { check } from "../check/check.js";
 import type { Evaluation } from "../check/evaluation.js";
 import { candidateObjects, type ListObjectsQuery } from "../check/list-objects.js";
 import { NexusError } from "../errors.js";
 import type { Program, Rewrite } from "../model/program.js";
+import type { RelationTuple } from "../store/tuple.js";
+import type { SubjectKey, TupleSnapshot } from "../store/types.js";
 import type { FastEvaluator } from "./evaluator.js";
 
 export async function listObjectsFast(
@@ -53,4 +56,104 @@ export function reverseExpansionIsExact(program: Program): boolean {
     for (const relation of type.relations.values()) if (!unionOnly(relation.rewrite)) return false;
   }
   return true;
+}
+
+const SEP = "\u0000";
+/** Subject keys per readBySubject call (one query each on a SQL store). */
+const READ_CHUNK = 4096;
+const usersetKindsCache = new WeakMap<Program, ReadonlySet<string> | "any">();
+
+/** Every `type#relation` some relation accepts as a userset subject ("any": a relation accepts every subject). */
+function usersetKinds(program: Program): ReadonlySet<string> | "any" {
+  let kinds = usersetKindsCache.get(program);
+  if (kinds === undefined) {
+    const set = new Set<string>();
+    kinds = set;
+    for (const type of program.types.values()) {
+      for (const relation of type.relations.values()) {
+        if (relation.directSubjects === undefined) kinds = "any";
+        else
+          for (const s of relation.directSubjects)
+            if (s.relation !== undefined) set.add(`${s.type}#${s.relation}`);
+      }
+    }
+    usersetKindsCache.set(program, kinds);
+  }
+  return kinds;
+}
+
+/**
+ * List objects by reverse expansion alone, for a program where reverseExpansionIsExact holds and a plain object
+ * subject (`user:anne`) in its own tenant: from the subject (and its type's wildcard) up through the tuples
+ * naming it, a level at a time, each level's reads as one batched readBySubject. Only reads that can lead
+ * somewhere are made: a userset `object#relation` is looked up only if some relation accepts such usersets, and a
+ * tuple-to-userset parent only through its tupleset's tuples. Returns undefined (the caller then checks each
+ * candidate) when a tuple on the way crosses tenants or carries a condition. Sorted, as Engine.listObjects.
+ */
+export async function exactListObjects(
+  program: Program,
+  snapshot: TupleSnapshot,
+  query: { readonly tenant: string; readonly type: string; readonly relation: string; readonly user: string },
+  now: number,
+): Promise<string[] | undefined> {
+  const analysis = analyze(program);
+  const kinds = usersetKinds(program);
+  const { tenant } = query;
+  const visited = new Set<string>();
+  const found: string[] = [];
+  let frontier: string[] = []; // object, relation, object, relation, ...
+  const reach = (object: string, relation: string): void => {
+    const key = object + SEP + relation;
+    if (visited.has(key)) return;
+    visited.add(key);
+    frontier.push(object, relation);
+  };
+  type Follow = (t: RelationTuple) => void;
+  let keys: SubjectKey[] = [];
+  let follows: Follow[] = [];
+  const toNode: Follow = (t) => reach(t.object, t.relation);
+  const wildcard = `${query.user.slice(0, query.user.indexOf(":"))}:*`;
+  for (const user of [query.user, wildcard]) {
+    keys.push({ subjectTenant: tenant, user });
+    follows.push(toNode);
+  }
+  while (keys.length > 0) {
+    for (let i = 0; i < keys.length; i += READ_CHUNK) {
+      const lists = await snapshot.readBySubject(keys.slice(i, i + READ_CHUNK));
+      for (let k = 0; k < lists.length; k++) {
+        const follow = follows[i + k]!;
+        for (const t of lists[k]!) {
+          if (t.expiresAt !== undefined && t.expiresAt <= now) continue;
+          if (t.tenant !== tenant || t.subjectTenant !== tenant || t.condition !== undefined)
+            return undefined;
+          follow(t);
+        }
+      }
+    }
+    keys = [];
+    follows = [];
+    // Computed parents join the same level (no read); each node then asks for what points at it.
+    for (let n = 0; n < frontier.length; n += 2) {
+      const object = frontier[n]!;
+      const relation = frontier[n + 1]!;
+      const type = object.slice(0, object.indexOf(":"));
+      if (type === query.type && relation === query.relation) found.push(object);
+      for (const parent of analysis.computedParents(type, relation)) reach(object, parent.relation);
+      for (const parent of analysis.ttuParents(type, relation)) {
+        keys.push({
+          subjectTenant: tenant,
+          user: object,
+          objectType: parent.type,
+          relation: parent.tupleset,
+        });
+        follows.push((t) => reach(t.object, parent.relation));
+      }
+      if (kinds === "any" || kinds.has(`${type}#${relation}`)) {
+        keys.push({ subjectTenant: tenant, user: `${object}#${relation}` });
+        follows.push(toNode);
+      }
+    }
+    frontier = [];
+  }
+  return found.sort();
 }
