@@ -46,6 +46,15 @@ export interface ChangeFeedStats {
 }
 
 const now = (): number => globalThis.performance.now();
+/** How long the feed delivers pages before it lets the event loop turn. */
+const SLICE_MS = 10;
+/** A macrotask turn: setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd). */
+const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+    if (immediate !== undefined) immediate(resolve);
+    else setTimeout(resolve, 0);
+  });
 
 export class ChangeFeed implements AsyncDisposable {
   readonly store: TupleStore;
@@ -167,6 +176,7 @@ export class ChangeFeed implements AsyncDisposable {
   async #run(): Promise<void> {
     const stop = this.#stop.signal;
     let woken = now();
+    let slice = woken;
     while (!stop.aborted && !this.store.closed) {
       let page: StoredChange[];
       try {
@@ -189,11 +199,18 @@ export class ChangeFeed implements AsyncDisposable {
       if (stop.aborted) break;
       if (page.length > 0) {
         this.#dispatch(page, woken);
+        // A backlog (a bulk load: 100k changes) is delivered page by page within one task otherwise, holding the
+        // event loop for seconds: back to it between pages once a slice has run for a few milliseconds.
+        if (now() - slice > SLICE_MS) {
+          await yieldToLoop();
+          slice = now();
+        }
         continue;
       }
       this.#releaseWaiters(false);
       await this.store.waitForRevision(this.#watermark, stop);
       woken = now();
+      slice = woken;
     }
     this.#releaseWaiters(true);
   }
