@@ -4,7 +4,9 @@
  *  - every WASM kernel is in the output exactly once, as an emitted .wasm file or (Vite inlines files under
  *    4 KiB) as base64 in the JS: the `production` condition picked the asset source, so no inline copy came along;
  *  - the OpenFGA DSL parser and roaring-wasm are in chunks loaded on demand, not in the entry's static graph;
- *  - the built app answers in headless Chromium from those assets, DSL model and all.
+ *  - the built app answers in headless Chromium from those assets, DSL model and all;
+ *  - the same app under Vite's dev server (the package pre-bundled, as an installed one is) answers from the
+ *    inlined kernels (the `development` condition), with no 404 and no warning from Vite.
  * Needs dist/ (`npm run build`).
  */
 import {
@@ -19,7 +21,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { build, type Rolldown } from "vite";
+import { build, createLogger, createServer, type Rolldown } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Chromium, chromiumPath } from "../browser/chromium.js";
 import { StaticServer } from "../browser/static-server.js";
@@ -163,6 +165,48 @@ describe("a Vite 8 production build of an app using nexus-fast", () => {
         ]);
       }
       expect(server.requests(/\.wasm$/).every((r) => r.status === 200)).toBe(true);
+    },
+  );
+
+  it.skipIf(!existsSync(chromiumPath))(
+    "answers under the dev server, pre-bundled, from the inlined kernels without a 404 or a warning",
+    async () => {
+      const warnings: string[] = [];
+      const logger = createLogger("warn");
+      logger.warn = (message) => warnings.push(message);
+      logger.error = (message) => warnings.push(message);
+      // vitest's NODE_ENV=test is not "production", so the dev server resolves the `development` condition, as
+      // `vite` (dev) from a shell does. optimizeDeps.include pre-bundles the linked package as if installed.
+      const server = await createServer({
+        root: app,
+        configFile: false,
+        customLogger: logger,
+        cacheDir: join(app, ".vite"),
+        optimizeDeps: { include: ["nexus-fast"] },
+        server: { host: "127.0.0.1", port: 0 },
+      });
+      try {
+        await server.listen();
+        const url = server.resolvedUrls?.local[0];
+        expect(url).toBeDefined();
+        await using browser = await Chromium.launch();
+        const tab = await browser.context.newPage();
+        const failed: string[] = [];
+        tab.on("response", (response) => {
+          if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
+        });
+        await tab.goto(url!);
+        const outcome = await (
+          await tab.waitForFunction(() => (globalThis as { __outcome?: unknown }).__outcome, undefined, {
+            timeout: 60_000,
+          })
+        ).jsonValue();
+        expect(outcome).toMatchObject({ ok: true, listed: ["doc:readme"] });
+        expect(failed.filter((line) => !line.endsWith("/favicon.ico"))).toEqual([]);
+        expect(warnings).toEqual([]);
+      } finally {
+        await server.close();
+      }
     },
   );
 });

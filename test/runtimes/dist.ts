@@ -19,6 +19,7 @@ const entryFiles = [
   "wasm/loader.js",
   "wasm/source.asset.js",
   "wasm/source.browser.js",
+  "wasm/source.inline.js",
   "wasm/source.node.js",
   "wasm/source.workerd.js",
   "wasm/generated/inline.js",
