@@ -4,13 +4,12 @@
  * a candidate the kernel routes is checked by the reference. Same answer as src/check/list-objects.ts, which checks
  * every candidate with the reference instead. Runtime-neutral.
  */
-import { analyze } from "../check/analysis.js";
+import { analyze, type TtuParent } from "../check/analysis.js";
 import { check } from "../check/check.js";
 import type { Evaluation } from "../check/evaluation.js";
 import { candidateObjects, type ListObjectsQuery } from "../check/list-objects.js";
 import { NexusError } from "../errors.js";
 import type { Program, Rewrite } from "../model/program.js";
-import type { RelationTuple } from "../store/tuple.js";
 import type { SubjectKey, TupleSnapshot } from "../store/types.js";
 import type { FastEvaluator } from "./evaluator.js";
 
@@ -58,7 +57,6 @@ export function reverseExpansionIsExact(program: Program): boolean {
   return true;
 }
 
-const SEP = "\u0000";
 /** Subject keys per readBySubject call (one query each on a SQL store). */
 const READ_CHUNK = 4096;
 const usersetKindsCache = new WeakMap<Program, ReadonlySet<string> | "any">();
@@ -99,61 +97,93 @@ export async function exactListObjects(
   const analysis = analyze(program);
   const kinds = usersetKinds(program);
   const { tenant } = query;
-  const visited = new Set<string>();
-  const found: string[] = [];
-  let frontier: string[] = []; // object, relation, object, relation, ...
-  const reach = (object: string, relation: string): void => {
-    const key = object + SEP + relation;
-    if (visited.has(key)) return;
-    visited.add(key);
-    frontier.push(object, relation);
+  /** What to do at a node of one type#relation, worked out once per listing; `seen` holds its object ids. */
+  interface Step {
+    readonly type: string;
+    readonly relation: string;
+    readonly target: boolean;
+    readonly computed: readonly string[];
+    readonly ttu: readonly TtuParent[];
+    readonly userset: boolean;
+    readonly seen: Set<string>;
+  }
+  const steps = new Map<string, Map<string, Step>>();
+  const stepOf = (type: string, relation: string): Step => {
+    let byRelation = steps.get(type);
+    if (byRelation === undefined) {
+      byRelation = new Map();
+      steps.set(type, byRelation);
+    }
+    let step = byRelation.get(relation);
+    if (step === undefined) {
+      step = {
+        type,
+        relation,
+        target: type === query.type && relation === query.relation,
+        computed: analysis.computedParents(type, relation).map((p) => p.relation),
+        ttu: analysis.ttuParents(type, relation),
+        userset: kinds === "any" || kinds.has(`${type}#${relation}`),
+        seen: new Set(),
+      };
+      byRelation.set(relation, step);
+    }
+    return step;
   };
-  type Follow = (t: RelationTuple) => void;
+  const found: string[] = [];
+  let objects: string[] = [];
+  let at: Step[] = [];
+  const reach = (object: string, step: Step): void => {
+    if (step.seen.has(object)) return;
+    step.seen.add(object);
+    objects.push(object);
+    at.push(step);
+  };
+  // A read's tuples lead to their own object#relation (usersets, seeds), or to the object under a tuple-to-userset
+  // parent's relation (`toRelation`).
   let keys: SubjectKey[] = [];
-  let follows: Follow[] = [];
-  const toNode: Follow = (t) => reach(t.object, t.relation);
+  let toRelation: (string | undefined)[] = [];
   const wildcard = `${query.user.slice(0, query.user.indexOf(":"))}:*`;
   for (const user of [query.user, wildcard]) {
     keys.push({ subjectTenant: tenant, user });
-    follows.push(toNode);
+    toRelation.push(undefined);
   }
   while (keys.length > 0) {
     for (let i = 0; i < keys.length; i += READ_CHUNK) {
       const lists = await snapshot.readBySubject(keys.slice(i, i + READ_CHUNK));
       for (let k = 0; k < lists.length; k++) {
-        const follow = follows[i + k]!;
+        const relation = toRelation[i + k];
         for (const t of lists[k]!) {
           if (t.expiresAt !== undefined && t.expiresAt <= now) continue;
           if (t.tenant !== tenant || t.subjectTenant !== tenant || t.condition !== undefined)
             return undefined;
-          follow(t);
+          reach(t.object, stepOf(t.objectType, relation ?? t.relation));
         }
       }
     }
     keys = [];
-    follows = [];
+    toRelation = [];
     // Computed parents join the same level (no read); each node then asks for what points at it.
-    for (let n = 0; n < frontier.length; n += 2) {
-      const object = frontier[n]!;
-      const relation = frontier[n + 1]!;
-      const type = object.slice(0, object.indexOf(":"));
-      if (type === query.type && relation === query.relation) found.push(object);
-      for (const parent of analysis.computedParents(type, relation)) reach(object, parent.relation);
-      for (const parent of analysis.ttuParents(type, relation)) {
+    for (let n = 0; n < objects.length; n++) {
+      const object = objects[n]!;
+      const step = at[n]!;
+      if (step.target) found.push(object);
+      for (const relation of step.computed) reach(object, stepOf(step.type, relation));
+      for (const parent of step.ttu) {
         keys.push({
           subjectTenant: tenant,
           user: object,
           objectType: parent.type,
           relation: parent.tupleset,
         });
-        follows.push((t) => reach(t.object, parent.relation));
+        toRelation.push(parent.relation);
       }
-      if (kinds === "any" || kinds.has(`${type}#${relation}`)) {
-        keys.push({ subjectTenant: tenant, user: `${object}#${relation}` });
-        follows.push(toNode);
+      if (step.userset) {
+        keys.push({ subjectTenant: tenant, user: `${object}#${step.relation}` });
+        toRelation.push(undefined);
       }
     }
-    frontier = [];
+    objects = [];
+    at = [];
   }
   return found.sort();
 }
