@@ -410,12 +410,17 @@ export class FileSystem implements AsyncDisposable {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
     const tree = this.#tree(tenant);
-    if (!(await this.#mayTraverse(c, tenant, p))) throw denied(c, "list", tenant, p);
     const kind = tree.kindOf(p);
+    // Without traverse on the directory, it may still be listed when anything below it is readable; the
+    // entries' own filter answers that (a directory shows when anything below it is readable), so no second
+    // filter over everything below is needed.
+    const traversable = await this.#allowed(c, this.#traverse, tenant, p);
+    if (!traversable && kind !== "directory") throw denied(c, "list", tenant, p);
     if (kind === undefined) throw notFound(tenant, p);
     if (kind === "file") throw new NexusError("not_a_directory", `${p} is a file`, { path: p });
     const listing = tree.listing(p);
-    const visible = await this.#visible(c, tenant, listing.paths, listing.objects);
+    const visible = await this.#visible(c, tenant, listing);
+    if (!traversable && visible.length === 0) throw denied(c, "list", tenant, p);
     const out: DirEntry[] = [];
     for (const i of visible) {
       const entry = listing.entries[i]!;
@@ -891,34 +896,60 @@ export class FileSystem implements AsyncDisposable {
     return allowed.map((o) => pathOfObject(o)!);
   }
 
-  /** Entries of one directory the caller may see: readable ones, and directories with anything readable below. */
   /**
-   * Which entries of one directory the caller may see (their indexes): readable ones, and directories with
-   * anything readable below.
+   * Which entries of one directory the caller may see (their indexes, in order): readable ones, and
+   * directories with anything readable below. One filter over the entries (the listing's objects, the same
+   * strings each time, so the engine's lookups hit), then at most one more over everything below the
+   * subdirectories the first did not let through.
    */
   async #visible(
     c: Required<Caller>,
     tenant: string,
-    paths: readonly string[],
-    objects: readonly string[],
+    listing: {
+      readonly paths: readonly string[];
+      readonly objects: readonly string[];
+      readonly entries: readonly DirEntry[];
+    },
   ): Promise<number[]> {
+    const { paths, objects, entries } = listing;
     if (paths.length === 0) return [];
-    const allowed = await this.engine.filter({ ...this.#subject(c, tenant), relation: "read", objects });
-    const tree = this.#tree(tenant);
-    const out: number[] = [];
+    const subject = this.#subject(c, tenant);
+    const allowed = await this.engine.filter({ ...subject, relation: "read", objects });
+    const visible = new Uint8Array(paths.length);
+    const closedDirs: number[] = [];
     // filter answers in input order: walk both lists together.
     let next = 0;
     for (let i = 0; i < paths.length; i++) {
       if (allowed[next] === objects[i]) {
         next++;
-        out.push(i);
-      } else if (
-        tree.kindOf(paths[i]!) === "directory" &&
-        (await this.#readableBelow(c, tenant, paths[i]!))
-      ) {
-        out.push(i);
+        visible[i] = 1;
+      } else if (entries[i]!.isDirectory) {
+        closedDirs.push(i);
       }
     }
+    if (closedDirs.length > 0) {
+      const tree = this.#tree(tenant);
+      const below: string[] = [];
+      const owner: number[] = [];
+      for (const i of closedDirs) {
+        for (const d of tree.descendants(paths[i]!)) {
+          below.push(objectOf(d));
+          owner.push(i);
+        }
+      }
+      if (below.length > 0) {
+        const readable = await this.engine.filter({ ...subject, relation: "read", objects: below });
+        let k = 0;
+        for (let j = 0; j < below.length && k < readable.length; j++) {
+          if (readable[k] === below[j]) {
+            k++;
+            visible[owner[j]!] = 1;
+          }
+        }
+      }
+    }
+    const out: number[] = [];
+    for (let i = 0; i < visible.length; i++) if (visible[i] === 1) out.push(i);
     return out;
   }
 
