@@ -6,9 +6,11 @@
  * A forwarded request carries `x-nexus-forwarded`, and a member never forwards such a request again: one hop at
  * most, whatever two members believe about the ring while it changes.
  *
- * Failures are told apart by whether the owner can have acted on the request: a refused or timed-out connection
- * (`notSent`) means it did not, so the caller may answer itself; a connection lost after sending means it may
- * have, so only a read is safe to answer again.
+ * Failures are told apart by what they say of the owner: a refused or timed-out connection (`not_sent`) means it
+ * is unreachable and did not act, so the caller may answer itself; a connection lost after sending (`lost`) means
+ * it went away and may have acted, so only a read is safe to answer again; an answer that does not come in time
+ * (`timeout`) means it is busy, not gone — answering elsewhere would only add a cold engine to the load, so the
+ * caller reports the deadline instead.
  */
 import { Pool } from "undici";
 
@@ -21,14 +23,15 @@ export interface ForwardedResponse {
   readonly body: Buffer;
 }
 
-export class ForwardError extends Error {
-  /** True when the owner cannot have received the request (it is safe to answer elsewhere). */
-  readonly notSent: boolean;
+export type ForwardFailure = "not_sent" | "lost" | "timeout";
 
-  constructor(message: string, notSent: boolean, cause: unknown) {
+export class ForwardError extends Error {
+  readonly failure: ForwardFailure;
+
+  constructor(message: string, failure: ForwardFailure, cause: unknown) {
     super(message, { cause });
     this.name = "ForwardError";
-    this.notSent = notSent;
+    this.failure = failure;
   }
 }
 
@@ -40,6 +43,8 @@ const NOT_SENT = new Set([
   "ENETUNREACH",
   "ENOTFOUND",
 ]);
+/** The owner did not answer in time. */
+const TIMEOUT = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
 
 export interface ForwarderOptions {
   /** The forwarding member's id (sent in FORWARDED_HEADER). */
@@ -70,7 +75,7 @@ export class Forwarder implements AsyncDisposable {
     headers: Record<string, string>,
     body: string | undefined,
   ): Promise<ForwardedResponse> {
-    if (this.#closed) throw new ForwardError("the forwarder is closed", true, undefined);
+    if (this.#closed) throw new ForwardError("the forwarder is closed", "not_sent", undefined);
     this.forwarded++;
     try {
       const response = await this.#pool(url).request({
@@ -91,9 +96,10 @@ export class Forwarder implements AsyncDisposable {
     } catch (error) {
       this.failed++;
       const code = (error as { code?: string }).code ?? "";
+      const failure = NOT_SENT.has(code) ? "not_sent" : TIMEOUT.has(code) ? "timeout" : "lost";
       throw new ForwardError(
         `forwarding to ${url} failed: ${code || (error as Error).message}`,
-        NOT_SENT.has(code),
+        failure,
         error,
       );
     }

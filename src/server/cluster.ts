@@ -91,8 +91,15 @@ export function installCluster(
           return reply.send(answer.body);
         } catch (error) {
           if (!(error instanceof ForwardError)) throw error;
+          if (error.failure === "timeout") {
+            throw new ApiError(
+              504,
+              "deadline_exceeded",
+              `the member owning store ${storeId} did not answer in time`,
+            );
+          }
           node.suspect(target.id);
-          if (!error.notSent && !(READS.has(route) && request.method !== "DELETE")) {
+          if (error.failure === "lost" && !(READS.has(route) && request.method !== "DELETE")) {
             throw new ApiError(
               503,
               "unavailable",
