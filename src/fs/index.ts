@@ -1,6 +1,6 @@
 /**
  * nexus-fast/fs (Node only): NexusFS, files whose every operation is checked by the permission engine, with
- * contents in the volume store and metadata in 64-byte records; its change stream, a caching client, and a
+ * contents in the tiered store (hot volumes, warm RS(10,4) shards, cold blobs) and metadata in 64-byte records; its change stream, a caching client, and a
  * FUSE mount.
  */
 export {
@@ -18,6 +18,7 @@ export {
   type FileStat,
   FileSystem,
   type FileSystemOptions,
+  type FileSystemTiers,
   FsSession,
   type Grant,
   type MutationStep,
