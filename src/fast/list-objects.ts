@@ -8,6 +8,7 @@ import { analyze, type TtuParent } from "../check/analysis.js";
 import { check } from "../check/check.js";
 import type { Evaluation } from "../check/evaluation.js";
 import { candidateObjects, type ListObjectsQuery } from "../check/list-objects.js";
+import { isValidTuple } from "../check/tuple-rules.js";
 import { NexusError } from "../errors.js";
 import type { Program, Rewrite } from "../model/program.js";
 import type { SubjectKey, TupleSnapshot } from "../store/types.js";
@@ -86,7 +87,8 @@ function usersetKinds(program: Program): ReadonlySet<string> | "any" {
  * naming it, a level at a time, each level's reads as one batched readBySubject. Only reads that can lead
  * somewhere are made: a userset `object#relation` is looked up only if some relation accepts such usersets, and a
  * tuple-to-userset parent only through its tupleset's tuples. Returns undefined (the caller then checks each
- * candidate) when a tuple on the way crosses tenants or carries a condition. Sorted, as Engine.listObjects.
+ * candidate) when a tuple on the way crosses tenants or carries a condition. Tuples the current model's type
+ * restrictions no longer allow are skipped, as check skips them. Sorted, as Engine.listObjects.
  */
 export async function exactListObjects(
   program: Program,
@@ -156,6 +158,9 @@ export async function exactListObjects(
           if (t.expiresAt !== undefined && t.expiresAt <= now) continue;
           if (t.tenant !== tenant || t.subjectTenant !== tenant || t.condition !== undefined)
             return undefined;
+          // A tuple written under an earlier model whose subject the relation no longer accepts counts for
+          // nothing (as in check).
+          if (!isValidTuple(program, t)) continue;
           reach(t.object, stepOf(t.objectType, relation ?? t.relation));
         }
       }
