@@ -777,7 +777,8 @@ export class FileSystem implements AsyncDisposable {
    * - permission: the change names the caller, or the caller may read the path; a change whose subject is a
    *   group or a userset (it may reach the caller through a membership) or that has no path is passed on
    *   redacted, as "something changed" in that tenant (a client drops its caches), naming neither path nor
-   *   subject.
+   *   subject, to callers of that tenant and to callers of other tenants who hold a grant there (no one else
+   *   learns that the tenant changed).
    * Anything else is hidden. `grantees` never leaves here.
    */
   async #visibleTo(c: Required<Caller>, e: FsEvent): Promise<FsEvent | undefined> {
@@ -813,13 +814,29 @@ export class FileSystem implements AsyncDisposable {
           change.user.includes("#") ||
           change.user.startsWith("group:")
         ) {
-          return { token: e.token, kind: "permission", tenant: e.tenant };
+          const redacted: FsEvent = { token: e.token, kind: "permission", tenant: e.tenant };
+          return c.tenant === e.tenant || (await this.#holdsGrantIn(c, e.tenant)) ? redacted : undefined;
         }
         return undefined;
       }
       default:
         return undefined;
     }
+  }
+
+  /**
+   * Whether a caller from another tenant is the subject of any tuple in `tenant` (a share, a group membership):
+   * only then can a redacted change there reach it, and only then may it learn that the tenant changed.
+   */
+  async #holdsGrantIn(c: Required<Caller>, tenant: string): Promise<boolean> {
+    const tuples = await this.engine
+      .read({
+        tenant,
+        user: c.user,
+        ...(this.#token !== undefined ? { consistency: this.#consistency() } : {}),
+      })
+      .catch(() => []);
+    return tuples.some((t) => t.subjectTenant === c.tenant);
   }
 
   #subject(c: Required<Caller>, tenant: string) {
