@@ -209,6 +209,7 @@ definition file {
   permission read = editor + viewer + owner
   permission write = editor + owner
   permission execute = owner
+  permission traverse = editor + viewer + owner
 }
 `;
 

@@ -20,7 +20,7 @@ const GRANTS = [
   "shared-editor",
   "shared-owner",
 ];
-const PERMISSIONS = ["read", "write", "execute", "owner", "editor", "viewer"];
+const PERMISSIONS = ["read", "write", "execute", "traverse", "owner", "editor", "viewer"];
 
 const tuple = fc.oneof(
   // membership, nested groups
