@@ -3,7 +3,7 @@
 //   src/wasm/generated/inline.ts  - base64 of every kernel, for bundlers that do not copy .wasm assets
 //   src/wasm/generated/workerd.ts - static `.wasm` imports, because workerd refuses to compile from bytes
 //   src/wasm/generated/urls.ts    - one literal `new URL("../NAME.wasm", import.meta.url)` per kernel, which
-//                                   asset-handling bundlers (Vite, webpack, Parcel) find and emit as files
+//                                   asset-handling bundlers (Vite, webpack) find and emit as files
 // Usage: node scripts/build-wasm.mjs [--debug] [kernel ...]   (naming kernels builds only those; the tables
 // always list every kernel that has both a source in assembly/ and a built .wasm, so one kernel's broken
 // source never stops another's build)

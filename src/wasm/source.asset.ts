@@ -1,5 +1,5 @@
-// Production builds of bundlers that emit `new URL("./x.wasm", import.meta.url)` as an asset (Vite, webpack 5,
-// Parcel: the ones that set the `production` export condition) take this source: each kernel ships once, as a
+// Production builds of bundlers that emit `new URL("./x.wasm", import.meta.url)` as an asset and set the
+// `production` export condition (Vite; webpack 5 from its mode) take this source: each kernel ships once, as a
 // file the bundler emitted (or a data: URL it inlined), and nothing is inlined by nexus-fast. Bundlers without
 // that condition (esbuild, as configured by default) get source.browser.ts, which carries the inline copies.
 import { NexusError } from "../errors.js";
