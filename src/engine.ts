@@ -47,11 +47,12 @@ import {
 import { type Consistency, KnownRevision, openSnapshot, revisionFor } from "./engine/consistency.js";
 import {
   atPinnedRevision,
-  fingerprint,
+  ListingCache,
   type PageKind,
   type PageRequest,
   pageOf,
   pagePosition,
+  questionOf,
 } from "./engine/pages.js";
 import {
   contextOf,
@@ -288,6 +289,8 @@ export class Engine implements AsyncDisposable {
   readonly #closing = new AbortController();
   readonly #fast: FastEvaluator | undefined;
   readonly #chain: CheckChain | undefined;
+  /** The listings pages are being cut from (src/engine/pages.ts). */
+  readonly #listings = new ListingCache();
 
   /** Use createEngine(). */
   constructor(
@@ -789,6 +792,7 @@ export class Engine implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closing.signal.aborted) return;
     this.#closing.abort();
+    this.#listings.clear();
     // The chain owns the fast path once it has one.
     if (this.#chain !== undefined) await this.#chain.close();
     else await this.#fast?.close();
@@ -895,7 +899,8 @@ export class Engine implements AsyncDisposable {
     keyOf: (item: T) => string,
   ): Promise<{ items: T[]; continuationToken: string }> {
     const { consistency, ...question } = query;
-    const at = { kind, storeId: this.store.id, question: fingerprint([kind, question]) };
+    const asked = questionOf([kind, question]);
+    const at = { kind, storeId: this.store.id, question: asked.fingerprint };
     const position = await pagePosition(
       request,
       { ...at, currentRevision: () => this.store.currentRevision() },
@@ -906,7 +911,9 @@ export class Engine implements AsyncDisposable {
       // one instead) and keeps it from being collected meanwhile.
       const pin = await this.store.snapshot(position.revision);
       try {
-        return await list(position.revision);
+        return await this.#listings.get(`${position.revision}\u0000${asked.text}`, () =>
+          list(position.revision),
+        );
       } finally {
         pin.release();
       }

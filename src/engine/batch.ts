@@ -72,16 +72,20 @@ export function namedChecks<Item extends BatchCheckItemFields>(
       { limit, count: checks.length },
     );
   }
+  const idOf = (item: unknown): unknown =>
+    item !== null && typeof item === "object"
+      ? (item as { correlationId?: unknown }).correlationId
+      : undefined;
+  // A generated id must not take one that an item names further on.
+  const named = new Set<unknown>();
+  for (const item of checks) if (idOf(item) !== undefined) named.add(idOf(item));
   const seen = new Map<string, number>();
   return checks.map((item: unknown, index) => {
-    const given =
-      item !== null && typeof item === "object"
-        ? (item as { correlationId?: unknown }).correlationId
-        : undefined;
+    const given = idOf(item);
     let correlationId: string;
     if (given === undefined) {
       do correlationId = newId();
-      while (seen.has(correlationId));
+      while (seen.has(correlationId) || named.has(correlationId));
     } else if (typeof given !== "string" || !CORRELATION_ID.test(given)) {
       throw new NexusError(
         "invalid_argument",
@@ -110,8 +114,14 @@ export function checkOf<Item extends BatchCheckItemFields>(
   defaults: Readonly<Record<string, unknown>>,
 ): Omit<Item, "correlationId"> {
   if (item === null || typeof item !== "object") return item; // the check's own validation names it
-  const { correlationId: _, ...check } = item;
-  return { ...defaults, ...check } as Omit<Item, "correlationId">;
+  // The item itself when nothing is to add or drop (no copy: this runs once per check).
+  let plain = !("correlationId" in item);
+  for (const key in defaults) if (defaults[key] !== undefined && !(key in item)) plain = false;
+  if (plain) return item;
+  const check: Record<string, unknown> = {};
+  for (const key in defaults) if (defaults[key] !== undefined) check[key] = defaults[key];
+  for (const key in item) if (key !== "correlationId") check[key] = item[key];
+  return check as Omit<Item, "correlationId">;
 }
 
 /**

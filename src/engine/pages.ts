@@ -9,7 +9,8 @@
  * fingerprint of the question; with a checksum over all of it, so an edited, truncated or foreign token is
  * "invalid_continuation_token", as is one whose revision the store no longer keeps (details.reason "expired":
  * the store's snapshot retention bounds how long a paging session may last). Expiry of tuples is judged at each
- * page's time. Each page recomputes the listing at the pinned revision and slices it.
+ * time its listing was computed. A page slices the listing at the pinned revision, computed by the first page and
+ * kept for the next ones (ListingCache: the last 4 listings), so reading every page costs about one listing.
  */
 import { describe, NexusError } from "../errors.js";
 import { fnv1a, fromBase64Url, toBase64Url } from "../store/token.js";
@@ -45,9 +46,13 @@ interface TokenBody {
   readonly a: string;
 }
 
-/** The question a token belongs to, as a short fingerprint (stable across field order in objects). */
-export function fingerprint(question: unknown): string {
-  return fnv1a(stableJson(question));
+/**
+ * The question a listing answers: its full text (stable across field order in objects; the key of kept
+ * listings) and the short fingerprint a token carries.
+ */
+export function questionOf(question: unknown): { text: string; fingerprint: string } {
+  const text = stableJson(question);
+  return { text, fingerprint: fnv1a(text) };
 }
 
 /**
@@ -138,6 +143,37 @@ export async function atPinnedRevision<T>(position: PagePosition, run: () => Pro
       );
     }
     throw error;
+  }
+}
+
+/**
+ * The last few listings pages were cut from, by question and revision, so paging through a listing computes it
+ * once rather than once a page (which made reading every page quadratic). An answer at a fixed revision does
+ * not change, except for tuple expiry: a kept listing keeps the expiry judgement of the time it was computed.
+ */
+export class ListingCache {
+  readonly #entries = new Map<string, readonly unknown[]>();
+  readonly #capacity: number;
+
+  constructor(capacity = 4) {
+    this.#capacity = capacity;
+  }
+
+  async get<T>(key: string, compute: () => Promise<readonly T[]>): Promise<readonly T[]> {
+    const hit = this.#entries.get(key);
+    if (hit !== undefined) {
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
+      return hit as readonly T[];
+    }
+    const value = await compute();
+    this.#entries.set(key, value);
+    if (this.#entries.size > this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);
+    return value;
+  }
+
+  clear(): void {
+    this.#entries.clear();
   }
 }
 

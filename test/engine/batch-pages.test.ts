@@ -5,6 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { namedChecks } from "../../src/engine/batch.js";
 import { createEngine, type Engine, type EngineOptions } from "../../src/engine.js";
 import { isNexusError, NexusError } from "../../src/errors.js";
 import { IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
@@ -140,6 +141,13 @@ describe("engine.batchCheck", () => {
       expect(bad.code).toBe("invalid_argument");
       expect(bad.message).toContain("correlationId");
     }
+  });
+
+  it("never generates an id that an item names further on", () => {
+    const ids = ["a", "b"];
+    const checks = [{ user: "user:x" }, { user: "user:y", correlationId: "a" }];
+    const named = namedChecks({ checks }, 10, () => ids.shift()!);
+    expect(named.map((n) => n.correlationId)).toEqual(["b", "a"]);
   });
 
   it("states its limits and checks its request", async () => {
@@ -305,6 +313,31 @@ describe("paged listings", () => {
       await engine.listObjects(q),
     );
     expect(await engine.listObjects(q)).toContain("doc:99");
+  });
+
+  it("keeps each question's listing apart when pages of several are read in turn", async () => {
+    await using engine = await seeded({}, 12);
+    const anne = { user: "user:anne", relation: "viewer", type: "doc", pageSize: 2 };
+    const bob = { ...anne, user: "user:bob" };
+    const got = { anne: [] as string[], bob: [] as string[] };
+    const tokens: Record<"anne" | "bob", string | undefined> = { anne: "", bob: "" };
+    while (tokens.anne !== undefined || tokens.bob !== undefined) {
+      for (const [who, q] of [
+        ["anne", anne],
+        ["bob", bob],
+      ] as const) {
+        const token = tokens[who];
+        if (token === undefined) continue;
+        const page = await engine.listObjectsPage({ ...q, continuationToken: token });
+        got[who].push(...page.objects);
+        tokens[who] = page.continuationToken === "" ? undefined : page.continuationToken;
+      }
+    }
+    expect(got.anne).toEqual(
+      await engine.listObjects({ user: "user:anne", relation: "viewer", type: "doc" }),
+    );
+    expect(got.bob).toEqual(await engine.listObjects({ user: "user:bob", relation: "viewer", type: "doc" }));
+    expect(got.anne).not.toEqual(got.bob);
   });
 
   it("refuses altered, foreign and expired tokens with invalid_continuation_token", async () => {
