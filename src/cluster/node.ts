@@ -18,6 +18,7 @@ import type { PostgresTupleStore } from "../postgres/index.js";
 import { Forwarder } from "./forward.js";
 import { type Member, Membership } from "./membership.js";
 import { closeRedis, connectRedis, type Redis } from "./redis.js";
+import { RevisionReader } from "./revision-reader.js";
 import { Ring } from "./ring.js";
 import { SharedResultCache } from "./shared-cache.js";
 import { TenantChanges } from "./tenant-changes.js";
@@ -128,6 +129,7 @@ export class ClusterNode implements AsyncDisposable {
       changes = new TenantChanges(join.store);
       await changes.start();
       const client = redis;
+      const revisions = new RevisionReader(() => join.store.currentRevision());
       const sharedCache =
         options.sharedCache === false
           ? undefined
@@ -135,7 +137,7 @@ export class ClusterNode implements AsyncDisposable {
               redis: client,
               prefix,
               changes,
-              currentRevision: () => join.store.currentRevision(),
+              currentRevision: () => revisions.latest(),
             });
       const ttlMs = options.memberTtlMs ?? 3_000;
       const node = new ClusterNode({
