@@ -21,9 +21,8 @@ import { ApiError } from "./errors.js";
 import type { Json } from "./json.js";
 import type { ServerMetrics } from "./metrics.js";
 
-/** Routes answered again by this member when the owner may have received them but did not answer (reads). */
-const READS = new Set([
-  "/stores/:store_id",
+/** POST routes that only read (answered again by this member when the owner went away mid-request), beside GETs. */
+const READ_POSTS = new Set([
   "/stores/:store_id/check",
   "/stores/:store_id/batch-check",
   "/stores/:store_id/list-objects",
@@ -31,10 +30,6 @@ const READS = new Set([
   "/stores/:store_id/list-users",
   "/stores/:store_id/expand",
   "/stores/:store_id/read",
-  "/stores/:store_id/changes",
-  "/stores/:store_id/authorization-models",
-  "/stores/:store_id/authorization-models/:id",
-  "/stores/:store_id/assertions/:model_id",
 ]);
 
 /** Headers passed on to the owner (the SDK's, authentication, the body's type). */
@@ -99,7 +94,11 @@ export function installCluster(
             );
           }
           node.suspect(target.id);
-          if (error.failure === "lost" && !(READS.has(route) && request.method !== "DELETE")) {
+          if (
+            error.failure === "lost" &&
+            request.method !== "GET" &&
+            !(request.method === "POST" && READ_POSTS.has(route))
+          ) {
             throw new ApiError(
               503,
               "unavailable",
