@@ -14,7 +14,7 @@
  *    (shared Redis hits, in-process result-cache hits) on the members, with `--no-shared-cache` as the peer.
  *
  *   flock /tmp/bench.lock node --import tsx bench/cluster.bench.ts
- *   (BENCH_DURATION=seconds per autocannon run, default 5; BENCH_STORES=stores, default 24)
+ *   (BENCH_DURATION=seconds per autocannon run, default 5; BENCH_STORES=stores, default 24; BENCH_PARTS=1234)
  */
 import { loadavg } from "node:os";
 import autocannon from "autocannon";
@@ -270,11 +270,16 @@ async function dropSchema(schema: string): Promise<void> {
 
 async function throughputPart(): Promise<void> {
   const rows = [];
-  for (const n of [1, 2, 3]) {
+  // 0: the peer, one plain `serve --postgres` (no cluster: reads without a preference use the engine's own
+  // read-your-writes, with no PostgreSQL round trip).
+  for (const n of [0, 1, 2, 3]) {
     const schema = uniqueName("bench");
     const prefix = `${uniqueName("bench")}:`;
     try {
-      const members = await startMembers(n, schema, prefix);
+      const members =
+        n === 0
+          ? [await startMember({ schema, prefix, plain: true })]
+          : await startMembers(n, schema, prefix);
       const work = await loadWorkload(members[0]!.url);
       // Ownership turns "stable" (node.ts) 2 × ttl (3 s) + the request time limit (10 s) after the last join.
       await new Promise((r) => setTimeout(r, 17_000));
@@ -282,7 +287,7 @@ async function throughputPart(): Promise<void> {
       const before = load();
       const run = await hammer(members, work, SECONDS);
       rows.push({
-        members: n,
+        members: n === 0 ? "plain server (peer)" : n,
         "checks/s": Math.round(run.rate),
         "p50 ms": run.p50,
         "p99 ms": run.p99,
@@ -406,10 +411,11 @@ async function memoryPart(): Promise<void> {
 
 try {
   console.log(`cluster bench: load average ${load()} on ${(await import("node:os")).cpus().length} cores`);
-  ringPart();
-  await memoryPart();
-  await throughputPart();
-  await hitRatePart();
+  const parts = process.env.BENCH_PARTS ?? "1234";
+  if (parts.includes("1")) ringPart();
+  if (parts.includes("4")) await memoryPart();
+  if (parts.includes("2")) await throughputPart();
+  if (parts.includes("3")) await hitRatePart();
   console.log(`\nload average after: ${load()}`);
 } finally {
   await cleanup();

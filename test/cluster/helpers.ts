@@ -86,6 +86,8 @@ export interface MemberOptions {
   readonly redis?: string;
   readonly port?: number;
   readonly extra?: readonly string[];
+  /** Start a plain server over the same schema instead (no --cluster): a peer for benchmarks. */
+  readonly plain?: boolean;
 }
 
 /** Starts one member; resolves once it has joined and listens. */
@@ -101,10 +103,9 @@ export function startMember(options: MemberOptions): Promise<Member> {
     PG_URL,
     "--postgres-schema",
     options.schema,
-    "--cluster",
-    options.redis ?? REDIS_URL,
-    "--cluster-prefix",
-    options.prefix,
+    ...(options.plain === true
+      ? []
+      : ["--cluster", options.redis ?? REDIS_URL, "--cluster-prefix", options.prefix]),
     "--log-level",
     "info",
     ...(options.extra ?? []),
@@ -268,9 +269,10 @@ export async function startBalancer(
 }
 
 /** GET a member's /healthz. */
-export async function health(
-  url: string,
-): Promise<{ status: string; cluster?: { redis: string; members: number; degraded: boolean } }> {
+export async function health(url: string): Promise<{
+  status: string;
+  cluster?: { member: string; redis: string; members: number; degraded: boolean };
+}> {
   const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5_000) });
   return (await response.json()) as never;
 }
