@@ -21,6 +21,7 @@
  * store reference per distinct content it keeps (any version of any file), so a content no record names is
  * never left behind.
  */
+
 import { createReadStream } from "node:fs";
 import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -29,6 +30,7 @@ import { createEngine, type Engine } from "../engine.js";
 import { describe, isNexusError, NexusError } from "../errors.js";
 import { nexusFilesystemModel } from "../model/preset.js";
 import { type BlobStore, FsBlobStore } from "../storage/blob-store.js";
+import { toAsyncIterable } from "../storage/byte-stream.js";
 import { openStore } from "../storage/index.js";
 import { MetadataTable } from "../storage/metadata.js";
 import {
@@ -1798,26 +1800,6 @@ function tupleId(t: TupleKey): string {
 
 function sameTuple(a: TupleKey, b: TupleKey): boolean {
   return tupleId(a) === tupleId(b);
-}
-
-function toAsyncIterable(
-  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
-): AsyncIterable<Uint8Array> {
-  if (Symbol.asyncIterator in source) return source as AsyncIterable<Uint8Array>;
-  const reader = (source as ReadableStream<Uint8Array>).getReader();
-  return {
-    async *[Symbol.asyncIterator]() {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          yield value;
-        }
-      } finally {
-        reader.releaseLock();
-      }
-    },
-  };
 }
 
 async function readAll(file: string): Promise<Uint8Array> {

@@ -7,11 +7,13 @@
  * queue, so a single writer appends to a volume at a time. Under fsync "batch", writers that finished appending
  * share one fdatasync (group-sync.ts) before their promises resolve.
  */
+
 import * as fs from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { NexusError } from "../errors.js";
 import { WorkerPool } from "../parallel/pool.js";
+import { toAsyncIterable } from "./byte-stream.js";
 import { type Checksums, createChecksums, createCrc32cStream, createStreamHasher } from "./checksum.js";
 import {
   type CompactHooks,
@@ -1137,32 +1139,4 @@ function describeType(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "object") return value.constructor?.name ?? "object";
   return typeof value;
-}
-
-function toAsyncIterable(
-  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
-): AsyncIterable<Uint8Array> {
-  if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === "function") {
-    return source as AsyncIterable<Uint8Array>;
-  }
-  if (source && typeof (source as ReadableStream<Uint8Array>).getReader === "function") {
-    const reader = (source as ReadableStream<Uint8Array>).getReader();
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          while (true) {
-            const { done, value } = await reader.read();
-            if (done) return;
-            yield value;
-          }
-        } finally {
-          reader.releaseLock();
-        }
-      },
-    };
-  }
-  throw new NexusError(
-    "invalid_argument",
-    "putStream takes an async iterable or a ReadableStream of Uint8Array",
-  );
 }

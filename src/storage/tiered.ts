@@ -9,12 +9,14 @@
  * move is rolled forward (destination complete: remove the source) or back (remove the partial destination).
  * Between those steps the object is readable from at least one tier, and reads look in every tier.
  */
+
 import { createBLAKE3, type IHasher } from "hash-wasm";
 import { isNexusError, NexusError } from "../errors.js";
 import { WorkerPool } from "../parallel/pool.js";
 import { ready } from "../wasm/loader.js";
 import { AccessTracker, type MoveTarget, TIERS, type Tier, type TrackedObject } from "./access-tracker.js";
 import type { BlobStore } from "./blob-store.js";
+import { toAsyncIterable } from "./byte-stream.js";
 import { ShardCodec } from "./tiered-codec.js";
 import { sweepTempFiles } from "./tiered-fs.js";
 import { TieringJob, type TieringJobOptions } from "./tiered-job.js";
@@ -868,26 +870,6 @@ function trackerOptions(options: TieredStoreOptions) {
     dir: options.dir,
     ...(options.now ? { now: options.now } : {}),
     ...(options.fsync !== undefined ? { fsync: options.fsync } : {}),
-  };
-}
-
-function toAsyncIterable(
-  source: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>,
-): AsyncIterable<Uint8Array> {
-  if (Symbol.asyncIterator in source) return source as AsyncIterable<Uint8Array>;
-  const reader = (source as ReadableStream<Uint8Array>).getReader();
-  return {
-    async *[Symbol.asyncIterator]() {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          yield value;
-        }
-      } finally {
-        reader.releaseLock();
-      }
-    },
   };
 }
 
