@@ -67,6 +67,7 @@ export class Membership implements AsyncDisposable {
   #beating: Promise<void> | undefined;
   #lastOkMs = Number.NEGATIVE_INFINITY;
   #closed = false;
+  #listening = false;
   /** Heartbeats that failed since start (Redis unreachable). */
   failures = 0;
 
@@ -91,9 +92,13 @@ export class Membership implements AsyncDisposable {
 
   /** Registers, reads the members and starts heartbeating. Fails when Redis cannot be reached. */
   async start(): Promise<void> {
-    await this.#o.subscriber.subscribe(this.#channel, (message) => {
-      if (message !== this.#o.self.id) void this.beat();
-    });
+    if (!this.#listening) {
+      // Once only: a start that failed on its heartbeat is tried again by the caller.
+      await this.#o.subscriber.subscribe(this.#channel, (message) => {
+        if (message !== this.#o.self.id) void this.beat();
+      });
+      this.#listening = true;
+    }
     await this.#beat(true);
     await this.#o.redis.publish(this.#channel, this.#o.self.id).catch(() => undefined);
     this.#timer = setInterval(() => void this.beat(), this.heartbeatMs);

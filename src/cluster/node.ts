@@ -17,7 +17,7 @@ import { randomBytes } from "node:crypto";
 import type { PostgresTupleStore } from "../postgres/index.js";
 import { Forwarder } from "./forward.js";
 import { type Member, Membership } from "./membership.js";
-import { closeRedis, connectRedis, type Redis } from "./redis.js";
+import { closeRedis, openRedis, type Redis } from "./redis.js";
 import { RevisionReader } from "./revision-reader.js";
 import { Ring } from "./ring.js";
 import { SharedResultCache } from "./shared-cache.js";
@@ -77,6 +77,9 @@ export class ClusterNode implements AsyncDisposable {
   /** Members that did not answer a forwarded request, until when (performance.now()). */
   readonly #suspects = new Map<string, number>();
   #closed = false;
+  /** Membership registered once Redis first answered (undefined until then: the member runs alone, degraded). */
+  #joining: Promise<void> | undefined;
+  #subscribed = false;
   /** Ring changes seen, and requests answered here for lack of an answering owner (for metrics). */
   ringChanges = 0;
   fallbacks = 0;
@@ -109,64 +112,92 @@ export class ClusterNode implements AsyncDisposable {
   }
 
   /**
-   * Connects to Redis, starts following the changelog, registers and learns the members.
-   * @throws when Redis cannot be reached (a member does not start without it; once started it survives Redis going away).
+   * Starts following the changelog and connecting to Redis; registers and learns the members once Redis answers.
+   * A member started while Redis is down does not wait for it: it starts degraded (alone on its ring, answering from
+   * its own caches and PostgreSQL, `/healthz` degraded) and joins when Redis comes back (the clients keep
+   * reconnecting with backoff).
    */
   static async join(options: ClusterOptions, join: JoinOptions): Promise<ClusterNode> {
     const prefix = options.prefix ?? "nexus:";
     const url = options.advertiseUrl ?? join.url;
     const id = `${new URL(url).host}-${randomBytes(4).toString("hex")}`;
     const onError = join.onError ?? (() => undefined);
-    let redis: Redis | undefined;
-    let subscriber: Redis | undefined;
-    let changes: TenantChanges | undefined;
-    try {
-      redis = await connectRedis(options.redis, {
-        clientSideCacheEntries: options.clientSideCacheEntries ?? 10_000,
-        onError,
-      });
-      subscriber = await connectRedis(options.redis, { onError });
-      changes = new TenantChanges(join.store);
-      await changes.start();
-      const client = redis;
-      const revisions = new RevisionReader(() => join.store.currentRevision());
-      const sharedCache =
-        options.sharedCache === false
-          ? undefined
-          : new SharedResultCache({
-              redis: client,
-              prefix,
-              changes,
-              currentRevision: () => revisions.latest(),
-            });
-      const ttlMs = options.memberTtlMs ?? 3_000;
-      const node = new ClusterNode({
-        id,
-        url,
-        prefix,
-        redis,
-        subscriber,
-        changes,
-        sharedCache,
-        requestTimeoutMs: join.requestTimeoutMs,
-        ttlMs,
-      });
-      await subscriber.subscribe(`${prefix}events`, (message) => node.#event(message, join.onEvent));
-      node.#membership = new Membership({
-        redis,
-        subscriber,
-        prefix,
-        self: { id, url },
-        ttlMs,
-        onChange: (members) => node.#membersChanged(members),
-      });
-      await node.#membership.start();
-      return node;
-    } catch (error) {
-      await changes?.close();
-      await closeRedis(subscriber);
-      await closeRedis(redis);
-      throw error;
+    const changes = new TenantChanges(join.store);
+    await changes.start();
+    const redis = openRedis(options.redis, {
+      clientSideCacheEntries: options.clientSideCacheEntries ?? 10_000,
+      onError,
+    });
+    const subscriber = openRedis(options.redis, { onError });
+    const revisions = new RevisionReader(() => join.store.currentRevision());
+    const sharedCache =
+      options.sharedCache === false
+        ? undefined
+        : new SharedResultCache({
+            redis: redis.client,
+            prefix,
+            changes,
+            currentRevision: () => revisions.latest(),
+          });
+    const ttlMs = options.memberTtlMs ?? 3_000;
+    const node = new ClusterNode({
+      id,
+      url,
+      prefix,
+      redis: redis.client,
+      subscriber: subscriber.client,
+      changes,
+      sharedCache,
+      requestTimeoutMs: join.requestTimeoutMs,
+      ttlMs,
+    });
+    const membership = new Membership({
+      redis: redis.client,
+      subscriber: subscriber.client,
+      prefix,
+      self: { id, url },
+      ttlMs,
+      onChange: (members) => node.#membersChanged(members),
+    });
+    node.#joining = node.#joinWhenReady(
+      Promise.all([redis.ready, subscriber.ready]),
+      membership,
+      join.onEvent,
+    );
+    // Redis answering within a moment: join before serving, so the first requests are already routed.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([node.#joining, new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
+    clearTimeout(timer);
+    return node;
+  }
+
+  /**
+   * Subscribes and registers once both connections are up; a registration that fails (Redis went away again) is
+   * tried again with backoff. node-redis restores the subscriptions itself after later reconnects.
+   */
+  async #joinWhenReady(
+    ready: Promise<unknown>,
+    membership: Membership,
+    onEvent: (event: ClusterEvent) => void,
+  ): Promise<void> {
+    await ready;
+    let delayMs = 50;
+    while (!this.#closed) {
+      try {
+        if (!this.#subscribed) {
+          await this.#subscriber.subscribe(`${this.prefix}events`, (message) =>
+            this.#event(message, onEvent),
+          );
+          this.#subscribed = true;
+        }
+        await membership.start();
+        if (this.#closed) await membership.close();
+        else this.#membership = membership;
+        return;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+        delayMs = Math.min(2_000, delayMs * 2);
+      }
     }
   }
 
@@ -223,6 +254,7 @@ export class ClusterNode implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Closing the clients below ends a join still waiting for Redis (its `ready` then never resolves).
     await this.#membership?.close();
     await this.#subscriber.unsubscribe(`${this.prefix}events`).catch(() => undefined);
     await this.#changes.close();

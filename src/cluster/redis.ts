@@ -6,7 +6,8 @@
  * RESP2 only and has no client-side cache. Both reconnect by themselves.
  *
  * Commands fail at once while the connection is down (no offline queue): a server must keep answering from its own
- * caches and the database then, not wait for Redis. The client reconnects in the background (backing off to 2 s).
+ * caches and the database then, not wait for Redis. The client connects and reconnects in the background (node-redis's
+ * reconnectStrategy, backing off from 50 ms to 2 s), also when Redis was down from the start.
  */
 import { createClient } from "redis";
 
@@ -21,8 +22,35 @@ export interface RedisConnectOptions {
   readonly onError?: (error: Error) => void;
 }
 
-/** A connected client. @throws when Redis cannot be reached within `connectTimeout` (2 s). */
+/** A connected client (waits, retrying with backoff, until Redis answers). */
 export async function connectRedis(url: string, options: RedisConnectOptions = {}): Promise<Redis> {
+  const client = createRedis(url, options);
+  try {
+    await client.connect();
+  } catch (error) {
+    client.destroy();
+    throw error;
+  }
+  return client;
+}
+
+/**
+ * A client that connects in the background, retrying with backoff until Redis answers (so a member can start while
+ * Redis is down); `ready` resolves once it first connects and never rejects (a client closed first leaves it pending).
+ */
+export function openRedis(
+  url: string,
+  options: RedisConnectOptions = {},
+): { client: Redis; ready: Promise<void> } {
+  const client = createRedis(url, options);
+  const ready = client.connect().then(
+    () => undefined,
+    () => new Promise<void>(() => undefined),
+  );
+  return { client, ready };
+}
+
+function createRedis(url: string, options: RedisConnectOptions): Redis {
   const client = createClient({
     url,
     RESP: 3,
@@ -43,12 +71,6 @@ export async function connectRedis(url: string, options: RedisConnectOptions = {
     commandOptions: { timeout: options.commandTimeoutMs ?? 1_000 },
   } as Parameters<typeof createClient>[0]) as Redis;
   client.on("error", (error: Error) => options.onError?.(error));
-  try {
-    await client.connect();
-  } catch (error) {
-    client.destroy();
-    throw error;
-  }
   return client;
 }
 

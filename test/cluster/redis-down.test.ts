@@ -3,13 +3,17 @@
  * for this file, so killing it touches nothing else) and one PostgreSQL schema of this run's own. With Redis dead,
  * writes and checks through either member stay right (a write through one is read through the other at once),
  * /healthz and /metrics report the degradation; when Redis is back the members re-register and report healthy.
+ * And a member started while Redis is down: it starts degraded and answers right, and joins the ring (and uses the
+ * shared cache) once Redis comes up.
  */
 import pg from "pg";
+import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { modelJson } from "../server/helpers.js";
 import {
   cleanup,
   eventually,
+  freePort,
   health,
   type Member,
   metric,
@@ -136,5 +140,76 @@ describe.skipIf(!redisInstalled)("a cluster whose Redis goes away", () => {
     expect(await metric(a, "nexus_cluster_redis_up")).toBe(1);
     await write(b, "writes", "user:dora", "doc:9");
     expect(await check(a, "user:dora", "doc:9")).toBe(true);
+  }, 120_000);
+});
+
+describe.skipIf(!redisInstalled)("a member started while Redis is down", () => {
+  const schema2 = uniqueName("redislate");
+  const prefix2 = `${uniqueName("redislate")}:`;
+  let late: Awaited<ReturnType<typeof startPrivateRedis>> | undefined;
+  let member: Member | undefined;
+
+  afterAll(async () => {
+    if (member !== undefined) await stopMember(member);
+    await late?.stop();
+    await cleanup();
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema2} CASCADE`);
+    await client.end();
+  }, 60_000);
+
+  it("starts degraded, answers right, and joins the ring when Redis comes up", async () => {
+    const port = await freePort(); // nothing listens there yet
+    member = await startMember({ schema: schema2, prefix: prefix2, redis: `redis://127.0.0.1:${port}` });
+    const url = member.url;
+    const h = await health(url);
+    expect(h.status).toBe("SERVING");
+    expect(h.cluster?.degraded).toBe(true);
+    expect(h.cluster?.redis).toBe("unreachable");
+
+    const store = (await call(url, "/stores", { name: "late" })).json.id as string;
+    expect((await call(url, `/stores/${store}/authorization-models`, MODEL)).status).toBe(201);
+    const check = async (user: string): Promise<boolean> => {
+      const answer = await call(url, `/stores/${store}/check`, {
+        tuple_key: { user, relation: "viewer", object: "doc:1" },
+      });
+      expect(answer.status).toBe(200);
+      return answer.json.allowed as boolean;
+    };
+    const write = await call(url, `/stores/${store}/write`, {
+      writes: { tuple_keys: [{ user: "user:anne", relation: "viewer", object: "doc:1" }] },
+    });
+    expect(write.status).toBe(200);
+    expect(await check("user:anne")).toBe(true);
+    expect(await check("user:bob")).toBe(false);
+
+    late = await startPrivateRedis(port);
+    await eventually(
+      async () => (await health(url)).cluster?.degraded === false,
+      15_000,
+      "the member to join once Redis is up",
+    );
+    // The ring in Redis lists it.
+    const client = createClient({ url: late.url });
+    await client.connect();
+    try {
+      expect(await client.zRange(`${prefix2}members`, 0, -1)).toContain((await health(url)).cluster?.member);
+    } finally {
+      client.destroy();
+    }
+    // The shared cache is used: an answer stored by one check is a hit for the next.
+    const hits = async (): Promise<number> =>
+      (await metric(url, 'nexus_cluster_shared_cache{result="hits"}')) ?? 0;
+    const before = await hits();
+    expect(await check("user:anne")).toBe(true);
+    await eventually(
+      async () => {
+        expect(await check("user:anne")).toBe(true);
+        return (await hits()) > before;
+      },
+      10_000,
+      "a shared-cache hit",
+    );
   }, 120_000);
 });
