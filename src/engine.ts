@@ -86,6 +86,7 @@ import {
   toTupleKey,
 } from "./store/tuple.js";
 import type { TupleSnapshot, TupleStore } from "./store/types.js";
+import { anySignal } from "./util/any-signal.js";
 import {
   type PermissionChange,
   type PermissionRevision,
@@ -728,27 +729,14 @@ export class Engine implements AsyncDisposable {
       // Fail now, not at the first page, when the changelog no longer reaches back that far.
       await this.store.changesAfter(after, 0);
     }
-    const stop = new AbortController();
-    const abort = (): void => stop.abort();
-    this.#closing.signal.addEventListener("abort", abort);
-    request.signal?.addEventListener("abort", abort);
-    if (request.signal?.aborted) stop.abort();
+    const stop = anySignal([this.#closing.signal, request.signal]);
     try {
-      yield* changeStream(this.store, tenant, after, stop.signal);
+      yield* changeStream(this.store, tenant, after, stop);
     } catch (error) {
       // The store closing under a waiting stream ends it quietly.
-      if (
-        !(
-          error instanceof NexusError &&
-          error.code === "closed" &&
-          (stop.signal.aborted || this.store.closed)
-        )
-      ) {
+      if (!(error instanceof NexusError && error.code === "closed" && (stop.aborted || this.store.closed))) {
         throw error;
       }
-    } finally {
-      this.#closing.signal.removeEventListener("abort", abort);
-      request.signal?.removeEventListener("abort", abort);
     }
   }
 

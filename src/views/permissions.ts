@@ -30,6 +30,7 @@
  *
  * Owner: the consumer. Breaking out of the loop, `signal`, or the engine closing ends it.
  */
+
 import { type CheckQuery, checkOutcome, TRUE } from "../check/check.js";
 import { Evaluation } from "../check/evaluation.js";
 import { candidateObjects } from "../check/list-objects.js";
@@ -40,6 +41,7 @@ import type { Program } from "../model/program.js";
 import { decodeToken, encodeToken } from "../store/token.js";
 import type { RelationTuple, Subject } from "../store/tuple.js";
 import type { Revision, StoredChange, TupleSnapshot, TupleStore } from "../store/types.js";
+import { anySignal } from "../util/any-signal.js";
 import { influenceOf } from "../watch/influence.js";
 
 export interface PermissionWatchRequest {
@@ -110,38 +112,29 @@ export async function* watchPermissionRevisions(
   request: PermissionWatchRequest,
 ): AsyncGenerator<PermissionRevision, void, undefined> {
   const watch = await PermissionWatch.open(source, request);
-  const stop = new AbortController();
-  const abort = (): void => stop.abort();
-  source.stop.addEventListener("abort", abort);
-  request.signal?.addEventListener("abort", abort);
-  if (source.stop.aborted || request.signal?.aborted) stop.abort();
-  try {
-    if (request.initial === true) yield watch.initialBatch();
-    const { store } = source;
-    while (!stop.signal.aborted && !store.closed) {
-      let page: StoredChange[];
-      try {
-        page = await store.changesAfter(watch.revision, PAGE);
-      } catch (error) {
-        if (stop.signal.aborted || store.closed) return;
-        throw error;
-      }
-      if (page.length === 0) {
-        await store.waitForRevision(watch.revision, stop.signal);
-        continue;
-      }
-      for (let start = 0; start < page.length; ) {
-        let end = start;
-        while (end < page.length && page[end]!.revision === page[start]!.revision) end++;
-        const batch = await watch.apply(page.slice(start, end));
-        if (stop.signal.aborted) return;
-        yield batch;
-        start = end;
-      }
+  const stop = anySignal([source.stop, request.signal]);
+  if (request.initial === true) yield watch.initialBatch();
+  const { store } = source;
+  while (!stop.aborted && !store.closed) {
+    let page: StoredChange[];
+    try {
+      page = await store.changesAfter(watch.revision, PAGE);
+    } catch (error) {
+      if (stop.aborted || store.closed) return;
+      throw error;
     }
-  } finally {
-    source.stop.removeEventListener("abort", abort);
-    request.signal?.removeEventListener("abort", abort);
+    if (page.length === 0) {
+      await store.waitForRevision(watch.revision, stop);
+      continue;
+    }
+    for (let start = 0; start < page.length; ) {
+      let end = start;
+      while (end < page.length && page[end]!.revision === page[start]!.revision) end++;
+      const batch = await watch.apply(page.slice(start, end));
+      if (stop.aborted) return;
+      yield batch;
+      start = end;
+    }
   }
 }
 
