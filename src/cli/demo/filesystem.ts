@@ -35,7 +35,8 @@ async function outcome(p: Promise<unknown>): Promise<[string, number]> {
     const v = await p;
     const ms = performance.now() - started;
     if (v instanceof Uint8Array) return [`ok (${formatCount(v.length)} B)`, ms];
-    if (Array.isArray(v)) return [`ok (${formatCount(v.length)} entries)`, ms];
+    if (Array.isArray(v))
+      return [`ok (${formatCount(v.length)} ${v.length === 1 ? "entry" : "entries"})`, ms];
     return ["ok", ms];
   } catch (e) {
     return [(e as { code?: string }).code ?? String(e), performance.now() - started];
