@@ -23,7 +23,7 @@
  */
 import type { StoredChange } from "../store/types.js";
 import type { ChangeListener } from "../watch/feed.js";
-import type { InfluenceMap } from "../watch/influence.js";
+import { changeReach, type InfluenceMap } from "../watch/influence.js";
 import {
   type BatchOutcome,
   type CheckResolver,
@@ -161,16 +161,16 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       const id = this.#listId(readKey(t.tenant, t.object, t.relation));
       this.#listChangedAt[id] = change.revision;
       this.#counters.invalidations++;
-      const subjectBound =
-        t.subject.kind === "object" && this.#influence.subjectBound(t.objectType, t.relation, t.subject.type);
-      if (subjectBound && this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
+      const reach = changeReach(this.#influence, t);
+      if (reach.subject !== undefined && this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
         // Forget per-subject changes so far: reuse across revisions before this one uses the class rule.
         this.#subjectChangedAt.clear();
         this.#subjectFloor = change.revision - 1;
       }
-      for (const cls of this.#influence.affectedBy(t.objectType, t.relation)) {
+      for (const cls of reach.classes) {
         raise(this.#changedAt, cls, change.revision);
-        if (subjectBound) raise(this.#subjectChangedAt, cls + "\u0000" + t.user, change.revision);
+        if (reach.subject !== undefined)
+          raise(this.#subjectChangedAt, cls + "\u0000" + reach.subject, change.revision);
         else raise(this.#anySubjectChangedAt, cls, change.revision);
       }
     }

@@ -2,19 +2,20 @@
  * The cluster's shared result cache: check answers in Redis, so a question one member answered is answered by any
  * other without evaluation (after a member leaves, its tenants' new owners start warm).
  *
- * Key: `<prefix>a:[tenant, K, model, user, relation, object]`, where K is the revision of the tenant's last
- * change (tenant-changes.ts). An entry is written only when the answer was computed at a revision whose last change
- * of the tenant is K, and read only at a revision whose last change is K: the tenant's tuples are the same at both,
- * so the answer is (the changelog decides exactly; a write to the tenant moves K, and entries under an older K are
- * never read again and expire). This is coarser than the in-process cache's per-relation rule — any change to the
- * tenant retires its shared answers — but needs no shared state beyond the changelog every member follows.
+ * Key: `<prefix>a:[tenant, K, model, user, relation, object]`, where K bounds the revisions of the tenant's changes
+ * that can alter this answer, by the in-process cache's rule (tenant-changes.ts): a write about another plain
+ * subject that no tuple-to-userset can follow, or to a class the question does not read, leaves K — and the shared
+ * answer — alone; any other write that reaches the question moves K, and entries under an older K are never read
+ * again and expire. An entry is written only when K did not move between the lookup and the answer, and read only
+ * at a revision whose K is the same, so the answer is the one at K either way (exact, from the changelog every
+ * member follows; no counter in Redis).
  *
  * Entries are immutable once written, which is where RESP3 client-side caching pays: a member keeps the entries it
  * read and Redis only has to tell it about evictions. Redis errors never fail a request: a lookup that fails is a
  * miss, a store that fails is dropped, and both are counted.
  */
 import type { Redis } from "./redis.js";
-import type { TenantChanges } from "./tenant-changes.js";
+import type { QuestionState, TenantChanges } from "./tenant-changes.js";
 
 export interface SharedQuestion {
   readonly tenant: string;
@@ -30,7 +31,7 @@ export type Lookup =
   | {
       readonly hit: false;
       readonly key: string | undefined;
-      readonly tenant: string;
+      readonly question: SharedQuestion;
       readonly since: number;
     };
 
@@ -74,16 +75,16 @@ export class SharedResultCache {
     try {
       const revision = await this.#o.currentRevision();
       await this.#o.changes.reach(revision);
-      const state = await this.#o.changes.state(q.tenant);
-      if (state.excluded || state.lastChange > revision) {
+      const state = await this.#state(q);
+      if (state === undefined || state.excluded || state.lastChange > revision) {
         this.stats.skipped++;
-        return { hit: false, key: undefined, tenant: q.tenant, since };
+        return { hit: false, key: undefined, question: q, since };
       }
       since = state.lastChange;
       key = keyOf(this.#o.prefix, q, since);
     } catch {
       this.stats.errors++;
-      return { hit: false, key: undefined, tenant: q.tenant, since };
+      return { hit: false, key: undefined, question: q, since };
     }
     try {
       const value = await this.#o.redis.get(key);
@@ -92,31 +93,38 @@ export class SharedResultCache {
         return { hit: true, allowed: value === "1" };
       }
       this.stats.misses++;
-      return { hit: false, key, tenant: q.tenant, since };
+      return { hit: false, key, question: q, since };
     } catch {
       this.stats.errors++;
       this.stats.misses++;
-      return { hit: false, key: undefined, tenant: q.tenant, since };
+      return { hit: false, key: undefined, question: q, since };
     }
   }
 
   /**
-   * Stores an answer computed after `lookup` missed, if the tenant has not changed since the lookup's revision: the
-   * answer was computed at some revision between the lookup and now, so it holds under the lookup's key exactly
-   * when no change of the tenant came in between. Never throws.
+   * Stores an answer computed after `lookup` missed, if no change reaching the question came since the lookup's
+   * revision: the answer was computed at some revision between the lookup and now, so it holds under the lookup's
+   * key exactly when K did not move in between. Never throws.
    */
   async store(miss: Lookup, allowed: boolean): Promise<void> {
     if (miss.hit || miss.key === undefined) return;
     try {
       const now = await this.#o.currentRevision();
       await this.#o.changes.reach(now);
-      const state = await this.#o.changes.state(miss.tenant);
-      if (state.excluded || state.lastChange !== miss.since) return;
+      const state = await this.#state(miss.question);
+      if (state === undefined || state.excluded || state.lastChange !== miss.since) return;
       await this.#o.redis.set(miss.key, allowed ? "1" : "0", { PX: this.#ttlMs });
       this.stats.stores++;
     } catch {
       this.stats.errors++;
     }
+  }
+
+  /** The question's K, or undefined for an object without a type (the route rejects it). */
+  #state(q: SharedQuestion): Promise<QuestionState> | undefined {
+    const colon = q.object.indexOf(":");
+    if (colon <= 0) return undefined;
+    return this.#o.changes.question(q.tenant, q.model, `${q.object.slice(0, colon)}#${q.relation}`, q.user);
   }
 }
 

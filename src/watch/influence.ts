@@ -10,6 +10,7 @@
  * so a tuple in one tenant may change answers in another.
  */
 import type { Program, RelationDef, Rewrite } from "../model/program.js";
+import type { RelationTuple } from "../store/tuple.js";
 
 /** `type#relation`. */
 export type RelationClass = string;
@@ -35,6 +36,23 @@ export interface InfluenceMap {
    * cache may invalidate per subject.
    */
   subjectBound(type: string, relation: string, subjectType: string): boolean;
+}
+
+/**
+ * Which cached check answers a written or deleted tuple withdraws (the rule every result cache shares): those of
+ * each class in `classes`, for every subject — or, when `subject` is set (a plain-object subject no tuple-to-userset
+ * can follow on: InfluenceMap.subjectBound), only for checks whose subject is that string.
+ */
+export function changeReach(
+  influence: InfluenceMap,
+  t: RelationTuple,
+): { readonly classes: readonly RelationClass[]; readonly subject: string | undefined } {
+  const subjectBound =
+    t.subject.kind === "object" && influence.subjectBound(t.objectType, t.relation, t.subject.type);
+  return {
+    classes: influence.affectedBy(t.objectType, t.relation),
+    subject: subjectBound ? t.user : undefined,
+  };
 }
 
 const cache = new WeakMap<Program, InfluenceMap>();

@@ -193,6 +193,55 @@ describe.skipIf(!available)("two cluster members against the reference evaluator
     expect(stats.every((s) => s.errors === 0)).toBe(true);
   }, 300_000);
 
+  it("keeps a subject's shared answer across writes that cannot reach it, and withdraws it on one that can", async () => {
+    const urls = servers.map((s) => s.url);
+    const store = (await post(urls[0]!, "/stores", { name: "reach" })).json.id as string;
+    expect((await post(urls[1]!, `/stores/${store}/authorization-models`, modelJson(DSL))).status).toBe(201);
+    const total = (field: "hits" | "misses" | "stores"): number =>
+      servers.reduce((n, s) => n + s.cluster!.sharedCache!.stats[field], 0);
+    const write = async (kind: "writes" | "deletes", user: string, relation: string, object: string) => {
+      const answer = await post(urls[1]!, `/stores/${store}/write`, {
+        [kind]: { tuple_keys: [{ user, relation, object }] },
+      });
+      expect(answer.status, JSON.stringify(answer.json)).toBe(200);
+    };
+    const question = { user: "user:a", relation: "viewer", object: "doc:1" };
+    /** Asks once, on member 0; whether the shared cache answered it. */
+    const ask = async (expected: boolean): Promise<boolean> => {
+      const hits = total("hits");
+      const answer = await post(urls[0]!, `/stores/${store}/check`, { tuple_key: question });
+      expect(answer.json.allowed).toBe(expected);
+      return total("hits") > hits;
+    };
+    /** Asks (a miss), waits for the answer to be stored (stores run after the reply), asks again: a hit. */
+    const warm = async (expected: boolean): Promise<void> => {
+      const stored = total("stores");
+      expect(await ask(expected)).toBe(false);
+      const deadline = Date.now() + 5_000;
+      while (total("stores") === stored && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(await ask(expected)).toBe(true);
+    };
+
+    await write("writes", "user:a", "viewer", "doc:1");
+    await warm(true);
+    // Writes that cannot reach (user:a, doc#viewer): another plain subject on a class no tuple-to-userset
+    // follows (doc#viewer, group#member), and a class doc#viewer does not read (a folder nobody's parent of).
+    await write("writes", "user:b", "viewer", "doc:1");
+    expect(await ask(true)).toBe(true);
+    await write("writes", "user:c", "member", "group:x");
+    expect(await ask(true)).toBe(true);
+    await write("deletes", "user:b", "viewer", "doc:1");
+    expect(await ask(true)).toBe(true);
+    // A write to the tupleset doc#viewer follows (parent) reaches every subject: withdrawn.
+    await write("writes", "folder:f1", "parent", "doc:2");
+    await warm(true);
+    // A write about user:a itself on a class doc#viewer reads: withdrawn, and the new answer is right.
+    await write("deletes", "user:a", "viewer", "doc:1");
+    await warm(false);
+    await write("writes", "user:a", "owner", "doc:1");
+    expect(await ask(true)).toBe(false);
+  }, 120_000);
+
   it("leaves nothing in the member set after close", async () => {
     await Promise.all(servers.map((s) => s.close()));
     const { connectRedis, closeRedis } = await import("../../src/cluster/redis.js");
