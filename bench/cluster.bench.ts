@@ -13,8 +13,13 @@
  *    and takes over a quarter of the stores, the set is asked again; what fraction was answered without evaluation
  *    (shared Redis hits, in-process result-cache hits) on the members, with `--no-shared-cache` as the peer.
  *
+ * 5. Client-side caching (RESP3 tracking) of the shared answers, on (10,000 entries) against off: one member in this
+ *    process, the hot question set already in Redis, checks through autocannon while a writer adds tuples about
+ *    other subjects (which, by the in-process rule, leave the hot answers valid): checks/s, latency, shared hits,
+ *    and how many of the shared cache's GETs the client-side cache answered without a round trip.
+ *
  *   flock /tmp/bench.lock node --import tsx bench/cluster.bench.ts
- *   (BENCH_DURATION=seconds per autocannon run, default 5; BENCH_STORES=stores, default 24; BENCH_PARTS=1234)
+ *   (BENCH_DURATION=seconds per autocannon run, default 5; BENCH_STORES=stores, default 24; BENCH_PARTS=12345)
  */
 import { loadavg } from "node:os";
 import autocannon from "autocannon";
@@ -29,6 +34,7 @@ import {
   health,
   type Member,
   PG_URL,
+  REDIS_URL,
   startMember,
   stopMember,
   uniqueName,
@@ -371,6 +377,82 @@ async function hitRatePart(): Promise<void> {
   console.table(rows);
 }
 
+// --- 5. Client-side caching of the shared answers, on and off ---------------------------------------------------
+
+async function clientSideCachePart(): Promise<void> {
+  const { startServer } = await import("../src/server/index.js");
+  const rows = [];
+  for (const entries of [10_000, 0]) {
+    const schema = uniqueName("benchcsc");
+    const prefix = `${uniqueName("benchcsc")}:`;
+    const server = await startServer({
+      port: 0,
+      postgres: PG_URL,
+      postgresSchema: schema,
+      cluster: { redis: REDIS_URL, prefix, clientSideCacheEntries: entries },
+    });
+    try {
+      const work = await loadWorkload(server.url);
+      const node = server.cluster!;
+      // Every question answered once (stored in Redis), then once more (read, so the client-side cache holds it).
+      for (let round = 0; round < 2; round++) {
+        for (const q of work.questions) {
+          const space = q.indexOf(" ");
+          await post(server.url, `/stores/${q.slice(0, space)}/check`, JSON.parse(q.slice(space + 1)));
+        }
+      }
+      const shared0 = { ...node.sharedCache!.stats };
+      const csc0 = node.clientSideCacheStats() ?? { hits: 0, misses: 0 };
+      // Writes about subjects the hot questions never ask about, meanwhile (one every 20 ms).
+      let writing = true;
+      let writes = 0;
+      const writer = (async () => {
+        while (writing) {
+          const store = work.stores[writes % work.stores.length]!;
+          await post(server.url, `/stores/${store}/write`, {
+            writes: {
+              tuple_keys: [{ user: `user:w${writes}`, relation: "viewer", object: `doc:d${writes % 200}` }],
+            },
+          });
+          writes++;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      const before = load();
+      const run = await hammer([{ url: server.url } as Member], work, SECONDS);
+      writing = false;
+      await writer;
+      const shared = node.sharedCache!.stats;
+      const csc = node.clientSideCacheStats();
+      const lookups = shared.hits + shared.misses - shared0.hits - shared0.misses;
+      rows.push({
+        "client-side cache": entries > 0 ? `on (${entries})` : "off",
+        "checks/s": Math.round(run.rate),
+        "p50 ms": run.p50,
+        "p99 ms": run.p99,
+        errors: run.errors,
+        "writes meanwhile": writes,
+        "shared hits": pct((shared.hits - shared0.hits) / Math.max(1, lookups)),
+        "GETs answered in process":
+          csc === undefined
+            ? "-"
+            : pct((csc.hits - csc0.hits) / Math.max(1, csc.hits + csc.misses - csc0.hits - csc0.misses)),
+        "load avg before": before,
+      });
+    } finally {
+      await server.close();
+      await dropPrefix(prefix);
+      await dropSchema(schema);
+    }
+  }
+  console.log(
+    `\n5. One member, hot set in Redis, ${SECONDS} s of checks while another subject's tuples are written: client-side caching on vs off`,
+  );
+  console.table(rows);
+  const [on, off] = rows as [(typeof rows)[0], (typeof rows)[0]];
+  console.log(`checks/s on/off: ${(on["checks/s"] / off["checks/s"]).toFixed(2)}×`);
+}
+
 // --- 4. Memory an engine holds per tuple (for the projection) ---------------------------------------------------
 
 async function memoryPart(): Promise<void> {
@@ -410,11 +492,12 @@ async function memoryPart(): Promise<void> {
 
 try {
   console.log(`cluster bench: load average ${load()} on ${(await import("node:os")).cpus().length} cores`);
-  const parts = process.env.BENCH_PARTS ?? "1234";
+  const parts = process.env.BENCH_PARTS ?? "12345";
   if (parts.includes("1")) ringPart();
   if (parts.includes("4")) await memoryPart();
   if (parts.includes("2")) await throughputPart();
   if (parts.includes("3")) await hitRatePart();
+  if (parts.includes("5")) await clientSideCachePart();
   console.log(`\nload average after: ${load()}`);
 } finally {
   await cleanup();

@@ -245,6 +245,12 @@ export class ClusterNode implements AsyncDisposable {
       .catch(() => undefined);
   }
 
+  /** The client-side (RESP3 tracking) cache's hits and misses, or undefined when it is off. */
+  clientSideCacheStats(): { readonly hits: number; readonly misses: number } | undefined {
+    const stats = this.#redis.clientSideCache?.stats();
+    return stats === undefined ? undefined : { hits: stats.hitCount, misses: stats.missCount };
+  }
+
   health(): ClusterHealth {
     const redis = this.#redis.isReady && this.#membership?.healthy === true ? "ok" : "unreachable";
     return { member: this.id, redis, members: this.members.length, degraded: redis !== "ok" };
