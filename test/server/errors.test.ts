@@ -316,6 +316,35 @@ describe("error shapes and statuses", () => {
     expect(objects).toEqual(Array.from({ length: 8 }, (_, i) => `doc:${i}`));
   });
 
+  it("list-objects pages all read the first page's revision; an altered token is invalid_continuation_token", async () => {
+    const write = (object: string) =>
+      call("POST", `/stores/${storeId}/write`, {
+        writes: { tuple_keys: [{ user: "user:bert", relation: "viewer", object }] },
+      });
+    for (const object of ["doc:0", "doc:1", "doc:2", "doc:3"]) expect((await write(object)).status).toBe(200);
+    const page = (continuation_token: string) =>
+      call("POST", `/stores/${storeId}/list-objects`, {
+        user: "user:bert",
+        relation: "viewer",
+        type: "doc",
+        page_size: 2,
+        continuation_token,
+      });
+    const first = await page("");
+    expect(first.body.objects).toEqual(["doc:0", "doc:1"]);
+    // Written between pages, sorting inside the first page's range and after it: later pages don't show it.
+    expect((await write("doc:00")).status).toBe(200);
+    expect((await write("doc:4")).status).toBe(200);
+    const second = await page(first.body.continuation_token as string);
+    expect(second.body).toEqual({ objects: ["doc:2", "doc:3"], continuation_token: "" });
+    const token = first.body.continuation_token as string;
+    const altered = await page(`${token.slice(0, -2)}${token.endsWith("A") ? "B" : "A"}x`);
+    expect(altered.status).toBe(400);
+    expect(altered.body.code).toBe("invalid_continuation_token");
+    const fresh = await page("");
+    expect(fresh.body.objects).toEqual(["doc:0", "doc:00"]);
+  });
+
   it("a client that sends its body too slowly is cut off; the server goes on serving", async () => {
     const slow = await startTestServer({ limits: { requestTimeoutMs: 300 } });
     try {

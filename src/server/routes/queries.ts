@@ -9,9 +9,9 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import type { CheckRequest } from "../../engine.js";
+import { MAX_PAGE_SIZE } from "../../engine/pages.js";
+import type { CheckRequest, Engine } from "../../engine.js";
 import { isNexusError } from "../../errors.js";
-import { encodeToken } from "../../store/token.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, invalid, toApiError } from "../errors.js";
 import {
@@ -25,7 +25,6 @@ import {
   treeOut,
   userOut,
 } from "../json.js";
-import { decodeContinuation, encodeContinuation, positionString } from "../pagination.js";
 
 /**
  * Runs `run` with the request's deadline signal (shared by requests starting together: context.ts Deadlines); once it
@@ -132,30 +131,36 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { result };
   });
 
-  /** list-objects and streamed-list-objects: the full, sorted list of objects. */
-  const listObjects = async (
+  /** The engine's list objects request for a list-objects body, and the model it names. */
+  const listObjectsRequest = async (
     storeId: string,
     body: Json,
     consistencyFor: (modelId: string) => unknown,
-  ): Promise<string[]> => {
+  ) => {
     const contextualTuples = contextualTuplesIn(body.contextual_tuples);
     const context = contextIn(body.context);
-    const listRequest = {
+    const model = await ctx.modelOf(storeId, body.authorization_model_id);
+    const consistency = consistencyFor(model.id);
+    const request = {
       tenant: storeId,
       user: stringOf(body.user, "user"),
       relation: stringOf(body.relation, "relation"),
       type: stringOf(body.type, "type"),
       ...(contextualTuples.length > 0 ? { contextualTuples } : {}),
       ...(context !== undefined ? { context } : {}),
+      ...(consistency !== undefined ? { consistency } : {}),
     };
-    const model = await ctx.modelOf(storeId, body.authorization_model_id);
-    const consistency = consistencyFor(model.id);
-    const request = consistency === undefined ? listRequest : { ...listRequest, consistency };
-    return ctx.engines.use(model, (engine) =>
-      limited((signal) =>
-        engine.listObjects(request as Parameters<typeof engine.listObjects>[0], { signal }),
-      ),
-    );
+    return { model, request: request as Parameters<Engine["listObjects"]>[0] };
+  };
+
+  /** list-objects and streamed-list-objects: the full, sorted list of objects. */
+  const listObjects = async (
+    storeId: string,
+    body: Json,
+    consistencyFor: (modelId: string) => unknown,
+  ): Promise<string[]> => {
+    const { model, request } = await listObjectsRequest(storeId, body, consistencyFor);
+    return ctx.engines.use(model, (engine) => limited((signal) => engine.listObjects(request, { signal })));
   };
 
   app.post("/stores/:store_id/list-objects", async (request) => {
@@ -176,32 +181,25 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
       }
       return { objects };
     }
-    // Paging (beyond OpenFGA): later pages read at least as fresh as the first one.
-    const pageSize = pageSizeIn(body.page_size, ctx.limits.maxListObjects, ctx.limits.maxListObjects);
-    const position = decodeContinuation("list-objects", body.continuation_token);
-    let after: string | undefined;
-    let floor: string;
-    if (position === undefined) {
-      floor = encodeToken(ctx.store.id, await ctx.store.currentRevision());
-    } else {
-      after = positionString(position, "after");
-      floor = positionString(position, "floor");
-    }
-    const consistency =
-      body.consistency === "HIGHER_CONSISTENCY" ? "fully_consistent" : { atLeastAsFresh: floor };
-    const objects = await listObjects(store.id, body, () => consistency);
-    let start = 0;
-    if (after !== undefined) {
-      while (start < objects.length && objects[start]! <= after) start++;
-    }
-    const page = objects.slice(start, start + pageSize);
-    const more = start + pageSize < objects.length;
-    return {
-      objects: page,
-      continuation_token: more
-        ? encodeContinuation("list-objects", { after: page[page.length - 1]!, floor })
-        : "",
-    };
+    // Paging (beyond OpenFGA) is the engine's listObjectsPage: every page reads the revision the first one
+    // resolved to (the token carries it), so the pages add up to one listing at one revision.
+    const most = Math.min(ctx.limits.maxListObjects, MAX_PAGE_SIZE);
+    const pageSize = pageSizeIn(body.page_size, most, most);
+    const continuationToken =
+      body.continuation_token === undefined ||
+      body.continuation_token === null ||
+      body.continuation_token === ""
+        ? ""
+        : stringOf(body.continuation_token, "continuation_token");
+    const { model, request: listRequest } = await listObjectsRequest(store.id, body, (id) =>
+      ctx.consistency(store.id, body.consistency, id),
+    );
+    const page = await ctx.engines.use(model, (engine) =>
+      limited((signal) =>
+        engine.listObjectsPage({ ...listRequest, pageSize, continuationToken }, { signal }),
+      ),
+    );
+    return { objects: page.objects, continuation_token: page.continuationToken };
   });
 
   app.post("/stores/:store_id/streamed-list-objects", async (request, reply) => {
