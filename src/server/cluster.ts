@@ -11,6 +11,7 @@
  * (node.ts). MINIMIZE_LATENCY keeps its bound (one quantization window) on every member: each follows the
  * changelog. Watch streams are served by the member asked: they read the shared changelog, gapless on any member.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Gauge } from "prom-client";
 import { FORWARDED_HEADER, ForwardError } from "../cluster/forward.js";
@@ -20,6 +21,7 @@ import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
 import type { Json } from "./json.js";
 import type { ServerMetrics } from "./metrics.js";
+import { SDK_HEADERS } from "./sdk-headers.js";
 
 /** POST routes that only read (answered again by this member when the owner went away mid-request), beside GETs. */
 const READ_POSTS = new Set([
@@ -31,16 +33,6 @@ const READ_POSTS = new Set([
   "/stores/:store_id/expand",
   "/stores/:store_id/read",
 ]);
-
-/** Headers passed on to the owner (the SDK's, authentication, the body's type). */
-const PASSED = [
-  "authorization",
-  "content-type",
-  "x-openfga-client-method",
-  "x-openfga-client-bulk-request-id",
-  "traceparent",
-  "tracestate",
-];
 
 export interface ClusterHooks {
   /** The node, once it has joined (requests before that are answered here, at the latest revision). */
@@ -207,7 +199,7 @@ async function sharedCheck(
 
 function headersOf(request: FastifyRequest): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of PASSED) {
+  for (const name of SDK_HEADERS) {
     const value = request.headers[name];
     if (typeof value === "string") out[name] = value;
   }

@@ -10,6 +10,7 @@
  * 2-4x slower; fastify brings body limits, JSON parsing, routing, request timeouts, a JSON logger (pino) and a
  * graceful close that waits for requests in flight, which plain node:http would need written by hand.
  */
+
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { ClusterNode, type ClusterOptions } from "../cluster/node.js";
@@ -31,6 +32,7 @@ import { queryRoutes } from "./routes/queries.js";
 import { storeRoutes } from "./routes/stores.js";
 import { tupleRoutes } from "./routes/tuples.js";
 import { watchRoutes } from "./routes/watch.js";
+import { SDK_HEADERS } from "./sdk-headers.js";
 import { openServerStore } from "./store.js";
 
 export type LogLevel = "silent" | "fatal" | "error" | "warn" | "info" | "debug" | "trace";
@@ -62,16 +64,6 @@ export interface ServerOptions {
   /** Join a cluster of servers over the same PostgreSQL schema (needs `postgres`, or a PostgreSQL `store`). */
   readonly cluster?: ClusterOptions;
 }
-
-/** Headers the OpenFGA SDKs send (CORS preflights must allow them). */
-const SDK_HEADERS = [
-  "authorization",
-  "content-type",
-  "x-openfga-client-method",
-  "x-openfga-client-bulk-request-id",
-  "traceparent",
-  "tracestate",
-];
 
 export class NexusServer implements AsyncDisposable {
   readonly #app: FastifyInstance;
@@ -248,7 +240,7 @@ function buildApp(
     void app.register(cors, {
       origin: origins.includes("*") ? "*" : [...origins],
       methods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-      allowedHeaders: SDK_HEADERS,
+      allowedHeaders: [...SDK_HEADERS],
       maxAge: 600,
     });
   }
