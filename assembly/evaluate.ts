@@ -1,5 +1,5 @@
-// The check evaluator: runs a model compiled to a small bytecode (src/fast/compile.ts) over a compiled tuple graph
-// (graph.ts), with the reference evaluator's semantics (src/check/check.ts) step for step: the same order of
+// The check evaluator: runs a model compiled to a small bytecode (src/wasm-eval/compile.ts) over a compiled tuple graph
+// (graph.ts), with the reference evaluator's semantics (src/reference/check.ts) step for step: the same order of
 // checks in `resolve` (depth limit, cycle on the path, the userset-itself rule, the per-check memo with depths,
 // the relation's existence, reachability by subject kind), the same visiting order of tuples and children, and
 // the same outcome algebra (TRUE, FALSE, CYCLE, TOO_COMPLEX). So its answers are the reference's, including where
@@ -19,7 +19,7 @@
 // ridCode[rid] = word offset of its rewrite in code; reach (bytes) [rid × kinds + kind] = whether that subject kind
 // can reach it; leopard (bytes) [rid] = whether the relation is answered through the Leopard index (leopard.ts)
 // when it can; facts (bytes) [rid] = whether the relation is "union-only": nothing its evaluation can reach uses
-// intersection or exclusion (src/fast/compile.ts computes it on the type-level graph, which over-approximates
+// intersection or exclusion (src/wasm-eval/compile.ts computes it on the type-level graph, which over-approximates
 // every graph of tuples).
 //
 // Facts: a union-only node's TRUE/FALSE for a subject, with the depth it was computed at, is kept across checks
@@ -86,7 +86,7 @@ import { memo_clear, memo_get2, memo_get4, memo_new, memo_set2, memo_set4 } from
 // @ts-ignore: decorator
 @inline const TOO_COMPLEX: i32 = 3;
 
-// How operands combine, as the reference's rules (src/check/check.ts): one place for the walk and the plan replay.
+// How operands combine, as the reference's rules (src/reference/check.ts): one place for the walk and the plan replay.
 /** A union none of whose operands was TRUE: an error wins over a cycle, a cycle over FALSE. */
 @inline function unionRest(error: bool, cycle: bool): i32 {
   return error ? TOO_COMPLEX : cycle ? CYCLE : FALSE;

@@ -1,5 +1,5 @@
 // The compiled tuple graph of one tenant at one revision, over raw linear memory: what the evaluator (evaluate.ts)
-// walks and what the TypeScript side (src/fast/graph.ts) keeps in step with the store's changelog.
+// walks and what the TypeScript side (src/wasm-eval/graph.ts) keeps in step with the store's changelog.
 //
 // Symbols are u32s from the interner (intern.ts) shared by every graph of the kernel instance: an object `type:id`
 // (also a wildcard `type:*`) is one symbol; a relation name is a small dense id the TypeScript side assigns. A

@@ -6,7 +6,7 @@
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/batch.bench.ts
  */
-import { createEngine, type Engine, type EngineOptions } from "../src/engine.js";
+import { createEngine, type Engine, type EngineOptions } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { type BenchCase, runSuite } from "./harness.js";
 import { buildFilesystemWorkload } from "./workloads/filesystem.js";

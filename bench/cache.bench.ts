@@ -1,5 +1,5 @@
 /**
- * The check resolver chain (src/cache/), layer by layer, each with the layer on and off in the same run, on the
+ * The check resolver chain (src/pipeline/), layer by layer, each with the layer on and off in the same run, on the
  * Nexus filesystem workload (bench/workloads/filesystem.ts: teams nested 5 deep, folders 4 deep).
  *
  * 1. Hit rate on a steady read mix (simulated clock, so the numbers do not depend on machine speed): questions
@@ -21,17 +21,17 @@
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/cache.bench.ts
  */
 import { RoaringBitmap32 } from "roaring-wasm";
-import { CheckChain, type CheckChainOptions, depthGuardOf } from "../src/cache/chain.js";
-import { ReferenceResolver } from "../src/cache/reference.js";
-import { TigerResolver } from "../src/cache/tiger.js";
-import type { CheckResolver, ResolvedCheck } from "../src/cache/types.js";
-import { createEngine, type Engine } from "../src/engine.js";
+import { TupleDepthBound } from "../src/changes/depth.js";
+import { ChangeFeed } from "../src/changes/feed.js";
+import { influenceOf } from "../src/changes/influence.js";
+import { createEngine, type Engine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
-import { parseSubject } from "../src/store/tuple.js";
+import { CheckChain, type CheckChainOptions, depthGuardOf } from "../src/pipeline/chain.js";
+import { ReferenceResolver } from "../src/pipeline/reference.js";
+import { TigerResolver } from "../src/pipeline/tiger.js";
+import type { CheckResolver, ResolvedCheck } from "../src/pipeline/types.js";
+import { parseSubject } from "../src/tuples/tuple.js";
 import { ready } from "../src/wasm/loader.js";
-import { TupleDepthBound } from "../src/watch/depth.js";
-import { ChangeFeed } from "../src/watch/feed.js";
-import { influenceOf } from "../src/watch/influence.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng, type Question } from "./workloads/filesystem.js";
 import { zipfDraws } from "./workloads/zipf.js";

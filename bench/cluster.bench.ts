@@ -456,8 +456,8 @@ async function clientSideCachePart(): Promise<void> {
 // --- 4. Memory an engine holds per tuple (for the projection) ---------------------------------------------------
 
 async function memoryPart(): Promise<void> {
-  const { createEngine } = await import("../src/engine.js");
-  const { MemoryTupleStore } = await import("../src/store/memory.js");
+  const { createEngine } = await import("../src/engine/engine.js");
+  const { MemoryTupleStore } = await import("../src/tuples/memory.js");
   const measure = (): number => {
     global.gc?.();
     const m = process.memoryUsage();

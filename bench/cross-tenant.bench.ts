@@ -1,5 +1,5 @@
 /**
- * The cross-tenant grant index (src/cache/cross-tenant.ts), each case with the layer and without it in the same
+ * The cross-tenant grant index (src/pipeline/cross-tenant.ts), each case with the layer and without it in the same
  * run, on the Nexus preset:
  * - tenant "acme" holds the filesystem workload (bench/workloads/filesystem.ts: teams nested 5 deep, folders 4
  *   deep); tenant "globex" has 2,000 users, each a member of a globex team (so the Bloom layer's "unknown subject"
@@ -16,23 +16,24 @@
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/cross-tenant.bench.ts
  */
-import { depthGuardOf } from "../src/cache/chain.js";
-import { CrossTenantResolver } from "../src/cache/cross-tenant.js";
-import { questionKey } from "../src/cache/key.js";
-import { ReferenceResolver } from "../src/cache/reference.js";
+
+import { TupleDepthBound } from "../src/changes/depth.js";
+import { ChangeFeed } from "../src/changes/feed.js";
+import { influenceOf } from "../src/changes/influence.js";
+import { createEngine } from "../src/engine/engine.js";
+import { nexusFilesystemModel } from "../src/model/preset.js";
+import { depthGuardOf } from "../src/pipeline/chain.js";
+import { CrossTenantResolver } from "../src/pipeline/cross-tenant.js";
+import { ReferenceResolver } from "../src/pipeline/reference.js";
 import type {
   BatchOutcome,
   CheckResolver,
   LayerStats,
   Resolution,
   ResolvedCheck,
-} from "../src/cache/types.js";
-import { createEngine } from "../src/engine.js";
-import { nexusFilesystemModel } from "../src/model/preset.js";
-import { formatSubject, parseSubject, type TupleKey } from "../src/store/tuple.js";
-import { TupleDepthBound } from "../src/watch/depth.js";
-import { ChangeFeed } from "../src/watch/feed.js";
-import { influenceOf } from "../src/watch/influence.js";
+} from "../src/pipeline/types.js";
+import { questionKey } from "../src/request/key.js";
+import { formatSubject, parseSubject, type TupleKey } from "../src/tuples/tuple.js";
 import { type BenchCase, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng } from "./workloads/filesystem.js";
 

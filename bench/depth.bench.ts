@@ -1,15 +1,16 @@
 /**
- * The tuple depth bound (src/watch/depth.ts) on the Nexus filesystem workload: what it costs on the check path
+ * The tuple depth bound (src/changes/depth.ts) on the Nexus filesystem workload: what it costs on the check path
  * (`safeBelow`, asked by every denial shortcut) against a Map lookup, on the write path (a write reaching a feed
  * that feeds the bound) against the same write reaching a feed with a listener that does nothing, and one exact
  * recompute (what a check pays at most once a second after deletes).
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/depth.bench.ts
  */
-import { createEngine } from "../src/engine.js";
+
+import { TupleDepthBound } from "../src/changes/depth.js";
+import { ChangeFeed } from "../src/changes/feed.js";
+import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
-import { TupleDepthBound } from "../src/watch/depth.js";
-import { ChangeFeed } from "../src/watch/feed.js";
 import { type BenchCase, runSuite } from "./harness.js";
 import { buildFilesystemWorkload } from "./workloads/filesystem.js";
 

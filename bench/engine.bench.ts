@@ -13,7 +13,7 @@
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/engine.bench.ts
  */
-import { createEngine, type Engine, type EngineOptions } from "../src/engine.js";
+import { createEngine, type Engine, type EngineOptions } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng } from "./workloads/filesystem.js";

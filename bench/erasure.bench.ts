@@ -15,11 +15,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { instantiateSync } from "@assemblyscript/loader";
 import { ReedSolomonErasure } from "@digitaldefiance/reed-solomon-erasure.wasm";
+import { ShardCodec } from "../src/blobs/tiered-codec.js";
+import { WarmTier } from "../src/blobs/tiered-warm.js";
 import { type ErasureExports, ReedSolomon } from "../src/kernels/erasure.js";
 import { WorkerPool } from "../src/parallel/pool.js";
 import { setParallelThreshold } from "../src/parallel/thresholds.js";
-import { ShardCodec } from "../src/storage/tiered-codec.js";
-import { WarmTier } from "../src/storage/tiered-warm.js";
 import { type Kernel, MemoryViews, ready, simdSupported } from "../src/wasm/loader.js";
 import { type BenchCase, type Comparison, type Goal, runSuite } from "./harness.js";
 

@@ -17,13 +17,14 @@
  * - parallel: checkBulk 100,000 and the kernel batch of 100,000 on the worker pool vs one thread.
  * Facts printed: graph build time, kernel memory per tuple.
  */
-import type { CheckQuery } from "../src/check/check.js";
-import { createEngine } from "../src/engine.js";
-import type { FastAnswer, FastEvaluator } from "../src/fast/evaluator.js";
-import { enableParallelBulkCheck } from "../src/fast/parallel.js";
+
+import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { setParallelThreshold } from "../src/parallel/thresholds.js";
-import { parseSubject } from "../src/store/tuple.js";
+import type { CheckQuery } from "../src/reference/check.js";
+import { parseSubject } from "../src/tuples/tuple.js";
+import type { FastAnswer, FastEvaluator } from "../src/wasm-eval/evaluator.js";
+import { enableParallelBulkCheck } from "../src/wasm-eval/parallel.js";
 import { runSuite } from "./harness.js";
 import { buildFilesystemWorkload, type Question } from "./workloads/filesystem.js";
 

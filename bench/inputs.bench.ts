@@ -6,8 +6,9 @@
  *
  * Run: BENCH_TIME=200 node --import tsx bench/inputs.bench.ts
  */
-import { analyze } from "../src/check/analysis.js";
-import { createEngine } from "../src/engine.js";
+
+import { createEngine } from "../src/engine/engine.js";
+import { analyze } from "../src/model/analysis.js";
 import { compileModel } from "../src/model/index.js";
 import { type BenchCase, runSuite } from "./harness.js";
 

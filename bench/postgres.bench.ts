@@ -22,14 +22,14 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import pg from "pg";
-import { createEngine, type Engine } from "../src/engine.js";
-import { NexusError } from "../src/errors.js";
+import { createEngine, type Engine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { openPostgresTupleStore } from "../src/postgres/index.js";
-import { MemoryTupleStore } from "../src/store/memory.js";
-import { normalizeTuple } from "../src/store/normalize.js";
-import { identityKey, type RelationTuple } from "../src/store/tuple.js";
-import type { TupleStore } from "../src/store/types.js";
+import { MemoryTupleStore } from "../src/tuples/memory.js";
+import { normalizeTuple } from "../src/tuples/normalize.js";
+import { identityKey, type RelationTuple } from "../src/tuples/tuple.js";
+import type { TupleStore } from "../src/tuples/types.js";
+import { NexusError } from "../src/util/errors.js";
 import { type BenchCase, runSuite } from "./harness.js";
 import { buildFilesystemWorkload } from "./workloads/filesystem.js";
 

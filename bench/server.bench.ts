@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
-import { createEngine } from "../src/engine.js";
+import { createEngine } from "../src/engine/engine.js";
 import { loadOpenFgaDsl } from "../src/model/dsl.js";
 import { openFgaDslToJson } from "../src/model/openfga.js";
 import { startServer } from "../src/server/index.js";

@@ -6,7 +6,7 @@
  * Run: node --import tsx --expose-gc bench/soak.ts --seconds 60 [--window 1000] [--concurrency 64]
  */
 import { parseArgs } from "node:util";
-import { createEngine } from "../src/engine.js";
+import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { ready } from "../src/wasm/loader.js";
 import { buildFilesystemWorkload, prng } from "./workloads/filesystem.js";

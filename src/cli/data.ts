@@ -3,9 +3,9 @@
  * one command reads what an earlier one wrote. Models are stored as the text they were given (an object model as
  * its JSON) with the language the engine compiled them as.
  */
-import type { Engine } from "../engine.js";
-import { type FileTupleStore, openFileTupleStore } from "../store/file/index.js";
-import type { StoredModel } from "../store/models.js";
+import type { Engine } from "../engine/engine.js";
+import { type FileTupleStore, openFileTupleStore } from "../tuples/file/index.js";
+import type { StoredModel } from "../tuples/models.js";
 import type { LoadedModel } from "./load.js";
 
 /** Opens the store in `dir` (created when missing; "locked" while another process writes to it). */

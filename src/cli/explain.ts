@@ -5,8 +5,8 @@
  * not grant. The check's own answer stays the engine's; this only illustrates it, bounded in depth and size.
  */
 
-import type { UsersetNode } from "../check/expand.js";
-import type { Engine } from "../engine.js";
+import type { Engine } from "../engine/engine.js";
+import type { UsersetNode } from "../reference/expand.js";
 
 export interface ExplainQuery {
   readonly user: string;

@@ -6,9 +6,9 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, relative, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { describe, NexusError } from "../errors.js";
 import { loadOpenFgaDsl, openFgaDsl } from "../model/dsl.js";
 import type { ModelFormat } from "../model/program.js";
+import { describe, NexusError } from "../util/errors.js";
 
 /** A tuple as files spell it (OpenFGA's store-file shape). */
 export interface FileTuple {

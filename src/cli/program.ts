@@ -3,8 +3,9 @@
  * exit codes: 0 success (or "allowed"), 1 a negative answer or failed assertions, 2 a usage or input error.
  * main.ts is the executable wrapper; tests call `main` here with their own output sinks.
  */
-import { isNexusError } from "../errors.js";
+
 import { closest } from "../util/closest.js";
+import { isNexusError } from "../util/errors.js";
 import { UsageError } from "./args.js";
 import { runCheck } from "./commands/check.js";
 import { runDemo } from "./commands/demo.js";
@@ -15,13 +16,11 @@ import { runServe } from "./commands/serve.js";
 import { runStorage } from "./commands/storage.js";
 import { runTest } from "./commands/test.js";
 import { runWrite } from "./commands/write.js";
+import type { Io } from "./io.js";
 
 export const EXIT = { ok: 0, negative: 1, error: 2 } as const;
 
-export interface Io {
-  readonly out: (text: string) => void;
-  readonly err: (text: string) => void;
-}
+export type { Io } from "./io.js";
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   demo: runDemo,

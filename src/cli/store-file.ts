@@ -10,9 +10,9 @@
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { sameElements } from "../conformance/shared.js";
-import { createEngine, type Engine } from "../engine.js";
-import { describe, NexusError } from "../errors.js";
-import type { TupleKey } from "../store/tuple.js";
+import { createEngine, type Engine } from "../engine/engine.js";
+import type { TupleKey } from "../tuples/tuple.js";
+import { describe, NexusError } from "../util/errors.js";
 import {
   containedPath,
   type FileTuple,

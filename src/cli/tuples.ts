@@ -2,7 +2,7 @@
  * File tuples -> the engine's TupleKey (expiry as a Date, condition as given). A tuple's own `tenant` /
  * `subjectTenant` win over `extra`'s (the command's defaults).
  */
-import type { TupleKey } from "../store/tuple.js";
+import type { TupleKey } from "../tuples/tuple.js";
 import type { FileTuple } from "./load.js";
 
 export function toTupleKey(

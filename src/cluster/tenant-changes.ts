@@ -1,7 +1,7 @@
 /**
  * Per tenant, what the shared result cache (shared-cache.ts) needs from the PostgreSQL changelog: for a question
  * (model, check class, subject), the revision of the last change that could alter its answer — by the in-process
- * cache's rule (src/watch/influence.ts changeReach): a change reaches the check classes that read its class, for
+ * cache's rule (src/changes/influence.ts changeReach): a change reaches the check classes that read its class, for
  * every subject, or only for its own subject when that is a plain object no tuple-to-userset can follow on.
  *
  * Why that makes a key: an answer about tenant T at revision r depends only on T's changes up to r that reach its
@@ -20,11 +20,11 @@
  * are marked: their answers change with time, not only with revisions, so the shared cache leaves them out too.
  */
 
-import { isNexusError } from "../errors.js";
+import { changeReach, type InfluenceMap, influenceOf } from "../changes/influence.js";
 import { compileModelAsync } from "../model/index.js";
 import type { PostgresTupleStore } from "../postgres/index.js";
-import type { StoredChange } from "../store/types.js";
-import { changeReach, type InfluenceMap, influenceOf } from "../watch/influence.js";
+import type { StoredChange } from "../tuples/types.js";
+import { isNexusError } from "../util/errors.js";
 
 /** What a question's answer may be keyed by (see the file comment). */
 export interface QuestionState {

@@ -8,10 +8,10 @@
  * Expressions run on @marcbachmann/cel-js with OpenFGA's `ipaddress` type (`ip.in_cidr("10.0.0.0/8")`).
  */
 import { Environment } from "@marcbachmann/cel-js";
-import { describe, NexusError } from "../errors.js";
-import type { ConditionDef, Program } from "../model/program.js";
+import { describe, NexusError } from "../util/errors.js";
 import { IPAddress } from "./ipaddress.js";
 import { celTypeOf, convertParam, describeParamType, ParamConversionError } from "./params.js";
+import type { ConditionDef } from "./types.js";
 
 /** A JSON-like context object (request `context`, or a tuple condition's `context`). */
 export type ConditionContext = Readonly<Record<string, unknown>>;
@@ -88,13 +88,18 @@ export function conditionEnvironment(): Environment {
   return base().clone();
 }
 
-const compiledByProgram = new WeakMap<Program, ReadonlyMap<string, CompiledCondition>>();
+/** A model's conditions: a Program (model/program.ts) is one. */
+export interface ConditionsOf {
+  readonly conditions: ReadonlyMap<string, ConditionDef>;
+}
+
+const compiledByProgram = new WeakMap<ConditionsOf, ReadonlyMap<string, CompiledCondition>>();
 
 /**
  * The compiled conditions of a Program (cached per Program).
  * @throws NexusError "invalid_model" when an expression does not parse or is not a bool expression.
  */
-export function compileConditions(program: Program): ReadonlyMap<string, CompiledCondition> {
+export function compileConditions(program: ConditionsOf): ReadonlyMap<string, CompiledCondition> {
   let compiled = compiledByProgram.get(program);
   if (compiled === undefined) {
     const map = new Map<string, CompiledCondition>();

@@ -5,8 +5,8 @@
  * duration strings ("1h30m"), ip addresses from their text.
  */
 import { Environment } from "@marcbachmann/cel-js";
-import type { ConditionParamType } from "../model/program.js";
 import { IPAddress } from "./ipaddress.js";
+import type { ConditionParamType } from "./types.js";
 
 /** The CEL type name of a parameter type, as the cel-js environment declares variables. */
 export function celTypeOf(type: ConditionParamType): string {

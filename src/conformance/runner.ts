@@ -9,12 +9,13 @@
  * - every object list objects returns and every user list users returns must also pass check;
  * - an `errorCode` expectation is met by the NexusError codes `openFgaErrorCodes` maps it to.
  */
-import type { UserFilter } from "../check/list-users.js";
+
 import type { ConditionContext } from "../conditions/cel.js";
-import { createEngine } from "../engine.js";
-import { MemoryTupleStore } from "../store/memory.js";
-import type { TupleKey } from "../store/tuple.js";
-import type { TupleStore } from "../store/types.js";
+import { createEngine } from "../engine/engine.js";
+import type { UserFilter } from "../reference/list-users.js";
+import { MemoryTupleStore } from "../tuples/memory.js";
+import type { TupleKey } from "../tuples/tuple.js";
+import type { TupleStore } from "../tuples/types.js";
 import {
   type EngineFactory,
   errorText,

@@ -2,9 +2,9 @@
  * Pieces both test runners share: OpenFGA error codes mapped to NexusError codes, a seeded shuffle, set
  * comparison, and the result records.
  */
-import type { Engine, EngineOptions } from "../engine.js";
-import { isNexusError, type NexusErrorCode } from "../errors.js";
-import type { TupleKey } from "../store/tuple.js";
+import type { Engine, EngineOptions } from "../engine/engine.js";
+import type { TupleKey } from "../tuples/tuple.js";
+import { isNexusError, type NexusErrorCode } from "../util/errors.js";
 import { seededRandom } from "../util/random.js";
 
 export { seededRandom };

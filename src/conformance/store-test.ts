@@ -28,10 +28,10 @@
  * module stays free of Node APIs.
  */
 import type { ConditionContext } from "../conditions/cel.js";
-import { createEngine } from "../engine.js";
-import { NexusError } from "../errors.js";
+import { createEngine } from "../engine/engine.js";
 import type { ModelFormat } from "../model/program.js";
-import type { TupleKey } from "../store/tuple.js";
+import type { TupleKey } from "../tuples/tuple.js";
+import { NexusError } from "../util/errors.js";
 import { type EngineFactory, errorText, sameElements, type TestableEngine, tupleKeyOf } from "./shared.js";
 
 export interface StoreTestOptions {

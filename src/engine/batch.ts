@@ -8,8 +8,9 @@
  * an item without one, as the SDK does, and a duplicate rejects the whole call. An item that fails (bad relation,
  * missing condition parameter, too deep a resolution) gets its error in its place; the others are answered.
  */
-import { describe, NexusError } from "../errors.js";
-import { REQUEST_FIELDS, requestObject } from "./requests.js";
+
+import { REQUEST_FIELDS, requestObject } from "../request/requests.js";
+import { describe, NexusError } from "../util/errors.js";
 
 /** Checks one batchCheck call may hold unless its options say otherwise (OpenFGA's server: 50). */
 export const MAX_BATCH_CHECKS = 10_000;

@@ -12,8 +12,9 @@
  * time its listing was computed. A page slices the listing at the pinned revision, computed by the first page and
  * kept for the next ones (ListingCache: the last 4 listings), so reading every page costs about one listing.
  */
-import { describe, NexusError } from "../errors.js";
-import { fnv1a, fromBase64Url, toBase64Url } from "../store/token.js";
+
+import { fnv1a, fromBase64Url, toBase64Url } from "../tuples/token.js";
+import { describe, NexusError } from "../util/errors.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 10_000;

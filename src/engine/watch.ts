@@ -4,9 +4,9 @@
  * `for await` loop finishes) when the engine closes or the caller's AbortSignal aborts. No timer is involved.
  */
 
-import { encodeToken } from "../store/token.js";
-import { type TupleKey, toTupleKey } from "../store/tuple.js";
-import type { Revision, TupleStore } from "../store/types.js";
+import { encodeToken } from "../tuples/token.js";
+import { type TupleKey, toTupleKey } from "../tuples/tuple.js";
+import type { Revision, TupleStore } from "../tuples/types.js";
 
 /** One change, as watch yields it. */
 export interface Change {

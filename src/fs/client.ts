@@ -13,7 +13,7 @@
  * first beyond `contentBytes`. A read needs a cached stat (which only a checked call fills), so revoking a
  * permission stops cached reads as soon as its event arrives.
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import type { FsEvent } from "./events.js";
 import type { Caller, DirEntry, FileData, FileStat, FileSystem, TargetOptions } from "./filesystem.js";
 import { isWithin, normalizePath, parentOf } from "./paths.js";

@@ -19,7 +19,7 @@
  */
 import { type FileHandle, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { formatLine, parseLine, writeSynced } from "./journal.js";
 
 /**

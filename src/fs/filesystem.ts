@@ -26,22 +26,17 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createBLAKE3 } from "hash-wasm";
-import { createEngine, type Engine } from "../engine.js";
-import { describe, isNexusError, NexusError } from "../errors.js";
+import { type BlobStore, FsBlobStore } from "../blobs/blob-store.js";
+import { toAsyncIterable } from "../blobs/byte-stream.js";
+import { openStore } from "../blobs/index.js";
+import { MetadataTable } from "../blobs/metadata.js";
+import { openTieredStore, type TieredStats, type TieredStore, type TieringPolicy } from "../blobs/tiered.js";
+import { createEngine, type Engine } from "../engine/engine.js";
 import { nexusFilesystemModel } from "../model/preset.js";
-import { type BlobStore, FsBlobStore } from "../storage/blob-store.js";
-import { toAsyncIterable } from "../storage/byte-stream.js";
-import { openStore } from "../storage/index.js";
-import { MetadataTable } from "../storage/metadata.js";
-import {
-  openTieredStore,
-  type TieredStats,
-  type TieredStore,
-  type TieringPolicy,
-} from "../storage/tiered.js";
-import { decodeToken } from "../store/token.js";
-import { identityKey, type TupleKey } from "../store/tuple.js";
-import type { TupleStore } from "../store/types.js";
+import { decodeToken } from "../tuples/token.js";
+import { identityKey, type TupleKey } from "../tuples/tuple.js";
+import type { TupleStore } from "../tuples/types.js";
+import { describe, isNexusError, NexusError } from "../util/errors.js";
 import {
   type EventSource,
   type FsEvent,

@@ -4,7 +4,7 @@
  * over the network as in process. The caller of each call goes in x-nexus-user / x-nexus-tenant headers; `key`
  * is the server's preshared key.
  */
-import { NexusError, type NexusErrorCode } from "../errors.js";
+import { NexusError, type NexusErrorCode } from "../util/errors.js";
 import type { FsEvent, FsWatchRequest } from "./events.js";
 import type { Caller, DirEntry, FileData, FileStat, Grant, TargetOptions, Version } from "./filesystem.js";
 

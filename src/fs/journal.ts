@@ -13,7 +13,7 @@ import { closeSync, fsyncSync, openSync } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 export interface Opened<S> {
   readonly journal: Journal;

@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { type FsBackend, FsClient, type FsClientOptions } from "./client.js";
 import type { Caller, FileStat } from "./filesystem.js";
 

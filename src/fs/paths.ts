@@ -3,7 +3,7 @@
  * `file:<path>`, so the characters the tuple syntax gives a meaning to are refused (`#` would split a subject
  * `file:/a#b` into a userset).
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 /** Longest path, in UTF-8 bytes (Linux's PATH_MAX). */
 export const MAX_PATH_BYTES = 4096;

@@ -5,8 +5,9 @@
  * versions. The journal's committed operations are applied here, on open as when they happen, so a tree is
  * always the replay of its journal.
  */
-import { NexusError } from "../errors.js";
-import { MetadataTable } from "../storage/metadata.js";
+
+import { MetadataTable } from "../blobs/metadata.js";
+import { NexusError } from "../util/errors.js";
 import { isWithin, joinPath, nameOf, objectOf, parentOf } from "./paths.js";
 
 /** One stored content of a file. */

@@ -3,8 +3,8 @@
  * (nexus-fast/file-store) in `<dir>/tuples`, so a filesystem reopened on the same `dir` keeps its permissions.
  * One factory, so the choice is made in one place.
  */
-import { openFileTupleStore } from "../store/file/index.js";
-import type { TupleStore } from "../store/types.js";
+import { openFileTupleStore } from "../tuples/file/index.js";
+import type { TupleStore } from "../tuples/types.js";
 
 export interface OpenedTupleStore {
   readonly store: TupleStore;

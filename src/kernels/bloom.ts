@@ -15,7 +15,7 @@
  * 15.5 vs 14.4 at 0.1%, 38.8 vs 28.8 at 1e-6 (k = 16). Measured rates at capacity land within a few % of the
  * model's (test/kernels/bloom.test.ts checks them).
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { type Kernel, sharedKernel } from "../wasm/loader.js";
 
 /** Raw exports of assembly/bloom.ts (addresses and lengths are byte offsets into the kernel's memory). */

@@ -11,7 +11,7 @@
  * Shards are copied through a fixed staging area in the kernel's memory in chunks sized to stay in cache, so
  * shards of any size cost no extra kernel memory.
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { type Kernel, sharedKernel } from "../wasm/loader.js";
 
 /** Raw exports of the `erasure` kernel (assembly/erasure.ts). Pointers are byte offsets into its memory. */

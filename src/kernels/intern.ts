@@ -12,7 +12,7 @@
  * then use the same structures through `pointer`). Single calls cost one WASM call; batched calls pack their input
  * into a per-kernel scratch buffer and cost one WASM call per batch. Runtime-neutral: no `node:` imports.
  */
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import { type Kernel, type MemoryViews, sharedKernel } from "../wasm/loader.js";
 
 /** The exports of a kernel that hosts interners and memo tables (the `intern` kernel, or one that re-exports it). */

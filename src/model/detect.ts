@@ -3,7 +3,7 @@
  * configs. Detection only looks at the shape (first keyword of a text, the keys of an object); the compiler then
  * reports any real error in the language it was routed to.
  */
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import type { ModelFormat } from "./program.js";
 
 const OPENFGA_KEYWORDS = new Set(["model", "type", "schema", "module", "condition", "extend"]);

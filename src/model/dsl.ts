@@ -7,7 +7,7 @@
  * The async paths (createEngine, compileModelAsync) load it themselves. The synchronous compilers use it once it
  * is loaded, and otherwise fail with "not_ready", the same contract the kernels have with ready().
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 type SyntaxTransformer = typeof import("@openfga/syntax-transformer");
 

@@ -2,7 +2,7 @@
  * One entry for every model language: `compileModel` routes a model to its compiler (detecting the language when
  * not told) and returns the shared Program.
  */
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import { detectFormat } from "./detect.js";
 import { loadOpenFgaDsl } from "./dsl.js";
 import {

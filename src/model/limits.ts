@@ -14,7 +14,7 @@
  *
  * Limits can be raised or lowered per engine: `createEngine({ model, limits: { maxNestingDepth: 64 } })`.
  */
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import type { Program, Rewrite } from "./program.js";
 
 export interface ModelLimits {

@@ -28,7 +28,7 @@
  *
  * Relations named `shared-*` are marked `shareable` (Nexus's cross-tenant share relations).
  */
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import type { Program, RelationDef, Rewrite, TypeDef } from "./program.js";
 import { validateProgram } from "./validate.js";
 

@@ -13,7 +13,7 @@
  * OpenFGA relations accept expiring tuples (`expiresAt`); relations named `shared-*` are marked shareable
  * (cross-tenant grants), the same convention Nexus namespace configs use.
  */
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import { openFgaDsl } from "./dsl.js";
 import {
   checkModelObject,

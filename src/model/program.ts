@@ -6,7 +6,7 @@
  * - `direct`: tuples written on (object, relation) whose subject matches one of the relation's `directSubjects`.
  * - `computed`: the same object's other relation (`define viewer: editor`).
  * - `union` / `intersection` / `exclusion` (`base but not subtract`).
- * They differ where the languages do (src/check/check.ts evaluates both):
+ * They differ where the languages do (src/reference/check.ts evaluates both):
  * - `ttu` (tuple-to-userset, `viewer from parent` / `parent->view` / `parent.any(view)`): OpenFGA/Nexus follow
  *   every tuple (object, tupleset, X) with X a plain object to X#computed; SpiceDB follows every tupleset tuple,
  *   a userset subject `X#rel` included, to X#computed (the subject's relation is ignored). A parent whose type
@@ -16,11 +16,15 @@
  * - conditions: OpenFGA evaluates a tuple's condition when the tuple is read, and a missing parameter is the error
  *   "condition_missing_parameter"; SpiceDB treats a tuple's caveat as a conjunct of the path through it, so a path
  *   that does not reach the subject never evaluates it, and a caveat that needs a missing parameter makes the
- *   answer conditional (src/check/detailed.ts) instead of an error.
+ *   answer conditional (src/reference/detailed.ts) instead of an error.
  * One difference is kept on purpose: relationships that form a cycle (`group:a#member@group:b#member` and back)
  * are a path that grants nothing here, in both languages, where SpiceDB keeps dispatching until its depth limit
  * and answers "max depth exceeded" unless another path grants first.
  */
+import type { ConditionDef } from "../conditions/types.js";
+
+export type { ConditionDef, ConditionParamType } from "../conditions/types.js";
+
 export type Rewrite =
   | { readonly kind: "direct" }
   | { readonly kind: "computed"; readonly relation: string }
@@ -67,26 +71,6 @@ export interface RelationDef {
 export interface TypeDef {
   readonly name: string;
   readonly relations: ReadonlyMap<string, RelationDef>;
-}
-
-export type ConditionParamType =
-  | "bool"
-  | "string"
-  | "int"
-  | "uint"
-  | "double"
-  | "duration"
-  | "timestamp"
-  | "ipaddress"
-  | "any"
-  | { readonly list: ConditionParamType }
-  | { readonly map: ConditionParamType };
-
-export interface ConditionDef {
-  readonly name: string;
-  /** A CEL expression over the parameters. */
-  readonly expression: string;
-  readonly parameters: ReadonlyMap<string, ConditionParamType>;
 }
 
 export type ModelFormat = "openfga" | "spicedb" | "nexus";

@@ -23,7 +23,7 @@
  * composable-schema `import` / `partial`, the `bytes` caveat parameter type.
  */
 import { parse as parseCel } from "@marcbachmann/cel-js";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { DEFAULT_MODEL_LIMITS, type ModelLimits } from "./limits.js";
 import type {
   ConditionDef,

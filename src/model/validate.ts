@@ -25,7 +25,7 @@
  * - permissions that are plain aliases (`permission a = b`) may not alias each other in a cycle.
  */
 import { compileConditions } from "../conditions/cel.js";
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 import { followsSpiceDb, type Program, type RelationDef, type Rewrite } from "./program.js";
 
 const NAME_CHARS = /^[^\s:#@]+$/;

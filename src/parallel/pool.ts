@@ -7,7 +7,7 @@
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 export interface WorkerPoolOptions {
   /** Worker threads at most (default: the machine's available parallelism). */

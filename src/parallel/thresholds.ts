@@ -3,7 +3,7 @@
  * (the pool itself is Node-only); defaults are chosen from bench/ measurements so the parallel path is never slower
  * than one thread. A threshold of Infinity turns an operation's parallel path off.
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 export type ParallelOperation = "bulkCheck" | "listObjects" | "hash" | "erasure";
 

@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 /**
  * dist/playground/ of this package. The same relative path from src/playground/ (tests run the sources) and from

@@ -8,9 +8,10 @@
  * the `limit`-th change is not its revision's last, a second statement reads the rest of that revision (and
  * refuses if the collector removed it in between).
  */
-import { describe, NexusError } from "../errors.js";
-import type { RelationTuple } from "../store/tuple.js";
-import type { Revision, StoredChange } from "../store/types.js";
+
+import type { RelationTuple } from "../tuples/tuple.js";
+import type { Revision, StoredChange } from "../tuples/types.js";
+import { describe, NexusError } from "../util/errors.js";
 import type { Database } from "./database.js";
 import { tupleFromRow, tupleSelect } from "./rows.js";
 

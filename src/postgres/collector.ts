@@ -14,7 +14,7 @@
  * collecting). It is run by writes (store.ts decides when) and by `collectGarbage()`.
  */
 import type pg from "pg";
-import type { Revision } from "../store/types.js";
+import type { Revision } from "../tuples/types.js";
 import type { Database } from "./database.js";
 
 export interface RetentionSettings {

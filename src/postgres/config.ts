@@ -13,7 +13,7 @@
  * A caller may pass its own `pool` instead; the store then neither configures nor ends it.
  */
 import pg from "pg";
-import { describe, NexusError } from "../errors.js";
+import { describe, NexusError } from "../util/errors.js";
 
 export interface PostgresPoolOptions {
   /** Most connections the pool opens (default 10). */

@@ -4,7 +4,7 @@
  * store's tables except the health check's counter read.
  */
 import type pg from "pg";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { toNexusError } from "./errors.js";
 
 export interface PostgresHealth {

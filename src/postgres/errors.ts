@@ -8,7 +8,7 @@
  *   (`statement_timeout`) or a lock wait;
  * - anything else the database reports is "io_error" with its SQLSTATE in `details.sqlstate`.
  */
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 interface PgLikeError {
   readonly message?: string;

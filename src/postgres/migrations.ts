@@ -27,7 +27,7 @@
  * - `changelog (revision, seq)`: changesAfter pages (a merge of the partitions' index scans) and trimming.
  */
 import type pg from "pg";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 export interface MigrationContext {
   /** The schema, already checked to be a plain lower-case identifier. */

@@ -9,7 +9,7 @@ import {
   modelIdFactory,
   type NewModel,
   type StoredModel,
-} from "../store/models.js";
+} from "../tuples/models.js";
 
 type Query = <R extends unknown[]>(text: string, values: unknown[]) => Promise<R[]>;
 

@@ -7,14 +7,15 @@
  *
  * bigint columns arrive as strings (pg does not guess at precision); revisions and expiry instants are below 2^53.
  */
-import { NexusError } from "../errors.js";
+
 import {
   parseSubject,
   type RelationTuple,
   type Subject,
   type TupleCondition,
   type TupleIdentity,
-} from "../store/tuple.js";
+} from "../tuples/tuple.js";
+import { NexusError } from "../util/errors.js";
 
 /** The tuple columns, in the order tupleFromRow reads them, of the table aliased `alias`. */
 export function tupleSelect(alias: string): string {

@@ -11,8 +11,8 @@
  * is probed). Each key is a LATERAL index probe fenced with OFFSET 0, so the plan is a nested loop over the keys
  * whatever the planner's estimates (unfenced, it flattened the probe into a join over every row of the table).
  */
-import { NexusError } from "../errors.js";
-import { parseObject, type RelationTuple } from "../store/tuple.js";
+
+import { parseObject, type RelationTuple } from "../tuples/tuple.js";
 import type {
   ObjectRelationKey,
   ReadFilter,
@@ -20,7 +20,8 @@ import type {
   SubjectKey,
   TupleSnapshot,
   TypeRelationKey,
-} from "../store/types.js";
+} from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
 import type { Database } from "./database.js";
 import { tupleFromRow, tupleSelect } from "./rows.js";
 

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL TupleStore: the memory store's contract (src/store/types.ts) over tables that several processes
+ * The PostgreSQL TupleStore: the memory store's contract (src/tuples/types.ts) over tables that several processes
  * share (migrations.ts lists them).
  *
  * Writes (write.ts) take revisions one at a time under a row lock on the counter, so revisions are gap-free and
@@ -12,8 +12,8 @@
  * Watch: every commit NOTIFYs its revision (watch.ts wakes waiters, with polling as the safety net). Garbage
  * collection (collector.ts) runs in the background after writes when due, one collector across processes.
  */
-import { describe, NexusError } from "../errors.js";
-import { describeTuple, identityKey, type TupleIdentity } from "../store/tuple.js";
+
+import { describeTuple, identityKey, type TupleIdentity } from "../tuples/tuple.js";
 import type {
   Revision,
   StoredChange,
@@ -21,7 +21,8 @@ import type {
   TupleStore,
   WriteBatch,
   WriteResult,
-} from "../store/types.js";
+} from "../tuples/types.js";
+import { describe, NexusError } from "../util/errors.js";
 import { changesAfter } from "./changelog.js";
 import { type CollectionReport, collect } from "./collector.js";
 import {

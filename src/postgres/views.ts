@@ -29,11 +29,11 @@
  * Owner: the caller closes it (close() / Symbol.asyncDispose): streams stop, the pool it opened ends.
  */
 import type pg from "pg";
-import { relationOfType, tenantOf, typeOf } from "../engine/requests.js";
-import { describe, NexusError } from "../errors.js";
 import type { Program } from "../model/program.js";
-import { encodeToken } from "../store/token.js";
-import type { Revision, TupleStore } from "../store/types.js";
+import { relationOfType, tenantOf, typeOf } from "../request/requests.js";
+import { encodeToken } from "../tuples/token.js";
+import type { Revision, TupleStore } from "../tuples/types.js";
+import { describe, NexusError } from "../util/errors.js";
 import type { PermissionRevision, PermissionWatchRequest } from "../views/permissions.js";
 import { poolFor } from "./config.js";
 import { toNexusError } from "./errors.js";

@@ -10,7 +10,7 @@
  * timer runs only while someone waits. close() wakes every waiter and releases the connection and the timers.
  */
 import type pg from "pg";
-import type { Revision } from "../store/types.js";
+import type { Revision } from "../tuples/types.js";
 
 export interface RevisionWatchOptions {
   readonly pool: pg.Pool;

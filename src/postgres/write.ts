@@ -20,15 +20,15 @@
  *   off inside the transaction for the same reason.
  */
 import type pg from "pg";
-import { NexusError } from "../errors.js";
 import {
   describeTuple,
   identityKey,
   type RelationTuple,
   sameCondition,
   type TupleIdentity,
-} from "../store/tuple.js";
-import type { Revision, WriteBatch } from "../store/types.js";
+} from "../tuples/tuple.js";
+import type { Revision, WriteBatch } from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
 import type { ChangeCode, PendingChange } from "./changelog.js";
 import type { Database } from "./database.js";
 import { identityColumns, tupleArrays, tupleColumns, tupleFromRow, tupleSelect } from "./rows.js";

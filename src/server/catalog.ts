@@ -12,7 +12,7 @@
 import { open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { monotonicFactory } from "ulid";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 export interface StoreRecord {
   readonly id: string;

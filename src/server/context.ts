@@ -3,11 +3,11 @@
  * its model versions, the catalog (store names, assertions), the engines per model version, the limits, and the
  * per-store floor that gives requests without a consistency preference read-your-writes.
  */
-import type { Consistency } from "../engine/consistency.js";
-import { NexusError } from "../errors.js";
-import type { ModelVersions, StoredModel } from "../store/models.js";
-import { encodeToken } from "../store/token.js";
-import type { Revision, TupleStore } from "../store/types.js";
+import type { Consistency } from "../request/consistency.js";
+import type { ModelVersions, StoredModel } from "../tuples/models.js";
+import { encodeToken } from "../tuples/token.js";
+import type { Revision, TupleStore } from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
 import type { Catalog, StoreRecord } from "./catalog.js";
 import type { EngineRegistry } from "./engines.js";
 import { ApiError, modelNotFound, storeNotFound } from "./errors.js";

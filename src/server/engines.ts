@@ -3,9 +3,9 @@
  * shared TupleStore, created on first use and kept in a bounded least-recently-used set. An engine is closed when
  * it falls out of the set and no request is using it (requests hold it through `use`), and all of them on close().
  */
-import { createEngine, type Engine, type EngineStats } from "../engine.js";
-import type { StoredModel } from "../store/models.js";
-import type { TupleStore } from "../store/types.js";
+import { createEngine, type Engine, type EngineStats } from "../engine/engine.js";
+import type { StoredModel } from "../tuples/models.js";
+import type { TupleStore } from "../tuples/types.js";
 
 interface Entry {
   readonly modelId: string;

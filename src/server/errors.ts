@@ -6,7 +6,7 @@
  * Statuses used: 400 validation (OpenFGA's ErrorCode names), 401 authentication, 404 store / model / endpoint not
  * found, 413 body too large, 415 not JSON, 503 shutting down, 504 deadline exceeded, 500 internal.
  */
-import { isNexusError, type NexusErrorCode } from "../errors.js";
+import { isNexusError, type NexusErrorCode } from "../util/errors.js";
 
 /** An error the server answers with: HTTP status, OpenFGA error code, message. */
 export class ApiError extends Error {

@@ -25,8 +25,8 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { NexusError } from "../errors.js";
 import type { Caller, FileSystem, Grant } from "../fs/filesystem.js";
+import { NexusError } from "../util/errors.js";
 
 const STATUS: Record<string, number> = {
   permission_denied: 403,

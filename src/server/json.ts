@@ -4,10 +4,10 @@
  * `{wildcard}`. Readers validate as they go and throw a 400 naming the field; they never trust a body's shape.
  */
 
-import type { Consistency } from "../engine/consistency.js";
-import type { UsersetNode, UsersetTree } from "../engine.js";
-import { describe } from "../errors.js";
-import type { TupleKey } from "../store/tuple.js";
+import type { UsersetNode, UsersetTree } from "../engine/engine.js";
+import type { Consistency } from "../request/consistency.js";
+import type { TupleKey } from "../tuples/tuple.js";
+import { describe } from "../util/errors.js";
 import { invalid } from "./errors.js";
 
 /** OpenFGA store and model ids are ULIDs (Crockford base32, 26 characters). */

@@ -5,7 +5,7 @@
  * when an engine is closed and re-created, so they are gauges of the open engines, not counters.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { EngineStats } from "../engine.js";
+import type { EngineStats } from "../engine/engine.js";
 
 export interface MetricsSources {
   /** The open engines' counters. */

@@ -2,7 +2,7 @@
  * Continuation tokens: opaque to clients, a base64url JSON position inside to the server. Each carries the kind of
  * listing it continues (`kind`), so a token of one endpoint given to another is a clear 400, as is garbage.
  */
-import { describe } from "../errors.js";
+import { describe } from "../util/errors.js";
 import { ApiError } from "./errors.js";
 
 export function encodeContinuation(kind: string, position: Record<string, unknown>): string {

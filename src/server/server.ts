@@ -15,7 +15,7 @@ import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { ClusterNode, type ClusterOptions } from "../cluster/node.js";
 import { PostgresTupleStore } from "../postgres/index.js";
-import type { TupleStore } from "../store/types.js";
+import type { TupleStore } from "../tuples/types.js";
 import { PresharedKeys } from "./auth.js";
 import { Catalog } from "./catalog.js";
 import { installCluster, onClusterEvent } from "./cluster.js";

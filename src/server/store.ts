@@ -6,9 +6,9 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { openPostgresTupleStore } from "../postgres/index.js";
-import { openFileTupleStore } from "../store/file/index.js";
-import { MemoryTupleStore } from "../store/memory.js";
-import type { TupleStore } from "../store/types.js";
+import { openFileTupleStore } from "../tuples/file/index.js";
+import { MemoryTupleStore } from "../tuples/memory.js";
+import type { TupleStore } from "../tuples/types.js";
 import { type CatalogPersistence, fileCatalog } from "./catalog.js";
 import { postgresCatalog } from "./catalog-postgres.js";
 

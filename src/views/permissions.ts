@@ -17,9 +17,9 @@
  * delete in the changelog (the evaluation runs at a fixed instant, so P is a function of the revision alone).
  *
  * Incremental: for the changes of one revision, only the pairs they can reach are re-checked, at that revision:
- * - the objects: those whose evaluation can reach a changed tuple list (src/cache/tiger.ts `objectsAffectedBy`,
+ * - the objects: those whose evaluation can reach a changed tuple list (src/pipeline/tiger.ts `objectsAffectedBy`,
  *   the same backward walk the Tiger bitmaps are maintained by), and only when the change's class is one the
- *   watched relation reads (src/watch/influence.ts);
+ *   watched relation reads (src/changes/influence.ts);
  * - the subjects: the change's own subject when the influence map proves the tuple subject-bound (a plain
  *   subject no tuple-to-userset follows on), else every subject in S;
  * - a subject entering S gets its full set (reverse expansion, then a check per candidate), one leaving loses all.
@@ -31,18 +31,18 @@
  * Owner: the consumer. Breaking out of the loop, `signal`, or the engine closing ends it.
  */
 
-import { type CheckQuery, checkOutcome, TRUE } from "../check/check.js";
-import { Evaluation } from "../check/evaluation.js";
-import { candidateObjects } from "../check/list-objects.js";
-import { TupleReader } from "../check/reader.js";
-import { relationOfType, requestObject, subjectOf, tenantOf, typeOf } from "../engine/requests.js";
-import { describe, NexusError } from "../errors.js";
+import { influenceOf } from "../changes/influence.js";
 import type { Program } from "../model/program.js";
-import { decodeToken, encodeToken } from "../store/token.js";
-import type { RelationTuple, Subject } from "../store/tuple.js";
-import type { Revision, StoredChange, TupleSnapshot, TupleStore } from "../store/types.js";
+import { type CheckQuery, checkOutcome, TRUE } from "../reference/check.js";
+import { Evaluation } from "../reference/evaluation.js";
+import { candidateObjects } from "../reference/list-objects.js";
+import { TupleReader } from "../reference/reader.js";
+import { relationOfType, requestObject, subjectOf, tenantOf, typeOf } from "../request/requests.js";
+import { decodeToken, encodeToken } from "../tuples/token.js";
+import type { RelationTuple, Subject } from "../tuples/tuple.js";
+import type { Revision, StoredChange, TupleSnapshot, TupleStore } from "../tuples/types.js";
 import { anySignal } from "../util/any-signal.js";
-import { influenceOf } from "../watch/influence.js";
+import { describe, NexusError } from "../util/errors.js";
 
 export interface PermissionWatchRequest {
   /** The object type whose permission is watched. */
@@ -273,7 +273,7 @@ class PermissionWatch {
         }
         if (relevant.length === 0) return;
         // On demand: tiger.ts brings roaring-wasm, which a browser bundle then fetches only when it is needed.
-        const { objectsAffectedBy } = await import("../cache/tiger.js");
+        const { objectsAffectedBy } = await import("../pipeline/tiger.js");
         const objects = await objectsAffectedBy(
           ev.reader,
           relevant.map((c) => c.tuple),

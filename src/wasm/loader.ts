@@ -8,7 +8,7 @@
  */
 import { instantiateSync } from "@assemblyscript/loader";
 import { loadKernelModule } from "#wasm-source";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { kernelFiles } from "./generated/names.js";
 
 const compiled = new Map<string, WebAssembly.Module>();

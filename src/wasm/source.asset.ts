@@ -2,7 +2,7 @@
 // `production` export condition (Vite; webpack 5 from its mode) take this source: each kernel ships once, as a
 // file the bundler emitted (or a data: URL it inlined), and nothing is inlined by nexus-fast. Bundlers without
 // that condition (esbuild, as configured by default) get source.browser.ts, which carries the inline copies.
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { kernelUrls } from "./generated/urls.js";
 
 export async function loadKernelModule(file: string): Promise<WebAssembly.Module> {

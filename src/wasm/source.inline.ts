@@ -2,7 +2,7 @@
 // an installed package into a folder with no .wasm beside it, so fetching would only 404 (and make Vite warn about
 // the URL); the kernels inlined at build time serve directly. Size does not matter there; production builds take
 // source.asset.ts. source.browser.ts falls back to this too.
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { inlineKernels } from "./generated/inline.js";
 
 export async function loadKernelModule(file: string): Promise<WebAssembly.Module> {

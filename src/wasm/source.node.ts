@@ -1,6 +1,6 @@
 // Node: read the kernel's .wasm file that the build put next to this module.
 import { readFile } from "node:fs/promises";
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 
 export async function loadKernelModule(file: string): Promise<WebAssembly.Module> {
   // From dist/ the file is a sibling; when running from src/ (tests), it is in the build's output folder.

@@ -1,5 +1,5 @@
 // workerd refuses to compile WebAssembly from bytes at run time: kernels arrive as pre-compiled module imports.
-import { NexusError } from "../errors.js";
+import { NexusError } from "../util/errors.js";
 import { workerdKernels } from "./generated/workerd.js";
 
 export async function loadKernelModule(file: string): Promise<WebAssembly.Module> {

@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { openStore } from "../../src/blobs/store.js";
 import { main } from "../../src/cli/program.js";
 import { startProgress } from "../../src/cli/progress.js";
-import { createEngine } from "../../src/engine.js";
+import { createEngine } from "../../src/engine/engine.js";
 import { openFileSystem } from "../../src/fs/filesystem.js";
-import { openStore } from "../../src/storage/store.js";
-import { openFileTupleStore } from "../../src/store/file/index.js";
+import { openFileTupleStore } from "../../src/tuples/file/index.js";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";

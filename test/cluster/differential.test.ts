@@ -8,9 +8,9 @@
  */
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { type NexusServer, startServer } from "../../src/server/index.js";
-import { MemoryTupleStore } from "../../src/store/memory.js";
+import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { modelJson } from "../server/helpers.js";
 import { dropPrefix, PG_URL, REDIS_URL, redisAvailable, uniqueName } from "./helpers.js";
 

@@ -6,9 +6,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { namedChecks } from "../../src/engine/batch.js";
-import { createEngine, type Engine, type EngineOptions } from "../../src/engine.js";
-import { isNexusError, NexusError } from "../../src/errors.js";
-import { IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
+import { createEngine, type Engine, type EngineOptions } from "../../src/engine/engine.js";
+import { isNexusError, NexusError } from "../../src/util/errors.js";
+import { IDS, scenarioArb, subjectsOf } from "../reference/random-models.js";
 
 const model = `model
   schema 1.1

@@ -1,14 +1,14 @@
 /**
- * The engine's check path is the cache chain by default (src/cache/chain.ts): every layer on, switchable by
+ * The engine's check path is the cache chain by default (src/pipeline/chain.ts): every layer on, switchable by
  * option, counted in engine.stats(), and the default engine answers exactly as the plain reference under random
  * write sequences (check, checkBulk, listObjects, filter).
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { isNexusError } from "../../src/errors.js";
-import type { TupleKey } from "../../src/store/tuple.js";
-import { IDS, scenarioArb, subjectsOf } from "../check/random-models.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
+import { isNexusError } from "../../src/util/errors.js";
+import { IDS, scenarioArb, subjectsOf } from "../reference/random-models.js";
 
 const model = `model
   schema 1.1

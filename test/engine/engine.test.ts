@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { isNexusError, type NexusErrorCode } from "../../src/errors.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
+import { isNexusError, type NexusErrorCode } from "../../src/util/errors.js";
 
 const model = `model
   schema 1.1

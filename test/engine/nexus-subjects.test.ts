@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../../src/engine.js";
-import { NexusError } from "../../src/errors.js";
+import { createEngine } from "../../src/engine/engine.js";
+import { NexusError } from "../../src/util/errors.js";
 
 // A Nexus namespace config as Nexus writes them: no `user` or `agent` type is declared anywhere.
 const namespaces = {

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { createEngine, type Engine, type EngineOptions } from "../../src/engine.js";
-import { NexusError } from "../../src/errors.js";
+import { createEngine, type Engine, type EngineOptions } from "../../src/engine/engine.js";
+import { NexusError } from "../../src/util/errors.js";
 
 const QUERIES = new Set(["check", "checkBulk", "listObjects", "listUsers", "filter", "expand", "read"]);
 

@@ -4,8 +4,8 @@
  * refused, not rolled over); after close() every method, stats() included, says "closed".
  */
 import { describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { isNexusError } from "../../src/errors.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 const model = `model
   schema 1.1

@@ -7,9 +7,9 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { isNexusError } from "../../src/errors.js";
-import type { TupleKey } from "../../src/store/tuple.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 const model = `model
   schema 1.1

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AGENTS, agentTrace, contentOf, setUpTrace } from "../../bench/workloads/agent-trace.js";
-import { createEngine, type Engine } from "../../src/engine.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { FsClient } from "../../src/fs/client.js";
 import { type FileSystem, openFileSystem } from "../../src/fs/filesystem.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";

@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { FsEvent } from "../../src/fs/events.js";
 import { type FileSystem, openFileSystem } from "../../src/fs/filesystem.js";
-import { Child } from "../storage/child.js";
+import { Child } from "../blobs/child.js";
 import { tempDir } from "./helpers.js";
 
 const cleanups: (() => void | Promise<void>)[] = [];

@@ -3,7 +3,7 @@
  * and who may not, on real files in a temporary directory, through a real engine on the Nexus preset.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Engine } from "../../src/engine.js";
+import type { Engine } from "../../src/engine/engine.js";
 import type { FileSystem } from "../../src/fs/filesystem.js";
 import { openFileSystem } from "../../src/fs/filesystem.js";
 import { ALICE, BOB, CAROL, DAVE, tempDir, text, twoTenants } from "./helpers.js";

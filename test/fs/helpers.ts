@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEngine, type Engine } from "../../src/engine.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { type FileSystem, type FileSystemOptions, openFileSystem } from "../../src/fs/filesystem.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
 

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Engine } from "../../src/engine.js";
+import type { Engine } from "../../src/engine/engine.js";
 import type { FileSystem } from "../../src/fs/filesystem.js";
 import { fuseUnavailableReason, type Mount, mount } from "../../src/fs/mount.js";
 import { ALICE, BOB, CAROL, DAVE, tempDir, twoTenants } from "./helpers.js";

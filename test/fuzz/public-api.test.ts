@@ -10,8 +10,8 @@
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { NexusError } from "../../src/errors.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
+import { NexusError } from "../../src/util/errors.js";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
 const TIME_MS = Number(process.env.FUZZ_TIME_MS ?? 60_000);

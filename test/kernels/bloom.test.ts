@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { isNexusError, type NexusErrorCode } from "../../src/errors.js";
 import {
   BLOOM_MAX_HASHES,
   BloomFilter,
@@ -8,6 +7,7 @@ import {
   blockedFpRate,
   planBloomFilter,
 } from "../../src/kernels/bloom.js";
+import { isNexusError, type NexusErrorCode } from "../../src/util/errors.js";
 import { ready } from "../../src/wasm/loader.js";
 import { BloomTwin } from "../twins/bloom.js";
 

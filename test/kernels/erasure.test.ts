@@ -3,8 +3,8 @@ import { instantiateSync } from "@assemblyscript/loader";
 import binaryen from "binaryen";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { NexusError } from "../../src/errors.js";
 import { type ErasureExports, ReedSolomon } from "../../src/kernels/erasure.js";
+import { NexusError } from "../../src/util/errors.js";
 import { type Kernel, MemoryViews, ready, simdSupported } from "../../src/wasm/loader.js";
 import * as twin from "../twins/erasure.js";
 

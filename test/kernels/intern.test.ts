@@ -1,12 +1,12 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NexusError } from "../../src/errors.js";
 import {
   Interner,
   type InternKernel,
   type InternKernelExports,
   MemoTable,
 } from "../../src/kernels/intern.js";
+import { NexusError } from "../../src/util/errors.js";
 import { seededRandom as mulberry32 } from "../../src/util/random.js";
 import { instantiateKernel, ready } from "../../src/wasm/loader.js";
 import { hashBytes } from "../twins/hash.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { isNexusError } from "../../src/errors.js";
 import { detectFormat } from "../../src/model/detect.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 describe("detectFormat", () => {
   it("tells text models apart by their first keyword, after comments", () => {

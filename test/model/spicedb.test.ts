@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isNexusError } from "../../src/errors.js";
 import type { RelationDef } from "../../src/model/program.js";
 import { compileSpiceDb } from "../../src/model/spicedb.js";
+import { isNexusError } from "../../src/util/errors.js";
 
 function relation(schema: string, type: string, name: string): RelationDef {
   const def = compileSpiceDb(schema).types.get(type)?.relations.get(name);

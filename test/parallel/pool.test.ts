@@ -1,7 +1,7 @@
 import { threadId } from "node:worker_threads";
 import { describe, expect, it } from "vitest";
-import { NexusError } from "../../src/errors.js";
 import { WorkerPool } from "../../src/parallel/pool.js";
+import { NexusError } from "../../src/util/errors.js";
 
 const task = new URL("./fixture-task.js", import.meta.url);
 

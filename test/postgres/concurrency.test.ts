@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPostgresTupleStore, type PostgresTupleStore } from "../../src/postgres/index.js";
-import { normalizeTuple } from "../../src/store/normalize.js";
-import type { RelationTuple } from "../../src/store/tuple.js";
+import { normalizeTuple } from "../../src/tuples/normalize.js";
+import type { RelationTuple } from "../../src/tuples/tuple.js";
 import { dropSchema, freshSchema, PG_URL, sql } from "./helpers.js";
 
 const schema = freshSchema("writers");

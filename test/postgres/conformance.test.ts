@@ -9,7 +9,6 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { runConformanceFile } from "../../src/conformance/runner.js";
-import { NexusError } from "../../src/errors.js";
 import { openPostgresTupleStore, type PostgresTupleStore } from "../../src/postgres/index.js";
 import type {
   Revision,
@@ -18,7 +17,8 @@ import type {
   TupleStore,
   WriteBatch,
   WriteResult,
-} from "../../src/store/types.js";
+} from "../../src/tuples/types.js";
+import { NexusError } from "../../src/util/errors.js";
 import { dropSchema, freshSchema, PG_URL } from "./helpers.js";
 
 const folder = fileURLToPath(new URL("../../../shared/conformance/openfga/", import.meta.url));

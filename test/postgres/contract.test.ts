@@ -1,7 +1,7 @@
 /** The TupleStore contract suite, unchanged, over the PostgreSQL store (one fresh schema, default partitions). */
 import { afterAll, beforeAll } from "vitest";
 import { openPostgresTupleStore, type PostgresTupleStore } from "../../src/postgres/index.js";
-import { describeTupleStoreContract } from "../store/contract.js";
+import { describeTupleStoreContract } from "../tuples/contract.js";
 import { dropSchema, freshSchema, PG_URL } from "./helpers.js";
 
 const schema = freshSchema("contract");

@@ -5,9 +5,9 @@
  * baseline of active resources.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine } from "../../src/engine.js";
+import { createEngine } from "../../src/engine/engine.js";
 import { openPostgresTupleStore } from "../../src/postgres/index.js";
-import type { TupleKey } from "../../src/store/tuple.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
 import { seededRandom } from "../../src/util/random.js";
 import { dropSchema, freshSchema, PG_URL } from "./helpers.js";
 

@@ -4,7 +4,7 @@
  * within the staleness bound of minimize_latency).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine } from "../../src/engine.js";
+import { createEngine } from "../../src/engine/engine.js";
 import { openPostgresTupleStore } from "../../src/postgres/index.js";
 import { ChildProcess, dropSchema, freshSchema, PG_URL } from "./helpers.js";
 

@@ -6,10 +6,10 @@
  * retention refused rather than answered wrongly).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isNexusError } from "../../src/errors.js";
 import { openPostgresTupleStore, SCHEMA_VERSION } from "../../src/postgres/index.js";
-import { normalizeTuple } from "../../src/store/normalize.js";
-import type { RelationTuple, TupleKey } from "../../src/store/tuple.js";
+import { normalizeTuple } from "../../src/tuples/normalize.js";
+import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
+import { isNexusError } from "../../src/util/errors.js";
 import { dropSchema, freshSchema, PG_URL, sql } from "./helpers.js";
 
 const shared = freshSchema("store");

@@ -9,11 +9,11 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEngine, type Engine } from "../../src/engine.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { materializePermissions, openPostgresTupleStore, tableName } from "../../src/postgres/index.js";
-import type { TupleKey } from "../../src/store/tuple.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
 import { seededRandom } from "../../src/util/random.js";
-import { modelArb } from "../check/random-models.js";
+import { modelArb } from "../reference/random-models.js";
 import { dropSchema, freshSchema, PG_URL, sql } from "./helpers.js";
 
 const storeSchema = freshSchema("views_store");

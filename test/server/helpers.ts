@@ -5,11 +5,11 @@
  */
 import { ConsistencyPreference, FgaApiError, OpenFgaClient } from "@openfga/sdk";
 import type { EngineFactory, TestableEngine } from "../../src/conformance/shared.js";
-import { NexusError, type NexusErrorCode } from "../../src/errors.js";
 import { loadOpenFgaDsl } from "../../src/model/dsl.js";
 import { openFgaDslToJson } from "../../src/model/openfga.js";
 import { type NexusServer, type ServerOptions, startServer } from "../../src/server/index.js";
-import type { TupleKey } from "../../src/store/tuple.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
+import { NexusError, type NexusErrorCode } from "../../src/util/errors.js";
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
 await loadOpenFgaDsl();

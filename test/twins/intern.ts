@@ -2,7 +2,7 @@
 // semantics (dense symbols in first-seen order, sequential batches that are all-or-nothing, ABSENT rejected as a
 // value, O(1) clear) and the same error codes. Test-only: the differential tests compare it with the WASM classes
 // after every step, so a disagreement says which side is wrong.
-import { NexusError } from "../../src/errors.js";
+import { NexusError } from "../../src/util/errors.js";
 
 export const ABSENT = 0xffffffff;
 

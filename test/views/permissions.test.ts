@@ -8,9 +8,9 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createEngine, type Engine, type PermissionRevision } from "../../src/engine.js";
-import type { TupleKey } from "../../src/store/tuple.js";
-import { type GeneratedModel, modelArb } from "../check/random-models.js";
+import { createEngine, type Engine, type PermissionRevision } from "../../src/engine/engine.js";
+import type { TupleKey } from "../../src/tuples/tuple.js";
+import { type GeneratedModel, modelArb } from "../reference/random-models.js";
 
 type Sets = Map<string, Set<string>>; // class `type#relation` → "subject object" pairs
 

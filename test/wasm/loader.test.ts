@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { NexusError } from "../../src/errors.js";
 import { getParallelThreshold, resetParallelThresholds, setParallelThreshold } from "../../src/index.js";
+import { NexusError } from "../../src/util/errors.js";
 import { instantiateKernel, isReady, MemoryViews, ready } from "../../src/wasm/loader.js";
 
 describe("wasm loader", () => {

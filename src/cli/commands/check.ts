@@ -1,14 +1,14 @@
 /**
  * `nexus-fast check`: one question against a model and tuples. Exit 0 allowed, 1 denied, 2 error.
  */
-import { createEngine, type Engine } from "../../engine.js";
+import { createEngine, type Engine } from "../../engine/engine.js";
 import { nexusFilesystemModel } from "../../model/preset.js";
 import type { ModelFormat } from "../../model/program.js";
 import { intOption, jsonObjectOption, parse, stringOption, UsageError } from "../args.js";
 import { modelOf, openData } from "../data.js";
 import { explainCheck } from "../explain.js";
+import type { Io } from "../io.js";
 import { type FileTuple, loadModel, loadTuples } from "../load.js";
-import type { Io } from "../program.js";
 import { formatMs } from "../table.js";
 import { toTupleKey } from "../tuples.js";
 

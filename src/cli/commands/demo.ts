@@ -6,13 +6,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createEngine, type Engine } from "../../engine.js";
+import { createEngine, type Engine } from "../../engine/engine.js";
 import { nexusFilesystemModel } from "../../model/preset.js";
-import type { TupleKey } from "../../store/tuple.js";
+import type { TupleKey } from "../../tuples/tuple.js";
 import { intOption, parse, stringOption } from "../args.js";
 import { runFilesystemDemo } from "../demo/filesystem.js";
 import { buildDemoScenario, type DemoQuestion, type DemoTuple } from "../demo/scenario.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 import { formatCount, formatMs, formatRate, renderTable } from "../table.js";
 
 /** Large writes go in batches, as a client would send them. */

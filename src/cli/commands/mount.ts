@@ -5,7 +5,7 @@
 import { openFileSystem } from "../../fs/filesystem.js";
 import { fuseUnavailableReason, mount } from "../../fs/mount.js";
 import { parse, stringOption, UsageError } from "../args.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 
 export const MOUNT_HELP = `Usage: nexus-fast mount --data DIR --user SUBJECT [--tenant T] [--view-tenant T] <mountpoint>
 

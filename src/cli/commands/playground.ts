@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { loadPlaygroundFiles } from "../../playground/files.js";
 import { intOption, parse, UsageError } from "../args.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 
 export const PLAYGROUND_HELP = `Usage: nexus-fast playground [--port 4173]
 

@@ -5,7 +5,7 @@
  */
 import { nexusFilesystemModel } from "../../model/preset.js";
 import { parse, UsageError } from "../args.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 
 export const PRESET_HELP = `Usage: nexus-fast preset [--json]
 

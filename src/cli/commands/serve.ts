@@ -6,7 +6,7 @@
 import { type FileSystem, openFileSystem } from "../../fs/index.js";
 import { DEFAULT_LIMITS, type LogLevel, startServer } from "../../server/index.js";
 import { intOption, parse, stringOption, UsageError } from "../args.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 
 /** Where data is kept when none of --data, --postgres, --memory is given. */
 export const DEFAULT_DATA_DIR = "./nexus-data";

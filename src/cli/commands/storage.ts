@@ -9,10 +9,10 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { openStore } from "../../blobs/store.js";
 import { openFileSystem } from "../../fs/filesystem.js";
-import { openStore } from "../../storage/store.js";
 import { parse, stringOption, UsageError } from "../args.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 import { withProgress } from "../progress.js";
 
 export const STORAGE_HELP = `Usage: nexus-fast storage <compact|scrub|tier> (--store DIR | --data DIR) [options]

@@ -3,7 +3,7 @@
  * summary; exit 0 when all pass, 1 when any fails, 2 when a file cannot be read or understood.
  */
 import { parse, UsageError } from "../args.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 import { runStoreFile } from "../store-file.js";
 import { formatMs } from "../table.js";
 

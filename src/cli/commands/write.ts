@@ -5,17 +5,17 @@
  * same command can run twice. Exit 0 written, 2 error.
  */
 
-import { validTuple } from "../../engine/requests.js";
-import { createEngine, type Engine } from "../../engine.js";
-import { NexusError } from "../../errors.js";
+import { createEngine, type Engine } from "../../engine/engine.js";
 import { nexusFilesystemModel } from "../../model/preset.js";
 import type { ModelFormat } from "../../model/program.js";
-import { normalizeIdentity } from "../../store/normalize.js";
-import type { TupleKey } from "../../store/tuple.js";
+import { validTuple } from "../../request/requests.js";
+import { normalizeIdentity } from "../../tuples/normalize.js";
+import type { TupleKey } from "../../tuples/tuple.js";
+import { NexusError } from "../../util/errors.js";
 import { parse, stringOption, UsageError } from "../args.js";
 import { modelOf, openData, rememberModel } from "../data.js";
+import type { Io } from "../io.js";
 import { type FileTuple, type LoadedModel, loadModel, loadTuples } from "../load.js";
-import type { Io } from "../program.js";
 import { withProgress } from "../progress.js";
 import { toTupleKey } from "../tuples.js";
 

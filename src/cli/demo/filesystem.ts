@@ -7,7 +7,7 @@
  */
 import { FsClient } from "../../fs/client.js";
 import { type Caller, type FileSystem, openFileSystem } from "../../fs/filesystem.js";
-import type { Io } from "../program.js";
+import type { Io } from "../io.js";
 import { formatCount, formatMs, formatRate, renderTable } from "../table.js";
 
 const ALICE = { user: "user:alice", tenant: "acme" };

@@ -5,9 +5,9 @@
  * a 400 and never becomes the latest.
  */
 import type { FastifyInstance } from "fastify";
-import { isNexusError } from "../../errors.js";
 import { compileModel } from "../../model/index.js";
-import type { StoredModel } from "../../store/models.js";
+import type { StoredModel } from "../../tuples/models.js";
+import { isNexusError } from "../../util/errors.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, invalid } from "../errors.js";
 import { arrayOf, type Json, objectOf, pageSizeIn, ulidParam } from "../json.js";

@@ -9,9 +9,9 @@
  */
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
+import type { CheckRequest, Engine } from "../../engine/engine.js";
 import { MAX_PAGE_SIZE } from "../../engine/pages.js";
-import type { CheckRequest, Engine } from "../../engine.js";
-import { isNexusError } from "../../errors.js";
+import { isNexusError } from "../../util/errors.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, invalid, toApiError } from "../errors.js";
 import {

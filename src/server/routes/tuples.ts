@@ -5,8 +5,8 @@
  * the server's limit.
  */
 import type { FastifyInstance } from "fastify";
-import { type RelationTuple, toTupleKey } from "../../store/tuple.js";
-import type { ReadFilter, StoredChange } from "../../store/types.js";
+import { type RelationTuple, toTupleKey } from "../../tuples/tuple.js";
+import type { ReadFilter, StoredChange } from "../../tuples/types.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, invalid } from "../errors.js";
 import {

@@ -1,0 +1,244 @@
+/**
+ * The needle index: a 64-bit key (the first 8 bytes of a needle's BLAKE3 hash, little-endian) -> where the needle
+ * lives (volume, offset, length), held in WASM memory at about 15 bytes an entry (assembly/needle.ts). Each index
+ * owns a private kernel instance, so its memory goes away with it.
+ *
+ * Keys cross the JS/WASM boundary as two u32 halves (lo, hi) to avoid BigInt. Offsets and lengths are in units of
+ * 8 bytes (needles are 8-byte aligned). Lengths of 2 MiB and more do not fit the kernel's 18-bit field: they are
+ * kept here, in a small map keyed by location (such needles are few by construction).
+ */
+import { NexusError } from "../util/errors.js";
+import { instantiateKernel, type Kernel, ready } from "../wasm/loader.js";
+
+interface NeedleKernel {
+  init(): void;
+  set(lo: number, hi: number, volume: number, off8: number, len8: number): number;
+  get(lo: number, hi: number): number;
+  resultOffset8(): number;
+  remove(lo: number, hi: number): number;
+  lookupBatch(n: number): number;
+  batchKeysPtr(): number;
+  batchOutPtr(): number;
+  batchCapacity(): number;
+  count(): number;
+  sparePages(): number;
+  setMergeThreshold(n: number): void;
+  l0Capacity(): number;
+  flush(): void;
+  clear(): void;
+  readRange(start: number, n: number): number;
+  baseSize(): number;
+  LEN_LARGE: WebAssembly.Global;
+  MAX_VOLUME: WebAssembly.Global;
+}
+
+/** Where a needle lives. Offsets and lengths are bytes (multiples of 8). */
+export interface NeedleLocation {
+  volume: number;
+  offset: number;
+  length: number;
+}
+
+export interface IndexEntry extends NeedleLocation {
+  /** The 64-bit key as (lo, hi) u32 halves. */
+  lo: number;
+  hi: number;
+}
+
+const LEN_BITS = 18;
+const LEN_MASK = (1 << LEN_BITS) - 1;
+/** Largest volume id the index can hold. */
+export const MAX_VOLUME_ID = (1 << 14) - 1;
+/** Largest offset (exclusive): offsets are stored /8 in 32 bits. */
+export const MAX_OFFSET = 2 ** 35;
+
+export class NeedleIndex {
+  readonly #kernel: Kernel<NeedleKernel>;
+  readonly #k: NeedleKernel;
+  readonly #lenLarge: number;
+  readonly #batch: number;
+  /** Lengths (bytes) of needles too long for the kernel's field, by location key (volume * 2^32 + off8). */
+  readonly #large = new Map<number, number>();
+  #closed = false;
+
+  private constructor(kernel: Kernel<NeedleKernel>) {
+    this.#kernel = kernel;
+    this.#k = kernel.exports;
+    this.#k.init();
+    this.#lenLarge = this.#k.LEN_LARGE.value as number;
+    this.#batch = this.#k.batchCapacity();
+  }
+
+  static async create(): Promise<NeedleIndex> {
+    await ready();
+    return NeedleIndex.createSync();
+  }
+
+  /** After `await ready()`. */
+  static createSync(): NeedleIndex {
+    return new NeedleIndex(instantiateKernel<NeedleKernel>("needle"));
+  }
+
+  get size(): number {
+    return this.#k.count();
+  }
+
+  /** Bytes of linear memory the index holds (all of it: entries, directory, buffers, spare pages). */
+  get memoryBytes(): number {
+    return this.#kernel.memory.buffer.byteLength;
+  }
+
+  /** Sets key -> location; true when the key was new. */
+  set(lo: number, hi: number, loc: NeedleLocation): boolean {
+    const { volume, offset, length } = loc;
+    if (!Number.isInteger(volume) || volume < 1 || volume > MAX_VOLUME_ID) {
+      throw new NexusError("invalid_argument", `volume id must be 1..${MAX_VOLUME_ID}, got ${volume}`, {
+        volume,
+      });
+    }
+    if (offset % 8 !== 0 || offset < 0 || offset >= MAX_OFFSET || length % 8 !== 0 || length <= 0) {
+      throw new NexusError("invalid_argument", `needle location must be 8-byte aligned and below 32 GiB`, {
+        offset,
+        length,
+      });
+    }
+    const off8 = offset / 8;
+    const len8 = length / 8;
+    const where = volume * 2 ** 32 + off8;
+    let stored = len8;
+    if (len8 >= this.#lenLarge) {
+      stored = this.#lenLarge;
+      this.#large.set(where, length);
+    }
+    // A location reused by a shorter needle (after compaction) must not keep a stale long length.
+    else if (this.#large.size > 0) this.#large.delete(where);
+    return this.#k.set(lo >>> 0, hi >>> 0, volume, off8, stored) === 1;
+  }
+
+  get(lo: number, hi: number): NeedleLocation | undefined {
+    const packed = this.#k.get(lo >>> 0, hi >>> 0);
+    if (packed === 0) return undefined;
+    return this.#decode(packed >>> 0, this.#k.resultOffset8() >>> 0);
+  }
+
+  has(lo: number, hi: number): boolean {
+    return this.#k.get(lo >>> 0, hi >>> 0) !== 0;
+  }
+
+  remove(lo: number, hi: number): boolean {
+    const packed = this.#k.get(lo >>> 0, hi >>> 0);
+    if (packed === 0) return false;
+    if ((packed & LEN_MASK) === this.#lenLarge) {
+      this.#large.delete((packed >>> LEN_BITS) * 2 ** 32 + (this.#k.resultOffset8() >>> 0));
+    }
+    return this.#k.remove(lo >>> 0, hi >>> 0) === 1;
+  }
+
+  /**
+   * Looks up many keys at once: `keys` holds (lo, hi) pairs; `out` receives (offset/8, packed) pairs where
+   * packed = volume << 18 | length/8 (an absent key gives (0, 0); length/8 = LEN_LARGE means call get() for the
+   * length).
+   * Returns how many keys were found. This is the fast path (one kernel call per 4096 keys).
+   */
+  lookupMany(keys: Uint32Array, out: Uint32Array = new Uint32Array(keys.length)): number {
+    if (keys.length % 2 !== 0 || out.length < keys.length) {
+      throw new NexusError(
+        "invalid_argument",
+        "lookupMany takes (lo, hi) pairs and an output of the same length",
+        {
+          keys: keys.length,
+          out: out.length,
+        },
+      );
+    }
+    const k = this.#k;
+    const keysAt = k.batchKeysPtr() >>> 2;
+    const outAt = k.batchOutPtr() >>> 2;
+    let found = 0;
+    for (let start = 0; start < keys.length; start += this.#batch * 2) {
+      const end = Math.min(keys.length, start + this.#batch * 2);
+      const u32 = this.#kernel.views.u32;
+      u32.set(keys.subarray(start, end), keysAt);
+      found += k.lookupBatch((end - start) / 2);
+      out.set(this.#kernel.views.u32.subarray(outAt, outAt + (end - start)), start);
+    }
+    return found;
+  }
+
+  /** Every live entry, in key order (merges pending inserts first). Do not mutate the index while iterating. */
+  *entries(): IterableIterator<IndexEntry> {
+    const k = this.#k;
+    k.flush();
+    const total = k.baseSize();
+    const outAt = k.batchOutPtr() >>> 2;
+    for (let start = 0; start < total; ) {
+      const n = k.readRange(start, 2048);
+      if (n === 0) break;
+      const u32 = this.#kernel.views.u32;
+      const rows = u32.slice(outAt, outAt + n * 4);
+      for (let j = 0; j < n; j++) {
+        const packed = rows[j * 4 + 3]!;
+        if (packed === 0) continue;
+        const loc = this.#decode(packed, rows[j * 4 + 2]!);
+        yield { lo: rows[j * 4]!, hi: rows[j * 4 + 1]!, ...loc };
+      }
+      start += n;
+    }
+  }
+
+  /** Merges pending inserts now (lookups are then as fast as they get; entries() does it itself). */
+  flush(): void {
+    this.#k.flush();
+  }
+
+  /**
+   * Tests only: caps how many pending inserts (L0) trigger a merge (≥ 1; 0 restores the default, which is L0's
+   * capacity: it grows with the index so that building an index of N entries costs O(N) entry moves).
+   */
+  setMergeThreshold(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+      throw new NexusError("invalid_argument", `merge threshold must be an integer ≥ 0, got ${n}`, { n });
+    }
+    this.#k.setMergeThreshold(n);
+  }
+
+  /** Tests only: slots in L0's table (pending inserts; it grows with the index). */
+  get pendingSlots(): number {
+    return this.#k.l0Capacity();
+  }
+
+  clear(): void {
+    this.#k.clear();
+    this.#large.clear();
+  }
+
+  /** Releases the kernel's memory (by dropping the instance). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#k.clear();
+    this.#large.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #decode(packed: number, off8: number): NeedleLocation {
+    const volume = packed >>> LEN_BITS;
+    const len8 = packed & LEN_MASK;
+    const length =
+      len8 === this.#lenLarge ? (this.#large.get(volume * 2 ** 32 + off8) ?? len8 * 8) : len8 * 8;
+    return { volume, offset: off8 * 8, length };
+  }
+}
+
+/** The index key of a 32-byte BLAKE3 hash: its first 8 bytes as a little-endian u64, as (lo, hi). */
+export function keyHalves(hash: Uint8Array, offset = 0): [lo: number, hi: number] {
+  const lo =
+    (hash[offset]! | (hash[offset + 1]! << 8) | (hash[offset + 2]! << 16) | (hash[offset + 3]! << 24)) >>> 0;
+  const hi =
+    (hash[offset + 4]! | (hash[offset + 5]! << 8) | (hash[offset + 6]! << 16) | (hash[offset + 7]! << 24)) >>>
+    0;
+  return [lo, hi];
+}

@@ -1,0 +1,253 @@
+/**
+ * One change-stream subscription per store, fanned out to every cache (P1-4). The feed pages through the store's
+ * changelog (all tenants), hands each page of whole revisions to every listener synchronously, and once caught up
+ * waits for the next write: no timer, no polling. Listeners trust `watermark`: every change up to it has been
+ * delivered, so a cache may reuse an answer across revisions only up to the watermark.
+ *
+ * When the changelog no longer reaches back to the feed's cursor (the store trimmed it), the feed cannot know
+ * what changed in between: it jumps to the current revision and tells every listener to `reset`.
+ *
+ * Owner: whoever opens the feed closes it (close() ends the loop and waits for it); a listener unsubscribes with
+ * the function subscribe() returns.
+ */
+
+import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
+
+export interface ChangeListener {
+  /** Changes of whole revisions, in revision order; `watermark` is the revision delivered up to. */
+  onChanges(changes: readonly StoredChange[], watermark: Revision): void;
+  /**
+   * The feed lost track: changes between the old watermark and `revision` were never delivered. Everything a
+   * listener derived from older revisions is unreliable; the feed continues from `revision`.
+   */
+  onReset(revision: Revision): void;
+}
+
+export interface ChangeFeedOptions {
+  /** Deliver changes after this revision (default: the store's current revision when the feed opens). */
+  readonly after?: Revision;
+  /** Changes per changelog page (default 1024; a page never splits a revision). */
+  readonly pageSize?: number;
+}
+
+export interface ChangeFeedStats {
+  readonly watermark: Revision;
+  /** The revision from which the feed has delivered every change without a gap (moves on a reset). */
+  readonly complete: Revision;
+  readonly revisions: number;
+  readonly changes: number;
+  readonly resets: number;
+  readonly listeners: number;
+  /** Time from the store waking the feed to every listener having seen the page (ms): last and worst. */
+  readonly lastDispatchMs: number;
+  readonly maxDispatchMs: number;
+  /** Set when the loop stopped on an unexpected error (the feed then delivers nothing more). */
+  readonly error?: string;
+}
+
+const now = (): number => globalThis.performance.now();
+/** How long the feed delivers pages before it lets the event loop turn. */
+const SLICE_MS = 10;
+/** A macrotask turn: setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd). */
+const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+    if (immediate !== undefined) immediate(resolve);
+    else setTimeout(resolve, 0);
+  });
+
+export class ChangeFeed implements AsyncDisposable {
+  readonly store: TupleStore;
+  readonly #pageSize: number;
+  readonly #stop = new AbortController();
+  readonly #listeners = new Set<ChangeListener>();
+  readonly #waiters = new Set<{ revision: Revision; resolve: () => void }>();
+  #watermark: Revision;
+  #complete: Revision;
+  #loop: Promise<void> | undefined;
+  #error: unknown;
+  #revisions = 0;
+  #changes = 0;
+  #resets = 0;
+  #lastDispatchMs = 0;
+  #maxDispatchMs = 0;
+
+  private constructor(store: TupleStore, after: Revision, pageSize: number) {
+    this.store = store;
+    this.#watermark = after;
+    this.#complete = after;
+    this.#pageSize = pageSize;
+  }
+
+  /** Opens a feed and starts its loop. @throws NexusError "invalid_token" when `after` is not retained. */
+  static async open(store: TupleStore, options: ChangeFeedOptions = {}): Promise<ChangeFeed> {
+    const pageSize = options.pageSize ?? 1024;
+    if (!Number.isInteger(pageSize) || pageSize < 1) {
+      throw new NexusError("invalid_argument", `pageSize must be an integer ≥ 1, got ${pageSize}`);
+    }
+    const after = options.after ?? (await store.currentRevision());
+    // Fail now, not in the loop, when the changelog does not reach back that far.
+    await store.changesAfter(after, 0);
+    const feed = new ChangeFeed(store, after, pageSize);
+    feed.#loop = feed.#run();
+    return feed;
+  }
+
+  /** Every change up to this revision has been delivered to every listener. */
+  get watermark(): Revision {
+    return this.#watermark;
+  }
+
+  /** The feed has delivered every change after this revision without a gap. */
+  get complete(): Revision {
+    return this.#complete;
+  }
+
+  /** Whether the loop still runs (false after close(), the store closing, or an unexpected error). */
+  get running(): boolean {
+    return (
+      this.#loop !== undefined &&
+      !this.#stop.signal.aborted &&
+      this.#error === undefined &&
+      !this.store.closed
+    );
+  }
+
+  /** Adds a listener; returns the function that removes it. */
+  subscribe(listener: ChangeListener): () => void {
+    if (this.#stop.signal.aborted) throw new NexusError("closed", "the change feed is closed");
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Resolves once every change up to `revision` (default: the store's current one) has been delivered, or the
+   * feed stops. @throws NexusError "aborted" when `signal` aborts first.
+   */
+  async caughtUp(revision?: Revision, signal?: AbortSignal): Promise<void> {
+    const target = revision ?? (await this.store.currentRevision());
+    if (this.#watermark >= target || !this.running) return;
+    signal?.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const waiter = {
+        revision: target,
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        this.#waiters.delete(waiter);
+        reject(new NexusError("aborted", "waiting for the change feed was aborted"));
+      };
+      this.#waiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  stats(): ChangeFeedStats {
+    return {
+      watermark: this.#watermark,
+      complete: this.#complete,
+      revisions: this.#revisions,
+      changes: this.#changes,
+      resets: this.#resets,
+      listeners: this.#listeners.size,
+      lastDispatchMs: this.#lastDispatchMs,
+      maxDispatchMs: this.#maxDispatchMs,
+      ...(this.#error !== undefined ? { error: String(this.#error) } : {}),
+    };
+  }
+
+  /** Ends the loop and waits for it; releases every waiter. Idempotent. */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+    this.#listeners.clear();
+    this.#releaseWaiters(true);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #run(): Promise<void> {
+    const stop = this.#stop.signal;
+    let woken = now();
+    let slice = woken;
+    while (!stop.aborted && !this.store.closed) {
+      let page: StoredChange[];
+      try {
+        page = await this.store.changesAfter(this.#watermark, this.#pageSize);
+      } catch (error) {
+        if (stop.aborted || this.store.closed) break;
+        if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
+          try {
+            await this.#reset();
+            continue;
+          } catch (resetError) {
+            if (stop.aborted || this.store.closed) break;
+            this.#error = resetError;
+            break;
+          }
+        }
+        this.#error = error;
+        break;
+      }
+      if (stop.aborted) break;
+      if (page.length > 0) {
+        this.#dispatch(page, woken);
+        // A backlog (a bulk load: 100k changes) is delivered page by page within one task otherwise, holding the
+        // event loop for seconds: back to it between pages once a slice has run for a few milliseconds.
+        if (now() - slice > SLICE_MS) {
+          await yieldToLoop();
+          slice = now();
+        }
+        continue;
+      }
+      this.#releaseWaiters(false);
+      await this.store.waitForRevision(this.#watermark, stop);
+      woken = now();
+      slice = woken;
+    }
+    this.#releaseWaiters(true);
+  }
+
+  #dispatch(page: readonly StoredChange[], woken: number): void {
+    const watermark = page[page.length - 1]!.revision;
+    let revision = this.#watermark;
+    for (const change of page) {
+      if (change.revision !== revision) {
+        revision = change.revision;
+        this.#revisions++;
+      }
+    }
+    this.#changes += page.length;
+    this.#watermark = watermark;
+    for (const listener of this.#listeners) listener.onChanges(page, watermark);
+    const took = now() - woken;
+    this.#lastDispatchMs = took;
+    if (took > this.#maxDispatchMs) this.#maxDispatchMs = took;
+    this.#releaseWaiters(false);
+  }
+
+  async #reset(): Promise<void> {
+    const current = await this.store.currentRevision();
+    this.#resets++;
+    this.#watermark = current;
+    this.#complete = current;
+    for (const listener of this.#listeners) listener.onReset(current);
+  }
+
+  #releaseWaiters(all: boolean): void {
+    for (const waiter of this.#waiters) {
+      if (all || waiter.revision <= this.#watermark) {
+        this.#waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Whether a tuple is valid under a model (OpenFGA's ValidateTuple, plus tenants and expiry):
+ * - the object's type and the relation exist; the subject's type (and a userset's relation) exist;
+ * - in OpenFGA models, a tupleset relation (`parent` in `viewer from parent`) holds plain objects only;
+ * - the relation allows the subject's form (`user`, `user:*`, `group#member`), with exactly the tuple's
+ *   condition (none, or the named one), and the condition's stored context fits its parameters;
+ * - `expiresAt` only where the relation allows expiry; a cross-tenant subject only on a shareable relation.
+ *
+ * Writes and contextual tuples that break a rule are refused ("invalid_tuple"); tuples already stored that a
+ * newer model no longer allows are skipped by every read (as OpenFGA filters them), never an error.
+ */
+import { type CompiledCondition, compileConditions } from "../conditions/cel.js";
+import type { RelationTuple, Subject } from "../tuples/tuple.js";
+import { analyze } from "./analysis.js";
+import type { Program, SubjectType } from "./program.js";
+
+/**
+ * Whether subjects of types the model does not declare are accepted as opaque leaves (plain objects and wildcards,
+ * never usersets). Only Nexus namespace configs, which have no subject type declarations; OpenFGA and SpiceDB
+ * reject them ("type_not_found"), as their servers do.
+ */
+export function opaqueSubjectTypes(program: Program): boolean {
+  return program.format === "nexus";
+}
+
+/** Why `tuple` is not valid under `program`, or undefined when it is. */
+export function tupleProblem(program: Program, tuple: RelationTuple): string | undefined {
+  const type = program.types.get(tuple.objectType);
+  if (type === undefined) return `type ${JSON.stringify(tuple.objectType)} is not defined`;
+  const relation = type.relations.get(tuple.relation);
+  if (relation === undefined) return `relation ${tuple.objectType}#${tuple.relation} is not defined`;
+  const subject = tuple.subject;
+  const subjectType = program.types.get(subject.type);
+  if (subjectType === undefined) {
+    // Nexus namespace configs declare no subject types: a plain subject (`agent:bot`) is an opaque leaf there.
+    if (!(opaqueSubjectTypes(program) && subject.kind !== "userset")) {
+      return `subject type ${JSON.stringify(subject.type)} is not defined`;
+    }
+  } else if (subject.kind === "userset" && !subjectType.relations.has(subject.relation)) {
+    return `relation ${subject.type}#${subject.relation} is not defined`;
+  }
+  // OpenFGA's rule (other languages let a tupleset hold usersets; following it then uses plain objects only).
+  if (
+    program.format === "openfga" &&
+    subject.kind !== "object" &&
+    analyze(program).isTupleset(tuple.objectType, tuple.relation)
+  ) {
+    return `${tuple.objectType}#${tuple.relation} is followed by a tuple-to-userset, so its subjects must be plain objects, not ${tuple.user}`;
+  }
+  const where = `${tuple.objectType}#${tuple.relation}`;
+  if (relation.directSubjects !== undefined) {
+    const forms = relation.directSubjects.filter((s) => sameForm(s, subject));
+    if (forms.length === 0) return `${where} does not allow subjects like ${describeForm(subject)}`;
+    const conditionName = tuple.condition?.name;
+    if (!forms.some((s) => s.condition === conditionName)) {
+      return conditionName === undefined
+        ? `${where} allows ${describeForm(subject)} only with condition ${forms.map((s) => s.condition).join(" or ")}`
+        : `${where} does not allow ${describeForm(subject)} with condition ${conditionName}`;
+    }
+  }
+  if (tuple.condition !== undefined) {
+    const compiled: CompiledCondition | undefined = compileConditions(program).get(tuple.condition.name);
+    if (compiled === undefined) return `condition ${JSON.stringify(tuple.condition.name)} is not defined`;
+    if (tuple.condition.context !== undefined) {
+      const problem = compiled.problemWithTupleContext(tuple.condition.context);
+      if (problem !== undefined) return problem;
+    }
+  }
+  if (tuple.expiresAt !== undefined && !relation.allowsExpiration)
+    return `${where} does not allow expiring tuples`;
+  if (tuple.subjectTenant !== tuple.tenant && !relation.shareable) {
+    return `${where} is not shareable, so its subjects must be in the tuple's tenant ${JSON.stringify(tuple.tenant)}`;
+  }
+  return undefined;
+}
+
+const validity = new WeakMap<Program, WeakMap<RelationTuple, boolean>>();
+
+/** Whether a stored tuple counts under `program` (cached per tuple instance). */
+export function isValidTuple(program: Program, tuple: RelationTuple): boolean {
+  let cache = validity.get(program);
+  if (cache === undefined) {
+    cache = new WeakMap();
+    validity.set(program, cache);
+  }
+  let valid = cache.get(tuple);
+  if (valid === undefined) {
+    valid = tupleProblem(program, tuple) === undefined;
+    cache.set(tuple, valid);
+  }
+  return valid;
+}
+
+function sameForm(allowed: SubjectType, subject: Subject): boolean {
+  if (allowed.type !== subject.type) return false;
+  switch (subject.kind) {
+    case "object":
+      return allowed.relation === undefined && allowed.wildcard !== true;
+    case "wildcard":
+      return allowed.wildcard === true;
+    case "userset":
+      return allowed.relation === subject.relation;
+  }
+}
+
+function describeForm(subject: Subject): string {
+  switch (subject.kind) {
+    case "object":
+      return subject.type;
+    case "wildcard":
+      return `${subject.type}:*`;
+    case "userset":
+      return `${subject.type}#${subject.relation}`;
+  }
+}

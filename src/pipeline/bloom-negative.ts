@@ -1,0 +1,393 @@
+/**
+ * The Bloom negative cache (P0-4): a WASM Bloom filter of every object that carries a tuple and every subject
+ * that appears in one, answering "denied" without evaluation when a grant cannot exist. What "cannot" means is
+ * read off the evaluator (src/reference/check.ts), where TRUE comes only from
+ *   (a) a tuple matching the subject exactly or by its type's wildcard (`user:*`), for a plain or wildcard
+ *       subject, or
+ *   (b) the subject being the userset `object#relation` reached (a userset subject, no tuple needed),
+ * and every path from the checked object starts with a tuple on that object (direct tuples, usersets and
+ * tuple-to-userset tuplesets are all read on it; computed usersets stay on it). So:
+ * - object rule: no tuple on (tenant, object), and the subject is not a userset of that same object → FALSE;
+ *   exact, since no tuple is read (no condition evaluated, no depth reached).
+ * - subject rule: a plain or wildcard subject with no tuple naming it or its type's wildcard, in its tenant, in
+ *   any tenant's tuples → no grant. Applied only when the checked (type, relation) cannot evaluate a condition
+ *   (src/changes/influence.ts), since the reference would report a missing condition parameter rather than deny,
+ *   and only when no check of that (type, relation) can take as many steps as the depth limit (an acyclic class
+ *   graph with a shorter longest path), since the reference would fail with "resolution_too_complex" rather
+ *   than deny. Recursive relations (group in group, folder in folder) therefore rely on the object rule.
+ * Contextual tuples bypass the layer.
+ *
+ * The filter only grows as tuples are written (deletes leave stale bits: more "maybe", never a false deny). It is
+ * seeded from the changelog (or from snapshots of the `tenants` named) and extended by the change feed; it may
+ * answer only for revisions it has absorbed completely: up to the feed's watermark, and from revision 0 when
+ * replayed from the changelog (from the snapshot's revision when seeded or rebuilt from snapshots). When
+ * stale bits pile up or it fills past capacity, it is rebuilt in the background from a snapshot of every tenant
+ * it has seen, then swapped in (answering again from the rebuild's revision on).
+ */
+
+import type { ChangeListener } from "../changes/feed.js";
+import type { InfluenceMap } from "../changes/influence.js";
+import { BloomFilter } from "../kernels/bloom.js";
+import type { RelationTuple } from "../tuples/tuple.js";
+import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
+import { ready } from "../wasm/loader.js";
+import {
+  type BatchOutcome,
+  type CheckResolver,
+  type DepthGuard,
+  LayerCounters,
+  type LayerStats,
+  type Resolution,
+  type ResolvedCheck,
+  resolveRest,
+} from "./types.js";
+
+export interface BloomNegativeOptions {
+  /** False-positive rate at capacity (default 0.01). */
+  readonly fpRate?: number;
+  /** Keys the first filter is sized for (default 65,536; rebuilds size for twice what is live). */
+  readonly initialCapacity?: number;
+  /**
+   * Tenants to seed from when the changelog no longer reaches back to revision 0. Without them (and without the
+   * changelog) the layer cannot know every tuple and stays off.
+   */
+  readonly tenants?: readonly string[];
+  /** Rebuild when deletes since the last build exceed this share of its keys (default 0.5). */
+  readonly rebuildStaleRatio?: number;
+  /** The evaluator's depth limit (default 25): the subject rule applies only where no check can reach it. */
+  readonly maxResolutionDepth?: number;
+  /** Where no check can reach that limit (default: the (type, relation) cannot recurse that far). */
+  readonly depthGuard?: DepthGuard;
+}
+
+/** Where the layer follows changes (a ChangeFeed). */
+export interface ChangeSource {
+  readonly watermark: Revision;
+  subscribe(listener: ChangeListener): () => void;
+}
+
+const SEP = "\u0000";
+const objectKey = (tenant: string, object: string): string => `o${SEP}${tenant}${SEP}${object}`;
+const subjectKey = (subjectTenant: string, user: string): string => `s${SEP}${subjectTenant}${SEP}${user}`;
+
+export class BloomNegativeResolver implements CheckResolver, ChangeListener {
+  readonly layer = "bloom-negative";
+  readonly #inner: CheckResolver;
+  readonly #store: TupleStore;
+  readonly #influence: InfluenceMap;
+  readonly #fpRate: number;
+  readonly #initialCapacity: number;
+  readonly #staleRatio: number;
+  readonly #depthGuard: DepthGuard;
+  readonly #counters = new LayerCounters();
+  readonly #tenants = new Set<string>();
+  #unsubscribe: (() => void) | undefined;
+  #filter: BloomFilter | undefined;
+  /** A filter being rebuilt: changes go to it too until it is swapped in. */
+  #next: BloomFilter | undefined;
+  #rebuilding: Promise<void> | undefined;
+  /** Answers hold for revisions from #from to #seen. */
+  #from = Number.POSITIVE_INFINITY;
+  #seen: Revision;
+  #keys = 0;
+  #deletes = 0;
+  #rebuilds = 0;
+  #objectDenials = 0;
+  #subjectDenials = 0;
+  #bypassed = 0;
+  #note = "";
+  #resets = 0;
+  #closed = false;
+
+  private constructor(
+    inner: CheckResolver,
+    store: TupleStore,
+    influence: InfluenceMap,
+    options: BloomNegativeOptions,
+    seen: Revision,
+  ) {
+    this.#inner = inner;
+    this.#store = store;
+    this.#influence = influence;
+    this.#fpRate = options.fpRate ?? 0.01;
+    this.#initialCapacity = options.initialCapacity ?? 65_536;
+    this.#staleRatio = options.rebuildStaleRatio ?? 0.5;
+    const maxDepth = options.maxResolutionDepth ?? 25;
+    this.#depthGuard = options.depthGuard ?? ((c) => influence.maxHops(c.objectType, c.relation) < maxDepth);
+    this.#seen = seen;
+    for (const tenant of options.tenants ?? []) this.#tenants.add(tenant);
+  }
+
+  /**
+   * Builds the filter and starts following `source`. Never throws for lack of a kernel or history: the layer then
+   * passes everything through and says why in stats().
+   */
+  static async open(
+    inner: CheckResolver,
+    context: { store: TupleStore; influence: InfluenceMap; source: ChangeSource },
+    options: BloomNegativeOptions = {},
+  ): Promise<BloomNegativeResolver> {
+    const fpRate = options.fpRate ?? 0.01;
+    if (!(fpRate > 0 && fpRate < 1)) {
+      throw new NexusError("invalid_argument", `bloom.fpRate must be in (0, 1), got ${fpRate}`);
+    }
+    const { store, influence, source } = context;
+    let filter: BloomFilter | undefined;
+    let note = "";
+    try {
+      await ready();
+      filter = new BloomFilter(options.initialCapacity ?? 65_536, fpRate);
+    } catch (error) {
+      note = `no Bloom kernel: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    // From here to subscribe() nothing awaits, so no change after the seed revision can slip past.
+    const seedRevision = source.watermark;
+    const layer = new BloomNegativeResolver(inner, store, influence, options, seedRevision);
+    layer.#note = note;
+    if (filter === undefined) return layer;
+    layer.#filter = filter;
+    layer.#unsubscribe = source.subscribe(layer);
+    try {
+      const replayed = await layer.#seed(filter, seedRevision);
+      // A replay from revision 0 holds every tuple that ever existed up to the seed revision, so it answers for
+      // all of them; a snapshot only for its own revision on. A reset while seeding means changes were missed:
+      // the rebuild it started decides from when to answer.
+      if (layer.#resets === 0) layer.#from = replayed ? 0 : seedRevision;
+    } catch (error) {
+      layer.#note = error instanceof Error ? error.message : String(error);
+    }
+    return layer;
+  }
+
+  /** Whether the layer can answer for revision `revision` now. */
+  answersFor(revision: Revision): boolean {
+    return this.#filter !== undefined && revision >= this.#from && revision <= this.#seen;
+  }
+
+  async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    this.#counters.requests++;
+    if (this.#denies(check)) {
+      this.#counters.hits++;
+      return { allowed: false, revision: check.revision, validUntil: Number.POSITIVE_INFINITY };
+    }
+    this.#counters.misses++;
+    return this.#inner.resolve(check, signal);
+  }
+
+  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = new Array(checks.length);
+    const passed: number[] = [];
+    for (let i = 0; i < checks.length; i++) {
+      this.#counters.requests++;
+      const check = checks[i]!;
+      if (this.#denies(check)) {
+        this.#counters.hits++;
+        outcomes[i] = { allowed: false, revision: check.revision, validUntil: Number.POSITIVE_INFINITY };
+      } else {
+        passed.push(i);
+      }
+    }
+    this.#counters.misses += passed.length;
+    await resolveRest(this.#inner, checks, passed, outcomes, signal);
+    return outcomes;
+  }
+
+  onChanges(changes: readonly StoredChange[], watermark: Revision): void {
+    for (const change of changes) {
+      if (change.op === "write") {
+        this.#add(this.#filter, change.tuple);
+        this.#add(this.#next, change.tuple);
+        this.#keys += 2;
+      } else {
+        this.#deletes++;
+      }
+    }
+    this.#seen = watermark;
+    this.#maybeRebuild();
+  }
+
+  onReset(revision: Revision): void {
+    // Changes were missed: nothing is known to be absent any more until a rebuild at `revision` or later.
+    this.#resets++;
+    this.#from = Number.POSITIVE_INFINITY;
+    this.#seen = revision;
+    if (this.#rebuilding !== undefined) {
+      // The rebuild in progress started before the gap; run another after it.
+      void this.#rebuilding.then(() => this.#startRebuild());
+    } else {
+      this.#startRebuild();
+    }
+  }
+
+  stats(): LayerStats[] {
+    const filter = this.#filter;
+    return [
+      this.#counters.snapshot(this.layer, filter !== undefined && !this.#closed, {
+        objectDenials: this.#objectDenials,
+        subjectDenials: this.#subjectDenials,
+        bypassed: this.#bypassed,
+        keysAdded: this.#keys,
+        rebuilds: this.#rebuilds,
+        memoryBytes: (filter?.memoryBytes ?? 0) + (this.#next?.memoryBytes ?? 0),
+        capacity: filter?.capacity ?? 0,
+        answersFrom: Number.isFinite(this.#from) ? this.#from : -1,
+        ...(this.#note !== "" ? { note: this.#note } : {}),
+      }),
+      ...this.#inner.stats(),
+    ];
+  }
+
+  /** Stops following changes, waits for a rebuild in progress, frees the filters, then closes the next layer. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#unsubscribe?.();
+      await this.#rebuilding;
+      this.#filter?.dispose();
+      this.#next?.dispose();
+      this.#filter = undefined;
+      this.#next = undefined;
+    }
+    await this.#inner.close();
+  }
+
+  #denies(check: ResolvedCheck): boolean {
+    const filter = this.#filter;
+    if (
+      filter === undefined ||
+      check.contextualTuples.length > 0 ||
+      check.revision < this.#from ||
+      check.revision > this.#seen
+    ) {
+      this.#bypassed++;
+      return false;
+    }
+    const subject = check.subject;
+    const selfUserset = subject.kind === "userset" && `${subject.type}:${subject.id}` === check.object;
+    if (!selfUserset && !filter.mightContain(objectKey(check.tenant, check.object))) {
+      this.#objectDenials++;
+      return true;
+    }
+    if (
+      subject.kind !== "userset" &&
+      !this.#influence.mayEvaluateConditions(check.objectType, check.relation) &&
+      this.#depthGuard(check) &&
+      !filter.mightContain(subjectKey(check.subjectTenant, check.user)) &&
+      !filter.mightContain(subjectKey(check.subjectTenant, `${subject.type}:*`))
+    ) {
+      this.#subjectDenials++;
+      return true;
+    }
+    return false;
+  }
+
+  #add(filter: BloomFilter | undefined, tuple: RelationTuple): void {
+    if (filter === undefined) return;
+    filter.add(objectKey(tuple.tenant, tuple.object));
+    filter.add(subjectKey(tuple.subjectTenant, tuple.user));
+    this.#tenants.add(tuple.tenant);
+    this.#tenants.add(tuple.subjectTenant);
+  }
+
+  /**
+   * Adds every tuple alive at `revision`: from the changelog when it reaches back to 0 (returns true), else from a
+   * snapshot of the named tenants (returns false).
+   */
+  async #seed(filter: BloomFilter, revision: Revision): Promise<boolean> {
+    let replayed = false;
+    try {
+      let cursor = 0;
+      while (cursor < revision) {
+        const page = await this.#store.changesAfter(cursor, 4096);
+        if (page.length === 0) break;
+        for (const change of page) {
+          if (change.revision > revision) break;
+          if (change.op === "write") {
+            this.#add(filter, change.tuple);
+            this.#keys += 2;
+          } else {
+            this.#deletes++;
+          }
+        }
+        cursor = page[page.length - 1]!.revision;
+      }
+      replayed = true;
+    } catch (error) {
+      if (!(error instanceof NexusError && error.details?.reason === "beyond_retention")) throw error;
+    }
+    if (replayed) return true;
+    if (this.#tenants.size === 0) {
+      throw new Error(
+        "the changelog does not reach back to revision 0 and no tenants were named to seed from",
+      );
+    }
+    await this.#fillFromSnapshot(filter, revision);
+    return false;
+  }
+
+  async #fillFromSnapshot(filter: BloomFilter, revision: Revision): Promise<void> {
+    const snapshot = await this.#store.snapshot(revision);
+    try {
+      for (const tenant of [...this.#tenants]) {
+        const tuples = await snapshot.read({ tenant });
+        for (const t of tuples) this.#add(filter, t);
+        this.#keys += tuples.length * 2;
+      }
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  #maybeRebuild(): void {
+    const filter = this.#filter;
+    if (filter === undefined || this.#rebuilding !== undefined || this.#closed) return;
+    if (this.#keys > filter.capacity || 2 * this.#deletes > this.#staleRatio * Math.max(this.#keys, 1)) {
+      this.#startRebuild();
+    }
+  }
+
+  #startRebuild(): void {
+    if (this.#rebuilding !== undefined || this.#closed || this.#filter === undefined) return;
+    this.#rebuilding = this.#rebuild().finally(() => {
+      this.#rebuilding = undefined;
+    });
+  }
+
+  async #rebuild(): Promise<void> {
+    const revision = this.#seen;
+    const resets = this.#resets;
+    const live = Math.max(0, this.#keys - 2 * this.#deletes);
+    let next: BloomFilter;
+    try {
+      next = new BloomFilter(Math.max(this.#initialCapacity, live * 2, 1024), this.#fpRate);
+    } catch (error) {
+      this.#note = `rebuild failed: ${error instanceof Error ? error.message : String(error)}`;
+      return;
+    }
+    this.#next = next;
+    const keysBefore = this.#keys;
+    try {
+      this.#keys = 0;
+      this.#deletes = 0;
+      await this.#fillFromSnapshot(next, revision);
+    } catch (error) {
+      // Keep the old filter (still a superset); try again on later changes.
+      this.#next = undefined;
+      next.dispose();
+      this.#keys = keysBefore;
+      this.#note = `rebuild failed: ${error instanceof Error ? error.message : String(error)}`;
+      return;
+    }
+    this.#next = undefined;
+    if (this.#closed) {
+      next.dispose();
+      return;
+    }
+    this.#filter?.dispose();
+    this.#filter = next;
+    // Answer from the rebuild's revision on, unless a reset since then left a gap (its own rebuild follows).
+    if (this.#resets === resets) this.#from = revision;
+    this.#rebuilds++;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The innermost resolver: the TypeScript reference evaluator (src/reference/check.ts), run at exactly the revision
+ * the chain chose. It uses the evaluator's internal functions read-only (snapshot → TupleReader → Evaluation →
+ * check) rather than Engine.check with `atLeastAsFresh`, because a token only bounds the revision from below:
+ * the engine would read max(token, current window), so an answer cached under revision r could really be the
+ * answer at a later revision. Opening the snapshot here pins it, and lets a batch share one snapshot, one tuple
+ * reader (each (object, relation) read once per batch) and one condition memo per (revision, context).
+ *
+ * Each answer carries what it depends on, recorded by a tuple reader that watches the evaluation's reads: the
+ * (tenant, object, relation) lists it read (a cache may reuse the answer at any revision where none changed) and
+ * `validUntil`, the earliest expiry among the tuples it saw (a tuple expiring changes answers without a new
+ * revision).
+ *
+ * A WASM evaluator plugs in at the same place: any CheckResolver whose answers equal this one's.
+ */
+
+import type { Program } from "../model/program.js";
+import { check } from "../reference/check.js";
+import { DEFAULT_MAX_DEPTH, Evaluation } from "../reference/evaluation.js";
+import { TupleReader } from "../reference/reader.js";
+import type { RelationTuple } from "../tuples/tuple.js";
+import type { Revision, TupleSnapshot, TupleStore } from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
+import {
+  type BatchOutcome,
+  type CheckResolver,
+  LayerCounters,
+  type LayerStats,
+  type Resolution,
+  type ResolvedCheck,
+  readKey,
+} from "./types.js";
+
+export interface ReferenceResolverOptions {
+  readonly program: Program;
+  readonly store: TupleStore;
+  /** Nested lookups before "resolution_too_complex" (default 25). */
+  readonly maxResolutionDepth?: number;
+}
+
+export class ReferenceResolver implements CheckResolver {
+  readonly layer = "evaluator";
+  readonly #program: Program;
+  readonly #store: TupleStore;
+  readonly #maxDepth: number;
+  readonly #counters = new LayerCounters();
+  #batches = 0;
+
+  constructor(options: ReferenceResolverOptions) {
+    this.#program = options.program;
+    this.#store = options.store;
+    this.#maxDepth = options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
+  }
+
+  async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    const [outcome] = await this.resolveMany([check], signal);
+    if (outcome instanceof Error) throw outcome;
+    return outcome!;
+  }
+
+  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    throwIfAborted(signal);
+    this.#batches++;
+    const outcomes: BatchOutcome[] = new Array(checks.length);
+    // One scope per (revision, instant, context); a check with contextual tuples gets its own.
+    const groups = new Map<string, number[]>();
+    checks.forEach((c, i) => {
+      const scope = c.key === undefined ? `#${i}` : `${c.revision}\u0000${c.now}\u0000${contextPart(c.key)}`;
+      const group = groups.get(scope);
+      if (group === undefined) groups.set(scope, [i]);
+      else group.push(i);
+    });
+    for (const indexes of groups.values()) {
+      const first = checks[indexes[0]!]!;
+      const snapshot = await snapshotAt(this.#store, first.revision);
+      try {
+        const reader = new RecordingReader(snapshot, this.#program, first.contextualTuples, first.now);
+        const ev = new Evaluation(reader, {
+          ...(first.context !== undefined ? { context: first.context } : {}),
+          maxDepth: this.#maxDepth,
+        });
+        for (const i of indexes) {
+          throwIfAborted(signal);
+          const c = checks[i]!;
+          this.#counters.requests++;
+          this.#counters.evaluations++;
+          const record = new ReadRecord(c.now);
+          reader.current = record;
+          try {
+            const allowed = await check(ev, c);
+            outcomes[i] = {
+              allowed,
+              revision: snapshot.revision,
+              validUntil: record.validUntil,
+              ...(record.complete ? { reads: [...record.reads] } : {}),
+            };
+          } catch (error) {
+            outcomes[i] = error instanceof Error ? error : new Error(String(error));
+          } finally {
+            reader.current = undefined;
+          }
+        }
+      } finally {
+        snapshot.release();
+      }
+    }
+    return outcomes;
+  }
+
+  stats(): LayerStats[] {
+    return [this.#counters.snapshot(this.layer, true, { batches: this.#batches })];
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The snapshot at `revision`; the latest one when the store no longer keeps it (never older, as the engine). */
+export async function snapshotAt(store: TupleStore, revision: Revision): Promise<TupleSnapshot> {
+  try {
+    return await store.snapshot(revision);
+  } catch (error) {
+    if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
+      return store.snapshot(await store.currentRevision());
+    }
+    throw error;
+  }
+}
+
+/** The context part of a question key (its last NUL-separated field). */
+function contextPart(key: string): string {
+  return key.slice(key.lastIndexOf("\u0000") + 1);
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortedError(signal);
+}
+
+export function abortedError(signal: AbortSignal): NexusError {
+  return new NexusError("aborted", "the check was aborted", undefined, { cause: signal.reason });
+}
+
+/** What one check read: its tuple lists and the earliest expiry (after its instant) among their tuples. */
+class ReadRecord {
+  readonly reads = new Set<string>();
+  validUntil = Number.POSITIVE_INFINITY;
+  /** False once the check read something other than object lists (its dependencies are then unknown). */
+  complete = true;
+  readonly #now: number;
+
+  constructor(now: number) {
+    this.#now = now;
+  }
+
+  see(tuples: readonly RelationTuple[]): void {
+    for (const t of tuples) {
+      const at = t.expiresAt;
+      if (at !== undefined && at > this.#now && at < this.validUntil) this.validUntil = at;
+    }
+  }
+}
+
+/**
+ * A tuple reader that records, for the check running now, every list it hands out (reads are still shared by the
+ * checks of a batch: a list read once serves all, and is recorded for each check that asks for it).
+ */
+class RecordingReader extends TupleReader {
+  current: ReadRecord | undefined;
+
+  override byObject(tenant: string, object: string, relation: string): Promise<readonly RelationTuple[]> {
+    const record = this.current;
+    const result = super.byObject(tenant, object, relation);
+    if (record === undefined) return result;
+    record.reads.add(readKey(tenant, object, relation));
+    return result.then((tuples) => {
+      record.see(tuples);
+      return tuples;
+    });
+  }
+
+  override bySubject(subjectTenant: string, user: string): Promise<readonly RelationTuple[]> {
+    if (this.current !== undefined) this.current.complete = false;
+    return super.bySubject(subjectTenant, user);
+  }
+}

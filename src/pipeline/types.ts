@@ -1,0 +1,145 @@
+/**
+ * The check path as a chain of small resolvers (DESIGN.md, "A check, as data flowing through"): each layer is one
+ * idea (a result cache, a Bloom negative cache, singleflight, an evaluator) and wraps the next one, as OpenFGA's
+ * `internal/graph` wraps its local checker in a CachedCheckResolver. Every layer takes an already validated
+ * question pinned to a snapshot revision, so any layer can be switched off and the answers stay the same: the
+ * plain evaluator is the oracle for all of them.
+ */
+import type { ConditionContext } from "../conditions/cel.js";
+import type { RelationTuple, Subject } from "../tuples/tuple.js";
+import type { Revision } from "../tuples/types.js";
+
+/** A validated check, pinned to the snapshot revision its answer must hold at. */
+export interface ResolvedCheck {
+  readonly tenant: string;
+  readonly subjectTenant: string;
+  /** `type:id`. */
+  readonly object: string;
+  readonly objectType: string;
+  readonly relation: string;
+  readonly subject: Subject;
+  /** The subject's string form. */
+  readonly user: string;
+  /** The snapshot revision chosen by consistency (and quantization). */
+  readonly revision: Revision;
+  /** The request's instant (epoch ms): tuples expired by then do not count. */
+  readonly now: number;
+  readonly context: ConditionContext | undefined;
+  /** Normalized contextual tuples (a check with any is never cached or shared). */
+  readonly contextualTuples: readonly RelationTuple[];
+  /**
+   * What identifies the question apart from revision and time (tenants, object, relation, subject, context), or
+   * undefined when it must not be cached or shared (contextual tuples, a context that has no stable text).
+   */
+  readonly key: string | undefined;
+}
+
+/** An answer and the range over which it holds. */
+export interface Resolution {
+  readonly allowed: boolean;
+  /** The revision it was computed at: the requested one, or a newer one when the store no longer kept that. */
+  readonly revision: Revision;
+  /** Epoch ms from which it may change without a new revision (the earliest expiry it read); Infinity if never. */
+  readonly validUntil: number;
+  /**
+   * Every tuple list the evaluation read, as `tenant NUL object NUL relation` (`readKey`), when the evaluator
+   * can tell: the answer is a function of those lists alone, so it holds at any revision where none of them
+   * changed. Undefined when unknown (caches then fall back to the Program's class-level influence).
+   */
+  readonly reads?: readonly string[];
+}
+
+/** The key of one (tenant, object, relation) tuple list, as in `Resolution.reads`. */
+export function readKey(tenant: string, object: string, relation: string): string {
+  return tenant + "\u0000" + object + "\u0000" + relation;
+}
+
+/**
+ * Whether no evaluation of `check` can reach the depth limit, so that a shortcut's denial cannot hide the
+ * reference's "resolution_too_complex": the (type, relation) cannot recurse that far (InfluenceMap.maxHops), or
+ * the tuples themselves hold no chain that long at the question's revision (src/changes/depth.ts).
+ */
+export type DepthGuard = (check: ResolvedCheck) => boolean;
+
+/** One answer of a batch: a resolution, or the error that question alone ran into. */
+export type BatchOutcome = Resolution | Error;
+
+/** What one layer did since it was created. */
+export interface LayerStats {
+  readonly layer: string;
+  /** False when switched off by option (or unable to work: see `note`); the layer then only passes through. */
+  readonly enabled: boolean;
+  /** Questions that reached the layer. */
+  readonly requests: number;
+  /** Questions the layer answered itself (a cache hit, a Bloom denial). */
+  readonly hits: number;
+  /** Questions it passed to the next layer. */
+  readonly misses: number;
+  /** Questions that joined an evaluation already in flight. */
+  readonly shared: number;
+  /** Evaluations the layer started (the evaluator: checks run; singleflight: leaders). */
+  readonly evaluations: number;
+  /** Changes that made cached facts unusable (the result cache: tuple lists changed under its answers). */
+  readonly invalidations: number;
+  /** Layer-specific facts (sizes, memory, rebuilds). */
+  readonly extra?: Readonly<Record<string, number | string>>;
+}
+
+export interface CheckResolver {
+  /** The layer's name in stats. */
+  readonly layer: string;
+  /** Answers one question. @throws the evaluation's NexusError, or NexusError "aborted" when `signal` aborts. */
+  resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution>;
+  /**
+   * Answers many questions as one batch (subproblems shared where the layer can); one outcome per question, in
+   * order, an error standing only for its own question. Rejects only when `signal` aborts.
+   */
+  resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]>;
+  /** This layer's stats, then those of every layer inside it. */
+  stats(): LayerStats[];
+  /** Releases what the layer owns, then closes the layer inside it. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Sends the questions at `indexes` (ascending) to `inner` as one batch and writes its outcomes into `outcomes` at
+ * those positions: how a layer passes on what it did not answer itself.
+ */
+export async function resolveRest(
+  inner: CheckResolver,
+  checks: readonly ResolvedCheck[],
+  indexes: readonly number[],
+  outcomes: BatchOutcome[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (indexes.length === 0) return;
+  const answers = await inner.resolveMany(
+    indexes.map((i) => checks[i]!),
+    signal,
+  );
+  for (let k = 0; k < indexes.length; k++) outcomes[indexes[k]!] = answers[k]!;
+}
+
+/** Counters every layer keeps. */
+export class LayerCounters {
+  requests = 0;
+  hits = 0;
+  misses = 0;
+  shared = 0;
+  evaluations = 0;
+  invalidations = 0;
+
+  snapshot(layer: string, enabled: boolean, extra?: Readonly<Record<string, number | string>>): LayerStats {
+    return {
+      layer,
+      enabled,
+      requests: this.requests,
+      hits: this.hits,
+      misses: this.misses,
+      shared: this.shared,
+      evaluations: this.evaluations,
+      invalidations: this.invalidations,
+      ...(extra !== undefined ? { extra } : {}),
+    };
+  }
+}
