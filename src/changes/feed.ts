@@ -7,6 +7,12 @@
  * When the changelog no longer reaches back to the feed's cursor (the store trimmed it), the feed cannot know
  * what changed in between: it jumps to the current revision and tells every listener to `reset`.
  *
+ * A listener that starts from an older revision (an index built from a snapshot at that revision) subscribes with
+ * `{ after }`: the feed first replays the changelog after that revision to that listener alone, page by page, then
+ * adds it to the live fan-out at the exact revision the others have reached, so it sees every change once, in order.
+ * This is the one changelog follower in the engine: every index, cache layer and stream that follows writes
+ * subscribes here instead of paging the store itself.
+ *
  * Owner: whoever opens the feed closes it (close() ends the loop and waits for it); a listener unsubscribes with
  * the function subscribe() returns.
  */
@@ -29,6 +35,15 @@ export interface ChangeFeedOptions {
   readonly after?: Revision;
   /** Changes per changelog page (default 1024; a page never splits a revision). */
   readonly pageSize?: number;
+}
+
+export interface SubscribeOptions {
+  /**
+   * Deliver changes after this revision (default: the feed's watermark, i.e. only changes from now on). An older
+   * revision is replayed from the changelog to this listener first; when the changelog no longer reaches back that
+   * far the listener gets `onReset` with the feed's watermark instead.
+   */
+  readonly after?: Revision;
 }
 
 export interface ChangeFeedStats {
@@ -57,11 +72,16 @@ const yieldToLoop = (): Promise<void> =>
     else setTimeout(resolve, 0);
   });
 
+/** Removes a listener; `replayed()` resolves once the listener's replay (if any) has reached the live fan-out. */
+export type Unsubscribe = (() => void) & { readonly replayed: () => Promise<void> };
+
 export class ChangeFeed implements AsyncDisposable {
   readonly store: TupleStore;
   readonly #pageSize: number;
   readonly #stop = new AbortController();
   readonly #listeners = new Set<ChangeListener>();
+  /** Listeners still replaying the changelog from an older revision; they join #listeners when caught up. */
+  readonly #replaying = new Set<ChangeListener>();
   readonly #waiters = new Set<{ revision: Revision; resolve: () => void }>();
   #watermark: Revision;
   #complete: Revision;
@@ -114,13 +134,29 @@ export class ChangeFeed implements AsyncDisposable {
     );
   }
 
-  /** Adds a listener; returns the function that removes it. */
-  subscribe(listener: ChangeListener): () => void {
+  /**
+   * Adds a listener; returns the function that removes it. With `after` older than the watermark, the listener is
+   * first replayed the changes after `after` (asynchronously, yielding between pages) and then joins the live
+   * fan-out; `replayed()` of the returned function resolves once it has.
+   */
+  subscribe(listener: ChangeListener, options: SubscribeOptions = {}): Unsubscribe {
     if (this.#stop.signal.aborted) throw new NexusError("closed", "the change feed is closed");
-    this.#listeners.add(listener);
-    return () => {
+    const after = options.after ?? this.#watermark;
+    let replay: Promise<void> = Promise.resolve();
+    if (after < this.#watermark) {
+      this.#replaying.add(listener);
+      replay = this.#replay(listener, after);
+      // A store failure during the replay reaches whoever awaits replayed(); nobody awaiting is not an error.
+      replay.catch(() => {});
+    } else {
+      // A listener asking for changes after a revision the feed has not delivered yet gets them in the fan-out.
+      this.#listeners.add(listener);
+    }
+    const unsubscribe = (): void => {
+      this.#replaying.delete(listener);
       this.#listeners.delete(listener);
     };
+    return Object.assign(unsubscribe, { replayed: () => replay });
   }
 
   /**
@@ -155,7 +191,7 @@ export class ChangeFeed implements AsyncDisposable {
       revisions: this.#revisions,
       changes: this.#changes,
       resets: this.#resets,
-      listeners: this.#listeners.size,
+      listeners: this.#listeners.size + this.#replaying.size,
       lastDispatchMs: this.#lastDispatchMs,
       maxDispatchMs: this.#maxDispatchMs,
       ...(this.#error !== undefined ? { error: String(this.#error) } : {}),
@@ -167,6 +203,7 @@ export class ChangeFeed implements AsyncDisposable {
     this.#stop.abort();
     await this.#loop;
     this.#listeners.clear();
+    this.#replaying.clear();
     this.#releaseWaiters(true);
   }
 
@@ -214,6 +251,55 @@ export class ChangeFeed implements AsyncDisposable {
       slice = woken;
     }
     this.#releaseWaiters(true);
+  }
+
+  /**
+   * Hands `listener` the changes after `after` up to the feed's watermark, then moves it to the live fan-out. Each
+   * page is cut at the watermark as it stands when the page arrives (a page never splits a revision), so no change
+   * reaches the listener twice: what lies beyond the watermark the live loop delivers after the listener joins.
+   */
+  async #replay(listener: ChangeListener, after: Revision): Promise<void> {
+    let cursor = after;
+    let slice = now();
+    while (this.#replaying.has(listener)) {
+      if (this.#stop.signal.aborted || this.store.closed) {
+        this.#replaying.delete(listener);
+        return;
+      }
+      if (cursor >= this.#watermark) break;
+      let page: StoredChange[];
+      try {
+        page = await this.store.changesAfter(cursor, this.#pageSize);
+      } catch (error) {
+        if (!this.#replaying.has(listener)) return;
+        if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
+          this.#replaying.delete(listener);
+          this.#listeners.add(listener);
+          listener.onReset(this.#watermark);
+          return;
+        }
+        this.#replaying.delete(listener);
+        throw error;
+      }
+      if (!this.#replaying.has(listener)) return;
+      const watermark = this.#watermark;
+      let end = page.length;
+      while (end > 0 && page[end - 1]!.revision > watermark) end--;
+      if (end > 0) {
+        const delivered = end === page.length ? page : page.slice(0, end);
+        cursor = delivered[delivered.length - 1]!.revision;
+        listener.onChanges(delivered, cursor);
+      }
+      if (end < page.length || page.length === 0) break;
+      if (now() - slice > SLICE_MS) {
+        await yieldToLoop();
+        slice = now();
+      }
+    }
+    if (!this.#replaying.delete(listener)) return;
+    // Caught up with the live loop: nothing ran between the last replayed page and here, so the listener has seen
+    // every change up to the feed's watermark and takes the next page with everyone else.
+    this.#listeners.add(listener);
   }
 
   #dispatch(page: readonly StoredChange[], woken: number): void {

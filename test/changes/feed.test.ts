@@ -1,0 +1,92 @@
+// ChangeFeed subscriptions from an older revision: the replay hands a late listener every change after its
+// revision exactly once and in order, while writes keep arriving, then it shares the live fan-out.
+import { describe, expect, it } from "vitest";
+import { ChangeFeed, type ChangeListener } from "../../src/changes/feed.js";
+import { MemoryTupleStore } from "../../src/tuples/memory.js";
+import { normalizeTuple } from "../../src/tuples/normalize.js";
+import type { RelationTuple } from "../../src/tuples/tuple.js";
+import type { StoredChange } from "../../src/tuples/types.js";
+
+function tuple(user: string, object: string): RelationTuple {
+  const n = normalizeTuple({ user, relation: "viewer", object }, "default");
+  if (!n.ok) throw new Error(n.problem);
+  return n.value;
+}
+
+class Recorder implements ChangeListener {
+  readonly revisions: number[] = [];
+  readonly resets: number[] = [];
+  onChanges(changes: readonly StoredChange[], _watermark: number): void {
+    for (const c of changes) this.revisions.push(c.revision);
+  }
+  onReset(revision: number): void {
+    this.resets.push(revision);
+  }
+}
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe("ChangeFeed.subscribe({ after })", () => {
+  it("replays the changes after an older revision, then joins the live fan-out without a gap or a repeat", async () => {
+    await using store = new MemoryTupleStore();
+    for (let i = 1; i <= 50; i++) await store.write({ writes: [tuple("user:a", `doc:${i}`)], deletes: [] });
+    await using feed = await ChangeFeed.open(store, { pageSize: 7 });
+    const late = new Recorder();
+    const live = new Recorder();
+    feed.subscribe(live);
+    const unsubscribe = feed.subscribe(late, { after: 10 });
+    // Writes land while the replay pages through the changelog.
+    const writing = (async () => {
+      for (let i = 51; i <= 80; i++)
+        await store.write({ writes: [tuple("user:b", `doc:${i}`)], deletes: [] });
+    })();
+    await unsubscribe.replayed();
+    await writing;
+    await feed.caughtUp();
+    expect(late.revisions).toEqual(range(11, 80));
+    expect(live.revisions).toEqual(range(51, 80));
+    expect(feed.stats().listeners).toBe(2);
+  });
+
+  it("starts a listener at the watermark when it names no revision", async () => {
+    await using store = new MemoryTupleStore();
+    await store.write({ writes: [tuple("user:a", "doc:1")], deletes: [] });
+    await using feed = await ChangeFeed.open(store);
+    const listener = new Recorder();
+    await feed.subscribe(listener).replayed();
+    await store.write({ writes: [tuple("user:a", "doc:2")], deletes: [] });
+    await feed.caughtUp();
+    expect(listener.revisions).toEqual([2]);
+  });
+
+  it("resets a listener whose revision the changelog no longer reaches", async () => {
+    await using store = new MemoryTupleStore({ changelogMaxEntries: 3 });
+    for (let i = 1; i <= 10; i++) await store.write({ writes: [tuple("user:a", `doc:${i}`)], deletes: [] });
+    await using feed = await ChangeFeed.open(store);
+    const listener = new Recorder();
+    await feed.subscribe(listener, { after: 1 }).replayed();
+    expect(listener.resets).toEqual([10]);
+    expect(listener.revisions).toEqual([]);
+    await store.write({ writes: [tuple("user:a", "doc:11")], deletes: [] });
+    await feed.caughtUp();
+    expect(listener.revisions).toEqual([11]);
+  });
+
+  it("stops a replay when the listener unsubscribes or the feed closes", async () => {
+    const store = new MemoryTupleStore();
+    for (let i = 1; i <= 100; i++) await store.write({ writes: [tuple("user:a", `doc:${i}`)], deletes: [] });
+    const feed = await ChangeFeed.open(store, { pageSize: 5 });
+    const gone = new Recorder();
+    const unsubscribe = feed.subscribe(gone, { after: 0 });
+    unsubscribe();
+    await unsubscribe.replayed();
+    expect(feed.stats().listeners).toBe(0);
+    const closing = new Recorder();
+    const second = feed.subscribe(closing, { after: 0 });
+    await feed.close();
+    await second.replayed();
+    expect(feed.stats().listeners).toBe(0);
+    await store.close();
+  });
+});
