@@ -9,11 +9,11 @@
  * Tenants are ignored on purpose: evaluation that follows a cross-tenant grant continues in the subject's tenant,
  * so a tuple in one tenant may change answers in another.
  */
-import type { Program, RelationDef, Rewrite } from "../model/program.js";
+import { ANY_CLASS, analyze, BoundedMemo, type ClassEdges, type RelationClass } from "../model/analysis.js";
+import type { Program } from "../model/program.js";
 import type { RelationTuple } from "../tuples/tuple.js";
 
-/** `type#relation`. */
-export type RelationClass = string;
+export { ANY_CLASS, type RelationClass } from "../model/analysis.js";
 
 export interface InfluenceMap {
   /** The check classes whose results a tuple on `type#relation` can change (empty for an unknown class). */
@@ -66,62 +66,22 @@ export function influenceOf(program: Program): InfluenceMap {
   return map;
 }
 
-/**
- * Everything is linear in the model up front (direct edges, longest paths, the condition rule); the closures
- * (`readsOf`, `affectedBy`) are walked when first asked for and remembered, because their total size can be
- * quadratic in the model (a chain of n relations reads n-1, n-2, ... classes) and a cache asks for few of them.
- */
 /** The direct edges of the class graph (exported for the tests, which check the closures against them). */
-export interface InfluenceEdges {
-  /** Every relation class of the program. */
-  readonly all: readonly RelationClass[];
-  /** The tuple classes each class reads itself. */
-  readonly reads: ReadonlyMap<RelationClass, ReadonlySet<RelationClass>>;
-  /** The classes each class continues into; `ANY_CLASS` stands for every class (an unrestricted relation). */
-  readonly next: ReadonlyMap<RelationClass, ReadonlySet<RelationClass>>;
-  /** Classes whose tuples may carry a condition. */
-  readonly conditional: ReadonlySet<RelationClass>;
-}
+export type InfluenceEdges = ClassEdges;
 
 export function influenceEdges(program: Program): InfluenceEdges {
-  const all: RelationClass[] = [];
-  const typesWithRelation = new Map<string, string[]>();
-  for (const [typeName, type] of program.types) {
-    for (const relation of type.relations.keys()) {
-      all.push(`${typeName}#${relation}`);
-      const types = typesWithRelation.get(relation);
-      if (types === undefined) typesWithRelation.set(relation, [typeName]);
-      else types.push(typeName);
-    }
-  }
-  const typesWith = (relation: string): readonly string[] => typesWithRelation.get(relation) ?? [];
-
-  // Direct edges: the tuple classes a class reads itself, and the classes it continues into. An unrestricted
-  // relation (Nexus `{}`) continues into every class: one edge to ANY_CLASS stands for those n edges.
-  const reads = new Map<RelationClass, Set<RelationClass>>();
-  const next = new Map<RelationClass, Set<RelationClass>>([[ANY_CLASS, new Set(all)]]);
-  const conditional = new Set<RelationClass>();
-  for (const [typeName, type] of program.types) {
-    for (const def of type.relations.values()) {
-      const self = `${typeName}#${def.name}`;
-      const r = new Set<RelationClass>();
-      const n = new Set<RelationClass>();
-      edges(program, typeName, def, def.rewrite, r, n, typesWith);
-      reads.set(self, r);
-      next.set(self, n);
-      // An unrestricted relation (directSubjects undefined) may hold tuples with any condition.
-      const mayHoldConditions =
-        def.directSubjects === undefined
-          ? program.conditions.size > 0
-          : def.directSubjects.some((s) => s.condition !== undefined);
-      if (mayHoldConditions) conditional.add(self);
-    }
-  }
-  return { all, reads, next, conditional };
+  return analyze(program).edges;
 }
 
+/**
+ * The edges come from the model's one analysis (src/model/analysis.ts); what is linear in them is done up front
+ * (longest paths, the condition rule); the closures (`readsOf`, `affectedBy`) are walked when first asked for and
+ * remembered, because their total size can be quadratic in the model (a chain of n relations reads n-1, n-2, ...
+ * classes) and a cache asks for few of them.
+ */
 function build(program: Program): InfluenceMap {
-  const { all, reads, next, conditional } = influenceEdges(program);
+  const analysis = analyze(program);
+  const { all, reads, next, conditional } = analysis.edges;
   const previous = new Map<RelationClass, RelationClass[]>(); // next, reversed
   const readers = new Map<RelationClass, RelationClass[]>(); // reads, reversed
   const addTo = (map: Map<RelationClass, RelationClass[]>, key: RelationClass, value: RelationClass) => {
@@ -155,29 +115,15 @@ function build(program: Program): InfluenceMap {
 
   const hops = longestPaths([ANY_CLASS, ...all], next);
 
-  // Closures on demand (an explicit stack each: a chain of thousands of classes must not overflow the call stack).
-  const reachable = (start: RelationClass, step: ReadonlyMap<RelationClass, Iterable<RelationClass>>) => {
-    const seen = new Set<RelationClass>([start]);
-    const stack = [start];
-    while (stack.length > 0) {
-      for (const c of step.get(stack.pop()!) ?? []) {
-        if (!seen.has(c)) {
-          seen.add(c);
-          stack.push(c);
-        }
-      }
-    }
-    return seen;
-  };
-  const closures = new BoundedMemo<ReadonlySet<RelationClass>>();
+  const closures = new BoundedMemo<RelationClass, ReadonlySet<RelationClass>>();
   const readsOf = (cls: RelationClass): ReadonlySet<RelationClass> =>
     closures.get(cls, () => {
       const out = new Set<RelationClass>();
       if (!reads.has(cls)) return out;
-      for (const c of reachable(cls, next)) for (const t of reads.get(c) ?? []) out.add(t);
+      for (const c of analysis.reachableFrom(cls)) for (const t of reads.get(c) ?? []) out.add(t);
       return out;
     });
-  const affected = new BoundedMemo<readonly RelationClass[]>();
+  const affected = new BoundedMemo<RelationClass, readonly RelationClass[]>();
   const affectedBy = (t: RelationClass): readonly RelationClass[] =>
     affected.get(t, () => {
       const out = new Set<RelationClass>();
@@ -200,7 +146,7 @@ function build(program: Program): InfluenceMap {
       return [...out];
     });
 
-  const tuplesets = tuplesetClasses(program);
+  const tuplesets = analysis.tuplesetContinuations;
   return {
     affectedBy: (type, relation) => affectedBy(`${type}#${relation}`),
     readsOf: (type, relation) => readsOf(`${type}#${relation}`),
@@ -218,9 +164,6 @@ function build(program: Program): InfluenceMap {
     },
   };
 }
-
-/** Stands for "every class" in the edge lists (no type is named with a NUL). */
-export const ANY_CLASS: RelationClass = "\u0000any";
 
 /**
  * The most class-to-class steps from each class (Infinity where a cycle can be reached, the step into ANY_CLASS not
@@ -285,108 +228,4 @@ function longestPaths(
     }
   }
   return hops;
-}
-
-/** A memo that forgets everything once it holds `limit` entries (the closures can be large; they are cheap to redo). */
-class BoundedMemo<V> {
-  readonly #entries = new Map<RelationClass, V>();
-  constructor(readonly limit = 4096) {}
-  get(key: RelationClass, compute: () => V): V {
-    let value = this.#entries.get(key);
-    if (value === undefined) {
-      if (this.#entries.size >= this.limit) this.#entries.clear();
-      value = compute();
-      this.#entries.set(key, value);
-    }
-    return value;
-  }
-}
-
-/**
- * The classes some relation reads as a tupleset, each with the relations its tuple-to-usersets continue into on
- * the subjects; "all" when a rewrite is of a kind not known here.
- */
-function tuplesetClasses(program: Program): Map<RelationClass, Set<string>> | "all" {
-  const out = new Map<RelationClass, Set<string>>();
-  const walk = (typeName: string, rewrite: Rewrite): boolean => {
-    switch (rewrite.kind) {
-      case "direct":
-      case "computed":
-      case "none":
-        return true;
-      case "ttu":
-        {
-          const cls = `${typeName}#${rewrite.tupleset}`;
-          // A tuple-to-userset with more to it than tupleset and computed (a variant added later, such as one
-          // needing every parent) may depend on subjects of any type: "*" marks the class never subject-bound.
-          const plain = Object.keys(rewrite).every(
-            (k) => k === "kind" || k === "tupleset" || k === "computed",
-          );
-          const relation = plain ? rewrite.computed : "*";
-          const continued = out.get(cls);
-          if (continued === undefined) out.set(cls, new Set([relation]));
-          else continued.add(relation);
-        }
-        return true;
-      case "union":
-      case "intersection":
-        return rewrite.children.every((child) => walk(typeName, child));
-      case "exclusion":
-        return walk(typeName, rewrite.base) && walk(typeName, rewrite.subtract);
-      default:
-        return false; // a kind added later: assume it may follow any subject
-    }
-  };
-  for (const [typeName, type] of program.types) {
-    for (const def of type.relations.values()) if (!walk(typeName, def.rewrite)) return "all";
-  }
-  return out;
-}
-
-function edges(
-  program: Program,
-  typeName: string,
-  def: RelationDef,
-  rewrite: Rewrite,
-  reads: Set<RelationClass>,
-  next: Set<RelationClass>,
-  typesWith: (relation: string) => readonly string[],
-): void {
-  switch (rewrite.kind) {
-    case "direct":
-      reads.add(`${typeName}#${def.name}`);
-      if (def.directSubjects === undefined) {
-        // Unrestricted (Nexus `{}`): any userset subject may appear.
-        next.add(ANY_CLASS);
-      } else {
-        for (const s of def.directSubjects) if (s.relation !== undefined) next.add(`${s.type}#${s.relation}`);
-      }
-      return;
-    case "computed":
-      next.add(`${typeName}#${rewrite.relation}`);
-      return;
-    case "ttu": {
-      reads.add(`${typeName}#${rewrite.tupleset}`);
-      const tupleset = program.types.get(typeName)?.relations.get(rewrite.tupleset);
-      const parents =
-        tupleset?.directSubjects === undefined
-          ? typesWith(rewrite.computed)
-          : [...new Set(tupleset.directSubjects.map((s) => s.type))];
-      for (const parent of parents) {
-        if (program.types.get(parent)?.relations.has(rewrite.computed))
-          next.add(`${parent}#${rewrite.computed}`);
-      }
-      return;
-    }
-    case "union":
-    case "intersection":
-      for (const child of rewrite.children) edges(program, typeName, def, child, reads, next, typesWith);
-      return;
-    case "exclusion":
-      edges(program, typeName, def, rewrite.base, reads, next, typesWith);
-      edges(program, typeName, def, rewrite.subtract, reads, next, typesWith);
-      return;
-    case "none":
-      return;
-  }
 }
