@@ -28,7 +28,7 @@
 import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { CheckChain } from "../src/pipeline/chain.js";
-import { Warmer, type WarmerOptions, warmKey, warmThrough } from "../src/pipeline/warming.js";
+import { Warmer, type WarmerOptions, warmKey, warmThrough } from "../src/pipeline/warming/index.js";
 import { ready } from "../src/wasm/loader.js";
 import { type BenchCase, formatMicros, runSuite } from "./harness.js";
 import { buildFilesystemWorkload, prng } from "./workloads/filesystem.js";

@@ -53,7 +53,13 @@ import { RevisionChooser, type RevisionStats } from "./revision.js";
 import { SingleflightResolver } from "./singleflight.js";
 import type { TigerOptions, TigerResolver } from "./tiger.js";
 import type { CheckResolver, DepthGuard, LayerStats, ResolvedCheck } from "./types.js";
-import { Warmer, type WarmerOptions, type WarmerStats, type WarmTarget, warmThrough } from "./warming.js";
+import {
+  Warmer,
+  type WarmerOptions,
+  type WarmerStats,
+  type WarmTarget,
+  warmThrough,
+} from "./warming/index.js";
 
 const CHECK_FIELDS = REQUEST_FIELDS.check;
 

@@ -40,4 +40,4 @@ export {
   type WarmTarget,
   type WarmThroughOptions,
   warmThrough,
-} from "./warming.js";
+} from "./warming/index.js";

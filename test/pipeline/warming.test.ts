@@ -16,7 +16,7 @@ import {
   type WarmFn,
   type WarmQuestion,
   warmThrough,
-} from "../../src/pipeline/warming.js";
+} from "../../src/pipeline/warming/index.js";
 import { KnownRevision } from "../../src/request/consistency.js";
 import { isNexusError } from "../../src/util/errors.js";
 

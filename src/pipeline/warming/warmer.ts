@@ -1,0 +1,543 @@
+/**
+ * The Warmer: owns an access tracker and a background loop. `observe()` is synchronous and O(1) (it copies the
+ * access into a bounded ring; learning and predicting happen later, in the loop, off the request path); the loop
+ * turns accesses into predicted questions and hands them in batches to `warm` (the chain's filter / checkMany,
+ * see warm-through.ts), within a budget: questions per second (token bucket), batches in flight, a queue bound
+ * (oldest dropped), and no question asked twice within `recentMs` unless a change made its answer stale.
+ * Subscribed to the change feed, it also re-warms what the most recently active users will ask once a change
+ * becomes visible (the next quantization window), so their next request does not pay for the invalidation.
+ *
+ * Warming can only fill caches: every question goes through the chain's public entry points, which answer
+ * exactly with or without it. Errors of warm requests are swallowed and counted.
+ *
+ * Runtime-neutral (no `node:` import): only setTimeout/clearTimeout, unref'd where the runtime has it, so an idle
+ * warmer never keeps a process alive. Owner: whoever creates the Warmer closes it; close() stops the loop, clears
+ * its timer, aborts and awaits the warm requests in flight.
+ */
+
+import type { ChangeListener } from "../../changes/feed.js";
+import type { Revision, StoredChange } from "../../tuples/types.js";
+import { NexusError } from "../../util/errors.js";
+import { Lru } from "./lru.js";
+import { functionOption, nonNegativeNumber, optionsObject, positiveInteger } from "./options.js";
+import {
+  type Access,
+  isAccessLike,
+  type Listing,
+  questionOf,
+  type TrackedVisit,
+  type WarmQuestion,
+  warmKey,
+} from "./questions.js";
+import { Ring } from "./ring.js";
+import { AccessTracker, type AccessTrackerOptions, type AccessTrackerStats } from "./tracker.js";
+
+/**
+ * Runs warm questions (answers are discarded). `signal` aborts when the warmer closes. Rejecting counts as an
+ * error; it never reaches the caller of observe().
+ */
+export type WarmFn = (questions: readonly WarmQuestion[], signal: AbortSignal) => Promise<unknown>;
+
+export interface WarmerOptions {
+  /** Where warm questions go: `warmThrough(chain)` (required). */
+  readonly warm: WarmFn;
+  /** The tracker to learn with, or options for a new one (default: a new tracker with default bounds). */
+  readonly tracker?: AccessTracker | AccessTrackerOptions;
+  /** Questions predicted per access (default 16). */
+  readonly predictions?: number;
+  /** Rate budget: warm questions per second, on average (default 1,000; Infinity: no rate limit). */
+  readonly questionsPerSecond?: number;
+  /** Token-bucket size: questions that may go at once after a quiet spell (default 128). */
+  readonly burst?: number;
+  /** Questions per warm call (default 32). */
+  readonly batchSize?: number;
+  /** Warm calls in flight at once (default 2). */
+  readonly maxInFlight?: number;
+  /** Questions waiting (default 1,024); beyond it the oldest is dropped. */
+  readonly maxQueue?: number;
+  /** Accesses waiting to be predicted from (default 1,024); beyond it the oldest is dropped. */
+  readonly maxPendingAccesses?: number;
+  /** A question warmed or asked within this many ms is not warmed again (default 5,000), unless a change since. */
+  readonly recentMs?: number;
+  /** Questions remembered as recent (default 20,000; least recent forgotten). */
+  readonly maxRecent?: number;
+  /**
+   * The chain's quantization window (default 0): a change becomes visible to minimize_latency reads at the next
+   * window boundary, which is when the refresh after a change runs.
+   */
+  readonly quantizationWindowMs?: number;
+  /** After a change, re-warm the last access (and its predictions) of this many most recent users (default 16). */
+  readonly refreshUsers?: number;
+  /** Epoch ms (default Date.now): the chain's clock, for the budget, recency and window boundaries. */
+  readonly clock?: () => number;
+}
+
+export interface WarmerStats {
+  /** Accesses and listings observed. */
+  readonly observed: number;
+  /** Observed inputs ignored (not an access, or after close). */
+  readonly ignored: number;
+  /** Questions predicted (before dedup and recency). */
+  readonly predicted: number;
+  /** Predicted questions skipped as asked or warmed recently. */
+  readonly skippedRecent: number;
+  /** Questions handed to `warm` that completed. */
+  readonly warmed: number;
+  /** Warm calls made. */
+  readonly batches: number;
+  /** Questions and accesses dropped by the queue bounds (oldest first). */
+  readonly dropped: number;
+  /** Warm calls that failed (their questions are not marked warm). */
+  readonly errors: number;
+  readonly lastError?: string;
+  /** Questions of warm calls cut short by close(). */
+  readonly aborted: number;
+  /** Refreshes run after changes. */
+  readonly refreshes: number;
+  readonly queueLength: number;
+  readonly pendingAccesses: number;
+  readonly inFlight: number;
+  readonly tracker: AccessTrackerStats;
+}
+
+/** An access or listing as observed, waiting for the loop to learn it. */
+type Observation =
+  | { readonly access: WarmQuestion; readonly plain: boolean; readonly at: number }
+  | { readonly listing: Listing; readonly at: number };
+
+/** Objects of a listing kept for learning: a copy bounded on the request path (trackers read 64 by default). */
+const LISTING_PREFIX = 256;
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/** Lets the process exit while only this timer is pending (Node, Bun, Deno); a no-op where timers are numbers. */
+function setKeepAlive(timer: Timer, keepAlive: boolean): void {
+  const t = timer as unknown as { ref?: () => void; unref?: () => void };
+  if (keepAlive) t.ref?.();
+  else t.unref?.();
+}
+
+const MAX_BACKOFF_MS = 1000;
+
+export class Warmer implements ChangeListener, AsyncDisposable {
+  readonly tracker: AccessTracker;
+  readonly #warm: WarmFn;
+  readonly #clock: () => number;
+  readonly #predictions: number;
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #batchSize: number;
+  readonly #maxInFlight: number;
+  readonly #maxQueue: number;
+  readonly #recentMs: number;
+  readonly #window: number;
+  readonly #refreshUsers: number;
+  /** Observed accesses and listings, not learned yet (learning happens in the loop, off the request path). */
+  readonly #observations: Ring<Observation>;
+  /** Learned visits waiting to be predicted from. */
+  readonly #pending: Ring<TrackedVisit>;
+  /** Questions waiting, oldest first (a re-predicted one moves to the back). */
+  readonly #queue = new Map<string, WarmQuestion>();
+  /** Question key → when it was last warmed or asked. */
+  readonly #recent: Lru<number>;
+  /** The latest visits (4 × refreshUsers), for the refresh after a change. */
+  readonly #latest: Ring<TrackedVisit>;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #stop = new AbortController();
+  #idleWaiters: (() => void)[] = [];
+  /** Times (clock) at which a change becomes visible and a refresh is due, ascending. */
+  #refreshDue: number[] = [];
+  /** Warm results and asks from before this instant predate a visible change: not "recent" any more. */
+  #freshSince = Number.NEGATIVE_INFINITY;
+  #tokens: number;
+  #tokensAt: number;
+  #timer: Timer | undefined;
+  #timerDue = Number.POSITIVE_INFINITY;
+  /** Consecutive timer wake-ups that found the clock not moved (a simulated clock): the wait doubles. */
+  #stalls = 0;
+  #stallClock = Number.NaN;
+  #closing: Promise<void> | undefined;
+  #observed = 0;
+  #ignored = 0;
+  #predicted = 0;
+  #skippedRecent = 0;
+  #warmed = 0;
+  #batches = 0;
+  #dropped = 0;
+  #errors = 0;
+  #lastError: string | undefined;
+  #aborted = 0;
+  #refreshes = 0;
+
+  constructor(options: WarmerOptions) {
+    const o = optionsObject(options, "warmer options");
+    const warm = functionOption<WarmFn>("warm", o.warm);
+    if (warm === undefined)
+      throw new NexusError("invalid_argument", "warm must be a function, got undefined");
+    this.#warm = warm;
+    this.tracker =
+      o.tracker instanceof AccessTracker
+        ? o.tracker
+        : new AccessTracker(o.tracker as AccessTrackerOptions | undefined);
+    this.#clock = functionOption<() => number>("clock", o.clock) ?? Date.now;
+    this.#predictions = positiveInteger("predictions", o.predictions, 16, 0);
+    this.#rate = nonNegativeNumber("questionsPerSecond", o.questionsPerSecond, 1000);
+    if (this.#rate === 0) {
+      throw new NexusError(
+        "invalid_argument",
+        "questionsPerSecond must be > 0 (close the warmer to stop it)",
+      );
+    }
+    this.#batchSize = positiveInteger("batchSize", o.batchSize, 32);
+    this.#burst = positiveInteger("burst", o.burst, Math.max(128, this.#batchSize));
+    this.#maxInFlight = positiveInteger("maxInFlight", o.maxInFlight, 2);
+    this.#maxQueue = positiveInteger("maxQueue", o.maxQueue, 1024);
+    const maxPending = positiveInteger("maxPendingAccesses", o.maxPendingAccesses, 1024);
+    this.#observations = new Ring(maxPending);
+    this.#pending = new Ring(maxPending);
+    this.#recentMs = nonNegativeNumber("recentMs", o.recentMs, 5000);
+    this.#recent = new Lru(positiveInteger("maxRecent", o.maxRecent, 20_000));
+    this.#window = positiveInteger("quantizationWindowMs", o.quantizationWindowMs, 0, 0);
+    this.#refreshUsers = positiveInteger("refreshUsers", o.refreshUsers, 16, 0);
+    this.#latest = new Ring(Math.max(1, 4 * this.#refreshUsers));
+    this.#tokens = this.#burst;
+    this.#tokensAt = this.#clock();
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Takes note of an access just answered: a copy goes into a bounded ring, and the loop learns from it and
+   * predicts what follows. Synchronous, O(1) (≈0.1 µs), never throws (a malformed access, or any after close(),
+   * is ignored and counted): safe on the request path.
+   */
+  observe(access: Access): void {
+    if (this.#closing !== undefined || !isAccessLike(access)) {
+      this.#ignored++;
+      return;
+    }
+    // Its plain answer is now cached (unless the request carried context or contextual tuples).
+    const a = access as { context?: unknown; contextualTuples?: unknown };
+    const plain = a.context === undefined && a.contextualTuples === undefined;
+    // Copied (the caller may reuse the object); learning and predicting happen in the loop.
+    this.#take({ access: questionOf(access, access.object), plain, at: this.#clock() });
+  }
+
+  /**
+   * Takes note of a listing just answered (a filter over one directory's objects). Same guarantees as observe();
+   * copies at most the first 256 objects.
+   */
+  observeListing(listing: Listing): void {
+    if (
+      this.#closing !== undefined ||
+      typeof listing !== "object" ||
+      listing === null ||
+      !Array.isArray(listing.objects) ||
+      !isAccessLike({ ...listing, object: listing.objects[0] })
+    ) {
+      this.#ignored++;
+      return;
+    }
+    const copy: {
+      user: string;
+      relation: string;
+      objects: string[];
+      tenant?: string;
+      subjectTenant?: string;
+    } = {
+      user: listing.user,
+      relation: listing.relation,
+      objects: listing.objects.slice(0, LISTING_PREFIX),
+    };
+    if (listing.tenant !== undefined) copy.tenant = listing.tenant;
+    if (listing.subjectTenant !== undefined) copy.subjectTenant = listing.subjectTenant;
+    this.#take({ listing: copy, at: this.#clock() });
+  }
+
+  /**
+   * Resolves when the warmer has nothing it may do now: every observed access predicted, no warm call in flight,
+   * and the queue empty or the rate budget spent (or the warmer closed). Work is started at once, not at the
+   * next timer: with a simulated clock this makes warming deterministic between steps.
+   */
+  idle(): Promise<void> {
+    if (this.#closing !== undefined) return Promise.resolve();
+    this.#pump();
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(resolve);
+      // Someone waits on the loop: its timer keeps the process alive until they are answered.
+      if (this.#timer !== undefined) setKeepAlive(this.#timer, true);
+    });
+  }
+
+  /** A change was committed: once it is visible (the next window), refresh what active users will ask. */
+  onChanges(_changes: readonly StoredChange[], _watermark: Revision): void {
+    this.#changed();
+  }
+
+  /** The feed lost track of changes: treat it as a change to everything. */
+  onReset(_revision: Revision): void {
+    this.#changed();
+  }
+
+  stats(): WarmerStats {
+    return {
+      observed: this.#observed,
+      ignored: this.#ignored,
+      predicted: this.#predicted,
+      skippedRecent: this.#skippedRecent,
+      warmed: this.#warmed,
+      batches: this.#batches,
+      dropped: this.#dropped,
+      errors: this.#errors,
+      ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
+      aborted: this.#aborted,
+      refreshes: this.#refreshes,
+      queueLength: this.#queue.size,
+      pendingAccesses: this.#observations.length + this.#pending.length,
+      inFlight: this.#inFlight.size,
+      tracker: this.tracker.stats(),
+    };
+  }
+
+  /** Stops the loop, clears its timer, aborts the warm calls in flight and waits for them. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing === undefined) this.#closing = this.#close();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#stop.abort(new NexusError("closed", "the warmer is closed"));
+    const dropped = this.#queue.size;
+    this.#queue.clear();
+    this.#pending.clear();
+    this.#observations.clear();
+    this.#recent.clear();
+    this.#latest.clear();
+    this.#refreshDue = [];
+    this.#aborted += dropped;
+    await Promise.allSettled([...this.#inFlight]);
+    this.#settle();
+  }
+
+  #take(observation: Observation): void {
+    this.#observed++;
+    if (this.#observations.push(observation)) this.#dropped++;
+    this.#schedule(0, observation.at);
+  }
+
+  /** Learns one observation (in the loop); queues it for prediction. */
+  #learn(observation: Observation): void {
+    let visit: TrackedVisit | undefined;
+    try {
+      if ("access" in observation) {
+        if (observation.plain) this.#markRecent(warmKey(observation.access), observation.at);
+        visit = this.tracker.visit(observation.access);
+      } else {
+        const listing = observation.listing;
+        // A listing is a plain filter: every listed answer is now in the caches.
+        for (const object of listing.objects) {
+          if (typeof object === "string")
+            this.#markRecent(warmKey(questionOf(listing, object)), observation.at);
+        }
+        visit = this.tracker.visitListing(listing);
+      }
+    } catch {
+      this.#ignored++; // a caller's directoryOf threw: learning is best effort
+      return;
+    }
+    if (visit === undefined) return;
+    if (this.#refreshUsers > 0) this.#latest.push(visit);
+    if (this.#predictions === 0) return;
+    if (this.#pending.push(visit)) this.#dropped++;
+  }
+
+  #changed(): void {
+    if (this.#closing !== undefined) return;
+    const now = this.#clock();
+    const window = this.#window;
+    // Reads of the current window keep reading the old revision; the change shows from the next window on.
+    const due = window > 0 ? Math.floor(now / window) * window + window : now;
+    const list = this.#refreshDue;
+    if (!list.includes(due)) {
+      list.push(due);
+      list.sort((a, b) => a - b);
+      if (list.length > 16) list.shift(); // a later refresh covers the same users
+    }
+    this.#schedule(Math.max(0, due - now));
+  }
+
+  /** One step of the loop: due refreshes, predictions, then as many warm calls as the budget allows. */
+  #pump(): void {
+    if (this.#closing !== undefined) return;
+    const now = this.#clock();
+    for (let o = this.#observations.shift(); o !== undefined; o = this.#observations.shift()) this.#learn(o);
+    this.#refresh(now);
+    for (let visit = this.#pending.shift(); visit !== undefined; visit = this.#pending.shift()) {
+      const questions = this.tracker.predictVisit(visit, this.#predictions);
+      this.#predicted += questions.length;
+      for (const q of questions) this.#enqueue(q, now);
+    }
+    this.#refill(now);
+    while (this.#queue.size > 0 && this.#inFlight.size < this.#maxInFlight && this.#tokens >= 1) {
+      const n = Math.min(this.#batchSize, Math.floor(this.#tokens), this.#queue.size);
+      const batch: WarmQuestion[] = [];
+      for (const [key, q] of this.#queue) {
+        this.#queue.delete(key);
+        if (this.#isRecent(key, now)) {
+          this.#skippedRecent++;
+          continue;
+        }
+        this.#markRecent(key, now);
+        batch.push(q);
+        if (batch.length === n) break;
+      }
+      if (batch.length === 0) continue;
+      this.#tokens -= batch.length;
+      this.#start(batch);
+    }
+    this.#scheduleNext(now);
+    this.#settle();
+  }
+
+  #refresh(now: number): void {
+    const due = this.#refreshDue;
+    if (due.length === 0 || due[0]! > now) return;
+    let visibleFrom = due[0]!;
+    while (due.length > 0 && due[0]! <= now) visibleFrom = due.shift()!;
+    this.#refreshes++;
+    if (visibleFrom > this.#freshSince) this.#freshSince = visibleFrom;
+    // The last visit of each of the most recently active users, latest first: their next request is the nearest.
+    const users = new Set<string>();
+    const visits: TrackedVisit[] = [];
+    for (const visit of this.#latest.newestFirst()) {
+      if (users.has(visit.userKey)) continue;
+      users.add(visit.userKey);
+      visits.push(visit);
+      if (visits.length === this.#refreshUsers) break;
+    }
+    for (const visit of visits) {
+      this.#enqueue(visit.question, now);
+      // As a single access: a listing's directory contents are re-warmed as its siblings.
+      if (this.#predictions > 0 && this.#pending.push({ ...visit, listing: false })) this.#dropped++;
+    }
+  }
+
+  #enqueue(q: WarmQuestion, now: number): void {
+    const key = warmKey(q);
+    if (this.#isRecent(key, now)) {
+      this.#skippedRecent++;
+      return;
+    }
+    this.#queue.delete(key);
+    this.#queue.set(key, q);
+    if (this.#queue.size > this.#maxQueue) {
+      this.#queue.delete(this.#queue.keys().next().value as string);
+      this.#dropped++;
+    }
+  }
+
+  #isRecent(key: string, now: number): boolean {
+    const at = this.#recent.peek(key);
+    return at !== undefined && at >= this.#freshSince && now - at < this.#recentMs;
+  }
+
+  #markRecent(key: string, now: number): void {
+    if (this.#recentMs > 0) this.#recent.set(key, now);
+  }
+
+  #refill(now: number): void {
+    if (this.#rate === Number.POSITIVE_INFINITY) {
+      this.#tokens = this.#burst;
+    } else if (now > this.#tokensAt) {
+      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#tokensAt) * this.#rate) / 1000);
+    }
+    this.#tokensAt = now;
+  }
+
+  #start(batch: WarmQuestion[]): void {
+    const signal = this.#stop.signal;
+    const run = async (): Promise<void> => {
+      try {
+        await this.#warm(batch, signal);
+        if (signal.aborted) this.#aborted += batch.length;
+        else this.#warmed += batch.length;
+      } catch (error) {
+        if (signal.aborted) {
+          this.#aborted += batch.length;
+        } else {
+          this.#errors++;
+          this.#lastError = error instanceof Error ? error.message : String(error);
+          for (const q of batch) this.#recent.delete(warmKey(q)); // not warm: may be tried again
+        }
+      }
+    };
+    this.#batches++;
+    const done: Promise<void> = run().then(() => {
+      this.#inFlight.delete(done);
+      if (this.#closing !== undefined) return;
+      // Someone is draining: go on at once. Otherwise yield to the event loop between batches.
+      if (this.#idleWaiters.length > 0) this.#pump();
+      else this.#schedule(0);
+    });
+    this.#inFlight.add(done);
+  }
+
+  /** Wakes the loop for what remains: a token for the queue, or the next refresh. */
+  #scheduleNext(now: number): void {
+    let delay = Number.POSITIVE_INFINITY;
+    if (this.#pending.length > 0 || this.#observations.length > 0) delay = 0;
+    else if (this.#queue.size > 0 && this.#inFlight.size < this.#maxInFlight) {
+      delay = Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / this.#rate));
+    }
+    const due = this.#refreshDue[0];
+    if (due !== undefined) delay = Math.min(delay, Math.max(0, due - now));
+    if (delay !== Number.POSITIVE_INFINITY) this.#schedule(delay);
+  }
+
+  /** Arms the one timer to fire within `delay` ms (an earlier armed one stays). */
+  #schedule(delay: number, now = this.#clock()): void {
+    if (this.#closing !== undefined) return;
+    // A clock that does not move between wake-ups (simulated time) would make a budget wait spin: back off.
+    const wait = delay > 0 && this.#stalls > 0 ? Math.min(MAX_BACKOFF_MS, delay * 2 ** this.#stalls) : delay;
+    const due = now + wait;
+    if (this.#timer !== undefined) {
+      if (this.#timerDue <= due) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerDue = due;
+    this.#stallClock = now;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerDue = Number.POSITIVE_INFINITY;
+      const at = this.#clock();
+      this.#stalls = wait > 0 && at === this.#stallClock ? Math.min(this.#stalls + 1, 10) : 0;
+      this.#pump();
+    }, wait);
+    setKeepAlive(this.#timer, this.#idleWaiters.length > 0);
+  }
+
+  #isIdle(): boolean {
+    if (this.#closing !== undefined) return true;
+    if (this.#pending.length > 0 || this.#observations.length > 0 || this.#inFlight.size > 0) return false;
+    const due = this.#refreshDue[0];
+    if (due !== undefined && due <= this.#clock()) return false;
+    return this.#queue.size === 0 || this.#tokens < 1;
+  }
+
+  #settle(): void {
+    if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+    if (this.#timer !== undefined) setKeepAlive(this.#timer, false);
+  }
+}
