@@ -1,5 +1,5 @@
 /**
- * The Bloom negative cache (P0-4): a WASM Bloom filter of every object that carries a tuple and every subject
+ * The Bloom negative cache: a WASM Bloom filter of every object that carries a tuple and every subject
  * that appears in one, answering "denied" without evaluation when a grant cannot exist. What "cannot" means is
  * read off the evaluator (src/reference/check.ts), where TRUE comes only from
  *   (a) a tuple matching the subject exactly or by its type's wildcard (`user:*`), for a plain or wildcard
@@ -17,15 +17,19 @@
  *   than deny. Recursive relations (group in group, folder in folder) therefore rely on the object rule.
  * Contextual tuples bypass the layer.
  *
- * The filter only grows as tuples are written (deletes leave stale bits: more "maybe", never a false deny). It is
- * seeded from the changelog (or from snapshots of the `tenants` named) and extended by the change feed; it may
- * answer only for revisions it has absorbed completely: up to the feed's watermark, and from revision 0 when
- * replayed from the changelog (from the snapshot's revision when seeded or rebuilt from snapshots). When
+ * The filter only grows as tuples are written (deletes leave stale bits: more "maybe", never a false deny). It
+ * follows the change feed from revision 0: the feed replays the changelog to it, then hands it every new page.
+ * When the changelog no longer reaches back that far it is seeded instead from a snapshot of the `tenants`
+ * named. It may answer only for revisions it has absorbed completely: up to the last page it was handed, and
+ * from revision 0 after a replay (from the snapshot's revision when seeded or rebuilt from snapshots). When
  * stale bits pile up or it fills past capacity, it is rebuilt in the background from a snapshot of every tenant
  * it has seen, then swapped in (answering again from the rebuild's revision on).
+ *
+ * Owner: the layer owns its feed subscription and its rebuild task; close() unsubscribes, waits for the rebuild,
+ * frees the filters and closes the next layer.
  */
 
-import type { ChangeListener } from "../changes/feed.js";
+import type { ChangeListener, SubscribeOptions, Unsubscribe } from "../changes/feed.js";
 import type { InfluenceMap } from "../changes/influence.js";
 import { BloomFilter } from "../kernels/bloom.js";
 import type { RelationTuple } from "../tuples/tuple.js";
@@ -61,10 +65,10 @@ export interface BloomNegativeOptions {
   readonly depthGuard?: DepthGuard;
 }
 
-/** Where the layer follows changes (a ChangeFeed). */
+/** Where a layer follows changes: a ChangeFeed (which can replay the changelog from an older revision). */
 export interface ChangeSource {
   readonly watermark: Revision;
-  subscribe(listener: ChangeListener): () => void;
+  subscribe(listener: ChangeListener, options?: SubscribeOptions): Unsubscribe;
 }
 
 const SEP = "\u0000";
@@ -98,6 +102,10 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   #bypassed = 0;
   #note = "";
   #resets = 0;
+  /** The feed is still replaying the changelog from revision 0 to this layer. */
+  #seeding = false;
+  /** Set when that replay found the changelog trimmed: the revision the feed continues from. */
+  #historyLostAt: Revision | undefined;
   #closed = false;
 
   private constructor(
@@ -141,21 +149,28 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     } catch (error) {
       note = `no Bloom kernel: ${error instanceof Error ? error.message : String(error)}`;
     }
-    // From here to subscribe() nothing awaits, so no change after the seed revision can slip past.
-    const seedRevision = source.watermark;
-    const layer = new BloomNegativeResolver(inner, store, influence, options, seedRevision);
+    const layer = new BloomNegativeResolver(inner, store, influence, options, source.watermark);
     layer.#note = note;
     if (filter === undefined) return layer;
     layer.#filter = filter;
-    layer.#unsubscribe = source.subscribe(layer);
+    layer.#seeding = true;
+    // The feed replays every change from revision 0 to this layer alone, then adds it to the live fan-out with no
+    // gap; when the changelog no longer reaches back, it calls onReset instead (noted in #historyLostAt).
+    const subscription = source.subscribe(layer, { after: 0 });
+    layer.#unsubscribe = subscription;
     try {
-      const replayed = await layer.#seed(filter, seedRevision);
-      // A replay from revision 0 holds every tuple that ever existed up to the seed revision, so it answers for
-      // all of them; a snapshot only for its own revision on. A reset while seeding means changes were missed:
-      // the rebuild it started decides from when to answer.
-      if (layer.#resets === 0) layer.#from = replayed ? 0 : seedRevision;
+      await subscription.replayed();
+      layer.#seeding = false;
+      const lostAt = layer.#historyLostAt;
+      if (lostAt !== undefined) await layer.#seedFromSnapshot(filter, lostAt);
+      // A replay from revision 0 holds every tuple that ever existed up to where the feed stood, so it answers for
+      // all of them; a snapshot only for its own revision on. A reset since means changes were missed: the
+      // rebuild it started decides from when to answer.
+      if (layer.#resets === 0) layer.#from = lostAt ?? 0;
     } catch (error) {
       layer.#note = error instanceof Error ? error.message : String(error);
+    } finally {
+      layer.#seeding = false;
     }
     return layer;
   }
@@ -208,6 +223,12 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   }
 
   onReset(revision: Revision): void {
+    if (this.#seeding) {
+      // The changelog does not reach back to revision 0: open() seeds from a snapshot at `revision` instead.
+      this.#historyLostAt = revision;
+      this.#seen = revision;
+      return;
+    }
     // Changes were missed: nothing is known to be absent any more until a rebuild at `revision` or later.
     this.#resets++;
     this.#from = Number.POSITIVE_INFINITY;
@@ -290,40 +311,14 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     this.#tenants.add(tuple.subjectTenant);
   }
 
-  /**
-   * Adds every tuple alive at `revision`: from the changelog when it reaches back to 0 (returns true), else from a
-   * snapshot of the named tenants (returns false).
-   */
-  async #seed(filter: BloomFilter, revision: Revision): Promise<boolean> {
-    let replayed = false;
-    try {
-      let cursor = 0;
-      while (cursor < revision) {
-        const page = await this.#store.changesAfter(cursor, 4096);
-        if (page.length === 0) break;
-        for (const change of page) {
-          if (change.revision > revision) break;
-          if (change.op === "write") {
-            this.#add(filter, change.tuple);
-            this.#keys += 2;
-          } else {
-            this.#deletes++;
-          }
-        }
-        cursor = page[page.length - 1]!.revision;
-      }
-      replayed = true;
-    } catch (error) {
-      if (!(error instanceof NexusError && error.details?.reason === "beyond_retention")) throw error;
-    }
-    if (replayed) return true;
+  /** Adds every tuple alive at `revision` from a snapshot of the named tenants (the changelog being trimmed). */
+  async #seedFromSnapshot(filter: BloomFilter, revision: Revision): Promise<void> {
     if (this.#tenants.size === 0) {
       throw new Error(
         "the changelog does not reach back to revision 0 and no tenants were named to seed from",
       );
     }
     await this.#fillFromSnapshot(filter, revision);
-    return false;
   }
 
   async #fillFromSnapshot(filter: BloomFilter, revision: Revision): Promise<void> {
@@ -341,7 +336,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
 
   #maybeRebuild(): void {
     const filter = this.#filter;
-    if (filter === undefined || this.#rebuilding !== undefined || this.#closed) return;
+    if (filter === undefined || this.#rebuilding !== undefined || this.#closed || this.#seeding) return;
     if (this.#keys > filter.capacity || 2 * this.#deletes > this.#staleRatio * Math.max(this.#keys, 1)) {
       this.#startRebuild();
     }
