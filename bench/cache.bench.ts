@@ -28,7 +28,7 @@ import { createEngine, type Engine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { CheckChain, type CheckChainOptions, depthGuardOf } from "../src/pipeline/chain.js";
 import { ReferenceResolver } from "../src/pipeline/reference.js";
-import { TigerResolver } from "../src/pipeline/tiger.js";
+import { TigerResolver } from "../src/pipeline/tiger/index.js";
 import type { CheckResolver, ResolvedCheck } from "../src/pipeline/types.js";
 import { parseSubject } from "../src/tuples/tuple.js";
 import { ready } from "../src/wasm/loader.js";

@@ -51,7 +51,7 @@ import { ReferenceResolver, snapshotAt } from "./reference.js";
 import { ResultCacheResolver } from "./result-cache.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import { SingleflightResolver } from "./singleflight.js";
-import type { TigerOptions, TigerResolver } from "./tiger.js";
+import type { TigerOptions, TigerResolver } from "./tiger/index.js";
 import type { CheckResolver, DepthGuard, LayerStats, ResolvedCheck } from "./types.js";
 import {
   Warmer,
@@ -308,7 +308,7 @@ export class CheckChain implements AsyncDisposable {
       }
       if (options.tiger !== undefined && options.tiger !== false) {
         // Loaded only when asked for: it brings roaring-wasm, which most deployments of the chain do not need.
-        const { TigerResolver } = await import("./tiger.js");
+        const { TigerResolver } = await import("./tiger/index.js");
         tiger = await TigerResolver.open(
           resolver,
           { program, store, influence, maxResolutionDepth: maxDepth, depthGuard },

@@ -23,7 +23,7 @@ export { type ResultCacheOptions, ResultCacheResolver } from "./result-cache.js"
 export { RevisionChooser, type RevisionStats } from "./revision.js";
 export { SingleflightResolver } from "./singleflight.js";
 // TigerResolver itself is imported from ./tiger.js (it brings roaring-wasm); the chain loads it on demand.
-export type { TigerOptions } from "./tiger.js";
+export type { TigerOptions } from "./tiger/index.js";
 export type { BatchOutcome, CheckResolver, LayerStats, Resolution, ResolvedCheck } from "./types.js";
 export {
   type Access,

@@ -273,7 +273,7 @@ class PermissionWatch {
         }
         if (relevant.length === 0) return;
         // On demand: tiger.ts brings roaring-wasm, which a browser bundle then fetches only when it is needed.
-        const { objectsAffectedBy } = await import("../pipeline/tiger.js");
+        const { objectsAffectedBy } = await import("../pipeline/tiger/index.js");
         const objects = await objectsAffectedBy(
           ev.reader,
           relevant.map((c) => c.tuple),

@@ -14,7 +14,7 @@ import { influenceOf } from "../../src/changes/influence.js";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { CheckChain } from "../../src/pipeline/chain.js";
 import { ReferenceResolver } from "../../src/pipeline/reference.js";
-import { Members, type TigerOptions, TigerResolver } from "../../src/pipeline/tiger.js";
+import { Members, type TigerOptions, TigerResolver } from "../../src/pipeline/tiger/index.js";
 import type { BatchOutcome, ResolvedCheck } from "../../src/pipeline/types.js";
 import { parseSubject, type TupleKey } from "../../src/tuples/tuple.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../reference/random-models.js";
@@ -147,7 +147,7 @@ describe("TigerResolver", () => {
     expect(tigerStats(chain).extra).toMatchObject({ memoryBytes: 0, liveBitmaps: 0 });
 
     // Serialise one layer's bitmaps and restore them into another over the same store.
-    const { TigerResolver } = await import("../../src/pipeline/tiger.js");
+    const { TigerResolver } = await import("../../src/pipeline/tiger/index.js");
     const { ReferenceResolver } = await import("../../src/pipeline/reference.js");
     const { influenceOf } = await import("../../src/changes/influence.js");
     // The tree is 3 folders deep, far from the depth limit: the guard may say so outright.
