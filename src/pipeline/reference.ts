@@ -18,8 +18,9 @@ import type { Program } from "../model/program.js";
 import { check } from "../reference/check.js";
 import { DEFAULT_MAX_DEPTH, Evaluation } from "../reference/evaluation.js";
 import { TupleReader } from "../reference/reader.js";
+import { snapshotAtLeast } from "../request/consistency.js";
 import type { RelationTuple } from "../tuples/tuple.js";
-import type { Revision, TupleSnapshot, TupleStore } from "../tuples/types.js";
+import type { TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
 import {
   type BatchOutcome,
@@ -72,7 +73,7 @@ export class ReferenceResolver implements CheckResolver {
     });
     for (const indexes of groups.values()) {
       const first = checks[indexes[0]!]!;
-      const snapshot = await snapshotAt(this.#store, first.revision);
+      const snapshot = await snapshotAtLeast(this.#store, first.revision);
       try {
         const reader = new RecordingReader(snapshot, this.#program, first.contextualTuples, first.now);
         const ev = new Evaluation(reader, {
@@ -112,18 +113,6 @@ export class ReferenceResolver implements CheckResolver {
   }
 
   async close(): Promise<void> {}
-}
-
-/** The snapshot at `revision`; the latest one when the store no longer keeps it (never older, as the engine). */
-export async function snapshotAt(store: TupleStore, revision: Revision): Promise<TupleSnapshot> {
-  try {
-    return await store.snapshot(revision);
-  } catch (error) {
-    if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
-      return store.snapshot(await store.currentRevision());
-    }
-    throw error;
-  }
 }
 
 /** The context part of a question key (its last NUL-separated field). */

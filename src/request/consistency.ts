@@ -75,6 +75,16 @@ export async function revisionFor(consistency: unknown, options: ConsistencyOpti
   );
 }
 
+/**
+ * What two requests share when their consistency resolves to the same revision at one instant: the preference
+ * itself, or the token of an `atLeastAsFresh` (so a batch resolves each distinct consistency once).
+ */
+export function consistencyKey(consistency: unknown): unknown {
+  return typeof consistency === "object" && consistency !== null
+    ? `token:${String((consistency as { atLeastAsFresh?: unknown }).atLeastAsFresh)}`
+    : consistency;
+}
+
 /** The start of the window `now` falls in (the instant whose state a quantized read sees). */
 export function windowStart(now: number, quantizationWindowMs: number): number {
   return Math.floor(now / quantizationWindowMs) * quantizationWindowMs;

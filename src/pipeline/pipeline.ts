@@ -1,0 +1,355 @@
+/**
+ * The one path every query takes: validate (src/request/validate.ts) → pin a revision (RevisionChooser:
+ * consistency and quantization) → the layers (src/pipeline/builder.ts, outermost first) → the evaluator. Check,
+ * checkMany, filter and listObjects enter the layers; listUsers and expand, which no layer answers, go from the
+ * revision straight to the reference evaluator (src/pipeline/listing.ts).
+ *
+ * Two shortcuts stay inside this path, each for a measured reason:
+ * - a plain repeated check (strings only, default consistency, in the memoized window) is looked up in the result
+ *   cache by its key before validation: an entry exists only for a question that was validated, and validation
+ *   depends on nothing but those strings;
+ * - `filter` asks Tiger for the whole listing (one bitmap) before checking object by object.
+ *
+ * The pipeline does not observe its traffic (the Warmer learns from CheckChain's entry points and warms through
+ * these), owns its layers (close() closes them) and not the feed, the store or the program.
+ */
+
+import type { Program } from "../model/program.js";
+import type { UsersetTree } from "../reference/expand.js";
+import { consistencyKey } from "../request/consistency.js";
+import { contextText, questionKey } from "../request/key.js";
+import { objectOf, REQUEST_FIELDS, requestObject } from "../request/requests.js";
+import type {
+  CheckOptions,
+  CheckRequest,
+  ExpandRequest,
+  FilterRequest,
+  ListObjectsRequest,
+  ListUsersRequest,
+} from "../request/types.js";
+import {
+  type ValidCheck,
+  validCheck,
+  validExpand,
+  validListObjects,
+  validListUsers,
+} from "../request/validate.js";
+import { DEFAULT_TENANT } from "../tuples/tuple.js";
+import type { Revision, TupleStore } from "../tuples/types.js";
+import { atBatchIndex, describe, NexusError } from "../util/errors.js";
+import type { Layers } from "./builder.js";
+import { expandAt, type ListingContext, listObjectsThrough, listUsersAt } from "./listing.js";
+import type { RevisionChooser } from "./revision.js";
+import type { DepthGuard, ResolvedCheck } from "./types.js";
+
+const CHECK_FIELDS = REQUEST_FIELDS.check;
+
+export interface ValidateStats {
+  readonly layer: "validate";
+  readonly requests: number;
+  readonly rejected: number;
+}
+
+export interface PipelineParts {
+  readonly program: Program;
+  readonly store: TupleStore;
+  readonly clock: () => number;
+  readonly maxDepth: number;
+  readonly maxContextual: number;
+  readonly revisions: RevisionChooser;
+  readonly layers: Layers;
+  readonly depthGuard: DepthGuard;
+}
+
+export class Pipeline {
+  readonly program: Program;
+  readonly store: TupleStore;
+  readonly layers: Layers;
+  readonly revisions: RevisionChooser;
+  readonly #clock: () => number;
+  readonly #maxContextual: number;
+  readonly #listing: ListingContext & { readonly depthGuard: DepthGuard };
+  #requests = 0;
+  #rejected = 0;
+  #closed = false;
+
+  constructor(parts: PipelineParts) {
+    this.program = parts.program;
+    this.store = parts.store;
+    this.layers = parts.layers;
+    this.revisions = parts.revisions;
+    this.#clock = parts.clock;
+    this.#maxContextual = parts.maxContextual;
+    this.#listing = {
+      program: parts.program,
+      store: parts.store,
+      maxDepth: parts.maxDepth,
+      depthGuard: parts.depthGuard,
+    };
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The revision a read with `consistency` uses now. @throws NexusError "invalid_argument" | "invalid_token" */
+  revisionFor(consistency: unknown): Promise<Revision> {
+    return this.revisions.revisionFor(consistency as CheckRequest["consistency"], this.#clock());
+  }
+
+  /** Whether `user` has `relation` on `object`. */
+  async check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
+    this.#assertOpen();
+    const now = this.#clock();
+    const hit = this.#cachedAnswer(request, now);
+    if (hit !== undefined) return hit;
+    const resolved = await this.#resolved(request, now);
+    return (await this.layers.outer.resolve(resolved, options.signal)).allowed;
+  }
+
+  /**
+   * Checks many requests as one batch (answers in request order). Unless `settled`, the first failing request
+   * rejects the whole call with its index; settled, a failing one gets its error in its place.
+   */
+  async checkMany(
+    requests: readonly CheckRequest[],
+    options: CheckOptions = {},
+    settled = false,
+  ): Promise<(boolean | Error)[]> {
+    this.#assertOpen();
+    if (!Array.isArray(requests)) {
+      throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
+    }
+    const now = this.#clock();
+    const answers: (boolean | Error)[] = new Array(requests.length);
+    const resolved: ResolvedCheck[] = [];
+    const positions: number[] = [];
+    // Each distinct consistency is resolved once for the batch (all of it is read at one instant).
+    const revisions = new Map<unknown, Revision>();
+    for (let index = 0; index < requests.length; index++) {
+      const request = requests[index] as CheckRequest;
+      const hit = this.#cachedAnswer(request, now);
+      if (hit !== undefined) {
+        answers[index] = hit;
+        continue;
+      }
+      try {
+        const valid = this.#validated(request);
+        const consistency = request.consistency;
+        let revision = this.revisions.peek(consistency, now);
+        if (revision === undefined) {
+          const key = consistencyKey(consistency);
+          revision = revisions.get(key);
+          if (revision === undefined) {
+            revision = await this.revisions.revisionFor(consistency, now);
+            revisions.set(key, revision);
+          }
+        }
+        resolved.push(pinned(valid, valid.request.object, valid.request.relation, revision, now));
+        positions.push(index);
+      } catch (error) {
+        if (!settled || !(error instanceof Error)) throw atBatchIndex(error, index);
+        answers[index] = error;
+      }
+    }
+    if (resolved.length === 0) return answers;
+    const outcomes = await this.layers.outer.resolveMany(resolved, options.signal);
+    for (let k = 0; k < outcomes.length; k++) {
+      const outcome = outcomes[k]!;
+      if (outcome instanceof Error) {
+        if (!settled) throw atBatchIndex(outcome, positions[k]!);
+        answers[positions[k]!] = outcome;
+        continue;
+      }
+      answers[positions[k]!] = outcome.allowed;
+    }
+    return answers;
+  }
+
+  /**
+   * The objects (in input order) on which `user` has `relation`: from the Tiger bitmap when that layer is on and
+   * the question is eligible (no condition on the way), else one batch through the layers.
+   */
+  async filter(request: FilterRequest, options: CheckOptions = {}): Promise<string[]> {
+    this.#assertOpen();
+    requestObject(request, "a filter request", REQUEST_FIELDS.filter);
+    if (!Array.isArray(request.objects)) {
+      throw new NexusError("invalid_argument", `objects must be an array, got ${describe(request.objects)}`);
+    }
+    const { objects, ...question } = request as FilterRequest;
+    if (objects.length === 0) return [];
+    const now = this.#clock();
+    const first = await this.#resolved({ ...question, object: objects[0]! }, now);
+    // Each object must be `type:id` of the first one's type (checked without parsing: this is the hot path).
+    const prefix = `${first.objectType}:`;
+    const wildcard = `${prefix}*`;
+    const validate = (object: unknown, index: number): void => {
+      if (
+        typeof object !== "string" ||
+        object.length <= prefix.length ||
+        !object.startsWith(prefix) ||
+        object === wildcard ||
+        object.includes("\u0000")
+      ) {
+        objectOf(this.program, object, `objects[${index}]`); // throws the engine's error for a malformed one
+        throw new NexusError(
+          "invalid_argument",
+          `objects must all be of one type: objects[${index}] ${describe(object)} is not a ${first.objectType}`,
+          { index },
+        );
+      }
+    };
+    // Tiger validates only the objects it has no id for (an object with an id is a stored one of this type), so
+    // the first malformed object is still the one reported.
+    const fromTiger = await this.layers.tiger?.filterObjects(first, objects, validate);
+    if (fromTiger !== undefined) return fromTiger;
+    for (let index = 0; index < objects.length; index++) validate(objects[index], index);
+    const allowed = await this.checkMany(
+      objects.map((object) => ({ ...question, object })),
+      options,
+    );
+    return objects.filter((_, i) => allowed[i] === true);
+  }
+
+  /**
+   * The objects of `type` on which `user` has `relation`, sorted (src/pipeline/listing.ts). `atRevision` lists at
+   * exactly that revision instead of the one `consistency` picks (a page of a paged listing).
+   */
+  async listObjects(
+    request: ListObjectsRequest,
+    options: CheckOptions = {},
+    atRevision?: number,
+  ): Promise<string[]> {
+    this.#assertOpen();
+    const now = this.#clock();
+    const query = this.#counted(() => validListObjects(this.program, request, this.#maxContextual));
+    const revision = atRevision ?? (await this.revisions.revisionFor(request.consistency, now));
+    const valid = { ...query, objectType: query.type };
+    return listObjectsThrough(
+      this.#listing,
+      query,
+      { revision, now, exact: false },
+      this.layers.outer,
+      (object) => pinned(valid, object, query.relation, revision, now),
+      options.signal,
+    );
+  }
+
+  /** The subjects that have `relation` on `object`, in the filters' string forms, sorted. */
+  async listUsers(request: ListUsersRequest, atRevision?: number): Promise<string[]> {
+    this.#assertOpen();
+    const query = this.#counted(() => validListUsers(this.program, request, this.#maxContextual));
+    const now = this.#clock();
+    const revision = atRevision ?? (await this.revisions.revisionFor(request.consistency, now));
+    return listUsersAt(this.#listing, query, { revision, now, exact: atRevision !== undefined });
+  }
+
+  /** One level of the userset tree of `object#relation` (OpenFGA's Expand). */
+  async expand(request: ExpandRequest): Promise<UsersetTree> {
+    this.#assertOpen();
+    const query = this.#counted(() => validExpand(this.program, request, this.#maxContextual));
+    const now = this.#clock();
+    const revision = await this.revisions.revisionFor(request.consistency, now);
+    return expandAt(this.#listing, query, { revision, now, exact: false });
+  }
+
+  validateStats(): ValidateStats {
+    return { layer: "validate", requests: this.#requests, rejected: this.#rejected };
+  }
+
+  /** Removes the layers' feed subscriptions and closes every layer (freeing their WASM memory). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const unsubscribe of this.layers.unsubscribe) unsubscribe();
+    await this.layers.outer.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new NexusError("closed", "the check chain is closed");
+  }
+
+  /** Runs a validation, counting it in stats (requests, rejected). */
+  #counted<T>(validate: () => T): T {
+    this.#requests++;
+    try {
+      return validate();
+    } catch (error) {
+      this.#rejected++;
+      throw error;
+    }
+  }
+
+  #validated(request: CheckRequest): ValidCheck {
+    return this.#counted(() => validCheck(this.program, request, this.#maxContextual));
+  }
+
+  /** Validates a check and pins it to its revision. */
+  async #resolved(request: CheckRequest, now: number): Promise<ResolvedCheck> {
+    const valid = this.#validated(request);
+    const revision =
+      this.revisions.peek(request.consistency, now) ??
+      (await this.revisions.revisionFor(request.consistency, now));
+    return pinned(valid, request.object, request.relation, revision, now);
+  }
+
+  /**
+   * The result cache's answer for a plain request (strings only; no context, contextual tuples or explicit
+   * consistency) in the memoized window, found by its key alone, before validation: an entry exists only for a
+   * question that was validated, and validation depends on nothing but these strings. Undefined otherwise.
+   */
+  #cachedAnswer(request: CheckRequest, now: number): boolean | undefined {
+    const cache = this.layers.resultCache;
+    if (cache === undefined || typeof request !== "object" || request === null) return undefined;
+    const { user, relation, object, tenant, subjectTenant } = request;
+    if (
+      typeof user !== "string" ||
+      typeof relation !== "string" ||
+      typeof object !== "string" ||
+      (tenant !== undefined && typeof tenant !== "string") ||
+      (subjectTenant !== undefined && typeof subjectTenant !== "string") ||
+      request.context !== undefined ||
+      (request.contextualTuples !== undefined &&
+        (!Array.isArray(request.contextualTuples) || request.contextualTuples.length > 0)) ||
+      (request.consistency !== undefined && request.consistency !== "minimize_latency")
+    ) {
+      return undefined;
+    }
+    // A field no check has is refused by validation, never answered around it.
+    for (const field in request) if (!CHECK_FIELDS.has(field)) return undefined;
+    const revision = this.revisions.peekWindow(now);
+    if (revision === undefined) return undefined;
+    const t = tenant ?? DEFAULT_TENANT;
+    const answer = cache.hit(questionKey(t, subjectTenant ?? t, object, relation, user, ""), revision, now);
+    if (answer === undefined) return undefined;
+    this.#requests++;
+    this.revisions.countWindowHit();
+    return answer.allowed;
+  }
+}
+
+/** A validated question about `object`'s `relation`, pinned to `revision` at instant `now`. */
+function pinned(
+  valid: Omit<ValidCheck, "request">,
+  object: string,
+  relation: string,
+  revision: Revision,
+  now: number,
+): ResolvedCheck {
+  const { tenant, subjectTenant, context, contextualTuples, user } = valid;
+  const text = contextualTuples.length > 0 ? undefined : contextText(context);
+  return {
+    tenant,
+    subjectTenant,
+    object,
+    objectType: valid.objectType,
+    relation,
+    subject: valid.subject,
+    user,
+    revision,
+    now,
+    context,
+    contextualTuples,
+    key: text === undefined ? undefined : questionKey(tenant, subjectTenant, object, relation, user, text),
+  };
+}

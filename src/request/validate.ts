@@ -1,0 +1,189 @@
+/**
+ * Validation of whole queries: each entry point (check, list objects, list users, expand, filter) turns what the
+ * caller wrote into checked fields here, once, before any revision is chosen or any layer runs. The field rules
+ * and error codes are requests.ts's; this file fixes the order they run in for each query (the first bad field is
+ * the one reported), so every path reports the same error for the same request.
+ */
+
+import type { ConditionContext } from "../conditions/cel.js";
+import type { Program } from "../model/program.js";
+import type { RelationTuple, Subject } from "../tuples/tuple.js";
+import { describe, NexusError } from "../util/errors.js";
+import {
+  contextOf,
+  contextualTuplesOf,
+  objectOf,
+  REQUEST_FIELDS,
+  relationOfType,
+  requestObject,
+  subjectOf,
+  subjectTenantOf,
+  tenantOf,
+  typeOf,
+} from "./requests.js";
+import type {
+  CheckRequest,
+  ExpandRequest,
+  ListObjectsRequest,
+  ListUsersRequest,
+  UserFilter,
+} from "./types.js";
+
+/** Contextual tuples allowed per request unless the engine's options say otherwise. */
+export const DEFAULT_MAX_CONTEXTUAL_TUPLES = 1000;
+/** The quantization window (ms) unless the engine's options say otherwise. */
+export const DEFAULT_QUANTIZATION_WINDOW_MS = 5000;
+
+/** The numeric limits an engine and a check chain both take. */
+export interface QueryLimits {
+  readonly quantizationWindowMs?: number;
+  readonly maxResolutionDepth?: number;
+  readonly maxContextualTuples?: number;
+}
+
+/** @throws NexusError "invalid_argument" naming the first limit that is not an integer in range. */
+export function checkLimits(options: QueryLimits): void {
+  for (const [name, value, min] of [
+    ["quantizationWindowMs", options.quantizationWindowMs, 0],
+    ["maxResolutionDepth", options.maxResolutionDepth, 1],
+    ["maxContextualTuples", options.maxContextualTuples, 0],
+  ] as const) {
+    if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < min)) {
+      throw new NexusError(
+        "invalid_argument",
+        `${name} must be an integer ≥ ${min}, got ${describe(value)}`,
+        {
+          [name]: value,
+        },
+      );
+    }
+  }
+}
+
+/** What every validated question about a subject holds. */
+interface ValidSubjectQuery {
+  readonly tenant: string;
+  readonly subjectTenant: string;
+  readonly subject: Subject;
+  /** The subject's string form. */
+  readonly user: string;
+  readonly context: ConditionContext | undefined;
+  readonly contextualTuples: readonly RelationTuple[];
+}
+
+/** A check that passed validation, before it is pinned to a revision. */
+export interface ValidCheck extends ValidSubjectQuery {
+  readonly request: CheckRequest;
+  readonly objectType: string;
+}
+
+export interface ValidListObjects extends ValidSubjectQuery {
+  readonly type: string;
+  readonly relation: string;
+}
+
+export interface ValidListUsers {
+  readonly tenant: string;
+  readonly subjectTenant: string;
+  readonly object: string;
+  readonly relation: string;
+  readonly filters: readonly UserFilter[];
+  readonly context: ConditionContext | undefined;
+  readonly contextualTuples: readonly RelationTuple[];
+}
+
+export interface ValidExpand {
+  readonly tenant: string;
+  readonly object: string;
+  readonly relation: string;
+  readonly contextualTuples: readonly RelationTuple[];
+}
+
+/** @throws NexusError naming the first bad field (requests.ts codes). */
+export function validCheck(program: Program, request: CheckRequest, maxContextual: number): ValidCheck {
+  requestObject(request, "a check request", REQUEST_FIELDS.check);
+  const tenant = tenantOf(request.tenant);
+  const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+  const objectType = objectOf(program, request.object).type;
+  relationOfType(program, objectType, request.relation);
+  const { subject, user } = subjectOf(program, request.user);
+  const context = contextOf(request.context);
+  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  return { request, tenant, subjectTenant, objectType, subject, user, context, contextualTuples };
+}
+
+/** @throws NexusError naming the first bad field. */
+export function validListObjects(
+  program: Program,
+  request: ListObjectsRequest,
+  maxContextual: number,
+): ValidListObjects {
+  requestObject(request, "a list objects request", REQUEST_FIELDS.listObjects);
+  const tenant = tenantOf(request.tenant);
+  const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+  const type = typeOf(program, request.type);
+  relationOfType(program, type, request.relation);
+  const { subject, user } = subjectOf(program, request.user);
+  const context = contextOf(request.context);
+  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  return {
+    tenant,
+    subjectTenant,
+    type,
+    relation: request.relation,
+    subject,
+    user,
+    context,
+    contextualTuples,
+  };
+}
+
+/** @throws NexusError naming the first bad field ("invalid_argument" for no user filter). */
+export function validListUsers(
+  program: Program,
+  request: ListUsersRequest,
+  maxContextual: number,
+): ValidListUsers {
+  requestObject(request, "a list users request", REQUEST_FIELDS.listUsers);
+  const tenant = tenantOf(request.tenant);
+  const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
+  const object = objectOf(program, request.object);
+  relationOfType(program, object.type, request.relation);
+  const filters = arrayOf(request.userFilters, "userFilters") as UserFilter[];
+  if (filters.length === 0) throw new NexusError("invalid_argument", "userFilters needs at least one filter");
+  for (const filter of filters) {
+    requestObject(filter, "a user filter", REQUEST_FIELDS.userFilter);
+    typeOf(program, filter.type, "userFilters.type");
+    if (filter.relation !== undefined)
+      relationOfType(program, filter.type, filter.relation, "userFilters.relation");
+  }
+  const context = contextOf(request.context);
+  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  return {
+    tenant,
+    subjectTenant,
+    object: request.object,
+    relation: request.relation,
+    filters,
+    context,
+    contextualTuples,
+  };
+}
+
+/** @throws NexusError naming the first bad field. */
+export function validExpand(program: Program, request: ExpandRequest, maxContextual: number): ValidExpand {
+  requestObject(request, "an expand request", REQUEST_FIELDS.expand);
+  const tenant = tenantOf(request.tenant);
+  const object = objectOf(program, request.object);
+  relationOfType(program, object.type, request.relation);
+  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  return { tenant, object: request.object, relation: request.relation, contextualTuples };
+}
+
+/** `value` as an array (undefined: empty). @throws NexusError "invalid_argument" for anything else. */
+export function arrayOf(value: unknown, field: string): readonly unknown[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    throw new NexusError("invalid_argument", `${field} must be an array, got ${describe(value)}`);
+  return value;
+}
