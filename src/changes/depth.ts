@@ -2,10 +2,8 @@
  * A data-level bound on how deep the reference check (src/reference/check.ts) can go, so a cache layer may answer
  * "deny" without evaluating on recursive models too, wherever the tuples themselves are shallow.
  *
- * The graph: one node per (tenant, object); every tuple whose subject is an object (`doc:1#parent@folder:f`) or a
- * userset (`folder:f#viewer@group:eng#member`) is an edge from (tenant, object) to (subjectTenant, the subject's
- * object); a wildcard subject (`user:*`) is none. Edges are a multiset: two tuples between the same nodes are two
- * edges, and deleting one keeps the other.
+ * The graph (src/changes/depth-graph.ts): one node per (tenant, object), one edge per tuple naming an object or a
+ * userset as its subject, each node with a height that bounds the longest path from it.
  *
  * Why the longest path bounds the evaluator's depth. A check starts at depth 0; computed usersets stay at the same
  * depth on the same object; the only steps one level deeper are a userset hop and a tuple-to-userset hop, and each
@@ -22,13 +20,8 @@
  * also counts a final hop to a leaf subject (`doc:1#viewer@user:anne` is an edge to user:anne) that the
  * evaluator never takes, so it may exceed the true depth by one; never the other way.
  *
- * Incremental upkeep: each node keeps a height h, an upper bound on the longest path from it, capped at CAP.
- * Invariant: for every present edge A→B, h(A) ≥ min(CAP, 1 + h(B)). Adding an edge raises its source if needed and
- * pushes raises to predecessors (in-edges are kept); deleting one removes a constraint and lowers nothing. If no
- * height reached CAP, the invariant forbids cycles (around one, h(A) ≥ len + h(A)) and bounds every path from A by
- * h(A); a cycle keeps raising heights until CAP, so it ends as Infinity. Deletes mark the graph dirty; an exact
- * recompute from scratch (Kahn's order from the sinks, O(V+E); nodes left over are on or above a cycle) lowers
- * the heights again. It runs lazily when the bound is asked for, amortized over changes or rate limited in time.
+ * Upkeep: adding an edge raises heights at once; deleting one lowers nothing until an exact recompute, which runs
+ * lazily when the bound is asked for, amortized over changes or rate limited in time.
  *
  * Revisions: a layer asks about a check pinned to revision r, and the graph at r may differ from the current one.
  * Within an epoch heights only rise, so the epoch's bound (the largest height seen since it began) bounds the graph
@@ -37,23 +30,25 @@
  * last few epochs are kept; questions older than those, newer than the last change applied, or asked before the
  * bound is seeded get "not safe".
  *
- * Seeding: subscribe first (so no change slips between the seed and the feed), then replay the changelog from
- * revision 0 up to the feed's watermark (every tuple ever written, so the bound holds from revision 0); changes
- * the feed delivers meanwhile wait in a buffer. When the changelog no longer reaches back to 0, a snapshot of the
- * tenants named in `tenants` is read instead (the bound then holds from the snapshot's revision on); that is sound
- * only when those are every tenant holding tuples, which the caller promises by naming them. Without them the
- * bound stays unknown. A feed reset empties the graph and re-seeds in the background (close() waits for it).
+ * Seeding: the bound subscribes to the change feed from revision 0 (`subscribe(bound, { after: 0 })`): the feed
+ * replays every change ever written to it alone, then joins it to the live fan-out with no gap, so the bound holds
+ * from revision 0. When the changelog no longer reaches back to 0 the feed says so (`onReset`), and a snapshot of
+ * the tenants named in `tenants` is read at the feed's revision instead (the bound then holds from there on; changes
+ * the feed delivers meanwhile wait in a buffer); that is sound only when those are every tenant holding tuples, which
+ * the caller promises by naming them. Without them the bound stays unknown. A later feed reset empties the graph and
+ * re-seeds from a snapshot in the background (close() waits for it).
  */
 
-import type { RelationTuple } from "../tuples/tuple.js";
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
-import type { ChangeListener } from "./feed.js";
+import { DepthGraph } from "./depth-graph.js";
+import type { ChangeListener, SubscribeOptions, Unsubscribe } from "./feed.js";
 
-/** Where the bound follows changes (a ChangeFeed). */
+/** Where the bound follows changes: a ChangeFeed, which replays the changelog from revision 0 to it first. */
 export interface DepthBoundSource {
+  /** Every change up to this revision has been delivered to every listener in the live fan-out. */
   readonly watermark: Revision;
-  subscribe(listener: ChangeListener): () => void;
+  subscribe(listener: ChangeListener, options?: SubscribeOptions): Unsubscribe;
 }
 
 export interface TupleDepthBoundOptions {
@@ -71,7 +66,10 @@ export interface TupleDepthBoundOptions {
   readonly recomputeWorkPerChange?: number;
   /** ...or once this long has passed since the last recompute (default 1000 ms). */
   readonly recomputeIntervalMs?: number;
-  /** Changelog page size while seeding (default 4096). */
+  /**
+   * Checked (an integer ≥ 1) but no longer used: the change feed pages the changelog while it replays it to the
+   * bound, with the feed's own page size.
+   */
   readonly pageSize?: number;
 }
 
@@ -103,53 +101,33 @@ interface Epoch {
   readonly bound: number;
 }
 
-const SEP = "\u0000";
 const MAX_CLOSED_EPOCHS = 8;
 const now = (): number => globalThis.performance.now();
-
-/** The (from, to) node keys of a tuple's edge, or undefined for a wildcard subject. */
-function edgeOf(t: RelationTuple): [string, string] | undefined {
-  const s = t.subject;
-  if (s.kind === "wildcard") return undefined;
-  const target = s.kind === "object" ? t.user : `${s.type}:${s.id}`;
-  return [t.tenant + SEP + t.object, t.subjectTenant + SEP + target];
-}
+/** Why the bound is unknown when the changelog does not reach back to 0 and there is no snapshot to read. */
+const noHistory = (revision: Revision): string =>
+  `the changelog does not reach back to revision 0 (seeding at ${revision}) and no tenants were named to read a snapshot of`;
 
 export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   readonly #store: TupleStore;
-  readonly #cap: number;
   readonly #tenants: readonly string[];
   readonly #workPerChange: number;
   readonly #intervalMs: number;
-  readonly #pageSize: number;
-
-  // The graph. Node ids index the arrays; freed ids (isolated nodes dropped at a recompute) are reused.
-  readonly #ids = new Map<string, number>();
-  #keys: string[] = [];
-  #height: number[] = [];
-  /** Successor → multiplicity. */
-  #out: Map<number, number>[] = [];
-  /** Predecessors with at least one edge here. */
-  #in: Set<number>[] = [];
-  #free: number[] = [];
-  #edges = 0;
-  #distinct = 0;
-  readonly #stack: number[] = [];
+  readonly #graph: DepthGraph;
 
   // The bound over revisions.
   /** The current epoch's bound: the largest height since it began (capped). */
   #epochBound = 0;
   /** The current epoch starts here; Infinity while unknown. */
   #from = Number.POSITIVE_INFINITY;
-  #seen: Revision;
+  #seen: Revision = 0;
   #closedEpochs: Epoch[] = [];
-  #dirty = false;
-  #changesSinceRecompute = 0;
   #lastRecompute = now();
   #recomputes = 0;
 
   // Seeding and life cycle.
-  /** Changes delivered while a seed runs, applied after it. */
+  /** The feed is replaying the changelog from revision 0: changes build the graph, the bound is not known yet. */
+  #replaying = false;
+  /** Changes delivered while a snapshot seed runs, applied after it. */
   #buffer: StoredChange[] | undefined;
   #seeding: Promise<void> | undefined;
   #generation = 0;
@@ -159,19 +137,18 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   #unsubscribe: (() => void) | undefined;
   #closed = false;
 
-  private constructor(store: TupleStore, seen: Revision, options: TupleDepthBoundOptions) {
+  private constructor(store: TupleStore, options: TupleDepthBoundOptions) {
     this.#store = store;
-    this.#seen = seen;
-    this.#cap = options.cap ?? 64;
+    this.#graph = new DepthGraph(options.cap ?? 64);
     this.#tenants = [...(options.tenants ?? [])];
     this.#workPerChange = options.recomputeWorkPerChange ?? 64;
     this.#intervalMs = options.recomputeIntervalMs ?? 1000;
-    this.#pageSize = options.pageSize ?? 4096;
   }
 
   /**
-   * Subscribes to `source`, then seeds from the changelog (or a snapshot of `tenants`). Never throws for lack of
-   * history: the bound then stays unknown (safeBelow false) and stats().note says why.
+   * Subscribes to `source` from revision 0 and waits for the replay (or, when the changelog no longer reaches
+   * back that far, for a snapshot of `tenants`). Never throws for lack of history: the bound then stays unknown
+   * (safeBelow false) and stats().note says why.
    * @throws NexusError "invalid_argument" for a bad option.
    */
   static async open(
@@ -192,13 +169,27 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
     check("recomputeWorkPerChange", options.recomputeWorkPerChange, 0, false);
     check("recomputeIntervalMs", options.recomputeIntervalMs, 0, false);
     check("pageSize", options.pageSize, 1, true);
-    // Nothing awaits between reading the watermark and subscribing: every later change reaches onChanges.
-    const seedRevision = source.watermark;
-    const bound = new TupleDepthBound(store, seedRevision, options);
-    bound.#buffer = [];
-    bound.#unsubscribe = source.subscribe(bound);
-    bound.#startSeed(seedRevision);
-    await bound.#seeding;
+    const bound = new TupleDepthBound(store, options);
+    bound.#replaying = true;
+    const unsubscribe = source.subscribe(bound, { after: 0 });
+    bound.#unsubscribe = unsubscribe;
+    const generation = bound.#generation;
+    const seed = unsubscribe
+      .replayed()
+      .then(
+        () => bound.#replayed(generation, source.watermark),
+        (error: unknown) => {
+          if (generation !== bound.#generation) return;
+          bound.#replaying = false;
+          bound.#clear();
+          bound.#note = `seeding failed: ${error instanceof Error ? error.message : String(error)}`;
+        },
+      )
+      .finally(() => {
+        if (bound.#seeding === seed) bound.#seeding = undefined;
+      });
+    bound.#seeding = seed;
+    await bound.whenSeeded();
     return bound;
   }
 
@@ -208,8 +199,8 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
    */
   longestChain(): number {
     if (!Number.isFinite(this.#from)) return Number.POSITIVE_INFINITY;
-    if (this.#dirty && this.#recomputeDue()) this.recompute();
-    return this.#epochBound >= this.#cap ? Number.POSITIVE_INFINITY : this.#epochBound;
+    if (this.#graph.dirty && this.#recomputeDue()) this.recompute();
+    return this.#epochBound >= this.#graph.cap ? Number.POSITIVE_INFINITY : this.#epochBound;
   }
 
   /**
@@ -234,10 +225,8 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   /** Recomputes every height exactly now (lowering the bound after deletes). No-op while unknown. */
   recompute(): void {
     if (!Number.isFinite(this.#from) || this.#buffer !== undefined) return;
-    const exact = this.#recomputeHeights();
+    const exact = this.#graph.recompute();
     this.#recomputes++;
-    this.#dirty = false;
-    this.#changesSinceRecompute = 0;
     this.#lastRecompute = now();
     if (exact < this.#epochBound) {
       // The lower bound holds from the current revision on; older revisions keep the old one.
@@ -257,26 +246,32 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
       return;
     }
     // Unknown and not seeding (no history to seed from): nothing to keep up to date.
-    if (!Number.isFinite(this.#from)) return;
+    if (!Number.isFinite(this.#from) && !this.#replaying) return;
     for (const change of changes) this.#apply(change);
   }
 
   onReset(revision: Revision): void {
     if (this.#closed) return;
-    // Changes before `revision` were missed: forget everything and seed again at `revision`.
-    this.#resets++;
+    // Changes before `revision` were missed (or, during the first replay, the changelog does not reach back to
+    // 0): forget everything and seed again at `revision` from a snapshot.
+    if (!this.#replaying) this.#resets++;
+    this.#replaying = false;
     this.#generation++;
     this.#clear();
     this.#seen = revision;
+    if (this.#tenants.length === 0) {
+      this.#note = noHistory(revision);
+      return;
+    }
     this.#buffer = [];
     this.#note = "re-seeding after a change feed reset";
     const previous = this.#seeding;
-    if (previous === undefined) this.#startSeed(revision);
+    if (previous === undefined) this.#startSnapshotSeed(revision);
     else {
       const generation = this.#generation;
       this.#seeding = previous.then(() => {
         if (generation === this.#generation && !this.#closed) {
-          this.#startSeed(revision);
+          this.#startSnapshotSeed(revision);
           return this.#seeding;
         }
       });
@@ -286,11 +281,11 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   stats(): TupleDepthBoundStats {
     const known = Number.isFinite(this.#from);
     const longestChain =
-      !known || this.#epochBound >= this.#cap ? Number.POSITIVE_INFINITY : this.#epochBound;
+      !known || this.#epochBound >= this.#graph.cap ? Number.POSITIVE_INFINITY : this.#epochBound;
     return {
-      nodes: this.#ids.size,
-      edges: this.#edges,
-      distinctEdges: this.#distinct,
+      nodes: this.#graph.nodes,
+      edges: this.#graph.edges,
+      distinctEdges: this.#graph.distinctEdges,
       longestChain,
       recomputes: this.#recomputes,
       seededFrom: known ? this.#seededFrom : "none",
@@ -319,9 +314,21 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
 
   // ---- seeding ----
 
-  #startSeed(revision: Revision): void {
+  /**
+   * The feed has replayed every change from revision 0 and joined the bound to its fan-out, which has delivered
+   * everything up to `watermark`: start answering from exact heights.
+   */
+  #replayed(generation: number, watermark: Revision): void {
+    if (generation !== this.#generation || this.#closed) return;
+    this.#replaying = false;
+    if (watermark > this.#seen) this.#seen = watermark;
+    this.#seededFrom = "changelog";
+    this.#start(0);
+  }
+
+  #startSnapshotSeed(revision: Revision): void {
     const generation = this.#generation;
-    const seed = this.#seed(revision, generation)
+    const seed = this.#seedFromSnapshot(revision, generation)
       .catch((error: unknown) => {
         if (generation !== this.#generation) return;
         this.#clear();
@@ -334,221 +341,56 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
     this.#seeding = seed;
   }
 
-  /** Fills the graph as of `revision`, then applies the buffered changes after it and starts answering. */
-  async #seed(revision: Revision, generation: number): Promise<void> {
+  /** Fills the graph from a snapshot of the named tenants at `revision`, then applies the buffered changes after it. */
+  async #seedFromSnapshot(revision: Revision, generation: number): Promise<void> {
     const stale = (): boolean => generation !== this.#generation || this.#closed;
-    let from: Revision;
-    const replayed = await this.#replay(revision, stale);
-    if (stale()) return;
-    if (replayed) {
-      from = 0;
-      this.#seededFrom = "changelog";
-    } else if (this.#tenants.length > 0) {
-      if (stale()) return;
-      const snapshot = await this.#store.snapshot(revision);
-      try {
-        for (const tenant of this.#tenants) {
-          const tuples = await snapshot.read({ tenant });
-          if (stale()) return;
-          for (const t of tuples) this.#addTuple(t);
-        }
-      } finally {
-        snapshot.release();
+    const snapshot = await this.#store.snapshot(revision);
+    try {
+      for (const tenant of this.#tenants) {
+        const tuples = await snapshot.read({ tenant });
+        if (stale()) return;
+        for (const t of tuples) this.#graph.addTuple(t);
       }
-      from = revision;
-      this.#seededFrom = "snapshot";
-    } else {
-      if (stale()) return;
-      this.#clear();
-      this.#note = `the changelog does not reach back to revision 0 (seeding at ${revision}) and no tenants were named to read a snapshot of`;
-      return;
+    } finally {
+      snapshot.release();
     }
     if (stale()) return;
+    this.#seededFrom = "snapshot";
     const buffered = this.#buffer ?? [];
     this.#buffer = undefined;
     for (const change of buffered) if (change.revision > revision) this.#apply(change);
-    // Heights from the seed are only an upper bound (deletes replayed); start from exact ones.
-    this.#from = from;
-    this.#epochBound = this.#recomputeHeights();
-    this.#dirty = false;
-    this.#changesSinceRecompute = 0;
-    this.#lastRecompute = now();
-    this.#note = "";
+    this.#start(revision);
   }
 
-  /** Applies every change up to `revision` from the changelog; false when it no longer reaches back to 0. */
-  async #replay(revision: Revision, stale: () => boolean): Promise<boolean> {
-    let cursor = 0;
-    while (cursor < revision) {
-      let page: StoredChange[];
-      try {
-        page = await this.#store.changesAfter(cursor, this.#pageSize);
-      } catch (error) {
-        if (error instanceof NexusError && error.details?.reason === "beyond_retention") {
-          if (!stale()) this.#clear();
-          return false;
-        }
-        throw error;
-      }
-      if (stale()) return true;
-      if (page.length === 0) break;
-      for (const change of page) {
-        if (change.revision > revision) break;
-        this.#apply(change);
-      }
-      cursor = page[page.length - 1]!.revision;
-    }
-    return true;
+  /** Starts answering for revisions from `from` on, with exact heights (the seed's are only an upper bound). */
+  #start(from: Revision): void {
+    this.#from = from;
+    this.#epochBound = this.#graph.recompute();
+    this.#lastRecompute = now();
+    this.#note = "";
   }
 
   // ---- the graph ----
 
   #apply(change: StoredChange): void {
-    if (change.op === "write") this.#addTuple(change.tuple);
-    else this.#removeTuple(change.tuple);
-  }
-
-  #node(key: string): number {
-    let id = this.#ids.get(key);
-    if (id === undefined) {
-      id = this.#free.pop() ?? this.#keys.length;
-      this.#ids.set(key, id);
-      this.#keys[id] = key;
-      this.#height[id] = 0;
-      this.#out[id] = new Map();
-      this.#in[id] = new Set();
-    }
-    return id;
-  }
-
-  #addTuple(t: RelationTuple): void {
-    const edge = edgeOf(t);
-    if (edge === undefined) return;
-    this.#changesSinceRecompute++;
-    const a = this.#node(edge[0]);
-    const b = this.#node(edge[1]);
-    this.#edges++;
-    const out = this.#out[a]!;
-    const count = out.get(b);
-    if (count !== undefined) {
-      out.set(b, count + 1);
-      return;
-    }
-    out.set(b, 1);
-    this.#in[b]!.add(a);
-    this.#distinct++;
-    this.#raise(a, this.#height[b]! + 1);
-  }
-
-  #removeTuple(t: RelationTuple): void {
-    const edge = edgeOf(t);
-    if (edge === undefined) return;
-    this.#changesSinceRecompute++;
-    const a = this.#ids.get(edge[0]);
-    const b = this.#ids.get(edge[1]);
-    if (a === undefined || b === undefined) return;
-    const out = this.#out[a]!;
-    const count = out.get(b);
-    if (count === undefined) return;
-    this.#edges--;
-    if (count > 1) {
-      out.set(b, count - 1);
-      return;
-    }
-    out.delete(b);
-    this.#in[b]!.delete(a);
-    this.#distinct--;
-    // Heights stay (still upper bounds); a recompute lowers them.
-    this.#dirty = true;
-  }
-
-  /** Raises h(start) to `to` (capped) and restores the invariant on every predecessor. */
-  #raise(start: number, to: number): void {
-    const cap = this.#cap;
-    const height = this.#height;
-    const stack = this.#stack;
-    const first = to < cap ? to : cap;
-    if (first <= height[start]!) return;
-    height[start] = first;
-    if (first > this.#epochBound) this.#epochBound = first;
-    stack.push(start);
-    while (stack.length > 0) {
-      const x = stack.pop()!;
-      const next = height[x]! + 1;
-      const h = next < cap ? next : cap;
-      for (const p of this.#in[x]!) {
-        if (h > height[p]!) {
-          height[p] = h;
-          if (h > this.#epochBound) this.#epochBound = h;
-          stack.push(p);
-        }
-      }
-    }
+    if (change.op === "write") {
+      this.#graph.addTuple(change.tuple);
+      if (this.#graph.peak > this.#epochBound) this.#epochBound = this.#graph.peak;
+    } else this.#graph.removeTuple(change.tuple);
   }
 
   #recomputeDue(): boolean {
-    const size = this.#ids.size + this.#distinct;
+    const size = this.#graph.nodes + this.#graph.distinctEdges;
     return (
-      this.#changesSinceRecompute * this.#workPerChange >= size ||
-      now() - this.#lastRecompute >= this.#intervalMs
+      this.#graph.changes * this.#workPerChange >= size || now() - this.#lastRecompute >= this.#intervalMs
     );
   }
 
-  /**
-   * Exact heights (capped) in O(V+E): nodes are taken from the sinks up, each once all its successors are done;
-   * those never taken are on or above a cycle and get the cap. Drops isolated nodes. Returns the largest height.
-   */
-  #recomputeHeights(): number {
-    const cap = this.#cap;
-    const height = this.#height;
-    const n = this.#keys.length;
-    const remaining = new Int32Array(n);
-    const ready: number[] = [];
-    for (const [key, id] of this.#ids) {
-      const outs = this.#out[id]!.size;
-      if (outs === 0 && this.#in[id]!.size === 0) {
-        this.#ids.delete(key);
-        this.#free.push(id);
-        continue;
-      }
-      height[id] = 0;
-      remaining[id] = outs;
-      if (outs === 0) ready.push(id);
-    }
-    let max = 0;
-    while (ready.length > 0) {
-      const x = ready.pop()!;
-      const next = height[x]! + 1;
-      const h = next < cap ? next : cap;
-      for (const p of this.#in[x]!) {
-        if (h > height[p]!) height[p] = h;
-        if (--remaining[p] === 0) ready.push(p);
-      }
-      if (height[x]! > max) max = height[x]!;
-    }
-    for (const id of this.#ids.values()) {
-      if (remaining[id]! > 0) {
-        height[id] = cap;
-        max = cap;
-      }
-    }
-    return max;
-  }
-
   #clear(): void {
-    this.#ids.clear();
-    this.#keys = [];
-    this.#height = [];
-    this.#out = [];
-    this.#in = [];
-    this.#free = [];
-    this.#edges = 0;
-    this.#distinct = 0;
+    this.#graph.clear();
     this.#from = Number.POSITIVE_INFINITY;
     this.#epochBound = 0;
     this.#closedEpochs = [];
-    this.#dirty = false;
-    this.#changesSinceRecompute = 0;
     this.#seededFrom = "none";
   }
 }

@@ -25,13 +25,16 @@
  * - a subject entering S gets its full set (reverse expansion, then a check per candidate), one leaving loses all.
  *
  * Gapless from a token: a stream after revision T first computes P(T) from a snapshot at T, then applies each later
- * revision's changes in order; each revision yields one batch of differences (sorted, no duplicates). Revisions
- * the store no longer keeps (changelog or snapshot) are "invalid_token".
+ * revision's changes in order, as the change feed delivers them from T on (src/changes/stream.ts); each revision
+ * yields one batch of differences (sorted, no duplicates). Revisions the store no longer keeps (changelog or
+ * snapshot) are "invalid_token".
  *
  * Owner: the consumer. Breaking out of the loop, `signal`, or the engine closing ends it.
  */
 
+import type { ChangeFeed } from "../changes/feed.js";
 import { influenceOf } from "../changes/influence.js";
+import { followChanges } from "../changes/stream.js";
 import type { Program } from "../model/program.js";
 import { type CheckQuery, checkOutcome, TRUE } from "../reference/check.js";
 import { Evaluation } from "../reference/evaluation.js";
@@ -83,6 +86,11 @@ export interface PermissionSource {
   readonly maxDepth: number;
   /** Aborts every stream of this source (the engine closing). */
   readonly stop: AbortSignal;
+  /**
+   * The engine's change feed, which streams subscribe to from their start revision (default: each stream opens a
+   * feed of its own over the store).
+   */
+  readonly feed?: ChangeFeed;
 }
 
 const FIELDS: ReadonlySet<string> = new Set([
@@ -94,7 +102,6 @@ const FIELDS: ReadonlySet<string> = new Set([
   "initial",
   "signal",
 ]);
-const PAGE = 1024;
 /** The evaluation instant: fixed, so expiry takes effect only through the changelog (see the module comment). */
 const INSTANT = 0;
 
@@ -114,19 +121,12 @@ export async function* watchPermissionRevisions(
   const watch = await PermissionWatch.open(source, request);
   const stop = anySignal([source.stop, request.signal]);
   if (request.initial === true) yield watch.initialBatch();
-  const { store } = source;
-  while (!stop.aborted && !store.closed) {
-    let page: StoredChange[];
-    try {
-      page = await store.changesAfter(watch.revision, PAGE);
-    } catch (error) {
-      if (stop.aborted || store.closed) return;
-      throw error;
-    }
-    if (page.length === 0) {
-      await store.waitForRevision(watch.revision, stop);
-      continue;
-    }
+  const changes = followChanges(source.store, {
+    after: watch.revision,
+    signal: stop,
+    ...(source.feed !== undefined ? { feed: source.feed } : {}),
+  });
+  for await (const page of changes) {
     for (let start = 0; start < page.length; ) {
       let end = start;
       while (end < page.length && page[end]!.revision === page[start]!.revision) end++;

@@ -41,9 +41,10 @@ async function manual(options: TupleDepthBoundOptions = {}) {
       watermark: 0,
       subscribe: (l) => {
         listener = l;
-        return () => {
+        const unsubscribe = () => {
           listener = undefined;
         };
+        return Object.assign(unsubscribe, { replayed: () => Promise.resolve() });
       },
     },
     options,
@@ -167,7 +168,10 @@ describe("TupleDepthBound", () => {
 
   it("rejects bad options with invalid_argument", async () => {
     await using store = new MemoryTupleStore();
-    const source = { watermark: 0, subscribe: () => () => {} };
+    const source = {
+      watermark: 0,
+      subscribe: () => Object.assign(() => {}, { replayed: () => Promise.resolve() }),
+    };
     await expect(TupleDepthBound.open(store, source, { cap: 1 })).rejects.toMatchObject({
       code: "invalid_argument",
       message: expect.stringContaining("cap"),
@@ -268,7 +272,7 @@ describe("TupleDepthBound", () => {
     for (let i = 0; i < 4; i++) {
       await store.write({ writes: [tuple(`group:${i + 1}#member`, "member", `group:${i}`)], deletes: [] });
     }
-    const source = { watermark: 4, subscribe: () => () => {} };
+    await using source = await ChangeFeed.open(store);
     await using blind = await TupleDepthBound.open(store, source);
     expect(blind.longestChain()).toBe(Number.POSITIVE_INFINITY);
     expect(blind.safeBelow(25, 4)).toBe(false);
@@ -284,7 +288,8 @@ describe("TupleDepthBound", () => {
     await using whole = new MemoryTupleStore();
     await whole.write({ writes: [tuple("group:b#member", "member", "group:a")], deletes: [] });
     await whole.write({ writes: [], deletes: [tuple("group:b#member", "member", "group:a")] });
-    await using replayed = await TupleDepthBound.open(whole, { watermark: 2, subscribe: () => () => {} });
+    await using wholeFeed = await ChangeFeed.open(whole);
+    await using replayed = await TupleDepthBound.open(whole, wholeFeed);
     expect(replayed.stats()).toMatchObject({ seededFrom: "changelog", answersFrom: 0, edges: 0 });
     expect(replayed.longestChain()).toBe(0);
   });
