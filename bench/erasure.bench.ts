@@ -15,8 +15,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { instantiateSync } from "@assemblyscript/loader";
 import { ReedSolomonErasure } from "@digitaldefiance/reed-solomon-erasure.wasm";
-import { ShardCodec } from "../src/blobs/tiered-codec.js";
-import { WarmTier } from "../src/blobs/tiered-warm.js";
+import { ErasureCodedTier } from "../src/blobs/tiered/erasure-coded-tier.js";
+import { ShardCodec } from "../src/blobs/tiered/shard-codec.js";
 import { type ErasureExports, ReedSolomon } from "../src/kernels/erasure.js";
 import { WorkerPool } from "../src/parallel/pool.js";
 import { setParallelThreshold } from "../src/parallel/thresholds.js";
@@ -196,7 +196,7 @@ async function diskOverhead(size: number, count: number): Promise<number> {
   const root = mkdtempSync(join(tmpdir(), "nexus-erasure-bench-"));
   try {
     const dirs = Array.from({ length: K + M }, (_, i) => join(root, `disk${i}`));
-    const warm = new WarmTier({ dirs, fsync: false }, serialCodec);
+    const warm = new ErasureCodedTier({ dirs, fsync: false }, serialCodec);
     for (let i = 0; i < count; i++) {
       const bytes = fill(new Uint8Array(size), i + 1);
       await warm.write(i.toString(16).padStart(64, "0"), bytes);

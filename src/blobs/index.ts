@@ -1,14 +1,49 @@
 /**
- * nexus-fast/storage (Node only): content-addressed blob storage in Haystack-style volumes with a WASM needle
- * index, and the compact metadata table that maps paths to contents.
+ * nexus-fast/storage (Node only): content-addressed blob storage. volume/ holds the volume store (Haystack-style
+ * volumes with a WASM needle index, `openStore`); tiered/ the tiered store over it (hot volumes, an
+ * erasure-coded warm tier, a cold blob store, `openTieredStore`); metadata/ the compact table that maps paths to
+ * contents.
  */
 
-export { type BlobStore, FsBlobStore, type FsBlobStoreOptions } from "./blob-store.js";
-export type { CompactOptions, CompactProgress, CompactResult, CompactStep } from "./compaction.js";
-export { type FileMeta, type FileRecord, MetadataTable } from "./metadata.js";
-export { type IndexEntry, NeedleIndex, type NeedleLocation } from "./needle-index.js";
-export { PathInterner } from "./path-interner.js";
-export type { CorruptNeedle } from "./recovery.js";
+export { type FileMeta, type FileRecord, MetadataTable } from "./metadata/metadata.js";
+export { PathInterner } from "./metadata/path-interner.js";
+export { type BlobStore, FsBlobStore, type FsBlobStoreOptions } from "./tiered/blob-store.js";
+// The WarmTier* names are the erasure-coded tier's old names, kept so existing imports compile ("warm" also names
+// the permission engine's unrelated cache warming). They go in the next major version.
+export {
+  ErasureCodedTier,
+  /** @deprecated Renamed ErasureCodedTier (the RS(10,4) warm tier). */
+  ErasureCodedTier as WarmTier,
+  type ErasureCodedTierOptions,
+  /** @deprecated Renamed ErasureCodedTierOptions. */
+  type ErasureCodedTierOptions as WarmTierOptions,
+  type ShardReadReport,
+  /** @deprecated Renamed ShardReadReport. */
+  type ShardReadReport as WarmReadReport,
+} from "./tiered/erasure-coded-tier.js";
+export { TieringJob, type TieringJobEvents, type TieringJobOptions } from "./tiered/job.js";
+export type {
+  HotStore,
+  MoveOptions,
+  MoveProgress,
+  MoveStep,
+  MoveTarget,
+  RecoveryReport,
+  Tier,
+  TieredScrubOptions,
+  TieredScrubProgress,
+  TieredScrubResult,
+  TieredStats,
+  TieredStoreOptions,
+  TieringPassOptions,
+  TieringPassResult,
+  TieringProgress,
+} from "./tiered/options.js";
+export type { TieringPolicy } from "./tiered/policy.js";
+export { openTieredStore, TieredStore } from "./tiered/store.js";
+export type { CompactOptions, CompactProgress, CompactResult, CompactStep } from "./volume/compaction.js";
+export { type IndexEntry, NeedleIndex, type NeedleLocation } from "./volume/needle-index.js";
+export type { CorruptNeedle } from "./volume/recovery.js";
 export {
   type FsyncPolicy,
   type GetOptions,
@@ -20,28 +55,4 @@ export {
   type ScrubResult,
   type StoreOptions,
   type StoreStats,
-} from "./store.js";
-export {
-  type HotStore,
-  type MoveOptions,
-  type MoveProgress,
-  type MoveStep,
-  type MoveTarget,
-  openTieredStore,
-  type RecoveryReport,
-  type Tier,
-  type TieredScrubOptions,
-  type TieredScrubProgress,
-  type TieredScrubResult,
-  type TieredStats,
-  TieredStore,
-  type TieredStoreOptions,
-  TieringJob,
-  type TieringJobEvents,
-  type TieringJobOptions,
-  type TieringPassOptions,
-  type TieringPassResult,
-  type TieringPolicy,
-  type TieringProgress,
-} from "./tiered.js";
-export { type WarmReadReport, WarmTier, type WarmTierOptions } from "./tiered-warm.js";
+} from "./volume/store.js";

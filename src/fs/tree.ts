@@ -6,7 +6,7 @@
  * always the replay of its journal.
  */
 
-import { MetadataTable } from "../blobs/metadata.js";
+import { MetadataTable } from "../blobs/metadata/metadata.js";
 import { NexusError } from "../util/errors.js";
 import { isWithin, joinPath, nameOf, objectOf, parentOf } from "./paths.js";
 

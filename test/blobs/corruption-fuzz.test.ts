@@ -9,7 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { type NeedleStore, openStore } from "../../src/blobs/index.js";
-import { decodeHeader, keyHex, NeedleKind, needleLength, SUPERBLOCK_SIZE } from "../../src/blobs/layout.js";
+import {
+  decodeHeader,
+  keyHex,
+  NeedleKind,
+  needleLength,
+  SUPERBLOCK_SIZE,
+} from "../../src/blobs/volume/layout.js";
 import { createChecksums } from "../../src/io/checksum.js";
 import { isNexusError } from "../../src/util/errors.js";
 import { seededRandom } from "../../src/util/random.js";

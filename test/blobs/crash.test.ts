@@ -5,7 +5,7 @@ import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSy
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type FsyncPolicy, type NeedleStore, openStore } from "../../src/blobs/index.js";
-import { needleLength } from "../../src/blobs/layout.js";
+import { needleLength } from "../../src/blobs/volume/layout.js";
 import { createChecksums } from "../../src/io/checksum.js";
 import { isNexusError, type NexusError } from "../../src/util/errors.js";
 import { Child } from "./child.js";

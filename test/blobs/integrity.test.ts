@@ -6,7 +6,7 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type NeedleStore, openStore } from "../../src/blobs/index.js";
-import { needleLength } from "../../src/blobs/layout.js";
+import { needleLength } from "../../src/blobs/volume/layout.js";
 import { isNexusError } from "../../src/util/errors.js";
 import { bytesOf, tempDir } from "./helpers.js";
 import {

@@ -2,8 +2,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { MetadataTable } from "../../src/blobs/metadata.js";
-import { PathInterner } from "../../src/blobs/path-interner.js";
+import { MetadataTable } from "../../src/blobs/metadata/metadata.js";
+import { PathInterner } from "../../src/blobs/metadata/path-interner.js";
 import { NexusError } from "../../src/util/errors.js";
 import { tempDir } from "./helpers.js";
 

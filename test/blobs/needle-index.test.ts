@@ -5,7 +5,7 @@ import {
   keyHalves,
   NeedleIndex,
   type NeedleLocation,
-} from "../../src/blobs/needle-index.js";
+} from "../../src/blobs/volume/needle-index.js";
 import { NexusError } from "../../src/util/errors.js";
 import { ready } from "../../src/wasm/loader.js";
 import { NeedleIndexTwin } from "../twins/needle.js";

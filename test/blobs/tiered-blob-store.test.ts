@@ -3,7 +3,7 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { FsBlobStore } from "../../src/blobs/blob-store.js";
+import { FsBlobStore } from "../../src/blobs/tiered/blob-store.js";
 import { NexusError } from "../../src/util/errors.js";
 
 const roots: string[] = [];

@@ -1,7 +1,7 @@
 // Child process for the tiered-store crash tests. Opens the store laid out under argv[2].root and either
 //   - "move": moves one object and kills itself (SIGKILL: no cleanup, no flush, no close) at the named step, or
 //   - "cycle": moves one object round the tiers forever, printing each finished move, until the parent kills it.
-import type { MoveStep, Tier } from "../../src/blobs/tiered.js";
+import type { MoveStep, Tier } from "../../src/blobs/tiered/options.js";
 import { makeLayout, openLayout } from "./tiered-fixtures.js";
 
 interface Args {

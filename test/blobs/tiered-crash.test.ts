@@ -5,10 +5,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FsBlobStore } from "../../src/blobs/blob-store.js";
-import type { MoveStep, Tier } from "../../src/blobs/tiered.js";
-import { ShardCodec } from "../../src/blobs/tiered-codec.js";
-import { WarmTier } from "../../src/blobs/tiered-warm.js";
+import { FsBlobStore } from "../../src/blobs/tiered/blob-store.js";
+import { ErasureCodedTier } from "../../src/blobs/tiered/erasure-coded-tier.js";
+import type { MoveStep, Tier } from "../../src/blobs/tiered/options.js";
+import { ShardCodec } from "../../src/blobs/tiered/shard-codec.js";
 import { ready } from "../../src/wasm/loader.js";
 import {
   type Layout,
@@ -95,7 +95,7 @@ async function tiersWithBytes(layout: Layout, key: string, bytes: Uint8Array): P
   } catch {}
   await hot.close();
   try {
-    const warm = new WarmTier({ dirs: layout.warmDirs }, codec);
+    const warm = new ErasureCodedTier({ dirs: layout.warmDirs }, codec);
     if (sameBytes((await warm.read(key)).bytes, bytes)) found.push("warm");
   } catch {}
   try {

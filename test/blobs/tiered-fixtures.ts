@@ -4,14 +4,10 @@ import { mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FsBlobStore } from "../../src/blobs/blob-store.js";
-import { type FsyncPolicy, openStore } from "../../src/blobs/store.js";
-import {
-  type HotStore,
-  openTieredStore,
-  type TieredStore,
-  type TieredStoreOptions,
-} from "../../src/blobs/tiered.js";
+import { FsBlobStore } from "../../src/blobs/tiered/blob-store.js";
+import type { HotStore, TieredStoreOptions } from "../../src/blobs/tiered/options.js";
+import { openTieredStore, type TieredStore } from "../../src/blobs/tiered/store.js";
+import { type FsyncPolicy, openStore } from "../../src/blobs/volume/store.js";
 
 export interface Layout {
   root: string;

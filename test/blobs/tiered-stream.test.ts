@@ -1,8 +1,9 @@
 // TieredStore.putStream: a stream goes to the hot tier through the volume store's putStream (never gathered
 // whole), counts as a put (dedup, references), and brings demoted content back hot, as put does.
 import { afterEach, describe, expect, it } from "vitest";
-import { FsBlobStore } from "../../src/blobs/blob-store.js";
-import { type HotStore, openTieredStore } from "../../src/blobs/tiered.js";
+import { FsBlobStore } from "../../src/blobs/tiered/blob-store.js";
+import type { HotStore } from "../../src/blobs/tiered/options.js";
+import { openTieredStore } from "../../src/blobs/tiered/store.js";
 import {
   type Layout,
   makeLayout,

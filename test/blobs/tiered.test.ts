@@ -1,7 +1,8 @@
 import { rm } from "node:fs/promises";
 import { afterEach, describe, expect, it } from "vitest";
-import { FsBlobStore } from "../../src/blobs/blob-store.js";
-import { openTieredStore, type TieringProgress } from "../../src/blobs/tiered.js";
+import { FsBlobStore } from "../../src/blobs/tiered/blob-store.js";
+import type { TieringProgress } from "../../src/blobs/tiered/options.js";
+import { openTieredStore } from "../../src/blobs/tiered/store.js";
 import {
   type Layout,
   makeLayout,
@@ -183,8 +184,8 @@ describe("tiered store", () => {
       await store.warm.write(keepKey, keep);
     }
     {
-      const { AccessTracker } = await import("../../src/blobs/access-tracker.js");
-      const tracker = await AccessTracker.open({ dir: l.dir, fsync: false });
+      const { TierLedger } = await import("../../src/blobs/tiered/ledger.js");
+      const tracker = await TierLedger.open({ dir: l.dir, fsync: false });
       await tracker.begin(keepKey, "hot", "warm");
       await tracker.begin(goneKey, "hot", "deleted");
       await tracker.close();

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { openStore } from "../../src/blobs/store.js";
+import { openStore } from "../../src/blobs/volume/store.js";
 import { main } from "../../src/cli/program.js";
 import { startProgress } from "../../src/cli/progress.js";
 import { createEngine } from "../../src/engine/engine.js";

@@ -1,6 +1,6 @@
 // TypeScript twin of assembly/needle.ts (through src/blobs/needle-index.ts): a Map from the 64-bit key to the
 // location, for differential tests only.
-import type { IndexEntry, NeedleLocation } from "../../src/blobs/needle-index.js";
+import type { IndexEntry, NeedleLocation } from "../../src/blobs/volume/needle-index.js";
 
 export class NeedleIndexTwin {
   readonly #map = new Map<bigint, NeedleLocation>();

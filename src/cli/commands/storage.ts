@@ -9,7 +9,7 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { openStore } from "../../blobs/store.js";
+import { openStore } from "../../blobs/volume/store.js";
 import { openFileSystem } from "../../fs/filesystem.js";
 import { parse, stringOption, UsageError } from "../args.js";
 import type { Io } from "../io.js";

@@ -1,32 +1,34 @@
 /**
- * The warm tier: each object stored as k + m Reed-Solomon shard files spread over N directories (stand-ins for
- * disks or nodes). With N ≥ k + m every shard of an object sits in a different directory, so losing any m
- * directories loses nothing; with fewer directories some hold two shards of an object and tolerate less.
+ * The erasure-coded tier (the tiered store's warm tier): each object stored as k + m Reed-Solomon shard files
+ * (default RS(10,4): 1.4x the object's bytes) spread over N directories, stand-ins for disks or nodes. With
+ * N ≥ k + m every shard of an object sits in a different directory, so losing any m directories loses nothing;
+ * with fewer directories some hold two shards of an object and tolerate less.
  *
- * Shard file, version 1: a 64-byte header, then the shard's bytes. Little-endian:
- *   0  magic "NXEC"        4  version (1)     5  k      6  m      7  shard index
- *   8  object size (u64)  16  shard size (u32)      20  CRC32C of the shard bytes
- *  24  object key (32 bytes, the BLAKE3 digest)     56  reserved (0)
- *  60  CRC32C of bytes 0..59
- * A shard whose header or bytes fail their checksum is treated as lost, never trusted. Each file is written
- * under a temporary name, fsynced and renamed, so a shard is either complete or absent.
+ * Shard files are laid out in shard-file.ts; a shard whose header or bytes fail their checksum is treated as
+ * lost. Each file is written under a temporary name, fsynced and renamed, so a shard is either complete or absent.
  * Placement: shard i of key K goes to directory (h(K) + i) mod N, h(K) = the key's first 32 bits; a reader
  * looks in the other directories only when a shard is not where it belongs.
  */
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { createCRC32, type IHasher } from "hash-wasm";
-import { NexusError } from "../util/errors.js";
-import type { ShardCodec } from "./tiered-codec.js";
-import { ioError, removeFile, syncDirectory, TEMP_SUFFIX, writeFileAtomic } from "./tiered-fs.js";
+import type { IHasher } from "hash-wasm";
+import { NexusError } from "../../util/errors.js";
+import { ioError, removeFile, syncDirectory, TEMP_SUFFIX, writeFileAtomic } from "./durable-files.js";
+import type { ShardCodec } from "./shard-codec.js";
+import {
+  consensus,
+  crc32c,
+  crc32cHasher,
+  decodeShardHeader,
+  encodeShardHeader,
+  SHARD_HEADER_BYTES,
+  type ShardHeader,
+  sameShape,
+} from "./shard-file.js";
 
-export const SHARD_HEADER_BYTES = 64;
-const MAGIC = 0x4345584e; // "NXEC" read as a little-endian u32
-const VERSION = 1;
-const CRC32C_POLYNOMIAL = 0x82f63b78;
 const KEY_PATTERN = /^[0-9a-f]{64}$/;
 
-export interface WarmTierOptions {
+export interface ErasureCodedTierOptions {
   /** Directories to spread shards over (k + m or more for full fault tolerance). */
   dirs: string[];
   /** k, data shards per object (default 10). */
@@ -37,18 +39,8 @@ export interface WarmTierOptions {
   fsync?: boolean;
 }
 
-export interface ShardHeader {
-  dataShards: number;
-  parityShards: number;
-  index: number;
-  size: number;
-  shardSize: number;
-  crc: number;
-  key: string;
-}
-
 /** What a read found, shard by shard. */
-export interface WarmReadReport {
+export interface ShardReadReport {
   bytes: Uint8Array;
   /** Shard indexes absent from every directory. */
   missing: number[];
@@ -56,61 +48,14 @@ export interface WarmReadReport {
   corrupt: number[];
 }
 
-let crcHasher: Promise<IHasher> | undefined;
-/** CRC32C (Castagnoli), hash-wasm's CRC32 with the Castagnoli polynomial. */
-export async function crc32cHasher(): Promise<IHasher> {
-  crcHasher ??= createCRC32(CRC32C_POLYNOMIAL);
-  return crcHasher;
-}
-
-function crc32c(hasher: IHasher, bytes: Uint8Array): number {
-  hasher.init();
-  hasher.update(bytes);
-  const digest = hasher.digest("binary");
-  return ((digest[0]! << 24) | (digest[1]! << 16) | (digest[2]! << 8) | digest[3]!) >>> 0;
-}
-
-export function encodeShardHeader(hasher: IHasher, header: ShardHeader): Uint8Array {
-  const bytes = new Uint8Array(SHARD_HEADER_BYTES);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, MAGIC, true);
-  bytes[4] = VERSION;
-  bytes[5] = header.dataShards;
-  bytes[6] = header.parityShards;
-  bytes[7] = header.index;
-  view.setBigUint64(8, BigInt(header.size), true);
-  view.setUint32(16, header.shardSize, true);
-  view.setUint32(20, header.crc, true);
-  bytes.set(Buffer.from(header.key, "hex"), 24);
-  view.setUint32(60, crc32c(hasher, bytes.subarray(0, 60)), true);
-  return bytes;
-}
-
-/** The header, or undefined when it is not a valid version-1 shard header. */
-export function decodeShardHeader(hasher: IHasher, bytes: Uint8Array): ShardHeader | undefined {
-  if (bytes.length < SHARD_HEADER_BYTES) return undefined;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, SHARD_HEADER_BYTES);
-  if (view.getUint32(0, true) !== MAGIC || bytes[4] !== VERSION) return undefined;
-  if (view.getUint32(60, true) !== crc32c(hasher, bytes.subarray(0, 60))) return undefined;
-  return {
-    dataShards: bytes[5]!,
-    parityShards: bytes[6]!,
-    index: bytes[7]!,
-    size: Number(view.getBigUint64(8, true)),
-    shardSize: view.getUint32(16, true),
-    crc: view.getUint32(20, true),
-    key: Buffer.from(bytes.subarray(24, 56)).toString("hex"),
-  };
-}
-
-export class WarmTier {
+export class ErasureCodedTier {
   readonly dirs: readonly string[];
   readonly dataShards: number;
   readonly parityShards: number;
   readonly #fsync: boolean;
   readonly #codec: ShardCodec;
 
-  constructor(options: WarmTierOptions, codec: ShardCodec) {
+  constructor(options: ErasureCodedTierOptions, codec: ShardCodec) {
     const dirs = options?.dirs;
     if (!Array.isArray(dirs) || dirs.length === 0 || dirs.some((d) => typeof d !== "string" || d === "")) {
       throw new NexusError("invalid_argument", "warm.dirs must be a non-empty array of directory paths", {
@@ -179,7 +124,7 @@ export class WarmTier {
   }
 
   /** The object's bytes (rebuilding lost shards in memory) and which shards were missing or corrupt. */
-  async read(key: string): Promise<WarmReadReport> {
+  async read(key: string): Promise<ShardReadReport> {
     assertKey(key);
     const hasher = await crc32cHasher();
     const k0 = this.dataShards;
@@ -464,29 +409,6 @@ function assertKey(key: string): void {
       },
     );
   }
-}
-
-/** The shape (k, m, sizes) most valid shards agree on. */
-function consensus(found: Map<number, { header: ShardHeader }>): ShardHeader | undefined {
-  const votes = new Map<string, { header: ShardHeader; count: number }>();
-  for (const { header } of found.values()) {
-    const id = `${header.dataShards}/${header.parityShards}/${header.size}/${header.shardSize}`;
-    const vote = votes.get(id);
-    if (vote) vote.count++;
-    else votes.set(id, { header, count: 1 });
-  }
-  let best: { header: ShardHeader; count: number } | undefined;
-  for (const vote of votes.values()) if (best === undefined || vote.count > best.count) best = vote;
-  return best?.header;
-}
-
-function sameShape(a: ShardHeader, b: ShardHeader): boolean {
-  return (
-    a.dataShards === b.dataShards &&
-    a.parityShards === b.parityShards &&
-    a.size === b.size &&
-    a.shardSize === b.shardSize
-  );
 }
 
 async function readIfExists(path: string): Promise<Uint8Array | undefined> {

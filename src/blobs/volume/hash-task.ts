@@ -2,7 +2,7 @@
  * Worker task: BLAKE3 keys and CRC32C checksums of a batch of blobs (runs on the shared WorkerPool, see
  * hashing.ts). One hasher pair per worker thread, created on its first task.
  */
-import { type Checksums, createChecksums } from "../io/checksum.js";
+import { type Checksums, createChecksums } from "../../io/checksum.js";
 
 let checks: Promise<Checksums> | undefined;
 

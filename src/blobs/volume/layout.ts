@@ -66,7 +66,7 @@
  * A data needle with a valid header and bad data stays in the index, so that get answers `corrupt` (not
  * `not_found`) and a put of the same content writes a good copy and purges this one.
  */
-import { NexusError } from "../util/errors.js";
+import { NexusError } from "../../util/errors.js";
 
 export const SUPERBLOCK_SIZE = 64;
 export const HEADER_SIZE = 64;

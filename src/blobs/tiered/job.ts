@@ -1,11 +1,17 @@
 /**
  * The background tiering job of a tiered store: a pass every interval (see TieredStore.runTieringPass),
  * reporting progress as events. Closable: close() stops it between moves (a move in progress finishes) and
- * resolves once nothing of it is running.
+ * resolves once nothing of it is running. It knows the store only as something that runs a pass (TieringPasses),
+ * so the store can own its job without the two files importing each other.
  */
 import { EventEmitter } from "node:events";
-import { NexusError } from "../util/errors.js";
-import type { TieredStore, TieringPassResult, TieringProgress } from "./tiered.js";
+import { NexusError } from "../../util/errors.js";
+import type { TieringPassOptions, TieringPassResult, TieringProgress } from "./options.js";
+
+/** What the job needs of the store: one tiering pass on demand. */
+export interface TieringPasses {
+  runTieringPass(options: TieringPassOptions): Promise<TieringPassResult>;
+}
 
 export interface TieringJobOptions {
   /** Milliseconds between the end of one pass and the start of the next (default 60 000). */
@@ -25,7 +31,7 @@ export interface TieringJobEvents {
 
 export class TieringJob extends EventEmitter<TieringJobEvents> implements AsyncDisposable {
   readonly intervalMs: number;
-  readonly #store: TieredStore;
+  readonly #store: TieringPasses;
   readonly #abort = new AbortController();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #running: Promise<TieringPassResult> | undefined;
@@ -33,7 +39,7 @@ export class TieringJob extends EventEmitter<TieringJobEvents> implements AsyncD
   passes = 0;
 
   /** @internal Use store.startTiering(). */
-  constructor(store: TieredStore, options: TieringJobOptions = {}) {
+  constructor(store: TieringPasses, options: TieringJobOptions = {}) {
     super();
     const { intervalMs = 60_000, runAtStart = true } = options;
     if (!Number.isFinite(intervalMs) || intervalMs < 0) {

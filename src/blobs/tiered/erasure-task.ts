@@ -4,8 +4,8 @@
  * place; nothing is copied through messages. Columns are independent in Reed-Solomon, so the ranges can be
  * encoded in any order on any thread.
  */
-import { ReedSolomon } from "../kernels/erasure.js";
-import { ready } from "../wasm/loader.js";
+import { ReedSolomon } from "../../kernels/erasure.js";
+import { ready } from "../../wasm/loader.js";
 
 export interface EncodeColumnsTask {
   /** k x shardSize bytes: data shard j at [j * shardSize, (j + 1) * shardSize). */

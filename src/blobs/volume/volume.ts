@@ -14,8 +14,8 @@ import {
   syncDir,
   truncateFile,
   writeAt,
-} from "../io/fs-io.js";
-import { NexusError } from "../util/errors.js";
+} from "../../io/fs-io.js";
+import { NexusError } from "../../util/errors.js";
 import {
   type Crc32c,
   decodeIdxHeader,

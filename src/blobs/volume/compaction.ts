@@ -19,9 +19,9 @@
  * is (reported in `skipped`), and compacts once the needle is repaired by a put or deleted.
  */
 import * as fs from "node:fs";
-import type { Checksums } from "../io/checksum.js";
-import { closeFile, openFile, syncData, syncDir, writeAt } from "../io/fs-io.js";
-import { NexusError } from "../util/errors.js";
+import type { Checksums } from "../../io/checksum.js";
+import { closeFile, openFile, syncData, syncDir, writeAt } from "../../io/fs-io.js";
+import { NexusError } from "../../util/errors.js";
 import {
   decodeHeader,
   encodeIdxEntry,

@@ -16,8 +16,8 @@
  * temporary file, syncs it and renames it over the old one.
  */
 import { open, readFile, rename } from "node:fs/promises";
-import { createChecksums } from "../io/checksum.js";
-import { NexusError } from "../util/errors.js";
+import { createChecksums } from "../../io/checksum.js";
+import { NexusError } from "../../util/errors.js";
 import { PathInterner } from "./path-interner.js";
 
 export const RECORD_SIZE = 64;

@@ -3,7 +3,7 @@ import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { AccessTracker, trackerFiles } from "../../src/blobs/access-tracker.js";
+import { TierLedger, trackerFiles } from "../../src/blobs/tiered/ledger.js";
 
 const roots: string[] = [];
 function tempDir(): string {
@@ -20,11 +20,11 @@ const readLog = (dir: string) => readFile(join(dir, trackerFiles.log), "utf8");
 const KEY_A = "a".repeat(64);
 const KEY_B = "b".repeat(64);
 
-describe("AccessTracker", () => {
+describe("TierLedger", () => {
   it("records writes, reads and moves, and reloads them", async () => {
     const dir = tempDir();
     let now = 1000;
-    const tracker = await AccessTracker.open({ dir, now: () => now });
+    const tracker = await TierLedger.open({ dir, now: () => now });
     tracker.recordPut(KEY_A, 10);
     tracker.recordPut(KEY_B, 20);
     now = 2000;
@@ -34,7 +34,7 @@ describe("AccessTracker", () => {
     await tracker.finish(KEY_B, "warm");
     await tracker.close();
 
-    const again = await AccessTracker.open({ dir, now: () => now });
+    const again = await TierLedger.open({ dir, now: () => now });
     expect(again.get(KEY_A)).toMatchObject({ size: 10, tier: "hot", createdAt: 1000, lastAccessAt: 2000 });
     expect(again.get(KEY_A)?.readsInTier).toBe(2);
     expect(again.get(KEY_B)).toMatchObject({ tier: "warm", readsInTier: 0, pending: undefined });
@@ -47,7 +47,7 @@ describe("AccessTracker", () => {
     await again.commit();
     await again.finish(KEY_A, "deleted");
     await again.close();
-    const third = await AccessTracker.open({ dir });
+    const third = await TierLedger.open({ dir });
     expect(third.get(KEY_A)).toBeUndefined();
     expect(third.size).toBe(1);
     await third.close();
@@ -55,15 +55,15 @@ describe("AccessTracker", () => {
 
   it("keeps the start of a move even when the process dies right after it", async () => {
     const dir = tempDir();
-    const tracker = await AccessTracker.open({ dir });
+    const tracker = await TierLedger.open({ dir });
     tracker.recordPut(KEY_A, 5);
     await tracker.flush();
     await tracker.begin(KEY_A, "hot", "cold");
     // Simulate a crash: no close(); the log on disk is all a new process sees (the lock's pid is ours, alive,
     // so a second open here must say `locked`).
-    await expect(AccessTracker.open({ dir })).rejects.toMatchObject({ code: "locked" });
+    await expect(TierLedger.open({ dir })).rejects.toMatchObject({ code: "locked" });
     writeFileSync(join(dir, trackerFiles.lock), "4194305");
-    const reopened = await AccessTracker.open({ dir });
+    const reopened = await TierLedger.open({ dir });
     expect(reopened.get(KEY_A)?.pending).toEqual({ from: "hot", to: "cold" });
     await reopened.close();
     await tracker.close().catch(() => {});
@@ -76,7 +76,7 @@ describe("AccessTracker", () => {
       join(dir, trackerFiles.log),
       `${JSON.stringify({ k: KEY_A, s: 3, t: "cold", c: 1, a: 2, r: 0 })}\n{"k":"bbbb`,
     );
-    const tracker = await AccessTracker.open({ dir });
+    const tracker = await TierLedger.open({ dir });
     expect(tracker.get(KEY_A)?.tier).toBe("cold");
     expect(tracker.skippedLines).toBe(1);
     await tracker.close();
@@ -86,7 +86,7 @@ describe("AccessTracker", () => {
     const dir = tempDir();
     const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
     const before = timers();
-    const tracker = await AccessTracker.open({ dir, flushDelayMs: 10 });
+    const tracker = await TierLedger.open({ dir, flushDelayMs: 10 });
     tracker.recordPut(KEY_A, 1);
     await new Promise((r) => setTimeout(r, 50));
     const reopened = await readLog(dir);

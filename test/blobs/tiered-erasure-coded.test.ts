@@ -2,8 +2,9 @@ import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ShardCodec } from "../../src/blobs/tiered-codec.js";
-import { SHARD_HEADER_BYTES, WarmTier } from "../../src/blobs/tiered-warm.js";
+import { ErasureCodedTier } from "../../src/blobs/tiered/erasure-coded-tier.js";
+import { ShardCodec } from "../../src/blobs/tiered/shard-codec.js";
+import { SHARD_HEADER_BYTES } from "../../src/blobs/tiered/shard-file.js";
 import { WorkerPool } from "../../src/parallel/pool.js";
 import { resetParallelThresholds, setParallelThreshold } from "../../src/parallel/thresholds.js";
 import { ready } from "../../src/wasm/loader.js";
@@ -24,10 +25,10 @@ beforeAll(async () => {
 
 const KEY = "3f".repeat(32);
 const codecs: ShardCodec[] = [];
-function warmTier(dirs: string[], fsync = false): WarmTier {
+function warmTier(dirs: string[], fsync = false): ErasureCodedTier {
   const codec = new ShardCodec();
   codecs.push(codec);
-  return new WarmTier({ dirs, fsync }, codec);
+  return new ErasureCodedTier({ dirs, fsync }, codec);
 }
 afterEach(() => {
   for (const codec of codecs.splice(0)) codec.close();
@@ -176,7 +177,7 @@ describe("warm tier", () => {
         expect(sameBytes(shard, serial.shards[i]!)).toBe(true);
       });
       setParallelThreshold("erasure", 1024 * 1024);
-      const warm = new WarmTier({ dirs: warmDirs, fsync: false }, codec);
+      const warm = new ErasureCodedTier({ dirs: warmDirs, fsync: false }, codec);
       const written = await warm.write(KEY, bytes);
       expect(written.parallel).toBe(true);
       expect(sameBytes((await warm.read(KEY)).bytes, bytes)).toBe(true);

@@ -5,8 +5,8 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { NexusError } from "../util/errors.js";
-import { ioError, removeFile, sweepTempFiles, syncDirectory, writeFileAtomic } from "./tiered-fs.js";
+import { NexusError } from "../../util/errors.js";
+import { ioError, removeFile, sweepTempFiles, syncDirectory, writeFileAtomic } from "./durable-files.js";
 
 export interface BlobStore {
   /** Stores `bytes` under `key`, replacing any blob there; resolved only once the blob is durable. */

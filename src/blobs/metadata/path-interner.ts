@@ -5,7 +5,7 @@
  *
  * Node 0 is the root "/". Paths are absolute POSIX paths without empty, "." or ".." components.
  */
-import { NexusError } from "../util/errors.js";
+import { NexusError } from "../../util/errors.js";
 
 const NONE = 0xffffffff;
 const encoder = new TextEncoder();

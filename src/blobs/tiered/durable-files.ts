@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { NexusError } from "../util/errors.js";
+import { NexusError } from "../../util/errors.js";
 
 export const TEMP_SUFFIX = ".tmp";
 

@@ -3,9 +3,9 @@
  * getParallelThreshold("hash") blobs up (setParallelThreshold("hash", n) moves the line; Infinity keeps it here).
  */
 
-import type { Checksums } from "../io/checksum.js";
-import type { WorkerPool } from "../parallel/pool.js";
-import { getParallelThreshold } from "../parallel/thresholds.js";
+import type { Checksums } from "../../io/checksum.js";
+import type { WorkerPool } from "../../parallel/pool.js";
+import { getParallelThreshold } from "../../parallel/thresholds.js";
 import type { HashBatchResult } from "./hash-task.js";
 
 const task = new URL("./hash-task.js", import.meta.url);

@@ -11,13 +11,18 @@
 import * as fs from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type Checksums, createChecksums, createCrc32cStream, createStreamHasher } from "../io/checksum.js";
-import { closeFile, type FsyncPolicy, ioError, openFile, syncDir, writeAt } from "../io/fs-io.js";
-import { GroupSync } from "../io/group-sync.js";
-import { acquireLock, type DirectoryLock } from "../io/lock.js";
-import { WorkerPool } from "../parallel/pool.js";
-import { NexusError } from "../util/errors.js";
-import { toAsyncIterable } from "./byte-stream.js";
+import {
+  type Checksums,
+  createChecksums,
+  createCrc32cStream,
+  createStreamHasher,
+} from "../../io/checksum.js";
+import { closeFile, type FsyncPolicy, ioError, openFile, syncDir, writeAt } from "../../io/fs-io.js";
+import { GroupSync } from "../../io/group-sync.js";
+import { acquireLock, type DirectoryLock } from "../../io/lock.js";
+import { WorkerPool } from "../../parallel/pool.js";
+import { NexusError } from "../../util/errors.js";
+import { toAsyncIterable } from "../byte-stream.js";
 import {
   type CompactHooks,
   type CompactOptions,
@@ -50,7 +55,7 @@ import { keyHalves, MAX_VOLUME_ID, NeedleIndex, type NeedleLocation } from "./ne
 import { type CorruptNeedle, type ReplayRecord, recoverVolume } from "./recovery.js";
 import { Volume } from "./volume.js";
 
-export type { FsyncPolicy } from "../io/fs-io.js";
+export type { FsyncPolicy } from "../../io/fs-io.js";
 
 export interface StoreOptions {
   /** The store directory (created when missing). One writer at a time: a second gets NexusError "locked". */

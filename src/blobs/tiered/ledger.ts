@@ -1,7 +1,9 @@
 /**
- * The access tracker: for every object the tiered store knows, its size, tier, creation and last-access times,
- * reads since it entered its tier, and any tier move in progress. It drives demotion (age, idle time) and
- * promotion (reads of warm or cold data), and its journal of moves is what crash recovery replays.
+ * The tier ledger (called the access tracker in error messages and on disk): for every object the tiered store
+ * knows, its size, tier, creation and last-access times, reads since it entered its tier, and any tier move in
+ * progress. The tiering policy reads it to demote (age, idle time) and promote (reads of warm or cold data), and
+ * its journal of moves is what crash recovery replays. (The permission engine's warming has an unrelated
+ * AccessTracker of checks; this one counts reads of stored objects.)
  *
  * On disk: `tracker.snapshot` plus an append-only `tracker.log`, both JSON lines, each line the whole state of
  * one key (or its removal). Replaying a line is idempotent, so a crash between writing a new snapshot and
@@ -11,8 +13,8 @@
  */
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { NexusError } from "../util/errors.js";
-import { ioError, processAlive, syncDirectory, writeFileAtomic } from "./tiered-fs.js";
+import { NexusError } from "../../util/errors.js";
+import { ioError, processAlive, syncDirectory, writeFileAtomic } from "./durable-files.js";
 
 export type Tier = "hot" | "warm" | "cold";
 /** Where a move goes: a tier, or out of the store (delete). */
@@ -37,7 +39,7 @@ export interface TrackedObject {
   pending: { from: Tier; to: MoveTarget } | undefined;
 }
 
-export interface AccessTrackerOptions {
+export interface TierLedgerOptions {
   /** Directory for the snapshot, log and lock (created if missing). */
   dir: string;
   /** Clock (ms); tests pass a fake one. Default Date.now. */
@@ -67,7 +69,7 @@ const LOCK = "LOCK";
 /** Rewrite the snapshot when the log grows past this many bytes. */
 const COMPACT_LOG_BYTES = 8 * 1024 * 1024;
 
-export class AccessTracker implements AsyncDisposable {
+export class TierLedger implements AsyncDisposable {
   readonly dir: string;
   readonly now: () => number;
   readonly #entries = new Map<string, TrackedObject>();
@@ -83,21 +85,21 @@ export class AccessTracker implements AsyncDisposable {
   /** Lines that could not be parsed at open (a torn tail is normal after a crash). */
   skippedLines = 0;
 
-  private constructor(options: AccessTrackerOptions) {
+  private constructor(options: TierLedgerOptions) {
     this.dir = options.dir;
     this.now = options.now ?? Date.now;
     this.#flushDelayMs = options.flushDelayMs ?? 1000;
     this.#fsync = options.fsync ?? true;
   }
 
-  /** Loads the tracker in `dir`, taking its lock (`locked` if another live process holds it). */
-  static async open(options: AccessTrackerOptions): Promise<AccessTracker> {
+  /** Loads the ledger in `dir`, taking its lock (`locked` if another live process holds it). */
+  static async open(options: TierLedgerOptions): Promise<TierLedger> {
     if (typeof options?.dir !== "string" || options.dir.length === 0) {
       throw new NexusError("invalid_argument", "the tiered store needs a `dir` for its access tracker", {
         dir: options?.dir,
       });
     }
-    const tracker = new AccessTracker(options);
+    const tracker = new TierLedger(options);
     await mkdir(options.dir, { recursive: true });
     await tracker.#lock();
     try {

@@ -5,10 +5,10 @@
  * shared memory (see erasure-task.ts).
  */
 
-import { ReedSolomon } from "../kernels/erasure.js";
-import type { WorkerPool } from "../parallel/pool.js";
-import { getParallelThreshold } from "../parallel/thresholds.js";
-import { NexusError } from "../util/errors.js";
+import { ReedSolomon } from "../../kernels/erasure.js";
+import type { WorkerPool } from "../../parallel/pool.js";
+import { getParallelThreshold } from "../../parallel/thresholds.js";
+import { NexusError } from "../../util/errors.js";
 import type { EncodeColumnsTask } from "./erasure-task.js";
 
 export interface EncodedObject {

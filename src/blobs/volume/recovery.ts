@@ -16,7 +16,7 @@
  * Runs synchronously: it is part of opening a store, before anyone can use it.
  */
 import * as fs from "node:fs";
-import type { Checksums } from "../io/checksum.js";
+import type { Checksums } from "../../io/checksum.js";
 import {
   align8,
   decodeHeader,
