@@ -10,7 +10,9 @@
 // applied to any number of region chunks. The TypeScript twin is test/twins/erasure.ts.
 export { alloc, free } from "./lib/memory";
 
+// Shared with src/kernels/abi/erasure.ts: the TypeScript side allows at most FIELD_SIZE shards.
 const POLY: u32 = 0x11d;
+const FIELD_SIZE: u32 = 256;
 
 // exp table doubled (512 entries) so exp[log a + log b] needs no modulo.
 const EXP: usize = memory.data(512);
@@ -172,7 +174,7 @@ export function buildPlan(coeff: usize, rows: u32, cols: u32, plan: usize): void
     for (let q: u32 = 0; q < groups; q++) {
       for (let j: u32 = 0; j < cols; j++) {
         const t = plan + ((q * cols + j) as usize) * 1024;
-        for (let x: u32 = 0; x < 256; x++) {
+        for (let x: u32 = 0; x < FIELD_SIZE; x++) {
           let packed: u32 = 0;
           for (let r: u32 = 0; r < 4; r++) {
             const row = q * 4 + r;

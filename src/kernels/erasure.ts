@@ -13,6 +13,7 @@
  */
 import { NexusError } from "../util/errors.js";
 import { type Kernel, sharedKernel } from "../wasm/loader.js";
+import { erasureAbi } from "./abi/erasure.js";
 
 /** Raw exports of the `erasure` kernel (assembly/erasure.ts). Pointers are byte offsets into its memory. */
 export interface ErasureExports {
@@ -44,7 +45,8 @@ interface Plan {
   readonly rows: number;
 }
 
-const MAX_SHARDS = 256;
+/** GF(2^8) has 256 elements: at most that many distinct rows, so at most that many shards. */
+const MAX_SHARDS = erasureAbi.constants.FIELD_SIZE;
 const DECODE_PLAN_CACHE = 32;
 
 /** Frees kernel memory of instances dropped without close(). */

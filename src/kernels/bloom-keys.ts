@@ -1,0 +1,259 @@
+/**
+ * The `bloom` kernel shared by every filter of a realm, and how keys reach it: one scratch area in the kernel's
+ * memory that a key or a batch of keys is encoded into (UTF-8 for strings; bytes as they are) before the call.
+ * Batches are validated first and packed in chunks, so a huge batch does not grow linear memory for good.
+ * Runtime-neutral: no `node:` imports.
+ */
+import { NexusError } from "../util/errors.js";
+import { type Kernel, sharedKernel } from "../wasm/loader.js";
+
+/** Raw exports of assembly/bloom.ts (addresses and lengths are byte offsets into the kernel's memory). */
+export interface BloomExports {
+  alloc(size: number): number;
+  free(ptr: number): void;
+  create(blocks: number, k: number): number;
+  destroy(filter: number): void;
+  clear(filter: number): void;
+  add(filter: number, ptr: number, len: number): void;
+  mightContain(filter: number, ptr: number, len: number): number;
+  addMany(filter: number, data: number, ends: number, count: number): void;
+  mightContainMany(filter: number, data: number, ends: number, count: number, out: number): number;
+  popCount(filter: number): bigint;
+  checksum(filter: number): bigint;
+  /** The bits' address (the handle itself); only bench/bloom.bench.ts calls it, to time a bare call. */
+  bits(filter: number): number;
+}
+
+export let kernelInstance: Kernel<BloomExports> | undefined;
+
+/** The shared kernel; NexusError "not_ready" (from the loader) before `await ready()`. */
+export function bloomKernel(): Kernel<BloomExports> {
+  if (kernelInstance === undefined) kernelInstance = sharedKernel<BloomExports>("bloom");
+  return kernelInstance;
+}
+
+/** Most keys in one kernel call; a batch of more is split (each chunk one call, all keys validated first). */
+export const CHUNK_KEYS = 8192;
+/** Budget for one chunk's encoded keys (worst case), so a huge batch does not grow linear memory for good. */
+export const CHUNK_BYTES = 256 * 1024;
+/**
+ * Strings up to this many UTF-16 units are copied char by char; longer ones go through TextEncoder.encodeInto.
+ * Measured on Node 20: a charCodeAt loop costs ≈2-4 ns a char (more on rope strings built by `+`/templates),
+ * encodeInto ≈45 ns a call plus ≈0.3 ns a char, so they cross near 16.
+ */
+const SHORT_STRING = 16;
+
+/** One scratch area in the kernel's memory, reused by every call: [ends: u32 × n][out: u8 × n][pad][key bytes]. */
+export let scratchPtr = 0;
+export let scratchCap = 0;
+/** View of the scratch area; empty after a reallocation, and detached (byteLength 0) after memory.grow. */
+export let scratchView = new Uint8Array(0);
+
+/** A scratch area grown past this (by one huge key) is given back after the call that needed it. */
+export const SCRATCH_KEEP = 4 * CHUNK_BYTES;
+
+export function releaseOversizedScratch(kernel: Kernel<BloomExports>): void {
+  if (scratchCap <= SCRATCH_KEEP) return;
+  kernel.exports.free(scratchPtr);
+  scratchPtr = 0;
+  scratchCap = 0;
+  scratchView = new Uint8Array(0);
+}
+
+/** The scratch area, holding at least `bytes`. May allocate: views taken before this call may be detached. */
+export function scratch(kernel: Kernel<BloomExports>, bytes: number): Uint8Array {
+  if (bytes > scratchCap || scratchPtr === 0) {
+    const cap = Math.max(4096, bytes, Math.min(scratchCap * 2, CHUNK_BYTES * 2));
+    if (scratchPtr !== 0) kernel.exports.free(scratchPtr);
+    scratchPtr = 0;
+    scratchCap = 0;
+    scratchView = new Uint8Array(0);
+    scratchPtr = allocate(kernel, () => kernel.exports.alloc(cap), cap);
+    scratchCap = cap;
+  }
+  if (scratchView.byteLength === 0)
+    scratchView = new Uint8Array(kernel.memory.buffer, scratchPtr, scratchCap);
+  return scratchView;
+}
+
+/** Runs an allocating kernel call, turning a trap (linear memory cannot grow) into NexusError "out_of_memory". */
+export function allocate(kernel: Kernel<BloomExports>, call: () => number, bytes: number): number {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof WebAssembly.RuntimeError) {
+      throw new NexusError(
+        "out_of_memory",
+        `the Bloom kernel could not allocate ${bytes} bytes (its linear memory holds ${kernel.memory.buffer.byteLength})`,
+        { bytes, memoryBytes: kernel.memory.buffer.byteLength },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+const encoder = new TextEncoder();
+
+export type BloomKey = string | Uint8Array;
+
+/** Upper bound of a key's UTF-8 size: a UTF-16 code unit never takes more than 3 bytes. */
+export function worstCaseBytes(key: BloomKey): number {
+  return typeof key === "string" ? key.length * 3 : key.length;
+}
+
+/** Encodes one key at the start of the scratch area; returns its length in bytes. */
+export function stageKey(kernel: Kernel<BloomExports>, key: BloomKey, where: string): number {
+  if (typeof key === "string") {
+    const n = key.length;
+    const view = scratch(kernel, n * 3);
+    if (n > SHORT_STRING) return encoder.encodeInto(key, view).written;
+    for (let i = 0; i < n; i++) {
+      const c = key.charCodeAt(i);
+      if (c >= 0x80) return encoder.encodeInto(key, view).written;
+      view[i] = c;
+    }
+    return n;
+  }
+  checkKey(key, where);
+  return writeKey(scratch(kernel, key.length), key, 0);
+}
+
+/** Writes a key's UTF-8 bytes at offset `at` of `view` (room for its worst case reserved); returns the end. */
+function writeKey(view: Uint8Array, key: BloomKey, at: number): number {
+  if (typeof key !== "string") {
+    const n = key.length;
+    // TypedArray#set costs ≈40 ns a call whatever the size; a short loop is cheaper.
+    if (n > SHORT_STRING) view.set(key, at);
+    else for (let i = 0; i < n; i++) view[at + i] = key[i]!;
+    return at + n;
+  }
+  const n = key.length;
+  if (n > SHORT_STRING) return at + encoder.encodeInto(key, view.subarray(at)).written;
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c >= 0x80) return at + encoder.encodeInto(key, view.subarray(at)).written;
+    view[at + i] = c;
+  }
+  return at + n;
+}
+
+function checkKey(key: unknown, where: string): asserts key is BloomKey {
+  if (typeof key !== "string" && !(key instanceof Uint8Array)) {
+    throw new NexusError(
+      "invalid_argument",
+      `${where}: a Bloom filter key must be a string or a Uint8Array, got ${key === null ? "null" : typeof key}`,
+      { key: typeof key },
+    );
+  }
+}
+
+interface BatchShape {
+  /** Sum of the keys' worst-case UTF-8 sizes. */
+  readonly worst: number;
+  /** Largest worst-case size of one key. */
+  readonly largest: number;
+  readonly allStrings: boolean;
+}
+
+export function checkArray(keys: unknown, where: string): asserts keys is readonly unknown[] {
+  if (!Array.isArray(keys)) {
+    throw new NexusError("invalid_argument", `${where}: keys must be an array of strings or Uint8Arrays`, {
+      keys: typeof keys,
+    });
+  }
+}
+
+/** Validates every key before any is added (a failed batch adds nothing). */
+export function checkKeys(keys: readonly unknown[], where: string): BatchShape {
+  let worst = 0;
+  let largest = 0;
+  let allStrings = true;
+  for (let i = 0; i < keys.length; i++) {
+    const key: unknown = keys[i];
+    let size: number;
+    if (typeof key === "string") {
+      size = key.length * 3;
+    } else if (key instanceof Uint8Array) {
+      allStrings = false;
+      size = key.length;
+    } else {
+      checkKey(key, `${where}: keys[${i}]`); // throws
+      size = 0;
+    }
+    worst += size;
+    if (size > largest) largest = size;
+  }
+  return { worst, largest, allStrings };
+}
+
+/** Where a chunk's parts start inside the scratch area. */
+export function chunkLayout(count: number): { out: number; data: number } {
+  return { out: count * 4, data: (count * 5 + 7) & ~7 };
+}
+
+/** End offsets of the keys of a batch, built in JS before the scratch area is sized. */
+let endsBuffer = new Uint32Array(1024);
+
+/**
+ * The common batch, packed in one pass: every key a string, all of them ASCII, fitting one chunk. The strings
+ * are concatenated (a rope: cheap) and written by ONE encodeInto, which costs ≈45 ns a call plus ≈0.3 ns a byte,
+ * where a call a key or a charCodeAt loop costs 2-4× more. Returns false, having written nothing that matters,
+ * when the batch is anything else (a non-string, a non-ASCII char, too many bytes): the general path takes over.
+ */
+export function packAsciiStrings(kernel: Kernel<BloomExports>, keys: readonly unknown[]): boolean {
+  const n = keys.length;
+  if (n > CHUNK_KEYS) return false;
+  if (endsBuffer.length < n) endsBuffer = new Uint32Array(CHUNK_KEYS);
+  const ends = endsBuffer;
+  let joined = "";
+  let length = 0;
+  for (let i = 0; i < n; i++) {
+    const key = keys[i];
+    if (typeof key !== "string") return false;
+    joined += key;
+    length += key.length;
+    ends[i] = length;
+  }
+  if (length > CHUNK_BYTES) return false;
+  const layout = chunkLayout(n);
+  const view = scratch(kernel, layout.data + length);
+  // Exactly `length` bytes of room: a non-ASCII char needs more, so encodeInto stops short and we fall back.
+  const { read, written } = encoder.encodeInto(joined, view.subarray(layout.data, layout.data + length));
+  if (read !== joined.length || written !== length) return false;
+  new Uint32Array(view.buffer, scratchPtr, n).set(ends.subarray(0, n));
+  return true;
+}
+
+/**
+ * Packs keys[first, end) into the scratch area (room for their worst case reserved): bytes at the chunk's data
+ * offset, end offsets at the area's start (u32 each). Strings are tried as one ASCII string first, as above.
+ */
+export function packChunk(
+  kernel: Kernel<BloomExports>,
+  keys: readonly BloomKey[],
+  first: number,
+  end: number,
+  allStrings: boolean,
+): void {
+  const data = chunkLayout(end - first).data;
+  const view = scratch(kernel, 0);
+  const ends = new Uint32Array(view.buffer, scratchPtr, end - first);
+  if (allStrings) {
+    let joined = "";
+    let length = 0;
+    for (let i = first; i < end; i++) {
+      const key = keys[i] as string;
+      joined += key;
+      length += key.length;
+      ends[i - first] = length;
+    }
+    const { read, written } = encoder.encodeInto(joined, view.subarray(data));
+    if (read === joined.length && written === length) return;
+  }
+  let at = data;
+  for (let i = first; i < end; i++) {
+    at = writeKey(view, keys[i]!, at);
+    ends[i - first] = at - data;
+  }
+}
