@@ -1,18 +1,28 @@
 /**
- * Compiles a Program to the evaluator kernel's program block (layout: assembly/evaluate.ts): dense ids for types,
- * relation names, relations and subject kinds, each relation's rewrite as bytecode, and the reachability table
- * (OpenFGA's PathExists, from the reference's own analysis) so the kernel prunes exactly where the reference does.
- * Runtime-neutral.
+ * Compiles a Program to the evaluator kernel's program block (layout: assembly/evaluate/program.ts; the numbers
+ * from src/kernels/abi/evaluate.ts): dense ids for types, relation names, relations and subject kinds, each
+ * relation's rewrite as bytecode, and the reachability table (OpenFGA's PathExists, from the reference's own
+ * analysis) so the kernel prunes exactly where the reference does. Runtime-neutral.
  */
 
+import { evaluateAbi } from "../kernels/abi/evaluate.js";
 import { analyze } from "../model/analysis.js";
 import type { Program, Rewrite } from "../model/program.js";
 import { NexusError } from "../util/errors.js";
 
-export const ABSENT = 0xffffffff;
-export const NO_REL = 0xffffffff;
+const abi = evaluateAbi.constants;
+export const ABSENT = abi.ABSENT;
+export const NO_REL = abi.NO_REL;
 
-const OP = { direct: 0, computed: 1, ttu: 2, union: 3, intersection: 4, exclusion: 5, none: 6 } as const;
+const OP = {
+  direct: abi.OP_DIRECT,
+  computed: abi.OP_COMPUTED,
+  ttu: abi.OP_TTU,
+  union: abi.OP_UNION,
+  intersection: abi.OP_INTERSECTION,
+  exclusion: abi.OP_EXCLUSION,
+  none: abi.OP_NONE,
+} as const;
 
 export interface CompiledProgram {
   readonly program: Program;
@@ -153,8 +163,7 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
     for (const [i, r] of relations.entries()) if (reaching[i]) routedRelations.add(`${r.type}#${r.name}`);
   }
 
-  const HEADER = 12;
-  const ridOfOff = HEADER;
+  const ridOfOff = abi.PROGRAM_HEADER;
   const ridCodeOff = ridOfOff + numTypes * numNames;
   const codeOff = ridCodeOff + numRids;
   const reachOff = codeOff + code.length;
@@ -171,20 +180,18 @@ export function compileProgram(program: Program, maxDepth: number): CompiledProg
   const leopardOff = reachOff + reachWords;
   const factOff = leopardOff + Math.ceil(numRids / 4);
   const block = new Uint32Array(factOff + Math.ceil(numRids / 4));
-  block.set([
-    numTypes,
-    numNames,
-    numRids,
-    kindCount,
-    maxDepth,
-    ridOfOff,
-    ridCodeOff,
-    codeOff,
-    reachOff,
-    +monotone,
-    leopardOff,
-    factOff,
-  ]);
+  block[abi.PROGRAM_TYPES] = numTypes;
+  block[abi.PROGRAM_RELATION_NAMES] = numNames;
+  block[abi.PROGRAM_RELATIONS] = numRids;
+  block[abi.PROGRAM_KINDS] = kindCount;
+  block[abi.PROGRAM_MAX_DEPTH] = maxDepth;
+  block[abi.PROGRAM_RID_OF] = ridOfOff;
+  block[abi.PROGRAM_RID_CODE] = ridCodeOff;
+  block[abi.PROGRAM_CODE] = codeOff;
+  block[abi.PROGRAM_REACH] = reachOff;
+  block[abi.PROGRAM_FLAGS] = +monotone;
+  block[abi.PROGRAM_LEOPARD] = leopardOff;
+  block[abi.PROGRAM_FACTS] = factOff;
   block.fill(ABSENT, ridOfOff, ridCodeOff);
   for (const [i, r] of relations.entries()) {
     block[ridOfOff + typeIds.get(r.type)! * numNames + relationIds.get(r.name)!] = i;

@@ -20,34 +20,25 @@ import type { Program } from "../model/program.js";
 import { getParallelThreshold } from "../parallel/thresholds.js";
 import type { CheckQuery } from "../reference/check.js";
 import { DEFAULT_MAX_DEPTH } from "../reference/evaluation.js";
-import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
+import type { Revision, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
-import { ABSENT, type CompiledProgram, compileProgram, NO_REL } from "./compile.js";
-import { TupleGraph } from "./graph.js";
+import {
+  encodeCheck,
+  RECORD_WORDS,
+  W_KIND,
+  W_OBJECT,
+  W_RELATION,
+  W_SUBJECT,
+  W_SUBJECT_RELATION,
+  W_TYPE,
+  W_USERSET,
+  W_WILDCARD,
+} from "./check-encoding.js";
+import { type CompiledProgram, compileProgram } from "./compile.js";
+import type { TupleGraph } from "./graph.js";
 import { type EvaluateKernel, instantiateEvaluateKernel, Outcome } from "./kernel.js";
 import { Symbols } from "./symbols.js";
-
-/** Placeholders for a request's object / subject object that no tuple names (never interned symbols). */
-const UNKNOWN_OBJECT = 0xfffffffe;
-const UNKNOWN_SUBJECT = 0xfffffffd;
-/** Words per request record of eval_check_many. */
-const RECORD_WORDS = 9;
-const CHANGES_PAGE = 4096;
-/** Tuples a build applies between returns to the event loop (a slice takes a few milliseconds). */
-const BUILD_SLICE = 4096;
-/** A graph's revision while a revision's changes are half applied (no request's revision equals it). */
-const MID_REVISION = -1;
-
-/**
- * Back to the event loop (a macrotask, so timers and I/O run) between slices of a build or an advance:
- * setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd).
- */
-const yieldToLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-    if (immediate !== undefined) immediate(resolve);
-    else setTimeout(resolve, 0);
-  });
+import { type GraphChangeSource, TenantGraphs, yieldToLoop } from "./tenant-graphs.js";
 
 export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
 
@@ -83,6 +74,11 @@ export interface FastEvaluatorOptions {
    * every later subject; invalidated with the facts. CLOCK replacement at the cap, as the facts.
    */
   readonly planLimit?: number;
+  /**
+   * The change feed the graphs follow (the engine's; or, in a worker, the replica: src/wasm-eval/replica.ts).
+   * Default: the evaluator opens a feed of its own over `store` at its first graph build.
+   */
+  readonly feed?: GraphChangeSource;
 }
 
 /** A check's answer from the fast path: a boolean, a NexusError (resolution_too_complex), or undefined (route). */
@@ -106,21 +102,6 @@ export function tooComplexError(query: CheckQuery, maxDepth: number): NexusError
   );
 }
 
-interface TenantState {
-  graph: TupleGraph | undefined;
-  pending: Promise<void> | undefined;
-}
-
-/** Word offsets of an encoded request (eval_check's arguments after the graph; eval_check_many's record). */
-const W_OBJECT = 0;
-const W_TYPE = 1;
-const W_RELATION = 2;
-const W_SUBJECT = 3;
-const W_SUBJECT_RELATION = 4;
-const W_WILDCARD = 5;
-const W_KIND = 6;
-const W_USERSET = 7;
-
 export class FastEvaluator implements Disposable, AsyncDisposable {
   readonly compiled: CompiledProgram;
   readonly store: TupleStore;
@@ -135,7 +116,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   /** Where batches above getParallelThreshold("bulkCheck") go (set by src/wasm-eval/parallel.ts; Node only). */
   parallel: ParallelBulkRunner | undefined;
   readonly #symbols: Symbols;
-  readonly #tenants = new Map<string, TenantState>();
+  readonly #graphs: TenantGraphs;
   /** One encoded request (its last word stays 0, as eval_check_many's records want). */
   readonly #scratch = new Uint32Array(RECORD_WORDS);
   #programPtr: number;
@@ -162,6 +143,14 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     }
     e.eval_set_plan_limit(planLimit);
     this.#symbols = new Symbols(this.kernel);
+    this.#graphs = new TenantGraphs(
+      this.store,
+      this.kernel,
+      this.compiled,
+      this.#symbols,
+      this.stats,
+      options.feed,
+    );
   }
 
   get closed(): boolean {
@@ -178,11 +167,10 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     let graphs = 0;
     let leopard = 0;
     let tuples = 0;
-    for (const state of this.#tenants.values()) {
-      if (state.graph === undefined) continue;
-      graphs += state.graph.memoryBytes;
-      leopard += state.graph.leopardBytes;
-      tuples += state.graph.tuples + state.graph.flagged;
+    for (const graph of this.#graphs.graphs()) {
+      graphs += graph.memoryBytes;
+      leopard += graph.leopardBytes;
+      tuples += graph.tuples + graph.flagged;
     }
     return {
       graphs,
@@ -200,32 +188,16 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
    */
   async graphAt(tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
     this.#assertOpen();
-    let state = this.#tenants.get(tenant);
-    if (state === undefined) {
-      state = { graph: undefined, pending: undefined };
-      this.#tenants.set(tenant, state);
-    }
-    for (;;) {
-      const graph = state.graph;
-      if (graph !== undefined && graph.revision === revision) return graph;
-      if (graph !== undefined && graph.revision > revision) return undefined;
-      if (state.pending !== undefined) {
-        await state.pending;
-        continue;
-      }
-      const s = state;
-      let failed = false;
-      s.pending = this.#advance(s, tenant, revision)
-        .catch(() => {
-          failed = true;
-        })
-        .finally(() => {
-          s.pending = undefined;
-        });
-      await s.pending;
-      if (failed || this.#closed) return undefined;
-      if (s.graph === undefined) return undefined;
-    }
+    return this.#graphs.graphAt(tenant, revision);
+  }
+
+  /**
+   * The change source the graphs follow, opened if need be (from `after` when the evaluator opens its own feed):
+   * other followers of the same changes (the worker pool's replicas) subscribe to it.
+   */
+  changeSource(after: Revision): Promise<GraphChangeSource> {
+    this.#assertOpen();
+    return this.#graphs.source(after);
   }
 
   /**
@@ -250,11 +222,10 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     let factsHeld = 0;
     let factsInvalidated = 0;
     let plansHeld = 0;
-    for (const state of this.#tenants.values()) {
-      if (state.graph === undefined) continue;
-      factsHeld += state.graph.facts;
-      factsInvalidated += state.graph.invalidated;
-      plansHeld += state.graph.plans;
+    for (const graph of this.#graphs.graphs()) {
+      factsHeld += graph.facts;
+      factsInvalidated += graph.invalidated;
+      plansHeld += graph.plans;
     }
     return {
       factHits: Number(e.eval_fact_hits()),
@@ -272,16 +243,12 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
 
   /** Forgets every kept fact (to measure cold checks; answers never need it). */
   clearFacts(): void {
-    for (const state of this.#tenants.values()) {
-      if (state.graph !== undefined) this.kernel.exports.graph_clear_facts(state.graph.pointer);
-    }
+    for (const graph of this.#graphs.graphs()) this.kernel.exports.graph_clear_facts(graph.pointer);
   }
 
   /** Forgets every object plan (to measure cold checks; answers never need it). */
   clearPlans(): void {
-    for (const state of this.#tenants.values()) {
-      if (state.graph !== undefined) this.kernel.exports.graph_clear_plans(state.graph.pointer);
-    }
+    for (const graph of this.#graphs.graphs()) this.kernel.exports.graph_clear_plans(graph.pointer);
   }
 
   /**
@@ -297,8 +264,8 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     await yieldToLoop();
     if (this.#closed) return;
     for (const tenant of new Set(tenants)) {
-      const graph = this.#tenants.get(tenant)?.graph;
-      if (graph !== undefined && graph.revision >= revision) continue;
+      const at = this.#graphs.graphRevision(tenant);
+      if (at !== undefined && at >= revision) continue;
       await this.graphAt(tenant, revision);
       if (this.#closed) return;
     }
@@ -306,13 +273,12 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
 
   /** The revision of the tenant's graph, undefined before it is built. */
   graphRevision(tenant: string): Revision | undefined {
-    return this.#tenants.get(tenant)?.graph?.revision;
+    return this.#graphs.graphRevision(tenant);
   }
 
   /** The graph of `tenant` if it is at `revision` now (no waiting). */
   graphIfCurrent(tenant: string, revision: Revision): TupleGraph | undefined {
-    const graph = this.#tenants.get(tenant)?.graph;
-    return graph !== undefined && graph.revision === revision ? graph : undefined;
+    return this.#graphs.graphIfCurrent(tenant, revision);
   }
 
   /** Checks one query at `revision`. */
@@ -338,7 +304,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       return undefined;
     }
     const q = this.#scratch;
-    if (!this.#encode(query, q, 0)) {
+    if (!encodeCheck(this.compiled, this.#symbols, query, q, 0)) {
       this.stats.routed.unknown++;
       return undefined;
     }
@@ -424,7 +390,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
           answers[i] = undefined;
           continue;
         }
-        if (!this.#encode(queries[i]!, scratch, 0)) {
+        if (!encodeCheck(this.compiled, this.#symbols, queries[i]!, scratch, 0)) {
           this.stats.routed.unknown++;
           answers[i] = undefined;
           continue;
@@ -446,18 +412,20 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     }
   }
 
-  /** Frees the kernel's graphs and ends the worker pool of parallel batches, if any. Idempotent. */
+  /**
+   * Frees the kernel's graphs, stops following changes (closing the evaluator's own feed) and ends the worker pool
+   * of parallel batches, if any. Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     const parallel = this.parallel;
     this.parallel = undefined;
-    for (const state of this.#tenants.values()) state.graph?.dispose();
-    this.#tenants.clear();
+    const graphs = this.#graphs.close();
     this.#symbols.dispose();
     this.kernel.exports.free(this.#programPtr);
     this.#programPtr = 0;
-    return parallel === undefined ? Promise.resolve() : parallel.close();
+    return Promise.all([graphs, parallel?.close()]).then(() => {});
   }
 
   dispose(): void {
@@ -508,150 +476,6 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
       default:
         this.stats.routed.unsupported++;
         return undefined;
-    }
-  }
-
-  /**
-   * Writes the query's 8 words (W_* offsets) into `out` at `at` (a JavaScript array: a symbol lookup may grow
-   * kernel memory); false when the model does not know its type or relation. Only Map lookups of the query's own
-   * strings and array reads: the object's type comes from its symbol, the wildcard from the subject type.
-   */
-  #encode(query: CheckQuery, out: Uint32Array, at: number): boolean {
-    const { typeIds, relationIds, rids } = this.compiled;
-    const symbols = this.#symbols;
-    const relation = relationIds.get(query.relation);
-    const s = query.subject;
-    const subjectType = typeIds.get(s.type);
-    if (relation === undefined || subjectType === undefined) return false;
-    let object = symbols.lookup(query.object);
-    let type: number | undefined;
-    if (object === undefined) {
-      object = UNKNOWN_OBJECT;
-      type = typeIds.get(query.object.slice(0, query.object.indexOf(":")));
-      if (type === undefined) return false;
-    } else {
-      type = symbols.typeOf(object);
-    }
-    out[at + W_OBJECT] = object;
-    out[at + W_TYPE] = type;
-    out[at + W_RELATION] = relation;
-    if (s.kind === "userset") {
-      const subjectRelation = relationIds.get(s.relation);
-      const rid = rids.get(`${s.type}#${s.relation}`);
-      if (subjectRelation === undefined || rid === undefined) return false;
-      const text = `${s.type}:${s.id}`;
-      out[at + W_SUBJECT] = symbols.lookup(text) ?? (text === query.object ? object : UNKNOWN_SUBJECT);
-      out[at + W_SUBJECT_RELATION] = subjectRelation;
-      out[at + W_WILDCARD] = ABSENT;
-      out[at + W_KIND] = typeIds.size + rid;
-      out[at + W_USERSET] = 1;
-      return true;
-    }
-    const subject = symbols.lookup(query.user) ?? (query.user === query.object ? object : UNKNOWN_SUBJECT);
-    out[at + W_SUBJECT] = subject;
-    out[at + W_SUBJECT_RELATION] = NO_REL;
-    out[at + W_WILDCARD] =
-      s.kind === "wildcard"
-        ? subject === UNKNOWN_SUBJECT
-          ? ABSENT
-          : subject
-        : symbols.wildcardOf(subjectType);
-    out[at + W_KIND] = subjectType;
-    out[at + W_USERSET] = 0;
-    return true;
-  }
-
-  async #advance(state: TenantState, tenant: string, revision: Revision): Promise<void> {
-    const graph = state.graph;
-    if (graph === undefined) {
-      state.graph = await this.#build(tenant, revision);
-      return;
-    }
-    let after = graph.revision;
-    while (after < revision) {
-      let changes: StoredChange[];
-      try {
-        changes = await this.store.changesAfter(after, CHANGES_PAGE);
-      } catch (error) {
-        if (error instanceof NexusError && error.code === "invalid_token") {
-          // The changelog no longer reaches back to the graph: build it again from a snapshot.
-          graph.dispose();
-          state.graph = undefined;
-          state.graph = await this.#build(tenant, revision);
-          return;
-        }
-        throw error;
-      }
-      if (this.#closed || graph.disposed) return;
-      if (changes.length === 0) break;
-      try {
-        let applied = 0;
-        for (const change of changes) {
-          if (change.revision > revision) break;
-          if (change.tuple.tenant === tenant) {
-            graph.apply(change.tuple, change.op);
-            this.stats.changesApplied++;
-            if (++applied % BUILD_SLICE === 0) {
-              // A write of many tuples is one revision: apply it in slices, back to the event loop between
-              // them. Meanwhile the graph is between revisions, so it answers none (MID_REVISION): requests wait
-              // for this advance in graphAt.
-              graph.revision = MID_REVISION;
-              await yieldToLoop();
-              if (this.#closed || graph.disposed) return;
-            }
-          }
-          after = change.revision;
-        }
-      } catch (error) {
-        // A trap (memory could not grow) mid-update: the graph is no longer a revision's; drop it.
-        graph.dispose();
-        state.graph = undefined;
-        throw error;
-      }
-      // Pages never split a revision, so the graph is exactly at `after` now.
-      graph.revision = after;
-      if (changes[changes.length - 1]!.revision >= revision) break;
-      await yieldToLoop();
-      if (this.#closed || graph.disposed) return;
-    }
-    // Every change up to `revision` is applied (revisions without a change to this tenant included).
-    graph.revision = revision;
-  }
-
-  async #build(tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
-    let snapshot: Awaited<ReturnType<TupleStore["snapshot"]>>;
-    try {
-      snapshot = await this.store.snapshot(revision);
-    } catch (error) {
-      if (error instanceof NexusError && error.code === "invalid_token") return undefined;
-      throw error;
-    }
-    try {
-      const tuples = await snapshot.read({ tenant });
-      if (this.#closed) return undefined;
-      const graph = new TupleGraph(this.kernel, this.compiled, this.#symbols, tenant, revision);
-      // A bulk load: the Leopard index is built once, at its first question, not edge by edge.
-      graph.deferLeopard();
-      try {
-        // In slices: a million tuples applied in one go held the event loop for seconds.
-        for (let i = 0; i < tuples.length; i++) {
-          graph.apply(tuples[i]!, "write");
-          if ((i + 1) % BUILD_SLICE === 0) {
-            await yieldToLoop();
-            if (this.#closed) {
-              graph.dispose();
-              return undefined;
-            }
-          }
-        }
-      } catch (error) {
-        graph.dispose();
-        throw error;
-      }
-      this.stats.graphBuilds++;
-      return graph;
-    } finally {
-      snapshot.release();
     }
   }
 }

@@ -1,8 +1,9 @@
 /**
- * The `evaluate` WASM kernel (assembly/evaluate.ts, which re-exports graph.ts and intern.ts): its exports, typed,
- * and a private instance per evaluator so that its globals (installed program, current check) and its linear
+ * The `evaluate` WASM kernel (assembly/evaluate.ts, which also exports the graph's, the Leopard index's and the
+ * interner's functions; contract: src/kernels/abi/evaluate.ts): its exports, typed, and a private instance per evaluator so that its globals (installed program, current check) and its linear
  * memory (graphs, interned symbols, memo tables) belong to one engine and are dropped with it. Runtime-neutral.
  */
+import { evaluateAbi } from "../kernels/abi/evaluate.js";
 import type { InternKernelExports } from "../kernels/intern.js";
 import { instantiateKernel, type Kernel } from "../wasm/loader.js";
 
@@ -124,8 +125,20 @@ export function instantiateEvaluateKernel(): EvaluateKernel {
   return instantiateKernel<EvaluateKernelExports>("evaluate");
 }
 
+const abi = evaluateAbi.constants;
+
 /** Outcome codes the kernel returns. */
-export const Outcome = { FALSE: 0, TRUE: 1, CYCLE: 2, TOO_COMPLEX: 3, UNSUPPORTED: 4 } as const;
+export const Outcome = {
+  FALSE: abi.FALSE,
+  TRUE: abi.TRUE,
+  CYCLE: abi.CYCLE,
+  TOO_COMPLEX: abi.TOO_COMPLEX,
+  UNSUPPORTED: abi.UNSUPPORTED,
+} as const;
 
 /** Subject kinds as graph_add takes them. */
-export const SubjectForm = { OBJECT: 0, WILDCARD: 1, USERSET: 2 } as const;
+export const SubjectForm = {
+  OBJECT: abi.KIND_OBJECT,
+  WILDCARD: abi.KIND_WILDCARD,
+  USERSET: abi.KIND_USERSET,
+} as const;

@@ -1,0 +1,122 @@
+/**
+ * The `evaluate` kernel's contract (assembly/evaluate.ts, with the graph in assembly/graph.ts and assembly/graph/,
+ * the Leopard index in assembly/leopard.ts, the program and plans in assembly/evaluate/): the functions
+ * src/wasm-eval calls, and the numbers both sides read the same way — the bytecode's opcodes and the program
+ * block's header (src/wasm-eval/compile.ts writes them), the outcome codes eval_check returns, the subject forms
+ * graph_add takes, and the request record eval_check_many reads. The kernel also hosts interners and memo tables,
+ * so it exports the `intern` kernel's functions too. test/kernels/abi.test.ts checks both sides.
+ */
+import { internAbi } from "./intern.js";
+import type { KernelAbi } from "./kernel-abi.js";
+
+export const evaluateAbi = {
+  kernel: "evaluate",
+  exports: [
+    ...internAbi.exports,
+    "symbols_set_types",
+    "symbols_type",
+    "symbols_memory_bytes",
+    "graph_new",
+    "graph_free",
+    "graph_add",
+    "graph_remove",
+    "graph_tuples",
+    "graph_flagged",
+    "graph_node_flagged",
+    "graph_node_length",
+    "graph_node_entries",
+    "graph_has_edge",
+    "graph_subject_length",
+    "graph_subject_entries",
+    "graph_memory_bytes",
+    "graph_set_leopard",
+    "graph_invalidate",
+    "graph_facts",
+    "graph_clear_facts",
+    "graph_plans",
+    "graph_clear_plans",
+    "leopard_new",
+    "leopard_free",
+    "leopard_mark_dirty",
+    "leopard_on_add",
+    "leopard_on_remove",
+    "leopard_decide",
+    "leopard_updates",
+    "leopard_entries",
+    "leopard_memory_bytes",
+    "leopard_distance",
+    "leopard_height",
+    "leopard_state",
+    "eval_set_program",
+    "eval_set_fact_limit",
+    "eval_set_plan_limit",
+    "eval_resolved",
+    "eval_leopard_decided",
+    "eval_leopard_undecided",
+    "eval_memo_hits",
+    "eval_fact_hits",
+    "eval_plan_hits",
+    "eval_plans_built",
+    "eval_check",
+    "eval_check_many",
+  ],
+  constants: {
+    /** No symbol, no relation index, no wildcard: the u32 all-ones. */
+    ABSENT: 0xffffffff,
+    /** The subject relation of a plain object or wildcard subject. */
+    NO_REL: 0xffffffff,
+    /** Placeholder symbols for an object / subject no tuple names (never interned; never kept as facts). */
+    UNKNOWN_OBJECT: 0xfffffffe,
+    UNKNOWN_SUBJECT: 0xfffffffd,
+
+    /** Bytecode opcodes: one node per rewrite, u32 words [op, length in words, operands..., children...]. */
+    OP_DIRECT: 0,
+    OP_COMPUTED: 1,
+    OP_TTU: 2,
+    OP_UNION: 3,
+    OP_INTERSECTION: 4,
+    OP_EXCLUSION: 5,
+    OP_NONE: 6,
+
+    /** The program block's header: word offsets of its fields (the @ fields hold word offsets of tables). */
+    PROGRAM_TYPES: 0,
+    PROGRAM_RELATION_NAMES: 1,
+    PROGRAM_RELATIONS: 2,
+    PROGRAM_KINDS: 3,
+    PROGRAM_MAX_DEPTH: 4,
+    PROGRAM_RID_OF: 5,
+    PROGRAM_RID_CODE: 6,
+    PROGRAM_CODE: 7,
+    PROGRAM_REACH: 8,
+    PROGRAM_FLAGS: 9,
+    PROGRAM_LEOPARD: 10,
+    PROGRAM_FACTS: 11,
+    /** Words of the header; the tables follow. */
+    PROGRAM_HEADER: 12,
+
+    /** Outcomes of eval_check (and the bytes eval_check_many writes). */
+    FALSE: 0,
+    TRUE: 1,
+    CYCLE: 2,
+    TOO_COMPLEX: 3,
+    /** The check read a flagged tuple: the reference evaluator answers it. */
+    UNSUPPORTED: 4,
+
+    /** Subject forms, graph_add's and graph_remove's `kind`. */
+    KIND_OBJECT: 0,
+    KIND_WILDCARD: 1,
+    KIND_USERSET: 2,
+
+    /** A request record of eval_check_many: word offsets (eval_check takes the same words as arguments). */
+    REQUEST_OBJECT: 0,
+    REQUEST_TYPE: 1,
+    REQUEST_RELATION: 2,
+    REQUEST_SUBJECT: 3,
+    REQUEST_SUBJECT_RELATION: 4,
+    REQUEST_WILDCARD: 5,
+    REQUEST_KIND: 6,
+    REQUEST_USERSET: 7,
+    /** Words per record (the last one is 0). */
+    REQUEST_WORDS: 9,
+  },
+} as const satisfies KernelAbi;
