@@ -145,7 +145,7 @@ export class TupleGraph implements Disposable {
     hook(this.#ptr, this.#leopard, type, relation, object, subject, subjectRelation, form, flagged);
   }
 
-  /** Facts kept across checks, live or invalidated-not-yet-overwritten (see assembly/graph.ts). */
+  /** Facts kept across checks, live or invalidated-not-yet-overwritten (see assembly/graph/facts.ts). */
   get facts(): number {
     return this.#exports.graph_facts(this.#ptr) >>> 0;
   }

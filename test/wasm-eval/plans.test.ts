@@ -1,5 +1,5 @@
 /**
- * Object plans (assembly/evaluate.ts): a node's rewrite with its object's structure read in, built at the second
+ * Object plans (assembly/evaluate/plan.ts): a node's rewrite with its object's structure read in, built at the second
  * question about the node and replayed for every later subject. They must give the reference's answers, be
  * rebuilt exactly when a write touches what they read (a subtracted relation included), survive unrelated writes,
  * stay within their cap, and never be freed while a check replays them.
