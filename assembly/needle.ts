@@ -1,5 +1,3 @@
-export { alloc, free } from "./lib/memory";
-
 // Needle index: 64-bit key (a BLAKE3 prefix) -> (volume, offset/8, length/8), at about 15 bytes of linear memory per
 // entry. The TypeScript twin is test/twins/needle.ts.
 //
@@ -17,8 +15,8 @@ export { alloc, free } from "./lib/memory";
 //
 // Memory. Every large structure lives in whole pages this module obtains with memory.grow and recycles through
 // its own free list: the AssemblyScript allocator doubles linear memory when it grows, which would double the
-// bytes per entry. heap.alloc is used once at init (so the allocator claims only the first page); callers must
-// not use alloc/free of this kernel for large buffers.
+// bytes per entry. heap.alloc is used once at init (so the allocator claims only the first page), and the kernel
+// exports no alloc/free: the TypeScript side passes keys and reads results through the batch buffers only.
 //
 // Base entry (14 bytes, little-endian):
 //   [0..6)   key, low 48 bits (the top 16 are the directory bucket)
@@ -35,15 +33,15 @@ const DIR_SIZE: u32 = 1 << DIR_BITS;
 const KEY48: u64 = 0xffffffffffff;
 const L0_MIN_BITS: u32 = 13;
 const L0_MAX_BITS: u32 = 24;
-const BATCH: u32 = 4096;
+// Shared with src/kernels/abi/needle.ts (the TypeScript side packs batches and decodes results with them).
+const BATCH: u32 = 4096; // keys one lookupBatch call takes; readRange returns at most half as many records
 const VOLUME_BITS: u32 = 14;
 const LEN_BITS: u32 = 18;
-export const LEN_LARGE: u32 = (1 << LEN_BITS) - 1;
-export const MAX_VOLUME: u32 = (1 << VOLUME_BITS) - 1;
+const LEN_LARGE: u32 = (1 << LEN_BITS) - 1;
+const MAX_VOLUME: u32 = (1 << VOLUME_BITS) - 1;
 
 let initialized = false;
 let freePages: usize = 0; // singly linked through the first 4 bytes of each free page
-let freePageCount: u32 = 0;
 let dir: usize = 0; // DIR_SIZE u32
 let table: usize = 0; // u32 page address per base chunk
 let tablePages: u32 = 0;
@@ -77,7 +75,6 @@ function takePage(): usize {
   if (freePages != 0) {
     const page = freePages;
     freePages = load<u32>(page);
-    freePageCount--;
     return page;
   }
   return grabPages(1);
@@ -86,7 +83,6 @@ function takePage(): usize {
 function givePage(page: usize): void {
   store<u32>(page, <u32>freePages);
   freePages = page;
-  freePageCount++;
 }
 
 /** Sets up the index (idempotent). Must run before any other call. */
@@ -281,7 +277,7 @@ export function remove(lo: u32, hi: u32): i32 {
 }
 
 /**
- * Looks up the first n (≤ batchCapacity) keys written at batchKeysPtr(); writes (offset/8 u32, packed u32) for each
+ * Looks up the first n (≤ BATCH) keys written at batchKeysPtr(); writes (offset/8 u32, packed u32) for each
  * at batchOutPtr() (both 0 when absent). Returns how many were found.
  */
 export function lookupBatch(n: u32): u32 {
@@ -365,18 +361,10 @@ export function batchKeysPtr(): usize {
 export function batchOutPtr(): usize {
   return batchOut;
 }
-export function batchCapacity(): u32 {
-  return BATCH;
-}
 
 /** Live entries. */
 export function count(): u32 {
   return baseCount - baseDead + l0Count;
-}
-
-/** Pages this index holds in its free list (spare, reused by the next merge). */
-export function sparePages(): u32 {
-  return freePageCount;
 }
 
 /** Caps how many L0 entries trigger a merge (≥ 1; tests use small values to exercise merges; 0 = by capacity). */
@@ -413,7 +401,7 @@ export function l0Capacity(): u32 {
 }
 
 /**
- * Writes up to n (≤ batchCapacity / 2) base entries from index `start` at batchOutPtr() as 16-byte records
+ * Writes up to n (≤ BATCH / 2) base entries from index `start` at batchOutPtr() as 16-byte records
  * (key u64, offset/8 u32, packed u32); dead entries are included with packed 0. Call flush() first so that every
  * entry is in the base. Returns how many were written (0 at the end).
  */

@@ -14,7 +14,6 @@ import {
   checkOptions,
   copyOut,
   create,
-  describeArray,
   disposedError,
   finalizer,
   hostKernel,

@@ -7,10 +7,12 @@
  * 8 bytes (needles are 8-byte aligned). Lengths of 2 MiB and more do not fit the kernel's 18-bit field: they are
  * kept here, in a small map keyed by location (such needles are few by construction).
  */
+import { needleAbi } from "../../kernels/abi/needle.js";
 import { NexusError } from "../../util/errors.js";
 import { instantiateKernel, type Kernel, ready } from "../../wasm/loader.js";
 
-interface NeedleKernel {
+/** Raw exports of assembly/needle.ts (the list is src/kernels/abi/needle.ts). */
+export interface NeedleKernelExports {
   init(): void;
   set(lo: number, hi: number, volume: number, off8: number, len8: number): number;
   get(lo: number, hi: number): number;
@@ -19,17 +21,13 @@ interface NeedleKernel {
   lookupBatch(n: number): number;
   batchKeysPtr(): number;
   batchOutPtr(): number;
-  batchCapacity(): number;
   count(): number;
-  sparePages(): number;
   setMergeThreshold(n: number): void;
   l0Capacity(): number;
   flush(): void;
   clear(): void;
   readRange(start: number, n: number): number;
   baseSize(): number;
-  LEN_LARGE: WebAssembly.Global;
-  MAX_VOLUME: WebAssembly.Global;
 }
 
 /** Where a needle lives. Offsets and lengths are bytes (multiples of 8). */
@@ -45,28 +43,25 @@ export interface IndexEntry extends NeedleLocation {
   hi: number;
 }
 
-const LEN_BITS = 18;
+/** The kernel's location word: packed = volume << LEN_BITS | length/8, LEN_LARGE meaning "kept here". */
+const { LEN_BITS, LEN_LARGE, BATCH } = needleAbi.constants;
 const LEN_MASK = (1 << LEN_BITS) - 1;
 /** Largest volume id the index can hold. */
-export const MAX_VOLUME_ID = (1 << 14) - 1;
+export const MAX_VOLUME_ID: number = needleAbi.constants.MAX_VOLUME;
 /** Largest offset (exclusive): offsets are stored /8 in 32 bits. */
 export const MAX_OFFSET = 2 ** 35;
 
 export class NeedleIndex {
-  readonly #kernel: Kernel<NeedleKernel>;
-  readonly #k: NeedleKernel;
-  readonly #lenLarge: number;
-  readonly #batch: number;
+  readonly #kernel: Kernel<NeedleKernelExports>;
+  readonly #k: NeedleKernelExports;
   /** Lengths (bytes) of needles too long for the kernel's field, by location key (volume * 2^32 + off8). */
   readonly #large = new Map<number, number>();
   #closed = false;
 
-  private constructor(kernel: Kernel<NeedleKernel>) {
+  private constructor(kernel: Kernel<NeedleKernelExports>) {
     this.#kernel = kernel;
     this.#k = kernel.exports;
     this.#k.init();
-    this.#lenLarge = this.#k.LEN_LARGE.value as number;
-    this.#batch = this.#k.batchCapacity();
   }
 
   static async create(): Promise<NeedleIndex> {
@@ -76,7 +71,7 @@ export class NeedleIndex {
 
   /** After `await ready()`. */
   static createSync(): NeedleIndex {
-    return new NeedleIndex(instantiateKernel<NeedleKernel>("needle"));
+    return new NeedleIndex(instantiateKernel<NeedleKernelExports>("needle"));
   }
 
   get size(): number {
@@ -106,8 +101,8 @@ export class NeedleIndex {
     const len8 = length / 8;
     const where = volume * 2 ** 32 + off8;
     let stored = len8;
-    if (len8 >= this.#lenLarge) {
-      stored = this.#lenLarge;
+    if (len8 >= LEN_LARGE) {
+      stored = LEN_LARGE;
       this.#large.set(where, length);
     }
     // A location reused by a shorter needle (after compaction) must not keep a stale long length.
@@ -128,7 +123,7 @@ export class NeedleIndex {
   remove(lo: number, hi: number): boolean {
     const packed = this.#k.get(lo >>> 0, hi >>> 0);
     if (packed === 0) return false;
-    if ((packed & LEN_MASK) === this.#lenLarge) {
+    if ((packed & LEN_MASK) === LEN_LARGE) {
       this.#large.delete((packed >>> LEN_BITS) * 2 ** 32 + (this.#k.resultOffset8() >>> 0));
     }
     return this.#k.remove(lo >>> 0, hi >>> 0) === 1;
@@ -155,8 +150,8 @@ export class NeedleIndex {
     const keysAt = k.batchKeysPtr() >>> 2;
     const outAt = k.batchOutPtr() >>> 2;
     let found = 0;
-    for (let start = 0; start < keys.length; start += this.#batch * 2) {
-      const end = Math.min(keys.length, start + this.#batch * 2);
+    for (let start = 0; start < keys.length; start += BATCH * 2) {
+      const end = Math.min(keys.length, start + BATCH * 2);
       const u32 = this.#kernel.views.u32;
       u32.set(keys.subarray(start, end), keysAt);
       found += k.lookupBatch((end - start) / 2);
@@ -172,7 +167,7 @@ export class NeedleIndex {
     const total = k.baseSize();
     const outAt = k.batchOutPtr() >>> 2;
     for (let start = 0; start < total; ) {
-      const n = k.readRange(start, 2048);
+      const n = k.readRange(start, BATCH / 2);
       if (n === 0) break;
       const u32 = this.#kernel.views.u32;
       const rows = u32.slice(outAt, outAt + n * 4);
@@ -227,8 +222,7 @@ export class NeedleIndex {
   #decode(packed: number, off8: number): NeedleLocation {
     const volume = packed >>> LEN_BITS;
     const len8 = packed & LEN_MASK;
-    const length =
-      len8 === this.#lenLarge ? (this.#large.get(volume * 2 ** 32 + off8) ?? len8 * 8) : len8 * 8;
+    const length = len8 === LEN_LARGE ? (this.#large.get(volume * 2 ** 32 + off8) ?? len8 * 8) : len8 * 8;
     return { volume, offset: off8 * 8, length };
   }
 }
