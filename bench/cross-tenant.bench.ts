@@ -23,7 +23,7 @@ import { influenceOf } from "../src/changes/influence.js";
 import { createEngine } from "../src/engine/engine.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { depthGuardOf } from "../src/pipeline/chain.js";
-import { CrossTenantResolver } from "../src/pipeline/cross-tenant.js";
+import { CrossTenantResolver } from "../src/pipeline/cross-tenant/index.js";
 import { ReferenceResolver } from "../src/pipeline/reference.js";
 import type {
   BatchOutcome,

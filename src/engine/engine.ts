@@ -32,7 +32,7 @@ import {
   type CheckOptions,
   type FilterRequest,
 } from "../pipeline/chain.js";
-import type { CrossTenantResolver } from "../pipeline/cross-tenant.js";
+import type { CrossTenantResolver } from "../pipeline/cross-tenant/index.js";
 import { type CheckQuery, check } from "../reference/check.js";
 import { checkDetailed, type DetailedCheckResult } from "../reference/detailed.js";
 import { DEFAULT_MAX_DEPTH, Evaluation } from "../reference/evaluation.js";

@@ -19,7 +19,7 @@ import type { KnownRevision } from "../request/consistency.js";
 import type { TupleStore } from "../tuples/types.js";
 import type { FastEvaluator } from "../wasm-eval/evaluator.js";
 import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
-import { type CrossTenantOptions, CrossTenantResolver } from "./cross-tenant.js";
+import { type CrossTenantOptions, CrossTenantResolver } from "./cross-tenant/index.js";
 import { FastResolver } from "./fast.js";
 import { ReferenceResolver } from "./reference.js";
 import { ResultCacheResolver } from "./result-cache.js";

@@ -41,7 +41,7 @@ import {
 } from "../request/validate.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { buildLayers, type CheckChainOptions } from "./builder.js";
-import type { CrossTenantResolver } from "./cross-tenant.js";
+import type { CrossTenantResolver } from "./cross-tenant/index.js";
 import { Pipeline, type ValidateStats } from "./pipeline.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import type { DepthGuard, LayerStats } from "./types.js";

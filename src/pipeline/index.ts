@@ -12,11 +12,12 @@ export {
 } from "./chain.js";
 export {
   type CrossTenantContext,
+  CrossTenantIndex,
   type CrossTenantOptions,
   CrossTenantResolver,
   type GrantsOnQuery,
   type GrantsToQuery,
-} from "./cross-tenant.js";
+} from "./cross-tenant/index.js";
 export { FastResolver } from "./fast.js";
 export { ReferenceResolver, type ReferenceResolverOptions } from "./reference.js";
 export { type ResultCacheOptions, ResultCacheResolver } from "./result-cache.js";

@@ -13,7 +13,7 @@ import { ChangeFeed } from "../../src/changes/feed.js";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
 import type { Program } from "../../src/model/program.js";
-import { CrossTenantResolver } from "../../src/pipeline/cross-tenant.js";
+import { CrossTenantResolver } from "../../src/pipeline/cross-tenant/index.js";
 import { ReferenceResolver } from "../../src/pipeline/reference.js";
 import type {
   BatchOutcome,
