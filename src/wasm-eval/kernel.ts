@@ -7,30 +7,38 @@ import { evaluateAbi } from "../kernels/abi/evaluate.js";
 import type { InternKernelExports } from "../kernels/intern.js";
 import { instantiateKernel, type Kernel } from "../wasm/loader.js";
 
+/** graph_add / graph_remove: one tuple in or out (1 when the graph changed, else 0). */
+type GraphUpdate = (
+  graph: number,
+  object: number,
+  relation: number,
+  subject: number,
+  subjectRelation: number,
+  kind: number,
+  flagged: number,
+) => number;
+
+/** leopard_on_add / leopard_on_remove: the Leopard index follows one tuple of an indexed relation. */
+type LeopardUpdate = (
+  graph: number,
+  leopard: number,
+  type: number,
+  relation: number,
+  group: number,
+  subject: number,
+  subjectRelation: number,
+  kind: number,
+  flagged: number,
+) => void;
+
 export interface EvaluateKernelExports extends InternKernelExports {
   symbols_set_types(pairs: number, count: number): void;
   symbols_type(symbol: number): number;
   symbols_memory_bytes(): number;
   graph_new(seedLo: number, seedHi: number): number;
   graph_free(graph: number): void;
-  graph_add(
-    graph: number,
-    object: number,
-    relation: number,
-    subject: number,
-    subjectRelation: number,
-    kind: number,
-    flagged: number,
-  ): number;
-  graph_remove(
-    graph: number,
-    object: number,
-    relation: number,
-    subject: number,
-    subjectRelation: number,
-    kind: number,
-    flagged: number,
-  ): number;
+  graph_add: GraphUpdate;
+  graph_remove: GraphUpdate;
   graph_tuples(graph: number): number;
   graph_flagged(graph: number): number;
   graph_node_flagged(graph: number, object: number, relation: number): number;
@@ -59,28 +67,8 @@ export interface EvaluateKernelExports extends InternKernelExports {
   leopard_new(seedLo: number, seedHi: number): number;
   leopard_free(leopard: number): void;
   leopard_mark_dirty(leopard: number, type: number, relation: number): void;
-  leopard_on_add(
-    graph: number,
-    leopard: number,
-    type: number,
-    relation: number,
-    group: number,
-    subject: number,
-    subjectRelation: number,
-    kind: number,
-    flagged: number,
-  ): void;
-  leopard_on_remove(
-    graph: number,
-    leopard: number,
-    type: number,
-    relation: number,
-    group: number,
-    subject: number,
-    subjectRelation: number,
-    kind: number,
-    flagged: number,
-  ): void;
+  leopard_on_add: LeopardUpdate;
+  leopard_on_remove: LeopardUpdate;
   leopard_decide(
     graph: number,
     leopard: number,
