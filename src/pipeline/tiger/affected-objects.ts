@@ -1,13 +1,14 @@
 /**
  * Which objects a tuple change can affect: the objects whose answer for one relation may differ now that some
- * tuple lists changed, found by walking the model's edges backwards (./reverse-index.ts) from each changed list
- * over the tuples at the new revision. The Tiger layer re-checks only these objects to bring a bitmap forward;
- * src/views uses `objectsAffectedBy` to maintain its per-object answers the same way.
+ * tuple lists changed, found by walking the model's dependency edges (src/model/analysis.ts `dependents`)
+ * backwards from each changed list over the tuples at the new revision. The Tiger layer re-checks only these
+ * objects to bring a bitmap forward; src/views uses `objectsAffectedBy` to maintain its per-object answers the
+ * same way.
  */
+import { analyze, type DependentIndex } from "../../model/analysis.js";
 import type { TupleReader } from "../../reference/reader.js";
 import type { RelationTuple } from "../../tuples/tuple.js";
 import { SEP } from "./bitmap.js";
-import { type ReverseIndex, reverseIndexOf } from "./reverse-index.js";
 
 /** A changed tuple list: the tuples of one (tenant, object, relation). */
 export type ChangedList = Pick<RelationTuple, "tenant" | "object" | "objectType" | "relation">;
@@ -33,7 +34,7 @@ export type AffectedTarget = {
  */
 export async function affectedObjects(
   reader: TupleReader,
-  index: ReverseIndex,
+  index: DependentIndex,
   lists: readonly ChangedList[],
   target: AffectedTarget,
   budget: { objects: number; nodes: number },
@@ -90,6 +91,6 @@ export function objectsAffectedBy(
   target: AffectedTarget,
 ): Promise<string[]> {
   const unbounded = { objects: Number.POSITIVE_INFINITY, nodes: Number.POSITIVE_INFINITY };
-  const index = reverseIndexOf(reader.program);
+  const index = analyze(reader.program).dependents;
   return affectedObjects(reader, index, lists, target, unbounded) as Promise<string[]>;
 }

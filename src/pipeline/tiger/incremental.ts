@@ -8,6 +8,7 @@
  * answers expire before the request's instant (`expired`).
  */
 import type { InfluenceMap } from "../../changes/influence.js";
+import type { DependentIndex } from "../../model/analysis.js";
 import type { Program } from "../../model/program.js";
 import { TupleReader } from "../../reference/reader.js";
 import { questionKey } from "../../request/key.js";
@@ -16,7 +17,6 @@ import type { CheckResolver, Resolution, ResolvedCheck } from "../types.js";
 import { affectedObjects, type ChangedList } from "./affected-objects.js";
 import { type Materialised, SEP, type State, UNUSABLE, VALID } from "./bitmap.js";
 import type { ChangeLog } from "./change-log.js";
-import type { ReverseIndex } from "./reverse-index.js";
 
 /** Why a bitmap could not answer a question as it was, counted in the layer's stats as `fallback.<reason>`. */
 export type Fallback =
@@ -31,7 +31,8 @@ export interface RecheckContext {
   readonly program: Program;
   readonly store: TupleStore;
   readonly influence: InfluenceMap;
-  readonly reverse: ReverseIndex;
+  /** The model's reverse dependency index (src/model/analysis.ts). */
+  readonly dependents: DependentIndex;
   readonly log: ChangeLog;
   /** Re-checks the affected objects (the layer's inner resolver). */
   readonly inner: CheckResolver;
@@ -76,7 +77,7 @@ export async function recheckChanged(
     }
     try {
       const reader = new TupleReader(snapshot, context.program, [], check.now);
-      candidates = await affectedObjects(reader, context.reverse, [...lists.values()], m.question, {
+      candidates = await affectedObjects(reader, context.dependents, [...lists.values()], m.question, {
         objects: context.maxRechecks,
         nodes: 16 * context.maxRechecks + 64,
       });

@@ -79,7 +79,7 @@ export class OwnedBitmaps {
     return replaced !== undefined;
   }
 
-  /** Disposes the least recently used bitmap when there are more than `max` (a scan: once per materialisation). */
+  /** Disposes the least recently used bitmap when more than `max` are kept (a scan, once per materialisation). */
   evictBeyondMax(): void {
     if (this.#all.size <= this.#max) return;
     let oldest: Materialised | undefined;

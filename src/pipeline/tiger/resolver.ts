@@ -24,6 +24,7 @@
 import { roaringLibraryInitialize } from "roaring-wasm";
 import type { ChangeListener } from "../../changes/feed.js";
 import type { InfluenceMap } from "../../changes/influence.js";
+import { analyze } from "../../model/analysis.js";
 import type { Program } from "../../model/program.js";
 import { DEFAULT_MAX_DEPTH } from "../../reference/evaluation.js";
 import type { Revision, StoredChange, TupleStore } from "../../tuples/types.js";
@@ -58,7 +59,6 @@ import { allowedObjects, type MaterialiseContext } from "./materialise.js";
 import { Members } from "./members.js";
 import { checkTigerOptions, type ObjectValidator, type TigerContext, type TigerOptions } from "./options.js";
 import { OwnedBitmaps } from "./owned.js";
-import { reverseIndexOf } from "./reverse-index.js";
 import { decodeBitmaps, encodeBitmaps } from "./serialize.js";
 import { SlotIndex } from "./slots.js";
 
@@ -115,7 +115,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
         program,
         store,
         influence,
-        reverse: reverseIndexOf(program),
+        dependents: analyze(program).dependents,
         log: this.#log,
         inner,
         maxRechecks: options.maxIncrementalRechecks ?? 256,

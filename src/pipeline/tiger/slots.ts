@@ -35,7 +35,7 @@ export class SlotIndex {
     return undefined;
   }
 
-  /** The slot of a question, created when new (slots without a bitmap are dropped first when the index is full). */
+  /** The slot of a question, created when new (first dropping slots without a bitmap when the index is full). */
   slotFor(q: Question): Slot {
     const found = this.find(q);
     if (found !== undefined) return found;
