@@ -56,7 +56,12 @@ export async function checkBatch(payload: CheckTaskPayload): Promise<Uint8Array>
   }
   if (replica === undefined) {
     const store = new ReplayStore(base);
-    const fast = new FastEvaluator({ program: payload.program, store, maxDepth: payload.maxDepth });
+    const fast = new FastEvaluator({
+      program: payload.program,
+      store,
+      maxDepth: payload.maxDepth,
+      feed: store,
+    });
     replica = { store, fast };
     replicas.set(base.id, replica);
     while (replicas.size > MAX_REPLICAS) {
@@ -65,7 +70,10 @@ export async function checkBatch(payload: CheckTaskPayload): Promise<Uint8Array>
       replicas.delete(oldest);
     }
   }
-  replica.store.append(payload.changes.filter((c) => c.revision <= revision));
+  replica.store.append(
+    payload.changes.filter((c) => c.revision <= revision),
+    revision,
+  );
   const requests = payload.requests;
   const queries: CheckQuery[] = [];
   for (let i = 0; i < requests.length; i += 3) {

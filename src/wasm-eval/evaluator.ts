@@ -1,7 +1,7 @@
 /**
- * The WASM fast path of check: a private evaluator kernel holding the model (compiled to bytecode) and one
- * compiled tuple graph per tenant, each kept at a store revision by applying the changelog. Answers equal the
- * reference evaluator's (src/reference/check.ts); what the kernel does not evaluate is routed back to the reference,
+ * The WASM evaluator of check: a private evaluator kernel holding the model (compiled to bytecode) and one
+ * compiled tuple graph per tenant, each kept at a store revision by the changes the change feed delivers
+ * (tenant-graphs.ts). Answers equal the reference evaluator's (src/reference/check.ts); what the kernel does not evaluate is routed back to the reference,
  * explicitly (`undefined` from check, counted in `stats.routed` by reason):
  * - "cross_tenant": the subject's tenant differs from the request's (grants across tenants);
  * - "unsupported": the check read a node holding a tuple with a condition, an expiry or a cross-tenant subject (or,

@@ -2,8 +2,9 @@
  * Parallel bulk checks on the Node worker pool (Node only). Batches larger than getParallelThreshold("bulkCheck")
  * are split across the pool's workers; each worker holds the tenant's compiled graph at exactly the batch's
  * revision, built from a replica (replica.ts: a base snapshot shared through a SharedArrayBuffer, plus the changes
- * after it) and then only advanced. The pool starts lazily at the first large batch; closing the engine (or the
- * evaluator) ends it.
+ * after it) and then only advanced. A replica collects its tenant's changes after the base by subscribing to the
+ * change feed the evaluator's graphs follow, from the base revision on. The pool starts lazily at the first large
+ * batch; closing the engine (or the evaluator) ends it.
  *
  * ```ts
  * const engine = await createEngine({ model });
@@ -13,10 +14,10 @@
  * ```
  */
 import { availableParallelism } from "node:os";
+import type { ChangeListener } from "../changes/feed.js";
 import { WorkerPool } from "../parallel/pool.js";
 import type { CheckQuery } from "../reference/check.js";
 import type { Revision, StoredChange } from "../tuples/types.js";
-import { NexusError } from "../util/errors.js";
 import { type CheckTaskPayload, TASK_FALSE, TASK_TOO_COMPLEX, TASK_TRUE } from "./check-task.js";
 import {
   type FastAnswer,
@@ -25,6 +26,7 @@ import {
   tooComplexError,
 } from "./evaluator.js";
 import { encodeBase, type ReplicaBase } from "./replica.js";
+import type { GraphChangeSource } from "./tenant-graphs.js";
 
 const task = new URL("./check-task.js", import.meta.url);
 /** Past this many changes since the base, the next batch takes a new base snapshot. */
@@ -38,10 +40,17 @@ export interface ParallelBulkOptions {
 }
 
 interface TenantReplica {
-  base: ReplicaBase;
-  changes: StoredChange[];
-  /** Changes are fetched up to here. */
-  fetched: Revision;
+  readonly base: ReplicaBase;
+  /** The tenant's changes after the base, in revision order, as the feed delivered them. */
+  readonly changes: StoredChange[];
+  /** Every change of the tenant up to here is in `changes`. */
+  seen: Revision;
+  /** The feed lost track (or the replay failed): take a new base. */
+  lost: boolean;
+  /** Resolves once the feed has replayed the changelog after the base to the replica. */
+  readonly replayed: Promise<void>;
+  readonly source: GraphChangeSource;
+  readonly unsubscribe: () => void;
 }
 
 export class ParallelBulkChecker implements ParallelBulkRunner {
@@ -76,7 +85,7 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
         program: compiled.program,
         maxDepth: compiled.maxDepth,
         base: replica.base,
-        changes: replica.changes,
+        changes: upTo(replica.changes, revision),
         revision,
         requests: flatten(queries, start, Math.min(queries.length, start + size)),
       };
@@ -105,30 +114,22 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
   async #replicaAt(tenant: string, revision: Revision): Promise<TenantReplica | undefined> {
     let replica = this.#tenants.get(tenant);
     if (replica !== undefined && replica.base.revision > revision) return undefined;
-    if (replica !== undefined && replica.fetched < revision) {
-      try {
-        let after = replica.fetched;
-        while (after < revision) {
-          const page = await this.#fast.store.changesAfter(after, 4096);
-          if (page.length === 0) break;
-          for (const c of page) {
-            if (c.revision > revision) break;
-            if (c.tuple.tenant === tenant) replica.changes.push(c);
-            after = c.revision;
-          }
-          if (page[page.length - 1]!.revision >= revision) break;
-        }
-        replica.fetched = revision;
-      } catch (error) {
-        if (!(error instanceof NexusError && error.code === "invalid_token")) throw error;
-        replica = undefined; // the changelog no longer reaches back: take a new base
-      }
+    if (replica !== undefined && !replica.lost && replica.seen < revision) {
+      await replica.replayed;
+      await replica.source.caughtUp(revision);
+    }
+    if (replica !== undefined && (replica.lost || replica.seen < revision)) {
+      // The changelog no longer reaches back to the base (or the feed stopped): take a new base.
+      this.#drop(tenant, replica);
+      replica = undefined;
     }
     if (replica === undefined || replica.changes.length > REBASE_AFTER) {
+      if (replica !== undefined) this.#drop(tenant, replica);
+      const source = await this.#fast.changeSource(revision);
       const snapshot = await this.#fast.store.snapshot(revision);
       try {
         const tuples = await snapshot.read({ tenant });
-        replica = { base: encodeBase(tenant, revision, tuples), changes: [], fetched: revision };
+        replica = this.#follow(tenant, encodeBase(tenant, revision, tuples), source);
         this.#tenants.set(tenant, replica);
       } finally {
         snapshot.release();
@@ -137,8 +138,44 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
     return replica;
   }
 
+  /** A replica over `base` that collects the tenant's changes after it from `source`. */
+  #follow(tenant: string, base: ReplicaBase, source: GraphChangeSource): TenantReplica {
+    const changes: StoredChange[] = [];
+    let replica: TenantReplica | undefined;
+    let seen = base.revision;
+    let lost = false;
+    const listener: ChangeListener = {
+      onChanges(page, watermark) {
+        for (const c of page) if (c.tuple.tenant === tenant) changes.push(c);
+        if (replica === undefined) seen = watermark;
+        else replica.seen = watermark;
+      },
+      onReset() {
+        if (replica === undefined) lost = true;
+        else replica.lost = true;
+      },
+    };
+    const unsubscribe = source.subscribe(listener, { after: base.revision });
+    const replayed = unsubscribe.replayed().then(
+      () => {
+        // Joined the live fan-out: every change up to the source's watermark has been delivered.
+        if (replica !== undefined && source.watermark > replica.seen) replica.seen = source.watermark;
+      },
+      () => {
+        if (replica !== undefined) replica.lost = true;
+      },
+    );
+    replica = { base, changes, seen, lost, replayed, source, unsubscribe };
+    return replica;
+  }
+
+  #drop(tenant: string, replica: TenantReplica): void {
+    replica.unsubscribe();
+    if (this.#tenants.get(tenant) === replica) this.#tenants.delete(tenant);
+  }
+
   async close(): Promise<void> {
-    this.#tenants.clear();
+    for (const [tenant, replica] of this.#tenants) this.#drop(tenant, replica);
     if (this.#ownsPool) await this.pool.close();
   }
 }
@@ -163,6 +200,13 @@ export function enableParallelBulkCheck(
   void fast.parallel?.close();
   fast.parallel = checker;
   return checker;
+}
+
+/** The changes at or before `revision` (a replica may hold later ones the feed has delivered already). */
+function upTo(changes: readonly StoredChange[], revision: Revision): readonly StoredChange[] {
+  let end = changes.length;
+  while (end > 0 && changes[end - 1]!.revision > revision) end--;
+  return end === changes.length ? changes : changes.slice(0, end);
 }
 
 function flatten(queries: readonly CheckQuery[], start: number, end: number): string[] {

@@ -6,6 +6,7 @@
  * its graph with exactly the code the main thread uses. Runtime-neutral.
  */
 
+import type { ChangeListener, SubscribeOptions, Unsubscribe } from "../changes/feed.js";
 import type { RelationTuple } from "../tuples/tuple.js";
 import type {
   ObjectRelationKey,
@@ -55,20 +56,57 @@ export function decodeBase(base: ReplicaBase): RelationTuple[] {
   return JSON.parse(new TextDecoder().decode(copy)) as RelationTuple[];
 }
 
-/** A read-only TupleStore over a base snapshot and the changes after it (only what FastEvaluator reads). */
+/**
+ * A read-only TupleStore over a base snapshot and the changes after it (only what FastEvaluator reads), and the
+ * change source the worker's evaluator follows (GraphChangeSource: src/wasm-eval/tenant-graphs.ts).
+ */
 export class ReplayStore implements TupleStore {
   readonly id = "replica";
   readonly closed = false;
+  /** As a change source: always delivering (appends reach the listeners synchronously). */
+  readonly running = true;
   readonly #tenant: string;
   readonly #baseRevision: Revision;
   readonly #tuples: readonly RelationTuple[];
   readonly #changes: StoredChange[] = [];
+  readonly #listeners = new Set<ChangeListener>();
+  /** Every change of the tenant up to here has been appended. */
+  #watermark: Revision;
 
   constructor(base: ReplicaBase) {
     this.#tenant = base.tenant;
     this.#baseRevision = base.revision;
+    this.#watermark = base.revision;
     this.#tuples = decodeBase(base);
   }
+
+  /** The replica holds every change of its tenant up to this revision. */
+  get watermark(): Revision {
+    return this.#watermark;
+  }
+
+  /**
+   * Delivers the changes after `after` (default: the watermark) to `listener` at once, then every later append;
+   * a revision before the base gets onReset (the replica does not reach back).
+   */
+  subscribe(listener: ChangeListener, options: SubscribeOptions = {}): Unsubscribe {
+    const after = options.after ?? this.#watermark;
+    if (after < this.#baseRevision) listener.onReset(this.#watermark);
+    else if (after < this.#watermark) {
+      listener.onChanges(
+        this.#changes.filter((c) => c.revision > after),
+        this.#watermark,
+      );
+    }
+    this.#listeners.add(listener);
+    const unsubscribe = (): void => {
+      this.#listeners.delete(listener);
+    };
+    return Object.assign(unsubscribe, { replayed: () => Promise.resolve() });
+  }
+
+  /** Everything the replica has is delivered at once. */
+  async caughtUp(): Promise<void> {}
 
   get baseRevision(): Revision {
     return this.#baseRevision;
@@ -81,10 +119,17 @@ export class ReplayStore implements TupleStore {
       : this.#changes[this.#changes.length - 1]!.revision;
   }
 
-  /** Appends changes (in revision order); those at or below the known revision are already here. */
-  append(changes: readonly StoredChange[]): void {
+  /**
+   * Appends changes (in revision order; those at or below the known revision are already here): the tenant's
+   * changes up to `upTo`, which becomes the watermark. Listeners get them at once.
+   */
+  append(changes: readonly StoredChange[], upTo: Revision): void {
     const known = this.knownRevision;
-    for (const c of changes) if (c.revision > known) this.#changes.push(c);
+    const fresh = changes.filter((c) => c.revision > known);
+    for (const c of fresh) this.#changes.push(c);
+    if (upTo <= this.#watermark && fresh.length === 0) return;
+    if (upTo > this.#watermark) this.#watermark = upTo;
+    for (const listener of this.#listeners) listener.onChanges(fresh, this.#watermark);
   }
 
   async currentRevision(): Promise<Revision> {

@@ -1,0 +1,420 @@
+/**
+ * The WASM evaluator's compiled tuple graphs, one per tenant, each kept at exactly the store revision a request
+ * asks for: built from a snapshot at the first revision asked, then moved forward by the changes a change feed
+ * delivers (graphs only move forward; a request older than its tenant's graph is routed by the evaluator).
+ *
+ * Following the feed. One listener (this class) takes every page the feed delivers and queues each change for its
+ * tenant's graph; the graph applies its queue up to the revision a request (or the engine, right after a write:
+ * `follow`) asks for, in slices of 4,096 tuples with a return to the event loop between them, so neither a bulk
+ * load nor a first build holds the loop for long. A graph built at a revision the feed has already passed first
+ * catches up through a subscription of its own (`subscribe(listener, { after })`: the feed replays the changelog
+ * after the build revision to it alone) and then hands over to the shared listener. When the feed loses track
+ * (`onReset`), or a tenant's queue grows past what rebuilding costs (an idle graph, a huge write), the graph is
+ * rebuilt from a snapshot at the next request.
+ *
+ * Given no feed, the graphs open one of their own over the store at the first build (closed with them).
+ * Runtime-neutral: no `node:` import.
+ */
+
+import { ChangeFeed, type ChangeListener, type SubscribeOptions, type Unsubscribe } from "../changes/feed.js";
+import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
+import { NexusError } from "../util/errors.js";
+import type { CompiledProgram } from "./compile.js";
+import { TupleGraph } from "./graph.js";
+import type { EvaluateKernel } from "./kernel.js";
+import type { Symbols } from "./symbols.js";
+
+/** What the graphs follow: a ChangeFeed, or the worker replica's own (src/wasm-eval/replica.ts). */
+export interface GraphChangeSource {
+  /** Every change up to this revision has been delivered to the live listeners. */
+  readonly watermark: Revision;
+  /** Whether the source still delivers changes. */
+  readonly running: boolean;
+  subscribe(listener: ChangeListener, options?: SubscribeOptions): Unsubscribe;
+  /** Resolves once every change up to `revision` has been delivered, or the source stops. */
+  caughtUp(revision?: Revision): Promise<void>;
+}
+
+/** Counters the graphs add to (the evaluator's stats). */
+export interface GraphCounters {
+  graphBuilds: number;
+  changesApplied: number;
+}
+
+/** Tuples a build or an advance applies between returns to the event loop (a slice takes a few milliseconds). */
+const BUILD_SLICE = 4096;
+/** A graph's revision while a revision's changes are half applied (no request's revision equals it). */
+const MID_REVISION = -1;
+/** Changelog page size of a feed the graphs open themselves. */
+const FEED_PAGE = 4096;
+/** A tenant's queue may always hold this many changes; beyond it and beyond its graph's size, it is rebuilt. */
+const QUEUE_MIN = 1 << 16;
+
+/**
+ * Back to the event loop (a macrotask, so timers and I/O run) between slices of a build or an advance:
+ * setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd).
+ */
+export const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+    if (immediate !== undefined) immediate(resolve);
+    else setTimeout(resolve, 0);
+  });
+
+interface TenantState {
+  graph: TupleGraph | undefined;
+  pending: Promise<void> | undefined;
+  /** The tenant's changes delivered but not applied yet, in revision order, from `head` on. */
+  queue: StoredChange[];
+  head: number;
+  /** Every change of the tenant up to this revision is applied or queued (the shared listener's watermark adds). */
+  seen: Revision;
+  /** Changes after the graph's build revision arrive (false before a build and after a failure). */
+  following: boolean;
+  /** The graph's own subscription while it catches up with the feed; undefined once the shared listener has it. */
+  catchUp: { readonly stop: () => void; readonly done: Promise<void> } | undefined;
+  /** Changes were missed (a feed reset, an overflowing queue): rebuild at the next request. */
+  lost: boolean;
+}
+
+export class TenantGraphs implements ChangeListener {
+  readonly #store: TupleStore;
+  readonly #kernel: EvaluateKernel;
+  readonly #compiled: CompiledProgram;
+  readonly #symbols: Symbols;
+  readonly #counters: GraphCounters;
+  readonly #tenants = new Map<string, TenantState>();
+  #source: GraphChangeSource | undefined;
+  /** The source being opened or subscribed to (once). */
+  #opening: Promise<GraphChangeSource> | undefined;
+  #ownFeed: ChangeFeed | undefined;
+  #unsubscribe: Unsubscribe | undefined;
+  /** The shared listener has been delivered every change up to here. */
+  #seen: Revision = Number.NEGATIVE_INFINITY;
+  #closed = false;
+
+  constructor(
+    store: TupleStore,
+    kernel: EvaluateKernel,
+    compiled: CompiledProgram,
+    symbols: Symbols,
+    counters: GraphCounters,
+    source?: GraphChangeSource,
+  ) {
+    this.#store = store;
+    this.#kernel = kernel;
+    this.#compiled = compiled;
+    this.#symbols = symbols;
+    this.#counters = counters;
+    this.#source = source;
+  }
+
+  /** Every tenant graph held now. */
+  *graphs(): IterableIterator<TupleGraph> {
+    for (const state of this.#tenants.values()) if (state.graph !== undefined) yield state.graph;
+  }
+
+  /**
+   * The change source the graphs follow, subscribed to (opening a feed over the store from `after` when none was
+   * given). Other followers of the same changes (the worker pool's replicas) subscribe to it too.
+   */
+  source(after: Revision): Promise<GraphChangeSource> {
+    this.#opening ??= (async () => {
+      let source = this.#source;
+      if (source === undefined) {
+        const feed = await ChangeFeed.open(this.#store, { after, pageSize: FEED_PAGE });
+        this.#ownFeed = feed;
+        source = feed;
+        // Closed while the feed opened: close() has already run without it.
+        if (this.#closed) await feed.close();
+      }
+      this.#source = source;
+      if (this.#closed) return source;
+      this.#seen = source.watermark;
+      this.#unsubscribe = source.subscribe(this);
+      return source;
+    })();
+    const opening = this.#opening;
+    // A failed open (the changelog does not reach back to `after`) is retried at the next build.
+    opening.catch(() => {
+      if (this.#opening === opening) this.#opening = undefined;
+    });
+    return opening;
+  }
+
+  /**
+   * The tenant's graph at exactly `revision`, building or advancing it; undefined when it cannot be had. The
+   * graph may move on to a later revision at the caller's next await: check `graph.revision` (or use
+   * graphIfCurrent) right before evaluating.
+   */
+  async graphAt(tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
+    let state = this.#tenants.get(tenant);
+    if (state === undefined) {
+      state = {
+        graph: undefined,
+        pending: undefined,
+        queue: [],
+        head: 0,
+        seen: Number.NEGATIVE_INFINITY,
+        following: false,
+        catchUp: undefined,
+        lost: false,
+      };
+      this.#tenants.set(tenant, state);
+    }
+    for (;;) {
+      const graph = state.graph;
+      if (graph !== undefined && graph.revision === revision) return graph;
+      if (graph !== undefined && graph.revision > revision) return undefined;
+      if (state.pending !== undefined) {
+        await state.pending;
+        continue;
+      }
+      const s = state;
+      let failed = false;
+      s.pending = this.#advance(s, tenant, revision)
+        .catch(() => {
+          failed = true;
+        })
+        .finally(() => {
+          s.pending = undefined;
+        });
+      await s.pending;
+      if (failed || this.#closed) return undefined;
+      if (s.graph === undefined) return undefined;
+    }
+  }
+
+  /** The graph of `tenant` if it is at `revision` now (no waiting). */
+  graphIfCurrent(tenant: string, revision: Revision): TupleGraph | undefined {
+    const graph = this.#tenants.get(tenant)?.graph;
+    return graph !== undefined && graph.revision === revision ? graph : undefined;
+  }
+
+  /** The revision of the tenant's graph, undefined before it is built. */
+  graphRevision(tenant: string): Revision | undefined {
+    return this.#tenants.get(tenant)?.graph?.revision;
+  }
+
+  /** Frees every graph and stops following (closing the feed the graphs opened themselves). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    for (const state of this.#tenants.values()) {
+      this.#unfollow(state);
+      state.graph?.dispose();
+    }
+    this.#tenants.clear();
+    await this.#ownFeed?.close();
+  }
+
+  // --- the shared listener ---
+
+  onChanges(changes: readonly StoredChange[], watermark: Revision): void {
+    let touched: TenantState | undefined;
+    for (const change of changes) {
+      const state = this.#tenants.get(change.tuple.tenant);
+      if (state === undefined || !state.following || state.catchUp !== undefined) continue;
+      if (change.revision <= state.seen) continue;
+      state.queue.push(change);
+      if (state !== touched) {
+        if (touched !== undefined) this.#bound(touched);
+        touched = state;
+      }
+    }
+    if (touched !== undefined) this.#bound(touched);
+    if (watermark > this.#seen) this.#seen = watermark;
+  }
+
+  onReset(revision: Revision): void {
+    // Changes before `revision` never reached the graphs that follow through this listener.
+    for (const state of this.#tenants.values()) {
+      if (state.following && state.catchUp === undefined) this.#lose(state);
+    }
+    this.#seen = revision;
+  }
+
+  // --- internals ---
+
+  /** How far the tenant's queue is complete. */
+  #seenOf(state: TenantState): Revision {
+    return state.catchUp !== undefined ? state.seen : Math.max(state.seen, this.#seen);
+  }
+
+  /** A queue longer than its graph (and than QUEUE_MIN) costs more to apply than a rebuild: drop it. */
+  #bound(state: TenantState): void {
+    const queued = state.queue.length - state.head;
+    if (queued > QUEUE_MIN && queued > (state.graph?.tuples ?? 0)) this.#lose(state);
+  }
+
+  #lose(state: TenantState): void {
+    state.lost = true;
+    state.queue = [];
+    state.head = 0;
+  }
+
+  /**
+   * From here on, queue the tenant's changes after `from`: through the shared listener when the feed has not
+   * passed `from`, else through a subscription of the graph's own that the feed replays from `from` and that hands
+   * over to the shared listener once it has joined the live fan-out.
+   */
+  #follow(state: TenantState, tenant: string, source: GraphChangeSource, from: Revision): void {
+    this.#unfollow(state);
+    state.following = true;
+    state.lost = false;
+    state.seen = from;
+    if (from >= this.#seen) return;
+    let active = true;
+    const listener: ChangeListener = {
+      onChanges: (changes, watermark) => {
+        if (!active) return;
+        for (const change of changes) if (change.tuple.tenant === tenant) state.queue.push(change);
+        state.seen = watermark;
+        this.#bound(state);
+      },
+      onReset: () => {
+        if (active) this.#lose(state);
+      },
+    };
+    const unsubscribe = source.subscribe(listener, { after: from });
+    const stop = (): void => {
+      if (!active) return;
+      active = false;
+      unsubscribe();
+      if (state.catchUp?.stop === stop) state.catchUp = undefined;
+    };
+    const done = unsubscribe.replayed().then(
+      () => {
+        if (!active) return;
+        // In the live fan-out now, so every change up to the source's watermark has reached `listener`: the
+        // shared listener takes the tenant's changes after it.
+        const watermark = source.watermark;
+        stop();
+        if (watermark > state.seen) state.seen = watermark;
+      },
+      () => {
+        if (!active) return;
+        stop();
+        this.#lose(state);
+      },
+    );
+    state.catchUp = { stop, done };
+  }
+
+  #unfollow(state: TenantState): void {
+    state.catchUp?.stop();
+    state.catchUp = undefined;
+    state.following = false;
+    state.queue = [];
+    state.head = 0;
+  }
+
+  async #advance(state: TenantState, tenant: string, revision: Revision): Promise<void> {
+    if (state.graph !== undefined && state.lost) {
+      state.graph.dispose();
+      state.graph = undefined;
+    }
+    const graph = state.graph;
+    if (graph === undefined) {
+      state.graph = await this.#build(state, tenant, revision);
+      return;
+    }
+    if (this.#seenOf(state) < revision) {
+      const source = await this.source(revision);
+      await state.catchUp?.done;
+      await source.caughtUp(revision);
+      if (this.#closed || graph.disposed) return;
+      if (state.lost) return; // the next round rebuilds it
+      if (this.#seenOf(state) < revision) {
+        throw new NexusError("unavailable", `the change feed stopped before revision ${revision}`);
+      }
+    }
+    try {
+      let applied = 0;
+      while (state.head < state.queue.length) {
+        const change = state.queue[state.head]!;
+        if (change.revision > revision) break;
+        state.head++;
+        graph.apply(change.tuple, change.op);
+        this.#counters.changesApplied++;
+        if (++applied % BUILD_SLICE === 0) {
+          // A write of many tuples is one revision: apply it in slices, back to the event loop between them.
+          // Meanwhile the graph is between revisions, so it answers none (MID_REVISION): requests wait for this
+          // advance in graphAt.
+          graph.revision = MID_REVISION;
+          await yieldToLoop();
+          if (this.#closed || graph.disposed) return;
+          if (state.lost) return;
+        }
+      }
+    } catch (error) {
+      // A trap (memory could not grow) mid-update: the graph is no longer a revision's; drop it.
+      graph.dispose();
+      state.graph = undefined;
+      this.#unfollow(state);
+      throw error;
+    }
+    if (state.head === state.queue.length) {
+      state.queue = [];
+      state.head = 0;
+    } else if (state.head > BUILD_SLICE && state.head * 2 > state.queue.length) {
+      state.queue = state.queue.slice(state.head);
+      state.head = 0;
+    }
+    // Every change up to `revision` is applied (revisions without a change to this tenant included).
+    graph.revision = revision;
+  }
+
+  async #build(state: TenantState, tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
+    let source: GraphChangeSource;
+    try {
+      source = await this.source(revision);
+    } catch (error) {
+      if (error instanceof NexusError && error.code === "invalid_token") return undefined;
+      throw error;
+    }
+    if (this.#closed) return undefined;
+    // Before the snapshot is read: every change after `revision` is queued while the build runs.
+    this.#follow(state, tenant, source, revision);
+    let snapshot: Awaited<ReturnType<TupleStore["snapshot"]>>;
+    try {
+      snapshot = await this.#store.snapshot(revision);
+    } catch (error) {
+      this.#unfollow(state);
+      if (error instanceof NexusError && error.code === "invalid_token") return undefined;
+      throw error;
+    }
+    try {
+      const tuples = await snapshot.read({ tenant });
+      if (this.#closed) return undefined;
+      const graph = new TupleGraph(this.#kernel, this.#compiled, this.#symbols, tenant, revision);
+      // A bulk load: the Leopard index is built once, at its first question, not edge by edge.
+      graph.deferLeopard();
+      try {
+        // In slices: a million tuples applied in one go held the event loop for seconds.
+        for (let i = 0; i < tuples.length; i++) {
+          graph.apply(tuples[i]!, "write");
+          if ((i + 1) % BUILD_SLICE === 0) {
+            await yieldToLoop();
+            if (this.#closed) {
+              graph.dispose();
+              return undefined;
+            }
+          }
+        }
+      } catch (error) {
+        graph.dispose();
+        throw error;
+      }
+      this.#counters.graphBuilds++;
+      return graph;
+    } catch (error) {
+      this.#unfollow(state);
+      throw error;
+    } finally {
+      snapshot.release();
+    }
+  }
+}
