@@ -22,21 +22,19 @@
 import { ChangeFeed, type ChangeListener, type Unsubscribe } from "../../changes/feed.js";
 import type { Program } from "../../model/program.js";
 import { objectOf, requestObject, subjectOf } from "../../request/requests.js";
-import { isTenantName, type TupleKey } from "../../tuples/tuple.js";
+import type { TupleKey } from "../../tuples/tuple.js";
 import type { Revision, StoredChange, TupleStore } from "../../tuples/types.js";
 import { describe, NexusError } from "../../util/errors.js";
 import type { ChangeSource } from "../bloom-negative.js";
 import { GrantTable, type Reach, type ReachQuestion } from "./grant-table.js";
-
-export interface CrossTenantOptions {
-  /**
-   * Tenants to read from a snapshot when the changelog no longer reaches back to revision 0. Without them (and
-   * without the changelog) the index covers no tenant and the layer passes every cross-tenant question through.
-   */
-  readonly tenants?: readonly string[];
-  /** Epoch ms for `grantsTo` / `grantsOn` without `now` (default Date.now; the chain passes its clock). */
-  readonly clock?: () => number;
-}
+import {
+  type CrossTenantOptions,
+  type GrantsOnQuery,
+  type GrantsToQuery,
+  instantOf,
+  tenantField,
+  validateOptions,
+} from "./queries.js";
 
 /** What the index is built from and follows. */
 export interface CrossTenantIndexContext {
@@ -47,32 +45,6 @@ export interface CrossTenantIndexContext {
    * subscribes the index later may do so at any time (the first page makes it catch up from the store).
    */
   readonly source?: ChangeSource;
-}
-
-/** Live grants naming a subject (what Nexus lists as "shared with me"). */
-export interface GrantsToQuery {
-  /** The subject's tenant. */
-  readonly subjectTenant: string;
-  /** The subject: `user:bob`, `user:*`, `group:eng#member`. */
-  readonly user: string;
-  /** Only grants written in this tenant (default: every tenant). */
-  readonly tenant?: string;
-  /** Include grants to the subject's type wildcard (`user:*`) for a plain subject (default true). */
-  readonly includeWildcard?: boolean;
-  /** The instant (epoch ms) at which grants must be live (default: the clock). */
-  readonly now?: number;
-}
-
-/** Live grants on one object (what it is shared with). */
-export interface GrantsOnQuery {
-  readonly tenant: string;
-  /** `type:id`. */
-  readonly object: string;
-  /** Only grants to subjects of this tenant (default: every other tenant). */
-  readonly subjectTenant?: string;
-  /** Only grants on this relation. */
-  readonly relation?: string;
-  readonly now?: number;
 }
 
 /** The index's own figures; the layer reports them among its stats. */
@@ -161,29 +133,7 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
     context: CrossTenantIndexContext,
     options: CrossTenantOptions = {},
   ): Promise<CrossTenantIndex> {
-    requestObject(options, "cross-tenant options");
-    if (options.tenants !== undefined) {
-      if (!Array.isArray(options.tenants)) {
-        throw new NexusError(
-          "invalid_argument",
-          `crossTenant.tenants must be an array, got ${describe(options.tenants)}`,
-        );
-      }
-      options.tenants.forEach((tenant, i) => {
-        if (!isTenantName(tenant)) {
-          throw new NexusError(
-            "invalid_argument",
-            `crossTenant.tenants[${i}] must be a non-empty string without NUL, got ${describe(tenant)}`,
-          );
-        }
-      });
-    }
-    if (options.clock !== undefined && typeof options.clock !== "function") {
-      throw new NexusError(
-        "invalid_argument",
-        `crossTenant.clock must be a function, got ${describe(options.clock)}`,
-      );
-    }
+    validateOptions(options);
     const index = new CrossTenantIndex(context, options);
     if (context.source === undefined) index.#buffer = [];
     index.#request("rebuild");
@@ -226,7 +176,7 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
     const subjectTenant = tenantField(query.subjectTenant, "subjectTenant");
     const tenant = query.tenant === undefined ? undefined : tenantField(query.tenant, "tenant");
     const { subject, user } = subjectOf(this.#program, query.user);
-    const now = this.#instant(query.now);
+    const now = instantOf(query.now, this.#clock);
     this.#assertQueryable(tenant);
     const users = [user];
     if (query.includeWildcard !== false && subject.kind === "object") users.push(`${subject.type}:*`);
@@ -248,7 +198,7 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
     if (query.relation !== undefined && typeof query.relation !== "string") {
       throw new NexusError("invalid_argument", `relation must be a string, got ${describe(query.relation)}`);
     }
-    const now = this.#instant(query.now);
+    const now = instantOf(query.now, this.#clock);
     this.#assertQueryable(tenant);
     const table = this.#table;
     return table.sorted(table.onIdentities(tenant, query.object, subjectTenant, query.relation, now));
@@ -525,14 +475,6 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
     this.#rebuilds++;
   }
 
-  #instant(now: unknown): number {
-    if (now === undefined) return this.#clock();
-    if (typeof now !== "number" || Number.isNaN(now)) {
-      throw new NexusError("invalid_argument", `now must be a number (epoch ms), got ${describe(now)}`);
-    }
-    return now;
-  }
-
   #assertQueryable(tenant: string | undefined): void {
     if (this.#closed) throw new NexusError("closed", "the cross-tenant index is closed");
     if (!this.#answering) {
@@ -556,19 +498,6 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
       );
     }
   }
-}
-
-function tenantField(value: unknown, field: string): string {
-  if (!isTenantName(value)) {
-    throw new NexusError(
-      "invalid_argument",
-      `${field} must be a non-empty string without NUL, got ${describe(value)}`,
-      {
-        [field]: value,
-      },
-    );
-  }
-  return value;
 }
 
 function isBeyondRetention(error: unknown): boolean {

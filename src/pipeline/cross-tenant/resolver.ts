@@ -28,13 +28,8 @@ import {
   type ResolvedCheck,
   resolveRest,
 } from "../types.js";
-import {
-  CrossTenantIndex,
-  type CrossTenantIndexContext,
-  type CrossTenantOptions,
-  type GrantsOnQuery,
-  type GrantsToQuery,
-} from "./grant-index.js";
+import { CrossTenantIndex, type CrossTenantIndexContext } from "./grant-index.js";
+import type { CrossTenantOptions, GrantsOnQuery, GrantsToQuery } from "./queries.js";
 
 export interface CrossTenantContext extends CrossTenantIndexContext {
   /** Default: influenceOf(program). */
