@@ -13,7 +13,7 @@ import { ChangeFeed } from "../../src/changes/feed.js";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
 import type { Program } from "../../src/model/program.js";
-import { CrossTenantResolver } from "../../src/pipeline/cross-tenant/index.js";
+import { CrossTenantIndex, CrossTenantResolver } from "../../src/pipeline/cross-tenant/index.js";
 import { ReferenceResolver } from "../../src/pipeline/reference.js";
 import type {
   BatchOutcome,
@@ -789,6 +789,47 @@ describe("CrossTenantResolver: building and following", () => {
     await s.engine.close();
     await new Promise((r) => setTimeout(r, 10));
     expect(process.getActiveResourcesInfo().length).toBeLessThanOrEqual(baseline);
+  });
+});
+
+describe("CrossTenantIndex on its own", () => {
+  it("builds from the feed's replay, follows it, and serves a layer that shares it without closing it", async () => {
+    const clock = { now: 1_700_000_000_000 };
+    await using engine = await createEngine({ model, clock: () => clock.now });
+    const { program, store } = engine;
+    const grant = (user: string) =>
+      ({ tenant: "A", subjectTenant: "B", user, relation: "shared-viewer", object: "folder:f1" }) as const;
+    // Written before the index exists: it reaches the index through the feed's replay from revision 0.
+    await engine.write({ writes: [grant("user:early")] });
+    const feed = await ChangeFeed.open(store);
+    const index = await CrossTenantIndex.open({ program, store, source: feed }, { clock: () => clock.now });
+    try {
+      expect(index.complete).toBe(true);
+      expect(index.stats()).toMatchObject({ enabled: true, grants: 1, rebuilds: 1, answersFrom: 0 });
+      await engine.write({ writes: [grant("user:late")] });
+      const revision = await store.currentRevision();
+      await feed.caughtUp(revision);
+      expect(index.revision).toBe(revision);
+      expect(index.grantsOn({ tenant: "A", object: "folder:f1" }).map((g) => g.user)).toEqual([
+        "user:early",
+        "user:late",
+      ]);
+      const evaluator = new Counting(new ReferenceResolver({ program, store }));
+      const layer = await CrossTenantResolver.open(evaluator, { program, store, index });
+      expect(layer.index).toBe(index);
+      const check = resolved(inA("user:zed", "can_view", "folder:f1"), revision, clock.now);
+      expect((await layer.resolve(check)).allowed).toBe(false);
+      expect(evaluator.calls).toBe(0);
+      await layer.close();
+      // The layer leaves a shared index open and subscribed.
+      expect(index.grantsTo({ subjectTenant: "B", user: "user:late" })).toHaveLength(1);
+      expect(feed.stats().listeners).toBe(1);
+    } finally {
+      await index.close();
+      expect(feed.stats().listeners).toBe(0);
+      expect(() => index.grantsTo({ subjectTenant: "B", user: "user:late" })).toThrow(/closed/);
+      await feed.close();
+    }
   });
 });
 
