@@ -1,6 +1,7 @@
 /**
- * One change-stream subscription per store, fanned out to every cache, index and stream that follows writes. The feed pages through the store's
- * changelog (all tenants), hands each page of whole revisions to every listener synchronously, and once caught up
+ * One change-stream subscription per store, fanned out to every cache, index and stream that follows writes. The
+ * feed pages through the store's changelog (all tenants), hands each page of whole revisions to every listener
+ * synchronously, and once caught up
  * waits for the next write: no timer, no polling. Listeners trust `watermark`: every change up to it has been
  * delivered, so a cache may reuse an answer across revisions only up to the watermark.
  *
