@@ -14,6 +14,7 @@
  */
 
 import { fnv1a, fromBase64Url, toBase64Url } from "../tuples/token.js";
+import type { TupleStore } from "../tuples/types.js";
 import { describe, NexusError } from "../util/errors.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -219,4 +220,46 @@ function stableJson(value: unknown, seen = new Set<object>()): string {
         .join(",")}}`;
   seen.delete(value);
   return text;
+}
+
+/** What cutting a page needs of the engine. */
+export interface PagedSource {
+  readonly store: TupleStore;
+  readonly listings: ListingCache;
+  /** The revision a first page's consistency resolves to. */
+  readonly revisionFor: (consistency: unknown) => Promise<number>;
+}
+
+/**
+ * One page of a listing: its position from the request's token (or its consistency), then the slice of the
+ * listing at that revision, computed by `list` (or taken from the kept listings).
+ */
+export async function listingPage<T>(
+  source: PagedSource,
+  kind: PageKind,
+  request: PageRequest,
+  query: { readonly consistency?: unknown },
+  list: (revision: number) => Promise<readonly T[]>,
+  keyOf: (item: T) => string,
+): Promise<{ items: T[]; continuationToken: string }> {
+  const { store, listings } = source;
+  const { consistency, ...question } = query;
+  const asked = questionOf([kind, question]);
+  const at = { kind, storeId: store.id, question: asked.fingerprint };
+  const position = await pagePosition(
+    request,
+    { ...at, currentRevision: () => store.currentRevision() },
+    () => source.revisionFor(consistency),
+  );
+  const all = await atPinnedRevision(position, async () => {
+    // Held open while listing: refuses a revision the store no longer keeps (some layers would read a newer one
+    // instead) and keeps it from being collected meanwhile.
+    const pin = await store.snapshot(position.revision);
+    try {
+      return await listings.get(`${position.revision}\u0000${asked.text}`, () => list(position.revision));
+    } finally {
+      pin.release();
+    }
+  });
+  return pageOf(all, keyOf, position, at);
 }

@@ -1,0 +1,113 @@
+/**
+ * The engine's tuple requests, checked and shaped: a write's tuples (validated against the model, normalized with
+ * the request's tenant) and a read's filter and result (live tuples only, in a total order for readPage).
+ */
+
+import type { Program } from "../model/program.js";
+import { onlyKnownFields, REQUEST_FIELDS, requestObject, tenantOf, validTuple } from "../request/requests.js";
+import { arrayOf } from "../request/validate.js";
+import { normalizeIdentity } from "../tuples/normalize.js";
+import {
+  parseObject,
+  type RelationTuple,
+  type TupleIdentity,
+  type TupleKey,
+  toTupleKey,
+} from "../tuples/tuple.js";
+import type { ReadFilter } from "../tuples/types.js";
+import { describe, NexusError } from "../util/errors.js";
+import type { ReadRequest, TupleToDelete, WriteRequest } from "./types.js";
+
+/**
+ * A write's tuples, validated and normalized.
+ * @throws NexusError "invalid_write" for an empty write; "invalid_tuple" naming a bad tuple; "invalid_argument".
+ */
+export function writeOf(
+  program: Program,
+  request: WriteRequest,
+): { writes: RelationTuple[]; deletes: TupleIdentity[] } {
+  requestObject(request, "a write request", REQUEST_FIELDS.write);
+  const tenant = tenantOf(request.tenant);
+  const writes = arrayOf(request.writes, "writes");
+  const deletes = arrayOf(request.deletes, "deletes");
+  if (writes.length === 0 && deletes.length === 0) {
+    throw new NexusError("invalid_write", "a write needs at least one tuple to write or delete");
+  }
+  for (const [name, value] of [
+    ["onDuplicate", request.onDuplicate],
+    ["onMissing", request.onMissing],
+  ] as const) {
+    if (value !== undefined && value !== "error" && value !== "ignore") {
+      throw new NexusError("invalid_argument", `${name} must be "error" or "ignore", got ${describe(value)}`);
+    }
+  }
+  return {
+    writes: writes.map((key, i) => validTuple(program, key as TupleKey, tenant, `write ${i}`)),
+    deletes: deletes.map((key, i) => {
+      if (key !== null && typeof key === "object") onlyKnownFields(key, REQUEST_FIELDS.tuple, `delete ${i}`);
+      const identity = normalizeIdentity(key as TupleToDelete, tenant);
+      if (!identity.ok) {
+        throw new NexusError(
+          "invalid_tuple",
+          `delete ${i} ${describe(key)} is invalid: ${identity.problem}`,
+          {
+            tuple: key,
+          },
+        );
+      }
+      return identity.value;
+    }),
+  };
+}
+
+/**
+ * The live tuples a read asks for: validates it, then `read` fetches the filter's tuples at the read's revision
+ * with the instant expiry is judged at.
+ * @throws NexusError "invalid_argument" for a bad object, relation or user.
+ */
+export async function readTuples(
+  request: ReadRequest,
+  read: (filter: ReadFilter) => Promise<{ tuples: readonly RelationTuple[]; now: number }>,
+): Promise<TupleKey[]> {
+  requestObject(request, "a read request", REQUEST_FIELDS.read);
+  const tenant = tenantOf(request.tenant);
+  let object: string | undefined;
+  let objectType: string | undefined;
+  if (request.object !== undefined) {
+    if (typeof request.object === "string" && /^[^:#@\s]+:$/.test(request.object)) {
+      objectType = request.object.slice(0, -1);
+    } else if (parseObject(request.object) !== undefined) {
+      object = request.object;
+      objectType = parseObject(request.object)!.type;
+    } else {
+      throw new NexusError(
+        "invalid_argument",
+        `object must be "type:id" or "type:", got ${describe(request.object)}`,
+      );
+    }
+  }
+  for (const field of ["relation", "user"] as const) {
+    if (request[field] !== undefined && typeof request[field] !== "string") {
+      throw new NexusError("invalid_argument", `${field} must be a string, got ${describe(request[field])}`);
+    }
+  }
+  const { tuples, now } = await read({
+    tenant,
+    ...(object !== undefined ? { object } : {}),
+    ...(objectType !== undefined ? { objectType } : {}),
+    ...(request.relation !== undefined ? { relation: request.relation } : {}),
+    ...(request.user !== undefined ? { user: request.user } : {}),
+  });
+  return tuples.filter((t) => t.expiresAt === undefined || t.expiresAt > now).map(toTupleKey);
+}
+
+/** A total order of a tenant's tuples for readPage (a tuple's identity, as one sortable string). */
+export function tupleOrderKey(t: TupleKey): string {
+  return JSON.stringify([t.object, t.relation, t.subjectTenant ?? "", t.user]);
+}
+
+export function byTupleKey(a: TupleKey, b: TupleKey): number {
+  const x = tupleOrderKey(a);
+  const y = tupleOrderKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
