@@ -1,7 +1,7 @@
 /**
  * The durable embedded TupleStore: an in-memory store (memory.ts) serves every read; every write batch and model
  * version is first appended to a log on disk (layout.ts, log.ts), so the store comes back exactly as it was after
- * a restart or a crash (recovery.ts), and periodic checkpoints (checkpoint.ts) keep opening fast.
+ * a restart or a crash (reopen.ts, recovery.ts), and periodic checkpoints (checkpoint.ts) keep opening fast.
  *
  * A write: validated against the current state (MemoryTupleStore.prepareWrite), encoded as one record, appended,
  * then applied in memory at its revision (applyWrite). Writes go through one queue, so the log's order is the
@@ -25,11 +25,9 @@
  * writes the state as of that moment in the background; when the checkpoint is durable, the older segments go.
  */
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
-import { mkdir, readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
 import { createChecksums } from "../../io/checksum.js";
-import { type FsyncPolicy, ioError, syncDir } from "../../io/fs-io.js";
+import { type FsyncPolicy, ioError } from "../../io/fs-io.js";
 import { GroupSync } from "../../io/group-sync.js";
 import { acquireLock, type DirectoryLock } from "../../io/lock.js";
 import { describe, NexusError } from "../../util/errors.js";
@@ -37,22 +35,12 @@ import { MemoryTupleStore } from "../memory.js";
 import type { StoredModel } from "../models.js";
 import type { Revision, StoredChange, TupleSnapshot, TupleStore, WriteBatch, WriteResult } from "../types.js";
 import { RevisionWaiters } from "../waiters.js";
-import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
-import { decodeBatch, decodeModel, encodeBatch, encodeModel, fromBytes, toBytes } from "./codec.js";
-import {
-  CHECKPOINT_TEMP_NAME,
-  type Crc32c,
-  encodeRecord,
-  MAX_PAYLOAD,
-  RecordKind,
-  SEGMENT_HEADER_SIZE,
-  SEGMENT_MAGIC,
-  SEGMENT_NAME,
-  segmentName,
-} from "./layout.js";
+import { writeCheckpoint } from "./checkpoint.js";
+import { encodeBatch, encodeModel, toBytes } from "./codec.js";
+import { type Crc32c, encodeRecord, MAX_PAYLOAD, RecordKind } from "./layout.js";
 import { LogSegment } from "./log.js";
 import { LoggedModelVersions } from "./models.js";
-import { corrupt, type ScannedRecord, scanFile } from "./recovery.js";
+import { recoverDirectory, removeSegmentsBefore } from "./reopen.js";
 
 export type { FsyncPolicy };
 
@@ -414,98 +402,18 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
 
   // ---- open and close ------------------------------------------------------------------------------------------
 
-  /** Recovers the state from the checkpoint and the log; opens the last segment for appending. */
+  /** Recovers the state from the checkpoint and the log (reopen.ts); opens the last segment for appending. */
   async [LOAD](): Promise<void> {
-    const dir = this.dir;
-    await rm(join(dir, CHECKPOINT_TEMP_NAME), { force: true });
-    const checkpoint = readCheckpoint(dir, this.#crc);
-    let storeId = checkpoint?.storeId;
-    const first = checkpoint?.fromSegment ?? 1;
-    if (checkpoint !== undefined) {
-      this.#memory.restoreState(checkpoint.state);
-      for (const model of checkpoint.models) this.models.insert(model);
-      this.#checkpointRevision = checkpoint.state.revision;
-    }
-    // Segments before the checkpoint's first are in it already (a cleanup cut short left them).
-    await removeSegmentsBefore(dir, first);
-    const numbers = segmentNumbers(await readdir(dir));
-    for (let i = 0; i < numbers.length; i++) {
-      if (numbers[i] !== first + i) {
-        throw corrupt(
-          join(dir, segmentName(first + i)),
-          0,
-          checkpoint === undefined && i === 0
-            ? "the first log segment is missing and there is no checkpoint"
-            : "a log segment is missing",
-        );
-      }
-    }
-    let appendTo: { number: number; end: number } | undefined;
-    for (let i = 0; i < numbers.length; i++) {
-      const number = numbers[i]!;
-      const path = join(dir, segmentName(number));
-      const last = i === numbers.length - 1;
-      let bytes: Buffer;
-      try {
-        bytes = fs.readFileSync(path);
-      } catch (error) {
-        throw ioError(error, "cannot read log segment", path);
-      }
-      const scanned = scanFile(bytes, SEGMENT_MAGIC, path, this.#crc, last);
-      if (scanned === undefined) {
-        // The newest segment's creation was cut short before its header was durable: it holds nothing.
-        await rm(path, { force: true });
-        break;
-      }
-      if (scanned.header.segment !== number)
-        throw corrupt(path, 0, `its header names segment ${scanned.header.segment}`);
-      storeId ??= scanned.header.storeId;
-      if (scanned.header.storeId !== storeId) {
-        throw corrupt(path, 0, `it belongs to store ${scanned.header.storeId}, not ${storeId}`);
-      }
-      for (const record of scanned.records) this.#replay(record, path);
-      this.#recovered.records += scanned.records.length;
-      this.#bytesSinceCheckpoint += scanned.end - SEGMENT_HEADER_SIZE;
-      if (scanned.tornBytes > 0) {
-        cutTail(path, scanned.end);
-        this.#recovered.tornBytes += scanned.tornBytes;
-      }
-      appendTo = { number, end: scanned.end };
-    }
-    this.#id = storeId ?? randomBytes(8).toString("hex");
+    const found = await recoverDirectory(this.dir, this.#crc, this.#memory, this.models);
+    this.#checkpointRevision = found.checkpointRevision;
+    this.#recovered = found.recovered;
+    this.#bytesSinceCheckpoint = found.logBytes;
+    this.#id = found.storeId ?? randomBytes(8).toString("hex");
     this.#visible = await this.#memory.currentRevision();
     this.#segment =
-      appendTo !== undefined
-        ? await LogSegment.openForAppend(dir, appendTo.number, appendTo.end)
-        : await LogSegment.create(dir, first, this.#id, this.#crc);
-  }
-
-  #replay(record: ScannedRecord, path: string): void {
-    try {
-      const value = fromBytes(record.payload);
-      if (record.kind === RecordKind.Batch) {
-        const batch = decodeBatch(value);
-        const prepared = this.#memory.prepareWrite(
-          { writes: batch.writes, deletes: batch.deletes },
-          batch.time,
-        );
-        if (
-          prepared === undefined ||
-          prepared.revision !== batch.revision ||
-          prepared.writes.length !== batch.writes.length ||
-          prepared.deletes.length !== batch.deletes.length
-        ) {
-          throw new Error(`the batch of revision ${batch.revision} does not follow the state before it`);
-        }
-        this.#memory.applyWrite(prepared);
-      } else if (record.kind === RecordKind.Model) {
-        this.models.insert(decodeModel(value));
-      } else {
-        throw new Error(`unknown record kind ${record.kind}`);
-      }
-    } catch (error) {
-      throw corrupt(path, record.offset, (error as Error).message);
-    }
+      found.appendTo !== undefined
+        ? await LogSegment.openForAppend(this.dir, found.appendTo.number, found.appendTo.end)
+        : await LogSegment.create(this.dir, found.firstSegment, this.#id, this.#crc);
   }
 
   async #shutdown(): Promise<void> {
@@ -528,30 +436,4 @@ function notYet(revision: Revision, visible: Revision): NexusError {
     revision,
     current: visible,
   });
-}
-
-function segmentNumbers(names: readonly string[]): number[] {
-  return names
-    .map((name) => SEGMENT_NAME.exec(name)?.[1])
-    .filter((n): n is string => n !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
-}
-
-async function removeSegmentsBefore(dir: string, first: number): Promise<void> {
-  const stale = segmentNumbers(await readdir(dir)).filter((n) => n < first);
-  if (stale.length === 0) return;
-  for (const n of stale) await rm(join(dir, segmentName(n)), { force: true });
-  await syncDir(dir);
-}
-
-/** Cuts a torn tail off a segment, durably. */
-function cutTail(path: string, length: number): void {
-  const fd = fs.openSync(path, "r+");
-  try {
-    fs.ftruncateSync(fd, length);
-    fs.fdatasyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
