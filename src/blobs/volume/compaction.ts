@@ -336,3 +336,42 @@ export async function compactVolume(
     }
   }
 }
+
+/**
+ * Compacts, one after another, every volume whose garbage ratio reaches `threshold` (stops between volumes when
+ * `signal` aborts). `contextFor` gives the store's side of one volume's compaction; a volume left empty goes
+ * through `removeIfEmpty`.
+ */
+export async function compactVolumes(
+  volumes: ReadonlyMap<number, Volume>,
+  threshold: number,
+  signal: AbortSignal,
+  contextFor: (volume: Volume) => CompactContext,
+  removeIfEmpty: (volume: Volume) => Promise<void>,
+): Promise<CompactResult> {
+  const total: CompactResult = {
+    volumes: [],
+    bytesReclaimed: 0,
+    needlesCopied: 0,
+    corrupt: 0,
+    skipped: [],
+  };
+  const candidates = [...volumes.values()]
+    .filter((v) => {
+      const size = v.end - SUPERBLOCK_SIZE;
+      return size > 0 && (size - v.liveBytes) / size >= threshold && size - v.liveBytes > 0;
+    })
+    .map((v) => v.id);
+  for (const id of candidates) {
+    if (signal.aborted) break;
+    const volume = volumes.get(id)!;
+    const r = await compactVolume(contextFor(volume));
+    if (r.skipped) total.skipped.push(id);
+    else total.volumes.push(id);
+    if (volume.end === SUPERBLOCK_SIZE) await removeIfEmpty(volume);
+    total.bytesReclaimed += r.bytesReclaimed;
+    total.needlesCopied += r.needlesCopied;
+    total.corrupt += r.corrupt;
+  }
+  return total;
+}
