@@ -13,7 +13,7 @@ import { mkdir, open, readdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FsClient } from "../src/fs/client.js";
-import { openFileSystem } from "../src/fs/filesystem.js";
+import { openFileSystem } from "../src/fs/open.js";
 import { runSuite } from "./harness.js";
 import { AGENTS, agentTrace, contentOf, setUpTrace } from "./workloads/agent-trace.js";
 

@@ -12,7 +12,7 @@ import { openStore } from "../../src/blobs/volume/store.js";
 import { main } from "../../src/cli/program.js";
 import { startProgress } from "../../src/cli/progress.js";
 import { createEngine } from "../../src/engine/engine.js";
-import { openFileSystem } from "../../src/fs/filesystem.js";
+import { openFileSystem } from "../../src/fs/open.js";
 import { openFileTupleStore } from "../../src/tuples/file/index.js";
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

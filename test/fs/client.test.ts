@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AGENTS, agentTrace, contentOf, setUpTrace } from "../../bench/workloads/agent-trace.js";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { FsClient } from "../../src/fs/client.js";
-import { type FileSystem, openFileSystem } from "../../src/fs/filesystem.js";
+import type { FileSystem } from "../../src/fs/filesystem.js";
+import { openFileSystem } from "../../src/fs/open.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
 import { ALICE, BOB, CAROL, DAVE, tempDir, text, twoTenants } from "./helpers.js";
 

@@ -8,7 +8,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { FsEvent } from "../../src/fs/events.js";
-import { type FileSystem, openFileSystem } from "../../src/fs/filesystem.js";
+import type { FileSystem } from "../../src/fs/filesystem.js";
+import { openFileSystem } from "../../src/fs/open.js";
 import { Child } from "../blobs/child.js";
 import { tempDir } from "./helpers.js";
 

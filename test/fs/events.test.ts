@@ -5,7 +5,8 @@
  */
 import { afterEach, expect, it } from "vitest";
 import type { FsEvent } from "../../src/fs/events.js";
-import { type FileSystem, openFileSystem } from "../../src/fs/filesystem.js";
+import type { FileSystem } from "../../src/fs/filesystem.js";
+import { openFileSystem } from "../../src/fs/open.js";
 import { ALICE, BOB, CAROL, tempDir, twoTenants } from "./helpers.js";
 
 const cleanups: (() => unknown)[] = [];

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Engine } from "../../src/engine/engine.js";
 import type { FileSystem } from "../../src/fs/filesystem.js";
-import { openFileSystem } from "../../src/fs/filesystem.js";
+import { openFileSystem } from "../../src/fs/open.js";
 import { ALICE, BOB, CAROL, DAVE, tempDir, text, twoTenants } from "./helpers.js";
 
 let dir: string;

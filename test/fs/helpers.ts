@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
-import { type FileSystem, type FileSystemOptions, openFileSystem } from "../../src/fs/filesystem.js";
+import type { FileSystem, FileSystemOptions } from "../../src/fs/filesystem.js";
+import { openFileSystem } from "../../src/fs/open.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
 
 export const ALICE = { user: "user:alice", tenant: "acme" };

@@ -2,8 +2,9 @@
  * `nexus-fast mount`: mounts a NexusFS data directory with FUSE as one user, until interrupted (Ctrl-C or
  * SIGTERM), then unmounts. Every system call on the mount is that user's checked operation.
  */
-import { openFileSystem } from "../../fs/filesystem.js";
+
 import { fuseUnavailableReason, mount } from "../../fs/mount.js";
+import { openFileSystem } from "../../fs/open.js";
 import { parse, stringOption, UsageError } from "../args.js";
 import type { Io } from "../io.js";
 

@@ -10,7 +10,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { openStore } from "../../blobs/volume/store.js";
-import { openFileSystem } from "../../fs/filesystem.js";
+import { openFileSystem } from "../../fs/open.js";
 import { parse, stringOption, UsageError } from "../args.js";
 import type { Io } from "../io.js";
 import { withProgress } from "../progress.js";

@@ -6,7 +6,8 @@
  * answer is compared with what the permissions require.
  */
 import { FsClient } from "../../fs/client.js";
-import { type Caller, type FileSystem, openFileSystem } from "../../fs/filesystem.js";
+import type { Caller, FileSystem } from "../../fs/filesystem.js";
+import { openFileSystem } from "../../fs/open.js";
 import type { Io } from "../io.js";
 import { formatCount, formatMs, formatRate, renderTable } from "../table.js";
 
