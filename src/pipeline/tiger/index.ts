@@ -7,7 +7,8 @@
  * - id-space.ts: object ids;
  * - members.ts: the JS-side copy of a bitmap; filter.ts: filtering objects through one bitmap;
  * - materialise.ts: building a bitmap; expiry.ts: between which instants it holds;
- * - change-log.ts: the changes delivered by the feed; incremental.ts: bringing a bitmap forward;
+ * - freshness.ts: which revisions a bitmap answers; change-log.ts: the changes delivered by the feed;
+ * - incremental.ts: bringing a bitmap forward;
  * - affected-objects.ts: which objects a tuple change can affect (over src/model/analysis.ts `dependents`);
  * - serialize.ts: the bitmaps as bytes.
  */

@@ -5,7 +5,7 @@
  * copy ./members.ts) and `filter` (which of these objects may the subject access, in input order: ./filter.ts).
  *
  * Exactness: a bitmap holds at its own revision; it answers another revision only when the change feed proves no
- * change in between touched a tuple class its (type, permission) reads (src/changes/influence.ts), and only at
+ * change in between touched a tuple class its (type, permission) reads (./freshness.ts), and only at
  * request instants between the latest expiry before and the earliest expiry after its evaluation's instant among
  * the tuples it read (./expiry.ts). Questions with a condition context, contextual tuples, or on a relation that
  * may evaluate a condition pass through; so does a question at an older revision than a changed bitmap (a newer
@@ -23,7 +23,6 @@
  */
 import { roaringLibraryInitialize } from "roaring-wasm";
 import type { ChangeListener } from "../../changes/feed.js";
-import type { InfluenceMap } from "../../changes/influence.js";
 import { analyze } from "../../model/analysis.js";
 import type { Program } from "../../model/program.js";
 import { DEFAULT_MAX_DEPTH } from "../../reference/evaluation.js";
@@ -47,13 +46,12 @@ import {
   replaceableFor,
   SEP,
   type Slot,
-  type State,
   UNUSABLE,
   VALID,
 } from "./bitmap.js";
-import { ChangeLog } from "./change-log.js";
 import { Eligibility } from "./eligible.js";
 import { flagsOf, selectedOf } from "./filter.js";
+import { Freshness } from "./freshness.js";
 import { type Fallback, IncrementalUpdates } from "./incremental.js";
 import { allowedObjects, type MaterialiseContext } from "./materialise.js";
 import { Members } from "./members.js";
@@ -65,7 +63,6 @@ import { SlotIndex } from "./slots.js";
 export class TigerResolver implements CheckResolver, ChangeListener {
   readonly layer = "tiger";
   readonly #inner: CheckResolver;
-  readonly #influence: InfluenceMap;
   readonly #materializeAfter: number;
   readonly #counters = new LayerCounters();
   readonly #owned: OwnedBitmaps;
@@ -75,12 +72,10 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   readonly #building = new Map<string, Promise<Materialised | undefined>>();
   readonly #background: boolean;
   readonly #eligibility: Eligibility;
-  /** Latest revision at which a change touched each check class (a fast "nothing changed" test). */
-  readonly #changedAt = new Map<string, number>();
-  readonly #log: ChangeLog;
+  /** What the layer knows of changes: which bitmaps answer other revisions (./freshness.ts). */
+  readonly #freshness: Freshness;
   readonly #updates: IncrementalUpdates;
   readonly #materialiser: MaterialiseContext;
-  #knowledge: ChangeKnowledge | undefined;
   #materialised = 0;
   #rebuilt = 0;
   readonly #fallbacks: Record<Fallback, number> = {
@@ -95,7 +90,6 @@ export class TigerResolver implements CheckResolver, ChangeListener {
 
   private constructor(inner: CheckResolver, context: TigerContext, options: TigerOptions) {
     this.#inner = inner;
-    this.#influence = context.influence;
     const maxDepth = context.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
     const influence = context.influence;
     this.#eligibility = new Eligibility(
@@ -107,7 +101,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     this.#slots = new SlotIndex(4 * maxBitmaps);
     this.#materializeAfter = options.materializeAfter ?? 2;
     this.#background = options.background ?? false;
-    this.#log = new ChangeLog(options.maxLoggedChanges ?? 32_768);
+    this.#freshness = new Freshness(influence, options.maxLoggedChanges ?? 32_768);
     const program: Program = context.program;
     const store: TupleStore = context.store;
     this.#updates = new IncrementalUpdates(
@@ -116,14 +110,14 @@ export class TigerResolver implements CheckResolver, ChangeListener {
         store,
         influence,
         dependents: analyze(program).dependents,
-        log: this.#log,
+        log: this.#freshness.log,
         inner,
         maxRechecks: options.maxIncrementalRechecks ?? 256,
       },
       {
         enabled: options.incremental ?? true,
         fallbacks: this.#fallbacks,
-        state: (m, check) => this.#state(m, check),
+        state: (m, check) => this.#freshness.state(m, check),
         closed: () => this.#closed,
       },
     );
@@ -153,8 +147,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
    * to the layer, so only bitmaps at or after the current watermark are reused across revisions.
    */
   follow(knowledge: ChangeKnowledge): void {
-    this.#knowledge = knowledge;
-    this.#log.reset(knowledge.watermark);
+    this.#freshness.follow(knowledge);
   }
 
   /** Whether a question may be answered from a bitmap at all (./eligible.ts). */
@@ -168,7 +161,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     if (this.eligible(check)) {
       const slot = this.#slots.slotFor(check);
       const m = slot.bitmap;
-      const state = m === undefined ? UNUSABLE : this.#state(m, check);
+      const state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);
       if (state === VALID) {
         this.#counters.hits++;
         m!.lastUsed = ++this.#tick;
@@ -190,7 +183,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
       const check = checks[i]!;
       this.#counters.requests++;
       const m = this.eligible(check) ? this.#slots.find(check)?.bitmap : undefined;
-      const state = m === undefined ? UNUSABLE : this.#state(m, check);
+      const state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);
       if (state === VALID) {
         this.#counters.hits++;
         m!.lastUsed = ++this.#tick;
@@ -205,7 +198,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     for (const i of stale) {
       const check = checks[i]!;
       let m = this.#slots.find(check)?.bitmap;
-      let state = m === undefined ? UNUSABLE : this.#state(m, check);
+      let state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);
       if (state === FORWARD) {
         m = await this.#updates.bringForward(m!, check);
         state = m === undefined ? UNUSABLE : VALID;
@@ -264,21 +257,12 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   }
 
   onChanges(changes: readonly StoredChange[]): void {
-    for (const change of changes) {
-      for (const cls of this.#influence.affectedBy(change.tuple.objectType, change.tuple.relation)) {
-        const before = this.#changedAt.get(cls);
-        if (before === undefined || before < change.revision) {
-          this.#changedAt.set(cls, change.revision);
-          this.#counters.invalidations++;
-        }
-      }
-    }
-    this.#log.append(changes);
+    this.#counters.invalidations += this.#freshness.record(changes);
   }
 
   onReset(revision: Revision): void {
     // Changes up to `revision` were never delivered: no bitmap older than it is reused across revisions.
-    this.#log.reset(revision);
+    this.#freshness.reset(revision);
   }
 
   /** Bytes held: the roaring bitmaps (WASM, their serialized size, which is what roaring allocates) and their copies. */
@@ -332,7 +316,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
         ...Object.fromEntries(
           Object.entries(this.#fallbacks).map(([reason, n]) => [`fallback.${reason}`, n]),
         ),
-        loggedChanges: this.#log.size,
+        loggedChanges: this.#freshness.log.size,
         evicted: owned.evicted,
         objectIds: owned.objectIds(),
         liveBitmaps: owned.live,
@@ -351,7 +335,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
       await Promise.allSettled([...this.#building.values(), ...this.#updates.inFlight()]);
       this.#owned.clear();
       this.#slots.clear();
-      this.#log.reset(0);
+      this.#freshness.reset(0);
     }
     await this.#inner.close();
   }
@@ -363,7 +347,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   #usableNow(check: ResolvedCheck): Materialised | undefined {
     if (!this.eligible(check)) return undefined;
     const m = this.#slots.find(check)?.bitmap;
-    if (m === undefined || this.#state(m, check) !== VALID) return undefined;
+    if (m === undefined || this.#freshness.state(m, check) !== VALID) return undefined;
     m.lastUsed = ++this.#tick;
     return m;
   }
@@ -388,7 +372,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     signal: AbortSignal | undefined,
   ): Promise<Resolution> {
     let m = slot.bitmap;
-    if (m !== undefined && this.#state(m, check) === FORWARD)
+    if (m !== undefined && this.#freshness.state(m, check) === FORWARD)
       m = await this.#later(() => this.#updates.bringForward(m!, check));
     else m = undefined;
     // Brought forward, or else re-materialised when wanted (the demand was counted by the caller, or is now).
@@ -397,7 +381,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
         m = await this.#later(() => this.#materialise(slot, check), true);
       }
     }
-    if (m !== undefined && this.#state(m, check) === VALID) {
+    if (m !== undefined && this.#freshness.state(m, check) === VALID) {
       this.#counters.hits++;
       m.lastUsed = ++this.#tick;
       return answerOf(m, check.object);
@@ -411,7 +395,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     if (!this.eligible(check)) return undefined;
     const slot = this.#slots.slotFor(check);
     let m = slot.bitmap;
-    const state = m === undefined ? UNUSABLE : this.#state(m, check);
+    const state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);
     if (state === VALID) {
       m!.lastUsed = ++this.#tick;
       return m;
@@ -422,23 +406,6 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     if (m === undefined && replaceable) m = await this.#later(() => this.#materialise(slot, check), true);
     if (m !== undefined) m.lastUsed = ++this.#tick;
     return m;
-  }
-
-  /**
-   * Whether `m` answers `check` as it is (VALID), once brought forward to `check.revision` (FORWARD: changes in
-   * between touched its classes, all of them known), or not at all (UNUSABLE).
-   */
-  #state(m: Materialised, check: ResolvedCheck): State {
-    if (check.now >= m.validUntil || check.now < m.computedAt) return UNUSABLE;
-    if (m.revision === check.revision) return VALID;
-    const knowledge = this.#knowledge;
-    if (knowledge === undefined) return UNUSABLE;
-    const low = m.revision < check.revision ? m.revision : check.revision;
-    const high = m.revision < check.revision ? check.revision : m.revision;
-    if (high > knowledge.watermark || low < knowledge.complete || low < this.#log.floor) return UNUSABLE;
-    if ((this.#changedAt.get(m.relationClass) ?? -1) <= low) return VALID;
-    if (m.revision > check.revision) return UNUSABLE;
-    return FORWARD;
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -474,7 +441,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   #countFallback(m: Materialised, check: ResolvedCheck): void {
     if (check.now >= m.validUntil || check.now < m.computedAt) this.#fallbacks.expired++;
     else if (m.revision > check.revision) this.#fallbacks.olderRevision++;
-    else if (this.#state(m, check) === UNUSABLE) this.#fallbacks.unknownChanges++;
+    else if (this.#freshness.state(m, check) === UNUSABLE) this.#fallbacks.unknownChanges++;
     // FORWARD: the incremental update counted its own reason.
   }
 

@@ -1,0 +1,73 @@
+/**
+ * Whether a Tiger bitmap, exact at its own revision, also answers a question at another revision. The layer
+ * knows this from the change feed: `ChangeKnowledge` says up to which revision every change has been delivered
+ * (and from which revision without a gap), the change log holds the changes themselves, and per check class the
+ * latest revision at which a change touched a tuple class it reads (src/changes/influence.ts `affectedBy`). A
+ * bitmap answers another revision as it is when nothing between the two touched its class, can be brought
+ * forward when something did and every change in between is known, and is unusable otherwise.
+ */
+import type { InfluenceMap } from "../../changes/influence.js";
+import type { Revision, StoredChange } from "../../tuples/types.js";
+import type { ChangeKnowledge } from "../result-cache.js";
+import type { ResolvedCheck } from "../types.js";
+import { FORWARD, type Materialised, type State, UNUSABLE, VALID } from "./bitmap.js";
+import { ChangeLog } from "./change-log.js";
+
+export class Freshness {
+  readonly #influence: InfluenceMap;
+  /** The changes delivered since `follow` (bounded), for incremental updates. */
+  readonly log: ChangeLog;
+  /** Latest revision at which a change touched each check class (a fast "nothing changed" test). */
+  readonly #changedAt = new Map<string, number>();
+  #knowledge: ChangeKnowledge | undefined;
+
+  /** `maxLogged`: changes remembered (older bitmaps cannot be brought forward). */
+  constructor(influence: InfluenceMap, maxLogged: number) {
+    this.#influence = influence;
+    this.log = new ChangeLog(maxLogged);
+  }
+
+  /** From now on changes are delivered (`record`) and `knowledge` says up to where; nothing before is known. */
+  follow(knowledge: ChangeKnowledge): void {
+    this.#knowledge = knowledge;
+    this.log.reset(knowledge.watermark);
+  }
+
+  /** Takes delivered changes in; returns how many (class, revision) marks moved (the layer's invalidations). */
+  record(changes: readonly StoredChange[]): number {
+    let moved = 0;
+    for (const change of changes) {
+      for (const cls of this.#influence.affectedBy(change.tuple.objectType, change.tuple.relation)) {
+        const before = this.#changedAt.get(cls);
+        if (before === undefined || before < change.revision) {
+          this.#changedAt.set(cls, change.revision);
+          moved++;
+        }
+      }
+    }
+    this.log.append(changes);
+    return moved;
+  }
+
+  /** Forgets the logged changes: from now on only changes after `revision` are known. */
+  reset(revision: Revision): void {
+    this.log.reset(revision);
+  }
+
+  /**
+   * Whether `m` answers `check` as it is (VALID), once brought forward to `check.revision` (FORWARD: changes in
+   * between touched its classes, all of them known), or not at all (UNUSABLE).
+   */
+  state(m: Materialised, check: ResolvedCheck): State {
+    if (check.now >= m.validUntil || check.now < m.computedAt) return UNUSABLE;
+    if (m.revision === check.revision) return VALID;
+    const knowledge = this.#knowledge;
+    if (knowledge === undefined) return UNUSABLE;
+    const low = m.revision < check.revision ? m.revision : check.revision;
+    const high = m.revision < check.revision ? check.revision : m.revision;
+    if (high > knowledge.watermark || low < knowledge.complete || low < this.log.floor) return UNUSABLE;
+    if ((this.#changedAt.get(m.relationClass) ?? -1) <= low) return VALID;
+    if (m.revision > check.revision) return UNUSABLE;
+    return FORWARD;
+  }
+}
