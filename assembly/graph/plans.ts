@@ -6,14 +6,15 @@
 // or the address of a plan block the table owns ([u32 bytes][words...]; freed when its slot is reused, evicted
 // or the graph freed, but never under a replay: see tableBeginUse).
 import { nodeEpoch } from "./epochs";
-import { PAYLOAD_MARKERS, slotPayload, tableCapacity, tableFind, tableLive, tableNew, tablePut } from "../lib/stamped-table";
+import { slotPayload, tableCapacity, tableFind, tableLive, tableNew, tablePut } from "../lib/stamped-table";
 
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
+// The two markers (below the table's PAYLOAD_MARKERS, so it never frees them).
 // @ts-ignore: decorator
 @inline export const PLAN_SEEN: u32 = 0;
 // @ts-ignore: decorator
-@inline export const PLAN_NONE: u32 = PAYLOAD_MARKERS - 1;
+@inline export const PLAN_NONE: u32 = 1;
 
 // Plans a table may hold (kernel-wide; a power of two ≥ 4; 0 = no plans), set through eval_set_plan_limit.
 let planCapacity: u32 = 1 << 15;
