@@ -488,24 +488,15 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   // What this engine knows exists: the store as it is now (so a new engine over a used store reads it at once),
   // then its own writes and its feed's deliveries.
   const known = new KnownRevision(await store.currentRevision());
-  let fast: FastEvaluator | undefined;
-  if (options.evaluator !== "reference") {
-    try {
-      await ready();
-      fast = new FastEvaluator({ program, store, maxDepth });
-    } catch (error) {
-      // Where the kernel cannot load, the default quietly uses the reference; an explicit "wasm" is an error.
-      if (options.evaluator === "wasm") {
-        if (ownsStore) await store.close();
-        throw error;
-      }
-    }
-  }
   let feed: ChangeFeed | undefined;
+  let fast: FastEvaluator | undefined;
   let chain: CheckChain;
   try {
     const layers = layerOptionsOf(options.cache);
-    if (layers.watch !== false) feed = await ChangeFeed.open(store);
+    const wantsKernel = options.evaluator !== "reference";
+    // The one feed: the layers follow it, and so do the WASM evaluator's graphs.
+    if (layers.watch !== false || wantsKernel) feed = await ChangeFeed.open(store);
+    if (wantsKernel) fast = await openKernel(options, { program, store, maxDepth, feed });
     chain = await CheckChain.open({
       ...layers,
       program,
@@ -518,7 +509,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
         ? { maxContextualTuples: options.maxContextualTuples }
         : {}),
       ...(fast !== undefined ? { fast } : {}),
-      ...(feed !== undefined ? { feed } : {}),
+      ...(feed !== undefined && layers.watch !== false ? { feed } : {}),
     });
   } catch (error) {
     await fast?.close();
@@ -538,6 +529,24 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     layered: options.cache !== false,
     feed,
   });
+}
+
+/**
+ * The WASM evaluator, following `feed`; undefined where the kernel cannot load and the caller did not ask for it
+ * ("wasm" asked for is an error there).
+ */
+async function openKernel(
+  options: EngineOptions,
+  parts: { program: Program; store: TupleStore; maxDepth: number; feed: ChangeFeed | undefined },
+): Promise<FastEvaluator | undefined> {
+  try {
+    await ready();
+    const { program, store, maxDepth, feed } = parts;
+    return new FastEvaluator({ program, store, maxDepth, ...(feed !== undefined ? { feed } : {}) });
+  } catch (error) {
+    if (options.evaluator === "wasm") throw error;
+    return undefined;
+  }
 }
 
 function isProgram(model: unknown): model is Program {

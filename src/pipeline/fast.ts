@@ -1,7 +1,6 @@
 /**
  * The WASM evaluator as the chain's innermost layer: FastEvaluator (src/wasm-eval/) answers what its kernel evaluates,
- * at exactly the question's revision, and hands the rest to the reference resolver, as Engine does without the
- * chain. What goes to the reference: questions with contextual tuples (never given to the kernel), and whatever
+ * at exactly the question's revision, and hands the rest to the reference resolver. What goes to the reference: questions with contextual tuples (never given to the kernel), and whatever
  * the fast path routes itself (another subject tenant, a conditional / expiring / cross-tenant tuple on the way,
  * a revision older than its graph; see src/wasm-eval/evaluator.ts).
  *

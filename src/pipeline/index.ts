@@ -1,4 +1,4 @@
-/** The check resolver chain and its layers (see chain.ts). */
+/** The query pipeline (pipeline.ts), its layers as wired by builder.ts, and CheckChain (chain.ts), which runs them. */
 export { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
 export {
   type ChainCheckRequest,

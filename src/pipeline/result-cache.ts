@@ -1,6 +1,6 @@
 /**
- * The result cache: answers keyed by the question and the snapshot revision they hold at (P0-1), reused across
- * revisions when the change feed proves nothing relevant changed (P1-4).
+ * The result cache: answers keyed by the question and the snapshot revision they hold at, reused across
+ * revisions when the change feed proves nothing relevant changed.
  *
  * An entry computed at revision q answers a request at revision r when
  * - r = q (an answer at a snapshot never goes stale: quantization makes every read of a window name one r), or

@@ -1,5 +1,5 @@
 /**
- * Singleflight (P0-2): identical questions at the same revision that are in flight together share one
+ * Singleflight: identical questions at the same revision that are in flight together share one
  * evaluation. The first one leads (its question goes to the next layer); the others wait for its answer.
  *
  * - An error reaches every waiter.

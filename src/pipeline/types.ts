@@ -1,5 +1,5 @@
 /**
- * The check path as a chain of small resolvers (DESIGN.md, "A check, as data flowing through"): each layer is one
+ * The check path as a chain of small resolvers (src/pipeline/DESIGN.md): each layer is one
  * idea (a result cache, a Bloom negative cache, singleflight, an evaluator) and wraps the next one, as OpenFGA's
  * `internal/graph` wraps its local checker in a CachedCheckResolver. Every layer takes an already validated
  * question pinned to a snapshot revision, so any layer can be switched off and the answers stay the same: the
