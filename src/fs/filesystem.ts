@@ -1,6 +1,9 @@
 /**
- * NexusFS: files whose every operation is checked against the permission engine, with contents in the volume
- * store and metadata in 64-byte records.
+ * NexusFS: files whose every operation is checked against the permission engine, with contents in the tiered
+ * store (blobs/tiered/) and metadata in 64-byte records (one TenantTree per tenant, tree.ts). This file holds the
+ * operations; what they lean on has its own file: the checks (checks.ts), journaled mutations (mutations.ts),
+ * opening and crash recovery (open.ts), permission events from other writers (permission-follower.ts), staging
+ * of contents (staging.ts).
  *
  * What each operation checks (Nexus's rules, without its gaps: rename is checked on both ends, `mkdir -p` checks
  * every level it creates, and there is no owner shortcut: the creator is only an owner through its tuple):
@@ -22,7 +25,6 @@
  * never left behind.
  */
 
-import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { TieredStats } from "../blobs/tiered/options.js";
@@ -30,25 +32,18 @@ import type { TieredStore } from "../blobs/tiered/store.js";
 import type { Engine } from "../engine/engine.js";
 import type { TupleKey } from "../tuples/tuple.js";
 import type { TupleStore } from "../tuples/types.js";
-import { describe, NexusError } from "../util/errors.js";
+import { NexusError } from "../util/errors.js";
 import { ancestorsAndSelf, callerOf, denied, exists, tenantOf } from "./caller.js";
 import { PermissionChecks } from "./checks.js";
 import type { FsEvent, FsEventLog, FsWatchRequest } from "./events.js";
 import type { Journal } from "./journal.js";
-import {
-  applyCommit,
-  type BeginRecord,
-  type Checkpoint,
-  type CommitOp,
-  type CommitRecord,
-  type EndRecord,
-  eventOf,
-} from "./journal-records.js";
+import type { CommitOp } from "./journal-records.js";
+import { MutationLog } from "./mutations.js";
 import { globMatcher, isWithin, joinPath, normalizePath, objectOf, parentOf, pathOfObject } from "./paths.js";
 import { PermissionFollower } from "./permission-follower.js";
 import { ContentStager, type Staged, stagedBytes } from "./staging.js";
 import { type FileStat, notFound, TenantTree, type Version } from "./tree.js";
-import { changeOf, identityOf, revisionOf, sameTuple } from "./tuple-keys.js";
+import { changeOf, grantTuple, revisionOf, sameTuple } from "./tuple-keys.js";
 import {
   type Caller,
   type DirEntry,
@@ -56,7 +51,6 @@ import {
   type FileSystemOptions,
   type Grant,
   MAX_FILE_BYTES,
-  type MutationStep,
   type RecoveryReport,
   type TargetOptions,
 } from "./types.js";
@@ -88,21 +82,16 @@ export class FileSystem implements AsyncDisposable {
   readonly #journal: Journal;
   readonly #trees: Map<string, TenantTree>;
   readonly #held: Map<string, number>;
-  readonly #sync: boolean;
   readonly #maxVersions: number;
   readonly #maxFileBytes: number;
-  readonly #checkpointEvery: number;
   readonly #clock: () => number;
-  readonly #onStep: ((step: MutationStep, op: string) => void) | undefined;
   readonly #events: FsEventLog;
   readonly #closing = new AbortController();
   readonly #checks: PermissionChecks;
   /** Turns tuple changes this filesystem did not make into permission events. */
   readonly #follower: PermissionFollower;
+  readonly #mutations: MutationLog;
   readonly #stager: ContentStager;
-  #seq: number;
-  #token: string | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   /** Use openFileSystem(). */
@@ -133,20 +122,16 @@ export class FileSystem implements AsyncDisposable {
     this.#journal = parts.journal;
     this.#trees = parts.trees;
     this.#held = parts.held;
-    this.#seq = parts.seq;
     this.recovery = parts.recovery;
     const o = parts.options;
-    this.#sync = o.fsync ?? true;
     this.#maxVersions = o.maxVersions ?? 10;
     this.#maxFileBytes = o.maxFileBytes ?? MAX_FILE_BYTES;
-    this.#checkpointEvery = o.checkpointEvery ?? 10_000;
     this.#clock = o.clock ?? Date.now;
-    this.#onStep = o.testing?.onStep;
     this.#events = parts.events;
     this.#checks = new PermissionChecks(
       parts.engine,
       (tenant) => this.#tree(tenant),
-      () => this.#token,
+      () => this.#mutations.token,
       () => this.#closed,
     );
     this.#stager = new ContentStager(join(parts.dir, "staging"), this.#maxFileBytes);
@@ -159,6 +144,22 @@ export class FileSystem implements AsyncDisposable {
       ownRevisions: parts.ownRevisions,
       recovered: parts.recovered,
       lostCursor: parts.lostCursor,
+    });
+    this.#mutations = new MutationLog({
+      engine: parts.engine,
+      store: parts.store,
+      journal: parts.journal,
+      trees: parts.trees,
+      tree: (tenant) => this.#tree(tenant, true),
+      held: parts.held,
+      seq: parts.seq,
+      events: parts.events,
+      follower: this.#follower,
+      sync: o.fsync ?? true,
+      maxVersions: this.#maxVersions,
+      checkpointEvery: o.checkpointEvery ?? 10_000,
+      onStep: o.testing?.onStep,
+      closed: () => this.#closed,
     });
   }
 
@@ -187,13 +188,13 @@ export class FileSystem implements AsyncDisposable {
   async initTenant(request: { tenant: string; owners: readonly string[] }): Promise<void> {
     const tenant = tenantOf(request.tenant);
     this.#tree(tenant, true);
-    await this.#exclusive(async () => {
-      const existing = await this.#tuplesOf(tenant, "/");
+    await this.#mutations.exclusive(async () => {
+      const existing = await this.#mutations.tuplesOf(tenant, "/");
       const writes: TupleKey[] = request.owners
         .map((user) => ({ user, relation: "direct_owner", object: objectOf("/"), tenant }))
         .filter((t) => !existing.some((e) => sameTuple(e, t)));
       if (writes.length === 0) return;
-      const token = await this.#tupleWrite({ writes, onDuplicate: "ignore" }, true);
+      const token = await this.#mutations.tupleWrite({ writes, onDuplicate: "ignore" }, true);
       await this.#events.pushDurable(
         writes.map((t) => ({
           event: { kind: "permission", tenant, path: "/", change: changeOf("write", t) },
@@ -332,7 +333,7 @@ export class FileSystem implements AsyncDisposable {
     if (!(await this.#checks.mayWriteFile(c, tenant, p))) throw denied(c, "write", tenant, p);
     const staged = await this.#stager.stage(data);
     try {
-      return await this.#exclusive(() => this.#putContent(c, tenant, p, staged));
+      return await this.#mutations.exclusive(() => this.#putContent(c, tenant, p, staged));
     } finally {
       if (staged.file !== undefined) await rm(staged.file, { force: true });
     }
@@ -361,7 +362,7 @@ export class FileSystem implements AsyncDisposable {
     if (!(await this.#checks.mayWriteFile(c, tenant, p))) throw denied(c, "write", tenant, p);
     const extra = await this.#stager.stage(data);
     try {
-      return await this.#exclusive(async () => {
+      return await this.#mutations.exclusive(async () => {
         const tree = this.#tree(tenant);
         const current =
           tree.kindOf(p) === "file" ? await this.#store.get(tree.stat(p)!.hash!) : new Uint8Array();
@@ -384,7 +385,7 @@ export class FileSystem implements AsyncDisposable {
   ): Promise<FileStat> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    return this.#exclusive(async () => {
+    return this.#mutations.exclusive(async () => {
       const tree = this.#tree(tenant, true);
       const levels = options.recursive ? ancestorsAndSelf(p) : [p];
       for (const level of levels) {
@@ -394,7 +395,7 @@ export class FileSystem implements AsyncDisposable {
         await this.#checks.require(c, "write", tenant, parent);
         if (kind !== undefined) throw exists(tenant, level);
         this.#assertDirectory(tree, tenant, parent);
-        await this.#create(
+        await this.#mutations.create(
           c,
           tenant,
           { op: "mkdir", path: level, mtime: this.#clock(), creator: c.user },
@@ -413,7 +414,7 @@ export class FileSystem implements AsyncDisposable {
   ): Promise<void> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    await this.#exclusive(async () => {
+    await this.#mutations.exclusive(async () => {
       const tree = this.#tree(tenant);
       await this.#checks.require(c, "write", tenant, p);
       const kind = tree.kindOf(p);
@@ -435,8 +436,12 @@ export class FileSystem implements AsyncDisposable {
       }
       // Children before parents.
       for (const entry of [...below.reverse(), p]) {
-        const deleteAfter = await this.#tuplesOf(tenant, entry);
-        await this.#run(tenant, { op: "remove", path: entry, mtime: this.#clock() }, { deleteAfter });
+        const deleteAfter = await this.#mutations.tuplesOf(tenant, entry);
+        await this.#mutations.run(
+          tenant,
+          { op: "remove", path: entry, mtime: this.#clock() },
+          { deleteAfter },
+        );
       }
     });
   }
@@ -446,7 +451,7 @@ export class FileSystem implements AsyncDisposable {
     const c = callerOf(caller);
     const { tenant, p: src } = this.#target(c, from, options);
     const dst = normalizePath(to);
-    return this.#exclusive(async () => {
+    return this.#mutations.exclusive(async () => {
       const tree = this.#tree(tenant);
       await this.#checks.require(c, "write", tenant, src);
       const kind = tree.kindOf(src);
@@ -475,7 +480,7 @@ export class FileSystem implements AsyncDisposable {
       const deleted: TupleKey[] = [];
       const wrote: TupleKey[] = [];
       for (const old of moved) {
-        for (const t of await this.#tuplesOf(tenant, old)) {
+        for (const t of await this.#mutations.tuplesOf(tenant, old)) {
           deleted.push(t);
           const renamed = dst + old.slice(src.length);
           let user = t.user;
@@ -488,9 +493,9 @@ export class FileSystem implements AsyncDisposable {
       }
       // A tuple already on the destination (a replaced file's, or granted ahead) stays: neither deleted nor
       // written, so a rollback does not remove it either.
-      const atDestination = await this.#tuplesOf(tenant, dst);
+      const atDestination = await this.#mutations.tuplesOf(tenant, dst);
       const stays = (t: TupleKey) => atDestination.some((e) => sameTuple(e, t));
-      await this.#run(
+      await this.#mutations.run(
         tenant,
         { op: "rename", from: src, to: dst, mtime: this.#clock() },
         {
@@ -513,14 +518,14 @@ export class FileSystem implements AsyncDisposable {
   async share(caller: Caller, path: string, grant: Grant, options: TargetOptions = {}): Promise<string> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    const tuple = this.#grantTuple(tenant, p, grant);
-    return this.#exclusive(async () => {
+    const tuple = grantTuple(tenant, p, grant);
+    return this.#mutations.exclusive(async () => {
       await this.#checks.require(c, "execute", tenant, p);
       if (this.#tree(tenant).kindOf(p) === undefined) throw notFound(tenant, p);
       // Sharing what is already shared changes nothing (and makes no event).
-      if ((await this.#tuplesOf(tenant, p)).some((t) => sameTuple(t, tuple)))
-        return this.#token ?? (await this.engine.token());
-      const token = await this.#tupleWrite({ writes: [tuple] }, true);
+      if ((await this.#mutations.tuplesOf(tenant, p)).some((t) => sameTuple(t, tuple)))
+        return this.#mutations.token ?? (await this.engine.token());
+      const token = await this.#mutations.tupleWrite({ writes: [tuple] }, true);
       await this.#events.pushDurable([
         {
           event: { kind: "permission", tenant, path: p, change: changeOf("write", tuple) },
@@ -535,8 +540,8 @@ export class FileSystem implements AsyncDisposable {
   async unshare(caller: Caller, path: string, grant: Grant, options: TargetOptions = {}): Promise<string> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    const tuple = this.#grantTuple(tenant, p, grant);
-    return this.#exclusive(async () => {
+    const tuple = grantTuple(tenant, p, grant);
+    return this.#mutations.exclusive(async () => {
       await this.#checks.require(c, "execute", tenant, p);
       const existing = await this.engine.read({
         tenant,
@@ -551,7 +556,7 @@ export class FileSystem implements AsyncDisposable {
           grant,
         });
       }
-      const token = await this.#tupleWrite({ deletes: [tuple] }, true);
+      const token = await this.#mutations.tupleWrite({ deletes: [tuple] }, true);
       await this.#events.pushDurable([
         {
           event: { kind: "permission", tenant, path: p, change: changeOf("delete", tuple) },
@@ -611,13 +616,13 @@ export class FileSystem implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#queue.catch(() => {});
+    await this.#mutations.idle();
     // Report every permission change made until now, so the cursor kept on disk is exact.
     await this.#follower.caughtUp();
     this.#closing.abort();
     await this.#follower.done;
     try {
-      if (this.#journal.records > 0) await this.#checkpoint();
+      if (this.#journal.records > 0) await this.#mutations.checkpoint();
     } finally {
       await this.#events.close();
       await this.#journal.close();
@@ -634,13 +639,6 @@ export class FileSystem implements AsyncDisposable {
   // ---- internals: checks -----------------------------------------------------------------------------------------
 
   // ---- internals: mutations ------------------------------------------------------------------------------------
-
-  #exclusive<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new NexusError("closed", "the filesystem is closed"));
-    const run = this.#queue.then(work, work);
-    this.#queue = run.catch(() => {});
-    return run;
-  }
 
   async #putContent(c: Required<Caller>, tenant: string, p: string, staged: Staged): Promise<FileStat> {
     if (staged.size > this.#maxFileBytes) {
@@ -666,173 +664,9 @@ export class FileSystem implements AsyncDisposable {
       creator: c.user,
       created: kind === undefined,
     };
-    if (kind === undefined) await this.#create(c, tenant, commit, [staged]);
-    else await this.#run(tenant, commit, { staged });
+    if (kind === undefined) await this.#mutations.create(c, tenant, commit, [staged]);
+    else await this.#mutations.run(tenant, commit, { staged });
     return tree.stat(p)!;
-  }
-
-  /** A new entry: its creator becomes its owner, and a parent tuple links it to its directory. */
-  async #create(c: Required<Caller>, tenant: string, commit: CommitOp & { path: string }, staged: Staged[]) {
-    const object = objectOf(commit.path);
-    const owner: TupleKey =
-      c.tenant === tenant
-        ? { user: c.user, relation: "direct_owner", object, tenant }
-        : { user: c.user, relation: "shared-owner", object, tenant, subjectTenant: c.tenant };
-    const parent: TupleKey = { user: objectOf(parentOf(commit.path)!), relation: "parent", object, tenant };
-    const existing = await this.#tuplesOf(tenant, commit.path);
-    const wrote = [owner, parent].filter((t) => !existing.some((e) => sameTuple(e, t)));
-    await this.#run(tenant, commit, { staged: staged[0], before: { wrote, deleted: [] } });
-  }
-
-  /**
-   * One journaled mutation: begin (when it has effects outside the journal), bytes, tuples, commit, apply, the
-   * effects after the commit, end.
-   */
-  async #run(
-    tenant: string,
-    commit: CommitOp,
-    effects: {
-      staged?: Staged | undefined;
-      before?: { wrote: TupleKey[]; deleted: TupleKey[] };
-      deleteAfter?: TupleKey[];
-    },
-  ): Promise<void> {
-    const seq = ++this.#seq;
-    const wrote = effects.before?.wrote ?? [];
-    const deleted = effects.before?.deleted ?? [];
-    const staged = effects.staged;
-    const storing = staged !== undefined && !this.#held.has(staged.hash);
-    if (storing || wrote.length > 0 || deleted.length > 0) {
-      const begin: BeginRecord = {
-        t: "begin",
-        seq,
-        tenant,
-        keys: storing ? [staged.hash] : [],
-        wrote,
-        deleted,
-      };
-      await this.#journal.append(begin, this.#sync);
-      this.#onStep?.("begun", commit.op);
-    }
-    if (storing) {
-      const put =
-        staged.bytes !== undefined
-          ? await this.#store.put(staged.bytes)
-          : await this.#store.putStream(createReadStream(staged.file!) as AsyncIterable<Uint8Array>);
-      if (put.key !== staged.hash) {
-        throw new NexusError(
-          "internal",
-          `the store keyed ${commit.op} content ${put.key}, expected ${staged.hash}`,
-        );
-      }
-      this.#onStep?.("stored", commit.op);
-    }
-    let rev: number | undefined;
-    if (wrote.length > 0 || deleted.length > 0) {
-      rev = revisionOf(
-        await this.#tupleWrite(
-          { writes: wrote, deletes: deleted, onDuplicate: "ignore", onMissing: "ignore" },
-          true,
-        ),
-      );
-      this.#onStep?.("tuples", commit.op);
-    }
-    // The event's position is reserved now and written in the commit: a crash after the commit brings the event
-    // back under the same position at open.
-    const p = this.#events.reserve();
-    const record: CommitRecord = {
-      ...commit,
-      t: "commit",
-      seq,
-      tenant,
-      deleteAfter: effects.deleteAfter ?? [],
-      p,
-      ...(rev !== undefined ? { rev } : {}),
-    };
-    try {
-      await this.#journal.append(record, this.#sync);
-    } catch (e) {
-      this.#events.skip(p);
-      throw e;
-    }
-    const released = this.#apply(record);
-    this.#events.push(eventOf(record), { seq, ...(rev !== undefined ? { rev } : {}) }, p);
-    this.#onStep?.("committed", commit.op);
-    let revAfter: number | undefined;
-    if (record.deleteAfter.length > 0) {
-      revAfter = revisionOf(
-        await this.#tupleWrite({ deletes: record.deleteAfter, onMissing: "ignore" }, true),
-      );
-    }
-    await this.#release(released);
-    this.#onStep?.("after", commit.op);
-    // Only effects after the commit need an end mark; a commit without one is rolled forward, which for an
-    // operation with none changes nothing.
-    if (record.deleteAfter.length > 0 || released.length > 0) {
-      const end: EndRecord = { t: "end", seq, ...(revAfter !== undefined ? { rev: revAfter } : {}) };
-      await this.#journal.append(end, false);
-    }
-    if (this.#journal.records >= this.#checkpointEvery) await this.#checkpoint();
-  }
-
-  /** Applies a committed record to its tree and the held counts; returns the hashes no longer held by it. */
-  #apply(record: CommitRecord): string[] {
-    return applyCommit(this.#tree(record.tenant, true), record, this.#held, this.#maxVersions);
-  }
-
-  async #release(hashes: readonly string[]): Promise<void> {
-    for (const hash of new Set(hashes)) {
-      if (!this.#held.has(hash)) await this.#store.delete(hash);
-    }
-  }
-
-  async #tupleWrite(
-    request: {
-      writes?: TupleKey[];
-      deletes?: TupleKey[];
-      onDuplicate?: "ignore";
-      onMissing?: "ignore";
-    },
-    own = false,
-  ): Promise<string> {
-    const writing = this.engine.write({
-      ...(request.writes?.length ? { writes: request.writes } : {}),
-      ...(request.deletes?.length ? { deletes: request.deletes.map(identityOf) } : {}),
-      ...(request.onDuplicate ? { onDuplicate: request.onDuplicate } : {}),
-      ...(request.onMissing ? { onMissing: request.onMissing } : {}),
-    });
-    // The follower may read this write's changes before the await below returns: it waits for this first.
-    const noted = own ? this.#follower.noteOwnWrite(writing) : undefined;
-    const { token } = await writing;
-    if (own) await noted;
-    this.#token = token;
-    return token;
-  }
-
-  /** Every tuple whose object is the path. */
-  async #tuplesOf(tenant: string, path: string): Promise<TupleKey[]> {
-    const consistency = this.#checks.consistency();
-    return this.engine.read({ tenant, object: objectOf(path), ...(consistency ? { consistency } : {}) });
-  }
-
-  #grantTuple(tenant: string, path: string, grant: Grant): TupleKey {
-    if (grant === null || typeof grant !== "object") {
-      throw new NexusError(
-        "invalid_argument",
-        `a grant is { user, relation, tenant? }, got ${describe(grant)}`,
-      );
-    }
-    if (!["viewer", "editor", "owner"].includes(grant.relation)) {
-      throw new NexusError(
-        "invalid_argument",
-        `a grant's relation is viewer, editor or owner, got ${describe(grant.relation)}`,
-      );
-    }
-    const subjectTenant = tenantOf(grant.tenant ?? tenant);
-    const object = objectOf(path);
-    if (subjectTenant === tenant)
-      return { user: grant.user, relation: `direct_${grant.relation}`, object, tenant };
-    return { user: grant.user, relation: `shared-${grant.relation}`, object, tenant, subjectTenant };
   }
 
   // ---- internals: trees, staging, checkpoints -----------------------------------------------------------------
@@ -876,30 +710,6 @@ export class FileSystem implements AsyncDisposable {
       );
     }
     return found.hash;
-  }
-
-  async #checkpoint(): Promise<void> {
-    // The journal's commits leave with this checkpoint: their events (and the cursor past their own tuple
-    // changes) must be on disk first.
-    await this.#follower.caughtUp();
-    await this.#events.flush(true);
-    const names = [...this.#trees.keys()];
-    const tenants = names.map((name, i) => ({ name, table: "", tree: this.#trees.get(name)!.snapshot(), i }));
-    await this.#journal.checkpoint(
-      {
-        seq: this.#seq,
-        tenants: tenants.map(({ name, tree }, i) => ({
-          name,
-          table: `meta-${this.#journal.generation + 1}-${i}.nxm`,
-          tree,
-        })),
-      } satisfies Checkpoint,
-      async (generation) => {
-        for (const [i, name] of names.entries()) {
-          await this.#trees.get(name)!.table.save(join(this.#journal.dir, `meta-${generation}-${i}.nxm`));
-        }
-      },
-    );
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * `nexus-fast demo`: the README's main job. Builds the demo scenario (demo/scenario.ts) on the Nexus preset model,
- * then asks it questions, lists a directory, runs a bulk check, revokes a grant and lets an expiring one lapse,
- * printing each answer next to what the model must answer and how long it took. Exit 1 if any answer is wrong.
+ * `nexus-fast demo` (what `npm start` runs): builds the demo scenario (demo/scenario.ts) on the
+ * Nexus preset model, then asks it questions, lists a directory, runs a bulk check, revokes a grant and lets an
+ * expiring one lapse, printing each answer next to what the model must answer and how long it took. Exit 1 if any
+ * answer is wrong.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -3,7 +3,7 @@
  * command line, each with a progress bar on a terminal (src/cli/progress.ts) and a result line after it.
  *
  * `--store DIR` names a volume store (nexus-fast/storage `openStore`); `--data DIR` a NexusFS data directory with
- * its default layout (contents in DIR/blobs, DIR/warm/00..13, DIR/cold; see src/fs/filesystem.ts). Both hold a
+ * its default layout (contents in DIR/blobs, DIR/warm/00..13, DIR/cold; see src/fs/open.ts). Both hold a
  * lock, so a directory another process has open is refused ("locked"). Exit 0 done, 1 a scrub found damage it could
  * not repair, 2 error.
  */

@@ -1,0 +1,279 @@
+/**
+ * The journaled mutations of NexusFS (the crash-safety rules are in filesystem.ts's module comment): run one at
+ * a time (exclusive), each journals `begin` naming its effects outside the journal, stores its bytes, writes its
+ * tuples, journals `commit`, applies the commit to its tree and the change stream, does what comes after the
+ * commit (tuples deleted, contents released) and journals `end`. Every `checkpointEvery` records the trees are
+ * checkpointed and the journal starts again.
+ *
+ * It also holds the token of the filesystem's last tuple write: the permission checks and tuple reads that follow
+ * are at least that fresh.
+ */
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
+import type { TieredStore } from "../blobs/tiered/store.js";
+import type { Engine } from "../engine/engine.js";
+import type { TupleKey } from "../tuples/tuple.js";
+import { NexusError } from "../util/errors.js";
+import type { FsEventLog } from "./events.js";
+import type { Journal } from "./journal.js";
+import {
+  applyCommit,
+  type BeginRecord,
+  type Checkpoint,
+  type CommitOp,
+  type CommitRecord,
+  type EndRecord,
+  eventOf,
+} from "./journal-records.js";
+import { objectOf, parentOf } from "./paths.js";
+import type { PermissionFollower } from "./permission-follower.js";
+import type { Staged } from "./staging.js";
+import type { TenantTree } from "./tree.js";
+import { identityOf, revisionOf, sameTuple } from "./tuple-keys.js";
+import type { Caller, MutationStep } from "./types.js";
+
+export interface MutationLogParts {
+  readonly engine: Engine;
+  readonly store: TieredStore;
+  readonly journal: Journal;
+  readonly trees: Map<string, TenantTree>;
+  /** A tenant's tree, created (and kept) when missing. */
+  readonly tree: (tenant: string) => TenantTree;
+  /** Store references held per content hash (one per version of any file that names it). */
+  readonly held: Map<string, number>;
+  /** The last journal sequence number replayed at open. */
+  readonly seq: number;
+  readonly events: FsEventLog;
+  readonly follower: PermissionFollower;
+  /** Sync the journal before an operation is acknowledged. */
+  readonly sync: boolean;
+  readonly maxVersions: number;
+  readonly checkpointEvery: number;
+  readonly onStep: ((step: MutationStep, op: string) => void) | undefined;
+  /** Whether the filesystem has closed (no new mutation starts then). */
+  readonly closed: () => boolean;
+}
+
+export class MutationLog {
+  readonly #engine: Engine;
+  readonly #store: TieredStore;
+  readonly #journal: Journal;
+  readonly #trees: Map<string, TenantTree>;
+  readonly #tree: (tenant: string) => TenantTree;
+  readonly #held: Map<string, number>;
+  readonly #events: FsEventLog;
+  readonly #follower: PermissionFollower;
+  readonly #sync: boolean;
+  readonly #maxVersions: number;
+  readonly #checkpointEvery: number;
+  readonly #onStep: ((step: MutationStep, op: string) => void) | undefined;
+  readonly #closed: () => boolean;
+  #seq: number;
+  #token: string | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(parts: MutationLogParts) {
+    this.#engine = parts.engine;
+    this.#store = parts.store;
+    this.#journal = parts.journal;
+    this.#trees = parts.trees;
+    this.#tree = parts.tree;
+    this.#held = parts.held;
+    this.#seq = parts.seq;
+    this.#events = parts.events;
+    this.#follower = parts.follower;
+    this.#sync = parts.sync;
+    this.#maxVersions = parts.maxVersions;
+    this.#checkpointEvery = parts.checkpointEvery;
+    this.#onStep = parts.onStep;
+    this.#closed = parts.closed;
+  }
+
+  /** The token of the filesystem's last tuple write (undefined before its first). */
+  get token(): string | undefined {
+    return this.#token;
+  }
+
+  /** Settles once the mutations queued so far have run. */
+  idle(): Promise<void> {
+    return this.#queue.then(
+      () => {},
+      () => {},
+    );
+  }
+
+  exclusive<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#closed()) return Promise.reject(new NexusError("closed", "the filesystem is closed"));
+    const run = this.#queue.then(work, work);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** A new entry: its creator becomes its owner, and a parent tuple links it to its directory. */
+  async create(c: Required<Caller>, tenant: string, commit: CommitOp & { path: string }, staged: Staged[]) {
+    const object = objectOf(commit.path);
+    const owner: TupleKey =
+      c.tenant === tenant
+        ? { user: c.user, relation: "direct_owner", object, tenant }
+        : { user: c.user, relation: "shared-owner", object, tenant, subjectTenant: c.tenant };
+    const parent: TupleKey = { user: objectOf(parentOf(commit.path)!), relation: "parent", object, tenant };
+    const existing = await this.tuplesOf(tenant, commit.path);
+    const wrote = [owner, parent].filter((t) => !existing.some((e) => sameTuple(e, t)));
+    await this.run(tenant, commit, { staged: staged[0], before: { wrote, deleted: [] } });
+  }
+
+  /**
+   * One journaled mutation: begin (when it has effects outside the journal), bytes, tuples, commit, apply, the
+   * effects after the commit, end.
+   */
+  async run(
+    tenant: string,
+    commit: CommitOp,
+    effects: {
+      staged?: Staged | undefined;
+      before?: { wrote: TupleKey[]; deleted: TupleKey[] };
+      deleteAfter?: TupleKey[];
+    },
+  ): Promise<void> {
+    const seq = ++this.#seq;
+    const wrote = effects.before?.wrote ?? [];
+    const deleted = effects.before?.deleted ?? [];
+    const staged = effects.staged;
+    const storing = staged !== undefined && !this.#held.has(staged.hash);
+    if (storing || wrote.length > 0 || deleted.length > 0) {
+      const begin: BeginRecord = {
+        t: "begin",
+        seq,
+        tenant,
+        keys: storing ? [staged.hash] : [],
+        wrote,
+        deleted,
+      };
+      await this.#journal.append(begin, this.#sync);
+      this.#onStep?.("begun", commit.op);
+    }
+    if (storing) {
+      const put =
+        staged.bytes !== undefined
+          ? await this.#store.put(staged.bytes)
+          : await this.#store.putStream(createReadStream(staged.file!) as AsyncIterable<Uint8Array>);
+      if (put.key !== staged.hash) {
+        throw new NexusError(
+          "internal",
+          `the store keyed ${commit.op} content ${put.key}, expected ${staged.hash}`,
+        );
+      }
+      this.#onStep?.("stored", commit.op);
+    }
+    let rev: number | undefined;
+    if (wrote.length > 0 || deleted.length > 0) {
+      rev = revisionOf(
+        await this.tupleWrite(
+          { writes: wrote, deletes: deleted, onDuplicate: "ignore", onMissing: "ignore" },
+          true,
+        ),
+      );
+      this.#onStep?.("tuples", commit.op);
+    }
+    // The event's position is reserved now and written in the commit: a crash after the commit brings the event
+    // back under the same position at open.
+    const p = this.#events.reserve();
+    const record: CommitRecord = {
+      ...commit,
+      t: "commit",
+      seq,
+      tenant,
+      deleteAfter: effects.deleteAfter ?? [],
+      p,
+      ...(rev !== undefined ? { rev } : {}),
+    };
+    try {
+      await this.#journal.append(record, this.#sync);
+    } catch (e) {
+      this.#events.skip(p);
+      throw e;
+    }
+    const released = this.#apply(record);
+    this.#events.push(eventOf(record), { seq, ...(rev !== undefined ? { rev } : {}) }, p);
+    this.#onStep?.("committed", commit.op);
+    let revAfter: number | undefined;
+    if (record.deleteAfter.length > 0) {
+      revAfter = revisionOf(
+        await this.tupleWrite({ deletes: record.deleteAfter, onMissing: "ignore" }, true),
+      );
+    }
+    await this.#release(released);
+    this.#onStep?.("after", commit.op);
+    // Only effects after the commit need an end mark; a commit without one is rolled forward, which for an
+    // operation with none changes nothing.
+    if (record.deleteAfter.length > 0 || released.length > 0) {
+      const end: EndRecord = { t: "end", seq, ...(revAfter !== undefined ? { rev: revAfter } : {}) };
+      await this.#journal.append(end, false);
+    }
+    if (this.#journal.records >= this.#checkpointEvery) await this.checkpoint();
+  }
+
+  /** Applies a committed record to its tree and the held counts; returns the hashes no longer held by it. */
+  #apply(record: CommitRecord): string[] {
+    return applyCommit(this.#tree(record.tenant), record, this.#held, this.#maxVersions);
+  }
+
+  async #release(hashes: readonly string[]): Promise<void> {
+    for (const hash of new Set(hashes)) {
+      if (!this.#held.has(hash)) await this.#store.delete(hash);
+    }
+  }
+
+  async tupleWrite(
+    request: {
+      writes?: TupleKey[];
+      deletes?: TupleKey[];
+      onDuplicate?: "ignore";
+      onMissing?: "ignore";
+    },
+    own = false,
+  ): Promise<string> {
+    const writing = this.#engine.write({
+      ...(request.writes?.length ? { writes: request.writes } : {}),
+      ...(request.deletes?.length ? { deletes: request.deletes.map(identityOf) } : {}),
+      ...(request.onDuplicate ? { onDuplicate: request.onDuplicate } : {}),
+      ...(request.onMissing ? { onMissing: request.onMissing } : {}),
+    });
+    // The follower may read this write's changes before the await below returns: it waits for this first.
+    const noted = own ? this.#follower.noteOwnWrite(writing) : undefined;
+    const { token } = await writing;
+    if (own) await noted;
+    this.#token = token;
+    return token;
+  }
+
+  /** Every tuple whose object is the path. */
+  async tuplesOf(tenant: string, path: string): Promise<TupleKey[]> {
+    const consistency = this.#token !== undefined ? { atLeastAsFresh: this.#token } : undefined;
+    return this.#engine.read({ tenant, object: objectOf(path), ...(consistency ? { consistency } : {}) });
+  }
+
+  async checkpoint(): Promise<void> {
+    // The journal's commits leave with this checkpoint: their events (and the cursor past their own tuple
+    // changes) must be on disk first.
+    await this.#follower.caughtUp();
+    await this.#events.flush(true);
+    const names = [...this.#trees.keys()];
+    const tenants = names.map((name, i) => ({ name, table: "", tree: this.#trees.get(name)!.snapshot(), i }));
+    await this.#journal.checkpoint(
+      {
+        seq: this.#seq,
+        tenants: tenants.map(({ name, tree }, i) => ({
+          name,
+          table: `meta-${this.#journal.generation + 1}-${i}.nxm`,
+          tree,
+        })),
+      } satisfies Checkpoint,
+      async (generation) => {
+        for (const [i, name] of names.entries()) {
+          await this.#trees.get(name)!.table.save(join(this.#journal.dir, `meta-${generation}-${i}.nxm`));
+        }
+      },
+    );
+  }
+}
