@@ -1,7 +1,7 @@
 /**
  * TupleKey (caller input) -> RelationTuple (what stores hold), checking everything that does not depend on the
  * model: string forms, tenant names, the condition's shape, the expiry instant. Model rules live in
- * check/tuple-rules.ts.
+ * src/model/tuple-rules.ts.
  */
 import { describe } from "../util/errors.js";
 import {

@@ -114,7 +114,7 @@ export interface TupleStore {
   waitForRevision(after: Revision, signal?: AbortSignal): Promise<void>;
   /**
    * The store's authorization model versions (models.ts), kept with its tuples. Every store users open has them;
-   * a store that only replays another's changelog (fast/replica.ts) has none.
+   * a store that only replays another's changelog (src/wasm-eval/replica.ts) has none.
    */
   readonly models?: ModelVersions;
   readonly closed: boolean;

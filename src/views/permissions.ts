@@ -17,7 +17,7 @@
  * delete in the changelog (the evaluation runs at a fixed instant, so P is a function of the revision alone).
  *
  * Incremental: for the changes of one revision, only the pairs they can reach are re-checked, at that revision:
- * - the objects: those whose evaluation can reach a changed tuple list (src/pipeline/tiger.ts `objectsAffectedBy`,
+ * - the objects: those whose evaluation can reach a changed tuple list (src/pipeline/tiger/ `objectsAffectedBy`,
  *   the same backward walk the Tiger bitmaps are maintained by), and only when the change's class is one the
  *   watched relation reads (src/changes/influence.ts);
  * - the subjects: the change's own subject when the influence map proves the tuple subject-bound (a plain
