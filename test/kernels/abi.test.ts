@@ -4,6 +4,8 @@
  *   exactly the names the contract lists, no more and no fewer;
  * - every shared number the contract lists is declared in the kernel's AssemblyScript source (assembly/<kernel>.ts
  *   and the files it imports) under the same name with the same value;
+ * - every listed export is used by TypeScript code: a property access `.name` in src/, bench/ or test/ (a name no
+ *   code reaches is an internal helper the kernel should not export);
  * - every built kernel has a contract.
  * The TypeScript side imports its numbers from the contract, and the type checks at the end hold each exports
  * interface to the listed names.
@@ -50,6 +52,28 @@ function builtKernels(): string[] {
     .filter((f) => f.endsWith(".wasm"))
     .map((f) => f.slice(0, -5))
     .sort();
+}
+
+/** The TypeScript files that may call a kernel: src/, bench/ and test/, without the contracts and this test. */
+function typescriptSources(): { file: string; text: string }[] {
+  const out: { file: string; text: string }[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (entry.name !== "generated" && entry.name !== "results" && entry.name !== "node_modules")
+          walk(path);
+      } else if (
+        entry.name.endsWith(".ts") &&
+        !path.startsWith("src/kernels/abi/") &&
+        path !== "test/kernels/abi.test.ts"
+      ) {
+        out.push({ file: path, text: readFileSync(join(root, path), "utf8") });
+      }
+    }
+  };
+  for (const dir of ["src", "bench", "test"]) walk(dir);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -269,6 +293,16 @@ describe("kernel ABI files", () => {
             unlisted: [],
           });
         }
+      });
+
+      it("lists only exports TypeScript code uses", async () => {
+        const abi = await loadAbi(file);
+        const sources = typescriptSources();
+        const unused = abi.exports.filter((name) => {
+          const access = new RegExp(`\\.${name.replace(/\$/g, "\\$")}\\b`);
+          return !sources.some(({ text }) => access.test(text));
+        });
+        expect(unused).toEqual([]);
       });
 
       it("shares numbers the AssemblyScript source declares with the same values", async () => {
