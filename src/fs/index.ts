@@ -10,7 +10,7 @@ export {
   type FsClientOptions,
   type FsClientStats,
 } from "./client.js";
-export type { FsEvent, FsEventKind, FsWatchRequest } from "./events.js";
+export type { FsEvent, FsEventKind, FsWatchRequest } from "./event-types.js";
 export {
   type Caller,
   type DirEntry,
