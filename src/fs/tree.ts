@@ -28,6 +28,7 @@ export interface ListingEntry {
   readonly isDirectory: boolean;
   readonly size: number;
   readonly mtime: number;
+  /** Content hash (files). */
   readonly hash?: string;
 }
 

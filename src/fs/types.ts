@@ -5,6 +5,7 @@
 import type { BlobStore } from "../blobs/tiered/blob-store.js";
 import type { TieringPolicy } from "../blobs/tiered/policy.js";
 import type { Engine } from "../engine/engine.js";
+import type { ListingEntry } from "./tree.js";
 
 export type { FileStat, Version } from "./tree.js";
 
@@ -72,15 +73,7 @@ export interface FileSystemTiers {
 export type MutationStep = "begun" | "stored" | "tuples" | "committed" | "after";
 
 /** One entry of a listing. */
-export interface DirEntry {
-  readonly name: string;
-  readonly path: string;
-  readonly isDirectory: boolean;
-  readonly size: number;
-  readonly mtime: number;
-  /** Content hash (files). */
-  readonly hash?: string;
-}
+export type DirEntry = ListingEntry;
 
 /** A grant made by share(). */
 export interface Grant {

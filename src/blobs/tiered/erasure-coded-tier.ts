@@ -14,7 +14,7 @@ import { join } from "node:path";
 import type { IHasher } from "hash-wasm";
 import { NexusError } from "../../util/errors.js";
 import { ioError, removeFile, syncDirectory, TEMP_SUFFIX, writeFileAtomic } from "./durable-files.js";
-import type { ShardCodec } from "./shard-codec.js";
+import type { EncodedObject, ShardCodec } from "./shard-codec.js";
 import {
   consensus,
   crc32c,
@@ -99,20 +99,15 @@ export class ErasureCodedTier {
     const m = this.parityShards;
     const hasher = await crc32cHasher();
     const encoded = await this.#codec.encode(bytes, k, m);
-    const written = encoded.shards.map(async (shard, index) => {
-      const header = encodeShardHeader(hasher, {
-        dataShards: k,
-        parityShards: m,
-        index,
-        size: bytes.length,
-        shardSize: encoded.shardSize,
-        crc: crc32c(hasher, shard),
-        key,
-      });
-      await writeFileAtomic(this.#path(key, index), [header, shard], {
-        fsync: this.#fsync,
-        syncDir: this.#fsync,
-      });
+    const written = encoded.shards.map(async (_, index) => {
+      await writeFileAtomic(
+        this.#path(key, index),
+        this.#shardFile(hasher, key, bytes.length, encoded, index),
+        {
+          fsync: this.#fsync,
+          syncDir: this.#fsync,
+        },
+      );
       onShard?.(index);
     });
     try {
@@ -253,17 +248,13 @@ export class ErasureCodedTier {
     const encoded = await this.#codec.encode(bytes, k, m);
     const rewritten = settleAll(
       indexes.map(async (index) => {
-        const shard = encoded.shards[index]!;
-        const header = encodeShardHeader(hasher, {
-          dataShards: k,
-          parityShards: m,
-          index,
-          size: bytes.length,
-          shardSize: encoded.shardSize,
-          crc: crc32c(hasher, shard),
-          key,
-        });
-        await writeFileAtomic(this.#path(key, index), [header, shard], { fsync: this.#fsync });
+        await writeFileAtomic(
+          this.#path(key, index),
+          this.#shardFile(hasher, key, bytes.length, encoded, index),
+          {
+            fsync: this.#fsync,
+          },
+        );
       }),
     );
     try {
@@ -335,6 +326,27 @@ export class ErasureCodedTier {
   }
 
   // ---- internals -----------------------------------------------------------------------------------------
+
+  /** Shard `index` of an encoded object as its file's parts: the header, then the shard's bytes. */
+  #shardFile(
+    hasher: IHasher,
+    key: string,
+    size: number,
+    encoded: EncodedObject,
+    index: number,
+  ): Uint8Array[] {
+    const shard = encoded.shards[index]!;
+    const header = encodeShardHeader(hasher, {
+      dataShards: this.dataShards,
+      parityShards: this.parityShards,
+      index,
+      size,
+      shardSize: encoded.shardSize,
+      crc: crc32c(hasher, shard),
+      key,
+    });
+    return [header, shard];
+  }
 
   #dirIndex(key: string, index: number): number {
     const start = Number.parseInt(key.slice(0, 8), 16) % this.dirs.length;
