@@ -393,20 +393,31 @@ export class Engine implements AsyncDisposable {
    * Streams changes of a computed permission (who gained or lost `relation` on objects of `type`), exact and
    * gapless from `after`; see src/views/permissions.ts for which subjects count. Ends on close() or `signal`.
    */
-  watchPermissions(request: PermissionWatchRequest): AsyncGenerator<PermissionChange, void, undefined> {
-    return watchPermissions(this.#permissionSource(), request);
+  async *watchPermissions(
+    request: PermissionWatchRequest,
+  ): AsyncGenerator<PermissionChange, void, undefined> {
+    yield* watchPermissions(await this.#permissionSource(), request);
   }
 
   /** watchPermissions as one batch per revision, empty ones included (materialized views apply these). */
-  watchPermissionRevisions(
+  async *watchPermissionRevisions(
     request: PermissionWatchRequest,
   ): AsyncGenerator<PermissionRevision, void, undefined> {
-    return watchPermissionRevisions(this.#permissionSource(), request);
+    yield* watchPermissionRevisions(await this.#permissionSource(), request);
   }
 
-  #permissionSource(): PermissionSource {
+  /** What permission streams read: the model, the store and the engine's change feed. */
+  async #permissionSource(): Promise<PermissionSource> {
     const { program, store } = this;
-    return { program, store, maxDepth: this.#maxDepth, stop: this.#closing.signal };
+    // A closed engine's streams end at once (its stop signal); they need no feed.
+    const feed = this.closed ? undefined : await this.#changeFeed();
+    return {
+      program,
+      store,
+      maxDepth: this.#maxDepth,
+      stop: this.#closing.signal,
+      ...(feed ? { feed } : {}),
+    };
   }
 
   /** Counters of the check chain's layers and of the WASM fast path. */
