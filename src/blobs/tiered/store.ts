@@ -3,7 +3,7 @@
  * the bytes for RS(10,4) instead of 3x for replicas), cold ones in a BlobStore. Reads find the bytes in whatever
  * tier holds them; the ledger (ledger.ts) records each object's tier and use, the policy (policy.ts) turns that
  * into demotions (idle time, age) and promotions (reads of warm or cold data), and a background tiering job
- * (job.ts) carries the moves out. Reading and writing each tier is in tiers.ts.
+ * (job.ts) runs the tiering pass (passes.ts, beside the scrub). Reading and writing each tier is in tiers.ts.
  *
  * A move never loses data, whatever step a crash interrupts: it is journaled (fsynced) before it touches a tier,
  * the destination is written completely and durably before the source is removed, and on open every unfinished
@@ -29,7 +29,6 @@ import {
   type MoveStep,
   type RecoveryReport,
   type TieredScrubOptions,
-  type TieredScrubProgress,
   type TieredScrubResult,
   type TieredStats,
   type TieredStoreOptions,
@@ -37,7 +36,8 @@ import {
   type TieringPassResult,
   validateOptions,
 } from "./options.js";
-import { DEFAULT_POLICY, planMoves, type TieringPolicy } from "./policy.js";
+import { type MaintainedStore, runTieringPass, scrubTiers } from "./passes.js";
+import { DEFAULT_POLICY, type TieringPolicy } from "./policy.js";
 import { ShardCodec } from "./shard-codec.js";
 import { Tiers } from "./tiers.js";
 
@@ -250,63 +250,7 @@ export class TieredStore implements AsyncDisposable {
   /** One tiering pass now: plans moves from the ledger and the policy, repairs damaged warm objects. */
   async runTieringPass(options: TieringPassOptions = {}): Promise<TieringPassResult> {
     this.#assertOpen();
-    const started = performance.now();
-    const result: TieringPassResult = {
-      demoted: 0,
-      promoted: 0,
-      repaired: 0,
-      failed: 0,
-      bytesMoved: 0,
-      durationMs: 0,
-      stopped: false,
-    };
-    await this.#ledger.flush();
-    const moves = planMoves(this.#ledger.values(), this.#ledger.now(), this.policy);
-    const repairs = [...this.#tiers.needsRepair.entries()];
-    const total = moves.length + repairs.length;
-    options.onProgress?.({ phase: "plan", index: 0, total });
-    let index = 0;
-    for (const { key, to } of moves) {
-      if (options.signal?.aborted || this.#closed) {
-        result.stopped = true;
-        break;
-      }
-      index++;
-      const entry = this.#ledger.get(key);
-      if (entry === undefined || entry.pending !== undefined || entry.tier === to) continue;
-      const from = entry.tier;
-      const size = entry.size;
-      try {
-        await this.#move(key, to, (p) => options.onProgress?.({ phase: "move", index, total, ...p }));
-        if (TIERS.indexOf(to as Tier) > TIERS.indexOf(from)) result.demoted++;
-        else result.promoted++;
-        result.bytesMoved += size;
-      } catch (error) {
-        result.failed++;
-        options.onMoveFailed?.(key, error);
-      }
-    }
-    for (const [key, shards] of repairs) {
-      if (result.stopped || options.signal?.aborted || this.#closed) {
-        result.stopped = true;
-        break;
-      }
-      index++;
-      try {
-        await this.#withKeyLock(key, async () => {
-          if (this.#ledger.get(key)?.tier === "warm") await this.warm.repair(key, shards);
-        });
-        this.#tiers.needsRepair.delete(key);
-        result.repaired++;
-        options.onProgress?.({ phase: "repair", index, total, key });
-      } catch (error) {
-        result.failed++;
-        options.onMoveFailed?.(key, error);
-      }
-    }
-    await this.#ledger.flush();
-    result.durationMs = performance.now() - started;
-    return result;
+    return runTieringPass(this.#maintained(), options);
   }
 
   /**
@@ -317,50 +261,7 @@ export class TieredStore implements AsyncDisposable {
    */
   async scrub(options: TieredScrubOptions = {}): Promise<TieredScrubResult> {
     this.#assertOpen();
-    const keys = [...this.#ledger.values()].filter((e) => e.pending === undefined).map((e) => e.key);
-    const result: TieredScrubResult = { checked: 0, repaired: [], lost: [], stopped: false };
-    for (const key of keys) {
-      if (options.signal?.aborted || this.#closed) {
-        result.stopped = true;
-        break;
-      }
-      let outcome = "ok" as TieredScrubProgress["outcome"] | "skipped";
-      let tier = undefined as Tier | undefined;
-      await this.#withKeyLock(key, async () => {
-        const entry = this.#ledger.get(key);
-        if (entry === undefined || entry.pending !== undefined) {
-          outcome = "skipped"; // deleted or moving meanwhile
-          return;
-        }
-        tier = entry.tier;
-        try {
-          if (tier === "warm") {
-            const report = await this.warm.read(key);
-            const damaged = [...report.missing, ...report.corrupt];
-            if (damaged.length > 0) {
-              await this.warm.repair(key, damaged);
-              this.#tiers.needsRepair.delete(key);
-              result.repaired.push({ key, shards: damaged });
-              outcome = "repaired";
-            }
-          } else {
-            await this.#tiers.read(tier, key);
-          }
-        } catch (error) {
-          if (isNexusError(error, "closed")) throw error;
-          const loss =
-            isNexusError(error, "corrupt") || isNexusError(error, "too_many_losses")
-              ? (error as NexusError)
-              : await this.#tiers.lossError(key, tier, error);
-          result.lost.push({ key, tier, code: loss.code, details: loss.details });
-          outcome = "lost";
-        }
-      });
-      if (outcome === "skipped" || tier === undefined) continue;
-      result.checked++;
-      options.onProgress?.({ checked: result.checked, total: keys.length, key, tier, outcome });
-    }
-    return result;
+    return scrubTiers(this.#maintained(), options);
   }
 
   /** Starts the background tiering job (one per store): a pass every `intervalMs`. */
@@ -428,6 +329,18 @@ export class TieredStore implements AsyncDisposable {
   }
 
   // ---- internals -----------------------------------------------------------------------------------------
+
+  /** The store as the maintenance passes (passes.ts) see it. */
+  #maintained(): MaintainedStore {
+    return {
+      ledger: this.#ledger,
+      tiers: this.#tiers,
+      policy: this.policy,
+      closed: () => this.#closed,
+      withKeyLock: (key, fn) => this.#withKeyLock(key, fn),
+      move: (key, to, onStep) => this.#move(key, to, onStep),
+    };
+  }
 
   #assertOpen(): void {
     if (this.#closed) throw new NexusError("closed", "the tiered store is closed");
