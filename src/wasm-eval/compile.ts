@@ -6,7 +6,7 @@
  */
 
 import { evaluateAbi } from "../kernels/abi/evaluate.js";
-import { analyze } from "../model/analysis.js";
+import { ANY_CLASS, analyze } from "../model/analysis.js";
 import type { Program, Rewrite } from "../model/program.js";
 import { NexusError } from "../util/errors.js";
 
@@ -326,7 +326,8 @@ function hasIntersectionArrow(rw: Rewrite): boolean {
 
 /**
  * For each relation index, whether its evaluation can reach (itself included) a relation whose own rewrite
- * satisfies `marked`, on the type-level graph described above.
+ * satisfies `marked`: a backward walk over what each relation's evaluation continues into (computed usersets,
+ * tuple-to-userset targets, userset subjects, in every rewrite position: the model analysis's `edges.next`).
  */
 function relationsReaching(
   program: Program,
@@ -334,56 +335,16 @@ function relationsReaching(
   relations: readonly { type: string; name: string; rewrite: Rewrite }[],
   marked: (rw: Rewrite) => boolean,
 ): boolean[] {
+  const { next } = analyze(program).edges;
   const all = [...rids.values()];
-  const ridOf = (type: string, name: string) => rids.get(`${type}#${name}`);
   const edges: number[][] = relations.map((r) => {
-    const out = new Set<number>();
-    const visit = (rw: Rewrite): void => {
-      switch (rw.kind) {
-        case "computed": {
-          const rid = ridOf(r.type, rw.relation);
-          if (rid !== undefined) out.add(rid);
-          return;
-        }
-        case "ttu": {
-          const tupleset = program.types.get(r.type)?.relations.get(rw.tupleset);
-          const parentTypes =
-            tupleset?.directSubjects === undefined
-              ? [...program.types.keys()]
-              : tupleset.directSubjects.map((s) => s.type);
-          for (const t of parentTypes) {
-            const rid = ridOf(t, rw.computed);
-            if (rid !== undefined) out.add(rid);
-          }
-          return;
-        }
-        case "direct": {
-          const subjects = program.types.get(r.type)?.relations.get(r.name)?.directSubjects;
-          if (subjects === undefined) {
-            for (const rid of all) out.add(rid);
-            return;
-          }
-          for (const s of subjects) {
-            if (s.relation === undefined) continue;
-            const rid = ridOf(s.type, s.relation);
-            if (rid !== undefined) out.add(rid);
-          }
-          return;
-        }
-        case "union":
-        case "intersection":
-          for (const c of rw.children) visit(c);
-          return;
-        case "exclusion":
-          visit(rw.base);
-          visit(rw.subtract);
-          return;
-        default:
-          return;
-      }
-    };
-    visit(r.rewrite);
-    return [...out];
+    const out: number[] = [];
+    for (const cls of next.get(`${r.type}#${r.name}`) ?? []) {
+      if (cls === ANY_CLASS) return all;
+      const rid = rids.get(cls);
+      if (rid !== undefined) out.push(rid);
+    }
+    return out;
   });
   // Tainted: marked, or reaches a relation that is (a backward fixpoint).
   const tainted = relations.map((r) => marked(r.rewrite));
