@@ -43,7 +43,7 @@ import { globMatcher, isWithin, joinPath, normalizePath, objectOf, parentOf, pat
 import { PermissionFollower } from "./permission-follower.js";
 import { ContentStager, type Staged, stagedBytes } from "./staging.js";
 import { type FileStat, notFound, TenantTree, type Version } from "./tree.js";
-import { changeOf, grantTuple, revisionOf, sameTuple } from "./tuple-keys.js";
+import { grantTuple, sameTuple } from "./tuple-keys.js";
 import {
   type Caller,
   type DirEntry,
@@ -194,13 +194,7 @@ export class FileSystem implements AsyncDisposable {
         .map((user) => ({ user, relation: "direct_owner", object: objectOf("/"), tenant }))
         .filter((t) => !existing.some((e) => sameTuple(e, t)));
       if (writes.length === 0) return;
-      const token = await this.#mutations.tupleWrite({ writes, onDuplicate: "ignore" }, true);
-      await this.#events.pushDurable(
-        writes.map((t) => ({
-          event: { kind: "permission", tenant, path: "/", change: changeOf("write", t) },
-          source: { rev: revisionOf(token) },
-        })),
-      );
+      await this.#mutations.permissionChange(tenant, "/", { writes, onDuplicate: "ignore" });
     });
   }
 
@@ -525,14 +519,7 @@ export class FileSystem implements AsyncDisposable {
       // Sharing what is already shared changes nothing (and makes no event).
       if ((await this.#mutations.tuplesOf(tenant, p)).some((t) => sameTuple(t, tuple)))
         return this.#mutations.token ?? (await this.engine.token());
-      const token = await this.#mutations.tupleWrite({ writes: [tuple] }, true);
-      await this.#events.pushDurable([
-        {
-          event: { kind: "permission", tenant, path: p, change: changeOf("write", tuple) },
-          source: { rev: revisionOf(token) },
-        },
-      ]);
-      return token;
+      return this.#mutations.permissionChange(tenant, p, { writes: [tuple] });
     });
   }
 
@@ -556,14 +543,7 @@ export class FileSystem implements AsyncDisposable {
           grant,
         });
       }
-      const token = await this.#mutations.tupleWrite({ deletes: [tuple] }, true);
-      await this.#events.pushDurable([
-        {
-          event: { kind: "permission", tenant, path: p, change: changeOf("delete", tuple) },
-          source: { rev: revisionOf(token) },
-        },
-      ]);
-      return token;
+      return this.#mutations.permissionChange(tenant, p, { deletes: [tuple] });
     });
   }
 
@@ -636,9 +616,7 @@ export class FileSystem implements AsyncDisposable {
     return this.close();
   }
 
-  // ---- internals: checks -----------------------------------------------------------------------------------------
-
-  // ---- internals: mutations ------------------------------------------------------------------------------------
+  // ---- internals -----------------------------------------------------------------------------------------------
 
   async #putContent(c: Required<Caller>, tenant: string, p: string, staged: Staged): Promise<FileStat> {
     if (staged.size > this.#maxFileBytes) {
@@ -668,8 +646,6 @@ export class FileSystem implements AsyncDisposable {
     else await this.#mutations.run(tenant, commit, { staged });
     return tree.stat(p)!;
   }
-
-  // ---- internals: trees, staging, checkpoints -----------------------------------------------------------------
 
   #target(c: Required<Caller>, path: string, options: TargetOptions): { tenant: string; p: string } {
     if (this.#closed) throw new NexusError("closed", "the filesystem is closed");

@@ -29,7 +29,7 @@ import { objectOf, parentOf } from "./paths.js";
 import type { PermissionFollower } from "./permission-follower.js";
 import type { Staged } from "./staging.js";
 import type { TenantTree } from "./tree.js";
-import { identityOf, revisionOf, sameTuple } from "./tuple-keys.js";
+import { changeOf, identityOf, revisionOf, sameTuple } from "./tuple-keys.js";
 import type { Caller, MutationStep } from "./types.js";
 
 export interface MutationLogParts {
@@ -222,6 +222,29 @@ export class MutationLog {
     for (const hash of new Set(hashes)) {
       if (!this.#held.has(hash)) await this.#store.delete(hash);
     }
+  }
+
+  /**
+   * A permission change the filesystem makes itself (an owner of a tenant's root, a share, an unshare): the tuple
+   * write, then one durable `permission` event on `path` per tuple written or deleted. Returns the write's token.
+   */
+  async permissionChange(
+    tenant: string,
+    path: string,
+    request: { writes?: TupleKey[]; deletes?: TupleKey[]; onDuplicate?: "ignore" },
+  ): Promise<string> {
+    const token = await this.tupleWrite(request, true);
+    const changes = [
+      ...(request.writes ?? []).map((t) => changeOf("write", t)),
+      ...(request.deletes ?? []).map((t) => changeOf("delete", t)),
+    ];
+    await this.#events.pushDurable(
+      changes.map((change) => ({
+        event: { kind: "permission", tenant, path, change },
+        source: { rev: revisionOf(token) },
+      })),
+    );
+    return token;
   }
 
   async tupleWrite(
