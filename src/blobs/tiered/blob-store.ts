@@ -5,8 +5,14 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import {
+  ioError,
+  removeFile,
+  sweepTempFiles,
+  syncDirectory,
+  writeFileAtomic,
+} from "../../io/durable-files.js";
 import { NexusError } from "../../util/errors.js";
-import { ioError, removeFile, sweepTempFiles, syncDirectory, writeFileAtomic } from "./durable-files.js";
 
 export interface BlobStore {
   /** Stores `bytes` under `key`, replacing any blob there; resolved only once the blob is durable. */

@@ -12,8 +12,8 @@
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { IHasher } from "hash-wasm";
+import { ioError, removeFile, syncDirectory, TEMP_SUFFIX, writeFileAtomic } from "../../io/durable-files.js";
 import { NexusError } from "../../util/errors.js";
-import { ioError, removeFile, syncDirectory, TEMP_SUFFIX, writeFileAtomic } from "./durable-files.js";
 import type { EncodedObject, ShardCodec } from "./shard-codec.js";
 import {
   consensus,

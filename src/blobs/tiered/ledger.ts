@@ -13,8 +13,8 @@
  */
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { ioError, processAlive, syncDirectory, writeFileAtomic } from "../../io/durable-files.js";
 import { NexusError } from "../../util/errors.js";
-import { ioError, processAlive, syncDirectory, writeFileAtomic } from "./durable-files.js";
 
 export type Tier = "hot" | "warm" | "cold";
 /** Where a move goes: a tier, or out of the store (delete). */

@@ -11,12 +11,12 @@
  * Between those steps the object is readable from at least one tier, and reads look in every tier.
  */
 
+import { sweepTempFiles } from "../../io/durable-files.js";
 import { WorkerPool } from "../../parallel/pool.js";
 import { isNexusError, NexusError } from "../../util/errors.js";
 import { ready } from "../../wasm/loader.js";
 import { toAsyncIterable } from "../byte-stream.js";
 import type { BlobStore } from "./blob-store.js";
-import { sweepTempFiles } from "./durable-files.js";
 import { ErasureCodedTier } from "./erasure-coded-tier.js";
 import { TieringJob, type TieringJobOptions } from "./job.js";
 import { type MoveTarget, TIERS, type Tier, TierLedger, type TrackedObject } from "./ledger.js";

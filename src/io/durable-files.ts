@@ -1,12 +1,13 @@
 /**
- * Durable file primitives shared by the tiers: a file appears under its final name complete or not at all
- * (write to a temporary name, fsync, rename, fsync the directory), and removal is made durable the same way.
- * Temporary files carry the `.tmp` suffix so that a crash's leftovers can be recognised and swept.
+ * Durable whole-file writes (the tiered store's ledger snapshot, shard files and cold blobs use them): a file
+ * appears under its final name complete or not at all (write to a temporary name, fsync, rename, fsync the
+ * directory), and removal is made durable the same way. Temporary files carry the `.tmp` suffix and their
+ * writer's pid, so that a crash's leftovers can be recognised and swept while a live writer's are left alone.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { NexusError } from "../../util/errors.js";
+import { NexusError } from "../util/errors.js";
 
 export const TEMP_SUFFIX = ".tmp";
 
