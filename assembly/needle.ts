@@ -39,6 +39,8 @@ const VOLUME_BITS: u32 = 14;
 const LEN_BITS: u32 = 18;
 const LEN_LARGE: u32 = (1 << LEN_BITS) - 1;
 const MAX_VOLUME: u32 = (1 << VOLUME_BITS) - 1;
+const RESULT_BYTES: usize = 8; // lookupBatch's result a key: offset/8 u32, packed u32
+const RANGE_RECORD_BYTES: usize = 16; // readRange's record: key u64, offset/8 u32, packed u32
 
 let initialized = false;
 let freePages: usize = 0; // singly linked through the first 4 bytes of each free page
@@ -322,7 +324,7 @@ export function lookupBatch(n: u32): u32 {
     // Pass 3: finish each lookup; its lines are in cache now.
     for (let j: u32 = 0; j < m; j++) {
       const key = load<u64>(keys + (<usize>j << 3));
-      const out = batchOut + (<usize>(g + j) << 3);
+      const out = batchOut + <usize>(g + j) * RESULT_BYTES;
       let packed: u32 = 0;
       let off8: u32 = 0;
       let p: usize = 0;
@@ -426,7 +428,7 @@ export function readRange(start: u32, n: u32): u32 {
       end = bucketEnd(b);
     }
     const p = entryPtr(i);
-    const out = batchOut + (<usize>j << 4);
+    const out = batchOut + <usize>j * RANGE_RECORD_BYTES;
     store<u64>(out, ((<u64>b) << 48) | key48At(p));
     store<u32>(out, load<u32>(p, 6), 8);
     store<u32>(out, load<u32>(p, 10), 12);

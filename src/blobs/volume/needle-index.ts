@@ -45,6 +45,9 @@ export interface IndexEntry extends NeedleLocation {
 
 /** The kernel's location word: packed = volume << LEN_BITS | length/8, LEN_LARGE meaning "kept here". */
 const { LEN_BITS, LEN_LARGE, BATCH } = needleAbi.constants;
+/** u32 words of one lookupBatch result (offset/8, packed) and of one readRange record (lo, hi, offset/8, packed). */
+const RESULT_WORDS = needleAbi.constants.RESULT_BYTES / 4;
+const RANGE_WORDS = needleAbi.constants.RANGE_RECORD_BYTES / 4;
 const LEN_MASK = (1 << LEN_BITS) - 1;
 /** Largest volume id the index can hold. */
 export const MAX_VOLUME_ID: number = needleAbi.constants.MAX_VOLUME;
@@ -154,8 +157,9 @@ export class NeedleIndex {
       const end = Math.min(keys.length, start + BATCH * 2);
       const u32 = this.#kernel.views.u32;
       u32.set(keys.subarray(start, end), keysAt);
-      found += k.lookupBatch((end - start) / 2);
-      out.set(this.#kernel.views.u32.subarray(outAt, outAt + (end - start)), start);
+      const n = (end - start) / 2;
+      found += k.lookupBatch(n);
+      out.set(this.#kernel.views.u32.subarray(outAt, outAt + n * RESULT_WORDS), start);
     }
     return found;
   }
@@ -170,12 +174,13 @@ export class NeedleIndex {
       const n = k.readRange(start, BATCH / 2);
       if (n === 0) break;
       const u32 = this.#kernel.views.u32;
-      const rows = u32.slice(outAt, outAt + n * 4);
+      const rows = u32.slice(outAt, outAt + n * RANGE_WORDS);
       for (let j = 0; j < n; j++) {
-        const packed = rows[j * 4 + 3]!;
+        const at = j * RANGE_WORDS;
+        const packed = rows[at + 3]!;
         if (packed === 0) continue;
-        const loc = this.#decode(packed, rows[j * 4 + 2]!);
-        yield { lo: rows[j * 4]!, hi: rows[j * 4 + 1]!, ...loc };
+        const loc = this.#decode(packed, rows[at + 2]!);
+        yield { lo: rows[at]!, hi: rows[at + 1]!, ...loc };
       }
       start += n;
     }

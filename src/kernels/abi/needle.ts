@@ -26,10 +26,7 @@ export const needleAbi = {
     "baseSize",
   ],
   constants: {
-    /**
-     * Keys one lookupBatch call takes ((lo, hi) u32 pairs at batchKeysPtr; (offset/8, packed) u32 pairs come back
-     * at batchOutPtr); readRange writes at most BATCH / 2 records of 16 bytes (lo, hi, offset/8, packed).
-     */
+    /** Keys one lookupBatch call takes ((lo, hi) u32 pairs at batchKeysPtr); readRange writes at most half. */
     BATCH: 4096,
     /** packed = volume << LEN_BITS | length/8. */
     LEN_BITS: 18,
@@ -37,5 +34,9 @@ export const needleAbi = {
     LEN_LARGE: 2 ** 18 - 1,
     /** Largest volume id the index can hold (14 bits). */
     MAX_VOLUME: 2 ** 14 - 1,
+    /** Bytes of one lookupBatch result at batchOutPtr: offset/8 u32, packed u32. */
+    RESULT_BYTES: 8,
+    /** Bytes of one readRange record at batchOutPtr: key lo u32, key hi u32, offset/8 u32, packed u32. */
+    RANGE_RECORD_BYTES: 16,
   },
 } as const satisfies KernelAbi;
