@@ -44,13 +44,13 @@ export const CHUNK_BYTES = 256 * 1024;
 const SHORT_STRING = 16;
 
 /** One scratch area in the kernel's memory, reused by every call: [ends: u32 × n][out: u8 × n][pad][key bytes]. */
-export let scratchPtr = 0;
-export let scratchCap = 0;
+let scratchPtr = 0;
+let scratchCap = 0;
 /** View of the scratch area; empty after a reallocation, and detached (byteLength 0) after memory.grow. */
-export let scratchView = new Uint8Array(0);
+let scratchView = new Uint8Array(0);
 
 /** A scratch area grown past this (by one huge key) is given back after the call that needed it. */
-export const SCRATCH_KEEP = 4 * CHUNK_BYTES;
+const SCRATCH_KEEP = 4 * CHUNK_BYTES;
 
 export function releaseOversizedScratch(kernel: Kernel<BloomExports>): void {
   if (scratchCap <= SCRATCH_KEEP) return;
@@ -103,7 +103,7 @@ export function worstCaseBytes(key: BloomKey): number {
 }
 
 /** Encodes one key at the start of the scratch area; returns its length in bytes. */
-export function stageKey(kernel: Kernel<BloomExports>, key: BloomKey, where: string): number {
+function stageKey(kernel: Kernel<BloomExports>, key: BloomKey, where: string): number {
   if (typeof key === "string") {
     const n = key.length;
     const view = scratch(kernel, n * 3);
@@ -255,5 +255,39 @@ export function packChunk(
   for (let i = first; i < end; i++) {
     at = writeKey(view, keys[i]!, at);
     ends[i - first] = at - data;
+  }
+}
+
+/** Adds one key: staged in the scratch area, then one kernel call. */
+export function addKey(kernel: Kernel<BloomExports>, handle: number, key: BloomKey): void {
+  const len = stageKey(kernel, key, "BloomFilter.add");
+  kernel.exports.add(handle, scratchPtr, len);
+  if (scratchCap > SCRATCH_KEEP) releaseOversizedScratch(kernel);
+}
+
+/** Looks up one key: staged in the scratch area, then one kernel call. */
+export function containsKey(kernel: Kernel<BloomExports>, handle: number, key: BloomKey): boolean {
+  const len = stageKey(kernel, key, "BloomFilter.mightContain");
+  const hit = kernel.exports.mightContain(handle, scratchPtr, len) !== 0;
+  if (scratchCap > SCRATCH_KEEP) releaseOversizedScratch(kernel);
+  return hit;
+}
+
+/** One kernel call over the chunk packed in the scratch area (keys first .. first + count - 1). */
+export function runChunk(
+  kernel: Kernel<BloomExports>,
+  handle: number,
+  first: number,
+  count: number,
+  lookup: boolean,
+  result: Uint8Array,
+): void {
+  const layout = chunkLayout(count);
+  const base = scratchPtr;
+  if (lookup) {
+    kernel.exports.mightContainMany(handle, base + layout.data, base, count, base + layout.out);
+    result.set(scratchView.subarray(layout.out, layout.out + count), first);
+  } else {
+    kernel.exports.addMany(handle, base + layout.data, base, count);
   }
 }

@@ -13,6 +13,7 @@ import { NexusError } from "../util/errors.js";
 import type { Kernel } from "../wasm/loader.js";
 import { bloomAbi } from "./abi/bloom.js";
 import {
+  addKey,
   allocate,
   type BloomExports,
   type BloomKey,
@@ -22,16 +23,13 @@ import {
   checkArray,
   checkKeys,
   chunkLayout,
+  containsKey,
   kernelInstance,
   packAsciiStrings,
   packChunk,
   releaseOversizedScratch,
-  SCRATCH_KEEP,
+  runChunk,
   scratch,
-  scratchCap,
-  scratchPtr,
-  scratchView,
-  stageKey,
   worstCaseBytes,
 } from "./bloom-keys.js";
 import {
@@ -132,17 +130,12 @@ export class BloomFilter implements Disposable {
 
   add(key: BloomKey): void {
     const handle = this.#live();
-    const len = stageKey(this.#kernel, key, "BloomFilter.add");
-    this.#kernel.exports.add(handle, scratchPtr, len);
-    if (scratchCap > SCRATCH_KEEP) releaseOversizedScratch(this.#kernel);
+    addKey(this.#kernel, handle, key);
   }
 
   mightContain(key: BloomKey): boolean {
     const handle = this.#live();
-    const len = stageKey(this.#kernel, key, "BloomFilter.mightContain");
-    const hit = this.#kernel.exports.mightContain(handle, scratchPtr, len) !== 0;
-    if (scratchCap > SCRATCH_KEEP) releaseOversizedScratch(this.#kernel);
-    return hit;
+    return containsKey(this.#kernel, handle, key);
   }
 
   /**
@@ -277,7 +270,7 @@ export class BloomFilter implements Disposable {
     if (n === 0) return result;
     const kernel = this.#kernel;
     if (packAsciiStrings(kernel, keys)) {
-      this.#run(handle, 0, n, lookup, result);
+      runChunk(kernel, handle, 0, n, lookup, result);
       return result;
     }
     // General path: validate every key first, then reserve the largest chunk, so nothing can fail once the first
@@ -301,22 +294,10 @@ export class BloomFilter implements Disposable {
         }
       }
       packChunk(kernel, keys, first, end, shape.allStrings);
-      this.#run(handle, first, end - first, lookup, result);
+      runChunk(kernel, handle, first, end - first, lookup, result);
       first = end;
     }
     releaseOversizedScratch(kernel);
     return result;
-  }
-
-  /** One kernel call over the chunk packed in the scratch area (keys first .. first + count - 1). */
-  #run(handle: number, first: number, count: number, lookup: boolean, result: Uint8Array): void {
-    const layout = chunkLayout(count);
-    const base = scratchPtr;
-    if (lookup) {
-      this.#kernel.exports.mightContainMany(handle, base + layout.data, base, count, base + layout.out);
-      result.set(scratchView.subarray(layout.out, layout.out + count), first);
-    } else {
-      this.#kernel.exports.addMany(handle, base + layout.data, base, count);
-    }
   }
 }
