@@ -36,6 +36,7 @@ export {
   type EngineStats,
   type ExpandRequest,
   type ForeignSubject,
+  type GrantQueries,
   type ListObjectsPage,
   type ListObjectsRequest,
   type ListUsersPage,

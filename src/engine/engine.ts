@@ -52,11 +52,10 @@ import {
   watchPermissionRevisions,
   watchPermissions,
 } from "../views/permissions.js";
-import { ready } from "../wasm/loader.js";
-import { FastEvaluator } from "../wasm-eval/evaluator.js";
+import type { FastEvaluator } from "../wasm-eval/evaluator.js";
 import { batchAnswer, checkOf, MAX_BATCH_CHECKS, namedChecks } from "./batch.js";
 import { EngineGrants, type GrantQueries } from "./grants.js";
-import { checkEngineOptions, defaultStore, layerOptionsOf } from "./options.js";
+import { checkEngineOptions, defaultStore, isProgram, layerOptionsOf, openKernel } from "./options.js";
 import { ListingCache, listingPage, type PagedSource, type PageRequest } from "./pages.js";
 import { byTupleKey, readTuples, tupleOrderKey, writeOf } from "./tuples.js";
 import type {
@@ -540,26 +539,4 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     layered: options.cache !== false,
     feed,
   });
-}
-
-/**
- * The WASM evaluator, following `feed`; undefined where the kernel cannot load and the caller did not ask for it
- * ("wasm" asked for is an error there).
- */
-async function openKernel(
-  options: EngineOptions,
-  parts: { program: Program; store: TupleStore; maxDepth: number; feed: ChangeFeed | undefined },
-): Promise<FastEvaluator | undefined> {
-  try {
-    await ready();
-    const { program, store, maxDepth, feed } = parts;
-    return new FastEvaluator({ program, store, maxDepth, ...(feed !== undefined ? { feed } : {}) });
-  } catch (error) {
-    if (options.evaluator === "wasm") throw error;
-    return undefined;
-  }
-}
-
-function isProgram(model: unknown): model is Program {
-  return typeof model === "object" && model !== null && (model as Program).types instanceof Map;
 }

@@ -1,13 +1,19 @@
 /**
- * createEngine's options, checked before anything opens, and the check chain they ask for: `cache: false` is the
- * chain with every layer off (the same path: validation, the revision choice, the evaluator), any other value the
- * layers it names over the engine's defaults.
+ * createEngine's options, checked before anything opens, and what they ask for: the default store, the WASM
+ * evaluator (where its kernel loads), and the check chain's layers. `cache: false` is the chain with every layer
+ * off (the same path: validation, the revision choice, the evaluator); any other value, the layers it names over
+ * the engine's defaults.
  */
 
+import type { ChangeFeed } from "../changes/feed.js";
+import type { Program } from "../model/program.js";
 import { requestObject } from "../request/requests.js";
 import { checkLimits, DEFAULT_QUANTIZATION_WINDOW_MS } from "../request/validate.js";
 import { MemoryTupleStore } from "../tuples/memory.js";
+import type { TupleStore } from "../tuples/types.js";
 import { describe, NexusError } from "../util/errors.js";
+import { ready } from "../wasm/loader.js";
+import { FastEvaluator } from "../wasm-eval/evaluator.js";
 import type { EngineCacheOptions, EngineOptions } from "./types.js";
 
 /** Every field of EngineOptions (createEngine refuses others, naming the closest). */
@@ -125,4 +131,26 @@ export function defaultStore(options: EngineOptions): MemoryTupleStore {
       : {}),
     ...(options.changelog?.maxAgeMs !== undefined ? { changelogMaxAgeMs: options.changelog.maxAgeMs } : {}),
   });
+}
+
+/**
+ * The WASM evaluator, following `feed`; undefined where the kernel cannot load and the caller did not ask for it
+ * ("wasm" asked for is an error there).
+ */
+export async function openKernel(
+  options: EngineOptions,
+  parts: { program: Program; store: TupleStore; maxDepth: number; feed: ChangeFeed | undefined },
+): Promise<FastEvaluator | undefined> {
+  try {
+    await ready();
+    const { program, store, maxDepth, feed } = parts;
+    return new FastEvaluator({ program, store, maxDepth, ...(feed !== undefined ? { feed } : {}) });
+  } catch (error) {
+    if (options.evaluator === "wasm") throw error;
+    return undefined;
+  }
+}
+
+export function isProgram(model: unknown): model is Program {
+  return typeof model === "object" && model !== null && (model as Program).types instanceof Map;
 }

@@ -4,7 +4,7 @@
  * checkMany, filter and listObjects enter the layers; listUsers and expand, which no layer answers, go from the
  * revision straight to the reference evaluator (src/pipeline/listing.ts).
  *
- * Two shortcuts stay inside this path, each for a measured reason:
+ * Two shortcuts stay inside this path, each sparing the hottest calls work whose outcome is already known:
  * - a plain repeated check (strings only, default consistency, in the memoized window) is looked up in the result
  *   cache by its key before validation: an entry exists only for a question that was validated, and validation
  *   depends on nothing but those strings;
