@@ -3,7 +3,7 @@ import { hashBytes } from "./lib/hash";
 
 // Blocked Bloom filter (Putze, Sanders, Singler 2007): every key sets all of its k bits inside ONE 512-bit block
 // (one cache line), so an add or a lookup touches one line instead of k. Costs a few % more bits than a classic
-// filter for the same false-positive rate; src/kernels/bloom.ts sizes the filter with that cost included.
+// filter for the same false-positive rate; src/kernels/bloom-plan.ts sizes the filter with that cost included.
 //
 // Key -> bits, one 64-bit hash h = hashBytes(utf8, SEED):
 //   block     = (hi32(h) * blocks) >> 32                      (Lemire's multiply-shift range reduction)

@@ -1,7 +1,3 @@
-import { hashBytes } from "../lib/hash";
-import { ABSENT, bytesEqual, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK, MIN_CAPACITY } from "./common";
-
-// ---------------------------------------------------------------------------------------------------------------
 // Interner: UTF-8 byte strings -> dense u32 symbols 0..n-1, stable for the interner's life, with reverse lookup.
 //
 // Header (56 bytes):
@@ -22,7 +18,8 @@ import { ABSENT, bytesEqual, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK,
 // The arena is a list of chunks that never move, so a symbol's bytes pointer is stable for the interner's life.
 // A batch or a string that does not fit the newest chunk opens a new one of at least its size; the old chunk's
 // tail (shorter than what did not fit) is left unused, so the waste is below the bytes being added.
-// ---------------------------------------------------------------------------------------------------------------
+import { hashBytes } from "../lib/hash";
+import { ABSENT, bytesEqual, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK, MIN_CAPACITY } from "./common";
 
 // @ts-ignore: decorator
 @inline const I_SLOTS: usize = 0;

@@ -1,7 +1,3 @@
-import { hashU32x2 } from "../lib/hash";
-import { ABSENT, BAD_VALUE, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK, MIN_CAPACITY } from "./common";
-
-// ---------------------------------------------------------------------------------------------------------------
 // Memo tables: (u32 × arity) -> u32, arity 2, 3 or 4; open addressing with linear probing.
 //
 // Header (40 bytes):
@@ -22,7 +18,8 @@ import { ABSENT, BAD_VALUE, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK, 
 // rehash purged them. With backward shift no deleted slot survives, the load factor counts live entries only, and
 // a probe never walks over a dead slot. Its cost, re-hashing the few entries of the cluster after the hole, is
 // bounded by the 3/4 load bound. Values are u32 except ABSENT (0xFFFFFFFF), which means "no value".
-// ---------------------------------------------------------------------------------------------------------------
+import { hashU32x2 } from "../lib/hash";
+import { ABSENT, BAD_VALUE, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK, MIN_CAPACITY } from "./common";
 
 // @ts-ignore: decorator
 @inline const M_SLOTS: usize = 0;
