@@ -19,12 +19,14 @@ import { describe, expect, it } from "vitest";
 import type { NeedleKernelExports } from "../../src/blobs/volume/needle-index.js";
 import type { bloomAbi } from "../../src/kernels/abi/bloom.js";
 import type { erasureAbi } from "../../src/kernels/abi/erasure.js";
+import type { evaluateAbi } from "../../src/kernels/abi/evaluate.js";
 import type { internAbi } from "../../src/kernels/abi/intern.js";
 import type { KernelAbi } from "../../src/kernels/abi/kernel-abi.js";
 import type { needleAbi } from "../../src/kernels/abi/needle.js";
 import type { BloomExports } from "../../src/kernels/bloom.js";
 import type { ErasureExports } from "../../src/kernels/erasure.js";
 import type { InternKernelExports } from "../../src/kernels/intern.js";
+import type { EvaluateKernelExports } from "../../src/wasm-eval/kernel.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const abiDir = join(root, "src/kernels/abi");
@@ -384,5 +386,6 @@ const typed: [
   Same<Exclude<keyof ErasureExports, "memory">, Listed<typeof erasureAbi>>,
   Same<Exclude<keyof InternKernelExports, "memory">, Listed<typeof internAbi>>,
   Same<Exclude<keyof NeedleKernelExports, "memory">, Listed<typeof needleAbi>>,
-] = [true, true, true, true];
+  Same<Exclude<keyof EvaluateKernelExports, "memory">, Listed<typeof evaluateAbi>>,
+] = [true, true, true, true, true];
 void typed;
