@@ -134,7 +134,7 @@ export async function buildLayers(options: CheckChainOptions, context: LayerCont
   let tiger: TigerResolver | undefined;
   let resultCache: ResultCacheResolver | undefined;
   let crossTenant: CrossTenantResolver | undefined;
-  let resolver: CheckResolver = evaluatorOf(options);
+  let resolver: CheckResolver = evaluatorOf(options, !noLayers(options));
   try {
     if (options.tiger !== undefined && options.tiger !== false) {
       // Loaded only when asked for: it brings roaring-wasm, which most deployments of the chain do not need.
@@ -201,15 +201,30 @@ export async function buildLayers(options: CheckChainOptions, context: LayerCont
   return { outer: resolver, tiger, resultCache, crossTenant, disabled, unsubscribe };
 }
 
-/** The innermost resolver: the caller's, else the WASM evaluator over the reference, else the reference alone. */
-function evaluatorOf(options: CheckChainOptions): CheckResolver {
+/**
+ * The innermost resolver: the caller's, else the WASM evaluator over the reference, else the reference alone. The
+ * reference records what each check read only for layers that reuse answers (`recordReads`).
+ */
+function evaluatorOf(options: CheckChainOptions, recordReads: boolean): CheckResolver {
   if (options.evaluator !== undefined) return options.evaluator;
   const reference = new ReferenceResolver({
     program: options.program,
     store: options.store,
     maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
+    recordReads,
   });
   return options.fast !== undefined ? new FastResolver(options.fast, reference) : reference;
+}
+
+/** Whether the options switch every layer off (the engine's `cache: false`). */
+function noLayers(options: CheckChainOptions): boolean {
+  return (
+    options.resultCache === false &&
+    options.bloom === false &&
+    options.singleflight === false &&
+    options.crossTenant === false &&
+    (options.tiger === undefined || options.tiger === false)
+  );
 }
 
 function off(layer: string): LayerStats {

@@ -195,10 +195,14 @@ export class CheckChain implements AsyncDisposable {
   }
 
   /** Whether `user` has `relation` on `object` (as Engine.check). */
-  async check(request: ChainCheckRequest, options: CheckOptions = {}): Promise<boolean> {
-    const allowed = await this.#pipeline.check(request, options);
-    this.#warmer?.observe(request);
-    return allowed;
+  check(request: ChainCheckRequest, options: CheckOptions = {}): Promise<boolean> {
+    const warmer = this.#warmer;
+    const answer = this.#pipeline.check(request, options);
+    if (warmer === undefined) return answer;
+    return answer.then((allowed) => {
+      warmer.observe(request);
+      return allowed;
+    });
   }
 
   /**

@@ -280,8 +280,15 @@ export class Pipeline {
     }
   }
 
+  /** validCheck, counted as #counted does (written out: this runs for every check). */
   #validated(request: CheckRequest): ValidCheck {
-    return this.#counted(() => validCheck(this.program, request, this.#maxContextual));
+    this.#requests++;
+    try {
+      return validCheck(this.program, request, this.#maxContextual);
+    } catch (error) {
+      this.#rejected++;
+      throw error;
+    }
   }
 
   /** Validates a check and pins it to its revision. */

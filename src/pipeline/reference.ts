@@ -37,6 +37,12 @@ export interface ReferenceResolverOptions {
   readonly store: TupleStore;
   /** Nested lookups before "resolution_too_complex" (default 25). */
   readonly maxResolutionDepth?: number;
+  /**
+   * Record what each check read (its `reads`, and the earliest expiry among them as `validUntil`), which the caching
+   * layers reuse answers by (default true). Off, an answer has no `reads` and `validUntil` is its own instant: it
+   * holds only where it was computed, all a pipeline without layers uses, and the recording's cost is saved.
+   */
+  readonly recordReads?: boolean;
 }
 
 export class ReferenceResolver implements CheckResolver {
@@ -44,6 +50,7 @@ export class ReferenceResolver implements CheckResolver {
   readonly #program: Program;
   readonly #store: TupleStore;
   readonly #maxDepth: number;
+  readonly #record: boolean;
   readonly #counters = new LayerCounters();
   #batches = 0;
 
@@ -51,6 +58,7 @@ export class ReferenceResolver implements CheckResolver {
     this.#program = options.program;
     this.#store = options.store;
     this.#maxDepth = options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH;
+    this.#record = options.recordReads !== false;
   }
 
   async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
@@ -75,7 +83,9 @@ export class ReferenceResolver implements CheckResolver {
       const first = checks[indexes[0]!]!;
       const snapshot = await snapshotAtLeast(this.#store, first.revision);
       try {
-        const reader = new RecordingReader(snapshot, this.#program, first.contextualTuples, first.now);
+        const reader = this.#record
+          ? new RecordingReader(snapshot, this.#program, first.contextualTuples, first.now)
+          : new TupleReader(snapshot, this.#program, first.contextualTuples, first.now);
         const ev = new Evaluation(reader, {
           ...(first.context !== undefined ? { context: first.context } : {}),
           maxDepth: this.#maxDepth,
@@ -85,20 +95,23 @@ export class ReferenceResolver implements CheckResolver {
           const c = checks[i]!;
           this.#counters.requests++;
           this.#counters.evaluations++;
-          const record = new ReadRecord(c.now);
-          reader.current = record;
+          const record = reader instanceof RecordingReader ? new ReadRecord(c.now) : undefined;
+          if (record !== undefined) (reader as RecordingReader).current = record;
           try {
             const allowed = await check(ev, c);
-            outcomes[i] = {
-              allowed,
-              revision: snapshot.revision,
-              validUntil: record.validUntil,
-              ...(record.complete ? { reads: [...record.reads] } : {}),
-            };
+            outcomes[i] =
+              record === undefined
+                ? { allowed, revision: snapshot.revision, validUntil: c.now }
+                : {
+                    allowed,
+                    revision: snapshot.revision,
+                    validUntil: record.validUntil,
+                    ...(record.complete ? { reads: [...record.reads] } : {}),
+                  };
           } catch (error) {
             outcomes[i] = error instanceof Error ? error : new Error(String(error));
           } finally {
-            reader.current = undefined;
+            if (record !== undefined) (reader as RecordingReader).current = undefined;
           }
         }
       } finally {

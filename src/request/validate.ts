@@ -108,7 +108,7 @@ export function validCheck(program: Program, request: CheckRequest, maxContextua
   relationOfType(program, objectType, request.relation);
   const { subject, user } = subjectOf(program, request.user);
   const context = contextOf(request.context);
-  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
   return { request, tenant, subjectTenant, objectType, subject, user, context, contextualTuples };
 }
 
@@ -125,7 +125,7 @@ export function validListObjects(
   relationOfType(program, type, request.relation);
   const { subject, user } = subjectOf(program, request.user);
   const context = contextOf(request.context);
-  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
   return {
     tenant,
     subjectTenant,
@@ -158,7 +158,7 @@ export function validListUsers(
       relationOfType(program, filter.type, filter.relation, "userFilters.relation");
   }
   const context = contextOf(request.context);
-  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
   return {
     tenant,
     subjectTenant,
@@ -176,8 +176,15 @@ export function validExpand(program: Program, request: ExpandRequest, maxContext
   const tenant = tenantOf(request.tenant);
   const object = objectOf(program, request.object);
   relationOfType(program, object.type, request.relation);
-  const contextualTuples = contextualTuplesOf(program, request.contextualTuples, tenant, maxContextual);
+  const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
   return { tenant, object: request.object, relation: request.relation, contextualTuples };
+}
+
+/** No contextual tuples: one shared empty list (a request without any is the common case). */
+const NO_TUPLES: readonly RelationTuple[] = Object.freeze([]);
+
+function tuplesOf(program: Program, value: unknown, tenant: string, limit: number): readonly RelationTuple[] {
+  return value === undefined ? NO_TUPLES : contextualTuplesOf(program, value, tenant, limit);
 }
 
 /** `value` as an array (undefined: empty). @throws NexusError "invalid_argument" for anything else. */
