@@ -327,21 +327,12 @@ function answers(memoed: u32, depth: u32): bool {
 }
 
 /**
- * Evaluates the node's rewrite (bytecode or plan at `pc`) with the node on the path, then remembers a TRUE/FALSE
- * outcome (as a fact or in the per-check memo) unless the entry there was computed deeper.
+ * After the node's rewrite was evaluated with the node on the path: takes it off the path and remembers a
+ * TRUE/FALSE outcome (as a fact or in the per-check memo) unless the entry there was computed deeper.
  */
-function evaluateOnPath(
-  pc: usize,
-  object: u32,
-  type: u32,
-  relation: u32,
-  depth: u32,
-  asFact: bool,
-  memoed: u32,
-): i32 {
-  resolved++;
-  pushPath(object, relation);
-  const outcome = evaluate(pc, object, type, relation, depth);
+// @ts-ignore: decorator
+@inline
+function settle(outcome: i32, object: u32, relation: u32, depth: u32, asFact: bool, memoed: u32): i32 {
   popPath();
   if (aborted) return FALSE;
   if (outcome <= TRUE && (memoed == ABSENT || memoed >> 1 < depth)) {
@@ -399,7 +390,10 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
     hop && object < FIRST_PLACEHOLDER && plansOn() && load<u32>(pc) != OP_DIRECT
       ? planOf(graph, object, type, relation, pc)
       : 0;
-  return evaluateOnPath(plan != 0 ? plan + 4 : pc, object, type, relation, depth, asFact, memoed);
+  resolved++;
+  pushPath(object, relation);
+  const outcome = evaluate(plan != 0 ? plan + 4 : pc, object, type, relation, depth);
+  return settle(outcome, object, relation, depth, asFact, memoed);
 }
 
 /** P_ENTER: `resolve` of a computed relation whose rewrite a plan inlined (no hop: the per-check memo, no fact). */
@@ -413,7 +407,9 @@ function resolveInlined(pc: usize, object: u32, type: u32, depth: u32): i32 {
     memoHits++;
     return <i32>(memoed & 1);
   }
-  return evaluateOnPath(pc + 16, object, type, relation, depth, false, memoed);
+  resolved++;
+  pushPath(object, relation);
+  return settle(evaluate(pc + 16, object, type, relation, depth), object, relation, depth, false, memoed);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
