@@ -1,8 +1,9 @@
 /**
  * A change feed subscription read as an async iterable: the pages of whole revisions after `after`, in order, each
  * once, for a consumer that awaits between pages (a watch stream, a view being maintained). The feed pushes pages
- * synchronously; they wait in a queue until the consumer takes them, so a slow consumer holds the changes it has
- * not read yet in memory (the store's changelog would hold them too).
+ * synchronously; they wait in a queue until the consumer takes them. A consumer that falls more than
+ * MAX_QUEUED_CHANGES behind is unsubscribed, and once it has read its queue it subscribes again after the last
+ * revision it holds (the feed replays from the store's changelog), so a slow reader costs bounded memory.
  *
  * Given no feed, the iterable opens a ChangeFeed of its own over the store (closed when the iteration ends), so
  * there is one way to follow the changelog either way.
@@ -14,7 +15,7 @@
 
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
-import { ChangeFeed } from "./feed.js";
+import { ChangeFeed, type Unsubscribe } from "./feed.js";
 
 export interface FollowChangesOptions {
   /** Yield the changes after this revision. */
@@ -24,6 +25,9 @@ export interface FollowChangesOptions {
   /** The feed to subscribe to (default: one opened over `store` for this iteration alone). */
   readonly feed?: ChangeFeed;
 }
+
+/** How many unread changes a consumer may fall behind before its subscription pauses (about 10 MB of changes). */
+export const MAX_QUEUED_CHANGES = 50_000;
 
 /** The longest a waiting consumer's feed may go silent; only used to notice a feed that stopped. */
 const NO_END = Number.MAX_SAFE_INTEGER;
@@ -45,27 +49,40 @@ export async function* followChanges(
     wake = undefined;
     resolve?.();
   };
-  const unsubscribe = feed.subscribe(
-    {
-      onChanges(changes) {
-        queue.push(changes);
-        notify();
-      },
-      onReset(revision) {
-        failure ??= new NexusError(
-          "invalid_token",
-          `the changelog no longer reaches back to the stream's position (it continues at revision ${revision})`,
-          { reason: "beyond_retention" },
-        );
-        notify();
-      },
+  // The revision of the last change queued: where a paused subscription resumes.
+  let cursor = after;
+  let queued = 0;
+  const listener = {
+    onChanges(changes: readonly StoredChange[]) {
+      if (changes.length === 0) return;
+      queue.push(changes);
+      queued += changes.length;
+      cursor = changes[changes.length - 1]!.revision;
+      if (queued > MAX_QUEUED_CHANGES) pause();
+      notify();
     },
-    { after },
-  );
-  unsubscribe.replayed().catch((error: unknown) => {
-    failure ??= error;
-    notify();
-  });
+    onReset(revision: Revision) {
+      failure ??= new NexusError(
+        "invalid_token",
+        `the changelog no longer reaches back to the stream's position (it continues at revision ${revision})`,
+        { reason: "beyond_retention" },
+      );
+      notify();
+    },
+  };
+  const subscribe = (): Unsubscribe => {
+    const subscription = feed.subscribe(listener, { after: cursor });
+    subscription.replayed().catch((error: unknown) => {
+      failure ??= error;
+      notify();
+    });
+    return subscription;
+  };
+  let unsubscribe: Unsubscribe | undefined = subscribe();
+  const pause = (): void => {
+    unsubscribe?.();
+    unsubscribe = undefined;
+  };
   // Resolves when the feed stops (closed, the store closed, or an error in its loop).
   const stopped = new AbortController();
   feed.caughtUp(NO_END, stopped.signal).then(notify, () => {});
@@ -76,11 +93,22 @@ export async function* followChanges(
       if (head < queue.length) {
         const page = queue[head]!;
         queue[head++] = [];
+        queued -= page.length;
         if (head === queue.length) {
           queue.length = 0;
           head = 0;
         }
         yield page;
+        continue;
+      }
+      if (
+        unsubscribe === undefined &&
+        failure === undefined &&
+        !signal.aborted &&
+        !store.closed &&
+        feed.running
+      ) {
+        unsubscribe = subscribe();
         continue;
       }
       if (failure !== undefined) throw failure;
@@ -96,7 +124,7 @@ export async function* followChanges(
   } finally {
     signal.removeEventListener("abort", notify);
     stopped.abort();
-    unsubscribe();
+    unsubscribe?.();
     await owned?.close();
   }
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ChangeFeed } from "../../src/changes/feed.js";
-import { followChanges } from "../../src/changes/stream.js";
+import { followChanges, MAX_QUEUED_CHANGES } from "../../src/changes/stream.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple } from "../../src/tuples/tuple.js";
@@ -74,5 +74,28 @@ describe("followChanges", () => {
     const ended = pages[Symbol.asyncIterator]().next();
     await feed.close();
     expect((await ended).done).toBe(true);
+  });
+
+  it("pauses a reader that falls too far behind and resumes it from the changelog, missing nothing", async () => {
+    await using store = new MemoryTupleStore();
+    await using feed = await ChangeFeed.open(store);
+    const stop = new AbortController();
+    const pages = followChanges(store, { after: 0, signal: stop.signal, feed })[Symbol.asyncIterator]();
+    const batch = 10_000;
+    const batches = Math.ceil((MAX_QUEUED_CHANGES * 1.6) / batch);
+    for (let b = 0; b < batches; b++) {
+      const writes = Array.from({ length: batch }, (_, i) => member(`user:${b}-${i}`));
+      await store.write({ writes, deletes: [] });
+    }
+    await feed.caughtUp();
+    // The reader has not read anything yet: the feed dropped it once it held more than the limit.
+    expect(feed.stats().listeners).toBe(0);
+    const seen = await take(pages, batches * batch);
+    expect(seen.length).toBe(batches * batch);
+    expect(new Set(seen.map((c) => c.tuple.user)).size).toBe(batches * batch);
+    expect(seen.map((c) => c.revision)).toEqual(seen.map((c) => c.revision).sort((a, b) => a - b));
+    stop.abort();
+    expect((await pages.next()).done).toBe(true);
+    expect(feed.stats().listeners).toBe(0);
   });
 });
