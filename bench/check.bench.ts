@@ -87,7 +87,7 @@ let loadStarted = performance.now();
 const { token } = await wasm.write({ writes: [...workload.tuples] });
 const engineLoadMs = performance.now() - loadStarted;
 const fresh = { atLeastAsFresh: token } as const;
-const fast = wasm.fastPath!;
+const fast = wasm.wasmEvaluator!;
 
 // --- casbin
 const casbin = await createCasbinPeer(workload.tuples);

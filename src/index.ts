@@ -138,9 +138,9 @@ export type {
 export { describe, isNexusError, NexusError, type NexusErrorCode } from "./util/errors.js";
 export { isReady, ready, simdSupported } from "./wasm/loader.js";
 export {
-  type FastAnswer,
-  FastEvaluator,
-  type FastEvaluatorOptions,
-  type FastEvaluatorStats,
   type RouteReason,
+  type WasmAnswer,
+  WasmEvaluator,
+  type WasmEvaluatorOptions,
+  type WasmEvaluatorStats,
 } from "./wasm-eval/evaluator.js";

@@ -186,7 +186,7 @@ console.log(
 );
 const nexus = results.find((r) => r.peer === "nexus-fast");
 if (nexus?.stats !== undefined)
-  console.log(`nexus-fast stats: ${JSON.stringify((nexus.stats as { fast?: unknown }).fast)}`);
+  console.log(`nexus-fast stats: ${JSON.stringify((nexus.stats as { wasm?: unknown }).wasm)}`);
 
 const out = join(root, "bench", "results");
 mkdirSync(out, { recursive: true });

@@ -52,7 +52,7 @@ import {
   watchPermissionRevisions,
   watchPermissions,
 } from "../views/permissions.js";
-import type { FastEvaluator } from "../wasm-eval/evaluator.js";
+import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
 import { batchAnswer, checkOf, MAX_BATCH_CHECKS, namedChecks } from "./batch.js";
 import { EngineGrants, type GrantQueries } from "./grants.js";
 import { checkEngineOptions, defaultStore, isProgram, layerOptionsOf, openKernel } from "./options.js";
@@ -99,7 +99,7 @@ interface EngineParts {
   readonly clock: () => number;
   readonly maxDepth: number;
   readonly known: KnownRevision;
-  readonly fast: FastEvaluator | undefined;
+  readonly wasm: WasmEvaluator | undefined;
   readonly chain: CheckChain;
   /** Whether the chain has its layers (stats() reports them); false with `cache: false`. */
   readonly layered: boolean;
@@ -116,7 +116,7 @@ export class Engine implements AsyncDisposable {
   /** The latest revision this engine wrote or its change feed delivered: default reads never see less. */
   readonly #known: KnownRevision;
   readonly #closing = new AbortController();
-  readonly #fast: FastEvaluator | undefined;
+  readonly #wasm: WasmEvaluator | undefined;
   /** The one path of every query. */
   readonly #chain: CheckChain;
   readonly #layered: boolean;
@@ -135,7 +135,7 @@ export class Engine implements AsyncDisposable {
     this.#clock = parts.clock;
     this.#maxDepth = parts.maxDepth;
     this.#known = parts.known;
-    this.#fast = parts.fast;
+    this.#wasm = parts.wasm;
     this.#chain = parts.chain;
     this.#layered = parts.layered;
     if (parts.feed !== undefined) this.#feed = Promise.resolve(parts.feed);
@@ -158,7 +158,7 @@ export class Engine implements AsyncDisposable {
 
   /** Which evaluator answers checks ("wasm" routes what it does not evaluate to "reference"). */
   get evaluator(): "wasm" | "reference" {
-    return this.#fast === undefined ? "reference" : "wasm";
+    return this.#wasm === undefined ? "reference" : "wasm";
   }
 
   /**
@@ -170,9 +170,9 @@ export class Engine implements AsyncDisposable {
     return this.#grants;
   }
 
-  /** The WASM fast path (counters, memory), when it is in use. */
-  get fastPath(): FastEvaluator | undefined {
-    return this.#fast;
+  /** The WASM wasm path (counters, memory), when it is in use. */
+  get wasmEvaluator(): WasmEvaluator | undefined {
+    return this.#wasm;
   }
 
   /** Writes and deletes tuples atomically: all of them at one new revision, or none (the error says which). */
@@ -188,7 +188,7 @@ export class Engine implements AsyncDisposable {
     // Read-your-writes: every read from now on sees this revision (no store call needed to learn it).
     this.#known.advance(result.revision);
     // The WASM graphs take the write now, in slices, so no later request waits for it (or for a first build).
-    await this.#fast?.follow(
+    await this.#wasm?.follow(
       [...writes, ...deletes].map((t) => t.tenant),
       result.revision,
     );
@@ -419,13 +419,13 @@ export class Engine implements AsyncDisposable {
     };
   }
 
-  /** Counters of the check chain's layers and of the WASM fast path. */
+  /** Counters of the check chain's layers and of the WASM wasm path. */
   stats(): EngineStats {
     this.#assertOpen();
     return {
       evaluator: this.evaluator,
       ...(this.#layered ? { chain: this.#chain.stats() } : {}),
-      ...(this.#fast !== undefined ? { fast: structuredClone(this.#fast.stats) } : {}),
+      ...(this.#wasm !== undefined ? { wasm: structuredClone(this.#wasm.stats) } : {}),
     };
   }
 
@@ -444,7 +444,7 @@ export class Engine implements AsyncDisposable {
     this.#closing.abort();
     this.#listings.clear();
     await this.#grants.close();
-    // The chain owns the fast path (its innermost layer).
+    // The chain owns the WASM evaluator (its innermost layer).
     await this.#chain.close();
     const feed = await this.#feed?.catch(() => undefined);
     await feed?.close();
@@ -499,14 +499,14 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   // then its own writes and its feed's deliveries.
   const known = new KnownRevision(await store.currentRevision());
   let feed: ChangeFeed | undefined;
-  let fast: FastEvaluator | undefined;
+  let wasm: WasmEvaluator | undefined;
   let chain: CheckChain;
   try {
     const layers = layerOptionsOf(options.cache);
     const wantsKernel = options.evaluator !== "reference";
     // The one feed: the layers follow it, and so do the WASM evaluator's graphs.
     if (layers.watch !== false || wantsKernel) feed = await ChangeFeed.open(store);
-    if (wantsKernel) fast = await openKernel(options, { program, store, maxDepth, feed });
+    if (wantsKernel) wasm = await openKernel(options, { program, store, maxDepth, feed });
     chain = await CheckChain.open({
       ...layers,
       program,
@@ -518,11 +518,11 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       ...(options.maxContextualTuples !== undefined
         ? { maxContextualTuples: options.maxContextualTuples }
         : {}),
-      ...(fast !== undefined ? { fast } : {}),
+      ...(wasm !== undefined ? { wasm } : {}),
       ...(feed !== undefined && layers.watch !== false ? { feed } : {}),
     });
   } catch (error) {
-    await fast?.close();
+    await wasm?.close();
     await feed?.close();
     if (ownsStore) await store.close();
     throw error;
@@ -534,7 +534,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
     clock: options.clock ?? Date.now,
     maxDepth,
     known,
-    fast,
+    wasm,
     chain,
     layered: options.cache !== false,
     feed,

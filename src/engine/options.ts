@@ -13,7 +13,7 @@ import { MemoryTupleStore } from "../tuples/memory.js";
 import type { TupleStore } from "../tuples/types.js";
 import { describe, NexusError } from "../util/errors.js";
 import { ready } from "../wasm/loader.js";
-import { FastEvaluator } from "../wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../wasm-eval/evaluator.js";
 import type { EngineCacheOptions, EngineOptions } from "./types.js";
 
 /** Every field of EngineOptions (createEngine refuses others, naming the closest). */
@@ -140,11 +140,11 @@ export function defaultStore(options: EngineOptions): MemoryTupleStore {
 export async function openKernel(
   options: EngineOptions,
   parts: { program: Program; store: TupleStore; maxDepth: number; feed: ChangeFeed | undefined },
-): Promise<FastEvaluator | undefined> {
+): Promise<WasmEvaluator | undefined> {
   try {
     await ready();
     const { program, store, maxDepth, feed } = parts;
-    return new FastEvaluator({ program, store, maxDepth, ...(feed !== undefined ? { feed } : {}) });
+    return new WasmEvaluator({ program, store, maxDepth, ...(feed !== undefined ? { feed } : {}) });
   } catch (error) {
     if (options.evaluator === "wasm") throw error;
     return undefined;

@@ -11,7 +11,7 @@ import type { Consistency } from "../request/consistency.js";
 import type { CheckOptions, CheckRequest } from "../request/types.js";
 import type { TupleKey } from "../tuples/tuple.js";
 import type { TupleStore } from "../tuples/types.js";
-import type { FastEvaluatorStats } from "../wasm-eval/evaluator.js";
+import type { WasmEvaluatorStats } from "../wasm-eval/evaluator.js";
 import type { BatchCheckSingleResponse } from "./batch.js";
 
 export type {
@@ -78,8 +78,8 @@ export interface EngineStats {
   readonly evaluator: "wasm" | "reference";
   /** The check chain's counters (validate, revision, then each layer outermost first); absent with `cache: false`. */
   readonly chain?: ChainStats;
-  /** The WASM fast path's counters (answered, routed by reason, graph builds), when it is in use. */
-  readonly fast?: FastEvaluatorStats;
+  /** The WASM evaluator's counters (answered, routed by reason, graph builds), when it is in use. */
+  readonly wasm?: WasmEvaluatorStats;
 }
 
 /** Tuples to delete: what identifies a tuple (a condition or expiry given is ignored). */

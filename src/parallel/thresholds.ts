@@ -8,7 +8,7 @@ import { NexusError } from "../util/errors.js";
 export type ParallelOperation = "bulkCheck" | "listObjects" | "hash" | "erasure";
 
 const defaults: Record<ParallelOperation, number> = {
-  // Measured on 2 cores (bench/fast.bench.ts): a 100,000-check batch on the pool ran at 0.57-1.32x one thread,
+  // Measured on 2 cores (bench/wasm-eval.bench.ts): a 100,000-check batch on the pool ran at 0.57-1.32x one thread,
   // never reliably faster, so the parallel path is off until a machine shows a gain.
   bulkCheck: Number.POSITIVE_INFINITY,
   listObjects: 50_000,

@@ -17,16 +17,16 @@ import type { Program } from "../model/program.js";
 import { DEFAULT_MAX_DEPTH } from "../reference/evaluation.js";
 import type { KnownRevision } from "../request/consistency.js";
 import type { TupleStore } from "../tuples/types.js";
-import type { FastEvaluator } from "../wasm-eval/evaluator.js";
+import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
 import { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
 import { type CrossTenantOptions, CrossTenantResolver } from "./cross-tenant/index.js";
-import { FastResolver } from "./fast.js";
 import { ReferenceResolver } from "./reference.js";
 import { ResultCacheResolver } from "./result-cache.js";
 import { SingleflightResolver } from "./singleflight.js";
 import type { TigerOptions, TigerResolver } from "./tiger/index.js";
 import type { CheckResolver, DepthGuard, LayerStats } from "./types.js";
 import type { WarmerOptions } from "./warming/index.js";
+import { WasmResolver } from "./wasm.js";
 
 export interface CheckChainOptions {
   readonly program: Program;
@@ -48,15 +48,15 @@ export interface CheckChainOptions {
   /** Contextual tuples allowed per request (default 1000). */
   readonly maxContextualTuples?: number;
   /**
-   * The innermost resolver (default: the TypeScript reference evaluator, or the WASM one when `fast` is given).
+   * The innermost resolver (default: the TypeScript reference evaluator, or the WASM one when `wasm` is given).
    * Any CheckResolver answering at exactly the question's revision; the chain closes it.
    */
   readonly evaluator?: CheckResolver;
   /**
-   * The WASM evaluator: the innermost layer becomes a FastResolver over it, handing what the kernel does not
+   * The WASM evaluator: the innermost layer becomes a WasmResolver over it, handing what the kernel does not
    * evaluate to the reference. The chain closes it.
    */
-  readonly fast?: FastEvaluator;
+  readonly wasm?: WasmEvaluator;
   /**
    * The change feed to follow (the caller's, left open by close()). Default: the chain opens its own when a layer
    * needs one (and `watch` is not false), and closes it.
@@ -213,7 +213,7 @@ function evaluatorOf(options: CheckChainOptions, recordReads: boolean): CheckRes
     maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
     recordReads,
   });
-  return options.fast !== undefined ? new FastResolver(options.fast, reference) : reference;
+  return options.wasm !== undefined ? new WasmResolver(options.wasm, reference) : reference;
 }
 
 /** Whether the options switch every layer off (the engine's `cache: false`). */

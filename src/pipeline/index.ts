@@ -18,7 +18,6 @@ export {
   type GrantsOnQuery,
   type GrantsToQuery,
 } from "./cross-tenant/index.js";
-export { FastResolver } from "./fast.js";
 export { ReferenceResolver, type ReferenceResolverOptions } from "./reference.js";
 export { type ResultCacheOptions, ResultCacheResolver } from "./result-cache.js";
 export { RevisionChooser, type RevisionStats } from "./revision.js";
@@ -42,3 +41,4 @@ export {
   type WarmThroughOptions,
   warmThrough,
 } from "./warming/index.js";
+export { WasmResolver } from "./wasm.js";

@@ -2,7 +2,7 @@
  * The pipeline's listing queries, after validation and the revision choice (src/pipeline/pipeline.ts):
  *
  * - list objects: in a union-only model whose reverse expansion reaches exactly the allowed objects, the expansion
- *   alone (src/wasm-eval/list-objects.ts exactListObjects); otherwise the reference's reverse expansion gives the
+ *   alone (src/reference/exact-list-objects.ts exactListObjects); otherwise the reference's reverse expansion gives the
  *   candidates (a superset of the answer) and each is asked as one batch through the layers, so a listing shares
  *   the result cache, Bloom, singleflight, Tiger and the evaluator with checks, and leaves its answers in the cache
  *   for the checks that follow it.
@@ -11,6 +11,7 @@
 
 import type { Program } from "../model/program.js";
 import { Evaluation } from "../reference/evaluation.js";
+import { exactListObjects, reverseExpansionIsExact } from "../reference/exact-list-objects.js";
 import { expand, type UsersetTree } from "../reference/expand.js";
 import { candidateObjects } from "../reference/list-objects.js";
 import { listUsers } from "../reference/list-users.js";
@@ -18,7 +19,6 @@ import { TupleReader } from "../reference/reader.js";
 import { snapshotAtLeast } from "../request/consistency.js";
 import type { ValidExpand, ValidListObjects, ValidListUsers } from "../request/validate.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
-import { exactListObjects, reverseExpansionIsExact } from "../wasm-eval/list-objects.js";
 import type { CheckResolver, DepthGuard, ResolvedCheck } from "./types.js";
 
 /** What the listing queries read: the store, the model, the depth limit. */

@@ -1,7 +1,7 @@
 /**
  * The Piscina task behind parallel bulk checks (Node only: it runs in a worker of src/parallel/pool.ts). A task
  * carries a replica of one tenant (a shared base snapshot and the changes after it, see replica.ts), the program,
- * the revision and a slice of the batch. The worker keeps one FastEvaluator per replica base, so the graph is
+ * the revision and a slice of the batch. The worker keeps one WasmEvaluator per replica base, so the graph is
  * built once per worker and then only advanced; it answers at exactly the task's revision (an evaluator whose
  * graph is already newer is rebuilt from the base rather than answer from another revision).
  */
@@ -12,7 +12,7 @@ import { parseSubject } from "../tuples/tuple.js";
 import type { Revision, StoredChange } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
 import { ready } from "../wasm/loader.js";
-import { FastEvaluator } from "./evaluator.js";
+import { WasmEvaluator } from "./evaluator.js";
 import { ReplayStore, type ReplicaBase } from "./replica.js";
 
 export interface CheckTaskPayload {
@@ -34,7 +34,7 @@ export const TASK_ROUTED = 3;
 
 interface Replica {
   readonly store: ReplayStore;
-  readonly fast: FastEvaluator;
+  readonly fast: WasmEvaluator;
 }
 
 const replicas = new Map<string, Replica>();
@@ -56,7 +56,7 @@ export async function checkBatch(payload: CheckTaskPayload): Promise<Uint8Array>
   }
   if (replica === undefined) {
     const store = new ReplayStore(base);
-    const fast = new FastEvaluator({
+    const fast = new WasmEvaluator({
       program: payload.program,
       store,
       maxDepth: payload.maxDepth,

@@ -42,9 +42,9 @@ import { type GraphChangeSource, TenantGraphs, yieldToLoop } from "./tenant-grap
 
 export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
 
-export interface FastEvaluatorStats {
+export interface WasmEvaluatorStats {
   /** Checks answered by the kernel. */
-  fast: number;
+  answered: number;
   /** Checks handed to the reference, by reason. */
   readonly routed: Record<RouteReason, number>;
   /** Graphs built from a snapshot. */
@@ -55,7 +55,7 @@ export interface FastEvaluatorStats {
   parallelBatches: number;
 }
 
-export interface FastEvaluatorOptions {
+export interface WasmEvaluatorOptions {
   readonly program: Program;
   readonly store: TupleStore;
   /** Nested lookups before "resolution_too_complex" (default 25, as the reference). */
@@ -82,14 +82,14 @@ export interface FastEvaluatorOptions {
 }
 
 /** A check's answer from the fast path: a boolean, a NexusError (resolution_too_complex), or undefined (route). */
-export type FastAnswer = boolean | NexusError | undefined;
+export type WasmAnswer = boolean | NexusError | undefined;
 
 /**
  * Runs a large batch elsewhere (the Node worker pool: src/wasm-eval/parallel.ts); answers in the order of `queries`,
  * or undefined to evaluate here after all.
  */
 export interface ParallelBulkRunner {
-  run(tenant: string, queries: readonly CheckQuery[], revision: Revision): Promise<FastAnswer[] | undefined>;
+  run(tenant: string, queries: readonly CheckQuery[], revision: Revision): Promise<WasmAnswer[] | undefined>;
   close(): Promise<void>;
 }
 
@@ -102,12 +102,12 @@ export function tooComplexError(query: CheckQuery, maxDepth: number): NexusError
   );
 }
 
-export class FastEvaluator implements Disposable, AsyncDisposable {
+export class WasmEvaluator implements Disposable, AsyncDisposable {
   readonly compiled: CompiledProgram;
   readonly store: TupleStore;
   readonly kernel: EvaluateKernel;
-  readonly stats: FastEvaluatorStats = {
-    fast: 0,
+  readonly stats: WasmEvaluatorStats = {
+    answered: 0,
     routed: { cross_tenant: 0, unsupported: 0, stale_revision: 0, unknown: 0 },
     graphBuilds: 0,
     changesApplied: 0,
@@ -123,7 +123,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   #closed = false;
 
   /** Requires `await ready()` (src/wasm/loader.js); throws "kernel_unavailable" where the kernel cannot load. */
-  constructor(options: FastEvaluatorOptions) {
+  constructor(options: WasmEvaluatorOptions) {
     this.compiled = compileProgram(options.program, options.maxDepth ?? DEFAULT_MAX_DEPTH);
     this.store = options.store;
     this.kernel = instantiateEvaluateKernel();
@@ -282,7 +282,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   }
 
   /** Checks one query at `revision`. */
-  async check(query: CheckQuery, revision: Revision): Promise<FastAnswer> {
+  async check(query: CheckQuery, revision: Revision): Promise<WasmAnswer> {
     if (query.subjectTenant !== query.tenant) {
       this.stats.routed.cross_tenant++;
       return undefined;
@@ -298,7 +298,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
   }
 
   /** Checks one query on a graph (synchronous: one kernel call). */
-  checkOn(graph: TupleGraph, query: CheckQuery): FastAnswer {
+  checkOn(graph: TupleGraph, query: CheckQuery): WasmAnswer {
     if (this.#reachesIntersectionArrow(query)) {
       this.stats.routed.unsupported++;
       return undefined;
@@ -328,8 +328,8 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
    * by every request, and in models without intersection and exclusion a subject's per-check memo carried over
    * its consecutive requests. No size limit.
    */
-  async checkMany(queries: readonly CheckQuery[], revision: Revision): Promise<FastAnswer[]> {
-    const answers: FastAnswer[] = new Array(queries.length).fill(undefined);
+  async checkMany(queries: readonly CheckQuery[], revision: Revision): Promise<WasmAnswer[]> {
+    const answers: WasmAnswer[] = new Array(queries.length).fill(undefined);
     const byTenant = new Map<string, number[]>();
     for (let i = 0; i < queries.length; i++) {
       const q = queries[i]!;
@@ -350,7 +350,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
           for (const [k, i] of indices.entries()) {
             answers[i] = remote[k];
             if (remote[k] === undefined) this.stats.routed.unsupported++;
-            else this.stats.fast++;
+            else this.stats.answered++;
           }
           continue;
         }
@@ -371,7 +371,7 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     graph: TupleGraph,
     queries: readonly CheckQuery[],
     indices: readonly number[],
-    answers: FastAnswer[],
+    answers: WasmAnswer[],
   ): void {
     const count = indices.length;
     if (count === 0) return;
@@ -461,17 +461,17 @@ export class FastEvaluator implements Disposable, AsyncDisposable {
     if (this.#closed) throw new NexusError("closed", "the fast evaluator is closed");
   }
 
-  #answer(outcome: number, query: CheckQuery): FastAnswer {
+  #answer(outcome: number, query: CheckQuery): WasmAnswer {
     switch (outcome) {
       case Outcome.TRUE:
-        this.stats.fast++;
+        this.stats.answered++;
         return true;
       case Outcome.FALSE:
       case Outcome.CYCLE:
-        this.stats.fast++;
+        this.stats.answered++;
         return false;
       case Outcome.TOO_COMPLEX:
-        this.stats.fast++;
+        this.stats.answered++;
         return tooComplexError(query, this.compiled.maxDepth);
       default:
         this.stats.routed.unsupported++;

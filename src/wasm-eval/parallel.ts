@@ -20,10 +20,10 @@ import type { CheckQuery } from "../reference/check.js";
 import type { Revision, StoredChange } from "../tuples/types.js";
 import { type CheckTaskPayload, TASK_FALSE, TASK_TOO_COMPLEX, TASK_TRUE } from "./check-task.js";
 import {
-  type FastAnswer,
-  type FastEvaluator,
   type ParallelBulkRunner,
   tooComplexError,
+  type WasmAnswer,
+  type WasmEvaluator,
 } from "./evaluator.js";
 import { encodeBase, type ReplicaBase } from "./replica.js";
 import type { GraphChangeSource } from "./tenant-graphs.js";
@@ -56,12 +56,12 @@ interface TenantReplica {
 export class ParallelBulkChecker implements ParallelBulkRunner {
   readonly pool: WorkerPool;
   readonly #ownsPool: boolean;
-  readonly #fast: FastEvaluator;
+  readonly #wasm: WasmEvaluator;
   readonly #tenants = new Map<string, TenantReplica>();
   readonly #threads: number;
 
-  constructor(fast: FastEvaluator, options: ParallelBulkOptions = {}) {
-    this.#fast = fast;
+  constructor(fast: WasmEvaluator, options: ParallelBulkOptions = {}) {
+    this.#wasm = fast;
     this.#ownsPool = options.pool === undefined;
     this.pool =
       options.pool ??
@@ -73,12 +73,12 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
     tenant: string,
     queries: readonly CheckQuery[],
     revision: Revision,
-  ): Promise<FastAnswer[] | undefined> {
+  ): Promise<WasmAnswer[] | undefined> {
     const replica = await this.#replicaAt(tenant, revision);
     if (replica === undefined) return undefined;
     const chunks = this.#threads;
     const size = Math.ceil(queries.length / chunks);
-    const compiled = this.#fast.compiled;
+    const compiled = this.#wasm.compiled;
     const parts: Promise<Uint8Array>[] = [];
     for (let start = 0; start < queries.length; start += size) {
       const payload: CheckTaskPayload = {
@@ -92,7 +92,7 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
       parts.push(this.pool.run<Uint8Array>(task, "checkBatch", payload));
     }
     const results = await Promise.all(parts);
-    const answers: FastAnswer[] = new Array(queries.length);
+    const answers: WasmAnswer[] = new Array(queries.length);
     let i = 0;
     for (const codes of results) {
       for (const code of codes) {
@@ -125,8 +125,8 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
     }
     if (replica === undefined || replica.changes.length > REBASE_AFTER) {
       if (replica !== undefined) this.#drop(tenant, replica);
-      const source = await this.#fast.changeSource(revision);
-      const snapshot = await this.#fast.store.snapshot(revision);
+      const source = await this.#wasm.changeSource(revision);
+      const snapshot = await this.#wasm.store.snapshot(revision);
       try {
         const tuples = await snapshot.read({ tenant });
         replica = this.#follow(tenant, encodeBase(tenant, revision, tuples), source);
@@ -187,14 +187,14 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
  */
 /** What enableParallelBulkCheck needs of an engine (engine/engine.ts's Engine is one). */
 export interface WithWasmEvaluator {
-  readonly fastPath: FastEvaluator | undefined;
+  readonly wasmEvaluator: WasmEvaluator | undefined;
 }
 
 export function enableParallelBulkCheck(
   engine: WithWasmEvaluator,
   options: ParallelBulkOptions = {},
 ): ParallelBulkChecker | undefined {
-  const fast = engine.fastPath;
+  const fast = engine.wasmEvaluator;
   if (fast === undefined) return undefined;
   const checker = new ParallelBulkChecker(fast, options);
   void fast.parallel?.close();

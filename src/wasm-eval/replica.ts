@@ -2,7 +2,7 @@
  * What a worker needs to hold a tenant's compiled graph at exactly the revision a batch asks for, without the
  * store: a base snapshot (the tenant's tuples at a base revision, JSON-encoded once into a SharedArrayBuffer that
  * every task shares instead of copying) and the tenant's changes after it. The worker replays them through a
- * `ReplayStore`, a read-only TupleStore over that data, into an ordinary FastEvaluator, so it builds and advances
+ * `ReplayStore`, a read-only TupleStore over that data, into an ordinary WasmEvaluator, so it builds and advances
  * its graph with exactly the code the main thread uses. Runtime-neutral.
  */
 
@@ -57,7 +57,7 @@ export function decodeBase(base: ReplicaBase): RelationTuple[] {
 }
 
 /**
- * A read-only TupleStore over a base snapshot and the changes after it (only what FastEvaluator reads), and the
+ * A read-only TupleStore over a base snapshot and the changes after it (only what WasmEvaluator reads), and the
  * change source the worker's evaluator follows (GraphChangeSource: src/wasm-eval/tenant-graphs.ts).
  */
 export class ReplayStore implements TupleStore {

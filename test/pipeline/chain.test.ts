@@ -13,7 +13,7 @@ import { KnownRevision } from "../../src/request/consistency.js";
 import type { TupleKey } from "../../src/tuples/tuple.js";
 import { isNexusError } from "../../src/util/errors.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../reference/random-models.js";
 
 /** Layer activity over every run, so the test shows the layers really answered (not just passed through). */
@@ -144,7 +144,7 @@ describe("CheckChain equals the reference", () => {
             maxResolutionDepth: 200,
             ...switches,
             ...(wasm && !opaqueEvaluator
-              ? { fast: new FastEvaluator({ program: model.program, store: engine.store, maxDepth: 200 }) }
+              ? { wasm: new WasmEvaluator({ program: model.program, store: engine.store, maxDepth: 200 }) }
               : {}),
             ...(opaqueEvaluator
               ? {

@@ -14,7 +14,7 @@ import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../reference/random-models.js";
 import { type Comparable, comparable, query, referenceAnswers } from "./reference.js";
 
@@ -67,7 +67,7 @@ async function runScenario(
   planLimit?: number,
 ): Promise<void> {
   const store = new MemoryTupleStore();
-  const fast = new FastEvaluator({
+  const fast = new WasmEvaluator({
     program: model.program,
     store,
     maxDepth,

@@ -40,7 +40,7 @@ async function engine(options: { evaluator?: "wasm" | "reference"; quantizationW
   return e;
 }
 
-const fastCount = (e: Engine) => e.fastPath!.stats.fast;
+const fastCount = (e: Engine) => e.wasmEvaluator!.stats.answered;
 
 describe("engine with the WASM evaluator", () => {
   it("uses wasm by default, reference on request, and rejects other values", async () => {
@@ -48,7 +48,7 @@ describe("engine with the WASM evaluator", () => {
     expect(a.evaluator).toBe("wasm");
     await using b = await createEngine({ model, evaluator: "reference" });
     expect(b.evaluator).toBe("reference");
-    expect(b.fastPath).toBeUndefined();
+    expect(b.wasmEvaluator).toBeUndefined();
     await expect(createEngine({ model, evaluator: "gpu" as never })).rejects.toMatchObject({
       code: "invalid_argument",
     });
@@ -66,8 +66,8 @@ describe("engine with the WASM evaluator", () => {
     await e.write({ deletes: [{ user: "group:a#member", relation: "member", object: "group:b" }] });
     expect(await e.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(false);
     expect(fastCount(e)).toBe(5);
-    expect(e.fastPath!.stats.graphBuilds).toBe(1);
-    expect(e.fastPath!.stats.changesApplied).toBe(3);
+    expect(e.wasmEvaluator!.stats.graphBuilds).toBe(1);
+    expect(e.wasmEvaluator!.stats.changesApplied).toBe(3);
   });
 
   it("routes contextual tuples to the reference", async () => {
@@ -98,7 +98,7 @@ describe("engine with the WASM evaluator", () => {
     await expect(e.check({ user: "user:dora", relation: "viewer", object: "doc:1" })).rejects.toMatchObject({
       code: "condition_missing_parameter",
     });
-    expect(e.fastPath!.stats.routed.unsupported).toBe(3);
+    expect(e.wasmEvaluator!.stats.routed.unsupported).toBe(3);
     // A check that never reads folder:x#viewer stays on the fast path.
     const before = fastCount(e);
     expect(await e.check({ user: "user:anne", relation: "member", object: "group:b" })).toBe(true);
@@ -110,7 +110,7 @@ describe("engine with the WASM evaluator", () => {
     expect(
       await e.check({ user: "user:anne", relation: "viewer", object: "doc:1", subjectTenant: "other" }),
     ).toBe(false);
-    expect(e.fastPath!.stats.routed.cross_tenant).toBe(1);
+    expect(e.wasmEvaluator!.stats.routed.cross_tenant).toBe(1);
   });
 
   it("keeps one graph per tenant", async () => {
@@ -123,12 +123,12 @@ describe("engine with the WASM evaluator", () => {
       false,
     );
     expect(await e.check({ user: "user:anne", relation: "viewer", object: "doc:9" })).toBe(false);
-    expect(e.fastPath!.stats.graphBuilds).toBe(2);
+    expect(e.wasmEvaluator!.stats.graphBuilds).toBe(2);
   });
 
   it("never answers from a graph newer than the request's revision", async () => {
     await using e = await engine();
-    const fast = e.fastPath!;
+    const fast = e.wasmEvaluator!;
     const revision = await e.revisionFor("fully_consistent");
     const { revision: later } = await e.write({
       writes: [{ user: "user:erin", relation: "viewer", object: "doc:1" }],
@@ -167,7 +167,7 @@ describe("engine with the WASM evaluator", () => {
       const b = await reference.check(request).catch((error: unknown) => error);
       expect(isNexusError(a) && a.code).toBe("resolution_too_complex");
       expect((a as Error).message).toBe((b as Error).message);
-      expect(deep.fastPath!.stats.fast).toBe(1);
+      expect(deep.wasmEvaluator!.stats.answered).toBe(1);
     } finally {
       await reference.close();
       await deep.close();
@@ -210,7 +210,7 @@ describe("engine with the WASM evaluator", () => {
     const e = await engine();
     await e.check({ user: "user:anne", relation: "viewer", object: "doc:1" });
     await e.close();
-    expect(e.fastPath!.closed).toBe(true);
+    expect(e.wasmEvaluator!.closed).toBe(true);
     const after = process.getActiveResourcesInfo().filter((r) => !before.has(r));
     expect(after.filter((r) => r !== "TTYWrap")).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { query } from "./reference.js";
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
@@ -37,7 +37,7 @@ describe("subproblem facts", () => {
   it("answer repeated checks, survive unrelated writes, and are invalidated by related ones", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program, store });
+    await using fast = new WasmEvaluator({ program, store });
     await store.write({
       writes: [
         { user: "user:anne", relation: "member", object: "group:eng" },
@@ -81,7 +81,7 @@ describe("subproblem facts", () => {
   it("stays within the cap by replacing little-used facts, keeping the ones in use", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program, store, factLimit: 64 });
+    await using fast = new WasmEvaluator({ program, store, factLimit: 64 });
     const writes: TupleKey[] = [];
     for (let i = 0; i < 200; i++) {
       writes.push({ user: `user:u${i}`, relation: "viewer", object: `folder:f${i % 50}` });
@@ -115,7 +115,7 @@ describe("subproblem facts", () => {
   it("forgets every fact in O(1), also across the stamp wrap-around", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program, store });
+    await using fast = new WasmEvaluator({ program, store });
     await store.write({
       writes: [normalized({ user: "user:anne", relation: "viewer", object: "folder:a" })],
       deletes: [],

@@ -12,7 +12,7 @@ import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { query } from "./reference.js";
 
 await loadOpenFgaDsl();
@@ -39,7 +39,7 @@ describe("WASM graphs following a change feed", () => {
     await ready();
     await using store = new MemoryTupleStore();
     await using feed = await ChangeFeed.open(store);
-    const fast = new FastEvaluator({ program, store, feed });
+    const fast = new WasmEvaluator({ program, store, feed });
     try {
       const { revision: r1 } = await store.write({ writes: [member("user:a", "group:g")], deletes: [] });
       expect(await fast.check(asks("user:a", "group:g"), r1)).toBe(true);
@@ -75,7 +75,7 @@ describe("WASM graphs following a change feed", () => {
     await ready();
     await using store = new MemoryTupleStore({ changelogMaxEntries: 2 });
     await using feed = await ChangeFeed.open(store);
-    const fast = new FastEvaluator({ program, store, feed });
+    const fast = new WasmEvaluator({ program, store, feed });
     try {
       const { revision: r1 } = await store.write({ writes: [member("user:a", "group:g")], deletes: [] });
       expect(await fast.check(asks("user:a", "group:g"), r1)).toBe(true);
@@ -99,7 +99,7 @@ describe("WASM graphs following a change feed", () => {
   it("open a feed of their own when given none, and close it with the evaluator", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    const fast = new FastEvaluator({ program, store });
+    const fast = new WasmEvaluator({ program, store });
     const { revision } = await store.write({ writes: [member("user:a", "group:g")], deletes: [] });
     expect(await fast.check(asks("user:a", "group:g"), revision)).toBe(true);
     const { revision: next } = await store.write({ writes: [member("user:b", "group:g")], deletes: [] });

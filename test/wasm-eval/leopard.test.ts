@@ -15,7 +15,7 @@ import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { comparable, query, referenceAnswers } from "./reference.js";
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
@@ -125,7 +125,7 @@ describe("Leopard index = reference", () => {
           const model = exclusion ? withExclusion : program;
           const queries = exclusion ? EXCLUSION_QUERIES : QUERIES;
           const store = new MemoryTupleStore();
-          const fast = new FastEvaluator({ program: model, store, maxDepth });
+          const fast = new WasmEvaluator({ program: model, store, maxDepth });
           try {
             const live = new Set<number>(base);
             await store.write({ writes: base.map((i) => normalized(SLOTS[i]!)), deletes: [] });
@@ -184,7 +184,7 @@ describe("Leopard index = reference", () => {
   it("stores the closure with distances and heights, and reports fan-out cost", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    const fast = new FastEvaluator({ program, store });
+    const fast = new WasmEvaluator({ program, store });
     try {
       // A chain g0 ∋ g1 ∋ g2 ∋ g3, users in g3; then a write that fans out: 200 users into g3's new subgroup.
       await store.write({

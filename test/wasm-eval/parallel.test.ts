@@ -49,7 +49,7 @@ describe("parallel bulk check", () => {
     expect(checker.pool.started).toBe(false);
     expect(await engine.checkBulk(requests)).toEqual(await reference.checkBulk(requests));
     expect(checker.pool.started).toBe(true);
-    expect(engine.fastPath!.stats.parallelBatches).toBe(1);
+    expect(engine.wasmEvaluator!.stats.parallelBatches).toBe(1);
     // A revoke and a grant: the next batch is answered at the new revision by the same workers.
     await engine.write({
       deletes: [{ user: "group:g5#member", relation: "member", object: "group:g4" }],
@@ -58,10 +58,10 @@ describe("parallel bulk check", () => {
     const after = await engine.checkBulk(requests);
     expect(after).toEqual(await reference.checkBulk(requests));
     expect(after.filter(Boolean).length).toBeLessThan(requests.length);
-    expect(engine.fastPath!.stats.parallelBatches).toBe(2);
+    expect(engine.wasmEvaluator!.stats.parallelBatches).toBe(2);
     // Below the threshold: one thread.
     await engine.checkBulk(requests.slice(0, 10));
-    expect(engine.fastPath!.stats.parallelBatches).toBe(2);
+    expect(engine.wasmEvaluator!.stats.parallelBatches).toBe(2);
     await reference.close();
     await engine.close();
     expect(checker.pool.threadCount).toBe(0);

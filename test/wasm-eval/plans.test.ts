@@ -12,7 +12,7 @@ import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { NexusError } from "../../src/util/errors.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { comparable, query, referenceAnswers } from "./reference.js";
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
@@ -58,7 +58,7 @@ const normalized = (key: TupleKey): RelationTuple => {
 };
 
 async function expectReference(
-  fast: FastEvaluator,
+  fast: WasmEvaluator,
   store: MemoryTupleStore,
   queries: readonly CheckQuery[],
   maxDepth = 25,
@@ -84,7 +84,7 @@ describe("object plans", () => {
   it("are built at the second question about a node and replayed for other subjects", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program, store });
+    await using fast = new WasmEvaluator({ program, store });
     await store.write({ writes: chain.map(normalized), deletes: [] });
     const readers = ["user:u0", "user:u1", "user:u2", "user:u3"].map((u) => query("folder:c", "reader", u));
     await expectReference(fast, store, readers.slice(0, 1));
@@ -100,7 +100,7 @@ describe("object plans", () => {
   it("are rebuilt after a write to what they read, a subtracted relation too, and kept across others", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program, store });
+    await using fast = new WasmEvaluator({ program, store });
     await store.write({
       writes: [...chain, { user: "user:u1", relation: "owner", object: "folder:z" }].map(normalized),
       deletes: [],
@@ -139,7 +139,7 @@ describe("object plans", () => {
     for (const model of [program, parentFirst]) {
       for (const planLimit of [4, 8, 16]) {
         const store = new MemoryTupleStore();
-        await using fast = new FastEvaluator({
+        await using fast = new WasmEvaluator({
           program: model,
           store,
           planLimit,
@@ -197,7 +197,7 @@ type folder
 ${relations.join("\n")}
 `);
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program: deep, store });
+    await using fast = new WasmEvaluator({ program: deep, store });
     const writes: TupleKey[] = [];
     // Long edge lists (beyond the inline limit) on a plan's own node and on a computed leaf.
     for (let u = 0; u < 20; u++) {
@@ -224,13 +224,13 @@ ${relations.join("\n")}
   it("can be turned off, and reject a bad limit", async () => {
     await ready();
     const store = new MemoryTupleStore();
-    await using fast = new FastEvaluator({ program, store, planLimit: 0 });
+    await using fast = new WasmEvaluator({ program, store, planLimit: 0 });
     await store.write({ writes: chain.map(normalized), deletes: [] });
     for (let i = 0; i < 3; i++) await expectReference(fast, store, [query("folder:c", "reader", "user:u1")]);
     expect(fast.kernelStats.plansBuilt).toBe(0);
     expect(fast.kernelStats.plansHeld).toBe(0);
     for (const planLimit of [-1, 1.5, Number.NaN]) {
-      expect(() => new FastEvaluator({ program, store, planLimit })).toThrow(NexusError);
+      expect(() => new WasmEvaluator({ program, store, planLimit })).toThrow(NexusError);
     }
   });
 });

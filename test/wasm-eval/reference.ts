@@ -10,11 +10,11 @@ import { TupleReader } from "../../src/reference/reader.js";
 import { DEFAULT_TENANT, parseSubject } from "../../src/tuples/tuple.js";
 import type { TupleStore } from "../../src/tuples/types.js";
 import { NexusError } from "../../src/util/errors.js";
-import type { FastAnswer } from "../../src/wasm-eval/evaluator.js";
+import type { WasmAnswer } from "../../src/wasm-eval/evaluator.js";
 
 export type Comparable = boolean | string | "routed";
 
-export function comparable(answer: FastAnswer): Comparable {
+export function comparable(answer: WasmAnswer): Comparable {
   if (answer === undefined) return "routed";
   if (answer instanceof NexusError) return `error:${answer.code}:${answer.message}`;
   return answer;

@@ -10,7 +10,7 @@ import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
-import { FastEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { comparable, query, referenceAnswers } from "./reference.js";
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
@@ -54,7 +54,7 @@ describe("fast path revisions", () => {
         fc.array(fc.nat(), { minLength: 4, maxLength: 12 }),
         async (toggles, picks) => {
           const store = new MemoryTupleStore();
-          const fast = new FastEvaluator({ program, store });
+          const fast = new WasmEvaluator({ program, store });
           try {
             const live = new Set<number>();
             for (const t of toggles) {

@@ -1,7 +1,7 @@
 /**
  * No build inside a request: after loading 100k tuples through engine.write (writes of 1,000, each awaited in
  * turn, as an application would), the first checks, a checkBulk and a listing never hold the event loop for long,
- * because the WASM graph was kept current at write time (FastEvaluator.follow, applied in slices that yield).
+ * because the WASM graph was kept current at write time (WasmEvaluator.follow, applied in slices that yield).
  * monitorEventLoopDelay (a 10 ms timer) records how late the loop turns. Bound: the 99th percentile of the delay
  * while the first questions run is at most STALL_BOUND_MS (50 ms), and the largest at most MAX_BOUND_MS (200 ms):
  * the delay is wall time, so on this shared 2-core machine (load 8-10, test files in parallel) a descheduled
@@ -34,7 +34,7 @@ describe("no stalls at the first questions after a load", () => {
       // The caches' change feed delivers the load in the background; the questions start once it has.
       await engine.caughtUp();
       loading.disable();
-      const graphBuilds = engine.stats().fast!.graphBuilds;
+      const graphBuilds = engine.stats().wasm!.graphBuilds;
       asking.enable();
       const consistency = { atLeastAsFresh: token };
       let allowed = 0;
@@ -62,8 +62,8 @@ describe("no stalls at the first questions after a load", () => {
       );
       // The graph was built at the first write and only advanced since: no request built it.
       expect(graphBuilds).toBe(1);
-      expect(engine.stats().fast!.graphBuilds).toBe(1);
-      expect(engine.stats().fast!.routed.stale_revision).toBe(0);
+      expect(engine.stats().wasm!.graphBuilds).toBe(1);
+      expect(engine.stats().wasm!.routed.stale_revision).toBe(0);
       expect(p99Ms).toBeLessThanOrEqual(STALL_BOUND_MS);
       expect(maxMs).toBeLessThanOrEqual(MAX_BOUND_MS);
     } finally {

@@ -49,7 +49,7 @@ describe("no stale_revision routing in steady state", () => {
           asked.slice(0, 50).map((q) => ({ user: q.user, relation: "view", object: q.object })),
         );
       }
-      const { routed, fast } = reader.stats().fast!;
+      const { routed, answered: fast } = reader.stats().wasm!;
       console.log(
         `steady revisions: ${checks} checks and bulks beside ${tuples.length} written tuples; kernel answers ${fast}, routed`,
         routed,

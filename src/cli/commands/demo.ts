@@ -342,7 +342,7 @@ async function graphCatchUp(
   tenant: string,
   token: string,
 ): Promise<{ ms: number; what: string } | undefined> {
-  const fast = engine.fastPath;
+  const fast = engine.wasmEvaluator;
   if (fast === undefined) return undefined;
   const revision = await engine.revisionFor({ atLeastAsFresh: token });
   const { graphBuilds, changesApplied } = fast.stats;

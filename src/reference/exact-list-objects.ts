@@ -1,41 +1,14 @@
 /**
- * List objects with the fast path's checks: the reference's candidates (its reverse expansion from the subject,
- * a superset of the answer), each checked by the kernel over the compiled graph at the evaluation's revision;
- * a candidate the kernel routes is checked by the reference. Same answer as src/reference/list-objects.ts, which checks
- * every candidate with the reference instead. Runtime-neutral.
+ * List objects by reverse expansion alone, where that is exact: in a union-only program the objects the expansion
+ * reaches from the subject are exactly the ones check allows, so no candidate needs a check (the pipeline's
+ * listing falls back to checking the reference's candidates otherwise: src/pipeline/listing.ts). Plain TypeScript
+ * over a tuple snapshot; runtime-neutral.
  */
 
 import { analyze, type TtuParent } from "../model/analysis.js";
 import type { Program, Rewrite } from "../model/program.js";
 import { isValidTuple } from "../model/tuple-rules.js";
-import { check } from "../reference/check.js";
-import type { Evaluation } from "../reference/evaluation.js";
-import { candidateObjects, type ListObjectsQuery } from "../reference/list-objects.js";
 import type { SubjectKey, TupleSnapshot } from "../tuples/types.js";
-import { NexusError } from "../util/errors.js";
-import type { FastEvaluator } from "./evaluator.js";
-
-export async function listObjectsFast(
-  fast: FastEvaluator,
-  ev: Evaluation,
-  query: ListObjectsQuery,
-): Promise<string[]> {
-  const candidates = await candidateObjects(ev, query);
-  const revision = ev.reader.revision;
-  const sameTenant = query.subjectTenant === query.tenant;
-  if (sameTenant) await fast.graphAt(query.tenant, revision);
-  const result: string[] = [];
-  for (const object of candidates) {
-    const q = { ...query, object };
-    // Taken per candidate: a reference check below awaits, and the graph may move on meanwhile.
-    const graph = sameTenant ? fast.graphIfCurrent(query.tenant, revision) : undefined;
-    let allowed = graph === undefined ? undefined : fast.checkOn(graph, q);
-    if (allowed instanceof NexusError) throw allowed;
-    if (allowed === undefined) allowed = await check(ev, q);
-    if (allowed) result.push(object);
-  }
-  return result.sort();
-}
 
 /**
  * Whether the reverse expansion's candidates (src/reference/list-objects.ts) are exactly the answer of list objects

@@ -4,14 +4,14 @@
  * Nexus preset model). Both engines share one store; every answer is asserted equal before anything is timed.
  *
  * Cases:
- * - kernel check cold / new subjects / warm: FastEvaluator.checkOn (one kernel call), 100 questions per timed
+ * - kernel check cold / new subjects / warm: WasmEvaluator.checkOn (one kernel call), 100 questions per timed
  *   call; cold forgets the kept subproblem facts and object plans before each call, new subjects forgets only the
  *   facts (the objects were asked about before, by other subjects: a server's steady state), warm asks the same
  *   100 questions again;
  * - engine check: Engine.check with evaluator "wasm" vs "reference" (request validation, consistency, async);
  * - group membership: user in a root team through 5 levels of nesting, kernel vs reference;
  * - bulk 100 / 1,000 (also cold: facts and plans forgotten before each call) / 100,000: Engine.checkBulk, wasm vs
- *   reference, and the kernel batch alone (FastEvaluator.checkManyOn) for 1,000, warm and cold;
+ *   reference, and the kernel batch alone (WasmEvaluator.checkManyOn) for 1,000, warm and cold;
  * - listObjects: every file the deep user may read (candidates from the reference's reverse expansion, checked by
  *   the kernel vs by the reference);
  * - parallel: checkBulk 100,000 and the kernel batch of 100,000 on the worker pool vs one thread.
@@ -23,7 +23,7 @@ import { nexusFilesystemModel } from "../src/model/preset.js";
 import { setParallelThreshold } from "../src/parallel/thresholds.js";
 import type { CheckQuery } from "../src/reference/check.js";
 import { parseSubject } from "../src/tuples/tuple.js";
-import type { FastAnswer, FastEvaluator } from "../src/wasm-eval/evaluator.js";
+import type { WasmAnswer, WasmEvaluator } from "../src/wasm-eval/evaluator.js";
 import { enableParallelBulkCheck } from "../src/wasm-eval/parallel.js";
 import { runSuite } from "./harness.js";
 import { buildFilesystemWorkload, type Question } from "./workloads/filesystem.js";
@@ -58,7 +58,7 @@ const parallelEngine = await createEngine({
 const checker = enableParallelBulkCheck(parallelEngine)!;
 const { token } = await wasm.write({ writes: [...workload.tuples] });
 const fresh = { atLeastAsFresh: token } as const;
-const fast: FastEvaluator = wasm.fastPath!;
+const fast: WasmEvaluator = wasm.wasmEvaluator!;
 const revision = await wasm.revisionFor(fresh);
 
 let started = performance.now();
@@ -82,7 +82,7 @@ const q100k = all.map((q) => ({ ...q, consistency: fresh }));
 const kernelQueries = all.slice(0, 1000).map(toQuery);
 const kernelQueries100k = all.map(toQuery);
 const indices100k = Array.from({ length: all.length }, (_, i) => i);
-const answers100k: FastAnswer[] = new Array(all.length);
+const answers100k: WasmAnswer[] = new Array(all.length);
 
 // Membership: the deep user in its root team (5 levels of nesting).
 const rootTeam = workload.teams[0]!;
@@ -110,7 +110,7 @@ const parallelAnswers = await parallelEngine.checkBulk(q100k);
 for (let i = 0; i < 100_000; i++) {
   if (parallelAnswers[i] !== big[i]) throw new Error(`parallel bulk differs at ${i}`);
 }
-const fastParallel = parallelEngine.fastPath!;
+const fastParallel = parallelEngine.wasmEvaluator!;
 const parallelRevision = revision;
 const listRequest = { user: workload.deepUser, relation: "read", type: "file", consistency: fresh };
 const listedWasm = await wasm.listObjects(listRequest);
@@ -149,11 +149,12 @@ const answers = new Array(1000);
 const indices = Array.from({ length: 1000 }, (_, i) => i);
 
 const memory = fast.memoryBytes;
-// FAST_BENCH_ONLY=<regex>: only the matching cases (and the comparisons and goals among them), for quick A/B runs.
-const only = process.env.FAST_BENCH_ONLY === undefined ? undefined : new RegExp(process.env.FAST_BENCH_ONLY);
+// WASM_EVAL_BENCH_ONLY=<regex>: only the matching cases (and the comparisons and goals among them), for quick A/B runs.
+const only =
+  process.env.WASM_EVAL_BENCH_ONLY === undefined ? undefined : new RegExp(process.env.WASM_EVAL_BENCH_ONLY);
 const picked = (name: string) => only === undefined || only.test(name);
 await runSuite(
-  "fast",
+  "wasm-eval",
   [
     { name: "kernel check cold", fn: kernelCold100, opsPerCall: 100 },
     { name: "kernel check new subjects", fn: kernelNewSubjects100, opsPerCall: 100 },

@@ -1,17 +1,17 @@
 /**
- * The WASM evaluator as the chain's innermost layer: FastEvaluator (src/wasm-eval/) answers what its kernel evaluates,
+ * The WASM evaluator as the chain's innermost layer: WasmEvaluator (src/wasm-eval/) answers what its kernel evaluates,
  * at exactly the question's revision, and hands the rest to the reference resolver. What goes to the reference: questions with contextual tuples (never given to the kernel), and whatever
- * the fast path routes itself (another subject tenant, a conditional / expiring / cross-tenant tuple on the way,
+ * the WASM evaluator routes itself (another subject tenant, a conditional / expiring / cross-tenant tuple on the way,
  * a revision older than its graph; see src/wasm-eval/evaluator.ts).
  *
  * A kernel answer never depends on time: a check that reads a node holding an expiring tuple is routed, so its
  * `validUntil` is Infinity. The kernel does not report which tuple lists it read, so caches above fall back to
  * the Program's class-level influence for its answers.
  *
- * Owner: closing the layer closes the FastEvaluator (its kernel memory, and a worker pool if one was attached)
+ * Owner: closing the layer closes the WasmEvaluator (its kernel memory, and a worker pool if one was attached)
  * and the reference resolver.
  */
-import type { FastAnswer, FastEvaluator } from "../wasm-eval/evaluator.js";
+import type { WasmAnswer, WasmEvaluator } from "../wasm-eval/evaluator.js";
 import { throwIfAborted } from "./reference.js";
 import {
   type BatchOutcome,
@@ -23,15 +23,15 @@ import {
   resolveRest,
 } from "./types.js";
 
-export class FastResolver implements CheckResolver {
+export class WasmResolver implements CheckResolver {
   readonly layer = "wasm-evaluator";
-  readonly fast: FastEvaluator;
+  readonly wasm: WasmEvaluator;
   readonly #reference: CheckResolver;
   readonly #counters = new LayerCounters();
 
   /** `reference` answers what the kernel does not (the chain's ReferenceResolver). */
-  constructor(fast: FastEvaluator, reference: CheckResolver) {
-    this.fast = fast;
+  constructor(wasm: WasmEvaluator, reference: CheckResolver) {
+    this.wasm = wasm;
     this.#reference = reference;
   }
 
@@ -39,7 +39,7 @@ export class FastResolver implements CheckResolver {
     throwIfAborted(signal);
     this.#counters.requests++;
     if (check.contextualTuples.length === 0) {
-      const answer = await this.fast.check(check, check.revision);
+      const answer = await this.wasm.check(check, check.revision);
       throwIfAborted(signal);
       const resolution = this.#resolution(answer, check);
       if (resolution instanceof Error) throw resolution;
@@ -63,7 +63,7 @@ export class FastResolver implements CheckResolver {
       else group.push(i);
     }
     for (const [revision, indexes] of byRevision) {
-      const answers = await this.fast.checkMany(
+      const answers = await this.wasm.checkMany(
         indexes.map((i) => checks[i]!),
         revision,
       );
@@ -81,8 +81,8 @@ export class FastResolver implements CheckResolver {
   }
 
   stats(): LayerStats[] {
-    const s = this.fast.stats;
-    const k = this.fast.kernelStats;
+    const s = this.wasm.stats;
+    const k = this.wasm.kernelStats;
     const extra: Record<string, number> = {
       routedCrossTenant: s.routed.cross_tenant,
       routedUnsupported: s.routed.unsupported,
@@ -100,18 +100,18 @@ export class FastResolver implements CheckResolver {
       planHits: k.planHits,
       plansBuilt: k.plansBuilt,
       plansHeld: k.plansHeld,
-      memoryBytes: Object.values(this.fast.memoryBytes).reduce((a, b) => a + b, 0),
+      memoryBytes: Object.values(this.wasm.memoryBytes).reduce((a, b) => a + b, 0),
     };
     return [this.#counters.snapshot(this.layer, true, extra), ...this.#reference.stats()];
   }
 
   async close(): Promise<void> {
-    await this.fast.close();
+    await this.wasm.close();
     await this.#reference.close();
   }
 
   /** A kernel answer as a resolution, the error it stands for, or undefined (routed to the reference). */
-  #resolution(answer: FastAnswer, check: ResolvedCheck): Resolution | Error | undefined {
+  #resolution(answer: WasmAnswer, check: ResolvedCheck): Resolution | Error | undefined {
     if (answer === undefined) return undefined;
     this.#counters.evaluations++;
     this.#counters.hits++;
