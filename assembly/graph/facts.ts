@@ -8,6 +8,8 @@ import { slotValue, tableCapacity, tableFind, tableLive, tableNew, tablePut } fr
 
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
+// @ts-ignore: decorator
+@inline const KEY_WORDS: u32 = 3;
 
 // Facts a table may hold (kernel-wide, like the limit it comes from: eval_set_fact_limit).
 let factCapacity: u32 = 1 << 18;
@@ -18,7 +20,7 @@ export function setFactCapacity(limit: u32): void {
 }
 
 export function factTableNew(seedLo: u32, seedHi: u32): usize {
-  return tableNew(3, false, seedLo, seedHi);
+  return tableNew(KEY_WORDS, false, seedLo, seedHi);
 }
 
 // @ts-ignore: decorator
@@ -31,7 +33,7 @@ function keyWord(relation: u32, subjectRelation: u32): u32 {
 // @ts-ignore: decorator
 @inline
 export function factGet(t: usize, epochs: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): u32 {
-  const s = tableFind(t, object, subject, keyWord(relation, subjectRelation));
+  const s = tableFind(t, KEY_WORDS, object, subject, keyWord(relation, subjectRelation));
   if (s == 0 || !tableLive(t, s, nodeEpoch(epochs, object, relation))) return ABSENT;
   return slotValue(s);
 }

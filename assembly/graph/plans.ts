@@ -10,6 +10,8 @@ import { slotPayload, tableCapacity, tableFind, tableLive, tableNew, tablePut } 
 
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
+// @ts-ignore: decorator
+@inline const KEY_WORDS: u32 = 2;
 // The two markers (below the table's PAYLOAD_MARKERS, so it never frees them).
 // @ts-ignore: decorator
 @inline export const PLAN_SEEN: u32 = 0;
@@ -30,12 +32,12 @@ export function plansOn(): bool {
 }
 
 export function planTableNew(seedLo: u32, seedHi: u32): usize {
-  return tableNew(2, true, seedLo, seedHi);
+  return tableNew(KEY_WORDS, true, seedLo, seedHi);
 }
 
 /** The node's live plan entry (PLAN_SEEN, PLAN_NONE or a plan address), or ABSENT; marks it referenced. */
 export function planGet(t: usize, epochs: usize, object: u32, relation: u32): u32 {
-  const s = tableFind(t, object, relation, 0);
+  const s = tableFind(t, KEY_WORDS, object, relation, 0);
   if (s == 0 || !tableLive(t, s, nodeEpoch(epochs, object, relation))) return ABSENT;
   return slotPayload(s);
 }

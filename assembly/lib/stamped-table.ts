@@ -94,10 +94,9 @@ function buckets(t: usize): u32 {
 
 // @ts-ignore: decorator
 @inline
-function bucketOf(t: usize, k0: u32, k1: u32, k2: u32): usize {
+function bucketOf(t: usize, keyWords: u32, k0: u32, k1: u32, k2: u32): usize {
   const seed = load<u64>(t, T_SEED);
-  const h =
-    load<u32>(t, T_KEY_WORDS) == 2 ? <u32>hashU32x2(k0, k1, seed) : <u32>hashU32x2(k0, k2, hashU32x2(k1, 0, seed));
+  const h = keyWords == 2 ? <u32>hashU32x2(k0, k1, seed) : <u32>hashU32x2(k0, k2, hashU32x2(k1, 0, seed));
   return load<usize>(t, T_SLOTS) + <usize>(h & load<u32>(t, T_MASK)) * BUCKET_BYTES;
 }
 
@@ -107,13 +106,15 @@ function holds(s: usize, keyWords: u32, k0: u32, k1: u32, k2: u32): bool {
   return load<u32>(s) == k0 && load<u32>(s, 4) == k1 && (keyWords == 2 || load<u32>(s, 8) == k2);
 }
 
-/** The slot holding the key (current or not; see tableLive), or 0. `k2` is ignored by a 2-word table. */
+/**
+ * The slot holding the key (current or not; see tableLive), or 0. `keyWords` is the table's own (the caller
+ * passes it as a constant, so the lookup compiles to the one key form); `k2` is ignored by a 2-word table.
+ */
 // @ts-ignore: decorator
 @inline
-export function tableFind(t: usize, k0: u32, k1: u32, k2: u32): usize {
+export function tableFind(t: usize, keyWords: u32, k0: u32, k1: u32, k2: u32): usize {
   if (load<usize>(t, T_SLOTS) == 0) return 0;
-  const keyWords = load<u32>(t, T_KEY_WORDS);
-  const bucket = bucketOf(t, k0, k1, k2);
+  const bucket = bucketOf(t, keyWords, k0, k1, k2);
   for (let w: u32 = 0; w < WAYS; w++) {
     const s = bucket + ((<usize>w) << 4);
     if (holds(s, keyWords, k0, k1, k2)) return s;
@@ -168,7 +169,7 @@ export function tablePut(
   }
   const base = load<u32>(t, T_BASE);
   const keyWords = load<u32>(t, T_KEY_WORDS);
-  const bucket = bucketOf(t, k0, k1, k2);
+  const bucket = bucketOf(t, keyWords, k0, k1, k2);
   let slot: usize = 0;
   for (let w: u32 = 0; w < WAYS; w++) {
     const s = bucket + ((<usize>w) << 4);
@@ -224,12 +225,13 @@ function tableResize(t: usize, count: u32, keep: bool): void {
   store<u32>(t, 0, T_HELD);
   store<u32>(t, count * 3, T_GROW_AT); // 3/4 of the slots
   if (old == 0) return;
+  const keyWords = load<u32>(t, T_KEY_WORDS);
   for (let s = old; s < end; s += 16) {
     const k0 = load<u32>(s);
     if (k0 == ABSENT) continue;
     let moved = false;
     if (keep && load<u32>(s, 12) >>> 10 >= base) {
-      const bucket = bucketOf(t, k0, load<u32>(s, 4), load<u32>(s, 8));
+      const bucket = bucketOf(t, keyWords, k0, load<u32>(s, 4), load<u32>(s, 8));
       for (let w: u32 = 0; w < WAYS; w++) {
         const d = bucket + ((<usize>w) << 4);
         if (load<u32>(d) != ABSENT) continue;
