@@ -93,7 +93,6 @@ export {
   setParallelThreshold,
 } from "./parallel/thresholds.js";
 export {
-  type ChainCheckRequest,
   type ChainStats,
   CheckChain,
   type CheckChainOptions,

@@ -73,10 +73,24 @@ const yieldToLoop = (): Promise<void> =>
     else setTimeout(resolve, 0);
   });
 
+/**
+ * Where a follower gets changes: a ChangeFeed, or anything that delivers the same way (a worker's replica of the
+ * store: src/wasm-eval/replica.ts).
+ */
+export interface ChangeSource {
+  /** Every change up to this revision has been delivered to the live listeners. */
+  readonly watermark: Revision;
+  /** Whether the source still delivers changes. */
+  readonly running: boolean;
+  subscribe(listener: ChangeListener, options?: SubscribeOptions): Unsubscribe;
+  /** Resolves once every change up to `revision` has been delivered, or the source stops. */
+  caughtUp(revision?: Revision): Promise<void>;
+}
+
 /** Removes a listener; `replayed()` resolves once the listener's replay (if any) has reached the live fan-out. */
 export type Unsubscribe = (() => void) & { readonly replayed: () => Promise<void> };
 
-export class ChangeFeed implements AsyncDisposable {
+export class ChangeFeed implements ChangeSource, AsyncDisposable {
   readonly store: TupleStore;
   readonly #pageSize: number;
   readonly #stop = new AbortController();

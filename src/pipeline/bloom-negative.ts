@@ -29,7 +29,7 @@
  * frees the filters and closes the next layer.
  */
 
-import type { ChangeListener, SubscribeOptions, Unsubscribe } from "../changes/feed.js";
+import type { ChangeListener, ChangeSource } from "../changes/feed.js";
 import type { InfluenceMap } from "../changes/influence.js";
 import { BloomFilter } from "../kernels/bloom.js";
 import type { RelationTuple } from "../tuples/tuple.js";
@@ -63,12 +63,6 @@ export interface BloomNegativeOptions {
   readonly maxResolutionDepth?: number;
   /** Where no check can reach that limit (default: the (type, relation) cannot recurse that far). */
   readonly depthGuard?: DepthGuard;
-}
-
-/** Where a layer follows changes: a ChangeFeed (which can replay the changelog from an older revision). */
-export interface ChangeSource {
-  readonly watermark: Revision;
-  subscribe(listener: ChangeListener, options?: SubscribeOptions): Unsubscribe;
 }
 
 const SEP = "\u0000";

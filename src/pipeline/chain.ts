@@ -51,11 +51,6 @@ export type { CheckOptions, FilterRequest } from "../request/types.js";
 export type { CheckChainOptions, WarmingOptions } from "./builder.js";
 export type { ValidateStats } from "./pipeline.js";
 
-/** A check request, as Engine.check takes it. */
-export type ChainCheckRequest = CheckRequest;
-/** A list objects request, as Engine.listObjects takes it. */
-export type ChainListObjectsRequest = ListObjectsRequest;
-
 export interface ChainStats {
   readonly validate: ValidateStats;
   readonly revision: RevisionStats & { readonly quantizationWindowMs: number };
@@ -195,7 +190,7 @@ export class CheckChain implements AsyncDisposable {
   }
 
   /** Whether `user` has `relation` on `object` (as Engine.check). */
-  check(request: ChainCheckRequest, options: CheckOptions = {}): Promise<boolean> {
+  check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
     const warmer = this.#warmer;
     const answer = this.#pipeline.check(request, options);
     if (warmer === undefined) return answer;
@@ -209,7 +204,7 @@ export class CheckChain implements AsyncDisposable {
    * Checks many requests as one batch (answers in request order). The first failing request rejects the whole
    * call, with its index (as Engine.checkBulk).
    */
-  async checkMany(requests: readonly ChainCheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
+  async checkMany(requests: readonly CheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
     const answers = (await this.#pipeline.checkMany(requests, options)) as boolean[];
     const warmer = this.#warmer;
     if (warmer !== undefined) for (const request of requests) warmer.observe(request);
@@ -221,7 +216,7 @@ export class CheckChain implements AsyncDisposable {
    * rejecting the batch (Engine.batchCheck). Only answered requests teach the warmer.
    */
   async checkManySettled(
-    requests: readonly ChainCheckRequest[],
+    requests: readonly CheckRequest[],
     options: CheckOptions = {},
   ): Promise<(boolean | Error)[]> {
     const answers = await this.#pipeline.checkMany(requests, options, true);
@@ -245,7 +240,7 @@ export class CheckChain implements AsyncDisposable {
    * `atRevision` lists at exactly that revision instead of the one `consistency` picks (a page of a listing).
    */
   listObjects(
-    request: ChainListObjectsRequest,
+    request: ListObjectsRequest,
     options: CheckOptions = {},
     atRevision?: number,
   ): Promise<string[]> {

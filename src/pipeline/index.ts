@@ -1,7 +1,6 @@
 /** The query pipeline (pipeline.ts), its layers as wired by builder.ts, and CheckChain (chain.ts), which runs them. */
 export { type BloomNegativeOptions, BloomNegativeResolver } from "./bloom-negative.js";
 export {
-  type ChainCheckRequest,
   type ChainStats,
   CheckChain,
   type CheckChainOptions,

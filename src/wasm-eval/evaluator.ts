@@ -16,6 +16,7 @@
  * Runtime-neutral (browsers, workerd, Node): no `node:` import; everything is single-threaded in the caller's realm.
  */
 
+import type { ChangeSource } from "../changes/feed.js";
 import type { Program } from "../model/program.js";
 import { getParallelThreshold } from "../parallel/thresholds.js";
 import type { CheckQuery } from "../reference/check.js";
@@ -38,7 +39,7 @@ import { type CompiledProgram, compileProgram } from "./compile.js";
 import type { TupleGraph } from "./graph.js";
 import { type EvaluateKernel, instantiateEvaluateKernel, Outcome } from "./kernel.js";
 import { Symbols } from "./symbols.js";
-import { type GraphChangeSource, TenantGraphs, yieldToLoop } from "./tenant-graphs.js";
+import { TenantGraphs, yieldToLoop } from "./tenant-graphs.js";
 
 export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
 
@@ -78,7 +79,7 @@ export interface WasmEvaluatorOptions {
    * The change feed the graphs follow (the engine's; or, in a worker, the replica: src/wasm-eval/replica.ts).
    * Default: the evaluator opens a feed of its own over `store` at its first graph build.
    */
-  readonly feed?: GraphChangeSource;
+  readonly feed?: ChangeSource;
 }
 
 /** A check's answer from the fast path: a boolean, a NexusError (resolution_too_complex), or undefined (route). */
@@ -195,7 +196,7 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
    * The change source the graphs follow, opened if need be (from `after` when the evaluator opens its own feed):
    * other followers of the same changes (the worker pool's replicas) subscribe to it.
    */
-  changeSource(after: Revision): Promise<GraphChangeSource> {
+  changeSource(after: Revision): Promise<ChangeSource> {
     this.#assertOpen();
     return this.#graphs.source(after);
   }

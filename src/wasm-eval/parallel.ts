@@ -14,7 +14,7 @@
  * ```
  */
 import { availableParallelism } from "node:os";
-import type { ChangeListener } from "../changes/feed.js";
+import type { ChangeListener, ChangeSource } from "../changes/feed.js";
 import { WorkerPool } from "../parallel/pool.js";
 import type { CheckQuery } from "../reference/check.js";
 import type { Revision, StoredChange } from "../tuples/types.js";
@@ -26,7 +26,6 @@ import {
   type WasmEvaluator,
 } from "./evaluator.js";
 import { encodeBase, type ReplicaBase } from "./replica.js";
-import type { GraphChangeSource } from "./tenant-graphs.js";
 
 const task = new URL("./check-task.js", import.meta.url);
 /** Past this many changes since the base, the next batch takes a new base snapshot. */
@@ -49,7 +48,7 @@ interface TenantReplica {
   lost: boolean;
   /** Resolves once the feed has replayed the changelog after the base to the replica. */
   readonly replayed: Promise<void>;
-  readonly source: GraphChangeSource;
+  readonly source: ChangeSource;
   readonly unsubscribe: () => void;
 }
 
@@ -139,7 +138,7 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
   }
 
   /** A replica over `base` that collects the tenant's changes after it from `source`. */
-  #follow(tenant: string, base: ReplicaBase, source: GraphChangeSource): TenantReplica {
+  #follow(tenant: string, base: ReplicaBase, source: ChangeSource): TenantReplica {
     const changes: StoredChange[] = [];
     let replica: TenantReplica | undefined;
     let seen = base.revision;

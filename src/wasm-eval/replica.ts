@@ -58,7 +58,7 @@ export function decodeBase(base: ReplicaBase): RelationTuple[] {
 
 /**
  * A read-only TupleStore over a base snapshot and the changes after it (only what WasmEvaluator reads), and the
- * change source the worker's evaluator follows (GraphChangeSource: src/wasm-eval/tenant-graphs.ts).
+ * change source the worker's evaluator follows (ChangeSource: src/wasm-eval/tenant-graphs.ts).
  */
 export class ReplayStore implements TupleStore {
   readonly id = "replica";

@@ -16,24 +16,13 @@
  * Runtime-neutral: no `node:` import.
  */
 
-import { ChangeFeed, type ChangeListener, type SubscribeOptions, type Unsubscribe } from "../changes/feed.js";
+import { ChangeFeed, type ChangeListener, type ChangeSource, type Unsubscribe } from "../changes/feed.js";
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
 import type { CompiledProgram } from "./compile.js";
 import { TupleGraph } from "./graph.js";
 import type { EvaluateKernel } from "./kernel.js";
 import type { Symbols } from "./symbols.js";
-
-/** What the graphs follow: a ChangeFeed, or the worker replica's own (src/wasm-eval/replica.ts). */
-export interface GraphChangeSource {
-  /** Every change up to this revision has been delivered to the live listeners. */
-  readonly watermark: Revision;
-  /** Whether the source still delivers changes. */
-  readonly running: boolean;
-  subscribe(listener: ChangeListener, options?: SubscribeOptions): Unsubscribe;
-  /** Resolves once every change up to `revision` has been delivered, or the source stops. */
-  caughtUp(revision?: Revision): Promise<void>;
-}
 
 /** Counters the graphs add to (the evaluator's stats). */
 export interface GraphCounters {
@@ -84,9 +73,9 @@ export class TenantGraphs implements ChangeListener {
   readonly #symbols: Symbols;
   readonly #counters: GraphCounters;
   readonly #tenants = new Map<string, TenantState>();
-  #source: GraphChangeSource | undefined;
+  #source: ChangeSource | undefined;
   /** The source being opened or subscribed to (once). */
-  #opening: Promise<GraphChangeSource> | undefined;
+  #opening: Promise<ChangeSource> | undefined;
   #ownFeed: ChangeFeed | undefined;
   #unsubscribe: Unsubscribe | undefined;
   /** The shared listener has been delivered every change up to here. */
@@ -99,7 +88,7 @@ export class TenantGraphs implements ChangeListener {
     compiled: CompiledProgram,
     symbols: Symbols,
     counters: GraphCounters,
-    source?: GraphChangeSource,
+    source?: ChangeSource,
   ) {
     this.#store = store;
     this.#kernel = kernel;
@@ -118,7 +107,7 @@ export class TenantGraphs implements ChangeListener {
    * The change source the graphs follow, subscribed to (opening a feed over the store from `after` when none was
    * given). Other followers of the same changes (the worker pool's replicas) subscribe to it too.
    */
-  source(after: Revision): Promise<GraphChangeSource> {
+  source(after: Revision): Promise<ChangeSource> {
     this.#opening ??= (async () => {
       let source = this.#source;
       if (source === undefined) {
@@ -260,7 +249,7 @@ export class TenantGraphs implements ChangeListener {
    * passed `from`, else through a subscription of the graph's own that the feed replays from `from` and that hands
    * over to the shared listener once it has joined the live fan-out.
    */
-  #follow(state: TenantState, tenant: string, source: GraphChangeSource, from: Revision): void {
+  #follow(state: TenantState, tenant: string, source: ChangeSource, from: Revision): void {
     this.#unfollow(state);
     state.following = true;
     state.lost = false;
@@ -368,7 +357,7 @@ export class TenantGraphs implements ChangeListener {
   }
 
   async #build(state: TenantState, tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
-    let source: GraphChangeSource;
+    let source: ChangeSource;
     try {
       source = await this.source(revision);
     } catch (error) {

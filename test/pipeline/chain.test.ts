@@ -6,10 +6,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
-import { type ChainCheckRequest, CheckChain } from "../../src/pipeline/chain.js";
+import { CheckChain } from "../../src/pipeline/chain.js";
 import { ReferenceResolver } from "../../src/pipeline/reference.js";
 import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
 import { KnownRevision } from "../../src/request/consistency.js";
+import type { CheckRequest } from "../../src/request/types.js";
 import type { TupleKey } from "../../src/tuples/tuple.js";
 import { isNexusError } from "../../src/util/errors.js";
 import { ready } from "../../src/wasm/loader.js";
@@ -26,8 +27,8 @@ const totals = {
   wasmAnswers: 0,
 };
 
-function questionsOf(model: GeneratedModel): ChainCheckRequest[] {
-  const out: ChainCheckRequest[] = [];
+function questionsOf(model: GeneratedModel): CheckRequest[] {
+  const out: CheckRequest[] = [];
   const subjects = subjectsOf(model);
   for (const type of model.types) {
     for (const relation of model.program.types.get(type)!.relations.keys()) {

@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createEngine } from "../../src/engine/engine.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
-import { type ChainCheckRequest, CheckChain } from "../../src/pipeline/chain.js";
+import { CheckChain } from "../../src/pipeline/chain.js";
 import {
   AccessTracker,
   pathDirectory,
@@ -18,6 +18,7 @@ import {
   warmThrough,
 } from "../../src/pipeline/warming/index.js";
 import { KnownRevision } from "../../src/request/consistency.js";
+import type { CheckRequest } from "../../src/request/types.js";
 import { isNexusError } from "../../src/util/errors.js";
 
 const objects = (qs: readonly WarmQuestion[]) => qs.map((q) => q.object);
@@ -708,7 +709,7 @@ describe("warming through a real CheckChain", () => {
               expect(await answerOf(() => warm.filter(request))).toEqual(expected);
               warmer.observeListing(request);
             } else {
-              const request: ChainCheckRequest = { user: step.user, relation: step.relation, object: target };
+              const request: CheckRequest = { user: step.user, relation: step.relation, object: target };
               const expected = await answerOf(() => plain.check(request));
               expect(await answerOf(() => cold.check(request))).toBe(expected);
               expect(await answerOf(() => warm.check(request))).toBe(expected);

@@ -19,13 +19,12 @@
  * the table. Whoever opened the index closes it.
  */
 
-import { ChangeFeed, type ChangeListener, type Unsubscribe } from "../../changes/feed.js";
+import { ChangeFeed, type ChangeListener, type ChangeSource, type Unsubscribe } from "../../changes/feed.js";
 import type { Program } from "../../model/program.js";
 import { objectOf, requestObject, subjectOf } from "../../request/requests.js";
 import type { TupleKey } from "../../tuples/tuple.js";
 import type { Revision, StoredChange, TupleStore } from "../../tuples/types.js";
 import { describe, NexusError } from "../../util/errors.js";
-import type { ChangeSource } from "../bloom-negative.js";
 import { GrantTable, type Reach, type ReachQuestion } from "./grant-table.js";
 import {
   type CrossTenantOptions,
