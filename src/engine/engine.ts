@@ -466,7 +466,16 @@ export class Engine implements AsyncDisposable {
     if (this.#closing.signal.aborted) throw new NexusError("closed", "the engine is closed");
   }
 
-  /** The engine's one change feed: the layers' when they follow changes, else opened on first need. */
+  /**
+   * The engine's one change feed (src/changes/feed.ts): the layers' when they follow changes, else opened on
+   * first need. For followers outside the engine (NexusFS's permission events): subscribe with `{ after }` from
+   * your own cursor and unsubscribe when done; the engine closes the feed on close().
+   * @throws NexusError "closed" after close().
+   */
+  changeFeed(): Promise<ChangeFeed> {
+    return this.#changeFeed();
+  }
+
   #changeFeed(): Promise<ChangeFeed> {
     this.#assertOpen();
     if (this.#feed === undefined) {

@@ -3,6 +3,7 @@
  * its model versions, the catalog (store names, assertions), the engines per model version, the limits, and the
  * per-store floor that gives requests without a consistency preference read-your-writes.
  */
+import { ChangeFeed } from "../changes/feed.js";
 import type { Consistency } from "../request/consistency.js";
 import type { ModelVersions, StoredModel } from "../tuples/models.js";
 import { encodeToken } from "../tuples/token.js";
@@ -104,6 +105,8 @@ export class ServerContext {
   readonly #latest = new Map<string, StoredModel>();
   /** Revision -> commit time, found by bisecting store.revisionAt (commit times never change). */
   readonly #commitTimes = new Map<Revision, number>();
+  /** The one change feed every watch stream of this server follows (opened at the first watch). */
+  #feed: Promise<ChangeFeed> | undefined;
 
   constructor(
     parts: { store: TupleStore; catalog: Catalog; engines: EngineRegistry; limits: ServerLimits },
@@ -118,6 +121,26 @@ export class ServerContext {
     this.limits = parts.limits;
     this.#openFloor = { revision: openRevision, token: encodeToken(parts.store.id, openRevision) };
     this.deadlines = new Deadlines(parts.limits.requestTimeoutMs);
+  }
+
+  /** The change feed watch streams follow: one per server, not one per stream. Closed by closeFeed(). */
+  changeFeed(): Promise<ChangeFeed> {
+    if (this.#feed === undefined) {
+      const opening = ChangeFeed.open(this.store);
+      this.#feed = opening;
+      // A failed open is retried by the next watch.
+      opening.catch(() => {
+        if (this.#feed === opening) this.#feed = undefined;
+      });
+    }
+    return this.#feed;
+  }
+
+  /** Stops the watch streams' change feed, if one was opened (the server is closing). */
+  async closeFeed(): Promise<void> {
+    const feed = await this.#feed?.catch(() => undefined);
+    this.#feed = undefined;
+    await feed?.close();
   }
 
   /** The live store with this id. @throws 400 for a malformed id, 404 for an unknown or deleted store. */

@@ -128,6 +128,7 @@ export class NexusServer implements AsyncDisposable {
         clearInterval(idle);
         clearTimeout(cut);
         this.#ctx.deadlines.close();
+        await this.#ctx.closeFeed();
         await this.#ctx.engines.close();
         await this.#ctx.catalog.close();
         if (this.#ownsStore) await this.#ctx.store.close();

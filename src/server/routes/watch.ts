@@ -34,7 +34,7 @@ export function watchRoutes(app: FastifyInstance, ctx: ServerContext): void {
     reply.raw.on("close", end);
     async function* lines(): AsyncGenerator<string> {
       try {
-        for await (const change of changeStream(ctx.store, store.id, after, stop.signal)) {
+        for await (const change of changeStream(await ctx.changeFeed(), store.id, after, stop.signal)) {
           if (type !== undefined && !change.tuple.object.startsWith(`${type}:`)) continue;
           const line = {
             result: {
