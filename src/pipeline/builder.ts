@@ -24,7 +24,7 @@ import { ReferenceResolver } from "./reference.js";
 import { ResultCacheResolver } from "./result-cache.js";
 import { SingleflightResolver } from "./singleflight.js";
 import type { TigerOptions, TigerResolver } from "./tiger/index.js";
-import type { CheckResolver, DepthGuard, LayerStats } from "./types.js";
+import type { CheckResolver, DepthGuard, FilterLayer, LayerStats } from "./types.js";
 import type { WarmerOptions } from "./warming/index.js";
 import { WasmResolver } from "./wasm.js";
 
@@ -102,8 +102,8 @@ export type WarmingOptions = Omit<WarmerOptions, "warm" | "clock" | "quantizatio
 export interface Layers {
   /** The outermost layer: every question enters here. */
   readonly outer: CheckResolver;
-  /** Tiger, when on: `filter` asks it for a whole listing before checking object by object. */
-  readonly tiger: TigerResolver | undefined;
+  /** The layer that answers whole filters (Tiger, when on); the pipeline's filter asks it first. */
+  readonly filter: FilterLayer | undefined;
   /** The result cache, when on: a plain repeated check is looked up by its key before validation. */
   readonly resultCache: ResultCacheResolver | undefined;
   /** The cross-tenant grant index, when on (grantsTo / grantsOn). */
@@ -198,7 +198,7 @@ export async function buildLayers(options: CheckChainOptions, context: LayerCont
     await (crossTenant ?? tiger)?.close();
     throw error;
   }
-  return { outer: resolver, tiger, resultCache, crossTenant, disabled, unsubscribe };
+  return { outer: resolver, filter: tiger, resultCache, crossTenant, disabled, unsubscribe };
 }
 
 /**

@@ -8,7 +8,8 @@
  * - a plain repeated check (strings only, default consistency, in the memoized window) is looked up in the result
  *   cache by its key before validation: an entry exists only for a question that was validated, and validation
  *   depends on nothing but those strings;
- * - `filter` asks Tiger for the whole listing (one bitmap) before checking object by object.
+ * - `filter` asks the filter layer (Tiger, when on) for the whole answer (one bitmap) before checking object by
+ *   object.
  *
  * The pipeline does not observe its traffic (the Warmer learns from CheckChain's entry points and warms through
  * these), owns its layers (close() closes them) and not the feed, the store or the program.
@@ -167,8 +168,8 @@ export class Pipeline {
   }
 
   /**
-   * The objects (in input order) on which `user` has `relation`: from the Tiger bitmap when that layer is on and
-   * the question is eligible (no condition on the way), else one batch through the layers.
+   * The objects (in input order) on which `user` has `relation`: from the filter layer (Tiger's bitmap) when it
+   * holds the question (no condition on the way), else one batch through the layers.
    */
   async filter(request: FilterRequest, options: CheckOptions = {}): Promise<string[]> {
     this.#assertOpen();
@@ -199,10 +200,10 @@ export class Pipeline {
         );
       }
     };
-    // Tiger validates only the objects it has no id for (an object with an id is a stored one of this type), so
+    // The filter layer validates only the objects it has no id for (an object with an id is a stored one of this type), so
     // the first malformed object is still the one reported.
-    const fromTiger = await this.layers.tiger?.filterObjects(first, objects, validate);
-    if (fromTiger !== undefined) return fromTiger;
+    const whole = await this.layers.filter?.filterObjects(first, objects, validate);
+    if (whole !== undefined) return whole;
     for (let index = 0; index < objects.length; index++) validate(objects[index], index);
     const allowed = await this.checkMany(
       objects.map((object) => ({ ...question, object })),

@@ -101,6 +101,26 @@ export interface CheckResolver {
   close(): Promise<void>;
 }
 
+/** Validates a filter's object that has no interned id (throws for a malformed one); see FilterLayer. */
+export type ObjectValidator = (object: unknown, index: number) => void;
+
+/**
+ * A layer that answers a whole filter (which of these objects may the user see?) at once, from one structure per
+ * question, instead of one check per object. The pipeline's filter asks it first and checks object by object
+ * through the layers only when it declines (undefined: the question is not one it holds). Tiger is one.
+ */
+export interface FilterLayer {
+  /**
+   * The allowed objects in input order, or undefined when this layer cannot answer the question. Calls `validate`
+   * for each object it does not know; the first malformed object's error is the filter's.
+   */
+  filterObjects(
+    check: ResolvedCheck,
+    objects: readonly unknown[],
+    validate?: ObjectValidator,
+  ): Promise<string[] | undefined>;
+}
+
 /**
  * Sends the questions at `indexes` (ascending) to `inner` as one batch and writes its outcomes into `outcomes` at
  * those positions: how a layer passes on what it did not answer itself.

@@ -49,8 +49,7 @@ export interface TigerOptions {
   readonly checkThroughInner?: boolean;
 }
 
-/** Validates a filter's object that has no interned id (throws for a malformed one); see `filterObjects`. */
-export type ObjectValidator = (object: unknown, index: number) => void;
+export type { ObjectValidator } from "../types.js";
 
 /** @throws NexusError "invalid_argument" for an option of the wrong kind or out of range. */
 export function checkTigerOptions(options: TigerOptions): void {
