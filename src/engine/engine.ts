@@ -170,7 +170,7 @@ export class Engine implements AsyncDisposable {
     return this.#grants;
   }
 
-  /** The WASM wasm path (counters, memory), when it is in use. */
+  /** The WASM evaluator (counters, memory), when it is in use. */
   get wasmEvaluator(): WasmEvaluator | undefined {
     return this.#wasm;
   }
@@ -419,7 +419,7 @@ export class Engine implements AsyncDisposable {
     };
   }
 
-  /** Counters of the check chain's layers and of the WASM wasm path. */
+  /** Counters of the check chain's layers and of the WASM evaluator. */
   stats(): EngineStats {
     this.#assertOpen();
     return {
