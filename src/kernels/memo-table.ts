@@ -105,33 +105,10 @@ export class MemoTable implements Disposable {
   get(key: readonly number[]): number | undefined;
   get(a: number, b: number, c?: number, d?: number): number | undefined;
   get(a: number | readonly number[], b?: number, c?: number, d?: number): number | undefined {
-    const t = this.#live();
-    const k = a as number;
-    let value: number;
-    switch (this.arity) {
-      case 2:
-        if (k >>> 0 !== k || b! >>> 0 !== b || c !== undefined || d !== undefined) {
-          const key = this.#keyArray("get", a, [b, c, d]);
-          return this.get(key[0]!, key[1]!);
-        }
-        value = this.#exports.memo_get2(t, k, b);
-        break;
-      case 3:
-        if (k >>> 0 !== k || b! >>> 0 !== b || c! >>> 0 !== c || d !== undefined) {
-          const key = this.#keyArray("get", a, [b, c, d]);
-          return this.get(key[0]!, key[1]!, key[2]!);
-        }
-        value = this.#exports.memo_get3(t, k, b, c);
-        break;
-      default:
-        if (k >>> 0 !== k || b! >>> 0 !== b || c! >>> 0 !== c || d! >>> 0 !== d) {
-          const key = this.#keyArray("get", a, [b, c, d]);
-          return this.get(key[0]!, key[1]!, key[2]!, key[3]!);
-        }
-        value = this.#exports.memo_get4(t, k, b, c, d);
-    }
+    const value = this.#keyed("get", a, b, c, d);
     return value === ABSENT_I32 ? undefined : value >>> 0;
   }
+
 
   has(key: readonly number[]): boolean;
   has(a: number, b: number, c?: number, d?: number): boolean;
@@ -192,33 +169,39 @@ export class MemoTable implements Disposable {
   delete(key: readonly number[]): boolean;
   delete(a: number, b: number, c?: number, d?: number): boolean;
   delete(a: number | readonly number[], b?: number, c?: number, d?: number): boolean {
+    return this.#keyed("delete", a, b, c, d) !== ABSENT_I32;
+  }
+
+  /**
+   * memo_get* or memo_delete* for this table's arity: the raw result (ABSENT_I32 when the key is not there). A key
+   * given as one array, or with an argument that is not a u32, is checked and spread by #keyArray first.
+   */
+  #keyed(op: "get" | "delete", a: number | readonly number[], b?: number, c?: number, d?: number): number {
     const t = this.#live();
     const k = a as number;
-    let value: number;
+    const x = this.#exports;
     switch (this.arity) {
       case 2:
         if (k >>> 0 !== k || b! >>> 0 !== b || c !== undefined || d !== undefined) {
-          const key = this.#keyArray("delete", a, [b, c, d]);
-          return this.delete(key[0]!, key[1]!);
+          const key = this.#keyArray(op, a, [b, c, d]);
+          return this.#keyed(op, key[0]!, key[1]!);
         }
-        value = this.#exports.memo_delete2(t, k, b);
-        break;
+        return op === "get" ? x.memo_get2(t, k, b!) : x.memo_delete2(t, k, b!);
       case 3:
         if (k >>> 0 !== k || b! >>> 0 !== b || c! >>> 0 !== c || d !== undefined) {
-          const key = this.#keyArray("delete", a, [b, c, d]);
-          return this.delete(key[0]!, key[1]!, key[2]!);
+          const key = this.#keyArray(op, a, [b, c, d]);
+          return this.#keyed(op, key[0]!, key[1]!, key[2]!);
         }
-        value = this.#exports.memo_delete3(t, k, b, c);
-        break;
+        return op === "get" ? x.memo_get3(t, k, b!, c!) : x.memo_delete3(t, k, b!, c!);
       default:
         if (k >>> 0 !== k || b! >>> 0 !== b || c! >>> 0 !== c || d! >>> 0 !== d) {
-          const key = this.#keyArray("delete", a, [b, c, d]);
-          return this.delete(key[0]!, key[1]!, key[2]!, key[3]!);
+          const key = this.#keyArray(op, a, [b, c, d]);
+          return this.#keyed(op, key[0]!, key[1]!, key[2]!, key[3]!);
         }
-        value = this.#exports.memo_delete4(t, k, b, c, d);
+        return op === "get" ? x.memo_get4(t, k, b!, c!, d!) : x.memo_delete4(t, k, b!, c!, d!);
     }
-    return value !== ABSENT_I32;
   }
+
 
   /** Forgets every entry in O(1) (a generation bump); the capacity is kept for the next fill. */
   clear(): void {
