@@ -5,11 +5,15 @@
  * journal, so a restart knows them too); the operation a crash cut is known by its tuples. A changelog that no
  * longer reaches back to the cursor (or another tuple store) gives one event without a path per tenant.
  *
- * It pages `store.changesAfter` itself: the engine does not expose its change feed (changes/feed.ts), which would
- * replace this loop with a subscription `{ after: cursor }`.
+ * It reads the changelog as a listener of the engine's one change feed (engine.changeFeed(), changes/feed.ts),
+ * subscribed from the stream's cursor through followChanges (changes/stream.ts): the feed replays what it missed
+ * and then hands it each page of whole revisions as it reaches every other follower.
  */
+
+import { followChanges } from "../changes/stream.js";
 import type { Engine } from "../engine/engine.js";
 import { identityKey } from "../tuples/tuple.js";
+import type { Revision, StoredChange } from "../tuples/types.js";
 import { isNexusError } from "../util/errors.js";
 import type { EventSource, FsEventLog, NewFsEvent } from "./events.js";
 import { pathOfObject } from "./paths.js";
@@ -82,65 +86,82 @@ export class PermissionFollower {
     return this.#ownWriting;
   }
 
-  /** The loop (see the module comment). */
+  /** Follows the feed from the cursor until the signal, a closed store or a closed engine ends it. */
   async #follow(lost: boolean): Promise<void> {
     const store = this.#engine.store;
     const signal = this.#signal;
     if (lost) await this.#lostChanges();
+    const feed = await this.#engine.changeFeed();
     let cursor = this.#events.cursor;
     while (!signal.aborted && !store.closed) {
-      let changes: Awaited<ReturnType<typeof store.changesAfter>>;
-      // Read "now" first: when nothing follows the cursor, nothing up to now does either.
       const now = await store.currentRevision();
+      if (cursor > now) {
+        // A cursor past the store's newest revision is not a revision of this store: what it saw is lost.
+        cursor = await this.#restartAt(now);
+        continue;
+      }
       try {
-        changes = await store.changesAfter(cursor, 512);
-      } catch (e) {
-        if (!isNexusError(e, "invalid_token")) throw e;
-        cursor = now;
-        await this.#lostChanges(cursor);
-        continue;
-      }
-      if (changes.length === 0) {
-        if (now > cursor) {
-          cursor = now;
-          this.#events.setCursor(cursor);
+        for await (const page of followChanges(store, { after: cursor, signal, feed })) {
+          cursor = await this.#judge(page, cursor);
         }
-        this.#wakeCursorWaiters(cursor);
-        await store.waitForRevision(cursor, signal).catch(() => {});
-        continue;
+        // The signal, the store closing or the feed closing (the engine's close) ended the pages.
+        return;
+      } catch (e) {
+        // The changelog no longer reaches back to the cursor (the feed reset, "beyond_retention").
+        if (!isNexusError(e, "invalid_token")) throw e;
+        cursor = await this.#restartAt(await store.currentRevision());
       }
-      await this.#ownWriting;
-      const items: { event: NewFsEvent; source: EventSource }[] = [];
-      for (const change of changes) {
-        if (this.#ownRevisions.has(change.revision)) continue;
-        const t = change.tuple;
-        const key = identityKey(t);
-        if (change.revision <= this.#recovered.below && this.#recovered.tuples.has(key)) continue;
-        if (this.#reported.delete(`${change.revision}:${key}`)) continue;
-        if (!this.#hasTree(t.tenant)) continue;
-        const path = pathOfObject(t.object);
-        items.push({
-          event: {
-            kind: "permission",
-            tenant: t.tenant,
-            ...(path !== undefined ? { path } : {}),
-            change: changeOf(change.op, {
-              user: t.user,
-              relation: t.relation,
-              object: t.object,
-              tenant: t.tenant,
-              ...(t.subjectTenant !== t.tenant ? { subjectTenant: t.subjectTenant } : {}),
-            }),
-          },
-          source: { tr: change.revision },
-        });
-      }
-      cursor = changes[changes.length - 1]!.revision;
-      for (const r of this.#ownRevisions) if (r <= cursor) this.#ownRevisions.delete(r);
-      if (items.length > 0) await this.#events.pushDurable(items, cursor);
-      else this.#events.setCursor(cursor);
-      this.#wakeCursorWaiters(cursor);
     }
+  }
+
+  /**
+   * Reports a page's changes that were not the filesystem's own and moves the cursor past them. Changes at or
+   * before `cursor` were judged already (a subscription that starts past the feed's watermark is handed them).
+   * @returns the new cursor.
+   */
+  async #judge(page: readonly StoredChange[], cursor: Revision): Promise<Revision> {
+    const last = page[page.length - 1]!.revision;
+    if (last <= cursor) return cursor;
+    await this.#ownWriting;
+    const items: { event: NewFsEvent; source: EventSource }[] = [];
+    for (const change of page) {
+      if (change.revision <= cursor) continue;
+      if (this.#ownRevisions.has(change.revision)) continue;
+      const t = change.tuple;
+      const key = identityKey(t);
+      if (change.revision <= this.#recovered.below && this.#recovered.tuples.has(key)) continue;
+      if (this.#reported.delete(`${change.revision}:${key}`)) continue;
+      if (!this.#hasTree(t.tenant)) continue;
+      const path = pathOfObject(t.object);
+      items.push({
+        event: {
+          kind: "permission",
+          tenant: t.tenant,
+          ...(path !== undefined ? { path } : {}),
+          change: changeOf(change.op, {
+            user: t.user,
+            relation: t.relation,
+            object: t.object,
+            tenant: t.tenant,
+            ...(t.subjectTenant !== t.tenant ? { subjectTenant: t.subjectTenant } : {}),
+          }),
+        },
+        source: { tr: change.revision },
+      });
+    }
+    for (const r of this.#ownRevisions) if (r <= last) this.#ownRevisions.delete(r);
+    if (items.length > 0) await this.#events.pushDurable(items, last);
+    else this.#events.setCursor(last);
+    this.#wakeCursorWaiters(last);
+    return last;
+  }
+
+  /** Reports that changes up to `revision` were lost and makes it the cursor. @returns `revision`. */
+  async #restartAt(revision: Revision): Promise<Revision> {
+    await this.#lostChanges(revision);
+    this.#events.setCursor(revision);
+    this.#wakeCursorWaiters(revision);
+    return revision;
   }
 
   /** One permission event without a path per tenant: the stream could not follow some tuple changes. */
