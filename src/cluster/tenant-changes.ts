@@ -15,11 +15,14 @@
  * Per (tenant, model) a member records, from the moment it starts tracking it: the tenant's last change then (a
  * floor: every older change is taken to reach every question), and after it the last change reaching each class,
  * for any subject or per subject. A tenant's last change is read from the changelog once (`max(revision)` over its
- * partition, or the changelog's floor when trimming removed it), then kept current by following the changelog: the
- * store's NOTIFY wakes the follower, which reads the changes after its watermark. Tenants that hold expiring tuples
- * are marked: their answers change with time, not only with revisions, so the shared cache leaves them out too.
+ * partition, or the changelog's floor when trimming removed it), then kept current by following the changelog: a
+ * listener of a ChangeFeed over the store (changes/feed.ts, woken by the store's NOTIFY) applies each page of whole
+ * revisions as it arrives. A feed stops when a changelog read fails (PostgreSQL unreachable): a new one is opened
+ * from the watermark after a pause, so no change is skipped. Tenants that hold expiring tuples are marked: their
+ * answers change with time, not only with revisions, so the shared cache leaves them out too.
  */
 
+import { ChangeFeed } from "../changes/feed.js";
 import { changeReach, type InfluenceMap, influenceOf } from "../changes/influence.js";
 import { compileModelAsync } from "../model/index.js";
 import type { PostgresTupleStore } from "../postgres/index.js";
@@ -193,38 +196,68 @@ export class TenantChanges implements AsyncDisposable {
     return this.close();
   }
 
+  /** Follows a feed over the store from the watermark until close(); opens a new one when a feed stops. */
   async #follow(): Promise<void> {
     const signal = this.#stop.signal;
-    while (!signal.aborted) {
+    while (!signal.aborted && !this.#store.closed) {
+      let feed: ChangeFeed;
       try {
-        await this.#store.waitForRevision(this.#watermark, signal);
-        if (signal.aborted) return;
-        // The revision is read before the page: a page shorter than asked holds every change up to it.
-        const current = await this.#store.currentRevision();
-        const changes = await this.#store.changesAfter(this.#watermark, PAGE);
-        for (const change of changes) {
-          const entry = this.#tracked.get(change.tuple.tenant);
-          if (entry === undefined) continue;
-          entry.lastChange = Math.max(entry.lastChange, change.revision);
-          const t = change.tuple;
-          if (t.expiresAt !== undefined || t.subjectTenant !== t.tenant) entry.excluded = true;
-          for (const track of entry.models.values())
-            if (!(track instanceof Promise)) record(track, change, entry);
-        }
-        const last = changes.length > 0 ? changes[changes.length - 1]!.revision : this.#watermark;
-        this.#advance(changes.length < PAGE ? Math.max(current, last) : last);
+        feed = await ChangeFeed.open(this.#store, { after: this.#watermark, pageSize: PAGE });
       } catch (error) {
         if (signal.aborted || this.#store.closed) return;
         if (isNexusError(error, "invalid_token")) {
-          // The changelog was trimmed past the watermark: forget every tenant (each is read again), go on from now.
-          this.#tracked.clear();
-          this.#advance(await this.#store.currentRevision().catch(() => this.#watermark));
-          continue;
+          this.#reset(await this.#store.currentRevision().catch(() => this.#watermark));
+        } else {
+          // The database is unreachable: try again shortly (readers wait meanwhile, within their deadline).
+          await pause(200);
         }
-        // The database is unreachable: try again shortly (readers wait meanwhile, within their deadline).
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
       }
+      // From the watermark: should the feed have delivered a page before this listener joined, it is replayed.
+      const unsubscribe = feed.subscribe(
+        {
+          onChanges: (changes, watermark) => this.#apply(changes, watermark),
+          // The changelog was trimmed past the watermark: the feed continues from `revision`.
+          onReset: (revision) => this.#reset(revision),
+        },
+        { after: this.#watermark },
+      );
+      // Waits until the feed stops (a failed read, the store closing), its replay to this listener fails, or close().
+      let failed = false;
+      const ended = new AbortController();
+      const end = (): void => ended.abort();
+      signal.addEventListener("abort", end, { once: true });
+      unsubscribe.replayed().catch(() => {
+        failed = true;
+        end();
+      });
+      await feed.caughtUp(Number.MAX_SAFE_INTEGER, ended.signal).catch(() => undefined);
+      signal.removeEventListener("abort", end);
+      unsubscribe();
+      failed ||= feed.stats().error !== undefined;
+      await feed.close().catch(() => undefined);
+      if (failed && !signal.aborted && !this.#store.closed) await pause(200);
     }
+  }
+
+  /** Records one page of the feed: which questions of the tracked tenants its changes reach. */
+  #apply(changes: readonly StoredChange[], watermark: number): void {
+    for (const change of changes) {
+      const entry = this.#tracked.get(change.tuple.tenant);
+      if (entry === undefined) continue;
+      entry.lastChange = Math.max(entry.lastChange, change.revision);
+      const t = change.tuple;
+      if (t.expiresAt !== undefined || t.subjectTenant !== t.tenant) entry.excluded = true;
+      for (const track of entry.models.values())
+        if (!(track instanceof Promise)) record(track, change, entry);
+    }
+    this.#advance(watermark);
+  }
+
+  /** Changes up to `revision` were missed: forgets every tenant (each is read again) and goes on from there. */
+  #reset(revision: number): void {
+    this.#tracked.clear();
+    this.#advance(revision);
   }
 
   #advance(revision: number): void {
@@ -255,6 +288,10 @@ function record(track: ModelTrack, change: StoredChange, entry: Tracked): void {
     if (reach.subject === undefined) raise(track.anySubject, cls, change.revision);
     else raise(track.perSubject, `${cls}\u0000${reach.subject}`, change.revision);
   }
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function raise(at: Map<string, number>, key: string, revision: number): void {
