@@ -1,5 +1,5 @@
 /**
- * The WASM fast path against the reference evaluator, in the same run, on the filesystem workload
+ * The WASM evaluator against the reference evaluator, in the same run, on the filesystem workload
  * (bench/workloads/filesystem.ts: teams nested 5 deep, a folder tree 4 deep whose files inherit through `parent`,
  * Nexus preset model). Both engines share one store; every answer is asserted equal before anything is timed.
  *

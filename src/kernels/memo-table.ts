@@ -109,7 +109,6 @@ export class MemoTable implements Disposable {
     return value === ABSENT_I32 ? undefined : value >>> 0;
   }
 
-
   has(key: readonly number[]): boolean;
   has(a: number, b: number, c?: number, d?: number): boolean;
   has(a: number | readonly number[], b?: number, c?: number, d?: number): boolean {
@@ -201,7 +200,6 @@ export class MemoTable implements Disposable {
         return op === "get" ? x.memo_get4(t, k, b!, c!, d!) : x.memo_delete4(t, k, b!, c!, d!);
     }
   }
-
 
   /** Forgets every entry in O(1) (a generation bump); the capacity is kept for the next fill. */
   clear(): void {
