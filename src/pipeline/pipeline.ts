@@ -5,9 +5,9 @@
  * revision straight to the reference evaluator (src/pipeline/listing.ts).
  *
  * Two shortcuts stay inside this path, each sparing the hottest calls work whose outcome is already known:
- * - a plain repeated check (strings only, default consistency, in the memoized window) is looked up in the result
- *   cache by its key before validation: an entry exists only for a question that was validated, and validation
- *   depends on nothing but those strings;
+ * - a plain repeated check (strings only, default consistency or a token the revision chooser accepted before, in
+ *   the memoized window) is looked up in the result cache by its key before validation: an entry exists only for
+ *   a question that was validated, and validation depends on nothing but those strings;
  * - `filter` asks the filter layer (Tiger, when on) for the whole answer (one bitmap) before checking object by
  *   object.
  *
@@ -302,9 +302,10 @@ export class Pipeline {
   }
 
   /**
-   * The result cache's answer for a plain request (strings only; no context, contextual tuples or explicit
-   * consistency) in the memoized window, found by its key alone, before validation: an entry exists only for a
-   * question that was validated, and validation depends on nothing but these strings. Undefined otherwise.
+   * The result cache's answer for a plain request (strings only; no context or contextual tuples; default
+   * consistency, or `{ atLeastAsFresh }` with a token already accepted) in the memoized window, found by its key
+   * alone, before validation: an entry exists only for a question that was validated, and validation depends on
+   * nothing but these strings. Undefined otherwise.
    */
   #cachedAnswer(request: CheckRequest, now: number): boolean | undefined {
     const cache = this.layers.resultCache;
@@ -318,20 +319,27 @@ export class Pipeline {
       (subjectTenant !== undefined && typeof subjectTenant !== "string") ||
       request.context !== undefined ||
       (request.contextualTuples !== undefined &&
-        (!Array.isArray(request.contextualTuples) || request.contextualTuples.length > 0)) ||
-      (request.consistency !== undefined && request.consistency !== "minimize_latency")
+        (!Array.isArray(request.contextualTuples) || request.contextualTuples.length > 0))
     ) {
       return undefined;
     }
     // A field no check has is refused by validation, never answered around it.
     for (const field in request) if (!CHECK_FIELDS.has(field)) return undefined;
-    const revision = this.revisions.peekWindow(now);
+    const { consistency } = request;
+    const quantized = consistency === undefined || consistency === "minimize_latency";
+    // A token is taken here only once the revision chooser has accepted it (checked against the store) before.
+    const revision = quantized
+      ? this.revisions.peekWindow(now)
+      : typeof consistency === "object"
+        ? this.revisions.peekToken(consistency, now)
+        : undefined;
     if (revision === undefined) return undefined;
     const t = tenant ?? DEFAULT_TENANT;
     const answer = cache.hit(questionKey(t, subjectTenant ?? t, object, relation, user, ""), revision, now);
     if (answer === undefined) return undefined;
     this.#requests++;
-    this.revisions.countWindowHit();
+    if (quantized) this.revisions.countWindowHit();
+    else this.revisions.countTokenHit();
     return answer.allowed;
   }
 }

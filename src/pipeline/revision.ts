@@ -10,9 +10,14 @@
  * precise invalidation (result-cache.ts), not by reading old revisions.
  *
  * The rules are the engine's (src/request/consistency.ts); this layer adds a memo of the current window's
- * quantized revision, so a minimize_latency read costs no store call once its window has been resolved.
+ * quantized revision, so a minimize_latency read costs no store call once its window has been resolved, and a
+ * memo of the consistency tokens it has already accepted, so a read presenting one of those (read-your-writes
+ * with the last write's token, the common case) costs none either: an accepted token names a revision the store
+ * had reached, and revisions only grow, so it stays acceptable; the read then uses max(its revision, the
+ * window's), exactly what the store calls would give.
  */
 import { type Consistency, KnownRevision, revisionFor, windowStart } from "../request/consistency.js";
+import { decodeToken } from "../tuples/token.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 
 export interface RevisionChooserOptions {
@@ -35,6 +40,9 @@ export interface RevisionStats {
   readonly explicit: number;
 }
 
+/** How many accepted tokens the memo keeps (a server's readers present a few recent tokens at a time). */
+const MAX_ACCEPTED_TOKENS = 4096;
+
 export class RevisionChooser {
   readonly quantizationWindowMs: number;
   readonly known: KnownRevision;
@@ -46,6 +54,8 @@ export class RevisionChooser {
   #windowHits = 0;
   #windowLookups = 0;
   #explicit = 0;
+  /** Tokens already accepted (issued by this store, for a revision it had reached) → their revision. */
+  readonly #tokens = new Map<string, Revision>();
 
   constructor(options: RevisionChooserOptions) {
     this.#store = options.store;
@@ -60,16 +70,17 @@ export class RevisionChooser {
    */
   peek(consistency: Consistency | undefined, now: number): Revision | undefined {
     const window = this.quantizationWindowMs;
-    if (
-      window > 0 &&
-      (consistency === undefined || consistency === "minimize_latency") &&
-      windowStart(now, window) === this.#windowStart
-    ) {
+    if (window <= 0 || windowStart(now, window) !== this.#windowStart) return undefined;
+    if (consistency === undefined || consistency === "minimize_latency") {
       this.#requests++;
       this.#windowHits++;
       return Math.max(this.#windowRevision, this.known.latest);
     }
-    return undefined;
+    const token = this.#acceptedToken(consistency);
+    if (token === undefined) return undefined;
+    this.#requests++;
+    this.#explicit++;
+    return Math.max(token, this.#windowRevision, this.known.latest);
   }
 
   /** The memoized window's revision if `now` falls in it (not counted: see countWindowHit). */
@@ -84,6 +95,23 @@ export class RevisionChooser {
   countWindowHit(): void {
     this.#requests++;
     this.#windowHits++;
+  }
+
+  /**
+   * peek's revision for a read presenting an already accepted token, in the memoized window; undefined otherwise
+   * (not counted: see countTokenHit).
+   */
+  peekToken(consistency: Consistency, now: number): Revision | undefined {
+    const window = this.peekWindow(now);
+    if (window === undefined) return undefined;
+    const token = this.#acceptedToken(consistency);
+    return token === undefined ? undefined : Math.max(token, window);
+  }
+
+  /** Counts a token read answered through peekToken. */
+  countTokenHit(): void {
+    this.#requests++;
+    this.#explicit++;
   }
 
   /** The revision a read with `consistency` at instant `now` uses. @throws NexusError like the engine's. */
@@ -112,12 +140,35 @@ export class RevisionChooser {
       return Math.max(revision, this.known.latest);
     }
     this.#explicit++;
-    return revisionFor(consistency, {
+    const revision = await revisionFor(consistency, {
       store: this.#store,
       now,
       quantizationWindowMs: window,
       known: this.known.latest,
     });
+    this.#accept(consistency);
+    return revision;
+  }
+
+  /** The revision of an `{ atLeastAsFresh }` whose token was accepted before (no other field), else undefined. */
+  #acceptedToken(consistency: Consistency): Revision | undefined {
+    if (typeof consistency !== "object" || consistency === null) return undefined;
+    const given = (consistency as { atLeastAsFresh?: unknown }).atLeastAsFresh;
+    if (typeof given !== "string") return undefined;
+    const revision = this.#tokens.get(given);
+    if (revision === undefined) return undefined;
+    // Any other field is refused by revisionFor: leave it to that path.
+    for (const field in consistency) if (field !== "atLeastAsFresh") return undefined;
+    return revision;
+  }
+
+  /** Remembers a token revisionFor just accepted (bounded: a full memo starts over). */
+  #accept(consistency: Consistency | undefined): void {
+    if (typeof consistency !== "object" || consistency === null) return;
+    const given = (consistency as { atLeastAsFresh?: unknown }).atLeastAsFresh;
+    if (typeof given !== "string" || this.#tokens.has(given)) return;
+    if (this.#tokens.size >= MAX_ACCEPTED_TOKENS) this.#tokens.clear();
+    this.#tokens.set(given, decodeToken(given).revision);
   }
 
   stats(): RevisionStats {

@@ -1,0 +1,58 @@
+// Reads that present a consistency token (read-your-writes across engines): once a token has been accepted, later
+// reads with it skip the store calls and, for a repeated question, validation; they must still see at least the
+// token's revision, and a bad token or a stray field must still be refused every time.
+import { describe, expect, it } from "vitest";
+import { createEngine } from "../../src/engine/engine.js";
+import { MemoryTupleStore } from "../../src/tuples/memory.js";
+import { isNexusError } from "../../src/util/errors.js";
+
+const model = `model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user]`;
+
+describe("reads with an accepted consistency token", () => {
+  it("see the token's write from another engine every time, and nothing older than it", async () => {
+    await using store = new MemoryTupleStore();
+    await using writer = await createEngine({ model, store });
+    await using reader = await createEngine({ model, store });
+    const question = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    // The reader resolves its quantization window before the write: its window revision stays older.
+    expect(await reader.check(question)).toBe(false);
+    const { token } = await writer.write({ writes: [question] });
+    for (let i = 0; i < 5; i++) {
+      expect(await reader.check({ ...question, consistency: { atLeastAsFresh: token } })).toBe(true);
+    }
+    const { token: revoked } = await writer.write({ deletes: [question] });
+    for (let i = 0; i < 5; i++) {
+      expect(await reader.check({ ...question, consistency: { atLeastAsFresh: revoked } })).toBe(false);
+    }
+    const revision = reader.stats().chain?.revision;
+    expect(revision?.explicit).toBe(10);
+  });
+
+  it("still refuses a token of another store, a garbled one, and a stray consistency field", async () => {
+    await using engine = await createEngine({ model });
+    await using other = await createEngine({ model });
+    const question = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    const { token } = await engine.write({ writes: [question] });
+    const { token: foreign } = await other.write({ writes: [question] });
+    for (let i = 0; i < 3; i++) {
+      expect(await engine.check({ ...question, consistency: { atLeastAsFresh: token } })).toBe(true);
+      await expect(engine.check({ ...question, consistency: { atLeastAsFresh: foreign } })).rejects.toSatisfy(
+        (e: unknown) => isNexusError(e, "invalid_token"),
+      );
+      await expect(
+        engine.check({ ...question, consistency: { atLeastAsFresh: `${token}x` } }),
+      ).rejects.toSatisfy((e: unknown) => isNexusError(e, "invalid_token"));
+      await expect(
+        engine.check({
+          ...question,
+          consistency: { atLeastAsFresh: token, extra: 1 } as unknown as { atLeastAsFresh: string },
+        }),
+      ).rejects.toSatisfy((e: unknown) => isNexusError(e, "invalid_argument"));
+    }
+  });
+});
