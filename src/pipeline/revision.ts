@@ -16,8 +16,14 @@
  * had reached, and revisions only grow, so it stays acceptable; the read then uses max(its revision, the
  * window's), exactly what the store calls would give.
  */
-import { type Consistency, KnownRevision, revisionFor, windowStart } from "../request/consistency.js";
-import { decodeToken } from "../tuples/token.js";
+import {
+  type Consistency,
+  isTokenConsistency,
+  KnownRevision,
+  revisionFor,
+  tokenRevision,
+  windowStart,
+} from "../request/consistency.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 
 export interface RevisionChooserOptions {
@@ -119,34 +125,43 @@ export class RevisionChooser {
     this.#requests++;
     const window = this.quantizationWindowMs;
     if (window > 0 && (consistency === undefined || consistency === "minimize_latency")) {
-      const start = windowStart(now, window);
-      if (start === this.#windowStart) {
-        this.#windowHits++;
-        return Math.max(this.#windowRevision, this.known.latest);
-      }
-      this.#windowLookups++;
-      // The quantized revision alone is memoized; the known one is added on every read.
-      const revision = await revisionFor(consistency, {
-        store: this.#store,
-        now,
-        quantizationWindowMs: window,
-      });
-      // Memoize only once the window has begun strictly before now: a commit stamped exactly at the window's
-      // first millisecond could otherwise still be on its way.
-      if (now > start && (Number.isNaN(this.#windowStart) || start > this.#windowStart)) {
-        this.#windowStart = start;
-        this.#windowRevision = revision;
-      }
-      return Math.max(revision, this.known.latest);
+      return Math.max(await this.#quantized(now, true), this.known.latest);
     }
     this.#explicit++;
-    const revision = await revisionFor(consistency, {
+    if (window > 0 && isTokenConsistency(consistency)) {
+      // max(the token's revision, the window's), as revisionFor reads it, with the window through the memo.
+      const token = await tokenRevision(consistency, this.#store);
+      this.#accept(consistency, token);
+      return Math.max(token, await this.#quantized(now, false), this.known.latest);
+    }
+    return revisionFor(consistency, {
       store: this.#store,
       now,
       quantizationWindowMs: window,
       known: this.known.latest,
     });
-    this.#accept(consistency);
+  }
+
+  /** The quantized revision of `now`'s window, from the memo or the store (then memoized). */
+  async #quantized(now: number, counted: boolean): Promise<Revision> {
+    const window = this.quantizationWindowMs;
+    const start = windowStart(now, window);
+    if (start === this.#windowStart) {
+      if (counted) this.#windowHits++;
+      return this.#windowRevision;
+    }
+    if (counted) this.#windowLookups++;
+    const revision = await revisionFor("minimize_latency", {
+      store: this.#store,
+      now,
+      quantizationWindowMs: window,
+    });
+    // Memoize only once the window has begun strictly before now: a commit stamped exactly at the window's first
+    // millisecond could otherwise still be on its way.
+    if (now > start && (Number.isNaN(this.#windowStart) || start > this.#windowStart)) {
+      this.#windowStart = start;
+      this.#windowRevision = revision;
+    }
     return revision;
   }
 
@@ -162,13 +177,12 @@ export class RevisionChooser {
     return revision;
   }
 
-  /** Remembers a token revisionFor just accepted (bounded: a full memo starts over). */
-  #accept(consistency: Consistency | undefined): void {
-    if (typeof consistency !== "object" || consistency === null) return;
+  /** Remembers a token tokenRevision just accepted (bounded: a full memo starts over). */
+  #accept(consistency: object, revision: Revision): void {
     const given = (consistency as { atLeastAsFresh?: unknown }).atLeastAsFresh;
     if (typeof given !== "string" || this.#tokens.has(given)) return;
     if (this.#tokens.size >= MAX_ACCEPTED_TOKENS) this.#tokens.clear();
-    this.#tokens.set(given, decodeToken(given).revision);
+    this.#tokens.set(given, revision);
   }
 
   stats(): RevisionStats {

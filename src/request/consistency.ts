@@ -55,24 +55,40 @@ export async function revisionFor(consistency: unknown, options: ConsistencyOpti
   const { store } = options;
   if (consistency === undefined || consistency === "minimize_latency") return minimizeLatency(options);
   if (consistency === "fully_consistent") return store.currentRevision();
-  if (typeof consistency === "object" && consistency !== null && "atLeastAsFresh" in consistency) {
-    onlyKnownFields(consistency, REQUEST_FIELDS.consistencyToken, "consistency");
-    const given = (consistency as { atLeastAsFresh: unknown }).atLeastAsFresh;
-    const token = decodeToken(given);
-    if (token.storeId !== store.id || token.revision > (await store.currentRevision())) {
-      throw new NexusError(
-        "invalid_token",
-        `consistency token ${describe(given, 60)} was not issued by this store`,
-        { revision: token.revision },
-      );
-    }
-    return Math.max(token.revision, await minimizeLatency(options));
+  if (isTokenConsistency(consistency)) {
+    const revision = await tokenRevision(consistency, store);
+    return Math.max(revision, await minimizeLatency(options));
   }
   throw new NexusError(
     "invalid_argument",
     `consistency must be "minimize_latency", "fully_consistent" or { atLeastAsFresh: token }, got ${describe(consistency)}`,
     { consistency },
   );
+}
+
+/** Whether `consistency` is the `{ atLeastAsFresh }` form (its fields and token are checked by tokenRevision). */
+export function isTokenConsistency(consistency: unknown): consistency is object {
+  return typeof consistency === "object" && consistency !== null && "atLeastAsFresh" in consistency;
+}
+
+/**
+ * The revision an `{ atLeastAsFresh: token }` names, once checked: no other field, a well-formed token, issued by
+ * this store for a revision it has reached. @throws NexusError "invalid_argument" / "invalid_token".
+ */
+export async function tokenRevision(consistency: object, store: TupleStore): Promise<Revision> {
+  onlyKnownFields(consistency, REQUEST_FIELDS.consistencyToken, "consistency");
+  const given = (consistency as { atLeastAsFresh: unknown }).atLeastAsFresh;
+  const token = decodeToken(given);
+  if (token.storeId !== store.id || token.revision > (await store.currentRevision())) {
+    throw new NexusError(
+      "invalid_token",
+      `consistency token ${describe(given, 60)} was not issued by this store`,
+      {
+        revision: token.revision,
+      },
+    );
+  }
+  return token.revision;
 }
 
 /**
