@@ -22,7 +22,11 @@ import {
 
 interface Flight {
   readonly promise: Promise<Resolution>;
-  readonly abort: AbortController;
+  /**
+   * Aborts the evaluation once every waiter has given up. Absent when the leader brought no signal: the leader then
+   * waits to the end, so the evaluation can never lose all its waiters (and creating a controller per check costs).
+   */
+  readonly abort: AbortController | undefined;
   waiters: number;
 }
 
@@ -53,7 +57,7 @@ export class SingleflightResolver implements CheckResolver {
     if (flight === undefined) {
       this.#counters.misses++;
       this.#counters.evaluations++;
-      flight = this.#start(flightKey, check);
+      flight = this.#start(flightKey, check, signal);
     } else {
       this.#counters.shared++;
     }
@@ -153,9 +157,9 @@ export class SingleflightResolver implements CheckResolver {
     await this.#inner.close();
   }
 
-  #start(flightKey: string, check: ResolvedCheck): Flight {
-    const abort = new AbortController();
-    const promise = this.#inner.resolve(check, abort.signal);
+  #start(flightKey: string, check: ResolvedCheck, signal: AbortSignal | undefined): Flight {
+    const abort = signal === undefined ? undefined : new AbortController();
+    const promise = this.#inner.resolve(check, abort?.signal);
     const flight: Flight = { promise, abort, waiters: 0 };
     this.#track(flightKey, flight);
     return flight;
@@ -195,7 +199,7 @@ export class SingleflightResolver implements CheckResolver {
         reject(abortedError(signal));
         if (flight.waiters === 0) {
           // Nobody wants this answer any more: stop the evaluation and forget it now.
-          flight.abort.abort(signal.reason);
+          flight.abort?.abort(signal.reason);
           if (this.#flights.get(flightKey) === flight) this.#flights.delete(flightKey);
         }
       };
