@@ -209,7 +209,7 @@ export class TenantChanges implements AsyncDisposable {
           this.#reset(await this.#store.currentRevision().catch(() => this.#watermark));
         } else {
           // The database is unreachable: try again shortly (readers wait meanwhile, within their deadline).
-          await pause(200);
+          await pause(200, signal);
         }
         continue;
       }
@@ -236,7 +236,7 @@ export class TenantChanges implements AsyncDisposable {
       unsubscribe();
       failed ||= feed.stats().error !== undefined;
       await feed.close().catch(() => undefined);
-      if (failed && !signal.aborted && !this.#store.closed) await pause(200);
+      if (failed && !signal.aborted && !this.#store.closed) await pause(200, signal);
     }
   }
 
@@ -290,8 +290,17 @@ function record(track: ModelTrack, change: StoredChange, entry: Tracked): void {
   }
 }
 
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (close() then need not wait out a retry pause). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function raise(at: Map<string, number>, key: string, revision: number): void {
