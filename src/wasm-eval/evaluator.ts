@@ -282,6 +282,11 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     return this.#graphs.graphIfCurrent(tenant, revision);
   }
 
+  /** The kernel's interned symbols (list objects in the kernel looks its subject up and maps results back). */
+  get symbols(): Symbols {
+    return this.#symbols;
+  }
+
   /** Checks one query at `revision`. */
   async check(query: CheckQuery, revision: Revision): Promise<WasmAnswer> {
     if (query.subjectTenant !== query.tenant) {

@@ -87,6 +87,11 @@ export class Symbols implements Disposable {
     return symbol;
   }
 
+  /** The text of an interned symbol (decoded from the kernel's interner: list objects maps its results back). */
+  text(symbol: number): string {
+    return this.#interner.resolve(symbol);
+  }
+
   #remember(text: string, symbol: number): void {
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(text, symbol);
