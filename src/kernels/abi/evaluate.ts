@@ -59,6 +59,9 @@ export const evaluateAbi = {
     "eval_plans_built",
     "eval_check",
     "eval_check_many",
+    "list_objects",
+    "list_objects_results",
+    "list_objects_memory_bytes",
   ],
   constants: {
     /** No symbol, no relation index, no wildcard: the u32 all-ones. */
@@ -118,5 +121,11 @@ export const evaluateAbi = {
     REQUEST_USERSET: 7,
     /** Words per record (the last one is 0). */
     REQUEST_WORDS: 9,
+
+    /** list_objects' reverse program block (src/wasm-eval/list-objects.ts writes it): header word offsets. */
+    LIST_TYPES: 0,
+    LIST_RELATION_NAMES: 1,
+    /** Words of its header; the (type, relation) index follows. */
+    LIST_HEADER: 2,
   },
 } as const satisfies KernelAbi;
