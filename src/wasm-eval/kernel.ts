@@ -104,6 +104,16 @@ export interface EvaluateKernelExports extends InternKernelExports {
     userset: number,
   ): number;
   eval_check_many(graph: number, requests: number, count: number, out: number, share: number): void;
+  list_objects(
+    graph: number,
+    block: number,
+    subject: number,
+    wildcard: number,
+    type: number,
+    relation: number,
+  ): number;
+  list_objects_results(): number;
+  list_objects_memory_bytes(): number;
 }
 
 export type EvaluateKernel = Kernel<EvaluateKernelExports>;
