@@ -2,7 +2,9 @@
  * The pipeline's listing queries, after validation and the revision choice (src/pipeline/pipeline.ts):
  *
  * - list objects: in a union-only model whose reverse expansion reaches exactly the allowed objects, the expansion
- *   alone (src/reference/exact-list-objects.ts exactListObjects); otherwise the reference's reverse expansion gives the
+ *   alone: in the WASM kernel over the tenant's compiled graph when the evaluator has one at the revision
+ *   (src/wasm-eval/list-objects.ts), else over a store snapshot (src/reference/exact-list-objects.ts
+ *   exactListObjects); otherwise the reference's reverse expansion gives the
  *   candidates (a superset of the answer) and each is asked as one batch through the layers, so a listing shares
  *   the result cache, Bloom, singleflight, Tiger and the evaluator with checks, and leaves its answers in the cache
  *   for the checks that follow it.
@@ -19,6 +21,8 @@ import { TupleReader } from "../reference/reader.js";
 import { snapshotAtLeast } from "../request/consistency.js";
 import type { ValidExpand, ValidListObjects, ValidListUsers } from "../request/validate.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
+import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
+import { listObjectsInKernel } from "../wasm-eval/list-objects.js";
 import type { CheckResolver, DepthGuard, ResolvedCheck } from "./types.js";
 
 /** What the listing queries read: the store, the model, the depth limit. */
@@ -26,6 +30,8 @@ export interface ListingContext {
   readonly program: Program;
   readonly store: TupleStore;
   readonly maxDepth: number;
+  /** The WASM evaluator, when checks use one: exact listings then run in its kernel. */
+  readonly wasm?: WasmEvaluator | undefined;
 }
 
 /** Where one listing reads: the revision (exactly it, or the newest kept when `exact` is false) and its instant. */
@@ -81,8 +87,9 @@ export async function listObjectsThrough(
     exactByProgram.set(program, exact);
   }
   // The expansion alone, when nothing could make check disagree: a plain subject in the request's own tenant, no
-  // contextual tuples, no check able to reach the depth limit. It gives up (undefined) on meeting a cross-tenant
-  // or conditional tuple; the candidates are then checked one by one below.
+  // contextual tuples, no check able to reach the depth limit. The kernel's gives up (undefined) when its graph is
+  // not at the revision or holds a flagged tuple, the snapshot's on meeting a cross-tenant or conditional tuple;
+  // the candidates are then checked one by one below.
   if (
     exact &&
     query.subject.kind === "object" &&
@@ -90,6 +97,10 @@ export async function listObjectsThrough(
     query.contextualTuples.length === 0 &&
     context.depthGuard({ objectType: type, relation, revision: at.revision } as ResolvedCheck)
   ) {
+    if (context.wasm !== undefined) {
+      const listed = await listObjectsInKernel(context.wasm, { tenant, type, relation, user }, at.revision);
+      if (listed !== undefined) return listed;
+    }
     const snapshot = await snapshotAtLeast(store, at.revision);
     try {
       const listed = await exactListObjects(program, snapshot, { tenant, type, relation, user }, at.now);

@@ -37,7 +37,7 @@ const READ_CHUNK = 4096;
 const usersetKindsCache = new WeakMap<Program, ReadonlySet<string> | "any">();
 
 /** Every `type#relation` some relation accepts as a userset subject ("any": a relation accepts every subject). */
-function usersetKinds(program: Program): ReadonlySet<string> | "any" {
+export function usersetKinds(program: Program): ReadonlySet<string> | "any" {
   let kinds = usersetKindsCache.get(program);
   if (kinds === undefined) {
     const set = new Set<string>();
