@@ -87,6 +87,11 @@ export class Symbols implements Disposable {
     return symbol;
   }
 
+  /** Address of the interner in the kernel's memory (list objects copies many symbols' texts out in one call). */
+  get internerPointer(): number {
+    return this.#interner.pointer;
+  }
+
   /** The text of an interned symbol (decoded from the kernel's interner: list objects maps its results back). */
   text(symbol: number): string {
     return this.#interner.resolve(symbol);
