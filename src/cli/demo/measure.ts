@@ -65,6 +65,11 @@ export interface Answerers {
   readonly byLayer: ReadonlyMap<string, number>;
   /** Checks the WASM evaluator routed to the reference, by reason (ROUTE_REASONS). */
   readonly routed: ReadonlyMap<string, number>;
+  /**
+   * Changes of earlier writes the change feed delivered to the layers during the call: a read right after writes
+   * waits for the caches to take them (so its answer is exact), and its time includes that.
+   */
+  readonly caughtUp: number;
 }
 
 export function answerers(before: EngineStats, after: EngineStats): Answerers {
@@ -86,7 +91,8 @@ export function answerers(before: EngineStats, after: EngineStats): Answerers {
     const d = n - ((before.wasm?.routed as Record<string, number> | undefined)?.[reason] ?? 0);
     if (d > 0) routed.set(ROUTE_REASONS[reason] ?? reason, d);
   }
-  return { byLayer, routed };
+  const caughtUp = (after.chain?.feed?.changes ?? 0) - (before.chain?.feed?.changes ?? 0);
+  return { byLayer, routed, caughtUp };
 }
 
 /** Runs `fn` as `timed` does, and says which layers answered it (engine.stats() is read outside the timing). */
@@ -99,16 +105,26 @@ export async function measured<T>(engine: Engine, fn: () => Promise<T>): Promise
 /** One answer's source, short: "WASM", "result cache", "reference (cross-tenant question)". */
 export function describeOne(a: Answerers): string {
   const [first] = a.byLayer.keys();
-  if (first === undefined) return "reverse expansion";
-  return first === "reference" && a.routed.size > 0
-    ? `reference (${[...a.routed.keys()].join("; ")})`
-    : first;
+  const by =
+    first === undefined
+      ? "reverse expansion"
+      : first === "reference" && a.routed.size > 0
+        ? `reference (${[...a.routed.keys()].join("; ")})`
+        : first;
+  return `${by}${caughtUpNote(a)}`;
 }
 
 /** Many answers' sources: "answered by 872 WASM, 128 reference (sent to the reference …, 128: reads an expiring …)". */
 export function describeMany(a: Answerers): string {
-  if (a.byLayer.size === 0) return "reverse expansion, no check";
+  if (a.byLayer.size === 0) return `reverse expansion, no check${caughtUpNote(a)}`;
   const parts = [...a.byLayer].map(([name, n]) => `${formatCount(n)} ${name}`);
   const reasons = [...a.routed].map(([why, n]) => `${formatCount(n)}: ${why}`);
-  return `answered by ${parts.join(", ")}${reasons.length > 0 ? ` (sent to the reference by the WASM evaluator, ${reasons.join("; ")})` : ""}`;
+  return `answered by ${parts.join(", ")}${reasons.length > 0 ? ` (sent to the reference by the WASM evaluator, ${reasons.join("; ")})` : ""}${caughtUpNote(a)}`;
+}
+
+/** "; first, the caches took 5,372 changes of the writes before it" when the call waited for them. */
+function caughtUpNote(a: Answerers): string {
+  return a.caughtUp > 0
+    ? `; first, the caches took ${formatCount(a.caughtUp)} changes of the writes before it`
+    : "";
 }
