@@ -4,9 +4,10 @@
  */
 
 import type { Program } from "../model/program.js";
+import { tupleProblem } from "../model/tuple-rules.js";
 import { onlyKnownFields, REQUEST_FIELDS, requestObject, tenantOf, validTuple } from "../request/requests.js";
 import { arrayOf } from "../request/validate.js";
-import { normalizeIdentity } from "../tuples/normalize.js";
+import { normalizeIdentity, normalizeTuple, TupleInterner } from "../tuples/normalize.js";
 import {
   parseObject,
   type RelationTuple,
@@ -41,11 +42,15 @@ export function writeOf(
       throw new NexusError("invalid_argument", `${name} must be "error" or "ignore", got ${describe(value)}`);
     }
   }
+  // One interner for the whole write: its tuples share type names and subjects, each parsed once.
+  const interner = new TupleInterner();
+  const written: RelationTuple[] = [];
+  for (let i = 0; i < writes.length; i++) written.push(writeTuple(program, writes[i], tenant, i, interner));
   return {
-    writes: writes.map((key, i) => validTuple(program, key as TupleKey, tenant, `write ${i}`)),
+    writes: written,
     deletes: deletes.map((key, i) => {
       if (key !== null && typeof key === "object") onlyKnownFields(key, REQUEST_FIELDS.tuple, `delete ${i}`);
-      const identity = normalizeIdentity(key as TupleToDelete, tenant);
+      const identity = normalizeIdentity(key as TupleToDelete, tenant, undefined, interner);
       if (!identity.ok) {
         throw new NexusError(
           "invalid_tuple",
@@ -58,6 +63,34 @@ export function writeOf(
       return identity.value;
     }),
   };
+}
+
+/**
+ * Write `i` validated and normalized: validTuple's result, reached without building its messages. Anything the
+ * quick path does not accept outright (an unknown field, a malformed tuple, a rule broken) goes through validTuple
+ * itself, which throws the error it always throws, or returns the same tuple.
+ */
+function writeTuple(
+  program: Program,
+  key: unknown,
+  tenant: string,
+  i: number,
+  interner: TupleInterner,
+): RelationTuple {
+  if (key !== null && typeof key === "object" && hasOnly(key, REQUEST_FIELDS.tuple)) {
+    const condition = (key as TupleKey).condition as unknown;
+    if (condition === null || typeof condition !== "object" || hasOnly(condition, REQUEST_FIELDS.condition)) {
+      const normalized = normalizeTuple(key as TupleKey, tenant, undefined, interner);
+      if (normalized.ok && tupleProblem(program, normalized.value) === undefined) return normalized.value;
+    }
+  }
+  return validTuple(program, key as TupleKey, tenant, `write ${i}`);
+}
+
+/** onlyKnownFields as a test (the error is left to validTuple). */
+function hasOnly(value: object, known: ReadonlySet<string>): boolean {
+  for (const field in value) if (!known.has(field)) return false;
+  return true;
 }
 
 /**

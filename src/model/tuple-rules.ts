@@ -25,6 +25,11 @@ export function opaqueSubjectTypes(program: Program): boolean {
 
 /** Why `tuple` is not valid under `program`, or undefined when it is. */
 export function tupleProblem(program: Program, tuple: RelationTuple): string | undefined {
+  return validByForm(program, tuple) ? undefined : findProblem(program, tuple);
+}
+
+/** tupleProblem's rules one by one, naming the first one `tuple` breaks. */
+function findProblem(program: Program, tuple: RelationTuple): string | undefined {
   const type = program.types.get(tuple.objectType);
   if (type === undefined) return `type ${JSON.stringify(tuple.objectType)} is not defined`;
   const relation = type.relations.get(tuple.relation);
@@ -76,8 +81,13 @@ export function tupleProblem(program: Program, tuple: RelationTuple): string | u
 
 const validity = new WeakMap<Program, WeakMap<RelationTuple, boolean>>();
 
-/** Whether a stored tuple counts under `program` (cached per tuple instance). */
+/**
+ * Whether a stored tuple counts under `program`. A tuple without a condition is judged by its relation's allowed
+ * forms (a few map lookups, nothing kept per tuple); one with a condition is judged once per tuple instance (its
+ * context is checked against the condition's parameters).
+ */
 export function isValidTuple(program: Program, tuple: RelationTuple): boolean {
+  if (validByForm(program, tuple)) return true;
   let cache = validity.get(program);
   if (cache === undefined) {
     cache = new WeakMap();
@@ -89,6 +99,91 @@ export function isValidTuple(program: Program, tuple: RelationTuple): boolean {
     cache.set(tuple, valid);
   }
   return valid;
+}
+
+/**
+ * What a tuple without a condition needs to be valid on one (type, relation), every rule of tupleProblem folded in:
+ * the subject forms allowed without a condition (with the subject types and userset relations they name defined,
+ * and only plain objects on an OpenFGA tupleset), and whether expiry and cross-tenant subjects are allowed.
+ */
+interface PlainRule {
+  readonly objects: ReadonlySet<string>;
+  readonly wildcards: ReadonlySet<string>;
+  /** Subject type → the relations of its usersets. */
+  readonly usersets: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly expiry: boolean;
+  readonly shareable: boolean;
+}
+
+/** Per program: objectType → relation → its PlainRule (null: not judged this way; tupleProblem decides). */
+const plainRules = new WeakMap<Program, Map<string, Map<string, PlainRule | null>>>();
+
+/**
+ * Whether `tuple` is valid, judged from its relation's PlainRule alone: true only when tupleProblem would find no
+ * problem; false means "not known", and the caller asks the full rules (conditions, unrestricted relations, errors).
+ */
+function validByForm(program: Program, tuple: RelationTuple): boolean {
+  if (tuple.condition !== undefined) return false;
+  let byType = plainRules.get(program);
+  if (byType === undefined) {
+    byType = new Map();
+    plainRules.set(program, byType);
+  }
+  let byRelation = byType.get(tuple.objectType);
+  if (byRelation === undefined) {
+    // Only defined types get an entry, so tuples naming made-up types cannot grow the table.
+    if (!program.types.has(tuple.objectType)) return false;
+    byRelation = new Map();
+    byType.set(tuple.objectType, byRelation);
+  }
+  let rule = byRelation.get(tuple.relation);
+  if (rule === undefined) {
+    if (!program.types.get(tuple.objectType)!.relations.has(tuple.relation)) return false;
+    rule = plainRuleOf(program, tuple.objectType, tuple.relation);
+    byRelation.set(tuple.relation, rule);
+  }
+  if (rule === null) return false;
+  if (tuple.expiresAt !== undefined && !rule.expiry) return false;
+  if (tuple.subjectTenant !== tuple.tenant && !rule.shareable) return false;
+  const subject = tuple.subject;
+  switch (subject.kind) {
+    case "object":
+      return rule.objects.has(subject.type);
+    case "wildcard":
+      return rule.wildcards.has(subject.type);
+    case "userset":
+      return rule.usersets.get(subject.type)?.has(subject.relation) === true;
+  }
+}
+
+function plainRuleOf(program: Program, objectType: string, relationName: string): PlainRule | null {
+  const relation = program.types.get(objectType)!.relations.get(relationName)!;
+  if (relation.directSubjects === undefined) return null;
+  const tupleset = program.format === "openfga" && analyze(program).isTupleset(objectType, relationName);
+  // A subject form passes the subject checks of findProblem when its type is defined (or is an opaque leaf, never
+  // a userset) and a userset's relation is defined on it.
+  const leafOk = (type: string): boolean => program.types.has(type) || opaqueSubjectTypes(program);
+  const objects = new Set<string>();
+  const wildcards = new Set<string>();
+  const usersets = new Map<string, Set<string>>();
+  for (const s of relation.directSubjects) {
+    if (s.condition !== undefined) continue;
+    if (s.relation !== undefined) {
+      if (!tupleset && program.types.get(s.type)?.relations.has(s.relation) === true) {
+        let relations = usersets.get(s.type);
+        if (relations === undefined) {
+          relations = new Set();
+          usersets.set(s.type, relations);
+        }
+        relations.add(s.relation);
+      }
+    } else if (s.wildcard === true) {
+      if (!tupleset && leafOk(s.type)) wildcards.add(s.type);
+    } else if (leafOk(s.type)) {
+      objects.add(s.type);
+    }
+  }
+  return { objects, wildcards, usersets, expiry: relation.allowsExpiration, shareable: relation.shareable };
 }
 
 function sameForm(allowed: SubjectType, subject: Subject): boolean {

@@ -6,7 +6,8 @@
  * (revisionAt); they are kept for as long as a snapshot or the changelog may be asked about.
  */
 import { NexusError } from "../util/errors.js";
-import type { Revision, StoredChange } from "./types.js";
+import type { RelationTuple } from "./tuple.js";
+import type { ChangeOp, Revision, StoredChange } from "./types.js";
 
 export interface ChangelogLimits {
   readonly maxEntries: number;
@@ -22,9 +23,20 @@ export interface ChangelogState {
   readonly commits: readonly { readonly revision: Revision; readonly time: number }[];
 }
 
+/** A change's kind, packed with its revision into one number per change (revision * 4 + op). */
+const WRITE = 0;
+const DELETE = 1;
+const EXPIRED = 2;
+const OPS = 4;
+
 export class Changelog {
   readonly #limits: ChangelogLimits;
-  #changes: StoredChange[] = [];
+  /**
+   * The changes as two parallel lists: the tuple (the same object the version index holds) and revision * 4 + op.
+   * A StoredChange object is made only when a reader asks for the change; a plain number list is stored unboxed.
+   */
+  #tuples: RelationTuple[] = [];
+  #meta: number[] = [];
   #changesHead = 0;
   /** Changes with revision ≤ this are no longer retained. */
   #floor: Revision = 0;
@@ -36,8 +48,32 @@ export class Changelog {
     this.#limits = limits;
   }
 
-  push(change: StoredChange): void {
-    this.#changes.push(change);
+  /** Records a change at `revision` (not before the last one recorded). */
+  push(revision: Revision, op: ChangeOp, tuple: RelationTuple, expired = false): void {
+    this.#tuples.push(tuple);
+    this.#meta.push(revision * OPS + (op === "write" ? WRITE : expired ? EXPIRED : DELETE));
+  }
+
+  #revisionOf(i: number): Revision {
+    return Math.floor(this.#meta[i]! / OPS);
+  }
+
+  /** Changes [from, to) as StoredChange objects. */
+  #page(from: number, to: number): StoredChange[] {
+    const page: StoredChange[] = [];
+    for (let i = from; i < to; i++) page.push(this.#change(i));
+    return page;
+  }
+
+  #change(i: number): StoredChange {
+    const meta = this.#meta[i]!;
+    const op = meta % OPS;
+    const revision = (meta - op) / OPS;
+    const tuple = this.#tuples[i]!;
+    if (op === WRITE) return { revision, op: "write", tuple };
+    return op === EXPIRED
+      ? { revision, op: "delete", tuple, expired: true }
+      : { revision, op: "delete", tuple };
   }
 
   /** Records that `revision` was committed at `time` (never earlier than the commit before it). */
@@ -61,17 +97,17 @@ export class Changelog {
     }
     // Binary search the first change after `after`.
     let lo = this.#changesHead;
-    let hi = this.#changes.length;
+    const length = this.#meta.length;
+    let hi = length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.#changes[mid]!.revision <= after) lo = mid + 1;
+      if (this.#revisionOf(mid) <= after) lo = mid + 1;
       else hi = mid;
     }
     // Never split a revision: extend the page to the end of its last revision.
-    let end = Math.min(this.#changes.length, lo + Math.max(1, limit));
-    while (end < this.#changes.length && this.#changes[end]!.revision === this.#changes[end - 1]!.revision)
-      end++;
-    return this.#changes.slice(lo, end);
+    let end = Math.min(length, lo + Math.max(1, limit));
+    while (end < length && this.#revisionOf(end) === this.#revisionOf(end - 1)) end++;
+    return this.#page(lo, end);
   }
 
   /** The revision current at `timeMs` (`current` when no commit time is kept). */
@@ -94,20 +130,22 @@ export class Changelog {
   /** Drops what the limits no longer keep, as of `now` with `current` the latest revision. */
   trim(now: number, current: Revision): void {
     // Changelog: at most maxEntries changes, none older than maxAge.
-    const changes = this.#changes;
+    const length = this.#meta.length;
     const ageFloor = this.revisionAt(now - this.#limits.maxAgeMs, current);
-    while (this.#changesHead < changes.length) {
-      const oldest = changes[this.#changesHead]!;
-      const tooMany = changes.length - this.#changesHead > this.#limits.maxEntries;
-      if (!tooMany && (oldest.revision > ageFloor || oldest.revision === current)) break;
+    while (this.#changesHead < length) {
+      const oldest = this.#revisionOf(this.#changesHead);
+      const tooMany = length - this.#changesHead > this.#limits.maxEntries;
+      if (!tooMany && (oldest > ageFloor || oldest === current)) break;
       // Drop a whole revision at a time, so a retained revision is always complete.
-      const rev = oldest.revision;
-      while (this.#changesHead < changes.length && changes[this.#changesHead]!.revision === rev)
+      while (this.#changesHead < length && this.#revisionOf(this.#changesHead) === oldest) {
+        this.#tuples[this.#changesHead] = undefined as unknown as RelationTuple; // let the tuple go
         this.#changesHead++;
-      this.#floor = rev;
+      }
+      this.#floor = oldest;
     }
-    if (this.#changesHead > 1024 && this.#changesHead * 2 > changes.length) {
-      this.#changes = changes.slice(this.#changesHead);
+    if (this.#changesHead > 1024 && this.#changesHead * 2 > length) {
+      this.#tuples = this.#tuples.slice(this.#changesHead);
+      this.#meta = this.#meta.slice(this.#changesHead);
       this.#changesHead = 0;
     }
 
@@ -126,7 +164,7 @@ export class Changelog {
   /** The retained changes and commit times (copies of the lists). */
   exportState(): ChangelogState {
     return {
-      changes: this.#changes.slice(this.#changesHead),
+      changes: this.#page(this.#changesHead, this.#meta.length),
       changelogFloor: this.#floor,
       commits: this.#commits.slice(this.#commitsHead),
     };
@@ -134,15 +172,18 @@ export class Changelog {
 
   /** Continues from `state` (a fresh changelog only). */
   restoreState(state: ChangelogState): void {
-    this.#changes = [...state.changes];
+    this.#tuples = [];
+    this.#meta = [];
     this.#changesHead = 0;
+    for (const c of state.changes) this.push(c.revision, c.op, c.tuple, c.expired === true);
     this.#floor = state.changelogFloor;
     this.#commits = [...state.commits];
     this.#commitsHead = 0;
   }
 
   clear(): void {
-    this.#changes = [];
+    this.#tuples = [];
+    this.#meta = [];
     this.#changesHead = 0;
     this.#commits = [];
     this.#commitsHead = 0;

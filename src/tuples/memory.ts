@@ -18,13 +18,7 @@
 import { describe, NexusError } from "../util/errors.js";
 import { Changelog, type ChangelogState } from "./changelog.js";
 import { MemoryModelVersions } from "./models.js";
-import {
-  describeTuple,
-  identityKey,
-  type RelationTuple,
-  sameCondition,
-  type TupleIdentity,
-} from "./tuple.js";
+import { describeTuple, type RelationTuple, sameCondition, type TupleIdentity } from "./tuple.js";
 import type {
   ObjectRelationKey,
   ReadFilter,
@@ -185,15 +179,13 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
    */
   prepareWrite(batch: WriteBatch, now: number = this.#clock()): PreparedWrite | undefined {
     this.#assertOpen();
-    const seen = new Set<string>();
+    const seen = new BatchIdentities();
     const deletes: RelationTuple[] = [];
     const writes: RelationTuple[] = [];
 
     for (const d of batch.deletes) {
-      const key = identityKey(d);
-      if (seen.has(key)) throw duplicateInBatch(d);
-      seen.add(key);
-      const live = this.#versions.live(key);
+      if (!seen.add(d)) throw duplicateInBatch(d);
+      const live = this.#versions.live(d);
       if (live === undefined) {
         if (batch.onMissing === "ignore") continue;
         throw new NexusError("invalid_write", `cannot delete ${describeTuple(d)}: it does not exist`, {
@@ -203,10 +195,8 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       deletes.push(live);
     }
     for (const w of batch.writes) {
-      const key = identityKey(w);
-      if (seen.has(key)) throw duplicateInBatch(w);
-      seen.add(key);
-      const live = this.#versions.live(key);
+      if (!seen.add(w)) throw duplicateInBatch(w);
+      const live = this.#versions.live(w);
       if (live !== undefined) {
         const expired = live.expiresAt !== undefined && live.expiresAt <= now;
         if (!expired) {
@@ -241,17 +231,16 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     const versions = this.#versions;
     const changelog = this.#changelog;
     for (const tuple of prepared.deletes) {
-      changelog.push({ revision, op: "delete", tuple: versions.delete(identityKey(tuple), revision)! });
+      changelog.push(revision, "delete", versions.delete(tuple, revision)!);
     }
     for (const tuple of prepared.writes) {
       // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
-      const replaced = versions.delete(identityKey(tuple), revision);
-      if (replaced !== undefined) changelog.push({ revision, op: "delete", tuple: replaced, expired: true });
-      versions.insert(tuple, revision);
-      changelog.push({ revision, op: "write", tuple });
+      const replaced = versions.insert(tuple, revision);
+      if (replaced !== undefined) changelog.push(revision, "delete", replaced, true);
+      changelog.push(revision, "write", tuple);
     }
     for (const tuple of versions.expire(now, revision)) {
-      changelog.push({ revision, op: "delete", tuple, expired: true });
+      changelog.push(revision, "delete", tuple, true);
     }
     this.#revision = revision;
     changelog.commit(revision, now);
@@ -399,6 +388,37 @@ class MemorySnapshot implements TupleSnapshot {
     if (this.#released) return;
     this.#released = true;
     this.#store.release(this.revision);
+  }
+}
+
+/**
+ * The identities a batch names so far, to refuse one named twice. Keyed by the object string the tuple already
+ * holds (no key string is built per tuple); the few tuples on one object are compared field by field.
+ */
+class BatchIdentities {
+  readonly #byObject = new Map<string, TupleIdentity | TupleIdentity[]>();
+
+  /** Adds `t`; false when the batch named it already. */
+  add(t: TupleIdentity): boolean {
+    const known = this.#byObject.get(t.object);
+    if (known === undefined) {
+      this.#byObject.set(t.object, t);
+      return true;
+    }
+    const list = Array.isArray(known) ? known : [known];
+    for (const k of list) {
+      if (
+        k.relation === t.relation &&
+        k.user === t.user &&
+        k.tenant === t.tenant &&
+        k.subjectTenant === t.subjectTenant
+      ) {
+        return false;
+      }
+    }
+    if (list === known) list.push(t);
+    else this.#byObject.set(t.object, [known as TupleIdentity, t]);
+    return true;
   }
 }
 

@@ -6,11 +6,10 @@
 import { describe } from "../util/errors.js";
 import {
   DEFAULT_TENANT,
-  formatSubject,
   isTenantName,
-  parseObject,
   parseSubject,
   type RelationTuple,
+  type Subject,
   type TupleCondition,
   type TupleIdentity,
   type TupleKey,
@@ -22,22 +21,143 @@ export type Normalized<T> =
   | { readonly ok: false; readonly problem: string };
 
 /**
+ * Shares what the tuples of one batch have in common: type names and parsed subjects (100 files in a folder name
+ * the same parent). A tuple normalized with one holds the same string and Subject instances as its neighbours,
+ * which a store then keeps once instead of once per tuple, and a subject seen before is not parsed again. Use one
+ * per batch (it holds every distinct subject of the batch).
+ */
+export class TupleInterner {
+  readonly #types = new Map<string, string>();
+  readonly #subjects = new Map<string, Subject>();
+
+  /** The type name `type` (checked already) as the first instance this interner saw of it. */
+  type(type: string): string {
+    const known = this.#types.get(type);
+    if (known !== undefined) return known;
+    this.#types.set(type, type);
+    return type;
+  }
+
+  /** The instance of `type` when this interner saw it before (it was checked then), else undefined. */
+  knownType(type: string): string | undefined {
+    return this.#types.get(type);
+  }
+
+  /** The parsed subject of `user`, or undefined when malformed. */
+  subject(user: string): Subject | undefined {
+    const known = this.#subjects.get(user);
+    if (known !== undefined) return known;
+    const parsed = parseSubject(user);
+    if (parsed === undefined) return undefined;
+    const subject: Subject =
+      parsed.kind === "userset"
+        ? { kind: "userset", type: this.type(parsed.type), id: parsed.id, relation: parsed.relation }
+        : parsed.kind === "wildcard"
+          ? { kind: "wildcard", type: this.type(parsed.type) }
+          : { kind: "object", type: this.type(parsed.type), id: parsed.id };
+    this.#subjects.set(user, subject);
+    return subject;
+  }
+}
+
+/**
+ * What checkIdentity found: written in place of returning a new object per tuple (normalization runs once per
+ * tuple of every write; the callers copy what they keep at once).
+ */
+const found = {
+  tenant: "",
+  subjectTenant: "",
+  objectType: "",
+  /** Where the object's id starts. */
+  idStart: 0,
+  subject: undefined as Subject | undefined,
+};
+
+/** The checks of normalizeIdentity, in its order: the problem, or undefined with `found` filled in. */
+function checkIdentity(
+  key: Pick<TupleKey, "object" | "relation" | "user" | "tenant" | "subjectTenant">,
+  tenant: string,
+  requiredTenant: string | undefined,
+  interner: TupleInterner | undefined,
+): string | undefined {
+  const tupleTenant = key.tenant ?? tenant;
+  if (!isTenantName(tupleTenant)) return `tenant must be a non-empty string, got ${describe(key.tenant)}`;
+  if (requiredTenant !== undefined && tupleTenant !== requiredTenant) {
+    return `the tuple's tenant ${describe(tupleTenant)} is not the request's tenant ${describe(requiredTenant)}`;
+  }
+  const subjectTenant = key.subjectTenant ?? tupleTenant;
+  if (!isTenantName(subjectTenant)) {
+    return `subjectTenant must be a non-empty string, got ${describe(key.subjectTenant)}`;
+  }
+  // parseObject's rules, without its result object; the type is checked once per interner.
+  const object = key.object as unknown;
+  let type: string | undefined;
+  let colon = -1;
+  if (typeof object === "string" && !object.includes("\u0000")) {
+    colon = object.indexOf(":");
+    if (colon > 0 && colon !== object.length - 1) {
+      const text = object.slice(0, colon);
+      type = interner?.knownType(text);
+      if (type === undefined && !TYPE_REJECTS.test(text)) type = interner?.type(text) ?? text;
+    }
+  }
+  if (type === undefined) return `object must be "type:id", got ${describe(key.object)}`;
+  const objectText = object as string;
+  if (objectText.length === colon + 2 && objectText.charCodeAt(colon + 1) === STAR) {
+    return `object cannot be a wildcard, got ${describe(key.object)}`;
+  }
+  if (
+    typeof key.relation !== "string" ||
+    !RELATION_NAME.test(key.relation) ||
+    key.relation.includes("\u0000")
+  ) {
+    return `relation must be a relation name, got ${describe(key.relation)}`;
+  }
+  const subject =
+    interner !== undefined && typeof key.user === "string"
+      ? interner.subject(key.user)
+      : parseSubject(key.user);
+  if (subject === undefined) {
+    return `user must be "type:id", "type:*" or "type:id#relation", got ${describe(key.user)}`;
+  }
+  found.tenant = tupleTenant;
+  found.subjectTenant = subjectTenant;
+  found.objectType = type;
+  found.idStart = colon + 1;
+  found.subject = subject;
+  return undefined;
+}
+
+const TYPE_REJECTS = /[\s#@]/;
+const RELATION_NAME = /^[^\s:#@]+$/;
+const STAR = 42;
+
+/**
  * Normalizes one tuple. `tenant` is the request's tenant, used when the tuple names none.
  * A tuple naming another tenant than `requiredTenant` (when given) is refused (contextual tuples belong to the
- * request's tenant).
+ * request's tenant). With an `interner` (one per batch), tuples share their type names and subjects.
  */
 export function normalizeTuple(
   key: TupleKey,
   tenant: string,
   requiredTenant?: string,
+  interner?: TupleInterner,
 ): Normalized<RelationTuple> {
   if (key === null || typeof key !== "object") return fail(`a tuple must be an object, got ${describe(key)}`);
-  const identity = normalizeIdentity(key, tenant, requiredTenant);
-  if (!identity.ok) return identity;
-  const { value } = identity;
-  const object = parseObject(value.object)!;
-  const subject = parseSubject(value.user)!;
-  let condition: TupleCondition | undefined;
+  const problem = checkIdentity(key, tenant, requiredTenant, interner);
+  if (problem !== undefined) return fail(problem);
+  const { object, user } = key;
+  // The tuple keeps the caller's strings: formatSubject(parseSubject(user)) is always `user` itself.
+  const value: Mutable<RelationTuple> = {
+    tenant: found.tenant,
+    object,
+    objectType: found.objectType,
+    objectId: object.slice(found.idStart),
+    relation: key.relation,
+    user,
+    subject: found.subject!,
+    subjectTenant: found.subjectTenant,
+  };
   if (key.condition !== undefined && key.condition !== null) {
     const c = key.condition as unknown;
     if (typeof c !== "object" || c === null || typeof (c as TupleCondition).name !== "string") {
@@ -49,75 +169,39 @@ export function normalizeTuple(
       if (typeof context !== "object" || Array.isArray(context)) {
         return fail(`condition context must be an object, got ${describe(context)}`);
       }
-      condition = { name, context };
+      value.condition = { name, context };
     } else {
-      condition = { name };
+      value.condition = { name };
     }
   }
-  let expiresAt: number | undefined;
   if (key.expiresAt !== undefined && key.expiresAt !== null) {
     const time = instantOf(key.expiresAt);
     if (typeof time === "string") return fail(`expiresAt ${time}`);
-    expiresAt = time;
+    value.expiresAt = time;
   }
-  return {
-    ok: true,
-    value: {
-      tenant: value.tenant,
-      object: value.object,
-      objectType: object.type,
-      objectId: object.id,
-      relation: value.relation,
-      user: formatSubject(subject),
-      subject,
-      subjectTenant: value.subjectTenant,
-      ...(condition !== undefined ? { condition } : {}),
-      ...(expiresAt !== undefined ? { expiresAt } : {}),
-    },
-  };
+  return { ok: true, value };
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Normalizes what identifies a tuple (for deletes: condition and expiry are ignored). */
 export function normalizeIdentity(
   key: Pick<TupleKey, "object" | "relation" | "user" | "tenant" | "subjectTenant">,
   tenant: string,
   requiredTenant?: string,
+  interner?: TupleInterner,
 ): Normalized<TupleIdentity> {
   if (key === null || typeof key !== "object") return fail(`a tuple must be an object, got ${describe(key)}`);
-  const tupleTenant = key.tenant ?? tenant;
-  if (!isTenantName(tupleTenant))
-    return fail(`tenant must be a non-empty string, got ${describe(key.tenant)}`);
-  if (requiredTenant !== undefined && tupleTenant !== requiredTenant) {
-    return fail(
-      `the tuple's tenant ${describe(tupleTenant)} is not the request's tenant ${describe(requiredTenant)}`,
-    );
-  }
-  const subjectTenant = key.subjectTenant ?? tupleTenant;
-  if (!isTenantName(subjectTenant)) {
-    return fail(`subjectTenant must be a non-empty string, got ${describe(key.subjectTenant)}`);
-  }
-  const object = parseObject(key.object);
-  if (object === undefined) return fail(`object must be "type:id", got ${describe(key.object)}`);
-  if (object.id === "*") return fail(`object cannot be a wildcard, got ${describe(key.object)}`);
-  if (
-    typeof key.relation !== "string" ||
-    !/^[^\s:#@]+$/.test(key.relation) ||
-    key.relation.includes("\u0000")
-  ) {
-    return fail(`relation must be a relation name, got ${describe(key.relation)}`);
-  }
-  const subject = parseSubject(key.user);
-  if (subject === undefined) {
-    return fail(`user must be "type:id", "type:*" or "type:id#relation", got ${describe(key.user)}`);
-  }
+  const problem = checkIdentity(key, tenant, requiredTenant, interner);
+  if (problem !== undefined) return fail(problem);
   return {
     ok: true,
     value: {
-      tenant: tupleTenant,
+      tenant: found.tenant,
       object: key.object,
       relation: key.relation,
-      user: formatSubject(subject),
-      subjectTenant,
+      user: key.user,
+      subjectTenant: found.subjectTenant,
     },
   };
 }

@@ -1,77 +1,152 @@
 /**
- * The in-memory store's multi-version tuple index: every tuple version carries the revision that created it and the
- * one that deleted it (Infinity while live), so a read at revision r sees the versions with created ≤ r < deleted,
- * whatever was written since. Indexed by object relation, by subject, by (type, relation) and by tenant; live
- * versions with an expiry sit in a min-heap on it, so a write can remove the expired ones cheaply. Deleted versions
- * stay until the store's horizon passes their deletion (`collect`): no reader can ask for them any more.
+ * The in-memory store's multi-version tuple index. Every tuple version lives in three indexes, all nested maps keyed
+ * by the strings the tuple already holds (no per-tuple key strings are built or kept):
+ * - by object: tenant → relation → object → the versions on that object's relation (a Slot). This is also the
+ *   identity index: a tuple's identity is its slot plus (subjectTenant, user);
+ * - by subject: subjectTenant → user → versions;
+ * - by type and relation: tenant → objectType → relation → versions (and, walked whole, every tuple of a tenant).
+ * Live versions with an expiry sit in a min-heap on it, so a write can remove the expired ones cheaply. Deleted
+ * versions stay until the store's horizon passes their deletion (`collect`): no reader can ask for them any more.
+ *
+ * Memory is what this file is about: a live tuple costs its Version (three fields) and one entry in each index,
+ * and most slots hold a single version with no list around it.
  */
-import { identityKey, type RelationTuple } from "./tuple.js";
+import type { RelationTuple, TupleIdentity } from "./tuple.js";
 import type { ObjectRelationKey, ReadFilter, Revision, SubjectKey, TypeRelationKey } from "./types.js";
 
+/** One version of a tuple: visible at revisions in [created, deleted); `deleted` is LIVE while it is live. */
 interface Version {
   readonly tuple: RelationTuple;
   readonly created: Revision;
   deleted: Revision;
-  collected: boolean;
 }
 
-const SEP = "\u0000";
+/**
+ * "Not deleted": 0 is never a deletion revision (revision 0 is the empty store), and a small integer keeps the
+ * field a small integer in V8 (Infinity would box a heap number in every Version).
+ */
+const LIVE = 0;
 
-function visible(v: Version, revision: Revision): boolean {
-  return v.created <= revision && revision < v.deleted;
+const visible = (v: Version, revision: Revision): boolean =>
+  v.created <= revision && (v.deleted === LIVE || revision < v.deleted);
+
+/**
+ * The versions on one (tenant, object, relation): one Version alone (the common case), or a Bucket once there are
+ * more. A Bucket past BUCKET_MAP versions also keeps its live versions by subject, so a write into a large set
+ * (a group of 10,000 members) finds its identity without a scan.
+ */
+type Slot = Version | Bucket;
+
+const BUCKET_MAP = 16;
+
+class Bucket {
+  readonly versions: Version[];
+  /** Live versions by subjectKey, once the bucket is large. */
+  live: Map<string, Version> | undefined;
+  constructor(versions: Version[]) {
+    this.versions = versions;
+  }
+}
+
+/** The subject's key within a slot: the user string, prefixed by its tenant only for cross-tenant subjects. */
+const subjectKey = (tenant: string, subjectTenant: string, user: string): string =>
+  subjectTenant === tenant ? user : `${subjectTenant}\u0000${user}`;
+
+const sameSubject = (t: RelationTuple, subjectTenant: string, user: string): boolean =>
+  t.user === user && t.subjectTenant === subjectTenant;
+
+/** A map of maps, created on demand. */
+function child<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
 }
 
 export class VersionIndex {
-  readonly #live = new Map<string, Version>();
-  readonly #byObject = new Map<string, Version[]>();
-  readonly #bySubject = new Map<string, Version[]>();
-  readonly #byTypeRelation = new Map<string, Version[]>();
-  readonly #byTenant = new Map<string, Version[]>();
+  /** tenant → relation → object → versions. */
+  readonly #byObject = new Map<string, Map<string, Map<string, Slot>>>();
+  /** subjectTenant → user → versions. */
+  readonly #bySubject = new Map<string, Map<string, Version[]>>();
+  /** tenant → objectType → relation → versions. */
+  readonly #byType = new Map<string, Map<string, Map<string, Version[]>>>();
   /** Live versions with an expiry, as a binary min-heap on expiresAt. */
   readonly #expiring: Version[] = [];
   /** Deleted, not yet collected versions, in deletion order. */
   #dead: Version[] = [];
   #deadHead = 0;
+  #liveCount = 0;
 
   /** Live tuples (including expired ones not yet removed). */
   get size(): number {
-    return this.#live.size;
+    return this.#liveCount;
   }
 
   /** Tuple versions held, live and deleted-but-not-collected. */
   get versionCount(): number {
-    return this.#live.size + (this.#dead.length - this.#deadHead);
+    return this.#liveCount + (this.#dead.length - this.#deadHead);
   }
 
-  /** The live tuple with this identity key (identityKey). */
-  live(key: string): RelationTuple | undefined {
-    return this.#live.get(key)?.tuple;
+  /** The live tuple with this identity. */
+  live(identity: TupleIdentity): RelationTuple | undefined {
+    return this.#liveVersion(identity)?.tuple;
   }
 
   /** Every live tuple. */
   liveTuples(): RelationTuple[] {
-    return [...this.#live.values()].map((v) => v.tuple);
+    const out: RelationTuple[] = [];
+    for (const types of this.#byType.values()) {
+      for (const relations of types.values()) {
+        for (const list of relations.values())
+          for (const v of list) if (v.deleted === LIVE) out.push(v.tuple);
+      }
+    }
+    return out;
   }
 
-  /** Adds `tuple` as live from `revision` on. */
-  insert(tuple: RelationTuple, revision: Revision): void {
-    const version: Version = {
-      tuple,
-      created: revision,
-      deleted: Number.POSITIVE_INFINITY,
-      collected: false,
-    };
-    this.#live.set(identityKey(tuple), version);
-    push(this.#byObject, tuple.tenant + SEP + tuple.object + SEP + tuple.relation, version);
-    push(this.#bySubject, tuple.subjectTenant + SEP + tuple.user, version);
-    push(this.#byTypeRelation, tuple.tenant + SEP + tuple.objectType + SEP + tuple.relation, version);
-    push(this.#byTenant, tuple.tenant, version);
+  /**
+   * Adds `tuple` as live from `revision` on. A live version of the same identity (an expired tuple being written
+   * again) ends at `revision` first; its tuple is returned.
+   */
+  insert(tuple: RelationTuple, revision: Revision): RelationTuple | undefined {
+    const version: Version = { tuple, created: revision, deleted: LIVE };
+    const { tenant } = tuple;
+    const relations = child(this.#byObject, tenant, () => new Map<string, Map<string, Slot>>());
+    const objects = child(relations, tuple.relation, () => new Map<string, Slot>());
+    const slot = objects.get(tuple.object);
+    let replaced: RelationTuple | undefined;
+    if (slot === undefined) {
+      objects.set(tuple.object, version);
+    } else {
+      const old = findLive(slot, tenant, tuple.subjectTenant, tuple.user);
+      if (old !== undefined) {
+        this.#end(old, revision);
+        replaced = old.tuple;
+      }
+      if (slot instanceof Bucket) addToBucket(slot, tenant, version);
+      else objects.set(tuple.object, slotWith(slot, tenant, version));
+    }
+    push(
+      child(this.#bySubject, tuple.subjectTenant, () => new Map()),
+      tuple.user,
+      version,
+    );
+    const types = child(this.#byType, tenant, () => new Map<string, Map<string, Version[]>>());
+    push(
+      child(types, tuple.objectType, () => new Map()),
+      tuple.relation,
+      version,
+    );
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
+    this.#liveCount++;
+    return replaced;
   }
 
-  /** Ends the live version with this identity key at `revision`; returns its tuple (undefined: none is live). */
-  delete(key: string, revision: Revision): RelationTuple | undefined {
-    const version = this.#live.get(key);
+  /** Ends the live version with this identity at `revision`; returns its tuple (undefined: none is live). */
+  delete(identity: TupleIdentity, revision: Revision): RelationTuple | undefined {
+    const version = this.#liveVersion(identity);
     if (version === undefined) return undefined;
     this.#end(version, revision);
     return version.tuple;
@@ -83,7 +158,7 @@ export class VersionIndex {
     const out: RelationTuple[] = [];
     while (heap.length > 0 && heap[0]!.tuple.expiresAt! <= now) {
       const version = heapPop(heap);
-      if (version.deleted === Number.POSITIVE_INFINITY) {
+      if (version.deleted === LIVE) {
         this.#end(version, revision);
         out.push(version.tuple);
       }
@@ -94,30 +169,52 @@ export class VersionIndex {
   /** Whether enough deleted versions wait for collect() to be worth a pass over the indexes they are in. */
   get collectionDue(): boolean {
     const pending = this.#dead.length - this.#deadHead;
-    return pending >= 256 || pending * 8 >= this.#live.size;
+    return pending >= 256 || pending * 8 >= this.#liveCount;
   }
 
   /** Drops the versions deleted at or before `horizon` (no reader can ask for a revision before it). */
   collect(horizon: Revision): void {
-    const touched = {
-      object: new Set<string>(),
-      subject: new Set<string>(),
-      type: new Set<string>(),
-      tenant: new Set<string>(),
-    };
-    while (this.#deadHead < this.#dead.length && this.#dead[this.#deadHead]!.deleted <= horizon) {
-      const version = this.#dead[this.#deadHead++]!;
-      version.collected = true;
-      const t = version.tuple;
-      touched.object.add(t.tenant + SEP + t.object + SEP + t.relation);
-      touched.subject.add(t.subjectTenant + SEP + t.user);
-      touched.type.add(t.tenant + SEP + t.objectType + SEP + t.relation);
-      touched.tenant.add(t.tenant);
+    const gone = (v: Version): boolean => v.deleted !== LIVE && v.deleted <= horizon;
+    // Each list a collected version is in is filtered once, however many of its versions go.
+    const objectSlots = new Set<Map<string, Slot>>();
+    const objectKeys: [Map<string, Slot>, string][] = [];
+    const lists = new Map<Version[], () => void>();
+    while (this.#deadHead < this.#dead.length && gone(this.#dead[this.#deadHead]!)) {
+      const t = this.#dead[this.#deadHead++]!.tuple;
+      const objects = this.#byObject.get(t.tenant)?.get(t.relation);
+      if (objects !== undefined) {
+        objectKeys.push([objects, t.object]);
+        objectSlots.add(objects);
+      }
+      const users = this.#bySubject.get(t.subjectTenant);
+      const byUser = users?.get(t.user);
+      if (byUser !== undefined && !lists.has(byUser)) {
+        lists.set(byUser, () => prune(users!, t.user, byUser, gone));
+      }
+      const relations = this.#byType.get(t.tenant)?.get(t.objectType);
+      const byType = relations?.get(t.relation);
+      if (byType !== undefined && !lists.has(byType)) {
+        lists.set(byType, () => prune(relations!, t.relation, byType, gone));
+      }
     }
-    sweep(this.#byObject, touched.object);
-    sweep(this.#bySubject, touched.subject);
-    sweep(this.#byTypeRelation, touched.type);
-    sweep(this.#byTenant, touched.tenant);
+    for (const [objects, object] of objectKeys) {
+      const slot = objects.get(object);
+      if (slot === undefined) continue;
+      if (!(slot instanceof Bucket)) {
+        if (gone(slot)) objects.delete(object);
+        continue;
+      }
+      const kept = slot.versions.filter((v) => !gone(v));
+      if (kept.length === slot.versions.length) continue;
+      if (kept.length === 0) objects.delete(object);
+      else if (kept.length === 1) objects.set(object, kept[0]!);
+      else {
+        slot.versions.length = 0;
+        slot.versions.push(...kept);
+      }
+    }
+    for (const prunes of lists.values()) prunes();
+    this.#dropEmpty();
     if (this.#deadHead > 1024 && this.#deadHead * 2 > this.#dead.length) {
       this.#dead = this.#dead.slice(this.#deadHead);
       this.#deadHead = 0;
@@ -125,27 +222,29 @@ export class VersionIndex {
   }
 
   clear(): void {
-    this.#live.clear();
     this.#byObject.clear();
     this.#bySubject.clear();
-    this.#byTypeRelation.clear();
-    this.#byTenant.clear();
+    this.#byType.clear();
     this.#expiring.length = 0;
     this.#dead = [];
     this.#deadHead = 0;
+    this.#liveCount = 0;
   }
 
   // --- reads at a revision ---
 
   readByObject(revision: Revision, keys: readonly ObjectRelationKey[]): RelationTuple[][] {
-    return keys.map((k) =>
-      pickVisible(this.#byObject.get(k.tenant + SEP + k.object + SEP + k.relation), revision),
-    );
+    return keys.map((k) => {
+      const out: RelationTuple[] = [];
+      const slot = this.#byObject.get(k.tenant)?.get(k.relation)?.get(k.object);
+      if (slot !== undefined) addVisible(out, slot, revision);
+      return out;
+    });
   }
 
   readBySubject(revision: Revision, keys: readonly SubjectKey[]): RelationTuple[][] {
     return keys.map((k) => {
-      const all = pickVisible(this.#bySubject.get(k.subjectTenant + SEP + k.user), revision);
+      const all = pickVisible(this.#bySubject.get(k.subjectTenant)?.get(k.user), revision);
       if (k.objectType === undefined && k.relation === undefined) return all;
       return all.filter(
         (t) =>
@@ -157,33 +256,110 @@ export class VersionIndex {
 
   readByTypeRelation(revision: Revision, keys: readonly TypeRelationKey[]): RelationTuple[][] {
     return keys.map((k) =>
-      pickVisible(this.#byTypeRelation.get(k.tenant + SEP + k.objectType + SEP + k.relation), revision),
+      pickVisible(this.#byType.get(k.tenant)?.get(k.objectType)?.get(k.relation), revision),
     );
   }
 
   read(revision: Revision, filter: ReadFilter): RelationTuple[] {
-    let candidates: Version[] | undefined;
-    if (filter.object !== undefined && filter.relation !== undefined) {
-      candidates = this.#byObject.get(filter.tenant + SEP + filter.object + SEP + filter.relation);
-    } else if (filter.objectType !== undefined && filter.relation !== undefined) {
-      candidates = this.#byTypeRelation.get(filter.tenant + SEP + filter.objectType + SEP + filter.relation);
+    const { tenant, object, objectType, relation, user } = filter;
+    const out: RelationTuple[] = [];
+    if (object !== undefined) {
+      // One object: its slot on each relation (or on the one asked for).
+      const relations = this.#byObject.get(tenant);
+      if (relations === undefined) return out;
+      const slots =
+        relation !== undefined
+          ? [relations.get(relation)?.get(object)]
+          : [...relations.values()].map((objects) => objects.get(object));
+      for (const slot of slots) if (slot !== undefined) addVisible(out, slot, revision);
     } else {
-      candidates = this.#byTenant.get(filter.tenant);
+      // Every list of the tenant's types (or of the one asked for), each tuple being in exactly one.
+      const types = this.#byType.get(tenant);
+      if (types === undefined) return out;
+      for (const [type, relations] of types) {
+        if (objectType !== undefined && type !== objectType) continue;
+        for (const [name, list] of relations) {
+          if (relation !== undefined && name !== relation) continue;
+          for (const v of list) if (visible(v, revision)) out.push(v.tuple);
+        }
+      }
     }
-    return pickVisible(candidates, revision).filter(
+    return out.filter(
       (t) =>
-        (filter.object === undefined || t.object === filter.object) &&
-        (filter.objectType === undefined || t.objectType === filter.objectType) &&
-        (filter.relation === undefined || t.relation === filter.relation) &&
-        (filter.user === undefined || t.user === filter.user),
+        (objectType === undefined || t.objectType === objectType) &&
+        (relation === undefined || t.relation === relation) &&
+        (user === undefined || t.user === user),
     );
+  }
+
+  #liveVersion(identity: TupleIdentity): Version | undefined {
+    const slot = this.#byObject.get(identity.tenant)?.get(identity.relation)?.get(identity.object);
+    if (slot === undefined) return undefined;
+    return findLive(slot, identity.tenant, identity.subjectTenant, identity.user);
   }
 
   #end(version: Version, revision: Revision): void {
     version.deleted = revision;
-    this.#live.delete(identityKey(version.tuple));
+    this.#liveCount--;
     this.#dead.push(version);
+    const t = version.tuple;
+    const slot = this.#byObject.get(t.tenant)?.get(t.relation)?.get(t.object);
+    if (slot instanceof Bucket && slot.live !== undefined) {
+      slot.live.delete(subjectKey(t.tenant, t.subjectTenant, t.user));
+    }
   }
+
+  /** Removes maps that collect() left empty. */
+  #dropEmpty(): void {
+    for (const [tenant, relations] of this.#byObject) {
+      for (const [name, objects] of relations) if (objects.size === 0) relations.delete(name);
+      if (relations.size === 0) this.#byObject.delete(tenant);
+    }
+    for (const [tenant, users] of this.#bySubject) if (users.size === 0) this.#bySubject.delete(tenant);
+    for (const [tenant, types] of this.#byType) {
+      for (const [name, relations] of types) if (relations.size === 0) types.delete(name);
+      if (types.size === 0) this.#byType.delete(tenant);
+    }
+  }
+}
+
+function findLive(slot: Slot, tenant: string, subjectTenant: string, user: string): Version | undefined {
+  if (!(slot instanceof Bucket)) {
+    return slot.deleted === LIVE && sameSubject(slot.tuple, subjectTenant, user) ? slot : undefined;
+  }
+  if (slot.live !== undefined) return slot.live.get(subjectKey(tenant, subjectTenant, user));
+  for (const v of slot.versions) {
+    if (v.deleted === LIVE && sameSubject(v.tuple, subjectTenant, user)) return v;
+  }
+  return undefined;
+}
+
+/** A slot holding `one` and then `version`. */
+function slotWith(one: Version, tenant: string, version: Version): Bucket {
+  const bucket = new Bucket([one]);
+  addToBucket(bucket, tenant, version);
+  return bucket;
+}
+
+function addToBucket(bucket: Bucket, tenant: string, version: Version): void {
+  bucket.versions.push(version);
+  if (bucket.live === undefined && bucket.versions.length > BUCKET_MAP) {
+    bucket.live = new Map();
+    for (const v of bucket.versions) {
+      if (v.deleted === LIVE) bucket.live.set(subjectKey(tenant, v.tuple.subjectTenant, v.tuple.user), v);
+    }
+  } else if (bucket.live !== undefined) {
+    const t = version.tuple;
+    bucket.live.set(subjectKey(tenant, t.subjectTenant, t.user), version);
+  }
+}
+
+function addVisible(out: RelationTuple[], slot: Slot, revision: Revision): void {
+  if (!(slot instanceof Bucket)) {
+    if (visible(slot, revision)) out.push(slot.tuple);
+    return;
+  }
+  for (const v of slot.versions) if (visible(v, revision)) out.push(v.tuple);
 }
 
 function pickVisible(versions: readonly Version[] | undefined, revision: Revision): RelationTuple[] {
@@ -199,14 +375,16 @@ function push(index: Map<string, Version[]>, key: string, version: Version): voi
   else list.push(version);
 }
 
-function sweep(index: Map<string, Version[]>, keys: Set<string>): void {
-  for (const key of keys) {
-    const list = index.get(key);
-    if (list === undefined) continue;
-    const kept = list.filter((v) => !v.collected);
-    if (kept.length === 0) index.delete(key);
-    else index.set(key, kept);
-  }
+/** Drops the versions `gone` says are collected from `list` (index.get(key)), and the list once it is empty. */
+function prune(
+  index: Map<string, Version[]>,
+  key: string,
+  list: Version[],
+  gone: (v: Version) => boolean,
+): void {
+  const kept = list.filter((v) => !gone(v));
+  if (kept.length === 0) index.delete(key);
+  else index.set(key, kept);
 }
 
 function heapPush(heap: Version[], v: Version): void {
