@@ -78,6 +78,7 @@ export {
 } from "./leopard";
 export { eval_plan_hits, eval_plans_built } from "./evaluate/plan";
 export { list_objects, list_objects_memory_bytes, list_objects_results } from "./evaluate/list-objects";
+export { list_objects_fresh, list_objects_order } from "./evaluate/list-order";
 import { leopard_decide } from "./leopard";
 import { factGet, factSet, setFactCapacity } from "./graph/facts";
 import { setPlanCapacity, plansOn } from "./graph/plans";
