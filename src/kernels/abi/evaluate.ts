@@ -62,6 +62,8 @@ export const evaluateAbi = {
     "list_objects",
     "list_objects_results",
     "list_objects_memory_bytes",
+    "list_objects_order",
+    "list_objects_fresh",
   ],
   constants: {
     /** No symbol, no relation index, no wildcard: the u32 all-ones. */
