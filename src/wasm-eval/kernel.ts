@@ -114,6 +114,8 @@ export interface EvaluateKernelExports extends InternKernelExports {
   ): number;
   list_objects_results(): number;
   list_objects_memory_bytes(): number;
+  list_objects_order(interner: number, results: number, count: number): number;
+  list_objects_fresh(): number;
 }
 
 export type EvaluateKernel = Kernel<EvaluateKernelExports>;
