@@ -20,8 +20,10 @@
 //
 // Scratch (kernel-wide, grown on demand, reused across calls): a "visited" record per symbol ([stamp][W words of
 // relation bits], W = ceil(R / 32)) stamped with the call's generation, so nothing is cleared between calls; the
-// stack of nodes to expand; the results (object symbols, in no particular order: the TypeScript side sorts).
+// stack of nodes to expand; the results (object symbols, in no particular order: list_objects_order in
+// list-order.ts sorts them).
 import { graphSubjectVector, symbolType, vecEntries, vecLength } from "../graph";
+import { orderMemoryBytes } from "./list-order";
 
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
@@ -58,10 +60,11 @@ export function list_objects_results(): usize {
   return results;
 }
 
-/** Bytes of scratch the listing holds (visited records, stack, results). */
+/** Bytes the listing holds: its scratch (visited records, stack, results) and the order (list-order.ts). */
 export function list_objects_memory_bytes(): usize {
-  return (<usize>visitedCap * (1 + recordWords) + <usize>stackCap * 2 + <usize>resultsCap) << 2;
+  return ((<usize>visitedCap * (1 + recordWords) + <usize>stackCap * 2 + <usize>resultsCap) << 2) + orderMemoryBytes();
 }
+
 
 /**
  * The objects of type `type` on which subject `subject` (or `wildcard`, its type's wildcard symbol; ABSENT for

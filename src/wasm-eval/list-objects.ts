@@ -12,11 +12,12 @@
  *   absent from the reverse adjacency, so the walk could not see it).
  * Anything else is `undefined`, and the caller lists as before.
  *
- * Sorting. Sorting 30k strings costs several milliseconds, more than the walk, and far more when they come in no
- * useful order. Symbols are never freed and their texts never change, so each evaluator keeps the texts of the
- * symbols it has listed in sorted order, with every such symbol's rank: a listing sorts only the symbols it meets
- * for the first time (merged into the ranked ones), then orders its results by rank through a bitmap. Exact by
- * construction: ranks come from the same comparison as Array.prototype.sort's default, over the symbols' own texts.
+ * Sorting. Sorting 30k strings in JavaScript costs several milliseconds, more than the walk, and far more when
+ * they come in no useful order. Symbols are never freed and their texts never change, so the kernel ranks every
+ * symbol it lists among those listed before (assembly/evaluate/list-order.ts: only the symbols a listing meets for
+ * the first time are sorted, by their bytes, and merged in) and returns the results in rank order; their texts are
+ * decoded once, when first ranked, and kept here by symbol. Exact: byte order is JavaScript's default order for
+ * texts without characters above U+FFFF, and the kernel leaves a listing meeting such a new text to be sorted here.
  * Runtime-neutral.
  */
 
@@ -30,6 +31,7 @@ import type { WasmEvaluator } from "./evaluator.js";
 import type { Symbols } from "./symbols.js";
 
 const { LIST_TYPES, LIST_RELATION_NAMES, LIST_HEADER } = evaluateAbi.constants;
+const decoder = new TextDecoder();
 
 /** What a kernel listing asks: as exactListObjects' query. */
 export interface KernelListQuery {
@@ -71,16 +73,13 @@ export function reverseProgram(compiled: CompiledProgram): Uint32Array {
   return Uint32Array.from(words);
 }
 
-/** Per evaluator: its reverse program in kernel memory, and the ranked texts of the symbols listed so far. */
+/** Per evaluator: its reverse program in kernel memory, and the texts of the symbols listed so far. */
 class KernelListing {
   readonly #wasm: WasmEvaluator;
   readonly exact: boolean;
   #block = 0;
-  /** Ranked symbols' texts, sorted (Array.prototype.sort's default order), and the symbol of each. */
-  #texts: string[] = [];
-  #sorted = new Uint32Array(0);
-  /** symbol -> its rank + 1 in #texts (0: not ranked yet). */
-  #rank = new Uint32Array(1024);
+  /** symbol -> its text, for every symbol the kernel has ranked ("" elsewhere: kept dense, never a dictionary). */
+  #texts: string[] = new Array<string>(1024).fill("");
 
   constructor(wasm: WasmEvaluator) {
     this.#wasm = wasm;
@@ -115,91 +114,59 @@ class KernelListing {
     const symbols = wasm.symbols;
     const subject = symbols.lookup(query.user) ?? ABSENT;
     const wildcard = symbols.wildcardOf(userType);
-    const e = wasm.kernel.exports;
+    const kernel = wasm.kernel;
+    const e = kernel.exports;
     const block = this.#programBlock();
     const count = e.list_objects(graph.pointer, block, subject, wildcard, type, relation) >>> 0;
     if (count === 0) return [];
-    // The call may have grown memory: the view is taken after it (and copied out: ranking resolves texts, which
-    // reads kernel memory but never grows it, and the next listing overwrites the results).
-    const at = e.list_objects_results() >>> 2;
-    const found = wasm.kernel.views.u32.slice(at, at + count);
-    return this.#sortedTexts(found, symbols);
-  }
-
-  /** The texts of `found` (distinct symbols), sorted: ranks the symbols not ranked yet, then orders by rank. */
-  #sortedTexts(found: Uint32Array, symbols: Symbols): string[] {
-    let rank = this.#rank;
-    let max = 0;
-    for (let i = 0; i < found.length; i++) if (found[i]! > max) max = found[i]!;
-    if (max >= rank.length) {
-      const grown = new Uint32Array(Math.max(rank.length * 2, max + 1));
-      grown.set(rank);
-      this.#rank = rank = grown;
-    }
-    const fresh: number[] = [];
-    for (let i = 0; i < found.length; i++) if (rank[found[i]!] === 0) fresh.push(found[i]!);
-    if (fresh.length > 0) this.#rankFresh(fresh, symbols);
-    rank = this.#rank;
+    const results = e.list_objects_results() >>> 0;
+    const fresh = e.list_objects_order(symbols.internerPointer, results, count);
+    if (fresh < 0) return this.#sortedHere(results, count, symbols);
+    if (fresh > 0) this.#keepTexts(symbols);
+    // Views taken after the calls, which may have grown memory.
+    const u32 = kernel.views.u32;
     const texts = this.#texts;
-    const out: string[] = new Array(found.length);
-    const words = (texts.length + 31) >>> 5;
-    if (found.length * 16 < words) {
-      // Few results among many ranked symbols: sort the ranks themselves.
-      const ranks = new Uint32Array(found.length);
-      for (let i = 0; i < found.length; i++) ranks[i] = rank[found[i]!]! - 1;
-      ranks.sort();
-      for (let i = 0; i < ranks.length; i++) out[i] = texts[ranks[i]!]!;
-      return out;
-    }
-    // A bitmap over the ranks, read in order.
-    const bits = new Uint32Array(words);
-    for (let i = 0; i < found.length; i++) {
-      const r = rank[found[i]!]! - 1;
-      bits[r >>> 5]! |= 1 << (r & 31);
-    }
-    let n = 0;
-    for (let w = 0; w < words; w++) {
-      let x = bits[w]!;
-      while (x !== 0) {
-        const low = x & -x;
-        out[n++] = texts[(w << 5) + 31 - Math.clz32(low)]!;
-        x ^= low;
-      }
-    }
+    const out: string[] = new Array(count);
+    for (let i = 0, at = results >>> 2; i < count; i++) out[i] = texts[u32[at + i]!]!;
     return out;
   }
 
-  /** Ranks symbols met for the first time: sorts their texts and merges them into the ranked ones. */
-  #rankFresh(fresh: number[], symbols: Symbols): void {
-    const added = fresh.map((symbol) => ({ symbol, text: symbols.text(symbol) }));
-    added.sort((a, b) => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
-    const oldTexts = this.#texts;
-    const oldSorted = this.#sorted;
-    const total = oldTexts.length + added.length;
-    const texts: string[] = new Array(total);
-    const sorted = new Uint32Array(total);
-    const rank = this.#rank;
-    let i = 0;
-    let j = 0;
-    for (let k = 0; k < total; k++) {
-      if (j >= added.length || (i < oldTexts.length && oldTexts[i]! < added[j]!.text)) {
-        texts[k] = oldTexts[i]!;
-        sorted[k] = oldSorted[i]!;
-        i++;
-      } else {
-        texts[k] = added[j]!.text;
-        sorted[k] = added[j]!.symbol;
-        j++;
-      }
-      rank[sorted[k]!] = k + 1;
+  /** Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh). */
+  #keepTexts(symbols: Symbols): void {
+    const kernel = this.#wasm.kernel;
+    const at = kernel.exports.list_objects_fresh() >>> 0;
+    const u32 = kernel.views.u32;
+    const bytes = u32[at >>> 2]!;
+    const n = u32[(at >>> 2) + 1]!;
+    const symbolsAt = (at >>> 2) + 2;
+    const textsAt = at + 8 + 4 * n;
+    // One decode for them all: the texts are NUL-separated. Object ids never hold NUL (tuple validation refuses
+    // it); were one to, each text is decoded on its own.
+    let decoded = decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes - 1)).split("\u0000");
+    if (decoded.length !== n)
+      decoded = Array.from(u32.subarray(symbolsAt, symbolsAt + n), (s) => symbols.text(s));
+    let top = 0;
+    for (let i = 0; i < n; i++) if (u32[symbolsAt + i]! > top) top = u32[symbolsAt + i]!;
+    let texts = this.#texts;
+    if (top >= texts.length) {
+      const grown = new Array<string>(Math.max(texts.length * 2, top + 1)).fill("");
+      for (let i = 0; i < texts.length; i++) grown[i] = texts[i]!;
+      this.#texts = texts = grown;
     }
-    this.#texts = texts;
-    this.#sorted = sorted;
+    for (let i = 0; i < n; i++) texts[u32[symbolsAt + i]!] = decoded[i]!;
   }
 
-  /** Bytes the listing holds: the kernel's scratch (shared by the kernel's listings) and the rank table. */
+  /** The results' texts sorted here: a new text holds a character above U+FFFF, which the kernel leaves to us. */
+  #sortedHere(results: number, count: number, symbols: Symbols): string[] {
+    const found = this.#wasm.kernel.views.u32.slice(results >>> 2, (results >>> 2) + count);
+    const out: string[] = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = symbols.text(found[i]!);
+    return out.sort();
+  }
+
+  /** Bytes the listing holds: the kernel's (scratch and order) and the texts kept here (not counting strings). */
   get memoryBytes(): number {
-    return (this.#wasm.kernel.exports.list_objects_memory_bytes() >>> 0) + this.#rank.byteLength;
+    return (this.#wasm.kernel.exports.list_objects_memory_bytes() >>> 0) + this.#texts.length * 4;
   }
 }
 

@@ -1,0 +1,318 @@
+// The order list objects returns its results in (Engine.listObjects' answers are sorted by JavaScript's default
+// string comparison), kept in the kernel across calls: symbols are never freed and their texts never change, so
+// every symbol listed once gets a rank among all the symbols listed so far, and a listing is put in order by its
+// results' ranks (a bitmap over the ranks, read in order). Only the symbols a listing meets for the first time
+// are sorted (by their bytes in the interner: a multikey quicksort) and merged into the ranked ones.
+//
+// Byte order is UTF-8 order, which is code point order; JavaScript compares UTF-16 code units. The two agree
+// except between a character above U+FFFF (4 UTF-8 bytes, lead byte 0xF0-0xF4) and one in U+E000-U+FFFF: so a
+// text holding a byte >= 0xF0 is not ranked here (list_objects_order answers -1 and the caller sorts in
+// TypeScript), and every ranked text is free of them, which keeps the ranks exact.
+//
+// The new symbols are handed to the TypeScript side with their texts (which it keeps, to map results to strings
+// without decoding them again): list_objects_fresh() is [u32 text bytes][u32 count][count × u32 symbols][the texts,
+// each followed by a NUL byte], in rank order.
+
+// The interner's layout (assembly/tables/interner.ts; src/kernels/abi/intern.ts): the header field holding the
+// entries array, and the bytes of one entry ([usize bytes pointer][u32 byte length]).
+// @ts-ignore: decorator
+@inline const I_ENTRIES: usize = 16;
+// @ts-ignore: decorator
+@inline const I_ENTRY_BYTES: usize = 8;
+// A new symbol's record while it is sorted: [usize bytes][u32 length][u32 symbol].
+// @ts-ignore: decorator
+@inline const RECORD: usize = 12;
+// Below this many records a range is sorted by insertion.
+// @ts-ignore: decorator
+@inline const SMALL: u32 = 12;
+
+// symbol -> rank + 1 (0: not ranked).
+let ranks: usize = 0;
+let ranksCap: u32 = 0;
+// The ranked symbols in order, and the array the next merge writes (the two swap).
+let order: usize = 0;
+let orderLen: u32 = 0;
+let orderCap: u32 = 0;
+let spare: usize = 0;
+let spareCap: u32 = 0;
+// The new symbols' records.
+let records: usize = 0;
+let recordsCap: u32 = 0;
+// What list_objects_fresh() returns.
+let fresh: usize = 0;
+let freshCap: usize = 0;
+// The bitmap over the ranks.
+let bits: usize = 0;
+let bitsCap: u32 = 0;
+// The interner's entries during a call.
+let entries: usize = 0;
+let seed: u32 = 0x9e3779b9;
+
+/** Bytes the order holds (ranks, ranked symbols, merge and sort scratch, the new symbols' texts, the bitmap). */
+export function orderMemoryBytes(): usize {
+  return (
+    (((<usize>ranksCap + <usize>orderCap + <usize>spareCap + <usize>bitsCap) << 2) + <usize>recordsCap * RECORD) +
+    freshCap
+  );
+}
+
+/** Address of the symbols ranked by the last list_objects_order and their texts (layout above). */
+export function list_objects_fresh(): usize {
+  return fresh;
+}
+
+/**
+ * Puts the `count` distinct symbols at `results` in the order of their texts in interner `interner` (in place),
+ * ranking those never ranked before: how many were new (their texts at list_objects_fresh()), or -1, changing
+ * nothing, when a new one's text holds a character above U+FFFF (the caller then sorts the texts itself).
+ */
+export function list_objects_order(interner: usize, results: usize, count: u32): i32 {
+  entries = load<usize>(interner, I_ENTRIES);
+  if (count > recordsCap) {
+    if (records != 0) heap.free(records);
+    recordsCap = count;
+    records = heap.alloc(<usize>count * RECORD);
+  }
+  let n: u32 = 0;
+  let textBytes: usize = 0;
+  let top: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const symbol = load<u32>(results + ((<usize>i) << 2));
+    if (symbol < ranksCap && load<u32>(ranks + ((<usize>symbol) << 2)) != 0) continue;
+    const entry = entries + <usize>symbol * I_ENTRY_BYTES;
+    const bytes = load<usize>(entry);
+    const length = load<u32>(entry, 4);
+    for (let b: u32 = 0; b < length; b++) if (load<u8>(bytes + b) >= 0xf0) return -1;
+    const r = records + <usize>n * RECORD;
+    store<usize>(r, bytes);
+    store<u32>(r, length, 4);
+    store<u32>(r, symbol, 8);
+    textBytes += <usize>length + 1;
+    if (symbol > top) top = symbol;
+    n++;
+  }
+  if (n > 0) {
+    sortRecords(0, n, 0);
+    merge(n, top);
+    writeFresh(n, textBytes);
+  } else {
+    if (fresh == 0) {
+      fresh = heap.alloc(8);
+      freshCap = 8;
+    }
+    store<u32>(fresh, 0);
+    store<u32>(fresh, 0, 4);
+  }
+  // The results by rank: a bitmap over the ranks, read in order.
+  const words = (orderLen + 31) >> 5;
+  if (words > bitsCap) {
+    if (bits != 0) heap.free(bits);
+    bitsCap = words;
+    bits = heap.alloc((<usize>words) << 2);
+  }
+  memory.fill(bits, 0, (<usize>words) << 2);
+  for (let i: u32 = 0; i < count; i++) {
+    const rank = load<u32>(ranks + ((<usize>load<u32>(results + ((<usize>i) << 2))) << 2)) - 1;
+    const w = bits + ((<usize>(rank >> 5)) << 2);
+    store<u32>(w, load<u32>(w) | (1 << (rank & 31)));
+  }
+  let at = results;
+  for (let w: u32 = 0; w < words; w++) {
+    let x = load<u32>(bits + ((<usize>w) << 2));
+    while (x != 0) {
+      const rank = (w << 5) + <u32>ctz(x);
+      store<u32>(at, load<u32>(order + ((<usize>rank) << 2)));
+      at += 4;
+      x &= x - 1;
+    }
+  }
+  return <i32>n;
+}
+
+// --- sorting the new symbols' records (multikey quicksort, Bentley & Sedgewick) ---
+
+// @ts-ignore: decorator
+@inline
+function rec(i: u32): usize {
+  return records + <usize>i * RECORD;
+}
+
+/** The byte at `depth` of record `i`'s text, or -1 past its end. */
+// @ts-ignore: decorator
+@inline
+function byteAt(i: u32, depth: u32): i32 {
+  const r = rec(i);
+  return depth < load<u32>(r, 4) ? <i32>load<u8>(load<usize>(r) + depth) : -1;
+}
+
+// @ts-ignore: decorator
+@inline
+function swap(i: u32, j: u32): void {
+  const a = rec(i);
+  const b = rec(j);
+  const a0 = load<u64>(a);
+  const a1 = load<u32>(a, 8);
+  store<u64>(a, load<u64>(b));
+  store<u32>(a, load<u32>(b, 8), 8);
+  store<u64>(b, a0);
+  store<u32>(b, a1, 8);
+}
+
+function swapRange(i: u32, j: u32, n: u32): void {
+  for (let k: u32 = 0; k < n; k++) swap(i + k, j + k);
+}
+
+/** Compares two texts (bytes and lengths) from byte `depth` on, both equal before it. */
+function compareFrom(aBytes: usize, aLength: u32, bBytes: usize, bLength: u32, depth: u32): i32 {
+  const n = aLength < bLength ? aLength : bLength;
+  for (let d = depth; d < n; d++) {
+    const x = <i32>load<u8>(aBytes + d);
+    const y = <i32>load<u8>(bBytes + d);
+    if (x != y) return x - y;
+  }
+  return <i32>aLength - <i32>bLength;
+}
+
+/** Sorts records [lo, lo + n), whose texts are equal before byte `depth`. */
+function sortRecords(lo: u32, n: u32, depth: u32): void {
+  while (n > 1) {
+    if (n < SMALL) {
+      for (let i: u32 = lo + 1; i < lo + n; i++) {
+        for (let j = i; j > lo; j--) {
+          const a = rec(j - 1);
+          const b = rec(j);
+          if (compareFrom(load<usize>(a), load<u32>(a, 4), load<usize>(b), load<u32>(b, 4), depth) <= 0) break;
+          swap(j - 1, j);
+        }
+      }
+      return;
+    }
+    seed ^= seed << 13;
+    seed ^= seed >> 17;
+    seed ^= seed << 5;
+    swap(lo, lo + seed % n);
+    const v = byteAt(lo, depth);
+    let a = lo + 1;
+    let b = a;
+    let c = lo + n - 1;
+    let d = c;
+    for (;;) {
+      while (b <= c) {
+        const r = byteAt(b, depth) - v;
+        if (r > 0) break;
+        if (r == 0) {
+          swap(a, b);
+          a++;
+        }
+        b++;
+      }
+      while (b <= c) {
+        const r = byteAt(c, depth) - v;
+        if (r < 0) break;
+        if (r == 0) {
+          swap(c, d);
+          d--;
+        }
+        c--;
+      }
+      if (b > c) break;
+      swap(b, c);
+      b++;
+      c--;
+    }
+    const end = lo + n;
+    let r = min(a - lo, b - a);
+    swapRange(lo, b - r, r);
+    r = min(d - c, end - 1 - d);
+    swapRange(b, end - r, r);
+    const less = b - a;
+    const greater = d - c;
+    sortRecords(lo, less, depth);
+    sortRecords(end - greater, greater, depth);
+    // The records equal to the pivot at this byte: on to the next byte (none past the end: they are one text).
+    if (v < 0) return;
+    lo = lo + less;
+    n = n - less - greater;
+    depth++;
+  }
+}
+
+// --- merging them into the ranked symbols ---
+
+/** Merges the `n` sorted records into the order, ranking every symbol again. */
+function merge(n: u32, top: u32): void {
+  if (top >= ranksCap) {
+    let cap: u32 = ranksCap < 1024 ? 1024 : ranksCap;
+    while (cap <= top) cap <<= 1;
+    const next = heap.alloc((<usize>cap) << 2);
+    memory.fill(next, 0, (<usize>cap) << 2);
+    if (ranks != 0) {
+      memory.copy(next, ranks, (<usize>ranksCap) << 2);
+      heap.free(ranks);
+    }
+    ranks = next;
+    ranksCap = cap;
+  }
+  const total = orderLen + n;
+  if (total > spareCap) {
+    if (spare != 0) heap.free(spare);
+    spareCap = total + (total >> 1);
+    spare = heap.alloc((<usize>spareCap) << 2);
+  }
+  let i: u32 = 0;
+  let j: u32 = 0;
+  for (let k: u32 = 0; k < total; k++) {
+    let symbol: u32;
+    if (j < n) {
+      const r = rec(j);
+      if (i < orderLen) {
+        const old = load<u32>(order + ((<usize>i) << 2));
+        const entry = entries + <usize>old * I_ENTRY_BYTES;
+        if (compareFrom(load<usize>(entry), load<u32>(entry, 4), load<usize>(r), load<u32>(r, 4), 0) < 0) {
+          symbol = old;
+          i++;
+        } else {
+          symbol = load<u32>(r, 8);
+          j++;
+        }
+      } else {
+        symbol = load<u32>(r, 8);
+        j++;
+      }
+    } else {
+      symbol = load<u32>(order + ((<usize>i) << 2));
+      i++;
+    }
+    store<u32>(spare + ((<usize>k) << 2), symbol);
+    store<u32>(ranks + ((<usize>symbol) << 2), k + 1);
+  }
+  const t = order;
+  const tc = orderCap;
+  order = spare;
+  orderCap = spareCap;
+  orderLen = total;
+  spare = t;
+  spareCap = tc;
+}
+
+/** Writes the new symbols, in rank order, and their texts to the fresh block. */
+function writeFresh(n: u32, textBytes: usize): void {
+  const bytes: usize = 8 + ((<usize>n) << 2) + textBytes;
+  if (bytes > freshCap) {
+    if (fresh != 0) heap.free(fresh);
+    freshCap = bytes + (bytes >> 1);
+    fresh = heap.alloc(freshCap);
+  }
+  store<u32>(fresh, <u32>textBytes);
+  store<u32>(fresh, n, 4);
+  let at = fresh + 8 + ((<usize>n) << 2);
+  for (let j: u32 = 0; j < n; j++) {
+    const r = rec(j);
+    store<u32>(fresh + 8 + ((<usize>j) << 2), load<u32>(r, 8));
+    const length = <usize>load<u32>(r, 4);
+    memory.copy(at, load<usize>(r), length);
+    at += length;
+    store<u8>(at, 0);
+    at++;
+  }
+}
