@@ -102,12 +102,23 @@ interface Epoch {
 }
 
 const MAX_CLOSED_EPOCHS = 8;
+/** Tuples a snapshot seed adds between returns to the event loop. */
+const SEED_SLICE = 16_384;
+/** A macrotask turn: setImmediate where there is one (Node), else setTimeout. */
+const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+    if (immediate !== undefined) immediate(resolve);
+    else setTimeout(resolve, 0);
+  });
 const now = (): number => globalThis.performance.now();
 /** Why the bound is unknown when the changelog does not reach back to 0 and there is no snapshot to read. */
 const noHistory = (revision: Revision): string =>
   `the changelog does not reach back to revision 0 (seeding at ${revision}) and no tenants were named to read a snapshot of`;
 
 export class TupleDepthBound implements ChangeListener, AsyncDisposable {
+  /** A large write reaches the bound in parts (the feed turns the event loop between them). */
+  readonly partialRevisions = true;
   readonly #store: TupleStore;
   readonly #tenants: readonly string[];
   readonly #workPerChange: number;
@@ -123,6 +134,11 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   #closedEpochs: Epoch[] = [];
   #lastRecompute = now();
   #recomputes = 0;
+  /**
+   * The last part delivered ended inside a revision (after #seen): the graph holds part of it, so a recompute now
+   * could lower the bound below what revision #seen needs. Recomputes wait for the revision's last part.
+   */
+  #midRevision = false;
 
   // Seeding and life cycle.
   /** The feed is replaying the changelog from revision 0: changes build the graph, the bound is not known yet. */
@@ -224,7 +240,7 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
 
   /** Recomputes every height exactly now (lowering the bound after deletes). No-op while unknown. */
   recompute(): void {
-    if (!Number.isFinite(this.#from) || this.#buffer !== undefined) return;
+    if (!Number.isFinite(this.#from) || this.#buffer !== undefined || this.#midRevision) return;
     const exact = this.#graph.recompute();
     this.#recomputes++;
     this.#lastRecompute = now();
@@ -240,6 +256,7 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   onChanges(changes: readonly StoredChange[], watermark: Revision): void {
     if (this.#closed) return;
     this.#seen = watermark;
+    this.#midRevision = changes.length > 0 && changes[changes.length - 1]!.revision > watermark;
     const buffer = this.#buffer;
     if (buffer !== undefined) {
       for (const change of changes) buffer.push(change);
@@ -256,6 +273,7 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
     // 0): forget everything and seed again at `revision` from a snapshot.
     if (!this.#replaying) this.#resets++;
     this.#replaying = false;
+    this.#midRevision = false;
     this.#generation++;
     this.#clear();
     this.#seen = revision;
@@ -349,7 +367,14 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
       for (const tenant of this.#tenants) {
         const tuples = await snapshot.read({ tenant });
         if (stale()) return;
-        for (const t of tuples) this.#graph.addTuple(t);
+        for (let i = 0; i < tuples.length; i++) {
+          this.#graph.addTuple(tuples[i]!);
+          // A million tuples in one task held the event loop for a second: back to it now and then.
+          if ((i + 1) % SEED_SLICE === 0) {
+            await yieldToLoop();
+            if (stale()) return;
+          }
+        }
       }
     } finally {
       snapshot.release();
@@ -365,7 +390,9 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
   /** Starts answering for revisions from `from` on, with exact heights (the seed's are only an upper bound). */
   #start(from: Revision): void {
     this.#from = from;
-    this.#epochBound = this.#graph.recompute();
+    // Mid-revision (part of a write applied): the heights, never lowered since the graph was cleared, bound every
+    // state it passed through; the exact recompute waits for the revision's last part.
+    this.#epochBound = this.#midRevision ? this.#graph.peak : this.#graph.recompute();
     this.#lastRecompute = now();
     this.#note = "";
   }

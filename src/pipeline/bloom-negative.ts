@@ -69,8 +69,20 @@ const SEP = "\u0000";
 const objectKey = (tenant: string, object: string): string => `o${SEP}${tenant}${SEP}${object}`;
 const subjectKey = (subjectTenant: string, user: string): string => `s${SEP}${subjectTenant}${SEP}${user}`;
 
+/** Tuples a rebuild adds from its snapshot between returns to the event loop. */
+const FILL_SLICE = 8192;
+/** A macrotask turn: setImmediate where there is one (Node), else setTimeout. */
+const yieldToLoop = (): Promise<void> =>
+  new Promise((resolve) => {
+    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+    if (immediate !== undefined) immediate(resolve);
+    else setTimeout(resolve, 0);
+  });
+
 export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   readonly layer = "bloom-negative";
+  /** A large write reaches the filter in parts (the feed turns the event loop between them). */
+  readonly partialRevisions = true;
   readonly #inner: CheckResolver;
   readonly #store: TupleStore;
   readonly #influence: InfluenceMap;
@@ -100,6 +112,12 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   #seeding = false;
   /** Set when that replay found the changelog trimmed: the revision the feed continues from. */
   #historyLostAt: Revision | undefined;
+  /**
+   * The last part delivered ended inside a revision (after #seen): a rebuild must not start now, since its
+   * snapshot at #seen would miss the parts already handed to the old filter only. It starts at the revision's end.
+   */
+  #midRevision = false;
+  #rebuildWanted = false;
   #closed = false;
 
   private constructor(
@@ -203,17 +221,25 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   }
 
   onChanges(changes: readonly StoredChange[], watermark: Revision): void {
+    // One kernel call per filter for the whole part (a call per key cost more than the hashing).
+    const keys: string[] = [];
     for (const change of changes) {
       if (change.op === "write") {
-        this.#add(this.#filter, change.tuple);
-        this.#add(this.#next, change.tuple);
-        this.#keys += 2;
+        this.#keysOf(change.tuple, keys);
       } else {
         this.#deletes++;
       }
     }
+    if (keys.length > 0) {
+      this.#filter?.addMany(keys);
+      this.#next?.addMany(keys);
+      this.#keys += keys.length;
+    }
     this.#seen = watermark;
-    this.#maybeRebuild();
+    this.#midRevision = changes.length > 0 && changes[changes.length - 1]!.revision > watermark;
+    if (this.#midRevision) return;
+    if (this.#rebuildWanted) this.#startRebuild();
+    else this.#maybeRebuild();
   }
 
   onReset(revision: Revision): void {
@@ -224,6 +250,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
       return;
     }
     // Changes were missed: nothing is known to be absent any more until a rebuild at `revision` or later.
+    this.#midRevision = false;
     this.#resets++;
     this.#from = Number.POSITIVE_INFINITY;
     this.#seen = revision;
@@ -297,10 +324,9 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     return false;
   }
 
-  #add(filter: BloomFilter | undefined, tuple: RelationTuple): void {
-    if (filter === undefined) return;
-    filter.add(objectKey(tuple.tenant, tuple.object));
-    filter.add(subjectKey(tuple.subjectTenant, tuple.user));
+  /** Appends the tuple's two keys (its object's and its subject's) to `keys`. */
+  #keysOf(tuple: RelationTuple, keys: string[]): void {
+    keys.push(objectKey(tuple.tenant, tuple.object), subjectKey(tuple.subjectTenant, tuple.user));
     this.#tenants.add(tuple.tenant);
     this.#tenants.add(tuple.subjectTenant);
   }
@@ -320,8 +346,19 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     try {
       for (const tenant of [...this.#tenants]) {
         const tuples = await snapshot.read({ tenant });
-        for (const t of tuples) this.#add(filter, t);
-        this.#keys += tuples.length * 2;
+        // In slices, back to the event loop between them: a million tuples in one task held it for a second.
+        // Changes after `revision` reach the filter meanwhile (as #next) through onChanges.
+        for (let start = 0; start < tuples.length; start += FILL_SLICE) {
+          const keys: string[] = [];
+          const end = Math.min(tuples.length, start + FILL_SLICE);
+          for (let i = start; i < end; i++) this.#keysOf(tuples[i]!, keys);
+          filter.addMany(keys);
+          this.#keys += keys.length;
+          if (end < tuples.length) {
+            await yieldToLoop();
+            if (this.#closed || filter.disposed) return;
+          }
+        }
       }
     } finally {
       snapshot.release();
@@ -338,6 +375,11 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
 
   #startRebuild(): void {
     if (this.#rebuilding !== undefined || this.#closed || this.#filter === undefined) return;
+    if (this.#midRevision) {
+      this.#rebuildWanted = true;
+      return;
+    }
+    this.#rebuildWanted = false;
     this.#rebuilding = this.#rebuild().finally(() => {
       this.#rebuilding = undefined;
     });

@@ -90,3 +90,73 @@ describe("ChangeFeed.subscribe({ after })", () => {
     await store.close();
   });
 });
+
+describe("ChangeFeed: a large revision in parts", () => {
+  it("hands a partialRevisions listener a 10,000-change write in parts, the watermark held back until the last, with the event loop turning between them", async () => {
+    await using store = new MemoryTupleStore();
+    await store.write({ writes: [tuple("user:a", "doc:first")], deletes: [] });
+    await using feed = await ChangeFeed.open(store);
+    const calls: { size: number; watermark: number; feedWatermark: number; last: number }[] = [];
+    let timers = 0;
+    let ticking = true;
+    const tick = (): void => {
+      timers++;
+      if (ticking) setImmediate(tick);
+    };
+    const partial: ChangeListener & { partialRevisions: true } = {
+      partialRevisions: true,
+      onChanges(changes, watermark) {
+        calls.push({
+          size: changes.length,
+          watermark,
+          feedWatermark: feed.watermark,
+          last: changes[changes.length - 1]!.revision,
+        });
+        // A slow follower: each part takes a few milliseconds, so the feed turns the loop between them.
+        const until = performance.now() + 4;
+        while (performance.now() < until);
+      },
+      onReset() {},
+    };
+    const whole = new Recorder();
+    feed.subscribe(partial);
+    feed.subscribe(whole);
+    const writes = Array.from({ length: 10_000 }, (_, i) => tuple("user:b", `doc:${i}`));
+    const { revision } = await store.write({ writes, deletes: [] });
+    tick();
+    await feed.caughtUp(revision);
+    ticking = false;
+    expect(calls.reduce((n, c) => n + c.size, 0)).toBe(10_000);
+    expect(calls.length).toBeGreaterThan(1);
+    for (const c of calls.slice(0, -1)) expect(c).toMatchObject({ watermark: revision - 1, last: revision });
+    expect(calls.at(-1)!.watermark).toBe(revision);
+    // The feed's watermark stayed at the previous revision until every listener had the whole write.
+    for (const c of calls) expect(c.feedWatermark).toBe(revision - 1);
+    expect(whole.revisions).toHaveLength(10_000);
+    expect(timers).toBeGreaterThan(1);
+  });
+
+  it("a listener replaying from an older revision while a large write is handed out gets it once, and replayed() resolves after it", async () => {
+    await using store = new MemoryTupleStore();
+    for (let i = 1; i <= 5; i++) await store.write({ writes: [tuple("user:a", `doc:${i}`)], deletes: [] });
+    await using feed = await ChangeFeed.open(store);
+    const slow: ChangeListener & { partialRevisions: true } = {
+      partialRevisions: true,
+      onChanges() {
+        const until = performance.now() + 6;
+        while (performance.now() < until);
+      },
+      onReset() {},
+    };
+    feed.subscribe(slow);
+    const writes = Array.from({ length: 10_000 }, (_, i) => tuple("user:b", `doc:x${i}`));
+    const { revision } = await store.write({ writes, deletes: [] });
+    // Let the dispatch start, then subscribe from an older revision while it pauses.
+    await new Promise((resolve) => setImmediate(resolve));
+    const late = new Recorder();
+    const subscription = feed.subscribe(late, { after: 2 });
+    await subscription.replayed();
+    expect(feed.watermark).toBe(revision);
+    expect(late.revisions).toEqual([3, 4, 5, ...Array.from({ length: 10_000 }, () => revision)]);
+  });
+});

@@ -1,0 +1,112 @@
+/**
+ * DepthGraph (src/changes/depth-graph.ts) against a plain model: a multiset of edges over (tenant, object) nodes,
+ * whose exact capped longest path is found by a depth-first search. Random adds and deletes over a few nodes
+ * (cycles, self-loops, duplicate edges, two tenants, userset subjects) drive both; after every step the counts
+ * agree, the incremental peak never falls below the exact longest path, and a recompute equals it.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { DepthGraph } from "../../src/changes/depth-graph.js";
+import { normalizeTuple } from "../../src/tuples/normalize.js";
+import type { RelationTuple } from "../../src/tuples/tuple.js";
+
+function tuple(object: string, user: string, tenant: string, subjectTenant: string): RelationTuple {
+  const n = normalizeTuple({ user, relation: "rel", object, tenant, subjectTenant }, tenant);
+  if (!n.ok) throw new Error(n.problem);
+  return n.value;
+}
+
+/** Exact longest path (edges) from any node, capped; a reachable cycle gives the cap. */
+function longest(edges: Map<string, number>, cap: number): number {
+  const out = new Map<string, string[]>();
+  for (const [key, count] of edges) {
+    if (count === 0) continue;
+    const [a, b] = key.split("|") as [string, string];
+    if (!out.has(a)) out.set(a, []);
+    out.get(a)!.push(b);
+  }
+  const memo = new Map<string, number>();
+  const onPath = new Set<string>();
+  const visit = (x: string): number => {
+    if (onPath.has(x)) return cap;
+    const known = memo.get(x);
+    if (known !== undefined) return known;
+    onPath.add(x);
+    let h = 0;
+    for (const y of out.get(x) ?? []) h = Math.max(h, Math.min(cap, 1 + visit(y)));
+    onPath.delete(x);
+    memo.set(x, h);
+    return h;
+  };
+  let max = 0;
+  for (const x of out.keys()) max = Math.max(max, visit(x));
+  return max;
+}
+
+const op = fc.record({
+  add: fc.boolean(),
+  from: fc.integer({ min: 0, max: 7 }),
+  to: fc.integer({ min: 0, max: 7 }),
+  fromTenant: fc.constantFrom("a", "b"),
+  toTenant: fc.constantFrom("a", "b"),
+  userset: fc.boolean(),
+  recompute: fc.boolean(),
+});
+
+describe("DepthGraph", () => {
+  it("property: counts, peak and recompute agree with a plain multiset of edges", () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 120 }), fc.integer({ min: 2, max: 6 }), (ops, cap) => {
+        const graph = new DepthGraph(cap);
+        const edges = new Map<string, number>();
+        let total = 0;
+        for (const o of ops) {
+          const user = o.userset ? `node:${o.to}#rel` : `node:${o.to}`;
+          const t = tuple(`node:${o.from}`, user, o.fromTenant, o.toTenant);
+          const key = `${o.fromTenant}/node:${o.from}|${o.toTenant}/node:${o.to}`;
+          const count = edges.get(key) ?? 0;
+          if (o.add) {
+            graph.addTuple(t);
+            edges.set(key, count + 1);
+            total++;
+          } else {
+            graph.removeTuple(t);
+            if (count > 0) {
+              edges.set(key, count - 1);
+              total--;
+            }
+          }
+          const exact = longest(edges, cap);
+          expect(graph.edges).toBe(total);
+          expect(graph.distinctEdges).toBe([...edges.values()].filter((c) => c > 0).length);
+          if (!graph.dirty) expect(graph.peak).toBeGreaterThanOrEqual(exact);
+          if (o.recompute) {
+            expect(graph.recompute()).toBe(exact);
+            const nodes = new Set<string>();
+            for (const [k, c] of edges) if (c > 0) for (const n of k.split("|")) nodes.add(n);
+            expect(graph.nodes).toBe(nodes.size);
+          }
+        }
+        expect(graph.recompute()).toBe(longest(edges, cap));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("grows its edge table past many rehashes and deletes every edge again", () => {
+    const graph = new DepthGraph(64);
+    const tuples: RelationTuple[] = [];
+    for (let i = 0; i < 5000; i++) tuples.push(tuple(`doc:${i}`, `folder:${i % 97}`, "t", "t"));
+    for (let i = 0; i < 97; i++)
+      tuples.push(tuple(`folder:${i}`, `folder:${(i + 1) % 97 === 0 ? "root" : i + 1}`, "t", "t"));
+    for (const t of tuples) graph.addTuple(t);
+    expect(graph.distinctEdges).toBe(tuples.length);
+    expect(graph.recompute()).toBe(64); // folder:0 → 1 → ... → 96 → root is 97 edges: past the cap
+    for (const t of tuples) graph.removeTuple(t);
+    expect(graph.edges).toBe(0);
+    expect(graph.recompute()).toBe(0);
+    expect(graph.nodes).toBe(0);
+    for (const t of tuples.slice(0, 10)) graph.addTuple(t);
+    expect(graph.recompute()).toBe(1);
+  });
+});
