@@ -18,7 +18,7 @@
 import type { Program } from "../model/program.js";
 import type { UsersetTree } from "../reference/expand.js";
 import { consistencyKey } from "../request/consistency.js";
-import { contextText, questionKey } from "../request/key.js";
+import { contextText, questionScope } from "../request/key.js";
 import { objectOf, REQUEST_FIELDS, requestObject } from "../request/requests.js";
 import type {
   CheckOptions,
@@ -102,10 +102,19 @@ export class Pipeline {
   async check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
     this.#assertOpen();
     const now = this.#clock();
-    const hit = this.#cachedAnswer(request, now);
+    const hit = this.#cachedAnswer(request, now, undefined);
     if (hit !== undefined) return hit;
     const resolved = await this.#resolved(request, now);
     return (await this.layers.outer.resolve(resolved, options.signal)).allowed;
+  }
+
+  /**
+   * The answer of a plain repeated check straight from the result cache (see #cachedAnswer), undefined when it
+   * has to go through the pipeline: lets a caller answer a hit without a promise.
+   */
+  cachedCheck(request: CheckRequest): boolean | undefined {
+    if (this.#closed) return undefined;
+    return this.#cachedAnswer(request, this.#clock(), undefined);
   }
 
   /**
@@ -122,28 +131,45 @@ export class Pipeline {
       throw new NexusError("invalid_argument", `requests must be an array, got ${describe(requests)}`);
     }
     const now = this.#clock();
-    const answers: (boolean | Error)[] = new Array(requests.length);
+    const count = requests.length;
+    const answers: (boolean | Error)[] = new Array(count);
+    // First the cache, for the whole batch (a batch's requests usually share one consistency: resolved once).
+    const memo: ConsistencyMemo = { consistency: NOT_SEEN, revision: undefined, quantized: false };
+    const missed: number[] = [];
+    for (let index = 0; index < count; index++) {
+      const hit = this.#cachedAnswer(requests[index] as CheckRequest, now, memo);
+      if (hit !== undefined) answers[index] = hit;
+      else missed.push(index);
+    }
+    if (missed.length === 0) return answers;
     const resolved: ResolvedCheck[] = [];
     const positions: number[] = [];
     // Each distinct consistency is resolved once for the batch (all of it is read at one instant).
     const revisions = new Map<unknown, Revision>();
-    for (let index = 0; index < requests.length; index++) {
+    let lastConsistency: unknown = NOT_SEEN;
+    let lastRevision: Revision = 0;
+    for (const index of missed) {
       const request = requests[index] as CheckRequest;
-      const hit = this.#cachedAnswer(request, now);
-      if (hit !== undefined) {
-        answers[index] = hit;
-        continue;
-      }
       try {
         const valid = this.#validated(request);
         const consistency = request.consistency;
-        let revision = this.revisions.peek(consistency, now);
-        if (revision === undefined) {
-          const key = consistencyKey(consistency);
-          revision = revisions.get(key);
+        let revision: Revision | undefined;
+        if (consistency === lastConsistency) {
+          // The same consistency (by identity) as the request before: the same revision, counted as a peek.
+          revision = lastRevision;
+          this.revisions.countPeek(consistency);
+        } else {
+          revision = this.revisions.peek(consistency, now);
           if (revision === undefined) {
-            revision = await this.revisions.revisionFor(consistency, now);
-            revisions.set(key, revision);
+            const key = consistencyKey(consistency);
+            revision = revisions.get(key);
+            if (revision === undefined) {
+              revision = await this.revisions.revisionFor(consistency, now);
+              revisions.set(key, revision);
+            }
+          } else {
+            lastConsistency = consistency;
+            lastRevision = revision;
           }
         }
         resolved.push(pinned(valid, valid.request.object, valid.request.relation, revision, now));
@@ -303,11 +329,12 @@ export class Pipeline {
 
   /**
    * The result cache's answer for a plain request (strings only; no context or contextual tuples; default
-   * consistency, or `{ atLeastAsFresh }` with a token already accepted) in the memoized window, found by its key
-   * alone, before validation: an entry exists only for a question that was validated, and validation depends on
-   * nothing but these strings. Undefined otherwise.
+   * consistency, or `{ atLeastAsFresh }` with a token already accepted) in the memoized window, found by its
+   * identity alone, before validation: an entry exists only for a question that was validated, and validation
+   * depends on nothing but these strings. Undefined otherwise. `memo` carries a batch's last consistency and its
+   * revision (requests of a batch usually share one consistency object).
    */
-  #cachedAnswer(request: CheckRequest, now: number): boolean | undefined {
+  #cachedAnswer(request: CheckRequest, now: number, memo: ConsistencyMemo | undefined): boolean | undefined {
     const cache = this.layers.resultCache;
     if (cache === undefined || typeof request !== "object" || request === null) return undefined;
     const { user, relation, object, tenant, subjectTenant } = request;
@@ -326,22 +353,45 @@ export class Pipeline {
     // A field no check has is refused by validation, never answered around it.
     for (const field in request) if (!CHECK_FIELDS.has(field)) return undefined;
     const { consistency } = request;
-    const quantized = consistency === undefined || consistency === "minimize_latency";
-    // A token is taken here only once the revision chooser has accepted it (checked against the store) before.
-    const revision = quantized
-      ? this.revisions.peekWindow(now)
-      : typeof consistency === "object"
-        ? this.revisions.peekToken(consistency, now)
-        : undefined;
+    let revision: Revision | undefined;
+    let quantized: boolean;
+    if (memo !== undefined && memo.consistency === consistency) {
+      revision = memo.revision;
+      quantized = memo.quantized;
+    } else {
+      quantized = consistency === undefined || consistency === "minimize_latency";
+      // A token is taken here only once the revision chooser has accepted it (checked against the store) before.
+      revision = quantized
+        ? this.revisions.peekWindow(now)
+        : typeof consistency === "object"
+          ? this.revisions.peekToken(consistency, now)
+          : undefined;
+      if (memo !== undefined) {
+        memo.consistency = consistency;
+        memo.revision = revision;
+        memo.quantized = quantized;
+      }
+    }
     if (revision === undefined) return undefined;
     const t = tenant ?? DEFAULT_TENANT;
-    const answer = cache.hit(questionKey(t, subjectTenant ?? t, object, relation, user, ""), revision, now);
+    const scope = questionScope(t, subjectTenant ?? t, relation, "")!;
+    const answer = cache.hit(scope, user, object, revision, now);
     if (answer === undefined) return undefined;
     this.#requests++;
     if (quantized) this.revisions.countWindowHit();
     else this.revisions.countTokenHit();
     return answer.allowed;
   }
+}
+
+/** A stand-in for "no consistency seen yet" (undefined is a consistency: the default). */
+const NOT_SEEN: unknown = Symbol("not seen");
+
+/** A batch's last consistency (by identity) and the revision the cache shortcut found for it. */
+interface ConsistencyMemo {
+  consistency: unknown;
+  revision: Revision | undefined;
+  quantized: boolean;
 }
 
 /** A validated question about `object`'s `relation`, pinned to `revision` at instant `now`. */
@@ -366,6 +416,6 @@ function pinned(
     now,
     context,
     contextualTuples,
-    key: text === undefined ? undefined : questionKey(tenant, subjectTenant, object, relation, user, text),
+    scope: questionScope(tenant, subjectTenant, relation, text),
   };
 }

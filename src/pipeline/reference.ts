@@ -30,6 +30,7 @@ import {
   type Resolution,
   type ResolvedCheck,
   readKey,
+  scopeOf,
 } from "./types.js";
 
 export interface ReferenceResolverOptions {
@@ -74,7 +75,11 @@ export class ReferenceResolver implements CheckResolver {
     // One scope per (revision, instant, context); a check with contextual tuples gets its own.
     const groups = new Map<string, number[]>();
     checks.forEach((c, i) => {
-      const scope = c.key === undefined ? `#${i}` : `${c.revision}\u0000${c.now}\u0000${contextPart(c.key)}`;
+      const identity = scopeOf(c);
+      const scope =
+        identity === undefined
+          ? `#${i}`
+          : `${c.revision}\u0000${c.now}\u0000${c.context === undefined ? "" : contextPart(identity)}`;
       const group = groups.get(scope);
       if (group === undefined) groups.set(scope, [i]);
       else group.push(i);
@@ -128,7 +133,7 @@ export class ReferenceResolver implements CheckResolver {
   async close(): Promise<void> {}
 }
 
-/** The context part of a question key (its last NUL-separated field). */
+/** The context part of a question's scope or key (its last NUL-separated field). */
 function contextPart(key: string): string {
   return key.slice(key.lastIndexOf("\u0000") + 1);
 }

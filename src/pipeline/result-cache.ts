@@ -18,8 +18,12 @@
  * computed. The change records are bounded (`maxTrackedLists`, `maxTrackedSubjects`): when one is full it is
  * dropped and reuse by it restarts from its floor (older answers fall back to the coarser rule).
  * Reads see every write the engine acknowledged (no quantization hides a change), so these reuse rules, not
- * old revisions, are what keep the hit rate up under writes. Entries are bounded by `maxEntries`, evicting by second chance (an approximation of least recently used
- * that costs a hit one flag write).
+ * old revisions, are what keep the hit rate up under writes. Entries are bounded by `maxEntries`, evicting by second chance (CLOCK over a ring of
+ * slots: an approximation of least recently used that costs a hit one flag write).
+ *
+ * Entries are found by (scope, user, object) through nested maps keyed by the question's own strings (ResolvedCheck
+ * `scope`): a lookup hashes strings V8 usually has hashed already, where one key text per question cost building,
+ * flattening and hashing (about a microsecond a lookup in a cache of 80k entries).
  */
 
 import type { ChangeListener } from "../changes/feed.js";
@@ -33,6 +37,7 @@ import {
   type Resolution,
   type ResolvedCheck,
   readKey,
+  scopeOf,
 } from "./types.js";
 
 export interface ResultCacheOptions {
@@ -54,27 +59,40 @@ export interface ChangeKnowledge {
 
 interface Entry {
   /** What a hit returns. */
-  readonly answer: Resolution;
+  answer: Resolution;
   /** A revision the answer holds at: where it was computed, raised to the newest one a reuse proved. */
   revision: number;
-  readonly validUntil: number;
+  validUntil: number;
   /** The request instant it was computed for (an earlier instant may still count tuples since expired). */
-  readonly computedAt: number;
-  readonly relationClass: string;
-  /** The check's subject string (per-subject reuse). */
+  computedAt: number;
+  /** The check's class (type, relation), its class string built only when a cross-revision proof needs it. */
+  objectType: string;
+  relation: string;
+  /** Where the entry sits: its scope, subject string (also per-subject reuse) and object; and its ring slot. */
+  readonly scope: string;
   readonly user: string;
+  readonly object: string;
+  readonly slot: number;
   /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
-  readonly reads: Uint32Array | undefined;
+  reads: Uint32Array | undefined;
   /** Hit since it last came up for eviction (second chance: a hit only sets this, no reordering). */
   used: boolean;
 }
+
+/** scope → user → object → entry. */
+type Scoped = Map<string, Map<string, Entry>>;
 
 export class ResultCacheResolver implements CheckResolver, ChangeListener {
   readonly layer = "result-cache";
   readonly #inner: CheckResolver;
   readonly #influence: InfluenceMap;
   readonly #maxEntries: number;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new Map<string, Scoped>();
+  /** Every entry by slot (CLOCK's ring), filled in order up to maxEntries; #hand is the next to come up. */
+  #ring: Entry[] = [];
+  #hand = 0;
+  /** Entries holding a read set: while none does, changes are not interned (see onChanges). */
+  #withReads = 0;
   /** Latest revision at which a change touched what each check class reads. */
   readonly #changedAt = new Map<string, number>();
   /** As #changedAt, counting only changes that may matter to every subject (not InfluenceMap.subjectBound). */
@@ -114,7 +132,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#ring.length;
   }
 
   async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
@@ -131,50 +149,78 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const outcomes: BatchOutcome[] = new Array(checks.length);
     const missed: number[] = [];
     for (let i = 0; i < checks.length; i++) {
-      this.#counters.requests++;
       const hit = this.#lookup(checks[i]!);
       if (hit !== undefined) outcomes[i] = hit;
       else missed.push(i);
     }
-    if (missed.length > 0) {
-      this.#counters.misses += missed.length;
-      const answers = await this.#inner.resolveMany(
-        missed.map((i) => checks[i]!),
-        signal,
-      );
-      missed.forEach((i, j) => {
-        const answer = answers[j]!;
-        outcomes[i] = answer;
-        if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
-      });
+    this.#counters.requests += checks.length;
+    if (missed.length === 0) return outcomes;
+    this.#counters.misses += missed.length;
+    const all = missed.length === checks.length;
+    const answers = await this.#inner.resolveMany(all ? checks : missed.map((i) => checks[i]!), signal);
+    for (let j = 0; j < missed.length; j++) {
+      const i = missed[j]!;
+      const answer = answers[j]!;
+      outcomes[i] = answer;
+      if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
     }
     return outcomes;
   }
 
   onChanges(changes: readonly StoredChange[]): void {
-    if (this.#listIds.size + changes.length > this.#maxTrackedLists) {
+    if (changes.length === 0) return;
+    // While no entry holds a read set (the WASM evaluator's answers carry none), changes are not interned: the
+    // floor moves past them instead, so a read set stored later is trusted only from after them (an answer computed
+    // at an older revision may still arrive; it then falls back to the class rule). Saves a string key per change
+    // at load.
+    const intern = this.#withReads > 0;
+    if (!intern) {
+      const last = changes[changes.length - 1]!.revision;
+      if (last > this.#floor) this.#floor = last;
+    } else if (this.#listIds.size + changes.length > this.#maxTrackedLists) {
       // Forget what came before this page; its own changes are recorded below.
       this.#forgetReads(changes[0]!.revision - 1);
     }
+    this.#counters.invalidations += changes.length;
+    // The class rule: consecutive changes of one class (a load writes many) raise its maps once, at the last one's
+    // revision (revisions only grow within a page).
+    let objectType = "";
+    let relation = "";
+    let subjectType = "";
+    let classes: readonly string[] = [];
+    let bound = false;
+    let pending = -1;
     for (const change of changes) {
       const t = change.tuple;
-      // Interned even when no answer read it yet: an answer computed at an older revision may still arrive.
-      const id = this.#listId(readKey(t.tenant, t.object, t.relation));
-      this.#listChangedAt[id] = change.revision;
-      this.#counters.invalidations++;
-      const reach = changeReach(this.#influence, t);
-      if (reach.subject !== undefined && this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
+      if (intern)
+        this.#listChangedAt[this.#listId(readKey(t.tenant, t.object, t.relation))] = change.revision;
+      const subject = t.subject;
+      const sType = subject.kind === "object" ? subject.type : "";
+      if (t.objectType !== objectType || t.relation !== relation || sType !== subjectType) {
+        if (pending >= 0) this.#raiseClasses(classes, pending);
+        objectType = t.objectType;
+        relation = t.relation;
+        subjectType = sType;
+        const reach = changeReach(this.#influence, t);
+        classes = reach.classes;
+        bound = reach.subject !== undefined;
+        pending = -1;
+      }
+      if (!bound) {
+        pending = change.revision;
+        continue;
+      }
+      if (this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
         // Forget per-subject changes so far: reuse across revisions before this one uses the class rule.
         this.#subjectChangedAt.clear();
         this.#subjectFloor = change.revision - 1;
       }
-      for (const cls of reach.classes) {
+      for (const cls of classes) {
         raise(this.#changedAt, cls, change.revision);
-        if (reach.subject !== undefined)
-          raise(this.#subjectChangedAt, cls + "\u0000" + reach.subject, change.revision);
-        else raise(this.#anySubjectChangedAt, cls, change.revision);
+        raise(this.#subjectChangedAt, cls + "\u0000" + t.user, change.revision);
       }
     }
+    if (pending >= 0) this.#raiseClasses(classes, pending);
   }
 
   onReset(): void {
@@ -185,12 +231,15 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
+    this.#ring = [];
+    this.#hand = 0;
+    this.#withReads = 0;
   }
 
   stats(): LayerStats[] {
     return [
       this.#counters.snapshot(this.layer, true, {
-        entries: this.#entries.size,
+        entries: this.#ring.length,
         crossRevisionHits: this.#crossRevisionHits,
         trackedLists: this.#listIds.size,
         trackedSubjects: this.#subjectChangedAt.size,
@@ -202,7 +251,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   }
 
   async close(): Promise<void> {
-    this.#entries.clear();
+    this.clear();
     this.#changedAt.clear();
     this.#anySubjectChangedAt.clear();
     this.#subjectChangedAt.clear();
@@ -212,24 +261,30 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   }
 
   /**
-   * The cached answer to the question `key` at `revision` and instant `now`, counted as a request and a hit;
-   * undefined (counted as nothing) when there is none. The chain's shortcut for plain requests whose key it can
-   * build without validating: an entry exists only for a question that passed validation.
+   * The cached answer to the question (scope, user, object) at `revision` and instant `now`, counted as a request
+   * and a hit; undefined (counted as nothing) when there is none. The chain's shortcut for plain requests whose
+   * identity it can name without validating: an entry exists only for a question that passed validation.
    */
-  hit(key: string, revision: number, now: number): Resolution | undefined {
-    const answer = this.#lookupKey(key, revision, now);
+  hit(scope: string, user: string, object: string, revision: number, now: number): Resolution | undefined {
+    const answer = this.#lookupAt(scope, user, object, revision, now);
     if (answer !== undefined) this.#counters.requests++;
     return answer;
   }
 
   #lookup(check: ResolvedCheck): Resolution | undefined {
-    const key = check.key;
-    if (key === undefined) return undefined;
-    return this.#lookupKey(key, check.revision, check.now);
+    const scope = scopeOf(check);
+    if (scope === undefined) return undefined;
+    return this.#lookupAt(scope, check.user, check.object, check.revision, check.now);
   }
 
-  #lookupKey(key: string, revision: number, now: number): Resolution | undefined {
-    const entry = this.#entries.get(key);
+  #lookupAt(
+    scope: string,
+    user: string,
+    object: string,
+    revision: number,
+    now: number,
+  ): Resolution | undefined {
+    const entry = this.#entries.get(scope)?.get(user)?.get(object);
     if (entry === undefined || now >= entry.validUntil || now < entry.computedAt) return undefined;
     if (entry.revision !== revision) {
       if (!this.#unchangedBetween(entry, revision)) {
@@ -255,7 +310,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     // and subject happened.
     if (entry.reads !== undefined && low >= this.#floor && this.#readsUnchanged(entry.reads, low))
       return true;
-    const cls = entry.relationClass;
+    const cls = `${entry.objectType}#${entry.relation}`;
     if (low >= this.#subjectFloor) {
       return (
         (this.#anySubjectChangedAt.get(cls) ?? -1) <= low &&
@@ -269,6 +324,14 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const changedAt = this.#listChangedAt;
     for (const id of reads) if (changedAt[id]! > low) return false;
     return true;
+  }
+
+  /** Raises the class maps of a class set (not subject-bound) to `revision`. */
+  #raiseClasses(classes: readonly string[], revision: number): void {
+    for (const cls of classes) {
+      raise(this.#changedAt, cls, revision);
+      raise(this.#anySubjectChangedAt, cls, revision);
+    }
   }
 
   #intern(keys: readonly string[]): Uint32Array | undefined {
@@ -288,9 +351,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#listIds.clear();
     this.#listChangedAt = [];
     this.#floor = floor;
-    for (const [key, entry] of this.#entries) {
-      this.#entries.set(key, { ...entry, reads: undefined, used: entry.used });
-    }
+    for (const entry of this.#ring) entry.reads = undefined;
+    this.#withReads = 0;
   }
 
   /** The id of a tuple list; a new one has not changed since #floor (every change since was interned). */
@@ -305,37 +367,93 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   }
 
   #store(check: ResolvedCheck, resolution: Resolution): void {
-    const key = check.key;
-    if (key === undefined || check.now >= resolution.validUntil) return;
-    const existing = this.#entries.get(key);
-    // Keep the newer answer when two revisions race (older reads still hit it when nothing changed between).
-    if (existing !== undefined && existing.revision > resolution.revision) return;
-    this.#entries.delete(key);
-    this.#entries.set(key, {
-      answer: {
-        allowed: resolution.allowed,
-        revision: resolution.revision,
-        validUntil: resolution.validUntil,
-      },
+    const scope = scopeOf(check);
+    if (scope === undefined || check.now >= resolution.validUntil || this.#maxEntries < 1) return;
+    const { user, object } = check;
+    // The answer without its read list (the entry keeps that as ids).
+    const answer: Resolution =
+      resolution.reads === undefined
+        ? resolution
+        : { allowed: resolution.allowed, revision: resolution.revision, validUntil: resolution.validUntil };
+    const existing = this.#entries.get(scope)?.get(user)?.get(object);
+    if (existing !== undefined) {
+      // Keep the newer answer when two revisions race (older reads still hit it when nothing changed between).
+      if (existing.revision > resolution.revision) return;
+      if (existing.reads !== undefined) this.#withReads--;
+      existing.answer = answer;
+      existing.revision = resolution.revision;
+      existing.validUntil = resolution.validUntil;
+      existing.computedAt = check.now;
+      existing.objectType = check.objectType;
+      existing.relation = check.relation;
+      existing.reads = this.#readsOf(resolution);
+      existing.used = false;
+      return;
+    }
+    const ring = this.#ring;
+    let slot: number;
+    if (ring.length < this.#maxEntries) {
+      slot = ring.length;
+    } else {
+      // Second chance (CLOCK): the entry under the hand goes unless it was hit since it last came up, in which
+      // case its mark is cleared and the hand moves on. Hits never reorder anything.
+      let hand = this.#hand;
+      for (;;) {
+        const candidate = ring[hand]!;
+        if (!candidate.used) break;
+        candidate.used = false;
+        hand = hand + 1 === ring.length ? 0 : hand + 1;
+      }
+      slot = hand;
+      this.#hand = hand + 1 === ring.length ? 0 : hand + 1;
+      // Before the maps are taken below: the evicted entry may leave one of them empty, and so removed.
+      this.#evict(ring[slot]!);
+    }
+    let byUser = this.#entries.get(scope);
+    if (byUser === undefined) {
+      byUser = new Map();
+      this.#entries.set(scope, byUser);
+    }
+    let byObject = byUser.get(user);
+    if (byObject === undefined) {
+      byObject = new Map();
+      byUser.set(user, byObject);
+    }
+    const entry: Entry = {
+      answer,
       revision: resolution.revision,
       validUntil: resolution.validUntil,
       computedAt: check.now,
-      relationClass: `${check.objectType}#${check.relation}`,
-      user: check.user,
-      reads: resolution.reads === undefined ? undefined : this.#intern(resolution.reads),
+      objectType: check.objectType,
+      relation: check.relation,
+      scope,
+      user,
+      object,
+      slot,
+      reads: this.#readsOf(resolution),
       used: false,
-    });
-    // Second chance (CLOCK over insertion order): the oldest entry goes unless it was hit since it last came up,
-    // in which case it moves to the back with its mark cleared. Hits never reorder the map.
-    while (this.#entries.size > this.#maxEntries) {
-      const [oldest, entry] = this.#entries.entries().next().value as [string, Entry];
-      this.#entries.delete(oldest);
-      if (entry.used) {
-        entry.used = false;
-        this.#entries.set(oldest, entry);
-      } else {
-        this.#evictions++;
-      }
+    };
+    ring[slot] = entry;
+    byObject.set(object, entry);
+  }
+
+  #readsOf(resolution: Resolution): Uint32Array | undefined {
+    if (resolution.reads === undefined) return undefined;
+    const ids = this.#intern(resolution.reads);
+    if (ids !== undefined) this.#withReads++;
+    return ids;
+  }
+
+  /** Removes an entry from the maps (its slot is about to be reused), dropping maps left empty. */
+  #evict(entry: Entry): void {
+    this.#evictions++;
+    if (entry.reads !== undefined) this.#withReads--;
+    const byUser = this.#entries.get(entry.scope)!;
+    const byObject = byUser.get(entry.user)!;
+    byObject.delete(entry.object);
+    if (byObject.size === 0) {
+      byUser.delete(entry.user);
+      if (byUser.size === 0) this.#entries.delete(entry.scope);
     }
   }
 }

@@ -89,6 +89,16 @@ export class RevisionChooser {
     return Math.max(token, this.#windowRevision, this.known.latest);
   }
 
+  /**
+   * Counts a read whose revision the caller took from an earlier peek of the same consistency (a batch's requests
+   * sharing one), as that peek counted it.
+   */
+  countPeek(consistency: Consistency | undefined): void {
+    this.#requests++;
+    if (consistency === undefined || consistency === "minimize_latency") this.#windowHits++;
+    else this.#explicit++;
+  }
+
   /** The memoized window's revision if `now` falls in it (not counted: see countWindowHit). */
   peekWindow(now: number): Revision | undefined {
     const window = this.quantizationWindowMs;

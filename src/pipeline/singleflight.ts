@@ -9,6 +9,10 @@
  *   its abort listener when it settles: nothing stays behind.
  * - A waiter that joined later than the leader's instant gets the shared answer only while that answer is still
  *   valid at its own instant (an expiry in between makes it evaluate on its own).
+ *
+ * Flights are found by object (one Map lookup of a string V8 has usually hashed already), then by revision, scope
+ * and subject among the few flights on that object: no key text is built per question. A batch's leaders get a
+ * promise only when someone joins them (most never are): the batch settles them itself when its answers come.
  */
 import { abortedError } from "./reference.js";
 import {
@@ -18,10 +22,20 @@ import {
   type LayerStats,
   type Resolution,
   type ResolvedCheck,
+  scopeOf,
 } from "./types.js";
 
 interface Flight {
-  readonly promise: Promise<Resolution>;
+  readonly revision: number;
+  readonly scope: string;
+  readonly user: string;
+  readonly object: string;
+  /** The evaluation's answer; for a batch's leader, made only when a waiter joins (see #promiseOf). */
+  promise: Promise<Resolution> | undefined;
+  /** Settles a batch leader's promise once one was made. */
+  settle: { resolve: (r: Resolution) => void; reject: (e: unknown) => void } | undefined;
+  /** A batch leader's outcome once its batch answered (a waiter joining after that gets it at once). */
+  outcome: BatchOutcome | undefined;
   /**
    * Aborts the evaluation once every waiter has given up. Absent when the leader brought no signal: the leader then
    * waits to the end, so the evaluation can never lose all its waiters (and creating a controller per check costs).
@@ -33,7 +47,9 @@ interface Flight {
 export class SingleflightResolver implements CheckResolver {
   readonly layer = "singleflight";
   readonly #inner: CheckResolver;
-  readonly #flights = new Map<string, Flight>();
+  /** object → its flight, or its flights when several are in flight on one object. */
+  readonly #flights = new Map<string, Flight | Flight[]>();
+  #inFlight = 0;
   readonly #counters = new LayerCounters();
   #maxInFlight = 0;
 
@@ -43,25 +59,43 @@ export class SingleflightResolver implements CheckResolver {
 
   /** Evaluations in flight now. */
   get inFlight(): number {
-    return this.#flights.size;
+    return this.#inFlight;
   }
 
   async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
     this.#counters.requests++;
-    if (check.key === undefined) {
+    const scope = scopeOf(check);
+    if (scope === undefined) {
       this.#counters.misses++;
       return this.#inner.resolve(check, signal);
     }
-    const flightKey = `${check.revision}\u0000${check.key}`;
-    let flight = this.#flights.get(flightKey);
+    let flight = this.#find(check.object, check.revision, scope, check.user);
+    let resolution: Resolution;
     if (flight === undefined) {
       this.#counters.misses++;
       this.#counters.evaluations++;
-      flight = this.#start(flightKey, check, signal);
+      const abort = signal === undefined ? undefined : new AbortController();
+      const promise = this.#inner.resolve(check, abort?.signal);
+      flight = this.#flight(check, scope, promise, abort, 0);
+      this.#add(flight);
+      if (signal === undefined) {
+        // The leader waits to the end: it takes the flight out of the table itself, with no handler of its own.
+        flight.waiters++;
+        try {
+          resolution = await promise;
+        } finally {
+          flight.waiters--;
+          this.#remove(flight);
+        }
+        // (An evaluator may answer for its own instant only; then even the leader evaluates again, as before.)
+        return check.now >= resolution.validUntil ? this.#inner.resolve(check, signal) : resolution;
+      }
+      const leave = (): void => this.#remove(flight!);
+      promise.then(leave, leave);
     } else {
       this.#counters.shared++;
     }
-    const resolution = await this.#wait(flightKey, flight, signal);
+    resolution = await this.#wait(flight, signal);
     if (check.now >= resolution.validUntil) {
       // The shared answer expired between the leader's instant and this waiter's: evaluate again.
       return this.#inner.resolve(check, signal);
@@ -71,40 +105,38 @@ export class SingleflightResolver implements CheckResolver {
 
   async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
     // Batches share flights question by question; the questions that lead go down together as one batch.
-    const outcomes: BatchOutcome[] = new Array(checks.length);
+    const count = checks.length;
+    const outcomes: BatchOutcome[] = new Array(count);
     const waits: Promise<void>[] = [];
     const leaders: number[] = [];
-    const settle = new Map<number, { resolve: (r: Resolution) => void; reject: (e: unknown) => void }>();
-    const shared = new AbortController();
-    for (let i = 0; i < checks.length; i++) {
+    /** The flight each leader registered (undefined for a question that is never shared). */
+    const led: (Flight | undefined)[] = [];
+    // The batch's leaders share one abort (the batch evaluates them in one call), made when someone may need it.
+    let shared: AbortController | undefined;
+    for (let i = 0; i < count; i++) {
       const check = checks[i]!;
-      this.#counters.requests++;
-      if (check.key === undefined) {
+      const scope = scopeOf(check);
+      if (scope === undefined) {
         leaders.push(i);
+        led.push(undefined);
         this.#counters.misses++;
         continue;
       }
-      const flightKey = `${check.revision}\u0000${check.key}`;
-      let flight = this.#flights.get(flightKey);
+      const flight = this.#find(check.object, check.revision, scope, check.user);
       if (flight === undefined) {
         this.#counters.misses++;
         this.#counters.evaluations++;
-        let resolve!: (r: Resolution) => void;
-        let reject!: (e: unknown) => void;
-        const promise = new Promise<Resolution>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
-        // The batch's leaders share one abort (the batch evaluates them in one call), and the batch counts as a
-        // waiter of each, so another caller giving up never aborts the batch.
-        flight = { promise, abort: shared, waiters: 1 };
-        this.#track(flightKey, flight);
-        settle.set(i, { resolve, reject });
+        // The batch counts as a waiter of each of its flights, so another caller giving up never aborts the batch:
+        // only the batch's own signal does (without one, no controller is needed).
+        if (signal !== undefined) shared ??= new AbortController();
+        const mine = this.#flight(check, scope, undefined, shared, 1);
+        this.#add(mine);
         leaders.push(i);
+        led.push(mine);
       } else {
         this.#counters.shared++;
         waits.push(
-          this.#wait(flightKey, flight, signal).then(
+          this.#wait(flight, signal).then(
             (r) => {
               outcomes[i] = r;
             },
@@ -115,30 +147,41 @@ export class SingleflightResolver implements CheckResolver {
         );
       }
     }
+    this.#counters.requests += count;
     if (leaders.length > 0) {
-      const onAbort = (): void => shared.abort(signal?.reason);
+      const onAbort = (): void => shared?.abort(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
+        const all = leaders.length === count;
         const answers = await this.#inner.resolveMany(
-          leaders.map((i) => checks[i]!),
-          shared.signal,
+          all ? checks : leaders.map((i) => checks[i]!),
+          shared?.signal ?? signal,
         );
-        leaders.forEach((i, j) => {
+        for (let j = 0; j < leaders.length; j++) {
           const answer = answers[j]!;
-          outcomes[i] = answer;
-          const pending = settle.get(i);
-          if (pending === undefined) return;
-          if (answer instanceof Error) pending.reject(answer);
-          else pending.resolve(answer);
-        });
+          outcomes[leaders[j]!] = answer;
+          const flight = led[j];
+          if (flight === undefined) continue;
+          flight.outcome = answer;
+          this.#remove(flight);
+          const settle = flight.settle;
+          if (settle === undefined) continue;
+          if (answer instanceof Error) settle.reject(answer);
+          else settle.resolve(answer);
+        }
       } catch (error) {
-        for (const pending of settle.values()) pending.reject(error);
+        for (const flight of led) {
+          if (flight === undefined || flight.outcome !== undefined) continue;
+          flight.outcome = error instanceof Error ? error : new Error(String(error));
+          this.#remove(flight);
+          flight.settle?.reject(error);
+        }
         throw signal?.aborted ? abortedError(signal) : error;
       } finally {
         signal?.removeEventListener("abort", onAbort);
       }
     }
-    await Promise.all(waits);
+    if (waits.length > 0) await Promise.all(waits);
     if (signal?.aborted) throw abortedError(signal);
     return outcomes;
   }
@@ -146,7 +189,7 @@ export class SingleflightResolver implements CheckResolver {
   stats(): LayerStats[] {
     return [
       this.#counters.snapshot(this.layer, true, {
-        inFlight: this.#flights.size,
+        inFlight: this.#inFlight,
         maxInFlight: this.#maxInFlight,
       }),
       ...this.#inner.stats(),
@@ -157,30 +200,84 @@ export class SingleflightResolver implements CheckResolver {
     await this.#inner.close();
   }
 
-  #start(flightKey: string, check: ResolvedCheck, signal: AbortSignal | undefined): Flight {
-    const abort = signal === undefined ? undefined : new AbortController();
-    const promise = this.#inner.resolve(check, abort?.signal);
-    const flight: Flight = { promise, abort, waiters: 0 };
-    this.#track(flightKey, flight);
-    return flight;
+  #flight(
+    check: ResolvedCheck,
+    scope: string,
+    promise: Promise<Resolution> | undefined,
+    abort: AbortController | undefined,
+    waiters: number,
+  ): Flight {
+    return {
+      revision: check.revision,
+      scope,
+      user: check.user,
+      object: check.object,
+      promise,
+      settle: undefined,
+      outcome: undefined,
+      abort,
+      waiters,
+    };
   }
 
-  /** Registers a flight and removes it once it settles (whoever waits). */
-  #track(flightKey: string, flight: Flight): void {
-    this.#flights.set(flightKey, flight);
-    if (this.#flights.size > this.#maxInFlight) this.#maxInFlight = this.#flights.size;
-    const leave = (): void => {
-      if (this.#flights.get(flightKey) === flight) this.#flights.delete(flightKey);
-    };
-    // The table entry goes whatever the outcome; rejections are observed by the waiters (this handler too).
-    flight.promise.then(leave, leave);
+  /** The flight in the table for this question, if any. */
+  #find(object: string, revision: number, scope: string, user: string): Flight | undefined {
+    const found = this.#flights.get(object);
+    if (found === undefined) return undefined;
+    if (!Array.isArray(found)) {
+      return found.revision === revision && found.scope === scope && found.user === user ? found : undefined;
+    }
+    for (const f of found) if (f.revision === revision && f.scope === scope && f.user === user) return f;
+    return undefined;
+  }
+
+  #add(flight: Flight): void {
+    const object = flight.object;
+    const found = this.#flights.get(object);
+    if (found === undefined) this.#flights.set(object, flight);
+    else if (Array.isArray(found)) found.push(flight);
+    else this.#flights.set(object, [found, flight]);
+    if (++this.#inFlight > this.#maxInFlight) this.#maxInFlight = this.#inFlight;
+  }
+
+  /** Takes a flight out of the table (if it is still there). */
+  #remove(flight: Flight): void {
+    const object = flight.object;
+    const found = this.#flights.get(object);
+    if (found === flight) {
+      this.#flights.delete(object);
+      this.#inFlight--;
+    } else if (Array.isArray(found)) {
+      const i = found.indexOf(flight);
+      if (i < 0) return;
+      found.splice(i, 1);
+      if (found.length === 1) this.#flights.set(object, found[0]!);
+      this.#inFlight--;
+    }
+  }
+
+  /** The flight's answer as a promise, made on first need for a batch's leader. */
+  #promiseOf(flight: Flight): Promise<Resolution> {
+    if (flight.promise !== undefined) return flight.promise;
+    const outcome = flight.outcome;
+    if (outcome !== undefined) {
+      flight.promise = outcome instanceof Error ? Promise.reject(outcome) : Promise.resolve(outcome);
+    } else {
+      flight.promise = new Promise<Resolution>((resolve, reject) => {
+        flight.settle = { resolve, reject };
+      });
+    }
+    // Its rejection is observed by the waiters; this keeps an unwaited one from being reported as unhandled.
+    flight.promise.catch(() => {});
+    return flight.promise;
   }
 
   /** Waits for a flight on behalf of one caller, whose signal cancels only its own wait. */
-  #wait(flightKey: string, flight: Flight, signal: AbortSignal | undefined): Promise<Resolution> {
+  #wait(flight: Flight, signal: AbortSignal | undefined): Promise<Resolution> {
+    const promise = this.#promiseOf(flight);
     if (signal === undefined) {
       flight.waiters++;
-      return flight.promise.finally(() => {
+      return promise.finally(() => {
         flight.waiters--;
       });
     }
@@ -200,11 +297,11 @@ export class SingleflightResolver implements CheckResolver {
         if (flight.waiters === 0) {
           // Nobody wants this answer any more: stop the evaluation and forget it now.
           flight.abort?.abort(signal.reason);
-          if (this.#flights.get(flightKey) === flight) this.#flights.delete(flightKey);
+          this.#remove(flight);
         }
       };
       signal.addEventListener("abort", onAbort, { once: true });
-      flight.promise.then(
+      promise.then(
         (r) => {
           if (done) return;
           finish();

@@ -28,10 +28,27 @@ export interface ResolvedCheck {
   /** Normalized contextual tuples (a check with any is never cached or shared). */
   readonly contextualTuples: readonly RelationTuple[];
   /**
-   * What identifies the question apart from revision and time (tenants, object, relation, subject, context), or
-   * undefined when it must not be cached or shared (contextual tuples, a context that has no stable text).
+   * What identifies the question apart from its object, its subject (`user`), revision and time: the relation
+   * alone for a question in the default tenant, from it, without a context; else tenants, relation and context
+   * text NUL-separated (questionScope). Undefined when the question must not be cached or shared (contextual
+   * tuples, a context that has no stable text). Caches and singleflight key on (scope, user, object) with nested
+   * maps of the request's own strings: no key text is built or hashed per question.
    */
-  readonly key: string | undefined;
+  readonly scope?: string | undefined;
+  /**
+   * The older form of the identity: the whole question as one text (questionKey). A check made by hand may give it
+   * instead of `scope`; the pipeline sets `scope` only. See scopeOf.
+   */
+  readonly key?: string | undefined;
+}
+
+/**
+ * The identity of `check` apart from object and user, undefined when it must not be cached or shared: its scope,
+ * else its whole key (a key names object and user too, so (key, user, object) still identifies the question).
+ */
+export function scopeOf(check: ResolvedCheck): string | undefined {
+  const scope = check.scope;
+  return scope !== undefined ? scope : check.key;
 }
 
 /** An answer and the range over which it holds. */

@@ -4,6 +4,7 @@
  * each layer decides how they matter.
  */
 import type { ConditionContext } from "../conditions/cel.js";
+import { DEFAULT_TENANT } from "../tuples/tuple.js";
 
 const SEP = "\u0000";
 
@@ -16,6 +17,23 @@ export function questionKey(
   contextText: string,
 ): string {
   return tenant + SEP + subjectTenant + SEP + object + SEP + relation + SEP + user + SEP + contextText;
+}
+
+/**
+ * The part of a question's identity besides its object and subject: `relation` alone for the common question (the
+ * default tenant, asked from it, no context), so it costs no string building; else tenants, relation and context
+ * text NUL-separated. The two forms never meet: a relation name holds no NUL. Undefined `contextText` (no stable
+ * text) gives undefined (not to be cached).
+ */
+export function questionScope(
+  tenant: string,
+  subjectTenant: string,
+  relation: string,
+  contextText: string | undefined,
+): string | undefined {
+  if (contextText === undefined) return undefined;
+  if (contextText === "" && tenant === DEFAULT_TENANT && subjectTenant === DEFAULT_TENANT) return relation;
+  return tenant + SEP + subjectTenant + SEP + relation + SEP + contextText;
 }
 
 /** Deepest nesting a condition context may have (objects and arrays). */
