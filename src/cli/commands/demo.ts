@@ -320,6 +320,10 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
       ),
     );
 
+    // The scenario's engine is done: closed now, so its background work (change feed, warming) and its caches do
+    // not share the process with the bench section's engine (the bench runs each engine alone). Idempotent.
+    await engine.close();
+
     // --- the peer benchmark's workload, measured as the bench measures it (its answers held to the reference)
     let benchWrong = 0;
     if (benchFiles > 0) {
