@@ -264,6 +264,55 @@ describe("list objects in the kernel: where it steps aside, and what it keeps", 
     }
   });
 
+  it("orders like Array.prototype.sort: many ids, shared prefixes, non-ASCII, listed in rounds", async () => {
+    await ready();
+    // Characters around the UTF-8/UTF-16 disagreement (U+E000-U+FFFF against astral ones) and other multi-byte
+    // ones, prefixes of one another, and plain ASCII.
+    const alphabet = ["a", "b", "z", "0", "9", "_", "-", "é", "ß", "中", "\uE000", "\uFFEE", "\uFB01", "~"];
+    const idArb = (letters: readonly string[]) =>
+      fc.array(fc.constantFrom(...letters), { minLength: 1, maxLength: 6 }).map((c) => c.join(""));
+    const roundsArb = (letters: readonly string[]) =>
+      fc.array(fc.uniqueArray(idArb(letters), { minLength: 1, maxLength: 300, size: "large" }), {
+        minLength: 1,
+        maxLength: 4,
+      });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(roundsArb(alphabet), roundsArb([...alphabet, "\u{1F600}", "\u{10000}"])),
+        async (rounds) => {
+          const store = new MemoryTupleStore();
+          const wasm = new WasmEvaluator({ program: groups, store });
+          try {
+            const q = { tenant: DEFAULT_TENANT, type: "doc", relation: "view", user: "user:anne" };
+            const expected = new Set<string>();
+            for (const [r, ids] of rounds.entries()) {
+              // Each round adds docs under the user's folder, and one the user cannot see.
+              const docs = ids.map((id) => `doc:${id}`).filter((d) => !expected.has(d));
+              const writes = docs.map((d) => key(d, "parent", "folder:f"));
+              if (r === 0) writes.push(key("folder:f", "viewer", "user:anne"));
+              writes.push(key(`doc:hidden${r}`, "owner", "user:bob"));
+              await store.write({ writes: writes.map(normalized), deletes: [] });
+              for (const d of docs) expected.add(d);
+              const revision = await store.currentRevision();
+              expect(await listObjectsInKernel(wasm, q, revision)).toEqual([...expected].sort());
+              // Another subject's listing in between ranks other symbols among the same ones.
+              expect(await listObjectsInKernel(wasm, { ...q, user: "user:bob" }, revision)).toEqual(
+                rounds
+                  .slice(0, r + 1)
+                  .map((_, k) => `doc:hidden${k}`)
+                  .sort(),
+              );
+            }
+          } finally {
+            await wasm.close();
+            await store.close();
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
   it("declines a model that is not union-only", async () => {
     await ready();
     const program = compileModel(`model
