@@ -84,6 +84,10 @@ describe("nexus-fast demo: what it prints", () => {
         `\\n  listObjects \\([\\d,]+–[\\d,]+ results\\), first / second, median per user\\s+${TIME} / ${TIME}`,
       ),
     );
+    // Who answered the section's calls: no check of this workload leaves the WASM evaluator and the caches.
+    const section = /the calls above were answered by (.*)\n/.exec(out);
+    expect(section?.[1]).toMatch(/WASM/);
+    expect(section?.[1]).not.toMatch(/reference/);
     const checks = BENCH_COUNTS.single + BENCH_COUNTS.folders * 2 + BENCH_COUNTS.bulks * 1000;
     expect(out).toContain(
       `answers: ${checks.toLocaleString("en-US")} checks (2,000 single, 30 folders, 5 bulks of 1,000) as the reference evaluator's, ${listingUsers().length} listings as the workload's own answers`,

@@ -284,6 +284,13 @@ export async function runDemo(args: string[], io: Io): Promise<number> {
             : `${formatCount(differing)} answers differ from the reference evaluator (WRONG)`),
       ),
     );
+    if (bulkBy.routed.size > 0 && benchFiles > 0) {
+      io.out(
+        indent(
+          "(the bench's workload, below, has no expiring, conditional or cross-tenant tuple: none of its checks go to the reference)",
+        ),
+      );
+    }
 
     // --- revoke
     const revoked = scenario.revoke.tuple;

@@ -14,7 +14,16 @@
 import { createEngine } from "../../engine/engine.js";
 import type { Io } from "../io.js";
 import { formatCount, renderTable } from "../table.js";
-import { formatCheckRate, formatDuration, mean, median, p95, timed } from "./measure.js";
+import {
+  answerers,
+  describeMany,
+  formatCheckRate,
+  formatDuration,
+  mean,
+  median,
+  p95,
+  timed,
+} from "./measure.js";
 import {
   buildWorkload,
   folderFiles,
@@ -68,6 +77,8 @@ export async function runBenchWorkload(
       consistency = { atLeastAsFresh: token };
     }
   });
+  // What answered the section's calls (engine.stats() around all of them; read outside every timing).
+  const statsBefore = engine.stats();
   const check = (q: Question) =>
     engine.check({ user: q.user, relation: "view", object: q.object, consistency });
   const checkBulk = (qs: readonly Question[]) =>
@@ -133,6 +144,8 @@ export async function runBenchWorkload(
     listSecond.push(ms);
   }
 
+  const by = answerers(statsBefore, engine.stats());
+
   // --- The answers, held to the reference evaluator (no WASM, no caches) over the same store, and the listings
   // to the workload's own answers (the reference lists by the same reverse expansion as the engine).
   const asked = [...singles, ...folderBatches.flat(), ...bulkBatches.flat()];
@@ -181,6 +194,7 @@ export async function runBenchWorkload(
       .map((l) => `  ${l}`)
       .join("\n"),
   );
+  io.out(`  the calls above were ${describeMany(by)}`);
   io.out(
     wrong === 0
       ? `  answers: ${formatCount(asked.length)} checks (${formatCount(singles.length)} single, ${folderBatches.length} folders, ${bulkBatches.length} bulks of 1,000) ` +
