@@ -348,8 +348,8 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
   }
 
   /**
-   * Hands the page to every live listener, letting the event loop turn between listeners (and between parts of
-   * the page for a listener that takes partial revisions). The watermark moves only once every listener has the
+   * Hands the page to every live listener; a large page lets the event loop turn between listeners (and between
+   * parts of the page for a listener that takes partial revisions). The watermark moves only once every listener has the
    * page: until then a reader or a waiter sees the old one. A listener joining the fan-out meanwhile (a replay
    * reaching the old watermark) is visited too, since a Set's iteration reaches entries added during it.
    */
@@ -381,8 +381,12 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
       } else {
         listener.onChanges(page, watermark);
       }
-      await this.#pause();
-      if (this.#stop.signal.aborted) return;
+      // A small page goes to every listener in one task, as it always did (cheap, and a reader sees every layer
+      // take it at once); a large one may pause between listeners.
+      if (page.length > PART) {
+        await this.#pause();
+        if (this.#stop.signal.aborted) return;
+      }
     }
     this.#watermark = watermark;
     const took = now() - woken;

@@ -62,6 +62,11 @@ import { SlotIndex } from "./slots.js";
 
 export class TigerResolver implements CheckResolver, ChangeListener {
   readonly layer = "tiger";
+  /**
+   * A large write may reach the layer in parts: it only logs changes and marks classes, and whether a bitmap is
+   * reused across revisions is decided against the feed's watermark, which moves once every part is delivered.
+   */
+  readonly partialRevisions = true;
   readonly #inner: CheckResolver;
   readonly #materializeAfter: number;
   readonly #counters = new LayerCounters();
