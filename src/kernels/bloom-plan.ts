@@ -119,6 +119,61 @@ export function planBloomFilter(capacity: number, fpRate: number): BloomPlan {
   const cacheKey = `${capacity}/${fpRate}`;
   const cached = plans.get(cacheKey);
   if (cached !== undefined) return cached;
+  const plan = capacity > SCALE_FROM ? scaledPlan(capacity, fpRate) : searchedPlan(capacity, fpRate);
+  if (plans.size >= 256) plans.delete(plans.keys().next().value!);
+  plans.set(cacheKey, plan);
+  return plan;
+}
+const plans = new Map<string, BloomPlan>();
+
+/**
+ * Above this capacity a plan is scaled from the plan at it instead of searched afresh. A block's load is
+ * Binomial(n, 1/blocks), which for n this large is Poisson(n / blocks) to many digits: the rate depends on keys a
+ * block only, so the best k stays and the blocks scale with n. The scaled count is then moved block by block to
+ * the fewest that meet the rate (a few evaluations, where the full search took 10-50 ms: a layer sizing a filter
+ * for a rebuild paid that in one task).
+ */
+const SCALE_FROM = 65_536;
+
+function scaledPlan(capacity: number, fpRate: number): BloomPlan {
+  const base = planBloomFilter(SCALE_FROM, fpRate);
+  const k = base.hashes;
+  const meets = (blocks: number) => blockedFpRate(capacity, blocks, k, fpRate) <= fpRate;
+  let blocks = Math.min(BLOOM_MAX_BLOCKS, Math.ceil((base.blocks * capacity) / SCALE_FROM));
+  if (!meets(blocks)) {
+    if (!meets(BLOOM_MAX_BLOCKS)) return searchedPlan(capacity, fpRate);
+    let step = 1;
+    while (!meets(Math.min(BLOOM_MAX_BLOCKS, blocks + step))) step *= 2;
+    let lo = blocks + (step >> 1);
+    let hi = Math.min(BLOOM_MAX_BLOCKS, blocks + step);
+    while (hi - lo > 1) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      if (meets(mid)) hi = mid;
+      else lo = mid;
+    }
+    blocks = hi;
+  } else {
+    let step = 1;
+    while (blocks - step >= 1 && meets(blocks - step)) step *= 2;
+    let lo = Math.max(0, blocks - step);
+    let hi = blocks - (step >> 1);
+    // Invariant: meets(hi), and lo is 0 or fails.
+    while (hi - lo > 1) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      if (meets(mid)) hi = mid;
+      else lo = mid;
+    }
+    blocks = hi;
+  }
+  return {
+    blocks,
+    hashes: k,
+    bitsPerKey: (blocks * BLOOM_BLOCK_BITS) / capacity,
+    expectedFpRate: blockedFpRate(capacity, blocks, k),
+  };
+}
+
+function searchedPlan(capacity: number, fpRate: number): BloomPlan {
   const blocksFor = (k: number) =>
     k >= 1 && k <= BLOOM_MAX_HASHES
       ? (fewestBlocks(capacity, fpRate, k) ?? Number.POSITIVE_INFINITY)
@@ -144,17 +199,13 @@ export function planBloomFilter(capacity: number, fpRate: number): BloomPlan {
       { capacity, fpRate, maxBytes: BLOOM_MAX_BLOCKS * BLOCK_BYTES },
     );
   }
-  const plan: BloomPlan = {
+  return {
     blocks,
     hashes: k,
     bitsPerKey: (blocks * BLOOM_BLOCK_BITS) / capacity,
     expectedFpRate: blockedFpRate(capacity, blocks, k),
   };
-  if (plans.size >= 256) plans.delete(plans.keys().next().value!);
-  plans.set(cacheKey, plan);
-  return plan;
 }
-const plans = new Map<string, BloomPlan>();
 
 function fewestBlocks(n: number, target: number, k: number): number | undefined {
   const meets = (blocks: number) => blockedFpRate(n, blocks, k, target) <= target;
