@@ -31,7 +31,8 @@ function targetOf(t: RelationTuple): string | undefined {
 }
 
 const grow = (a: Int32Array, size: number, fill?: number): Int32Array<ArrayBuffer> => {
-  const next = new Int32Array(Math.max(size, a.length * 2, 16));
+  // 1.5×, not 2×: at a million nodes a doubling can leave most of a 4 MB array unused.
+  const next = new Int32Array(Math.max(size, Math.ceil(a.length * 1.5), 16));
   next.set(a);
   if (fill !== undefined) next.fill(fill, a.length);
   return next;
@@ -53,6 +54,8 @@ export class DepthGraph {
   /** Per tenant: object → node id. */
   readonly #ids: Map<string, number>[] = [];
   #nodeCount = 0;
+  #lastTenant: string | undefined;
+  #lastIds: Map<string, number> | undefined;
   /** id → its object (undefined for a free id) and tenant index, to drop it from #ids. */
   #keys: (string | undefined)[] = [];
   #tenantOf: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -122,6 +125,8 @@ export class DepthGraph {
   }
 
   #tenantMap(tenant: string): Map<string, number> {
+    // Nearly every tuple of a write is in the tenant of the one before.
+    if (tenant === this.#lastTenant) return this.#lastIds!;
     let t = this.#tenantIds.get(tenant);
     if (t === undefined) {
       t = this.#tenantNames.length;
@@ -129,10 +134,13 @@ export class DepthGraph {
       this.#tenantNames.push(tenant);
       this.#ids.push(new Map());
     }
-    return this.#ids[t]!;
+    this.#lastTenant = tenant;
+    this.#lastIds = this.#ids[t]!;
+    return this.#lastIds;
   }
 
   #lookup(tenant: string, object: string): number | undefined {
+    if (tenant === this.#lastTenant) return this.#lastIds!.get(object);
     const t = this.#tenantIds.get(tenant);
     return t === undefined ? undefined : this.#ids[t]!.get(object);
   }
@@ -365,6 +373,8 @@ export class DepthGraph {
     this.#tenantIds.clear();
     this.#tenantNames.length = 0;
     this.#ids.length = 0;
+    this.#lastTenant = undefined;
+    this.#lastIds = undefined;
     this.#nodeCount = 0;
     this.#keys = [];
     this.#tenantOf = new Int32Array(0);
