@@ -4,8 +4,8 @@
  * - list objects: in a union-only model whose reverse expansion reaches exactly the allowed objects, the expansion
  *   alone: in the WASM kernel over the tenant's compiled graph when the evaluator has one at the revision
  *   (src/wasm-eval/list-objects.ts), else over a store snapshot (src/reference/exact-list-objects.ts
- *   exactListObjects); otherwise the reference's reverse expansion gives the
- *   candidates (a superset of the answer) and each is asked as one batch through the layers, so a listing shares
+ *   exactListObjects); otherwise the same reverse expansion gives the candidates (a superset of the answer: in
+ *   the kernel where it can, else the reference's over a snapshot) and each is asked as one batch through the layers, so a listing shares
  *   the result cache, Bloom, singleflight, Tiger and the evaluator with checks, and leaves its answers in the cache
  *   for the checks that follow it.
  * - list users and expand: no layer answers these, so they go straight to the reference evaluator at the revision.
@@ -22,7 +22,7 @@ import { snapshotAtLeast } from "../request/consistency.js";
 import type { ValidExpand, ValidListObjects, ValidListUsers } from "../request/validate.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
-import { listObjectsInKernel } from "../wasm-eval/list-objects.js";
+import { candidateObjectsInKernel, listObjectsInKernel } from "../wasm-eval/list-objects.js";
 import type { CheckResolver, DepthGuard, ResolvedCheck } from "./types.js";
 
 /** What the listing queries read: the store, the model, the depth limit. */
@@ -90,15 +90,16 @@ export async function listObjectsThrough(
   // contextual tuples, no check able to reach the depth limit. The kernel's gives up (undefined) when its graph is
   // not at the revision or holds a flagged tuple, the snapshot's on meeting a cross-tenant or conditional tuple;
   // the candidates are then checked one by one below.
+  const plain =
+    query.subject.kind === "object" && query.subjectTenant === tenant && query.contextualTuples.length === 0;
+  const kernelQuery = { tenant, type, relation, user };
   if (
     exact &&
-    query.subject.kind === "object" &&
-    query.subjectTenant === tenant &&
-    query.contextualTuples.length === 0 &&
+    plain &&
     context.depthGuard({ objectType: type, relation, revision: at.revision } as ResolvedCheck)
   ) {
     if (context.wasm !== undefined) {
-      const listed = await listObjectsInKernel(context.wasm, { tenant, type, relation, user }, at.revision);
+      const listed = await listObjectsInKernel(context.wasm, kernelQuery, at.revision);
       if (listed !== undefined) return listed;
     }
     const snapshot = await snapshotAtLeast(store, at.revision);
@@ -109,16 +110,21 @@ export async function listObjectsThrough(
       snapshot.release();
     }
   }
-  const candidates = await evaluateAt(context, query, { ...at, exact: false }, (ev) =>
-    candidateObjects(ev, {
-      tenant,
-      subjectTenant: query.subjectTenant,
-      type,
-      relation,
-      subject: query.subject,
-      user,
-    }),
-  );
+  // The candidates by the same expansion in the kernel where it can (sorted already), else over a snapshot.
+  const candidates =
+    (plain && context.wasm !== undefined
+      ? await candidateObjectsInKernel(context.wasm, kernelQuery, at.revision)
+      : undefined) ??
+    (await evaluateAt(context, query, { ...at, exact: false }, (ev) =>
+      candidateObjects(ev, {
+        tenant,
+        subjectTenant: query.subjectTenant,
+        type,
+        relation,
+        subject: query.subject,
+        user,
+      }),
+    ));
   const checks = [...candidates].map(pinned);
   const outcomes = await outer.resolveMany(checks, signal);
   const allowed: string[] = [];

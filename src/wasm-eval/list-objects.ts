@@ -76,7 +76,13 @@ export function reverseProgram(compiled: CompiledProgram): Uint32Array {
 /** Per evaluator: its reverse program in kernel memory, and the texts of the symbols listed so far. */
 class KernelListing {
   readonly #wasm: WasmEvaluator;
+  /** Reverse expansion alone is the answer (reverseExpansionIsExact). */
   readonly exact: boolean;
+  /**
+   * Reverse expansion gives the reference's candidates (src/reference/list-objects.ts candidateObjects): the same
+   * steps, positive positions only, in any OpenFGA program (SpiceDB's arrows also follow userset subjects).
+   */
+  readonly candidates: boolean;
   #block = 0;
   /** symbol -> its text, for every symbol the kernel has ranked ("" elsewhere: kept dense, never a dictionary). */
   #texts: string[] = new Array<string>(1024).fill("");
@@ -84,6 +90,7 @@ class KernelListing {
   constructor(wasm: WasmEvaluator) {
     this.#wasm = wasm;
     this.exact = reverseExpansionIsExact(wasm.compiled.program);
+    this.candidates = wasm.compiled.program.format !== "spicedb";
   }
 
   /** The reverse program's address in the kernel's memory (written at the first listing). */
@@ -98,9 +105,9 @@ class KernelListing {
     return this.#block;
   }
 
-  /** See listObjectsInKernel. */
-  async list(query: KernelListQuery, revision: Revision): Promise<string[] | undefined> {
-    if (!this.exact) return undefined;
+  /** See listObjectsInKernel and candidateObjectsInKernel. */
+  async list(query: KernelListQuery, revision: Revision, exact: boolean): Promise<string[] | undefined> {
+    if (exact ? !this.exact : !this.candidates) return undefined;
     const wasm = this.#wasm;
     const { typeIds, relationIds } = wasm.compiled;
     const type = typeIds.get(query.type);
@@ -193,7 +200,23 @@ export function listObjectsInKernel(
   revision: Revision,
 ): Promise<string[] | undefined> {
   if (wasm.closed) return Promise.resolve(undefined);
-  return listingOf(wasm).list(query, revision);
+  return listingOf(wasm).list(query, revision, true);
+}
+
+/**
+ * The reference's candidates for list objects (candidateObjects: a superset of the answer, each to be checked) at
+ * exactly `revision`, sorted, by the same reverse expansion in the kernel, in any OpenFGA program (intersections
+ * and exclusions too: only their positive positions are followed); undefined where the graph cannot stand for
+ * the snapshot (not at the revision, or holding a flagged tuple) or in a SpiceDB program. The caller has checked
+ * that the subject is a plain object of the request's own tenant and that there are no contextual tuples.
+ */
+export function candidateObjectsInKernel(
+  wasm: WasmEvaluator,
+  query: KernelListQuery,
+  revision: Revision,
+): Promise<string[] | undefined> {
+  if (wasm.closed) return Promise.resolve(undefined);
+  return listingOf(wasm).list(query, revision, false);
 }
 
 /** Bytes held for kernel listings by the evaluator (0 before its first). */
