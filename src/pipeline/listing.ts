@@ -5,9 +5,9 @@
  *   alone: in the WASM kernel over the tenant's compiled graph when the evaluator has one at the revision
  *   (src/wasm-eval/list-objects.ts), else over a store snapshot (src/reference/exact-list-objects.ts
  *   exactListObjects); otherwise the same reverse expansion gives the candidates (a superset of the answer: in
- *   the kernel where it can, else the reference's over a snapshot) and each is asked as one batch through the layers, so a listing shares
- *   the result cache, Bloom, singleflight, Tiger and the evaluator with checks, and leaves its answers in the cache
- *   for the checks that follow it.
+ *   the kernel where it can, else the reference's over a snapshot) and each is asked as one batch through the
+ *   layers, so a listing shares the result cache, Bloom, singleflight, Tiger and the evaluator with checks, and
+ *   leaves its answers in the cache for the checks that follow it.
  * - list users and expand: no layer answers these, so they go straight to the reference evaluator at the revision.
  */
 
