@@ -252,7 +252,7 @@ tests:
 
 describe("nexus-fast demo", () => {
   it("builds the scenario and prints its tables, every answer as required", async () => {
-    const result = await run("demo", "--files", "200", "--bulk", "50");
+    const result = await run("demo", "--files", "200", "--bulk", "50", "--bench-size", "0");
     expect(result.err).toBe("");
     expect(result.code).toBe(0);
     for (const heading of [
@@ -290,7 +290,7 @@ describe("nexus-fast demo", () => {
 
   it("leaves nothing running", async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
-    expect((await run("demo", "--files", "50", "--bulk", "10", "--fs-files", "4")).code).toBe(0);
+    expect((await run("demo", "--files", "50", "--bulk", "10", "--fs-files", "4", "--bench-size", "0")).code).toBe(0);
     const after = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
     expect(after).toBeLessThanOrEqual(before);
   });

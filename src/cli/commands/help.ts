@@ -38,6 +38,7 @@ const COMMAND_HELP: Record<string, string> = {
   preset: PRESET_HELP,
   storage: STORAGE_HELP,
   demo: `Usage: nexus-fast demo [--files N] [--bulk N] [--seed N] [--expire-ms N] [--fs-files N] [--data DIR]
+                      [--bench-size SIZE]
 
 Builds a realistic Nexus filesystem with the built-in Nexus preset model: two tenants, teams nested five deep,
 a folder tree with thousands of files, shares, one cross-tenant grant and one expiring grant. Then it checks,
@@ -53,6 +54,8 @@ Options:
   --expire-ms N   how long the expiring grant lives, in ms (default 3000)
   --fs-files N    files the agents write into the filesystem (default: --files, at most 1000)
   --data DIR      the filesystem's data directory, kept afterwards (default: a temporary one, removed)
+  --bench-size S  the "same workload as the bench" section's size: 10k, 100k (default), 1m, files per leaf
+                  folder, or 0 to leave it out
 `,
   check: `Usage: nexus-fast check [--model FILE] [--tuples FILE]... [options] <user> <relation> <object>
 
