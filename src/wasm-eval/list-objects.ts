@@ -84,6 +84,8 @@ class KernelListing {
    */
   readonly candidates: boolean;
   #block = 0;
+  /** A kernel call failed: no more listings here. */
+  #broken = false;
   /** symbol -> its text, for every symbol the kernel has ranked ("" elsewhere: kept dense, never a dictionary). */
   #texts: string[] = new Array<string>(1024).fill("");
 
@@ -107,7 +109,7 @@ class KernelListing {
 
   /** See listObjectsInKernel and candidateObjectsInKernel. */
   async list(query: KernelListQuery, revision: Revision, exact: boolean): Promise<string[] | undefined> {
-    if (exact ? !this.exact : !this.candidates) return undefined;
+    if (this.#broken || (exact ? !this.exact : !this.candidates)) return undefined;
     const wasm = this.#wasm;
     const { typeIds, relationIds } = wasm.compiled;
     const type = typeIds.get(query.type);
@@ -117,14 +119,33 @@ class KernelListing {
     if (wasm.graphIfCurrent(query.tenant, revision) === undefined) await wasm.graphAt(query.tenant, revision);
     // Taken after the wait and used before the next one: another request may move the graph on meanwhile.
     const graph = wasm.graphIfCurrent(query.tenant, revision);
-    if (graph === undefined || graph.flagged > 0) return undefined;
+    if (graph === undefined || graph.flagged > 0 || this.#broken) return undefined;
     const symbols = wasm.symbols;
     const subject = symbols.lookup(query.user) ?? ABSENT;
     const wildcard = symbols.wildcardOf(userType);
-    const kernel = wasm.kernel;
+    try {
+      return this.#walk(graph.pointer, subject, wildcard, type, relation, symbols);
+    } catch {
+      // A trap (memory could not grow) may have left the ranks half merged, or texts unkept: this evaluator's
+      // listings go the other way from now on.
+      this.#broken = true;
+      return undefined;
+    }
+  }
+
+  /** The kernel's walk and order, and the results' texts (synchronous: the graph stays at its revision). */
+  #walk(
+    graph: number,
+    subject: number,
+    wildcard: number,
+    type: number,
+    relation: number,
+    symbols: Symbols,
+  ): string[] {
+    const kernel = this.#wasm.kernel;
     const e = kernel.exports;
     const block = this.#programBlock();
-    const count = e.list_objects(graph.pointer, block, subject, wildcard, type, relation) >>> 0;
+    const count = e.list_objects(graph, block, subject, wildcard, type, relation) >>> 0;
     if (count === 0) return [];
     const results = e.list_objects_results() >>> 0;
     const fresh = e.list_objects_order(symbols.internerPointer, results, count);
