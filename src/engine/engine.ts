@@ -199,10 +199,16 @@ export class Engine implements AsyncDisposable {
    * Whether `user` has `relation` on `object`. `options.signal` abandons this request alone (NexusError
    * "aborted"); an evaluation it shares with identical requests goes on for them.
    */
-  async check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
-    this.#assertOpen();
-    requestObject(options, "check options", REQUEST_FIELDS.callOptions);
-    return this.#chain.check(request, options);
+  check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
+    // Not async: a cached answer is handed back as the chain's settled promise, without another one around it.
+    // Whatever is thrown here still reaches the caller as a rejection.
+    try {
+      this.#assertOpen();
+      requestObject(options, "check options", REQUEST_FIELDS.callOptions);
+      return this.#chain.check(request, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**

@@ -192,7 +192,20 @@ export class CheckChain implements AsyncDisposable {
   /** Whether `user` has `relation` on `object` (as Engine.check). */
   check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
     const warmer = this.#warmer;
-    const answer = this.#pipeline.check(request, options);
+    // A plain repeated check answered by the result cache costs one settled promise, no async step.
+    const pipeline = this.#pipeline;
+    const now = pipeline.now();
+    let hit: boolean | undefined;
+    try {
+      hit = pipeline.cachedCheck(request, now);
+    } catch (error) {
+      return Promise.reject(error); // a request whose fields throw as they are read: a rejection, as before
+    }
+    if (hit !== undefined) {
+      warmer?.observe(request);
+      return Promise.resolve(hit);
+    }
+    const answer = pipeline.checkUncached(request, options, now);
     if (warmer === undefined) return answer;
     return answer.then((allowed) => {
       warmer.observe(request);

@@ -104,17 +104,29 @@ export class Pipeline {
     const now = this.#clock();
     const hit = this.#cachedAnswer(request, now, undefined);
     if (hit !== undefined) return hit;
-    const resolved = await this.#resolved(request, now);
-    return (await this.layers.outer.resolve(resolved, options.signal)).allowed;
+    return this.checkUncached(request, options, now);
+  }
+
+  /** The instant a request starting now is answered at (the pipeline's clock). */
+  now(): number {
+    return this.#clock();
   }
 
   /**
-   * The answer of a plain repeated check straight from the result cache (see #cachedAnswer), undefined when it
-   * has to go through the pipeline: lets a caller answer a hit without a promise.
+   * The answer of a plain repeated check straight from the result cache (see #cachedAnswer) at instant `now`,
+   * undefined when it has to go through the pipeline (checkUncached, same instant): lets a caller answer a hit
+   * without an async step.
    */
-  cachedCheck(request: CheckRequest): boolean | undefined {
+  cachedCheck(request: CheckRequest, now: number): boolean | undefined {
     if (this.#closed) return undefined;
-    return this.#cachedAnswer(request, this.#clock(), undefined);
+    return this.#cachedAnswer(request, now, undefined);
+  }
+
+  /** check after its cache shortcut missed (cachedCheck): validate, pin, the layers. */
+  async checkUncached(request: CheckRequest, options: CheckOptions, now: number): Promise<boolean> {
+    this.#assertOpen();
+    const resolved = await this.#resolved(request, now);
+    return (await this.layers.outer.resolve(resolved, options.signal)).allowed;
   }
 
   /**

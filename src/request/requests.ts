@@ -11,7 +11,6 @@ import { opaqueSubjectTypes, tupleProblem } from "../model/tuple-rules.js";
 import { defaultTenant, normalizeTuple } from "../tuples/normalize.js";
 import {
   describeTuple,
-  formatSubject,
   parseObject,
   parseSubject,
   type RelationTuple,
@@ -93,7 +92,9 @@ export function subjectOf(
     typeOf(program, subject.type, field);
   }
   if (subject.kind === "userset") relationOfType(program, subject.type, subject.relation, field);
-  return { subject, user: formatSubject(subject) };
+  // parseSubject takes only the text formatSubject writes (it splits the text, never rewrites it), so the string
+  // form is the text itself: no new string, and one whose hash V8 may already hold.
+  return { subject, user: value as string };
 }
 
 /**

@@ -104,12 +104,61 @@ export function validCheck(program: Program, request: CheckRequest, maxContextua
   requestObject(request, "a check request", REQUEST_FIELDS.check);
   const tenant = tenantOf(request.tenant);
   const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
-  const objectType = objectOf(program, request.object).type;
+  const objectType = checkObjectType(program, request.object);
   relationOfType(program, objectType, request.relation);
-  const { subject, user } = subjectOf(program, request.user);
+  const { subject, user } = checkSubject(program, request.user);
   const context = contextOf(request.context);
   const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
   return { request, tenant, subjectTenant, objectType, subject, user, context, contextualTuples };
+}
+
+/**
+ * The last object type and subject validCheck accepted, per program: consecutive checks (a batch, a listing, one
+ * user's requests) mostly repeat them, and then skip the parse, the type lookups and a new subject object. Subjects
+ * are never mutated, so sharing one is safe; a different program or text takes the full path.
+ */
+let lastProgram: Program | undefined;
+let lastType = "";
+let lastUserText = "";
+let lastSubject: { subject: Subject; user: string } | undefined;
+
+/** objectOf(program, value).type, skipping the parse when the type is the one accepted last. */
+function checkObjectType(program: Program, value: unknown): string {
+  if (program === lastProgram && typeof value === "string") {
+    const type = lastType;
+    const colon = type.length;
+    // The same conditions as parseObject + objectOf for a text starting with an accepted `type:`: a non-empty id
+    // that is not the wildcard, no NUL.
+    if (
+      value.length > colon + 1 &&
+      value.charCodeAt(colon) === 58 && // ":"
+      value.startsWith(type) &&
+      value.indexOf(":") === colon &&
+      !(value.length === colon + 2 && value.charCodeAt(colon + 1) === 42) && // "*"
+      !value.includes("\u0000")
+    ) {
+      return type;
+    }
+  }
+  const type = objectOf(program, value).type;
+  if (program !== lastProgram) {
+    lastProgram = program;
+    lastSubject = undefined;
+    lastUserText = "";
+  }
+  lastType = type;
+  return type;
+}
+
+/** subjectOf(program, value), the same object again when `value` is the text accepted last. */
+function checkSubject(program: Program, value: unknown): { subject: Subject; user: string } {
+  if (program === lastProgram && value === lastUserText && lastSubject !== undefined) return lastSubject;
+  const subject = subjectOf(program, value);
+  if (program === lastProgram) {
+    lastUserText = value as string;
+    lastSubject = subject;
+  }
+  return subject;
 }
 
 /** @throws NexusError naming the first bad field. */

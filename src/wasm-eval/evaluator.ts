@@ -120,6 +120,8 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
   readonly #graphs: TenantGraphs;
   /** One encoded request (its last word stays 0, as eval_check_many's records want). */
   readonly #scratch = new Uint32Array(RECORD_WORDS);
+  /** Request records of a batch, encoded before they go into kernel memory in one copy (grown as needed). */
+  #recordBuffer = new Uint32Array(RECORD_WORDS * 64);
   #programPtr: number;
   #closed = false;
 
@@ -385,10 +387,10 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     const recordBytes = RECORD_WORDS * 4;
     const ptr = ex.alloc(count * recordBytes + count) >>> 0;
     try {
-      // Encoded in request order; those the model does not know are left out (routed). Encoding may look a
-      // string up in kernel memory and grow it: the view is taken afresh for every record.
-      const scratch = this.#scratch;
-      const base = ptr >>> 2;
+      // Encoded in request order into a JavaScript buffer, then copied into kernel memory at once (encoding may
+      // look a string up in kernel memory and grow it, so no view is held across it; fetching one per record cost
+      // a memory.buffer read each). Those the model does not know are left out (routed).
+      const records = this.#records(count);
       const encoded: number[] = [];
       for (const i of indices) {
         if (this.#reachesIntersectionArrow(queries[i]!)) {
@@ -396,16 +398,16 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
           answers[i] = undefined;
           continue;
         }
-        if (!encodeCheck(this.compiled, this.#symbols, queries[i]!, scratch, 0)) {
+        if (!encodeCheck(this.compiled, this.#symbols, queries[i]!, records, encoded.length * RECORD_WORDS)) {
           this.stats.routed.unknown++;
           answers[i] = undefined;
           continue;
         }
-        this.kernel.views.u32.set(scratch, base + encoded.length * RECORD_WORDS);
         encoded.push(i);
       }
       const n = encoded.length;
       if (n === 0) return;
+      this.kernel.views.u32.set(records.subarray(0, n * RECORD_WORDS), ptr >>> 2);
       const out = ptr + n * recordBytes;
       ex.eval_check_many(graph.pointer, ptr, n, out, this.compiled.monotone ? 1 : 0);
       const u8 = this.kernel.views.u8;
@@ -454,6 +456,15 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
    */
   async #reach(tenant: string, revision: Revision): Promise<void> {
     if (this.graphIfCurrent(tenant, revision) === undefined) await this.graphAt(tenant, revision);
+  }
+
+  /** A buffer of at least `count` request records (zeroed: each record's last word stays 0). */
+  #records(count: number): Uint32Array {
+    const words = count * RECORD_WORDS;
+    if (this.#recordBuffer.length < words) {
+      this.#recordBuffer = new Uint32Array(Math.max(words, this.#recordBuffer.length * 2));
+    }
+    return this.#recordBuffer;
   }
 
   /** Whether the query's relation can reach a SpiceDB intersection arrow (its check goes to the reference). */
