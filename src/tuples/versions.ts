@@ -113,8 +113,7 @@ export class VersionIndex {
   insert(tuple: RelationTuple, revision: Revision): RelationTuple | undefined {
     const version: Version = { tuple, created: revision, deleted: LIVE };
     const { tenant } = tuple;
-    const relations = child(this.#byObject, tenant, () => new Map<string, Map<string, Slot>>());
-    const objects = child(relations, tuple.relation, () => new Map<string, Slot>());
+    const objects = this.#objects(tenant, tuple.relation, true)!;
     const slot = objects.get(tuple.object);
     let replaced: RelationTuple | undefined;
     if (slot === undefined) {
@@ -128,17 +127,8 @@ export class VersionIndex {
       if (slot instanceof Bucket) addToBucket(slot, tenant, version);
       else objects.set(tuple.object, slotWith(slot, tenant, version));
     }
-    push(
-      child(this.#bySubject, tuple.subjectTenant, () => new Map()),
-      tuple.user,
-      version,
-    );
-    const types = child(this.#byType, tenant, () => new Map<string, Map<string, Version[]>>());
-    push(
-      child(types, tuple.objectType, () => new Map()),
-      tuple.relation,
-      version,
-    );
+    this.#subjectList(tuple.subjectTenant, tuple.user).push(version);
+    this.#typeList(tenant, tuple.objectType, tuple.relation).push(version);
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
     this.#liveCount++;
     return replaced;
@@ -174,6 +164,7 @@ export class VersionIndex {
 
   /** Drops the versions deleted at or before `horizon` (no reader can ask for a revision before it). */
   collect(horizon: Revision): void {
+    this.#forget();
     const gone = (v: Version): boolean => v.deleted !== LIVE && v.deleted <= horizon;
     // Each list a collected version is in is filtered once, however many of its versions go.
     const objectSlots = new Set<Map<string, Slot>>();
@@ -222,6 +213,7 @@ export class VersionIndex {
   }
 
   clear(): void {
+    this.#forget();
     this.#byObject.clear();
     this.#bySubject.clear();
     this.#byType.clear();
@@ -292,8 +284,90 @@ export class VersionIndex {
     );
   }
 
+  // The last map or list each index handed out: the tuples of a batch mostly share their tenant and relation,
+  // their type, often their subject, so most lookups end here. collect() and clear() forget them.
+  #lastTenant = "";
+  #lastRelation = "";
+  #lastObjects: Map<string, Slot> | undefined;
+  #lastSubjectTenant = "";
+  #lastUser = "";
+  #lastSubjectList: Version[] | undefined;
+  #lastTypeTenant = "";
+  #lastType = "";
+  #lastTypeRelation = "";
+  #lastTypeList: Version[] | undefined;
+
+  #forget(): void {
+    this.#lastObjects = undefined;
+    this.#lastSubjectList = undefined;
+    this.#lastTypeList = undefined;
+  }
+
+  /** The slots of (tenant, relation), made when `create`. */
+  #objects(tenant: string, relation: string, create: boolean): Map<string, Slot> | undefined {
+    if (this.#lastObjects !== undefined && this.#lastRelation === relation && this.#lastTenant === tenant) {
+      return this.#lastObjects;
+    }
+    let relations = this.#byObject.get(tenant);
+    if (relations === undefined) {
+      if (!create) return undefined;
+      relations = new Map();
+      this.#byObject.set(tenant, relations);
+    }
+    let objects = relations.get(relation);
+    if (objects === undefined) {
+      if (!create) return undefined;
+      objects = new Map();
+      relations.set(relation, objects);
+    }
+    this.#lastTenant = tenant;
+    this.#lastRelation = relation;
+    this.#lastObjects = objects;
+    return objects;
+  }
+
+  /** The list of (subjectTenant, user), made when missing. */
+  #subjectList(subjectTenant: string, user: string): Version[] {
+    if (
+      this.#lastSubjectList !== undefined &&
+      this.#lastUser === user &&
+      this.#lastSubjectTenant === subjectTenant
+    ) {
+      return this.#lastSubjectList;
+    }
+    const users = child(this.#bySubject, subjectTenant, () => new Map<string, Version[]>());
+    const list = child(users, user, () => []);
+    this.#lastSubjectTenant = subjectTenant;
+    this.#lastUser = user;
+    this.#lastSubjectList = list;
+    return list;
+  }
+
+  /** The list of (tenant, objectType, relation), made when missing. */
+  #typeList(tenant: string, objectType: string, relation: string): Version[] {
+    if (
+      this.#lastTypeList !== undefined &&
+      this.#lastTypeRelation === relation &&
+      this.#lastType === objectType &&
+      this.#lastTypeTenant === tenant
+    ) {
+      return this.#lastTypeList;
+    }
+    const types = child(this.#byType, tenant, () => new Map<string, Map<string, Version[]>>());
+    const list = child(
+      child(types, objectType, () => new Map<string, Version[]>()),
+      relation,
+      () => [],
+    );
+    this.#lastTypeTenant = tenant;
+    this.#lastType = objectType;
+    this.#lastTypeRelation = relation;
+    this.#lastTypeList = list;
+    return list;
+  }
+
   #liveVersion(identity: TupleIdentity): Version | undefined {
-    const slot = this.#byObject.get(identity.tenant)?.get(identity.relation)?.get(identity.object);
+    const slot = this.#objects(identity.tenant, identity.relation, false)?.get(identity.object);
     if (slot === undefined) return undefined;
     return findLive(slot, identity.tenant, identity.subjectTenant, identity.user);
   }
@@ -303,7 +377,7 @@ export class VersionIndex {
     this.#liveCount--;
     this.#dead.push(version);
     const t = version.tuple;
-    const slot = this.#byObject.get(t.tenant)?.get(t.relation)?.get(t.object);
+    const slot = this.#objects(t.tenant, t.relation, false)?.get(t.object);
     if (slot instanceof Bucket && slot.live !== undefined) {
       slot.live.delete(subjectKey(t.tenant, t.subjectTenant, t.user));
     }
@@ -367,12 +441,6 @@ function pickVisible(versions: readonly Version[] | undefined, revision: Revisio
   if (versions === undefined) return out;
   for (const v of versions) if (visible(v, revision)) out.push(v.tuple);
   return out;
-}
-
-function push(index: Map<string, Version[]>, key: string, version: Version): void {
-  const list = index.get(key);
-  if (list === undefined) index.set(key, [version]);
-  else list.push(version);
 }
 
 /** Drops the versions `gone` says are collected from `list` (index.get(key)), and the list once it is empty. */
