@@ -29,6 +29,17 @@ export type Normalized<T> =
 export class TupleInterner {
   readonly #types = new Map<string, string>();
   readonly #subjects = new Map<string, Subject>();
+  readonly #relations = new Set<string>();
+
+  /** Whether `relation` was checked (and found a relation name) before. */
+  knowsRelation(relation: string): boolean {
+    return this.#relations.has(relation);
+  }
+
+  /** Remembers that `relation` is a relation name. */
+  addRelation(relation: string): void {
+    this.#relations.add(relation);
+  }
 
   /** The type name `type` (checked already) as the first instance this interner saw of it. */
   type(type: string): string {
@@ -106,12 +117,12 @@ function checkIdentity(
   if (objectText.length === colon + 2 && objectText.charCodeAt(colon + 1) === STAR) {
     return `object cannot be a wildcard, got ${describe(key.object)}`;
   }
-  if (
-    typeof key.relation !== "string" ||
-    !RELATION_NAME.test(key.relation) ||
-    key.relation.includes("\u0000")
-  ) {
-    return `relation must be a relation name, got ${describe(key.relation)}`;
+  const relation = key.relation as unknown;
+  if (typeof relation !== "string" || interner === undefined || !interner.knowsRelation(relation)) {
+    if (typeof relation !== "string" || !RELATION_NAME.test(relation) || relation.includes("\u0000")) {
+      return `relation must be a relation name, got ${describe(key.relation)}`;
+    }
+    interner?.addRelation(relation);
   }
   const subject =
     interner !== undefined && typeof key.user === "string"

@@ -256,7 +256,7 @@ export class VersionIndex {
     const { tenant, object, objectType, relation, user } = filter;
     const out: RelationTuple[] = [];
     if (object !== undefined) {
-      // One object: its slot on each relation (or on the one asked for).
+      // One object: its slot on each relation (or on the one asked for), which matches object and relation.
       const relations = this.#byObject.get(tenant);
       if (relations === undefined) return out;
       const slots =
@@ -264,24 +264,26 @@ export class VersionIndex {
           ? [relations.get(relation)?.get(object)]
           : [...relations.values()].map((objects) => objects.get(object));
       for (const slot of slots) if (slot !== undefined) addVisible(out, slot, revision);
-    } else {
-      // Every list of the tenant's types (or of the one asked for), each tuple being in exactly one.
-      const types = this.#byType.get(tenant);
-      if (types === undefined) return out;
-      for (const [type, relations] of types) {
-        if (objectType !== undefined && type !== objectType) continue;
-        for (const [name, list] of relations) {
-          if (relation !== undefined && name !== relation) continue;
-          for (const v of list) if (visible(v, revision)) out.push(v.tuple);
+      return out.filter(
+        (t) =>
+          (objectType === undefined || t.objectType === objectType) &&
+          (user === undefined || t.user === user),
+      );
+    }
+    // Every list of the tenant's types (or of the one asked for): each tuple is in exactly one, and the lists
+    // picked already match objectType and relation.
+    const types = this.#byType.get(tenant);
+    if (types === undefined) return out;
+    for (const [type, relations] of types) {
+      if (objectType !== undefined && type !== objectType) continue;
+      for (const [name, list] of relations) {
+        if (relation !== undefined && name !== relation) continue;
+        for (const v of list) {
+          if (visible(v, revision) && (user === undefined || v.tuple.user === user)) out.push(v.tuple);
         }
       }
     }
-    return out.filter(
-      (t) =>
-        (objectType === undefined || t.objectType === objectType) &&
-        (relation === undefined || t.relation === relation) &&
-        (user === undefined || t.user === user),
-    );
+    return out;
   }
 
   // The last map or list each index handed out: the tuples of a batch mostly share their tenant and relation,
