@@ -28,6 +28,9 @@ export class WasmResolver implements CheckResolver {
   readonly wasm: WasmEvaluator;
   readonly #reference: CheckResolver;
   readonly #counters = new LayerCounters();
+  #sharedRevision = -1;
+  #allowed: Resolution = { allowed: true, revision: -1, validUntil: Number.POSITIVE_INFINITY };
+  #denied: Resolution = { allowed: false, revision: -1, validUntil: Number.POSITIVE_INFINITY };
 
   /** `reference` answers what the kernel does not (the chain's ReferenceResolver). */
   constructor(wasm: WasmEvaluator, reference: CheckResolver) {
@@ -116,6 +119,13 @@ export class WasmResolver implements CheckResolver {
     this.#counters.evaluations++;
     this.#counters.hits++;
     if (answer instanceof Error) return answer;
-    return { allowed: answer, revision: check.revision, validUntil: Number.POSITIVE_INFINITY };
+    // Resolutions are read-only: the two of the last revision are shared by every answer at it (no object per
+    // question; the result cache keeps them as they are).
+    if (check.revision !== this.#sharedRevision) {
+      this.#sharedRevision = check.revision;
+      this.#allowed = { allowed: true, revision: check.revision, validUntil: Number.POSITIVE_INFINITY };
+      this.#denied = { allowed: false, revision: check.revision, validUntil: Number.POSITIVE_INFINITY };
+    }
+    return answer ? this.#allowed : this.#denied;
   }
 }

@@ -295,9 +295,13 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       this.stats.routed.cross_tenant++;
       return undefined;
     }
-    await this.#reach(query.tenant, revision);
-    // Read after the wait, evaluated before the next one: another request may have moved the graph on meanwhile.
-    const graph = this.graphIfCurrent(query.tenant, revision);
+    // The graph at the revision (no await when it is there already, the common case); read after any wait and
+    // evaluated before the next one: another request may have moved the graph on meanwhile.
+    let graph = this.graphIfCurrent(query.tenant, revision);
+    if (graph === undefined) {
+      await this.graphAt(query.tenant, revision);
+      graph = this.graphIfCurrent(query.tenant, revision);
+    }
     if (graph === undefined) {
       this.stats.routed.stale_revision++;
       return undefined;
@@ -338,16 +342,28 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
    */
   async checkMany(queries: readonly CheckQuery[], revision: Revision): Promise<WasmAnswer[]> {
     const answers: WasmAnswer[] = new Array(queries.length).fill(undefined);
+    // Grouped by tenant; a batch in one tenant (the common case) with no Map lookup per query.
     const byTenant = new Map<string, number[]>();
+    let lastTenant: string | undefined;
+    let lastList: number[] | undefined;
     for (let i = 0; i < queries.length; i++) {
       const q = queries[i]!;
       if (q.subjectTenant !== q.tenant) {
         this.stats.routed.cross_tenant++;
         continue;
       }
-      const list = byTenant.get(q.tenant);
-      if (list === undefined) byTenant.set(q.tenant, [i]);
-      else list.push(i);
+      if (q.tenant === lastTenant) {
+        lastList!.push(i);
+        continue;
+      }
+      let list = byTenant.get(q.tenant);
+      if (list === undefined) {
+        list = [];
+        byTenant.set(q.tenant, list);
+      }
+      list.push(i);
+      lastTenant = q.tenant;
+      lastList = list;
     }
     for (const [tenant, indices] of byTenant) {
       if (this.parallel !== undefined && indices.length > getParallelThreshold("bulkCheck")) {
@@ -363,8 +379,11 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
           continue;
         }
       }
-      await this.#reach(tenant, revision);
-      const graph = this.graphIfCurrent(tenant, revision);
+      let graph = this.graphIfCurrent(tenant, revision);
+      if (graph === undefined) {
+        await this.graphAt(tenant, revision);
+        graph = this.graphIfCurrent(tenant, revision);
+      }
       if (graph === undefined) {
         this.stats.routed.stale_revision += indices.length;
         continue;
@@ -449,14 +468,6 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
   }
 
   // --- internals ---
-
-  /**
-   * Brings the tenant's graph to `revision` if it is behind. Callers then take graphIfCurrent() synchronously and
-   * evaluate before their next await: another request may advance the graph while this one waits.
-   */
-  async #reach(tenant: string, revision: Revision): Promise<void> {
-    if (this.graphIfCurrent(tenant, revision) === undefined) await this.graphAt(tenant, revision);
-  }
 
   /** A buffer of at least `count` request records (zeroed: each record's last word stays 0). */
   #records(count: number): Uint32Array {
