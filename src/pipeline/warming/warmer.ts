@@ -19,6 +19,7 @@ import type { ChangeListener } from "../../changes/feed.js";
 import type { Revision, StoredChange } from "../../tuples/types.js";
 import { NexusError } from "../../util/errors.js";
 import { Lru } from "./lru.js";
+import { Observations } from "./observations.js";
 import { functionOption, nonNegativeNumber, optionsObject, positiveInteger } from "./options.js";
 import {
   type Access,
@@ -68,6 +69,12 @@ export interface WarmerOptions {
   readonly quantizationWindowMs?: number;
   /** After a change, re-warm the last access (and its predictions) of this many most recent users (default 16). */
   readonly refreshUsers?: number;
+  /**
+   * After a change, no warm call starts for this many ms (default 10; clock time): the requests that follow a
+   * write (its writer's next read) are answered first, and they, not the warmer, pay for the first questions at
+   * the new revision.
+   */
+  readonly afterChangeMs?: number;
   /** Epoch ms (default Date.now): the chain's clock, for the budget, recency and window boundaries. */
   readonly clock?: () => number;
 }
@@ -94,16 +101,13 @@ export interface WarmerStats {
   readonly aborted: number;
   /** Refreshes run after changes. */
   readonly refreshes: number;
+  /** Steps of the loop cut short to let the event loop turn (each ran SLICE_MS, 4 ms, of real time). */
+  readonly slices: number;
   readonly queueLength: number;
   readonly pendingAccesses: number;
   readonly inFlight: number;
   readonly tracker: AccessTrackerStats;
 }
-
-/** An access or listing as observed, waiting for the loop to learn it. */
-type Observation =
-  | { readonly access: WarmQuestion; readonly plain: boolean; readonly at: number }
-  | { readonly listing: Listing; readonly at: number };
 
 /** Objects of a listing kept for learning: a copy bounded on the request path (trackers read 64 by default). */
 const LISTING_PREFIX = 256;
@@ -119,6 +123,23 @@ function setKeepAlive(timer: Timer, keepAlive: boolean): void {
 
 const MAX_BACKOFF_MS = 1000;
 
+/**
+ * The longest one step of the loop runs (ms of real time) before it yields to the event loop: learning and
+ * predicting cost microseconds each, so a slice takes hundreds of them, and a request or a write waits at most this.
+ */
+const SLICE_MS = 4;
+/** Observations learned, and visits predicted, between two looks at the clock. */
+const LEARN_CHECK = 32;
+const PREDICT_CHECK = 4;
+/** Questions in a warm call before their cost is known (a first check at a new revision may take a millisecond). */
+const FIRST_BATCH = 8;
+
+/** Real time for slicing (the warmer's own clock may be simulated). */
+const monotonicNow: () => number =
+  typeof performance !== "undefined" && typeof performance.now === "function"
+    ? () => performance.now()
+    : Date.now;
+
 export class Warmer implements ChangeListener, AsyncDisposable {
   readonly tracker: AccessTracker;
   readonly #warm: WarmFn;
@@ -132,8 +153,9 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   readonly #recentMs: number;
   readonly #window: number;
   readonly #refreshUsers: number;
+  readonly #afterChangeMs: number;
   /** Observed accesses and listings, not learned yet (learning happens in the loop, off the request path). */
-  readonly #observations: Ring<Observation>;
+  readonly #observations: Observations;
   /** Learned visits waiting to be predicted from. */
   readonly #pending: Ring<TrackedVisit>;
   /** Questions waiting, oldest first (a re-predicted one moves to the back). */
@@ -149,6 +171,8 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   #refreshDue: number[] = [];
   /** Warm results and asks from before this instant predate a visible change: not "recent" any more. */
   #freshSince = Number.NEGATIVE_INFINITY;
+  /** No warm call starts before this instant (clock): the requests right after a change go first. */
+  #holdUntil = Number.NEGATIVE_INFINITY;
   #tokens: number;
   #tokensAt: number;
   #timer: Timer | undefined;
@@ -168,6 +192,9 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   #lastError: string | undefined;
   #aborted = 0;
   #refreshes = 0;
+  /** Measured real time one warm question costs (ms, smoothed; 0 before the first call): sizes batches. */
+  #questionMs = 0;
+  #slices = 0;
 
   constructor(options: WarmerOptions) {
     const o = optionsObject(options, "warmer options");
@@ -193,13 +220,14 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     this.#maxInFlight = positiveInteger("maxInFlight", o.maxInFlight, 2);
     this.#maxQueue = positiveInteger("maxQueue", o.maxQueue, 1024);
     const maxPending = positiveInteger("maxPendingAccesses", o.maxPendingAccesses, 1024);
-    this.#observations = new Ring(maxPending);
+    this.#observations = new Observations(maxPending);
     this.#pending = new Ring(maxPending);
     this.#recentMs = nonNegativeNumber("recentMs", o.recentMs, 5000);
     this.#recent = new Lru(positiveInteger("maxRecent", o.maxRecent, 20_000));
     this.#window = positiveInteger("quantizationWindowMs", o.quantizationWindowMs, 0, 0);
     this.#refreshUsers = positiveInteger("refreshUsers", o.refreshUsers, 16, 0);
     this.#latest = new Ring(Math.max(1, 4 * this.#refreshUsers));
+    this.#afterChangeMs = nonNegativeNumber("afterChangeMs", o.afterChangeMs, 10);
     this.#tokens = this.#burst;
     this.#tokensAt = this.#clock();
   }
@@ -221,8 +249,13 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     // Its plain answer is now cached (unless the request carried context or contextual tuples).
     const a = access as { context?: unknown; contextualTuples?: unknown };
     const plain = a.context === undefined && a.contextualTuples === undefined;
-    // Copied (the caller may reuse the object); learning and predicting happen in the loop.
-    this.#take({ access: questionOf(access, access.object), plain, at: this.#clock() });
+    // Its fields are recorded (the caller may reuse the object), nothing allocated; learning happens in the loop.
+    const at = this.#clock();
+    this.#observed++;
+    const { user, relation, object, tenant, subjectTenant } = access;
+    if (this.#observations.pushAccess(user, relation, object, tenant, subjectTenant, plain, at))
+      this.#dropped++;
+    this.#wake(at);
   }
 
   /**
@@ -253,13 +286,17 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     };
     if (listing.tenant !== undefined) copy.tenant = listing.tenant;
     if (listing.subjectTenant !== undefined) copy.subjectTenant = listing.subjectTenant;
-    this.#take({ listing: copy, at: this.#clock() });
+    const at = this.#clock();
+    this.#observed++;
+    if (this.#observations.pushListing(copy, at)) this.#dropped++;
+    this.#wake(at);
   }
 
   /**
    * Resolves when the warmer has nothing it may do now: every observed access predicted, no warm call in flight,
-   * and the queue empty or the rate budget spent (or the warmer closed). Work is started at once, not at the
-   * next timer: with a simulated clock this makes warming deterministic between steps.
+   * and the queue empty, the rate budget spent or warm calls held after a change (or the warmer closed). The
+   * first slice of work runs at once, not at the next timer, and while someone waits here a finished warm call
+   * goes on at once: with a simulated clock this makes warming deterministic between steps.
    */
   idle(): Promise<void> {
     if (this.#closing !== undefined) return Promise.resolve();
@@ -295,6 +332,7 @@ export class Warmer implements ChangeListener, AsyncDisposable {
       ...(this.#lastError !== undefined ? { lastError: this.#lastError } : {}),
       aborted: this.#aborted,
       refreshes: this.#refreshes,
+      slices: this.#slices,
       queueLength: this.#queue.size,
       pendingAccesses: this.#observations.length + this.#pending.length,
       inFlight: this.#inFlight.size,
@@ -328,27 +366,33 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     this.#settle();
   }
 
-  #take(observation: Observation): void {
-    this.#observed++;
-    if (this.#observations.push(observation)) this.#dropped++;
-    this.#schedule(0, observation.at);
+  /**
+   * Makes sure the loop runs soon after an observation. The common case (a loop step already due) is two field
+   * reads: the request path pays no timer call.
+   */
+  #wake(at: number): void {
+    if (this.#timer !== undefined && this.#timerDue <= at) return;
+    this.#schedule(0, at);
   }
 
-  /** Learns one observation (in the loop); queues it for prediction. */
-  #learn(observation: Observation): void {
+  /** Learns the oldest observation (in the loop); queues it for prediction. */
+  #learnNext(): void {
+    const observations = this.#observations;
+    const at = observations.oldestAt();
     let visit: TrackedVisit | undefined;
     try {
-      if ("access" in observation) {
-        if (observation.plain) this.#markRecent(warmKey(observation.access), observation.at);
-        visit = this.tracker.visit(observation.access);
-      } else {
-        const listing = observation.listing;
+      if (observations.oldestIsListing()) {
+        const listing = observations.shiftListing();
         // A listing is a plain filter: every listed answer is now in the caches.
         for (const object of listing.objects) {
-          if (typeof object === "string")
-            this.#markRecent(warmKey(questionOf(listing, object)), observation.at);
+          if (typeof object === "string") this.#markRecent(warmKey(questionOf(listing, object)), at);
         }
         visit = this.tracker.visitListing(listing);
+      } else {
+        const plain = observations.oldestIsPlain();
+        const access = observations.shiftAccess();
+        if (plain) this.#markRecent(warmKey(access), at);
+        visit = this.tracker.visit(access);
       }
     } catch {
       this.#ignored++; // a caller's directoryOf threw: learning is best effort
@@ -365,7 +409,10 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     const now = this.#clock();
     const window = this.#window;
     // Reads of the current window keep reading the old revision; the change shows from the next window on.
-    const due = window > 0 ? Math.floor(now / window) * window + window : now;
+    const visible = window > 0 ? Math.floor(now / window) * window + window : now;
+    const hold = now + this.#afterChangeMs;
+    if (hold > this.#holdUntil) this.#holdUntil = hold;
+    const due = Math.max(visible, hold);
     const list = this.#refreshDue;
     if (!list.includes(due)) {
       list.push(due);
@@ -375,20 +422,53 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     this.#schedule(Math.max(0, due - now));
   }
 
-  /** One step of the loop: due refreshes, predictions, then as many warm calls as the budget allows. */
+  /**
+   * One step of the loop: learn the observations, run due refreshes, predict, then start as many warm calls as the
+   * budget allows. A step stops after SLICE_MS of real time and goes on in the next task (the same order, so a
+   * step cut in slices does what one uncut step does), so a backlog (a bulk check's thousand accesses waiting
+   * while the request path held the loop) never holds the event loop for long: requests and writes run between
+   * slices.
+   */
   #pump(): void {
     if (this.#closing !== undefined) return;
+    const began = monotonicNow();
     const now = this.#clock();
-    for (let o = this.#observations.shift(); o !== undefined; o = this.#observations.shift()) this.#learn(o);
+    const observations = this.#observations;
+    for (let n = 1; observations.length > 0; n++) {
+      this.#learnNext();
+      if (n % LEARN_CHECK === 0 && monotonicNow() - began >= SLICE_MS) {
+        this.#yieldSlice(now);
+        return;
+      }
+    }
     this.#refresh(now);
-    for (let visit = this.#pending.shift(); visit !== undefined; visit = this.#pending.shift()) {
+    this.#dropUnqueueable();
+    for (let n = 1; this.#pending.length > 0; n++) {
+      const visit = this.#pending.shift()!;
       const questions = this.tracker.predictVisit(visit, this.#predictions);
       this.#predicted += questions.length;
       for (const q of questions) this.#enqueue(q, now);
+      if (n % PREDICT_CHECK === 0 && monotonicNow() - began >= SLICE_MS) {
+        this.#yieldSlice(now);
+        return;
+      }
     }
     this.#refill(now);
-    while (this.#queue.size > 0 && this.#inFlight.size < this.#maxInFlight && this.#tokens >= 1) {
-      const n = Math.min(this.#batchSize, Math.floor(this.#tokens), this.#queue.size);
+    // Batches are sized to what fits in the rest of the slice at the measured cost of a question (a warm call's
+    // work, synchronous or in the microtasks that follow it, runs in this task before the loop turns).
+    let committed = 0;
+    let started = 0;
+    const held = now < this.#holdUntil;
+    while (!held && this.#queue.size > 0 && this.#inFlight.size < this.#maxInFlight && this.#tokens >= 1) {
+      const cost = this.#questionMs;
+      const left = SLICE_MS - Math.max(monotonicNow() - began, committed);
+      if (started > 0 && left < cost) {
+        this.#yieldSlice(now);
+        this.#settle();
+        return;
+      }
+      const fit = cost > 0 ? Math.max(1, Math.floor(left / cost)) : FIRST_BATCH;
+      const n = Math.min(this.#batchSize, fit, Math.floor(this.#tokens), this.#queue.size);
       const batch: WarmQuestion[] = [];
       for (const [key, q] of this.#queue) {
         this.#queue.delete(key);
@@ -403,9 +483,30 @@ export class Warmer implements ChangeListener, AsyncDisposable {
       if (batch.length === 0) continue;
       this.#tokens -= batch.length;
       this.#start(batch);
+      started++;
+      committed += batch.length * cost;
     }
     this.#scheduleNext(now);
     this.#settle();
+  }
+
+  /** A step ran out of its slice: the rest runs in the next task (no warm call starts before it). */
+  #yieldSlice(now: number): void {
+    this.#slices++;
+    this.#schedule(0, now);
+  }
+
+  /**
+   * Visits beyond the newest maxQueue / predictions are dropped unpredicted: the queue keeps the newest maxQueue
+   * questions, so what older visits predict would be pushed out by the newer ones' anyway. This bounds the work
+   * a backlog costs (a bulk check of 1,000 accesses predicted 16,000 questions to keep 1,024).
+   */
+  #dropUnqueueable(): void {
+    const keep = Math.max(1, Math.ceil(this.#maxQueue / Math.max(1, this.#predictions)));
+    while (this.#pending.length > keep) {
+      this.#pending.shift();
+      this.#dropped++;
+    }
   }
 
   #refresh(now: number): void {
@@ -467,9 +568,17 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     const signal = this.#stop.signal;
     const run = async (): Promise<void> => {
       try {
+        const began = monotonicNow();
         await this.#warm(batch, signal);
-        if (signal.aborted) this.#aborted += batch.length;
-        else this.#warmed += batch.length;
+        if (signal.aborted) {
+          this.#aborted += batch.length;
+        } else {
+          this.#warmed += batch.length;
+          // Real time per question, smoothed. Waiting on I/O counts too: an estimate on the high side only makes
+          // batches smaller.
+          const sample = (monotonicNow() - began) / batch.length;
+          this.#questionMs = this.#questionMs === 0 ? sample : 0.75 * this.#questionMs + 0.25 * sample;
+        }
       } catch (error) {
         if (signal.aborted) {
           this.#aborted += batch.length;
@@ -496,7 +605,7 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     let delay = Number.POSITIVE_INFINITY;
     if (this.#pending.length > 0 || this.#observations.length > 0) delay = 0;
     else if (this.#queue.size > 0 && this.#inFlight.size < this.#maxInFlight) {
-      delay = Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / this.#rate));
+      delay = Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / this.#rate), this.#holdUntil - now);
     }
     const due = this.#refreshDue[0];
     if (due !== undefined) delay = Math.min(delay, Math.max(0, due - now));
@@ -530,7 +639,7 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     if (this.#pending.length > 0 || this.#observations.length > 0 || this.#inFlight.size > 0) return false;
     const due = this.#refreshDue[0];
     if (due !== undefined && due <= this.#clock()) return false;
-    return this.#queue.size === 0 || this.#tokens < 1;
+    return this.#queue.size === 0 || this.#tokens < 1 || this.#clock() < this.#holdUntil;
   }
 
   #settle(): void {
