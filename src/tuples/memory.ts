@@ -31,7 +31,7 @@ import type {
   WriteBatch,
   WriteResult,
 } from "./types.js";
-import { VersionIndex } from "./versions.js";
+import { NO_SLOT, VersionIndex } from "./versions.js";
 import { RevisionWaiters } from "./waiters.js";
 
 export interface MemoryStoreOptions {
@@ -58,6 +58,11 @@ export interface PreparedWrite {
   readonly writes: readonly RelationTuple[];
   /** Live tuples the batch deletes (skipped missing deletes left out). */
   readonly deletes: readonly RelationTuple[];
+  /**
+   * Per write, 1 when nothing is held on its object and relation and no earlier write of the batch names its
+   * object: applyWrite then inserts it without looking for a slot (a hint; a batch made elsewhere leaves it out).
+   */
+  readonly fresh?: Uint8Array;
 }
 
 /**
@@ -182,9 +187,10 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     const seen = new BatchIdentities();
     const deletes: RelationTuple[] = [];
     const writes: RelationTuple[] = [];
+    const fresh = new Uint8Array(batch.writes.length);
 
     for (const d of batch.deletes) {
-      if (!seen.add(d)) throw duplicateInBatch(d);
+      if (seen.add(d) === DUPLICATE) throw duplicateInBatch(d);
       const live = this.#versions.live(d);
       if (live === undefined) {
         if (batch.onMissing === "ignore") continue;
@@ -195,8 +201,15 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       deletes.push(live);
     }
     for (const w of batch.writes) {
-      if (!seen.add(w)) throw duplicateInBatch(w);
-      const live = this.#versions.live(w);
+      const named = seen.add(w);
+      if (named === DUPLICATE) throw duplicateInBatch(w);
+      const found = this.#versions.lookup(w);
+      if (found === NO_SLOT) {
+        if (named === NEW_OBJECT) fresh[writes.length] = 1;
+        writes.push(w);
+        continue;
+      }
+      const live = found;
       if (live !== undefined) {
         const expired = live.expiresAt !== undefined && live.expiresAt <= now;
         if (!expired) {
@@ -211,7 +224,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       writes.push(w);
     }
     if (deletes.length === 0 && writes.length === 0) return undefined;
-    return { revision: this.#revision + 1, time: now, writes, deletes };
+    return { revision: this.#revision + 1, time: now, writes, deletes, fresh };
   }
 
   /**
@@ -233,9 +246,11 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     for (const tuple of prepared.deletes) {
       changelog.push(revision, "delete", versions.delete(tuple, revision)!);
     }
-    for (const tuple of prepared.writes) {
+    const { writes, fresh } = prepared;
+    for (let i = 0; i < writes.length; i++) {
+      const tuple = writes[i]!;
       // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
-      const replaced = versions.insert(tuple, revision);
+      const replaced = versions.insert(tuple, revision, fresh !== undefined && fresh[i] === 1);
       if (replaced !== undefined) changelog.push(revision, "delete", replaced, true);
       changelog.push(revision, "write", tuple);
     }
@@ -395,15 +410,19 @@ class MemorySnapshot implements TupleSnapshot {
  * The identities a batch names so far, to refuse one named twice. Keyed by the object string the tuple already
  * holds (no key string is built per tuple); the few tuples on one object are compared field by field.
  */
+const DUPLICATE = 0;
+const NEW_OBJECT = 1;
+const KNOWN_OBJECT = 2;
+
 class BatchIdentities {
   readonly #byObject = new Map<string, TupleIdentity | TupleIdentity[]>();
 
-  /** Adds `t`; false when the batch named it already. */
-  add(t: TupleIdentity): boolean {
+  /** Adds `t`: DUPLICATE when the batch named it already, else whether its object is new to the batch. */
+  add(t: TupleIdentity): typeof DUPLICATE | typeof NEW_OBJECT | typeof KNOWN_OBJECT {
     const known = this.#byObject.get(t.object);
     if (known === undefined) {
       this.#byObject.set(t.object, t);
-      return true;
+      return NEW_OBJECT;
     }
     const list = Array.isArray(known) ? known : [known];
     for (const k of list) {
@@ -413,12 +432,12 @@ class BatchIdentities {
         k.tenant === t.tenant &&
         k.subjectTenant === t.subjectTenant
       ) {
-        return false;
+        return DUPLICATE;
       }
     }
     if (list === known) list.push(t);
     else this.#byObject.set(t.object, [known as TupleIdentity, t]);
-    return true;
+    return KNOWN_OBJECT;
   }
 }
 
