@@ -14,14 +14,16 @@ import type { SubjectKey, TupleSnapshot } from "../tuples/types.js";
  * Whether the reverse expansion's candidates (src/reference/list-objects.ts) are exactly the answer of list objects
  * in this program, so no candidate needs a check: every rewrite is a union of direct, computed and
  * tuple-to-userset parts (no intersection, exclusion or `.all` arrow, which can take away what expansion
- * reached), no condition exists (a conditional tuple's outcome depends on the request's context), and the
- * program follows OpenFGA's rules (SpiceDB arrows over userset subjects are left to per-candidate checks).
+ * reached), and the program follows OpenFGA's rules (SpiceDB arrows over userset subjects are left to
+ * per-candidate checks). Conditions may be declared: a conditional tuple's outcome depends on the request's
+ * context, so the expansions give up when they meet one (exactListObjects returns undefined; the kernel's
+ * declines a graph holding any), and tuples without a condition do not depend on it.
  * Each reverse step then mirrors a forward step of check: a candidate was reached along a chain of tuples that
  * check can walk back. Callers still need the subject to be a plain object in the request's own tenant, no
  * contextual tuples, and tuples shallower than the depth limit (or check could say resolution_too_complex).
  */
 export function reverseExpansionIsExact(program: Program): boolean {
-  if (program.format === "spicedb" || program.conditions.size > 0) return false;
+  if (program.format === "spicedb") return false;
   const unionOnly = (rw: Rewrite): boolean =>
     rw.kind === "union"
       ? rw.children.every(unionOnly)
