@@ -11,12 +11,18 @@
  *    tuples in batches of 1,000. Then a history larger than the state (100,000 tuples written and 90,000 deleted
  *    again): a checkpoint makes open time follow the state, the log alone follows the history.
  *
+ * 4. Load: the peer workload (bench/peers, 103,360 tuples) as engine.write takes it (the engine's writeOf validates
+ *    and normalizes, then the memory store writes) in batches of 10,000: tuples/s, and the heap the store holds per
+ *    tuple afterwards (with --expose-gc), the store's share of the peer table's load and memory rows.
+ *
  * Run: BENCH_TIME=200 node --import tsx --expose-gc bench/stores.bench.ts
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createEngine, type Engine } from "../src/engine/engine.js";
+import { writeOf } from "../src/engine/tuples.js";
+import { compileModelAsync } from "../src/model/index.js";
 import { nexusFilesystemModel } from "../src/model/preset.js";
 import { openFileTupleStore } from "../src/tuples/file/index.js";
 import { MemoryTupleStore } from "../src/tuples/memory.js";
@@ -24,6 +30,7 @@ import { normalizeTuple } from "../src/tuples/normalize.js";
 import type { RelationTuple } from "../src/tuples/tuple.js";
 import type { TupleStore } from "../src/tuples/types.js";
 import { type BenchCase, runSuite } from "./harness.js";
+import { buildWorkload, model as peerModel, SIZES } from "./peers/workload.js";
 import { buildFilesystemWorkload } from "./workloads/filesystem.js";
 
 const root = mkdtempSync(join(tmpdir(), "nexus-stores-bench-"));
@@ -173,3 +180,42 @@ await runSuite(
     ],
   },
 );
+
+// ---- 4. load: the peer workload through writeOf and the memory store ----------------------------------------
+const peerTuples = buildWorkload(SIZES["100k"]!).tuples;
+const peerProgram = await compileModelAsync(peerModel);
+const LOAD_BATCH = 10_000;
+async function loadPeerWorkload(): Promise<MemoryTupleStore> {
+  const store = new MemoryTupleStore();
+  for (let i = 0; i < peerTuples.length; i += LOAD_BATCH) {
+    const { writes, deletes } = writeOf(peerProgram, { writes: peerTuples.slice(i, i + LOAD_BATCH) });
+    await store.write({ writes, deletes });
+  }
+  return store;
+}
+await runSuite(
+  "stores-load",
+  [
+    {
+      name: `load ${peerTuples.length.toLocaleString("en-US")} peer tuples: writeOf + memory store, batches of 10,000`,
+      fn: async () => (await loadPeerWorkload()).close(),
+      opsPerCall: peerTuples.length,
+    },
+  ],
+  { iterations: 5 },
+);
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc !== undefined) {
+  const heap = () => {
+    gc();
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
+  const before = heap();
+  const store = await loadPeerWorkload();
+  const bytes = (heap() - before) / peerTuples.length;
+  console.log(
+    `memory store after the load: ${bytes.toFixed(0)} B of heap per tuple (tuples, versions, changelog)`,
+  );
+  await store.close();
+}
