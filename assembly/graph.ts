@@ -13,7 +13,11 @@
 //            usersets vector of userset subjects ((u32 object, u32 relation) each): what `direct` recurses into
 //            edges    evaluable tuples on the node, so it is freed when empty
 //            wildcards vector of wildcard subjects (u32 each): what the Leopard index (leopard.ts) needs
-//   edges    memo (object, relation, subject object, subject relation) -> 1: exact and wildcard lookups in O(1)
+//            indexed  1 once the node's subjects are in `edges` (it held more than INDEX_AFTER tuples)
+//   edges    memo (object, relation, subject object, subject relation) -> 1: exact and wildcard lookups in O(1),
+//            for indexed nodes only. A node of a few tuples (a file's parent, a group's handful of members: nearly
+//            every node) is answered by scanning its short vectors instead: the memo cost 24 bytes a slot at
+//            3/8-3/4 load, about 60 bytes a tuple, for lookups a scan of a few words answers as fast.
 //   subjects memo (subject object, subject relation) -> vector of (object, relation): the reverse adjacency
 //            (list objects, the Leopard index's maintenance)
 //   epochs, facts, plans  the evaluator's caches kept with the graph: node epochs (graph/epochs.ts), kept facts
@@ -94,7 +98,14 @@ import {
 // @ts-ignore: decorator
 @inline const N_WILDCARDS: usize = 16;
 // @ts-ignore: decorator
-@inline const N_SIZE: usize = 20;
+@inline const N_INDEXED: usize = 20;
+// @ts-ignore: decorator
+@inline const N_SIZE: usize = 24;
+/** A node holding more evaluable tuples than this keeps them in the edges memo too. */
+// @ts-ignore: decorator
+@inline const INDEX_AFTER: u32 = 16;
+// @ts-ignore: decorator
+@inline const NO_REL: u32 = 0xffffffff;
 
 // @ts-ignore: decorator
 @inline const VEC_HEADER: usize = 8;
@@ -291,7 +302,48 @@ export function graphNode(g: usize, object: u32, relation: u32): usize {
 // @ts-ignore: decorator
 @inline
 export function graphHasEdge(g: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): bool {
-  return memo_get4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) != ABSENT;
+  const node = graphNode(g, object, relation);
+  return node != 0 && nodeHasEdge(g, node, object, relation, subject, subjectRelation);
+}
+
+/** Whether the vector holds the entry (a[, b]). */
+function vecHas(v: usize, words: u32, a: u32, b: u32): bool {
+  if (v == 0) return false;
+  const entry: usize = (<usize>words) << 2;
+  const end = v + VEC_HEADER + <usize>load<u32>(v) * entry;
+  for (let at = v + VEC_HEADER; at < end; at += entry) {
+    if (load<u32>(at) == a && (words == 1 || load<u32>(at, 4) == b)) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether `node` (of object#relation) holds the evaluable subject (subject, subjectRelation): through the edges
+ * memo when the node is indexed, else by a scan of its vectors (a plain object or wildcard has NO_REL; a userset
+ * never does).
+ */
+function nodeHasEdge(g: usize, node: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): bool {
+  if (load<u32>(node, N_INDEXED) != 0) {
+    return memo_get4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) != ABSENT;
+  }
+  if (subjectRelation != NO_REL) return vecHas(load<usize>(node, N_USERSETS), 2, subject, subjectRelation);
+  return vecHas(load<usize>(node, N_OBJECTS), 1, subject, 0) || vecHas(load<usize>(node, N_WILDCARDS), 1, subject, 0);
+}
+
+/** Puts every evaluable subject of `node` in the edges memo and marks it indexed. */
+function indexNode(g: usize, node: usize, object: u32, relation: u32): void {
+  const edges = load<usize>(g, G_EDGES);
+  for (let which = 0; which < 3; which++) {
+    const v = load<usize>(node + (which == 0 ? N_OBJECTS : which == 1 ? N_WILDCARDS : N_USERSETS));
+    if (v == 0) continue;
+    const words: u32 = which == 2 ? 2 : 1;
+    const entry: usize = (<usize>words) << 2;
+    const end = v + VEC_HEADER + <usize>load<u32>(v) * entry;
+    for (let at = v + VEC_HEADER; at < end; at += entry) {
+      memo_set4(edges, object, relation, load<u32>(at), words == 2 ? load<u32>(at, 4) : NO_REL, 1);
+    }
+  }
+  store<u32>(node, 1, N_INDEXED);
 }
 
 /** The reverse-adjacency vector of a subject ((object, relation) entries), 0 if none. */
@@ -337,11 +389,13 @@ export function graph_add(
     store<u32>(g, load<u32>(g, G_FLAGGED) + 1, G_FLAGGED);
     return 1;
   }
-  const edges = load<usize>(g, G_EDGES);
-  if (memo_get4(edges, object, relation, subject, subjectRelation) != ABSENT) return 0;
-  memo_set4(edges, object, relation, subject, subjectRelation, 1);
   const node = nodeFor(g, object, relation);
-  store<u32>(node, load<u32>(node, N_EDGES) + 1, N_EDGES);
+  // A duplicate has its node already (nodeFor made none).
+  if (nodeHasEdge(g, node, object, relation, subject, subjectRelation)) return 0;
+  const indexed = load<u32>(node, N_INDEXED) != 0;
+  if (indexed) memo_set4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
+  const count = load<u32>(node, N_EDGES) + 1;
+  store<u32>(node, count, N_EDGES);
   if (kind == KIND_OBJECT) {
     store<usize>(node, vec_push(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
   } else if (kind == KIND_USERSET) {
@@ -349,6 +403,7 @@ export function graph_add(
   } else {
     store<usize>(node, vec_push(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
   }
+  if (!indexed && count > INDEX_AFTER) indexNode(g, node, object, relation);
   const subjects = load<usize>(g, G_SUBJECTS);
   const v = memo_get2(subjects, subject, subjectRelation);
   const grown = vec_push(g, v == ABSENT ? 0 : <usize>v, 2, object, relation);
@@ -379,7 +434,11 @@ export function graph_remove(
     dropNodeIfEmpty(g, object, relation, node);
     return 1;
   }
-  if (memo_delete4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) == ABSENT) return 0;
+  if (load<u32>(node, N_INDEXED) != 0) {
+    if (memo_delete4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) == ABSENT) return 0;
+  } else if (!nodeHasEdge(g, node, object, relation, subject, subjectRelation)) {
+    return 0;
+  }
   store<u32>(node, load<u32>(node, N_EDGES) - 1, N_EDGES);
   if (kind == KIND_OBJECT) {
     store<usize>(node, vec_remove(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
