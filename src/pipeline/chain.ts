@@ -42,7 +42,7 @@ import {
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { buildLayers, type CheckChainOptions } from "./builder.js";
 import type { CrossTenantResolver } from "./cross-tenant/index.js";
-import { Pipeline, type ValidateStats } from "./pipeline.js";
+import { MISSED, Pipeline, type ValidateStats } from "./pipeline.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import type { DepthGuard, LayerStats } from "./types.js";
 import { Warmer, type WarmerStats, warmThrough } from "./warming/index.js";
@@ -195,17 +195,17 @@ export class CheckChain implements AsyncDisposable {
     // A plain repeated check answered by the result cache costs one settled promise, no async step.
     const pipeline = this.#pipeline;
     const now = pipeline.now();
-    let hit: boolean | undefined;
+    let hit: ReturnType<Pipeline["cachedCheck"]>;
     try {
       hit = pipeline.cachedCheck(request, now);
     } catch (error) {
       return Promise.reject(error); // a request whose fields throw as they are read: a rejection, as before
     }
-    if (hit !== undefined) {
+    if (typeof hit === "boolean") {
       warmer?.observe(request);
       return Promise.resolve(hit);
     }
-    const answer = pipeline.checkUncached(request, options, now);
+    const answer = pipeline.checkUncached(request, options, now, hit === MISSED);
     if (warmer === undefined) return answer;
     return answer.then((allowed) => {
       warmer.observe(request);

@@ -103,8 +103,8 @@ export class Pipeline {
     this.#assertOpen();
     const now = this.#clock();
     const hit = this.#cachedAnswer(request, now, undefined);
-    if (hit !== undefined) return hit;
-    return this.checkUncached(request, options, now);
+    if (typeof hit === "boolean") return hit;
+    return this.checkUncached(request, options, now, hit === MISSED);
   }
 
   /** The instant a request starting now is answered at (the pipeline's clock). */
@@ -117,15 +117,28 @@ export class Pipeline {
    * undefined when it has to go through the pipeline (checkUncached, same instant): lets a caller answer a hit
    * without an async step.
    */
-  cachedCheck(request: CheckRequest, now: number): boolean | undefined {
+  cachedCheck(request: CheckRequest, now: number): boolean | typeof MISSED | undefined {
     if (this.#closed) return undefined;
     return this.#cachedAnswer(request, now, undefined);
   }
 
-  /** check after its cache shortcut missed (cachedCheck): validate, pin, the layers. */
-  async checkUncached(request: CheckRequest, options: CheckOptions, now: number): Promise<boolean> {
+  /**
+   * check after its cache shortcut did not answer (cachedCheck): validate, pin, the layers. `probed`: the shortcut
+   * looked the question up and missed (MISSED), so the result cache need not look again (at worst an entry stored
+   * in between is not used: the answer is evaluated, exactly as well).
+   */
+  async checkUncached(
+    request: CheckRequest,
+    options: CheckOptions,
+    now: number,
+    probed: boolean,
+  ): Promise<boolean> {
     this.#assertOpen();
     const resolved = await this.#resolved(request, now);
+    const cache = this.layers.resultCache;
+    if (probed && cache !== undefined && cache === this.layers.outer) {
+      return (await cache.resolveMissed(resolved, options.signal)).allowed;
+    }
     return (await this.layers.outer.resolve(resolved, options.signal)).allowed;
   }
 
@@ -148,10 +161,16 @@ export class Pipeline {
     // First the cache, for the whole batch (a batch's requests usually share one consistency: resolved once).
     const memo: ConsistencyMemo = { consistency: NOT_SEEN, revision: undefined, quantized: false };
     const missed: number[] = [];
+    // Whether every question left was looked up in the cache and missed (then the cache does not look again).
+    let probed = true;
     for (let index = 0; index < count; index++) {
       const hit = this.#cachedAnswer(requests[index] as CheckRequest, now, memo);
-      if (hit !== undefined) answers[index] = hit;
-      else missed.push(index);
+      if (typeof hit === "boolean") {
+        answers[index] = hit;
+        continue;
+      }
+      missed.push(index);
+      if (hit !== MISSED) probed = false;
     }
     if (missed.length === 0) return answers;
     const resolved: ResolvedCheck[] = [];
@@ -192,7 +211,11 @@ export class Pipeline {
       }
     }
     if (resolved.length === 0) return answers;
-    const outcomes = await this.layers.outer.resolveMany(resolved, options.signal);
+    const cache = this.layers.resultCache;
+    const outcomes =
+      probed && cache !== undefined && cache === this.layers.outer
+        ? await cache.resolveManyMissed(resolved, options.signal)
+        : await this.layers.outer.resolveMany(resolved, options.signal);
     for (let k = 0; k < outcomes.length; k++) {
       const outcome = outcomes[k]!;
       if (outcome instanceof Error) {
@@ -343,10 +366,15 @@ export class Pipeline {
    * The result cache's answer for a plain request (strings only; no context or contextual tuples; default
    * consistency, or `{ atLeastAsFresh }` with a token already accepted) in the memoized window, found by its
    * identity alone, before validation: an entry exists only for a question that was validated, and validation
-   * depends on nothing but these strings. Undefined otherwise. `memo` carries a batch's last consistency and its
+   * depends on nothing but these strings. MISSED when it was looked up and is not there, undefined when it could
+   * not be looked up this way. `memo` carries a batch's last consistency and its
    * revision (requests of a batch usually share one consistency object).
    */
-  #cachedAnswer(request: CheckRequest, now: number, memo: ConsistencyMemo | undefined): boolean | undefined {
+  #cachedAnswer(
+    request: CheckRequest,
+    now: number,
+    memo: ConsistencyMemo | undefined,
+  ): boolean | typeof MISSED | undefined {
     const cache = this.layers.resultCache;
     if (cache === undefined || typeof request !== "object" || request === null) return undefined;
     const { user, relation, object, tenant, subjectTenant } = request;
@@ -388,13 +416,16 @@ export class Pipeline {
     const t = tenant ?? DEFAULT_TENANT;
     const scope = questionScope(t, subjectTenant ?? t, relation, "")!;
     const answer = cache.hit(scope, user, object, revision, now);
-    if (answer === undefined) return undefined;
+    if (answer === undefined) return MISSED;
     this.#requests++;
     if (quantized) this.revisions.countWindowHit();
     else this.revisions.countTokenHit();
     return answer.allowed;
   }
 }
+
+/** #cachedAnswer looked the question up and the cache has no answer for it. */
+export const MISSED: unique symbol = Symbol("missed");
 
 /** A stand-in for "no consistency seen yet" (undefined is a consistency: the default). */
 const NOT_SEEN: unknown = Symbol("not seen");

@@ -149,6 +149,31 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return resolution;
   }
 
+  /**
+   * resolve for a question the caller just looked up (hit) and missed: no second lookup. An entry stored since is
+   * not used, and the answer is evaluated (as exact).
+   */
+  async resolveMissed(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    this.#counters.requests++;
+    this.#counters.misses++;
+    const resolution = await this.#inner.resolve(check, signal);
+    this.#store(check, resolution);
+    return resolution;
+  }
+
+  /** resolveMany for questions the caller just looked up (hit) and missed, each: no second lookup. */
+  async resolveManyMissed(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    const count = checks.length;
+    this.#counters.requests += count;
+    this.#counters.misses += count;
+    const answers = await this.#inner.resolveMany(checks, signal);
+    for (let i = 0; i < count; i++) {
+      const answer = answers[i]!;
+      if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
+    }
+    return answers;
+  }
+
   async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
     const outcomes: BatchOutcome[] = new Array(checks.length);
     const missed: number[] = [];
