@@ -55,6 +55,10 @@ export class DepthGraph {
   readonly #ids: Map<string, number>[] = [];
   #nodeCount = 0;
   #lastTenant: string | undefined;
+  /** The last node looked up or made, by its tenant and object. */
+  #lastObject: string | undefined;
+  #lastObjectTenant: string | undefined;
+  #lastObjectId = 0;
   #lastIds: Map<string, number> | undefined;
   /** id → its object (undefined for a free id) and tenant index, to drop it from #ids. */
   #keys: (string | undefined)[] = [];
@@ -146,9 +150,14 @@ export class DepthGraph {
   }
 
   #node(tenant: string, object: string): number {
+    // Consecutive tuples often share a subject (a folder's files, a group's members): skip the Map for a repeat.
+    if (object === this.#lastObject && tenant === this.#lastObjectTenant) return this.#lastObjectId;
     const ids = this.#tenantMap(tenant);
     let id = ids.get(object);
-    if (id !== undefined) return id;
+    if (id !== undefined) {
+      this.#remember(tenant, object, id);
+      return id;
+    }
     id = this.#freeNodes.pop() ?? this.#keys.length;
     if (id >= this.#height.length) {
       const size = id + 1;
@@ -164,7 +173,20 @@ export class DepthGraph {
     this.#outs[id] = 0;
     this.#inHead[id] = NONE;
     this.#nodeCount++;
+    this.#remember(tenant, object, id);
     return id;
+  }
+
+  #remember(tenant: string, object: string, id: number): void {
+    this.#lastObject = object;
+    this.#lastObjectTenant = tenant;
+    this.#lastObjectId = id;
+  }
+
+  /** Forgets the last node looked up (its id may be freed or reused). */
+  #forget(): void {
+    this.#lastObject = undefined;
+    this.#lastObjectTenant = undefined;
   }
 
   /** The edge index of (a, b), or NONE. */
@@ -323,6 +345,7 @@ export class DepthGraph {
    * those never taken are on or above a cycle and get the cap. Drops isolated nodes. Returns the largest height.
    */
   recompute(): number {
+    this.#forget();
     const cap = this.cap;
     const height = this.#height;
     const n = this.#keys.length;
@@ -375,6 +398,7 @@ export class DepthGraph {
     this.#ids.length = 0;
     this.#lastTenant = undefined;
     this.#lastIds = undefined;
+    this.#forget();
     this.#nodeCount = 0;
     this.#keys = [];
     this.#tenantOf = new Int32Array(0);

@@ -18,6 +18,9 @@ export class Symbols implements Disposable {
    * every check, and a Map hit costs less than encoding the string into WASM memory. Bounded: cleared when full.
    */
   readonly #cache = new Map<string, number>();
+  /** The last string interned or looked up, and its symbol (symbols are never freed, so it stays right). */
+  #lastText: string | undefined;
+  #lastSymbol = 0;
   /** Symbols below this have their type recorded. */
   #typed = 0;
   #pair = 0;
@@ -42,8 +45,14 @@ export class Symbols implements Disposable {
 
   /** The symbol of `text` (an object or wildcard of type `typeId`), interning it if new. */
   intern(text: string, typeId: number): number {
+    // Consecutive tuples often share a subject (a folder's files, a group's members): a repeat skips the Map.
+    if (text === this.#lastText) return this.#lastSymbol;
     const cached = this.#cache.get(text);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      this.#lastText = text;
+      this.#lastSymbol = cached;
+      return cached;
+    }
     const symbol = this.#interner.intern(text);
     if (symbol >= this.#typed) {
       const e = this.#kernel.exports;
@@ -100,10 +109,13 @@ export class Symbols implements Disposable {
   #remember(text: string, symbol: number): void {
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(text, symbol);
+    this.#lastText = text;
+    this.#lastSymbol = symbol;
   }
 
   dispose(): void {
     this.#cache.clear();
+    this.#lastText = undefined;
     this.#interner.dispose();
     if (this.#pair !== 0) this.#kernel.exports.free(this.#pair);
     this.#pair = 0;
