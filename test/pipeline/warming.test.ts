@@ -372,6 +372,56 @@ describe("Warmer", () => {
     expect(rec.warmed()).toHaveLength(7);
   });
 
+  it("with the model's influence, a change refreshes only the visits it can affect, and one affecting none nothing", async () => {
+    const rec = recorder();
+    const clock = { now: 50_000 };
+    // A model's influence as src/changes/influence.ts gives it (the nexus preset's tuples each reach every file
+    // relation, so a made-up one shows the difference): doc tuples affect file#write only, group tuples both.
+    const influence = {
+      affectedBy: (type: string, _relation: string): readonly string[] =>
+        type === "doc" ? ["file#write"] : type === "group" ? ["file#read", "file#write"] : [],
+    };
+    await using warmer = new Warmer({
+      warm: rec.warm,
+      tracker: primed(3),
+      clock: () => clock.now,
+      influence,
+      predictions: 0,
+    });
+    warmer.observe(access("user:a", "file:/t/f1", "read"));
+    warmer.observe(access("user:b", "file:/t/f2", "write"));
+    await warmer.idle();
+    expect(rec.warmed()).toHaveLength(0); // asked: recent, no predictions
+    const change = (objectType: string, revision: number) =>
+      ({
+        revision,
+        op: "delete",
+        tuple: { objectType, relation: "r", object: `${objectType}:x`, user: "user:z" },
+      }) as never;
+    // A tuple no asked question reads: no refresh; the asked answers stay recent.
+    warmer.onChanges([change("other", 2)], 2);
+    clock.now += 1000;
+    await warmer.idle();
+    expect(warmer.stats().refreshes).toBe(0);
+    expect(rec.warmed()).toHaveLength(0);
+    // A doc tuple: only b's file#write question is re-warmed.
+    warmer.onChanges([change("doc", 3)], 3);
+    clock.now += 1000;
+    await warmer.idle();
+    expect(warmer.stats().refreshes).toBe(1);
+    expect(objects(rec.warmed())).toEqual(["file:/t/f2"]);
+    // A group tuple: both; a reset: both.
+    warmer.onChanges([change("group", 4)], 4);
+    clock.now += 1000;
+    await warmer.idle();
+    expect(objects(rec.warmed().slice(1)).sort()).toEqual(["file:/t/f1", "file:/t/f2"]);
+    warmer.onReset(5);
+    clock.now += 1000;
+    await warmer.idle();
+    expect(objects(rec.warmed().slice(3)).sort()).toEqual(["file:/t/f1", "file:/t/f2"]);
+    expect(warmer.stats().refreshes).toBe(3);
+  });
+
   it("swallows and counts warm errors (rejected or thrown); observe never throws", async () => {
     const clock = { now: 0 };
     let calls = 0;
@@ -407,6 +457,8 @@ describe("Warmer", () => {
     expect(() => new Warmer({ warm: async () => {}, questionsPerSecond: 0 })).toThrow(/questionsPerSecond/);
     expect(() => new Warmer({ warm: async () => {}, maxQueue: -1 })).toThrow(/maxQueue/);
     expect(() => new Warmer({ warm: async () => {}, tracker: { maxUsers: 0 } })).toThrow(/maxUsers/);
+    expect(() => new Warmer({ warm: async () => {}, afterChangeMs: -1 })).toThrow(/afterChangeMs/);
+    expect(() => new Warmer({ warm: async () => {}, influence: {} as never })).toThrow(/influence/);
   });
 });
 

@@ -16,6 +16,7 @@
  */
 
 import type { ChangeListener } from "../../changes/feed.js";
+import type { InfluenceMap } from "../../changes/influence.js";
 import type { Revision, StoredChange } from "../../tuples/types.js";
 import { NexusError } from "../../util/errors.js";
 import { Lru } from "./lru.js";
@@ -76,6 +77,13 @@ export interface WarmerOptions {
    * the new revision.
    */
   readonly afterChangeMs?: number;
+  /**
+   * Which check classes (`type#relation`) a changed tuple can affect: the chain's model analysis
+   * (`influenceOf(program)`, src/changes/influence.ts). With it, a refresh re-warms only the visits whose question a
+   * change can affect, and a change that can affect no class leaves the warm answers' recency alone. Without it,
+   * every change counts as a change to everything.
+   */
+  readonly influence?: Pick<InfluenceMap, "affectedBy">;
   /** Epoch ms (default Date.now): the chain's clock, for the budget, recency and window boundaries. */
   readonly clock?: () => number;
 }
@@ -129,6 +137,15 @@ function setKeepAlive(timer: Timer, keepAlive: boolean): void {
 
 const MAX_BACKOFF_MS = 1000;
 
+/** A page of more changes than this (a bulk load) counts as a change to everything, unclassified. */
+const MAX_CLASSIFIED_CHANGES = 4096;
+
+/** The check class of a question, as the model analysis names classes: `type#relation`. */
+function classOf(q: WarmQuestion): string {
+  const colon = q.object.indexOf(":");
+  return `${colon < 0 ? q.object : q.object.slice(0, colon)}#${q.relation}`;
+}
+
 /**
  * The longest one step of the loop runs (ms of real time) before it yields to the event loop: learning and
  * predicting cost microseconds each, so a slice takes hundreds of them, and a request or a write waits at most this.
@@ -161,6 +178,7 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   readonly #window: number;
   readonly #refreshUsers: number;
   readonly #afterChangeMs: number;
+  readonly #influence: Pick<InfluenceMap, "affectedBy"> | undefined;
   /** Observed accesses and listings, not learned yet (learning happens in the loop, off the request path). */
   readonly #observations: Observations;
   /** Learned visits waiting to be predicted from. */
@@ -176,6 +194,9 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   #idleWaiters: (() => void)[] = [];
   /** Times (clock) at which a change becomes visible and a refresh is due, ascending. */
   #refreshDue: number[] = [];
+  /** The classes the changes since the last refresh can affect (all of them when #refreshAll). */
+  #refreshClasses = new Set<string>();
+  #refreshAll = false;
   /** Warm results and asks from before this instant predate a visible change: not "recent" any more. */
   #freshSince = Number.NEGATIVE_INFINITY;
   /** No warm call starts before this instant (clock): the requests right after a change go first. */
@@ -236,6 +257,11 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     this.#refreshUsers = positiveInteger("refreshUsers", o.refreshUsers, 16, 0);
     this.#latest = new Ring(Math.max(1, 4 * this.#refreshUsers));
     this.#afterChangeMs = nonNegativeNumber("afterChangeMs", o.afterChangeMs, 10);
+    const influence = o.influence as Pick<InfluenceMap, "affectedBy"> | undefined;
+    if (influence !== undefined && typeof influence?.affectedBy !== "function") {
+      throw new NexusError("invalid_argument", "influence must have an affectedBy function");
+    }
+    this.#influence = influence;
     this.#tokens = this.#burst;
     this.#tokensAt = this.#clock();
   }
@@ -318,12 +344,33 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   }
 
   /** A change was committed: once it is visible (the next window), refresh what active users will ask. */
-  onChanges(_changes: readonly StoredChange[], _watermark: Revision): void {
-    this.#changed();
+  onChanges(changes: readonly StoredChange[], _watermark: Revision): void {
+    if (this.#closing !== undefined) return;
+    const influence = this.#influence;
+    if (influence === undefined || changes.length > MAX_CLASSIFIED_CHANGES) {
+      this.#refreshAll = true;
+      this.#changed();
+      return;
+    }
+    // Which classes these changes can affect (a page of changes shares a few (type, relation) pairs).
+    const classes = this.#refreshClasses;
+    let affects = false;
+    let last = "";
+    for (const { tuple } of changes) {
+      const pair = tuple.objectType + SEP + tuple.relation;
+      if (pair === last) continue;
+      last = pair;
+      for (const cls of influence.affectedBy(tuple.objectType, tuple.relation)) {
+        classes.add(cls);
+        affects = true;
+      }
+    }
+    if (affects) this.#changed();
   }
 
   /** The feed lost track of changes: treat it as a change to everything. */
   onReset(_revision: Revision): void {
+    this.#refreshAll = true;
     this.#changed();
   }
 
@@ -533,12 +580,18 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     while (due.length > 0 && due[0]! <= now) visibleFrom = due.shift()!;
     this.#refreshes++;
     if (visibleFrom > this.#freshSince) this.#freshSince = visibleFrom;
-    // The last visit of each of the most recently active users, latest first: their next request is the nearest.
+    const all = this.#refreshAll;
+    const classes = this.#refreshClasses;
+    this.#refreshAll = false;
+    this.#refreshClasses = new Set();
+    // The last visit of each of the most recently active users whose question the changes can affect, latest
+    // first: their next request is the nearest.
     const users = new Set<string>();
     const visits: TrackedVisit[] = [];
     for (const visit of this.#latest.newestFirst()) {
       if (users.has(visit.userKey)) continue;
       users.add(visit.userKey);
+      if (!all && !classes.has(classOf(visit.question))) continue;
       visits.push(visit);
       if (visits.length === this.#refreshUsers) break;
     }
