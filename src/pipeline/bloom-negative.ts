@@ -203,12 +203,45 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   }
 
   async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
-    const outcomes: BatchOutcome[] = new Array(checks.length);
+    const count = checks.length;
+    const outcomes: BatchOutcome[] = new Array(count);
+    this.#counters.requests += count;
+    // The object rule for the whole batch in one kernel call; the subject rule question by question (a batch's
+    // subject repeats: its two lookups are made once per subject).
+    const denied = this.#objectRule(checks);
     const passed: number[] = [];
-    for (let i = 0; i < checks.length; i++) {
-      this.#counters.requests++;
+    let lastTenant: string | undefined;
+    let lastUser: string | undefined;
+    let lastAbsent = false;
+    let lastType: string | undefined;
+    let lastRelation: string | undefined;
+    let lastConditional = false;
+    for (let i = 0; i < count; i++) {
       const check = checks[i]!;
-      if (this.#denies(check)) {
+      let deny = denied !== undefined && denied[i] === 1;
+      if (deny) {
+        this.#objectDenials++;
+      } else if (denied !== undefined && denied[i] === 0) {
+        // Eligible, and the object may hold tuples: the subject rule.
+        const subject = check.subject;
+        if (check.objectType !== lastType || check.relation !== lastRelation) {
+          lastType = check.objectType;
+          lastRelation = check.relation;
+          lastConditional = this.#influence.mayEvaluateConditions(lastType, lastRelation);
+        }
+        if (subject.kind !== "userset" && !lastConditional && this.#depthGuard(check)) {
+          if (check.user !== lastUser || check.subjectTenant !== lastTenant) {
+            lastUser = check.user;
+            lastTenant = check.subjectTenant;
+            lastAbsent = this.#subjectAbsent(check);
+          }
+          if (lastAbsent) {
+            this.#subjectDenials++;
+            deny = true;
+          }
+        }
+      }
+      if (deny) {
         this.#counters.hits++;
         outcomes[i] = { allowed: false, revision: check.revision, validUntil: Number.POSITIVE_INFINITY };
       } else {
@@ -216,8 +249,57 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
       }
     }
     this.#counters.misses += passed.length;
+    if (passed.length === count) {
+      // Nothing denied here: the batch goes on as it came.
+      return this.#inner.resolveMany(checks, signal);
+    }
     await resolveRest(this.#inner, checks, passed, outcomes, signal);
     return outcomes;
+  }
+
+  /**
+   * The object rule for a batch: per question 1 (denied: no tuple on its object), 0 (the object may hold tuples),
+   * 2 (not eligible: no filter, contextual tuples, a revision the filter does not answer for, or a userset of its
+   * own object; counted as bypassed); undefined when no question is eligible.
+   */
+  #objectRule(checks: readonly ResolvedCheck[]): Uint8Array | undefined {
+    const filter = this.#filter;
+    const count = checks.length;
+    if (filter === undefined) {
+      this.#bypassed += count;
+      return undefined;
+    }
+    const keys: string[] = [];
+    const at: number[] = [];
+    const state = new Uint8Array(count).fill(2);
+    for (let i = 0; i < count; i++) {
+      const check = checks[i]!;
+      if (check.contextualTuples.length > 0 || check.revision < this.#from || check.revision > this.#seen) {
+        this.#bypassed++;
+        continue;
+      }
+      const subject = check.subject;
+      if (subject.kind === "userset" && `${subject.type}:${subject.id}` === check.object) {
+        state[i] = 0; // the object rule does not apply; the subject rule does not either (a userset)
+        continue;
+      }
+      keys.push(objectKey(check.tenant, check.object));
+      at.push(i);
+    }
+    if (keys.length > 0) {
+      const present = filter.mightContainMany(keys);
+      for (let k = 0; k < at.length; k++) state[at[k]!] = present[k] === 1 ? 0 : 1;
+    }
+    return state;
+  }
+
+  /** Whether no tuple names the check's (plain or wildcard) subject nor its type's wildcard, in its tenant. */
+  #subjectAbsent(check: ResolvedCheck): boolean {
+    const filter = this.#filter!;
+    return (
+      !filter.mightContain(subjectKey(check.subjectTenant, check.user)) &&
+      !filter.mightContain(subjectKey(check.subjectTenant, `${check.subject.type}:*`))
+    );
   }
 
   onChanges(changes: readonly StoredChange[], watermark: Revision): void {

@@ -318,12 +318,24 @@ export function depthGuardOf(
   maxDepth: number,
 ): DepthGuard {
   const hops = new Map<string, number>();
+  // The last class asked about, whose bound is reused without building its key (a batch mostly asks one class).
+  let lastType: string | undefined;
+  let lastRelation: string | undefined;
+  let lastMost = 0;
   return (c) => {
-    const cls = c.objectType + "#" + c.relation;
-    let most = hops.get(cls);
-    if (most === undefined) {
-      most = influence.maxHops(c.objectType, c.relation);
-      hops.set(cls, most);
+    let most: number | undefined;
+    if (c.objectType === lastType && c.relation === lastRelation) {
+      most = lastMost;
+    } else {
+      const cls = c.objectType + "#" + c.relation;
+      most = hops.get(cls);
+      if (most === undefined) {
+        most = influence.maxHops(c.objectType, c.relation);
+        hops.set(cls, most);
+      }
+      lastType = c.objectType;
+      lastRelation = c.relation;
+      lastMost = most;
     }
     return most < maxDepth || bound?.safeBelow(maxDepth, c.revision) === true;
   };
