@@ -321,8 +321,22 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
       while (end > 0 && page[end - 1]!.revision > watermark) end--;
       if (end > 0) {
         const delivered = end === page.length ? page : page.slice(0, end);
+        const before = cursor;
         cursor = delivered[delivered.length - 1]!.revision;
-        listener.onChanges(delivered, cursor);
+        if (listener.partialRevisions === true && delivered.length > PART) {
+          // A large revision replayed (a bulk load's write, at engine start): in parts, as the live loop does.
+          for (let start = 0; start < delivered.length; start += PART) {
+            const stop = Math.min(delivered.length, start + PART);
+            listener.onChanges(delivered.slice(start, stop), completeThrough(delivered, stop, before));
+            if (stop < delivered.length && now() - slice > SLICE_MS) {
+              await yieldToLoop();
+              slice = now();
+              if (!this.#replaying.has(listener)) return;
+            }
+          }
+        } else {
+          listener.onChanges(delivered, cursor);
+        }
       }
       if (end < page.length || page.length === 0) break;
       if (now() - slice > SLICE_MS) {

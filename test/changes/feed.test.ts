@@ -159,4 +159,31 @@ describe("ChangeFeed: a large revision in parts", () => {
     expect(feed.watermark).toBe(revision);
     expect(late.revisions).toEqual([3, 4, 5, ...Array.from({ length: 10_000 }, () => revision)]);
   });
+
+  it("replays a large revision in parts to a partialRevisions listener subscribing from an older revision", async () => {
+    await using store = new MemoryTupleStore();
+    await store.write({ writes: [tuple("user:a", "doc:first")], deletes: [] });
+    const writes = Array.from({ length: 9_000 }, (_, i) => tuple("user:b", `doc:${i}`));
+    const { revision } = await store.write({ writes, deletes: [] });
+    await store.write({ writes: [tuple("user:a", "doc:last")], deletes: [] });
+    await using feed = await ChangeFeed.open(store);
+    const calls: { size: number; watermark: number }[] = [];
+    const listener: ChangeListener & { partialRevisions: true } = {
+      partialRevisions: true,
+      onChanges(changes, watermark) {
+        calls.push({ size: changes.length, watermark });
+      },
+      onReset() {},
+    };
+    await feed.subscribe(listener, { after: 0 }).replayed();
+    expect(calls.reduce((n, c) => n + c.size, 0)).toBe(9_002);
+    expect(calls.length).toBeGreaterThan(3);
+    // Parts of the large revision carry the revision before it; only its last part claims it; none goes back.
+    expect(calls.filter((c) => c.watermark < revision).length).toBeGreaterThanOrEqual(4);
+    expect(calls.filter((c) => c.watermark === revision)).toHaveLength(1);
+    for (let i = 1; i < calls.length; i++) {
+      expect(calls[i]!.watermark).toBeGreaterThanOrEqual(calls[i - 1]!.watermark);
+    }
+    expect(calls.at(-1)!.watermark).toBe(revision + 1);
+  });
 });
