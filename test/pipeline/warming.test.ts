@@ -17,6 +17,7 @@ import {
   type WarmQuestion,
   warmThrough,
 } from "../../src/pipeline/warming/index.js";
+import { Lru } from "../../src/pipeline/warming/lru.js";
 import { KnownRevision } from "../../src/request/consistency.js";
 import type { CheckRequest } from "../../src/request/types.js";
 import { isNexusError } from "../../src/util/errors.js";
@@ -40,6 +41,50 @@ describe("pathDirectory", () => {
     expect(pathDirectory("file:root0")).toBeUndefined();
     expect(pathDirectory("doc:1")).toBeUndefined();
     expect(pathDirectory("nocolon/a/b")).toBeUndefined();
+  });
+});
+
+describe("Lru", () => {
+  it("matches a plain most-recent-first list under random gets, peeks, sets and deletes", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(
+          fc.tuple(fc.constantFrom("get", "peek", "set", "delete", "clear"), fc.integer({ min: 0, max: 9 })),
+          {
+            maxLength: 120,
+          },
+        ),
+        (max, ops) => {
+          const lru = new Lru<number>(max);
+          let model: [string, number][] = []; // most recently used first
+          for (const [op, k] of ops) {
+            const key = `k${k}`;
+            const at = model.findIndex(([x]) => x === key);
+            if (op === "get" || op === "peek") {
+              const expected = at < 0 ? undefined : model[at]![1];
+              expect(op === "get" ? lru.get(key) : lru.peek(key)).toBe(expected);
+              if (op === "get" && at >= 0) model = [model[at]!, ...model.filter((_, i) => i !== at)];
+            } else if (op === "set") {
+              lru.set(key, k * 10 + model.length);
+              model = [
+                [key, k * 10 + model.length] as [string, number],
+                ...model.filter((_, i) => i !== at),
+              ].slice(0, max);
+            } else if (op === "delete") {
+              lru.delete(key);
+              model = model.filter((_, i) => i !== at);
+            } else {
+              lru.clear();
+              model = [];
+            }
+            expect(lru.keysByRecency()).toEqual(model.map(([x]) => x));
+            expect(lru.size).toBe(model.length);
+            expect([...lru.values()].sort()).toEqual(model.map(([, v]) => v).sort());
+          }
+        },
+      ),
+    );
   });
 });
 

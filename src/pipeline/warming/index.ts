@@ -6,6 +6,7 @@
  * - tracker.ts: `AccessTracker`, the navigation model (directory transitions and siblings) that predicts.
  * - warmer.ts: `Warmer`, the background loop that turns observed accesses into warm calls within a budget.
  * - warm-through.ts: `warmThrough`, the warm function that sends questions through a check chain.
+ * - observations.ts: the ring observe() records accesses into (parallel arrays: nothing allocated per check).
  * - lru.ts, ring.ts, options.ts: the bounded containers and option checks the above share.
  */
 

@@ -5,7 +5,14 @@
  * see warm-through.ts), within a budget: questions per second (token bucket), batches in flight, a queue bound
  * (oldest dropped), and no question asked twice within `recentMs` unless a change made its answer stale.
  * Subscribed to the change feed, it also re-warms what the most recently active users will ask once a change
- * becomes visible (the next quantization window), so their next request does not pay for the invalidation.
+ * becomes visible (the next quantization window), so their next request does not pay for the invalidation; with the
+ * model's influence map, only the questions the changed tuples can affect.
+ *
+ * Never a long task: the loop runs in steps of at most SLICE_MS (4 ms) of real time that yield to the event loop
+ * between them; a backlog (a bulk check's thousand accesses) is predicted only as far as the queue can keep; warm
+ * calls are sized to what fits a slice at the measured cost of a question; and none starts within afterChangeMs of
+ * a change, so the writer's next read goes first. observe() writes a few slots of a ring (observations.ts) and
+ * allocates nothing.
  *
  * Warming can only fill caches: every question goes through the chain's public entry points, which answer
  * exactly with or without it. Errors of warm requests are swallowed and counted.
