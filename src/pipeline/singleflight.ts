@@ -122,7 +122,8 @@ export class SingleflightResolver implements CheckResolver {
         this.#counters.misses++;
         continue;
       }
-      const flight = this.#find(check.object, check.revision, scope, check.user);
+      const onObject = this.#flights.get(check.object);
+      const flight = onObject === undefined ? undefined : match(onObject, check.revision, scope, check.user);
       if (flight === undefined) {
         this.#counters.misses++;
         this.#counters.evaluations++;
@@ -130,7 +131,7 @@ export class SingleflightResolver implements CheckResolver {
         // only the batch's own signal does (without one, no controller is needed).
         if (signal !== undefined) shared ??= new AbortController();
         const mine = this.#flight(check, scope, undefined, shared, 1);
-        this.#add(mine);
+        this.#add(mine, onObject);
         leaders.push(i);
         led.push(mine);
       } else {
@@ -223,17 +224,12 @@ export class SingleflightResolver implements CheckResolver {
   /** The flight in the table for this question, if any. */
   #find(object: string, revision: number, scope: string, user: string): Flight | undefined {
     const found = this.#flights.get(object);
-    if (found === undefined) return undefined;
-    if (!Array.isArray(found)) {
-      return found.revision === revision && found.scope === scope && found.user === user ? found : undefined;
-    }
-    for (const f of found) if (f.revision === revision && f.scope === scope && f.user === user) return f;
-    return undefined;
+    return found === undefined ? undefined : match(found, revision, scope, user);
   }
 
-  #add(flight: Flight): void {
+  /** Adds a flight; `found` is what the table holds on its object now, when the caller just read it. */
+  #add(flight: Flight, found: Flight | Flight[] | undefined = this.#flights.get(flight.object)): void {
     const object = flight.object;
-    const found = this.#flights.get(object);
     if (found === undefined) this.#flights.set(object, flight);
     else if (Array.isArray(found)) found.push(flight);
     else this.#flights.set(object, [found, flight]);
@@ -315,4 +311,13 @@ export class SingleflightResolver implements CheckResolver {
       );
     });
   }
+}
+
+/** The flight among those on one object that answers (revision, scope, user), if any. */
+function match(found: Flight | Flight[], revision: number, scope: string, user: string): Flight | undefined {
+  if (!Array.isArray(found)) {
+    return found.revision === revision && found.scope === scope && found.user === user ? found : undefined;
+  }
+  for (const f of found) if (f.revision === revision && f.scope === scope && f.user === user) return f;
+  return undefined;
 }
