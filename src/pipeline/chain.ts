@@ -138,6 +138,7 @@ export class CheckChain implements AsyncDisposable {
         revisions: new RevisionChooser({ store, clock, quantizationWindowMs: window, known }),
         layers,
         depthGuard,
+        wasm: options.wasm,
       });
     } catch (error) {
       await depth?.close();
@@ -164,6 +165,8 @@ export class CheckChain implements AsyncDisposable {
           ...warming,
           warm: warmThrough(pipeline, { via: via ?? "checkMany" }),
           clock,
+          // A change re-warms only the questions its tuples can affect.
+          influence,
         });
         chain.#warmer = warmer;
         chain.#unsubscribe.push(feed.subscribe(warmer));

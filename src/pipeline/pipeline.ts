@@ -38,6 +38,7 @@ import {
 import { DEFAULT_TENANT } from "../tuples/tuple.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { atBatchIndex, describe, NexusError } from "../util/errors.js";
+import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
 import type { Layers } from "./builder.js";
 import { expandAt, type ListingContext, listObjectsThrough, listUsersAt } from "./listing.js";
 import type { RevisionChooser } from "./revision.js";
@@ -60,6 +61,8 @@ export interface PipelineParts {
   readonly revisions: RevisionChooser;
   readonly layers: Layers;
   readonly depthGuard: DepthGuard;
+  /** The WASM evaluator, when the engine has one: list objects walks its graphs in the kernel where that is exact. */
+  readonly wasm?: WasmEvaluator | undefined;
 }
 
 export class Pipeline {
@@ -86,6 +89,7 @@ export class Pipeline {
       store: parts.store,
       maxDepth: parts.maxDepth,
       depthGuard: parts.depthGuard,
+      wasm: parts.wasm,
     };
   }
 
