@@ -18,7 +18,13 @@
 import { describe, NexusError } from "../util/errors.js";
 import { Changelog, type ChangelogState } from "./changelog.js";
 import { MemoryModelVersions } from "./models.js";
-import { describeTuple, type RelationTuple, sameCondition, type TupleIdentity } from "./tuple.js";
+import {
+  describeTuple,
+  identityKey,
+  type RelationTuple,
+  sameCondition,
+  type TupleIdentity,
+} from "./tuple.js";
 import type {
   ObjectRelationKey,
   ReadFilter,
@@ -415,7 +421,8 @@ const NEW_OBJECT = 1;
 const KNOWN_OBJECT = 2;
 
 class BatchIdentities {
-  readonly #byObject = new Map<string, TupleIdentity | TupleIdentity[]>();
+  /** Per object: the one identity, a few in a list, or (past SMALL) the identity keys of all of them. */
+  readonly #byObject = new Map<string, TupleIdentity | TupleIdentity[] | Set<string>>();
 
   /** Adds `t`: DUPLICATE when the batch named it already, else whether its object is new to the batch. */
   add(t: TupleIdentity): typeof DUPLICATE | typeof NEW_OBJECT | typeof KNOWN_OBJECT {
@@ -423,6 +430,13 @@ class BatchIdentities {
     if (known === undefined) {
       this.#byObject.set(t.object, t);
       return NEW_OBJECT;
+    }
+    if (known instanceof Set) {
+      // Many tuples on one object (a group's 100,000 members): keyed, so the batch stays linear.
+      const key = identityKey(t);
+      if (known.has(key)) return DUPLICATE;
+      known.add(key);
+      return KNOWN_OBJECT;
     }
     const list = Array.isArray(known) ? known : [known];
     for (const k of list) {
@@ -435,11 +449,15 @@ class BatchIdentities {
         return DUPLICATE;
       }
     }
-    if (list === known) list.push(t);
-    else this.#byObject.set(t.object, [known as TupleIdentity, t]);
+    list.push(t);
+    if (list.length > SMALL) this.#byObject.set(t.object, new Set(list.map(identityKey)));
+    else if (list !== known) this.#byObject.set(t.object, list);
     return KNOWN_OBJECT;
   }
 }
+
+/** BatchIdentities compares up to this many identities on one object field by field. */
+const SMALL = 8;
 
 function duplicateInBatch(t: TupleIdentity): NexusError {
   return new NexusError("invalid_write", `${describeTuple(t)} appears more than once in the write`, {

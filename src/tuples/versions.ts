@@ -182,15 +182,18 @@ export class VersionIndex {
     this.#forget();
     const gone = (v: Version): boolean => v.deleted !== LIVE && v.deleted <= horizon;
     // Each list a collected version is in is filtered once, however many of its versions go.
-    const objectSlots = new Set<Map<string, Slot>>();
-    const objectKeys: [Map<string, Slot>, string][] = [];
+    const objectKeys = new Map<Map<string, Slot>, Set<string>>();
     const lists = new Map<Version[], () => void>();
     while (this.#deadHead < this.#dead.length && gone(this.#dead[this.#deadHead]!)) {
       const t = this.#dead[this.#deadHead++]!.tuple;
       const objects = this.#byObject.get(t.tenant)?.get(t.relation);
       if (objects !== undefined) {
-        objectKeys.push([objects, t.object]);
-        objectSlots.add(objects);
+        let keys = objectKeys.get(objects);
+        if (keys === undefined) {
+          keys = new Set();
+          objectKeys.set(objects, keys);
+        }
+        keys.add(t.object);
       }
       const users = this.#bySubject.get(t.subjectTenant);
       const byUser = users?.get(t.user);
@@ -203,18 +206,20 @@ export class VersionIndex {
         lists.set(byType, () => prune(relations!, t.relation, byType, gone));
       }
     }
-    for (const [objects, object] of objectKeys) {
-      const slot = objects.get(object);
-      if (slot === undefined) continue;
-      if (!(slot instanceof Bucket)) {
-        if (gone(slot)) objects.delete(object);
-        continue;
+    for (const [objects, keys] of objectKeys) {
+      for (const object of keys) {
+        const slot = objects.get(object);
+        if (slot === undefined) continue;
+        if (!(slot instanceof Bucket)) {
+          if (gone(slot)) objects.delete(object);
+          continue;
+        }
+        const kept = slot.versions.filter((v) => !gone(v));
+        if (kept.length === slot.versions.length) continue;
+        if (kept.length === 0) objects.delete(object);
+        else if (kept.length === 1) objects.set(object, kept[0]!);
+        else slot.versions = kept;
       }
-      const kept = slot.versions.filter((v) => !gone(v));
-      if (kept.length === slot.versions.length) continue;
-      if (kept.length === 0) objects.delete(object);
-      else if (kept.length === 1) objects.set(object, kept[0]!);
-      else slot.versions = kept;
     }
     for (const prunes of lists.values()) prunes();
     this.#dropEmpty();
