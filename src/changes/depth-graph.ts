@@ -4,13 +4,15 @@
  * (tenant, object) to (subjectTenant, the subject's object); a wildcard subject (`user:*`) is none. Edges are a
  * multiset: two tuples between the same nodes are two edges, and deleting one keeps the other.
  *
- * Incremental upkeep: each node keeps a height h, an upper bound on the longest path from it, capped at `cap`.
- * Invariant: for every present edge A→B, h(A) ≥ min(cap, 1 + h(B)). Adding an edge raises its source if needed and
- * pushes raises to predecessors (in-edges are kept); deleting one removes a constraint and lowers nothing. If no
- * height reached the cap, the invariant forbids cycles (around one, h(A) ≥ len + h(A)) and bounds every path from
- * A by h(A); a cycle keeps raising heights until the cap, so it ends as Infinity. Deletes mark the graph dirty; an
- * exact recompute from scratch (Kahn's order from the sinks, O(V+E); nodes left over are on or above a cycle)
- * lowers the heights again. When to recompute is the bound's decision.
+ * Incremental upkeep: each node keeps its height h, the longest path from it, capped at `cap`, exact after every
+ * add and delete. Invariant: h(A) = max(0, max over A's edges A→B of min(cap, 1 + h(B))). That system of equations
+ * has one solution, the exact capped heights: a node above its exact height would need a successor above its own,
+ * and following those forever ends on a cycle, whose nodes are exactly at the cap already. Adding an edge raises
+ * its source if needed and pushes raises to predecessors (in-edges are kept). Deleting one re-evaluates its source
+ * from its remaining out-edges (out-edges are kept too) and, when that lowers it, the predecessors that it was
+ * holding up, and so on: work proportional to the heights that actually fall, never a pass over the graph. A count
+ * of nodes per height gives the longest chain in O(cap). The full recompute (Kahn's order from the sinks, O(V+E);
+ * nodes left over are on or above a cycle) remains for checking and after a bulk seed.
  *
  * Memory: the graph follows every write, so it is kept flat. A node is an entry in its tenant's Map (keyed by the
  * tuple's own object string, shared with the store: no string is built for it) plus a few words in typed arrays; a
@@ -68,6 +70,10 @@ export class DepthGraph {
   #outs: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** First in-edge (an edge index), NONE when none. */
   #inHead: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** First out-edge (an edge index), NONE when none: a delete re-evaluates its source from these. */
+  #outHead: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** Live nodes per height (0..cap): the longest chain is the highest non-empty one. */
+  #perHeight: Int32Array<ArrayBuffer>;
   #freeNodes: number[] = [];
 
   // --- distinct edges (a freed edge index is reused) ---
@@ -77,6 +83,8 @@ export class DepthGraph {
   #count: Int32Array<ArrayBuffer> = new Int32Array(0);
   #inNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   #inPrev: Int32Array<ArrayBuffer> = new Int32Array(0);
+  #outNext: Int32Array<ArrayBuffer> = new Int32Array(0);
+  #outPrev: Int32Array<ArrayBuffer> = new Int32Array(0);
   #edgeSlots = 0;
   #freeEdges: number[] = [];
   /** Open addressing, linear probing: edge index + 1, 0 when empty. Kept at most half full. */
@@ -90,13 +98,13 @@ export class DepthGraph {
   #peak = 0;
   /** Edges added or removed since the last recompute. */
   #changes = 0;
-  /** An edge was removed since the last recompute (heights may be above the exact ones). */
-  #dirty = false;
 
   /** @param cap heights stop here; a height at the cap means "unbounded". */
-  constructor(readonly cap: number) {}
+  constructor(readonly cap: number) {
+    this.#perHeight = new Int32Array(cap + 1);
+  }
 
-  /** Nodes with at least one edge as of the last recompute (isolated ones are dropped then). */
+  /** Nodes with at least one edge (a node left without any by a delete is dropped at once). */
   get nodes(): number {
     return this.#nodeCount;
   }
@@ -114,15 +122,22 @@ export class DepthGraph {
   get changes(): number {
     return this.#changes;
   }
+  /** The exact longest chain now (capped): the largest height of any node. O(cap). */
+  get longest(): number {
+    const per = this.#perHeight;
+    for (let h = this.cap; h > 0; h--) if (per[h]! > 0) return h;
+    return 0;
+  }
+  /** The longest chain fell below the peak since the last recompute (deletes lowered it). */
   get dirty(): boolean {
-    return this.#dirty;
+    return this.longest < this.#peak;
   }
 
   /** Bytes of the typed arrays (the Maps of object keys come on top: a few dozen bytes a node). */
   get memoryBytes(): number {
     return (
-      this.#tenantOf.byteLength * 4 +
-      this.#from.byteLength * 5 +
+      this.#tenantOf.byteLength * 5 +
+      this.#from.byteLength * 7 +
       this.#table.byteLength +
       this.#keys.length * 4
     );
@@ -165,6 +180,7 @@ export class DepthGraph {
       this.#height = grow(this.#height, size);
       this.#outs = grow(this.#outs, size);
       this.#inHead = grow(this.#inHead, size, NONE);
+      this.#outHead = grow(this.#outHead, size, NONE);
     }
     ids.set(object, id);
     this.#keys[id] = object;
@@ -172,6 +188,8 @@ export class DepthGraph {
     this.#height[id] = 0;
     this.#outs[id] = 0;
     this.#inHead[id] = NONE;
+    this.#outHead[id] = NONE;
+    this.#perHeight[0] = this.#perHeight[0]! + 1;
     this.#nodeCount++;
     this.#remember(tenant, object, id);
     return id;
@@ -240,6 +258,8 @@ export class DepthGraph {
         this.#count = grow(this.#count, size);
         this.#inNext = grow(this.#inNext, size);
         this.#inPrev = grow(this.#inPrev, size);
+        this.#outNext = grow(this.#outNext, size);
+        this.#outPrev = grow(this.#outPrev, size);
       }
     }
     this.#from[e] = a;
@@ -251,6 +271,12 @@ export class DepthGraph {
     this.#inNext[e] = head;
     if (head !== NONE) this.#inPrev[head] = e;
     this.#inHead[b] = e;
+    // First in a's out-list.
+    const out = this.#outHead[a]!;
+    this.#outPrev[e] = NONE;
+    this.#outNext[e] = out;
+    if (out !== NONE) this.#outPrev[out] = e;
+    this.#outHead[a] = e;
     this.#insertSlot(e);
     return e;
   }
@@ -284,7 +310,7 @@ export class DepthGraph {
     this.#raise(a, this.#height[b]! + 1);
   }
 
-  /** Removes one copy of the tuple's edge; heights stay (upper bounds still) until a recompute. */
+  /** Removes one copy of the tuple's edge, lowering the heights that depended on it. */
   removeTuple(t: RelationTuple): void {
     const target = targetOf(t);
     if (target === undefined) return;
@@ -305,12 +331,72 @@ export class DepthGraph {
     if (prev === NONE) this.#inHead[b] = next;
     else this.#inNext[prev] = next;
     if (next !== NONE) this.#inPrev[next] = prev;
+    const outPrev = this.#outPrev[e]!;
+    const outNext = this.#outNext[e]!;
+    if (outPrev === NONE) this.#outHead[a] = outNext;
+    else this.#outNext[outPrev] = outNext;
+    if (outNext !== NONE) this.#outPrev[outNext] = outPrev;
     this.#count[e] = 0;
     this.#freeEdges.push(e);
     this.#outs[a] = this.#outs[a]! - 1;
     this.#distinct--;
-    // Heights stay (still upper bounds); a recompute lowers them.
-    this.#dirty = true;
+    // Only when the edge was what held a up (h(a) = 1 + h(b)) can a fall.
+    const via = this.#height[b]! + 1;
+    if (this.#height[a] === (via < this.cap ? via : this.cap)) this.#lower(a);
+    this.#dropIfIsolated(a);
+    if (b !== a) this.#dropIfIsolated(b);
+  }
+
+  /** Frees a node left without edges (its height is 0: no out-edge). */
+  #dropIfIsolated(id: number): void {
+    if (this.#outHead[id] !== NONE || this.#inHead[id] !== NONE) return;
+    this.#forget();
+    this.#setHeight(id, 0);
+    this.#perHeight[0] = this.#perHeight[0]! - 1;
+    this.#ids[this.#tenantOf[id]!]!.delete(this.#keys[id]!);
+    this.#keys[id] = undefined;
+    this.#freeNodes.push(id);
+    this.#nodeCount--;
+  }
+
+  #setHeight(id: number, h: number): void {
+    const per = this.#perHeight;
+    const old = this.#height[id]!;
+    per[old] = per[old]! - 1;
+    per[h] = per[h]! + 1;
+    this.#height[id] = h;
+  }
+
+  /**
+   * Re-evaluates `start` from its out-edges and, each time a node falls, the predecessors whose height it was
+   * holding up (those exactly one above its old height; the others have another reason for theirs). Every node
+   * off the stack keeps its equation, so the heights are exact once the stack is empty.
+   */
+  #lower(start: number): void {
+    const cap = this.cap;
+    const height = this.#height;
+    const stack = this.#stack;
+    const outNext = this.#outNext;
+    const to = this.#to;
+    const inNext = this.#inNext;
+    const from = this.#from;
+    stack.push(start);
+    while (stack.length > 0) {
+      const x = stack.pop()!;
+      let h = 0;
+      for (let e = this.#outHead[x]!; e !== NONE && h < cap; e = outNext[e]!) {
+        const via = height[to[e]!]! + 1;
+        if (via > h) h = via < cap ? via : cap;
+      }
+      const old = height[x]!;
+      if (h >= old) continue;
+      this.#setHeight(x, h);
+      const above = old + 1 < cap ? old + 1 : cap;
+      for (let e = this.#inHead[x]!; e !== NONE; e = inNext[e]!) {
+        const p = from[e]!;
+        if (height[p] === above) stack.push(p);
+      }
+    }
   }
 
   /** Raises h(start) to `to` (capped) and restores the invariant on every predecessor. */
@@ -320,7 +406,7 @@ export class DepthGraph {
     const stack = this.#stack;
     const first = to < cap ? to : cap;
     if (first <= height[start]!) return;
-    height[start] = first;
+    this.#setHeight(start, first);
     if (first > this.#peak) this.#peak = first;
     stack.push(start);
     const inNext = this.#inNext;
@@ -332,12 +418,22 @@ export class DepthGraph {
       for (let e = this.#inHead[x]!; e !== NONE; e = inNext[e]!) {
         const p = from[e]!;
         if (h > height[p]!) {
-          height[p] = h;
+          this.#setHeight(p, h);
           if (h > this.#peak) this.#peak = h;
           stack.push(p);
         }
       }
     }
+  }
+
+  /**
+   * The exact longest chain, in O(cap): the heights are kept exact, so this only restarts the peak and the
+   * count of changes from here (what a recompute did when deletes lowered nothing by themselves).
+   */
+  settle(): number {
+    this.#peak = this.longest;
+    this.#changes = 0;
+    return this.#peak;
   }
 
   /**
@@ -380,13 +476,16 @@ export class DepthGraph {
       }
       if (height[x]! > max) max = height[x]!;
     }
+    const per = this.#perHeight;
+    per.fill(0);
     for (let id = 0; id < n; id++) {
+      if (this.#keys[id] === undefined) continue;
       if (remaining[id]! > 0) {
         height[id] = cap;
         max = cap;
       }
+      per[height[id]!] = per[height[id]!]! + 1;
     }
-    this.#dirty = false;
     this.#changes = 0;
     this.#peak = max;
     return max;
@@ -405,12 +504,16 @@ export class DepthGraph {
     this.#height = new Int32Array(0);
     this.#outs = new Int32Array(0);
     this.#inHead = new Int32Array(0);
+    this.#outHead = new Int32Array(0);
+    this.#perHeight.fill(0);
     this.#freeNodes = [];
     this.#from = new Int32Array(0);
     this.#to = new Int32Array(0);
     this.#count = new Int32Array(0);
     this.#inNext = new Int32Array(0);
     this.#inPrev = new Int32Array(0);
+    this.#outNext = new Int32Array(0);
+    this.#outPrev = new Int32Array(0);
     this.#edgeSlots = 0;
     this.#freeEdges = [];
     this.#table = new Int32Array(1024);
@@ -419,6 +522,5 @@ export class DepthGraph {
     this.#distinct = 0;
     this.#peak = 0;
     this.#changes = 0;
-    this.#dirty = false;
   }
 }

@@ -20,8 +20,10 @@
  * also counts a final hop to a leaf subject (`doc:1#viewer@user:anne` is an edge to user:anne) that the
  * evaluator never takes, so it may exceed the true depth by one; never the other way.
  *
- * Upkeep: adding an edge raises heights at once; deleting one lowers nothing until an exact recompute, which runs
- * lazily when the bound is asked for, amortized over changes or rate limited in time.
+ * Upkeep: the graph keeps its heights exact at every add and delete, in work proportional to the heights that
+ * change (never a pass over the graph), and knows its longest chain in O(cap). The bound follows a lower longest
+ * chain (a "recompute", now O(cap)) lazily when asked, amortized over changes or rate limited in time, only so that
+ * epochs (below) are not closed at every delete; a user's check never pays for a pass over the graph.
  *
  * Revisions: a layer asks about a check pinned to revision r, and the graph at r may differ from the current one.
  * Within an epoch heights only rise, so the epoch's bound (the largest height seen since it began) bounds the graph
@@ -238,10 +240,10 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
     while (this.#seeding !== undefined) await this.#seeding;
   }
 
-  /** Recomputes every height exactly now (lowering the bound after deletes). No-op while unknown. */
+  /** Lowers the bound to the exact longest chain now (after deletes), in O(cap). No-op while unknown. */
   recompute(): void {
     if (!Number.isFinite(this.#from) || this.#buffer !== undefined || this.#midRevision) return;
-    const exact = this.#graph.recompute();
+    const exact = this.#graph.settle();
     this.#recomputes++;
     this.#lastRecompute = now();
     if (exact < this.#epochBound) {

@@ -2,7 +2,8 @@
  * DepthGraph (src/changes/depth-graph.ts) against a plain model: a multiset of edges over (tenant, object) nodes,
  * whose exact capped longest path is found by a depth-first search. Random adds and deletes over a few nodes
  * (cycles, self-loops, duplicate edges, two tenants, userset subjects) drive both; after every step the counts
- * agree, the incremental peak never falls below the exact longest path, and a recompute equals it.
+ * agree, the incremental heights give the exact longest path after each single add or delete (no recompute),
+ * isolated nodes are dropped at once, and a full recompute equals it.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -80,8 +81,14 @@ describe("DepthGraph", () => {
           expect(graph.edges).toBe(total);
           expect(graph.distinctEdges).toBe([...edges.values()].filter((c) => c > 0).length);
           if (!graph.dirty) expect(graph.peak).toBeGreaterThanOrEqual(exact);
+          // Kept exact at every single add and delete: no recompute needed, never below the truth.
+          expect(graph.longest).toBe(exact);
+          expect(graph.peak).toBeGreaterThanOrEqual(exact);
+          const live = new Set<string>();
+          for (const [k, c] of edges) if (c > 0) for (const n of k.split("|")) live.add(n);
+          expect(graph.nodes).toBe(live.size);
           if (o.recompute) {
-            expect(graph.recompute()).toBe(exact);
+            expect(o.add ? graph.recompute() : graph.settle()).toBe(exact);
             const nodes = new Set<string>();
             for (const [k, c] of edges) if (c > 0) for (const n of k.split("|")) nodes.add(n);
             expect(graph.nodes).toBe(nodes.size);
@@ -108,5 +115,22 @@ describe("DepthGraph", () => {
     expect(graph.nodes).toBe(0);
     for (const t of tuples.slice(0, 10)) graph.addTuple(t);
     expect(graph.recompute()).toBe(1);
+  });
+
+  it("lowers the heights at a delete, through a long chain and out of a broken cycle, without a recompute", () => {
+    const graph = new DepthGraph(64);
+    const link = (i: number, j: number): RelationTuple => tuple(`folder:${i}`, `folder:${j}`, "t", "t");
+    for (let i = 0; i < 40; i++) graph.addTuple(link(i, i + 1));
+    for (let i = 0; i < 1000; i++) graph.addTuple(tuple(`doc:${i}`, `folder:${i % 41}`, "t", "t"));
+    expect(graph.longest).toBe(41); // doc:0 → folder:0 → … → folder:40
+    graph.removeTuple(link(19, 20));
+    expect(graph.longest).toBe(21); // doc:20 → folder:20 → … → folder:40
+    graph.addTuple(link(40, 0)); // no cycle yet: 19 → 20 is gone
+    expect(graph.longest).toBe(41); // doc:20 → folder:20 → … → 40 → 0 → … → 19
+    graph.addTuple(link(19, 20)); // now a cycle: the cap
+    expect(graph.longest).toBe(64);
+    graph.removeTuple(link(40, 0));
+    expect(graph.longest).toBe(41);
+    expect(graph.recompute()).toBe(41);
   });
 });
