@@ -396,6 +396,11 @@ export class Pipeline {
     }
     // A field no check has is refused by validation, never answered around it.
     for (const field in request) if (!CHECK_FIELDS.has(field)) return undefined;
+    // The scope is NUL-separated text (questionScope): a relation or tenant holding a NUL could spell another
+    // tenant's scope. Validation refuses them; only it may answer such a request.
+    if (relation.includes("\u0000") || tenant?.includes("\u0000") || subjectTenant?.includes("\u0000")) {
+      return undefined;
+    }
     const { consistency } = request;
     let revision: Revision | undefined;
     let quantized: boolean;

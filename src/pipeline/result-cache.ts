@@ -116,6 +116,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   readonly #maxTrackedLists: number;
   /** Cross-revision reuse needs both revisions at or after this (raised when the change record is dropped). */
   #floor = 0;
+  /** The highest revision onChanges has been handed. */
+  #received = 0;
   readonly #counters = new LayerCounters();
   #knowledge: ChangeKnowledge | undefined;
   #crossRevisionHits = 0;
@@ -198,13 +200,14 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
 
   onChanges(changes: readonly StoredChange[]): void {
     if (changes.length === 0) return;
+    const last = changes[changes.length - 1]!.revision;
+    if (last > this.#received) this.#received = last;
     // While no entry holds a read set (the WASM evaluator's answers carry none), changes are not interned: the
     // floor moves past them instead, so a read set stored later is trusted only from after them (an answer computed
     // at an older revision may still arrive; it then falls back to the class rule). Saves a string key per change
     // at load.
     const intern = this.#withReads > 0;
     if (!intern) {
-      const last = changes[changes.length - 1]!.revision;
       if (last > this.#floor) this.#floor = last;
     } else if (this.#listIds.size + changes.length > this.#maxTrackedLists) {
       // Forget what came before this page; its own changes are recorded below.
@@ -240,9 +243,10 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
         continue;
       }
       if (this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
-        // Forget per-subject changes so far: reuse across revisions before this one uses the class rule.
+        // Forget per-subject changes so far, this revision's earlier ones included: the subject rule then needs
+        // both revisions at or after this one (before it, the class rule).
         this.#subjectChangedAt.clear();
-        this.#subjectFloor = change.revision - 1;
+        this.#subjectFloor = change.revision;
       }
       for (const cls of classes) {
         raise(this.#changedAt, cls, change.revision);
@@ -366,7 +370,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
 
   #intern(keys: readonly string[]): Uint32Array | undefined {
     if (this.#listIds.size + keys.length > this.#maxTrackedLists) {
-      this.#forgetReads(this.#knowledge?.watermark ?? Number.POSITIVE_INFINITY);
+      // Everything received so far is forgotten, which can be past the watermark: the feed hands a large
+      // revision over in parts and moves the watermark only after the last one.
+      this.#forgetReads(Math.max(this.#knowledge?.watermark ?? Number.POSITIVE_INFINITY, this.#received));
     }
     const ids = new Uint32Array(keys.length);
     for (let i = 0; i < keys.length; i++) ids[i] = this.#listId(keys[i]!);
