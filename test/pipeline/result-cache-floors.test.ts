@@ -88,7 +88,7 @@ describe("result cache floors", () => {
     state.reads = [readKey("doc:0")];
     await cache.resolve(question("user:anne", "doc:0", 1)); // an entry with reads: changes are interned
     // Revision 2 deletes anne's grant on doc:1; the watermark has not moved yet (the feed is between parts).
-    cache.onChanges([deleted("user:anne", "doc:1", 2)], 1);
+    cache.onChanges([deleted("user:anne", "doc:1", 2)]);
     // An answer computed at revision 1 is stored meanwhile, and its reads overflow the tracking table.
     state.reads = [readKey("doc:1"), "a", "b", "c"];
     await cache.resolve(question("user:anne", "doc:1", 1));
@@ -106,7 +106,7 @@ describe("result cache floors", () => {
     const knowledge = { watermark: 1, complete: 0 };
     cache.follow(knowledge);
     await cache.resolve(question("user:anne", "doc:1", 1));
-    cache.onChanges([deleted("user:anne", "doc:1", 2), deleted("user:bob", "doc:1", 2)], 2);
+    cache.onChanges([deleted("user:anne", "doc:1", 2), deleted("user:bob", "doc:1", 2)]);
     knowledge.watermark = 2;
     state.allowed = false;
     expect((await cache.resolve(question("user:anne", "doc:1", 2))).allowed).toBe(false);
