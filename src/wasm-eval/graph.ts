@@ -29,6 +29,66 @@ interface Uses {
 }
 const NO_USES: Uses = { computed: [], tupleset: [] };
 
+/**
+ * The reverse of the evaluation's edges between relations, as flat tables indexed by type * relations + relation
+ * (type and relation ids are dense), so the invalidation walk reads integers, never strings or the analysis.
+ */
+interface WalkTables {
+  readonly types: number;
+  readonly relations: number;
+  /** CSR: the same object's relations that read the node (computed usersets in any position, tuple-to-usersets
+   * following it as their tupleset). */
+  readonly localStart: Int32Array;
+  readonly local: Int32Array;
+  /** CSR: tuple-to-userset parents of the node, as triples (parent type, tupleset relation, parent relation). */
+  readonly ttuStart: Int32Array;
+  readonly ttu: Int32Array;
+}
+
+/** One set of tables per compiled program (every tenant's graph shares it). */
+const walkTablesOf = new WeakMap<CompiledProgram, WalkTables>();
+
+function buildWalkTables(
+  compiled: CompiledProgram,
+  users: (type: string, relation: string) => Uses,
+): WalkTables {
+  const { typeIds, relationIds } = compiled;
+  const analysis: ProgramAnalysis = analyze(compiled.program);
+  const types = typeIds.size;
+  const relations = relationIds.size;
+  const localStart = new Int32Array(types * relations + 1);
+  const ttuStart = new Int32Array(types * relations + 1);
+  const local: number[] = [];
+  const ttu: number[] = [];
+  for (const [typeName, type] of typeIds) {
+    for (const [relationName, relation] of relationIds) {
+      const node = type * relations + relation;
+      localStart[node] = local.length;
+      ttuStart[node] = ttu.length;
+      const u = users(typeName, relationName);
+      for (const rel of u.computed) local.push(relationIds.get(rel)!);
+      for (const rel of u.tupleset) local.push(relationIds.get(rel)!);
+      for (const p of analysis.ttuParents(typeName, relationName)) {
+        ttu.push(
+          typeIds.get(p.type) ?? -1,
+          relationIds.get(p.tupleset) ?? -1,
+          relationIds.get(p.relation) ?? -1,
+        );
+      }
+    }
+  }
+  localStart[types * relations] = local.length;
+  ttuStart[types * relations] = ttu.length;
+  return {
+    types,
+    relations,
+    localStart,
+    local: Int32Array.from(local),
+    ttuStart,
+    ttu: Int32Array.from(ttu),
+  };
+}
+
 export class TupleGraph implements Disposable {
   readonly tenant: string;
   /** The store revision the graph reflects. */
@@ -165,43 +225,86 @@ export class TupleGraph implements Disposable {
    */
   #invalidateUpstream(object: number, relation: number, crossObjects: boolean): void {
     const e = this.#exports;
-    const { typeIds, relationIds } = this.#compiled;
-    const analysis: ProgramAnalysis = analyze(this.#compiled.program);
-    const typeNames = [...typeIds.keys()];
-    const relationNames = [...relationIds.keys()];
-    const seen = new Set<string>();
-    const queue: [number, number][] = [];
-    const reach = (o: number, r: number): void => {
-      const key = `${o},${r}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      queue.push([o, r]);
-    };
-    reach(object, relation);
-    for (let head = 0; head < queue.length; head++) {
-      const [o, r] = queue[head]!;
-      e.graph_invalidate(this.#ptr, o, r);
+    const ptr = this.#ptr;
+    let w = walkTablesOf.get(this.#compiled);
+    if (w === undefined) {
+      w = buildWalkTables(this.#compiled, (type, rel) => this.#users(type, rel));
+      walkTablesOf.set(this.#compiled, w);
+    }
+    const { types, relations: stride, localStart, local, ttuStart, ttu } = w;
+    // Integer keys (object * relations + relation < 2^48) and a flat queue: a walk over tens of thousands of
+    // nodes built a string and two arrays per node before, and most of its time went to them and the GC.
+    const seen = this.#seen;
+    const queue = this.#queue;
+    seen.clear();
+    queue.length = 0;
+    seen.add(object * stride + relation);
+    queue.push(object, relation);
+    for (let head = 0; head < queue.length; head += 2) {
+      const o = queue[head]!;
+      const r = queue[head + 1]!;
+      e.graph_invalidate(ptr, o, r);
       this.invalidated++;
-      const typeName = typeNames[e.symbols_type(o) >>> 0];
-      const relationName = relationNames[r];
-      if (typeName === undefined || relationName === undefined) continue;
-      for (const rel of this.#users(typeName, relationName).computed) reach(o, relationIds.get(rel)!);
-      // The node is a tupleset: the same object's tuple-to-usersets that follow it.
-      for (const rel of this.#users(typeName, relationName).tupleset) reach(o, relationIds.get(rel)!);
+      const type = e.symbols_type(o) >>> 0;
+      if (type >= types || r >= stride) continue;
+      const node = type * stride + r;
+      // The same object's relations that read the node, as a computed userset or as their tupleset.
+      for (let i = localStart[node]!, end = localStart[node + 1]!; i < end; i++) {
+        const key = o * stride + local[i]!;
+        if (!seen.has(key)) {
+          seen.add(key);
+          queue.push(o, local[i]!);
+        }
+      }
       if (!crossObjects) continue;
-      const ttu = analysis.ttuParents(typeName, relationName);
-      if (ttu.length > 0) {
-        for (const [a, ar] of this.#pointing(o, NO_REL)) {
-          const aType = typeNames[e.symbols_type(a) >>> 0];
-          for (const p of ttu) {
-            if (p.type === aType && relationIds.get(p.tupleset) === ar)
-              reach(a, relationIds.get(p.relation)!);
+      const ttuFrom = ttuStart[node]!;
+      const ttuEnd = ttuStart[node + 1]!;
+      if (ttuFrom < ttuEnd) {
+        // Objects holding o as a plain subject under a tupleset some tuple-to-userset of theirs follows to o#r.
+        const n = e.graph_subject_length(ptr, o, NO_REL) >>> 0;
+        if (n > 0) {
+          const at = (e.graph_subject_entries(ptr, o, NO_REL) >>> 0) >>> 2;
+          const pairs = this.#kernel.views.u32.slice(at, at + 2 * n);
+          for (let j = 0; j < 2 * n; j += 2) {
+            const a = pairs[j]!;
+            const ar = pairs[j + 1]!;
+            const aType = e.symbols_type(a) >>> 0;
+            for (let i = ttuFrom; i < ttuEnd; i += 3) {
+              if (ttu[i] !== aType || ttu[i + 1] !== ar) continue;
+              const pr = ttu[i + 2]!;
+              const key = a * stride + pr;
+              if (!seen.has(key)) {
+                seen.add(key);
+                queue.push(a, pr);
+              }
+            }
           }
         }
       }
-      for (const [a, ar] of this.#pointing(o, r)) reach(a, ar);
+      // Nodes holding o#r as a userset subject.
+      const n = e.graph_subject_length(ptr, o, r) >>> 0;
+      if (n === 0) continue;
+      const at = (e.graph_subject_entries(ptr, o, r) >>> 0) >>> 2;
+      const u32 = this.#kernel.views.u32;
+      for (let j = at, end = at + 2 * n; j < end; j += 2) {
+        const a = u32[j]!;
+        const ar = u32[j + 1]!;
+        const key = a * stride + ar;
+        if (!seen.has(key)) {
+          seen.add(key);
+          queue.push(a, ar);
+        }
+      }
+    }
+    // Large walks leave large structures: keep them for the next walk only when modest.
+    if (seen.size > 65_536) {
+      this.#seen = new Set();
+      this.#queue = [];
     }
   }
+
+  #seen = new Set<number>();
+  #queue: number[] = [];
 
   #uses: Map<string, { computed: string[]; tupleset: string[] }> | undefined;
 
@@ -249,18 +352,6 @@ export class TupleGraph implements Disposable {
       this.#uses = uses;
     }
     return this.#uses.get(`${type}#${relation}`) ?? NO_USES;
-  }
-
-  /** The (object, relation) pairs holding subject (subject, subjectRelation), from the reverse adjacency. */
-  #pointing(subject: number, subjectRelation: number): [number, number][] {
-    const e = this.#exports;
-    const n = e.graph_subject_length(this.#ptr, subject, subjectRelation) >>> 0;
-    if (n === 0) return [];
-    const at = (e.graph_subject_entries(this.#ptr, subject, subjectRelation) >>> 0) >>> 2;
-    const u32 = this.#kernel.views.u32;
-    const out: [number, number][] = [];
-    for (let i = 0; i < n; i++) out.push([u32[at + 2 * i]!, u32[at + 2 * i + 1]!]);
-    return out;
   }
 
   get disposed(): boolean {
