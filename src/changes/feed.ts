@@ -52,6 +52,13 @@ export interface SubscribeOptions {
    * far the listener gets `onReset` with the feed's watermark instead.
    */
   readonly after?: Revision;
+  /**
+   * For a listener replayed from `after`: called once it has joined the live fan-out, synchronously at a moment
+   * no page is being handed out, with the feed's watermark then. Every change up to it has reached the listener
+   * and no later one has, so a caller can hand over from this listener to another one already in the fan-out
+   * without a gap or a repeat (replayed() resolving is not such a moment: a page may start between the two).
+   */
+  readonly onJoined?: (watermark: Revision) => void;
 }
 
 export interface ChangeFeedStats {
@@ -176,7 +183,7 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
     let replay: Promise<void> = Promise.resolve();
     if (after < this.#watermark) {
       this.#replaying.add(listener);
-      replay = this.#replay(listener, after);
+      replay = this.#replay(listener, after, options.onJoined);
       // A store failure during the replay reaches whoever awaits replayed(); nobody awaiting is not an error.
       replay.catch(() => {});
     } else {
@@ -292,7 +299,11 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
    * page is cut at the watermark as it stands when the page arrives (a page never splits a revision), so no change
    * reaches the listener twice: what lies beyond the watermark the live loop delivers after the listener joins.
    */
-  async #replay(listener: ChangeListener, after: Revision): Promise<void> {
+  async #replay(
+    listener: ChangeListener,
+    after: Revision,
+    onJoined: ((watermark: Revision) => void) | undefined,
+  ): Promise<void> {
     let cursor = after;
     let slice = now();
     while (this.#replaying.has(listener)) {
@@ -352,6 +363,10 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
     // moves only once every listener has it: replayed() resolves after that, so a caller reading the watermark
     // then (to hand over from its own subscription) finds it covering what the listener has seen.
     await this.#dispatching;
+    if (onJoined === undefined) return;
+    // A next page may have started while that settled: wait until none is in flight, then call back at once.
+    while (this.#dispatching !== undefined) await this.#dispatching;
+    if (this.#listeners.has(listener)) onJoined(this.#watermark);
   }
 
   /** Back to the event loop once the current slice has run for SLICE_MS. */
