@@ -41,6 +41,9 @@ import { type EvaluateKernel, instantiateEvaluateKernel, Outcome } from "./kerne
 import { Symbols } from "./symbols.js";
 import { TenantGraphs, yieldToLoop } from "./tenant-graphs.js";
 
+/** Request-record words the evaluator keeps a buffer for between batches: the records of 4,096 questions. */
+const KEPT_RECORD_WORDS = RECORD_WORDS * 4096;
+
 export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
 
 export interface WasmEvaluatorStats {
@@ -120,7 +123,7 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
   readonly #graphs: TenantGraphs;
   /** One encoded request (its last word stays 0, as eval_check_many's records want). */
   readonly #scratch = new Uint32Array(RECORD_WORDS);
-  /** Request records of a batch, encoded before they go into kernel memory in one copy (grown as needed). */
+  /** Request records of a batch, encoded before they go into kernel memory in one copy (grown up to KEPT_RECORD_WORDS). */
   #recordBuffer = new Uint32Array(RECORD_WORDS * 64);
   #programPtr: number;
   #closed = false;
@@ -472,6 +475,9 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
   /** A buffer of at least `count` request records (zeroed: each record's last word stays 0). */
   #records(count: number): Uint32Array {
     const words = count * RECORD_WORDS;
+    // A batch past the kept size gets a buffer of its own: one 100k-question batch must not pin megabytes for the
+    // evaluator's lifetime.
+    if (words > KEPT_RECORD_WORDS) return new Uint32Array(words);
     if (this.#recordBuffer.length < words) {
       this.#recordBuffer = new Uint32Array(Math.max(words, this.#recordBuffer.length * 2));
     }
