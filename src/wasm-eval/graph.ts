@@ -89,6 +89,59 @@ function buildWalkTables(
   };
 }
 
+/**
+ * The nodes (object, relation) one invalidation walk has reached: open addressing over typed arrays, reused from
+ * walk to walk (a slot counts only when stamped with the current walk), so a walk over tens of thousands of nodes
+ * allocates nothing and leaves nothing for the GC.
+ */
+class NodeSet {
+  #objects = new Uint32Array(1024);
+  #relations = new Uint32Array(1024);
+  #stamps = new Uint32Array(1024);
+  #stamp = 0;
+  #size = 0;
+
+  /** Empties the set (O(1): a new stamp). */
+  reset(): void {
+    this.#size = 0;
+    if (++this.#stamp === 0xffffffff) {
+      this.#stamps.fill(0);
+      this.#stamp = 1;
+    }
+  }
+
+  /** Adds (o, r); false when it was there already. */
+  add(o: number, r: number): boolean {
+    if ((this.#size + 1) * 2 > this.#stamps.length) this.#grow();
+    const mask = this.#stamps.length - 1;
+    const stamps = this.#stamps;
+    const stamp = this.#stamp;
+    for (let i = (Math.imul(o, 0x9e3779b1) ^ Math.imul(r + 1, 0x85ebca77)) & mask; ; i = (i + 1) & mask) {
+      if (stamps[i] !== stamp) {
+        stamps[i] = stamp;
+        this.#objects[i] = o;
+        this.#relations[i] = r;
+        this.#size++;
+        return true;
+      }
+      if (this.#objects[i] === o && this.#relations[i] === r) return false;
+    }
+  }
+
+  #grow(): void {
+    const objects = this.#objects;
+    const relations = this.#relations;
+    const stamps = this.#stamps;
+    const stamp = this.#stamp;
+    const size = stamps.length * 2;
+    this.#objects = new Uint32Array(size);
+    this.#relations = new Uint32Array(size);
+    this.#stamps = new Uint32Array(size);
+    this.#size = 0;
+    for (let i = 0; i < stamps.length; i++) if (stamps[i] === stamp) this.add(objects[i]!, relations[i]!);
+  }
+}
+
 export class TupleGraph implements Disposable {
   readonly tenant: string;
   /** The store revision the graph reflects. */
@@ -232,29 +285,31 @@ export class TupleGraph implements Disposable {
       walkTablesOf.set(this.#compiled, w);
     }
     const { types, relations: stride, localStart, local, ttuStart, ttu } = w;
-    // Integer keys (object * relations + relation < 2^48) and a flat queue: a walk over tens of thousands of
-    // nodes built a string and two arrays per node before, and most of its time went to them and the GC.
+    // A typed node set and a flat queue: a walk over tens of thousands of nodes built a string and two arrays
+    // per node before, and most of its time went to them and the GC.
     const seen = this.#seen;
     const queue = this.#queue;
-    seen.clear();
+    seen.reset();
     queue.length = 0;
-    seen.add(object * stride + relation);
+    seen.add(object, relation);
     queue.push(object, relation);
+    let lastObject = -1;
+    let type = 0;
     for (let head = 0; head < queue.length; head += 2) {
       const o = queue[head]!;
       const r = queue[head + 1]!;
       e.graph_invalidate(ptr, o, r);
       this.invalidated++;
-      const type = e.symbols_type(o) >>> 0;
+      // The queue holds an object's relations together: one type lookup for them.
+      if (o !== lastObject) {
+        type = e.symbols_type(o) >>> 0;
+        lastObject = o;
+      }
       if (type >= types || r >= stride) continue;
       const node = type * stride + r;
       // The same object's relations that read the node, as a computed userset or as their tupleset.
       for (let i = localStart[node]!, end = localStart[node + 1]!; i < end; i++) {
-        const key = o * stride + local[i]!;
-        if (!seen.has(key)) {
-          seen.add(key);
-          queue.push(o, local[i]!);
-        }
+        if (seen.add(o, local[i]!)) queue.push(o, local[i]!);
       }
       if (!crossObjects) continue;
       const ttuFrom = ttuStart[node]!;
@@ -271,12 +326,7 @@ export class TupleGraph implements Disposable {
             const aType = e.symbols_type(a) >>> 0;
             for (let i = ttuFrom; i < ttuEnd; i += 3) {
               if (ttu[i] !== aType || ttu[i + 1] !== ar) continue;
-              const pr = ttu[i + 2]!;
-              const key = a * stride + pr;
-              if (!seen.has(key)) {
-                seen.add(key);
-                queue.push(a, pr);
-              }
+              if (seen.add(a, ttu[i + 2]!)) queue.push(a, ttu[i + 2]!);
             }
           }
         }
@@ -289,21 +339,14 @@ export class TupleGraph implements Disposable {
       for (let j = at, end = at + 2 * n; j < end; j += 2) {
         const a = u32[j]!;
         const ar = u32[j + 1]!;
-        const key = a * stride + ar;
-        if (!seen.has(key)) {
-          seen.add(key);
-          queue.push(a, ar);
-        }
+        if (seen.add(a, ar)) queue.push(a, ar);
       }
     }
-    // Large walks leave large structures: keep them for the next walk only when modest.
-    if (seen.size > 65_536) {
-      this.#seen = new Set();
-      this.#queue = [];
-    }
+    // A very large walk's queue is not kept for the next one.
+    if (queue.length > 1 << 17) this.#queue = [];
   }
 
-  #seen = new Set<number>();
+  readonly #seen = new NodeSet();
   #queue: number[] = [];
 
   #uses: Map<string, { computed: string[]; tupleset: string[] }> | undefined;
