@@ -289,9 +289,11 @@ export class TupleGraph implements Disposable {
     // per node before, and most of its time went to them and the GC.
     const seen = this.#seen;
     const queue = this.#queue;
-    seen.reset();
+    // Within a batch the set keeps the nodes earlier walks invalidated (see beginBatch): a walk stops there.
+    if (!this.#batch || this.#batchCross !== crossObjects) seen.reset();
+    this.#batchCross = crossObjects;
     queue.length = 0;
-    seen.add(object, relation);
+    if (!seen.add(object, relation)) return;
     queue.push(object, relation);
     let lastObject = -1;
     let type = 0;
@@ -347,6 +349,27 @@ export class TupleGraph implements Disposable {
   }
 
   readonly #seen = new NodeSet();
+  #batch = false;
+  #batchCross = false;
+
+  /**
+   * Starts a batch of applies with no evaluation on this graph in between (the caller's synchronous loop): a node
+   * an earlier walk of the batch invalidated is not walked again. Sound because such a node holds no live fact or
+   * plan (none was stored since), and neither does anything above it: its walk invalidated all of that, and a
+   * later add that puts a new node above it starts its own walk at that node, which covers everything above the
+   * new node. Deletes only take nodes away from above. A write of many tuples under one group or folder then walks
+   * what lies above them once, not once a tuple.
+   */
+  beginBatch(): void {
+    this.#batch = true;
+    this.#seen.reset();
+  }
+
+  /** Ends the batch: the next walk starts afresh (evaluations may store facts and plans again). */
+  endBatch(): void {
+    this.#batch = false;
+    this.#seen.reset();
+  }
   #queue: number[] = [];
 
   #uses: Map<string, { computed: string[]; tupleset: string[] }> | undefined;

@@ -329,6 +329,8 @@ export class TenantGraphs implements ChangeListener {
     try {
       let applied = 0;
       let slice = now();
+      // No evaluation runs on the graph within one synchronous slice: its walks share what they invalidated.
+      graph.beginBatch();
       while (state.head < state.queue.length) {
         const change = state.queue[state.head]!;
         if (change.revision > revision) break;
@@ -340,7 +342,9 @@ export class TenantGraphs implements ChangeListener {
           // Meanwhile the graph is between revisions, so it answers none (MID_REVISION): requests wait for this
           // advance in graphAt.
           graph.revision = MID_REVISION;
+          graph.endBatch();
           await yieldToLoop();
+          graph.beginBatch();
           slice = now();
           if (this.#closed || graph.disposed) return;
           if (state.lost) return;
@@ -352,6 +356,8 @@ export class TenantGraphs implements ChangeListener {
       state.graph = undefined;
       this.#unfollow(state);
       throw error;
+    } finally {
+      graph.endBatch();
     }
     if (state.head === state.queue.length) {
       state.queue = [];
