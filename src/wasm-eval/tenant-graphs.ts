@@ -273,22 +273,28 @@ export class TenantGraphs implements ChangeListener {
         if (active) this.#lose(state);
       },
     };
-    const unsubscribe = source.subscribe(listener, { after: from });
-    const stop = (): void => {
+    let stop = (): void => {};
+    const unsubscribe = source.subscribe(listener, {
+      after: from,
+      // In the live fan-out now, at a moment no page is being handed out: every change up to `watermark` has
+      // reached `listener` and none after it, so the shared listener takes the tenant's changes from here. (At
+      // replayed() a page could already be under way, skipped by the shared listener while catchUp was set.)
+      onJoined: (watermark) => {
+        if (!active) return;
+        stop();
+        if (watermark > state.seen) state.seen = watermark;
+      },
+    });
+    stop = (): void => {
       if (!active) return;
       active = false;
       unsubscribe();
       if (state.catchUp?.stop === stop) state.catchUp = undefined;
     };
+    // The replay settles after onJoined has run; one that ended otherwise (a reset: the state is lost; the feed
+    // closing) leaves nothing to follow.
     const done = unsubscribe.replayed().then(
-      () => {
-        if (!active) return;
-        // In the live fan-out now, so every change up to the source's watermark has reached `listener`: the
-        // shared listener takes the tenant's changes after it.
-        const watermark = source.watermark;
-        stop();
-        if (watermark > state.seen) state.seen = watermark;
-      },
+      () => stop(),
       () => {
         if (!active) return;
         stop();
