@@ -290,7 +290,9 @@ describe("nexus-fast demo", () => {
 
   it("leaves nothing running", async () => {
     const before = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
-    expect((await run("demo", "--files", "50", "--bulk", "10", "--fs-files", "4", "--bench-size", "0")).code).toBe(0);
+    expect(
+      (await run("demo", "--files", "50", "--bulk", "10", "--fs-files", "4", "--bench-size", "0")).code,
+    ).toBe(0);
     const after = process.getActiveResourcesInfo().filter((r) => r !== "TTYWrap").length;
     expect(after).toBeLessThanOrEqual(before);
   });
