@@ -22,8 +22,14 @@ import { snapshotAtLeast } from "../request/consistency.js";
 import type { ValidExpand, ValidListObjects, ValidListUsers } from "../request/validate.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
-import { candidateObjectsInKernel, listObjectsInKernel } from "../wasm-eval/list-objects.js";
 import type { CheckResolver, DepthGuard, ResolvedCheck } from "./types.js";
+
+/** The kernel listing loads with the first listing that can use it, which keeps it out of an app's start chunk. */
+let kernelListing: Promise<typeof import("../wasm-eval/list-objects.js")> | undefined;
+const loadKernelListing = () => {
+  kernelListing ??= import("../wasm-eval/list-objects.js");
+  return kernelListing;
+};
 
 /** What the listing queries read: the store, the model, the depth limit. */
 export interface ListingContext {
@@ -99,6 +105,7 @@ export async function listObjectsThrough(
     context.depthGuard({ objectType: type, relation, revision: at.revision } as ResolvedCheck)
   ) {
     if (context.wasm !== undefined) {
+      const { listObjectsInKernel } = await loadKernelListing();
       const listed = await listObjectsInKernel(context.wasm, kernelQuery, at.revision);
       if (listed !== undefined) return listed;
     }
@@ -113,7 +120,7 @@ export async function listObjectsThrough(
   // The candidates by the same expansion in the kernel where it can (sorted already), else over a snapshot.
   const candidates =
     (plain && context.wasm !== undefined
-      ? await candidateObjectsInKernel(context.wasm, kernelQuery, at.revision)
+      ? await (await loadKernelListing()).candidateObjectsInKernel(context.wasm, kernelQuery, at.revision)
       : undefined) ??
     (await evaluateAt(context, query, { ...at, exact: false }, (ev) =>
       candidateObjects(ev, {
