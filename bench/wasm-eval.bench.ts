@@ -12,8 +12,8 @@
  * - group membership: user in a root team through 5 levels of nesting, kernel vs reference;
  * - bulk 100 / 1,000 (also cold: facts and plans forgotten before each call) / 100,000: Engine.checkBulk, wasm vs
  *   reference, and the kernel batch alone (WasmEvaluator.checkManyOn) for 1,000, warm and cold;
- * - listObjects: every file the deep user may read (candidates from the reference's reverse expansion, checked by
- *   the kernel vs by the reference);
+ * - listObjects: every file the deep user may read, the default engine's way (the kernel's reverse expansion where it
+ *   is exact, else its candidates checked in the kernel; src/pipeline/listing.ts) vs the reference engine;
  * - parallel: checkBulk 100,000 and the kernel batch of 100,000 on the worker pool vs one thread.
  * Facts printed: graph build time, kernel memory per tuple.
  */
