@@ -11,11 +11,15 @@
  * its source if needed and pushes raises to predecessors (in-edges are kept). Deleting one re-evaluates its source
  * from its remaining out-edges (out-edges are kept too) and, when that lowers it, the predecessors that it was
  * holding up, and so on: work proportional to the heights that actually fall, never a pass over the graph. A count
- * of nodes per height gives the longest chain in O(cap). The full recompute (Kahn's order from the sinks, O(V+E);
- * nodes left over are on or above a cycle) remains for checking and after a bulk seed.
+ * of nodes per height, with the highest non-empty height kept as it moves, gives the longest chain in O(1): a
+ * check asks for it on every question (src/changes/depth.ts), so it may not scan the counts. The full recompute
+ * (Kahn's order from the sinks, O(V+E); nodes left over are on or above a cycle) remains for checking and after a
+ * bulk seed.
  *
  * Memory: the graph follows every write, so it is kept flat. A node is an entry in its tenant's Map (keyed by the
- * tuple's own object string, shared with the store: no string is built for it) plus a few words in typed arrays; a
+ * tuple's own object string, shared with the store: no string is built for it, and the store has hashed it
+ * already) plus a few words in typed arrays, and no other reference to the string (a delete names the tuple, whose
+ * strings find the Map entry to drop: a per-node array of keys was a million more pointers for the GC to trace); a
  * distinct edge is five words in typed arrays plus its slot in an open-addressing table of (from, to) pairs, and
  * the in-edges of a node are a doubly linked list through the edges. About 70 bytes a tuple on the peer workload,
  * where a Map and a Set per node (the first version) took several hundred.
@@ -56,14 +60,22 @@ export class DepthGraph {
   /** Per tenant: object → node id. */
   readonly #ids: Map<string, number>[] = [];
   #nodeCount = 0;
+  /** Ids handed out so far (live or free): the arrays below are valid up to here. */
+  #nodeSlots = 0;
   #lastTenant: string | undefined;
-  /** The last node looked up or made, by its tenant and object. */
-  #lastObject: string | undefined;
-  #lastObjectTenant: string | undefined;
-  #lastObjectId = 0;
   #lastIds: Map<string, number> | undefined;
-  /** id → its object (undefined for a free id) and tenant index, to drop it from #ids. */
-  #keys: (string | undefined)[] = [];
+  /**
+   * The last source and the last target looked up or made, by tenant and object: consecutive tuples share a
+   * subject (a folder's files, a group's members) or an object (a file's parent and viewer), and with one slot for
+   * both the source and the target of each tuple evicted each other (a load missed the repeat every time).
+   */
+  #srcObject: string | undefined;
+  #srcTenant: string | undefined;
+  #srcId = 0;
+  #dstObject: string | undefined;
+  #dstTenant: string | undefined;
+  #dstId = 0;
+  /** id → its tenant index, NONE for a free id. */
   #tenantOf: Int32Array<ArrayBuffer> = new Int32Array(0);
   #height: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** Distinct successors. */
@@ -74,6 +86,8 @@ export class DepthGraph {
   #outHead: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** Live nodes per height (0..cap): the longest chain is the highest non-empty one. */
   #perHeight: Int32Array<ArrayBuffer>;
+  /** The highest non-empty height of #perHeight (0 when empty), kept by #setHeight. */
+  #top = 0;
   #freeNodes: number[] = [];
 
   // --- distinct edges (a freed edge index is reused) ---
@@ -122,25 +136,18 @@ export class DepthGraph {
   get changes(): number {
     return this.#changes;
   }
-  /** The exact longest chain now (capped): the largest height of any node. O(cap). */
+  /** The exact longest chain now (capped): the largest height of any node. O(1). */
   get longest(): number {
-    const per = this.#perHeight;
-    for (let h = this.cap; h > 0; h--) if (per[h]! > 0) return h;
-    return 0;
+    return this.#top;
   }
-  /** The longest chain fell below the peak since the last recompute (deletes lowered it). */
+  /** The longest chain fell below the peak since the last recompute (deletes lowered it). O(1). */
   get dirty(): boolean {
-    return this.longest < this.#peak;
+    return this.#top < this.#peak;
   }
 
   /** Bytes of the typed arrays (the Maps of object keys come on top: a few dozen bytes a node). */
   get memoryBytes(): number {
-    return (
-      this.#tenantOf.byteLength * 5 +
-      this.#from.byteLength * 7 +
-      this.#table.byteLength +
-      this.#keys.length * 4
-    );
+    return this.#tenantOf.byteLength * 5 + this.#from.byteLength * 7 + this.#table.byteLength;
   }
 
   #tenantMap(tenant: string): Map<string, number> {
@@ -158,22 +165,43 @@ export class DepthGraph {
     return this.#lastIds;
   }
 
+  /** The remembered id of (tenant, object) as a last source or target, else NONE. */
+  #recall(tenant: string, object: string): number {
+    if (object === this.#dstObject && tenant === this.#dstTenant) return this.#dstId;
+    if (object === this.#srcObject && tenant === this.#srcTenant) return this.#srcId;
+    return NONE;
+  }
+
   #lookup(tenant: string, object: string): number | undefined {
+    const known = this.#recall(tenant, object);
+    if (known !== NONE) return known;
     if (tenant === this.#lastTenant) return this.#lastIds!.get(object);
     const t = this.#tenantIds.get(tenant);
     return t === undefined ? undefined : this.#ids[t]!.get(object);
   }
 
-  #node(tenant: string, object: string): number {
-    // Consecutive tuples often share a subject (a folder's files, a group's members): skip the Map for a repeat.
-    if (object === this.#lastObject && tenant === this.#lastObjectTenant) return this.#lastObjectId;
-    const ids = this.#tenantMap(tenant);
-    let id = ids.get(object);
-    if (id !== undefined) {
-      this.#remember(tenant, object, id);
-      return id;
+  /** The node of (tenant, object), made when new; remembered as the last target or the last source. */
+  #node(tenant: string, object: string, target: boolean): number {
+    let id: number | undefined = this.#recall(tenant, object);
+    if (id === NONE) {
+      const ids = this.#tenantMap(tenant);
+      id = ids.get(object);
+      if (id === undefined) id = this.#make(ids, tenant, object);
     }
-    id = this.#freeNodes.pop() ?? this.#keys.length;
+    if (target) {
+      this.#dstObject = object;
+      this.#dstTenant = tenant;
+      this.#dstId = id;
+    } else {
+      this.#srcObject = object;
+      this.#srcTenant = tenant;
+      this.#srcId = id;
+    }
+    return id;
+  }
+
+  #make(ids: Map<string, number>, tenant: string, object: string): number {
+    const id = this.#freeNodes.pop() ?? this.#nodeSlots++;
     if (id >= this.#height.length) {
       const size = id + 1;
       this.#tenantOf = grow(this.#tenantOf, size);
@@ -183,7 +211,6 @@ export class DepthGraph {
       this.#outHead = grow(this.#outHead, size, NONE);
     }
     ids.set(object, id);
-    this.#keys[id] = object;
     this.#tenantOf[id] = this.#tenantIds.get(tenant)!;
     this.#height[id] = 0;
     this.#outs[id] = 0;
@@ -191,20 +218,15 @@ export class DepthGraph {
     this.#outHead[id] = NONE;
     this.#perHeight[0] = this.#perHeight[0]! + 1;
     this.#nodeCount++;
-    this.#remember(tenant, object, id);
     return id;
   }
 
-  #remember(tenant: string, object: string, id: number): void {
-    this.#lastObject = object;
-    this.#lastObjectTenant = tenant;
-    this.#lastObjectId = id;
-  }
-
-  /** Forgets the last node looked up (its id may be freed or reused). */
+  /** Forgets the last nodes looked up (their ids may be freed or reused). */
   #forget(): void {
-    this.#lastObject = undefined;
-    this.#lastObjectTenant = undefined;
+    this.#srcObject = undefined;
+    this.#srcTenant = undefined;
+    this.#dstObject = undefined;
+    this.#dstTenant = undefined;
   }
 
   /** The edge index of (a, b), or NONE. */
@@ -219,12 +241,18 @@ export class DepthGraph {
     }
   }
 
-  #insertSlot(e: number): void {
+  /** The table slot holding edge (a, b), or the empty slot where it would go: a new edge is probed for once. */
+  #probe(a: number, b: number): number {
     const table = this.#table;
     const mask = this.#mask;
-    let i = pairHash(this.#from[e]!, this.#to[e]!) & mask;
-    while (table[i] !== 0) i = (i + 1) & mask;
-    table[i] = e + 1;
+    const from = this.#from;
+    const to = this.#to;
+    for (let i = pairHash(a, b) & mask; ; i = (i + 1) & mask) {
+      const slot = table[i]!;
+      if (slot === 0) return i;
+      const e = slot - 1;
+      if (from[e] === a && to[e] === b) return i;
+    }
   }
 
   /** Removes edge `e` from the table (backward-shift deletion: no tombstones). */
@@ -245,9 +273,8 @@ export class DepthGraph {
     table[i] = 0;
   }
 
-  #newEdge(a: number, b: number): number {
-    // Before the edge is linked: a rehash walks the in-lists.
-    if ((this.#distinct + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
+  /** Makes edge (a, b) and puts it in the table at `slot` (from #probe, after any rehash). */
+  #newEdge(a: number, b: number, slot: number): number {
     let e = this.#freeEdges.pop();
     if (e === undefined) {
       e = this.#edgeSlots++;
@@ -277,18 +304,26 @@ export class DepthGraph {
     this.#outNext[e] = out;
     if (out !== NONE) this.#outPrev[out] = e;
     this.#outHead[a] = e;
-    this.#insertSlot(e);
+    this.#table[slot] = e + 1;
     return e;
   }
 
   #rehash(size: number): void {
-    this.#table = new Int32Array(size);
-    this.#mask = size - 1;
-    // Every live edge: in some node's in-list.
-    for (let id = 0; id < this.#keys.length; id++) {
-      if (this.#keys[id] === undefined) continue;
-      for (let e = this.#inHead[id]!; e !== NONE; e = this.#inNext[e]!) this.#insertSlot(e);
+    const table = new Int32Array(size);
+    const mask = size - 1;
+    const from = this.#from;
+    const to = this.#to;
+    const count = this.#count;
+    // Every live edge, in index order (a freed one has count 0): sequential reads, where walking the nodes'
+    // in-lists jumped around a million-edge array.
+    for (let e = 0; e < this.#edgeSlots; e++) {
+      if (count[e] === 0) continue;
+      let i = pairHash(from[e]!, to[e]!) & mask;
+      while (table[i] !== 0) i = (i + 1) & mask;
+      table[i] = e + 1;
     }
+    this.#table = table;
+    this.#mask = mask;
   }
 
   /** Adds the tuple's edge (none for a wildcard subject), raising heights as needed. */
@@ -296,15 +331,18 @@ export class DepthGraph {
     const target = targetOf(t);
     if (target === undefined) return;
     this.#changes++;
-    const a = this.#node(t.tenant, t.object);
-    const b = this.#node(t.subjectTenant, target);
+    const a = this.#node(t.tenant, t.object, false);
+    const b = this.#node(t.subjectTenant, target, true);
     this.#edges++;
-    const e = this.#findEdge(a, b);
-    if (e !== NONE) {
-      this.#count[e] = this.#count[e]! + 1;
+    // Grown before the probe, so the slot it finds stays valid (at worst one edge early, when (a, b) exists).
+    if ((this.#distinct + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
+    const slot = this.#probe(a, b);
+    const found = this.#table[slot]!;
+    if (found !== 0) {
+      this.#count[found - 1] = this.#count[found - 1]! + 1;
       return;
     }
-    this.#newEdge(a, b);
+    this.#newEdge(a, b, slot);
     this.#outs[a] = this.#outs[a]! + 1;
     this.#distinct++;
     this.#raise(a, this.#height[b]! + 1);
@@ -343,18 +381,18 @@ export class DepthGraph {
     // Only when the edge was what held a up (h(a) = 1 + h(b)) can a fall.
     const via = this.#height[b]! + 1;
     if (this.#height[a] === (via < this.cap ? via : this.cap)) this.#lower(a);
-    this.#dropIfIsolated(a);
-    if (b !== a) this.#dropIfIsolated(b);
+    this.#dropIfIsolated(a, t.object);
+    if (b !== a) this.#dropIfIsolated(b, target);
   }
 
-  /** Frees a node left without edges (its height is 0: no out-edge). */
-  #dropIfIsolated(id: number): void {
+  /** Frees a node left without edges (its height is 0: no out-edge); `object` is its key in its tenant's Map. */
+  #dropIfIsolated(id: number, object: string): void {
     if (this.#outHead[id] !== NONE || this.#inHead[id] !== NONE) return;
     this.#forget();
     this.#setHeight(id, 0);
     this.#perHeight[0] = this.#perHeight[0]! - 1;
-    this.#ids[this.#tenantOf[id]!]!.delete(this.#keys[id]!);
-    this.#keys[id] = undefined;
+    this.#ids[this.#tenantOf[id]!]!.delete(object);
+    this.#tenantOf[id] = NONE;
     this.#freeNodes.push(id);
     this.#nodeCount--;
   }
@@ -365,6 +403,13 @@ export class DepthGraph {
     per[old] = per[old]! - 1;
     per[h] = per[h]! + 1;
     this.#height[id] = h;
+    if (h > this.#top) this.#top = h;
+    else if (old === this.#top && per[old] === 0) {
+      // The last node at the top fell: the next non-empty height lies between h and the old top.
+      let top = old;
+      while (top > 0 && per[top] === 0) top--;
+      this.#top = top;
+    }
   }
 
   /**
@@ -441,23 +486,16 @@ export class DepthGraph {
    * those never taken are on or above a cycle and get the cap. Drops isolated nodes. Returns the largest height.
    */
   recompute(): number {
-    this.#forget();
     const cap = this.cap;
     const height = this.#height;
-    const n = this.#keys.length;
+    const tenantOf = this.#tenantOf;
+    const n = this.#nodeSlots;
     const remaining = new Int32Array(n);
     const ready: number[] = [];
+    // No live node is isolated: addTuple makes a node with its edge, removeTuple drops one left without any.
     for (let id = 0; id < n; id++) {
-      const key = this.#keys[id];
-      if (key === undefined) continue;
+      if (tenantOf[id] === NONE) continue;
       const outs = this.#outs[id]!;
-      if (outs === 0 && this.#inHead[id] === NONE) {
-        this.#ids[this.#tenantOf[id]!]!.delete(key);
-        this.#keys[id] = undefined;
-        this.#freeNodes.push(id);
-        this.#nodeCount--;
-        continue;
-      }
       height[id] = 0;
       remaining[id] = outs;
       if (outs === 0) ready.push(id);
@@ -479,13 +517,14 @@ export class DepthGraph {
     const per = this.#perHeight;
     per.fill(0);
     for (let id = 0; id < n; id++) {
-      if (this.#keys[id] === undefined) continue;
+      if (tenantOf[id] === NONE) continue;
       if (remaining[id]! > 0) {
         height[id] = cap;
         max = cap;
       }
       per[height[id]!] = per[height[id]!]! + 1;
     }
+    this.#top = max;
     this.#changes = 0;
     this.#peak = max;
     return max;
@@ -499,13 +538,14 @@ export class DepthGraph {
     this.#lastIds = undefined;
     this.#forget();
     this.#nodeCount = 0;
-    this.#keys = [];
+    this.#nodeSlots = 0;
     this.#tenantOf = new Int32Array(0);
     this.#height = new Int32Array(0);
     this.#outs = new Int32Array(0);
     this.#inHead = new Int32Array(0);
     this.#outHead = new Int32Array(0);
     this.#perHeight.fill(0);
+    this.#top = 0;
     this.#freeNodes = [];
     this.#from = new Int32Array(0);
     this.#to = new Int32Array(0);

@@ -133,4 +133,53 @@ describe("DepthGraph", () => {
     expect(graph.longest).toBe(41);
     expect(graph.recompute()).toBe(41);
   });
+
+  it("keeps the longest chain, read in O(1), exact as the top height empties and refills", () => {
+    const graph = new DepthGraph(8);
+    const link = (i: number, j: number): RelationTuple => tuple(`n:${i}`, `n:${j}`, "t", "t");
+    // Two chains of 5 and 3 edges: deleting the longer one's links lowers the top one level at a time.
+    for (let i = 0; i < 5; i++) graph.addTuple(link(i, i + 1));
+    for (let i = 10; i < 13; i++) graph.addTuple(link(i, i + 1));
+    expect(graph.longest).toBe(5);
+    graph.removeTuple(link(0, 1));
+    expect(graph.longest).toBe(4);
+    graph.removeTuple(link(1, 2));
+    expect(graph.longest).toBe(3); // the other chain holds 3
+    expect(graph.dirty).toBe(true);
+    graph.removeTuple(link(10, 11));
+    graph.removeTuple(link(2, 3));
+    expect(graph.longest).toBe(2);
+    expect(graph.settle()).toBe(2);
+    expect(graph.dirty).toBe(false);
+    for (let i = 3; i < 5; i++) graph.removeTuple(link(i, i + 1));
+    for (let i = 11; i < 13; i++) graph.removeTuple(link(i, i + 1));
+    expect(graph.longest).toBe(0);
+    expect(graph.nodes).toBe(0);
+    graph.addTuple(link(20, 20)); // a self-loop: the cap
+    expect(graph.longest).toBe(8);
+  });
+
+  it("never answers a dropped node's remembered id after the id went to another object", () => {
+    // The last source and the last target are remembered; a delete that drops them frees their ids, which the
+    // next new objects take. A stale memory would put the new edges on the wrong nodes.
+    const graph = new DepthGraph(64);
+    const t = (a: string, b: string): RelationTuple => tuple(a, b, "t", "t");
+    graph.addTuple(t("doc:1", "folder:a"));
+    graph.removeTuple(t("doc:1", "folder:a")); // both dropped: ids free
+    graph.addTuple(t("folder:b", "folder:c")); // takes the freed ids
+    graph.addTuple(t("doc:1", "folder:a")); // doc:1 and folder:a are new again, not folder:b/c
+    expect(graph.nodes).toBe(4);
+    expect(graph.longest).toBe(1);
+    graph.addTuple(t("folder:a", "folder:b"));
+    expect(graph.longest).toBe(3); // doc:1 → folder:a → folder:b → folder:c
+    graph.removeTuple(t("folder:b", "folder:c"));
+    expect(graph.longest).toBe(2);
+    expect(graph.nodes).toBe(3);
+    // The same object in another tenant is another node, even right after it was remembered.
+    graph.addTuple(tuple("doc:1", "folder:a", "u", "u"));
+    expect(graph.nodes).toBe(5);
+    graph.removeTuple(tuple("doc:1", "folder:a", "u", "u"));
+    expect(graph.nodes).toBe(3);
+    expect(graph.recompute()).toBe(2);
+  });
 });
