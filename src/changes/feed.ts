@@ -443,10 +443,18 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
 }
 
 /** The last revision whose changes all lie in page[0, end) (`before` when none does): a part's watermark. */
-function completeThrough(page: readonly StoredChange[], end: number, before: Revision): Revision {
+export function completeThrough(page: readonly StoredChange[], end: number, before: Revision): Revision {
   if (end === page.length) return page[end - 1]!.revision;
   const cut = page[end]!.revision;
-  let i = end - 1;
-  while (i >= 0 && page[i]!.revision === cut) i--;
-  return i >= 0 ? page[i]!.revision : before;
+  // The page is in revision order: binary search for where the cut revision starts. Walking back from `end` went
+  // over the large revision's earlier parts again for every part, for every listener taking parts (20,480 steps
+  // per listener for a 10,000-tuple write; 12 ms of a 100k-tuple load in a profile).
+  let lo = 0;
+  let hi = end;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (page[mid]!.revision < cut) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 ? page[lo - 1]!.revision : before;
 }

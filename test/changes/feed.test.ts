@@ -1,7 +1,9 @@
 // ChangeFeed subscriptions from an older revision: the replay hands a late listener every change after its
 // revision exactly once and in order, while writes keep arriving, then it shares the live fan-out.
+
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ChangeFeed, type ChangeListener } from "../../src/changes/feed.js";
+import { ChangeFeed, type ChangeListener, completeThrough } from "../../src/changes/feed.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple } from "../../src/tuples/tuple.js";
@@ -185,5 +187,37 @@ describe("ChangeFeed: a large revision in parts", () => {
       expect(calls[i]!.watermark).toBeGreaterThanOrEqual(calls[i - 1]!.watermark);
     }
     expect(calls.at(-1)!.watermark).toBe(revision + 1);
+  });
+});
+
+describe("completeThrough: a part's watermark", () => {
+  it("property: the last revision wholly inside page[0, end), as a walk back from the cut finds it", () => {
+    const t = tuple("user:a", "doc:1");
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 40 }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 100 }),
+        (runs, endSeed, before) => {
+          // Runs of changes per revision, revisions ascending after `before`.
+          const page: StoredChange[] = [];
+          let revision = before;
+          for (const run of runs) {
+            revision += 1 + (run % 2);
+            for (let i = 0; i < run; i++) page.push({ revision, op: "write", tuple: t });
+          }
+          const end = 1 + (endSeed % page.length);
+          let expected: number;
+          if (end === page.length) expected = page[end - 1]!.revision;
+          else {
+            let i = end - 1;
+            while (i >= 0 && page[i]!.revision === page[end]!.revision) i--;
+            expected = i >= 0 ? page[i]!.revision : before;
+          }
+          expect(completeThrough(page, end, before)).toBe(expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
