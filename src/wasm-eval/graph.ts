@@ -23,6 +23,12 @@ export function isFlagged(t: RelationTuple): boolean {
   return t.condition !== undefined || t.expiresAt !== undefined || t.subjectTenant !== t.tenant;
 }
 
+/** A change `applyMany` takes (a StoredChange is one). */
+export interface GraphChange {
+  readonly tuple: RelationTuple;
+  readonly op: "write" | "delete";
+}
+
 interface Uses {
   readonly computed: readonly string[];
   readonly tupleset: readonly string[];
@@ -149,8 +155,9 @@ export class TupleGraph implements Disposable {
   readonly #exports: EvaluateKernelExports;
   readonly #compiled: CompiledProgram;
   readonly #symbols: Symbols;
-  /** `type#relation` of the Leopard-indexed relations. */
-  readonly #indexed: Set<string>;
+  /** 1 at type * relations + relation for a Leopard-indexed relation (integers: no string per tuple). */
+  readonly #indexed: Uint8Array;
+  readonly #relationCount: number;
   #ptr: number;
   #leopard = 0;
   readonly #kernel: EvaluateKernel;
@@ -172,9 +179,10 @@ export class TupleGraph implements Disposable {
     this.revision = revision;
     const seed = (Math.random() * 2 ** 32) >>> 0;
     this.#ptr = this.#exports.graph_new(seed, seed ^ 0x5bd1e995) >>> 0;
-    const ridNames = new Map([...compiled.rids].map(([name, rid]) => [rid, name]));
-    this.#indexed = new Set(compiled.leopardRelations.map((l) => ridNames.get(l.rid)!));
-    if (this.#indexed.size > 0) {
+    this.#relationCount = compiled.relationIds.size;
+    this.#indexed = new Uint8Array(compiled.typeIds.size * this.#relationCount);
+    for (const l of compiled.leopardRelations) this.#indexed[l.type * this.#relationCount + l.relation] = 1;
+    if (compiled.leopardRelations.length > 0) {
       this.#leopard = this.#exports.leopard_new(seed ^ 0x68e31da4, seed) >>> 0;
       this.#exports.graph_set_leopard(this.#ptr, this.#leopard);
     }
@@ -253,9 +261,139 @@ export class TupleGraph implements Disposable {
     const facts = e.graph_facts(this.#ptr) > 0;
     if (facts || e.graph_plans(this.#ptr) > 0) this.#invalidateUpstream(object, relation, facts);
     if (this.#leopard === 0) return;
-    if (!this.#indexed.has(`${tuple.objectType}#${tuple.relation}`)) return;
+    if (this.#indexed[type * this.#relationCount + relation] !== 1) return;
     const hook = op === "write" ? e.leopard_on_add : e.leopard_on_remove;
     hook(this.#ptr, this.#leopard, type, relation, object, subject, subjectRelation, form, flagged);
+  }
+
+  /**
+   * Applies changes[from, to) in order: the same graph, walks and Leopard updates as `apply` on each. The strings
+   * of a run of writes are interned in one call (one copy into the kernel for the run, where `apply` made one a
+   * string, and a repeated subject copied once); a delete, and a write on a Leopard-indexed relation (its index
+   * update reads the graph as each tuple lands), go through `apply` after the writes staged before them.
+   */
+  applyMany(changes: readonly GraphChange[], from: number, to: number): void {
+    try {
+      for (let i = from; i < to; i++) {
+        const change = changes[i]!;
+        if (change.op === "write" && this.#stage(change.tuple)) continue;
+        this.#flush();
+        this.apply(change.tuple, change.op);
+      }
+      this.#flush();
+    } finally {
+      this.#unstage();
+    }
+  }
+
+  /** Writes tuples[from, to) in order, as `applyMany` does. */
+  writeMany(tuples: readonly RelationTuple[], from: number, to: number): void {
+    try {
+      for (let i = from; i < to; i++) {
+        const tuple = tuples[i]!;
+        if (this.#stage(tuple)) continue;
+        this.#flush();
+        this.apply(tuple, "write");
+      }
+      this.#flush();
+    } finally {
+      this.#unstage();
+    }
+  }
+
+  // Writes staged for one interning call: their strings (objects, and subjects unless flagged or repeated), the
+  // type of each string, and per tuple five integers: object text index, relation, subject text index (-1 when
+  // flagged), subject relation, form.
+  #texts: string[] = [];
+  #textTypes: number[] = [];
+  #staged: Int32Array = new Int32Array(5 * 256);
+  #stagedCount = 0;
+  #lastSubject: string | undefined;
+  #lastSubjectIndex = 0;
+  #symbolsOut = new Uint32Array(512);
+
+  /** Stages a write; false when it must go through `apply` (a Leopard-indexed relation). */
+  #stage(tuple: RelationTuple): boolean {
+    const { program, typeIds, relationIds } = this.#compiled;
+    // A tuple invalid under the model is ignored, as `apply` ignores it.
+    if (!isValidTuple(program, tuple)) return true;
+    const relation = relationIds.get(tuple.relation)!;
+    const type = typeIds.get(tuple.objectType)!;
+    if (this.#leopard !== 0 && this.#indexed[type * this.#relationCount + relation] === 1) return false;
+    const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple);
+    const texts = this.#texts;
+    let at = 5 * this.#stagedCount;
+    if (at === this.#staged.length) {
+      const grown = new Int32Array(2 * this.#staged.length);
+      grown.set(this.#staged);
+      this.#staged = grown;
+    }
+    const staged = this.#staged;
+    this.#stagedCount++;
+    staged[at++] = texts.length;
+    texts.push(tuple.object);
+    this.#textTypes.push(type);
+    staged[at++] = relation;
+    if (flagged) {
+      // Only counted on its node: its subject is not interned.
+      staged[at++] = -1;
+      staged[at++] = NO_REL;
+      staged[at] = 0;
+      return true;
+    }
+    const s = tuple.subject;
+    const subjectText = s.kind === "userset" ? `${s.type}:${s.id}` : tuple.user;
+    if (subjectText !== this.#lastSubject) {
+      this.#lastSubject = subjectText;
+      this.#lastSubjectIndex = texts.length;
+      texts.push(subjectText);
+      this.#textTypes.push(typeIds.get(s.type)!);
+    }
+    staged[at++] = this.#lastSubjectIndex;
+    staged[at++] = s.kind === "userset" ? relationIds.get(s.relation)! : NO_REL;
+    staged[at] =
+      s.kind === "userset"
+        ? SubjectForm.USERSET
+        : s.kind === "wildcard"
+          ? SubjectForm.WILDCARD
+          : SubjectForm.OBJECT;
+    return true;
+  }
+
+  /** Interns the staged writes' strings in one call, then adds them in order (with `apply`'s walks). */
+  #flush(): void {
+    const count = this.#stagedCount;
+    if (count === 0) return;
+    const texts = this.#texts;
+    if (this.#symbolsOut.length < texts.length) this.#symbolsOut = new Uint32Array(2 * texts.length);
+    const symbols = this.#symbols.internMany(texts, this.#textTypes, this.#symbolsOut);
+    const staged = this.#staged;
+    this.#unstage();
+    const e = this.#exports;
+    const ptr = this.#ptr;
+    // Facts and plans are stored only by evaluations, none of which runs here: the counts change only in a walk.
+    let facts = e.graph_facts(ptr) > 0;
+    let walk = facts || e.graph_plans(ptr) > 0;
+    for (let i = 0, at = 0; i < count; i++, at += 5) {
+      const object = symbols[staged[at]!]!;
+      const relation = staged[at + 1]!;
+      const subjectIndex = staged[at + 2]!;
+      const flagged = subjectIndex < 0 ? 1 : 0;
+      const subject = flagged ? 0 : symbols[subjectIndex]!;
+      if (e.graph_add(ptr, object, relation, subject, staged[at + 3]!, staged[at + 4]!, flagged) === 0)
+        continue;
+      if (!walk) continue;
+      this.#invalidateUpstream(object, relation, facts);
+      facts = e.graph_facts(ptr) > 0;
+      walk = facts || e.graph_plans(ptr) > 0;
+    }
+  }
+
+  #unstage(): void {
+    this.#stagedCount = 0;
+    this.#texts.length = 0;
+    this.#textTypes.length = 0;
+    this.#lastSubject = undefined;
   }
 
   /** Facts kept across checks, live or invalidated-not-yet-overwritten (see assembly/graph/facts.ts). */

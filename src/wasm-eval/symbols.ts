@@ -3,27 +3,29 @@
  * evaluator needs a reached object's type to find its relations). Objects `type:id` and wildcards `type:*` are
  * symbols; symbols are never freed (an id seen once is likely to be seen again), so memory grows with the
  * distinct objects ever written. Runtime-neutral.
+ *
+ * No JavaScript-side map of strings to symbols: the kernel's interner answers a lookup in about the time a large
+ * Map takes for a string it has not hashed yet (a request's strings are new each time), and a Map of every
+ * object held tens of bytes a symbol and pinned its string, while a bounded one (65,536 entries) churned and
+ * was cleared and regrown every time a workload's objects passed its size. Only the last string is remembered
+ * (consecutive questions and tuples often share an object or a subject). Loading goes through `internMany`:
+ * one copy into the kernel and one call per part of a change page, not one of each per string.
  */
 import { Interner } from "../kernels/intern.js";
 import { ABSENT } from "./compile.js";
 import type { EvaluateKernel } from "./kernel.js";
 
-const CACHE_LIMIT = 65_536;
-
 export class Symbols implements Disposable {
   readonly #kernel: EvaluateKernel;
   readonly #interner: Interner;
-  /**
-   * Recently used strings -> symbols on the JavaScript side: a request's object and subject are looked up on
-   * every check, and a Map hit costs less than encoding the string into WASM memory. Bounded: cleared when full.
-   */
-  readonly #cache = new Map<string, number>();
-  /** The last string interned or looked up, and its symbol (symbols are never freed, so it stays right). */
+  /** The last string interned or found, and its symbol (symbols are never freed, so it stays right). */
   #lastText: string | undefined;
   #lastSymbol = 0;
   /** Symbols below this have their type recorded. */
   #typed = 0;
-  #pair = 0;
+  /** A buffer in the kernel's memory for (symbol, type) pairs, and how many pairs it holds. */
+  #pairs = 0;
+  #pairsCap = 0;
   /** symbol -> type id (the kernel's table, mirrored: encoding a request reads it on every check). */
   #types = new Uint32Array(1024);
   /** type id -> the symbol of the type's wildcard `type:*`, ABSENT until one is interned. */
@@ -45,36 +47,54 @@ export class Symbols implements Disposable {
 
   /** The symbol of `text` (an object or wildcard of type `typeId`), interning it if new. */
   intern(text: string, typeId: number): number {
-    // Consecutive tuples often share a subject (a folder's files, a group's members): a repeat skips the Map.
     if (text === this.#lastText) return this.#lastSymbol;
-    const cached = this.#cache.get(text);
-    if (cached !== undefined) {
-      this.#lastText = text;
-      this.#lastSymbol = cached;
-      return cached;
-    }
+    // Room first: nothing may fail between interning a new symbol and recording its type.
+    this.#reservePairs(1);
     const symbol = this.#interner.intern(text);
     if (symbol >= this.#typed) {
-      const e = this.#kernel.exports;
-      if (this.#pair === 0) this.#pair = e.alloc(8) >>> 0;
       const u32 = this.#kernel.views.u32;
-      u32[this.#pair >>> 2] = symbol;
-      u32[(this.#pair >>> 2) + 1] = typeId;
-      e.symbols_set_types(this.#pair, 1);
+      u32[this.#pairs >>> 2] = symbol;
+      u32[(this.#pairs >>> 2) + 1] = typeId;
+      this.#kernel.exports.symbols_set_types(this.#pairs, 1);
       this.#typed = symbol + 1;
-      if (symbol >= this.#types.length) {
-        const grown = new Uint32Array(Math.max(this.#types.length * 2, symbol + 1));
-        grown.set(this.#types);
-        this.#types = grown;
-      }
-      this.#types[symbol] = typeId;
-      if (text.endsWith(":*")) {
-        while (this.#wildcards.length <= typeId) this.#wildcards.push(ABSENT);
-        this.#wildcards[typeId] = symbol;
-      }
+      this.#mirror(symbol, typeId, text);
     }
-    this.#remember(text, symbol);
+    this.#lastText = text;
+    this.#lastSymbol = symbol;
     return symbol;
+  }
+
+  /**
+   * Interns texts[0, count) (text i an object or wildcard of type typeIds[i]) in one copy into the kernel and one
+   * call, writing the symbols to `out`; the same symbols as `intern` on each in order. Then records the types of
+   * the new ones in one more call.
+   */
+  internMany(texts: readonly string[], typeIds: ArrayLike<number>, out: Uint32Array): Uint32Array {
+    const count = texts.length;
+    if (count === 0) return out;
+    // Room first: nothing may fail between interning new symbols and recording their types.
+    this.#reservePairs(count);
+    this.#interner.internMany(texts, out);
+    const typed = this.#typed;
+    const size = this.#interner.size;
+    if (size > typed) {
+      // New symbols are numbered in batch order: the first text with each is where its type comes from.
+      const u32 = this.#kernel.views.u32;
+      const at = this.#pairs >>> 2;
+      let next = typed;
+      for (let i = 0; i < count && next < size; i++) {
+        const symbol = out[i]!;
+        if (symbol !== next) continue;
+        const typeId = typeIds[i]!;
+        u32[at + 2 * (next - typed)] = symbol;
+        u32[at + 2 * (next - typed) + 1] = typeId;
+        this.#mirror(symbol, typeId, texts[i]!);
+        next++;
+      }
+      this.#kernel.exports.symbols_set_types(this.#pairs, size - typed);
+      this.#typed = size;
+    }
+    return out;
   }
 
   /** The type id of an interned symbol. */
@@ -89,10 +109,13 @@ export class Symbols implements Disposable {
 
   /** The symbol of `text`, or undefined if it was never interned. */
   lookup(text: string): number | undefined {
-    const cached = this.#cache.get(text);
-    if (cached !== undefined) return cached;
+    if (text === this.#lastText) return this.#lastSymbol;
     const symbol = this.#interner.lookup(text);
-    if (symbol !== undefined) this.#remember(text, symbol);
+    // Only a hit is remembered: a miss may be interned by the next write.
+    if (symbol !== undefined) {
+      this.#lastText = text;
+      this.#lastSymbol = symbol;
+    }
     return symbol;
   }
 
@@ -106,19 +129,37 @@ export class Symbols implements Disposable {
     return this.#interner.resolve(symbol);
   }
 
-  #remember(text: string, symbol: number): void {
-    if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
-    this.#cache.set(text, symbol);
-    this.#lastText = text;
-    this.#lastSymbol = symbol;
+  /** Room for `pairs` (symbol, type) pairs in the kernel's memory (may grow memory: views change). */
+  #reservePairs(pairs: number): void {
+    if (pairs <= this.#pairsCap) return;
+    const e = this.#kernel.exports;
+    const cap = Math.max(pairs, 2 * this.#pairsCap, 64);
+    const ptr = e.alloc(8 * cap) >>> 0;
+    if (this.#pairs !== 0) e.free(this.#pairs);
+    this.#pairs = ptr;
+    this.#pairsCap = cap;
+  }
+
+  /** Mirrors a new symbol's type on this side (and notes a wildcard's symbol). */
+  #mirror(symbol: number, typeId: number, text: string): void {
+    if (symbol >= this.#types.length) {
+      const grown = new Uint32Array(Math.max(this.#types.length * 2, symbol + 1));
+      grown.set(this.#types);
+      this.#types = grown;
+    }
+    this.#types[symbol] = typeId;
+    if (text.endsWith(":*")) {
+      while (this.#wildcards.length <= typeId) this.#wildcards.push(ABSENT);
+      this.#wildcards[typeId] = symbol;
+    }
   }
 
   dispose(): void {
-    this.#cache.clear();
     this.#lastText = undefined;
     this.#interner.dispose();
-    if (this.#pair !== 0) this.#kernel.exports.free(this.#pair);
-    this.#pair = 0;
+    if (this.#pairs !== 0) this.#kernel.exports.free(this.#pairs);
+    this.#pairs = 0;
+    this.#pairsCap = 0;
   }
 
   [Symbol.dispose](): void {

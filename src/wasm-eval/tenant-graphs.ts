@@ -333,17 +333,22 @@ export class TenantGraphs implements ChangeListener {
       }
     }
     try {
-      let applied = 0;
       let slice = now();
       // No evaluation runs on the graph within one synchronous slice: its walks share what they invalidated.
       graph.beginBatch();
       while (state.head < state.queue.length) {
-        const change = state.queue[state.head]!;
-        if (change.revision > revision) break;
-        state.head++;
-        graph.apply(change.tuple, change.op);
-        this.#counters.changesApplied++;
-        if (++applied % CLOCK_EVERY === 0 && now() - slice > SLICE_MS) {
+        const queue = state.queue;
+        // The next run of up to CLOCK_EVERY changes at or before `revision`, applied in one go (its writes' strings
+        // interned in one call).
+        const start = state.head;
+        const limit = Math.min(queue.length, start + CLOCK_EVERY);
+        let end = start;
+        while (end < limit && queue[end]!.revision <= revision) end++;
+        if (end === start) break;
+        graph.applyMany(queue, start, end);
+        state.head = end;
+        this.#counters.changesApplied += end - start;
+        if (end === limit && now() - slice > SLICE_MS) {
           // A write of many tuples is one revision: apply it in slices, back to the event loop between them.
           // Meanwhile the graph is between revisions, so it answers none (MID_REVISION): requests wait for this
           // advance in graphAt.
@@ -404,9 +409,10 @@ export class TenantGraphs implements ChangeListener {
       try {
         // In slices: a million tuples applied in one go held the event loop for seconds.
         let slice = now();
-        for (let i = 0; i < tuples.length; i++) {
-          graph.apply(tuples[i]!, "write");
-          if ((i + 1) % CLOCK_EVERY === 0 && now() - slice > SLICE_MS) {
+        for (let i = 0; i < tuples.length; i += CLOCK_EVERY) {
+          const end = Math.min(tuples.length, i + CLOCK_EVERY);
+          graph.writeMany(tuples, i, end);
+          if (end < tuples.length && now() - slice > SLICE_MS) {
             await yieldToLoop();
             slice = now();
             if (this.#closed) {
