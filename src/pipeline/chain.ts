@@ -42,7 +42,7 @@ import {
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { buildLayers, type CheckChainOptions } from "./builder.js";
 import type { CrossTenantResolver } from "./cross-tenant/index.js";
-import { MISSED, Pipeline, type ValidateStats } from "./pipeline.js";
+import { Pipeline, type ValidateStats } from "./pipeline.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import type { DepthGuard, LayerStats } from "./types.js";
 import { Warmer, type WarmerStats, warmThrough } from "./warming/index.js";
@@ -195,20 +195,19 @@ export class CheckChain implements AsyncDisposable {
   /** Whether `user` has `relation` on `object` (as Engine.check). */
   check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
     const warmer = this.#warmer;
-    // A plain repeated check answered by the result cache costs one settled promise, no async step.
     const pipeline = this.#pipeline;
-    const now = pipeline.now();
-    let hit: ReturnType<Pipeline["cachedCheck"]>;
+    // A repeated check the result cache answers, and a first-time one the layers answer without waiting (the
+    // kernel on a current graph), cost one settled promise and no async step; both take the same lines below.
+    let answer: boolean | Promise<boolean>;
     try {
-      hit = pipeline.cachedCheck(request, now);
+      answer = pipeline.checkNow(request, options, pipeline.now());
     } catch (error) {
-      return Promise.reject(error); // a request whose fields throw as they are read: a rejection, as before
+      return Promise.reject(error); // a request whose fields throw as they are read, an invalid one: a rejection
     }
-    if (typeof hit === "boolean") {
+    if (typeof answer === "boolean") {
       warmer?.observe(request);
-      return Promise.resolve(hit);
+      return Promise.resolve(answer);
     }
-    const answer = pipeline.checkUncached(request, options, now, hit === MISSED);
     if (warmer === undefined) return answer;
     return answer.then((allowed) => {
       warmer.observe(request);
@@ -325,6 +324,9 @@ export function depthGuardOf(
   let lastType: string | undefined;
   let lastRelation: string | undefined;
   let lastMost = 0;
+  // The last revision the bound proved safe. The proof is about the tuples at that revision, which never change,
+  // so it is not asked again for it (every shortcut asks per question; the bound's answer costs a scan).
+  let safeRevision = -1;
   return (c) => {
     let most: number | undefined;
     if (c.objectType === lastType && c.relation === lastRelation) {
@@ -340,7 +342,10 @@ export function depthGuardOf(
       lastRelation = c.relation;
       lastMost = most;
     }
-    return most < maxDepth || bound?.safeBelow(maxDepth, c.revision) === true;
+    if (most < maxDepth || c.revision === safeRevision) return true;
+    if (bound?.safeBelow(maxDepth, c.revision) !== true) return false;
+    safeRevision = c.revision;
+    return true;
   };
 }
 

@@ -42,7 +42,14 @@ import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
 import type { Layers } from "./builder.js";
 import { expandAt, type ListingContext, listObjectsThrough, listUsersAt } from "./listing.js";
 import type { RevisionChooser } from "./revision.js";
-import type { DepthGuard, ResolvedCheck } from "./types.js";
+import {
+  type DepthGuard,
+  promised,
+  type Resolution,
+  type ResolvedCheck,
+  resolveManyNow,
+  resolveNow,
+} from "./types.js";
 
 const CHECK_FIELDS = REQUEST_FIELDS.check;
 
@@ -76,6 +83,8 @@ export class Pipeline {
   #requests = 0;
   #rejected = 0;
   #closed = false;
+  /** checkNow's consistency memo, reset per call (a single check is read at its own instant). */
+  readonly #single: ConsistencyMemo = { consistency: NOT_SEEN, revision: undefined, quantized: false };
 
   constructor(parts: PipelineParts) {
     this.program = parts.program;
@@ -103,12 +112,8 @@ export class Pipeline {
   }
 
   /** Whether `user` has `relation` on `object`. */
-  async check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
-    this.#assertOpen();
-    const now = this.#clock();
-    const hit = this.#cachedAnswer(request, now, undefined);
-    if (typeof hit === "boolean") return hit;
-    return this.checkUncached(request, options, now, hit === MISSED);
+  check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
+    return promised(() => this.checkNow(request, options, this.#clock()));
   }
 
   /** The instant a request starting now is answered at (the pipeline's clock). */
@@ -117,33 +122,56 @@ export class Pipeline {
   }
 
   /**
-   * The answer of a plain repeated check straight from the result cache (see #cachedAnswer) at instant `now`,
-   * undefined when it has to go through the pipeline (checkUncached, same instant): lets a caller answer a hit
-   * without an async step.
+   * check at instant `now`, the answer itself when nothing had to be waited for: a plain repeated check from the
+   * result cache (#cachedAnswer), or a question the layers and the kernel answered synchronously, with the revision
+   * known without the store. A first-pass check then costs no promise on the way down or back. Throws (or
+   * rejects) what check rejects with.
    */
-  cachedCheck(request: CheckRequest, now: number): boolean | typeof MISSED | undefined {
-    if (this.#closed) return undefined;
-    return this.#cachedAnswer(request, now, undefined);
+  checkNow(request: CheckRequest, options: CheckOptions, now: number): boolean | Promise<boolean> {
+    this.#assertOpen();
+    // The shortcut's revision, when it looked the question up, is the one the question is pinned to below (same
+    // consistency, same instant): not chosen twice.
+    const memo = this.#single;
+    memo.consistency = NOT_SEEN;
+    const hit = this.#cachedAnswer(request, now, memo);
+    if (typeof hit === "boolean") return hit;
+    const valid = this.#validated(request);
+    let revision: Revision | undefined;
+    if (hit === MISSED) {
+      revision = memo.revision!;
+      this.revisions.countPeek(request.consistency);
+    } else {
+      revision = this.revisions.peek(request.consistency, now);
+    }
+    const probed = hit === MISSED;
+    if (revision === undefined) return this.#checkLater(valid, request, options, now, probed);
+    return this.#allowed(pinned(valid, request.object, request.relation, revision, now), options, probed);
   }
 
-  /**
-   * check after its cache shortcut did not answer (cachedCheck): validate, pin, the layers. `probed`: the shortcut
-   * looked the question up and missed (MISSED), so the result cache need not look again (at worst an entry stored
-   * in between is not used: the answer is evaluated, exactly as well).
-   */
-  async checkUncached(
+  /** checkNow whose revision the store has to tell. */
+  async #checkLater(
+    valid: ValidCheck,
     request: CheckRequest,
     options: CheckOptions,
     now: number,
     probed: boolean,
   ): Promise<boolean> {
-    this.#assertOpen();
-    const resolved = await this.#resolved(request, now);
+    const revision = await this.revisions.revisionFor(request.consistency, now);
+    return this.#allowed(pinned(valid, request.object, request.relation, revision, now), options, probed);
+  }
+
+  /**
+   * A pinned question through the layers: the answer itself when none of them had to wait. `probed`: the cache
+   * shortcut looked the question up and missed, so the result cache need not look again (at worst an entry stored
+   * in between is not used: the answer is evaluated, exactly as well).
+   */
+  #allowed(resolved: ResolvedCheck, options: CheckOptions, probed: boolean): boolean | Promise<boolean> {
     const cache = this.layers.resultCache;
-    if (probed && cache !== undefined && cache === this.layers.outer) {
-      return (await cache.resolveMissed(resolved, options.signal)).allowed;
-    }
-    return (await this.layers.outer.resolve(resolved, options.signal)).allowed;
+    const resolution =
+      probed && cache !== undefined && cache === this.layers.outer
+        ? cache.resolveMissedNow(resolved, options.signal)
+        : resolveNow(this.layers.outer, resolved, options.signal);
+    return resolution instanceof Promise ? resolution.then(allowedOf) : resolution.allowed;
   }
 
   /**
@@ -216,10 +244,11 @@ export class Pipeline {
     }
     if (resolved.length === 0) return answers;
     const cache = this.layers.resultCache;
-    const outcomes =
+    let outcomes =
       probed && cache !== undefined && cache === this.layers.outer
-        ? await cache.resolveManyMissed(resolved, options.signal)
-        : await this.layers.outer.resolveMany(resolved, options.signal);
+        ? cache.resolveManyMissedNow(resolved, options.signal)
+        : resolveManyNow(this.layers.outer, resolved, options.signal);
+    if (outcomes instanceof Promise) outcomes = await outcomes;
     for (let k = 0; k < outcomes.length; k++) {
       const outcome = outcomes[k]!;
       if (outcome instanceof Error) {
@@ -432,6 +461,8 @@ export class Pipeline {
     return answer.allowed;
   }
 }
+
+const allowedOf = (resolution: Resolution): boolean => resolution.allowed;
 
 /** #cachedAnswer looked the question up and the cache has no answer for it. */
 export const MISSED: unique symbol = Symbol("missed");

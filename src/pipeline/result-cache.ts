@@ -34,9 +34,12 @@ import {
   type CheckResolver,
   LayerCounters,
   type LayerStats,
+  promised,
   type Resolution,
   type ResolvedCheck,
   readKey,
+  resolveManyNow,
+  resolveNow,
   scopeOf,
 } from "./types.js";
 
@@ -141,42 +144,80 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return this.#ring.length;
   }
 
-  async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+  resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    return promised(() => this.resolveNow(check, signal));
+  }
+
+  /** resolve, the answer itself for a hit or when the layers inside answered without waiting. */
+  resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     this.#counters.requests++;
     const hit = this.#lookup(check);
     if (hit !== undefined) return hit;
     this.#counters.misses++;
-    const resolution = await this.#inner.resolve(check, signal);
-    this.#store(check, resolution);
-    return resolution;
+    return this.#evaluated(check, signal);
   }
 
   /**
    * resolve for a question the caller just looked up (hit) and missed: no second lookup. An entry stored since is
    * not used, and the answer is evaluated (as exact).
    */
-  async resolveMissed(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+  resolveMissed(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    return promised(() => this.resolveMissedNow(check, signal));
+  }
+
+  /** resolveMissed, the answer itself when the layers inside answered without waiting. */
+  resolveMissedNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     this.#counters.requests++;
     this.#counters.misses++;
-    const resolution = await this.#inner.resolve(check, signal);
+    return this.#evaluated(check, signal);
+  }
+
+  /** The inner layers' answer, stored (as soon as it is there: at once when they answered without waiting). */
+  #evaluated(check: ResolvedCheck, signal: AbortSignal | undefined): Resolution | Promise<Resolution> {
+    const resolution = resolveNow(this.#inner, check, signal);
+    if (resolution instanceof Promise) {
+      return resolution.then((r) => {
+        this.#store(check, r);
+        return r;
+      });
+    }
     this.#store(check, resolution);
     return resolution;
   }
 
   /** resolveMany for questions the caller just looked up (hit) and missed, each: no second lookup. */
-  async resolveManyMissed(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+  resolveManyMissed(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    return promised(() => this.resolveManyMissedNow(checks, signal));
+  }
+
+  /** resolveManyMissed, the outcomes themselves when the layers inside answered without waiting. */
+  resolveManyMissedNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     const count = checks.length;
     this.#counters.requests += count;
     this.#counters.misses += count;
-    const answers = await this.#inner.resolveMany(checks, signal);
-    for (let i = 0; i < count; i++) {
-      const answer = answers[i]!;
-      if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
-    }
-    return answers;
+    const store = (answers: BatchOutcome[]): BatchOutcome[] => {
+      for (let i = 0; i < count; i++) {
+        const answer = answers[i]!;
+        if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
+      }
+      return answers;
+    };
+    const answers = resolveManyNow(this.#inner, checks, signal);
+    return answers instanceof Promise ? answers.then(store) : store(answers);
   }
 
-  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+  resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    return promised(() => this.resolveManyNow(checks, signal));
+  }
+
+  /** resolveMany, the outcomes themselves when every question hit or the layers inside answered without waiting. */
+  resolveManyNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     const outcomes: BatchOutcome[] = new Array(checks.length);
     const missed: number[] = [];
     for (let i = 0; i < checks.length; i++) {
@@ -188,14 +229,17 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     if (missed.length === 0) return outcomes;
     this.#counters.misses += missed.length;
     const all = missed.length === checks.length;
-    const answers = await this.#inner.resolveMany(all ? checks : missed.map((i) => checks[i]!), signal);
-    for (let j = 0; j < missed.length; j++) {
-      const i = missed[j]!;
-      const answer = answers[j]!;
-      outcomes[i] = answer;
-      if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
-    }
-    return outcomes;
+    const store = (answers: BatchOutcome[]): BatchOutcome[] => {
+      for (let j = 0; j < missed.length; j++) {
+        const i = missed[j]!;
+        const answer = answers[j]!;
+        outcomes[i] = answer;
+        if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
+      }
+      return outcomes;
+    };
+    const answers = resolveManyNow(this.#inner, all ? checks : missed.map((i) => checks[i]!), signal);
+    return answers instanceof Promise ? answers.then(store) : store(answers);
   }
 
   onChanges(changes: readonly StoredChange[]): void {

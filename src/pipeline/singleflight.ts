@@ -13,6 +13,10 @@
  * Flights are found by object (one Map lookup of a string V8 has usually hashed already), then by revision, scope
  * and subject among the few flights on that object: no key text is built per question. A batch's leaders get a
  * promise only when someone joins them (most never are): the batch settles them itself when its answers come.
+ *
+ * An evaluation the inner layers answer synchronously (resolveNow: a kernel answer on a current graph) is never in
+ * the table at all: JavaScript runs nothing else between its start and its answer, so nobody could have joined it.
+ * The table (and its Map traffic, and a flight object per question) is for evaluations that wait.
  */
 import { abortedError } from "./reference.js";
 import {
@@ -20,8 +24,11 @@ import {
   type CheckResolver,
   LayerCounters,
   type LayerStats,
+  promised,
   type Resolution,
   type ResolvedCheck,
+  resolveManyNow,
+  resolveNow,
   scopeOf,
 } from "./types.js";
 
@@ -62,40 +69,64 @@ export class SingleflightResolver implements CheckResolver {
     return this.#inFlight;
   }
 
-  async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+  resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    return promised(() => this.resolveNow(check, signal));
+  }
+
+  /**
+   * resolve, the answer itself when the layers inside answered without waiting. Such an evaluation is never put in
+   * the table: nothing can run, so nothing can join it, between its start and its answer. Only an evaluation that
+   * has to wait (the inner layers gave a promise) becomes a flight others join, registered before anything else
+   * runs.
+   */
+  resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     this.#counters.requests++;
     const scope = scopeOf(check);
     if (scope === undefined) {
       this.#counters.misses++;
-      return this.#inner.resolve(check, signal);
+      return resolveNow(this.#inner, check, signal);
     }
-    let flight = this.#find(check.object, check.revision, scope, check.user);
-    let resolution: Resolution;
-    if (flight === undefined) {
-      this.#counters.misses++;
-      this.#counters.evaluations++;
-      const abort = signal === undefined ? undefined : new AbortController();
-      const promise = this.#inner.resolve(check, abort?.signal);
-      flight = this.#flight(check, scope, promise, abort, 0);
-      this.#add(flight);
-      if (signal === undefined) {
-        // The leader waits to the end: it takes the flight out of the table itself, with no handler of its own.
-        flight.waiters++;
-        try {
-          resolution = await promise;
-        } finally {
-          flight.waiters--;
-          this.#remove(flight);
-        }
-        // (An evaluator may answer for its own instant only; then even the leader evaluates again, as before.)
-        return check.now >= resolution.validUntil ? this.#inner.resolve(check, signal) : resolution;
-      }
-      const leave = (): void => this.#remove(flight!);
-      promise.then(leave, leave);
-    } else {
+    // No flight in the table (the common case once evaluations answer synchronously): no lookup.
+    const found =
+      this.#inFlight === 0 ? undefined : this.#find(check.object, check.revision, scope, check.user);
+    if (found !== undefined) {
       this.#counters.shared++;
+      return this.#joined(found, check, signal);
     }
-    resolution = await this.#wait(flight, signal);
+    this.#counters.misses++;
+    if (signal?.aborted) return Promise.reject(abortedError(signal));
+    this.#counters.evaluations++;
+    const abort = signal === undefined ? undefined : new AbortController();
+    const answer = resolveNow(this.#inner, check, abort?.signal);
+    if (!(answer instanceof Promise)) {
+      // (An evaluator may answer for its own instant only; then it is asked again, as a leader would be.)
+      return check.now >= answer.validUntil ? resolveNow(this.#inner, check, signal) : answer;
+    }
+    const flight = this.#flight(check, scope, answer, abort, 0);
+    this.#add(flight);
+    if (signal === undefined) return this.#led(flight, answer, check);
+    const leave = (): void => this.#remove(flight);
+    answer.then(leave, leave);
+    return this.#joined(flight, check, signal);
+  }
+
+  /** A leader without a signal waits to the end: it takes the flight out of the table itself. */
+  async #led(flight: Flight, promise: Promise<Resolution>, check: ResolvedCheck): Promise<Resolution> {
+    flight.waiters++;
+    let resolution: Resolution;
+    try {
+      resolution = await promise;
+    } finally {
+      flight.waiters--;
+      this.#remove(flight);
+    }
+    // (An evaluator may answer for its own instant only; then even the leader evaluates again, as before.)
+    return check.now >= resolution.validUntil ? this.#inner.resolve(check) : resolution;
+  }
+
+  /** A caller waiting for a flight (its own, with a signal, or another's). */
+  async #joined(flight: Flight, check: ResolvedCheck, signal: AbortSignal | undefined): Promise<Resolution> {
+    const resolution = await this.#wait(flight, signal);
     if (check.now >= resolution.validUntil) {
       // The shared answer expired between the leader's instant and this waiter's: evaluate again.
       return this.#inner.resolve(check, signal);
@@ -103,7 +134,140 @@ export class SingleflightResolver implements CheckResolver {
     return resolution;
   }
 
-  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+  resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    return promised(() => this.resolveManyNow(checks, signal));
+  }
+
+  /**
+   * resolveMany, the outcomes themselves when no question joined a flight and the layers inside answered without
+   * waiting. As for resolveNow, the batch's questions become flights only when the inner batch has to wait; then
+   * an identical question later in the same batch is evaluated with it (the evaluator shares identical questions
+   * of a batch itself) rather than joining it. Against an inner layer written to the promise contract alone, every
+   * leader is registered before it goes down, as ever (#resolveManyShared).
+   */
+  resolveManyNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
+    if (this.#inner.resolveManyNow === undefined) return this.#resolveManyShared(checks, signal);
+    const count = checks.length;
+    this.#counters.requests += count;
+    // Leaders' positions, made only once a question joins a flight (until then every question leads).
+    let leaders: number[] | undefined;
+    let joined: number[] | undefined;
+    let joinedFlights: Flight[] | undefined;
+    const anyInFlight = this.#inFlight > 0;
+    for (let i = 0; i < count; i++) {
+      const check = checks[i]!;
+      const scope = scopeOf(check);
+      const flight =
+        anyInFlight && scope !== undefined
+          ? this.#find(check.object, check.revision, scope, check.user)
+          : undefined;
+      if (flight === undefined) {
+        this.#counters.misses++;
+        if (scope !== undefined) this.#counters.evaluations++;
+        leaders?.push(i);
+        continue;
+      }
+      this.#counters.shared++;
+      if (leaders === undefined) {
+        leaders = [];
+        for (let k = 0; k < i; k++) leaders.push(k);
+        joined = [];
+        joinedFlights = [];
+      }
+      joined!.push(i);
+      joinedFlights!.push(flight);
+    }
+    if (signal?.aborted) return Promise.reject(abortedError(signal));
+    const leading = leaders === undefined ? checks : leaders.map((i) => checks[i]!);
+    const answers = leading.length === 0 ? [] : resolveManyNow(this.#inner, leading, signal);
+    if (!(answers instanceof Promise) && joined === undefined) return answers;
+    return this.#settleBatch(checks, leaders, leading, answers, joined, joinedFlights, signal);
+  }
+
+  /**
+   * The rest of resolveManyNow once something waits: the leaders become flights while their batch is evaluated
+   * (registered now, before anything else runs), the joined questions wait for theirs.
+   */
+  async #settleBatch(
+    checks: readonly ResolvedCheck[],
+    leaders: readonly number[] | undefined,
+    leading: readonly ResolvedCheck[],
+    answers: BatchOutcome[] | Promise<BatchOutcome[]>,
+    joined: readonly number[] | undefined,
+    joinedFlights: readonly Flight[] | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<BatchOutcome[]> {
+    const outcomes: BatchOutcome[] = new Array(checks.length);
+    const waits: Promise<void>[] = [];
+    if (joined !== undefined) {
+      for (let k = 0; k < joined.length; k++) {
+        const i = joined[k]!;
+        waits.push(
+          this.#wait(joinedFlights![k]!, signal).then(
+            (r) => {
+              outcomes[i] = r;
+            },
+            (e: unknown) => {
+              outcomes[i] = e instanceof Error ? e : new Error(String(e));
+            },
+          ),
+        );
+      }
+    }
+    if (answers instanceof Promise) {
+      // The batch counts as a waiter of each of its flights (so others giving up never abort it: only its own
+      // signal, which the inner batch has, does).
+      const led: (Flight | undefined)[] = new Array(leading.length);
+      for (let j = 0; j < leading.length; j++) {
+        const check = leading[j]!;
+        const scope = scopeOf(check);
+        // An identical question earlier in this batch leads already.
+        if (
+          scope === undefined ||
+          this.#find(check.object, check.revision, scope, check.user) !== undefined
+        ) {
+          continue;
+        }
+        const flight = this.#flight(check, scope, undefined, undefined, 1);
+        this.#add(flight);
+        led[j] = flight;
+      }
+      let settled: BatchOutcome[];
+      try {
+        settled = await answers;
+      } catch (error) {
+        for (const flight of led) {
+          if (flight === undefined || flight.outcome !== undefined) continue;
+          flight.outcome = error instanceof Error ? error : new Error(String(error));
+          this.#remove(flight);
+          flight.settle?.reject(error);
+        }
+        throw signal?.aborted ? abortedError(signal) : error;
+      }
+      for (let j = 0; j < leading.length; j++) {
+        const answer = settled[j]!;
+        const flight = led[j];
+        if (flight === undefined) continue;
+        flight.outcome = answer;
+        this.#remove(flight);
+        const settle = flight.settle;
+        if (settle === undefined) continue;
+        if (answer instanceof Error) settle.reject(answer);
+        else settle.resolve(answer);
+      }
+      answers = settled;
+    }
+    for (let j = 0; j < leading.length; j++) outcomes[leaders === undefined ? j : leaders[j]!] = answers[j]!;
+    if (waits.length > 0) await Promise.all(waits);
+    if (signal?.aborted) throw abortedError(signal);
+    return outcomes;
+  }
+
+  /** resolveMany over an inner layer of the promise contract alone: every leader registered before it goes down. */
+  async #resolveManyShared(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
     // Batches share flights question by question; the questions that lead go down together as one batch.
     const count = checks.length;
     const outcomes: BatchOutcome[] = new Array(count);

@@ -112,10 +112,53 @@ export interface CheckResolver {
    * order, an error standing only for its own question. Rejects only when `signal` aborts.
    */
   resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]>;
+  /**
+   * resolve without a promise where nothing has to be waited for: the resolution itself when this layer, and every
+   * layer inside it that it asked, answered synchronously (a cache hit, a kernel answer on a current graph), else
+   * the promise resolve would return. Fails by throwing or by rejecting, as resolve fails. Optional: a layer
+   * without it is asked through resolve (see resolveNow below). A first-pass check answered by the kernel thus
+   * costs no promise and no microtask turn per layer.
+   */
+  resolveNow?(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution>;
+  /** resolveMany as resolveNow is to resolve: the outcomes themselves when no layer had to wait. */
+  resolveManyNow?(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]>;
   /** This layer's stats, then those of every layer inside it. */
   stats(): LayerStats[];
   /** Releases what the layer owns, then closes the layer inside it. Idempotent. */
   close(): Promise<void>;
+}
+
+/** `layer.resolveNow` where the layer has it, else its `resolve` (a layer written against the promise contract). */
+export function resolveNow(
+  layer: CheckResolver,
+  check: ResolvedCheck,
+  signal: AbortSignal | undefined,
+): Resolution | Promise<Resolution> {
+  return layer.resolveNow !== undefined ? layer.resolveNow(check, signal) : layer.resolve(check, signal);
+}
+
+/** `layer.resolveManyNow` where the layer has it, else its `resolveMany`. */
+export function resolveManyNow(
+  layer: CheckResolver,
+  checks: readonly ResolvedCheck[],
+  signal: AbortSignal | undefined,
+): BatchOutcome[] | Promise<BatchOutcome[]> {
+  return layer.resolveManyNow !== undefined
+    ? layer.resolveManyNow(checks, signal)
+    : layer.resolveMany(checks, signal);
+}
+
+/** A resolveNow-style value (or synchronous failure) as the promise resolve returns. */
+export function promised<T>(run: () => T | Promise<T>): Promise<T> {
+  try {
+    const value = run();
+    return value instanceof Promise ? value : Promise.resolve(value);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** Validates a filter's object that has no interned id (throws for a malformed one); see FilterLayer. */
@@ -155,6 +198,30 @@ export async function resolveRest(
     signal,
   );
   for (let k = 0; k < indexes.length; k++) outcomes[indexes[k]!] = answers[k]!;
+}
+
+/**
+ * resolveRest through resolveManyNow: `outcomes` itself, filled, when `inner` answered without waiting, else a
+ * promise of it.
+ */
+export function resolveRestNow(
+  inner: CheckResolver,
+  checks: readonly ResolvedCheck[],
+  indexes: readonly number[],
+  outcomes: BatchOutcome[],
+  signal: AbortSignal | undefined,
+): BatchOutcome[] | Promise<BatchOutcome[]> {
+  if (indexes.length === 0) return outcomes;
+  const fill = (answers: BatchOutcome[]): BatchOutcome[] => {
+    for (let k = 0; k < indexes.length; k++) outcomes[indexes[k]!] = answers[k]!;
+    return outcomes;
+  };
+  const answers = resolveManyNow(
+    inner,
+    indexes.length === checks.length ? checks : indexes.map((i) => checks[i]!),
+    signal,
+  );
+  return answers instanceof Promise ? answers.then(fill) : fill(answers);
 }
 
 /** Counters every layer keeps. */

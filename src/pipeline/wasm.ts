@@ -18,6 +18,7 @@ import {
   type CheckResolver,
   LayerCounters,
   type LayerStats,
+  promised,
   type Resolution,
   type ResolvedCheck,
   resolveRest,
@@ -38,24 +39,73 @@ export class WasmResolver implements CheckResolver {
     this.#reference = reference;
   }
 
-  async resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+  resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    return promised(() => this.resolveNow(check, signal));
+  }
+
+  /** The kernel's answer itself when the graph is current (no promise), else a promise of it or the reference's. */
+  resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     throwIfAborted(signal);
     this.#counters.requests++;
     if (check.contextualTuples.length === 0) {
-      const answer = await this.wasm.check(check, check.revision);
-      throwIfAborted(signal);
-      const resolution = this.#resolution(answer, check);
-      if (resolution instanceof Error) throw resolution;
-      if (resolution !== undefined) return resolution;
+      const answer = this.wasm.checkNow(check, check.revision);
+      if (answer instanceof Promise) {
+        return answer.then((a) => {
+          throwIfAborted(signal);
+          return this.#settled(a, check, signal);
+        });
+      }
+      return this.#settled(answer, check, signal);
     }
     this.#counters.misses++;
     return this.#reference.resolve(check, signal);
   }
 
-  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+  resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    return promised(() => this.resolveManyNow(checks, signal));
+  }
+
+  /**
+   * The kernel's answers themselves for a batch at one revision on a current graph, with nothing routed (no
+   * promise), else a promise of the outcomes.
+   */
+  resolveManyNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     throwIfAborted(signal);
-    this.#counters.requests += checks.length;
-    const outcomes: (BatchOutcome | undefined)[] = new Array(checks.length).fill(undefined);
+    const count = checks.length;
+    this.#counters.requests += count;
+    const outcomes: (BatchOutcome | undefined)[] = new Array(count).fill(undefined);
+    if (count === 0) return outcomes as BatchOutcome[];
+    // The common case: one revision, no contextual tuples: one kernel batch, in place.
+    const revision = checks[0]!.revision;
+    let plain = true;
+    for (let i = 0; i < count; i++) {
+      const c = checks[i]!;
+      if (c.revision !== revision || c.contextualTuples.length > 0) {
+        plain = false;
+        break;
+      }
+    }
+    if (!plain) return this.#resolveGrouped(checks, outcomes, signal);
+    const answers = this.wasm.checkManyNow(checks, revision);
+    if (answers instanceof Promise) {
+      return answers.then((a) => {
+        for (let i = 0; i < count; i++) outcomes[i] = this.#resolution(a[i], checks[i]!);
+        return this.#rest(checks, outcomes, signal);
+      });
+    }
+    for (let i = 0; i < count; i++) outcomes[i] = this.#resolution(answers[i], checks[i]!);
+    return this.#rest(checks, outcomes, signal);
+  }
+
+  /** A batch of several revisions or with contextual tuples: one kernel batch per revision, then the rest. */
+  async #resolveGrouped(
+    checks: readonly ResolvedCheck[],
+    outcomes: (BatchOutcome | undefined)[],
+    signal: AbortSignal | undefined,
+  ): Promise<BatchOutcome[]> {
     // One kernel batch per revision (a batch's questions usually share one).
     const byRevision = new Map<number, number[]>();
     for (let i = 0; i < checks.length; i++) {
@@ -75,12 +125,36 @@ export class WasmResolver implements CheckResolver {
         outcomes[i] = this.#resolution(answers[k], checks[i]!);
       }
     }
+    return this.#rest(checks, outcomes, signal);
+  }
+
+  /** What the kernel left (routed) goes to the reference; the outcomes themselves when nothing was left. */
+  #rest(
+    checks: readonly ResolvedCheck[],
+    outcomes: (BatchOutcome | undefined)[],
+    signal: AbortSignal | undefined,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     throwIfAborted(signal);
     const rest: number[] = [];
     for (let i = 0; i < checks.length; i++) if (outcomes[i] === undefined) rest.push(i);
+    if (rest.length === 0) return outcomes as BatchOutcome[];
     this.#counters.misses += rest.length;
-    await resolveRest(this.#reference, checks, rest, outcomes as BatchOutcome[], signal);
-    return outcomes as BatchOutcome[];
+    return resolveRest(this.#reference, checks, rest, outcomes as BatchOutcome[], signal).then(
+      () => outcomes as BatchOutcome[],
+    );
+  }
+
+  /** A kernel answer as the layer's: the resolution, the error thrown, or the reference's answer (routed). */
+  #settled(
+    answer: WasmAnswer,
+    check: ResolvedCheck,
+    signal: AbortSignal | undefined,
+  ): Resolution | Promise<Resolution> {
+    const resolution = this.#resolution(answer, check);
+    if (resolution instanceof Error) throw resolution;
+    if (resolution !== undefined) return resolution;
+    this.#counters.misses++;
+    return this.#reference.resolve(check, signal);
   }
 
   stats(): LayerStats[] {

@@ -312,6 +312,41 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     return this.checkOn(graph, query);
   }
 
+  /**
+   * check without a promise when the tenant's graph is at `revision` already (the common case: graphs follow
+   * writes as they are acknowledged): the answer itself, else check's promise.
+   */
+  checkNow(query: CheckQuery, revision: Revision): WasmAnswer | Promise<WasmAnswer> {
+    if (query.subjectTenant !== query.tenant) {
+      this.stats.routed.cross_tenant++;
+      return undefined;
+    }
+    const graph = this.graphIfCurrent(query.tenant, revision);
+    return graph === undefined ? this.check(query, revision) : this.checkOn(graph, query);
+  }
+
+  /**
+   * checkMany without a promise for a batch in one tenant whose graph is at `revision` (and not sent to the worker
+   * pool): the answers themselves, else checkMany's promise.
+   */
+  checkManyNow(queries: readonly CheckQuery[], revision: Revision): WasmAnswer[] | Promise<WasmAnswer[]> {
+    const count = queries.length;
+    if (count === 0) return [];
+    const tenant = queries[0]!.tenant;
+    for (let i = 0; i < count; i++) {
+      const q = queries[i]!;
+      if (q.tenant !== tenant || q.subjectTenant !== tenant) return this.checkMany(queries, revision);
+    }
+    if (this.parallel !== undefined && count > getParallelThreshold("bulkCheck")) {
+      return this.checkMany(queries, revision);
+    }
+    const graph = this.graphIfCurrent(tenant, revision);
+    if (graph === undefined) return this.checkMany(queries, revision);
+    const answers: WasmAnswer[] = new Array(count).fill(undefined);
+    this.#checkOn(graph, queries, undefined, count, answers);
+    return answers;
+  }
+
   /** Checks one query on a graph (synchronous: one kernel call). */
   checkOn(graph: TupleGraph, query: CheckQuery): WasmAnswer {
     if (this.#reachesIntersectionArrow(query)) {
@@ -403,7 +438,17 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     indices: readonly number[],
     answers: WasmAnswer[],
   ): void {
-    const count = indices.length;
+    this.#checkOn(graph, queries, indices, indices.length, answers);
+  }
+
+  /** checkManyOn of the queries at `indices`, or of the first `count` queries when `indices` is undefined. */
+  #checkOn(
+    graph: TupleGraph,
+    queries: readonly CheckQuery[],
+    indices: readonly number[] | undefined,
+    count: number,
+    answers: WasmAnswer[],
+  ): void {
     if (count === 0) return;
     const ex = this.kernel.exports;
     const recordBytes = RECORD_WORDS * 4;
@@ -414,7 +459,8 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       // a memory.buffer read each). Those the model does not know are left out (routed).
       const records = this.#records(count);
       const encoded: number[] = [];
-      for (const i of indices) {
+      for (let k = 0; k < count; k++) {
+        const i = indices === undefined ? k : indices[k]!;
         if (this.#reachesIntersectionArrow(queries[i]!)) {
           this.stats.routed.unsupported++;
           answers[i] = undefined;

@@ -190,3 +190,92 @@ describe("SingleflightResolver", () => {
     expect(flight.inFlight).toBe(0);
   });
 });
+
+/**
+ * An inner layer of the resolveNow contract: answers `sync` questions (by user) at once, the others by a promise
+ * the test releases.
+ */
+class MixedResolver extends ManualResolver {
+  constructor(readonly sync: ReadonlySet<string>) {
+    super();
+  }
+
+  resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
+    if (!this.sync.has(check.user)) return this.resolve(check, signal);
+    this.evaluations++;
+    return yes;
+  }
+
+  resolveManyNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
+    if (checks.every((c) => this.sync.has(c.user))) {
+      this.evaluations += checks.length;
+      return checks.map(() => yes);
+    }
+    return this.resolveMany(checks, signal);
+  }
+}
+
+describe("SingleflightResolver over a layer that answers without waiting", () => {
+  it("a synchronous answer comes back as it is and leaves nothing in the table", async () => {
+    const inner = new MixedResolver(new Set(["user:anne"]));
+    const flight = new SingleflightResolver(inner);
+    expect(flight.resolveNow(question("user:anne"))).toBe(yes);
+    expect(flight.inFlight).toBe(0);
+    const batch = flight.resolveManyNow([question("user:anne"), question("user:anne", 2)]);
+    expect(Array.isArray(batch)).toBe(true);
+    expect(flight.inFlight).toBe(0);
+    expect(await flight.resolve(question("user:anne"))).toBe(yes);
+    expect(flight.stats()[0]).toMatchObject({ requests: 4, evaluations: 4, shared: 0 });
+  });
+
+  it("an evaluation that waits is shared with single calls and batches arriving meanwhile, as before", async () => {
+    const inner = new MixedResolver(new Set(["user:anne"]));
+    const flight = new SingleflightResolver(inner);
+    const leader = flight.resolveNow(question("user:bob"));
+    expect(leader).toBeInstanceOf(Promise);
+    expect(flight.inFlight).toBe(1);
+    const single = flight.resolve(question("user:bob"));
+    // bob joins the flight; anne is answered at once by the inner layer, inside the same batch.
+    const batch = flight.resolveManyNow([question("user:anne"), question("user:bob")]);
+    expect(batch).toBeInstanceOf(Promise);
+    expect(inner.evaluations).toBe(2);
+    inner.pending[0]!.resolve(yes);
+    expect((await leader).allowed).toBe(true);
+    expect((await single).allowed).toBe(true);
+    const outcomes = await batch;
+    expect(outcomes.every((o) => !(o instanceof Error) && o.allowed)).toBe(true);
+    expect(flight.inFlight).toBe(0);
+    expect(flight.stats()[0]).toMatchObject({ requests: 4, evaluations: 2, shared: 2 });
+  });
+
+  it("a batch that waits registers its questions as flights while it waits, and later callers join them", async () => {
+    const inner = new MixedResolver(new Set());
+    const flight = new SingleflightResolver(inner);
+    const batch = flight.resolveManyNow([question("user:bob"), question("user:carol"), question("user:bob")]);
+    expect(batch).toBeInstanceOf(Promise);
+    // bob's duplicate went down with the batch; bob and carol are in the table, once each.
+    expect(flight.inFlight).toBe(2);
+    const joined = flight.resolve(question("user:carol"));
+    expect(inner.evaluations).toBe(3);
+    for (const p of inner.pending) p.resolve(yes);
+    expect((await batch).every((o) => !(o instanceof Error) && o.allowed)).toBe(true);
+    expect((await joined).allowed).toBe(true);
+    expect(flight.inFlight).toBe(0);
+  });
+
+  it("a batch that waits and fails passes its error to those who joined, and leaves the table empty", async () => {
+    const inner = new MixedResolver(new Set());
+    const flight = new SingleflightResolver(inner);
+    const abort = new AbortController();
+    const batch = flight.resolveMany([question("user:bob")], abort.signal);
+    const joined = flight.resolve(question("user:bob")).catch((e) => e);
+    abort.abort();
+    inner.pending[0]!.reject(new NexusError("aborted", "stopped"));
+    await expect(batch).rejects.toMatchObject({ code: "aborted" });
+    expect(await joined).toBeInstanceOf(NexusError);
+    expect(flight.inFlight).toBe(0);
+  });
+});

@@ -24,9 +24,12 @@ import {
   type DepthGuard,
   LayerCounters,
   type LayerStats,
+  promised,
   type Resolution,
   type ResolvedCheck,
-  resolveRest,
+  resolveManyNow,
+  resolveNow,
+  resolveRestNow,
 } from "../types.js";
 import { CrossTenantIndex, type CrossTenantIndexContext } from "./grant-index.js";
 import type { CrossTenantOptions, GrantsOnQuery, GrantsToQuery } from "./queries.js";
@@ -106,20 +109,33 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
   }
 
   resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    return promised(() => this.resolveNow(check, signal));
+  }
+
+  /** resolve, the answer itself when it (or the layers inside) had it without waiting. */
+  resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     if (check.subjectTenant === check.tenant) {
       this.#sameTenant++;
-      return this.#inner.resolve(check, signal);
+      return resolveNow(this.#inner, check, signal);
     }
     this.#counters.requests++;
     if (this.#denies(check)) {
       this.#counters.hits++;
-      return Promise.resolve(denial(check));
+      return denial(check);
     }
     this.#counters.misses++;
-    return this.#inner.resolve(check, signal);
+    return resolveNow(this.#inner, check, signal);
   }
 
   resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    return promised(() => this.resolveManyNow(checks, signal));
+  }
+
+  /** resolveMany, the outcomes themselves when no layer had to wait. */
+  resolveManyNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     let cross = false;
     for (let i = 0; i < checks.length; i++) {
       const c = checks[i]!;
@@ -130,7 +146,7 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
     }
     if (!cross) {
       this.#sameTenant += checks.length;
-      return this.#inner.resolveMany(checks, signal);
+      return resolveManyNow(this.#inner, checks, signal);
     }
     return this.#resolveMixed(checks, signal);
   }
@@ -196,7 +212,10 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
     return this.close();
   }
 
-  async #resolveMixed(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+  #resolveMixed(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     const outcomes: BatchOutcome[] = new Array(checks.length);
     const passed: number[] = [];
     for (let i = 0; i < checks.length; i++) {
@@ -215,8 +234,7 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
         passed.push(i);
       }
     }
-    await resolveRest(this.#inner, checks, passed, outcomes, signal);
-    return outcomes;
+    return resolveRestNow(this.#inner, checks, passed, outcomes, signal);
   }
 
   /** Whether no chain of live grants can take a cross-tenant question to a grant (see the header). */

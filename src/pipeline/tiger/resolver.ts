@@ -33,9 +33,13 @@ import {
   type CheckResolver,
   LayerCounters,
   type LayerStats,
+  promised,
   type Resolution,
   type ResolvedCheck,
+  resolveManyNow,
+  resolveNow,
   resolveRest,
+  resolveRestNow,
 } from "../types.js";
 import {
   answerOf,
@@ -160,27 +164,48 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     return this.#eligibility.test(check);
   }
 
-  /** Not async on purpose: a question the layer passes through costs no extra promise. */
   resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
+    return promised(() => this.resolveNow(check, signal));
+  }
+
+  /** resolve, the answer itself when a bitmap (or the layers inside) had it without waiting. */
+  resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     this.#counters.requests++;
     if (this.eligible(check)) {
-      const slot = this.#slots.slotFor(check);
+      // Where checks never start a bitmap (the engine's default: listings do), their demand is not counted, and a
+      // subject without a slot has no bitmap: no slot is made for it.
+      const slot =
+        this.#materializeAfter >= Number.MAX_SAFE_INTEGER
+          ? this.#slots.find(check)
+          : this.#slots.slotFor(check);
+      if (slot === undefined) {
+        this.#counters.misses++;
+        return resolveNow(this.#inner, check, signal);
+      }
       const m = slot.bitmap;
       const state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);
       if (state === VALID) {
         this.#counters.hits++;
         m!.lastUsed = ++this.#tick;
-        return Promise.resolve(answerOf(m!, check.object));
+        return answerOf(m!, check.object);
       }
       if (state === FORWARD || (replaceableFor(m, check) && ++slot.demand >= this.#materializeAfter)) {
         return this.#resolveSlowly(slot, check, signal);
       }
     }
     this.#counters.misses++;
-    return this.#inner.resolve(check, signal);
+    return resolveNow(this.#inner, check, signal);
   }
 
-  async resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+  resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {
+    return promised(() => this.resolveManyNow(checks, signal));
+  }
+
+  /** resolveMany, the outcomes themselves when no bitmap had to be brought forward and no layer inside waited. */
+  resolveManyNow(
+    checks: readonly ResolvedCheck[],
+    signal?: AbortSignal,
+  ): BatchOutcome[] | Promise<BatchOutcome[]> {
     const outcomes: BatchOutcome[] = new Array(checks.length);
     const passed: number[] = [];
     const stale: number[] = [];
@@ -199,7 +224,24 @@ export class TigerResolver implements CheckResolver, ChangeListener {
         passed.push(i);
       }
     }
-    // Stale bitmaps are brought forward once each (the first question of each asks), then answer their questions.
+    if (stale.length > 0) return this.#resolveStale(checks, outcomes, passed, stale, signal);
+    if (passed.length === checks.length) {
+      // Nothing answered here: the batch goes on as it came.
+      this.#counters.misses += passed.length;
+      return resolveManyNow(this.#inner, checks, signal);
+    }
+    this.#counters.misses += passed.length;
+    return resolveRestNow(this.#inner, checks, passed, outcomes, signal);
+  }
+
+  /** resolveMany's questions on stale bitmaps: each brought forward once (its first question asks), then answered. */
+  async #resolveStale(
+    checks: readonly ResolvedCheck[],
+    outcomes: BatchOutcome[],
+    passed: number[],
+    stale: readonly number[],
+    signal: AbortSignal | undefined,
+  ): Promise<BatchOutcome[]> {
     for (const i of stale) {
       const check = checks[i]!;
       let m = this.#slots.find(check)?.bitmap;
@@ -215,12 +257,7 @@ export class TigerResolver implements CheckResolver, ChangeListener {
         passed.push(i);
       }
     }
-    if (passed.length === checks.length) {
-      // Nothing answered here: the batch goes on as it came.
-      this.#counters.misses += passed.length;
-      return this.#inner.resolveMany(checks, signal);
-    }
-    if (stale.length > 0) passed.sort((a, b) => a - b);
+    passed.sort((a, b) => a - b);
     this.#counters.misses += passed.length;
     await resolveRest(this.#inner, checks, passed, outcomes, signal);
     return outcomes;
