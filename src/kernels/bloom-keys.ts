@@ -226,6 +226,40 @@ export function packAsciiStrings(kernel: Kernel<BloomExports>, keys: readonly un
 }
 
 /**
+ * Packs keys [first, end) given in parts (key i is parts[width * i] + ... + parts[width * i + width - 1]) into the
+ * scratch area like packAsciiStrings, without building the keys: the chunk's parts are joined by one
+ * Array#join (one flat string, where a `+=` per key built a rope that encodeInto then flattened) and written by
+ * one encodeInto. Returns false, having written nothing that matters, when a part is not ASCII or the chunk has
+ * more than CHUNK_BYTES of them; the caller then builds the keys.
+ */
+export function packParts(
+  kernel: Kernel<BloomExports>,
+  parts: readonly string[],
+  width: number,
+  first: number,
+  end: number,
+): boolean {
+  const n = end - first;
+  if (endsBuffer.length < n) endsBuffer = new Uint32Array(Math.max(n, CHUNK_KEYS));
+  const ends = endsBuffer;
+  let length = 0;
+  for (let i = 0, p = first * width; i < n; i++) {
+    for (let j = 0; j < width; j++, p++) length += parts[p]!.length;
+    ends[i] = length;
+  }
+  if (length > CHUNK_BYTES) return false;
+  const layout = chunkLayout(n);
+  const view = scratch(kernel, layout.data + length);
+  const whole = first === 0 && end * width === parts.length;
+  const joined = (whole ? parts : parts.slice(first * width, end * width)).join("");
+  // Exactly `length` bytes of room: a non-ASCII char needs more, so encodeInto stops short.
+  const { read, written } = encoder.encodeInto(joined, view.subarray(layout.data, layout.data + length));
+  if (read !== length || written !== length) return false;
+  new Uint32Array(view.buffer, scratchPtr, n).set(ends.subarray(0, n));
+  return true;
+}
+
+/**
  * Packs keys[first, end) into the scratch area (room for their worst case reserved): bytes at the chunk's data
  * offset, end offsets at the area's start (u32 each). Strings are tried as one ASCII string first, as above.
  */

@@ -27,6 +27,7 @@ import {
   kernelInstance,
   packAsciiStrings,
   packChunk,
+  packParts,
   releaseOversizedScratch,
   runChunk,
   scratch,
@@ -157,6 +158,22 @@ export class BloomFilter implements Disposable {
     return this.#batch(handle, keys, "BloomFilter.mightContainMany", out);
   }
 
+  /**
+   * `addMany` of keys given in parts, `width` strings a key (key i is parts[width * i] + ... + parts[width * i +
+   * width - 1]): the same bits, without building a string a key (a caller whose keys are a shared prefix and a
+   * name passes both). Every part is checked first: a bad one adds nothing.
+   */
+  addParts(parts: readonly string[], width: number): void {
+    const handle = this.#live();
+    this.#parts(handle, parts, width, "BloomFilter.addParts", undefined);
+  }
+
+  /** `mightContainMany` of keys given in parts, as `addParts` takes them; one result a key. */
+  mightContainParts(parts: readonly string[], width: number, out?: Uint8Array): Uint8Array {
+    const handle = this.#live();
+    return this.#parts(handle, parts, width, "BloomFilter.mightContainParts", out);
+  }
+
   /** Removes every key. */
   clear(): void {
     this.#kernel.exports.clear(this.#live());
@@ -255,6 +272,61 @@ export class BloomFilter implements Disposable {
     const handle = this.#handle;
     if (handle === 0) throw new NexusError("disposed", "this BloomFilter was disposed");
     return handle;
+  }
+
+  #parts(
+    handle: number,
+    parts: readonly string[],
+    width: number,
+    where: string,
+    out: Uint8Array | undefined,
+  ): Uint8Array {
+    const lookup = where === "BloomFilter.mightContainParts";
+    checkArray(parts, where);
+    if (!Number.isInteger(width) || width < 1 || parts.length % width !== 0) {
+      throw new NexusError(
+        "invalid_argument",
+        `${where}: width must be a positive integer dividing the ${parts.length} parts, got ${width}`,
+        { width, parts: parts.length },
+      );
+    }
+    for (let i = 0; i < parts.length; i++) {
+      if (typeof parts[i] !== "string") {
+        throw new NexusError("invalid_argument", `${where}: parts[${i}] is not a string`, { index: i });
+      }
+    }
+    const n = parts.length / width;
+    if (out !== undefined && (!(out instanceof Uint8Array) || out.length < n)) {
+      throw new NexusError("invalid_argument", `${where}: out must be a Uint8Array of at least ${n} bytes`, {
+        outLength: out instanceof Uint8Array ? out.length : typeof out,
+      });
+    }
+    const result = lookup ? (out ?? new Uint8Array(n)) : new Uint8Array(0);
+    const kernel = this.#kernel;
+    for (let first = 0; first < n; ) {
+      const end = Math.min(n, first + CHUNK_KEYS);
+      if (packParts(kernel, parts, width, first, end)) {
+        runChunk(kernel, handle, first, end - first, lookup, result);
+      } else {
+        // Not ASCII, or long keys: build this chunk's keys and take the general path.
+        const keys: string[] = [];
+        for (let i = first; i < end; i++) {
+          let key = "";
+          for (let j = 0; j < width; j++) key += parts[width * i + j]!;
+          keys.push(key);
+        }
+        const got = this.#batch(
+          handle,
+          keys,
+          lookup ? "BloomFilter.mightContainMany" : "BloomFilter.addMany",
+          undefined,
+        );
+        if (lookup) result.set(got, first);
+      }
+      first = end;
+    }
+    releaseOversizedScratch(kernel);
+    return result;
   }
 
   #batch(handle: number, keys: readonly BloomKey[], where: string, out: Uint8Array | undefined): Uint8Array {

@@ -50,7 +50,8 @@ import {
 export interface BloomNegativeOptions {
   /** False-positive rate at capacity (default 0.01). */
   readonly fpRate?: number;
-  /** Keys the first filter is sized for (default 65,536; rebuilds size for twice what is live). */
+  /** Keys the first filter is sized for (default 65,536; a rebuild sizes for four times what is live when the
+   * filter was outgrown, twice when deletes made it stale). */
   readonly initialCapacity?: number;
   /**
    * Tenants to seed from when the changelog no longer reaches back to revision 0. Without them (and without the
@@ -66,8 +67,11 @@ export interface BloomNegativeOptions {
 }
 
 const SEP = "\u0000";
-const objectKey = (tenant: string, object: string): string => `o${SEP}${tenant}${SEP}${object}`;
-const subjectKey = (subjectTenant: string, user: string): string => `s${SEP}${subjectTenant}${SEP}${user}`;
+// A key is its prefix and a name: handed to the filter in those two parts (BloomFilter.addParts), so no string is
+// built a key.
+const objectPrefix = (tenant: string): string => `o${SEP}${tenant}${SEP}`;
+const subjectPrefix = (subjectTenant: string): string => `s${SEP}${subjectTenant}${SEP}`;
+const subjectKey = (subjectTenant: string, user: string): string => `${subjectPrefix(subjectTenant)}${user}`;
 
 /** Tuples a rebuild adds from its snapshot between returns to the event loop. */
 const FILL_SLICE = 8192;
@@ -269,7 +273,8 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
       this.#bypassed += count;
       return undefined;
     }
-    const keys: string[] = [];
+    const parts = this.#partsBuffer;
+    parts.length = 0;
     const at: number[] = [];
     const state = new Uint8Array(count).fill(2);
     for (let i = 0; i < count; i++) {
@@ -283,13 +288,14 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
         state[i] = 0; // the object rule does not apply; the subject rule does not either (a userset)
         continue;
       }
-      keys.push(objectKey(check.tenant, check.object));
+      parts.push(this.#objectPrefix(check.tenant), check.object);
       at.push(i);
     }
-    if (keys.length > 0) {
-      const present = filter.mightContainMany(keys);
+    if (parts.length > 0) {
+      const present = filter.mightContainParts(parts, 2);
       for (let k = 0; k < at.length; k++) state[at[k]!] = present[k] === 1 ? 0 : 1;
     }
+    parts.length = 0;
     return state;
   }
 
@@ -304,19 +310,22 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
 
   onChanges(changes: readonly StoredChange[], watermark: Revision): void {
     // One kernel call per filter for the whole part (a call per key cost more than the hashing).
-    const keys: string[] = [];
+    const parts = this.#partsBuffer;
+    parts.length = 0;
+    this.#forgetLastKeys();
     for (const change of changes) {
       if (change.op === "write") {
-        this.#keysOf(change.tuple, keys);
+        this.#keysOf(change.tuple, parts);
       } else {
         this.#deletes++;
       }
     }
-    if (keys.length > 0) {
-      this.#filter?.addMany(keys);
-      this.#next?.addMany(keys);
-      this.#keys += keys.length;
+    if (parts.length > 0) {
+      this.#filter?.addParts(parts, 2);
+      this.#next?.addParts(parts, 2);
+      this.#keys += parts.length / 2;
     }
+    parts.length = 0;
     this.#seen = watermark;
     this.#midRevision = changes.length > 0 && changes[changes.length - 1]!.revision > watermark;
     if (this.#midRevision) return;
@@ -389,7 +398,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     }
     const subject = check.subject;
     const selfUserset = subject.kind === "userset" && `${subject.type}:${subject.id}` === check.object;
-    if (!selfUserset && !filter.mightContain(objectKey(check.tenant, check.object))) {
+    if (!selfUserset && !filter.mightContain(`${this.#objectPrefix(check.tenant)}${check.object}`)) {
       this.#objectDenials++;
       return true;
     }
@@ -406,11 +415,60 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     return false;
   }
 
-  /** Appends the tuple's two keys (its object's and its subject's) to `keys`. */
-  #keysOf(tuple: RelationTuple, keys: string[]): void {
-    keys.push(objectKey(tuple.tenant, tuple.object), subjectKey(tuple.subjectTenant, tuple.user));
-    this.#tenants.add(tuple.tenant);
-    this.#tenants.add(tuple.subjectTenant);
+  /**
+   * Appends the tuple's two keys (its object's and its subject's), each as (prefix, name), to `parts`; a key
+   * equal to the previous tuple's is left out (adding it again changes no bit): a folder's files share their
+   * subject, a group's members their object. Call with #lastObject and #lastUser cleared for a new batch.
+   * Notes the tenants (a rebuild reads every tenant seen).
+   */
+  #keysOf(tuple: RelationTuple, parts: string[]): void {
+    if (tuple.object !== this.#lastObject || tuple.tenant !== this.#lastObjectTenant) {
+      if (tuple.tenant !== this.#lastObjectTenant) this.#tenants.add(tuple.tenant);
+      this.#lastObject = tuple.object;
+      this.#lastObjectTenant = tuple.tenant;
+      parts.push(this.#objectPrefix(tuple.tenant), tuple.object);
+    }
+    if (tuple.user !== this.#lastUser || tuple.subjectTenant !== this.#lastUserTenant) {
+      if (tuple.subjectTenant !== this.#lastUserTenant) this.#tenants.add(tuple.subjectTenant);
+      this.#lastUser = tuple.user;
+      this.#lastUserTenant = tuple.subjectTenant;
+      parts.push(this.#subjectPrefix(tuple.subjectTenant), tuple.user);
+    }
+  }
+
+  /** Reused by every batch: keys in parts. */
+  readonly #partsBuffer: string[] = [];
+  #lastObject: string | undefined;
+  #lastObjectTenant: string | undefined;
+  #lastUser: string | undefined;
+  #lastUserTenant: string | undefined;
+  /** The last tenant's key prefixes (tenants change rarely from one key to the next). */
+  #prefixTenant: string | undefined;
+  #objectPrefixText = "";
+  #prefixSubjectTenant: string | undefined;
+  #subjectPrefixText = "";
+
+  #forgetLastKeys(): void {
+    this.#lastObject = undefined;
+    this.#lastObjectTenant = undefined;
+    this.#lastUser = undefined;
+    this.#lastUserTenant = undefined;
+  }
+
+  #objectPrefix(tenant: string): string {
+    if (tenant !== this.#prefixTenant) {
+      this.#prefixTenant = tenant;
+      this.#objectPrefixText = objectPrefix(tenant);
+    }
+    return this.#objectPrefixText;
+  }
+
+  #subjectPrefix(subjectTenant: string): string {
+    if (subjectTenant !== this.#prefixSubjectTenant) {
+      this.#prefixSubjectTenant = subjectTenant;
+      this.#subjectPrefixText = subjectPrefix(subjectTenant);
+    }
+    return this.#subjectPrefixText;
   }
 
   /** Adds every tuple alive at `revision` from a snapshot of the named tenants (the changelog being trimmed). */
@@ -431,11 +489,12 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
         // In slices, back to the event loop between them: a million tuples in one task held it for a second.
         // Changes after `revision` reach the filter meanwhile (as #next) through onChanges.
         for (let start = 0; start < tuples.length; start += FILL_SLICE) {
-          const keys: string[] = [];
+          const parts: string[] = [];
           const end = Math.min(tuples.length, start + FILL_SLICE);
-          for (let i = start; i < end; i++) this.#keysOf(tuples[i]!, keys);
-          filter.addMany(keys);
-          this.#keys += keys.length;
+          this.#forgetLastKeys();
+          for (let i = start; i < end; i++) this.#keysOf(tuples[i]!, parts);
+          filter.addParts(parts, 2);
+          this.#keys += parts.length / 2;
           if (end < tuples.length) {
             await yieldToLoop();
             if (this.#closed || filter.disposed) return;
@@ -471,9 +530,12 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     const revision = this.#seen;
     const resets = this.#resets;
     const live = Math.max(0, this.#keys - 2 * this.#deletes);
+    // Outgrown (not stale): room for four times what is live, so a growing store is re-read from snapshots about
+    // a third of its size in all (twice: once in all), at 9.6 bits a key of room at the default rate.
+    const growth = this.#keys > (this.#filter?.capacity ?? 0) ? 4 : 2;
     let next: BloomFilter;
     try {
-      next = new BloomFilter(Math.max(this.#initialCapacity, live * 2, 1024), this.#fpRate);
+      next = new BloomFilter(Math.max(this.#initialCapacity, live * growth, 1024), this.#fpRate);
     } catch (error) {
       this.#note = `rebuild failed: ${error instanceof Error ? error.message : String(error)}`;
       return;

@@ -140,6 +140,60 @@ describe("BloomFilter", () => {
     expect(out.subarray(0, batch.length).every((hit) => hit === 1)).toBe(true);
   });
 
+  it("addParts / mightContainParts equal addMany / mightContainMany of the joined keys", () => {
+    const partArb = fc.oneof(fc.constantFrom("o\u0000default\u0000", "s\u0000acme\u0000", ""), utf16);
+    fc.assert(
+      fc.property(
+        fc
+          .integer({ min: 1, max: 3 })
+          .chain((width) =>
+            fc.tuple(fc.constant(width), fc.array(fc.array(partArb, { minLength: width, maxLength: width }))),
+          ),
+        ([width, keyParts]) => {
+          using filter = new BloomFilter(1000, 0.01);
+          const twin = twinOf(filter);
+          const parts = keyParts.flat();
+          const keys = keyParts.map((p) => p.join(""));
+          filter.addParts(parts, width);
+          twin.addMany(keys);
+          expectSameBytes(bitsOf(filter), twin.bits);
+          const probes = [...parts, "absent", "o\u0000default\u0000x"];
+          const probeParts = probes.flatMap((p) => [p, ...Array.from({ length: width - 1 }, () => "")]);
+          expectSameBytes(filter.mightContainParts(probeParts, width), filter.mightContainMany(probes));
+          expectSameBytes(filter.mightContainParts(parts, width), twin.mightContainMany(keys));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // Past one chunk's keys and bytes, and a non-ASCII chunk in the middle.
+    using filter = new BloomFilter(50_000, 0.01);
+    const twin = twinOf(filter);
+    const parts = Array.from({ length: 40_000 }, (_, i) =>
+      i % 2 === 0
+        ? "o\u0000t\u0000"
+        : i === 20_001
+          ? "doc:ключ"
+          : i % 1000 === 1
+            ? "y".repeat(300_000)
+            : `doc:${i}`,
+    );
+    const keys = Array.from({ length: 20_000 }, (_, i) => parts[2 * i]! + parts[2 * i + 1]!);
+    filter.addParts(parts, 2);
+    twin.addMany(keys);
+    expectSameBytes(bitsOf(filter), twin.bits);
+    const out = new Uint8Array(keys.length + 3);
+    expect(filter.mightContainParts(parts, 2, out)).toBe(out);
+    expect(out.subarray(0, keys.length).every((hit) => hit === 1)).toBe(true);
+    expectSameBytes(out.subarray(0, keys.length), twin.mightContainMany(keys));
+    // Bad arguments change nothing.
+    const before = bitsOf(filter).slice();
+    expectCode(() => filter.addParts(["a", "b", "c"], 2), "invalid_argument");
+    expectCode(() => filter.addParts(["a", 7 as unknown as string], 2), "invalid_argument");
+    expectCode(() => filter.addParts(["a"], 0), "invalid_argument");
+    expectCode(() => filter.mightContainParts(["a", "b"], 1, new Uint8Array(1)), "invalid_argument");
+    expectSameBytes(bitsOf(filter), before);
+  });
+
   it("round-trips through serialize/deserialize", () => {
     fc.assert(
       fc.property(

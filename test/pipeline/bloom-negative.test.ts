@@ -7,6 +7,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { CheckChain, type CheckChainOptions } from "../../src/pipeline/chain.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
+import { normalizeTuple } from "../../src/tuples/normalize.js";
+import type { RelationTuple } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
 
 const model = `model
@@ -224,5 +226,62 @@ type doc
       expect(bloomStats(chain).hits).toBe(1);
     }
     await store.close();
+  });
+
+  it("never denies a written tuple when consecutive tuples share an object or a subject across tenants", async () => {
+    // Keys equal to the previous tuple's are left out of a batch: one that differs only in its tenant must not be.
+    const flat = `model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user]
+`;
+    const tuple = (tenant: string, user: string, object: string): RelationTuple => {
+      const r = normalizeTuple({ user, relation: "viewer", object }, tenant);
+      if (!r.ok) throw new Error(r.problem);
+      return r.value;
+    };
+    const tuples: RelationTuple[] = [];
+    for (let i = 0; i < 300; i++) {
+      // Runs of 4 tuples on one object, then 4 from one subject; the tenant switches inside runs.
+      const tenant = i % 3 === 0 ? "acme" : "globex";
+      const run = i >> 2;
+      tuples.push(
+        run % 2 === 0
+          ? tuple(tenant, `user:u${i}`, `doc:d${run}`)
+          : tuple(tenant, `user:s${run}`, `doc:e${i}`),
+      );
+    }
+    for (const capacity of [65_536, 64]) {
+      const store = new MemoryTupleStore();
+      await using engine = await createEngine({ model: flat, store });
+      // Half before the layer opens (replayed to it), half after in several writes (fed page by page and, at
+      // capacity 64, rebuilt from snapshots).
+      await store.write({ writes: tuples.slice(0, 150), deletes: [] });
+      await using chain = await open(engine, { bloom: { initialCapacity: capacity } });
+      for (let i = 150; i < tuples.length; i += 50) {
+        await store.write({ writes: tuples.slice(i, i + 50), deletes: [] });
+      }
+      await chain.caughtUp();
+      for (let i = 0; i < 200 && Number(bloomStats(chain).extra?.rebuilds) < (capacity === 64 ? 1 : 0); i++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      for (const t of tuples) {
+        const q = { tenant: t.tenant, user: t.user, relation: "viewer", object: t.object };
+        expect(await chain.check(q), `${t.tenant}/${t.object}@${t.user}`).toBe(true);
+      }
+      const bulk = await chain.checkMany(
+        tuples.map((t) => ({ tenant: t.tenant, user: t.user, relation: "viewer", object: t.object })),
+      );
+      expect(bulk.every((allowed) => allowed)).toBe(true);
+      // The layer answered: an object without tuples is denied by it.
+      expect(
+        await chain.check({ tenant: "acme", user: "user:u0", relation: "viewer", object: "doc:none" }),
+      ).toBe(false);
+      expect(bloomStats(chain).hits).toBeGreaterThan(0);
+      expect(bloomStats(chain).extra?.bypassed).toBe(0);
+      if (capacity === 64) expect(Number(bloomStats(chain).extra?.rebuilds)).toBeGreaterThan(0);
+    }
   });
 });
