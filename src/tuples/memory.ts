@@ -7,7 +7,11 @@
  * revision current `snapshotRetentionMs` ago (which must cover the engines' quantization window).
  *
  * A write batch is validated completely before anything changes, then applied at one new revision, so a failed
- * batch leaves nothing behind. Tuples past their `expiresAt` are removed by the next write (recorded in the
+ * batch leaves nothing behind. Validating stages the batch's tuples in the version index at the next revision,
+ * which no reader can ask for until the write commits (versions.ts); a failed batch is rolled back. A large batch
+ * is validated in slices of about `writeSliceMs`, yielding to the event loop between them, so writing 100,000
+ * tuples does not stall every other request: writes queue behind it (one write is staged at a time), readers go
+ * on reading the revision before it, and the commit then makes the whole batch visible in one step. Tuples past their `expiresAt` are removed by the next write (recorded in the
  * changelog as deletes with `expired: true`); until then readers skip them by their own clock.
  *
  * The changelog keeps at most `changelogMaxEntries` changes, none older than `changelogMaxAgeMs`; asking for
@@ -37,7 +41,7 @@ import type {
   WriteBatch,
   WriteResult,
 } from "./types.js";
-import { NO_SLOT, VersionIndex } from "./versions.js";
+import { IN_BATCH, Staging, VersionIndex } from "./versions.js";
 import { RevisionWaiters } from "./waiters.js";
 
 export interface MemoryStoreOptions {
@@ -49,6 +53,13 @@ export interface MemoryStoreOptions {
   changelogMaxEntries?: number;
   /** ...and none older than this (default 1 hour; the latest revision's changes are always kept). */
   changelogMaxAgeMs?: number;
+  /**
+   * A write still validating after this many milliseconds yields to the event loop and goes on in further slices
+   * of this length (default 4; the commit is one step whatever the batch's size).
+   */
+  writeSliceMs?: number;
+  /** Tuples validated between looks at the clock (default 256; tests make slices small). @internal */
+  writeSliceTuples?: number;
 }
 
 /**
@@ -64,11 +75,8 @@ export interface PreparedWrite {
   readonly writes: readonly RelationTuple[];
   /** Live tuples the batch deletes (skipped missing deletes left out). */
   readonly deletes: readonly RelationTuple[];
-  /**
-   * Per write, 1 when nothing is held on its object and relation and no earlier write of the batch names its
-   * object: applyWrite then inserts it without looking for a slot (a hint; a batch made elsewhere leaves it out).
-   */
-  readonly fresh?: Uint8Array;
+  /** The writes, staged in the version index (applyWrite commits them, abortWrite takes them out). */
+  readonly staging: Staging;
 }
 
 /**
@@ -86,6 +94,12 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   readonly models: MemoryModelVersions;
   readonly #clock: () => number;
   readonly #snapshotRetentionMs: number;
+  readonly #writeSliceMs: number;
+  readonly #writeSliceTuples: number;
+  /** The write staged and not yet applied or aborted (at most one at a time). */
+  #staged: PreparedWrite | Preparing | undefined;
+  /** The last write in line behind a write validating in slices; undefined when none is. */
+  #queue: Promise<void> | undefined;
 
   #revision: Revision = 0;
   #closed = false;
@@ -105,11 +119,14 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       snapshotRetentionMs = 10_000,
       changelogMaxEntries = 100_000,
       changelogMaxAgeMs = 3_600_000,
+      writeSliceMs = 4,
+      writeSliceTuples = 256,
     } = options;
     for (const [name, value] of Object.entries({
       snapshotRetentionMs,
       changelogMaxEntries,
       changelogMaxAgeMs,
+      writeSliceMs,
     })) {
       if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
         throw new NexusError("invalid_argument", `${name} must be a number ≥ 0, got ${describe(value)}`, {
@@ -119,6 +136,8 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     }
     this.#clock = clock;
     this.#snapshotRetentionMs = snapshotRetentionMs;
+    this.#writeSliceMs = writeSliceMs;
+    this.#writeSliceTuples = Math.max(1, Math.floor(writeSliceTuples));
     this.#changelog = new Changelog({
       maxEntries: changelogMaxEntries,
       maxAgeMs: changelogMaxAgeMs,
@@ -177,60 +196,25 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
 
   async write(batch: WriteBatch): Promise<WriteResult> {
     this.#assertOpen();
-    const prepared = this.prepareWrite(batch);
-    if (prepared === undefined) return { revision: this.#revision, written: 0, deleted: 0 };
-    return this.applyWrite(prepared);
+    if (this.#queue !== undefined) return this.#exclusive(() => this.#writeInSlices(batch));
+    // Nothing in line: validate now, and finish now too unless the batch takes longer than a slice.
+    const preparing = this.#begin(batch, this.#clock());
+    if (this.#prepareSome(preparing, performance.now() + this.#writeSliceMs)) return this.#finish(preparing);
+    return this.#exclusive(() => this.#continue(preparing));
   }
 
   /**
-   * Validates `batch` against the current state at time `now` without changing anything: the writes and deletes
-   * it would apply at the next revision, or undefined when it would change nothing.
-   * @throws NexusError "invalid_write" as write() does.
+   * Validates `batch` against the current state at time `now` and stages it (nothing a reader can see changes):
+   * the writes and deletes it would apply at the next revision, or undefined when it would change nothing. Every
+   * PreparedWrite must be applied (applyWrite) or aborted (abortWrite) before the next write is prepared.
+   * @throws NexusError "invalid_write" as write() does (nothing is left staged then).
    * @internal
    */
   prepareWrite(batch: WriteBatch, now: number = this.#clock()): PreparedWrite | undefined {
     this.#assertOpen();
-    const seen = new BatchIdentities();
-    const deletes: RelationTuple[] = [];
-    const writes: RelationTuple[] = [];
-    const fresh = new Uint8Array(batch.writes.length);
-
-    for (const d of batch.deletes) {
-      if (seen.add(d) === DUPLICATE) throw duplicateInBatch(d);
-      const live = this.#versions.live(d);
-      if (live === undefined) {
-        if (batch.onMissing === "ignore") continue;
-        throw new NexusError("invalid_write", `cannot delete ${describeTuple(d)}: it does not exist`, {
-          tuple: { ...d },
-        });
-      }
-      deletes.push(live);
-    }
-    for (const w of batch.writes) {
-      const named = seen.add(w);
-      if (named === DUPLICATE) throw duplicateInBatch(w);
-      const found = this.#versions.lookup(w);
-      if (found === NO_SLOT) {
-        if (named === NEW_OBJECT) fresh[writes.length] = 1;
-        writes.push(w);
-        continue;
-      }
-      const live = found;
-      if (live !== undefined) {
-        const expired = live.expiresAt !== undefined && live.expiresAt <= now;
-        if (!expired) {
-          if (batch.onDuplicate === "ignore" && sameTuple(live, w)) continue;
-          throw new NexusError(
-            "invalid_write",
-            `cannot write ${describeTuple(w)}: it already exists${batch.onDuplicate === "ignore" ? " with another condition or expiry" : ""}`,
-            { tuple: { tenant: w.tenant, object: w.object, relation: w.relation, user: w.user } },
-          );
-        }
-      }
-      writes.push(w);
-    }
-    if (deletes.length === 0 && writes.length === 0) return undefined;
-    return { revision: this.#revision + 1, time: now, writes, deletes, fresh };
+    const preparing = this.#begin(batch, now);
+    this.#prepareSome(preparing, Number.POSITIVE_INFINITY);
+    return this.#prepared(preparing);
   }
 
   /**
@@ -240,26 +224,24 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   applyWrite(prepared: PreparedWrite): WriteResult {
     this.#assertOpen();
     const { revision, time: now } = prepared;
-    if (revision !== this.#revision + 1) {
+    if (revision !== this.#revision + 1 || this.#staged !== prepared) {
       throw new NexusError(
         "internal",
         `a write prepared for revision ${revision} cannot apply at revision ${this.#revision + 1}`,
       );
     }
+    this.#staged = undefined;
     // Everything was checked by prepareWrite: apply at the new revision.
     const versions = this.#versions;
     const changelog = this.#changelog;
     for (const tuple of prepared.deletes) {
       changelog.push(revision, "delete", versions.delete(tuple, revision)!);
     }
-    const { writes, fresh } = prepared;
-    for (let i = 0; i < writes.length; i++) {
-      const tuple = writes[i]!;
+    versions.commit(prepared.staging, (tuple, replaced) => {
       // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
-      const replaced = versions.insert(tuple, revision, fresh !== undefined && fresh[i] === 1);
       if (replaced !== undefined) changelog.push(revision, "delete", replaced, true);
       changelog.push(revision, "write", tuple);
-    }
+    });
     for (const tuple of versions.expire(now, revision)) {
       changelog.push(revision, "delete", tuple, true);
     }
@@ -271,6 +253,140 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   }
 
   /**
+   * Takes a prepared write out again (its log append failed): the store is as if it was never prepared.
+   * @internal
+   */
+  abortWrite(prepared: PreparedWrite): void {
+    if (this.#staged !== prepared) return;
+    this.#staged = undefined;
+    if (!this.#closed) this.#versions.rollback(prepared.staging);
+  }
+
+  /** Runs `run` once every write in line before it has finished. */
+  #exclusive<T>(run: () => Promise<T>): Promise<T> {
+    const result = (this.#queue ?? Promise.resolve()).then(run);
+    const settled = result.then(
+      () => {},
+      () => {},
+    );
+    this.#queue = settled;
+    void settled.then(() => {
+      if (this.#queue === settled) this.#queue = undefined;
+    });
+    return result;
+  }
+
+  async #writeInSlices(batch: WriteBatch): Promise<WriteResult> {
+    this.#assertOpen();
+    const preparing = this.#begin(batch, this.#clock());
+    return this.#continue(preparing);
+  }
+
+  /** Validates the rest of `preparing` slice by slice, yielding between slices, then applies it. */
+  async #continue(preparing: Preparing): Promise<WriteResult> {
+    for (;;) {
+      await yieldToEventLoop();
+      // close() dropped every index (the staging with them): nothing to roll back.
+      if (this.#closed) throw new NexusError("closed", "the tuple store is closed");
+      if (this.#prepareSome(preparing, performance.now() + this.#writeSliceMs)) break;
+    }
+    return this.#finish(preparing);
+  }
+
+  #finish(preparing: Preparing): WriteResult {
+    const prepared = this.#prepared(preparing);
+    if (prepared === undefined) return { revision: this.#revision, written: 0, deleted: 0 };
+    return this.applyWrite(prepared);
+  }
+
+  /** A write of `batch` at `now`, to stage from its start. */
+  #begin(batch: WriteBatch, now: number): Preparing {
+    if (this.#staged !== undefined) {
+      throw new NexusError("internal", "a write is prepared already: apply or abort it first");
+    }
+    const preparing = new Preparing(batch, now, new Staging(this.#revision + 1));
+    this.#staged = preparing;
+    return preparing;
+  }
+
+  /** The PreparedWrite of a completely validated batch (undefined, and nothing staged, when it changes nothing). */
+  #prepared(preparing: Preparing): PreparedWrite | undefined {
+    const { deletes, writes, staging, now } = preparing;
+    if (deletes.length === 0 && writes.length === 0) {
+      this.#staged = undefined;
+      return undefined;
+    }
+    const prepared: PreparedWrite = { revision: staging.revision, time: now, writes, deletes, staging };
+    this.#staged = prepared;
+    return prepared;
+  }
+
+  /**
+   * Validates and stages `preparing`'s batch from where it stopped, until it is done (true) or `deadline`
+   * (performance.now() time, looked at every writeSliceTuples tuples) has passed (false). On an invalid tuple it rolls
+   * back everything the batch staged, and throws.
+   */
+  #prepareSome(preparing: Preparing, deadline: number): boolean {
+    try {
+      return this.#stageSome(preparing, deadline);
+    } catch (error) {
+      this.#staged = undefined;
+      this.#versions.rollback(preparing.staging);
+      throw error;
+    }
+  }
+
+  #stageSome(preparing: Preparing, deadline: number): boolean {
+    const { batch, now, staging, named } = preparing;
+    const versions = this.#versions;
+    const deleteCount = batch.deletes.length;
+    const timed = deadline !== Number.POSITIVE_INFINITY;
+    const every = this.#writeSliceTuples;
+    while (preparing.next < deleteCount) {
+      const d = batch.deletes[preparing.next++]!;
+      if (named!.add(d) === DUPLICATE) throw duplicateInBatch(d);
+      const live = versions.live(d);
+      if (live === undefined) {
+        if (batch.onMissing === "ignore") continue;
+        throw new NexusError("invalid_write", `cannot delete ${describeTuple(d)}: it does not exist`, {
+          tuple: { ...d },
+        });
+      }
+      preparing.deletes.push(live);
+      if (timed && preparing.next % every === 0 && performance.now() >= deadline) return false;
+    }
+    const { writes } = batch;
+    const ignore = batch.onDuplicate === "ignore";
+    for (let i = preparing.next - deleteCount; i < writes.length; ) {
+      const w = writes[i++]!;
+      // A tuple the batch deletes too is named twice (a write named twice meets its own staged version).
+      if (named !== undefined && named.add(w) === DUPLICATE) throw duplicateInBatch(w);
+      const live = versions.stage(staging, w);
+      if (live === undefined) {
+        preparing.writes.push(w);
+      } else if (live === IN_BATCH) {
+        throw duplicateInBatch(w);
+      } else if (live.expiresAt !== undefined && live.expiresAt <= now) {
+        // An expired tuple not yet removed: the write replaces it.
+        versions.stageReplacing(staging, w);
+        preparing.writes.push(w);
+      } else if (!(ignore && sameTuple(live, w))) {
+        throw new NexusError(
+          "invalid_write",
+          `cannot write ${describeTuple(w)}: it already exists${ignore ? " with another condition or expiry" : ""}`,
+          { tuple: { tenant: w.tenant, object: w.object, relation: w.relation, user: w.user } },
+        );
+      }
+      if (timed && i % every === 0 && performance.now() >= deadline) {
+        preparing.next = deleteCount + i;
+        return false;
+      }
+    }
+    preparing.next = deleteCount + writes.length;
+    return true;
+  }
+
+  /**
    * The state at the current revision, for a checkpoint. Shares the (immutable) tuples; copies the lists.
    * @internal
    */
@@ -278,7 +394,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     this.#assertOpen();
     return {
       revision: this.#revision,
-      tuples: this.#versions.liveTuples(),
+      tuples: this.#versions.liveTuples(this.#revision),
       ...this.#changelog.exportState(),
     };
   }
@@ -318,6 +434,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#staged = undefined;
     this.#waiters.wakeAll();
     this.#versions.clear();
     this.#changelog.clear();
@@ -409,6 +526,31 @@ class MemorySnapshot implements TupleSnapshot {
     if (this.#released) return;
     this.#released = true;
     this.#store.release(this.revision);
+  }
+}
+
+/** The event loop's other tasks run before this resolves (a macrotask, not a microtask). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A write batch being validated and staged: how far it got, and what it will change. */
+class Preparing {
+  readonly batch: WriteBatch;
+  readonly now: number;
+  readonly staging: Staging;
+  /** The identities the batch deletes, and then writes (only when it deletes any). */
+  readonly named: BatchIdentities | undefined;
+  readonly deletes: RelationTuple[] = [];
+  readonly writes: RelationTuple[] = [];
+  /** The next of the batch's deletes, then writes, to validate. */
+  next = 0;
+
+  constructor(batch: WriteBatch, now: number, staging: Staging) {
+    this.batch = batch;
+    this.now = now;
+    this.staging = staging;
+    this.named = batch.deletes.length > 0 ? new BatchIdentities() : undefined;
   }
 }
 

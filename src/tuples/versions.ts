@@ -10,12 +10,18 @@
  *
  * Memory is what this file is about: a live tuple costs its Version (three fields) and one entry in each index,
  * and most slots hold a single version with no list around it.
+ *
+ * A write is staged before it is committed (stage → commit, or rollback): each written tuple goes into the indexes
+ * at once as a version created at the write's revision, one past the current one, which no reader can ask for, so
+ * it stays invisible until the store moves its revision; the one map lookup that finds a tuple's slot both checks
+ * the identity and inserts it, and a tuple named twice in a batch meets its own staged version. A rollback takes
+ * the staged versions out again, newest first (each is then the last one of every list it joined).
  */
 import type { RelationTuple, TupleIdentity } from "./tuple.js";
 import type { ObjectRelationKey, ReadFilter, Revision, SubjectKey, TypeRelationKey } from "./types.js";
 
 /** One version of a tuple: visible at revisions in [created, deleted); `deleted` is LIVE while it is live. */
-interface Version {
+export interface Version {
   readonly tuple: RelationTuple;
   readonly created: Revision;
   deleted: Revision;
@@ -27,8 +33,22 @@ interface Version {
  */
 const LIVE = 0;
 
-/** lookup(): nothing is held on the identity's object and relation. */
-export const NO_SLOT: unique symbol = Symbol("no slot");
+/** stage(): the identity was staged already by the same write. */
+export const IN_BATCH: unique symbol = Symbol("in batch");
+
+/**
+ * A write being staged at `revision` (one past the store's current revision): the versions it added, in order, and
+ * per version the live one it ends (an expired tuple written again; its `deleted` is set to `revision` already,
+ * which no reader at an earlier revision notices), else undefined.
+ */
+export class Staging {
+  readonly revision: Revision;
+  readonly added: Version[] = [];
+  readonly replaced: (Version | undefined)[] = [];
+  constructor(revision: Revision) {
+    this.revision = revision;
+  }
+}
 
 const visible = (v: Version, revision: Revision): boolean =>
   v.created <= revision && (v.deleted === LIVE || revision < v.deleted);
@@ -97,56 +117,141 @@ export class VersionIndex {
     return this.#liveVersion(identity)?.tuple;
   }
 
-  /**
-   * As live(), but NO_SLOT when nothing at all (no version, live or deleted) is held on the identity's object and
-   * relation: a write there may then be inserted as `fresh`.
-   */
-  lookup(identity: TupleIdentity): RelationTuple | undefined | typeof NO_SLOT {
-    const slot = this.#objects(identity.tenant, identity.relation, false)?.get(identity.object);
-    if (slot === undefined) return NO_SLOT;
-    return findLive(slot, identity.tenant, identity.subjectTenant, identity.user)?.tuple;
-  }
-
-  /** Every live tuple. */
-  liveTuples(): RelationTuple[] {
+  /** Every tuple visible at `revision` that is live (a checkpoint's state at the current revision). */
+  liveTuples(revision: Revision): RelationTuple[] {
     const out: RelationTuple[] = [];
     for (const types of this.#byType.values()) {
       for (const relations of types.values()) {
-        for (const list of relations.values())
-          for (const v of list) if (v.deleted === LIVE) out.push(v.tuple);
+        for (const list of relations.values()) {
+          for (const v of list) if (v.deleted === LIVE && v.created <= revision) out.push(v.tuple);
+        }
       }
     }
     return out;
   }
 
-  /**
-   * Adds `tuple` as live from `revision` on. A live version of the same identity (an expired tuple being written
-   * again) ends at `revision` first; its tuple is returned. `fresh`: the caller knows the tuple's object and
-   * relation hold nothing yet (lookup said NO_SLOT, and nothing was inserted there since), which saves a lookup in
-   * the largest map.
-   */
-  insert(tuple: RelationTuple, revision: Revision, fresh = false): RelationTuple | undefined {
+  /** Adds `tuple` as live from `revision` on (a restored store: no live version of its identity is held). */
+  insert(tuple: RelationTuple, revision: Revision): void {
     const version: Version = { tuple, created: revision, deleted: LIVE };
-    const { tenant } = tuple;
-    const objects = this.#objects(tenant, tuple.relation, true)!;
-    const slot = fresh ? undefined : objects.get(tuple.object);
-    let replaced: RelationTuple | undefined;
-    if (slot === undefined) {
-      objects.set(tuple.object, version);
-    } else {
-      const old = findLive(slot, tenant, tuple.subjectTenant, tuple.user);
-      if (old !== undefined) {
-        this.#end(old, revision);
-        replaced = old.tuple;
-      }
-      if (slot instanceof Bucket) addToBucket(slot, tenant, version);
-      else objects.set(tuple.object, slotWith(slot, tenant, version));
-    }
-    this.#subjectList(tuple.subjectTenant, tuple.user).push(version);
-    this.#typeList(tenant, tuple.objectType, tuple.relation).push(version);
+    this.#add(version, tuple, this.#objects(tuple.tenant, tuple.relation, true)!);
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
     this.#liveCount++;
-    return replaced;
+  }
+
+  /**
+   * Stages `tuple` in `staging` unless a live version of its identity is held: then that version's tuple is
+   * returned (IN_BATCH when `staging` added it), and nothing changes; the caller decides (a duplicate, or an
+   * expired tuple it replaces with stageReplacing). One lookup of the tuple's slot does both.
+   */
+  stage(staging: Staging, tuple: RelationTuple): RelationTuple | undefined | typeof IN_BATCH {
+    const objects = this.#objects(tuple.tenant, tuple.relation, true)!;
+    const slot = objects.get(tuple.object);
+    if (slot !== undefined) {
+      const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user);
+      if (old !== undefined) return old.created === staging.revision ? IN_BATCH : old.tuple;
+    }
+    const version: Version = { tuple, created: staging.revision, deleted: LIVE };
+    this.#add(version, tuple, objects, slot);
+    staging.added.push(version);
+    staging.replaced.push(undefined);
+    return undefined;
+  }
+
+  /** Stages `tuple` in place of the live version of its identity (stage() returned its tuple), ending that one. */
+  stageReplacing(staging: Staging, tuple: RelationTuple): void {
+    const objects = this.#objects(tuple.tenant, tuple.relation, true)!;
+    const slot = objects.get(tuple.object)!;
+    const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user)!;
+    old.deleted = staging.revision;
+    if (slot instanceof Bucket) slot.live?.delete(subjectKey(tuple.tenant, tuple.subjectTenant, tuple.user));
+    const version: Version = { tuple, created: staging.revision, deleted: LIVE };
+    this.#add(version, tuple, objects, slot);
+    staging.added.push(version);
+    staging.replaced.push(old);
+  }
+
+  /**
+   * Makes `staging`'s versions live (the store moves to its revision now): counts them, and keeps those that
+   * expire and those they end. Calls `each` per staged tuple, in order, with the tuple it replaced.
+   */
+  commit(staging: Staging, each: (tuple: RelationTuple, replaced: RelationTuple | undefined) => void): void {
+    const { added, replaced } = staging;
+    for (let i = 0; i < added.length; i++) {
+      const version = added[i]!;
+      const old = replaced[i];
+      if (old !== undefined) {
+        this.#liveCount--;
+        this.#dead.push(old);
+      }
+      if (version.tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
+      each(version.tuple, old?.tuple);
+    }
+    this.#liveCount += added.length;
+  }
+
+  /** Takes `staging`'s versions out again, newest first, as if it never happened. */
+  rollback(staging: Staging): void {
+    const { added, replaced } = staging;
+    for (let i = added.length - 1; i >= 0; i--) {
+      const version = added[i]!;
+      const t = version.tuple;
+      const relations = this.#byObject.get(t.tenant)!;
+      const objects = relations.get(t.relation)!;
+      const slot = objects.get(t.object)!;
+      const key = subjectKey(t.tenant, t.subjectTenant, t.user);
+      if (slot === version) {
+        objects.delete(t.object);
+        if (objects.size === 0) {
+          relations.delete(t.relation);
+          if (relations.size === 0) this.#byObject.delete(t.tenant);
+        }
+      } else if (slot instanceof Bucket) {
+        slot.versions.pop();
+        if (slot.live?.get(key) === version) slot.live.delete(key);
+        if (slot.versions.length === 1) objects.set(t.object, slot.versions[0]!);
+      }
+      const old = replaced[i];
+      if (old !== undefined) {
+        old.deleted = LIVE;
+        const now = objects.get(t.object);
+        if (now instanceof Bucket && now.live !== undefined) now.live.set(key, old);
+      }
+      const users = this.#bySubject.get(t.subjectTenant)!;
+      const byUser = users.get(t.user)!;
+      byUser.pop();
+      if (byUser.length === 0) {
+        users.delete(t.user);
+        if (users.size === 0) this.#bySubject.delete(t.subjectTenant);
+      }
+      const types = this.#byType.get(t.tenant)!;
+      const byRelation = types.get(t.objectType)!;
+      const byType = byRelation.get(t.relation)!;
+      byType.pop();
+      if (byType.length === 0) {
+        byRelation.delete(t.relation);
+        if (byRelation.size === 0) {
+          types.delete(t.objectType);
+          if (types.size === 0) this.#byType.delete(t.tenant);
+        }
+      }
+    }
+    added.length = 0;
+    replaced.length = 0;
+    this.#forget();
+  }
+
+  /** Puts `version` (of `tuple`) into every index: `objects` is its (tenant, relation) map, `slot` its slot there. */
+  #add(
+    version: Version,
+    tuple: RelationTuple,
+    objects: Map<string, Slot>,
+    slot = objects.get(tuple.object),
+  ): void {
+    if (slot === undefined) objects.set(tuple.object, version);
+    else if (slot instanceof Bucket) addToBucket(slot, tuple.tenant, version);
+    else objects.set(tuple.object, slotWith(slot, tuple.tenant, version));
+    this.#subjectList(tuple.subjectTenant, tuple.user).push(version);
+    this.#typeList(tuple.tenant, tuple.objectType, tuple.relation).push(version);
   }
 
   /** Ends the live version with this identity at `revision`; returns its tuple (undefined: none is live). */

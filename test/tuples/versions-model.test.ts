@@ -3,7 +3,9 @@
  * re-writes of expired tuples), deletes (some missing), expiry, cross-tenant subjects and one object relation
  * with many subjects (a large slot); snapshots held across writes and collection. Every read (by object, subject,
  * type and relation, and read with each filter field) at every held revision must equal the model's tuples
- * visible there, and the changelog must list each revision's changes.
+ * visible there, and the changelog must list each revision's changes. The sliced variant validates every write
+ * in slices of a few tuples (yielding between them) and reads the revision before it while it is in flight: the
+ * staged tuples must stay invisible, and a refused batch must leave nothing behind.
  */
 import { describe, expect, it } from "vitest";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
@@ -23,11 +25,16 @@ const TENANTS = ["a", "b"];
 const OBJECTS = ["doc:0", "doc:1", "doc:2", "folder:0", "group:big"];
 const RELATIONS = ["viewer", "member"];
 
-async function run(seed: number): Promise<void> {
+async function run(seed: number, sliced = false): Promise<void> {
   const random = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   let now = 1000;
-  const store = new MemoryTupleStore({ clock: () => now, snapshotRetentionMs: 50, changelogMaxEntries: 500 });
+  const store = new MemoryTupleStore({
+    clock: () => now,
+    snapshotRetentionMs: 50,
+    changelogMaxEntries: 500,
+    ...(sliced ? { writeSliceMs: 0, writeSliceTuples: 2 + (seed % 3) } : {}),
+  });
   const versions: ModelVersion[] = [];
   const changes = new Map<number, string[]>();
   let revision = 0;
@@ -149,7 +156,27 @@ async function run(seed: number): Promise<void> {
     }
     let error: unknown;
     try {
-      await store.write({ writes, deletes, onDuplicate, onMissing });
+      const writing = store.write({ writes, deletes, onDuplicate, onMissing });
+      if (sliced) {
+        writing.catch(() => {}); // awaited below; a refusal may come before that
+        // In flight: the revision before it is all a reader sees, however far validation got; the commit then
+        // moves the store one revision on in one step.
+        for (let yields = 0; yields < 200; yields++) {
+          if (yields % 4 === 0) {
+            const before = await store.snapshot(revision);
+            await check(before);
+            before.release();
+          }
+          const current = await store.currentRevision();
+          if (current !== revision) {
+            expect(current).toBe(revision + 1);
+            break;
+          }
+          expect(await store.changesAfter(revision, 1000)).toEqual([]);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      await writing;
     } catch (e) {
       error = e;
     }
@@ -195,6 +222,11 @@ describe("memory store versions against a model", () => {
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     it(`seed ${seed}`, async () => {
       await run(seed);
+    });
+  }
+  for (const seed of [7, 8]) {
+    it(`seed ${seed}, every write validated in slices with reads in between`, async () => {
+      await run(seed, true);
     });
   }
 });

@@ -123,6 +123,7 @@ function replay(record: ScannedRecord, path: string, memory: MemoryTupleStore, m
         prepared.writes.length !== batch.writes.length ||
         prepared.deletes.length !== batch.deletes.length
       ) {
+        if (prepared !== undefined) memory.abortWrite(prepared);
         throw new Error(`the batch of revision ${batch.revision} does not follow the state before it`);
       }
       memory.applyWrite(prepared);

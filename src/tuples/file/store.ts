@@ -228,15 +228,21 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
       if (prepared === undefined) {
         return { result: { revision: this.#visible, written: 0, deleted: 0 }, appended: false };
       }
-      const payload = encodeBatch(prepared);
-      if (payload.length > MAX_PAYLOAD) {
-        throw new NexusError(
-          "invalid_write",
-          `the write is ${payload.length} bytes encoded; one write holds at most ${MAX_PAYLOAD} (split it)`,
-          { bytes: payload.length, limit: MAX_PAYLOAD },
-        );
+      try {
+        const payload = encodeBatch(prepared);
+        if (payload.length > MAX_PAYLOAD) {
+          throw new NexusError(
+            "invalid_write",
+            `the write is ${payload.length} bytes encoded; one write holds at most ${MAX_PAYLOAD} (split it)`,
+            { bytes: payload.length, limit: MAX_PAYLOAD },
+          );
+        }
+        await this.#append(encodeRecord(RecordKind.Batch, payload, this.#crc), false);
+      } catch (error) {
+        // Not in the log, so not applied: the staged batch comes out of the memory store again.
+        this.#memory.abortWrite(prepared);
+        throw error;
       }
-      await this.#append(encodeRecord(RecordKind.Batch, payload, this.#crc), false);
       return { result: this.#memory.applyWrite(prepared), appended: true };
     });
     if (appended) await this.#afterAppend(result.revision);
