@@ -407,7 +407,8 @@ export function graph_add(
   const subjects = load<usize>(g, G_SUBJECTS);
   const v = memo_get2(subjects, subject, subjectRelation);
   const grown = vec_push(g, v == ABSENT ? 0 : <usize>v, 2, object, relation);
-  memo_set2(subjects, subject, subjectRelation, <u32>grown);
+  // A second probe only when the vector is new or moved (a subject's list grows in place most of the time).
+  if (grown != <usize>v) memo_set2(subjects, subject, subjectRelation, <u32>grown);
   store<u32>(g, load<u32>(g, G_TUPLES) + 1, G_TUPLES);
   return 1;
 }

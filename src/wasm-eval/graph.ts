@@ -311,14 +311,28 @@ export class TupleGraph implements Disposable {
   #lastSubject: string | undefined;
   #lastSubjectIndex = 0;
   #symbolsOut = new Uint32Array(512);
+  // The ids of the last tuple's type, relation and subject type (the program's, fixed for the graph's life).
+  #runType: string | undefined;
+  #runRelation: string | undefined;
+  #runTypeId = 0;
+  #runRelationId = 0;
+  #runSubjectType: string | undefined;
+  #runSubjectTypeId = 0;
 
   /** Stages a write; false when it must go through `apply` (a Leopard-indexed relation). */
   #stage(tuple: RelationTuple): boolean {
     const { program, typeIds, relationIds } = this.#compiled;
     // A tuple invalid under the model is ignored, as `apply` ignores it.
     if (!isValidTuple(program, tuple)) return true;
-    const relation = relationIds.get(tuple.relation)!;
-    const type = typeIds.get(tuple.objectType)!;
+    // Consecutive tuples mostly share their type and relation: their ids are looked up once a run.
+    if (tuple.objectType !== this.#runType || tuple.relation !== this.#runRelation) {
+      this.#runType = tuple.objectType;
+      this.#runRelation = tuple.relation;
+      this.#runTypeId = typeIds.get(tuple.objectType)!;
+      this.#runRelationId = relationIds.get(tuple.relation)!;
+    }
+    const relation = this.#runRelationId;
+    const type = this.#runTypeId;
     if (this.#leopard !== 0 && this.#indexed[type * this.#relationCount + relation] === 1) return false;
     const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple);
     const texts = this.#texts;
@@ -344,10 +358,14 @@ export class TupleGraph implements Disposable {
     const s = tuple.subject;
     const subjectText = s.kind === "userset" ? `${s.type}:${s.id}` : tuple.user;
     if (subjectText !== this.#lastSubject) {
+      if (s.type !== this.#runSubjectType) {
+        this.#runSubjectType = s.type;
+        this.#runSubjectTypeId = typeIds.get(s.type)!;
+      }
       this.#lastSubject = subjectText;
       this.#lastSubjectIndex = texts.length;
       texts.push(subjectText);
-      this.#textTypes.push(typeIds.get(s.type)!);
+      this.#textTypes.push(this.#runSubjectTypeId);
     }
     staged[at++] = this.#lastSubjectIndex;
     staged[at++] = s.kind === "userset" ? relationIds.get(s.relation)! : NO_REL;

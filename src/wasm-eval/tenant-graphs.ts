@@ -209,8 +209,16 @@ export class TenantGraphs implements ChangeListener {
 
   onChanges(changes: readonly StoredChange[], watermark: Revision): void {
     let touched: TenantState | undefined;
+    // A page's changes mostly share a tenant: one map lookup a run.
+    let lastTenant: string | undefined;
+    let lastState: TenantState | undefined;
     for (const change of changes) {
-      const state = this.#tenants.get(change.tuple.tenant);
+      const tenant = change.tuple.tenant;
+      if (tenant !== lastTenant) {
+        lastTenant = tenant;
+        lastState = this.#tenants.get(tenant);
+      }
+      const state = lastState;
       if (state === undefined || !state.following || state.catchUp !== undefined) continue;
       if (change.revision <= state.seen) continue;
       state.queue.push(change);
