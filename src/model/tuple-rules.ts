@@ -128,24 +128,12 @@ const plainRules = new WeakMap<Program, Map<string, Map<string, PlainRule | null
  */
 function validByForm(program: Program, tuple: RelationTuple): boolean {
   if (tuple.condition !== undefined) return false;
-  let byType = plainRules.get(program);
-  if (byType === undefined) {
-    byType = new Map();
-    plainRules.set(program, byType);
-  }
-  let byRelation = byType.get(tuple.objectType);
-  if (byRelation === undefined) {
-    // Only defined types get an entry, so tuples naming made-up types cannot grow the table.
-    if (!program.types.has(tuple.objectType)) return false;
-    byRelation = new Map();
-    byType.set(tuple.objectType, byRelation);
-  }
-  let rule = byRelation.get(tuple.relation);
-  if (rule === undefined) {
-    if (!program.types.get(tuple.objectType)!.relations.has(tuple.relation)) return false;
-    rule = plainRuleOf(program, tuple.objectType, tuple.relation);
-    byRelation.set(tuple.relation, rule);
-  }
+  // The tuples of a write come in runs on one type and relation: the last rule is looked up once per run.
+  const rule: PlainRule | null | undefined =
+    program === last.program && tuple.relation === last.relation && tuple.objectType === last.objectType
+      ? last.rule
+      : ruleOf(program, tuple);
+  if (rule === undefined) return false;
   if (rule === null) return false;
   if (tuple.expiresAt !== undefined && !rule.expiry) return false;
   if (tuple.subjectTenant !== tuple.tenant && !rule.shareable) return false;
@@ -158,6 +146,41 @@ function validByForm(program: Program, tuple: RelationTuple): boolean {
     case "userset":
       return rule.usersets.get(subject.type)?.has(subject.relation) === true;
   }
+}
+
+/** validByForm's last (program, objectType, relation) and its rule. Holding the program keeps only the latest. */
+const last: {
+  program: Program | undefined;
+  objectType: string;
+  relation: string;
+  rule: PlainRule | null | undefined;
+} = { program: undefined, objectType: "", relation: "", rule: undefined };
+
+/** The PlainRule of `tuple`'s type and relation (undefined: either is not defined). */
+function ruleOf(program: Program, tuple: RelationTuple): PlainRule | null | undefined {
+  let byType = plainRules.get(program);
+  if (byType === undefined) {
+    byType = new Map();
+    plainRules.set(program, byType);
+  }
+  let byRelation = byType.get(tuple.objectType);
+  if (byRelation === undefined) {
+    // Only defined types get an entry, so tuples naming made-up types cannot grow the table.
+    if (!program.types.has(tuple.objectType)) return undefined;
+    byRelation = new Map();
+    byType.set(tuple.objectType, byRelation);
+  }
+  let rule = byRelation.get(tuple.relation);
+  if (rule === undefined) {
+    if (!program.types.get(tuple.objectType)!.relations.has(tuple.relation)) return undefined;
+    rule = plainRuleOf(program, tuple.objectType, tuple.relation);
+    byRelation.set(tuple.relation, rule);
+  }
+  last.program = program;
+  last.objectType = tuple.objectType;
+  last.relation = tuple.relation;
+  last.rule = rule;
+  return rule;
 }
 
 function plainRuleOf(program: Program, objectType: string, relationName: string): PlainRule | null {

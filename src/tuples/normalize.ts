@@ -30,6 +30,12 @@ export class TupleInterner {
   readonly #types = new Map<string, string>();
   readonly #subjects = new Map<string, Subject>();
   readonly #relations = new Set<string>();
+  // The last type, relation and subject seen: neighbours in a batch mostly share them, so most tuples are matched
+  // by these (no slice of the object's type, no map lookup).
+  /** @internal */ lastType = "";
+  /** @internal */ lastRelation: string | undefined;
+  /** @internal */ lastUser: string | undefined;
+  /** @internal */ lastSubject: Subject | undefined;
 
   /** Whether `relation` was checked (and found a relation name) before. */
   knowsRelation(relation: string): boolean {
@@ -107,9 +113,18 @@ function checkIdentity(
   if (typeof object === "string" && !object.includes("\u0000")) {
     colon = object.indexOf(":");
     if (colon > 0 && colon !== object.length - 1) {
-      const text = object.slice(0, colon);
-      type = interner?.knownType(text);
-      if (type === undefined && !TYPE_REJECTS.test(text)) type = interner?.type(text) ?? text;
+      if (
+        interner !== undefined &&
+        interner.lastType.length === colon &&
+        object.startsWith(interner.lastType)
+      ) {
+        type = interner.lastType;
+      } else {
+        const text = object.slice(0, colon);
+        type = interner?.knownType(text);
+        if (type === undefined && !TYPE_REJECTS.test(text)) type = interner?.type(text) ?? text;
+        if (interner !== undefined && type !== undefined) interner.lastType = type;
+      }
     }
   }
   if (type === undefined) return `object must be "type:id", got ${describe(key.object)}`;
@@ -118,16 +133,26 @@ function checkIdentity(
     return `object cannot be a wildcard, got ${describe(key.object)}`;
   }
   const relation = key.relation as unknown;
-  if (typeof relation !== "string" || interner === undefined || !interner.knowsRelation(relation)) {
-    if (typeof relation !== "string" || !RELATION_NAME.test(relation) || relation.includes("\u0000")) {
-      return `relation must be a relation name, got ${describe(key.relation)}`;
+  if (interner === undefined || typeof relation !== "string" || relation !== interner.lastRelation) {
+    if (typeof relation !== "string" || interner === undefined || !interner.knowsRelation(relation)) {
+      if (typeof relation !== "string" || !RELATION_NAME.test(relation) || relation.includes("\u0000")) {
+        return `relation must be a relation name, got ${describe(key.relation)}`;
+      }
+      interner?.addRelation(relation);
     }
-    interner?.addRelation(relation);
+    if (interner !== undefined) interner.lastRelation = relation;
   }
-  const subject =
-    interner !== undefined && typeof key.user === "string"
-      ? interner.subject(key.user)
-      : parseSubject(key.user);
+  const user = key.user;
+  let subject: Subject | undefined;
+  if (interner === undefined || typeof user !== "string") subject = parseSubject(user);
+  else if (user === interner.lastUser) subject = interner.lastSubject;
+  else {
+    subject = interner.subject(user);
+    if (subject !== undefined) {
+      interner.lastUser = user;
+      interner.lastSubject = subject;
+    }
+  }
   if (subject === undefined) {
     return `user must be "type:id", "type:*" or "type:id#relation", got ${describe(key.user)}`;
   }
