@@ -16,18 +16,28 @@
  * (Kahn's order from the sinks, O(V+E); nodes left over are on or above a cycle) remains for checking and after a
  * bulk seed.
  *
- * Memory: the graph follows every write, so it is kept flat. A node is an entry in its tenant's Map (keyed by the
- * tuple's own object string, shared with the store: no string is built for it, and the store has hashed it
- * already) plus a few words in typed arrays, and no other reference to the string (a delete names the tuple, whose
- * strings find the Map entry to drop: a per-node array of keys was a million more pointers for the GC to trace); a
- * distinct edge is five words in typed arrays plus its slot in an open-addressing table of (from, to) pairs, and
- * the in-edges of a node are a doubly linked list through the edges. About 70 bytes a tuple on the peer workload,
- * where a Map and a Set per node (the first version) took several hundred.
+ * Memory and speed: the graph follows every write, so it is kept flat, and a tuple of a bulk load should touch as
+ * few places scattered over memory as it can (at a million tuples each such read cost a few hundred ns on the 2-core
+ * bench machine). A node is a fingerprint of (tenant, object) in a table of typed arrays (src/changes/node-index.ts,
+ * which says why sharing a fingerprint keeps the bound an upper bound) plus a few words in typed arrays, and nothing
+ * for the GC to trace (a Map of object strings per tenant was the largest part of the graph's cost at a million
+ * objects). A distinct edge is seven words in typed arrays, on its target's in-list and its source's out-list
+ * (doubly linked through the edges); a node's edge to a given target is found along its out-list while it has at
+ * most `short` out-edges (a file's parent, a group's few members: the list was just written), and through an
+ * open-addressing table of (from, to) pairs once it has more. About 70 bytes a tuple on the peer workload, where a
+ * Map and a Set per node (the first version) took several hundred.
  */
 
 import type { RelationTuple } from "../tuples/tuple.js";
+import { NodeIndex } from "./node-index.js";
 
 const NONE = -1;
+/** #live: a free id, a live node, a live node whose out-edges are found through the edge table. */
+const FREE = 0;
+const LIVE = 1;
+const BIG = 2;
+/** Out-edges a node's list is searched along before they go into the table. */
+const SHORT = 8;
 
 /** The subject's node key (an object `type:id`) of a tuple, or undefined for a wildcard subject. */
 function targetOf(t: RelationTuple): string | undefined {
@@ -53,17 +63,9 @@ const pairHash = (a: number, b: number): number => {
 };
 
 export class DepthGraph {
-  // --- nodes (ids index the arrays; ids freed when a recompute drops an isolated node are reused) ---
-  /** Tenant name → its index in #tenantNames. */
-  readonly #tenantIds = new Map<string, number>();
-  readonly #tenantNames: string[] = [];
-  /** Per tenant: object → node id. */
-  readonly #ids: Map<string, number>[] = [];
-  #nodeCount = 0;
-  /** Ids handed out so far (live or free): the arrays below are valid up to here. */
-  #nodeSlots = 0;
-  #lastTenant: string | undefined;
-  #lastIds: Map<string, number> | undefined;
+  // --- nodes (ids index the arrays; the id of a node dropped by a delete is reused) ---
+  /** (tenant, object) → node id; ids below its `slots` index the arrays below. */
+  readonly #index = new NodeIndex();
   /**
    * The last source and the last target looked up or made, by tenant and object: consecutive tuples share a
    * subject (a folder's files, a group's members) or an object (a file's parent and viewer), and with one slot for
@@ -75,8 +77,8 @@ export class DepthGraph {
   #dstObject: string | undefined;
   #dstTenant: string | undefined;
   #dstId = 0;
-  /** id → its tenant index, NONE for a free id. */
-  #tenantOf: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** FREE, LIVE or BIG per id. */
+  #live: Int32Array<ArrayBuffer> = new Int32Array(0);
   #height: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** Distinct successors. */
   #outs: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -88,7 +90,6 @@ export class DepthGraph {
   #perHeight: Int32Array<ArrayBuffer>;
   /** The highest non-empty height of #perHeight (0 when empty), kept by #setHeight. */
   #top = 0;
-  #freeNodes: number[] = [];
 
   // --- distinct edges (a freed edge index is reused) ---
   #from: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -101,9 +102,13 @@ export class DepthGraph {
   #outPrev: Int32Array<ArrayBuffer> = new Int32Array(0);
   #edgeSlots = 0;
   #freeEdges: number[] = [];
-  /** Open addressing, linear probing: edge index + 1, 0 when empty. Kept at most half full. */
+  /**
+   * The edges of nodes with more than #short out-edges (marked BIG), by (from, to): open addressing, linear
+   * probing, edge index + 1, 0 when empty. Kept at most half full.
+   */
   #table = new Int32Array(1024);
   #mask = 1023;
+  #tableSize = 0;
 
   #edges = 0;
   #distinct = 0;
@@ -113,14 +118,23 @@ export class DepthGraph {
   /** Edges added or removed since the last recompute. */
   #changes = 0;
 
-  /** @param cap heights stop here; a height at the cap means "unbounded". */
-  constructor(readonly cap: number) {
+  readonly #short: number;
+
+  /**
+   * @param cap heights stop here; a height at the cap means "unbounded".
+   * @param short out-edges a node's list is searched along before they go into the edge table (tests lower it).
+   */
+  constructor(
+    readonly cap: number,
+    short = SHORT,
+  ) {
     this.#perHeight = new Int32Array(cap + 1);
+    this.#short = short;
   }
 
   /** Nodes with at least one edge (a node left without any by a delete is dropped at once). */
   get nodes(): number {
-    return this.#nodeCount;
+    return this.#index.size;
   }
   /** Tuples counted as edges (the multiset's size). */
   get edges(): number {
@@ -145,24 +159,11 @@ export class DepthGraph {
     return this.#top < this.#peak;
   }
 
-  /** Bytes of the typed arrays (the Maps of object keys come on top: a few dozen bytes a node). */
+  /** Bytes of the typed arrays: all the graph holds but for a few words. */
   get memoryBytes(): number {
-    return this.#tenantOf.byteLength * 5 + this.#from.byteLength * 7 + this.#table.byteLength;
-  }
-
-  #tenantMap(tenant: string): Map<string, number> {
-    // Nearly every tuple of a write is in the tenant of the one before.
-    if (tenant === this.#lastTenant) return this.#lastIds!;
-    let t = this.#tenantIds.get(tenant);
-    if (t === undefined) {
-      t = this.#tenantNames.length;
-      this.#tenantIds.set(tenant, t);
-      this.#tenantNames.push(tenant);
-      this.#ids.push(new Map());
-    }
-    this.#lastTenant = tenant;
-    this.#lastIds = this.#ids[t]!;
-    return this.#lastIds;
+    return (
+      this.#live.byteLength * 5 + this.#from.byteLength * 7 + this.#table.byteLength + this.#index.memoryBytes
+    );
   }
 
   /** The remembered id of (tenant, object) as a last source or target, else NONE. */
@@ -172,21 +173,17 @@ export class DepthGraph {
     return NONE;
   }
 
-  #lookup(tenant: string, object: string): number | undefined {
+  #lookup(tenant: string, object: string): number {
     const known = this.#recall(tenant, object);
-    if (known !== NONE) return known;
-    if (tenant === this.#lastTenant) return this.#lastIds!.get(object);
-    const t = this.#tenantIds.get(tenant);
-    return t === undefined ? undefined : this.#ids[t]!.get(object);
+    return known !== NONE ? known : this.#index.find(tenant, object);
   }
 
   /** The node of (tenant, object), made when new; remembered as the last target or the last source. */
   #node(tenant: string, object: string, target: boolean): number {
-    let id: number | undefined = this.#recall(tenant, object);
+    let id = this.#recall(tenant, object);
     if (id === NONE) {
-      const ids = this.#tenantMap(tenant);
-      id = ids.get(object);
-      if (id === undefined) id = this.#make(ids, tenant, object);
+      id = this.#index.add(tenant, object);
+      if (this.#index.isNew) this.#make(id);
     }
     if (target) {
       this.#dstObject = object;
@@ -200,25 +197,21 @@ export class DepthGraph {
     return id;
   }
 
-  #make(ids: Map<string, number>, tenant: string, object: string): number {
-    const id = this.#freeNodes.pop() ?? this.#nodeSlots++;
+  #make(id: number): void {
     if (id >= this.#height.length) {
       const size = id + 1;
-      this.#tenantOf = grow(this.#tenantOf, size);
+      this.#live = grow(this.#live, size);
       this.#height = grow(this.#height, size);
       this.#outs = grow(this.#outs, size);
       this.#inHead = grow(this.#inHead, size, NONE);
       this.#outHead = grow(this.#outHead, size, NONE);
     }
-    ids.set(object, id);
-    this.#tenantOf[id] = this.#tenantIds.get(tenant)!;
+    this.#live[id] = LIVE;
     this.#height[id] = 0;
     this.#outs[id] = 0;
     this.#inHead[id] = NONE;
     this.#outHead[id] = NONE;
     this.#perHeight[0] = this.#perHeight[0]! + 1;
-    this.#nodeCount++;
-    return id;
   }
 
   /** Forgets the last nodes looked up (their ids may be freed or reused). */
@@ -229,34 +222,44 @@ export class DepthGraph {
     this.#dstTenant = undefined;
   }
 
-  /** The edge index of (a, b), or NONE. */
+  /**
+   * The edge index of (a, b), or NONE: through the table when a has many out-edges, else along a's out-list (a
+   * file's one parent, a group's few members). At a million edges a probe of the table is a cache miss for every
+   * tuple (a few hundred ns on this machine), where the short out-list was just written.
+   */
   #findEdge(a: number, b: number): number {
-    const table = this.#table;
-    const mask = this.#mask;
-    for (let i = pairHash(a, b) & mask; ; i = (i + 1) & mask) {
-      const slot = table[i]!;
-      if (slot === 0) return NONE;
-      const e = slot - 1;
-      if (this.#from[e] === a && this.#to[e] === b) return e;
-    }
+    if (this.#live[a] === BIG) return this.#tableFind(a, b);
+    const to = this.#to;
+    const outNext = this.#outNext;
+    for (let e = this.#outHead[a]!; e !== NONE; e = outNext[e]!) if (to[e] === b) return e;
+    return NONE;
   }
 
-  /** The table slot holding edge (a, b), or the empty slot where it would go: a new edge is probed for once. */
-  #probe(a: number, b: number): number {
+  #tableFind(a: number, b: number): number {
     const table = this.#table;
     const mask = this.#mask;
     const from = this.#from;
     const to = this.#to;
     for (let i = pairHash(a, b) & mask; ; i = (i + 1) & mask) {
       const slot = table[i]!;
-      if (slot === 0) return i;
+      if (slot === 0) return NONE;
       const e = slot - 1;
-      if (from[e] === a && to[e] === b) return i;
+      if (from[e] === a && to[e] === b) return e;
     }
   }
 
+  #tableInsert(e: number): void {
+    if ((this.#tableSize + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
+    const table = this.#table;
+    const mask = this.#mask;
+    let i = pairHash(this.#from[e]!, this.#to[e]!) & mask;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = e + 1;
+    this.#tableSize++;
+  }
+
   /** Removes edge `e` from the table (backward-shift deletion: no tombstones). */
-  #deleteSlot(e: number): void {
+  #tableDelete(e: number): void {
     const table = this.#table;
     const mask = this.#mask;
     let i = pairHash(this.#from[e]!, this.#to[e]!) & mask;
@@ -271,10 +274,11 @@ export class DepthGraph {
       }
     }
     table[i] = 0;
+    this.#tableSize--;
   }
 
-  /** Makes edge (a, b) and puts it in the table at `slot` (from #probe, after any rehash). */
-  #newEdge(a: number, b: number, slot: number): number {
+  /** Makes edge (a, b), linked into b's in-list and a's out-list. */
+  #newEdge(a: number, b: number): number {
     let e = this.#freeEdges.pop();
     if (e === undefined) {
       e = this.#edgeSlots++;
@@ -304,7 +308,6 @@ export class DepthGraph {
     this.#outNext[e] = out;
     if (out !== NONE) this.#outPrev[out] = e;
     this.#outHead[a] = e;
-    this.#table[slot] = e + 1;
     return e;
   }
 
@@ -314,10 +317,11 @@ export class DepthGraph {
     const from = this.#from;
     const to = this.#to;
     const count = this.#count;
-    // Every live edge, in index order (a freed one has count 0): sequential reads, where walking the nodes'
-    // in-lists jumped around a million-edge array.
+    const live = this.#live;
+    // Every live edge of a node with its edges in the table, in index order (a freed edge has count 0):
+    // sequential reads, where walking the nodes' lists jumped around a million-edge array.
     for (let e = 0; e < this.#edgeSlots; e++) {
-      if (count[e] === 0) continue;
+      if (count[e] === 0 || live[from[e]!] !== BIG) continue;
       let i = pairHash(from[e]!, to[e]!) & mask;
       while (table[i] !== 0) i = (i + 1) & mask;
       table[i] = e + 1;
@@ -334,17 +338,22 @@ export class DepthGraph {
     const a = this.#node(t.tenant, t.object, false);
     const b = this.#node(t.subjectTenant, target, true);
     this.#edges++;
-    // Grown before the probe, so the slot it finds stays valid (at worst one edge early, when (a, b) exists).
-    if ((this.#distinct + 1) * 2 > this.#table.length) this.#rehash(this.#table.length * 2);
-    const slot = this.#probe(a, b);
-    const found = this.#table[slot]!;
-    if (found !== 0) {
-      this.#count[found - 1] = this.#count[found - 1]! + 1;
+    // A new source (a file of a load) has no edge yet: nothing to look for.
+    const found = this.#outs[a] === 0 ? NONE : this.#findEdge(a, b);
+    if (found !== NONE) {
+      this.#count[found] = this.#count[found]! + 1;
       return;
     }
-    this.#newEdge(a, b, slot);
-    this.#outs[a] = this.#outs[a]! + 1;
+    const e = this.#newEdge(a, b);
+    const outs = this.#outs[a]! + 1;
+    this.#outs[a] = outs;
     this.#distinct++;
+    if (this.#live[a] === BIG) this.#tableInsert(e);
+    else if (outs > this.#short) {
+      // Past a short list: a's edges go into the table, and stay there while a lives.
+      this.#live[a] = BIG;
+      for (let f = this.#outHead[a]!; f !== NONE; f = this.#outNext[f]!) this.#tableInsert(f);
+    }
     this.#raise(a, this.#height[b]! + 1);
   }
 
@@ -354,8 +363,9 @@ export class DepthGraph {
     if (target === undefined) return;
     this.#changes++;
     const a = this.#lookup(t.tenant, t.object);
+    if (a === NONE) return;
     const b = this.#lookup(t.subjectTenant, target);
-    if (a === undefined || b === undefined) return;
+    if (b === NONE) return;
     const e = this.#findEdge(a, b);
     if (e === NONE) return;
     this.#edges--;
@@ -363,7 +373,7 @@ export class DepthGraph {
       this.#count[e] = this.#count[e]! - 1;
       return;
     }
-    this.#deleteSlot(e);
+    if (this.#live[a] === BIG) this.#tableDelete(e);
     const prev = this.#inPrev[e]!;
     const next = this.#inNext[e]!;
     if (prev === NONE) this.#inHead[b] = next;
@@ -381,20 +391,18 @@ export class DepthGraph {
     // Only when the edge was what held a up (h(a) = 1 + h(b)) can a fall.
     const via = this.#height[b]! + 1;
     if (this.#height[a] === (via < this.cap ? via : this.cap)) this.#lower(a);
-    this.#dropIfIsolated(a, t.object);
-    if (b !== a) this.#dropIfIsolated(b, target);
+    this.#dropIfIsolated(a);
+    if (b !== a) this.#dropIfIsolated(b);
   }
 
-  /** Frees a node left without edges (its height is 0: no out-edge); `object` is its key in its tenant's Map. */
-  #dropIfIsolated(id: number, object: string): void {
+  /** Frees a node left without edges (its height is 0: no out-edge). */
+  #dropIfIsolated(id: number): void {
     if (this.#outHead[id] !== NONE || this.#inHead[id] !== NONE) return;
     this.#forget();
     this.#setHeight(id, 0);
     this.#perHeight[0] = this.#perHeight[0]! - 1;
-    this.#ids[this.#tenantOf[id]!]!.delete(object);
-    this.#tenantOf[id] = NONE;
-    this.#freeNodes.push(id);
-    this.#nodeCount--;
+    this.#live[id] = FREE;
+    this.#index.delete(id);
   }
 
   #setHeight(id: number, h: number): void {
@@ -488,13 +496,13 @@ export class DepthGraph {
   recompute(): number {
     const cap = this.cap;
     const height = this.#height;
-    const tenantOf = this.#tenantOf;
-    const n = this.#nodeSlots;
+    const live = this.#live;
+    const n = this.#index.slots;
     const remaining = new Int32Array(n);
     const ready: number[] = [];
     // No live node is isolated: addTuple makes a node with its edge, removeTuple drops one left without any.
     for (let id = 0; id < n; id++) {
-      if (tenantOf[id] === NONE) continue;
+      if (live[id] === FREE) continue;
       const outs = this.#outs[id]!;
       height[id] = 0;
       remaining[id] = outs;
@@ -517,7 +525,7 @@ export class DepthGraph {
     const per = this.#perHeight;
     per.fill(0);
     for (let id = 0; id < n; id++) {
-      if (tenantOf[id] === NONE) continue;
+      if (live[id] === FREE) continue;
       if (remaining[id]! > 0) {
         height[id] = cap;
         max = cap;
@@ -531,22 +539,15 @@ export class DepthGraph {
   }
 
   clear(): void {
-    this.#tenantIds.clear();
-    this.#tenantNames.length = 0;
-    this.#ids.length = 0;
-    this.#lastTenant = undefined;
-    this.#lastIds = undefined;
+    this.#index.clear();
     this.#forget();
-    this.#nodeCount = 0;
-    this.#nodeSlots = 0;
-    this.#tenantOf = new Int32Array(0);
+    this.#live = new Int32Array(0);
     this.#height = new Int32Array(0);
     this.#outs = new Int32Array(0);
     this.#inHead = new Int32Array(0);
     this.#outHead = new Int32Array(0);
     this.#perHeight.fill(0);
     this.#top = 0;
-    this.#freeNodes = [];
     this.#from = new Int32Array(0);
     this.#to = new Int32Array(0);
     this.#count = new Int32Array(0);
@@ -558,6 +559,7 @@ export class DepthGraph {
     this.#freeEdges = [];
     this.#table = new Int32Array(1024);
     this.#mask = 1023;
+    this.#tableSize = 0;
     this.#edges = 0;
     this.#distinct = 0;
     this.#peak = 0;

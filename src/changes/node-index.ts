@@ -1,0 +1,199 @@
+/**
+ * The depth graph's node ids (src/changes/depth-graph.ts): (tenant, object) → a small integer, by a 64-bit
+ * fingerprint of the pair in an open-addressing table of typed arrays.
+ *
+ * Why fingerprints and not a Map keyed by the object string: the graph follows every write, and at a million
+ * objects a Map of strings was the largest part of its cost (a lookup and an insert per new object, each touching
+ * the string, a bucket and an entry scattered over the heap; the table's growth copied it in the young generation)
+ * and a million more pointers for every major GC to trace, in the task that stalls the event loop. Here a lookup
+ * hashes the characters once and reads one table slot; nothing the index holds is traced.
+ *
+ * Why it stays exact for what the graph answers: two pairs with the same fingerprint share a node. Sharing a node
+ * only merges paths, never shortens one: a path of the true graph maps onto a walk of the merged one, which is a
+ * path as long (or, where the merge closes a cycle, makes the bound the cap, i.e. unbounded). So the longest chain
+ * of the merged graph is at least the true one, and the depth bound it gives stays an upper bound; a collision can
+ * only cost a shortcut, never an answer. Deletes stay consistent too: every delete the graph is given is of a tuple
+ * it was given before (the change feed replays the changelog, or a snapshot seeds it), which put the same edge in.
+ * With 64 bits a collision among a million objects has a chance of about 3 in 100 million; the seed is drawn per
+ * index, so tuples cannot be crafted to collide.
+ */
+
+const NONE = -1;
+
+/** fmix32 of MurmurHash3: spreads every input bit over the word. */
+const mix = (h: number): number => {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+};
+
+export class NodeIndex {
+  /** Tenant name → its seed (distinct per tenant: the same object in two tenants is two nodes). */
+  readonly #tenantSeeds = new Map<string, number>();
+  #lastTenant: string | undefined;
+  #lastSeed = 0;
+  readonly #salt = (Math.random() * 0x1_0000_0000) | 0;
+
+  /** Slot i: [2i] the fingerprint's first word, [2i + 1] id + 1 (0 when empty). At most half full. */
+  #table = new Int32Array(2 * 1024);
+  #mask = 1023;
+  #size = 0;
+  /** Per id: the fingerprint (its first word places it in the table; the second confirms a match). */
+  #first: Int32Array<ArrayBuffer> = new Int32Array(0);
+  #second: Int32Array<ArrayBuffer> = new Int32Array(0);
+  #slots = 0;
+  #free: number[] = [];
+  /** The fingerprint of the last pair hashed. */
+  #a = 0;
+  #b = 0;
+  /** Whether the last add() made its id. */
+  isNew = false;
+
+  /** Ids handed out so far, live or free: every id is below it. */
+  get slots(): number {
+    return this.#slots;
+  }
+  /** Live ids. */
+  get size(): number {
+    return this.#size;
+  }
+  get memoryBytes(): number {
+    return this.#table.byteLength + this.#first.byteLength * 2;
+  }
+
+  /** The id of (tenant, object), or NONE (-1). */
+  find(tenant: string, object: string): number {
+    let seed: number | undefined;
+    if (tenant === this.#lastTenant) seed = this.#lastSeed;
+    else {
+      seed = this.#tenantSeeds.get(tenant);
+      if (seed === undefined) return NONE;
+    }
+    this.#hash(seed, object);
+    const slot = this.#probe();
+    return this.#table[slot + 1]! - 1;
+  }
+
+  /** The id of (tenant, object), made when new (`isNew` then says so, until the next call). */
+  add(tenant: string, object: string): number {
+    this.isNew = false;
+    this.#hash(this.#seedOf(tenant), object);
+    // Grown before the probe, so the slot found stays valid (at worst one node early).
+    if ((this.#size + 1) * 4 > this.#table.length) this.#rehash(this.#table.length);
+    const slot = this.#probe();
+    const table = this.#table;
+    const found = table[slot + 1]!;
+    if (found !== 0) return found - 1;
+    const id = this.#free.pop() ?? this.#slots++;
+    if (id >= this.#first.length) {
+      const size = Math.max(16, Math.ceil(this.#first.length * 1.5));
+      const first = new Int32Array(size);
+      first.set(this.#first);
+      this.#first = first;
+      const second = new Int32Array(size);
+      second.set(this.#second);
+      this.#second = second;
+    }
+    this.#first[id] = this.#a;
+    this.#second[id] = this.#b;
+    table[slot] = this.#a;
+    table[slot + 1] = id + 1;
+    this.#size++;
+    this.isNew = true;
+    return id;
+  }
+
+  /** Frees `id` (a live one); a later add may hand it out again. */
+  delete(id: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    let i = this.#first[id]! & mask;
+    while (table[2 * i + 1] !== id + 1) i = (i + 1) & mask;
+    // Backward-shift deletion: no tombstones.
+    for (let j = (i + 1) & mask; table[2 * j + 1] !== 0; j = (j + 1) & mask) {
+      const home = table[2 * j]! & mask;
+      // Move j into the hole at i when its home does not lie cyclically in (i, j].
+      if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+        table[2 * i] = table[2 * j]!;
+        table[2 * i + 1] = table[2 * j + 1]!;
+        i = j;
+      }
+    }
+    table[2 * i] = 0;
+    table[2 * i + 1] = 0;
+    this.#free.push(id);
+    this.#size--;
+  }
+
+  clear(): void {
+    this.#tenantSeeds.clear();
+    this.#lastTenant = undefined;
+    this.#table = new Int32Array(2 * 1024);
+    this.#mask = 1023;
+    this.#size = 0;
+    this.#first = new Int32Array(0);
+    this.#second = new Int32Array(0);
+    this.#slots = 0;
+    this.#free = [];
+  }
+
+  #seedOf(tenant: string): number {
+    // Nearly every tuple of a write is in the tenant of the one before.
+    if (tenant === this.#lastTenant) return this.#lastSeed;
+    let seed = this.#tenantSeeds.get(tenant);
+    if (seed === undefined) {
+      seed = mix(this.#salt ^ Math.imul(this.#tenantSeeds.size + 1, 0x9e3779b1));
+      this.#tenantSeeds.set(tenant, seed);
+    }
+    this.#lastTenant = tenant;
+    this.#lastSeed = seed;
+    return seed;
+  }
+
+  /** Two independent 32-bit hashes of the object's characters, seeded by its tenant: the fingerprint. */
+  #hash(seed: number, text: string): void {
+    let a = seed ^ text.length;
+    let b = ~seed;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x5bd1e995);
+      a ^= a >>> 15;
+      b = Math.imul(b ^ c, 0x01000193);
+    }
+    this.#a = mix(a);
+    this.#b = mix(b ^ 0x6a09e667);
+  }
+
+  /** The table offset (2 × slot) holding the last fingerprint hashed, or of the empty slot where it would go. */
+  #probe(): number {
+    const table = this.#table;
+    const mask = this.#mask;
+    const a = this.#a;
+    const b = this.#b;
+    const second = this.#second;
+    for (let i = a & mask; ; i = (i + 1) & mask) {
+      const at = 2 * i;
+      const id = table[at + 1]!;
+      if (id === 0 || (table[at] === a && second[id - 1] === b)) return at;
+    }
+  }
+
+  #rehash(length: number): void {
+    // Twice the slots: `length` is the old array's length (two words a slot).
+    const old = this.#table;
+    const table = new Int32Array(2 * length);
+    const mask = length - 1;
+    for (let at = 0; at < old.length; at += 2) {
+      const id = old[at + 1]!;
+      if (id === 0) continue;
+      let i = old[at]! & mask;
+      while (table[2 * i + 1] !== 0) i = (i + 1) & mask;
+      table[2 * i] = old[at]!;
+      table[2 * i + 1] = id;
+    }
+    this.#table = table;
+    this.#mask = mask;
+  }
+}
