@@ -58,22 +58,26 @@ export class Changelog {
     return Math.floor(this.#meta[i]! / OPS);
   }
 
-  /** Changes [from, to) as StoredChange objects. */
+  /**
+   * Changes [from, to) as StoredChange objects. One loop with nothing called per change: a load reads each of its
+   * large revisions once, mostly before the loop is optimized.
+   */
   #page(from: number, to: number): StoredChange[] {
-    const page: StoredChange[] = [];
-    for (let i = from; i < to; i++) page.push(this.#change(i));
+    const page: StoredChange[] = new Array(to - from);
+    const meta = this.#meta;
+    const tuples = this.#tuples;
+    for (let i = from; i < to; i++) {
+      const m = meta[i]!;
+      const op = m % OPS;
+      const revision = (m - op) / OPS;
+      page[i - from] =
+        op === WRITE
+          ? { revision, op: "write", tuple: tuples[i]! }
+          : op === EXPIRED
+            ? { revision, op: "delete", tuple: tuples[i]!, expired: true }
+            : { revision, op: "delete", tuple: tuples[i]! };
+    }
     return page;
-  }
-
-  #change(i: number): StoredChange {
-    const meta = this.#meta[i]!;
-    const op = meta % OPS;
-    const revision = (meta - op) / OPS;
-    const tuple = this.#tuples[i]!;
-    if (op === WRITE) return { revision, op: "write", tuple };
-    return op === EXPIRED
-      ? { revision, op: "delete", tuple, expired: true }
-      : { revision, op: "delete", tuple };
   }
 
   /** Records that `revision` was committed at `time` (never earlier than the commit before it). */
@@ -95,19 +99,24 @@ export class Changelog {
         { revision: after, floor: this.#floor, reason: "beyond_retention" },
       );
     }
-    // Binary search the first change after `after`.
-    let lo = this.#changesHead;
     const length = this.#meta.length;
-    let hi = length;
+    const start = this.#firstAfter(this.#changesHead, after);
+    // Never split a revision: extend the page to the end of its last revision.
+    let end = Math.min(length, start + Math.max(1, limit));
+    if (end < length && end > start) end = this.#firstAfter(end, this.#revisionOf(end - 1));
+    return this.#page(start, end);
+  }
+
+  /** The first change at or after index `from` whose revision is past `revision` (binary search). */
+  #firstAfter(from: number, revision: Revision): number {
+    let lo = from;
+    let hi = this.#meta.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.#revisionOf(mid) <= after) lo = mid + 1;
+      if (this.#revisionOf(mid) <= revision) lo = mid + 1;
       else hi = mid;
     }
-    // Never split a revision: extend the page to the end of its last revision.
-    let end = Math.min(length, lo + Math.max(1, limit));
-    while (end < length && this.#revisionOf(end) === this.#revisionOf(end - 1)) end++;
-    return this.#page(lo, end);
+    return lo;
   }
 
   /** The revision current at `timeMs` (`current` when no commit time is kept). */
