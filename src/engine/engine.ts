@@ -91,6 +91,9 @@ export type { PageRequest } from "./pages.js";
 export type * from "./types.js";
 export type { Change } from "./watch.js";
 
+/** The options of a call that gave none (one shared object: a check allocates nothing for them). */
+const NO_OPTIONS: CheckOptions = Object.freeze({});
+
 /** What createEngine hands the engine it builds. */
 interface EngineParts {
   readonly program: Program;
@@ -199,7 +202,7 @@ export class Engine implements AsyncDisposable {
    * Whether `user` has `relation` on `object`. `options.signal` abandons this request alone (NexusError
    * "aborted"); an evaluation it shares with identical requests goes on for them.
    */
-  check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
+  check(request: CheckRequest, options: CheckOptions = NO_OPTIONS): Promise<boolean> {
     // Not async: a cached answer is handed back as the chain's settled promise, without another one around it.
     // Whatever is thrown here still reaches the caller as a rejection.
     try {
@@ -224,7 +227,7 @@ export class Engine implements AsyncDisposable {
    * Checks many requests as one batch; the answers come in request order. The first invalid or failing request
    * rejects the call, naming its index.
    */
-  async checkBulk(requests: readonly CheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
+  async checkBulk(requests: readonly CheckRequest[], options: CheckOptions = NO_OPTIONS): Promise<boolean[]> {
     this.#assertOpen();
     requestObject(options, "checkBulk options", REQUEST_FIELDS.callOptions);
     return this.#chain.checkMany(requests, options);

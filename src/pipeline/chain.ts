@@ -42,7 +42,7 @@ import {
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { buildLayers, type CheckChainOptions } from "./builder.js";
 import type { CrossTenantResolver } from "./cross-tenant/index.js";
-import { Pipeline, type ValidateStats } from "./pipeline.js";
+import { type MISSED, Pipeline, type ValidateStats } from "./pipeline.js";
 import { RevisionChooser, type RevisionStats } from "./revision.js";
 import type { DepthGuard, LayerStats } from "./types.js";
 import { Warmer, type WarmerStats, warmThrough } from "./warming/index.js";
@@ -195,17 +195,39 @@ export class CheckChain implements AsyncDisposable {
   /** Whether `user` has `relation` on `object` (as Engine.check). */
   check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
     const warmer = this.#warmer;
+    // A plain repeated check answered by the result cache costs one settled promise, no async step.
     const pipeline = this.#pipeline;
-    // A repeated check the result cache answers, and a first-time one the layers answer without waiting (the
-    // kernel on a current graph), cost one settled promise and no async step; both take the same lines below.
+    const now = pipeline.now();
+    let hit: ReturnType<Pipeline["cachedCheck"]>;
+    try {
+      hit = pipeline.cachedCheck(request, now);
+    } catch (error) {
+      return Promise.reject(error); // a request whose fields throw as they are read: a rejection, as before
+    }
+    if (typeof hit === "boolean") {
+      // Answered at `now` (the warmer's clock is the chain's: not read again).
+      warmer?.observe(request, now);
+      return Promise.resolve(hit);
+    }
+    return this.#uncached(request, options, now, hit, warmer);
+  }
+
+  /** check past the cache shortcut: a first-time question the layers answer without waiting is settled as a hit. */
+  #uncached(
+    request: CheckRequest,
+    options: CheckOptions,
+    now: number,
+    hit: typeof MISSED | undefined,
+    warmer: Warmer | undefined,
+  ): Promise<boolean> {
     let answer: boolean | Promise<boolean>;
     try {
-      answer = pipeline.checkNow(request, options, pipeline.now());
+      answer = this.#pipeline.checkNow(request, options, now, hit);
     } catch (error) {
-      return Promise.reject(error); // a request whose fields throw as they are read, an invalid one: a rejection
+      return Promise.reject(error); // an invalid request: a rejection
     }
     if (typeof answer === "boolean") {
-      warmer?.observe(request);
+      warmer?.observe(request, now);
       return Promise.resolve(answer);
     }
     if (warmer === undefined) return answer;
@@ -222,7 +244,11 @@ export class CheckChain implements AsyncDisposable {
   async checkMany(requests: readonly CheckRequest[], options: CheckOptions = {}): Promise<boolean[]> {
     const answers = (await this.#pipeline.checkMany(requests, options)) as boolean[];
     const warmer = this.#warmer;
-    if (warmer !== undefined) for (const request of requests) warmer.observe(request);
+    if (warmer !== undefined) {
+      // One clock read for the batch (the warmer's clock is the chain's).
+      const at = this.#pipeline.now();
+      for (const request of requests) warmer.observe(request, at);
+    }
     return answers;
   }
 

@@ -43,12 +43,12 @@ import type { Layers } from "./builder.js";
 import { expandAt, type ListingContext, listObjectsThrough, listUsersAt } from "./listing.js";
 import type { RevisionChooser } from "./revision.js";
 import {
+  type CheckResolver,
   type DepthGuard,
   promised,
   type Resolution,
   type ResolvedCheck,
   resolveManyNow,
-  resolveNow,
 } from "./types.js";
 
 const CHECK_FIELDS = REQUEST_FIELDS.check;
@@ -113,7 +113,11 @@ export class Pipeline {
 
   /** Whether `user` has `relation` on `object`. */
   check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
-    return promised(() => this.checkNow(request, options, this.#clock()));
+    const now = this.#clock();
+    return promised(() => {
+      const hit = this.cachedCheck(request, now);
+      return typeof hit === "boolean" ? hit : this.checkNow(request, options, now, hit);
+    });
   }
 
   /** The instant a request starting now is answered at (the pipeline's clock). */
@@ -122,23 +126,35 @@ export class Pipeline {
   }
 
   /**
-   * check at instant `now`, the answer itself when nothing had to be waited for: a plain repeated check from the
-   * result cache (#cachedAnswer), or a question the layers and the kernel answered synchronously, with the revision
-   * known without the store. A first-pass check then costs no promise on the way down or back. Throws (or
-   * rejects) what check rejects with.
+   * The answer of a plain repeated check straight from the result cache (see #cachedAnswer) at instant `now`:
+   * MISSED when it was looked up and is not there (checkNow then pins the question to the revision the lookup
+   * used), undefined when it could not be looked up this way. Lets a caller answer a hit without an async step.
    */
-  checkNow(request: CheckRequest, options: CheckOptions, now: number): boolean | Promise<boolean> {
-    this.#assertOpen();
-    // The shortcut's revision, when it looked the question up, is the one the question is pinned to below (same
-    // consistency, same instant): not chosen twice.
+  cachedCheck(request: CheckRequest, now: number): boolean | typeof MISSED | undefined {
+    if (this.#closed) return undefined;
     const memo = this.#single;
     memo.consistency = NOT_SEEN;
-    const hit = this.#cachedAnswer(request, now, memo);
-    if (typeof hit === "boolean") return hit;
+    return this.#cachedAnswer(request, now, memo);
+  }
+
+  /**
+   * check after its cache shortcut did not answer (`hit`: what cachedCheck just returned for this request at
+   * instant `now`), the answer itself when nothing had to be waited for: the layers and the kernel answered
+   * synchronously, and the revision was known without the store. A first-pass check then costs no promise on the
+   * way down or back. Throws (or rejects) what check rejects with.
+   */
+  checkNow(
+    request: CheckRequest,
+    options: CheckOptions,
+    now: number,
+    hit: typeof MISSED | undefined,
+  ): boolean | Promise<boolean> {
+    this.#assertOpen();
     const valid = this.#validated(request);
     let revision: Revision | undefined;
     if (hit === MISSED) {
-      revision = memo.revision!;
+      // The shortcut's revision (same consistency, same instant): not chosen twice.
+      revision = this.#single.revision!;
       this.revisions.countPeek(request.consistency);
     } else {
       revision = this.revisions.peek(request.consistency, now);
@@ -170,7 +186,7 @@ export class Pipeline {
     const resolution =
       probed && cache !== undefined && cache === this.layers.outer
         ? cache.resolveMissedNow(resolved, options.signal)
-        : resolveNow(this.layers.outer, resolved, options.signal);
+        : outerNow(this.layers.outer, resolved, options.signal);
     return resolution instanceof Promise ? resolution.then(allowedOf) : resolution.allowed;
   }
 
@@ -463,6 +479,15 @@ export class Pipeline {
 }
 
 const allowedOf = (resolution: Resolution): boolean => resolution.allowed;
+
+/** The outermost layer's resolveNow (a call site of its own: it sees the one outermost layer). */
+function outerNow(
+  outer: CheckResolver,
+  check: ResolvedCheck,
+  signal: AbortSignal | undefined,
+): Resolution | Promise<Resolution> {
+  return outer.resolveNow !== undefined ? outer.resolveNow(check, signal) : outer.resolve(check, signal);
+}
 
 /** #cachedAnswer looked the question up and the cache has no answer for it. */
 export const MISSED: unique symbol = Symbol("missed");

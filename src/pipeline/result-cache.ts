@@ -39,7 +39,6 @@ import {
   type ResolvedCheck,
   readKey,
   resolveManyNow,
-  resolveNow,
   scopeOf,
 } from "./types.js";
 
@@ -172,9 +171,19 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return this.#evaluated(check, signal);
   }
 
+  /**
+   * The inner layer's resolveNow (its resolve when it has none). A method of this class rather than the shared
+   * helper: the call site then sees one kind of inner layer, not every layer's (a megamorphic site cost about a
+   * third of a microsecond per check).
+   */
+  #innerNow(check: ResolvedCheck, signal: AbortSignal | undefined): Resolution | Promise<Resolution> {
+    const inner = this.#inner;
+    return inner.resolveNow !== undefined ? inner.resolveNow(check, signal) : inner.resolve(check, signal);
+  }
+
   /** The inner layers' answer, stored (as soon as it is there: at once when they answered without waiting). */
   #evaluated(check: ResolvedCheck, signal: AbortSignal | undefined): Resolution | Promise<Resolution> {
-    const resolution = resolveNow(this.#inner, check, signal);
+    const resolution = this.#innerNow(check, signal);
     if (resolution instanceof Promise) {
       return resolution.then((r) => {
         this.#store(check, r);

@@ -121,6 +121,13 @@ let lastProgram: Program | undefined;
 let lastType = "";
 let lastUserText = "";
 let lastSubject: { subject: Subject; user: string } | undefined;
+/**
+ * Subjects validCheck accepted for lastProgram, by text: a server's checks come from a working set of users, in
+ * any order, and a parse costs two substrings, two objects and the type lookups. Emptied when full or when the
+ * program changes (subjectOf depends on nothing else).
+ */
+const subjects = new Map<string, { subject: Subject; user: string }>();
+const MAX_SUBJECTS = 4096;
 
 /** objectOf(program, value).type, skipping the parse when the type is the one accepted last. */
 function checkObjectType(program: Program, value: unknown): string {
@@ -145,19 +152,24 @@ function checkObjectType(program: Program, value: unknown): string {
     lastProgram = program;
     lastSubject = undefined;
     lastUserText = "";
+    subjects.clear();
   }
   lastType = type;
   return type;
 }
 
-/** subjectOf(program, value), the same object again when `value` is the text accepted last. */
+/** subjectOf(program, value), the same object again when `value` is a text accepted before (the last, or kept). */
 function checkSubject(program: Program, value: unknown): { subject: Subject; user: string } {
-  if (program === lastProgram && value === lastUserText && lastSubject !== undefined) return lastSubject;
-  const subject = subjectOf(program, value);
-  if (program === lastProgram) {
-    lastUserText = value as string;
-    lastSubject = subject;
+  if (program !== lastProgram) return subjectOf(program, value);
+  if (value === lastUserText && lastSubject !== undefined) return lastSubject;
+  let subject = typeof value === "string" ? subjects.get(value) : undefined;
+  if (subject === undefined) {
+    subject = subjectOf(program, value);
+    if (subjects.size >= MAX_SUBJECTS) subjects.clear();
+    subjects.set(value as string, subject);
   }
+  lastUserText = value as string;
+  lastSubject = subject;
   return subject;
 }
 

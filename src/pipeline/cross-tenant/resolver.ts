@@ -28,7 +28,6 @@ import {
   type Resolution,
   type ResolvedCheck,
   resolveManyNow,
-  resolveNow,
   resolveRestNow,
 } from "../types.js";
 import { CrossTenantIndex, type CrossTenantIndexContext } from "./grant-index.js";
@@ -116,7 +115,7 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
   resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     if (check.subjectTenant === check.tenant) {
       this.#sameTenant++;
-      return resolveNow(this.#inner, check, signal);
+      return this.#innerNow(check, signal);
     }
     this.#counters.requests++;
     if (this.#denies(check)) {
@@ -124,7 +123,17 @@ export class CrossTenantResolver implements CheckResolver, ChangeListener, Async
       return denial(check);
     }
     this.#counters.misses++;
-    return resolveNow(this.#inner, check, signal);
+    return this.#innerNow(check, signal);
+  }
+
+  /**
+   * The inner layer's resolveNow (its resolve when it has none). A method of this class rather than the shared
+   * helper: the call site then sees one kind of inner layer, not every layer's (a megamorphic site cost about a
+   * third of a microsecond per check).
+   */
+  #innerNow(check: ResolvedCheck, signal: AbortSignal | undefined): Resolution | Promise<Resolution> {
+    const inner = this.#inner;
+    return inner.resolveNow !== undefined ? inner.resolveNow(check, signal) : inner.resolve(check, signal);
   }
 
   resolveMany(checks: readonly ResolvedCheck[], signal?: AbortSignal): Promise<BatchOutcome[]> {

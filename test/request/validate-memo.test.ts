@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { compileModelAsync } from "../../src/model/index.js";
+import { validCheck } from "../../src/request/validate.js";
+
+const withTeams = `model
+  schema 1.1
+type user
+type team
+  relations
+    define member: [user]
+type doc
+  relations
+    define viewer: [user, team#member]`;
+
+const withoutTeams = `model
+  schema 1.1
+type person
+type doc
+  relations
+    define viewer: [person]`;
+
+describe("validCheck's remembered subjects", () => {
+  it("are the program's own: a subject one model accepts is refused by another, in any order", async () => {
+    const a = await compileModelAsync(withTeams);
+    const b = await compileModelAsync(withoutTeams);
+    const check = (user: string) => ({ user, relation: "viewer", object: "doc:1" });
+    const users = ["user:anne", "team:eng#member", "user:bob"];
+    for (let round = 0; round < 3; round++) {
+      for (const user of users) {
+        expect(validCheck(a, check(user), 10).user).toBe(user);
+        expect(() => validCheck(b, check(user), 10)).toThrow(/not defined/);
+      }
+      // Interleaved with the other program's own subjects.
+      expect(validCheck(b, check("person:carl"), 10).subject).toEqual({
+        kind: "object",
+        type: "person",
+        id: "carl",
+      });
+      expect(() => validCheck(a, check("person:carl"), 10)).toThrow(/not defined/);
+    }
+  });
+
+  it("are the text's own: many subjects in turn each get their own parse", async () => {
+    const a = await compileModelAsync(withTeams);
+    for (let i = 0; i < 10_000; i++) {
+      const user = `user:u${i % 5000}`;
+      const valid = validCheck(a, { user, relation: "viewer", object: "doc:1" }, 10);
+      expect(valid.subject).toEqual({ kind: "object", type: "user", id: `u${i % 5000}` });
+      expect(valid.user).toBe(user);
+    }
+  });
+});
