@@ -6,7 +6,15 @@
 // subject is the pair (object symbol, relation id), with NO_REL for a plain object or wildcard.
 //
 // Layout (a graph is a header; everything else is reached from it):
-//   nodes    memo (object, relation) -> node record: [u32 flagged][usize objects][usize usersets][u32 edges]
+//   nodes    object symbol -> its node records, one per relation with a tuple, in a list. The index is paged:
+//            a directory of pages, each PAGE_SYMBOLS u32 heads (the object's first node record, 0 if none),
+//            allocated when a symbol in its range gets its first node. Symbols are dense and given in first-seen
+//            order, so a page holds a run of objects written together (a tenant's graph touches the pages of its
+//            own objects only), new objects fill pages in order, and finding a node is an index and a walk of the
+//            object's one to three records: a hash table of (object, relation) cost a probe on a cold 4 MB table
+//            per node at 100k tuples, and 40 bytes a tuple.
+//            Node record: [u32 flagged][usize objects][usize usersets][u32 edges][usize wildcards][u32 relation
+//            << 1 | indexed][usize next]
 //            flagged  tuples on this node the kernel does not evaluate (conditions, expiry, cross-tenant
 //                     subjects): evaluation that reads the node hands the whole check to the reference
 //            objects  vector of plain-object subjects (u32 each): the parents a tuple-to-userset follows
@@ -14,6 +22,7 @@
 //            edges    evaluable tuples on the node, so it is freed when empty
 //            wildcards vector of wildcard subjects (u32 each): what the Leopard index (leopard.ts) needs
 //            indexed  1 once the node's subjects are in `edges` (it held more than INDEX_AFTER tuples)
+//            next     the object's next node record (0 at the end)
 //   edges    memo (object, relation, subject object, subject relation) -> 1: exact and wildcard lookups in O(1),
 //            for indexed nodes only. A node of a few tuples (a file's parent, a group's handful of members: nearly
 //            every node) is answered by scanning its short vectors instead: the memo cost 24 bytes a slot at
@@ -83,8 +92,22 @@ import {
 @inline const G_EPOCHS: usize = 32;
 // @ts-ignore: decorator
 @inline const G_PLANS: usize = 36;
+/** Node records held. */
 // @ts-ignore: decorator
-@inline const G_HEADER: usize = 40;
+@inline const G_NODE_COUNT: usize = 40;
+/** Pages the directory (at G_NODES) has room for, and pages allocated. */
+// @ts-ignore: decorator
+@inline const G_DIR_CAP: usize = 44;
+// @ts-ignore: decorator
+@inline const G_PAGES: usize = 48;
+// @ts-ignore: decorator
+@inline const G_HEADER: usize = 52;
+// @ts-ignore: decorator
+@inline const PAGE_BITS: u32 = 10;
+// @ts-ignore: decorator
+@inline const PAGE_SYMBOLS: u32 = 1 << PAGE_BITS;
+// @ts-ignore: decorator
+@inline const PAGE_BYTES: usize = (<usize>PAGE_SYMBOLS) << 2;
 
 // Node record.
 // @ts-ignore: decorator
@@ -97,10 +120,14 @@ import {
 @inline const N_EDGES: usize = 12;
 // @ts-ignore: decorator
 @inline const N_WILDCARDS: usize = 16;
+// u32 relation << 1 | indexed.
 // @ts-ignore: decorator
-@inline const N_INDEXED: usize = 20;
+@inline const N_RELATION_INDEXED: usize = 20;
 // @ts-ignore: decorator
-@inline const N_SIZE: usize = 24;
+@inline const N_NEXT: usize = 24;
+// 28 bytes: with TLSF's 4-byte header a 32-byte block, as the 24-byte record was.
+// @ts-ignore: decorator
+@inline const N_SIZE: usize = 28;
 /** A node holding more evaluable tuples than this keeps them in the edges memo too. */
 // @ts-ignore: decorator
 @inline const INDEX_AFTER: u32 = 16;
@@ -216,7 +243,6 @@ export function vec_remove(g: usize, v: usize, words: u32, a: u32, b: u32): usiz
 export function graph_new(seedLo: u32, seedHi: u32): usize {
   const g = heap.alloc(G_HEADER);
   memory.fill(g, 0, G_HEADER);
-  store<usize>(g, memo_new(2, seedLo, seedHi), G_NODES);
   store<usize>(g, memo_new(4, seedLo ^ 0x9e3779b9, seedHi), G_EDGES);
   store<usize>(g, memo_new(2, seedLo ^ 0x85ebca6b, seedHi), G_SUBJECTS);
   store<usize>(g, factTableNew(seedLo ^ 0xc2b2ae35, seedHi), G_FACTS);
@@ -227,14 +253,12 @@ export function graph_new(seedLo: u32, seedHi: u32): usize {
 
 /** Frees the graph and every vector and node record it holds. */
 export function graph_free(g: usize): void {
-  const nodes = load<usize>(g, G_NODES);
   const subjects = load<usize>(g, G_SUBJECTS);
-  freeValues(nodes, 2, true);
+  freeNodes(g);
   freeValues(subjects, 2, false);
   tableFree(load<usize>(g, G_FACTS));
   memo_free(load<usize>(g, G_EPOCHS));
   tableFree(load<usize>(g, G_PLANS));
-  memo_free(nodes);
   memo_free(subjects);
   memo_free(load<usize>(g, G_EDGES));
   heap.free(g);
@@ -246,20 +270,98 @@ function freeValues(table: usize, arity: u32, nodeRecords: bool): void {
   const keys = heap.alloc(<usize>n * arity * 4);
   const values = heap.alloc(<usize>n * 4);
   memo_copy_entries(table, keys, values);
-  for (let i: u32 = 0; i < n; i++) {
-    const p = <usize>load<u32>(values + ((<usize>i) << 2));
-    if (nodeRecords) {
-      const objects = load<usize>(p, N_OBJECTS);
-      const usersets = load<usize>(p, N_USERSETS);
-      const wildcards = load<usize>(p, N_WILDCARDS);
-      if (objects != 0) heap.free(objects);
-      if (usersets != 0) heap.free(usersets);
-      if (wildcards != 0) heap.free(wildcards);
-    }
-    heap.free(p);
-  }
+  for (let i: u32 = 0; i < n; i++) heap.free(<usize>load<u32>(values + ((<usize>i) << 2)));
   heap.free(keys);
   heap.free(values);
+}
+
+/** Frees every node record (and its vectors), every page and the directory. */
+function freeNodes(g: usize): void {
+  const dir = load<usize>(g, G_NODES);
+  const pages = load<u32>(g, G_DIR_CAP);
+  for (let p: u32 = 0; p < pages; p++) {
+    const page = load<usize>(dir + ((<usize>p) << 2));
+    if (page == 0) continue;
+    for (let i: u32 = 0; i < PAGE_SYMBOLS; i++) {
+      let node = load<usize>(page + ((<usize>i) << 2));
+      while (node != 0) {
+        const next = load<usize>(node, N_NEXT);
+        const objects = load<usize>(node, N_OBJECTS);
+        const usersets = load<usize>(node, N_USERSETS);
+        const wildcards = load<usize>(node, N_WILDCARDS);
+        if (objects != 0) heap.free(objects);
+        if (usersets != 0) heap.free(usersets);
+        if (wildcards != 0) heap.free(wildcards);
+        heap.free(node);
+        node = next;
+      }
+    }
+    heap.free(page);
+  }
+  if (dir != 0) heap.free(dir);
+}
+
+/** Address of the head slot of `object`'s node list, 0 when its page does not exist. */
+// @ts-ignore: decorator
+@inline
+function headSlot(g: usize, object: u32): usize {
+  const p = object >>> PAGE_BITS;
+  if (p >= load<u32>(g, G_DIR_CAP)) return 0;
+  const page = load<usize>(load<usize>(g, G_NODES) + ((<usize>p) << 2));
+  return page == 0 ? 0 : page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+}
+
+/** The head slot of `object`'s node list, making its page (and room in the directory) if needed. */
+function headSlotFor(g: usize, object: u32): usize {
+  const p = object >>> PAGE_BITS;
+  const cap = load<u32>(g, G_DIR_CAP);
+  if (p >= cap) {
+    let grown = max<u32>(cap << 1, 16);
+    while (grown <= p) grown <<= 1;
+    const old = load<usize>(g, G_NODES);
+    const dir = heap.alloc((<usize>grown) << 2);
+    memory.fill(dir, 0, (<usize>grown) << 2);
+    if (old != 0) {
+      memory.copy(dir, old, (<usize>cap) << 2);
+      heap.free(old);
+    }
+    store<usize>(g, dir, G_NODES);
+    store<u32>(g, grown, G_DIR_CAP);
+  }
+  const at = load<usize>(g, G_NODES) + ((<usize>p) << 2);
+  let page = load<usize>(at);
+  if (page == 0) {
+    page = heap.alloc(PAGE_BYTES);
+    memory.fill(page, 0, PAGE_BYTES);
+    store<usize>(at, page);
+    store<u32>(g, load<u32>(g, G_PAGES) + 1, G_PAGES);
+  }
+  return page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+}
+
+/** Node records held (every (object, relation) with a tuple). */
+export function graphNodeCount(g: usize): u32 {
+  return load<u32>(g, G_NODE_COUNT);
+}
+
+/** Writes every node's (object, relation) as two u32s at `keys` (room for graphNodeCount pairs). */
+export function graphCopyNodeKeys(g: usize, keys: usize): void {
+  const dir = load<usize>(g, G_NODES);
+  const pages = load<u32>(g, G_DIR_CAP);
+  let at = keys;
+  for (let p: u32 = 0; p < pages; p++) {
+    const page = load<usize>(dir + ((<usize>p) << 2));
+    if (page == 0) continue;
+    for (let i: u32 = 0; i < PAGE_SYMBOLS; i++) {
+      let node = load<usize>(page + ((<usize>i) << 2));
+      while (node != 0) {
+        store<u32>(at, (p << PAGE_BITS) | i);
+        store<u32>(at, load<u32>(node, N_RELATION_INDEXED) >>> 1, 4);
+        at += 8;
+        node = load<usize>(node, N_NEXT);
+      }
+    }
+  }
 }
 
 /** A node's flagged-tuple count, plain-object subject vector and userset subject vector (0 when empty). */
@@ -294,8 +396,18 @@ export function vecEntries(v: usize): usize {
 // @ts-ignore: decorator
 @inline
 export function graphNode(g: usize, object: u32, relation: u32): usize {
-  const p = memo_get2(load<usize>(g, G_NODES), object, relation);
-  return p == ABSENT ? 0 : <usize>p;
+  const slot = headSlot(g, object);
+  if (slot == 0) return 0;
+  let node = load<usize>(slot);
+  const key = relation << 1;
+  while (node != 0 && (load<u32>(node, N_RELATION_INDEXED) & ~1) != key) node = load<usize>(node, N_NEXT);
+  return node;
+}
+
+// @ts-ignore: decorator
+@inline
+function nodeIndexed(node: usize): bool {
+  return (load<u32>(node, N_RELATION_INDEXED) & 1) != 0;
 }
 
 /** Whether the evaluable tuple object#relation@(subject, subjectRelation) exists. */
@@ -323,7 +435,7 @@ function vecHas(v: usize, words: u32, a: u32, b: u32): bool {
  * never does).
  */
 function nodeHasEdge(g: usize, node: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): bool {
-  if (load<u32>(node, N_INDEXED) != 0) {
+  if (nodeIndexed(node)) {
     return memo_get4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) != ABSENT;
   }
   if (subjectRelation != NO_REL) return vecHas(load<usize>(node, N_USERSETS), 2, subject, subjectRelation);
@@ -343,7 +455,7 @@ function indexNode(g: usize, node: usize, object: u32, relation: u32): void {
       memo_set4(edges, object, relation, load<u32>(at), words == 2 ? load<u32>(at, 4) : NO_REL, 1);
     }
   }
-  store<u32>(node, 1, N_INDEXED);
+  store<u32>(node, load<u32>(node, N_RELATION_INDEXED) | 1, N_RELATION_INDEXED);
 }
 
 /** The reverse-adjacency vector of a subject ((object, relation) entries), 0 if none. */
@@ -355,18 +467,26 @@ export function graphSubjectVector(g: usize, subject: u32, subjectRelation: u32)
 }
 
 function nodeFor(g: usize, object: u32, relation: u32): usize {
-  const nodes = load<usize>(g, G_NODES);
-  const p = memo_get2(nodes, object, relation);
-  if (p != ABSENT) return <usize>p;
+  const found = graphNode(g, object, relation);
+  if (found != 0) return found;
+  // Allocation first (the page, then the record), so a trap leaves the index as it was.
+  const slot = headSlotFor(g, object);
   const node = heap.alloc(N_SIZE);
   memory.fill(node, 0, N_SIZE);
-  memo_set2(nodes, object, relation, <u32>node);
+  store<u32>(node, relation << 1, N_RELATION_INDEXED);
+  store<usize>(node, load<usize>(slot), N_NEXT);
+  store<usize>(slot, node);
+  store<u32>(g, load<u32>(g, G_NODE_COUNT) + 1, G_NODE_COUNT);
   return node;
 }
 
 function dropNodeIfEmpty(g: usize, object: u32, relation: u32, node: usize): void {
   if (load<u32>(node, N_FLAGGED) != 0 || load<u32>(node, N_EDGES) != 0) return;
-  memo_delete2(load<usize>(g, G_NODES), object, relation);
+  // Unlink it from its object's list (the node exists, so its page does).
+  let at = headSlot(g, object);
+  while (load<usize>(at) != node) at = load<usize>(at) + N_NEXT;
+  store<usize>(at, load<usize>(node, N_NEXT));
+  store<u32>(g, load<u32>(g, G_NODE_COUNT) - 1, G_NODE_COUNT);
   heap.free(node);
 }
 
@@ -392,7 +512,7 @@ export function graph_add(
   const node = nodeFor(g, object, relation);
   // A duplicate has its node already (nodeFor made none).
   if (nodeHasEdge(g, node, object, relation, subject, subjectRelation)) return 0;
-  const indexed = load<u32>(node, N_INDEXED) != 0;
+  const indexed = nodeIndexed(node);
   if (indexed) memo_set4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
   const count = load<u32>(node, N_EDGES) + 1;
   store<u32>(node, count, N_EDGES);
@@ -423,10 +543,8 @@ export function graph_remove(
   kind: u32,
   flagged: u32,
 ): i32 {
-  const nodes = load<usize>(g, G_NODES);
-  const p = memo_get2(nodes, object, relation);
-  if (p == ABSENT) return 0;
-  const node = <usize>p;
+  const node = graphNode(g, object, relation);
+  if (node == 0) return 0;
   if (flagged != 0) {
     const count = load<u32>(node, N_FLAGGED);
     if (count == 0) return 0;
@@ -435,7 +553,7 @@ export function graph_remove(
     dropNodeIfEmpty(g, object, relation, node);
     return 1;
   }
-  if (load<u32>(node, N_INDEXED) != 0) {
+  if (nodeIndexed(node)) {
     if (memo_delete4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) == ABSENT) return 0;
   } else if (!nodeHasEdge(g, node, object, relation, subject, subjectRelation)) {
     return 0;
@@ -581,16 +699,16 @@ export function graph_subject_entries(g: usize, subject: u32, subjectRelation: u
 
 /** Bytes the graph holds in linear memory (header, tables, node records, vectors; not the shared interner). */
 export function graph_memory_bytes(g: usize): usize {
-  const nodes = load<usize>(g, G_NODES);
   return (
     G_HEADER +
-    memo_memory_bytes(nodes) +
+    ((<usize>load<u32>(g, G_DIR_CAP)) << 2) +
+    (<usize>load<u32>(g, G_PAGES)) * PAGE_BYTES +
     memo_memory_bytes(load<usize>(g, G_EDGES)) +
     memo_memory_bytes(load<usize>(g, G_SUBJECTS)) +
     tableBytes(load<usize>(g, G_FACTS)) +
     memo_memory_bytes(load<usize>(g, G_EPOCHS)) +
     tableBytes(load<usize>(g, G_PLANS)) +
-    <usize>memo_size(nodes) * N_SIZE +
+    <usize>load<u32>(g, G_NODE_COUNT) * N_SIZE +
     load<u32>(g, G_VECTOR_BYTES)
   );
 }

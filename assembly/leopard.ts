@@ -23,7 +23,9 @@
 // [u32 cyclic][u32 dirty]][u32 0][u32 vector bytes].
 export * from "./graph";
 import {
+  graphCopyNodeKeys,
   graphNode,
+  graphNodeCount,
   graphSubjectVector,
   nodeObjects,
   nodeUsersets,
@@ -397,7 +399,7 @@ function recomputeMarked(g: usize, lp: usize, relation: u32): bool {
 }
 
 /** Rebuilds a relation's index from the graph (every group of `type` with the relation). */
-function rebuild(g: usize, lp: usize, nodes: usize, type: u32, relation: u32, state: usize): void {
+function rebuild(g: usize, lp: usize, type: u32, relation: u32, state: usize): void {
   // Forget what the index holds for the relation.
   const records = load<usize>(lp, L_RECORDS);
   let n = memo_size(records);
@@ -417,11 +419,10 @@ function rebuild(g: usize, lp: usize, nodes: usize, type: u32, relation: u32, st
   // Mark every group of the relation affected, then recompute them all.
   const marks = load<usize>(lp, L_MARKS);
   memo_clear(marks);
-  n = memo_size(nodes);
+  n = graphNodeCount(g);
   if (n > 0) {
     const keys = heap.alloc(<usize>n * 8);
-    const values = heap.alloc(<usize>n * 4);
-    memo_copy_entries(nodes, keys, values);
+    graphCopyNodeKeys(g, keys);
     for (let i: u32 = 0; i < n; i++) {
       const group = load<u32>(keys + ((<usize>i) << 3));
       if (load<u32>(keys + ((<usize>i) << 3), 4) == relation && symbolType(group) == type) {
@@ -429,7 +430,6 @@ function rebuild(g: usize, lp: usize, nodes: usize, type: u32, relation: u32, st
       }
     }
     heap.free(keys);
-    heap.free(values);
   }
   const ok = recomputeMarked(g, lp, relation);
   store<u32>(state, ok ? 0 : 1, S_CYCLIC);
@@ -542,6 +542,7 @@ export function leopard_on_remove(
 /**
  * The evaluator's question: is `subject` (or `wildcard`, ABSENT if none) a member of group#relation within
  * `budget` more nesting levels? 1 TRUE, 0 FALSE, -1 undecided (walk instead). Rebuilds a dirty clean relation.
+ * `nodes` is unused (the graph's node index is read through `g`); kept so the export's signature stays.
  */
 export function leopard_decide(
   g: usize,
@@ -560,7 +561,7 @@ export function leopard_decide(
   if (sp != ABSENT) {
     state = <usize>sp;
     if (load<u32>(state, S_IMPURE) != 0 || load<u32>(state, S_FLAGGED) != 0) return -1;
-    if (load<u32>(state, S_DIRTY) != 0) rebuild(g, lp, nodes, type, relation, state);
+    if (load<u32>(state, S_DIRTY) != 0) rebuild(g, lp, type, relation, state);
     if (load<u32>(state, S_CYCLIC) != 0) return -1;
   }
   const dist = load<usize>(lp, L_DIST);
