@@ -78,11 +78,21 @@ const subjectKey = (tenant: string, subjectTenant: string, user: string): string
 const sameSubject = (t: RelationTuple, subjectTenant: string, user: string): boolean =>
   t.user === user && t.subjectTenant === subjectTenant;
 
-/** A map of maps, created on demand. */
-function child<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+/** map.get(key), a new map set there first when missing (no closure per call: this runs per tuple). */
+function childMap<K, V>(map: Map<string, Map<K, V>>, key: string): Map<K, V> {
   let value = map.get(key);
   if (value === undefined) {
-    value = make();
+    value = new Map();
+    map.set(key, value);
+  }
+  return value;
+}
+
+/** map.get(key), a new list set there first when missing. */
+function childList<V>(map: Map<string, V[]>, key: string): V[] {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = [];
     map.set(key, value);
   }
   return value;
@@ -459,8 +469,7 @@ export class VersionIndex {
     ) {
       return this.#lastSubjectList;
     }
-    const users = child(this.#bySubject, subjectTenant, () => new Map<string, Version[]>());
-    const list = child(users, user, () => []);
+    const list = childList(childMap(this.#bySubject, subjectTenant), user);
     this.#lastSubjectTenant = subjectTenant;
     this.#lastUser = user;
     this.#lastSubjectList = list;
@@ -477,12 +486,7 @@ export class VersionIndex {
     ) {
       return this.#lastTypeList;
     }
-    const types = child(this.#byType, tenant, () => new Map<string, Map<string, Version[]>>());
-    const list = child(
-      child(types, objectType, () => new Map<string, Version[]>()),
-      relation,
-      () => [],
-    );
+    const list = childList(childMap(childMap(this.#byType, tenant), objectType), relation);
     this.#lastTypeTenant = tenant;
     this.#lastType = objectType;
     this.#lastTypeRelation = relation;
