@@ -391,18 +391,18 @@ export class DepthGraph {
     // Only when the edge was what held a up (h(a) = 1 + h(b)) can a fall.
     const via = this.#height[b]! + 1;
     if (this.#height[a] === (via < this.cap ? via : this.cap)) this.#lower(a);
-    this.#dropIfIsolated(a);
-    if (b !== a) this.#dropIfIsolated(b);
+    this.#dropIfIsolated(a, t.tenant, t.object);
+    if (b !== a) this.#dropIfIsolated(b, t.subjectTenant, target);
   }
 
   /** Frees a node left without edges (its height is 0: no out-edge). */
-  #dropIfIsolated(id: number): void {
+  #dropIfIsolated(id: number, tenant: string, object: string): void {
     if (this.#outHead[id] !== NONE || this.#inHead[id] !== NONE) return;
     this.#forget();
     this.#setHeight(id, 0);
     this.#perHeight[0] = this.#perHeight[0]! - 1;
     this.#live[id] = FREE;
-    this.#index.delete(id);
+    this.#index.delete(tenant, object, id);
   }
 
   #setHeight(id: number, h: number): void {

@@ -40,8 +40,10 @@ export class NodeIndex {
   #table = new Int32Array(2 * 1024);
   #mask = 1023;
   #size = 0;
-  /** Per id: the fingerprint (its first word places it in the table; the second confirms a match). */
-  #first: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /**
+   * Per id: the fingerprint's second word, which confirms a match of the first (kept in the slot). Only the
+   * second: a delete hashes the pair again, so a word per node, a few MB at a million, is not kept for it.
+   */
   #second: Int32Array<ArrayBuffer> = new Int32Array(0);
   #slots = 0;
   #free: number[] = [];
@@ -60,7 +62,7 @@ export class NodeIndex {
     return this.#size;
   }
   get memoryBytes(): number {
-    return this.#table.byteLength + this.#first.byteLength * 2;
+    return this.#table.byteLength + this.#second.byteLength;
   }
 
   /** The id of (tenant, object), or NONE (-1). */
@@ -87,16 +89,11 @@ export class NodeIndex {
     const found = table[slot + 1]!;
     if (found !== 0) return found - 1;
     const id = this.#free.pop() ?? this.#slots++;
-    if (id >= this.#first.length) {
-      const size = Math.max(16, Math.ceil(this.#first.length * 1.5));
-      const first = new Int32Array(size);
-      first.set(this.#first);
-      this.#first = first;
-      const second = new Int32Array(size);
+    if (id >= this.#second.length) {
+      const second = new Int32Array(Math.max(16, Math.ceil(this.#second.length * 1.5)));
       second.set(this.#second);
       this.#second = second;
     }
-    this.#first[id] = this.#a;
     this.#second[id] = this.#b;
     table[slot] = this.#a;
     table[slot + 1] = id + 1;
@@ -105,11 +102,12 @@ export class NodeIndex {
     return id;
   }
 
-  /** Frees `id` (a live one); a later add may hand it out again. */
-  delete(id: number): void {
+  /** Frees `id`, the live id of (tenant, object); a later add may hand it out again. */
+  delete(tenant: string, object: string, id: number): void {
+    this.#hash(this.#seedOf(tenant), object);
     const table = this.#table;
     const mask = this.#mask;
-    let i = this.#first[id]! & mask;
+    let i = this.#a & mask;
     while (table[2 * i + 1] !== id + 1) i = (i + 1) & mask;
     // Backward-shift deletion: no tombstones.
     for (let j = (i + 1) & mask; table[2 * j + 1] !== 0; j = (j + 1) & mask) {
@@ -133,7 +131,6 @@ export class NodeIndex {
     this.#table = new Int32Array(2 * 1024);
     this.#mask = 1023;
     this.#size = 0;
-    this.#first = new Int32Array(0);
     this.#second = new Int32Array(0);
     this.#slots = 0;
     this.#free = [];
