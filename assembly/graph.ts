@@ -194,10 +194,14 @@ export function vecLength(v: usize): u32 {
 export function vec_push(g: usize, v: usize, words: u32, a: u32, b: u32): usize {
   const entry: usize = (<usize>words) << 2;
   if (v == 0) {
-    v = heap.alloc(VEC_HEADER + 2 * entry);
+    // Room for one 1-word entry (12 bytes: TLSF's smallest block, 16 bytes with its header; room for two took a
+    // 32-byte block): nearly every file's parent list and most objects' lists hold one subject. A 2-word vector
+    // takes a 32-byte block with room for one or two, so it starts with two.
+    const cap: u32 = words == 1 ? 1 : 2;
+    v = heap.alloc(VEC_HEADER + <usize>cap * entry);
     store<u32>(v, 0);
-    store<u32>(v, 2, 4);
-    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) + <u32>(VEC_HEADER + 2 * entry), G_VECTOR_BYTES);
+    store<u32>(v, cap, 4);
+    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) + <u32>(VEC_HEADER + <usize>cap * entry), G_VECTOR_BYTES);
   }
   const length = load<u32>(v);
   const cap = load<u32>(v, 4);
