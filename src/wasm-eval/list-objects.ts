@@ -22,12 +22,14 @@
  */
 
 import { evaluateAbi } from "../kernels/abi/evaluate.js";
+import { internAbi } from "../kernels/abi/intern.js";
 import { analyze } from "../model/analysis.js";
 import { reverseExpansionIsExact, usersetKinds } from "../reference/exact-list-objects.js";
 import type { Revision } from "../tuples/types.js";
 import type { CompiledProgram } from "./compile.js";
 import { ABSENT } from "./compile.js";
 import type { WasmEvaluator } from "./evaluator.js";
+import { instantiateEvaluateKernel } from "./kernel.js";
 import type { Symbols } from "./symbols.js";
 
 const { LIST_TYPES, LIST_RELATION_NAMES, LIST_HEADER } = evaluateAbi.constants;
@@ -150,7 +152,11 @@ class KernelListing {
     const results = e.list_objects_results() >>> 0;
     const fresh = e.list_objects_order(symbols.internerPointer, results, count);
     if (fresh < 0) return this.#sortedHere(results, count, symbols);
-    if (fresh > 0) this.#keepTexts(symbols);
+    if (fresh > 0) {
+      const texts = this.#keepTexts(symbols);
+      // Every result new (a first listing): the new symbols' texts, in rank order, are the answer.
+      if (fresh === count) return texts;
+    }
     // Views taken after the calls, which may have grown memory.
     const u32 = kernel.views.u32;
     const texts = this.#texts;
@@ -159,8 +165,11 @@ class KernelListing {
     return out;
   }
 
-  /** Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh). */
-  #keepTexts(symbols: Symbols): void {
+  /**
+   * Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh), and
+   * returns them in their rank order (a new array, the caller's).
+   */
+  #keepTexts(symbols: Symbols): string[] {
     const kernel = this.#wasm.kernel;
     const at = kernel.exports.list_objects_fresh() >>> 0;
     const u32 = kernel.views.u32;
@@ -173,15 +182,15 @@ class KernelListing {
     let decoded = decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes - 1)).split("\u0000");
     if (decoded.length !== n)
       decoded = Array.from(u32.subarray(symbolsAt, symbolsAt + n), (s) => symbols.text(s));
-    let top = 0;
-    for (let i = 0; i < n; i++) if (u32[symbolsAt + i]! > top) top = u32[symbolsAt + i]!;
+    // Every symbol is below the interner's size: grown once for them all.
     let texts = this.#texts;
-    if (top >= texts.length) {
-      const grown = new Array<string>(Math.max(texts.length * 2, top + 1)).fill("");
+    if (symbols.size > texts.length) {
+      const grown = new Array<string>(Math.max(texts.length * 2, symbols.size)).fill("");
       for (let i = 0; i < texts.length; i++) grown[i] = texts[i]!;
       this.#texts = texts = grown;
     }
     for (let i = 0; i < n; i++) texts[u32[symbolsAt + i]!] = decoded[i]!;
+    return decoded;
   }
 
   /** The results' texts sorted here: a new text holds a character above U+FFFF, which the kernel leaves to us. */
@@ -238,6 +247,44 @@ export function candidateObjectsInKernel(
 ): Promise<string[] | undefined> {
   if (wasm.closed) return Promise.resolve(undefined);
   return listingOf(wasm).list(query, revision, false);
+}
+
+/** Texts a warm-up orders, in each of its two rounds. */
+const WARM_TEXTS = 3000;
+
+/**
+ * Runs the kernel's ordering code (list-order.ts) on a throwaway kernel instance, so that a process's first real
+ * listing does not run it cold. V8 first runs a WASM function in its baseline tier (Liftoff, several times slower
+ * than its optimizing one: measured 1.4-1.9 against 4-7 ms on the order of a first 20k-object listing), moves a
+ * function up only after it has run a while, and only for the calls after that (no on-stack replacement in
+ * WASM): a first listing's one long call stays slow to its end. The instances share the compiled module, so code
+ * warmed here is warm for every evaluator. The texts are laid out as the interner's entries (all the order reads
+ * of it), not interned: interning is most of the cost otherwise. Touches no evaluator's state.
+ */
+export function warmKernelListing(): void {
+  const { I_ENTRIES, I_ENTRY_BYTES } = internAbi.constants;
+  const kernel = instantiateEvaluateKernel();
+  const e = kernel.exports;
+  const n = 2 * WARM_TEXTS;
+  // Ids sharing prefixes, of a few lengths, in no order; the second round merges new ones among the first's.
+  const texts = Array.from({ length: n }, (_, i) => `w:${(i * 7919) % 9973}_${i}`);
+  const bytes = new TextEncoder().encode(texts.join(""));
+  const at = e.alloc(bytes.length) >>> 0;
+  const entries = e.alloc(n * I_ENTRY_BYTES) >>> 0;
+  const interner = e.alloc(I_ENTRIES + 4) >>> 0;
+  const list = e.alloc(n * 4) >>> 0;
+  kernel.views.u8.set(bytes, at);
+  const u32 = kernel.views.u32;
+  u32[(interner + I_ENTRIES) >>> 2] = entries;
+  for (let i = 0, offset = at; i < n; offset += texts[i]!.length, i++) {
+    u32[(entries + i * I_ENTRY_BYTES) >>> 2] = offset;
+    u32[((entries + i * I_ENTRY_BYTES) >>> 2) + 1] = texts[i]!.length;
+  }
+  for (const count of [n >> 1, n]) {
+    // Symbols are entry indices: the even ones first, then all.
+    for (let i = 0; i < count; i++) kernel.views.u32[(list >>> 2) + i] = count === n ? i : 2 * i;
+    e.list_objects_order(interner, list, count);
+  }
 }
 
 /** Bytes held for kernel listings by the evaluator (0 before its first). */

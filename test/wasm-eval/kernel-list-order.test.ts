@@ -11,6 +11,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ready } from "../../src/wasm/loader.js";
 import { instantiateEvaluateKernel } from "../../src/wasm-eval/kernel.js";
+import { warmKernelListing } from "../../src/wasm-eval/list-objects.js";
 import { Symbols } from "../../src/wasm-eval/symbols.js";
 
 const decoder = new TextDecoder();
@@ -169,6 +170,23 @@ describe("list objects' order in the kernel = Array.prototype.sort", () => {
       expect(o.order([...texts, "doc:\u{1F600}"])).toBe(-1);
       // Nothing was ranked by the refused call: all 200 are still new.
       expect((o.order(texts) as { fresh: string[] }).fresh).toHaveLength(200);
+    } finally {
+      o.dispose();
+    }
+  });
+
+  it("the warm-up runs on an instance of its own: listings in another kernel before and after are unchanged", async () => {
+    await ready();
+    const o = orderer();
+    try {
+      const texts = Array.from({ length: 500 }, (_, i) => `doc:w:${(i * 7919) % 9973}_${i}`);
+      const first = o.order(texts.slice(0, 250)) as { ordered: string[] };
+      warmKernelListing();
+      warmKernelListing();
+      const second = o.order(texts) as { ordered: string[]; fresh: string[] };
+      expect(first.ordered).toEqual(texts.slice(0, 250).sort());
+      expect(second.ordered).toEqual([...texts].sort());
+      expect(second.fresh).toEqual(texts.slice(250).sort());
     } finally {
       o.dispose();
     }
