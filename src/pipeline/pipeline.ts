@@ -40,7 +40,13 @@ import type { Revision, TupleStore } from "../tuples/types.js";
 import { atBatchIndex, describe, NexusError } from "../util/errors.js";
 import type { WasmEvaluator } from "../wasm-eval/evaluator.js";
 import type { Layers } from "./builder.js";
-import { expandAt, type ListingContext, listObjectsThrough, listUsersAt } from "./listing.js";
+import {
+  expandAt,
+  type ListingContext,
+  listObjectsThrough,
+  listUsersAt,
+  preloadKernelListing,
+} from "./listing.js";
 import type { RevisionChooser } from "./revision.js";
 import {
   type CheckResolver,
@@ -100,6 +106,8 @@ export class Pipeline {
       depthGuard: parts.depthGuard,
       wasm: parts.wasm,
     };
+    // The first listing then finds the kernel listing loaded and its code warm (src/pipeline/listing.ts).
+    if (parts.wasm !== undefined) preloadKernelListing();
   }
 
   get closed(): boolean {
