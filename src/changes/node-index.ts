@@ -90,7 +90,9 @@ export class NodeIndex {
     if (found !== 0) return found - 1;
     const id = this.#free.pop() ?? this.#slots++;
     if (id >= this.#second.length) {
-      const second = new Int32Array(Math.max(16, Math.ceil(this.#second.length * 1.5)));
+      // Doubling from 24, as the graph's node arrays do (src/changes/depth-graph.ts `grow`): less churn of buffers,
+      // and never in the same task as this table's own doubling (at powers of two).
+      const second = new Int32Array(Math.max(24, this.#second.length * 2));
       second.set(this.#second);
       this.#second = second;
     }
