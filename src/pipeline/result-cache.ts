@@ -59,30 +59,21 @@ export interface ChangeKnowledge {
   readonly complete: number;
 }
 
-interface Entry {
-  /** What a hit returns. */
-  answer: Resolution;
-  /** A revision the answer holds at: where it was computed, raised to the newest one a reuse proved. */
-  revision: number;
-  validUntil: number;
-  /** The request instant it was computed for (an earlier instant may still count tuples since expired). */
-  computedAt: number;
-  /** The check's class (type, relation), its class string built only when a cross-revision proof needs it. */
-  objectType: string;
-  relation: string;
-  /** Where the entry sits: its scope, subject string (also per-subject reuse) and object; and its ring slot. */
-  readonly scope: string;
-  readonly user: string;
-  readonly object: string;
-  readonly slot: number;
-  /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
-  reads: Uint32Array | undefined;
-  /** Hit since it last came up for eviction (second chance: a hit only sets this, no reordering). */
-  used: boolean;
-}
+/**
+ * scope → user → object → slot. An entry is a slot of the arrays below (a struct of arrays): storing an answer
+ * allocates no object, so a first-time batch leaves nothing per question for the garbage collector to copy and
+ * promote but its Map entry (an object per entry was most of the GC of a first-pass checkBulk).
+ */
+type Scoped = Map<string, Map<string, number>>;
 
-/** scope → user → object → entry. */
-type Scoped = Map<string, Map<string, Entry>>;
+/** Slots the arrays start with (they grow by doubling up to maxEntries). */
+const INITIAL_SLOTS = 1024;
+/** Words of #slots per slot, and their offsets. */
+const SLOT_WORDS = 4;
+const REVISION = 0;
+const VALID_UNTIL = 1;
+const COMPUTED_AT = 2;
+const USED = 3;
 
 export class ResultCacheResolver implements CheckResolver, ChangeListener {
   readonly layer = "result-cache";
@@ -93,10 +84,34 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   /** The (scope, user) #objectsOf found last, and its map (only while that map is in #entries). */
   #lastScope: string | undefined;
   #lastUser: string | undefined;
-  #lastObjects: Map<string, Entry> | undefined;
-  /** Every entry by slot (CLOCK's ring), filled in order up to maxEntries; #hand is the next to come up. */
-  #ring: Entry[] = [];
+  #lastObjects: Map<string, number> | undefined;
+  /** Slots in use, filled in order up to maxEntries (CLOCK's ring); #hand is the next to come up. */
+  #size = 0;
   #hand = 0;
+  /** What a hit returns (a shared, read-only resolution: the evaluator's, without its read list). */
+  #answers: Resolution[] = [];
+  /**
+   * What a hit reads, SLOT_WORDS per slot side by side (one cache line, where a hit on a cold entry pays for every
+   * line it touches): at REVISION a revision the answer holds at (where it was computed, raised to the newest one
+   * a reuse proved), at VALID_UNTIL the epoch ms from which it may change without a new revision, at COMPUTED_AT
+   * the request instant it was computed for (an earlier instant may still count tuples since expired), at USED 1
+   * when hit since it last came up for eviction (second chance: a hit only sets this, no reordering).
+   */
+  #slots = new Float64Array(0);
+  /** The check's class (type, relation): an index into #classKeys. */
+  #classOf = new Uint32Array(0);
+  /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
+  #reads: (Uint32Array | undefined)[] = [];
+  /** Where each entry sits in the maps: its scope, subject string (also per-subject reuse) and object. */
+  #scopes: string[] = [];
+  #users: string[] = [];
+  #objects: string[] = [];
+  /** Check classes as `type#relation` (the influence maps' keys), by id; the last one stored is remembered. */
+  readonly #classKeys: string[] = [];
+  readonly #classIds = new Map<string, number>();
+  #lastClassType = "";
+  #lastClassRelation = "";
+  #lastClassId = -1;
   /** Entries holding a read set: while none does, changes are not interned (see onChanges). */
   #withReads = 0;
   /** Latest revision at which a change touched what each check class reads. */
@@ -140,7 +155,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   }
 
   get size(): number {
-    return this.#ring.length;
+    return this.#size;
   }
 
   resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
@@ -318,15 +333,22 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   clear(): void {
     this.#entries.clear();
     this.#forgetLast();
-    this.#ring = [];
+    this.#size = 0;
     this.#hand = 0;
     this.#withReads = 0;
+    this.#answers = [];
+    this.#reads = [];
+    this.#scopes = [];
+    this.#users = [];
+    this.#objects = [];
+    this.#slots = new Float64Array(0);
+    this.#classOf = new Uint32Array(0);
   }
 
   stats(): LayerStats[] {
     return [
       this.#counters.snapshot(this.layer, true, {
-        entries: this.#ring.length,
+        entries: this.#size,
         crossRevisionHits: this.#crossRevisionHits,
         trackedLists: this.#listIds.size,
         trackedSubjects: this.#subjectChangedAt.size,
@@ -371,37 +393,42 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     revision: number,
     now: number,
   ): Resolution | undefined {
-    const entry = this.#objectsOf(scope, user)?.get(object);
-    if (entry === undefined || now >= entry.validUntil || now < entry.computedAt) return undefined;
-    if (entry.revision !== revision) {
-      if (!this.#unchangedBetween(entry, revision)) {
+    const slot = this.#objectsOf(scope, user)?.get(object);
+    if (slot === undefined) return undefined;
+    const slots = this.#slots;
+    const base = slot * SLOT_WORDS;
+    if (now >= slots[base + VALID_UNTIL]! || now < slots[base + COMPUTED_AT]!) return undefined;
+    const at = slots[base + REVISION]!;
+    if (at !== revision) {
+      if (!this.#unchangedBetween(slot, at, revision)) {
         this.#stale++;
         return undefined;
       }
       this.#crossRevisionHits++;
       // The answer holds from its revision through this one: later reads at this revision hit without a proof.
-      if (revision > entry.revision) entry.revision = revision;
+      if (revision > at) slots[base + REVISION] = revision;
     }
     this.#counters.hits++;
-    entry.used = true;
-    return entry.answer;
+    slots[base + USED] = 1;
+    return this.#answers[slot];
   }
 
-  #unchangedBetween(entry: Entry, revision: number): boolean {
+  /** Whether the answer in `slot`, held at revision `at`, is proven to be the same at `revision`. */
+  #unchangedBetween(slot: number, at: number, revision: number): boolean {
     const knowledge = this.#knowledge;
     if (knowledge === undefined) return false;
-    const low = Math.min(entry.revision, revision);
-    const high = Math.max(entry.revision, revision);
+    const low = Math.min(at, revision);
+    const high = Math.max(at, revision);
     if (high > knowledge.watermark || low < knowledge.complete) return false;
     // Two proofs, either enough: no tuple list the answer read changed, or no change that could reach this class
     // and subject happened.
-    if (entry.reads !== undefined && low >= this.#floor && this.#readsUnchanged(entry.reads, low))
-      return true;
-    const cls = `${entry.objectType}#${entry.relation}`;
+    const reads = this.#reads[slot];
+    if (reads !== undefined && low >= this.#floor && this.#readsUnchanged(reads, low)) return true;
+    const cls = this.#classKeys[this.#classOf[slot]!]!;
     if (low >= this.#subjectFloor) {
       return (
         (this.#anySubjectChangedAt.get(cls) ?? -1) <= low &&
-        (this.#subjectChangedAt.get(cls + "\u0000" + entry.user) ?? -1) <= low
+        (this.#subjectChangedAt.get(cls + "\u0000" + this.#users[slot]) ?? -1) <= low
       );
     }
     return (this.#changedAt.get(cls) ?? -1) <= low;
@@ -440,7 +467,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#listIds.clear();
     this.#listChangedAt = [];
     this.#floor = floor;
-    for (const entry of this.#ring) entry.reads = undefined;
+    this.#reads.fill(undefined);
     this.#withReads = 0;
   }
 
@@ -467,36 +494,29 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const existing = this.#objectsOf(scope, user)?.get(object);
     if (existing !== undefined) {
       // Keep the newer answer when two revisions race (older reads still hit it when nothing changed between).
-      if (existing.revision > resolution.revision) return;
-      if (existing.reads !== undefined) this.#withReads--;
-      existing.answer = answer;
-      existing.revision = resolution.revision;
-      existing.validUntil = resolution.validUntil;
-      existing.computedAt = check.now;
-      existing.objectType = check.objectType;
-      existing.relation = check.relation;
-      existing.reads = this.#readsOf(resolution);
-      existing.used = false;
+      if (this.#slots[existing * SLOT_WORDS + REVISION]! > resolution.revision) return;
+      if (this.#reads[existing] !== undefined) this.#withReads--;
+      this.#fill(existing, answer, check, resolution);
       return;
     }
-    const ring = this.#ring;
     let slot: number;
-    if (ring.length < this.#maxEntries) {
-      slot = ring.length;
+    if (this.#size < this.#maxEntries) {
+      slot = this.#size++;
+      if (slot >= this.#classOf.length) this.#grow();
     } else {
       // Second chance (CLOCK): the entry under the hand goes unless it was hit since it last came up, in which
       // case its mark is cleared and the hand moves on. Hits never reorder anything.
+      const slots = this.#slots;
+      const size = this.#size;
       let hand = this.#hand;
-      for (;;) {
-        const candidate = ring[hand]!;
-        if (!candidate.used) break;
-        candidate.used = false;
-        hand = hand + 1 === ring.length ? 0 : hand + 1;
+      while (slots[hand * SLOT_WORDS + USED] === 1) {
+        slots[hand * SLOT_WORDS + USED] = 0;
+        hand = hand + 1 === size ? 0 : hand + 1;
       }
       slot = hand;
-      this.#hand = hand + 1 === ring.length ? 0 : hand + 1;
+      this.#hand = hand + 1 === size ? 0 : hand + 1;
       // Before the maps are taken below: the evicted entry may leave one of them empty, and so removed.
-      this.#evict(ring[slot]!);
+      this.#evict(slot);
     }
     let byObject = this.#objectsOf(scope, user);
     if (byObject === undefined) {
@@ -511,22 +531,51 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       this.#lastUser = user;
       this.#lastObjects = byObject;
     }
-    const entry: Entry = {
-      answer,
-      revision: resolution.revision,
-      validUntil: resolution.validUntil,
-      computedAt: check.now,
-      objectType: check.objectType,
-      relation: check.relation,
-      scope,
-      user,
-      object,
-      slot,
-      reads: this.#readsOf(resolution),
-      used: false,
-    };
-    ring[slot] = entry;
-    byObject.set(object, entry);
+    this.#scopes[slot] = scope;
+    this.#users[slot] = user;
+    this.#objects[slot] = object;
+    this.#fill(slot, answer, check, resolution);
+    byObject.set(object, slot);
+  }
+
+  /** Writes an answer into `slot` (new, or replacing the one it held for the same question). */
+  #fill(slot: number, answer: Resolution, check: ResolvedCheck, resolution: Resolution): void {
+    this.#answers[slot] = answer;
+    const slots = this.#slots;
+    const base = slot * SLOT_WORDS;
+    slots[base + REVISION] = resolution.revision;
+    slots[base + VALID_UNTIL] = resolution.validUntil;
+    slots[base + COMPUTED_AT] = check.now;
+    slots[base + USED] = 0;
+    this.#classOf[slot] = this.#classId(check.objectType, check.relation);
+    this.#reads[slot] = this.#readsOf(resolution);
+  }
+
+  /** The id of the class (type, relation); consecutive answers mostly share one (no key built then). */
+  #classId(objectType: string, relation: string): number {
+    if (objectType === this.#lastClassType && relation === this.#lastClassRelation) return this.#lastClassId;
+    const key = `${objectType}#${relation}`;
+    let id = this.#classIds.get(key);
+    if (id === undefined) {
+      id = this.#classKeys.length;
+      this.#classKeys.push(key);
+      this.#classIds.set(key, id);
+    }
+    this.#lastClassType = objectType;
+    this.#lastClassRelation = relation;
+    this.#lastClassId = id;
+    return id;
+  }
+
+  /** Doubles the typed arrays (up to maxEntries slots). */
+  #grow(): void {
+    const length = Math.min(this.#maxEntries, Math.max(INITIAL_SLOTS, this.#classOf.length * 2));
+    const slots = new Float64Array(length * SLOT_WORDS);
+    slots.set(this.#slots);
+    this.#slots = slots;
+    const classOf = new Uint32Array(length);
+    classOf.set(this.#classOf);
+    this.#classOf = classOf;
   }
 
   #readsOf(resolution: Resolution): Uint32Array | undefined {
@@ -541,7 +590,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
    * consecutive questions mostly share it (a folder listed for one user, one user's requests), and then cost one
    * Map lookup instead of three.
    */
-  #objectsOf(scope: string, user: string): Map<string, Entry> | undefined {
+  #objectsOf(scope: string, user: string): Map<string, number> | undefined {
     if (user === this.#lastUser && scope === this.#lastScope) return this.#lastObjects;
     const byObject = this.#entries.get(scope)?.get(user);
     if (byObject !== undefined) {
@@ -552,16 +601,18 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return byObject;
   }
 
-  /** Removes an entry from the maps (its slot is about to be reused), dropping maps left empty. */
-  #evict(entry: Entry): void {
+  /** Removes the entry in `slot` from the maps (the slot is about to be reused), dropping maps left empty. */
+  #evict(slot: number): void {
     this.#evictions++;
-    if (entry.reads !== undefined) this.#withReads--;
-    const byUser = this.#entries.get(entry.scope)!;
-    const byObject = byUser.get(entry.user)!;
-    byObject.delete(entry.object);
+    if (this.#reads[slot] !== undefined) this.#withReads--;
+    const scope = this.#scopes[slot]!;
+    const user = this.#users[slot]!;
+    const byUser = this.#entries.get(scope)!;
+    const byObject = byUser.get(user)!;
+    byObject.delete(this.#objects[slot]!);
     if (byObject.size === 0) {
-      byUser.delete(entry.user);
-      if (byUser.size === 0) this.#entries.delete(entry.scope);
+      byUser.delete(user);
+      if (byUser.size === 0) this.#entries.delete(scope);
       if (byObject === this.#lastObjects) this.#forgetLast();
     }
   }

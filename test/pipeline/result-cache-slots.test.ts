@@ -1,0 +1,126 @@
+/**
+ * The result cache keeps its entries in slots of flat arrays, reused by CLOCK eviction: a reused slot must never
+ * answer for the question that held it before, nor a replaced answer for its older one. Against a plain model of
+ * what was stored, under random single and batch questions with answers, instants and revisions that change.
+ */
+import { describe, expect, it } from "vitest";
+import { influenceOf } from "../../src/changes/influence.js";
+import { compileModelAsync } from "../../src/model/index.js";
+import { ResultCacheResolver } from "../../src/pipeline/result-cache.js";
+import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
+
+const MODEL = `model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user]
+    define editor: [user]`;
+
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function question(
+  user: string,
+  object: string,
+  relation: string,
+  revision: number,
+  now: number,
+): ResolvedCheck {
+  return {
+    tenant: "default",
+    subjectTenant: "default",
+    object,
+    objectType: "doc",
+    relation,
+    subject: { kind: "object", type: "user", id: user.slice(5) },
+    user,
+    revision,
+    now,
+    context: undefined,
+    contextualTuples: [],
+    scope: relation,
+  };
+}
+
+describe("ResultCacheResolver slots", () => {
+  it("answer only for the question, revision and instant they were filled for, across evictions and replacements", async () => {
+    const influence = influenceOf(await compileModelAsync(MODEL));
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const next = random(seed);
+      // The evaluator's answer to each question at each revision (changes at random as revisions pass).
+      const truth = new Map<string, boolean>();
+      const answerOf = (c: ResolvedCheck): Resolution => {
+        const key = `${c.relation} ${c.user} ${c.object} ${c.revision}`;
+        let allowed = truth.get(key);
+        if (allowed === undefined) {
+          allowed = next() < 0.5;
+          truth.set(key, allowed);
+        }
+        // Some answers expire (validUntil), as answers reading expiring tuples do.
+        return {
+          allowed,
+          revision: c.revision,
+          validUntil: next() < 0.2 ? c.now + 5 : Number.POSITIVE_INFINITY,
+        };
+      };
+      let evaluations = 0;
+      const inner: CheckResolver = {
+        layer: "truth",
+        resolve: async (c) => {
+          evaluations++;
+          return answerOf(c);
+        },
+        resolveNow: (c) => {
+          evaluations++;
+          return answerOf(c);
+        },
+        resolveMany: async (cs) => cs.map(answerOf) as BatchOutcome[],
+        resolveManyNow: (cs) => cs.map(answerOf) as BatchOutcome[],
+        stats: () => [],
+        close: async () => {},
+      };
+      const maxEntries = 1 + Math.floor(next() * 9);
+      const cache = new ResultCacheResolver(inner, influence, { maxEntries });
+      let revision = 1;
+      let now = 1000;
+      const pick = () =>
+        question(
+          `user:u${Math.floor(next() * 4)}`,
+          `doc:${Math.floor(next() * 5)}`,
+          next() < 0.5 ? "viewer" : "editor",
+          revision,
+          now,
+        );
+      for (let step = 0; step < 3000; step++) {
+        const r = next();
+        if (r < 0.02) revision++;
+        else if (r < 0.05) now += 3;
+        if (next() < 0.7) {
+          const c = pick();
+          const got = next() < 0.5 ? await cache.resolve(c) : await cache.resolveNow(c);
+          expect(got.allowed).toBe(truth.get(`${c.relation} ${c.user} ${c.object} ${c.revision}`));
+          expect(got.revision).toBe(c.revision);
+        } else {
+          const cs = Array.from({ length: 1 + Math.floor(next() * 6) }, pick);
+          const got = await cache.resolveMany(cs);
+          cs.forEach((c, i) => {
+            const o = got[i] as Resolution;
+            expect(o.allowed).toBe(truth.get(`${c.relation} ${c.user} ${c.object} ${c.revision}`));
+          });
+        }
+        expect(cache.size).toBeLessThanOrEqual(maxEntries);
+      }
+      // Something was reused, something evicted.
+      const [stats] = cache.stats();
+      expect(stats!.hits).toBeGreaterThan(0);
+      expect(Number(stats!.extra!.evictions)).toBeGreaterThan(0);
+      expect(evaluations).toBeGreaterThan(0);
+    }
+  });
+});
