@@ -429,3 +429,28 @@ describe("a writer process killed at random points", () => {
     await (await openFileTupleStore({ dir })).close();
   });
 });
+
+describe("FileTupleStore: a write that never reaches the log", () => {
+  it("is taken out of the memory store again, and the next write goes on", async () => {
+    const store = await openFileTupleStore({ dir: freshDir(), fsync: "never" });
+    cleanups.push(() => store.close());
+    await store.write({ writes: [t("doc:1", "user:a")], deletes: [] });
+    // Over the log's largest record: refused after it was validated (and staged) in memory.
+    const huge = t("doc:2", "user:b", {
+      condition: { name: "c", context: { blob: "x".repeat(65 * 1024 * 1024) } },
+    });
+    const refused = await store
+      .write({ writes: [t("doc:3", "user:c"), huge], deletes: [t("doc:1", "user:a")] })
+      .catch((e: NexusError) => e);
+    expect(refused).toMatchObject({ code: "invalid_write" });
+    expect((await everything(store)).map((x) => x.object)).toEqual(["doc:1"]);
+    expect(await store.currentRevision()).toBe(1);
+    // Nothing of it stayed staged: the same tuples are accepted now (a staged one would be "more than once" or
+    // "prepared already").
+    await store.write({
+      writes: [t("doc:3", "user:c"), t("doc:2", "user:b")],
+      deletes: [t("doc:1", "user:a")],
+    });
+    expect((await everything(store)).map((x) => x.object)).toEqual(["doc:2", "doc:3"]);
+  });
+});
