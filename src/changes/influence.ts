@@ -147,21 +147,51 @@ function build(program: Program): InfluenceMap {
     });
 
   const tuplesets = analysis.tuplesetContinuations;
+  const subjectBound = (type: string, relation: string, subjectType: string): boolean => {
+    if (tuplesets === "all") return false;
+    const continued = tuplesets.get(`${type}#${relation}`);
+    if (continued === undefined) return true;
+    if (continued.has("*")) return false;
+    const relations = program.types.get(subjectType)?.relations;
+    if (relations === undefined) return true;
+    for (const computed of continued) if (relations.has(computed)) return false;
+    return true;
+  };
+  // Caches ask affectedBy and subjectBound for every change they follow, and the tuples of a write mostly share
+  // one class: the last answer is kept, so a run of them builds no `type#relation` key and looks nothing up.
+  let boundType: string | undefined;
+  let boundRelation: string | undefined;
+  let boundSubjectType: string | undefined;
+  let bound = false;
   return {
-    affectedBy: (type, relation) => affectedBy(`${type}#${relation}`),
-    readsOf: (type, relation) => readsOf(`${type}#${relation}`),
+    affectedBy: lastOf((type, relation) => affectedBy(`${type}#${relation}`)),
+    readsOf: lastOf((type, relation) => readsOf(`${type}#${relation}`)),
     mayEvaluateConditions: (type, relation) => conditions.has(`${type}#${relation}`),
     maxHops: (type, relation) => hops.get(`${type}#${relation}`) ?? 0,
     subjectBound: (type, relation, subjectType) => {
-      if (tuplesets === "all") return false;
-      const continued = tuplesets.get(`${type}#${relation}`);
-      if (continued === undefined) return true;
-      if (continued.has("*")) return false;
-      const relations = program.types.get(subjectType)?.relations;
-      if (relations === undefined) return true;
-      for (const computed of continued) if (relations.has(computed)) return false;
-      return true;
+      if (type !== boundType || relation !== boundRelation || subjectType !== boundSubjectType) {
+        bound = subjectBound(type, relation, subjectType);
+        boundType = type;
+        boundRelation = relation;
+        boundSubjectType = subjectType;
+      }
+      return bound;
     },
+  };
+}
+
+/** `f` with its last answer kept for the same (type, relation): f is pure for a given Program. */
+function lastOf<T>(f: (type: string, relation: string) => T): (type: string, relation: string) => T {
+  let lastType: string | undefined;
+  let lastRelation: string | undefined;
+  let last: T | undefined;
+  return (type, relation) => {
+    if (type !== lastType || relation !== lastRelation) {
+      last = f(type, relation);
+      lastType = type;
+      lastRelation = relation;
+    }
+    return last as T;
   };
 }
 
