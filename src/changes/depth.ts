@@ -3,7 +3,9 @@
  * "deny" without evaluating on recursive models too, wherever the tuples themselves are shallow.
  *
  * The graph (src/changes/depth-graph.ts): one node per (tenant, object), one edge per tuple naming an object or a
- * userset as its subject, each node with a height that bounds the longest path from it.
+ * userset as its subject, each node with a height that bounds the longest path from it. (A node is found by a
+ * 64-bit fingerprint of the pair, src/changes/node-index.ts; two pairs sharing one would share a node, which only
+ * merges paths: the longest path can only grow, so everything below holds of the graph kept.)
  *
  * Why the longest path bounds the evaluator's depth. A check starts at depth 0; computed usersets stay at the same
  * depth on the same object; the only steps one level deeper are a userset hop and a tuple-to-userset hop, and each
@@ -21,8 +23,8 @@
  * evaluator never takes, so it may exceed the true depth by one; never the other way.
  *
  * Upkeep: the graph keeps its heights exact at every add and delete, in work proportional to the heights that
- * change (never a pass over the graph), and knows its longest chain in O(cap). The bound follows a lower longest
- * chain (a "recompute", now O(cap)) lazily when asked, amortized over changes or rate limited in time, only so that
+ * change (never a pass over the graph), and knows its longest chain in O(1). The bound follows a lower longest
+ * chain (a "recompute", now O(1)) lazily when asked, amortized over changes or rate limited in time, only so that
  * epochs (below) are not closed at every delete; a user's check never pays for a pass over the graph.
  *
  * Revisions: a layer asks about a check pinned to revision r, and the graph at r may differ from the current one.
@@ -240,7 +242,7 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
     while (this.#seeding !== undefined) await this.#seeding;
   }
 
-  /** Lowers the bound to the exact longest chain now (after deletes), in O(cap). No-op while unknown. */
+  /** Lowers the bound to the exact longest chain now (after deletes), in O(1). No-op while unknown. */
   recompute(): void {
     if (!Number.isFinite(this.#from) || this.#buffer !== undefined || this.#midRevision) return;
     const exact = this.#graph.settle();
