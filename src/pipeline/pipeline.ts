@@ -169,7 +169,7 @@ export class Pipeline {
     }
     const probed = hit === MISSED;
     if (revision === undefined) return this.#checkLater(valid, request, options, now, probed);
-    return this.#allowed(pinned(valid, request.object, request.relation, revision, now), options, probed);
+    return this.#allowed(pinnedInPlace(valid, revision, now), options, probed);
   }
 
   /** checkNow whose revision the store has to tell. */
@@ -181,7 +181,7 @@ export class Pipeline {
     probed: boolean,
   ): Promise<boolean> {
     const revision = await this.revisions.revisionFor(request.consistency, now);
-    return this.#allowed(pinned(valid, request.object, request.relation, revision, now), options, probed);
+    return this.#allowed(pinnedInPlace(valid, revision, now), options, probed);
   }
 
   /**
@@ -259,7 +259,7 @@ export class Pipeline {
             lastRevision = revision;
           }
         }
-        resolved.push(pinned(valid, valid.request.object, valid.request.relation, revision, now));
+        resolved.push(pinnedInPlace(valid, revision, now));
         positions.push(index);
       } catch (error) {
         if (!settled || !(error instanceof Error)) throw atBatchIndex(error, index);
@@ -416,7 +416,7 @@ export class Pipeline {
     const revision =
       this.revisions.peek(request.consistency, now) ??
       (await this.revisions.revisionFor(request.consistency, now));
-    return pinned(valid, request.object, request.relation, revision, now);
+    return pinnedInPlace(valid, revision, now);
   }
 
   /**
@@ -510,9 +510,22 @@ interface ConsistencyMemo {
   quantized: boolean;
 }
 
-/** A validated question about `object`'s `relation`, pinned to `revision` at instant `now`. */
+/**
+ * A validated check pinned to `revision` at instant `now`: the ValidCheck itself, its pinning fields filled in (it
+ * was made for this; each is pinned once, right after its validation).
+ */
+function pinnedInPlace(valid: ValidCheck, revision: Revision, now: number): ResolvedCheck {
+  const { tenant, subjectTenant, contextualTuples } = valid;
+  const text = contextualTuples.length > 0 ? undefined : contextText(valid.context);
+  valid.revision = revision;
+  valid.now = now;
+  valid.scope = questionScope(tenant, subjectTenant, valid.relation, text);
+  return valid;
+}
+
+/** A validated question about `object`'s `relation`, pinned to `revision` at instant `now` (a new object). */
 function pinned(
-  valid: Omit<ValidCheck, "request">,
+  valid: Omit<ValidCheck, "request" | "object" | "relation" | "revision" | "now" | "scope">,
   object: string,
   relation: string,
   revision: Revision,

@@ -71,10 +71,20 @@ interface ValidSubjectQuery {
   readonly contextualTuples: readonly RelationTuple[];
 }
 
-/** A check that passed validation, before it is pinned to a revision. */
+/**
+ * A check that passed validation, before it is pinned to a revision. Made with the fields pinning fills in
+ * (`revision`, `now`, `scope`: -1, NaN and undefined until then), in the order of a pinned check, so the pipeline
+ * pins it in place (one object per check, not two); only the pipeline writes them, once.
+ */
 export interface ValidCheck extends ValidSubjectQuery {
   readonly request: CheckRequest;
   readonly objectType: string;
+  /** The request's object and relation, validated. */
+  readonly object: string;
+  readonly relation: string;
+  revision: number;
+  now: number;
+  scope: string | undefined;
 }
 
 export interface ValidListObjects extends ValidSubjectQuery {
@@ -109,7 +119,21 @@ export function validCheck(program: Program, request: CheckRequest, maxContextua
   const { subject, user } = checkSubject(program, request.user);
   const context = contextOf(request.context);
   const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
-  return { request, tenant, subjectTenant, objectType, subject, user, context, contextualTuples };
+  return {
+    tenant,
+    subjectTenant,
+    object: request.object,
+    objectType,
+    relation: request.relation,
+    subject,
+    user,
+    revision: -1,
+    now: Number.NaN,
+    context,
+    contextualTuples,
+    scope: undefined,
+    request,
+  };
 }
 
 /**

@@ -215,32 +215,43 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     checks: readonly ResolvedCheck[],
     signal?: AbortSignal,
   ): BatchOutcome[] | Promise<BatchOutcome[]> {
-    const outcomes: BatchOutcome[] = new Array(checks.length);
-    const passed: number[] = [];
-    const stale: number[] = [];
-    for (let i = 0; i < checks.length; i++) {
+    const count = checks.length;
+    this.#counters.requests += count;
+    // The arrays below are made at the first question a bitmap answers or finds stale: a batch none of them
+    // concerns (the common case: checks never start bitmaps) goes on as it came, having allocated nothing.
+    let outcomes: BatchOutcome[] | undefined;
+    let passed: number[] | undefined;
+    let stale: number[] | undefined;
+    for (let i = 0; i < count; i++) {
       const check = checks[i]!;
-      this.#counters.requests++;
       const m = this.eligible(check) ? this.#slots.find(check)?.bitmap : undefined;
       const state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);
+      if (state !== VALID && state !== FORWARD) {
+        passed?.push(i);
+        continue;
+      }
+      if (outcomes === undefined) {
+        outcomes = new Array(count);
+        passed = [];
+        stale = [];
+        for (let k = 0; k < i; k++) passed.push(k);
+      }
       if (state === VALID) {
         this.#counters.hits++;
         m!.lastUsed = ++this.#tick;
         outcomes[i] = answerOf(m!, check.object);
-      } else if (state === FORWARD) {
-        stale.push(i);
       } else {
-        passed.push(i);
+        stale!.push(i);
       }
     }
-    if (stale.length > 0) return this.#resolveStale(checks, outcomes, passed, stale, signal);
-    if (passed.length === checks.length) {
+    if (outcomes === undefined) {
       // Nothing answered here: the batch goes on as it came.
-      this.#counters.misses += passed.length;
+      this.#counters.misses += count;
       return resolveManyNow(this.#inner, checks, signal);
     }
-    this.#counters.misses += passed.length;
-    return resolveRestNow(this.#inner, checks, passed, outcomes, signal);
+    if (stale!.length > 0) return this.#resolveStale(checks, outcomes, passed!, stale!, signal);
+    this.#counters.misses += passed!.length;
+    return resolveRestNow(this.#inner, checks, passed!, outcomes, signal);
   }
 
   /** resolveMany's questions on stale bitmaps: each brought forward once (its first question asks), then answered. */
