@@ -29,7 +29,7 @@ import type { Revision } from "../tuples/types.js";
 import type { CompiledProgram } from "./compile.js";
 import { ABSENT } from "./compile.js";
 import type { WasmEvaluator } from "./evaluator.js";
-import { instantiateEvaluateKernel } from "./kernel.js";
+import { type EvaluateKernel, instantiateEvaluateKernel } from "./kernel.js";
 import type { Symbols } from "./symbols.js";
 
 const { LIST_TYPES, LIST_RELATION_NAMES, LIST_HEADER } = evaluateAbi.constants;
@@ -73,6 +73,33 @@ export function reverseProgram(compiled: CompiledProgram): Uint32Array {
     }
   }
   return Uint32Array.from(words);
+}
+
+/**
+ * Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh) in
+ * `texts` (by symbol; long enough), and returns them in their rank order (a new array, the caller's). `text`
+ * decodes one symbol's text. Module functions, not methods, so that the warm-up runs this same code.
+ */
+function keepFresh(kernel: EvaluateKernel, texts: string[], text: (symbol: number) => string): string[] {
+  const at = kernel.exports.list_objects_fresh() >>> 0;
+  const u32 = kernel.views.u32;
+  const bytes = u32[at >>> 2]!;
+  const n = u32[(at >>> 2) + 1]!;
+  const symbolsAt = (at >>> 2) + 2;
+  const textsAt = at + 8 + 4 * n;
+  // One decode for them all: the texts are NUL-separated. Object ids never hold NUL (tuple validation refuses
+  // it); were one to, each text is decoded on its own.
+  let decoded = decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes - 1)).split("\u0000");
+  if (decoded.length !== n) decoded = Array.from(u32.subarray(symbolsAt, symbolsAt + n), text);
+  for (let i = 0; i < n; i++) texts[u32[symbolsAt + i]!] = decoded[i]!;
+  return decoded;
+}
+
+/** The texts of the `count` symbols at byte address `results` of the kernel's memory (`u32` a view of it). */
+function textsOf(texts: readonly string[], u32: Uint32Array, results: number, count: number): string[] {
+  const out: string[] = new Array(count);
+  for (let i = 0, at = results >>> 2; i < count; i++) out[i] = texts[u32[at + i]!]!;
+  return out;
 }
 
 /** Per evaluator: its reverse program in kernel memory, and the texts of the symbols listed so far. */
@@ -153,44 +180,19 @@ class KernelListing {
     const fresh = e.list_objects_order(symbols.internerPointer, results, count);
     if (fresh < 0) return this.#sortedHere(results, count, symbols);
     if (fresh > 0) {
-      const texts = this.#keepTexts(symbols);
+      // Every symbol is below the interner's size: grown once for them all.
+      let texts = this.#texts;
+      if (symbols.size > texts.length) {
+        const grown = new Array<string>(Math.max(texts.length * 2, symbols.size)).fill("");
+        for (let i = 0; i < texts.length; i++) grown[i] = texts[i]!;
+        this.#texts = texts = grown;
+      }
+      const decoded = keepFresh(kernel, texts, (s) => symbols.text(s));
       // Every result new (a first listing): the new symbols' texts, in rank order, are the answer.
-      if (fresh === count) return texts;
+      if (fresh === count) return decoded;
     }
-    // Views taken after the calls, which may have grown memory.
-    const u32 = kernel.views.u32;
-    const texts = this.#texts;
-    const out: string[] = new Array(count);
-    for (let i = 0, at = results >>> 2; i < count; i++) out[i] = texts[u32[at + i]!]!;
-    return out;
-  }
-
-  /**
-   * Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh), and
-   * returns them in their rank order (a new array, the caller's).
-   */
-  #keepTexts(symbols: Symbols): string[] {
-    const kernel = this.#wasm.kernel;
-    const at = kernel.exports.list_objects_fresh() >>> 0;
-    const u32 = kernel.views.u32;
-    const bytes = u32[at >>> 2]!;
-    const n = u32[(at >>> 2) + 1]!;
-    const symbolsAt = (at >>> 2) + 2;
-    const textsAt = at + 8 + 4 * n;
-    // One decode for them all: the texts are NUL-separated. Object ids never hold NUL (tuple validation refuses
-    // it); were one to, each text is decoded on its own.
-    let decoded = decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes - 1)).split("\u0000");
-    if (decoded.length !== n)
-      decoded = Array.from(u32.subarray(symbolsAt, symbolsAt + n), (s) => symbols.text(s));
-    // Every symbol is below the interner's size: grown once for them all.
-    let texts = this.#texts;
-    if (symbols.size > texts.length) {
-      const grown = new Array<string>(Math.max(texts.length * 2, symbols.size)).fill("");
-      for (let i = 0; i < texts.length; i++) grown[i] = texts[i]!;
-      this.#texts = texts = grown;
-    }
-    for (let i = 0; i < n; i++) texts[u32[symbolsAt + i]!] = decoded[i]!;
-    return decoded;
+    // A view taken after the calls, which may have grown memory.
+    return textsOf(this.#texts, kernel.views.u32, results, count);
   }
 
   /** The results' texts sorted here: a new text holds a character above U+FFFF, which the kernel leaves to us. */
@@ -280,11 +282,17 @@ export function warmKernelListing(): void {
     u32[(entries + i * I_ENTRY_BYTES) >>> 2] = offset;
     u32[((entries + i * I_ENTRY_BYTES) >>> 2) + 1] = texts[i]!.length;
   }
+  const kept = new Array<string>(n).fill("");
   for (const count of [n >> 1, n]) {
     // Symbols are entry indices: the even ones first, then all.
     for (let i = 0; i < count; i++) kernel.views.u32[(list >>> 2) + i] = count === n ? i : 2 * i;
     e.list_objects_order(interner, list, count);
+    // And the JavaScript a listing runs on what the kernel returns.
+    keepFresh(kernel, kept, (s) => texts[s]!);
+    textsOf(kept, kernel.views.u32, list, count);
   }
+  // A later listing's texts come from here alone (every symbol known): often enough to be optimized.
+  for (let round = 0; round < 4; round++) textsOf(kept, kernel.views.u32, list, n);
 }
 
 /** Bytes held for kernel listings by the evaluator (0 before its first). */
