@@ -7,12 +7,15 @@
 //
 // Layout (a graph is a header; everything else is reached from it):
 //   nodes    object symbol -> its node records, one per relation with a tuple, in a list. The index is paged:
-//            a directory of pages, each PAGE_SYMBOLS u32 heads (the object's first node record, 0 if none),
-//            allocated when a symbol in its range gets its first node. Symbols are dense and given in first-seen
-//            order, so a page holds a run of objects written together (a tenant's graph touches the pages of its
-//            own objects only), new objects fill pages in order, and finding a node is an index and a walk of the
-//            object's one to three records: a hash table of (object, relation) cost a probe on a cold 4 MB table
-//            per node at 100k tuples, and 40 bytes a tuple.
+//            pages of PAGE_SYMBOLS u32 heads (the object's first node record, 0 if none), each made when a symbol
+//            in its range gets its first node, found through a memo (page number, 0) -> page. Symbols are dense
+//            and given in first-seen order, so a page holds objects written together and the memo has one entry
+//            per PAGE_SYMBOLS objects: at 100k tuples a 256 KB table and 6 bytes a node where a memo of (object,
+//            relation) was a cold 4 MB table and 40 bytes a node. Pages are small so that a graph whose objects
+//            are scattered among other tenants' symbols (writes interleaved one by one) pays at most one page and
+//            one memo entry a node, about twice that memo's bytes, not a large page each.
+//            Finding a node: one probe of the page memo, one read of the page, a walk of the object's one to
+//            three records.
 //            Node record: [u32 flagged][usize objects][usize usersets][u32 edges][usize wildcards][u32 relation
 //            << 1 | indexed][usize next]
 //            flagged  tuples on this node the kernel does not evaluate (conditions, expiry, cross-tenant
@@ -55,6 +58,7 @@ import {
   memo_get4,
   memo_memory_bytes,
   memo_new,
+  memo_reserve,
   memo_set2,
   memo_set4,
   memo_size,
@@ -95,15 +99,14 @@ import {
 /** Node records held. */
 // @ts-ignore: decorator
 @inline const G_NODE_COUNT: usize = 40;
-/** Pages the directory (at G_NODES) has room for, and pages allocated. */
+/** Pages allocated (the page memo is at G_NODES). */
 // @ts-ignore: decorator
-@inline const G_DIR_CAP: usize = 44;
+@inline const G_PAGES: usize = 44;
 // @ts-ignore: decorator
-@inline const G_PAGES: usize = 48;
+@inline const G_HEADER: usize = 48;
+// 8 heads: 32 bytes, a 48-byte TLSF block.
 // @ts-ignore: decorator
-@inline const G_HEADER: usize = 52;
-// @ts-ignore: decorator
-@inline const PAGE_BITS: u32 = 10;
+@inline const PAGE_BITS: u32 = 3;
 // @ts-ignore: decorator
 @inline const PAGE_SYMBOLS: u32 = 1 << PAGE_BITS;
 // @ts-ignore: decorator
@@ -247,6 +250,7 @@ export function vec_remove(g: usize, v: usize, words: u32, a: u32, b: u32): usiz
 export function graph_new(seedLo: u32, seedHi: u32): usize {
   const g = heap.alloc(G_HEADER);
   memory.fill(g, 0, G_HEADER);
+  store<usize>(g, memo_new(2, seedLo, seedHi), G_NODES);
   store<usize>(g, memo_new(4, seedLo ^ 0x9e3779b9, seedHi), G_EDGES);
   store<usize>(g, memo_new(2, seedLo ^ 0x85ebca6b, seedHi), G_SUBJECTS);
   store<usize>(g, factTableNew(seedLo ^ 0xc2b2ae35, seedHi), G_FACTS);
@@ -279,13 +283,25 @@ function freeValues(table: usize, arity: u32, nodeRecords: bool): void {
   heap.free(values);
 }
 
-/** Frees every node record (and its vectors), every page and the directory. */
-function freeNodes(g: usize): void {
+/**
+ * Every page, copied out of the page memo into a new block the caller frees: [u32 count n][n × (u32 page number,
+ * u32 0)][n × u32 page].
+ */
+function pagesOf(g: usize): usize {
   const dir = load<usize>(g, G_NODES);
-  const pages = load<u32>(g, G_DIR_CAP);
-  for (let p: u32 = 0; p < pages; p++) {
-    const page = load<usize>(dir + ((<usize>p) << 2));
-    if (page == 0) continue;
+  const n = memo_size(dir);
+  const out = heap.alloc(4 + <usize>n * 12);
+  store<u32>(out, n);
+  if (n > 0) memo_copy_entries(dir, out + 4, out + 4 + <usize>n * 8);
+  return out;
+}
+
+/** Frees every node record (and its vectors), every page and the page memo. */
+function freeNodes(g: usize): void {
+  const pages = pagesOf(g);
+  const n = load<u32>(pages);
+  for (let k: u32 = 0; k < n; k++) {
+    const page = <usize>load<u32>(pages + 4 + <usize>n * 8 + ((<usize>k) << 2));
     for (let i: u32 = 0; i < PAGE_SYMBOLS; i++) {
       let node = load<usize>(page + ((<usize>i) << 2));
       while (node != 0) {
@@ -302,45 +318,33 @@ function freeNodes(g: usize): void {
     }
     heap.free(page);
   }
-  if (dir != 0) heap.free(dir);
+  heap.free(pages);
+  memo_free(load<usize>(g, G_NODES));
 }
 
 /** Address of the head slot of `object`'s node list, 0 when its page does not exist. */
 // @ts-ignore: decorator
 @inline
 function headSlot(g: usize, object: u32): usize {
-  const p = object >>> PAGE_BITS;
-  if (p >= load<u32>(g, G_DIR_CAP)) return 0;
-  const page = load<usize>(load<usize>(g, G_NODES) + ((<usize>p) << 2));
-  return page == 0 ? 0 : page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+  const page = memo_get2(load<usize>(g, G_NODES), object >>> PAGE_BITS, 0);
+  return page == ABSENT ? 0 : <usize>page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
 }
 
-/** The head slot of `object`'s node list, making its page (and room in the directory) if needed. */
+/** The head slot of `object`'s node list, making its page if needed. */
 function headSlotFor(g: usize, object: u32): usize {
+  const dir = load<usize>(g, G_NODES);
   const p = object >>> PAGE_BITS;
-  const cap = load<u32>(g, G_DIR_CAP);
-  if (p >= cap) {
-    let grown = max<u32>(cap << 1, 16);
-    while (grown <= p) grown <<= 1;
-    const old = load<usize>(g, G_NODES);
-    const dir = heap.alloc((<usize>grown) << 2);
-    memory.fill(dir, 0, (<usize>grown) << 2);
-    if (old != 0) {
-      memory.copy(dir, old, (<usize>cap) << 2);
-      heap.free(old);
-    }
-    store<usize>(g, dir, G_NODES);
-    store<u32>(g, grown, G_DIR_CAP);
-  }
-  const at = load<usize>(g, G_NODES) + ((<usize>p) << 2);
-  let page = load<usize>(at);
-  if (page == 0) {
-    page = heap.alloc(PAGE_BYTES);
-    memory.fill(page, 0, PAGE_BYTES);
-    store<usize>(at, page);
+  let page = memo_get2(dir, p, 0);
+  if (page == ABSENT) {
+    // Room in the memo first, then the page: a trap leaves the index as it was.
+    memo_reserve(dir, memo_size(dir) + 1);
+    const fresh = heap.alloc(PAGE_BYTES);
+    memory.fill(fresh, 0, PAGE_BYTES);
+    memo_set2(dir, p, 0, <u32>fresh);
     store<u32>(g, load<u32>(g, G_PAGES) + 1, G_PAGES);
+    page = <u32>fresh;
   }
-  return page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+  return <usize>page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
 }
 
 /** Node records held (every (object, relation) with a tuple). */
@@ -350,12 +354,12 @@ export function graphNodeCount(g: usize): u32 {
 
 /** Writes every node's (object, relation) as two u32s at `keys` (room for graphNodeCount pairs). */
 export function graphCopyNodeKeys(g: usize, keys: usize): void {
-  const dir = load<usize>(g, G_NODES);
-  const pages = load<u32>(g, G_DIR_CAP);
+  const pages = pagesOf(g);
+  const n = load<u32>(pages);
   let at = keys;
-  for (let p: u32 = 0; p < pages; p++) {
-    const page = load<usize>(dir + ((<usize>p) << 2));
-    if (page == 0) continue;
+  for (let k: u32 = 0; k < n; k++) {
+    const p = load<u32>(pages + 4 + ((<usize>k) << 3));
+    const page = <usize>load<u32>(pages + 4 + <usize>n * 8 + ((<usize>k) << 2));
     for (let i: u32 = 0; i < PAGE_SYMBOLS; i++) {
       let node = load<usize>(page + ((<usize>i) << 2));
       while (node != 0) {
@@ -366,6 +370,7 @@ export function graphCopyNodeKeys(g: usize, keys: usize): void {
       }
     }
   }
+  heap.free(pages);
 }
 
 /** A node's flagged-tuple count, plain-object subject vector and userset subject vector (0 when empty). */
@@ -705,7 +710,7 @@ export function graph_subject_entries(g: usize, subject: u32, subjectRelation: u
 export function graph_memory_bytes(g: usize): usize {
   return (
     G_HEADER +
-    ((<usize>load<u32>(g, G_DIR_CAP)) << 2) +
+    memo_memory_bytes(load<usize>(g, G_NODES)) +
     (<usize>load<u32>(g, G_PAGES)) * PAGE_BYTES +
     memo_memory_bytes(load<usize>(g, G_EDGES)) +
     memo_memory_bytes(load<usize>(g, G_SUBJECTS)) +

@@ -201,6 +201,36 @@ describe("TupleGraph batch paths = one apply a change", () => {
     );
   });
 
+  it("a tenant's graph among many others' symbols stays small (the node index's pages are per few symbols)", async () => {
+    // 50 tenants written round-robin, one tuple each in turn: every tenant's objects are scattered among the
+    // others' symbols. A page of heads for every 1,024 symbols took 4 KB for a tenant's ~20 objects in it.
+    await ready();
+    const program = compileModel(MODEL);
+    const kernel = instantiateEvaluateKernel();
+    const compiled = compileProgram(program, 25);
+    const symbols = new Symbols(kernel);
+    const graphs = Array.from(
+      { length: 50 },
+      (_, t) => new TupleGraph(kernel, compiled, symbols, `t${t}`, 0),
+    );
+    for (let i = 0; i < 400; i++) {
+      for (let t = 0; t < graphs.length; t++) {
+        const tuple = normalized({
+          user: `folder:t${t}_parent`,
+          relation: "parent",
+          object: `folder:t${t}_${i}`,
+        });
+        graphs[t]!.writeMany([tuple], 0, 1);
+      }
+    }
+    for (const graph of graphs) {
+      expect(graph.tuples).toBe(400);
+      expect(graph.memoryBytes / graph.tuples).toBeLessThan(160);
+      graph.dispose();
+    }
+    symbols.dispose();
+  });
+
   it("Symbols.internMany gives intern's symbols, types and wildcards, repeats and known strings included", async () => {
     await ready();
     await fc.assert(
