@@ -10,7 +10,7 @@
 //            pages of PAGE_SYMBOLS u32 heads (the object's first node record, 0 if none), each made when a symbol
 //            in its range gets its first node, found through a memo (page number, 0) -> page. Symbols are dense
 //            and given in first-seen order, so a page holds objects written together and the memo has one entry
-//            per PAGE_SYMBOLS objects: at 100k tuples a 256 KB table and 6 bytes a node where a memo of (object,
+//            per PAGE_SYMBOLS objects: at 100k tuples a 512 KB table and 10 bytes a node where a memo of (object,
 //            relation) was a cold 4 MB table and 40 bytes a node. Pages are small so that a graph whose objects
 //            are scattered among other tenants' symbols (writes interleaved one by one) pays at most one page and
 //            one memo entry a node, about twice that memo's bytes, not a large page each.
