@@ -48,9 +48,10 @@ function targetOf(t: RelationTuple): string | undefined {
 }
 
 /**
- * First sizes: edge arrays double from 16, node arrays from 24, so they never double at the same count (on a load
- * nodes and edges run neck and neck), nor with the power-of-two hash tables: each doubling at a million is tens of
- * MB of new buffers, and all of them in one task set off a full GC there.
+ * First sizes, one per array: the seven edge arrays double from 16 to 22, the five node arrays from 24 to 28, so no
+ * two of them double at the same count (on a load nodes and edges run neck and neck; at 500,000 the next array's
+ * turn comes some 30,000 later), nor with the power-of-two hash tables. At a million each doubling is a few MB
+ * copied into new buffers: all twelve in one task took 60-150 ms, and set off a full GC there.
  */
 const EDGES_FIRST = 16;
 const NODES_FIRST = 24;
@@ -88,6 +89,8 @@ export class DepthGraph {
   #dstObject: string | undefined;
   #dstTenant: string | undefined;
   #dstId = 0;
+  /** Every node array holds the ids below this (they grow at different counts: #growNodes). */
+  #nodeRoom = 0;
   /** FREE, LIVE or BIG per id. */
   #live: Int32Array<ArrayBuffer> = new Int32Array(0);
   #height: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -112,6 +115,8 @@ export class DepthGraph {
   #outNext: Int32Array<ArrayBuffer> = new Int32Array(0);
   #outPrev: Int32Array<ArrayBuffer> = new Int32Array(0);
   #edgeSlots = 0;
+  /** Every edge array holds the indices below this (they grow at different counts: #growEdges). */
+  #edgeRoom = 0;
   #freeEdges: number[] = [];
   /**
    * The edges of nodes with more than #short out-edges (marked BIG), by (from, to): open addressing, linear
@@ -209,14 +214,7 @@ export class DepthGraph {
   }
 
   #make(id: number): void {
-    if (id >= this.#height.length) {
-      const size = id + 1;
-      this.#live = grow(this.#live, size, NODES_FIRST);
-      this.#height = grow(this.#height, size, NODES_FIRST);
-      this.#outs = grow(this.#outs, size, NODES_FIRST);
-      this.#inHead = grow(this.#inHead, size, NODES_FIRST, NONE);
-      this.#outHead = grow(this.#outHead, size, NODES_FIRST, NONE);
-    }
+    if (id >= this.#nodeRoom) this.#growNodes(id + 1);
     this.#live[id] = LIVE;
     this.#height[id] = 0;
     this.#outs[id] = 0;
@@ -288,21 +286,48 @@ export class DepthGraph {
     this.#tableSize--;
   }
 
+  /** Grows whichever node arrays are shorter than `size` (each has its turn: NODES_FIRST). */
+  #growNodes(size: number): void {
+    if (this.#live.length < size) this.#live = grow(this.#live, size, NODES_FIRST);
+    if (this.#height.length < size) this.#height = grow(this.#height, size, NODES_FIRST + 1);
+    if (this.#outs.length < size) this.#outs = grow(this.#outs, size, NODES_FIRST + 2);
+    if (this.#inHead.length < size) this.#inHead = grow(this.#inHead, size, NODES_FIRST + 3, NONE);
+    if (this.#outHead.length < size) this.#outHead = grow(this.#outHead, size, NODES_FIRST + 4, NONE);
+    this.#nodeRoom = Math.min(
+      this.#live.length,
+      this.#height.length,
+      this.#outs.length,
+      this.#inHead.length,
+      this.#outHead.length,
+    );
+  }
+
+  /** Grows whichever edge arrays are shorter than `size` (each has its turn: EDGES_FIRST). */
+  #growEdges(size: number): void {
+    if (this.#from.length < size) this.#from = grow(this.#from, size, EDGES_FIRST);
+    if (this.#to.length < size) this.#to = grow(this.#to, size, EDGES_FIRST + 1);
+    if (this.#count.length < size) this.#count = grow(this.#count, size, EDGES_FIRST + 2);
+    if (this.#inNext.length < size) this.#inNext = grow(this.#inNext, size, EDGES_FIRST + 3);
+    if (this.#inPrev.length < size) this.#inPrev = grow(this.#inPrev, size, EDGES_FIRST + 4);
+    if (this.#outNext.length < size) this.#outNext = grow(this.#outNext, size, EDGES_FIRST + 5);
+    if (this.#outPrev.length < size) this.#outPrev = grow(this.#outPrev, size, EDGES_FIRST + 6);
+    this.#edgeRoom = Math.min(
+      this.#from.length,
+      this.#to.length,
+      this.#count.length,
+      this.#inNext.length,
+      this.#inPrev.length,
+      this.#outNext.length,
+      this.#outPrev.length,
+    );
+  }
+
   /** Makes edge (a, b), linked into b's in-list and a's out-list. */
   #newEdge(a: number, b: number): number {
     let e = this.#freeEdges.pop();
     if (e === undefined) {
       e = this.#edgeSlots++;
-      if (e >= this.#from.length) {
-        const size = e + 1;
-        this.#from = grow(this.#from, size, EDGES_FIRST);
-        this.#to = grow(this.#to, size, EDGES_FIRST);
-        this.#count = grow(this.#count, size, EDGES_FIRST);
-        this.#inNext = grow(this.#inNext, size, EDGES_FIRST);
-        this.#inPrev = grow(this.#inPrev, size, EDGES_FIRST);
-        this.#outNext = grow(this.#outNext, size, EDGES_FIRST);
-        this.#outPrev = grow(this.#outPrev, size, EDGES_FIRST);
-      }
+      if (e >= this.#edgeRoom) this.#growEdges(e + 1);
     }
     this.#from[e] = a;
     this.#to[e] = b;
@@ -553,6 +578,7 @@ export class DepthGraph {
     this.#index.clear();
     this.#forget();
     this.#live = new Int32Array(0);
+    this.#nodeRoom = 0;
     this.#height = new Int32Array(0);
     this.#outs = new Int32Array(0);
     this.#inHead = new Int32Array(0);
@@ -560,6 +586,7 @@ export class DepthGraph {
     this.#perHeight.fill(0);
     this.#top = 0;
     this.#from = new Int32Array(0);
+    this.#edgeRoom = 0;
     this.#to = new Int32Array(0);
     this.#count = new Int32Array(0);
     this.#inNext = new Int32Array(0);
