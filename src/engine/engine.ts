@@ -119,6 +119,8 @@ export class Engine implements AsyncDisposable {
   /** The latest revision this engine wrote or its change feed delivered: default reads never see less. */
   readonly #known: KnownRevision;
   readonly #closing = new AbortController();
+  /** Set with #closing's abort: what every call checks (a plain field, where the signal's getter validates). */
+  #closed = false;
   readonly #wasm: WasmEvaluator | undefined;
   /** The one path of every query. */
   readonly #chain: CheckChain;
@@ -156,7 +158,7 @@ export class Engine implements AsyncDisposable {
   }
 
   get closed(): boolean {
-    return this.#closing.signal.aborted;
+    return this.#closed;
   }
 
   /** Which evaluator answers checks ("wasm" routes what it does not evaluate to "reference"). */
@@ -449,7 +451,8 @@ export class Engine implements AsyncDisposable {
    * Idempotent.
    */
   async close(): Promise<void> {
-    if (this.#closing.signal.aborted) return;
+    if (this.#closed) return;
+    this.#closed = true;
     this.#closing.abort();
     this.#listings.clear();
     await this.#grants.close();
@@ -472,7 +475,7 @@ export class Engine implements AsyncDisposable {
   // --- internals ---
 
   #assertOpen(): void {
-    if (this.#closing.signal.aborted) throw new NexusError("closed", "the engine is closed");
+    if (this.#closed) throw new NexusError("closed", "the engine is closed");
   }
 
   /**
