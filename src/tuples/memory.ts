@@ -41,7 +41,7 @@ import type {
   WriteBatch,
   WriteResult,
 } from "./types.js";
-import { IN_BATCH, Staging, VersionIndex } from "./versions.js";
+import { IN_BATCH, Staging, smallInt, VersionIndex } from "./versions.js";
 import { RevisionWaiters } from "./waiters.js";
 
 export interface MemoryStoreOptions {
@@ -410,9 +410,11 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       throw new NexusError("internal", "restoreState needs a store nothing was written to");
     }
     for (const tuple of state.tuples) this.#versions.insert(tuple, state.revision);
-    this.#revision = state.revision;
-    this.#horizon = state.revision;
-    this.#base = state.revision;
+    // A decoded revision may be a double-valued number: kept as a small integer, as every other revision is.
+    const revision = smallInt(state.revision);
+    this.#revision = revision;
+    this.#horizon = revision;
+    this.#base = revision;
     this.#changelog.restoreState(state);
   }
 

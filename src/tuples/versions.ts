@@ -20,11 +20,28 @@
 import type { RelationTuple, TupleIdentity } from "./tuple.js";
 import type { ObjectRelationKey, ReadFilter, Revision, SubjectKey, TypeRelationKey } from "./types.js";
 
-/** One version of a tuple: visible at revisions in [created, deleted); `deleted` is LIVE while it is live. */
-export interface Version {
+/**
+ * One version of a tuple: visible at revisions in [created, deleted); `deleted` is LIVE while it is live.
+ *
+ * A class, not an object literal, so its fields have a map of their own, and the revisions in them always small
+ * integers (smallInt): once one field of a map has held a non-integer number (a literal of the same shape
+ * elsewhere, a revision decoded as a double), V8 boxes that field in a 16-byte heap number in every object of the
+ * map. A store filled after a file store's replay held two such boxes per tuple (32 of its ~277 bytes).
+ */
+export class Version {
   readonly tuple: RelationTuple;
   readonly created: Revision;
   deleted: Revision;
+  constructor(tuple: RelationTuple, created: Revision) {
+    this.tuple = tuple;
+    this.created = smallInt(created);
+    this.deleted = LIVE;
+  }
+}
+
+/** `n` as V8 keeps a small integer (unboxed) when it is one below 2^30; any other number as it is. */
+export function smallInt(n: number): number {
+  return n >= 0 && n < 0x40000000 ? n | 0 : n;
 }
 
 /**
@@ -46,7 +63,7 @@ export class Staging {
   readonly added: Version[] = [];
   readonly replaced: (Version | undefined)[] = [];
   constructor(revision: Revision) {
-    this.revision = revision;
+    this.revision = smallInt(revision);
   }
 }
 
@@ -142,7 +159,7 @@ export class VersionIndex {
 
   /** Adds `tuple` as live from `revision` on (a restored store: no live version of its identity is held). */
   insert(tuple: RelationTuple, revision: Revision): void {
-    const version: Version = { tuple, created: revision, deleted: LIVE };
+    const version = new Version(tuple, revision);
     this.#add(version, tuple, this.#objects(tuple.tenant, tuple.relation, true)!);
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
     this.#liveCount++;
@@ -160,7 +177,7 @@ export class VersionIndex {
       const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user);
       if (old !== undefined) return old.created === staging.revision ? IN_BATCH : old.tuple;
     }
-    const version: Version = { tuple, created: staging.revision, deleted: LIVE };
+    const version = new Version(tuple, staging.revision);
     this.#add(version, tuple, objects, slot);
     staging.added.push(version);
     staging.replaced.push(undefined);
@@ -174,7 +191,7 @@ export class VersionIndex {
     const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user)!;
     old.deleted = staging.revision;
     if (slot instanceof Bucket) slot.live?.delete(subjectKey(tuple.tenant, tuple.subjectTenant, tuple.user));
-    const version: Version = { tuple, created: staging.revision, deleted: LIVE };
+    const version = new Version(tuple, staging.revision);
     this.#add(version, tuple, objects, slot);
     staging.added.push(version);
     staging.replaced.push(old);
@@ -501,7 +518,7 @@ export class VersionIndex {
   }
 
   #end(version: Version, revision: Revision): void {
-    version.deleted = revision;
+    version.deleted = smallInt(revision);
     this.#liveCount--;
     this.#dead.push(version);
     const t = version.tuple;
