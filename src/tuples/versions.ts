@@ -39,9 +39,10 @@ export class Version {
   }
 }
 
-/** `n` as V8 keeps a small integer (unboxed) when it is one below 2^30; any other number as it is. */
+/** `n` as V8 keeps a small integer (unboxed) when it is a 32-bit integer; any other number as it is. */
 export function smallInt(n: number): number {
-  return n >= 0 && n < 0x40000000 ? n | 0 : n;
+  const i = n | 0;
+  return i === n ? i : n;
 }
 
 /**

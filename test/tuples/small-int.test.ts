@@ -1,5 +1,5 @@
 /**
- * smallInt keeps a revision's value (it only changes how V8 holds it): integers below 2^30 come back equal, as do
+ * smallInt keeps a revision's value (it only changes how V8 holds it): 32-bit integers come back equal, as do
  * larger, negative and non-integer numbers.
  */
 import { describe, expect, it } from "vitest";
