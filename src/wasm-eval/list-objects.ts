@@ -77,10 +77,10 @@ export function reverseProgram(compiled: CompiledProgram): Uint32Array {
 
 /**
  * Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh) in
- * `texts` (by symbol; long enough), and returns them in their rank order (a new array, the caller's). `text`
- * decodes one symbol's text. Module functions, not methods, so that the warm-up runs this same code.
+ * `texts` (by symbol; long enough). `text` decodes one symbol's text. Module functions, not methods, so that the
+ * warm-up runs this same code.
  */
-function keepFresh(kernel: EvaluateKernel, texts: string[], text: (symbol: number) => string): string[] {
+function keepFresh(kernel: EvaluateKernel, texts: string[], text: (symbol: number) => string): void {
   const at = kernel.exports.list_objects_fresh() >>> 0;
   const u32 = kernel.views.u32;
   const bytes = u32[at >>> 2]!;
@@ -92,7 +92,6 @@ function keepFresh(kernel: EvaluateKernel, texts: string[], text: (symbol: numbe
   let decoded = decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes - 1)).split("\u0000");
   if (decoded.length !== n) decoded = Array.from(u32.subarray(symbolsAt, symbolsAt + n), text);
   for (let i = 0; i < n; i++) texts[u32[symbolsAt + i]!] = decoded[i]!;
-  return decoded;
 }
 
 /** The texts of the `count` symbols at byte address `results` of the kernel's memory (`u32` a view of it). */
@@ -187,11 +186,10 @@ class KernelListing {
         for (let i = 0; i < texts.length; i++) grown[i] = texts[i]!;
         this.#texts = texts = grown;
       }
-      const decoded = keepFresh(kernel, texts, (s) => symbols.text(s));
-      // Every result new (a first listing): the new symbols' texts, in rank order, are the answer.
-      if (fresh === count) return decoded;
+      keepFresh(kernel, texts, (s) => symbols.text(s));
     }
-    // A view taken after the calls, which may have grown memory.
+    // A view taken after the calls, which may have grown memory. Also for a first listing (every result new, the
+    // new texts as they are would do): one way for every listing keeps this loop warm for the next.
     return textsOf(this.#texts, kernel.views.u32, results, count);
   }
 
