@@ -105,6 +105,9 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   #from = Number.POSITIVE_INFINITY;
   #seen: Revision;
   #keys = 0;
+  /** Tuples whose keys went into the filter since its build: deletes are judged against these, not against keys,
+   * since a tuple sharing its object or subject with the one before it adds fewer than two keys. */
+  #tuples = 0;
   #deletes = 0;
   #rebuilds = 0;
   #objectDenials = 0;
@@ -316,6 +319,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     for (const change of changes) {
       if (change.op === "write") {
         this.#keysOf(change.tuple, parts);
+        this.#tuples++;
       } else {
         this.#deletes++;
       }
@@ -495,6 +499,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
           for (let i = start; i < end; i++) this.#keysOf(tuples[i]!, parts);
           filter.addParts(parts, 2);
           this.#keys += parts.length / 2;
+          this.#tuples += end - start;
           if (end < tuples.length) {
             await yieldToLoop();
             if (this.#closed || filter.disposed) return;
@@ -509,7 +514,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   #maybeRebuild(): void {
     const filter = this.#filter;
     if (filter === undefined || this.#rebuilding !== undefined || this.#closed || this.#seeding) return;
-    if (this.#keys > filter.capacity || 2 * this.#deletes > this.#staleRatio * Math.max(this.#keys, 1)) {
+    if (this.#keys > filter.capacity || this.#deletes > this.#staleRatio * Math.max(this.#tuples, 1)) {
       this.#startRebuild();
     }
   }
@@ -529,7 +534,9 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   async #rebuild(): Promise<void> {
     const revision = this.#seen;
     const resets = this.#resets;
-    const live = Math.max(0, this.#keys - 2 * this.#deletes);
+    // Keys still named by a live tuple, estimated as the share of tuples not deleted since (a delete cannot be told
+    // apart per key: its keys may be shared with live tuples).
+    const live = this.#keys * Math.max(0, 1 - this.#deletes / Math.max(this.#tuples, 1));
     // Outgrown (not stale): room for four times what is live, so a growing store is re-read from snapshots about
     // a third of its size in all (twice: once in all), at 9.6 bits a key of room at the default rate.
     const growth = this.#keys > (this.#filter?.capacity ?? 0) ? 4 : 2;
@@ -542,8 +549,11 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     }
     this.#next = next;
     const keysBefore = this.#keys;
+    const tuplesBefore = this.#tuples;
+    const deletesBefore = this.#deletes;
     try {
       this.#keys = 0;
+      this.#tuples = 0;
       this.#deletes = 0;
       await this.#fillFromSnapshot(next, revision);
     } catch (error) {
@@ -551,6 +561,8 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
       this.#next = undefined;
       next.dispose();
       this.#keys = keysBefore;
+      this.#tuples = tuplesBefore;
+      this.#deletes = deletesBefore;
       this.#note = `rebuild failed: ${error instanceof Error ? error.message : String(error)}`;
       return;
     }

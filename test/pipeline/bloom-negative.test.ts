@@ -155,6 +155,37 @@ describe("BloomNegativeResolver", () => {
     expect(Number(bloomStats(chain).extra?.subjectDenials)).toBeGreaterThan(50);
   });
 
+  it("judges staleness by tuples deleted, not keys: tuples sharing a subject add one key each", async () => {
+    await using engine = await createEngine({ model });
+    await using chain = await open(engine, { bloom: {} });
+    // 20k files under one folder: one new key a tuple (the shared subject is added once a batch), two per delete
+    // under a count of keys; the default stale ratio (0.5) is a share of tuples deleted.
+    const docs = Array.from({ length: 20_000 }, (_, i) => ({
+      user: "folder:f",
+      relation: "parent",
+      object: `doc:${i}`,
+    }));
+    await engine.write({ writes: docs });
+    await chain.caughtUp();
+    const rebuildsAfterLoad = Number(bloomStats(chain).extra?.rebuilds);
+    await engine.write({ deletes: docs.slice(0, 6_000) });
+    await chain.caughtUp();
+    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(Number(bloomStats(chain).extra?.rebuilds)).toBe(rebuildsAfterLoad);
+    await engine.write({ deletes: docs.slice(6_000, 12_000) });
+    await chain.caughtUp();
+    for (let i = 0; i < 200 && Number(bloomStats(chain).extra?.rebuilds) === rebuildsAfterLoad; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(Number(bloomStats(chain).extra?.rebuilds)).toBe(rebuildsAfterLoad + 1);
+    // The rebuilt filter holds the 8k live files and is not outgrown at once (which would rebuild again).
+    for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(Number(bloomStats(chain).extra?.rebuilds)).toBe(rebuildsAfterLoad + 1);
+    expect(await chain.check({ user: "user:x", relation: "viewer", object: "doc:19999" })).toBe(false);
+    expect(await chain.check({ user: "user:x", relation: "viewer", object: "doc:absent" })).toBe(false);
+    expect(Number(bloomStats(chain).extra?.objectDenials)).toBeGreaterThan(0);
+  });
+
   it("does not apply the subject rule where a condition may be evaluated (the reference reports the error)", async () => {
     await using engine = await createEngine({ model: conditional });
     await engine.write({
