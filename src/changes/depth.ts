@@ -45,6 +45,7 @@
 
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
+import { yieldToLoop } from "../util/yield.js";
 import { DepthGraph } from "./depth-graph.js";
 import type { ChangeListener, SubscribeOptions, Unsubscribe } from "./feed.js";
 
@@ -108,13 +109,6 @@ interface Epoch {
 const MAX_CLOSED_EPOCHS = 8;
 /** Tuples a snapshot seed adds between returns to the event loop. */
 const SEED_SLICE = 16_384;
-/** A macrotask turn: setImmediate where there is one (Node), else setTimeout. */
-const yieldToLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-    if (immediate !== undefined) immediate(resolve);
-    else setTimeout(resolve, 0);
-  });
 const now = (): number => globalThis.performance.now();
 /** Why the bound is unknown when the changelog does not reach back to 0 and there is no snapshot to read. */
 const noHistory = (revision: Revision): string =>

@@ -20,6 +20,7 @@
 
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
+import { yieldToLoop } from "../util/yield.js";
 
 export interface ChangeListener {
   /** Changes of whole revisions, in revision order; `watermark` is the revision delivered up to. */
@@ -84,13 +85,6 @@ const SLICE_MS = 10;
  * handing it to every follower in one task held the event loop for 150-250 ms on a loaded 2-core machine.
  */
 const PART = 2048;
-/** A macrotask turn: setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd). */
-const yieldToLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-    if (immediate !== undefined) immediate(resolve);
-    else setTimeout(resolve, 0);
-  });
 
 /**
  * Where a follower gets changes: a ChangeFeed, or anything that delivers the same way (a worker's replica of the

@@ -20,6 +20,7 @@
  * Nothing here starts a timer: waiting watchers are plain promises resolved by writes and by close().
  */
 import { describe, NexusError } from "../util/errors.js";
+import { yieldToLoop } from "../util/yield.js";
 import { Changelog, type ChangelogState } from "./changelog.js";
 import { MemoryModelVersions } from "./models.js";
 import {
@@ -69,7 +70,7 @@ export interface MemoryStoreOptions {
  */
 export interface PreparedWrite {
   readonly revision: Revision;
-  /** The commit time (the store's clock when the batch was prepared). */
+  /** The commit time: the store's clock when prepareWrite staged the batch, or when write() committed it. */
   readonly time: number;
   /** Tuples the batch writes (skipped duplicates left out). */
   readonly writes: readonly RelationTuple[];
@@ -284,17 +285,29 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
 
   /** Validates the rest of `preparing` slice by slice, yielding between slices, then applies it. */
   async #continue(preparing: Preparing): Promise<WriteResult> {
-    for (;;) {
-      await yieldToEventLoop();
-      // close() dropped every index (the staging with them): nothing to roll back.
-      if (this.#closed) throw new NexusError("closed", "the tuple store is closed");
-      if (this.#prepareSome(preparing, performance.now() + this.#writeSliceMs)) break;
+    try {
+      for (;;) {
+        await yieldToLoop();
+        // close() dropped every index (the staging with them): nothing to roll back.
+        if (this.#closed) throw new NexusError("closed", "the tuple store is closed");
+        if (this.#prepareSome(preparing, performance.now() + this.#writeSliceMs)) break;
+      }
+      return this.#finish(preparing);
+    } catch (error) {
+      // Whatever failed (not only a refused tuple, which #prepareSome rolled back already), the store must take
+      // the next write: nothing of this one may stay staged.
+      if (this.#staged !== undefined && this.#staged.staging === preparing.staging) {
+        this.#staged = undefined;
+        if (!this.#closed) this.#versions.rollback(preparing.staging);
+      }
+      throw error;
     }
-    return this.#finish(preparing);
   }
 
   #finish(preparing: Preparing): WriteResult {
-    const prepared = this.#prepared(preparing);
+    // Committed at the clock's time now, not when validation began: a sliced write is visible from its commit on,
+    // and revisionAt(t) for a t in between must keep naming the revision before it.
+    const prepared = this.#prepared(preparing, this.#clock());
     if (prepared === undefined) return { revision: this.#revision, written: 0, deleted: 0 };
     return this.applyWrite(prepared);
   }
@@ -310,13 +323,14 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
   }
 
   /** The PreparedWrite of a completely validated batch (undefined, and nothing staged, when it changes nothing). */
-  #prepared(preparing: Preparing): PreparedWrite | undefined {
+  #prepared(preparing: Preparing, commitTime = preparing.now): PreparedWrite | undefined {
     const { deletes, writes, staging, now } = preparing;
     if (deletes.length === 0 && writes.length === 0) {
       this.#staged = undefined;
       return undefined;
     }
-    const prepared: PreparedWrite = { revision: staging.revision, time: now, writes, deletes, staging };
+    const time = Math.max(now, commitTime);
+    const prepared: PreparedWrite = { revision: staging.revision, time, writes, deletes, staging };
     this.#staged = prepared;
     return prepared;
   }
@@ -529,11 +543,6 @@ class MemorySnapshot implements TupleSnapshot {
     this.#released = true;
     this.#store.release(this.revision);
   }
-}
-
-/** The event loop's other tasks run before this resolves (a macrotask, not a microtask). */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A write batch being validated and staged: how far it got, and what it will change. */

@@ -85,4 +85,21 @@ describe("writeOfInSlices", () => {
     expect(result.writes.length).toBe(20_000);
     expect(ticks).toBeGreaterThan(20);
   });
+
+  it("yields with setTimeout where there is no setImmediate (browsers, workerd)", async () => {
+    const program = await compileModelAsync(MODEL);
+    const writes = Array.from({ length: 5_000 }, (_, i) => ({
+      object: `doc:d${i}`,
+      relation: "parent",
+      user: "doc:p",
+    }));
+    const immediate = globalThis.setImmediate;
+    (globalThis as { setImmediate?: unknown }).setImmediate = undefined;
+    try {
+      const result = await writeOfInSlices(program, { writes }, 0);
+      expect(result.writes.length).toBe(5_000);
+    } finally {
+      globalThis.setImmediate = immediate;
+    }
+  });
 });

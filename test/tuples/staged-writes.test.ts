@@ -148,6 +148,67 @@ describe("memory store: writes validated in slices", () => {
     expect(store.size).toBe(4501);
   });
 
+  it("a large write with default options completes where there is no setImmediate (browsers, workerd)", async () => {
+    const immediate = globalThis.setImmediate;
+    // Deleted for the store's own yields only; the test waits with setTimeout.
+    (globalThis as { setImmediate?: unknown }).setImmediate = undefined;
+    try {
+      const store = new MemoryTupleStore();
+      // 40k tuples take longer than one slice (4 ms) to validate on any machine: the write yields.
+      const result = await store.write({ writes: files(0, 40_000), deletes: [] });
+      expect(result).toEqual({ revision: 1, written: 40_000, deleted: 0 });
+      expect(await store.write({ writes: [member(1)], deletes: [] })).toMatchObject({
+        revision: 2,
+        written: 1,
+      });
+      await store.close();
+    } finally {
+      globalThis.setImmediate = immediate;
+    }
+  });
+
+  it("a write that fails between slices for any reason leaves nothing staged: the next write is taken", async () => {
+    const store = slicing();
+    const immediate = globalThis.setImmediate;
+    let failed = false;
+    // The first yield of the store throws (an unexpected failure, not a refused tuple).
+    globalThis.setImmediate = ((..._args: unknown[]) => {
+      globalThis.setImmediate = immediate;
+      failed = true;
+      throw new Error("no turn today");
+    }) as unknown as typeof setImmediate;
+    try {
+      await expect(store.write({ writes: files(0, 3000), deletes: [] })).rejects.toThrow("no turn today");
+    } finally {
+      globalThis.setImmediate = immediate;
+    }
+    expect(failed).toBe(true);
+    expect(await store.currentRevision()).toBe(0);
+    expect(await store.write({ writes: files(0, 3000), deletes: [] })).toMatchObject({
+      revision: 1,
+      written: 3000,
+    });
+    expect((await everything(store)).length).toBe(3000);
+    await store.close();
+  });
+
+  it("a write is timed when it commits, not when its validation began", async () => {
+    let now = 1000;
+    const store = slicing(() => now);
+    await store.write({ writes: [member(1)], deletes: [] });
+    now = 1500;
+    const writing = store.write({ writes: files(0, 3000), deletes: [] });
+    await nextTask();
+    now = 3000; // time passes while it validates in slices
+    expect(await store.revisionAt(2500)).toBe(1);
+    await writing;
+    expect(await store.currentRevision()).toBe(2);
+    // At 2500 the store was still at revision 1, and stays so.
+    expect(await store.revisionAt(2500)).toBe(1);
+    expect(await store.revisionAt(3000)).toBe(2);
+    await store.close();
+  });
+
   it("a store closed while a write is validating refuses it", async () => {
     const store = slicing();
     const writing = store.write({ writes: files(0, 5000), deletes: [] });
