@@ -73,6 +73,7 @@ export {
   leopard_new,
   leopard_on_add,
   leopard_on_remove,
+  leopard_rebuild,
   leopard_state,
   leopard_updates,
 } from "./leopard";

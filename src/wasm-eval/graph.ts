@@ -218,11 +218,41 @@ export class TupleGraph implements Disposable {
     return this.#leopard === 0 ? 0 : this.#exports.leopard_memory_bytes(this.#leopard) >>> 0;
   }
 
-  /** Marks every indexed relation for a rebuild at its next question: before a bulk load. */
+  /**
+   * Marks every indexed relation for a rebuild (rebuildLeopard) before a bulk load: the load's hooks then only
+   * count, where maintaining the closure edge by edge would redo it at every group link.
+   */
   deferLeopard(): void {
     for (const l of this.#compiled.leopardRelations) {
       this.#exports.leopard_mark_dirty(this.#leopard, l.type, l.relation);
     }
+  }
+
+  /**
+   * Some indexed relation waits for rebuildLeopard (dirty, with no impure or flagged tuple keeping it unusable):
+   * until then its questions are answered by the walk, never by a rebuild inside them.
+   */
+  get leopardPending(): boolean {
+    if (this.#leopard === 0) return false;
+    for (const l of this.#compiled.leopardRelations) {
+      // Bits: 0 impure, 1 flagged, 2 cyclic, 3 dirty (assembly/leopard.ts leopard_state).
+      if ((this.#exports.leopard_state(this.#leopard, l.type, l.relation) & 0b1011) === 0b1000) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Rebuilds every indexed relation that waits for it: a scan of the graph's nodes (~4 ms at 100k tuples), so it
+   * is run off the request path (TenantGraphs: at the end of a small run, or once writes settle). Returns the
+   * relations rebuilt.
+   */
+  rebuildLeopard(): number {
+    if (this.#leopard === 0) return 0;
+    let rebuilt = 0;
+    for (const l of this.#compiled.leopardRelations) {
+      rebuilt += this.#exports.leopard_rebuild(this.#ptr, this.#leopard, l.type, l.relation);
+    }
+    return rebuilt;
   }
 
   /** Applies a write or delete of `tuple` (of this graph's tenant). Tuples invalid under the model are ignored. */

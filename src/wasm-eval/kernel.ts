@@ -67,6 +67,7 @@ export interface EvaluateKernelExports extends InternKernelExports {
   leopard_new(seedLo: number, seedHi: number): number;
   leopard_free(leopard: number): void;
   leopard_mark_dirty(leopard: number, type: number, relation: number): void;
+  leopard_rebuild(graph: number, leopard: number, type: number, relation: number): number;
   leopard_on_add: LeopardUpdate;
   leopard_on_remove: LeopardUpdate;
   leopard_decide(

@@ -44,6 +44,16 @@ const MID_REVISION = -1;
 const FEED_PAGE = 4096;
 /** A tenant's queue may always hold this many changes; beyond it and beyond its graph's size, it is rebuilt. */
 const QUEUE_MIN = 1 << 16;
+/**
+ * A graph's Leopard index waiting for its rebuild (a bulk load defers it; a relation clean again after a cycle or
+ * an impure tuple needs it) is rebuilt off the request path, and questions walk meanwhile (assembly/leopard.ts
+ * leopard_decide never rebuilds): at the end of the run that left it pending when the graph is this small (a scan
+ * of a few thousand nodes, well under a slice), else as a task of its own once no run has ended for
+ * LEOPARD_QUIET_MS (writes settled: a bulk load is not rebuilt after every batch). The first check after a load
+ * of 100k tuples ran the ~4 ms rebuild inside it.
+ */
+const LEOPARD_INLINE_TUPLES = 8192;
+const LEOPARD_QUIET_MS = 20;
 
 /**
  * Back to the event loop (a macrotask, so timers and I/O run) between slices of a build or an advance:
@@ -70,6 +80,9 @@ interface TenantState {
   catchUp: { readonly stop: () => void; readonly done: Promise<void> } | undefined;
   /** Changes were missed (a feed reset, an overflowing queue): rebuild at the next request. */
   lost: boolean;
+  /** The timer of the graph's pending Leopard rebuild, and when the last run that left it pending ended. */
+  leopardTimer: ReturnType<typeof setTimeout> | undefined;
+  runEnded: number;
 }
 
 export class TenantGraphs implements ChangeListener {
@@ -154,6 +167,8 @@ export class TenantGraphs implements ChangeListener {
         following: false,
         catchUp: undefined,
         lost: false,
+        leopardTimer: undefined,
+        runEnded: 0,
       };
       this.#tenants.set(tenant, state);
     }
@@ -199,6 +214,8 @@ export class TenantGraphs implements ChangeListener {
     this.#unsubscribe = undefined;
     for (const state of this.#tenants.values()) {
       this.#unfollow(state);
+      if (state.leopardTimer !== undefined) clearTimeout(state.leopardTimer);
+      state.leopardTimer = undefined;
       state.graph?.dispose();
     }
     this.#tenants.clear();
@@ -328,6 +345,7 @@ export class TenantGraphs implements ChangeListener {
     const graph = state.graph;
     if (graph === undefined) {
       state.graph = await this.#build(state, tenant, revision);
+      this.#settleLeopard(state);
       return;
     }
     if (this.#seenOf(state) < revision) {
@@ -387,6 +405,34 @@ export class TenantGraphs implements ChangeListener {
     }
     // Every change up to `revision` is applied (revisions without a change to this tenant included).
     graph.revision = revision;
+    this.#settleLeopard(state);
+  }
+
+  /** After a run: the graph's pending Leopard rebuild done now if it is small, else scheduled (LEOPARD_QUIET_MS). */
+  #settleLeopard(state: TenantState): void {
+    const graph = state.graph;
+    if (graph === undefined || !graph.leopardPending) return;
+    if (graph.tuples <= LEOPARD_INLINE_TUPLES) {
+      graph.rebuildLeopard();
+      return;
+    }
+    state.runEnded = now();
+    if (state.leopardTimer !== undefined) return;
+    const arm = (delay: number): void => {
+      const timer = setTimeout(() => {
+        state.leopardTimer = undefined;
+        if (this.#closed || state.graph !== graph || graph.disposed) return;
+        const quiet = now() - state.runEnded;
+        // A run under way (the graph may be between revisions) or one that ended just now: wait for quiet.
+        if (state.pending !== undefined) return arm(LEOPARD_QUIET_MS);
+        if (quiet < LEOPARD_QUIET_MS) return arm(Math.max(1, LEOPARD_QUIET_MS - quiet));
+        graph.rebuildLeopard();
+      }, delay);
+      // Never what keeps a process alive (Node's timers have unref; others do not need it).
+      (timer as { unref?: () => void }).unref?.();
+      state.leopardTimer = timer;
+    };
+    arm(LEOPARD_QUIET_MS);
   }
 
   async #build(state: TenantState, tenant: string, revision: Revision): Promise<TupleGraph | undefined> {
@@ -412,7 +458,7 @@ export class TenantGraphs implements ChangeListener {
       const tuples = await snapshot.read({ tenant });
       if (this.#closed) return undefined;
       const graph = new TupleGraph(this.#kernel, this.#compiled, this.#symbols, tenant, revision);
-      // A bulk load: the Leopard index is built once, at its first question, not edge by edge.
+      // A bulk load: the Leopard index is built once, after it (#settleLeopard), not edge by edge.
       graph.deferLeopard();
       try {
         // In slices: a million tuples applied in one go held the event loop for seconds.

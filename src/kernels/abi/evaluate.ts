@@ -41,6 +41,7 @@ export const evaluateAbi = {
     "leopard_on_add",
     "leopard_on_remove",
     "leopard_decide",
+    "leopard_rebuild",
     "leopard_updates",
     "leopard_entries",
     "leopard_memory_bytes",
