@@ -14,9 +14,9 @@
 // text holding a byte >= 0xF0 is not ranked here (list_objects_order answers -1 and the caller sorts in
 // TypeScript), and every ranked text is free of them, which keeps the ranks exact.
 //
-// The new symbols are handed to the TypeScript side with their texts (which it keeps, to map results to strings
-// without decoding them again): list_objects_fresh() is [u32 text bytes][u32 count][count × u32 symbols][the texts,
-// each followed by a NUL byte], in rank order.
+// The symbols a call ranked for the first time are at list_objects_fresh(): [u32 count][count × u32 symbols], in
+// rank order (the TypeScript side maps results to texts through its own symbol -> string table, src/wasm-eval/
+// symbols.ts, so no text is copied out).
 
 // The interner's layout (assembly/tables/interner.ts; src/kernels/abi/intern.ts): the header field holding the
 // entries array, and the bytes of one entry ([usize bytes pointer][u32 byte length]).
@@ -54,7 +54,7 @@ let indices: usize = 0;
 let indicesNext: usize = 0;
 let moved: usize = 0;
 let counts: usize = 0;
-// What list_objects_fresh() returns.
+// What list_objects_fresh() returns (capacity in bytes).
 let fresh: usize = 0;
 let freshCap: usize = 0;
 // The bitmap over the ranks.
@@ -74,14 +74,14 @@ export function orderMemoryBytes(): usize {
   );
 }
 
-/** Address of the symbols ranked by the last list_objects_order and their texts (layout above). */
+/** Address of the symbols ranked for the first time by the last list_objects_order (layout above). */
 export function list_objects_fresh(): usize {
   return fresh;
 }
 
 /**
  * Puts the `count` distinct symbols at `results` in the order of their texts in interner `interner` (in place),
- * ranking those never ranked before: how many were new (their texts at list_objects_fresh()), or -1, changing
+ * ranking those never ranked before: how many were new (listed at list_objects_fresh()), or -1, changing
  * nothing, when a new one's text holds a character above U+FFFF (the caller then sorts the texts itself).
  */
 export function list_objects_order(interner: usize, results: usize, count: u32): i32 {
@@ -104,7 +104,6 @@ export function list_objects_order(interner: usize, results: usize, count: u32):
     indicesNext = heap.alloc((<usize>count) << 2);
   }
   let n: u32 = 0;
-  let textBytes: usize = 0;
   let top: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const symbol = load<u32>(results + ((<usize>i) << 2));
@@ -117,7 +116,6 @@ export function list_objects_order(interner: usize, results: usize, count: u32):
     store<usize>(r, bytes);
     store<u32>(r, length, 4);
     store<u32>(r, symbol, 8);
-    textBytes += <usize>length + 1;
     if (symbol > top) top = symbol;
     n++;
   }
@@ -125,14 +123,13 @@ export function list_objects_order(interner: usize, results: usize, count: u32):
     // Texts of one listing share a long prefix (`file:`, a folder's id): skipped at once, not a byte per level.
     sortRange(0, n, commonPrefix(n));
     merge(n, top);
-    writeFresh(n, textBytes);
+    writeFresh(n);
   } else {
     if (fresh == 0) {
-      fresh = heap.alloc(8);
-      freshCap = 8;
+      fresh = heap.alloc(4);
+      freshCap = 4;
     }
     store<u32>(fresh, 0);
-    store<u32>(fresh, 0, 4);
   }
   // The results by rank: a bitmap over the ranks, read in order.
   const words = (orderLen + 31) >> 5;
@@ -478,28 +475,14 @@ function moveOld(from: u32, to: u32, k: u32): u32 {
   return k;
 }
 
-/** Writes the new symbols, in rank order, and their texts to the fresh block. */
-function writeFresh(n: u32, textBytes: usize): void {
-  const bytes: usize = 8 + ((<usize>n) << 2) + textBytes;
+/** Writes the new symbols, in rank order, to the fresh block. */
+function writeFresh(n: u32): void {
+  const bytes: usize = 4 + ((<usize>n) << 2);
   if (bytes > freshCap) {
     if (fresh != 0) heap.free(fresh);
     freshCap = bytes + (bytes >> 1);
     fresh = heap.alloc(freshCap);
   }
-  store<u32>(fresh, <u32>textBytes);
-  store<u32>(fresh, n, 4);
-  let at = fresh + 8 + ((<usize>n) << 2);
-  for (let j: u32 = 0; j < n; j++) {
-    const r = rec(j);
-    store<u32>(fresh + 8 + ((<usize>j) << 2), load<u32>(r, 8));
-    const length = <usize>load<u32>(r, 4);
-    // 8 bytes at a time, not memory.copy: V8 makes that a call out of the module, dear for a short text.
-    const from = load<usize>(r);
-    let b: usize = 0;
-    for (; b + 8 <= length; b += 8) store<u64>(at + b, load<u64>(from + b));
-    for (; b < length; b++) store<u8>(at + b, load<u8>(from + b));
-    at += length;
-    store<u8>(at, 0);
-    at++;
-  }
+  store<u32>(fresh, n);
+  for (let j: u32 = 0; j < n; j++) store<u32>(fresh + 4 + ((<usize>j) << 2), load<u32>(rec(j), 8));
 }

@@ -15,10 +15,13 @@
  * Sorting. Sorting 30k strings in JavaScript costs several milliseconds, more than the walk, and far more when
  * they come in no useful order. Symbols are never freed and their texts never change, so the kernel ranks every
  * symbol it lists among those listed before (assembly/evaluate/list-order.ts: only the symbols a listing meets for
- * the first time are sorted, by their bytes, and merged in) and returns the results in rank order; their texts are
- * decoded once, when first ranked, and kept here by symbol. Exact: byte order is JavaScript's default order for
- * texts without characters above U+FFFF, and the kernel leaves a listing meeting such a new text to be sorted here.
- * Runtime-neutral.
+ * the first time are sorted, by their bytes, and merged in) and returns the results in rank order. Exact: byte
+ * order is JavaScript's default order for texts without characters above U+FFFF, and the kernel leaves a listing
+ * meeting such a new text to be sorted here.
+ *
+ * Texts. The results are mapped to strings through Symbols' table of the strings it interned (symbols.ts), never
+ * decoded out of the kernel's memory: decoding a first listing's 30k texts, and collecting the garbage it made,
+ * cost more than the walk and the order together. Runtime-neutral.
  */
 
 import { evaluateAbi } from "../kernels/abi/evaluate.js";
@@ -29,11 +32,10 @@ import type { Revision } from "../tuples/types.js";
 import type { CompiledProgram } from "./compile.js";
 import { ABSENT } from "./compile.js";
 import type { WasmEvaluator } from "./evaluator.js";
-import { type EvaluateKernel, instantiateEvaluateKernel } from "./kernel.js";
+import { instantiateEvaluateKernel } from "./kernel.js";
 import type { Symbols } from "./symbols.js";
 
 const { LIST_TYPES, LIST_RELATION_NAMES, LIST_HEADER } = evaluateAbi.constants;
-const decoder = new TextDecoder();
 
 /** What a kernel listing asks: as exactListObjects' query. */
 export interface KernelListQuery {
@@ -76,32 +78,26 @@ export function reverseProgram(compiled: CompiledProgram): Uint32Array {
 }
 
 /**
- * Keeps the texts of the symbols the last list_objects_order ranked (list-order.ts: list_objects_fresh) in
- * `texts` (by symbol; long enough). `text` decodes one symbol's text. Module functions, not methods, so that the
- * warm-up runs this same code.
+ * The texts of the `count` symbols at byte address `results` of the kernel's memory (`u32` a view of it), from
+ * `texts` (symbol -> text) or, for a symbol it lacks, `text`. A module function, not a method, so that the warm-up
+ * runs this same code.
  */
-function keepFresh(kernel: EvaluateKernel, texts: string[], text: (symbol: number) => string): void {
-  const at = kernel.exports.list_objects_fresh() >>> 0;
-  const u32 = kernel.views.u32;
-  const bytes = u32[at >>> 2]!;
-  const n = u32[(at >>> 2) + 1]!;
-  const symbolsAt = (at >>> 2) + 2;
-  const textsAt = at + 8 + 4 * n;
-  // One decode for them all: the texts are NUL-separated. Object ids never hold NUL (tuple validation refuses
-  // it); were one to, each text is decoded on its own.
-  let decoded = decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes - 1)).split("\u0000");
-  if (decoded.length !== n) decoded = Array.from(u32.subarray(symbolsAt, symbolsAt + n), text);
-  for (let i = 0; i < n; i++) texts[u32[symbolsAt + i]!] = decoded[i]!;
-}
-
-/** The texts of the `count` symbols at byte address `results` of the kernel's memory (`u32` a view of it). */
-function textsOf(texts: readonly string[], u32: Uint32Array, results: number, count: number): string[] {
+function textsOf(
+  texts: readonly (string | undefined)[],
+  text: (symbol: number) => string,
+  u32: Uint32Array,
+  results: number,
+  count: number,
+): string[] {
   const out: string[] = new Array(count);
-  for (let i = 0, at = results >>> 2; i < count; i++) out[i] = texts[u32[at + i]!]!;
+  for (let i = 0, at = results >>> 2; i < count; i++) {
+    const symbol = u32[at + i]!;
+    out[i] = texts[symbol] ?? text(symbol);
+  }
   return out;
 }
 
-/** Per evaluator: its reverse program in kernel memory, and the texts of the symbols listed so far. */
+/** Per evaluator: its reverse program in kernel memory. */
 class KernelListing {
   readonly #wasm: WasmEvaluator;
   /** Reverse expansion alone is the answer (reverseExpansionIsExact). */
@@ -114,8 +110,6 @@ class KernelListing {
   #block = 0;
   /** A kernel call failed: no more listings here. */
   #broken = false;
-  /** symbol -> its text, for every symbol the kernel has ranked ("" elsewhere: kept dense, never a dictionary). */
-  #texts: string[] = new Array<string>(1024).fill("");
 
   constructor(wasm: WasmEvaluator) {
     this.#wasm = wasm;
@@ -154,8 +148,8 @@ class KernelListing {
     try {
       return this.#walk(graph.pointer, subject, wildcard, type, relation, symbols);
     } catch {
-      // A trap (memory could not grow) may have left the ranks half merged, or texts unkept: this evaluator's
-      // listings go the other way from now on.
+      // A trap (memory could not grow) may have left the ranks half merged: this evaluator's listings go the
+      // other way from now on.
       this.#broken = true;
       return undefined;
     }
@@ -176,21 +170,11 @@ class KernelListing {
     const count = e.list_objects(graph, block, subject, wildcard, type, relation) >>> 0;
     if (count === 0) return [];
     const results = e.list_objects_results() >>> 0;
-    const fresh = e.list_objects_order(symbols.internerPointer, results, count);
-    if (fresh < 0) return this.#sortedHere(results, count, symbols);
-    if (fresh > 0) {
-      // Every symbol is below the interner's size: grown once for them all.
-      let texts = this.#texts;
-      if (symbols.size > texts.length) {
-        const grown = new Array<string>(Math.max(texts.length * 2, symbols.size)).fill("");
-        for (let i = 0; i < texts.length; i++) grown[i] = texts[i]!;
-        this.#texts = texts = grown;
-      }
-      keepFresh(kernel, texts, (s) => symbols.text(s));
+    if (e.list_objects_order(symbols.internerPointer, results, count) < 0) {
+      return this.#sortedHere(results, count, symbols);
     }
-    // A view taken after the calls, which may have grown memory. Also for a first listing (every result new, the
-    // new texts as they are would do): one way for every listing keeps this loop warm for the next.
-    return textsOf(this.#texts, kernel.views.u32, results, count);
+    // A view taken after the calls, which may have grown memory.
+    return textsOf(symbols.texts, (s) => symbols.text(s), kernel.views.u32, results, count);
   }
 
   /** The results' texts sorted here: a new text holds a character above U+FFFF, which the kernel leaves to us. */
@@ -201,9 +185,9 @@ class KernelListing {
     return out.sort();
   }
 
-  /** Bytes the listing holds: the kernel's (scratch and order) and the texts kept here (not counting strings). */
+  /** Bytes the listing holds in the kernel (scratch and order; the texts are Symbols'). */
   get memoryBytes(): number {
-    return (this.#wasm.kernel.exports.list_objects_memory_bytes() >>> 0) + this.#texts.length * 4;
+    return this.#wasm.kernel.exports.list_objects_memory_bytes() >>> 0;
   }
 }
 
@@ -251,6 +235,12 @@ export function candidateObjectsInKernel(
 
 /** Texts a warm-up orders, in each of its two rounds. */
 const WARM_TEXTS = 3000;
+/**
+ * Results a warm-up maps to texts: above the length up to which V8's optimized code allocates `new Array(length)`
+ * inline (about 16k elements, what fits a regular heap object); code warmed only below it was thrown away at a
+ * first real listing of 20k results, which then mapped them unoptimized (1 ms instead of 0.2).
+ */
+const WARM_RESULTS = 20_000;
 
 /**
  * Runs the kernel's ordering code (list-order.ts) on a throwaway kernel instance, so that a process's first real
@@ -272,7 +262,7 @@ export function warmKernelListing(): void {
   const at = e.alloc(bytes.length) >>> 0;
   const entries = e.alloc(n * I_ENTRY_BYTES) >>> 0;
   const interner = e.alloc(I_ENTRIES + 4) >>> 0;
-  const list = e.alloc(n * 4) >>> 0;
+  const list = e.alloc(WARM_RESULTS * 4) >>> 0;
   kernel.views.u8.set(bytes, at);
   const u32 = kernel.views.u32;
   u32[(interner + I_ENTRIES) >>> 2] = entries;
@@ -280,17 +270,17 @@ export function warmKernelListing(): void {
     u32[(entries + i * I_ENTRY_BYTES) >>> 2] = offset;
     u32[((entries + i * I_ENTRY_BYTES) >>> 2) + 1] = texts[i]!.length;
   }
-  const kept = new Array<string>(n).fill("");
+  const text = (s: number) => texts[s]!;
   for (const count of [n >> 1, n]) {
     // Symbols are entry indices: the even ones first, then all.
     for (let i = 0; i < count; i++) kernel.views.u32[(list >>> 2) + i] = count === n ? i : 2 * i;
     e.list_objects_order(interner, list, count);
     // And the JavaScript a listing runs on what the kernel returns.
-    keepFresh(kernel, kept, (s) => texts[s]!);
-    textsOf(kept, kernel.views.u32, list, count);
+    textsOf(texts, text, kernel.views.u32, list, count);
   }
-  // A later listing's texts come from here alone (every symbol known): often enough to be optimized.
-  for (let round = 0; round < 4; round++) textsOf(kept, kernel.views.u32, list, n);
+  // That again on a listing's size (symbols repeated: only the mapping runs), often enough to be optimized.
+  for (let i = 0; i < WARM_RESULTS; i++) kernel.views.u32[(list >>> 2) + i] = i % n;
+  for (let round = 0; round < 4; round++) textsOf(texts, text, kernel.views.u32, list, WARM_RESULTS);
 }
 
 /** Bytes held for kernel listings by the evaluator (0 before its first). */

@@ -10,6 +10,14 @@
  * was cleared and regrown every time a workload's objects passed its size. Only the last string is remembered
  * (consecutive questions and tuples often share an object or a subject). Loading goes through `internMany`:
  * one copy into the kernel and one call per part of a change page, not one of each per string.
+ *
+ * Each symbol's text is kept here too, in an array indexed by symbol: list objects maps its results (symbols) to
+ * strings through it instead of decoding them out of the kernel's memory (30k new strings a listing, and the GC
+ * that followed, were most of a first listing's time). The strings are the ones interned, mostly the stored
+ * tuples' own `object` and `user` strings, so the array costs a slot a symbol (about 8 B/tuple at 100k tuples);
+ * it pins a text the store no longer holds only when every tuple naming it is deleted. The text kept is the first
+ * one interned; a later text with the same symbol has the same UTF-8 bytes, so (being well-formed UTF-16, which
+ * the interner checks) the same code units: an equal string.
  */
 import { Interner } from "../kernels/intern.js";
 import { ABSENT } from "./compile.js";
@@ -30,6 +38,8 @@ export class Symbols implements Disposable {
   #types = new Uint32Array(1024);
   /** type id -> the symbol of the type's wildcard `type:*`, ABSENT until one is interned. */
   readonly #wildcards: number[] = [];
+  /** symbol -> its text (filled in symbol order, so a packed array of strings with no holes). */
+  readonly #texts: string[] = [];
 
   constructor(kernel: EvaluateKernel) {
     this.#kernel = kernel;
@@ -124,9 +134,18 @@ export class Symbols implements Disposable {
     return this.#interner.pointer;
   }
 
-  /** The text of an interned symbol (decoded from the kernel's interner: list objects maps its results back). */
+  /** The text of an interned symbol. */
   text(symbol: number): string {
-    return this.#interner.resolve(symbol);
+    // Decoded from the interner only for a symbol the table missed (an interning that failed half way).
+    return this.#texts[symbol] ?? this.#interner.resolve(symbol);
+  }
+
+  /**
+   * symbol -> text, for every symbol below `size` (list objects reads it in a loop; read only, and not to be kept:
+   * the array grows in place, it is not replaced).
+   */
+  get texts(): readonly string[] {
+    return this.#texts;
   }
 
   /** Room for `pairs` (symbol, type) pairs in the kernel's memory (may grow memory: views change). */
@@ -148,6 +167,11 @@ export class Symbols implements Disposable {
       this.#types = grown;
     }
     this.#types[symbol] = typeId;
+    const texts = this.#texts;
+    // Symbols come in order (intern: one; internMany: its new ones in batch order), so this appends. Were one
+    // skipped (a failed call), the text is still put at its symbol and the hole below falls back to decoding.
+    if (symbol === texts.length) texts.push(text);
+    else texts[symbol] = text;
     if (text.endsWith(":*")) {
       while (this.#wildcards.length <= typeId) this.#wildcards.push(ABSENT);
       this.#wildcards[typeId] = symbol;

@@ -4,7 +4,7 @@
  * given in rounds (new symbols merged among the ranked ones), each put in order in place. Sizes reach past the
  * radix sort's threshold, and the texts share long prefixes, end inside an 8-byte key (a padded key equal to a
  * longer text's), differ only past 8 bytes, and hold multi-byte characters around the UTF-8/UTF-16 disagreement;
- * the fresh block hands every new symbol's text back in rank order; a new text above U+FFFF changes nothing.
+ * the fresh block lists every new symbol in rank order; a new text above U+FFFF changes nothing.
  * Texts with NUL bytes too (never an object id, but the kernel must not order them wrongly).
  */
 import fc from "fast-check";
@@ -13,8 +13,6 @@ import { ready } from "../../src/wasm/loader.js";
 import { instantiateEvaluateKernel } from "../../src/wasm-eval/kernel.js";
 import { warmKernelListing } from "../../src/wasm-eval/list-objects.js";
 import { Symbols } from "../../src/wasm-eval/symbols.js";
-
-const decoder = new TextDecoder();
 
 /** A fresh kernel whose listings order the given texts' symbols. */
 function orderer() {
@@ -40,15 +38,8 @@ function orderer() {
           symbols.text(s),
         );
         const at = e.list_objects_fresh() >>> 0;
-        const bytes = u32[at >>> 2]!;
-        expect(u32[(at >>> 2) + 1]).toBe(n);
-        const freshSymbols = Array.from(u32.subarray((at >>> 2) + 2, (at >>> 2) + 2 + n));
-        const textsAt = at + 8 + 4 * n;
-        // The texts, each followed by a NUL byte (a text holding NUL itself is why the caller counts them).
-        const fresh = freshSymbols.map((s) => symbols.text(s));
-        expect(decoder.decode(kernel.views.u8.subarray(textsAt, textsAt + bytes))).toBe(
-          fresh.map((t) => `${t}\u0000`).join(""),
-        );
+        expect(u32[at >>> 2]).toBe(n);
+        const fresh = Array.from(u32.subarray((at >>> 2) + 1, (at >>> 2) + 1 + n), (s) => symbols.text(s));
         return { ordered, fresh };
       } finally {
         e.free(ptr);
