@@ -23,6 +23,8 @@ import {
   checkArray,
   checkKeys,
   chunkLayout,
+  containsJoined,
+  containsJoinedPair,
   containsKey,
   kernelInstance,
   packAsciiStrings,
@@ -137,6 +139,47 @@ export class BloomFilter implements Disposable {
   mightContain(key: BloomKey): boolean {
     const handle = this.#live();
     return containsKey(this.#kernel, handle, key);
+  }
+
+  /**
+   * `mightContain(a + b + c)` without building the key (a caller whose keys are a shared prefix and a name passes
+   * both): the same answer, one kernel call, no string made for ASCII parts.
+   */
+  mightContainJoined(a: string, b: string, c = ""): boolean {
+    const handle = this.#live();
+    if (typeof a !== "string" || typeof b !== "string" || typeof c !== "string") {
+      throw new NexusError(
+        "invalid_argument",
+        "BloomFilter.mightContainJoined: every part must be a string",
+        {
+          parts: [typeof a, typeof b, typeof c],
+        },
+      );
+    }
+    return containsJoined(this.#kernel, handle, a, b, c);
+  }
+
+  /**
+   * `mightContain(a1 + b1)` and `mightContain(a2 + b2)` in one kernel call, without building the keys: bit 0 of the
+   * result is set when the first key may be present, bit 1 when the second may. The two lookups overlap in memory.
+   */
+  mightContainJoinedPair(a1: string, b1: string, a2: string, b2: string): number {
+    const handle = this.#live();
+    if (
+      typeof a1 !== "string" ||
+      typeof b1 !== "string" ||
+      typeof a2 !== "string" ||
+      typeof b2 !== "string"
+    ) {
+      throw new NexusError(
+        "invalid_argument",
+        "BloomFilter.mightContainJoinedPair: every part must be a string",
+        {
+          parts: [typeof a1, typeof b1, typeof a2, typeof b2],
+        },
+      );
+    }
+    return containsJoinedPair(this.#kernel, handle, a1, b1, a2, b2);
   }
 
   /**
