@@ -180,6 +180,7 @@ export class Symbols implements Disposable {
 
   dispose(): void {
     this.#lastText = undefined;
+    this.#texts.length = 0;
     this.#interner.dispose();
     if (this.#pairs !== 0) this.#kernel.exports.free(this.#pairs);
     this.#pairs = 0;
