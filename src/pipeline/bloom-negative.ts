@@ -35,6 +35,7 @@ import { BloomFilter } from "../kernels/bloom.js";
 import type { RelationTuple } from "../tuples/tuple.js";
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
+import { yieldToLoop } from "../util/yield.js";
 import { ready } from "../wasm/loader.js";
 import {
   type BatchOutcome,
@@ -77,13 +78,6 @@ const WILDCARD = ":*";
 
 /** Tuples a rebuild adds from its snapshot between returns to the event loop. */
 const FILL_SLICE = 8192;
-/** A macrotask turn: setImmediate where there is one (Node), else setTimeout. */
-const yieldToLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-    if (immediate !== undefined) immediate(resolve);
-    else setTimeout(resolve, 0);
-  });
 
 export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   readonly layer = "bloom-negative";

@@ -23,6 +23,7 @@ import type { CheckQuery } from "../reference/check.js";
 import { DEFAULT_MAX_DEPTH } from "../reference/evaluation.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
+import { yieldToLoop } from "../util/yield.js";
 import {
   encodeCheck,
   RECORD_WORDS,
@@ -39,7 +40,7 @@ import { type CompiledProgram, compileProgram } from "./compile.js";
 import type { TupleGraph } from "./graph.js";
 import { type EvaluateKernel, instantiateEvaluateKernel, Outcome } from "./kernel.js";
 import { Symbols } from "./symbols.js";
-import { TenantGraphs, yieldToLoop } from "./tenant-graphs.js";
+import { TenantGraphs } from "./tenant-graphs.js";
 
 /** Request-record words the evaluator keeps a buffer for between batches: the records of 4,096 questions. */
 const KEPT_RECORD_WORDS = RECORD_WORDS * 4096;

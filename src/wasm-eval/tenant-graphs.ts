@@ -19,6 +19,7 @@
 import { ChangeFeed, type ChangeListener, type ChangeSource, type Unsubscribe } from "../changes/feed.js";
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
+import { yieldToLoop } from "../util/yield.js";
 import type { CompiledProgram } from "./compile.js";
 import { TupleGraph } from "./graph.js";
 import type { EvaluateKernel } from "./kernel.js";
@@ -54,17 +55,6 @@ const QUEUE_MIN = 1 << 16;
  */
 const LEOPARD_INLINE_TUPLES = 8192;
 const LEOPARD_QUIET_MS = 20;
-
-/**
- * Back to the event loop (a macrotask, so timers and I/O run) between slices of a build or an advance:
- * setImmediate where there is one (Node), else setTimeout (browsers, workers, workerd).
- */
-export const yieldToLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
-    if (immediate !== undefined) immediate(resolve);
-    else setTimeout(resolve, 0);
-  });
 
 interface TenantState {
   graph: TupleGraph | undefined;
