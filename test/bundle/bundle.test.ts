@@ -78,10 +78,14 @@ describe("Node-only entries for the browser", () => {
 /**
  * What an app loads at start from the root entry, bundled as the README's esbuild recipe does (minified,
  * --splitting, browser conditions): the entry chunk and every chunk it imports statically. Parts only some apps
- * need are behind dynamic imports and so in chunks loaded on demand. Measured 417 KiB / 135 KiB gzipped
- * (scripts/bundle-size.mjs); the budget leaves a little room and fails the build of anything that grows past it.
+ * need are behind dynamic imports and so in chunks loaded on demand. Measured 417 KiB / 135 KiB gzipped when the
+ * budget was set, 458 KiB before the whole-path speed work of issue 13 and 482 KiB after it (the WASM kernels +5 KiB,
+ * the depth bound's node index, staged writes, the synchronous check path: scripts/bundle-size.mjs lists the parts).
+ * The largest parts are the inline WASM kernels (107 KiB) and cel-js (85 KiB, needed only by models with conditions:
+ * the next thing to load on demand). The budget leaves a little room and fails the build of anything that grows past
+ * it: an eager import of the DSL parser or roaring-wasm adds 200 KiB or more.
  */
-const ROOT_BUDGET = { minified: 460 * 1024, gzipped: 150 * 1024 };
+const ROOT_BUDGET = { minified: 500 * 1024, gzipped: 160 * 1024 };
 const ON_DEMAND = /node_modules\/(@openfga\/syntax-transformer|antlr4|ajv|roaring-wasm|yaml)\//;
 
 describe("the root entry's size in a browser app (esbuild --minify --splitting)", () => {
