@@ -39,12 +39,43 @@ export function encodeCheck(
   out: Uint32Array,
   at: number,
 ): boolean {
+  return encodeCheckWith(
+    compiled,
+    symbols,
+    query,
+    out,
+    at,
+    symbols.lookup(query.object),
+    symbols.lookup(subjectText(query)),
+  );
+}
+
+/** The text whose symbol is a query's subject word: the subject's object for a userset, else the user. */
+export function subjectText(query: CheckQuery): string {
+  const s = query.subject;
+  return s.kind === "userset" ? `${s.type}:${s.id}` : query.user;
+}
+
+/**
+ * encodeCheck with the object's and the subject's symbols already looked up (`symbols.lookup(query.object)` and
+ * `symbols.lookup(subjectText(query))`, undefined for a text never interned): a batch looks them all up in one
+ * kernel call (Symbols.lookupMany) first.
+ */
+export function encodeCheckWith(
+  compiled: CompiledProgram,
+  symbols: Symbols,
+  query: CheckQuery,
+  out: Uint32Array,
+  at: number,
+  objectSymbol: number | undefined,
+  subjectSymbol: number | undefined,
+): boolean {
   const { typeIds, relationIds, rids } = compiled;
   const relation = relationIds.get(query.relation);
   const s = query.subject;
   const subjectType = typeIds.get(s.type);
   if (relation === undefined || subjectType === undefined) return false;
-  let object = symbols.lookup(query.object);
+  let object = objectSymbol;
   let type: number | undefined;
   if (object === undefined) {
     object = UNKNOWN_OBJECT;
@@ -60,15 +91,14 @@ export function encodeCheck(
     const subjectRelation = relationIds.get(s.relation);
     const rid = rids.get(`${s.type}#${s.relation}`);
     if (subjectRelation === undefined || rid === undefined) return false;
-    const text = `${s.type}:${s.id}`;
-    out[at + W_SUBJECT] = symbols.lookup(text) ?? (text === query.object ? object : UNKNOWN_SUBJECT);
+    out[at + W_SUBJECT] = subjectSymbol ?? (subjectText(query) === query.object ? object : UNKNOWN_SUBJECT);
     out[at + W_SUBJECT_RELATION] = subjectRelation;
     out[at + W_WILDCARD] = ABSENT;
     out[at + W_KIND] = typeIds.size + rid;
     out[at + W_USERSET] = 1;
     return true;
   }
-  const subject = symbols.lookup(query.user) ?? (query.user === query.object ? object : UNKNOWN_SUBJECT);
+  const subject = subjectSymbol ?? (query.user === query.object ? object : UNKNOWN_SUBJECT);
   out[at + W_SUBJECT] = subject;
   out[at + W_SUBJECT_RELATION] = NO_REL;
   out[at + W_WILDCARD] =

@@ -26,7 +26,9 @@ import { NexusError } from "../util/errors.js";
 import { yieldToLoop } from "../util/yield.js";
 import {
   encodeCheck,
+  encodeCheckWith,
   RECORD_WORDS,
+  subjectText,
   W_KIND,
   W_OBJECT,
   W_RELATION,
@@ -459,6 +461,17 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       // look a string up in kernel memory and grow it, so no view is held across it; fetching one per record cost
       // a memory.buffer read each). Those the model does not know are left out (routed).
       const records = this.#records(count);
+      // Every question's object and subject looked up in one kernel call (a lookup each cost several times as
+      // much: a copy and a call per string).
+      const symbols = this.#symbols;
+      const texts: string[] = new Array(2 * count);
+      for (let k = 0; k < count; k++) {
+        const query = queries[indices === undefined ? k : indices[k]!]!;
+        texts[2 * k] = query.object;
+        texts[2 * k + 1] = subjectText(query);
+      }
+      const found = symbols.lookupMany(texts);
+      const missing = Symbols.MISSING;
       const encoded: number[] = [];
       for (let k = 0; k < count; k++) {
         const i = indices === undefined ? k : indices[k]!;
@@ -467,7 +480,19 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
           answers[i] = undefined;
           continue;
         }
-        if (!encodeCheck(this.compiled, this.#symbols, queries[i]!, records, encoded.length * RECORD_WORDS)) {
+        const object = found[2 * k]!;
+        const subject = found[2 * k + 1]!;
+        if (
+          !encodeCheckWith(
+            this.compiled,
+            symbols,
+            queries[i]!,
+            records,
+            encoded.length * RECORD_WORDS,
+            object === missing ? undefined : object,
+            subject === missing ? undefined : subject,
+          )
+        ) {
           this.stats.routed.unknown++;
           answers[i] = undefined;
           continue;
