@@ -145,11 +145,11 @@ export class Changelog {
       const oldest = this.#revisionOf(this.#changesHead);
       const tooMany = length - this.#changesHead > this.#limits.maxEntries;
       if (!tooMany && (oldest > ageFloor || oldest === current)) break;
-      // Drop a whole revision at a time, so a retained revision is always complete.
-      while (this.#changesHead < length && this.#revisionOf(this.#changesHead) === oldest) {
-        this.#tuples[this.#changesHead] = undefined as unknown as RelationTuple; // let the tuple go
-        this.#changesHead++;
-      }
+      // Drop a whole revision at a time, so a retained revision is always complete. Its end by binary search and
+      // its tuples let go by one fill: a load's revisions are 10,000 changes each, which a loop here walked one by one.
+      const end = this.#firstAfter(this.#changesHead, oldest);
+      this.#tuples.fill(undefined as unknown as RelationTuple, this.#changesHead, end); // let the tuples go
+      this.#changesHead = end;
       this.#floor = oldest;
     }
     if (this.#changesHead > 1024 && this.#changesHead * 2 > length) {
