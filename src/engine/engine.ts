@@ -198,7 +198,10 @@ export class Engine implements AsyncDisposable {
       [...writes, ...deletes].map((t) => t.tenant),
       result.revision,
     );
-    return { token: encodeToken(this.store.id, result.revision), revision: result.revision };
+    const token = encodeToken(this.store.id, result.revision);
+    // The first read with this token then peeks its revision rather than awaiting the store inside the request.
+    await this.#chain.primeReads(token, result.revision);
+    return { token, revision: result.revision };
   }
 
   /**

@@ -314,6 +314,14 @@ export class CheckChain implements AsyncDisposable {
     };
   }
 
+  /**
+   * Called by the engine after a write it issued `token` for: reads presenting it (or falling in the current
+   * window) then find their revision without a store call (RevisionChooser.prime).
+   */
+  primeReads(token: string, revision: number): Promise<void> {
+    return this.#pipeline.revisions.prime(token, revision);
+  }
+
   /** Resolves once every cache has seen every change up to `revision` (default: the store's current one). */
   async caughtUp(revision?: number, signal?: AbortSignal): Promise<void> {
     await this.feed?.caughtUp(revision, signal);

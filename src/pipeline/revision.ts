@@ -152,6 +152,17 @@ export class RevisionChooser {
     });
   }
 
+  /**
+   * Readies the reads that follow a write of this engine's, so the first of them peeks its revision instead of
+   * awaiting the store (an awaited first check paid for everything queued behind it): `token` (just issued by this
+   * store, for `revision`, which it has reached: what tokenRevision would verify) is accepted, and the memo of the
+   * window of `now` is filled as revisionFor would fill it. Counts no request.
+   */
+  async prime(token: string, revision: Revision, now = this.#clock()): Promise<void> {
+    this.#accept({ atLeastAsFresh: token }, revision);
+    if (this.quantizationWindowMs > 0) await this.#quantized(now, false);
+  }
+
   /** The quantized revision of `now`'s window, from the memo or the store (then memoized). */
   async #quantized(now: number, counted: boolean): Promise<Revision> {
     const window = this.quantizationWindowMs;

@@ -33,6 +33,40 @@ describe("reads with an accepted consistency token", () => {
     expect(revision?.explicit).toBe(10);
   });
 
+  it("a write's own token is accepted at once: the first read with it asks the store nothing", async () => {
+    let storeCalls = 0;
+    class CountingStore extends MemoryTupleStore {
+      override async currentRevision(): Promise<number> {
+        storeCalls++;
+        return super.currentRevision();
+      }
+      override async revisionAt(timeMs: number): Promise<number> {
+        storeCalls++;
+        return super.revisionAt(timeMs);
+      }
+    }
+    await using store = new CountingStore();
+    await using engine = await createEngine({ model, store });
+    const question = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    const { token } = await engine.write({ writes: [question] });
+    storeCalls = 0;
+    expect(await engine.check({ ...question, consistency: { atLeastAsFresh: token } })).toBe(true);
+    expect(await engine.check({ ...question, object: "doc:2", consistency: { atLeastAsFresh: token } })).toBe(
+      false,
+    );
+    expect(storeCalls).toBe(0);
+    // A later write is seen by a read presenting the older token (at least as fresh: the newest known revision).
+    const { token: revoked } = await engine.write({ deletes: [question] });
+    expect(await engine.check({ ...question, consistency: { atLeastAsFresh: token } })).toBe(false);
+    expect(await engine.check({ ...question, consistency: { atLeastAsFresh: revoked } })).toBe(false);
+    // A token of the same store that this engine did not issue (another engine's write) is still checked.
+    await using other = await createEngine({ model, store });
+    const { token: theirs } = await other.write({ writes: [question] });
+    storeCalls = 0;
+    expect(await engine.check({ ...question, consistency: { atLeastAsFresh: theirs } })).toBe(true);
+    expect(storeCalls).toBeGreaterThan(0);
+  });
+
   it("still refuses a token of another store, a garbled one, and a stray consistency field", async () => {
     await using engine = await createEngine({ model });
     await using other = await createEngine({ model });
