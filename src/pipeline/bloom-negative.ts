@@ -232,32 +232,21 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     const count = checks.length;
     const outcomes: BatchOutcome[] = new Array(count);
     this.#counters.requests += count;
-    // The object rule for the whole batch in one kernel call; the subject rule question by question (a batch's
-    // subject repeats: its two lookups are made once per subject).
+    // The object rule for the whole batch in one kernel call, and the subject rule's keys in one more (a batch's
+    // subject repeats: a run of questions with one subject shares its two keys). A lookup per key cost more than
+    // the hashing.
     const denied = this.#objectRule(checks);
+    const slots = denied === undefined ? undefined : this.#subjectSlots(checks, denied);
+    const absent = slots === undefined ? undefined : this.#subjectsAbsent();
     const passed: number[] = [];
-    let lastTenant: string | undefined;
-    let lastUser: string | undefined;
-    let lastAbsent = false;
     for (let i = 0; i < count; i++) {
       const check = checks[i]!;
       let deny = denied !== undefined && denied[i] === 1;
       if (deny) {
         this.#objectDenials++;
-      } else if (denied !== undefined && denied[i] === 0) {
-        // Eligible, and the object may hold tuples: the subject rule.
-        const subject = check.subject;
-        if (subject.kind !== "userset" && !this.#mayEvaluateConditions(check) && this.#depthGuard(check)) {
-          if (check.user !== lastUser || check.subjectTenant !== lastTenant) {
-            lastUser = check.user;
-            lastTenant = check.subjectTenant;
-            lastAbsent = this.#subjectAbsent(check);
-          }
-          if (lastAbsent) {
-            this.#subjectDenials++;
-            deny = true;
-          }
-        }
+      } else if (absent !== undefined && slots![i]! >= 0 && absent[slots![i]!] === 1) {
+        this.#subjectDenials++;
+        deny = true;
       }
       if (deny) {
         this.#counters.hits++;
@@ -316,16 +305,52 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
   }
 
   /**
-   * Whether no tuple names the check's (plain or wildcard) subject nor its type's wildcard, in its tenant. Keys in
-   * parts, as they were added: no key string built per question.
+   * The subject rule's keys for a batch, put in #partsBuffer two a slot (the subject's, its type's wildcard's):
+   * per question its slot, or -1 where the rule does not apply (denied or not eligible by the object rule, a
+   * userset, a relation that may evaluate a condition, or past the depth guard). Consecutive questions with one
+   * subject share a slot. Undefined when no question needs the rule.
    */
-  #subjectAbsent(check: ResolvedCheck): boolean {
-    const filter = this.#filter!;
-    const prefix = this.#subjectPrefix(check.subjectTenant);
-    return (
-      !filter.mightContainJoined(prefix, check.user) &&
-      !filter.mightContainJoined(prefix, check.subject.type, WILDCARD)
-    );
+  #subjectSlots(checks: readonly ResolvedCheck[], denied: Uint8Array): Int32Array | undefined {
+    const count = checks.length;
+    const parts = this.#partsBuffer;
+    parts.length = 0;
+    const slots = new Int32Array(count).fill(-1);
+    let slot = -1;
+    let lastTenant: string | undefined;
+    let lastUser: string | undefined;
+    let lastType: string | undefined;
+    let wildcard = "";
+    for (let i = 0; i < count; i++) {
+      if (denied[i] !== 0) continue;
+      const check = checks[i]!;
+      const subject = check.subject;
+      if (subject.kind === "userset" || this.#mayEvaluateConditions(check) || !this.#depthGuard(check))
+        continue;
+      if (slot < 0 || check.user !== lastUser || check.subjectTenant !== lastTenant) {
+        lastUser = check.user;
+        lastTenant = check.subjectTenant;
+        if (subject.type !== lastType) {
+          lastType = subject.type;
+          wildcard = subject.type + WILDCARD;
+        }
+        const prefix = this.#subjectPrefix(check.subjectTenant);
+        parts.push(prefix, check.user, prefix, wildcard);
+        slot++;
+      }
+      slots[i] = slot;
+    }
+    return slot < 0 ? undefined : slots;
+  }
+
+  /** Per slot of #subjectSlots' keys (in #partsBuffer, emptied here): 1 when neither key may be in the filter. */
+  #subjectsAbsent(): Uint8Array {
+    const parts = this.#partsBuffer;
+    const present = this.#filter!.mightContainParts(parts, 2);
+    parts.length = 0;
+    const slots = present.length / 2;
+    const absent = new Uint8Array(slots);
+    for (let k = 0; k < slots; k++) absent[k] = present[2 * k] === 0 && present[2 * k + 1] === 0 ? 1 : 0;
+    return absent;
   }
 
   /** InfluenceMap.mayEvaluateConditions, its last answer kept (it builds a `type#relation` key per call). */

@@ -212,6 +212,51 @@ describe("BloomNegativeResolver, synchronous path", () => {
     }
   });
 
+  it("denies in a batch exactly what it denies question by question (subject keys looked up together)", async () => {
+    const inner = new SyncInner();
+    const store = new MemoryTupleStore();
+    const { layer, source, write } = await layerOver(inner, store);
+    const { revision, changes } = await write([
+      { user: "user:anne", relation: "viewer", object: "doc:1" },
+      { user: "user:bob", relation: "viewer", object: "doc:2" },
+      { user: "group:eng#member", relation: "viewer", object: "doc:3" },
+      { user: "user:carl", relation: "member", object: "group:eng" },
+      { user: "user:dave", relation: "viewer", object: "folder:f", tenant: "t2" },
+      { user: "user:*", relation: "viewer", object: "doc:4", tenant: "t2" },
+    ]);
+    source.listener!.onChanges(changes, revision);
+    const users = [
+      "user:anne",
+      "user:bob",
+      "user:zed",
+      "user:carl",
+      "user:*",
+      "group:eng#member",
+      "user:dave",
+    ];
+    const objects = ["doc:1", "doc:2", "doc:3", "doc:4", "doc:9", "folder:f", "group:eng"];
+    const keys: Key[] = [];
+    for (const tenant of ["default", "t2"]) {
+      for (const user of users) {
+        // Runs of one subject, and the same subject again after another.
+        for (const object of objects) keys.push({ user, relation: "viewer", object, tenant });
+        keys.push({ user: "user:zed", relation: "viewer", object: "doc:1", tenant });
+        keys.push({ user, relation: "gated", object: "doc:1", tenant });
+      }
+    }
+    const questions = keys.map((k) => question(revision, k));
+    const single = questions.map((q) => denied(layer.resolveNow(q)));
+    const batch = (layer.resolveManyNow(questions) as Resolution[]).map(denied);
+    expect(batch).toEqual(single);
+    // Both rules denied somewhere, and something passed.
+    expect(single.filter(Boolean).length).toBeGreaterThan(10);
+    expect(single.filter((d) => !d).length).toBeGreaterThan(10);
+    expect(
+      denied(layer.resolveNow(question(revision, { user: "user:zed", relation: "viewer", object: "doc:1" }))),
+    ).toBe(true);
+    await layer.close();
+  });
+
   it("passes on, never denies, a revision delivered only in part or not yet delivered", async () => {
     const inner = new SyncInner();
     const store = new MemoryTupleStore();
