@@ -462,13 +462,20 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       // a memory.buffer read each). Those the model does not know are left out (routed).
       const records = this.#records(count);
       // Every question's object and subject looked up in one kernel call (a lookup each cost several times as
-      // much: a copy and a call per string).
+      // much: a copy and a call per string): the objects first, then the subjects, a run of questions with one
+      // subject (a folder's files for one user) sharing one lookup.
       const symbols = this.#symbols;
-      const texts: string[] = new Array(2 * count);
+      const texts: string[] = [];
+      for (let k = 0; k < count; k++) texts.push(queries[indices === undefined ? k : indices[k]!]!.object);
+      const subjectAt = new Uint32Array(count);
+      let lastSubject: string | undefined;
       for (let k = 0; k < count; k++) {
-        const query = queries[indices === undefined ? k : indices[k]!]!;
-        texts[2 * k] = query.object;
-        texts[2 * k + 1] = subjectText(query);
+        const text = subjectText(queries[indices === undefined ? k : indices[k]!]!);
+        if (text !== lastSubject) {
+          texts.push(text);
+          lastSubject = text;
+        }
+        subjectAt[k] = texts.length - 1;
       }
       const found = symbols.lookupMany(texts);
       const missing = Symbols.MISSING;
@@ -480,8 +487,8 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
           answers[i] = undefined;
           continue;
         }
-        const object = found[2 * k]!;
-        const subject = found[2 * k + 1]!;
+        const object = found[k]!;
+        const subject = found[subjectAt[k]!]!;
         if (
           !encodeCheckWith(
             this.compiled,

@@ -1,7 +1,7 @@
 /**
  * A batch looks every question's object and subject up in one kernel call (Symbols.lookupMany) before encoding:
  * its answers must be the single-check path's, question by question, for known and unknown objects and subjects,
- * usersets (including one of the question's own, never-interned object), wildcards and non-ASCII ids, and a
+ * runs of one subject, usersets (including one of the question's own, never-interned object), wildcards and non-ASCII ids, and a
  * string interned by a later write must be found by the next batch (no miss is remembered).
  */
 import { describe, expect, it } from "vitest";
@@ -62,6 +62,11 @@ describe("batch symbol lookup", () => {
       query("group:all", "member", "user:*"),
       query("folder:a1", "viewer", "group:eng#member"),
       query("folder:a1", "viewer", "user:anne"),
+      // A run of one subject (one lookup shared), then the object of the run before it.
+      query("folder:a", "viewer", "user:anne"),
+      query("folder:ü", "viewer", "user:anne"),
+      query("folder:new", "viewer", "user:anne"),
+      query("folder:ü", "viewer", "user:zoë"),
     ];
     const compare = async (expected: readonly boolean[]) => {
       const revision = await store.currentRevision();
@@ -71,7 +76,23 @@ describe("batch symbol lookup", () => {
       expect(batch).toEqual(single);
       expect(batch).toEqual(expected);
     };
-    await compare([true, false, true, false, false, true, true, true, true, true, true]);
+    await compare([
+      true,
+      false,
+      true,
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+      true,
+    ]);
     // New strings: folder:new and user:bob interned by this write; the next batch must see them.
     await store.write({
       writes: [
@@ -80,7 +101,23 @@ describe("batch symbol lookup", () => {
       ].map(normalized),
       deletes: [],
     });
-    await compare([true, true, true, false, true, true, true, true, true, true, true]);
+    await compare([
+      true,
+      true,
+      true,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      true,
+      true,
+    ]);
   });
 
   it("Symbols.lookupMany marks a text never interned with Symbols.MISSING", async () => {
