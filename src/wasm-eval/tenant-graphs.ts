@@ -50,11 +50,13 @@ const QUEUE_MIN = 1 << 16;
  * an impure tuple needs it) is rebuilt off the request path, and questions walk meanwhile (assembly/leopard.ts
  * leopard_decide never rebuilds): at the end of the run that left it pending when the graph is this small (a scan
  * of a few thousand nodes, well under a slice), else as a task of its own once no run has ended for
- * LEOPARD_QUIET_MS (writes settled: a bulk load is not rebuilt after every batch). The first check after a load
- * of 100k tuples ran the ~4 ms rebuild inside it.
+ * LEOPARD_QUIET_MS (writes settled: a bulk load is not rebuilt after every batch), or LEOPARD_MAX_DEFER_MS after
+ * it was first put off (a steady stream of writes would otherwise put it off for as long as the stream lasts). The
+ * first check after a load of 100k tuples ran the ~4 ms rebuild inside it.
  */
 const LEOPARD_INLINE_TUPLES = 8192;
 const LEOPARD_QUIET_MS = 20;
+const LEOPARD_MAX_DEFER_MS = 200;
 
 interface TenantState {
   graph: TupleGraph | undefined;
@@ -73,6 +75,8 @@ interface TenantState {
   /** The timer of the graph's pending Leopard rebuild, and when the last run that left it pending ended. */
   leopardTimer: ReturnType<typeof setTimeout> | undefined;
   runEnded: number;
+  /** When the timer now armed was first armed (the rebuild is put off at most LEOPARD_MAX_DEFER_MS from then). */
+  leopardSince: number;
 }
 
 export class TenantGraphs implements ChangeListener {
@@ -159,6 +163,7 @@ export class TenantGraphs implements ChangeListener {
         lost: false,
         leopardTimer: undefined,
         runEnded: 0,
+        leopardSince: 0,
       };
       this.#tenants.set(tenant, state);
     }
@@ -408,21 +413,32 @@ export class TenantGraphs implements ChangeListener {
     }
     state.runEnded = now();
     if (state.leopardTimer !== undefined) return;
-    const arm = (delay: number): void => {
-      const timer = setTimeout(() => {
-        state.leopardTimer = undefined;
-        if (this.#closed || state.graph !== graph || graph.disposed) return;
-        const quiet = now() - state.runEnded;
-        // A run under way (the graph may be between revisions) or one that ended just now: wait for quiet.
-        if (state.pending !== undefined) return arm(LEOPARD_QUIET_MS);
-        if (quiet < LEOPARD_QUIET_MS) return arm(Math.max(1, LEOPARD_QUIET_MS - quiet));
-        graph.rebuildLeopard();
-      }, delay);
-      // Never what keeps a process alive (Node's timers have unref; others do not need it).
-      (timer as { unref?: () => void }).unref?.();
-      state.leopardTimer = timer;
-    };
-    arm(LEOPARD_QUIET_MS);
+    state.leopardSince = state.runEnded;
+    this.#armLeopard(state, LEOPARD_QUIET_MS);
+  }
+
+  /**
+   * The timer of a pending Leopard rebuild. It serves whichever graph the tenant has when it fires: a graph dropped
+   * and built again meanwhile (lost changes) was left pending by a build that found this timer armed.
+   */
+  #armLeopard(state: TenantState, delay: number): void {
+    const timer = setTimeout(() => {
+      state.leopardTimer = undefined;
+      const graph = state.graph;
+      if (this.#closed || graph === undefined || graph.disposed || !graph.leopardPending) return;
+      // A run under way: the graph may be between revisions.
+      if (state.pending !== undefined) return this.#armLeopard(state, LEOPARD_QUIET_MS);
+      const at = now();
+      const quiet = at - state.runEnded;
+      // A run ended just now: wait for quiet, but not past LEOPARD_MAX_DEFER_MS.
+      if (quiet < LEOPARD_QUIET_MS && at - state.leopardSince < LEOPARD_MAX_DEFER_MS) {
+        return this.#armLeopard(state, Math.max(1, LEOPARD_QUIET_MS - quiet));
+      }
+      graph.rebuildLeopard();
+    }, delay);
+    // Never what keeps a process alive (Node's timers have unref; others do not need it).
+    (timer as { unref?: () => void }).unref?.();
+    state.leopardTimer = timer;
   }
 
   async #build(state: TenantState, tenant: string, revision: Revision): Promise<TupleGraph | undefined> {

@@ -12,6 +12,7 @@ import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
 import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
+import { TenantGraphs } from "../../src/wasm-eval/tenant-graphs.js";
 import { comparable, query, referenceAnswers } from "./reference.js";
 
 await loadOpenFgaDsl();
@@ -148,6 +149,75 @@ describe("Leopard rebuild off the request path", () => {
       await expectReference(fast, store, qs);
       expect(graph.leopardPending).toBe(false);
     } finally {
+      fast.close();
+      await store.close();
+    }
+  }, 60_000);
+
+  it("a steady stream of writes puts the rebuild off for a bounded time, not for as long as it lasts", async () => {
+    await ready();
+    const store = new MemoryTupleStore();
+    const fast = new WasmEvaluator({ program, store, maxDepth: MAX_DEPTH });
+    try {
+      await store.write({ writes: load().map(normalized), deletes: [] });
+      let revision = await store.currentRevision();
+      await fast.check(query("group:c0d0", "member", "user:c0d4u1"), revision);
+      const graph = fast.graphIfCurrent("default", revision)!;
+      expect(graph.leopardPending).toBe(true);
+      // A write and a check every ~5 ms (each run ends less than the quiet time before the next) for 1.5 s.
+      const started = performance.now();
+      let i = 0;
+      while (graph.leopardPending && performance.now() - started < 1500) {
+        await store.write({
+          writes: [normalized({ user: `user:w${i++}`, relation: "member", object: "group:c9d4" })],
+          deletes: [],
+        });
+        revision = await store.currentRevision();
+        expect(await fast.check(query("group:c0d0", "member", "user:c0d4u1"), revision)).toBe(true);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(graph.leopardPending).toBe(false);
+      await expectReference(fast, store, queries());
+    } finally {
+      fast.close();
+      await store.close();
+    }
+  }, 60_000);
+
+  it("a graph built again while the old graph's rebuild timer is armed gets its rebuild without another write", async () => {
+    await ready();
+    const store = new MemoryTupleStore();
+    const fast = new WasmEvaluator({ program, store, maxDepth: MAX_DEPTH });
+    let graphs: TenantGraphs | undefined;
+    const graphAt = TenantGraphs.prototype.graphAt;
+    // The evaluator's TenantGraphs, to tell it changes were lost (as a feed reset does).
+    TenantGraphs.prototype.graphAt = function (this: TenantGraphs, ...args: Parameters<typeof graphAt>) {
+      graphs = this;
+      return graphAt.apply(this, args);
+    };
+    try {
+      await store.write({ writes: load().map(normalized), deletes: [] });
+      let revision = await store.currentRevision();
+      await fast.check(query("group:c0d0", "member", "user:c0d4u1"), revision);
+      const first = fast.graphIfCurrent("default", revision)!;
+      expect(first.leopardPending).toBe(true);
+      // Within the quiet time of the first graph's timer: changes lost, a write, and a check that builds anew.
+      graphs!.onReset(revision);
+      await store.write({
+        writes: [normalized({ user: "user:x", relation: "member", object: "group:c0d4" })],
+        deletes: [],
+      });
+      revision = await store.currentRevision();
+      expect(await fast.check(query("group:c0d0", "member", "user:x"), revision)).toBe(true);
+      const second = fast.graphIfCurrent("default", revision)!;
+      expect(second).not.toBe(first);
+      const deadline = performance.now() + 3000;
+      while (second.leopardPending && performance.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(second.leopardPending).toBe(false);
+      await expectReference(fast, store, queries());
+    } finally {
+      TenantGraphs.prototype.graphAt = graphAt;
       fast.close();
       await store.close();
     }
