@@ -602,7 +602,7 @@ export class BloomNegativeResolver implements CheckResolver, ChangeListener {
     const resets = this.#resets;
     // Keys still named by a live tuple, estimated as the share of tuples not deleted since (a delete cannot be told
     // apart per key: its keys may be shared with live tuples).
-    const live = this.#keys * Math.max(0, 1 - this.#deletes / Math.max(this.#tuples, 1));
+    const live = Math.ceil(this.#keys * Math.max(0, 1 - this.#deletes / Math.max(this.#tuples, 1)));
     // Outgrown (not stale): room for four times what is live, so a growing store is re-read from snapshots about
     // a third of its size in all (twice: once in all), at 9.6 bits a key of room at the default rate.
     const growth = this.#keys > (this.#filter?.capacity ?? 0) ? 4 : 2;

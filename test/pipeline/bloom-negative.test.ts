@@ -186,6 +186,31 @@ describe("BloomNegativeResolver", () => {
     expect(Number(bloomStats(chain).extra?.objectDenials)).toBeGreaterThan(0);
   });
 
+  it("an outgrown filter is rebuilt after deletes too (the rebuild's size is a whole number of keys)", async () => {
+    await using engine = await createEngine({ model });
+    // A small first filter, so that a few thousand tuples outgrow it.
+    await using chain = await open(engine, { bloom: { initialCapacity: 1024 } });
+    const docs = Array.from({ length: 3000 }, (_, i) => ({
+      user: i < 100 ? "user:a" : `user:u${i}`,
+      relation: "viewer",
+      object: `doc:${i}`,
+    }));
+    await engine.write({ writes: docs.slice(0, 500) });
+    await engine.write({ deletes: docs.slice(0, 3) });
+    await chain.caughtUp();
+    // Outgrown: the rebuild is sized for four times the keys estimated live after 3 deletes (not a whole number).
+    await engine.write({ writes: docs.slice(500) });
+    await chain.caughtUp();
+    for (let i = 0; i < 200 && Number(bloomStats(chain).extra?.rebuilds) < 1; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(bloomStats(chain).extra?.note).toBeUndefined();
+    expect(Number(bloomStats(chain).extra?.rebuilds)).toBeGreaterThanOrEqual(1);
+    expect(Number(bloomStats(chain).extra?.capacity)).toBeGreaterThan(4000);
+    expect(await chain.check({ user: "user:u2999", relation: "viewer", object: "doc:2999" })).toBe(true);
+    expect(await chain.check({ user: "user:a", relation: "viewer", object: "doc:1" })).toBe(false);
+  });
+
   it("does not apply the subject rule where a condition may be evaluated (the reference reports the error)", async () => {
     await using engine = await createEngine({ model: conditional });
     await engine.write({
