@@ -6,6 +6,7 @@
  * Runtime-neutral: no `node:` imports.
  */
 import { describe, NexusError } from "../util/errors.js";
+import { isWellFormed, LONE_SURROGATE } from "../util/well-formed.js";
 import type { MemoryViews } from "../wasm/loader.js";
 import { internAbi } from "./abi/intern.js";
 import {
@@ -318,11 +319,8 @@ function checkArray(strings: readonly string[], where: string): number {
 }
 
 // Lone surrogates would encode to U+FFFD and make two different strings one symbol.
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 function assertWellFormed(s: string, where: string, index?: number): void {
-  const wellFormed = (s as { isWellFormed?: () => boolean }).isWellFormed;
-  if (typeof wellFormed === "function" ? wellFormed.call(s) : !LONE_SURROGATE.test(s)) return;
+  if (isWellFormed(s)) return;
   const at = LONE_SURROGATE.exec(s)?.index ?? -1;
   throw new NexusError(
     "invalid_argument",

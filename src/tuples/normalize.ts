@@ -4,6 +4,7 @@
  * src/model/tuple-rules.ts.
  */
 import { describe } from "../util/errors.js";
+import { isWellFormed } from "../util/well-formed.js";
 import {
   DEFAULT_TENANT,
   isTenantName,
@@ -129,6 +130,8 @@ function checkIdentity(
   }
   if (type === undefined) return `object must be "type:id", got ${describe(key.object)}`;
   const objectText = object as string;
+  if (!isWellFormed(objectText))
+    return `object must be well-formed text (a lone surrogate), got ${describe(key.object)}`;
   if (objectText.length === colon + 2 && objectText.charCodeAt(colon + 1) === STAR) {
     return `object cannot be a wildcard, got ${describe(key.object)}`;
   }
@@ -143,6 +146,9 @@ function checkIdentity(
     if (interner !== undefined) interner.lastRelation = relation;
   }
   const user = key.user;
+  if (typeof user === "string" && !isWellFormed(user)) {
+    return `user must be well-formed text (a lone surrogate), got ${describe(key.user)}`;
+  }
   let subject: Subject | undefined;
   if (interner === undefined || typeof user !== "string") subject = parseSubject(user);
   else if (user === interner.lastUser) subject = interner.lastSubject;

@@ -178,4 +178,27 @@ describe("normalizeTuple", () => {
     }
     expect(ok).toBeGreaterThan(1000);
   });
+
+  it("refuses an object or user holding a lone surrogate (no UTF-8 form: the kernels could not intern it)", () => {
+    const interner = new TupleInterner();
+    for (const ids of [
+      { object: "doc:\uD800", user: "user:a" },
+      { object: "doc:a\uDC00b", user: "user:a" },
+      { object: "doc:a", user: "user:\uD83D" },
+      { object: "doc:a", user: "group:\uDE00#member" },
+    ]) {
+      for (const run of [
+        () => normalizeTuple({ ...ids, relation: "viewer" }, "default"),
+        () => normalizeTuple({ ...ids, relation: "viewer" }, "default", undefined, interner),
+      ]) {
+        const result = run();
+        expect(result.ok, JSON.stringify(ids)).toBe(false);
+        if (!result.ok) expect(result.problem).toContain("lone surrogate");
+      }
+    }
+    // A surrogate pair (an astral character) is well formed.
+    expect(
+      normalizeTuple({ object: "doc:\u{1F600}", relation: "viewer", user: "user:\u{1F600}" }, "default").ok,
+    ).toBe(true);
+  });
 });
