@@ -106,6 +106,31 @@ describe("leak audit", () => {
     );
   });
 
+  it("close() right after a large load leaves nothing running (sliced writes, feed parts, a pending Leopard rebuild)", async () => {
+    await settle();
+    const baseline = resourceCounts();
+    const engine = await createEngine({ model });
+    // 20 groups nested in a chain with 600 members each: 12k tuples, a write that yields while it validates, a
+    // graph past the size whose Leopard rebuild waits for writes to settle (a timer).
+    const writes = [];
+    for (let g = 0; g < 20; g++) {
+      for (let u = 0; u < 600; u++)
+        writes.push({ user: `user:g${g}u${u}`, relation: "member", object: `group:g${g}` });
+      if (g > 0) writes.push({ user: `group:g${g}#member`, relation: "member", object: `group:g${g - 1}` });
+    }
+    const { token } = await engine.write({ writes });
+    const consistency = { atLeastAsFresh: token };
+    expect(
+      await engine.check({ user: "user:g19u1", relation: "member", object: "group:g0", consistency }),
+    ).toBe(true);
+    expect(
+      engine.wasmEvaluator?.graphIfCurrent("default", await engine.store.currentRevision())?.leopardPending,
+    ).toBe(true);
+    await engine.close();
+    await settle();
+    expect(beyond(baseline)).toEqual([]);
+  });
+
   it("await using closes the chain; the store it was given stays open", async () => {
     await using engine = await createEngine({ model });
     let feedRunning: boolean | undefined;
