@@ -185,6 +185,8 @@ export class Engine implements AsyncDisposable {
     this.#assertOpen();
     // Validated in slices, the event loop's other tasks run between them (a 10k-tuple write held it 40-80 ms).
     const { writes, deletes } = await writeOfInSlices(this.program, request);
+    // close() may have run while the write was validated: a closed engine writes nothing.
+    this.#assertOpen();
     const result = await this.store.write({
       writes,
       deletes,
@@ -200,7 +202,9 @@ export class Engine implements AsyncDisposable {
     );
     const token = encodeToken(this.store.id, result.revision);
     // The first read with this token then peeks its revision rather than awaiting the store inside the request.
-    await this.#chain.primeReads(token, result.revision);
+    // Best effort: the write has committed, so a failed lookup (a flaky store, a close() meanwhile) must not turn
+    // it into an error; the first read makes the lookup itself then.
+    await this.#chain.primeReads(token, result.revision).catch(() => undefined);
     return { token, revision: result.revision };
   }
 

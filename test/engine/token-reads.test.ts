@@ -90,3 +90,45 @@ describe("reads with an accepted consistency token", () => {
     }
   });
 });
+
+describe("a write's outcome", () => {
+  it("is its commit: a read lookup failing after it (a flaky store) does not report a committed write as failed", async () => {
+    let failRevisionAt = false;
+    class FlakyStore extends MemoryTupleStore {
+      override async revisionAt(timeMs: number): Promise<number> {
+        if (failRevisionAt) throw new Error("transient store error in revisionAt");
+        return super.revisionAt(timeMs);
+      }
+    }
+    const store = new FlakyStore();
+    await using engine = await createEngine({ model, store });
+    failRevisionAt = true;
+    const { token, revision } = await engine.write({
+      writes: [{ user: "user:anne", relation: "viewer", object: "doc:1" }],
+    });
+    expect(revision).toBe(await store.currentRevision());
+    failRevisionAt = false;
+    const consistency = { atLeastAsFresh: token };
+    expect(await engine.check({ user: "user:anne", relation: "viewer", object: "doc:1", consistency })).toBe(
+      true,
+    );
+    await store.close();
+  });
+
+  it("nothing is written when the engine is closed while a large write is validated", async () => {
+    const store = new MemoryTupleStore();
+    const engine = await createEngine({ model, store });
+    const writes = Array.from({ length: 40_000 }, (_, i) => ({
+      user: `user:u${i % 97}`,
+      relation: "viewer",
+      object: `doc:${i}`,
+    }));
+    const writing = engine.write({ writes });
+    // The first turn of the event loop the write's validation gives up.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await engine.close();
+    await expect(writing).rejects.toMatchObject({ code: "closed" });
+    expect(await store.currentRevision()).toBe(0);
+    await store.close();
+  });
+});
