@@ -19,6 +19,7 @@ import {
 } from "../tuples/tuple.js";
 import { closest } from "../util/closest.js";
 import { describe, NexusError } from "../util/errors.js";
+import { isWellFormed } from "../util/well-formed.js";
 import { canonicalContext, MAX_CONTEXT_DEPTH } from "./key.js";
 
 export function tenantOf(value: unknown, field = "tenant"): string {
@@ -37,6 +38,17 @@ export function subjectTenantOf(value: unknown, tenant: string): string {
 }
 
 /** Validates `type:id` naming a type of the model. */
+/** An id with a lone surrogate has no UTF-8 form: the kernels compare ids as UTF-8 bytes and could not look it up. */
+function notWellFormed(field: string, value: unknown): NexusError {
+  return new NexusError(
+    "invalid_argument",
+    `${field} must be well-formed text (a lone surrogate), got ${describe(value)}`,
+    {
+      [field]: value,
+    },
+  );
+}
+
 export function objectOf(program: Program, value: unknown, field = "object"): { type: string; id: string } {
   const object = parseObject(value);
   if (object === undefined || object.id === "*") {
@@ -44,6 +56,7 @@ export function objectOf(program: Program, value: unknown, field = "object"): { 
       [field]: value,
     });
   }
+  if (!isWellFormed(value as string)) throw notWellFormed(field, value);
   typeOf(program, object.type, field);
   return object;
 }
@@ -88,6 +101,7 @@ export function subjectOf(
       { [field]: value },
     );
   }
+  if (!isWellFormed(value as string)) throw notWellFormed(field, value);
   if (!(opaqueSubjectTypes(program) && subject.kind !== "userset" && !program.types.has(subject.type))) {
     typeOf(program, subject.type, field);
   }

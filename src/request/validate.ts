@@ -9,6 +9,7 @@ import type { ConditionContext } from "../conditions/cel.js";
 import type { Program } from "../model/program.js";
 import type { RelationTuple, Subject } from "../tuples/tuple.js";
 import { describe, NexusError } from "../util/errors.js";
+import { isWellFormed } from "../util/well-formed.js";
 import {
   contextOf,
   contextualTuplesOf,
@@ -166,7 +167,8 @@ function checkObjectType(program: Program, value: unknown): string {
       value.startsWith(type) &&
       value.indexOf(":") === colon &&
       !(value.length === colon + 2 && value.charCodeAt(colon + 1) === 42) && // "*"
-      !value.includes("\u0000")
+      !value.includes("\u0000") &&
+      isWellFormed(value)
     ) {
       return type;
     }

@@ -50,3 +50,34 @@ describe("validCheck's remembered subjects", () => {
     }
   });
 });
+
+describe("ids with a lone surrogate", () => {
+  it("are refused as an invalid argument naming the field, before and after the same type was accepted", async () => {
+    const { createEngine } = await import("../../src/engine/engine.js");
+    await using engine = await createEngine({ model: withTeams });
+    await engine.write({ writes: [{ user: "user:anne", relation: "viewer", object: "doc:1" }] });
+    for (const [object, user, field] of [
+      ["doc:\uD800", "user:anne", "object"],
+      ["doc:1", "user:\uDC00", "user"],
+      ["doc:a\uDC00", "team:eng#member", "object"],
+      ["doc:1", "team:\uD83D#member", "user"],
+    ] as const) {
+      // A check of the same type just before: the remembered type's shortcut must refuse it as well.
+      expect(await engine.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(true);
+      await expect(engine.check({ user, relation: "viewer", object })).rejects.toMatchObject({
+        code: "invalid_argument",
+        message: expect.stringContaining(field),
+      });
+      await expect(
+        engine.checkBulk([
+          { user: "user:anne", relation: "viewer", object: "doc:1" },
+          { user, relation: "viewer", object },
+        ]),
+      ).rejects.toMatchObject({ code: "invalid_argument" });
+    }
+    // A surrogate pair (an astral character) is a well-formed id.
+    expect(await engine.check({ user: "user:\u{1F600}", relation: "viewer", object: "doc:\u{1F600}" })).toBe(
+      false,
+    );
+  });
+});
