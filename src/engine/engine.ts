@@ -180,7 +180,11 @@ export class Engine implements AsyncDisposable {
     return this.#wasm;
   }
 
-  /** Writes and deletes tuples atomically: all of them at one new revision, or none (the error says which). */
+  /**
+   * Writes and deletes tuples atomically: all of them at one new revision, or none (the error says which). A large
+   * write is validated in slices with the event loop turning between them: its tuple objects are read as it goes,
+   * so change none of them until the returned promise settles.
+   */
   async write(request: WriteRequest): Promise<WriteResponse> {
     this.#assertOpen();
     // Validated in slices, the event loop's other tasks run between them (a 10k-tuple write held it 40-80 ms).
