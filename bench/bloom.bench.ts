@@ -3,7 +3,10 @@
  * same run. All three are sized for 100,000 keys at 1% and filled to capacity; lookups are half members, half not.
  * Keys are flat strings of ≈35 chars (as decoded from a network or database row); keys built by `+`/template
  * literals are ropes, which cost extra to encode (measured separately). Also measures a hot kernel call through
- * the raw `instance.exports` vs through `@assemblyscript/loader`'s demangled `exports`.
+ * the raw `instance.exports` vs through `@assemblyscript/loader`'s demangled `exports`. The parts API the Bloom
+ * negative layer uses (a key as prefix + name) against building the key with a template: measured at a73ef60 about
+ * even (0.89-0.98×; addParts 0.57× of addMany over keys already built), so its gain on the load path is the key
+ * strings it does not keep, not faster hashing.
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/bloom.bench.ts
  */
@@ -42,6 +45,15 @@ const ropeBatch = (b: number) =>
     const i = b * BATCH + j;
     return i % 2 === 0 ? memberKey(i) : `document:${i}#editor@user:${i}`;
   });
+
+// The same keys as two parts (a prefix and a name), as the Bloom negative layer passes them (addParts,
+// mightContainParts, mightContainJoined): the peer is building each key with a template and passing the string.
+const split = (key: string): [string, string] => {
+  const at = key.indexOf("@");
+  return [key.slice(0, at + 1), key.slice(at + 1)];
+};
+const probeParts = probeBatches.map((batch) => batch.flatMap(split));
+const probePairs = probes.map(split);
 
 const ours = new BloomFilter(CAPACITY, FP_RATE);
 ours.addMany(members);
@@ -163,6 +175,42 @@ await runSuite(
       fn: () => (sink += ropeBatch(nextBatch()).length),
     },
     {
+      name: "nexus mightContainParts (1000 keys as 2 parts)",
+      opsPerCall: BATCH,
+      fn: () => ours.mightContainParts(probeParts[nextBatch()]!, 2, out),
+    },
+    {
+      name: "nexus mightContainMany (1000 keys joined by a template, incl. joining)",
+      opsPerCall: BATCH,
+      fn: () => {
+        const parts = probeParts[nextBatch()]!;
+        const keys: string[] = new Array(BATCH);
+        for (let j = 0; j < BATCH; j++) keys[j] = `${parts[2 * j]}${parts[2 * j + 1]}`;
+        ours.mightContainMany(keys, out);
+      },
+    },
+    {
+      name: "nexus mightContainJoined (2 parts)",
+      opsPerCall: BATCH,
+      fn: repeat((i) => {
+        const [a, b] = probePairs[i]!;
+        sink += ours.mightContainJoined(a, b) ? 1 : 0;
+      }),
+    },
+    {
+      name: "nexus mightContain (key joined by a template, incl. joining)",
+      opsPerCall: BATCH,
+      fn: repeat((i) => {
+        const [a, b] = probePairs[i]!;
+        sink += ours.mightContain(`${a}${b}`) ? 1 : 0;
+      }),
+    },
+    {
+      name: "nexus addParts (1000 keys as 2 parts)",
+      opsPerCall: BATCH,
+      fn: () => ourAdds.addParts(probeParts[nextBatch()]!, 2),
+    },
+    {
       name: "nexus addMany (1000)",
       opsPerCall: BATCH,
       fn: () => ourAdds.addMany(probeBatches[nextBatch()]!),
@@ -209,6 +257,15 @@ await runSuite(
       { subject: "nexus mightContain", peer: "twin mightContain" },
       { subject: "nexus add", peer: "twin add" },
       { subject: "nexus mightContainMany (1000)", peer: "nexus mightContain" },
+      {
+        subject: "nexus mightContainParts (1000 keys as 2 parts)",
+        peer: "nexus mightContainMany (1000 keys joined by a template, incl. joining)",
+      },
+      {
+        subject: "nexus mightContainJoined (2 parts)",
+        peer: "nexus mightContain (key joined by a template, incl. joining)",
+      },
+      { subject: "nexus addParts (1000 keys as 2 parts)", peer: "nexus addMany (1000)" },
       {
         subject: "kernel call (mightContain) via raw instance.exports",
         peer: "kernel call (mightContain) via loader's demangled exports",
