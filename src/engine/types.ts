@@ -55,9 +55,10 @@ export interface EngineOptions {
   /**
    * The cache and index layers in front of the evaluator (src/pipeline/builder.ts): result cache keyed by the
    * quantized revision, Bloom negative cache, singleflight, cross-tenant grant index, Tiger bitmaps, each kept
-   * exact by the store's change feed. Every layer is on by default; switch one off with `{ bloom: false }`, or
-   * all of them with `false` (queries then go from validation and the revision choice straight to the
-   * evaluator). `engine.stats()` counts each layer.
+   * exact by the store's change feed. Every layer is on by default except the Bloom layer over the WASM
+   * evaluator, whose interner answers its rules (`{ bloom: true }` builds it); switch one off with
+   * `{ resultCache: false }`, or all of them with `false` (queries then go from validation and the revision
+   * choice straight to the evaluator). `engine.stats()` counts each layer.
    */
   readonly cache?: false | EngineCacheOptions;
   /**
@@ -67,7 +68,7 @@ export interface EngineOptions {
   readonly limits?: Partial<ModelLimits>;
 }
 
-/** Per-layer switches and options of the engine's check chain (each defaults to on). */
+/** Per-layer switches and options of the engine's check chain (each defaults to on, but see `cache`). */
 export type EngineCacheOptions = Pick<
   CheckChainOptions,
   "resultCache" | "bloom" | "singleflight" | "crossTenant" | "tiger" | "warming" | "watch"

@@ -17,6 +17,9 @@
  *   than deny. Recursive relations (group in group, folder in folder) therefore rely on the object rule.
  * Contextual tuples bypass the layer.
  *
+ * Built by default only over the reference evaluator: over the WASM one the kernel's interner answers both rules
+ * (src/pipeline/builder.ts says how), so the engine builds it there only when asked (`cache: { bloom: true }`).
+ *
  * The filter only grows as tuples are written (deletes leave stale bits: more "maybe", never a false deny). It
  * follows the change feed from revision 0: the feed replays the changelog to it, then hands it every new page.
  * When the changelog no longer reaches back that far it is seeded instead from a snapshot of the `tenants`

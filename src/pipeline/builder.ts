@@ -6,6 +6,13 @@
  * `internal/graph/builder.go` wraps its local checker in cached and dispatch throttling checkers; a layer switched
  * off (or lacking the change feed it needs) is simply not built and is reported `enabled: false` in stats.
  *
+ * The Bloom negative cache is on by default only over the reference evaluator (or a caller's): over the WASM
+ * evaluator both of its rules are answered by the kernel's interner, which every question looks its object and
+ * subject up in anyway (an object no tuple names is FALSE at the kernel's first step; the subject rule is the
+ * evaluator's, src/wasm-eval/evaluator.ts), so a filter repeating the interner only cost time (on the 100k peer
+ * workload, where it never denied: ~100 ms of the load, ~1.5 µs a first-pass check). `bloom: true` or options
+ * still build it.
+ *
  * The same builder serves `cache: false`: every layer off leaves the evaluator alone behind validation and the
  * revision choice (src/pipeline/chain.ts).
  */
@@ -64,7 +71,10 @@ export interface CheckChainOptions {
   readonly feed?: ChangeFeed;
   /** The result cache (default on). */
   readonly resultCache?: boolean | { readonly maxEntries?: number };
-  /** The Bloom negative cache (default on; needs the change feed). */
+  /**
+   * The Bloom negative cache (needs the change feed). Default: on over the reference evaluator or a caller's
+   * `evaluator`; off over the WASM evaluator (`wasm`, without `evaluator`), whose interner answers both its rules.
+   */
   readonly bloom?: boolean | BloomNegativeOptions;
   /**
    * The cross-tenant grant index (default on; needs the change feed): denies cross-tenant questions no grant can
@@ -134,7 +144,7 @@ export async function buildLayers(options: CheckChainOptions, context: LayerCont
   let tiger: TigerResolver | undefined;
   let resultCache: ResultCacheResolver | undefined;
   let crossTenant: CrossTenantResolver | undefined;
-  let resolver: CheckResolver = evaluatorOf(options, !noLayers(options));
+  let resolver: CheckResolver = evaluatorOf(options, !noLayers(options), { influence, depthGuard });
   try {
     if (options.tiger !== undefined && options.tiger !== false) {
       // Loaded only when asked for: it brings roaring-wasm, which most deployments of the chain do not need.
@@ -165,7 +175,10 @@ export async function buildLayers(options: CheckChainOptions, context: LayerCont
     }
     if (options.singleflight !== false) resolver = new SingleflightResolver(resolver);
     else disabled.push(off("singleflight"));
-    if (options.bloom !== false && feed !== undefined) {
+    const overWasm = options.evaluator === undefined && options.wasm !== undefined;
+    if (options.bloom === undefined && overWasm) {
+      disabled.push(off("bloom-negative", BLOOM_OVER_WASM));
+    } else if (options.bloom !== false && feed !== undefined) {
       resolver = await BloomNegativeResolver.open(
         resolver,
         { store, influence, source: feed },
@@ -205,7 +218,11 @@ export async function buildLayers(options: CheckChainOptions, context: LayerCont
  * The innermost resolver: the caller's, else the WASM evaluator over the reference, else the reference alone. The
  * reference records what each check read only for layers that reuse answers (`recordReads`).
  */
-function evaluatorOf(options: CheckChainOptions, recordReads: boolean): CheckResolver {
+function evaluatorOf(
+  options: CheckChainOptions,
+  recordReads: boolean,
+  subjectRule: { readonly influence: InfluenceMap; readonly depthGuard: DepthGuard },
+): CheckResolver {
   if (options.evaluator !== undefined) return options.evaluator;
   const reference = new ReferenceResolver({
     program: options.program,
@@ -213,7 +230,7 @@ function evaluatorOf(options: CheckChainOptions, recordReads: boolean): CheckRes
     maxResolutionDepth: options.maxResolutionDepth ?? DEFAULT_MAX_DEPTH,
     recordReads,
   });
-  return options.wasm !== undefined ? new WasmResolver(options.wasm, reference) : reference;
+  return options.wasm !== undefined ? new WasmResolver(options.wasm, reference, subjectRule) : reference;
 }
 
 /** Whether the options switch every layer off (the engine's `cache: false`). */
@@ -227,7 +244,12 @@ function noLayers(options: CheckChainOptions): boolean {
   );
 }
 
-function off(layer: string): LayerStats {
+/** Why the Bloom layer is off by default over the WASM evaluator (its stats row's note). */
+export const BLOOM_OVER_WASM =
+  "off by default over the WASM evaluator: its interner answers both rules (an object no tuple names, a subject " +
+  "no tuple names); cache.bloom: true builds it";
+
+function off(layer: string, note?: string): LayerStats {
   return {
     layer,
     enabled: false,
@@ -237,5 +259,6 @@ function off(layer: string): LayerStats {
     shared: 0,
     evaluations: 0,
     invalidations: 0,
+    ...(note !== undefined ? { extra: { note } } : {}),
   };
 }

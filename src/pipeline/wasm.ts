@@ -4,6 +4,12 @@
  * the WASM evaluator routes itself (another subject tenant, a conditional / expiring / cross-tenant tuple on the way,
  * a revision older than its graph; see src/wasm-eval/evaluator.ts).
  *
+ * Given the model's influence map and the chain's depth guard, the layer hands the evaluator the subject rule's
+ * part that the symbols cannot answer (src/wasm-eval/evaluator.ts): a question whose subject and its type's
+ * wildcard no tuple names is denied without running the kernel when its (type, relation) can evaluate no condition
+ * and passes the depth guard, as the Bloom layer's subject rule (src/pipeline/bloom-negative.ts). The object rule
+ * needs nothing: the kernel answers a question about an object no tuple names FALSE at its first step.
+ *
  * A kernel answer never depends on time: a check that reads a node holding an expiring tuple is routed, so its
  * `validUntil` is Infinity. The kernel does not report which tuple lists it read, so caches above fall back to
  * the Program's class-level influence for its answers.
@@ -11,11 +17,13 @@
  * Owner: closing the layer closes the WasmEvaluator (its kernel memory, and a worker pool if one was attached)
  * and the reference resolver.
  */
-import type { WasmAnswer, WasmEvaluator } from "../wasm-eval/evaluator.js";
+import type { InfluenceMap } from "../changes/influence.js";
+import type { UnknownSubjectRule, WasmAnswer, WasmEvaluator } from "../wasm-eval/evaluator.js";
 import { throwIfAborted } from "./reference.js";
 import {
   type BatchOutcome,
   type CheckResolver,
+  type DepthGuard,
   LayerCounters,
   type LayerStats,
   promised,
@@ -29,14 +37,31 @@ export class WasmResolver implements CheckResolver {
   readonly wasm: WasmEvaluator;
   readonly #reference: CheckResolver;
   readonly #counters = new LayerCounters();
+  /** The subject rule's class test, undefined without the influence map and the depth guard. */
+  readonly #unknownSubject: UnknownSubjectRule<ResolvedCheck> | undefined;
   #sharedRevision = -1;
   #allowed: Resolution = { allowed: true, revision: -1, validUntil: Number.POSITIVE_INFINITY };
   #denied: Resolution = { allowed: false, revision: -1, validUntil: Number.POSITIVE_INFINITY };
 
-  /** `reference` answers what the kernel does not (the chain's ReferenceResolver). */
-  constructor(wasm: WasmEvaluator, reference: CheckResolver) {
+  /**
+   * `reference` answers what the kernel does not (the chain's ReferenceResolver); `subjectRule` (the model's
+   * influence map and the chain's depth guard) turns the subject rule on.
+   */
+  constructor(
+    wasm: WasmEvaluator,
+    reference: CheckResolver,
+    subjectRule?: { readonly influence: InfluenceMap; readonly depthGuard: DepthGuard },
+  ) {
     this.wasm = wasm;
     this.#reference = reference;
+    if (subjectRule !== undefined) {
+      const { influence, depthGuard } = subjectRule;
+      // Asked only for a question whose subject no tuple names (rare): no answer kept between calls. The condition
+      // test is the Bloom rule's; the evaluator's own test (no flagged tuple in the tenant, so no conditional one)
+      // already implies it, so it only guards against that ever changing.
+      this.#unknownSubject = (c) =>
+        !influence.mayEvaluateConditions(c.objectType, c.relation) && depthGuard(c);
+    }
   }
 
   resolve(check: ResolvedCheck, signal?: AbortSignal): Promise<Resolution> {
@@ -48,7 +73,7 @@ export class WasmResolver implements CheckResolver {
     throwIfAborted(signal);
     this.#counters.requests++;
     if (check.contextualTuples.length === 0) {
-      const answer = this.wasm.checkNow(check, check.revision);
+      const answer = this.wasm.checkNow(check, check.revision, this.#unknownSubject);
       if (answer instanceof Promise) {
         return answer.then((a) => {
           throwIfAborted(signal);
@@ -89,7 +114,7 @@ export class WasmResolver implements CheckResolver {
       }
     }
     if (!plain) return this.#resolveGrouped(checks, outcomes, signal);
-    const answers = this.wasm.checkManyNow(checks, revision);
+    const answers = this.wasm.checkManyNow(checks, revision, this.#unknownSubject);
     if (answers instanceof Promise) {
       return answers.then((a) => {
         for (let i = 0; i < count; i++) outcomes[i] = this.#resolution(a[i], checks[i]!);
@@ -119,6 +144,7 @@ export class WasmResolver implements CheckResolver {
       const answers = await this.wasm.checkMany(
         indexes.map((i) => checks[i]!),
         revision,
+        this.#unknownSubject,
       );
       for (let k = 0; k < indexes.length; k++) {
         const i = indexes[k]!;
@@ -168,6 +194,7 @@ export class WasmResolver implements CheckResolver {
       graphBuilds: s.graphBuilds,
       changesApplied: s.changesApplied,
       parallelBatches: s.parallelBatches,
+      unknownSubjects: s.unknownSubjects,
       factHits: k.factHits,
       factsHeld: k.factsHeld,
       factsInvalidated: k.factsInvalidated,

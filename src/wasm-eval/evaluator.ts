@@ -13,10 +13,21 @@
  *   requests first, so this does not happen through it).
  * Contextual tuples are the caller's to route (the engine sends such requests to the reference).
  *
+ * The subject rule (given by the caller as `unknownSubject`, the chain's WasmResolver): a question whose plain or
+ * wildcard subject and its type's wildcard were never interned is answered FALSE without running the kernel, when
+ * the tenant's graph holds no flagged tuple and the caller says the question's (type, relation) can neither
+ * evaluate a condition nor reach the depth limit. Why that is exact: TRUE for such a subject needs a tuple naming it
+ * or its type's wildcard (src/pipeline/bloom-negative.ts reads this off the reference), and every unflagged tuple's
+ * subject is interned when its graph applies it (flagged ones are not: hence no flagged tuple), by this tenant's
+ * graph at the question's revision or before; the interner, shared by every tenant and never shrinking, is a
+ * superset of what this tenant's tuples name. With no such tuple the kernel's walk could only end FALSE, or
+ * "resolution_too_complex" (what the depth guard excludes).
+ *
  * Runtime-neutral (browsers, workerd, Node): no `node:` import; everything is single-threaded in the caller's realm.
  */
 
 import type { ChangeSource } from "../changes/feed.js";
+import { evaluateAbi } from "../kernels/abi/evaluate.js";
 import type { Program } from "../model/program.js";
 import { getParallelThreshold } from "../parallel/thresholds.js";
 import type { CheckQuery } from "../reference/check.js";
@@ -38,11 +49,14 @@ import {
   W_USERSET,
   W_WILDCARD,
 } from "./check-encoding.js";
-import { type CompiledProgram, compileProgram } from "./compile.js";
+import { ABSENT, type CompiledProgram, compileProgram } from "./compile.js";
 import type { TupleGraph } from "./graph.js";
 import { type EvaluateKernel, instantiateEvaluateKernel, Outcome } from "./kernel.js";
 import { Symbols } from "./symbols.js";
 import { TenantGraphs } from "./tenant-graphs.js";
+
+/** The subject word of a request whose subject was never interned (src/wasm-eval/check-encoding.ts). */
+const { UNKNOWN_SUBJECT } = evaluateAbi.constants;
 
 /** Request-record words the evaluator keeps a buffer for between batches: the records of 4,096 questions. */
 const KEPT_RECORD_WORDS = RECORD_WORDS * 4096;
@@ -60,6 +74,8 @@ export interface WasmEvaluatorStats {
   changesApplied: number;
   /** Batches (per tenant) sent to the worker pool. */
   parallelBatches: number;
+  /** Checks (counted in `answered`) denied by the subject rule without running the kernel. */
+  unknownSubjects: number;
 }
 
 export interface WasmEvaluatorOptions {
@@ -92,6 +108,13 @@ export interface WasmEvaluatorOptions {
 export type WasmAnswer = boolean | NexusError | undefined;
 
 /**
+ * Whether the subject rule may deny `query` (asked only for a question whose subject and its type's wildcard no
+ * tuple names, in a tenant without flagged tuples): its (type, relation) can evaluate no condition and no check of
+ * it can reach the depth limit, at the revision asked.
+ */
+export type UnknownSubjectRule<Q extends CheckQuery> = (query: Q) => boolean;
+
+/**
  * Runs a large batch elsewhere (the Node worker pool: src/wasm-eval/parallel.ts); answers in the order of `queries`,
  * or undefined to evaluate here after all.
  */
@@ -119,6 +142,7 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     graphBuilds: 0,
     changesApplied: 0,
     parallelBatches: 0,
+    unknownSubjects: 0,
   };
   /** Where batches above getParallelThreshold("bulkCheck") go (set by src/wasm-eval/parallel.ts; Node only). */
   parallel: ParallelBulkRunner | undefined;
@@ -295,8 +319,12 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     return this.#symbols;
   }
 
-  /** Checks one query at `revision`. */
-  async check(query: CheckQuery, revision: Revision): Promise<WasmAnswer> {
+  /** Checks one query at `revision` (with the subject rule when `unknownSubject` is given: see the header). */
+  async check<Q extends CheckQuery>(
+    query: Q,
+    revision: Revision,
+    unknownSubject?: UnknownSubjectRule<Q>,
+  ): Promise<WasmAnswer> {
     if (query.subjectTenant !== query.tenant) {
       this.stats.routed.cross_tenant++;
       return undefined;
@@ -312,46 +340,62 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       this.stats.routed.stale_revision++;
       return undefined;
     }
-    return this.checkOn(graph, query);
+    return this.checkOn(graph, query, unknownSubject);
   }
 
   /**
    * check without a promise when the tenant's graph is at `revision` already (the common case: graphs follow
    * writes as they are acknowledged): the answer itself, else check's promise.
    */
-  checkNow(query: CheckQuery, revision: Revision): WasmAnswer | Promise<WasmAnswer> {
+  checkNow<Q extends CheckQuery>(
+    query: Q,
+    revision: Revision,
+    unknownSubject?: UnknownSubjectRule<Q>,
+  ): WasmAnswer | Promise<WasmAnswer> {
     if (query.subjectTenant !== query.tenant) {
       this.stats.routed.cross_tenant++;
       return undefined;
     }
     const graph = this.graphIfCurrent(query.tenant, revision);
-    return graph === undefined ? this.check(query, revision) : this.checkOn(graph, query);
+    return graph === undefined
+      ? this.check(query, revision, unknownSubject)
+      : this.checkOn(graph, query, unknownSubject);
   }
 
   /**
    * checkMany without a promise for a batch in one tenant whose graph is at `revision` (and not sent to the worker
    * pool): the answers themselves, else checkMany's promise.
    */
-  checkManyNow(queries: readonly CheckQuery[], revision: Revision): WasmAnswer[] | Promise<WasmAnswer[]> {
+  checkManyNow<Q extends CheckQuery>(
+    queries: readonly Q[],
+    revision: Revision,
+    unknownSubject?: UnknownSubjectRule<Q>,
+  ): WasmAnswer[] | Promise<WasmAnswer[]> {
     const count = queries.length;
     if (count === 0) return [];
     const tenant = queries[0]!.tenant;
     for (let i = 0; i < count; i++) {
       const q = queries[i]!;
-      if (q.tenant !== tenant || q.subjectTenant !== tenant) return this.checkMany(queries, revision);
+      if (q.tenant !== tenant || q.subjectTenant !== tenant) {
+        return this.checkMany(queries, revision, unknownSubject);
+      }
     }
     if (this.parallel !== undefined && count > getParallelThreshold("bulkCheck")) {
-      return this.checkMany(queries, revision);
+      return this.checkMany(queries, revision, unknownSubject);
     }
     const graph = this.graphIfCurrent(tenant, revision);
-    if (graph === undefined) return this.checkMany(queries, revision);
+    if (graph === undefined) return this.checkMany(queries, revision, unknownSubject);
     const answers: WasmAnswer[] = new Array(count).fill(undefined);
-    this.#checkOn(graph, queries, undefined, count, answers);
+    this.#checkOn(graph, queries, undefined, count, answers, unknownSubject);
     return answers;
   }
 
-  /** Checks one query on a graph (synchronous: one kernel call). */
-  checkOn(graph: TupleGraph, query: CheckQuery): WasmAnswer {
+  /** Checks one query on a graph (synchronous: one kernel call, none when the subject rule denies). */
+  checkOn<Q extends CheckQuery>(
+    graph: TupleGraph,
+    query: Q,
+    unknownSubject?: UnknownSubjectRule<Q>,
+  ): WasmAnswer {
     if (this.#reachesIntersectionArrow(query)) {
       this.stats.routed.unsupported++;
       return undefined;
@@ -360,6 +404,11 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     if (!encodeCheck(this.compiled, this.#symbols, query, q, 0)) {
       this.stats.routed.unknown++;
       return undefined;
+    }
+    if (unknownSubject !== undefined && this.#subjectUnknown(q, 0, graph) && unknownSubject(query)) {
+      this.stats.answered++;
+      this.stats.unknownSubjects++;
+      return false;
     }
     const outcome = this.kernel.exports.eval_check(
       graph.pointer,
@@ -381,7 +430,11 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
    * by every request, and in models without intersection and exclusion a subject's per-check memo carried over
    * its consecutive requests. No size limit.
    */
-  async checkMany(queries: readonly CheckQuery[], revision: Revision): Promise<WasmAnswer[]> {
+  async checkMany<Q extends CheckQuery>(
+    queries: readonly Q[],
+    revision: Revision,
+    unknownSubject?: UnknownSubjectRule<Q>,
+  ): Promise<WasmAnswer[]> {
     const answers: WasmAnswer[] = new Array(queries.length).fill(undefined);
     // Grouped by tenant; a batch in one tenant (the common case) with no Map lookup per query.
     const byTenant = new Map<string, number[]>();
@@ -429,28 +482,30 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
         this.stats.routed.stale_revision += indices.length;
         continue;
       }
-      this.checkManyOn(graph, queries, indices, answers);
+      this.checkManyOn(graph, queries, indices, answers, unknownSubject);
     }
     return answers;
   }
 
   /** The synchronous core of checkMany for one tenant's graph: fills `answers` at `indices`. */
-  checkManyOn(
+  checkManyOn<Q extends CheckQuery>(
     graph: TupleGraph,
-    queries: readonly CheckQuery[],
+    queries: readonly Q[],
     indices: readonly number[],
     answers: WasmAnswer[],
+    unknownSubject?: UnknownSubjectRule<Q>,
   ): void {
-    this.#checkOn(graph, queries, indices, indices.length, answers);
+    this.#checkOn(graph, queries, indices, indices.length, answers, unknownSubject);
   }
 
   /** checkManyOn of the queries at `indices`, or of the first `count` queries when `indices` is undefined. */
-  #checkOn(
+  #checkOn<Q extends CheckQuery>(
     graph: TupleGraph,
-    queries: readonly CheckQuery[],
+    queries: readonly Q[],
     indices: readonly number[] | undefined,
     count: number,
     answers: WasmAnswer[],
+    unknownSubject: UnknownSubjectRule<Q> | undefined,
   ): void {
     if (count === 0) return;
     const ex = this.kernel.exports;
@@ -502,6 +557,18 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
         ) {
           this.stats.routed.unknown++;
           answers[i] = undefined;
+          continue;
+        }
+        if (
+          unknownSubject !== undefined &&
+          subject === missing &&
+          this.#subjectUnknown(records, encoded.length * RECORD_WORDS, graph) &&
+          unknownSubject(queries[i]!)
+        ) {
+          // Denied by the subject rule: its record is left to be overwritten by the next one.
+          this.stats.answered++;
+          this.stats.unknownSubjects++;
+          answers[i] = false;
           continue;
         }
         encoded.push(i);
@@ -561,6 +628,20 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       this.#recordBuffer = new Uint32Array(Math.max(words, this.#recordBuffer.length * 2));
     }
     return this.#recordBuffer;
+  }
+
+  /**
+   * Whether the request encoded at `words[at]` has a plain or wildcard subject that, with its type's wildcard, was
+   * never interned, on a graph holding no flagged tuple (whose subjects are not interned): the subject rule's
+   * part that the symbols answer.
+   */
+  #subjectUnknown(words: Uint32Array, at: number, graph: TupleGraph): boolean {
+    return (
+      words[at + W_USERSET] === 0 &&
+      words[at + W_SUBJECT] === UNKNOWN_SUBJECT &&
+      words[at + W_WILDCARD] === ABSENT &&
+      graph.flagged === 0
+    );
   }
 
   /** Whether the query's relation can reach a SpiceDB intersection arrow (its check goes to the reference). */

@@ -1,6 +1,6 @@
 /**
- * The engine's check path is the cache chain by default (src/pipeline/chain.ts): every layer on, switchable by
- * option, counted in engine.stats(), and the default engine answers exactly as the plain reference under random
+ * The engine's check path is the cache chain by default (src/pipeline/chain.ts): every layer on (the Bloom layer
+ * only over the reference evaluator: the WASM evaluator's interner answers its rules), switchable by option, counted in engine.stats(), and the default engine answers exactly as the plain reference under random
  * write sequences (check, checkBulk, listObjects, filter).
  */
 import fc from "fast-check";
@@ -54,7 +54,7 @@ describe("the engine's cache chain", () => {
     expect(stats.evaluator).toBe("wasm");
     expect(stats.chain!.layers.map((l) => [l.layer, l.enabled])).toEqual([
       ["result-cache", true],
-      ["bloom-negative", true],
+      ["bloom-negative", false],
       ["singleflight", true],
       ["cross-tenant", true],
       ["tiger", true],
@@ -62,9 +62,31 @@ describe("the engine's cache chain", () => {
       ["evaluator", true],
     ]);
     expect(layer(engine, "result-cache")).toMatchObject({ requests: 3, hits: 1, misses: 2 });
-    expect(layer(engine, "bloom-negative").hits).toBe(1); // doc:99 has no tuple
-    expect(layer(engine, "wasm-evaluator")).toMatchObject({ requests: 1, hits: 1 });
-    expect(stats.wasm!.answered).toBe(1);
+    // Off by default over the WASM evaluator, saying why: doc:99 has no tuple, which the kernel answers at once.
+    expect(layer(engine, "bloom-negative").extra?.note).toMatch(
+      /WASM evaluator: its interner answers both rules/,
+    );
+    expect(layer(engine, "wasm-evaluator")).toMatchObject({ requests: 2, hits: 2 });
+    expect(stats.wasm!.answered).toBe(2);
+  });
+
+  it("builds the Bloom layer by default over the reference evaluator, and over the WASM one when asked", async () => {
+    for (const options of [
+      { evaluator: "reference" },
+      { cache: { bloom: true } },
+      { cache: { bloom: {} } },
+    ]) {
+      await using engine = await seeded(options);
+      expect(await engine.check({ user: "user:anne", relation: "viewer", object: "doc:99" })).toBe(false);
+      expect(await engine.check({ user: "user:nobody", relation: "viewer", object: "doc:1" })).toBe(false);
+      expect(await engine.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(true);
+      const bloom = layer(engine, "bloom-negative");
+      expect(bloom.enabled, JSON.stringify(options)).toBe(true);
+      expect(bloom.extra).toMatchObject({ objectDenials: 1, subjectDenials: 1 });
+    }
+    await using off = await seeded({ evaluator: "reference", cache: { bloom: false } });
+    expect(layer(off, "bloom-negative").enabled).toBe(false);
+    expect(layer(off, "bloom-negative").extra?.note).toBeUndefined();
   });
 
   it("answers repeated plain checks from the cache before validation, and still rejects every bad request", async () => {

@@ -2,8 +2,9 @@
  * The Bloom negative layer's synchronous path (resolveNow / resolveManyNow): a denial returned as it is, anything
  * else the inner layer's answer as the inner layer gave it, and the same guards as the promise path (revisions
  * mid-delivery or past the feed, rebuilds, tenants, wildcards, conditions, contextual tuples). The layer is driven
- * by hand (a manual change source) where the timing matters, and through an engine with default options and a
- * CheckChain with its result cache where the whole chain asks it.
+ * by hand (a manual change source) where the timing matters, and through an engine with the layer on (it is off
+ * by default over the WASM evaluator: `cache: { bloom: true }` opts in) and a CheckChain with its result cache
+ * where the whole chain asks it.
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { ChangeListener, ChangeSource, Unsubscribe } from "../../src/changes/feed.js";
@@ -392,11 +393,11 @@ describe("the synchronous path through the whole chain", () => {
     vi.restoreAllMocks();
   });
 
-  it("an engine with default options answers as one without layers, asking the Bloom layer without promises", async () => {
+  it("an engine with the Bloom layer on answers as one without layers, asking the layer without promises", async () => {
     const now = vi.spyOn(BloomNegativeResolver.prototype, "resolveNow");
     const many = vi.spyOn(BloomNegativeResolver.prototype, "resolveManyNow");
     const promised = vi.spyOn(BloomNegativeResolver.prototype, "resolve");
-    await using fast = await createEngine({ model });
+    await using fast = await createEngine({ model, cache: { bloom: true } });
     await using plain = await createEngine({ model, cache: false });
     const writes = [
       { user: "user:anne", relation: "member", object: "group:eng" },
@@ -467,7 +468,7 @@ describe("the synchronous path through the whole chain", () => {
 
   it("a grant written in a large write is never denied while the feed delivers it (engine and chain)", async () => {
     const promised = vi.spyOn(BloomNegativeResolver.prototype, "resolve");
-    await using engine = await createEngine({ model });
+    await using engine = await createEngine({ model, cache: { bloom: true } });
     await using chain = await CheckChain.open({ program: engine.program, store: engine.store });
     await engine.write({ writes: [{ user: "user:anne", relation: "viewer", object: "doc:0" }] });
     await chain.caughtUp();
