@@ -1,6 +1,7 @@
 // Object plans (graph/plans.ts keeps them): a node's rewrite compiled against the graph, so that every subject
-// asking about the node replays it instead of reading the node's object again. A plan is built at the second
-// question about a node (a node asked about once, like most of a batch's own objects, costs one marker).
+// reaching the node replays it instead of reading the node's object again. Plans are for the nodes a check
+// reaches from another object (a parent, a userset: the subproblems checks share), not for the check's own node
+// (evaluate.ts `resolve` says why); a plan is built at the second visit (a node reached once costs one marker).
 //
 // A plan is evaluated by the same interpreter as the bytecode (evaluate.ts `evaluate`), so it shares the
 // bytecode's COMPUTED, UNION, INTERSECTION, EXCLUSION and NONE ops and adds its own, numbered after them, for what

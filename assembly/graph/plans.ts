@@ -2,7 +2,7 @@
 // builds them; evaluate.ts replays them). Kept across checks and batches in a stamped table (lib/stamped-table.ts)
 // keyed on the node, stamped and invalidated with the same node epochs as the facts (epochs.ts): a plan reads
 // only nodes of its own object below it, and the TypeScript side bumps the epoch of every node above a change.
-// The payload is PLAN_SEEN (asked once: a plan is built at the second question), PLAN_NONE (too large to keep)
+// The payload is PLAN_SEEN (reached once: a plan is built at the second visit), PLAN_NONE (too large to keep)
 // or the address of a plan block the table owns ([u32 bytes][words...]; freed when its slot is reused, evicted
 // or the graph freed, but never under a replay: see tableBeginUse).
 import { nodeEpoch } from "./epochs";
