@@ -57,7 +57,7 @@ import { batchAnswer, checkOf, MAX_BATCH_CHECKS, namedChecks } from "./batch.js"
 import { EngineGrants, type GrantQueries } from "./grants.js";
 import { checkEngineOptions, defaultStore, isProgram, layerOptionsOf, openKernel } from "./options.js";
 import { ListingCache, listingPage, type PagedSource, type PageRequest } from "./pages.js";
-import { byTupleKey, readTuples, tupleOrderKey, writeOfInSlices } from "./tuples.js";
+import { byTupleKey, readTuples, tenantsOf, tupleOrderKey, writeOfInSlices } from "./tuples.js";
 import type {
   BatchCheckItem,
   BatchCheckOptions,
@@ -200,10 +200,7 @@ export class Engine implements AsyncDisposable {
     // Read-your-writes: every read from now on sees this revision (no store call needed to learn it).
     this.#known.advance(result.revision);
     // The WASM graphs take the write now, in slices, so no later request waits for it (or for a first build).
-    await this.#wasm?.follow(
-      [...writes, ...deletes].map((t) => t.tenant),
-      result.revision,
-    );
+    await this.#wasm?.follow(tenantsOf(writes, deletes), result.revision);
     const token = encodeToken(this.store.id, result.revision);
     // The first read with this token then peeks its revision rather than awaiting the store inside the request.
     // Best effort: the write has committed, so a failed lookup (a flaky store, a close() meanwhile) must not turn

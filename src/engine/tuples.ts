@@ -7,7 +7,7 @@ import type { Program } from "../model/program.js";
 import { tupleProblem } from "../model/tuple-rules.js";
 import { onlyKnownFields, REQUEST_FIELDS, requestObject, tenantOf, validTuple } from "../request/requests.js";
 import { arrayOf } from "../request/validate.js";
-import { normalizeIdentity, normalizeTuple, TupleInterner } from "../tuples/normalize.js";
+import { normalizeIdentity, TupleInterner, tupleOrProblem } from "../tuples/normalize.js";
 import {
   parseObject,
   type RelationTuple,
@@ -75,6 +75,24 @@ export async function writeOfInSlices(
   return { writes: written, deletes: identities };
 }
 
+/**
+ * The distinct tenants a write names. Without copying its lists: a write's tuples are nearly always in one tenant,
+ * so a tuple in the tenant of the one before costs a comparison.
+ */
+export function tenantsOf(...lists: readonly (readonly { readonly tenant: string }[])[]): Set<string> {
+  const tenants = new Set<string>();
+  let last: string | undefined;
+  for (const list of lists) {
+    for (let i = 0; i < list.length; i++) {
+      const tenant = list[i]!.tenant;
+      if (tenant === last) continue;
+      tenants.add(tenant);
+      last = tenant;
+    }
+  }
+  return tenants;
+}
+
 /** writeOfInSlices looks at the clock after every SLICE_CHECK tuples. */
 const SLICE_CHECK = 256;
 
@@ -131,8 +149,8 @@ function writeTuple(
   if (key !== null && typeof key === "object" && hasOnly(key, REQUEST_FIELDS.tuple)) {
     const condition = (key as TupleKey).condition as unknown;
     if (condition === null || typeof condition !== "object" || hasOnly(condition, REQUEST_FIELDS.condition)) {
-      const normalized = normalizeTuple(key as TupleKey, tenant, undefined, interner);
-      if (normalized.ok && tupleProblem(program, normalized.value) === undefined) return normalized.value;
+      const tuple = tupleOrProblem(key as TupleKey, tenant, undefined, interner);
+      if (typeof tuple !== "string" && tupleProblem(program, tuple) === undefined) return tuple;
     }
   }
   return validTuple(program, key as TupleKey, tenant, `write ${i}`);

@@ -185,9 +185,23 @@ export function normalizeTuple(
   requiredTenant?: string,
   interner?: TupleInterner,
 ): Normalized<RelationTuple> {
-  if (key === null || typeof key !== "object") return fail(`a tuple must be an object, got ${describe(key)}`);
+  const value = tupleOrProblem(key, tenant, requiredTenant, interner);
+  return typeof value === "string" ? fail(value) : { ok: true, value };
+}
+
+/**
+ * normalizeTuple's answer without its wrapper: the tuple, or the problem as text. A write's tuples go through
+ * here one by one, and the wrapper was an object per tuple made only to be unpacked at once.
+ */
+export function tupleOrProblem(
+  key: TupleKey,
+  tenant: string,
+  requiredTenant?: string,
+  interner?: TupleInterner,
+): RelationTuple | string {
+  if (key === null || typeof key !== "object") return `a tuple must be an object, got ${describe(key)}`;
   const problem = checkIdentity(key, tenant, requiredTenant, interner);
-  if (problem !== undefined) return fail(problem);
+  if (problem !== undefined) return problem;
   const { object, user } = key;
   // The tuple keeps the caller's strings: formatSubject(parseSubject(user)) is always `user` itself.
   const value: Mutable<RelationTuple> = {
@@ -203,13 +217,13 @@ export function normalizeTuple(
   if (key.condition !== undefined && key.condition !== null) {
     const c = key.condition as unknown;
     if (typeof c !== "object" || c === null || typeof (c as TupleCondition).name !== "string") {
-      return fail(`condition must be { name, context? }, got ${describe(c)}`);
+      return `condition must be { name, context? }, got ${describe(c)}`;
     }
     const { name, context } = c as TupleCondition;
-    if (name === "") return fail("condition name is empty");
+    if (name === "") return "condition name is empty";
     if (context !== undefined && context !== null) {
       if (typeof context !== "object" || Array.isArray(context)) {
-        return fail(`condition context must be an object, got ${describe(context)}`);
+        return `condition context must be an object, got ${describe(context)}`;
       }
       value.condition = { name, context };
     } else {
@@ -218,10 +232,10 @@ export function normalizeTuple(
   }
   if (key.expiresAt !== undefined && key.expiresAt !== null) {
     const time = instantOf(key.expiresAt);
-    if (typeof time === "string") return fail(`expiresAt ${time}`);
+    if (typeof time === "string") return `expiresAt ${time}`;
     value.expiresAt = time;
   }
-  return { ok: true, value };
+  return value;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
