@@ -23,7 +23,7 @@ export interface ChangelogState {
   readonly commits: readonly { readonly revision: Revision; readonly time: number }[];
 }
 
-/** A change's kind, packed with its revision into one number per change (revision * 4 + op). */
+/** A change's kind, packed with its revision into one number per run of changes (revision * 4 + op). */
 const WRITE = 0;
 const DELETE = 1;
 const EXPIRED = 2;
@@ -32,12 +32,18 @@ const OPS = 4;
 export class Changelog {
   readonly #limits: ChangelogLimits;
   /**
-   * The changes as two parallel lists: the tuple (the same object the version index holds) and revision * 4 + op.
-   * A StoredChange object is made only when a reader asks for the change; a plain number list is stored unboxed.
+   * The changes: their tuples (the same objects the version index holds), in order, and the runs they fall into,
+   * a run being consecutive changes of one revision and kind: where it starts in #tuples and its revision * 4 + op.
+   * A write is one run or a few (its deletes, its writes), so a change costs its slot in #tuples and nothing more
+   * (a number per change was 8-12 bytes a tuple of a load). A StoredChange object is made only when a reader asks
+   * for the change.
    */
   #tuples: RelationTuple[] = [];
-  #meta: number[] = [];
+  #runStarts: number[] = [];
+  #runMeta: number[] = [];
   #changesHead = 0;
+  /** The run #changesHead is in (trim drops whole revisions, so it starts there), or #runMeta.length. */
+  #runsHead = 0;
   /** Changes with revision ≤ this are no longer retained. */
   #floor: Revision = 0;
   /** (revision, commit time), ascending; trimmed to what revisionAt can be asked. */
@@ -50,12 +56,30 @@ export class Changelog {
 
   /** Records a change at `revision` (not before the last one recorded). */
   push(revision: Revision, op: ChangeOp, tuple: RelationTuple, expired = false): void {
+    const meta = revision * OPS + (op === "write" ? WRITE : expired ? EXPIRED : DELETE);
+    const runs = this.#runMeta.length;
+    if (runs === this.#runsHead || this.#runMeta[runs - 1] !== meta) {
+      this.#runStarts.push(this.#tuples.length);
+      this.#runMeta.push(meta);
+    }
     this.#tuples.push(tuple);
-    this.#meta.push(revision * OPS + (op === "write" ? WRITE : expired ? EXPIRED : DELETE));
+  }
+
+  /** The run change `i` is in (binary search: the last run starting at or before it). */
+  #runOf(i: number): number {
+    const starts = this.#runStarts;
+    let lo = this.#runsHead;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   #revisionOf(i: number): Revision {
-    return Math.floor(this.#meta[i]! / OPS);
+    return Math.floor(this.#runMeta[this.#runOf(i)]! / OPS);
   }
 
   /**
@@ -64,12 +88,21 @@ export class Changelog {
    */
   #page(from: number, to: number): StoredChange[] {
     const page: StoredChange[] = new Array(to - from);
-    const meta = this.#meta;
+    if (from >= to) return page;
+    const starts = this.#runStarts;
+    const metas = this.#runMeta;
     const tuples = this.#tuples;
+    let run = this.#runOf(from);
+    let runEnd = run + 1 < starts.length ? starts[run + 1]! : tuples.length;
+    let op = metas[run]! % OPS;
+    let revision = (metas[run]! - op) / OPS;
     for (let i = from; i < to; i++) {
-      const m = meta[i]!;
-      const op = m % OPS;
-      const revision = (m - op) / OPS;
+      if (i === runEnd) {
+        run++;
+        runEnd = run + 1 < starts.length ? starts[run + 1]! : tuples.length;
+        op = metas[run]! % OPS;
+        revision = (metas[run]! - op) / OPS;
+      }
       page[i - from] =
         op === WRITE
           ? { revision, op: "write", tuple: tuples[i]! }
@@ -99,7 +132,7 @@ export class Changelog {
         { revision: after, floor: this.#floor, reason: "beyond_retention" },
       );
     }
-    const length = this.#meta.length;
+    const length = this.#tuples.length;
     const start = this.#firstAfter(this.#changesHead, after);
     // Never split a revision: extend the page to the end of its last revision.
     let end = Math.min(length, start + Math.max(1, limit));
@@ -107,16 +140,17 @@ export class Changelog {
     return this.#page(start, end);
   }
 
-  /** The first change at or after index `from` whose revision is past `revision` (binary search). */
+  /** The first change at or after index `from` whose revision is past `revision` (binary search of the runs). */
   #firstAfter(from: number, revision: Revision): number {
-    let lo = from;
-    let hi = this.#meta.length;
+    const metas = this.#runMeta;
+    let lo = this.#runsHead;
+    let hi = metas.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.#revisionOf(mid) <= revision) lo = mid + 1;
+      if (Math.floor(metas[mid]! / OPS) <= revision) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
+    return lo === metas.length ? this.#tuples.length : Math.max(from, this.#runStarts[lo]!);
   }
 
   /** The revision current at `timeMs` (`current` when no commit time is kept). */
@@ -139,7 +173,7 @@ export class Changelog {
   /** Drops what the limits no longer keep, as of `now` with `current` the latest revision. */
   trim(now: number, current: Revision): void {
     // Changelog: at most maxEntries changes, none older than maxAge.
-    const length = this.#meta.length;
+    const length = this.#tuples.length;
     const ageFloor = this.revisionAt(now - this.#limits.maxAgeMs, current);
     while (this.#changesHead < length) {
       const oldest = this.#revisionOf(this.#changesHead);
@@ -150,12 +184,16 @@ export class Changelog {
       const end = this.#firstAfter(this.#changesHead, oldest);
       this.#tuples.fill(undefined as unknown as RelationTuple, this.#changesHead, end); // let the tuples go
       this.#changesHead = end;
+      this.#runsHead = end === length ? this.#runMeta.length : this.#runOf(end);
       this.#floor = oldest;
     }
     if (this.#changesHead > 1024 && this.#changesHead * 2 > length) {
-      this.#tuples = this.#tuples.slice(this.#changesHead);
-      this.#meta = this.#meta.slice(this.#changesHead);
+      const head = this.#changesHead;
+      this.#tuples = this.#tuples.slice(head);
+      this.#runStarts = this.#runStarts.slice(this.#runsHead).map((start) => start - head);
+      this.#runMeta = this.#runMeta.slice(this.#runsHead);
       this.#changesHead = 0;
+      this.#runsHead = 0;
     }
 
     // Commit times: keep those within the retention window plus the one just before it.
@@ -173,7 +211,7 @@ export class Changelog {
   /** The retained changes and commit times (copies of the lists). */
   exportState(): ChangelogState {
     return {
-      changes: this.#page(this.#changesHead, this.#meta.length),
+      changes: this.#page(this.#changesHead, this.#tuples.length),
       changelogFloor: this.#floor,
       commits: this.#commits.slice(this.#commitsHead),
     };
@@ -182,8 +220,10 @@ export class Changelog {
   /** Continues from `state` (a fresh changelog only). */
   restoreState(state: ChangelogState): void {
     this.#tuples = [];
-    this.#meta = [];
+    this.#runStarts = [];
+    this.#runMeta = [];
     this.#changesHead = 0;
+    this.#runsHead = 0;
     for (const c of state.changes) this.push(c.revision, c.op, c.tuple, c.expired === true);
     this.#floor = state.changelogFloor;
     this.#commits = [...state.commits];
@@ -192,8 +232,10 @@ export class Changelog {
 
   clear(): void {
     this.#tuples = [];
-    this.#meta = [];
+    this.#runStarts = [];
+    this.#runMeta = [];
     this.#changesHead = 0;
+    this.#runsHead = 0;
     this.#commits = [];
     this.#commitsHead = 0;
   }
