@@ -497,6 +497,8 @@ export class DepthGraph {
     if (first <= height[start]!) return;
     this.#setHeight(start, first);
     if (first > this.#peak) this.#peak = first;
+    // Nothing points at it (a file of a load, raised by its new parent edge): no predecessor to raise.
+    if (this.#inHead[start] === NONE) return;
     stack.push(start);
     const inNext = this.#inNext;
     const from = this.#from;
