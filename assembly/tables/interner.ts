@@ -289,13 +289,59 @@ export function interner_intern_batch(
   return <i32>(load<u32>(t, I_SIZE) - before);
 }
 
-/** Looks up `count` packed strings (layout as interner_intern_batch), writing symbols or ABSENT; returns hits. */
+/**
+ * What the touching passes of interner_lookup_batch read, kept so that the optimizer cannot drop their loads.
+ */
+let touched: u32 = 0;
+
+/**
+ * Looks up `count` packed strings (layout as interner_intern_batch), writing symbols or ABSENT; returns hits.
+ *
+ * A lookup reads three places in turn (the home slot, the symbol's entry, its bytes), each a cache miss for a
+ * string not asked about lately (a batch's objects), and one lookup's reads cannot start before the previous one's
+ * finish when done one string at a time. So the batch goes over its strings in passes first: the tags and
+ * home slots, then the entries those slots name, then the bytes those entries point to. Within a pass the reads
+ * of different strings do not depend on each other and the processor overlaps their misses; the last pass, the
+ * lookup itself, then finds them in cache. The touching passes only read, and only guide the cache: the answer is
+ * the lookup's.
+ */
 export function interner_lookup_batch(t: usize, bytes: usize, lens: usize, count: u32, out: usize): u32 {
-  let hits: u32 = 0;
+  const slots = load<usize>(t, I_SLOTS);
+  const mask = load<u32>(t, I_MASK);
+  const entries = load<usize>(t, I_ENTRIES);
+  let sink: u32 = 0;
   let key = bytes;
   for (let i: u32 = 0; i < count; i++) {
     const len = load<u32>(lens + ((<usize>i) << 2));
-    const found = interner_locate(t, key, len, interner_tag(t, key, len));
+    const tag = interner_tag(t, key, len);
+    store<u32>(out + ((<usize>i) << 2), tag);
+    sink ^= load<u32>(slots + ((<usize>(tag & mask)) << 3), 4);
+    key += len;
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const tag = load<u32>(out + ((<usize>i) << 2));
+    const s = load<u64>(slots + ((<usize>(tag & mask)) << 3));
+    const symbolPlusOne = <u32>(s >>> 32);
+    if (symbolPlusOne != 0 && <u32>s == tag) {
+      sink ^= load<u32>(entries + (<usize>(symbolPlusOne - 1)) * I_ENTRY_BYTES, 4);
+    }
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const tag = load<u32>(out + ((<usize>i) << 2));
+    const s = load<u64>(slots + ((<usize>(tag & mask)) << 3));
+    const symbolPlusOne = <u32>(s >>> 32);
+    if (symbolPlusOne != 0 && <u32>s == tag) {
+      // An empty string's pointer may be the end of its chunk: no byte of it is read.
+      const entry = entries + (<usize>(symbolPlusOne - 1)) * I_ENTRY_BYTES;
+      if (load<u32>(entry, 4) != 0) sink ^= load<u8>(load<usize>(entry));
+    }
+  }
+  touched = sink;
+  let hits: u32 = 0;
+  key = bytes;
+  for (let i: u32 = 0; i < count; i++) {
+    const len = load<u32>(lens + ((<usize>i) << 2));
+    const found = interner_locate(t, key, len, load<u32>(out + ((<usize>i) << 2)));
     let symbol = ABSENT;
     if (found >= 0) {
       symbol = <u32>found;
