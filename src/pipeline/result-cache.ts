@@ -85,6 +85,21 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   #lastScope: string | undefined;
   #lastUser: string | undefined;
   #lastObjects: Map<string, number> | undefined;
+  /** The scope #usersOf found last and its map (only while that map is in #entries): a batch mostly asks one. */
+  #lastUsersScope: string | undefined;
+  #lastUsers: Map<string, Map<string, number>> | undefined;
+  /**
+   * The question the last lookup missed and the map it looked in (undefined: there was none), valid while
+   * #changes is still #missChanges: the store of its answer, which follows at once when the layers inside answered
+   * without waiting, then takes the miss as its own lookup instead of repeating it.
+   */
+  #missScope: string | undefined;
+  #missUser: string | undefined;
+  #missObject: string | undefined;
+  #missObjects: Map<string, number> | undefined;
+  #missChanges = -1;
+  /** Counts every change to the maps (an entry added or removed): a remembered miss holds only while it stands. */
+  #changes = 0;
   /** Slots in use, filled in order up to maxEntries (CLOCK's ring); #hand is the next to come up. */
   #size = 0;
   #hand = 0;
@@ -332,7 +347,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
+    this.#changes++;
     this.#forgetLast();
+    this.#forgetLastUsers();
     this.#size = 0;
     this.#hand = 0;
     this.#withReads = 0;
@@ -393,8 +410,16 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     revision: number,
     now: number,
   ): Resolution | undefined {
-    const slot = this.#objectsOf(scope, user)?.get(object);
-    if (slot === undefined) return undefined;
+    const objects = this.#objectsOf(scope, user);
+    const slot = objects?.get(object);
+    if (slot === undefined) {
+      this.#missScope = scope;
+      this.#missUser = user;
+      this.#missObject = object;
+      this.#missObjects = objects;
+      this.#missChanges = this.#changes;
+      return undefined;
+    }
     const slots = this.#slots;
     const base = slot * SLOT_WORDS;
     if (now >= slots[base + VALID_UNTIL]! || now < slots[base + COMPUTED_AT]!) return undefined;
@@ -491,7 +516,14 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       resolution.reads === undefined
         ? resolution
         : { allowed: resolution.allowed, revision: resolution.revision, validUntil: resolution.validUntil };
-    const existing = this.#objectsOf(scope, user)?.get(object);
+    // The miss just looked up for this very question, while no entry came or went since: no second lookup.
+    const missed =
+      this.#missChanges === this.#changes &&
+      object === this.#missObject &&
+      user === this.#missUser &&
+      scope === this.#missScope;
+    let byObject = missed ? this.#missObjects : this.#objectsOf(scope, user);
+    const existing = missed ? undefined : byObject?.get(object);
     if (existing !== undefined) {
       // Keep the newer answer when two revisions race (older reads still hit it when nothing changed between).
       if (this.#slots[existing * SLOT_WORDS + REVISION]! > resolution.revision) return;
@@ -515,15 +547,18 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       }
       slot = hand;
       this.#hand = hand + 1 === size ? 0 : hand + 1;
-      // Before the maps are taken below: the evicted entry may leave one of them empty, and so removed.
+      // The evicted entry may leave the question's map empty, and so removed: it is taken again.
       this.#evict(slot);
+      byObject = this.#objectsOf(scope, user);
     }
-    let byObject = this.#objectsOf(scope, user);
+    this.#changes++;
     if (byObject === undefined) {
-      let byUser = this.#entries.get(scope);
+      let byUser = this.#usersOf(scope);
       if (byUser === undefined) {
         byUser = new Map();
         this.#entries.set(scope, byUser);
+        this.#lastUsersScope = scope;
+        this.#lastUsers = byUser;
       }
       byObject = new Map();
       byUser.set(user, byObject);
@@ -592,7 +627,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
    */
   #objectsOf(scope: string, user: string): Map<string, number> | undefined {
     if (user === this.#lastUser && scope === this.#lastScope) return this.#lastObjects;
-    const byObject = this.#entries.get(scope)?.get(user);
+    const byObject = this.#usersOf(scope)?.get(user);
     if (byObject !== undefined) {
       this.#lastScope = scope;
       this.#lastUser = user;
@@ -601,9 +636,21 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return byObject;
   }
 
+  /** The entries of `scope` by user, undefined when there are none (the last scope found is remembered). */
+  #usersOf(scope: string): Map<string, Map<string, number>> | undefined {
+    if (scope === this.#lastUsersScope) return this.#lastUsers;
+    const byUser = this.#entries.get(scope);
+    if (byUser !== undefined) {
+      this.#lastUsersScope = scope;
+      this.#lastUsers = byUser;
+    }
+    return byUser;
+  }
+
   /** Removes the entry in `slot` from the maps (the slot is about to be reused), dropping maps left empty. */
   #evict(slot: number): void {
     this.#evictions++;
+    this.#changes++;
     if (this.#reads[slot] !== undefined) this.#withReads--;
     const scope = this.#scopes[slot]!;
     const user = this.#users[slot]!;
@@ -612,7 +659,10 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     byObject.delete(this.#objects[slot]!);
     if (byObject.size === 0) {
       byUser.delete(user);
-      if (byUser.size === 0) this.#entries.delete(scope);
+      if (byUser.size === 0) {
+        this.#entries.delete(scope);
+        if (byUser === this.#lastUsers) this.#forgetLastUsers();
+      }
       if (byObject === this.#lastObjects) this.#forgetLast();
     }
   }
@@ -621,6 +671,11 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#lastScope = undefined;
     this.#lastUser = undefined;
     this.#lastObjects = undefined;
+  }
+
+  #forgetLastUsers(): void {
+    this.#lastUsersScope = undefined;
+    this.#lastUsers = undefined;
   }
 }
 

@@ -313,10 +313,17 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
   #applyPage(changes: readonly StoredChange[], watermark: Revision): void {
     const seen = this.#seen;
     const table = this.#table;
+    // A page's changes mostly share a tenant: the set is asked once per run of one, not once per change.
+    let tenant: string | undefined;
     for (const change of changes) {
       if (change.revision <= seen) continue;
-      this.#tenantNames.add(change.tuple.tenant);
-      if (table.apply(change)) this.#updates++;
+      const t = change.tuple;
+      if (t.tenant !== tenant) {
+        tenant = t.tenant;
+        this.#tenantNames.add(tenant);
+      }
+      // A same-tenant tuple is never a grant (GrantTable.apply leaves it).
+      if (t.subjectTenant !== t.tenant && table.apply(change)) this.#updates++;
     }
     if (watermark > this.#seen) this.#seen = watermark;
   }

@@ -33,19 +33,46 @@ export class Freshness {
     this.log.reset(knowledge.watermark);
   }
 
-  /** Takes delivered changes in; returns how many (class, revision) marks moved (the layer's invalidations). */
+  /**
+   * Takes delivered changes in; returns how many class marks moved (the layer's invalidations), a run of
+   * consecutive changes of one (type, relation) moving each of its classes at most once.
+   */
   record(changes: readonly StoredChange[]): number {
     let moved = 0;
-    for (const change of changes) {
-      for (const cls of this.#influence.affectedBy(change.tuple.objectType, change.tuple.relation)) {
-        const before = this.#changedAt.get(cls);
-        if (before === undefined || before < change.revision) {
-          this.#changedAt.set(cls, change.revision);
-          moved++;
-        }
+    const count = changes.length;
+    // A page holds long runs of one (type, relation) (a load writes many): the classes a run affects are marked
+    // once, at its newest revision, not once per change.
+    let start = 0;
+    while (start < count) {
+      const first = changes[start]!;
+      const type = first.tuple.objectType;
+      const relation = first.tuple.relation;
+      let newest = first.revision;
+      let end = start + 1;
+      while (end < count) {
+        const change = changes[end]!;
+        const t = change.tuple;
+        if (t.objectType !== type || t.relation !== relation) break;
+        if (change.revision > newest) newest = change.revision;
+        end++;
       }
+      moved += this.#mark(type, relation, newest);
+      start = end;
     }
     this.log.append(changes);
+    return moved;
+  }
+
+  /** Raises the marks of the classes a change of (type, relation) affects to `revision`; how many moved. */
+  #mark(type: string, relation: string, revision: Revision): number {
+    let moved = 0;
+    for (const cls of this.#influence.affectedBy(type, relation)) {
+      const before = this.#changedAt.get(cls);
+      if (before === undefined || before < revision) {
+        this.#changedAt.set(cls, revision);
+        moved++;
+      }
+    }
     return moved;
   }
 

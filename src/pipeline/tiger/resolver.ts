@@ -170,13 +170,12 @@ export class TigerResolver implements CheckResolver, ChangeListener {
   /** resolve, the answer itself when a bitmap (or the layers inside) had it without waiting. */
   resolveNow(check: ResolvedCheck, signal?: AbortSignal): Resolution | Promise<Resolution> {
     this.#counters.requests++;
-    if (this.eligible(check)) {
-      // Where checks never start a bitmap (the engine's default: listings do), their demand is not counted, and a
-      // subject without a slot has no bitmap: no slot is made for it.
-      const slot =
-        this.#materializeAfter >= Number.MAX_SAFE_INTEGER
-          ? this.#slots.find(check)
-          : this.#slots.slotFor(check);
+    // Where checks never start a bitmap (the engine's default: listings do), their demand is not counted, and a
+    // subject without a slot has no bitmap: no slot is made for it. So while no listing made a slot, a check passes
+    // straight through (nothing here could answer it).
+    const findOnly = this.#materializeAfter >= Number.MAX_SAFE_INTEGER;
+    if ((!findOnly || this.#slots.size > 0) && this.eligible(check)) {
+      const slot = findOnly ? this.#slots.find(check) : this.#slots.slotFor(check);
       if (slot === undefined) {
         this.#counters.misses++;
         return this.#innerNow(check, signal);
@@ -222,7 +221,8 @@ export class TigerResolver implements CheckResolver, ChangeListener {
     let outcomes: BatchOutcome[] | undefined;
     let passed: number[] | undefined;
     let stale: number[] | undefined;
-    for (let i = 0; i < count; i++) {
+    // No slot, no bitmap (a batch only looks slots up): nothing to ask per question.
+    for (let i = this.#slots.size > 0 ? 0 : count; i < count; i++) {
       const check = checks[i]!;
       const m = this.eligible(check) ? this.#slots.find(check)?.bitmap : undefined;
       const state = m === undefined ? UNUSABLE : this.#freshness.state(m, check);

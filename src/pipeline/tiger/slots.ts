@@ -17,6 +17,11 @@ export class SlotIndex {
     this.#maxSlots = maxSlots;
   }
 
+  /** Slots held (with a bitmap or only a demand count). */
+  get size(): number {
+    return this.#count;
+  }
+
   /** The slot of a question, if it was ever asked (and not dropped since). */
   find(q: Question): Slot | undefined {
     const slots = this.#byUser.get(q.user);
