@@ -158,7 +158,7 @@ export class Pipeline {
     hit: typeof MISSED | undefined,
   ): boolean | Promise<boolean> {
     this.#assertOpen();
-    const valid = this.#validated(request);
+    const valid = this.#validated(request, hit === MISSED);
     let revision: Revision | undefined;
     if (hit === MISSED) {
       // The shortcut's revision (same consistency, same instant): not chosen twice.
@@ -238,7 +238,7 @@ export class Pipeline {
     for (const index of missed) {
       const request = requests[index] as CheckRequest;
       try {
-        const valid = this.#validated(request);
+        const valid = this.#validated(request, probed);
         const consistency = request.consistency;
         let revision: Revision | undefined;
         if (consistency === lastConsistency) {
@@ -399,11 +399,14 @@ export class Pipeline {
     }
   }
 
-  /** validCheck, counted as #counted does (written out: this runs for every check). */
-  #validated(request: CheckRequest): ValidCheck {
+  /**
+   * validCheck, counted as #counted does (written out: this runs for every check). `probed`: the cache shortcut
+   * looked the request up (MISSED), having seen it is an object of check fields only, which validation then skips.
+   */
+  #validated(request: CheckRequest, probed = false): ValidCheck {
     this.#requests++;
     try {
-      return validCheck(this.program, request, this.#maxContextual);
+      return validCheck(this.program, request, this.#maxContextual, probed);
     } catch (error) {
       this.#rejected++;
       throw error;

@@ -110,13 +110,22 @@ export interface ValidExpand {
   readonly contextualTuples: readonly RelationTuple[];
 }
 
-/** @throws NexusError naming the first bad field (requests.ts codes). */
-export function validCheck(program: Program, request: CheckRequest, maxContextual: number): ValidCheck {
-  requestObject(request, "a check request", REQUEST_FIELDS.check);
+/**
+ * @throws NexusError naming the first bad field (requests.ts codes). `fieldsKnown`: the caller has just seen that
+ * `request` is an object holding only a check's fields (the pipeline's cache shortcut looks at that before its
+ * lookup), so they are not enumerated again.
+ */
+export function validCheck(
+  program: Program,
+  request: CheckRequest,
+  maxContextual: number,
+  fieldsKnown = false,
+): ValidCheck {
+  if (!fieldsKnown) requestObject(request, "a check request", REQUEST_FIELDS.check);
   const tenant = tenantOf(request.tenant);
   const subjectTenant = subjectTenantOf(request.subjectTenant, tenant);
   const objectType = checkObjectType(program, request.object);
-  relationOfType(program, objectType, request.relation);
+  checkRelation(program, objectType, request.relation);
   const { subject, user } = checkSubject(program, request.user);
   const context = contextOf(request.context);
   const contextualTuples = tuplesOf(program, request.contextualTuples, tenant, maxContextual);
@@ -154,6 +163,21 @@ let lastSubject: { subject: Subject; user: string } | undefined;
 const subjects = new Map<string, { subject: Subject; user: string }>();
 const MAX_SUBJECTS = 4096;
 
+/** The (type, relation) checkRelation accepted last, for lastProgram. */
+let lastRelationType = "";
+let lastRelation = "";
+
+/** relationOfType(program, type, value), skipped when the pair is the one accepted last (a batch asks one). */
+function checkRelation(program: Program, type: string, value: unknown): void {
+  if (program === lastProgram && value === lastRelation && type === lastRelationType) return;
+  relationOfType(program, type, value);
+  // checkObjectType ran first for this program: lastProgram is it (a new program reset what it remembers).
+  if (program === lastProgram) {
+    lastRelationType = type;
+    lastRelation = value as string;
+  }
+}
+
 /** objectOf(program, value).type, skipping the parse when the type is the one accepted last. */
 function checkObjectType(program: Program, value: unknown): string {
   if (program === lastProgram && typeof value === "string") {
@@ -178,6 +202,8 @@ function checkObjectType(program: Program, value: unknown): string {
     lastProgram = program;
     lastSubject = undefined;
     lastUserText = "";
+    lastRelationType = "";
+    lastRelation = "";
     subjects.clear();
   }
   lastType = type;

@@ -51,6 +51,44 @@ describe("validCheck's remembered subjects", () => {
   });
 });
 
+describe("validCheck's remembered relation", () => {
+  it("is the type's and the program's own: a relation accepted on one type or model is refused where undefined", async () => {
+    const a = await compileModelAsync(withTeams);
+    const b = await compileModelAsync(withoutTeams);
+    for (let round = 0; round < 3; round++) {
+      // Accepted on doc, then asked of team (no viewer there), then of doc again.
+      expect(validCheck(a, { user: "user:anne", relation: "viewer", object: "doc:1" }, 10).relation).toBe(
+        "viewer",
+      );
+      expect(() => validCheck(a, { user: "user:anne", relation: "viewer", object: "team:1" }, 10)).toThrow(
+        /relation "viewer"/,
+      );
+      expect(validCheck(a, { user: "user:anne", relation: "member", object: "team:1" }, 10).relation).toBe(
+        "member",
+      );
+      expect(() => validCheck(a, { user: "user:anne", relation: "member", object: "doc:1" }, 10)).toThrow(
+        /relation "member"/,
+      );
+      // The other program has doc#viewer but no team at all; a remembered (doc, viewer) of one is not the other's.
+      expect(validCheck(b, { user: "person:carl", relation: "viewer", object: "doc:1" }, 10).relation).toBe(
+        "viewer",
+      );
+      expect(() => validCheck(b, { user: "person:carl", relation: "member", object: "doc:1" }, 10)).toThrow(
+        /relation "member"/,
+      );
+      expect(() => validCheck(a, { user: "user:anne", relation: "editor", object: "doc:1" }, 10)).toThrow(
+        /relation "editor"/,
+      );
+    }
+  });
+
+  it("skips no field check: an unknown field is refused unless the caller says it looked (fieldsKnown)", async () => {
+    const a = await compileModelAsync(withTeams);
+    const request = { user: "user:anne", relation: "viewer", object: "doc:1", consitency: "x" };
+    expect(() => validCheck(a, request, 10)).toThrow(/no field "consitency"/);
+  });
+});
+
 describe("ids with a lone surrogate", () => {
   it("are refused as an invalid argument naming the field, before and after the same type was accepted", async () => {
     const { createEngine } = await import("../../src/engine/engine.js");
