@@ -262,7 +262,8 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
     }
     // Unknown and not seeding (no history to seed from): nothing to keep up to date.
     if (!Number.isFinite(this.#from) && !this.#replaying) return;
-    for (const change of changes) this.#apply(change);
+    // Indexed: a for-of allocates an iterator result per change until the loop is optimized (a load's first pages).
+    for (let i = 0; i < changes.length; i++) this.#apply(changes[i]!);
   }
 
   onReset(revision: Revision): void {

@@ -380,22 +380,37 @@ export class ChangeFeed implements ChangeSource, AsyncDisposable {
     const before = this.#watermark;
     const watermark = page[page.length - 1]!.revision;
     let revision = before;
-    for (const change of page) {
-      if (change.revision !== revision) {
-        revision = change.revision;
+    // Indexed: a for-of allocates an iterator result per change until the loop is optimized (a load's first pages).
+    for (let i = 0; i < page.length; i++) {
+      if (page[i]!.revision !== revision) {
+        revision = page[i]!.revision;
         this.#revisions++;
       }
     }
     this.#changes += page.length;
     // A listener removed and added again during a pause comes up again in the iteration: it has the page already.
     const delivered = new Set<ChangeListener>();
+    // The parts of a large page, cut once for every listener taking parts (each took its own copies).
+    let parts:
+      | { readonly changes: StoredChange[]; readonly end: number; readonly watermark: Revision }[]
+      | undefined;
     for (const listener of this.#listeners) {
       if (delivered.has(listener)) continue;
       delivered.add(listener);
       if (listener.partialRevisions === true && page.length > PART) {
-        for (let start = 0; start < page.length; start += PART) {
-          const end = Math.min(page.length, start + PART);
-          listener.onChanges(page.slice(start, end), completeThrough(page, end, before));
+        if (parts === undefined) {
+          parts = [];
+          for (let start = 0; start < page.length; start += PART) {
+            const end = Math.min(page.length, start + PART);
+            parts.push({
+              changes: page.slice(start, end),
+              end,
+              watermark: completeThrough(page, end, before),
+            });
+          }
+        }
+        for (const { changes, end, watermark: through } of parts) {
+          listener.onChanges(changes, through);
           if (end < page.length) {
             await this.#pause();
             if (this.#stop.signal.aborted || !this.#listeners.has(listener)) break;

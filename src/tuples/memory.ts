@@ -324,7 +324,9 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
 
   /** The PreparedWrite of a completely validated batch (undefined, and nothing staged, when it changes nothing). */
   #prepared(preparing: Preparing, commitTime = preparing.now): PreparedWrite | undefined {
-    const { deletes, writes, staging, now } = preparing;
+    const { deletes, staging, now } = preparing;
+    // Every write staged (nothing skipped as a repeat): the batch's own list.
+    const writes = preparing.writes ?? preparing.batch.writes;
     if (deletes.length === 0 && writes.length === 0) {
       this.#staged = undefined;
       return undefined;
@@ -377,14 +379,17 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       if (named !== undefined && named.add(w) === DUPLICATE) throw duplicateInBatch(w);
       const live = versions.stage(staging, w);
       if (live === undefined) {
-        preparing.writes.push(w);
+        preparing.writes?.push(w);
       } else if (live === IN_BATCH) {
         throw duplicateInBatch(w);
       } else if (live.expiresAt !== undefined && live.expiresAt <= now) {
         // An expired tuple not yet removed: the write replaces it.
         versions.stageReplacing(staging, w);
-        preparing.writes.push(w);
-      } else if (!(ignore && sameTuple(live, w))) {
+        preparing.writes?.push(w);
+      } else if (ignore && sameTuple(live, w)) {
+        // A repeat skipped: from here on the written tuples are a list of their own.
+        preparing.writes ??= writes.slice(0, i - 1);
+      } else {
         throw new NexusError(
           "invalid_write",
           `cannot write ${describeTuple(w)}: it already exists${ignore ? " with another condition or expiry" : ""}`,
@@ -553,7 +558,11 @@ class Preparing {
   /** The identities the batch deletes, and then writes (only when it deletes any). */
   readonly named: BatchIdentities | undefined;
   readonly deletes: RelationTuple[] = [];
-  readonly writes: RelationTuple[] = [];
+  /**
+   * The tuples the batch writes, once one of its writes was skipped (a repeat it may ignore); until then the
+   * batch's writes so far, which a list of their own per write only copied.
+   */
+  writes: RelationTuple[] | undefined;
   /** The next of the batch's deletes, then writes, to validate. */
   next = 0;
 

@@ -211,6 +211,16 @@ export function describeTupleStoreContract(name: string, open: OpenStore, hooks:
         });
         expect(mixed).toEqual({ revision: revision + 1, written: 1, deleted: 1 });
         expect(ids(await readTenant(store, a))).toEqual(["doc:1#viewer@user:a", "doc:4#viewer@user:a"]);
+        // A repeat skipped between new tuples: those before and after it are written, counted and logged.
+        const between = await store.write({
+          writes: [t("doc:8", "user:a"), t("doc:1", "user:a"), t("doc:9", "user:a")],
+          deletes: [],
+          onDuplicate: "ignore",
+        });
+        expect(between).toEqual({ revision: revision + 2, written: 2, deleted: 0 });
+        const logged = await store.changesAfter(revision + 1, 100);
+        expect(logged.map((c) => `${c.op} ${c.tuple.object}`)).toEqual(["write doc:8", "write doc:9"]);
+        await store.write({ writes: [], deletes: [t("doc:8", "user:a"), t("doc:9", "user:a")] });
         // A delete matches the identity whatever the stored tuple's condition or expiry.
         await store.write({
           writes: [t("doc:6", "user:a", { condition: { name: "c", context: { x: 1 } } })],
