@@ -334,8 +334,13 @@ export class TupleGraph implements Disposable {
   // Writes staged for one interning call: their strings (objects, and subjects unless flagged or repeated), the
   // type of each string, and per tuple five integers: object text index, relation, subject text index (-1 when
   // flagged), subject relation, form.
+  // The lists are kept from one interning call to the next, written over from the start (emptying one with
+  // `length = 0` dropped its backing store, and every part of a load grew it again from nothing: about 50 B a tuple
+  // of garbage); #texts is cut to the call's texts before the call, and holds them, strings the store holds too,
+  // until the next staging writes over them.
   #texts: string[] = [];
-  #textTypes: number[] = [];
+  #textCount = 0;
+  #textTypes = new Int32Array(512);
   #staged: Int32Array = new Int32Array(5 * 256);
   #stagedCount = 0;
   #lastSubject: string | undefined;
@@ -365,7 +370,6 @@ export class TupleGraph implements Disposable {
     const type = this.#runTypeId;
     if (this.#leopard !== 0 && this.#indexed[type * this.#relationCount + relation] === 1) return false;
     const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple);
-    const texts = this.#texts;
     let at = 5 * this.#stagedCount;
     if (at === this.#staged.length) {
       const grown = new Int32Array(2 * this.#staged.length);
@@ -374,9 +378,7 @@ export class TupleGraph implements Disposable {
     }
     const staged = this.#staged;
     this.#stagedCount++;
-    staged[at++] = texts.length;
-    texts.push(tuple.object);
-    this.#textTypes.push(type);
+    staged[at++] = this.#addText(tuple.object, type);
     staged[at++] = relation;
     if (flagged) {
       // Only counted on its node: its subject is not interned.
@@ -393,9 +395,7 @@ export class TupleGraph implements Disposable {
         this.#runSubjectTypeId = typeIds.get(s.type)!;
       }
       this.#lastSubject = subjectText;
-      this.#lastSubjectIndex = texts.length;
-      texts.push(subjectText);
-      this.#textTypes.push(this.#runSubjectTypeId);
+      this.#lastSubjectIndex = this.#addText(subjectText, this.#runSubjectTypeId);
     }
     staged[at++] = this.#lastSubjectIndex;
     staged[at++] = s.kind === "userset" ? relationIds.get(s.relation)! : NO_REL;
@@ -408,11 +408,27 @@ export class TupleGraph implements Disposable {
     return true;
   }
 
+  /** Stages `text` (of type id `type`) for the next interning call; returns its index there. */
+  #addText(text: string, type: number): number {
+    const i = this.#textCount++;
+    const texts = this.#texts;
+    if (i < texts.length) texts[i] = text;
+    else texts.push(text);
+    if (i === this.#textTypes.length) {
+      const grown = new Int32Array(2 * i);
+      grown.set(this.#textTypes);
+      this.#textTypes = grown;
+    }
+    this.#textTypes[i] = type;
+    return i;
+  }
+
   /** Interns the staged writes' strings in one call, then adds them in order (with `apply`'s walks). */
   #flush(): void {
     const count = this.#stagedCount;
     if (count === 0) return;
     const texts = this.#texts;
+    if (texts.length > this.#textCount) texts.length = this.#textCount;
     if (this.#symbolsOut.length < texts.length) this.#symbolsOut = new Uint32Array(2 * texts.length);
     const symbols = this.#symbols.internMany(texts, this.#textTypes, this.#symbolsOut);
     const staged = this.#staged;
@@ -439,8 +455,7 @@ export class TupleGraph implements Disposable {
 
   #unstage(): void {
     this.#stagedCount = 0;
-    this.#texts.length = 0;
-    this.#textTypes.length = 0;
+    this.#textCount = 0;
     this.#lastSubject = undefined;
   }
 
