@@ -297,46 +297,64 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       this.#forgetReads(changes[0]!.revision - 1);
     }
     this.#counters.invalidations += changes.length;
-    // The class rule: consecutive changes of one class (a load writes many) raise its maps once, at the last one's
-    // revision (revisions only grow within a page).
-    let objectType = "";
-    let relation = "";
-    let subjectType = "";
-    let classes: readonly string[] = [];
-    let bound = false;
-    let pending = -1;
-    for (const change of changes) {
-      const t = change.tuple;
-      if (intern)
-        this.#listChangedAt[this.#listId(readKey(t.tenant, t.object, t.relation))] = change.revision;
-      const subject = t.subject;
-      const sType = subject.kind === "object" ? subject.type : "";
-      if (t.objectType !== objectType || t.relation !== relation || sType !== subjectType) {
-        if (pending >= 0) this.#raiseClasses(classes, pending);
-        objectType = t.objectType;
-        relation = t.relation;
-        subjectType = sType;
-        const reach = changeReach(this.#influence, t);
-        classes = reach.classes;
-        bound = reach.subject !== undefined;
-        pending = -1;
+    // The class rule, by runs: consecutive changes of one class (type, relation and subject type; a load writes
+    // long runs) reach the same classes, found once per run; a run that is not subject-bound raises its classes
+    // once, at its newest revision.
+    const count = changes.length;
+    let start = 0;
+    while (start < count) {
+      const first = changes[start]!;
+      const t0 = first.tuple;
+      const objectType = t0.objectType;
+      const relation = t0.relation;
+      const subject0 = t0.subject;
+      const subjectType = subject0.kind === "object" ? subject0.type : "";
+      let newest = first.revision;
+      let end = start + 1;
+      while (end < count) {
+        const change = changes[end]!;
+        const t = change.tuple;
+        if (t.objectType !== objectType || t.relation !== relation) break;
+        const subject = t.subject;
+        if ((subject.kind === "object" ? subject.type : "") !== subjectType) break;
+        if (change.revision > newest) newest = change.revision;
+        end++;
       }
-      if (!bound) {
-        pending = change.revision;
-        continue;
+      if (intern) {
+        for (let i = start; i < end; i++) {
+          const change = changes[i]!;
+          const t = change.tuple;
+          this.#listChangedAt[this.#listId(readKey(t.tenant, t.object, t.relation))] = change.revision;
+        }
       }
+      const reach = changeReach(this.#influence, t0);
+      if (reach.subject === undefined) this.#raiseClasses(reach.classes, newest);
+      else this.#raiseSubjects(changes, start, end, reach.classes);
+      start = end;
+    }
+  }
+
+  /** The subject rule for changes[start, end), a run of one subject-bound class: per change, per subject. */
+  #raiseSubjects(
+    changes: readonly StoredChange[],
+    start: number,
+    end: number,
+    classes: readonly string[],
+  ): void {
+    for (let i = start; i < end; i++) {
+      const change = changes[i]!;
       if (this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
         // Forget per-subject changes so far, this revision's earlier ones included: the subject rule then needs
         // both revisions at or after this one (before it, the class rule).
         this.#subjectChangedAt.clear();
         this.#subjectFloor = change.revision;
       }
+      const user = change.tuple.user;
       for (const cls of classes) {
         raise(this.#changedAt, cls, change.revision);
-        raise(this.#subjectChangedAt, cls + "\u0000" + t.user, change.revision);
+        raise(this.#subjectChangedAt, cls + "\u0000" + user, change.revision);
       }
     }
-    if (pending >= 0) this.#raiseClasses(classes, pending);
   }
 
   onReset(): void {

@@ -21,13 +21,20 @@ export class ChangeLog {
   }
 
   append(changes: readonly StoredChange[]): void {
-    for (const c of changes) this.#changes.push(c);
-    if (this.#changes.length > this.#max) {
-      // Drop the older half; the floor moves to the newest dropped change's revision.
-      const drop = this.#changes.length - (this.#max >>> 1);
-      this.floor = Math.max(this.floor, this.#changes[drop - 1]!.revision);
-      this.#changes = this.#changes.slice(drop);
+    const held = this.#changes;
+    const total = held.length + changes.length;
+    if (total <= this.#max) {
+      for (let i = 0; i < changes.length; i++) held.push(changes[i]!);
+      return;
     }
+    // Past the bound: keep the newer half of held + changes, copying only what is kept (a load's pages of 10,000
+    // were pushed one by one and then mostly sliced away again). The floor moves to the newest dropped change's
+    // revision.
+    const drop = total - (this.#max >>> 1);
+    const newestDropped = drop <= held.length ? held[drop - 1]! : changes[drop - held.length - 1]!;
+    this.floor = Math.max(this.floor, newestDropped.revision);
+    this.#changes =
+      drop >= held.length ? changes.slice(drop - held.length) : held.slice(drop).concat(changes);
   }
 
   /** Forgets every change: from now on the log knows only changes after `revision`. */
