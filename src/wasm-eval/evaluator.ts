@@ -94,7 +94,8 @@ export interface WasmEvaluatorOptions {
    * Object plans kept per tenant graph, at most (default 32 768, rounded down to a power of two; 0 turns them
    * off): a node's rewrite with its object's structure read in (which relations hold tuples, the parents its
    * tuple-to-usersets follow, short edge lists) for a node checks reach from another object (a parent, a userset),
-   * built at the second visit and replayed by every later subject; invalidated with the facts. CLOCK replacement at the cap, as the facts.
+   * built at the second visit and replayed by every later subject; invalidated with the facts. CLOCK replacement
+   * at the cap, as the facts.
    */
   readonly planLimit?: number;
   /**
