@@ -33,8 +33,12 @@ export class ChangeLog {
     const drop = total - (this.#max >>> 1);
     const newestDropped = drop <= held.length ? held[drop - 1]! : changes[drop - held.length - 1]!;
     this.floor = Math.max(this.floor, newestDropped.revision);
-    this.#changes =
-      drop >= held.length ? changes.slice(drop - held.length) : held.slice(drop).concat(changes);
+    // Copied by push into a new array, never sliced or concatenated from a page: the log then always has one
+    // kind of array (a page's, holey, made the optimised append and record deoptimise on the next page).
+    const kept: StoredChange[] = [];
+    for (let i = drop; i < held.length; i++) kept.push(held[i]!);
+    for (let i = Math.max(0, drop - held.length); i < changes.length; i++) kept.push(changes[i]!);
+    this.#changes = kept;
   }
 
   /** Forgets every change: from now on the log knows only changes after `revision`. */
