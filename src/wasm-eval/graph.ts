@@ -18,6 +18,9 @@ import { NO_REL } from "./compile.js";
 import { type EvaluateKernel, type EvaluateKernelExports, SubjectForm } from "./kernel.js";
 import type { Symbols } from "./symbols.js";
 
+/** Integers #stage keeps per staged write (see #staged). */
+const STAGED_WORDS = 6;
+
 /** Whether the kernel leaves a tuple to the reference evaluator. */
 export function isFlagged(t: RelationTuple): boolean {
   return t.condition !== undefined || t.expiresAt !== undefined || t.subjectTenant !== t.tenant;
@@ -332,8 +335,8 @@ export class TupleGraph implements Disposable {
   }
 
   // Writes staged for one interning call: their strings (objects, and subjects unless flagged or repeated), the
-  // type of each string, and per tuple five integers: object text index, relation, subject text index (-1 when
-  // flagged), subject relation, form.
+  // type of each string, and per tuple STAGED_WORDS integers: object text index, relation, subject text index (-1
+  // when flagged), subject relation, form, the object's type.
   // The lists are kept from one interning call to the next, written over from the start (emptying one with
   // `length = 0` dropped its backing store, and every part of a load grew it again from nothing: about 50 B a tuple
   // of garbage); #texts is cut to the call's texts before the call, and holds them, strings the store holds too,
@@ -341,7 +344,7 @@ export class TupleGraph implements Disposable {
   #texts: string[] = [];
   #textCount = 0;
   #textTypes = new Int32Array(512);
-  #staged: Int32Array = new Int32Array(5 * 256);
+  #staged: Int32Array = new Int32Array(STAGED_WORDS * 256);
   #stagedCount = 0;
   #lastSubject: string | undefined;
   #lastSubjectIndex = 0;
@@ -354,7 +357,13 @@ export class TupleGraph implements Disposable {
   #runSubjectType: string | undefined;
   #runSubjectTypeId = 0;
 
-  /** Stages a write; false when it must go through `apply` (a Leopard-indexed relation). */
+  /**
+   * Stages a write (true; kept for `apply`'s callers' loops, which send deletes there). A write on a Leopard-indexed
+   * relation is staged too: #flush runs its index update right after adding it, as `apply` does, so the update
+   * reads the graph as it stood then (every earlier tuple added, no later one), and it is interned in batch order
+   * like the rest. Sent one by one through `apply`, a group's members each paid a call into the kernel to intern
+   * their strings and ran code apart from the load's (a first 10k-tuple batch spent ~30 ms there cold).
+   */
   #stage(tuple: RelationTuple): boolean {
     const { program, typeIds, relationIds } = this.#compiled;
     // A tuple invalid under the model is ignored, as `apply` ignores it.
@@ -368,9 +377,8 @@ export class TupleGraph implements Disposable {
     }
     const relation = this.#runRelationId;
     const type = this.#runTypeId;
-    if (this.#leopard !== 0 && this.#indexed[type * this.#relationCount + relation] === 1) return false;
     const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple);
-    let at = 5 * this.#stagedCount;
+    let at = STAGED_WORDS * this.#stagedCount;
     if (at === this.#staged.length) {
       const grown = new Int32Array(2 * this.#staged.length);
       grown.set(this.#staged);
@@ -378,6 +386,7 @@ export class TupleGraph implements Disposable {
     }
     const staged = this.#staged;
     this.#stagedCount++;
+    staged[at + 5] = type;
     staged[at++] = this.#addText(tuple.object, type);
     staged[at++] = relation;
     if (flagged) {
@@ -438,18 +447,28 @@ export class TupleGraph implements Disposable {
     // Facts and plans are stored only by evaluations, none of which runs here: the counts change only in a walk.
     let facts = e.graph_facts(ptr) > 0;
     let walk = facts || e.graph_plans(ptr) > 0;
-    for (let i = 0, at = 0; i < count; i++, at += 5) {
+    const leopard = this.#leopard;
+    const indexed = this.#indexed;
+    const relations = this.#relationCount;
+    for (let i = 0, at = 0; i < count; i++, at += STAGED_WORDS) {
       const object = symbols[staged[at]!]!;
       const relation = staged[at + 1]!;
       const subjectIndex = staged[at + 2]!;
       const flagged = subjectIndex < 0 ? 1 : 0;
       const subject = flagged ? 0 : symbols[subjectIndex]!;
-      if (e.graph_add(ptr, object, relation, subject, staged[at + 3]!, staged[at + 4]!, flagged) === 0)
-        continue;
-      if (!walk) continue;
-      this.#invalidateUpstream(object, relation, facts);
-      facts = e.graph_facts(ptr) > 0;
-      walk = facts || e.graph_plans(ptr) > 0;
+      const subjectRelation = staged[at + 3]!;
+      const form = staged[at + 4]!;
+      if (e.graph_add(ptr, object, relation, subject, subjectRelation, form, flagged) === 0) continue;
+      if (walk) {
+        this.#invalidateUpstream(object, relation, facts);
+        facts = e.graph_facts(ptr) > 0;
+        walk = facts || e.graph_plans(ptr) > 0;
+      }
+      // As `apply` does after adding a tuple of a Leopard-indexed relation.
+      const type = staged[at + 5]!;
+      if (leopard !== 0 && indexed[type * relations + relation] === 1) {
+        e.leopard_on_add(ptr, leopard, type, relation, object, subject, subjectRelation, form, flagged);
+      }
     }
   }
 
