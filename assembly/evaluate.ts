@@ -81,7 +81,7 @@ export { eval_plan_hits, eval_plans_built } from "./evaluate/plan";
 export { list_objects, list_objects_memory_bytes, list_objects_results } from "./evaluate/list-objects";
 export { list_objects_fresh, list_objects_order } from "./evaluate/list-order";
 import { leopard_decide } from "./leopard";
-import { factGet, factSet, setFactCapacity } from "./graph/facts";
+import { factGet, factSet, factSlot, setFactCapacity } from "./graph/facts";
 import { setPlanCapacity, plansOn } from "./graph/plans";
 import {
   graphEpochs,
@@ -90,10 +90,12 @@ import {
   graphLeopard,
   graphNode,
   graphNodes,
+  headSlot,
   nodeFlagged,
   nodeObjects,
   nodeUsersets,
   symbolType,
+  touchHeadPage,
   vecEntries,
   vecLength,
 } from "./graph";
@@ -660,6 +662,7 @@ export function eval_check_many(g: usize, requests: usize, count: u32, out: usiz
   let previous: usize = 0;
   for (let i: u32 = 0; i < count; i++) {
     const r = requests + <usize>i * (REQUEST_WORDS << 2);
+    if (i % TOUCH_WINDOW == 0) touchAhead(r, min<u32>(TOUCH_WINDOW, count - i));
     const object = field(r, REQUEST_OBJECT);
     const relation = field(r, REQUEST_RELATION);
     const subject = field(r, REQUEST_SUBJECT);
@@ -688,4 +691,56 @@ export function eval_check_many(g: usize, requests: usize, count: u32, out: usiz
     if (matchable) memo_set4(seen, object, relation, subject, subjectRelation, i);
     previous = r;
   }
+}
+
+// Touching ahead. A batch's objects are mostly not in cache (a file asked about once), and reading one's node
+// is a chain of dependent loads (the page memo's slot, the page, the node record, its subject vector), as is
+// the question's own fact: done question by question, one question's misses start only after the previous
+// one's have ended. So before evaluating a window of questions, touchAhead goes over the window once per link,
+// each pass one load per question at an address the previous pass brought into cache: within a pass the loads
+// of different questions do not depend on each other, and the processor overlaps their misses. Only reads, of
+// nodes the evaluation is about to read itself: no answer can change. The window is small enough for what it
+// touches to stay in cache until its questions are evaluated. Probe (100k-tuple peer workload, 40 first-pass
+// batches of 1,000 after a 32 MB sweep each, 3 interleaved pairs): eval_check_many median 1.22-1.28 ->
+// 1.02-1.06 ms a batch; second pass 0.35-0.38 -> 0.32-0.35 ms.
+// @ts-ignore: decorator
+@inline const TOUCH_WINDOW: u32 = 64;
+// One word a question of the window: its head slot, then its head node.
+let ahead: usize = 0;
+// What the passes read, kept so that the optimizer cannot drop their loads.
+let touched: u32 = 0;
+
+function touchAhead(requests: usize, count: u32): void {
+  if (ahead == 0) ahead = heap.alloc((<usize>TOUCH_WINDOW) << 2);
+  const facts = graphFactTable(graph);
+  let sink: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const object = field(requests + <usize>i * (REQUEST_WORDS << 2), REQUEST_OBJECT);
+    if (object < FIRST_PLACEHOLDER) sink ^= touchHeadPage(graph, object);
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const r = requests + <usize>i * (REQUEST_WORDS << 2);
+    const object = field(r, REQUEST_OBJECT);
+    let slot: usize = 0;
+    if (object < FIRST_PLACEHOLDER) {
+      slot = headSlot(graph, object);
+      if (slot != 0) sink ^= load<u32>(slot);
+      const relation = field(r, REQUEST_RELATION);
+      sink ^= <u32>factSlot(facts, object, relation, field(r, REQUEST_SUBJECT), field(r, REQUEST_SUBJECT_RELATION));
+    }
+    store<u32>(ahead + ((<usize>i) << 2), <u32>slot);
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const slot = <usize>load<u32>(ahead + ((<usize>i) << 2));
+    const node: usize = slot != 0 ? load<usize>(slot) : 0;
+    if (node != 0) sink ^= <u32>nodeObjects(node);
+    store<u32>(ahead + ((<usize>i) << 2), <u32>node);
+  }
+  for (let i: u32 = 0; i < count; i++) {
+    const node = <usize>load<u32>(ahead + ((<usize>i) << 2));
+    if (node == 0) continue;
+    const objects = nodeObjects(node);
+    if (objects != 0) sink ^= vecLength(objects);
+  }
+  touched = sink;
 }

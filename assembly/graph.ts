@@ -63,6 +63,7 @@ import {
   memo_set4,
   memo_size,
 } from "./intern";
+import { memoTouch2 } from "./tables/memo";
 
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
@@ -325,9 +326,16 @@ function freeNodes(g: usize): void {
 /** Address of the head slot of `object`'s node list, 0 when its page does not exist. */
 // @ts-ignore: decorator
 @inline
-function headSlot(g: usize, object: u32): usize {
+export function headSlot(g: usize, object: u32): usize {
   const page = memo_get2(load<usize>(g, G_NODES), object >>> PAGE_BITS, 0);
   return page == ABSENT ? 0 : <usize>page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+}
+
+/** headSlot's first read (the page memo's home slot for the object's page), touched ahead by the evaluator. */
+// @ts-ignore: decorator
+@inline
+export function touchHeadPage(g: usize, object: u32): u32 {
+  return memoTouch2(load<usize>(g, G_NODES), object >>> PAGE_BITS, 0);
 }
 
 /** The head slot of `object`'s node list, making its page if needed. */

@@ -51,3 +51,10 @@ export function factSet(
   const epoch = nodeEpoch(epochs, object, relation);
   tablePut(t, factCapacity, false, object, subject, keyWord(relation, subjectRelation), epoch, value);
 }
+
+/** The fact's slot (0 when absent), read without marking it referenced: the evaluator touches it ahead. */
+// @ts-ignore: decorator
+@inline
+export function factSlot(t: usize, object: u32, relation: u32, subject: u32, subjectRelation: u32): usize {
+  return tableFind(t, KEY_WORDS, object, subject, keyWord(relation, subjectRelation));
+}

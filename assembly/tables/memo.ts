@@ -470,3 +470,15 @@ export function memo_copy_entries(t: usize, keys: usize, values: usize): u32 {
   }
   return n;
 }
+
+/**
+ * The first word of the home slot of key (a, b) in a 2-key table: one load at an address the key alone gives, so
+ * that a later memo_get2 of the key finds its slot in cache (the evaluator touches a batch's nodes ahead). Not a
+ * lookup: the key may sit further along its probe run, or be absent.
+ */
+// @ts-ignore: decorator
+@inline
+export function memoTouch2(t: usize, a: u32, b: u32): u32 {
+  const i = memo_hash(load<u64>(t, M_SEED), a, b, 0, 0, 2) & load<u32>(t, M_MASK);
+  return load<u32>(load<usize>(t, M_SLOTS) + <usize>i * 16);
+}
