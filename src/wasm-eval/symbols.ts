@@ -185,7 +185,9 @@ export class Symbols implements Disposable {
     // skipped (a failed call), the text is still put at its symbol and the hole below falls back to decoding.
     if (symbol === texts.length) texts.push(text);
     else texts[symbol] = text;
-    if (text.endsWith(":*")) {
+    // A wildcard's id is exactly `*` (`user:*`); an id may itself hold `:` and end in `*` (`user:x:*` is a plain
+    // user, as parseObject splits at the first colon), so the first colon must be the one before the `*`.
+    if (text.endsWith(":*") && text.indexOf(":") === text.length - 2) {
       while (this.#wildcards.length <= typeId) this.#wildcards.push(ABSENT);
       this.#wildcards[typeId] = symbol;
     }
