@@ -247,7 +247,7 @@ function noLayers(options: CheckChainOptions): boolean {
 /** Why the Bloom layer is off by default over the WASM evaluator (its stats row's note). */
 export const BLOOM_OVER_WASM =
   "off by default over the WASM evaluator: its interner answers both rules (an object no tuple names, a subject " +
-  "no tuple names); cache.bloom: true builds it";
+  "no tuple names); cache.bloom: true builds it (with the change feed on: watch not false)";
 
 function off(layer: string, note?: string): LayerStats {
   return {
