@@ -33,6 +33,7 @@ import { compileModelAsync } from "../model/index.js";
 import type { Program } from "../model/program.js";
 import { validateProgram } from "../model/validate.js";
 import { CheckChain } from "../pipeline/chain.js";
+import { kernelListingWarmed } from "../pipeline/listing.js";
 import { checkDetailed, type DetailedCheckResult } from "../reference/detailed.js";
 import { DEFAULT_MAX_DEPTH } from "../reference/evaluation.js";
 import type { UsersetTree } from "../reference/expand.js";
@@ -551,6 +552,9 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       ...(wasm !== undefined ? { wasm } : {}),
       ...(feed !== undefined && layers.watch !== false ? { feed } : {}),
     });
+    // The kernel listing's import and warm-up (src/pipeline/listing.ts), started by the chain, run now rather than
+    // as tasks inside the first request (a load's first write carried both). Once a process; it never rejects.
+    if (wasm !== undefined) await kernelListingWarmed();
   } catch (error) {
     await wasm?.close();
     await feed?.close();

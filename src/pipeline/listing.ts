@@ -31,29 +31,33 @@ const loadKernelListing = () => {
   return kernelListing;
 };
 
-let warming = false;
+/** The warm-up of this process (once), settled when it has run or failed. */
+let warmed: Promise<void> | undefined;
 
 /**
- * Starts loading the kernel listing now, for a pipeline that has a WASM evaluator, and warms its kernel code in a
- * task of its own (src/wasm-eval/list-objects.ts warmKernelListing, once a process): the first listing then
- * neither waits for the import (1-2 ms from dist/, 10-20 ms under tsx) nor runs the ordering code cold. A failed
- * import fails that listing, as it would have without this; a failed warm-up changes nothing.
+ * Starts loading the kernel listing now, for a pipeline that has a WASM evaluator, and warms its kernel code once
+ * it has loaded (src/wasm-eval/list-objects.ts warmKernelListing, once a process): the first listing then neither
+ * waits for the import (1-2 ms from dist/, 10-20 ms under tsx) nor runs the ordering code cold. createEngine waits
+ * for it (kernelListingWarmed), so the warm-up runs before the engine is handed out instead of as a task inside
+ * whatever comes first: a load's first write carried both the import and the ~10-18 ms warm-up. A failed import
+ * fails that listing, as it would have without this; a failed warm-up changes nothing.
  */
 export function preloadKernelListing(): void {
-  loadKernelListing().then(
+  warmed ??= loadKernelListing().then(
     (listing) => {
-      if (warming) return;
-      warming = true;
-      setTimeout(() => {
-        try {
-          listing.warmKernelListing();
-        } catch {
-          // Only a warm-up: the listing itself reports what fails.
-        }
-      }, 0);
+      try {
+        listing.warmKernelListing();
+      } catch {
+        // Only a warm-up: the listing itself reports what fails.
+      }
     },
     () => {},
   );
+}
+
+/** Settles once the warm-up preloadKernelListing started has run (at once when none was started). Never rejects. */
+export function kernelListingWarmed(): Promise<void> {
+  return warmed ?? Promise.resolve();
 }
 
 /** What the listing queries read: the store, the model, the depth limit. */

@@ -271,16 +271,21 @@ export function warmKernelListing(): void {
     u32[((entries + i * I_ENTRY_BYTES) >>> 2) + 1] = texts[i]!.length;
   }
   const text = (s: number) => texts[s]!;
+  // One view per stretch of JavaScript, not the `views.u32` getter once per element; taken again after each kernel
+  // call, which allocates (memory that grows detaches the views taken before).
+  let view = kernel.views.u32;
+  const base = list >>> 2;
   for (const count of [n >> 1, n]) {
     // Symbols are entry indices: the even ones first, then all.
-    for (let i = 0; i < count; i++) kernel.views.u32[(list >>> 2) + i] = count === n ? i : 2 * i;
+    for (let i = 0; i < count; i++) view[base + i] = count === n ? i : 2 * i;
     e.list_objects_order(interner, list, count);
+    view = kernel.views.u32;
     // And the JavaScript a listing runs on what the kernel returns.
-    textsOf(texts, text, kernel.views.u32, list, count);
+    textsOf(texts, text, view, list, count);
   }
   // That again on a listing's size (symbols repeated: only the mapping runs), often enough to be optimized.
-  for (let i = 0; i < WARM_RESULTS; i++) kernel.views.u32[(list >>> 2) + i] = i % n;
-  for (let round = 0; round < 4; round++) textsOf(texts, text, kernel.views.u32, list, WARM_RESULTS);
+  for (let i = 0; i < WARM_RESULTS; i++) view[base + i] = i % n;
+  for (let round = 0; round < 4; round++) textsOf(texts, text, view, list, WARM_RESULTS);
 }
 
 /** Bytes held for kernel listings by the evaluator (0 before its first). */
