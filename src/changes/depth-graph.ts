@@ -184,8 +184,16 @@ export class DepthGraph {
 
   /** The remembered id of (tenant, object) as a last source or target, else NONE. */
   #recall(tenant: string, object: string): number {
-    if (object === this.#dstObject && tenant === this.#dstTenant) return this.#dstId;
-    if (object === this.#srcObject && tenant === this.#srcTenant) return this.#srcId;
+    // Every field read and both tenants compared on every call: a read only a rare call reaches (the source's
+    // tenant and id, reached when an object is the source of two tuples in a row: one tuple in a hundred on the
+    // peer load) had no type feedback when V8 first optimized this, and the first such call deoptimized it with
+    // #node and addTuple, which a load's first write then ran unoptimized again until they were re-optimized.
+    const dstId = this.#dstId;
+    const srcId = this.#srcId;
+    const dstTenant = tenant === this.#dstTenant;
+    const srcTenant = tenant === this.#srcTenant;
+    if (object === this.#dstObject && dstTenant) return dstId;
+    if (object === this.#srcObject && srcTenant) return srcId;
     return NONE;
   }
 
