@@ -16,16 +16,22 @@
 //            one memo entry a node, about twice that memo's bytes, not a large page each.
 //            Finding a node: one probe of the page memo, one read of the page, a walk of the object's one to
 //            three records.
-//            Node record: [u32 flagged][usize objects][usize usersets][u32 edges][usize wildcards][u32 relation
-//            << 1 | indexed][usize next]
+//            Node record: [u32 flagged][usize usersets][usize wildcards][usize next][u32 inline][u32 relation
+//            << 1 | indexed][usize objects or the one object]
 //            flagged  tuples on this node the kernel does not evaluate (conditions, expiry, cross-tenant
 //                     subjects): evaluation that reads the node hands the whole check to the reference
-//            objects  vector of plain-object subjects (u32 each): the parents a tuple-to-userset follows
+//            objects  vector of plain-object subjects (u32 each): the parents a tuple-to-userset follows. A node
+//                     with exactly one (a file's parent: most nodes of a tree of files) keeps it in the record
+//                     itself and `inline` is 1; then [inline][relation][the object] reads as a vector of length
+//                     1 (header [length][capacity], then the entry), so nodeObjects hands readers the record's
+//                     own address and they read it as any vector. That saves the vector's 16-byte block and, on
+//                     a cold object, the dependent cache miss of reading it after the record.
 //            usersets vector of userset subjects ((u32 object, u32 relation) each): what `direct` recurses into
-//            edges    evaluable tuples on the node, so it is freed when empty
 //            wildcards vector of wildcard subjects (u32 each): what the Leopard index (leopard.ts) needs
 //            indexed  1 once the node's subjects are in `edges` (it held more than INDEX_AFTER tuples)
 //            next     the object's next node record (0 at the end)
+//            The node's evaluable tuples are its three lists' lengths together (it is freed when they and
+//            flagged are all 0).
 //   edges    memo (object, relation, subject object, subject relation) -> 1: exact and wildcard lookups in O(1),
 //            for indexed nodes only. A node of a few tuples (a file's parent, a group's handful of members: nearly
 //            every node) is answered by scanning its short vectors instead: the memo cost 24 bytes a slot at
@@ -117,18 +123,21 @@ import { memoTouch2 } from "./tables/memo";
 // @ts-ignore: decorator
 @inline const N_FLAGGED: usize = 0;
 // @ts-ignore: decorator
-@inline const N_OBJECTS: usize = 4;
+@inline const N_USERSETS: usize = 4;
 // @ts-ignore: decorator
-@inline const N_USERSETS: usize = 8;
+@inline const N_WILDCARDS: usize = 8;
 // @ts-ignore: decorator
-@inline const N_EDGES: usize = 12;
+@inline const N_NEXT: usize = 12;
+// 1 when the node's one plain-object subject is at N_OBJECTS, else 0; with the next two words, a vector of length
+// 1 (N_RELATION_INDEXED takes the capacity's place, which readers of a vector never read).
 // @ts-ignore: decorator
-@inline const N_WILDCARDS: usize = 16;
+@inline const N_INLINE: usize = 16;
 // u32 relation << 1 | indexed.
 // @ts-ignore: decorator
 @inline const N_RELATION_INDEXED: usize = 20;
+// The plain-object subject vector, or the one object itself when N_INLINE is 1.
 // @ts-ignore: decorator
-@inline const N_NEXT: usize = 24;
+@inline const N_OBJECTS: usize = 24;
 // 28 bytes: with TLSF's 4-byte header a 32-byte block, as the 24-byte record was.
 // @ts-ignore: decorator
 @inline const N_SIZE: usize = 28;
@@ -307,7 +316,7 @@ function freeNodes(g: usize): void {
       let node = load<usize>(page + ((<usize>i) << 2));
       while (node != 0) {
         const next = load<usize>(node, N_NEXT);
-        const objects = load<usize>(node, N_OBJECTS);
+        const objects: usize = load<u32>(node, N_INLINE) != 0 ? 0 : load<usize>(node, N_OBJECTS);
         const usersets = load<usize>(node, N_USERSETS);
         const wildcards = load<usize>(node, N_WILDCARDS);
         if (objects != 0) heap.free(objects);
@@ -390,7 +399,7 @@ export function nodeFlagged(node: usize): u32 {
 // @ts-ignore: decorator
 @inline
 export function nodeObjects(node: usize): usize {
-  return load<usize>(node, N_OBJECTS);
+  return load<u32>(node, N_INLINE) != 0 ? node + N_INLINE : load<usize>(node, N_OBJECTS);
 }
 // @ts-ignore: decorator
 @inline
@@ -456,14 +465,14 @@ function nodeHasEdge(g: usize, node: usize, object: u32, relation: u32, subject:
     return memo_get4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) != ABSENT;
   }
   if (subjectRelation != NO_REL) return vecHas(load<usize>(node, N_USERSETS), 2, subject, subjectRelation);
-  return vecHas(load<usize>(node, N_OBJECTS), 1, subject, 0) || vecHas(load<usize>(node, N_WILDCARDS), 1, subject, 0);
+  return vecHas(nodeObjects(node), 1, subject, 0) || vecHas(load<usize>(node, N_WILDCARDS), 1, subject, 0);
 }
 
 /** Puts every evaluable subject of `node` in the edges memo and marks it indexed. */
 function indexNode(g: usize, node: usize, object: u32, relation: u32): void {
   const edges = load<usize>(g, G_EDGES);
   for (let which = 0; which < 3; which++) {
-    const v = load<usize>(node + (which == 0 ? N_OBJECTS : which == 1 ? N_WILDCARDS : N_USERSETS));
+    const v = which == 0 ? nodeObjects(node) : load<usize>(node + (which == 1 ? N_WILDCARDS : N_USERSETS));
     if (v == 0) continue;
     const words: u32 = which == 2 ? 2 : 1;
     const entry: usize = (<usize>words) << 2;
@@ -497,8 +506,52 @@ function nodeFor(g: usize, object: u32, relation: u32): usize {
   return node;
 }
 
+/** The node's evaluable tuples: its three subject lists' lengths. */
+function nodeEdges(node: usize): u32 {
+  return vecLength(nodeObjects(node)) + vecLength(load<usize>(node, N_USERSETS)) + vecLength(load<usize>(node, N_WILDCARDS));
+}
+
+/** Adds a plain-object subject to the node: inline when it is the first, else to its vector. */
+function addObject(g: usize, node: usize, subject: u32): void {
+  if (load<u32>(node, N_INLINE) != 0) {
+    // The second: both go to a vector (room for three: 20 bytes, the same 32-byte block as room for two).
+    const v = heap.alloc(VEC_HEADER + 12);
+    store<u32>(v, 2);
+    store<u32>(v, 3, 4);
+    store<u32>(v, load<u32>(node, N_OBJECTS), VEC_HEADER);
+    store<u32>(v, subject, VEC_HEADER + 4);
+    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) + <u32>(VEC_HEADER + 12), G_VECTOR_BYTES);
+    store<u32>(node, 0, N_INLINE);
+    store<usize>(node, v, N_OBJECTS);
+  } else if (load<usize>(node, N_OBJECTS) == 0) {
+    store<u32>(node, 1, N_INLINE);
+    store<u32>(node, subject, N_OBJECTS);
+  } else {
+    store<usize>(node, vec_push(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
+  }
+}
+
+/** Removes a plain-object subject the node holds (order kept); one left goes back inline. */
+function removeObject(g: usize, node: usize, subject: u32): void {
+  if (load<u32>(node, N_INLINE) != 0) {
+    store<u32>(node, 0, N_INLINE);
+    store<u32>(node, 0, N_OBJECTS);
+    return;
+  }
+  const v = vec_remove(g, load<usize>(node, N_OBJECTS), 1, subject, 0);
+  if (v != 0 && load<u32>(v) == 1) {
+    const last = load<u32>(v, VEC_HEADER);
+    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) - <u32>(VEC_HEADER + ((<usize>load<u32>(v, 4)) << 2)), G_VECTOR_BYTES);
+    heap.free(v);
+    store<u32>(node, 1, N_INLINE);
+    store<u32>(node, last, N_OBJECTS);
+    return;
+  }
+  store<usize>(node, v, N_OBJECTS);
+}
+
 function dropNodeIfEmpty(g: usize, object: u32, relation: u32, node: usize): void {
-  if (load<u32>(node, N_FLAGGED) != 0 || load<u32>(node, N_EDGES) != 0) return;
+  if (load<u32>(node, N_FLAGGED) != 0 || nodeEdges(node) != 0) return;
   // Unlink it from its object's list (the node exists, so its page does).
   let at = headSlot(g, object);
   while (load<usize>(at) != node) at = load<usize>(at) + N_NEXT;
@@ -531,16 +584,14 @@ export function graph_add(
   if (nodeHasEdge(g, node, object, relation, subject, subjectRelation)) return 0;
   const indexed = nodeIndexed(node);
   if (indexed) memo_set4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
-  const count = load<u32>(node, N_EDGES) + 1;
-  store<u32>(node, count, N_EDGES);
   if (kind == KIND_OBJECT) {
-    store<usize>(node, vec_push(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
+    addObject(g, node, subject);
   } else if (kind == KIND_USERSET) {
     store<usize>(node, vec_push(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
   } else {
     store<usize>(node, vec_push(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
   }
-  if (!indexed && count > INDEX_AFTER) indexNode(g, node, object, relation);
+  if (!indexed && nodeEdges(node) > INDEX_AFTER) indexNode(g, node, object, relation);
   const subjects = load<usize>(g, G_SUBJECTS);
   const v = memo_get2(subjects, subject, subjectRelation);
   const grown = vec_push(g, v == ABSENT ? 0 : <usize>v, 2, object, relation);
@@ -575,9 +626,8 @@ export function graph_remove(
   } else if (!nodeHasEdge(g, node, object, relation, subject, subjectRelation)) {
     return 0;
   }
-  store<u32>(node, load<u32>(node, N_EDGES) - 1, N_EDGES);
   if (kind == KIND_OBJECT) {
-    store<usize>(node, vec_remove(g, load<usize>(node, N_OBJECTS), 1, subject, 0), N_OBJECTS);
+    removeObject(g, node, subject);
   } else if (kind == KIND_USERSET) {
     store<usize>(node, vec_remove(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
   } else {
@@ -688,14 +738,14 @@ export function graph_node_flagged(g: usize, object: u32, relation: u32): u32 {
 export function graph_node_length(g: usize, object: u32, relation: u32, which: u32): u32 {
   const node = graphNode(g, object, relation);
   if (node == 0) return 0;
-  return vecLength(load<usize>(node + (which == 0 ? N_OBJECTS : N_USERSETS)));
+  return vecLength(which == 0 ? nodeObjects(node) : load<usize>(node, N_USERSETS));
 }
 
 /** Address of a node list's first entry (valid until the next write), 0 if empty. */
 export function graph_node_entries(g: usize, object: u32, relation: u32, which: u32): usize {
   const node = graphNode(g, object, relation);
   if (node == 0) return 0;
-  const v = load<usize>(node + (which == 0 ? N_OBJECTS : N_USERSETS));
+  const v = which == 0 ? nodeObjects(node) : load<usize>(node, N_USERSETS);
   return v == 0 ? 0 : v + VEC_HEADER;
 }
 
