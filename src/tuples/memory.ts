@@ -238,11 +238,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     for (const tuple of prepared.deletes) {
       changelog.push(revision, "delete", versions.delete(tuple, revision)!);
     }
-    versions.commit(prepared.staging, (tuple, replaced) => {
-      // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
-      if (replaced !== undefined) changelog.push(revision, "delete", replaced, true);
-      changelog.push(revision, "write", tuple);
-    });
+    versions.commit(prepared.staging, changelog);
     for (const tuple of versions.expire(now, revision)) {
       changelog.push(revision, "delete", tuple, true);
     }

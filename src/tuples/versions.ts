@@ -53,6 +53,15 @@ export function smallInt(n: number): number {
  */
 const LIVE = 0;
 
+/**
+ * Where commit records what a write changed (the store's changelog). An object, not a callback made per write: the
+ * commit loop optimized in a load's first write inlined that write's closure, and the second write's new closure
+ * deoptimized it ("wrong call target") in the middle of its 10,000 tuples.
+ */
+export interface CommitLog {
+  push(revision: Revision, op: "write" | "delete", tuple: RelationTuple, expired?: boolean): void;
+}
+
 /** stage(): the identity was staged already by the same write. */
 export const IN_BATCH: unique symbol = Symbol("in batch");
 
@@ -202,10 +211,11 @@ export class VersionIndex {
 
   /**
    * Makes `staging`'s versions live (the store moves to its revision now): counts them, and keeps those that
-   * expire and those they end. Calls `each` per staged tuple, in order, with the tuple it replaced.
+   * expire and those they end. Records each staged tuple in `log`, in order, at the staging's revision: first the
+   * expired tuple it replaces, if any, as an expiry, then its write.
    */
-  commit(staging: Staging, each: (tuple: RelationTuple, replaced: RelationTuple | undefined) => void): void {
-    const { added, replaced } = staging;
+  commit(staging: Staging, log: CommitLog): void {
+    const { added, replaced, revision } = staging;
     const replacing = replaced.size > 0;
     for (let i = 0; i < added.length; i++) {
       const version = added[i]!;
@@ -213,9 +223,11 @@ export class VersionIndex {
       if (old !== undefined) {
         this.#liveCount--;
         this.#dead.push(old);
+        // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
+        log.push(revision, "delete", old.tuple, true);
       }
       if (version.tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
-      each(version.tuple, old?.tuple);
+      log.push(revision, "write", version.tuple);
     }
     this.#liveCount += added.length;
   }

@@ -162,8 +162,11 @@ export class TenantGraphs implements ChangeListener {
         catchUp: undefined,
         lost: false,
         leopardTimer: undefined,
-        runEnded: 0,
-        leopardSince: 0,
+        // Doubles from the start (NaN is one; both are set from the clock before they are read): a field that
+        // held a small integer and then a clock reading changes the state's hidden class, and the shared listener,
+        // optimized on the first, was deoptimized ("wrong map") in a load's second write.
+        runEnded: Number.NaN,
+        leopardSince: Number.NaN,
       };
       this.#tenants.set(tenant, state);
     }
