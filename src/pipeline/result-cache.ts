@@ -329,18 +329,23 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       }
       const reach = changeReach(this.#influence, t0);
       if (reach.subject === undefined) this.#raiseClasses(reach.classes, newest);
-      else this.#raiseSubjects(changes, start, end, reach.classes);
+      else this.#raiseSubjects(changes, start, end, reach.classes, newest);
       start = end;
     }
   }
 
-  /** The subject rule for changes[start, end), a run of one subject-bound class: per change, per subject. */
+  /**
+   * The subject rule for changes[start, end), a run of one subject-bound class: its classes once, at the run's
+   * newest revision (what raising them per change left), then per change, per subject.
+   */
   #raiseSubjects(
     changes: readonly StoredChange[],
     start: number,
     end: number,
     classes: readonly string[],
+    newest: number,
   ): void {
+    for (const cls of classes) raise(this.#changedAt, cls, newest);
     for (let i = start; i < end; i++) {
       const change = changes[i]!;
       if (this.#subjectChangedAt.size >= this.#maxTrackedSubjects) {
@@ -350,10 +355,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
         this.#subjectFloor = change.revision;
       }
       const user = change.tuple.user;
-      for (const cls of classes) {
-        raise(this.#changedAt, cls, change.revision);
-        raise(this.#subjectChangedAt, cls + "\u0000" + user, change.revision);
-      }
+      for (const cls of classes) raise(this.#subjectChangedAt, cls + "\u0000" + user, change.revision);
     }
   }
 
