@@ -528,7 +528,7 @@ function pinnedInPlace(valid: ValidCheck, revision: Revision, now: number): Reso
 
 /** A validated question about `object`'s `relation`, pinned to `revision` at instant `now` (a new object). */
 function pinned(
-  valid: Omit<ValidCheck, "request" | "object" | "relation" | "revision" | "now" | "scope">,
+  valid: Omit<ValidCheck, "object" | "relation" | "revision" | "now" | "scope">,
   object: string,
   relation: string,
   revision: Revision,

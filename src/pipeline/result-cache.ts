@@ -115,7 +115,11 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   #slots = new Float64Array(0);
   /** The check's class (type, relation): an index into #classKeys. */
   #classOf = new Uint32Array(0);
-  /** Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. */
+  /**
+   * Interned ids of the tuple lists the answer read (see #listIds), or undefined when unknown. Only as long as the
+   * last slot given one (a slot past its end reads undefined): the WASM kernel's answers carry none, and an array
+   * grown with every entry for nothing was a fifth of the garbage of storing a first-pass answer.
+   */
   #reads: (Uint32Array | undefined)[] = [];
   /** Where each entry sits in the maps: its scope, subject string (also per-subject reuse) and object. */
   #scopes: string[] = [];
@@ -603,7 +607,15 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     slots[base + COMPUTED_AT] = check.now;
     slots[base + USED] = 0;
     this.#classOf[slot] = this.#classId(check.objectType, check.relation);
-    this.#reads[slot] = this.#readsOf(resolution);
+    const reads = this.#readsOf(resolution);
+    const all = this.#reads;
+    if (reads !== undefined) {
+      // Filled up to the slot first: the array stays packed (a write far past its end would make it a dictionary).
+      while (all.length < slot) all.push(undefined);
+      all[slot] = reads;
+    } else if (slot < all.length) {
+      all[slot] = undefined;
+    }
   }
 
   /** The id of the class (type, relation); consecutive answers mostly share one (no key built then). */
