@@ -8,14 +8,19 @@
 // Layout (a graph is a header; everything else is reached from it):
 //   nodes    object symbol -> its node records, one per relation with a tuple, in a list. The index is paged:
 //            pages of PAGE_SYMBOLS u32 heads (the object's first node record, 0 if none), each made when a symbol
-//            in its range gets its first node, found through a memo (page number, 0) -> page. Symbols are dense
-//            and given in first-seen order, so a page holds objects written together and the memo has one entry
-//            per PAGE_SYMBOLS objects: at 100k tuples a 512 KB table and 10 bytes a node where a memo of (object,
-//            relation) was a cold 4 MB table and 40 bytes a node. Pages are small so that a graph whose objects
-//            are scattered among other tenants' symbols (writes interleaved one by one) pays at most one page and
-//            one memo entry a node, about twice that memo's bytes, not a large page each.
-//            Finding a node: one probe of the page memo, one read of the page, a walk of the object's one to
-//            three records.
+//            in its range gets its first node. Symbols are dense and given in first-seen order, so a page holds
+//            objects written together. Pages are small so that a graph whose objects are scattered among other
+//            tenants' symbols (writes interleaved one by one) pays at most one small page a node.
+//            A page is found through the directory, a plain array of page addresses for the page numbers
+//            [base, base + length), or else through a memo (page number, 0) -> page. A graph whose pages are
+//            dense (one tenant's objects written together: the common case) has them all in the directory: 4
+//            bytes a page number in its range (at 100k tuples 50 KB, small enough to stay in cache) where the
+//            memo took 40 (a 512 KB table, one cold probe per cold object). The directory covers a range only
+//            while at least 1/DIR_DENSITY of its page numbers have a page, so that it never costs more than the
+//            memo would; a graph whose objects are scattered (among other tenants' symbols) keeps its pages in
+//            the memo, and the pages below a directory's base stay there too.
+//            Finding a node: one read of the directory (or one probe of the memo), one read of the page, a walk
+//            of the object's one to three records.
 //            Node record: [u32 flagged][usize usersets][usize wildcards][usize next][u32 inline][u32 relation
 //            << 1 | indexed][usize objects or the one object]
 //            flagged  tuples on this node the kernel does not evaluate (conditions, expiry, cross-tenant
@@ -109,8 +114,24 @@ import { memoTouch2 } from "./tables/memo";
 /** Pages allocated (the page memo is at G_NODES). */
 // @ts-ignore: decorator
 @inline const G_PAGES: usize = 44;
+/** The page directory (0 until made), its first page number and its length in pages (a power of two). */
 // @ts-ignore: decorator
-@inline const G_HEADER: usize = 48;
+@inline const G_DIR: usize = 48;
+// @ts-ignore: decorator
+@inline const G_DIR_BASE: usize = 52;
+// @ts-ignore: decorator
+@inline const G_DIR_LENGTH: usize = 56;
+/** The lowest page number with a page (ABSENT while there is none; pages are freed only with the graph). */
+// @ts-ignore: decorator
+@inline const G_LOW_PAGE: usize = 60;
+// @ts-ignore: decorator
+@inline const G_HEADER: usize = 64;
+/** The directory covers a range of page numbers only while at least 1 in DIR_DENSITY of them has a page. */
+// @ts-ignore: decorator
+@inline const DIR_DENSITY: u32 = 8;
+/** The directory's smallest length (in pages). */
+// @ts-ignore: decorator
+@inline const DIR_MIN: u32 = 64;
 // 8 heads: 32 bytes, a 48-byte TLSF block.
 // @ts-ignore: decorator
 @inline const PAGE_BITS: u32 = 3;
@@ -260,6 +281,7 @@ export function vec_remove(g: usize, v: usize, words: u32, a: u32, b: u32): usiz
 export function graph_new(seedLo: u32, seedHi: u32): usize {
   const g = heap.alloc(G_HEADER);
   memory.fill(g, 0, G_HEADER);
+  store<u32>(g, ABSENT, G_LOW_PAGE);
   store<usize>(g, memo_new(2, seedLo, seedHi), G_NODES);
   store<usize>(g, memo_new(4, seedLo ^ 0x9e3779b9, seedHi), G_EDGES);
   store<usize>(g, memo_new(2, seedLo ^ 0x85ebca6b, seedHi), G_SUBJECTS);
@@ -294,15 +316,29 @@ function freeValues(table: usize, arity: u32, nodeRecords: bool): void {
 }
 
 /**
- * Every page, copied out of the page memo into a new block the caller frees: [u32 count n][n × (u32 page number,
- * u32 0)][n × u32 page].
+ * Every page, copied out of the page memo and the directory into a new block the caller frees: [u32 count n]
+ * [n × (u32 page number, u32 0)][n × u32 page].
  */
 function pagesOf(g: usize): usize {
-  const dir = load<usize>(g, G_NODES);
-  const n = memo_size(dir);
+  const memo = load<usize>(g, G_NODES);
+  const n = load<u32>(g, G_PAGES);
   const out = heap.alloc(4 + <usize>n * 12);
   store<u32>(out, n);
-  if (n > 0) memo_copy_entries(dir, out + 4, out + 4 + <usize>n * 8);
+  const keys = out + 4;
+  const values = out + 4 + <usize>n * 8;
+  let k = memo_size(memo);
+  if (k > 0) memo_copy_entries(memo, keys, values);
+  const dir = load<usize>(g, G_DIR);
+  const base = load<u32>(g, G_DIR_BASE);
+  const length = load<u32>(g, G_DIR_LENGTH);
+  for (let i: u32 = 0; i < length; i++) {
+    const page = load<u32>(dir + ((<usize>i) << 2));
+    if (page == 0) continue;
+    store<u32>(keys + ((<usize>k) << 3), base + i);
+    store<u32>(keys + ((<usize>k) << 3), 0, 4);
+    store<u32>(values + ((<usize>k) << 2), page);
+    k++;
+  }
   return out;
 }
 
@@ -330,38 +366,118 @@ function freeNodes(g: usize): void {
   }
   heap.free(pages);
   memo_free(load<usize>(g, G_NODES));
+  const dir = load<usize>(g, G_DIR);
+  if (dir != 0) heap.free(dir);
+}
+
+/** The page of page number `p` (0 when it has none): from the directory when `p` is in its range, else the memo. */
+// @ts-ignore: decorator
+@inline
+function pageOf(g: usize, p: u32): usize {
+  const i = p - load<u32>(g, G_DIR_BASE);
+  if (i < load<u32>(g, G_DIR_LENGTH)) return <usize>load<u32>(load<usize>(g, G_DIR) + ((<usize>i) << 2));
+  const page = memo_get2(load<usize>(g, G_NODES), p, 0);
+  return page == ABSENT ? 0 : <usize>page;
 }
 
 /** Address of the head slot of `object`'s node list, 0 when its page does not exist. */
 // @ts-ignore: decorator
 @inline
 export function headSlot(g: usize, object: u32): usize {
-  const page = memo_get2(load<usize>(g, G_NODES), object >>> PAGE_BITS, 0);
-  return page == ABSENT ? 0 : <usize>page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+  const page = pageOf(g, object >>> PAGE_BITS);
+  return page == 0 ? 0 : page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
 }
 
-/** headSlot's first read (the page memo's home slot for the object's page), touched ahead by the evaluator. */
+/** headSlot's first read (the directory's word or the page memo's home slot), touched ahead by the evaluator. */
 // @ts-ignore: decorator
 @inline
 export function touchHeadPage(g: usize, object: u32): u32 {
-  return memoTouch2(load<usize>(g, G_NODES), object >>> PAGE_BITS, 0);
+  const p = object >>> PAGE_BITS;
+  const i = p - load<u32>(g, G_DIR_BASE);
+  if (i < load<u32>(g, G_DIR_LENGTH)) return load<u32>(load<usize>(g, G_DIR) + ((<usize>i) << 2));
+  return memoTouch2(load<usize>(g, G_NODES), p, 0);
+}
+
+/**
+ * Makes the directory cover page number `p` when it would stay dense enough (at least 1 in DIR_DENSITY page
+ * numbers of its range with a page, counting the one about to be made), moving the memo's pages in its new range
+ * into it. O(1) when it does not; a directory is made or grown only when its range at least doubles, so moving
+ * the memo's pages over costs at most the memo's size once per doubling. Allocates before it changes anything,
+ * so a trap leaves the index as it was.
+ */
+function coverPage(g: usize, p: u32): void {
+  const pages = load<u32>(g, G_PAGES) + 1;
+  const limit: u64 = <u64>pages * DIR_DENSITY;
+  const old = load<usize>(g, G_DIR);
+  const oldLength = load<u32>(g, G_DIR_LENGTH);
+  let base = load<u32>(g, G_DIR_BASE);
+  let length: u32 = DIR_MIN;
+  if (old == 0) {
+    if (limit < <u64>DIR_MIN) return;
+    // From the lowest page there is when the range stays dense enough (a graph whose first pages are the start of
+    // its run), else from p's neighbourhood (pages below stay in the memo).
+    const low = min<u32>(load<u32>(g, G_LOW_PAGE), p) & ~(DIR_MIN - 1);
+    while (<u64>p - low >= <u64>length) length <<= 1;
+    if (<u64>length <= limit) {
+      base = low;
+    } else {
+      base = p & ~(DIR_MIN - 1);
+      length = DIR_MIN;
+    }
+  } else {
+    if (p < base) return; // below the directory: its pages stay in the memo
+    length = oldLength;
+    while (<u64>p - base >= <u64>length) length <<= 1;
+    if (<u64>length > limit || length > (1 << 28)) return;
+  }
+  const dir = heap.alloc((<usize>length) << 2);
+  memory.fill(dir, 0, (<usize>length) << 2);
+  const memo = load<usize>(g, G_NODES);
+  const n = memo_size(memo);
+  const keys: usize = n == 0 ? 0 : heap.alloc(<usize>n * 12);
+  if (old != 0) {
+    memory.copy(dir, old, (<usize>oldLength) << 2);
+    heap.free(old);
+  }
+  store<usize>(g, dir, G_DIR);
+  store<u32>(g, base, G_DIR_BASE);
+  store<u32>(g, length, G_DIR_LENGTH);
+  if (n == 0) return;
+  // The memo's pages now in range move over (deleting allocates nothing).
+  const values = keys + <usize>n * 8;
+  memo_copy_entries(memo, keys, values);
+  for (let k: u32 = 0; k < n; k++) {
+    const q = load<u32>(keys + ((<usize>k) << 3));
+    if (q - base >= length) continue;
+    store<u32>(dir + ((<usize>(q - base)) << 2), load<u32>(values + ((<usize>k) << 2)));
+    memo_delete2(memo, q, 0);
+  }
+  heap.free(keys);
 }
 
 /** The head slot of `object`'s node list, making its page if needed. */
 function headSlotFor(g: usize, object: u32): usize {
-  const dir = load<usize>(g, G_NODES);
   const p = object >>> PAGE_BITS;
-  let page = memo_get2(dir, p, 0);
-  if (page == ABSENT) {
-    // Room in the memo first, then the page: a trap leaves the index as it was.
-    memo_reserve(dir, memo_size(dir) + 1);
-    const fresh = heap.alloc(PAGE_BYTES);
-    memory.fill(fresh, 0, PAGE_BYTES);
-    memo_set2(dir, p, 0, <u32>fresh);
+  let page = pageOf(g, p);
+  if (page == 0) {
+    if (p - load<u32>(g, G_DIR_BASE) >= load<u32>(g, G_DIR_LENGTH)) coverPage(g, p);
+    const i = p - load<u32>(g, G_DIR_BASE);
+    if (i < load<u32>(g, G_DIR_LENGTH)) {
+      page = heap.alloc(PAGE_BYTES);
+      memory.fill(page, 0, PAGE_BYTES);
+      store<u32>(load<usize>(g, G_DIR) + ((<usize>i) << 2), <u32>page);
+    } else {
+      // Room in the memo first, then the page: a trap leaves the index as it was.
+      const memo = load<usize>(g, G_NODES);
+      memo_reserve(memo, memo_size(memo) + 1);
+      page = heap.alloc(PAGE_BYTES);
+      memory.fill(page, 0, PAGE_BYTES);
+      memo_set2(memo, p, 0, <u32>page);
+    }
     store<u32>(g, load<u32>(g, G_PAGES) + 1, G_PAGES);
-    page = <u32>fresh;
+    if (p < load<u32>(g, G_LOW_PAGE)) store<u32>(g, p, G_LOW_PAGE);
   }
-  return <usize>page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
+  return page + ((<usize>(object & (PAGE_SYMBOLS - 1))) << 2);
 }
 
 /** Node records held (every (object, relation) with a tuple). */
@@ -769,6 +885,7 @@ export function graph_memory_bytes(g: usize): usize {
   return (
     G_HEADER +
     memo_memory_bytes(load<usize>(g, G_NODES)) +
+    ((<usize>load<u32>(g, G_DIR_LENGTH)) << 2) +
     (<usize>load<u32>(g, G_PAGES)) * PAGE_BYTES +
     memo_memory_bytes(load<usize>(g, G_EDGES)) +
     memo_memory_bytes(load<usize>(g, G_SUBJECTS)) +
