@@ -40,6 +40,7 @@ type Row = { first: number[]; second: number[]; answers: string[] };
 interface Result {
   peer: PeerName;
   tuples: number;
+  openMs: number;
   loadMs: number;
   rssLoad: number;
   rssFirst: number;
@@ -116,9 +117,17 @@ interface Line {
   /** The values the ratio is taken on (one per part), and how a part prints. */
   parts: (r: Result) => number[] | undefined;
   format: (xs: number[], r: Result) => string;
+  /** No ratio: a row the walker has nothing to compare with (its start-up is a constructor call). */
+  plain?: boolean;
 }
 const listed = walker.lists!.answers.map((a) => a.count);
 const lines: Line[] = [
+  {
+    row: "start-up before the first write (createEngine; not in the load row)",
+    parts: (r) => [r.openMs],
+    format: ([x]) => time(x!),
+    plain: true,
+  },
   {
     row: `load ${walker.tuples.toLocaleString("en")} tuples`,
     parts: (r) => [r.loadMs],
@@ -169,7 +178,7 @@ for (const line of lines) {
     const parts = line.parts(r);
     if (parts === undefined) return "—";
     const text = line.format(parts, r);
-    if (r === walker) return text;
+    if (r === walker || line.plain) return text;
     const w = walkerParts.get(line.row)!;
     return `${text} (${parts.map((p, i) => ratio(w[i]!, p)).join(" / ")})`;
   });
