@@ -504,7 +504,10 @@ export class DepthGraph {
     const first = to < cap ? to : cap;
     if (first <= height[start]!) return;
     this.#setHeight(start, first);
-    if (first > this.#peak) this.#peak = first;
+    // Stored on every call: a store only a new peak reaches (a few times a load) had no type feedback when
+    // addTuple, which this is inlined into, was first optimized, and the first new peak deoptimized it.
+    const peak = this.#peak;
+    this.#peak = first > peak ? first : peak;
     // Nothing points at it (a file of a load, raised by its new parent edge): no predecessor to raise.
     if (this.#inHead[start] === NONE) return;
     stack.push(start);

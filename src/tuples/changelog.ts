@@ -137,6 +137,10 @@ export class Changelog {
     // Never split a revision: extend the page to the end of its last revision.
     let end = Math.min(length, start + Math.max(1, limit));
     if (end < length && end > start) end = this.#firstAfter(end, this.#revisionOf(end - 1));
+    // Nothing new (a feed's poll between writes, the most frequent call) is answered here: #page, optimized on
+    // those calls alone, had no type feedback past its empty case and was deoptimized by the next real page (a
+    // load's second write).
+    if (start >= end) return [];
     return this.#page(start, end);
   }
 
