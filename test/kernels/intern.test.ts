@@ -145,7 +145,8 @@ describe("Interner vs its twin", () => {
   });
 
   it("tells apart strings whose 32-bit hash tags collide", () => {
-    // Found offline with the hash twin: equal low 32 bits of hashBytes(utf8, 42), so equal tags and home slots.
+    // Found offline with the hash twin: equal low 32 bits of hashBytes(utf8, 42), so equal tags and home slots
+    // where the lengths are equal too (the tag's low byte is the length): the first and the last pair.
     const pairs = [
       ["k56563", "k97705"],
       ["k28303", "long-key-75618"],
@@ -168,6 +169,35 @@ describe("Interner vs its twin", () => {
     expect(other.intern("k56563")).toBe(0);
     expect(other.lookup("k97705")).toBeUndefined();
     expect(other.intern("k97705")).toBe(1);
+  });
+
+  it("tells apart long strings (255 bytes or more) whose tags collide, of different lengths", () => {
+    // Found offline with the hash twin: equal hash bits 8-31 (hashBytes(utf8, 42)); the tag's low byte is the
+    // length, 255 for both, so their tags and home slots are equal and only the lengths and bytes differ.
+    const pad = "p".repeat(256);
+    const pairs = [
+      [`${pad}890`, `${pad}${"q".repeat(40)}4499`],
+      [`${pad}3784`, `${pad}${"q".repeat(40)}10359`],
+    ];
+    const utf8 = new TextEncoder();
+    for (const [a, b] of pairs) {
+      expect(a!.length).not.toBe(b!.length);
+      expect((hashBytes(utf8.encode(a!), 42n) >> 8n) & 0xffffffn).toBe(
+        (hashBytes(utf8.encode(b!), 42n) >> 8n) & 0xffffffn,
+      );
+    }
+    using interner = new Interner({ seed: 42 });
+    for (const [a, b] of pairs) {
+      const sa = interner.intern(a!);
+      expect(interner.lookup(b!)).toBeUndefined();
+      expect(interner.lookup(b!.slice(0, -1))).toBeUndefined();
+      const sb = interner.intern(b!);
+      expect(sb).not.toBe(sa);
+      expect(interner.lookup(a!)).toBe(sa);
+      expect(interner.lookup(b!)).toBe(sb);
+      expect(Array.from(interner.lookupMany([b!, a!, `${a!}x`]))).toEqual([sb, sa, Interner.ABSENT]);
+      expect(interner.resolve(sb)).toBe(b);
+    }
   });
 
   it("keeps symbols dense and stable through many growths", () => {
