@@ -223,29 +223,35 @@ export class TenantGraphs implements ChangeListener {
   // --- the shared listener ---
 
   onChanges(changes: readonly StoredChange[], watermark: Revision): void {
-    let touched: TenantState | undefined;
-    // A page's changes mostly share a tenant: one map lookup a run.
-    let lastTenant: string | undefined;
-    let lastState: TenantState | undefined;
-    // Indexed: a for-of allocates an iterator result per change until the loop is optimized (a load's first pages).
-    for (let i = 0; i < changes.length; i++) {
-      const change = changes[i]!;
-      const tenant = change.tuple.tenant;
-      if (tenant !== lastTenant) {
-        lastTenant = tenant;
-        lastState = this.#tenants.get(tenant);
+    // By runs of one tenant (a page's changes mostly share one): its state looked up once a run, and the run queued
+    // by a method of its own. A load's first write queues nothing (its tenant's graph is built from a snapshot), so
+    // one loop that both skipped and queued was optimized on skips alone, and the second write's first queued
+    // change deoptimized it mid-page.
+    const count = changes.length;
+    let start = 0;
+    while (start < count) {
+      const tenant = changes[start]!.tuple.tenant;
+      let end = start + 1;
+      while (end < count && changes[end]!.tuple.tenant === tenant) end++;
+      const state = this.#tenants.get(tenant);
+      if (state?.following && state.catchUp === undefined) {
+        this.#queueRun(state, changes, start, end);
       }
-      const state = lastState;
-      if (state === undefined || !state.following || state.catchUp !== undefined) continue;
-      if (change.revision <= state.seen) continue;
-      state.queue.push(change);
-      if (state !== touched) {
-        if (touched !== undefined) this.#bound(touched);
-        touched = state;
-      }
+      start = end;
     }
-    if (touched !== undefined) this.#bound(touched);
     if (watermark > this.#seen) this.#seen = watermark;
+  }
+
+  /** Queues changes[start, end), all of the state's tenant, past what the state has seen. */
+  #queueRun(state: TenantState, changes: readonly StoredChange[], start: number, end: number): void {
+    const seen = state.seen;
+    const queue = state.queue;
+    const before = queue.length;
+    for (let i = start; i < end; i++) {
+      const change = changes[i]!;
+      if (change.revision > seen) queue.push(change);
+    }
+    if (queue.length > before) this.#bound(state);
   }
 
   onReset(revision: Revision): void {

@@ -313,6 +313,9 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
   #applyPage(changes: readonly StoredChange[], watermark: Revision): void {
     const seen = this.#seen;
     const table = this.#table;
+    // Moved before the loop, which reads `seen` above: the loop's code, optimized while it ran over a load's first
+    // page, had no feedback for a statement after it and was deoptimized there at the end of page after page.
+    if (watermark > seen) this.#seen = watermark;
     // A page's changes mostly share a tenant: the set is asked once per run of one, not once per change.
     let tenant: string | undefined;
     for (const change of changes) {
@@ -325,7 +328,6 @@ export class CrossTenantIndex implements ChangeListener, AsyncDisposable {
       // A same-tenant tuple is never a grant (GrantTable.apply leaves it).
       if (t.subjectTenant !== t.tenant && table.apply(change)) this.#updates++;
     }
-    if (watermark > this.#seen) this.#seen = watermark;
   }
 
   #request(need: Need): void {
