@@ -72,8 +72,13 @@ export interface PreparedWrite {
   readonly revision: Revision;
   /** The commit time: the store's clock when prepareWrite staged the batch, or when write() committed it. */
   readonly time: number;
-  /** Tuples the batch writes (skipped duplicates left out). */
+  /**
+   * Tuples the batch writes (skipped duplicates left out): the batch's own list when it skipped none, so read it
+   * before anything awaits; `written` keeps its length as prepared.
+   */
   readonly writes: readonly RelationTuple[];
+  /** How many tuples the batch writes, counted when it was prepared (what the write reports). */
+  readonly written: number;
   /** Live tuples the batch deletes (skipped missing deletes left out). */
   readonly deletes: readonly RelationTuple[];
   /** The writes, staged in the version index (applyWrite commits them, abortWrite takes them out). */
@@ -246,7 +251,7 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     changelog.commit(revision, now);
     this.#trim(now);
     this.#waiters.wakeAll();
-    return { revision, written: prepared.writes.length, deleted: prepared.deletes.length };
+    return { revision, written: prepared.written, deleted: prepared.deletes.length };
   }
 
   /**
@@ -328,7 +333,14 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
       return undefined;
     }
     const time = Math.max(now, commitTime);
-    const prepared: PreparedWrite = { revision: staging.revision, time, writes, deletes, staging };
+    const prepared: PreparedWrite = {
+      revision: staging.revision,
+      time,
+      writes,
+      written: writes.length,
+      deletes,
+      staging,
+    };
     this.#staged = prepared;
     return prepared;
   }

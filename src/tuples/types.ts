@@ -99,7 +99,8 @@ export interface TupleStore {
    */
   snapshot(revision: Revision): Promise<TupleSnapshot>;
   /**
-   * Applies a batch atomically at a new revision: all of it or none of it.
+   * Applies a batch atomically at a new revision: all of it or none of it. The batch's arrays are read until the
+   * promise settles (a large batch is validated in slices): do not change them before.
    * @throws NexusError "invalid_write" naming the first tuple that exists (write) or is missing (delete), or a
    *   tuple that appears twice in the batch.
    */
