@@ -207,7 +207,7 @@ export class CheckChain implements AsyncDisposable {
     if (typeof hit === "boolean") {
       // Answered at `now` (the warmer's clock is the chain's: not read again).
       warmer?.observe(request, now);
-      return settled(hit);
+      return Promise.resolve(hit);
     }
     return this.#uncached(request, options, now, hit, warmer);
   }
@@ -228,7 +228,7 @@ export class CheckChain implements AsyncDisposable {
     }
     if (typeof answer === "boolean") {
       warmer?.observe(request, now);
-      return settled(answer);
+      return Promise.resolve(answer);
     }
     if (warmer === undefined) return answer;
     return answer.then((allowed) => {
@@ -381,18 +381,6 @@ export function depthGuardOf(
     safeRevision = c.revision;
     return true;
   };
-}
-
-/**
- * The two answers as settled promises, shared by every check answered without waiting (a promise per answer was
- * 40 bytes of each such check's garbage). Frozen: a caller can attach nothing to one that another caller would
- * see; awaiting or `then` on a fulfilled promise keeps nothing on it.
- */
-const ALLOWED: Promise<boolean> = Object.freeze(Promise.resolve(true));
-const DENIED: Promise<boolean> = Object.freeze(Promise.resolve(false));
-
-function settled(allowed: boolean): Promise<boolean> {
-  return allowed ? ALLOWED : DENIED;
 }
 
 function rank(layer: string): number {
