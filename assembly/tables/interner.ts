@@ -2,10 +2,11 @@
 //
 // Header (56 bytes):
 //   0  usize slots       capacity × u64: low u32 = tag, high u32 = address of the symbol's record in the arena
-//                        (0 = empty). The tag is the string's hash (hashBytes) with its low byte replaced by the
-//                        byte length (255 for 255 bytes or more): it picks the home slot (the hash bits, rotated
-//                        down: homeOf) and filters byte comparisons, a tag match meaning the lengths are equal too
-//                        (below 255); it also lets growth rehash without touching the strings.
+//                        (0 = empty). The tag is the string's 32-bit hash (hashBytes): its home slot is tag & mask,
+//                        it filters byte comparisons, and it lets growth rehash without touching the strings. All
+//                        32 bits are hash: a tag that gave up bits (to the length, say) leaves a table past 2^24
+//                        slots reaching only part of itself from home slots, and ids of one length (UUIDs) then
+//                        pile into long probe runs.
 //   4  u32   mask        capacity - 1 (capacity is a power of two)
 //   8  u32   size        symbols interned
 //  12  u32   growAt      size bound of the current slot array (3/4 of capacity)
@@ -19,10 +20,10 @@
 //  40  u32   arenaBytes  bytes held by all chunks, headers included
 //  48  u64   seed        hash seed
 // The arena is a list of chunks that never move, so a symbol's bytes pointer is stable for the interner's life.
-// A symbol's record there is [u32 symbol][bytes] (unaligned): the slot points at it, so a lookup reads the slot
-// and then the record, where the symbol and the bytes to compare are side by side. Through the entries array
+// A symbol's record there is [u32 symbol][u32 byte length][bytes] (unaligned): the slot points at it, so a lookup
+// reads the slot and then the record, where the symbol, the length and the bytes to compare are side by side. Through the entries array
 // instead it was three dependent reads (slot, entry, bytes), each a cache miss for a string not asked about
-// lately (the object of a first-pass check): 4 bytes a symbol more for one miss fewer.
+// lately (the object of a first-pass check): 8 bytes a symbol more for one miss fewer.
 // A batch or a string that does not fit the newest chunk opens a new one of at least its size; the old chunk's
 // tail (shorter than what did not fit) is left unused, so the waste is below the bytes being added.
 import { hashBytes } from "../lib/hash";
@@ -63,12 +64,9 @@ import { ABSENT, bytesEqual, capacityFor, EMPTY_SLOTS, LIMIT_REACHED, MAX_BLOCK,
 @inline const FIRST_CHUNK: u32 = 1024;
 // @ts-ignore: decorator
 @inline const MAX_REGULAR_CHUNK: u32 = 1 << 20;
-// Arena bytes a record takes besides the string's: its symbol.
+// Arena bytes a record takes besides the string's: its symbol and its byte length.
 // @ts-ignore: decorator
-@inline const RECORD_HEADER: u32 = 4;
-// The tag's low byte for a length of 255 or more (the length then is checked in the entry).
-// @ts-ignore: decorator
-@inline const LONG: u32 = 255;
+@inline const RECORD_HEADER: u32 = 8;
 // Symbols stay below ABSENT and the entries array within one block.
 // @ts-ignore: decorator
 @inline const MAX_SYMBOLS: u64 = MAX_BLOCK >> 3;
@@ -188,28 +186,21 @@ function interner_rehash(t: usize, capacity: u32): void {
 // @ts-ignore: decorator
 @inline
 function interner_tag(t: usize, key: usize, len: u32): u32 {
-  return (<u32>hashBytes(key, len, load<u64>(t, I_SEED)) & ~0xff) | min<u32>(len, LONG);
+  return <u32>hashBytes(key, len, load<u64>(t, I_SEED));
 }
 
-/** The hash bits of a tag, rotated down: its home slot is this & mask (the length byte comes last). */
+/** A tag's home slot is this & mask. */
 // @ts-ignore: decorator
 @inline
 function homeOf(tag: u32): u32 {
-  return rotr<u32>(tag, 8);
+  return tag;
 }
 
-/**
- * Whether the record holds the `len` bytes at `key`, given that its tag matched (so, below LONG, the lengths are
- * equal; at LONG the entry has the length).
- */
+/** Whether the record holds the `len` bytes at `key` (its length is beside its symbol, in the same line). */
 // @ts-ignore: decorator
 @inline
-function recordEquals(t: usize, record: usize, key: usize, len: u32): bool {
-  if (len >= LONG) {
-    const entry = load<usize>(t, I_ENTRIES) + (<usize>load<u32>(record)) * I_ENTRY_BYTES;
-    if (load<u32>(entry, 4) != len) return false;
-  }
-  return bytesEqual(record + RECORD_HEADER, key, len);
+function recordEquals(record: usize, key: usize, len: u32): bool {
+  return load<u32>(record, 4) == len && bytesEqual(record + RECORD_HEADER, key, len);
 }
 
 /**
@@ -226,7 +217,7 @@ function interner_locate(t: usize, key: usize, len: u32, tag: u32): i64 {
     const s = load<u64>(slots + ((<usize>i) << 3));
     const record = <usize>(s >>> 32);
     if (record == 0) return -1 - <i64>i;
-    if (<u32>s == tag && recordEquals(t, record, key, len)) return <i64>load<u32>(record);
+    if (<u32>s == tag && recordEquals(record, key, len)) return <i64>load<u32>(record);
     i = (i + 1) & mask;
   }
 }
@@ -239,6 +230,7 @@ function interner_insert_at(t: usize, slot: u32, key: usize, len: u32, tag: u32)
   const record = load<usize>(t, I_CURSOR);
   const bytes = record + RECORD_HEADER;
   store<u32>(record, symbol);
+  store<u32>(record, len, 4);
   memory.copy(bytes, key, len);
   store<usize>(t, bytes + len, I_CURSOR);
   const entry = load<usize>(t, I_ENTRIES) + (<usize>symbol) * I_ENTRY_BYTES;
