@@ -16,7 +16,12 @@ type doc
 
 async function answers(writes: { user: string; relation: string; object: string }[][], objects: string[]) {
   await using engine = await createEngine({ model });
-  await using oracle = await createEngine({ model, store: engine.store, evaluator: "reference", cache: false });
+  await using oracle = await createEngine({
+    model,
+    store: engine.store,
+    evaluator: "reference",
+    cache: false,
+  });
   for (const batch of writes) await engine.write({ writes: batch });
   for (const object of objects) {
     const q = { user: "user:bob", relation: "viewer", object, consistency: "fully_consistent" as const };
