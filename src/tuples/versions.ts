@@ -18,6 +18,7 @@
  * the staged versions out again, newest first (each is then the last one of every list it joined).
  */
 import type { RelationTuple, TupleIdentity } from "./tuple.js";
+import { ShardedMap } from "./sharded-map.js";
 import type { ObjectRelationKey, ReadFilter, Revision, SubjectKey, TypeRelationKey } from "./types.js";
 
 /**
@@ -118,8 +119,16 @@ function childMap<K, V>(map: Map<string, Map<K, V>>, key: string): Map<K, V> {
   return value;
 }
 
+/** What the indexes' string-keyed levels offer, a Map or a ShardedMap. */
+interface Keyed<V> {
+  get(key: string): V | undefined;
+  set(key: string, value: V): unknown;
+  delete(key: string): boolean;
+  readonly size: number;
+}
+
 /** map.get(key), a new list set there first when missing. */
-function childList<V>(map: Map<string, V[]>, key: string): V[] {
+function childList<V>(map: Keyed<V[]>, key: string): V[] {
   let value = map.get(key);
   if (value === undefined) {
     value = [];
@@ -130,9 +139,9 @@ function childList<V>(map: Map<string, V[]>, key: string): V[] {
 
 export class VersionIndex {
   /** tenant → relation → object → versions. */
-  readonly #byObject = new Map<string, Map<string, Map<string, Slot>>>();
+  readonly #byObject = new Map<string, Map<string, ShardedMap<Slot>>>();
   /** subjectTenant → user → versions. */
-  readonly #bySubject = new Map<string, Map<string, Version[]>>();
+  readonly #bySubject = new Map<string, ShardedMap<Version[]>>();
   /** tenant → objectType → relation → versions. */
   readonly #byType = new Map<string, Map<string, Map<string, Version[]>>>();
   /** Live versions with an expiry, as a binary min-heap on expiresAt. */
@@ -289,7 +298,7 @@ export class VersionIndex {
   #add(
     version: Version,
     tuple: RelationTuple,
-    objects: Map<string, Slot>,
+    objects: ShardedMap<Slot>,
     slot = objects.get(tuple.object),
   ): void {
     if (slot === undefined) objects.set(tuple.object, version);
@@ -332,7 +341,7 @@ export class VersionIndex {
     this.#forget();
     const gone = (v: Version): boolean => v.deleted !== LIVE && v.deleted <= horizon;
     // Each list a collected version is in is filtered once, however many of its versions go.
-    const objectKeys = new Map<Map<string, Slot>, Set<string>>();
+    const objectKeys = new Map<ShardedMap<Slot>, Set<string>>();
     const lists = new Map<Version[], () => void>();
     while (this.#deadHead < this.#dead.length && gone(this.#dead[this.#deadHead]!)) {
       const t = this.#dead[this.#deadHead++]!.tuple;
@@ -457,7 +466,7 @@ export class VersionIndex {
   // their type, often their subject, so most lookups end here. collect() and clear() forget them.
   #lastTenant = "";
   #lastRelation = "";
-  #lastObjects: Map<string, Slot> | undefined;
+  #lastObjects: ShardedMap<Slot> | undefined;
   #lastSubjectTenant = "";
   #lastUser = "";
   #lastSubjectList: Version[] | undefined;
@@ -473,7 +482,7 @@ export class VersionIndex {
   }
 
   /** The slots of (tenant, relation), made when `create`. */
-  #objects(tenant: string, relation: string, create: boolean): Map<string, Slot> | undefined {
+  #objects(tenant: string, relation: string, create: boolean): ShardedMap<Slot> | undefined {
     if (this.#lastObjects !== undefined && this.#lastRelation === relation && this.#lastTenant === tenant) {
       return this.#lastObjects;
     }
@@ -486,7 +495,7 @@ export class VersionIndex {
     let objects = relations.get(relation);
     if (objects === undefined) {
       if (!create) return undefined;
-      objects = new Map();
+      objects = new ShardedMap();
       relations.set(relation, objects);
     }
     this.#lastTenant = tenant;
@@ -504,7 +513,12 @@ export class VersionIndex {
     ) {
       return this.#lastSubjectList;
     }
-    const list = childList(childMap(this.#bySubject, subjectTenant), user);
+    let users = this.#bySubject.get(subjectTenant);
+    if (users === undefined) {
+      users = new ShardedMap();
+      this.#bySubject.set(subjectTenant, users);
+    }
+    const list = childList(users, user);
     this.#lastSubjectTenant = subjectTenant;
     this.#lastUser = user;
     this.#lastSubjectList = list;
@@ -608,7 +622,7 @@ function pickVisible(versions: readonly Version[] | undefined, revision: Revisio
 
 /** Drops the versions `gone` says are collected from `list` (index.get(key)), and the list once it is empty. */
 function prune(
-  index: Map<string, Version[]>,
+  index: Keyed<Version[]>,
   key: string,
   list: Version[],
   gone: (v: Version) => boolean,

@@ -1,0 +1,35 @@
+/**
+ * ShardedMap answers as one Map would, before and after it splits into shards (at 16,384 keys), through sets,
+ * overwrites and deletes of keys that differ at the end, in the middle or only in length.
+ */
+import { describe, expect, it } from "vitest";
+import { ShardedMap } from "../../src/tuples/sharded-map.js";
+import { seededRandom } from "../../src/util/random.js";
+
+describe("ShardedMap", () => {
+  it("agrees with a Map through a split and back down to empty", () => {
+    const random = seededRandom(7);
+    const model = new Map<string, number>();
+    const sharded = new ShardedMap<number>();
+    const key = (i: number) => (i % 3 === 0 ? `file:r_${i}` : i % 3 === 1 ? `${i}:x:${"a".repeat(i % 7)}` : "");
+    const keys = Array.from({ length: 40_000 }, (_, i) => key(i));
+    for (let step = 0; step < 120_000; step++) {
+      const k = keys[Math.floor(random() * keys.length)]!;
+      if (random() < 0.75) {
+        model.set(k, step);
+        sharded.set(k, step);
+      } else {
+        expect(sharded.delete(k)).toBe(model.delete(k));
+      }
+      if (step % 5000 === 0) expect(sharded.size).toBe(model.size);
+    }
+    expect(model.size).toBeGreaterThan(16_384); // it split
+    for (const k of keys) expect(sharded.get(k)).toBe(model.get(k));
+    for (const k of [...model.keys()]) {
+      sharded.delete(k);
+      model.delete(k);
+    }
+    expect(sharded.size).toBe(0);
+    expect(sharded.get("file:r_3")).toBeUndefined();
+  });
+});
