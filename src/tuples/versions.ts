@@ -17,8 +17,9 @@
  * the identity and inserts it, and a tuple named twice in a batch meets its own staged version. A rollback takes
  * the staged versions out again, newest first (each is then the last one of every list it joined).
  */
-import type { RelationTuple, TupleIdentity } from "./tuple.js";
+
 import { ShardedMap } from "./sharded-map.js";
+import type { RelationTuple, TupleIdentity } from "./tuple.js";
 import type { ObjectRelationKey, ReadFilter, Revision, SubjectKey, TypeRelationKey } from "./types.js";
 
 /**
@@ -621,12 +622,7 @@ function pickVisible(versions: readonly Version[] | undefined, revision: Revisio
 }
 
 /** Drops the versions `gone` says are collected from `list` (index.get(key)), and the list once it is empty. */
-function prune(
-  index: Keyed<Version[]>,
-  key: string,
-  list: Version[],
-  gone: (v: Version) => boolean,
-): void {
+function prune(index: Keyed<Version[]>, key: string, list: Version[], gone: (v: Version) => boolean): void {
   const kept = list.filter((v) => !gone(v));
   if (kept.length === 0) index.delete(key);
   else index.set(key, kept);

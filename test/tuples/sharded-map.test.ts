@@ -3,7 +3,7 @@
  * overwrites and deletes of keys that differ at the end, in the middle or only in length.
  */
 import { describe, expect, it } from "vitest";
-import { ShardedMap } from "../../src/tuples/sharded-map.js";
+import { ShardedMap, shardOf } from "../../src/tuples/sharded-map.js";
 import { seededRandom } from "../../src/util/random.js";
 
 describe("ShardedMap", () => {
@@ -11,7 +11,8 @@ describe("ShardedMap", () => {
     const random = seededRandom(7);
     const model = new Map<string, number>();
     const sharded = new ShardedMap<number>();
-    const key = (i: number) => (i % 3 === 0 ? `file:r_${i}` : i % 3 === 1 ? `${i}:x:${"a".repeat(i % 7)}` : "");
+    const key = (i: number) =>
+      i % 3 === 0 ? `file:r_${i}` : i % 3 === 1 ? `${i}:x:${"a".repeat(i % 7)}` : "";
     const keys = Array.from({ length: 40_000 }, (_, i) => key(i));
     for (let step = 0; step < 120_000; step++) {
       const k = keys[Math.floor(random() * keys.length)]!;
@@ -31,5 +32,19 @@ describe("ShardedMap", () => {
     }
     expect(sharded.size).toBe(0);
     expect(sharded.get("file:r_3")).toBeUndefined();
+  });
+
+  it("spreads ids of one shape over the shards, those that end alike (emails) too", () => {
+    const shapes = [
+      (i: number) => `user:${String(i).padStart(7, "0")}@example.com`,
+      (i: number) => `doc:${String(i).padStart(8, "0")}`,
+      (i: number) => `group:${i}#member`,
+      (i: number) => `file:r_${i % 10}_${Math.floor(i / 10) % 10}_${i}`,
+    ];
+    for (const shape of shapes) {
+      const counts = new Array<number>(16).fill(0);
+      for (let i = 0; i < 50_000; i++) counts[shardOf(shape(i))]!++;
+      expect(Math.max(...counts) / 50_000, shape(1)).toBeLessThan(0.08); // even is 6.25%
+    }
   });
 });
