@@ -108,6 +108,7 @@ const time = (ms: number): string =>
 const mb = (bytes: number): string => `${bytes >= 0 ? "+" : ""}${(bytes / 2 ** 20).toFixed(0)} MB`;
 /** walker ÷ peer: above 1 the peer is faster (or smaller) than the walker. */
 const ratio = (w: number, p: number): string => {
+  if (p === 0) return w === 0 ? "=" : "—"; // both measured nothing (no event-loop delay), or the peer nothing
   const x = w / p;
   return `${x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2)}×`;
 };
