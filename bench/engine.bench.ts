@@ -8,7 +8,9 @@
  *    quantization windows. Hit rate of the second half (the first half warms the caches), evaluator calls, and
  *    the wall time of the replay for each engine (reads per second end to end).
  * 2. Latency (tinybench): a repeated check (cache hit) and a batch of 1,000 repeated checks, default vs
- *    `cache: false`; a miss through every layer vs the evaluator alone (the layers' cost on a miss).
+ *    `cache: false`; a miss through every layer vs the evaluator alone (the layers' cost on a miss); a denial of a
+ *    subject no tuple names, by default (the WASM evaluator's subject rule off its interner) vs with the Bloom
+ *    filter that was the default before (`cache: { bloom: true }`).
  * 3. Write → every cache told (engine.write then engine.caughtUp), median and p99 over 1,000 writes.
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/engine.bench.ts
@@ -123,6 +125,7 @@ facts["hit-rate goal (≥95%, 5 s windows, default engine)"] = hitRates[0]! >= 0
 const byDefault = await loaded({});
 const wasmOnly = await loaded({ cache: false });
 const reference = await loaded({ cache: false, evaluator: "reference" });
+const withBloom = await loaded({ cache: { bloom: true } });
 const fresh = workload.questions.slice(0, 1000);
 for (const q of fresh) {
   const expected = await reference.engine.check(q);
@@ -145,12 +148,32 @@ const nextMiss = () => {
   };
 };
 
+// Denials of subjects no tuple names, each a new one (no cache has seen it).
+const outsiderFile = workload.files[17]!;
+let outsiderIndex = 0;
+const nextOutsider = () => ({
+  user: `user:outsider${outsiderIndex++}`,
+  relation: "read",
+  object: outsiderFile,
+});
+for (const engine of [byDefault.engine, withBloom.engine]) {
+  if (await engine.check(nextOutsider())) throw new Error("an unknown subject was allowed");
+}
+
 const cases: BenchCase[] = [
   { name: "check, repeated (default: result cache hit)", fn: () => byDefault.engine.check(hot) },
   { name: "check, repeated (cache: false, WASM)", fn: () => wasmOnly.engine.check(hot) },
   { name: "check, repeated (cache: false, reference)", fn: () => reference.engine.check(hot) },
   { name: "check, miss through every layer (default)", fn: () => byDefault.engine.check(nextMiss()) },
   { name: "check, distinct questions (cache: false, WASM)", fn: () => wasmOnly.engine.check(nextMiss()) },
+  {
+    name: "denial of an unknown subject (default: the evaluator's subject rule)",
+    fn: () => byDefault.engine.check(nextOutsider()),
+  },
+  {
+    name: "denial of an unknown subject (cache.bloom: true: the Bloom filter)",
+    fn: () => withBloom.engine.check(nextOutsider()),
+  },
   {
     name: "checkBulk 1,000 repeated (default)",
     fn: () => byDefault.engine.checkBulk(fresh),
@@ -194,8 +217,12 @@ await runSuite("engine", cases, {
       peer: "check, distinct questions (cache: false, WASM)",
     },
     { subject: "checkBulk 1,000 repeated (default)", peer: "checkBulk 1,000 repeated (cache: false, WASM)" },
+    {
+      subject: "denial of an unknown subject (default: the evaluator's subject rule)",
+      peer: "denial of an unknown subject (cache.bloom: true: the Bloom filter)",
+    },
   ],
   goals: [{ case: "check, repeated (default: result cache hit)", maxP50Micros: 0.5 }],
   facts,
 });
-for (const s of [byDefault, wasmOnly, reference]) await s.engine.close();
+for (const s of [byDefault, wasmOnly, reference, withBloom]) await s.engine.close();
