@@ -27,6 +27,14 @@
  * open-addressing table of (from, to) pairs once it has more. About 85 bytes a tuple of typed arrays on the
  * peer workload at a million (more just after a doubling, whose unwritten tail is not resident) and nothing on the
  * JS heap; a Map and a Set per node (the first version) took several hundred.
+ *
+ * Leaves: a source seen with one out-edge and no in-edge (a file and its parent folder: nearly every node of a
+ * load) is not made a node. It is an entry of the index as a leaf, with its one target in a word of its own, and
+ * its height is the target's plus one (capped), which no other height depends on (nothing points at it). Each
+ * node counts the leaves pointing at it (#refs), and #perHeight counts those leaves at their height, moving them
+ * when their target's height moves, so the longest chain stays exact and O(1). A leaf becomes a node (`promote`,
+ * its edge made an ordinary edge) the moment anything else happens to it: a second out-edge, even to the same
+ * target, or an edge into it. A leaf costs 4 bytes beside its index entry where a node and its edge took 48.
  */
 
 import type { RelationTuple } from "../tuples/tuple.js";
@@ -55,6 +63,7 @@ function targetOf(t: RelationTuple): string | undefined {
  */
 const EDGES_FIRST = 16;
 const NODES_FIRST = 24;
+const LEAVES_FIRST = 20;
 
 const grow = (a: Int32Array, size: number, first: number, fill?: number): Int32Array<ArrayBuffer> => {
   // 2×: growth by 1.5× allocated and copied three times the final size over a load, and at a million tuples that
@@ -102,8 +111,12 @@ export class DepthGraph {
   #outHead: Int32Array<ArrayBuffer> = new Int32Array(0);
   /** Live nodes per height (0..cap): the longest chain is the highest non-empty one. */
   #perHeight: Int32Array<ArrayBuffer>;
-  /** The highest non-empty height of #perHeight (0 when empty), kept by #setHeight. */
+  /** The highest non-empty height of #perHeight (0 when empty), kept by #move. */
   #top = 0;
+  /** Leaves pointing at each node (whose height is the node's plus one, capped). */
+  #refs: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** Per leaf l: its one target, a node. */
+  #leafTarget: Int32Array<ArrayBuffer> = new Int32Array(0);
 
   // --- distinct edges (a freed edge index is reused) ---
   #from: Int32Array<ArrayBuffer> = new Int32Array(0);
@@ -178,7 +191,11 @@ export class DepthGraph {
   /** Bytes of the typed arrays: all the graph holds but for a few words. */
   get memoryBytes(): number {
     return (
-      this.#live.byteLength * 5 + this.#from.byteLength * 7 + this.#table.byteLength + this.#index.memoryBytes
+      this.#live.byteLength * 6 +
+      this.#from.byteLength * 7 +
+      this.#leafTarget.byteLength +
+      this.#table.byteLength +
+      this.#index.memoryBytes
     );
   }
 
@@ -202,12 +219,23 @@ export class DepthGraph {
     return known !== NONE ? known : this.#index.find(tenant, object);
   }
 
-  /** The node of (tenant, object), made when new; remembered as the last target or the last source. */
-  #node(tenant: string, object: string, target: boolean): number {
+  /**
+   * The node of (tenant, object), made when new, a leaf made a node; remembered as the last target or the last
+   * source. A source new to the graph is made a leaf instead, pointing at `leafTarget`: then NONE is returned.
+   */
+  #node(tenant: string, object: string, target: boolean, leafTarget: number): number {
     let id = this.#recall(tenant, object);
     if (id === NONE) {
-      id = this.#index.add(tenant, object);
-      if (this.#index.isNew) this.#make(id);
+      id = this.#index.add(tenant, object, !target);
+      if (this.#index.isNew) {
+        if (!target) {
+          this.#makeLeaf(id, leafTarget);
+          return NONE;
+        }
+        this.#make(id);
+      } else if (id < NONE) {
+        id = this.#promote(tenant, object, id);
+      }
     }
     if (target) {
       this.#dstObject = object;
@@ -228,7 +256,39 @@ export class DepthGraph {
     this.#outs[id] = 0;
     this.#inHead[id] = NONE;
     this.#outHead[id] = NONE;
+    this.#refs[id] = 0;
     this.#perHeight[0] = this.#perHeight[0]! + 1;
+  }
+
+  /** Leaf `id` (-2 - l) with its one edge, to node `target`. */
+  #makeLeaf(id: number, target: number): void {
+    const l = -2 - id;
+    if (l >= this.#leafTarget.length) this.#leafTarget = grow(this.#leafTarget, l + 1, LEAVES_FIRST);
+    this.#leafTarget[l] = target;
+    this.#refs[target] = this.#refs[target]! + 1;
+    this.#move(NONE, this.#above(target), 1);
+  }
+
+  /** A leaf's height: its target's plus one, capped. */
+  #above(target: number): number {
+    const h = this.#height[target]! + 1;
+    return h < this.cap ? h : this.cap;
+  }
+
+  /**
+   * Leaf `id` of (tenant, object) made a node, its edge an ordinary edge of count 1 (the node then at the leaf's
+   * height, as the leaf was); returns the node's id.
+   */
+  #promote(tenant: string, object: string, id: number): number {
+    const target = this.#leafTarget[-2 - id]!;
+    const node = this.#index.promote(tenant, object, id);
+    this.#make(node);
+    this.#refs[target] = this.#refs[target]! - 1;
+    this.#move(this.#above(target), NONE, 1);
+    this.#newEdge(node, target);
+    this.#outs[node] = 1;
+    this.#raise(node, this.#height[target]! + 1);
+    return node;
   }
 
   /** Forgets the last nodes looked up (their ids may be freed or reused). */
@@ -301,12 +361,14 @@ export class DepthGraph {
     if (this.#outs.length < size) this.#outs = grow(this.#outs, size, NODES_FIRST + 2);
     if (this.#inHead.length < size) this.#inHead = grow(this.#inHead, size, NODES_FIRST + 3, NONE);
     if (this.#outHead.length < size) this.#outHead = grow(this.#outHead, size, NODES_FIRST + 4, NONE);
+    if (this.#refs.length < size) this.#refs = grow(this.#refs, size, NODES_FIRST + 5);
     this.#nodeRoom = Math.min(
       this.#live.length,
       this.#height.length,
       this.#outs.length,
       this.#inHead.length,
       this.#outHead.length,
+      this.#refs.length,
     );
   }
 
@@ -379,13 +441,21 @@ export class DepthGraph {
     const target = targetOf(t);
     if (target === undefined) return;
     this.#changes++;
-    const a = this.#node(t.tenant, t.object, false);
-    const b = this.#node(t.subjectTenant, target, true);
     this.#edges++;
-    // A new source (a file of a load) has no edge yet: nothing to look for.
+    // The target first: a node always (it has an in-edge now), so a source that is the same object finds it so.
+    const b = this.#node(t.subjectTenant, target, true, NONE);
+    const a = this.#node(t.tenant, t.object, false, b);
+    if (a === NONE) {
+      // A new source, made a leaf of b.
+      this.#distinct++;
+      this.#notePeak();
+      return;
+    }
+    // A source just made a node has no edge yet: nothing to look for.
     const found = this.#outs[a] === 0 ? NONE : this.#findEdge(a, b);
     if (found !== NONE) {
       this.#count[found] = this.#count[found]! + 1;
+      this.#notePeak();
       return;
     }
     const e = this.#newEdge(a, b);
@@ -399,6 +469,18 @@ export class DepthGraph {
       for (let f = this.#outHead[a]!; f !== NONE; f = this.#outNext[f]!) this.#tableInsert(f);
     }
     this.#raise(a, this.#height[b]! + 1);
+    this.#notePeak();
+  }
+
+  /**
+   * The peak is at least every height now. Heights only rise within an add, so the top once it is done is at
+   * least every height the add assigned, leaves' included. Stored on every call: a store only a new peak reached
+   * had no type feedback when addTuple was first optimized, and the first new peak deoptimized it.
+   */
+  #notePeak(): void {
+    const top = this.#top;
+    const peak = this.#peak;
+    this.#peak = top > peak ? top : peak;
   }
 
   /** Removes one copy of the tuple's edge, lowering the heights that depended on it. */
@@ -409,7 +491,20 @@ export class DepthGraph {
     const a = this.#lookup(t.tenant, t.object);
     if (a === NONE) return;
     const b = this.#lookup(t.subjectTenant, target);
-    if (b === NONE) return;
+    // No node (none, or a leaf): nothing points at it, so the tuple's edge is not held.
+    if (b < 0) return;
+    if (a < NONE) {
+      // A leaf: its one edge, when that is the tuple's, goes with it.
+      if (this.#leafTarget[-2 - a] !== b) return;
+      this.#edges--;
+      this.#distinct--;
+      this.#refs[b] = this.#refs[b]! - 1;
+      this.#move(this.#above(b), NONE, 1);
+      this.#forget();
+      this.#index.delete(t.tenant, t.object, a);
+      this.#dropIfIsolated(b, t.subjectTenant, target);
+      return;
+    }
     const e = this.#findEdge(a, b);
     if (e === NONE) return;
     this.#edges--;
@@ -439,26 +534,43 @@ export class DepthGraph {
     if (b !== a) this.#dropIfIsolated(b, t.subjectTenant, target);
   }
 
-  /** Frees a node left without edges (its height is 0: no out-edge). */
+  /** Frees a node left without edges (its height is 0: no out-edge), nor leaves. */
   #dropIfIsolated(id: number, tenant: string, object: string): void {
-    if (this.#outHead[id] !== NONE || this.#inHead[id] !== NONE) return;
+    if (this.#outHead[id] !== NONE || this.#inHead[id] !== NONE || this.#refs[id] !== 0) return;
     this.#forget();
     this.#setHeight(id, 0);
-    this.#perHeight[0] = this.#perHeight[0]! - 1;
+    this.#move(0, NONE, 1);
     this.#live[id] = FREE;
     this.#index.delete(tenant, object, id);
   }
 
+  /** Sets node `id`'s height, moving it and the leaves pointing at it in #perHeight. */
   #setHeight(id: number, h: number): void {
-    const per = this.#perHeight;
     const old = this.#height[id]!;
-    per[old] = per[old]! - 1;
-    per[h] = per[h]! + 1;
     this.#height[id] = h;
-    if (h > this.#top) this.#top = h;
-    else if (old === this.#top && per[old] === 0) {
-      // The last node at the top fell: the next non-empty height lies between h and the old top.
-      let top = old;
+    this.#move(old, h, 1);
+    const refs = this.#refs[id]!;
+    if (refs !== 0) {
+      const cap = this.cap;
+      this.#move(old + 1 < cap ? old + 1 : cap, h + 1 < cap ? h + 1 : cap, refs);
+    }
+  }
+
+  /**
+   * Moves `n` heights from `from` to `to` in #perHeight (NONE: none, for a height that comes or goes), keeping
+   * #top the highest non-empty one.
+   */
+  #move(from: number, to: number, n: number): void {
+    if (from === to) return;
+    const per = this.#perHeight;
+    if (from !== NONE) per[from] = per[from]! - n;
+    if (to !== NONE) {
+      per[to] = per[to]! + n;
+      if (to > this.#top) this.#top = to;
+    }
+    if (from === this.#top && per[from] === 0) {
+      // The last height at the top fell: the next non-empty one lies below it (at `to` at the highest).
+      let top = from;
       while (top > 0 && per[top] === 0) top--;
       this.#top = top;
     }
@@ -504,10 +616,6 @@ export class DepthGraph {
     const first = to < cap ? to : cap;
     if (first <= height[start]!) return;
     this.#setHeight(start, first);
-    // Stored on every call: a store only a new peak reaches (a few times a load) had no type feedback when
-    // addTuple, which this is inlined into, was first optimized, and the first new peak deoptimized it.
-    const peak = this.#peak;
-    this.#peak = first > peak ? first : peak;
     // Nothing points at it (a file of a load, raised by its new parent edge): no predecessor to raise.
     if (this.#inHead[start] === NONE) return;
     stack.push(start);
@@ -521,7 +629,6 @@ export class DepthGraph {
         const p = from[e]!;
         if (h > height[p]!) {
           this.#setHeight(p, h);
-          if (h > this.#peak) this.#peak = h;
           stack.push(p);
         }
       }
@@ -572,6 +679,7 @@ export class DepthGraph {
       if (height[x]! > max) max = height[x]!;
     }
     const per = this.#perHeight;
+    const refs = this.#refs;
     per.fill(0);
     for (let id = 0; id < n; id++) {
       if (live[id] === FREE) continue;
@@ -579,7 +687,14 @@ export class DepthGraph {
         height[id] = cap;
         max = cap;
       }
-      per[height[id]!] = per[height[id]!]! + 1;
+      const h = height[id]!;
+      per[h] = per[h]! + 1;
+      if (refs[id]! > 0) {
+        // The leaves pointing at it, one above it.
+        const above = h + 1 < cap ? h + 1 : cap;
+        per[above] = per[above]! + refs[id]!;
+        if (above > max) max = above;
+      }
     }
     this.#top = max;
     this.#changes = 0;
@@ -596,6 +711,8 @@ export class DepthGraph {
     this.#outs = new Int32Array(0);
     this.#inHead = new Int32Array(0);
     this.#outHead = new Int32Array(0);
+    this.#refs = new Int32Array(0);
+    this.#leafTarget = new Int32Array(0);
     this.#perHeight.fill(0);
     this.#top = 0;
     this.#from = new Int32Array(0);

@@ -16,6 +16,10 @@
  * it was given before (the change feed replays the changelog, or a snapshot seeds it), which put the same edge in.
  * With 64 bits a collision among a million objects has a chance of about 3 in 100 million; the seed is drawn per
  * index, so tuples cannot be crafted to collide.
+ *
+ * Two kinds of entry, with ids of their own: nodes (ids 0, 1, ... index the graph's node arrays) and leaves (a
+ * source with one out-edge and no in-edge, which the graph keeps in two words instead of a node and an edge: a
+ * file of a load). To the graph an id is one number: a node's id as it is, leaf l as -2 - l (never NONE, -1).
  */
 
 const NONE = -1;
@@ -47,7 +51,10 @@ export class NodeIndex {
   #lastSeed = 0;
   readonly #salt = (Math.random() * 0x1_0000_0000) | 0;
 
-  /** Per table, slot i: [2i] the fingerprint's first word, [2i + 1] id + 1 (0 when empty). At most half full. */
+  /**
+   * Per table, slot i: [2i] the fingerprint's first word, [2i + 1] the entry's id + 1 as the graph numbers it (a
+   * node's id + 1 > 0, a leaf's -1 - l < 0; 0 when empty). At most half full.
+   */
   #tables = freshTables();
   /** Per table: its slots - 1 (a power of two less one). */
   #masks = new Int32Array(SHARDS).fill(SHARD_FIRST - 1);
@@ -61,27 +68,35 @@ export class NodeIndex {
   #second: Int32Array<ArrayBuffer> = new Int32Array(0);
   #slots = 0;
   #free: number[] = [];
+  /** The same for leaves: the second word per leaf id, leaf ids handed out, freed leaf ids. */
+  #leafSecond: Int32Array<ArrayBuffer> = new Int32Array(0);
+  #leafSlots = 0;
+  #freeLeaves: number[] = [];
   /** The fingerprint of the last pair hashed. */
   #a = 0;
   #b = 0;
   /** Whether the last add() made its id. */
   isNew = false;
 
-  /** Ids handed out so far, live or free: every id is below it. */
+  /** Node ids handed out so far, live or free: every node id is below it. */
   get slots(): number {
     return this.#slots;
+  }
+  /** Leaf ids handed out so far, live or free: every leaf's l is below it. */
+  get leafSlots(): number {
+    return this.#leafSlots;
   }
   /** Live ids. */
   get size(): number {
     return this.#size;
   }
   get memoryBytes(): number {
-    let bytes = this.#second.byteLength + this.#masks.byteLength * 2;
+    let bytes = this.#second.byteLength + this.#leafSecond.byteLength + this.#masks.byteLength * 2;
     for (const table of this.#tables) bytes += table.byteLength;
     return bytes;
   }
 
-  /** The id of (tenant, object), or NONE (-1). */
+  /** The id of (tenant, object) (a node's, or -2 - l for leaf l), or NONE (-1). */
   find(tenant: string, object: string): number {
     let seed: number | undefined;
     if (tenant === this.#lastTenant) seed = this.#lastSeed;
@@ -95,8 +110,11 @@ export class NodeIndex {
     return table[this.#probe(table, this.#masks[shard]!) + 1]! - 1;
   }
 
-  /** The id of (tenant, object), made when new (`isNew` then says so, until the next call). */
-  add(tenant: string, object: string): number {
+  /**
+   * The id of (tenant, object), made when new (`isNew` then says so, until the next call): a node's, or a leaf's
+   * (-2 - l) when `leaf`. An entry found is returned as it is, of either kind.
+   */
+  add(tenant: string, object: string, leaf = false): number {
     this.isNew = false;
     this.#hash(this.#seedOf(tenant), object);
     const shard = this.#a >>> SHARD_SHIFT;
@@ -106,14 +124,7 @@ export class NodeIndex {
     const slot = this.#probe(table, this.#masks[shard]!);
     const found = table[slot + 1]!;
     if (found !== 0) return found - 1;
-    const id = this.#free.pop() ?? this.#slots++;
-    if (id >= this.#second.length) {
-      // Doubling from 24, as the graph's node arrays do (src/changes/depth-graph.ts `grow`): less churn of buffers.
-      const second = new Int32Array(Math.max(24, this.#second.length * 2));
-      second.set(this.#second);
-      this.#second = second;
-    }
-    this.#second[id] = this.#b;
+    const id = leaf ? this.#newLeaf() : this.#newNode();
     table[slot] = this.#a;
     table[slot + 1] = id + 1;
     this.#fill[shard] = this.#fill[shard]! + 1;
@@ -122,7 +133,47 @@ export class NodeIndex {
     return id;
   }
 
-  /** Frees `id`, the live id of (tenant, object); a later add may hand it out again. */
+  /**
+   * Turns the leaf of (tenant, object), which must be one, into a node: the same entry, now holding a node id,
+   * which is returned. The leaf's id is free from here on.
+   */
+  promote(tenant: string, object: string, leafId: number): number {
+    this.#hash(this.#seedOf(tenant), object);
+    const shard = this.#a >>> SHARD_SHIFT;
+    const table = this.#tables[shard]!;
+    const slot = this.#probe(table, this.#masks[shard]!);
+    const id = this.#newNode();
+    table[slot + 1] = id + 1;
+    this.#freeLeaves.push(-2 - leafId);
+    return id;
+  }
+
+  /** A node id for the fingerprint last hashed. */
+  #newNode(): number {
+    const id = this.#free.pop() ?? this.#slots++;
+    if (id >= this.#second.length) {
+      // Doubling from 24, as the graph's node arrays do (src/changes/depth-graph.ts `grow`): less churn of buffers.
+      const second = new Int32Array(Math.max(24, this.#second.length * 2));
+      second.set(this.#second);
+      this.#second = second;
+    }
+    this.#second[id] = this.#b;
+    return id;
+  }
+
+  /** A leaf id (-2 - l) for the fingerprint last hashed. */
+  #newLeaf(): number {
+    const l = this.#freeLeaves.pop() ?? this.#leafSlots++;
+    if (l >= this.#leafSecond.length) {
+      const second = new Int32Array(Math.max(32, this.#leafSecond.length * 2));
+      second.set(this.#leafSecond);
+      this.#leafSecond = second;
+    }
+    this.#leafSecond[l] = this.#b;
+    return -2 - l;
+  }
+
+  /** Frees `id`, the live id of (tenant, object), a node's or a leaf's; a later add may hand it out again. */
   delete(tenant: string, object: string, id: number): void {
     this.#hash(this.#seedOf(tenant), object);
     const shard = this.#a >>> SHARD_SHIFT;
@@ -143,7 +194,8 @@ export class NodeIndex {
     table[2 * i] = 0;
     table[2 * i + 1] = 0;
     this.#fill[shard] = this.#fill[shard]! - 1;
-    this.#free.push(id);
+    if (id >= 0) this.#free.push(id);
+    else this.#freeLeaves.push(-2 - id);
     this.#size--;
   }
 
@@ -157,6 +209,9 @@ export class NodeIndex {
     this.#second = new Int32Array(0);
     this.#slots = 0;
     this.#free = [];
+    this.#leafSecond = new Int32Array(0);
+    this.#leafSlots = 0;
+    this.#freeLeaves = [];
   }
 
   #seedOf(tenant: string): number {
@@ -191,10 +246,12 @@ export class NodeIndex {
     const a = this.#a;
     const b = this.#b;
     const second = this.#second;
+    const leafSecond = this.#leafSecond;
     for (let i = a & mask; ; i = (i + 1) & mask) {
       const at = 2 * i;
       const id = table[at + 1]!;
-      if (id === 0 || (table[at] === a && second[id - 1] === b)) return at;
+      if (id === 0) return at;
+      if (table[at] === a && (id > 0 ? second[id - 1] : leafSecond[-1 - id]) === b) return at;
     }
   }
 

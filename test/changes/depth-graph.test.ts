@@ -175,6 +175,36 @@ describe("DepthGraph", () => {
     expect(graph.longest).toBe(8);
   });
 
+  it("keeps a source with one out-edge as a leaf, and makes it a node when it gains an edge either way", () => {
+    const graph = new DepthGraph(64);
+    const t = (a: string, b: string): RelationTuple => tuple(a, b, "t", "t");
+    graph.addTuple(t("folder:a", "folder:root"));
+    for (let i = 0; i < 10_000; i++) graph.addTuple(t(`doc:${i}`, "folder:a"));
+    expect(graph.longest).toBe(2); // doc → folder:a → folder:root
+    // 10,000 leaves: two words each beside their index slots (16-32 bytes), no node or edge arrays past their
+    // first sizes (as nodes with an edge each, about 100 bytes a source).
+    expect(graph.memoryBytes / 10_000).toBeLessThan(48);
+    // A second out-edge (to the same target: a count of 2) and an in-edge each make a leaf a node.
+    graph.addTuple(tuple("doc:1", "folder:a", "t", "t"));
+    expect(graph.edges).toBe(10_002);
+    expect(graph.distinctEdges).toBe(10_001);
+    graph.addTuple(t("doc:2", "doc:3"));
+    graph.addTuple(t("note:1", "doc:2"));
+    expect(graph.longest).toBe(4); // note:1 → doc:2 → doc:3 → folder:a → folder:root
+    graph.removeTuple(t("folder:a", "folder:root"));
+    expect(graph.longest).toBe(3);
+    graph.removeTuple(t("doc:3", "folder:a"));
+    expect(graph.longest).toBe(2); // note:1 → doc:2 → doc:3; doc:0 → folder:a
+    // Deleting a leaf's edge drops it; a tuple the graph never held changes nothing.
+    graph.removeTuple(t("doc:0", "folder:b"));
+    expect(graph.edges).toBe(10_002);
+    for (let i = 0; i < 10_000; i++) if (i !== 3) graph.removeTuple(t(`doc:${i}`, "folder:a"));
+    graph.removeTuple(t("doc:1", "folder:a"));
+    expect(graph.nodes).toBe(3);
+    expect(graph.longest).toBe(2);
+    expect(graph.recompute()).toBe(2);
+  });
+
   it("never answers a dropped node's remembered id after the id went to another object", () => {
     // The last source and the last target are remembered; a delete that drops them frees their ids, which the
     // next new objects take. A stale memory would put the new edges on the wrong nodes.
