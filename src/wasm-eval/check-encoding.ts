@@ -46,7 +46,7 @@ export function encodeCheck(
     out,
     at,
     symbols.lookup(query.object),
-    symbols.lookup(subjectText(query)),
+    symbols.lookupSubject(subjectText(query)),
   );
 }
 

@@ -519,22 +519,38 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       const records = this.#records(count);
       // Every question's object and subject looked up in one kernel call (a lookup each cost several times as
       // much: a copy and a call per string): the objects first, then the subjects, a run of questions with one
-      // subject (a folder's files for one user) sharing one lookup.
+      // subject (a folder's files for one user) sharing one lookup, and a subject the symbols' subject memo
+      // holds (one asking lately) needing none: subjectAt[k] is the subject's index in `texts`, or -1 when
+      // subjectKept[k] is its symbol already.
       const symbols = this.#symbols;
       const texts: string[] = [];
       for (let k = 0; k < count; k++) texts.push(queries[indices === undefined ? k : indices[k]!]!.object);
-      const subjectAt = new Uint32Array(count);
+      const subjectAt = new Int32Array(count);
+      const subjectKept = new Uint32Array(count);
       let lastSubject: string | undefined;
+      let lastAt = -1;
+      let lastKept = 0;
       for (let k = 0; k < count; k++) {
         const text = subjectText(queries[indices === undefined ? k : indices[k]!]!);
         if (text !== lastSubject) {
-          texts.push(text);
           lastSubject = text;
+          const kept = symbols.keptSubject(text);
+          if (kept === undefined) {
+            texts.push(text);
+            lastAt = texts.length - 1;
+          } else {
+            lastAt = -1;
+            lastKept = kept;
+          }
         }
-        subjectAt[k] = texts.length - 1;
+        subjectAt[k] = lastAt;
+        subjectKept[k] = lastKept;
       }
       const found = symbols.lookupMany(texts);
       const missing = Symbols.MISSING;
+      for (let j = count; j < texts.length; j++) {
+        if (found[j] !== missing) symbols.rememberSubject(texts[j]!, found[j]!);
+      }
       const encoded: number[] = [];
       for (let k = 0; k < count; k++) {
         const i = indices === undefined ? k : indices[k]!;
@@ -544,7 +560,8 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
           continue;
         }
         const object = found[k]!;
-        const subject = found[subjectAt[k]!]!;
+        const at = subjectAt[k]!;
+        const subject = at < 0 ? subjectKept[k]! : found[at]!;
         if (
           !encodeCheckWith(
             this.compiled,

@@ -23,6 +23,12 @@ import { Interner } from "../kernels/intern.js";
 import { ABSENT } from "./compile.js";
 import type { EvaluateKernel } from "./kernel.js";
 
+/**
+ * Subject texts whose symbols the subject memo keeps, at most: a batch's or a request's subject is one of few (the
+ * users asking), looked up again and again, while its object is mostly new. Full, the memo starts over.
+ */
+const SUBJECT_MEMO = 4096;
+
 export class Symbols implements Disposable {
   readonly #kernel: EvaluateKernel;
   readonly #interner: Interner;
@@ -40,6 +46,11 @@ export class Symbols implements Disposable {
   readonly #wildcards: number[] = [];
   /** symbol -> its text (filled in symbol order, so a packed array of strings with no holes). */
   readonly #texts: string[] = [];
+  /**
+   * Subject texts found lately -> their symbols (only texts that were interned: symbols are never freed or
+   * renumbered, so a kept one stays right; a miss is not kept, as the next write may intern it).
+   */
+  readonly #subjects = new Map<string, number>();
 
   constructor(kernel: EvaluateKernel) {
     this.#kernel = kernel;
@@ -129,6 +140,29 @@ export class Symbols implements Disposable {
     return symbol;
   }
 
+  /**
+   * `lookup` for a request's subject text, through the subject memo: the subjects asking are few and ask again
+   * and again, and a Map hit costs a fraction of the interner's lookup (a copy into the kernel and a call).
+   */
+  lookupSubject(text: string): number | undefined {
+    const kept = this.#subjects.get(text);
+    if (kept !== undefined) return kept;
+    const symbol = this.lookup(text);
+    if (symbol !== undefined) this.rememberSubject(text, symbol);
+    return symbol;
+  }
+
+  /** The subject memo's symbol for `text`, or undefined (not kept: look it up, then `rememberSubject`). */
+  keptSubject(text: string): number | undefined {
+    return this.#subjects.get(text);
+  }
+
+  /** Keeps `symbol` (looked up for `text`, not MISSING) in the subject memo. */
+  rememberSubject(text: string, symbol: number): void {
+    if (this.#subjects.size >= SUBJECT_MEMO) this.#subjects.clear();
+    this.#subjects.set(text, symbol);
+  }
+
   /** What `lookupMany` writes for a text that was never interned. */
   static readonly MISSING: number = Interner.ABSENT;
 
@@ -195,6 +229,7 @@ export class Symbols implements Disposable {
 
   dispose(): void {
     this.#lastText = undefined;
+    this.#subjects.clear();
     this.#texts.length = 0;
     this.#interner.dispose();
     if (this.#pairs !== 0) this.#kernel.exports.free(this.#pairs);
