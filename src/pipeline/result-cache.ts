@@ -166,6 +166,43 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#maxEntries = options.maxEntries ?? 100_000;
     this.#maxTrackedLists = options.maxTrackedLists ?? 1_000_000;
     this.#maxTrackedSubjects = options.maxTrackedSubjects ?? 200_000;
+    if (!lookupsTrained) {
+      lookupsTrained = true;
+      ResultCacheResolver.#trainLookups();
+    }
+  }
+
+  /**
+   * Runs the lookup code on a scratch cache of a few entries, hits and misses, once a process (about 0.2 ms), so
+   * V8 has seen every branch of it before it compiles the code that calls it. Why: the pipeline's cache shortcut
+   * (Pipeline#cachedAnswer) is compiled once it is hot, with this code inlined, from what had run so far. After a
+   * first pass of distinct questions (every lookup a miss, the answer stored) the hit branch had never run; the
+   * first hit threw the compiled code away and the hits after it ran unoptimized for longer than a second pass
+   * of 2,000 repeated checks lasts (measured: 1.6-1.8 us a check instead of 0.4-0.6). Touches only the scratch
+   * cache (no stats, no entries of any real cache).
+   */
+  static #trainLookups(): void {
+    const cache = new ResultCacheResolver(TRAINING_INNER, TRAINING_INFLUENCE, { maxEntries: 8 });
+    const answer: Resolution = { allowed: true, revision: 1, validUntil: Number.POSITIVE_INFINITY };
+    // Strings made at run time, as a request's usually are (literals are internalized: compiled code that had
+    // only compared those would be thrown away at the first other string).
+    const text = (prefix: string, id: number): string => [prefix, id].join("");
+    const scope = text("view", 0).slice(0, 4);
+    const users = [text("user:", 1), text("user:", 2), text("user:", 3)];
+    const objects = [text("doc:", 1), text("doc:", 2), text("doc:", 3)];
+    // Two users' entries, the third user unknown: hits, misses in a known user's map and in none, one user asked
+    // twice in a row and a change of user, at the revision stored and at another (no feed: not reused there).
+    for (const user of users.slice(0, 2)) {
+      for (const object of objects.slice(0, 2)) {
+        cache.#store(trainingCheck(scope, user, object), answer);
+      }
+    }
+    for (let round = 0; round < 200; round++) {
+      for (const user of users) {
+        for (const object of objects) cache.allowedAt(scope, user, object, 1 + (round % 8 === 7 ? 1 : 0), 1);
+      }
+    }
+    cache.clear();
   }
 
   /** Lets the cache reuse answers across revisions, trusting the feed's watermark. */
@@ -419,6 +456,17 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const answer = this.#lookupAt(scope, user, object, revision, now);
     if (answer !== undefined) this.#counters.requests++;
     return answer;
+  }
+
+  /**
+   * hit's answer as a boolean (undefined when there is none): the pipeline's shortcut, whose compiled code then
+   * reads no field of a resolution on a hit that it did not read on a miss.
+   */
+  allowedAt(scope: string, user: string, object: string, revision: number, now: number): boolean | undefined {
+    const answer = this.#lookupAt(scope, user, object, revision, now);
+    if (answer === undefined) return undefined;
+    this.#counters.requests++;
+    return answer.allowed;
   }
 
   #lookup(check: ResolvedCheck): Resolution | undefined {
@@ -709,6 +757,45 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#lastUsersScope = undefined;
     this.#lastUsers = undefined;
   }
+}
+
+/** Whether ResultCacheResolver#trainLookups has run in this process. */
+let lookupsTrained = false;
+
+/** The inner layer of the training cache: never asked (the training stores its answers itself). */
+const TRAINING_INNER: CheckResolver = {
+  layer: "training",
+  resolve: () => Promise.reject(new Error("the training cache asks no inner layer")),
+  resolveMany: () => Promise.reject(new Error("the training cache asks no inner layer")),
+  stats: () => [],
+  close: async () => {},
+};
+
+/** The influence map of the training cache: never read (it follows no changes). */
+const TRAINING_INFLUENCE: InfluenceMap = {
+  affectedBy: () => [],
+  readsOf: () => new Set(),
+  mayEvaluateConditions: () => false,
+  maxHops: () => 0,
+  subjectBound: () => false,
+};
+
+/** A question of the training cache, with a validated check's fields. */
+function trainingCheck(scope: string, user: string, object: string): ResolvedCheck {
+  return {
+    tenant: "default",
+    subjectTenant: "default",
+    object,
+    objectType: "doc",
+    relation: scope,
+    subject: { kind: "object", type: "user", id: user.slice(5) },
+    user,
+    revision: 1,
+    now: 1,
+    context: undefined,
+    contextualTuples: [],
+    scope,
+  };
 }
 
 function raise(changedAt: Map<string, number>, key: string, revision: number): void {

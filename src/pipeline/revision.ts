@@ -99,7 +99,7 @@ export class RevisionChooser {
     else this.#explicit++;
   }
 
-  /** The memoized window's revision if `now` falls in it (not counted: see countWindowHit). */
+  /** The memoized window's revision if `now` falls in it (not counted: see countShortcut). */
   peekWindow(now: number): Revision | undefined {
     const window = this.quantizationWindowMs;
     return window > 0 && windowStart(now, window) === this.#windowStart
@@ -107,27 +107,25 @@ export class RevisionChooser {
       : undefined;
   }
 
-  /** Counts a minimize_latency read answered through peekWindow. */
-  countWindowHit(): void {
-    this.#requests++;
-    this.#windowHits++;
+  /**
+   * Counts `reads` (0 or 1) reads answered through peekWindow (`quantized`: a minimize_latency read) or peekToken
+   * (a token read). A count rather than a call per read: the caller runs the same code whether it answered.
+   */
+  countShortcut(quantized: boolean, reads: number): void {
+    this.#requests += reads;
+    if (quantized) this.#windowHits += reads;
+    else this.#explicit += reads;
   }
 
   /**
    * peek's revision for a read presenting an already accepted token, in the memoized window; undefined otherwise
-   * (not counted: see countTokenHit).
+   * (not counted: see countShortcut).
    */
   peekToken(consistency: Consistency, now: number): Revision | undefined {
     const window = this.peekWindow(now);
     if (window === undefined) return undefined;
     const token = this.#acceptedToken(consistency);
     return token === undefined ? undefined : Math.max(token, window);
-  }
-
-  /** Counts a token read answered through peekToken. */
-  countTokenHit(): void {
-    this.#requests++;
-    this.#explicit++;
   }
 
   /** The revision a read with `consistency` at instant `now` uses. @throws NexusError like the engine's. */

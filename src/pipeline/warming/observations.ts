@@ -125,15 +125,19 @@ export class Observations {
     this.#length = 0;
   }
 
-  /** The slot for a new observation: past the newest, or the oldest's when full (it is dropped). */
+  /**
+   * The slot for a new observation: past the newest, which is the oldest's when full (it is dropped, the head
+   * moving past it). Without a branch on fullness: a request path that has only seen a ring with room (a first
+   * pass, the warmer draining it between checks) compiles this code, and a branch first taken when the ring fills
+   * (a burst of cache hits that never yields to the warmer) would throw that compiled code away.
+   */
   #slot(): number {
-    if (this.#length === this.#capacity) {
-      const i = this.#head;
-      this.#head = (this.#head + 1) % this.#capacity;
-      return i;
-    }
-    const i = (this.#head + this.#length) % this.#capacity;
-    this.#length++;
+    const capacity = this.#capacity;
+    const length = this.#length;
+    const full = length === capacity ? 1 : 0;
+    const i = (this.#head + length) % capacity;
+    this.#head = (this.#head + full) % capacity;
+    this.#length = length + 1 - full;
     return i;
   }
 
