@@ -4,15 +4,15 @@
  * `max` changes the older half is dropped and `floor` moves up; a bitmap older than `floor` cannot learn what
  * changed since it and is re-materialised instead.
  *
- * A change is kept as its tuple (which the store holds anyway) and one number, its revision and kind, not as the
- * feed's StoredChange object: those objects lived on here only (16,384-32,768 of them, 48 bytes each beside the
- * list's slot, about 15 bytes a tuple after a 100k-tuple load), and `between`, asked only when a bitmap is brought
- * forward, makes them again.
+ * A change is kept as its tuple (which the store holds anyway), in runs of one revision and kind (a write's
+ * changes are one run or a few), not as the feed's StoredChange object: those objects lived on here only
+ * (16,384-32,768 of them, 48 bytes each beside the list's slot, about 15 bytes a tuple after a 100k-tuple load).
+ * `between`, asked only when a bitmap is brought forward, makes them again.
  */
 import type { RelationTuple } from "../../tuples/tuple.js";
 import type { Revision, StoredChange } from "../../tuples/types.js";
 
-/** A change's kind, packed with its revision into one number (revision * OPS + kind). */
+/** A run's kind, packed with its revision into one number (revision * OPS + kind). */
 const WRITE = 0;
 const DELETE = 1;
 const EXPIRED = 2;
@@ -26,8 +26,9 @@ export class ChangeLog {
   floor: Revision = 0;
   readonly #max: number;
   #tuples: RelationTuple[] = [];
-  /** Per change: its revision * OPS + its kind. */
-  #marks: number[] = [];
+  /** Per run: where it starts in #tuples, and its revision * OPS + kind. */
+  #runStarts: number[] = [];
+  #runMarks: number[] = [];
 
   constructor(max: number) {
     this.#max = max;
@@ -38,15 +39,10 @@ export class ChangeLog {
   }
 
   append(changes: readonly StoredChange[]): void {
-    const tuples = this.#tuples;
-    const marks = this.#marks;
-    const total = tuples.length + changes.length;
+    const held = this.#tuples.length;
+    const total = held + changes.length;
     if (total <= this.#max) {
-      for (let i = 0; i < changes.length; i++) {
-        const change = changes[i]!;
-        tuples.push(change.tuple);
-        marks.push(markOf(change));
-      }
+      pushRuns(this.#tuples, this.#runStarts, this.#runMarks, changes, 0);
       return;
     }
     // Past the bound: keep the newer half of held + changes, copying only what is kept (a load's pages of 10,000
@@ -54,39 +50,45 @@ export class ChangeLog {
     // revision.
     const drop = total - (this.#max >>> 1);
     const newestDropped =
-      drop <= tuples.length
-        ? Math.floor(marks[drop - 1]! / OPS)
-        : changes[drop - tuples.length - 1]!.revision;
+      drop <= held
+        ? Math.floor(this.#runMarks[this.#runOf(drop - 1)]! / OPS)
+        : changes[drop - held - 1]!.revision;
     this.floor = Math.max(this.floor, newestDropped);
     // Copied by push into new arrays, never sliced or concatenated: the log then always has one kind of array
     // (a holey one made the optimised append and record deoptimise on the next page).
-    const keptTuples: RelationTuple[] = [];
-    const keptMarks: number[] = [];
-    for (let i = drop; i < tuples.length; i++) {
-      keptTuples.push(tuples[i]!);
-      keptMarks.push(marks[i]!);
+    const tuples: RelationTuple[] = [];
+    const starts: number[] = [];
+    const marks: number[] = [];
+    if (drop < held) {
+      const first = this.#runOf(drop);
+      starts.push(0);
+      marks.push(this.#runMarks[first]!);
+      for (let r = first + 1; r < this.#runMarks.length; r++) {
+        starts.push(this.#runStarts[r]! - drop);
+        marks.push(this.#runMarks[r]!);
+      }
+      for (let i = drop; i < held; i++) tuples.push(this.#tuples[i]!);
     }
-    for (let i = Math.max(0, drop - tuples.length); i < changes.length; i++) {
-      const change = changes[i]!;
-      keptTuples.push(change.tuple);
-      keptMarks.push(markOf(change));
-    }
-    this.#tuples = keptTuples;
-    this.#marks = keptMarks;
+    pushRuns(tuples, starts, marks, changes, Math.max(0, drop - held));
+    this.#tuples = tuples;
+    this.#runStarts = starts;
+    this.#runMarks = marks;
   }
 
   /** Forgets every change: from now on the log knows only changes after `revision`. */
   reset(revision: Revision): void {
     this.#tuples = [];
-    this.#marks = [];
+    this.#runStarts = [];
+    this.#runMarks = [];
     this.floor = revision;
   }
 
   /** Changes with low < revision ≤ high. */
   between(low: Revision, high: Revision): StoredChange[] {
+    const marks = this.#runMarks;
+    const starts = this.#runStarts;
     const tuples = this.#tuples;
-    const marks = this.#marks;
-    // A mark below (low + 1) * OPS is a change at a revision ≤ low.
+    // A mark below (low + 1) * OPS is a run at a revision ≤ low.
     const after = (low + 1) * OPS;
     const through = (high + 1) * OPS;
     let lo = 0;
@@ -97,19 +99,56 @@ export class ChangeLog {
       else hi = mid;
     }
     const out: StoredChange[] = [];
-    for (let i = lo; i < marks.length && marks[i]! < through; i++) {
-      const mark = marks[i]!;
+    for (let run = lo; run < marks.length && marks[run]! < through; run++) {
+      const mark = marks[run]!;
       const kind = mark % OPS;
       const revision = (mark - kind) / OPS;
-      const tuple = tuples[i]!;
-      out.push(
-        kind === WRITE
-          ? { revision, op: "write", tuple }
-          : kind === EXPIRED
-            ? { revision, op: "delete", tuple, expired: true }
-            : { revision, op: "delete", tuple },
-      );
+      const end = run + 1 < starts.length ? starts[run + 1]! : tuples.length;
+      for (let i = starts[run]!; i < end; i++) {
+        const tuple = tuples[i]!;
+        out.push(
+          kind === WRITE
+            ? { revision, op: "write", tuple }
+            : kind === EXPIRED
+              ? { revision, op: "delete", tuple, expired: true }
+              : { revision, op: "delete", tuple },
+        );
+      }
     }
     return out;
+  }
+
+  /** The run change `i` is in (the last run starting at or before it). */
+  #runOf(i: number): number {
+    const starts = this.#runStarts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}
+
+/** Appends changes[from..] to the log's lists, a run starting wherever the revision or kind changes. */
+function pushRuns(
+  tuples: RelationTuple[],
+  starts: number[],
+  marks: number[],
+  changes: readonly StoredChange[],
+  from: number,
+): void {
+  let last = marks.length > 0 ? marks[marks.length - 1]! : -1;
+  for (let i = from; i < changes.length; i++) {
+    const change = changes[i]!;
+    const mark = markOf(change);
+    if (mark !== last) {
+      starts.push(tuples.length);
+      marks.push(mark);
+      last = mark;
+    }
+    tuples.push(change.tuple);
   }
 }
