@@ -219,7 +219,8 @@ export class Engine implements AsyncDisposable {
     // Whatever is thrown here still reaches the caller as a rejection.
     try {
       this.#assertOpen();
-      requestObject(options, "check options", REQUEST_FIELDS.callOptions);
+      // NO_OPTIONS (no options given) is frozen and empty: nothing to check.
+      if (options !== NO_OPTIONS) requestObject(options, "check options", REQUEST_FIELDS.callOptions);
       return this.#chain.check(request, options);
     } catch (error) {
       return Promise.reject(error);
@@ -241,7 +242,7 @@ export class Engine implements AsyncDisposable {
    */
   async checkBulk(requests: readonly CheckRequest[], options: CheckOptions = NO_OPTIONS): Promise<boolean[]> {
     this.#assertOpen();
-    requestObject(options, "checkBulk options", REQUEST_FIELDS.callOptions);
+    if (options !== NO_OPTIONS) requestObject(options, "checkBulk options", REQUEST_FIELDS.callOptions);
     return this.#chain.checkMany(requests, options);
   }
 

@@ -221,12 +221,13 @@ export class Pipeline {
     let probed = true;
     for (let index = 0; index < count; index++) {
       const hit = this.#cachedAnswer(requests[index] as CheckRequest, now, memo);
-      if (typeof hit === "boolean") {
-        answers[index] = hit;
-        continue;
+      // Written for a miss too (its place is filled again below): a batch of hits then runs only code a batch of
+      // misses ran before it, and V8's compiled loop is not thrown away at the first hit (see CheckChain.check).
+      answers[index] = hit === true;
+      if (typeof hit !== "boolean") {
+        missed.push(index);
+        if (hit !== MISSED) probed = false;
       }
-      missed.push(index);
-      if (hit !== MISSED) probed = false;
     }
     if (missed.length === 0) return answers;
     const resolved: ResolvedCheck[] = [];
