@@ -163,6 +163,11 @@ import {
 @inline const REQUEST_USERSET: usize = 7;
 // @ts-ignore: decorator
 @inline const REQUEST_WORDS: usize = 9;
+// Bits of eval_check_many's `flags` (src/wasm-eval/evaluator.ts passes the same numbers).
+// @ts-ignore: decorator
+@inline const BATCH_SHARE: u32 = 1;
+// @ts-ignore: decorator
+@inline const BATCH_NO_QUESTION_FACTS: u32 = 2;
 
 // How operands combine, as the reference's rules (src/reference/check.ts), for every operator of the bytecode and
 // the plans: a union is TRUE at its first TRUE operand, an intersection FALSE at its first FALSE one; otherwise
@@ -191,6 +196,10 @@ function excluded(base: i32, subtract: i32): i32 {
 }
 
 let factsUsable: bool = false;
+// Whether the question's own node (depth 0) is kept as a fact. A fact answers at its depth or shallower, so one
+// computed at depth 0 answers only depth 0: the same question asked again, which a result cache in front of the
+// kernel answers before it gets here. A batch may leave them out (BATCH_NO_QUESTION_FACTS); single checks keep them.
+let keepQuestionFacts: bool = true;
 // Facts kept per graph at most (0: none); at the limit a new fact replaces a little-used one (graph/facts.ts).
 let factLimit: u32 = 1 << 18;
 let factHits: u64 = 0;
@@ -342,8 +351,13 @@ function settle(outcome: i32, object: u32, relation: u32, depth: u32, asFact: bo
   if (aborted) return FALSE;
   if (outcome <= TRUE && (memoed == ABSENT || memoed >> 1 < depth)) {
     const value = (depth << 1) | <u32>outcome;
-    if (asFact) factSet(graphFactTable(graph), graphEpochs(graph), object, relation, qSubject, qSubjectRelation, value);
-    else memo_set2(memo, object, relation, value);
+    if (asFact) {
+      if (depth > 0 || keepQuestionFacts) {
+        factSet(graphFactTable(graph), graphEpochs(graph), object, relation, qSubject, qSubjectRelation, value);
+      }
+    } else {
+      memo_set2(memo, object, relation, value);
+    }
   }
   return outcome;
 }
@@ -615,6 +629,7 @@ export function eval_check(
   userset: u32,
 ): i32 {
   graph = g;
+  keepQuestionFacts = true;
   setSubject(subject, subjectRelation, wildcard, kind, userset);
   memo_clear(memo);
   if (object < FIRST_PLACEHOLDER) touchQuestion(object, relation, subject, subjectRelation);
@@ -671,12 +686,15 @@ function field(r: usize, word: usize): u32 {
 /**
  * Checks `count` request records (REQUEST_WORDS u32 words each, at `requests`), writing one outcome byte each to
  * `out`. A request identical to an earlier one (same object, relation, subject and subject relation: the other
- * words follow from those) copies its outcome. With `share` set (only for programs without intersection or
- * exclusion, where a memoized TRUE/FALSE is a path-independent reachability fact), consecutive requests for the
- * same subject keep the memo, so each subgraph is evaluated once per subject.
+ * words follow from those) copies its outcome. `flags`: with BATCH_SHARE (only for programs without intersection
+ * or exclusion, where a memoized TRUE/FALSE is a path-independent reachability fact), consecutive requests for the
+ * same subject keep the memo, so each subgraph is evaluated once per subject; with BATCH_NO_QUESTION_FACTS, the
+ * requests' own nodes are not kept as facts (see keepQuestionFacts).
  */
-export function eval_check_many(g: usize, requests: usize, count: u32, out: usize, share: u32): void {
+export function eval_check_many(g: usize, requests: usize, count: u32, out: usize, flags: u32): void {
   graph = g;
+  keepQuestionFacts = (flags & BATCH_NO_QUESTION_FACTS) == 0;
+  const share = (flags & BATCH_SHARE) != 0;
   if (seen == 0) seen = memo_new(4, 0x6a09e667, 0xbb67ae85);
   memo_clear(seen);
   let previous: usize = 0;
@@ -698,7 +716,7 @@ export function eval_check_many(g: usize, requests: usize, count: u32, out: usiz
       }
     }
     const same =
-      share != 0 &&
+      share &&
       previous != 0 &&
       field(previous, REQUEST_SUBJECT) == subject &&
       field(previous, REQUEST_SUBJECT_RELATION) == subjectRelation &&

@@ -104,7 +104,7 @@ export interface EvaluateKernelExports extends InternKernelExports {
     kind: number,
     userset: number,
   ): number;
-  eval_check_many(graph: number, requests: number, count: number, out: number, share: number): void;
+  eval_check_many(graph: number, requests: number, count: number, out: number, flags: number): void;
   list_objects(
     graph: number,
     block: number,
