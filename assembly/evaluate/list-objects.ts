@@ -18,8 +18,10 @@
 //               `parent type` reach that object's `parent relation`
 // A node of a (type, relation) whose index word is 0 leads nowhere.
 //
-// Scratch (kernel-wide, grown on demand, reused across calls): a "visited" record per symbol ([stamp][W words of
-// relation bits], W = ceil(R / 32)) stamped with the call's generation, so nothing is cleared between calls; the
+// Scratch (kernel-wide, grown on demand, reused across calls): a "visited" record per symbol ([u8 stamp][B bytes
+// of relation bits], B = ceil(R / 8)) stamped with the call's generation, so nothing is cleared between calls but
+// one in 255 (the stamp wraps: every record is zeroed then). Bytes, not words: 2 bytes a symbol for a model of up
+// to 8 relation names (was 8), which at 1M symbols is 2 MB of fresh memory for a first listing to touch, not 8; the
 // stack of nodes to expand; the results (object symbols, in no particular order: list_objects_order in
 // list-order.ts sorts them).
 import { graphSubjectVector, symbolType, vecEntries, vecLength } from "../graph";
@@ -41,7 +43,7 @@ import { orderMemoryBytes } from "./list-order";
 // Visited records.
 let visited: usize = 0;
 let visitedCap: u32 = 0;
-let recordWords: u32 = 0;
+let recordBytes: u32 = 0;
 let generation: u32 = 0;
 // The stack of (object, relation) nodes to expand.
 let stack: usize = 0;
@@ -62,7 +64,9 @@ export function list_objects_results(): usize {
 
 /** Bytes the listing holds: its scratch (visited records, stack, results) and the order (list-order.ts). */
 export function list_objects_memory_bytes(): usize {
-  return ((<usize>visitedCap * (1 + recordWords) + <usize>stackCap * 2 + <usize>resultsCap) << 2) + orderMemoryBytes();
+  return (
+    <usize>visitedCap * recordBytes + ((<usize>stackCap * 2 + <usize>resultsCap) << 2) + orderMemoryBytes()
+  );
 }
 
 
@@ -74,17 +78,17 @@ export function list_objects_memory_bytes(): usize {
 export function list_objects(g: usize, block: usize, subject: u32, wildcard: u32, type: u32, relation: u32): u32 {
   const names = load<u32>(block + (LIST_RELATION_NAMES << 2));
   const types = load<u32>(block + (LIST_TYPES << 2));
-  const words = (names + 31) >> 5;
-  if (words != recordWords) {
+  const bytes = 1 + ((names + 7) >> 3);
+  if (bytes != recordBytes) {
     // Another program (a new layout): start over.
     if (visited != 0) heap.free(visited);
     visited = 0;
     visitedCap = 0;
-    recordWords = words;
+    recordBytes = bytes;
   }
   generation++;
-  if (generation == 0) {
-    memory.fill(visited, 0, (<usize>visitedCap * (1 + recordWords)) << 2);
+  if (generation > 255) {
+    memory.fill(visited, 0, <usize>visitedCap * recordBytes);
     generation = 1;
   }
   targetType = type;
@@ -159,17 +163,17 @@ function seed(g: usize, subject: u32): void {
 /** Marks node (object, relation) reached (once per call): a result at the target, and on the stack to expand. */
 function reach(object: u32, relation: u32): void {
   if (object >= visitedCap) growVisited(object);
-  const record = visited + ((<usize>object * (1 + recordWords)) << 2);
-  if (load<u32>(record) != generation) {
-    store<u32>(record, generation);
-    // A store a word, not memory.fill: V8 makes that a call out of the module, which costs more than a word or two.
-    for (let w: u32 = 0; w < recordWords; w++) store<u32>(record + 4 + ((<usize>w) << 2), 0);
+  const record = visited + <usize>object * recordBytes;
+  if (<u32>load<u8>(record) != generation) {
+    store<u8>(record, <u8>generation);
+    // A store a byte, not memory.fill: V8 makes that a call out of the module, which costs more than a byte or two.
+    for (let b: u32 = 1; b < recordBytes; b++) store<u8>(record + b, 0);
   }
-  const word = record + 4 + ((<usize>(relation >> 5)) << 2);
-  const bit: u32 = 1 << (relation & 31);
-  const bits = load<u32>(word);
+  const cell = record + 1 + <usize>(relation >> 3);
+  const bit: u32 = 1 << (relation & 7);
+  const bits = <u32>load<u8>(cell);
   if ((bits & bit) != 0) return;
-  store<u32>(word, bits | bit);
+  store<u8>(cell, <u8>(bits | bit));
   if (relation == targetRelation && symbolType(object) == targetType) {
     if (resultsLen == resultsCap) {
       const cap = resultsCap == 0 ? 1024 : resultsCap << 1;
@@ -194,7 +198,6 @@ function reach(object: u32, relation: u32): void {
 function growVisited(symbol: u32): void {
   let cap: u32 = visitedCap < 1024 ? 1024 : visitedCap;
   while (cap <= symbol) cap <<= 1;
-  const recordBytes = (<usize>(1 + recordWords)) << 2;
   const next = heap.alloc(<usize>cap * recordBytes);
   memory.fill(next, 0, <usize>cap * recordBytes);
   if (visited != 0) {
