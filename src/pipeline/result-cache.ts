@@ -73,7 +73,10 @@ const SLOT_WORDS = 4;
 const REVISION = 0;
 const VALID_UNTIL = 1;
 const COMPUTED_AT = 2;
-const USED = 3;
+const FLAGS = 3;
+/** Bits of the FLAGS word: hit since the entry last came up for eviction; the answer is "allowed". */
+const USED = 1;
+const ALLOWED = 2;
 
 export class ResultCacheResolver implements CheckResolver, ChangeListener {
   readonly layer = "result-cache";
@@ -109,8 +112,10 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
    * What a hit reads, SLOT_WORDS per slot side by side (one cache line, where a hit on a cold entry pays for every
    * line it touches): at REVISION a revision the answer holds at (where it was computed, raised to the newest one
    * a reuse proved), at VALID_UNTIL the epoch ms from which it may change without a new revision, at COMPUTED_AT
-   * the request instant it was computed for (an earlier instant may still count tuples since expired), at USED 1
-   * when hit since it last came up for eviction (second chance: a hit only sets this, no reordering).
+   * the request instant it was computed for (an earlier instant may still count tuples since expired), at FLAGS
+   * the bit USED when hit since it last came up for eviction (second chance: a hit only sets this, no reordering)
+   * and the bit ALLOWED when the answer allows (allowedAt then reads no other memory: the hit of a batch over
+   * entries no longer in the processor's caches cost a cache miss per line touched, and the answer object was two).
    */
   #slots = new Float64Array(0);
   /** The check's class (type, relation): an index into #classKeys. */
@@ -463,10 +468,10 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
    * reads no field of a resolution on a hit that it did not read on a miss.
    */
   allowedAt(scope: string, user: string, object: string, revision: number, now: number): boolean | undefined {
-    const answer = this.#lookupAt(scope, user, object, revision, now);
-    if (answer === undefined) return undefined;
+    const slot = this.#hitSlot(scope, user, object, revision, now);
+    if (slot < 0) return undefined;
     this.#counters.requests++;
-    return answer.allowed;
+    return (this.#slots[slot * SLOT_WORDS + FLAGS]! & ALLOWED) !== 0;
   }
 
   #lookup(check: ResolvedCheck): Resolution | undefined {
@@ -482,6 +487,12 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     revision: number,
     now: number,
   ): Resolution | undefined {
+    const slot = this.#hitSlot(scope, user, object, revision, now);
+    return slot < 0 ? undefined : this.#answers[slot];
+  }
+
+  /** The slot whose answer holds for the question at `revision` and `now`, counted as a hit; -1 when none. */
+  #hitSlot(scope: string, user: string, object: string, revision: number, now: number): number {
     const objects = this.#objectsOf(scope, user);
     const slot = objects?.get(object);
     if (slot === undefined) {
@@ -490,24 +501,24 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       this.#missObject = object;
       this.#missObjects = objects;
       this.#missChanges = this.#changes;
-      return undefined;
+      return -1;
     }
     const slots = this.#slots;
     const base = slot * SLOT_WORDS;
-    if (now >= slots[base + VALID_UNTIL]! || now < slots[base + COMPUTED_AT]!) return undefined;
+    if (now >= slots[base + VALID_UNTIL]! || now < slots[base + COMPUTED_AT]!) return -1;
     const at = slots[base + REVISION]!;
     if (at !== revision) {
       if (!this.#unchangedBetween(slot, at, revision)) {
         this.#stale++;
-        return undefined;
+        return -1;
       }
       this.#crossRevisionHits++;
       // The answer holds from its revision through this one: later reads at this revision hit without a proof.
       if (revision > at) slots[base + REVISION] = revision;
     }
     this.#counters.hits++;
-    slots[base + USED] = 1;
-    return this.#answers[slot];
+    slots[base + FLAGS] = slots[base + FLAGS]! | USED;
+    return slot;
   }
 
   /** Whether the answer in `slot`, held at revision `at`, is proven to be the same at `revision`. */
@@ -613,8 +624,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       const slots = this.#slots;
       const size = this.#size;
       let hand = this.#hand;
-      while (slots[hand * SLOT_WORDS + USED] === 1) {
-        slots[hand * SLOT_WORDS + USED] = 0;
+      while ((slots[hand * SLOT_WORDS + FLAGS]! & USED) !== 0) {
+        slots[hand * SLOT_WORDS + FLAGS] = slots[hand * SLOT_WORDS + FLAGS]! & ALLOWED;
         hand = hand + 1 === size ? 0 : hand + 1;
       }
       slot = hand;
@@ -653,7 +664,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     slots[base + REVISION] = resolution.revision;
     slots[base + VALID_UNTIL] = resolution.validUntil;
     slots[base + COMPUTED_AT] = check.now;
-    slots[base + USED] = 0;
+    slots[base + FLAGS] = answer.allowed ? ALLOWED : 0;
     this.#classOf[slot] = this.#classId(check.objectType, check.relation);
     const reads = this.#readsOf(resolution);
     const all = this.#reads;
