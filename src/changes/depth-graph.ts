@@ -330,7 +330,12 @@ export class DepthGraph {
     const table = this.#table;
     const mask = this.#mask;
     let i = pairHash(this.#from[e]!, this.#to[e]!) & mask;
-    while (table[i] !== 0) i = (i + 1) & mask;
+    while (table[i] !== 0) {
+      // A rehash just above placed every live edge of a node in the table, `e` among them: an edge entered twice
+      // would keep a stale entry after its delete, and a re-add would take the freed edge for a live one.
+      if (table[i] === e + 1) return;
+      i = (i + 1) & mask;
+    }
     table[i] = e + 1;
     this.#tableSize++;
   }
@@ -426,14 +431,17 @@ export class DepthGraph {
     const live = this.#live;
     // Every live edge of a node with its edges in the table, in index order (a freed edge has count 0):
     // sequential reads, where walking the nodes' lists jumped around a million-edge array.
+    let entries = 0;
     for (let e = 0; e < this.#edgeSlots; e++) {
       if (count[e] === 0 || live[from[e]!] !== BIG) continue;
       let i = pairHash(from[e]!, to[e]!) & mask;
       while (table[i] !== 0) i = (i + 1) & mask;
       table[i] = e + 1;
+      entries++;
     }
     this.#table = table;
     this.#mask = mask;
+    this.#tableSize = entries;
   }
 
   /** Adds the tuple's edge (none for a wildcard subject), raising heights as needed. */
@@ -464,7 +472,11 @@ export class DepthGraph {
     this.#distinct++;
     if (this.#live[a] === BIG) this.#tableInsert(e);
     else if (outs > this.#short) {
-      // Past a short list: a's edges go into the table, and stay there while a lives.
+      // Past a short list: a's edges go into the table, and stay there while a lives. The table grows first, so
+      // no rehash runs between marking a and entering its edges (it would enter them itself).
+      let size = this.#table.length;
+      while ((this.#tableSize + outs) * 2 > size) size *= 2;
+      if (size !== this.#table.length) this.#rehash(size);
       this.#live[a] = BIG;
       for (let f = this.#outHead[a]!; f !== NONE; f = this.#outNext[f]!) this.#tableInsert(f);
     }

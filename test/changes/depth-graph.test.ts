@@ -133,6 +133,36 @@ describe("DepthGraph", () => {
     expect(graph.recompute()).toBe(1);
   });
 
+  it("enters an edge in its table once when the table doubles at that edge, so a delete and re-add keep its height", () => {
+    // Found in review: the rehash at an insert placed every live edge of a node in the table, the new one
+    // included, and the insert then entered it again; a delete cleared one entry, and a re-add found the stale one
+    // (the freed edge), so the edge was never linked and the longest chain read one short: a depth bound too low.
+    const t = (object: string, user: string) => tuple(object, user, "t", "t");
+    // At the doubling insert: 512 children of one source fill half of the 1,024-slot table.
+    const atInsert = new DepthGraph(64);
+    for (let i = 9; i >= 0; i--) atInsert.addTuple(t(`chain:${i}`, `chain:${i + 1}`));
+    for (let j = 0; j < 512; j++) atInsert.addTuple(t("folder:big", `x:${j}`));
+    atInsert.addTuple(t("folder:big", "chain:0"));
+    atInsert.removeTuple(t("folder:big", "chain:0"));
+    atInsert.addTuple(t("folder:big", "chain:0"));
+    expect(atInsert.longest).toBe(11);
+    expect(atInsert.distinctEdges).toBe(523);
+    expect(atInsert.recompute()).toBe(11);
+    // While a source's short list moves into the table and the table doubles partway through.
+    const atMove = new DepthGraph(64);
+    for (let i = 9; i >= 0; i--) atMove.addTuple(t(`chain:${i}`, `chain:${i + 1}`));
+    for (let h = 0; h < 56; h++) for (let j = 0; j < 9; j++) atMove.addTuple(t(`hub:${h}`, `x:${h}_${j}`));
+    atMove.addTuple(t("hub:56", "chain:0"));
+    for (let j = 1; j < 9; j++) atMove.addTuple(t("hub:56", `y:${j}`));
+    expect(atMove.longest).toBe(11);
+    atMove.removeTuple(t("hub:56", "chain:0"));
+    expect(atMove.longest).toBe(10);
+    atMove.addTuple(t("hub:56", "chain:0"));
+    expect(atMove.longest).toBe(11);
+    expect(atMove.distinctEdges).toBe(523);
+    expect(atMove.recompute()).toBe(11);
+  });
+
   it("lowers the heights at a delete, through a long chain and out of a broken cycle, without a recompute", () => {
     const graph = new DepthGraph(64);
     const link = (i: number, j: number): RelationTuple => tuple(`folder:${i}`, `folder:${j}`, "t", "t");
