@@ -31,7 +31,8 @@ export class ShardedMap<V> {
    * set found the shard again by a second hash of the whole key.
    */
   #lastKey = "";
-  #lastShard = 0;
+  /** Starts as the empty key's own shard: a map split before any key was hashed still finds "" where set put it. */
+  #lastShard = shardOf("");
 
   get(key: string): V | undefined {
     const one = this.#one;

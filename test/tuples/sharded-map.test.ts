@@ -34,6 +34,16 @@ describe("ShardedMap", () => {
     expect(sharded.get("file:r_3")).toBeUndefined();
   });
 
+  it("finds the empty key after a split where it put it (review finding: the remembered shard started at 0)", () => {
+    const map = new ShardedMap<number>();
+    for (let i = 0; i < 16_384; i++) map.set(`k${i}`, i);
+    map.set("", 1);
+    expect(map.get("k5")).toBe(5);
+    expect(map.get("")).toBe(1);
+    expect(map.delete("")).toBe(true);
+    expect(map.size).toBe(16_384);
+  });
+
   it("spreads ids of one shape over the shards, those that end alike (emails) too", () => {
     const shapes = [
       (i: number) => `user:${String(i).padStart(7, "0")}@example.com`,
