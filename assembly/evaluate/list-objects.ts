@@ -56,6 +56,10 @@ let resultsLen: u32 = 0;
 // The call's target.
 let targetType: u32 = ABSENT;
 let targetRelation: u32 = ABSENT;
+// The call's reverse program: its index of steps and its dimensions.
+let programIndex: usize = 0;
+let programTypes: u32 = 0;
+let programNames: u32 = 0;
 
 /** Address of the last call's results (u32 object symbols; valid until the next call). */
 export function list_objects_results(): usize {
@@ -93,6 +97,9 @@ export function list_objects(g: usize, block: usize, subject: u32, wildcard: u32
   }
   targetType = type;
   targetRelation = relation;
+  programIndex = block + (LIST_HEADER << 2);
+  programTypes = types;
+  programNames = names;
   stackLen = 0;
   resultsLen = 0;
   if (subject != ABSENT) seed(g, subject);
@@ -160,7 +167,10 @@ function seed(g: usize, subject: u32): void {
   }
 }
 
-/** Marks node (object, relation) reached (once per call): a result at the target, and on the stack to expand. */
+/**
+ * Marks node (object, relation) reached (once per call): a result at the target, and on the stack to expand when
+ * the reverse program has a step for its (type, relation).
+ */
 function reach(object: u32, relation: u32): void {
   if (object >= visitedCap) growVisited(object);
   const record = visited + <usize>object * recordBytes;
@@ -174,7 +184,8 @@ function reach(object: u32, relation: u32): void {
   const bits = <u32>load<u8>(cell);
   if ((bits & bit) != 0) return;
   store<u8>(cell, <u8>(bits | bit));
-  if (relation == targetRelation && symbolType(object) == targetType) {
+  const t = symbolType(object);
+  if (relation == targetRelation && t == targetType) {
     if (resultsLen == resultsCap) {
       const cap = resultsCap == 0 ? 1024 : resultsCap << 1;
       results = results == 0 ? heap.alloc((<usize>cap) << 2) : heap.realloc(results, (<usize>cap) << 2);
@@ -183,6 +194,10 @@ function reach(object: u32, relation: u32): void {
     store<u32>(results + ((<usize>resultsLen) << 2), object);
     resultsLen++;
   }
+  // Only a node that leads somewhere goes on the stack: most of a listing's nodes are its results, which lead
+  // nowhere in most programs (a file's view), and skipping them saves a push, a pop and a second type lookup each.
+  if (t >= programTypes || relation >= programNames) return;
+  if (load<u32>(programIndex + ((<usize>t * programNames + relation) << 2)) == 0) return;
   if (stackLen == stackCap) {
     const cap = stackCap == 0 ? 1024 : stackCap << 1;
     stack = stack == 0 ? heap.alloc((<usize>cap) << 3) : heap.realloc(stack, (<usize>cap) << 3);
