@@ -204,13 +204,14 @@ export class CheckChain implements AsyncDisposable {
    */
   check(request: CheckRequest, options: CheckOptions = {}): Promise<boolean> {
     const pipeline = this.#pipeline;
-    const now = pipeline.now();
+    let now: number;
     let answer: boolean | Promise<boolean>;
     try {
+      now = pipeline.now();
       const hit = pipeline.cachedCheck(request, now);
       answer = typeof hit === "boolean" ? hit : pipeline.checkNow(request, options, now, hit);
     } catch (error) {
-      // A request whose fields throw as they are read, or an invalid one: a rejection.
+      // A request whose fields throw as they are read, an invalid one, a clock that throws: a rejection.
       return Promise.reject(error);
     }
     const warmer = this.#warmer;

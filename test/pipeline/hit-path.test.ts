@@ -9,9 +9,11 @@ import { describe, expect, it } from "vitest";
 import { influenceOf } from "../../src/changes/influence.js";
 import { createEngine } from "../../src/engine/engine.js";
 import { compileModel } from "../../src/model/index.js";
+import { isCheckField } from "../../src/pipeline/pipeline.js";
 import { ResultCacheResolver } from "../../src/pipeline/result-cache.js";
 import type { CheckResolver, Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
 import { Observations } from "../../src/pipeline/warming/observations.js";
+import { REQUEST_FIELDS } from "../../src/request/requests.js";
 
 const MODEL = `model
   schema 1.1
@@ -62,6 +64,60 @@ describe("the repeated-check path", () => {
     await expect(engine.check({ ...plain, relation: "viewer\u0000x" })).rejects.toThrow();
     await expect(engine.check({ ...plain, tenant: "a\u0000b" })).rejects.toThrow();
     await expect(engine.check({ ...plain, subjectTenant: "a\u0000b" })).rejects.toThrow();
+  });
+
+  it("hands every failure of engine.check back as a rejection, never a throw", async () => {
+    let failClock = false;
+    const engine = await createEngine({
+      model: MODEL,
+      clock: () => {
+        if (failClock) throw new Error("clock failed");
+        return Date.now();
+      },
+    });
+    const plain = { user: "user:anne", relation: "viewer", object: "doc:1" };
+    expect(await engine.check(plain)).toBe(false);
+    failClock = true;
+    const failed = engine.check(plain);
+    await expect(failed).rejects.toThrow("clock failed");
+    failClock = false;
+    await expect(engine.check(plain, { bogus: 1 } as never)).rejects.toMatchObject({
+      code: "invalid_argument",
+    });
+    expect(await engine.check(plain, undefined)).toBe(false);
+    await engine.close();
+    await expect(engine.check(plain)).rejects.toMatchObject({ code: "closed" });
+  });
+
+  it("takes as a check's fields exactly validation's (isCheckField against REQUEST_FIELDS.check)", () => {
+    // Update isCheckField's switch with REQUEST_FIELDS.check: a field only the switch knew would let the shortcut
+    // answer a request validation refuses.
+    expect([...REQUEST_FIELDS.check].sort()).toEqual(
+      [
+        "context",
+        "contextualTuples",
+        "consistency",
+        "object",
+        "relation",
+        "subjectTenant",
+        "tenant",
+        "user",
+      ].sort(),
+    );
+    for (const field of REQUEST_FIELDS.check) expect(isCheckField(field)).toBe(true);
+    for (const field of [
+      "",
+      "users",
+      "objects",
+      "type",
+      "signal",
+      "__proto__",
+      "toString",
+      "User",
+      "user ",
+    ]) {
+      expect(isCheckField(field)).toBe(false);
+    }
   });
 
   it("leaves a new result cache empty and uncounted (the lookup runs on a scratch cache)", async () => {
