@@ -136,7 +136,15 @@ function checkIdentity(
     return `object cannot be a wildcard, got ${describe(key.object)}`;
   }
   const relation = key.relation as unknown;
-  if (interner === undefined || typeof relation !== "string" || relation !== interner.lastRelation) {
+  // The last relation and user are compared only once set: the first tuple of each batch compared a string with
+  // undefined, which the code optimized on a batch's strings alone did not expect (a deoptimization per write).
+  const lastRelation = interner?.lastRelation;
+  if (
+    interner === undefined ||
+    typeof relation !== "string" ||
+    lastRelation === undefined ||
+    relation !== lastRelation
+  ) {
     if (typeof relation !== "string" || interner === undefined || !interner.knowsRelation(relation)) {
       if (typeof relation !== "string" || !RELATION_NAME.test(relation) || relation.includes("\u0000")) {
         return `relation must be a relation name, got ${describe(key.relation)}`;
@@ -151,7 +159,7 @@ function checkIdentity(
   }
   let subject: Subject | undefined;
   if (interner === undefined || typeof user !== "string") subject = parseSubject(user);
-  else if (user === interner.lastUser) subject = interner.lastSubject;
+  else if (interner.lastUser !== undefined && user === interner.lastUser) subject = interner.lastSubject;
   else {
     subject = interner.subject(user);
     if (subject !== undefined) {

@@ -76,11 +76,22 @@ export const IN_BATCH: unique symbol = Symbol("in batch");
  */
 export class Staging {
   readonly revision: Revision;
-  readonly added: Version[] = [];
+  readonly added: Version[] = objectList<Version>();
   readonly replaced = new Map<number, Version>();
   constructor(revision: Revision) {
     this.revision = smallInt(revision);
   }
+}
+
+/**
+ * An empty list whose elements are already of V8's kind for objects. A fresh `[]` holds small integers until its
+ * first object is pushed: code optimized on the last write's list (objects) met each new write's list in the other
+ * kind and was deoptimized at its first push ("wrong map", then "not a Smi"), write after write.
+ */
+export function objectList<T extends object>(): T[] {
+  const list = [{}] as T[];
+  list.pop();
+  return list;
 }
 
 const visible = (v: Version, revision: Revision): boolean =>

@@ -18,6 +18,7 @@
 
 import { ChangeFeed, type ChangeListener, type ChangeSource, type Unsubscribe } from "../changes/feed.js";
 import type { Revision, StoredChange, TupleStore } from "../tuples/types.js";
+import { objectList } from "../tuples/versions.js";
 import { NexusError } from "../util/errors.js";
 import { yieldToLoop } from "../util/yield.js";
 import type { CompiledProgram } from "./compile.js";
@@ -155,7 +156,7 @@ export class TenantGraphs implements ChangeListener {
       state = {
         graph: undefined,
         pending: undefined,
-        queue: [],
+        queue: objectList(),
         head: 0,
         seen: Number.NEGATIVE_INFINITY,
         following: false,
@@ -277,7 +278,7 @@ export class TenantGraphs implements ChangeListener {
 
   #lose(state: TenantState): void {
     state.lost = true;
-    state.queue = [];
+    state.queue = objectList();
     state.head = 0;
   }
 
@@ -341,7 +342,7 @@ export class TenantGraphs implements ChangeListener {
     state.catchUp?.stop();
     state.catchUp = undefined;
     state.following = false;
-    state.queue = [];
+    state.queue = objectList();
     state.head = 0;
   }
 
@@ -405,7 +406,7 @@ export class TenantGraphs implements ChangeListener {
       graph.endBatch();
     }
     if (state.head === state.queue.length) {
-      state.queue = [];
+      state.queue = objectList();
       state.head = 0;
     } else if (state.head > 4096 && state.head * 2 > state.queue.length) {
       state.queue = state.queue.slice(state.head);
