@@ -355,18 +355,45 @@ function compareFrom(aBytes: usize, aLength: u32, bBytes: usize, bLength: u32, d
   return <i32>aLength - <i32>bLength;
 }
 
+/**
+ * Sorts the few symbols in slots [lo, lo + n), whose texts are equal before byte `depth`, by insertion on their
+ * 8-byte keys from `depth` (kept in their slots of `keys`, free here: a caller sorting a range has read its keys
+ * before it sorts the range's parts), comparing the texts only where two keys are equal (a padded key).
+ */
+function insertionSort(lo: u32, n: u32, depth: u32): void {
+  const k = keys + ((<usize>lo) << 3);
+  const s = syms + ((<usize>lo) << 2);
+  for (let i: u32 = 0; i < n; i++) {
+    const symbol = load<u32>(s + ((<usize>i) << 2));
+    store<u64>(k + ((<usize>i) << 3), keyAt(textBytes(symbol), textLength(symbol), depth));
+  }
+  for (let i: u32 = 1; i < n; i++) {
+    const key = load<u64>(k + ((<usize>i) << 3));
+    const symbol = load<u32>(s + ((<usize>i) << 2));
+    let j = i;
+    while (j > 0) {
+      const before = load<u64>(k + ((<usize>(j - 1)) << 3));
+      if (before < key) break;
+      const other = load<u32>(s + ((<usize>(j - 1)) << 2));
+      if (
+        before == key &&
+        compareFrom(textBytes(other), textLength(other), textBytes(symbol), textLength(symbol), depth) <= 0
+      )
+        break;
+      store<u64>(k + ((<usize>j) << 3), before);
+      store<u32>(s + ((<usize>j) << 2), other);
+      j--;
+    }
+    store<u64>(k + ((<usize>j) << 3), key);
+    store<u32>(s + ((<usize>j) << 2), symbol);
+  }
+}
+
 /** Sorts the symbols in slots [lo, lo + n), whose texts are equal before byte `depth`. */
 function sortSymbols(lo: u32, n: u32, depth: u32): void {
   while (n > 1) {
     if (n < SMALL) {
-      for (let i: u32 = lo + 1; i < lo + n; i++) {
-        for (let j = i; j > lo; j--) {
-          const a = symAt(j - 1);
-          const b = symAt(j);
-          if (compareFrom(textBytes(a), textLength(a), textBytes(b), textLength(b), depth) <= 0) break;
-          swap(j - 1, j);
-        }
-      }
+      insertionSort(lo, n, depth);
       return;
     }
     seed ^= seed << 13;

@@ -98,4 +98,31 @@ describe("list objects' order: the merge and runs of equal keys", () => {
       o.dispose();
     }
   });
+
+  it("few texts (the insertion sort on keys): equal padded keys told apart by their texts, in every arrival order", async () => {
+    await ready();
+    const texts = [
+      "id:p",
+      "id:p\u0000",
+      "id:p\u0000\u0000\u0000",
+      `id:p${"\u0000".repeat(8)}`,
+      `id:p${"\u0000".repeat(8)}a`,
+      `id:p${"\u0000".repeat(7)}b`,
+      "id:pa",
+      "id:p\u0000a",
+      "id:q",
+    ];
+    for (let seed = 1; seed <= 30; seed++) {
+      const o = orderer();
+      try {
+        const given = texts
+          .map((t, i) => [t, (i * 2654435761 + seed * 40503) % 4093] as const)
+          .sort((a, b) => a[1] - b[1])
+          .map(([t]) => t);
+        expect(o.order(given).ordered).toEqual([...texts].sort());
+      } finally {
+        o.dispose();
+      }
+    }
+  });
 });
