@@ -225,91 +225,107 @@ function keyAt(bytes: usize, length: u32, depth: u32): u64 {
 
 /** Sorts the symbols in slots [lo, lo + n), whose texts are equal before byte `depth` (and all at least that long). */
 function sortRange(lo: u32, n: u32, depth: u32): void {
-  if (n < RADIX_MIN) {
-    sortSymbols(lo, n, depth);
-    return;
-  }
-  if (counts == 0) counts = heap.alloc(8 * 256 * 4);
-  let k0 = keys + ((<usize>lo) << 3);
-  let s0 = syms + ((<usize>lo) << 2);
-  // The keys, and which of their bytes vary (the bits where some key differs from the first): only those bytes
-  // get a histogram and a pass.
-  let first: u64 = 0;
-  let varying: u64 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const symbol = load<u32>(s0 + ((<usize>i) << 2));
-    const key = keyAt(textBytes(symbol), textLength(symbol), depth);
-    if (i == 0) first = key;
-    varying |= key ^ first;
-    store<u64>(k0 + ((<usize>i) << 3), key);
-  }
-  // Least significant byte first, over the bytes that vary.
-  let k1 = keysNext + ((<usize>lo) << 3);
-  let s1 = symsNext + ((<usize>lo) << 2);
-  let swapped = false;
-  for (let p: u32 = 0; p < 8; p++) {
-    const shift = <u64>p << 3;
-    if (((varying >> shift) & 0xff) == 0) continue;
-    const c = counts + ((<usize>p) << 10);
-    memory.fill(c, 0, 256 * 4);
+  // One run is sorted by going round this loop, the others by a call each: the run left for the loop is the largest,
+  // so a call sorts at most half of its caller's range and the calls nest at most log2(n) deep, however long a
+  // prefix the texts share (a call per run nested once per 8 shared bytes, and 32 KB ids ran out of stack).
+  for (;;) {
+    if (n < RADIX_MIN) {
+      sortSymbols(lo, n, depth);
+      return;
+    }
+    if (counts == 0) counts = heap.alloc(8 * 256 * 4);
+    let k0 = keys + ((<usize>lo) << 3);
+    let s0 = syms + ((<usize>lo) << 2);
+    // The keys, and which of their bytes vary (the bits where some key differs from the first): only those bytes
+    // get a histogram and a pass.
+    let first: u64 = 0;
+    let varying: u64 = 0;
     for (let i: u32 = 0; i < n; i++) {
-      const slot = c + ((<usize>(<u32>(load<u64>(k0 + ((<usize>i) << 3)) >> shift) & 0xff)) << 2);
-      store<u32>(slot, load<u32>(slot) + 1);
+      const symbol = load<u32>(s0 + ((<usize>i) << 2));
+      const key = keyAt(textBytes(symbol), textLength(symbol), depth);
+      if (i == 0) first = key;
+      varying |= key ^ first;
+      store<u64>(k0 + ((<usize>i) << 3), key);
     }
-    let sum: u32 = 0;
-    for (let d: usize = 0; d < 256; d++) {
-      const x = load<u32>(c + (d << 2));
-      store<u32>(c + (d << 2), sum);
-      sum += x;
-    }
-    for (let i: u32 = 0; i < n; i++) {
-      const key = load<u64>(k0 + ((<usize>i) << 3));
-      const slot = c + ((<usize>(<u32>(key >> shift) & 0xff)) << 2);
-      const at = load<u32>(slot);
-      store<u32>(slot, at + 1);
-      store<u64>(k1 + ((<usize>at) << 3), key);
-      store<u32>(s1 + ((<usize>at) << 2), load<u32>(s0 + ((<usize>i) << 2)));
-    }
-    const tk = k0;
-    k0 = k1;
-    k1 = tk;
-    const ts = s0;
-    s0 = s1;
-    s1 = ts;
-    swapped = !swapped;
-  }
-  if (swapped) {
-    // The sorted range is in the pass arrays: back to the symbols' own slots (the runs below sort there).
-    memory.copy(keys + ((<usize>lo) << 3), k0, (<usize>n) << 3);
-    memory.copy(syms + ((<usize>lo) << 2), s0, (<usize>n) << 2);
-    k0 = keys + ((<usize>lo) << 3);
-  }
-  // Runs of equal keys. A text ending inside these 8 bytes has a key padded with zero bytes, so a text with the
-  // same key holds zero bytes where the padding is: the shorter text is a prefix of the longer, and comes first.
-  // The texts ending inside the 8 bytes go to the front of the run, shortest first (two of one length and one key
-  // would be one text, and texts are distinct); the rest, equal through these 8 bytes, go on to the next 8.
-  const end = depth + 8;
-  let i: u32 = 0;
-  while (i < n) {
-    const key = load<u64>(k0 + ((<usize>i) << 3));
-    let j = i + 1;
-    while (j < n && load<u64>(k0 + ((<usize>j) << 3)) == key) j++;
-    if (j - i > 1) {
-      let full = lo + i;
-      for (let x = lo + i; x < lo + j; x++) {
-        if (textLength(symAt(x)) >= end) continue;
-        // Insertion by length among the short ones moved so far (few: one, when no text holds a zero byte).
-        if (x != full) swap(full, x);
-        let y = full;
-        while (y > lo + i && textLength(symAt(y - 1)) > textLength(symAt(y))) {
-          swap(y - 1, y);
-          y--;
-        }
-        full++;
+    // Least significant byte first, over the bytes that vary.
+    let k1 = keysNext + ((<usize>lo) << 3);
+    let s1 = symsNext + ((<usize>lo) << 2);
+    let swapped = false;
+    for (let p: u32 = 0; p < 8; p++) {
+      const shift = <u64>p << 3;
+      if (((varying >> shift) & 0xff) == 0) continue;
+      const c = counts + ((<usize>p) << 10);
+      memory.fill(c, 0, 256 * 4);
+      for (let i: u32 = 0; i < n; i++) {
+        const slot = c + ((<usize>(<u32>(load<u64>(k0 + ((<usize>i) << 3)) >> shift) & 0xff)) << 2);
+        store<u32>(slot, load<u32>(slot) + 1);
       }
-      if (lo + j - full > 1) sortRange(full, lo + j - full, end);
+      let sum: u32 = 0;
+      for (let d: usize = 0; d < 256; d++) {
+        const x = load<u32>(c + (d << 2));
+        store<u32>(c + (d << 2), sum);
+        sum += x;
+      }
+      for (let i: u32 = 0; i < n; i++) {
+        const key = load<u64>(k0 + ((<usize>i) << 3));
+        const slot = c + ((<usize>(<u32>(key >> shift) & 0xff)) << 2);
+        const at = load<u32>(slot);
+        store<u32>(slot, at + 1);
+        store<u64>(k1 + ((<usize>at) << 3), key);
+        store<u32>(s1 + ((<usize>at) << 2), load<u32>(s0 + ((<usize>i) << 2)));
+      }
+      const tk = k0;
+      k0 = k1;
+      k1 = tk;
+      const ts = s0;
+      s0 = s1;
+      s1 = ts;
+      swapped = !swapped;
     }
-    i = j;
+    if (swapped) {
+      // The sorted range is in the pass arrays: back to the symbols' own slots (the runs below sort there).
+      memory.copy(keys + ((<usize>lo) << 3), k0, (<usize>n) << 3);
+      memory.copy(syms + ((<usize>lo) << 2), s0, (<usize>n) << 2);
+      k0 = keys + ((<usize>lo) << 3);
+    }
+    // Runs of equal keys. A text ending inside these 8 bytes has a key padded with zero bytes, so a text with the
+    // same key holds zero bytes where the padding is: the shorter text is a prefix of the longer, and comes first.
+    // The texts ending inside the 8 bytes go to the front of the run, shortest first (two of one length and one key
+    // would be one text, and texts are distinct); the rest, equal through these 8 bytes, go on to the next 8.
+    const end = depth + 8;
+    let largestLo: u32 = 0;
+    let largestN: u32 = 0;
+    let i: u32 = 0;
+    while (i < n) {
+      const key = load<u64>(k0 + ((<usize>i) << 3));
+      let j = i + 1;
+      while (j < n && load<u64>(k0 + ((<usize>j) << 3)) == key) j++;
+      if (j - i > 1) {
+        let full = lo + i;
+        for (let x = lo + i; x < lo + j; x++) {
+          if (textLength(symAt(x)) >= end) continue;
+          // Insertion by length among the short ones moved so far (few: one, when no text holds a zero byte).
+          if (x != full) swap(full, x);
+          let y = full;
+          while (y > lo + i && textLength(symAt(y - 1)) > textLength(symAt(y))) {
+            swap(y - 1, y);
+            y--;
+          }
+          full++;
+        }
+        const runN = lo + j - full;
+        if (runN > largestN) {
+          if (largestN > 1) sortRange(largestLo, largestN, end);
+          largestLo = full;
+          largestN = runN;
+        } else if (runN > 1) sortRange(full, runN, end);
+      }
+      i = j;
+    }
+    if (largestN < 2) return;
+    lo = largestLo;
+    n = largestN;
+    depth = end;
   }
 }
 
