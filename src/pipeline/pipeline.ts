@@ -234,7 +234,9 @@ export class Pipeline {
     const revisions = new Map<unknown, Revision>();
     let lastConsistency: unknown = NOT_SEEN;
     let lastRevision: Revision = 0;
-    for (const index of missed) {
+    // Indexed (a for-of here made an iterator result per question: this loop can await, so they were kept).
+    for (let k = 0; k < missed.length; k++) {
+      const index = missed[k]!;
       const request = requests[index] as CheckRequest;
       try {
         const valid = this.#validated(request, probed);

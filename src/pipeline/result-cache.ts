@@ -21,9 +21,13 @@
  * old revisions, are what keep the hit rate up under writes. Entries are bounded by `maxEntries`, evicting by second chance (CLOCK over a ring of
  * slots: an approximation of least recently used that costs a hit one flag write).
  *
- * Entries are found by (scope, user, object) through nested maps keyed by the question's own strings (ResolvedCheck
- * `scope`): a lookup hashes strings V8 usually has hashed already, where one key text per question cost building,
- * flattening and hashing (about a microsecond a lookup in a cache of 80k entries).
+ * Entries are found by (scope, user, object) (ResolvedCheck `scope`) through one open-addressing table of slot
+ * numbers (an Int32Array, linear probing), placed by a hash of the three strings computed here, each candidate
+ * confirmed by comparing the entry's own strings: no key text is built per question (one cost building, flattening
+ * and hashing it, about a microsecond a lookup in a cache of 80k entries), and no Map is made or grown per entry.
+ * Nested Maps (scope -> user -> object) did that before: a first-time question's miss walked three of them through
+ * memory no longer in the processor's caches, and its store grew them, copied by every young-generation GC until
+ * promoted (in isolation, 1,000 new questions into a cache of 20k-80k: 0.5-1.7 us a miss, 0.75-2.3 us a store).
  */
 
 import type { ChangeListener } from "../changes/feed.js";
@@ -59,15 +63,15 @@ export interface ChangeKnowledge {
   readonly complete: number;
 }
 
-/**
- * scope → user → object → slot. An entry is a slot of the arrays below (a struct of arrays): storing an answer
- * allocates no object, so a first-time batch leaves nothing per question for the garbage collector to copy and
- * promote but its Map entry (an object per entry was most of the GC of a first-pass checkBulk).
- */
-type Scoped = Map<string, Map<string, number>>;
-
 /** Slots the arrays start with (they grow by doubling up to maxEntries). */
 const INITIAL_SLOTS = 1024;
+/** Entries the first table has room for (at most half full): 32,768 buckets, 256 KB. */
+const TABLE_START_ENTRIES = 16_384;
+/** Strings of #keys per slot, and their offsets. */
+const KEY_WORDS = 3;
+const KEY_OBJECT = 0;
+const KEY_USER = 1;
+const KEY_SCOPE = 2;
 /** Words of #slots per slot, and their offsets. */
 const SLOT_WORDS = 4;
 const REVISION = 0;
@@ -77,31 +81,49 @@ const FLAGS = 3;
 /** Bits of the FLAGS word: hit since the entry last came up for eviction; the answer is "allowed". */
 const USED = 1;
 const ALLOWED = 2;
+/** The entry hash's start and multiplier (see hashText): FNV's 32-bit offset basis, the golden ratio's odd word. */
+const HASH_START = 0x811c9dc5 | 0;
+const HASH_PRIME = 0x9e3779b1 | 0;
+/**
+ * The bits of a hash kept (30): a small integer to V8, so a hash kept in a field or returned from a call is not
+ * boxed as a heap number (32 bytes a question when it was).
+ */
+const SMALL = 0x3fffffff;
 
 export class ResultCacheResolver implements CheckResolver, ChangeListener {
   readonly layer = "result-cache";
   readonly #inner: CheckResolver;
   readonly #influence: InfluenceMap;
   readonly #maxEntries: number;
-  readonly #entries = new Map<string, Scoped>();
-  /** The (scope, user) #objectsOf found last, and its map (only while that map is in #entries). */
-  #lastScope: string | undefined;
-  #lastUser: string | undefined;
-  #lastObjects: Map<string, number> | undefined;
-  /** The scope #usersOf found last and its map (only while that map is in #entries): a batch mostly asks one. */
-  #lastUsersScope: string | undefined;
-  #lastUsers: Map<string, Map<string, number>> | undefined;
   /**
-   * The question the last lookup missed and the map it looked in (undefined: there was none), valid while
-   * #changes is still #missChanges: the store of its answer, which follows at once when the layers inside answered
-   * without waiting, then takes the miss as its own lookup instead of repeating it.
+   * The entries' index, two words a bucket: slot + 1 (0: empty) and the entry's hash, at the bucket where probing
+   * from the hash (& #mask) found room (a probe then compares hashes without reading the slot's arrays). At least
+   * twice as many buckets as slots (a power of two), so probes stay short; rebuilt when the slots grow. An entry
+   * leaves by backward shift (no tombstones): every entry stays reachable from its hash's bucket without crossing
+   * an empty one.
+   */
+  #table = new Int32Array(2);
+  #mask = 0;
+  /** Each slot's entry hash (#hashOf), compared before its strings and used to place it again. */
+  #hashes = new Int32Array(0);
+  /** The (scope, user) #hashOf hashed last and their part of the hash: a batch mostly asks for one user. */
+  #hashedScope: string | undefined;
+  #hashedUser: string | undefined;
+  #hashedPrefix = 0;
+  /** The empty bucket the last #find ended at, when it found nothing. */
+  #emptyBucket = -1;
+  /**
+   * The question the last lookup missed, its hash and the empty bucket its probe ended at, valid while #changes is
+   * still #missChanges: the store of its answer, which follows at once when the layers inside answered without
+   * waiting, then takes the miss as its own lookup instead of repeating it.
    */
   #missScope: string | undefined;
   #missUser: string | undefined;
   #missObject: string | undefined;
-  #missObjects: Map<string, number> | undefined;
+  #missHash = 0;
+  #missBucket = -1;
   #missChanges = -1;
-  /** Counts every change to the maps (an entry added or removed): a remembered miss holds only while it stands. */
+  /** Counts every change to the table (an entry added or removed, a rebuild): a remembered miss holds only while it stands. */
   #changes = 0;
   /** Slots in use, filled in order up to maxEntries (CLOCK's ring); #hand is the next to come up. */
   #size = 0;
@@ -126,10 +148,11 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
    * grown with every entry for nothing was a fifth of the garbage of storing a first-pass answer.
    */
   #reads: (Uint32Array | undefined)[] = [];
-  /** Where each entry sits in the maps: its scope, subject string (also per-subject reuse) and object. */
-  #scopes: string[] = [];
-  #users: string[] = [];
-  #objects: string[] = [];
+  /**
+   * Each entry's question, KEY_WORDS a slot side by side (a probe compares all three in one cache line): its
+   * object, subject string (also per-subject reuse) and scope.
+   */
+  #keys: string[] = [];
   /** Check classes as `type#relation` (the influence maps' keys), by id; the last one stored is remembered. */
   readonly #classKeys: string[] = [];
   readonly #classIds = new Map<string, number>();
@@ -412,18 +435,16 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
 
   /** Drops every entry. */
   clear(): void {
-    this.#entries.clear();
+    this.#table = new Int32Array(2);
+    this.#mask = 0;
+    this.#hashes = new Int32Array(0);
     this.#changes++;
-    this.#forgetLast();
-    this.#forgetLastUsers();
     this.#size = 0;
     this.#hand = 0;
     this.#withReads = 0;
     this.#answers = [];
     this.#reads = [];
-    this.#scopes = [];
-    this.#users = [];
-    this.#objects = [];
+    this.#keys = [];
     this.#slots = new Float64Array(0);
     this.#classOf = new Uint32Array(0);
   }
@@ -493,13 +514,14 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
 
   /** The slot whose answer holds for the question at `revision` and `now`, counted as a hit; -1 when none. */
   #hitSlot(scope: string, user: string, object: string, revision: number, now: number): number {
-    const objects = this.#objectsOf(scope, user);
-    const slot = objects?.get(object);
-    if (slot === undefined) {
+    const hash = this.#hashOf(scope, user, object);
+    const slot = this.#find(hash, scope, user, object);
+    if (slot < 0) {
       this.#missScope = scope;
       this.#missUser = user;
       this.#missObject = object;
-      this.#missObjects = objects;
+      this.#missHash = hash;
+      this.#missBucket = this.#emptyBucket;
       this.#missChanges = this.#changes;
       return -1;
     }
@@ -536,7 +558,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     if (low >= this.#subjectFloor) {
       return (
         (this.#anySubjectChangedAt.get(cls) ?? -1) <= low &&
-        (this.#subjectChangedAt.get(cls + "\u0000" + this.#users[slot]) ?? -1) <= low
+        (this.#subjectChangedAt.get(cls + "\u0000" + this.#keys[slot * KEY_WORDS + KEY_USER]) ?? -1) <= low
       );
     }
     return (this.#changedAt.get(cls) ?? -1) <= low;
@@ -605,9 +627,19 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       object === this.#missObject &&
       user === this.#missUser &&
       scope === this.#missScope;
-    let byObject = missed ? this.#missObjects : this.#objectsOf(scope, user);
-    const existing = missed ? undefined : byObject?.get(object);
-    if (existing !== undefined) {
+    let hash: number;
+    let bucket: number;
+    let existing: number;
+    if (missed) {
+      hash = this.#missHash;
+      bucket = this.#missBucket;
+      existing = -1;
+    } else {
+      hash = this.#hashOf(scope, user, object);
+      existing = this.#find(hash, scope, user, object);
+      bucket = this.#emptyBucket;
+    }
+    if (existing >= 0) {
       // Keep the newer answer when two revisions race (older reads still hit it when nothing changed between).
       if (this.#slots[existing * SLOT_WORDS + REVISION]! > resolution.revision) return;
       if (this.#reads[existing] !== undefined) this.#withReads--;
@@ -616,8 +648,11 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     }
     let slot: number;
     if (this.#size < this.#maxEntries) {
+      if (this.#size >= this.#classOf.length) {
+        this.#grow();
+        bucket = -1; // the table was rebuilt
+      }
       slot = this.#size++;
-      if (slot >= this.#classOf.length) this.#grow();
     } else {
       // Second chance (CLOCK): the entry under the hand goes unless it was hit since it last came up, in which
       // case its mark is cleared and the hand moves on. Hits never reorder anything.
@@ -630,30 +665,22 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       }
       slot = hand;
       this.#hand = hand + 1 === size ? 0 : hand + 1;
-      // The evicted entry may leave the question's map empty, and so removed: it is taken again.
+      // The evicted entry's removal shifts entries back: the question's empty bucket is found again.
       this.#evict(slot);
-      byObject = this.#objectsOf(scope, user);
+      bucket = -1;
     }
     this.#changes++;
-    if (byObject === undefined) {
-      let byUser = this.#usersOf(scope);
-      if (byUser === undefined) {
-        byUser = new Map();
-        this.#entries.set(scope, byUser);
-        this.#lastUsersScope = scope;
-        this.#lastUsers = byUser;
-      }
-      byObject = new Map();
-      byUser.set(user, byObject);
-      this.#lastScope = scope;
-      this.#lastUser = user;
-      this.#lastObjects = byObject;
-    }
-    this.#scopes[slot] = scope;
-    this.#users[slot] = user;
-    this.#objects[slot] = object;
+    if (bucket < 0) bucket = this.#emptyFor(hash);
+    this.#table[bucket * 2] = slot + 1;
+    this.#table[bucket * 2 + 1] = hash;
+    this.#hashes[slot] = hash;
+    // Written in order (a new slot is the array's end: it stays packed).
+    const keys = this.#keys;
+    const at = slot * KEY_WORDS;
+    keys[at + KEY_OBJECT] = object;
+    keys[at + KEY_USER] = user;
+    keys[at + KEY_SCOPE] = scope;
     this.#fill(slot, answer, check, resolution);
-    byObject.set(object, slot);
   }
 
   /** Writes an answer into `slot` (new, or replacing the one it held for the same question). */
@@ -702,6 +729,93 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const classOf = new Uint32Array(length);
     classOf.set(this.#classOf);
     this.#classOf = classOf;
+    const hashes = new Int32Array(length);
+    hashes.set(this.#hashes);
+    this.#hashes = hashes;
+    // The first table already holds TABLE_START_ENTRIES (placing every entry again at each doubling before that
+    // was a third of the store's time in a first pass).
+    let buckets = 1;
+    while (buckets < Math.max(length, Math.min(this.#maxEntries, TABLE_START_ENTRIES)) * 2) buckets *= 2;
+    if (buckets * 2 > this.#table.length) this.#rebuild(buckets);
+  }
+
+  /** Places every entry again in a table of `buckets` buckets (a power of two). */
+  #rebuild(buckets: number): void {
+    const table = new Int32Array(buckets * 2);
+    const mask = buckets - 1;
+    const hashes = this.#hashes;
+    for (let slot = 0; slot < this.#size; slot++) {
+      const hash = hashes[slot]!;
+      let bucket = hash & mask;
+      while (table[bucket * 2] !== 0) bucket = (bucket + 1) & mask;
+      table[bucket * 2] = slot + 1;
+      table[bucket * 2 + 1] = hash;
+    }
+    this.#table = table;
+    this.#mask = mask;
+    this.#changes++;
+  }
+
+  /**
+   * The hash of an entry's strings: hashText over the scope's, the user's and the object's, then mixed (murmur3's
+   * finalizer) so that its low bits, which pick the bucket, depend on every unit. The (scope, user) part
+   * hashed last is kept: a folder's questions share it.
+   */
+  #hashOf(scope: string, user: string, object: string): number {
+    let prefix: number;
+    if (user === this.#hashedUser && scope === this.#hashedScope) {
+      prefix = this.#hashedPrefix;
+    } else {
+      prefix = hashText(hashText(HASH_START, scope), user) & SMALL;
+      this.#hashedScope = scope;
+      this.#hashedUser = user;
+      this.#hashedPrefix = prefix;
+    }
+    let hash = hashText(prefix, object);
+    hash ^= hash >>> 16;
+    hash = Math.imul(hash, 0x85ebca6b);
+    hash ^= hash >>> 13;
+    hash = Math.imul(hash, 0xc2b2ae35);
+    return (hash ^ (hash >>> 16)) & SMALL;
+  }
+
+  /**
+   * The slot of the entry (scope, user, object) of hash `hash`, -1 when there is none (#emptyBucket is then the
+   * empty bucket its probe ended at: where it would go).
+   */
+  #find(hash: number, scope: string, user: string, object: string): number {
+    const table = this.#table;
+    const mask = this.#mask;
+    let bucket = hash & mask;
+    for (;;) {
+      const entry = table[bucket * 2]!;
+      if (entry === 0) {
+        this.#emptyBucket = bucket;
+        return -1;
+      }
+      const slot = entry - 1;
+      if (table[bucket * 2 + 1] === hash) {
+        const keys = this.#keys;
+        const at = slot * KEY_WORDS;
+        if (
+          keys[at + KEY_OBJECT] === object &&
+          keys[at + KEY_USER] === user &&
+          keys[at + KEY_SCOPE] === scope
+        ) {
+          return slot;
+        }
+      }
+      bucket = (bucket + 1) & mask;
+    }
+  }
+
+  /** The first empty bucket from `hash`'s (for an entry known to be absent). */
+  #emptyFor(hash: number): number {
+    const table = this.#table;
+    const mask = this.#mask;
+    let bucket = hash & mask;
+    while (table[bucket * 2] !== 0) bucket = (bucket + 1) & mask;
+    return bucket;
   }
 
   #readsOf(resolution: Resolution): Uint32Array | undefined {
@@ -711,62 +825,30 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return ids;
   }
 
-  /**
-   * The entries of (scope, user) by object, undefined when there are none. The last pair found is remembered:
-   * consecutive questions mostly share it (a folder listed for one user, one user's requests), and then cost one
-   * Map lookup instead of three.
-   */
-  #objectsOf(scope: string, user: string): Map<string, number> | undefined {
-    if (user === this.#lastUser && scope === this.#lastScope) return this.#lastObjects;
-    const byObject = this.#usersOf(scope)?.get(user);
-    if (byObject !== undefined) {
-      this.#lastScope = scope;
-      this.#lastUser = user;
-      this.#lastObjects = byObject;
-    }
-    return byObject;
-  }
-
-  /** The entries of `scope` by user, undefined when there are none (the last scope found is remembered). */
-  #usersOf(scope: string): Map<string, Map<string, number>> | undefined {
-    if (scope === this.#lastUsersScope) return this.#lastUsers;
-    const byUser = this.#entries.get(scope);
-    if (byUser !== undefined) {
-      this.#lastUsersScope = scope;
-      this.#lastUsers = byUser;
-    }
-    return byUser;
-  }
-
-  /** Removes the entry in `slot` from the maps (the slot is about to be reused), dropping maps left empty. */
+  /** Removes the entry in `slot` from the table (the slot is about to be reused), shifting back what follows it. */
   #evict(slot: number): void {
     this.#evictions++;
     this.#changes++;
     if (this.#reads[slot] !== undefined) this.#withReads--;
-    const scope = this.#scopes[slot]!;
-    const user = this.#users[slot]!;
-    const byUser = this.#entries.get(scope)!;
-    const byObject = byUser.get(user)!;
-    byObject.delete(this.#objects[slot]!);
-    if (byObject.size === 0) {
-      byUser.delete(user);
-      if (byUser.size === 0) {
-        this.#entries.delete(scope);
-        if (byUser === this.#lastUsers) this.#forgetLastUsers();
+    const table = this.#table;
+    const mask = this.#mask;
+    let hole = this.#hashes[slot]! & mask;
+    while (table[hole * 2] !== slot + 1) hole = (hole + 1) & mask;
+    // Backward shift: an entry after the hole moves into it unless its own bucket lies after the hole (between
+    // the hole and where it sits), so no entry is left beyond an empty bucket on its probe path.
+    let bucket = hole;
+    for (;;) {
+      bucket = (bucket + 1) & mask;
+      const entry = table[bucket * 2]!;
+      if (entry === 0) break;
+      const hash = table[bucket * 2 + 1]!;
+      if (((bucket - (hash & mask)) & mask) >= ((bucket - hole) & mask)) {
+        table[hole * 2] = entry;
+        table[hole * 2 + 1] = hash;
+        hole = bucket;
       }
-      if (byObject === this.#lastObjects) this.#forgetLast();
     }
-  }
-
-  #forgetLast(): void {
-    this.#lastScope = undefined;
-    this.#lastUser = undefined;
-    this.#lastObjects = undefined;
-  }
-
-  #forgetLastUsers(): void {
-    this.#lastUsersScope = undefined;
-    this.#lastUsers = undefined;
+    table[hole * 2] = 0;
   }
 }
 
@@ -807,6 +889,25 @@ function trainingCheck(scope: string, user: string, object: string): ResolvedChe
     contextualTuples: [],
     scope,
   };
+}
+
+/**
+ * `hash` carried over `text`'s UTF-16 units, two at a time (a word of 32 bits): each step multiplies (low bits
+ * into high) and folds the high half back down. A step is a bijection of the running hash for a given word, so
+ * texts of one length that differ in one unit never meet.
+ */
+function hashText(hash: number, text: string): number {
+  const length = text.length;
+  let i = 0;
+  for (; i + 1 < length; i += 2) {
+    hash = Math.imul(hash ^ (text.charCodeAt(i) | (text.charCodeAt(i + 1) << 16)), HASH_PRIME);
+    hash ^= hash >>> 15;
+  }
+  if (i < length) {
+    hash = Math.imul(hash ^ text.charCodeAt(i), HASH_PRIME);
+    hash ^= hash >>> 15;
+  }
+  return hash ^ length;
 }
 
 function raise(changedAt: Map<string, number>, key: string, revision: number): void {

@@ -1,0 +1,115 @@
+/**
+ * The result cache finds its entries through one open-addressing table (linear probing, removal by backward
+ * shift). Against a plain model: after stores, replacements and CLOCK evictions in a table that is kept at most
+ * half full (long runs of occupied buckets, removals inside them), every entry the cache holds is reached by its
+ * own question and by no other, and the number reached is its size.
+ */
+import { describe, expect, it } from "vitest";
+import { influenceOf } from "../../src/changes/influence.js";
+import { compileModelAsync } from "../../src/model/index.js";
+import { ResultCacheResolver } from "../../src/pipeline/result-cache.js";
+import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
+
+const MODEL = `model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user]
+    define editor: [user]`;
+
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function question(user: string, object: string, relation: string, revision: number): ResolvedCheck {
+  return {
+    tenant: "default",
+    subjectTenant: "default",
+    object,
+    objectType: "doc",
+    relation,
+    subject: { kind: "object", type: "user", id: user.slice(5) },
+    user,
+    revision,
+    now: 1000,
+    context: undefined,
+    contextualTuples: [],
+    scope: relation,
+  };
+}
+
+describe("ResultCacheResolver table", () => {
+  it("reaches every entry it holds, and only those, through stores, replacements and evictions", async () => {
+    const influence = influenceOf(await compileModelAsync(MODEL));
+    for (const [seed, maxEntries] of [
+      [1, 300],
+      [2, 1024],
+      [3, 1500],
+      [4, 57],
+    ] as const) {
+      const next = random(seed);
+      // The answer changes with the revision: a replaced entry must answer with its newer answer.
+      const answerOf = (c: ResolvedCheck): Resolution => ({
+        allowed:
+          (c.user.length * 7 + c.object.length * 3 + c.revision + (c.relation === "viewer" ? 1 : 0)) % 2 ===
+          0,
+        revision: c.revision,
+        validUntil: Number.POSITIVE_INFINITY,
+      });
+      const inner: CheckResolver = {
+        layer: "truth",
+        resolve: async (c) => answerOf(c),
+        resolveNow: (c) => answerOf(c),
+        resolveMany: async (cs) => cs.map(answerOf) as BatchOutcome[],
+        resolveManyNow: (cs) => cs.map(answerOf) as BatchOutcome[],
+        stats: () => [],
+        close: async () => {},
+      };
+      const cache = new ResultCacheResolver(inner, influence, { maxEntries });
+      const keys: [string, string, string][] = [];
+      for (let u = 0; u < 40; u++)
+        for (let d = 0; d < 60; d++) keys.push([`user:u${u}`, `doc:${d}`, d % 3 === 0 ? "editor" : "viewer"]);
+      // The revision each question was last stored at (its answer then), as the model of what an entry holds.
+      const storedAt = new Map<string, number>();
+      let revision = 1;
+      for (let step = 0; step < 12_000; step++) {
+        if (next() < 0.01) revision++;
+        // Fresh strings each time (equal text, other identity), as requests bring them.
+        const [user, object, relation] = keys[Math.floor(next() * keys.length)]!;
+        const c = question(`${user} `.trim(), `${object} `.trim(), relation, revision);
+        if (next() < 0.5) {
+          await cache.resolve(c);
+        } else {
+          const batch = [c, question(user, `${object} `.trim(), relation, revision)];
+          await cache.resolveMany(batch);
+        }
+        storedAt.set(`${user} ${object} ${relation}`, revision);
+        expect(cache.size).toBeLessThanOrEqual(maxEntries);
+      }
+      let reached = 0;
+      for (const [user, object, relation] of keys) {
+        const at = storedAt.get(`${user} ${object} ${relation}`);
+        const hit = cache.hit(relation, user, object, at ?? 1, 1000);
+        if (hit === undefined) continue;
+        reached++;
+        expect(at).toBeDefined();
+        expect(hit.revision).toBe(at);
+        expect(hit.allowed).toBe(answerOf(question(user, object, relation, at!)).allowed);
+        // Another scope never finds it.
+        const other = relation === "viewer" ? "editor" : "viewer";
+        const cross = cache.hit(other, user, object, at!, 1000);
+        if (cross !== undefined) expect(storedAt.has(`${user} ${object} ${other}`)).toBe(true);
+      }
+      expect(reached).toBe(cache.size);
+      const [stats] = cache.stats();
+      if (maxEntries < keys.length) expect(Number(stats!.extra!.evictions)).toBeGreaterThan(0);
+      cache.clear();
+      expect(cache.hit(keys[0]![2], keys[0]![0], keys[0]![1], revision, 1000)).toBeUndefined();
+    }
+  });
+});
