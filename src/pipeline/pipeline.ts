@@ -434,7 +434,7 @@ export class Pipeline {
   #cachedAnswer(
     request: CheckRequest,
     now: number,
-    memo: ConsistencyMemo | undefined,
+    memo: ConsistencyMemo,
   ): boolean | typeof MISSED | undefined {
     const cache = this.layers.resultCache;
     if (cache === undefined || typeof request !== "object" || request === null) return undefined;
@@ -459,25 +459,22 @@ export class Pipeline {
       return undefined;
     }
     const { consistency } = request;
-    let revision: Revision | undefined;
-    let quantized: boolean;
-    if (memo !== undefined && memo.consistency === consistency) {
-      revision = memo.revision;
-      quantized = memo.quantized;
-    } else {
-      quantized = consistency === undefined || consistency === "minimize_latency";
+    if (memo.consistency !== consistency) {
+      const quantized = consistency === undefined || consistency === "minimize_latency";
       // A token is taken here only once the revision chooser has accepted it (checked against the store) before.
-      revision = quantized
+      memo.revision = quantized
         ? this.revisions.peekWindow(now)
         : typeof consistency === "object"
           ? this.revisions.peekToken(consistency, now)
           : undefined;
-      if (memo !== undefined) {
-        memo.consistency = consistency;
-        memo.revision = revision;
-        memo.quantized = quantized;
-      }
+      memo.quantized = quantized;
+      memo.consistency = consistency;
     }
+    // Read from the memo in either case: a single check (whose memo starts empty) then runs the reads a batch's
+    // later requests run, and V8's compiled code does not meet them first in the first batch (it deoptimized there:
+    // no type feedback for them).
+    const revision = memo.revision;
+    const quantized = memo.quantized;
     if (revision === undefined) return undefined;
     const t = tenant ?? DEFAULT_TENANT;
     const scope = questionScope(t, subjectTenant ?? t, relation, "")!;
