@@ -81,8 +81,12 @@ const FLAGS = 3;
 /** Bits of the FLAGS word: hit since the entry last came up for eviction; the answer is "allowed". */
 const USED = 1;
 const ALLOWED = 2;
-/** The entry hash's start and multiplier (see hashText): FNV's 32-bit offset basis, the golden ratio's odd word. */
-const HASH_START = 0x811c9dc5 | 0;
+/**
+ * The entry hash's start, drawn once a process, and its multiplier (see hashText): the golden ratio's odd word.
+ * Random, as V8 seeds its own string hashes: ids chosen to share one hash (and so one long run of buckets, every
+ * probe through them) cannot be worked out ahead from this code alone.
+ */
+const HASH_START = (Math.random() * 0x100000000) | 0;
 const HASH_PRIME = 0x9e3779b1 | 0;
 /**
  * The bits of a hash kept (30): a small integer to V8, so a hash kept in a field or returned from a call is not
