@@ -112,4 +112,42 @@ describe("ResultCacheResolver table", () => {
       expect(cache.hit(keys[0]![2], keys[0]![0], keys[0]![1], revision, 1000)).toBeUndefined();
     }
   });
+
+  it("reaches every entry after the table grows past its first size (entries placed again), with and without evictions", async () => {
+    const influence = influenceOf(await compileModelAsync(MODEL));
+    const answerOf = (c: ResolvedCheck): Resolution => ({
+      allowed: (c.user.length + c.object.length) % 2 === 0,
+      revision: c.revision,
+      validUntil: Number.POSITIVE_INFINITY,
+    });
+    const inner: CheckResolver = {
+      layer: "truth",
+      resolve: async (c) => answerOf(c),
+      resolveNow: (c) => answerOf(c),
+      resolveMany: async (cs) => cs.map(answerOf) as BatchOutcome[],
+      resolveManyNow: (cs) => cs.map(answerOf) as BatchOutcome[],
+      stats: () => [],
+      close: async () => {},
+    };
+    for (const [maxEntries, questions] of [
+      [50_000, 40_000],
+      [20_000, 30_000],
+    ] as const) {
+      const cache = new ResultCacheResolver(inner, influence, { maxEntries });
+      const all: ResolvedCheck[] = [];
+      for (let i = 0; i < questions; i++) all.push(question(`user:u${i % 397}`, `doc:${i}`, "viewer", 1));
+      for (let i = 0; i < questions; i += 1000) await cache.resolveManyMissed(all.slice(i, i + 1000));
+      expect(cache.size).toBe(Math.min(maxEntries, questions));
+      let reached = 0;
+      for (const c of all) {
+        const hit = cache.hit(c.scope!, c.user, c.object, 1, 1000);
+        if (hit === undefined) continue;
+        reached++;
+        expect(hit.allowed).toBe(answerOf(c).allowed);
+      }
+      expect(reached).toBe(cache.size);
+      // The newest questions are all there (CLOCK evicts only entries older than the hand's sweep).
+      for (const c of all.slice(-1000)) expect(cache.hit(c.scope!, c.user, c.object, 1, 1000)).toBeDefined();
+    }
+  });
 });
