@@ -220,7 +220,8 @@ export class Engine implements AsyncDisposable {
     // this short on purpose: V8 compiles a function this small early (its "small function" rule), where at 120
     // bytes of bytecode it still ran unoptimized through most of a 2,000-check second pass.
     if (options === undefined && !this.#closed) return this.#chain.check(request, NO_OPTIONS);
-    return this.#checkWith(request, options ?? NO_OPTIONS);
+    // Only a missing argument is no options: null is refused as checkBulk refuses it.
+    return this.#checkWith(request, options === undefined ? NO_OPTIONS : options);
   }
 
   /** check on a closed engine or with options: whatever is thrown here reaches the caller as a rejection. */

@@ -85,6 +85,11 @@ describe("the repeated-check path", () => {
       code: "invalid_argument",
     });
     expect(await engine.check(plain, undefined)).toBe(false);
+    // null is not a missing argument (review finding: the short path took it for no options; checkBulk refuses it).
+    await expect(engine.check(plain, null as never)).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(engine.checkBulk([plain], null as never)).rejects.toMatchObject({
+      code: "invalid_argument",
+    });
     await engine.close();
     await expect(engine.check(plain)).rejects.toMatchObject({ code: "closed" });
   });
