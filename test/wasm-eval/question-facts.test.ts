@@ -84,7 +84,9 @@ type file
     const held = async (questionFacts: boolean) => {
       const store = new MemoryTupleStore();
       await using fast = new WasmEvaluator({ program, store, questionFacts });
-      const files = Array.from({ length: 50 }, (_, i) => `file:f${i}`);
+      // Few enough facts that none is dropped: the fact table is a 4-way set-associative cache with a random seed,
+      // and at 51 facts in its first 64 buckets a bucket overflowed in about one run in ten (48 held, not 50).
+      const files = Array.from({ length: 10 }, (_, i) => `file:f${i}`);
       await store.write({
         writes: [
           normalized({ object: "folder:x", relation: "viewer", user: "user:ann" }),
@@ -105,7 +107,7 @@ type file
     // Kept: folder:x#view, reached from every file (one fact), and with question facts each file's own view.
     const kept = await held(true);
     const without = await held(false);
-    expect(kept - without).toBe(50);
+    expect(kept - without).toBe(10);
     expect(without).toBeGreaterThan(0);
   });
 });
