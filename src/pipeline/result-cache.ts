@@ -33,6 +33,7 @@
 import type { ChangeListener } from "../changes/feed.js";
 import { changeReach, type InfluenceMap } from "../changes/influence.js";
 import type { StoredChange } from "../tuples/types.js";
+import { describe, NexusError } from "../util/errors.js";
 import {
   type BatchOutcome,
   type CheckResolver,
@@ -195,9 +196,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   constructor(inner: CheckResolver, influence: InfluenceMap, options: ResultCacheOptions = {}) {
     this.#inner = inner;
     this.#influence = influence;
-    this.#maxEntries = options.maxEntries ?? 100_000;
-    this.#maxTrackedLists = options.maxTrackedLists ?? 1_000_000;
-    this.#maxTrackedSubjects = options.maxTrackedSubjects ?? 200_000;
+    this.#maxEntries = wholeCount(options.maxEntries, 100_000, "maxEntries");
+    this.#maxTrackedLists = wholeCount(options.maxTrackedLists, 1_000_000, "maxTrackedLists");
+    this.#maxTrackedSubjects = wholeCount(options.maxTrackedSubjects, 200_000, "maxTrackedSubjects");
     if (!lookupsTrained) {
       lookupsTrained = true;
       ResultCacheResolver.#trainLookups();
@@ -923,4 +924,21 @@ function hashText(hash: number, text: string): number {
 function raise(changedAt: Map<string, number>, key: string, revision: number): void {
   const before = changedAt.get(key);
   if (before === undefined || before < revision) changedAt.set(key, revision);
+}
+
+/**
+ * A count option: a whole number ≥ 0, or `fallback` when not given. Anything else is refused: the slot arithmetic
+ * needs whole numbers (a fractional maxEntries handed out a slot past the arrays' end, whose dropped writes read
+ * back as a denial, or as an answer kept across a revoke; NaN never filled, so a store looked for a free bucket in
+ * an empty table forever).
+ */
+function wholeCount(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new NexusError(
+      "invalid_argument",
+      `cache.resultCache.${name} must be a whole number ≥ 0, got ${describe(value)}`,
+    );
+  }
+  return value;
 }

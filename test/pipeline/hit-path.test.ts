@@ -94,6 +94,20 @@ describe("the repeated-check path", () => {
     await expect(engine.check(plain)).rejects.toMatchObject({ code: "closed" });
   });
 
+  it("refuses a result cache size that is not a whole number ≥ 0 when the engine is created", async () => {
+    // Review findings: maxEntries NaN hung the first stored answer (a free bucket looked for in an empty table);
+    // 2.5 handed out a slot past the arrays' end, read back as a denial, or as an answer kept across a revoke.
+    for (const maxEntries of [Number.NaN, 2.5, -1, Number.POSITIVE_INFINITY, "5" as never]) {
+      await expect(
+        createEngine({ model: MODEL, cache: { resultCache: { maxEntries } } }),
+      ).rejects.toMatchObject({
+        code: "invalid_argument",
+      });
+    }
+    await using engine = await createEngine({ model: MODEL, cache: { resultCache: { maxEntries: 0 } } });
+    expect(await engine.check({ user: "user:anne", relation: "viewer", object: "doc:1" })).toBe(false);
+  });
+
   it("takes as a check's fields exactly validation's (isCheckField against REQUEST_FIELDS.check)", () => {
     // Update isCheckField's switch with REQUEST_FIELDS.check: a field only the switch knew would let the shortcut
     // answer a request validation refuses.
