@@ -6,6 +6,7 @@
  * (revisionAt); they are kept for as long as a snapshot or the changelog may be asked about.
  */
 import { NexusError } from "../util/errors.js";
+import { lastAtOrBefore } from "../util/sorted.js";
 import type { RelationTuple } from "./tuple.js";
 import type { ChangeOp, Revision, StoredChange } from "./types.js";
 
@@ -67,15 +68,7 @@ export class Changelog {
 
   /** The run change `i` is in (binary search: the last run starting at or before it). */
   #runOf(i: number): number {
-    const starts = this.#runStarts;
-    let lo = this.#runsHead;
-    let hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (starts[mid]! <= i) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return lastAtOrBefore(this.#runStarts, i, this.#runsHead);
   }
 
   #revisionOf(i: number): Revision {

@@ -11,6 +11,7 @@
  */
 import type { RelationTuple } from "../../tuples/tuple.js";
 import type { Revision, StoredChange } from "../../tuples/types.js";
+import { lastAtOrBefore } from "../../util/sorted.js";
 
 /** A run's kind, packed with its revision into one number (revision * OPS + kind). */
 const WRITE = 0;
@@ -120,15 +121,7 @@ export class ChangeLog {
 
   /** The run change `i` is in (the last run starting at or before it). */
   #runOf(i: number): number {
-    const starts = this.#runStarts;
-    let lo = 0;
-    let hi = starts.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (starts[mid]! <= i) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return lastAtOrBefore(this.#runStarts, i);
   }
 }
 
