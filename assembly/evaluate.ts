@@ -144,6 +144,11 @@ import {
 // @ts-ignore: decorator
 @inline const UNSUPPORTED: i32 = 4;
 
+// The per-check step budget (src/kernels/abi/evaluate.ts): `resolve`/`resolveInlined` calls that evaluate a
+// rewrite, as the reference counts them (src/reference/check.ts). One more and the whole check answers TOO_COMPLEX.
+// @ts-ignore: decorator
+@inline const MAX_RESOLUTION_STEPS: u32 = 250000;
+
 // A request record of eval_check_many: REQUEST_WORDS u32 words, at these word offsets (the last word is 0).
 // @ts-ignore: decorator
 @inline const REQUEST_OBJECT: usize = 0;
@@ -215,6 +220,10 @@ let qWildcard: u32 = ABSENT;
 let qKind: u32 = 0;
 let qUserset: bool = false;
 let aborted: bool = false;
+// Set with `aborted` when the check went over MAX_RESOLUTION_STEPS: `run` then answers TOO_COMPLEX, not UNSUPPORTED.
+let exhausted: bool = false;
+// Steps of the current check (reset by `run`, per question of a batch).
+let steps: u32 = 0;
 let path: usize = 0;
 let pathCap: u32 = 0;
 let pathLen: u32 = 0;
@@ -362,6 +371,16 @@ function settle(outcome: i32, object: u32, relation: u32, depth: u32, asFact: bo
   return outcome;
 }
 
+/**
+ * The check went over its step budget: it stops as an abort does (nothing more is evaluated or kept, every caller
+ * returns at once) and `run` answers TOO_COMPLEX.
+ */
+function overBudget(): i32 {
+  exhausted = true;
+  aborted = true;
+  return FALSE;
+}
+
 function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): i32 {
   const first = settledFirst(object, relation, depth);
   if (first >= 0) return first;
@@ -415,6 +434,7 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
       ? planOf(graph, object, type, relation, pc)
       : 0;
   resolved++;
+  if (++steps > MAX_RESOLUTION_STEPS) return overBudget();
   pushPath(object, relation);
   const outcome = evaluate(plan != 0 ? plan + 4 : pc, object, type, relation, depth);
   return settle(outcome, object, relation, depth, asFact, memoed);
@@ -432,6 +452,7 @@ function resolveInlined(pc: usize, object: u32, type: u32, depth: u32): i32 {
     return <i32>(memoed & 1);
   }
   resolved++;
+  if (++steps > MAX_RESOLUTION_STEPS) return overBudget();
   pushPath(object, relation);
   return settle(evaluate(pc + 16, object, type, relation, depth), object, relation, depth, false, memoed);
 }
@@ -657,6 +678,8 @@ function touchQuestion(object: u32, relation: u32, subject: u32, subjectRelation
 
 function run(object: u32, type: u32, relation: u32): i32 {
   aborted = false;
+  exhausted = false;
+  steps = 0;
   if (pathFilter == 0) {
     pathFilter = heap.alloc(128);
     memory.fill(pathFilter, 0, 128);
@@ -671,7 +694,7 @@ function run(object: u32, type: u32, relation: u32): i32 {
   tableEndUse();
   if (aborted) {
     memo_clear(memo);
-    return UNSUPPORTED;
+    return exhausted ? TOO_COMPLEX : UNSUPPORTED;
   }
   return outcome;
 }

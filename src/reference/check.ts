@@ -27,6 +27,10 @@
  * The boolean check turns CONDITIONAL into the error "condition_missing_parameter" with `details.conditional`
  * and `details.missingParameters` (src/reference/detailed.ts reads it back as a conditional answer).
  *
+ * A check that evaluates more than MAX_RESOLUTION_STEPS rewrites (a step: a `resolve` past the depth limit, the
+ * cycle check, the userset-itself rule and the memo) stops and answers "resolution_too_complex", whatever the
+ * outcomes so far: the kernel counts steps at the same point against the same budget (its shortcuts skip some).
+ *
  * Within one check, TRUE and cycle-free FALSE results are memoized per node, with the depth they were computed
  * at (a result holds for any shallower depth); CYCLE and errors never are, so a node that was false only because
  * of the path it was reached on is evaluated again on other paths.
@@ -36,7 +40,7 @@ import { type SubjectKind, subjectKind } from "../model/analysis.js";
 import type { RelationDef, Rewrite } from "../model/program.js";
 import { NexusError } from "../util/errors.js";
 import { type CaveatOutcome, Unknown } from "./caveat.js";
-import type { Evaluation, SubjectRef } from "./evaluation.js";
+import { type Evaluation, MAX_RESOLUTION_STEPS, type SubjectRef } from "./evaluation.js";
 
 export const FALSE = 0;
 export const TRUE = 1;
@@ -73,6 +77,10 @@ interface Run {
   readonly kind: SubjectKind;
   readonly wildcard: string | undefined;
   readonly memo: Map<string, { outcome: typeof TRUE | typeof FALSE; depth: number }>;
+  /** Rewrites evaluated so far (the step budget, MAX_RESOLUTION_STEPS). */
+  steps: number;
+  /** Set once the check took more steps than the budget: every resolve then answers it, and so does the check. */
+  exhausted: NexusError | undefined;
 }
 
 interface Frame {
@@ -113,8 +121,12 @@ export function checkOutcome(ev: Evaluation, query: CheckQuery): Promise<Outcome
     kind: subjectKind(query.subject),
     wildcard: query.subject.kind === "userset" ? undefined : `${query.subject.type}:*`,
     memo: new Map(),
+    steps: 0,
+    exhausted: undefined,
   };
-  return resolve(run, query.tenant, query.object, query.relation, 0, undefined);
+  return resolve(run, query.tenant, query.object, query.relation, 0, undefined).then((outcome) =>
+    run.exhausted !== undefined ? run.exhausted : outcome,
+  );
 }
 
 async function resolve(
@@ -126,6 +138,7 @@ async function resolve(
   path: Path | undefined,
 ): Promise<Outcome> {
   const { ev, query } = run;
+  if (run.exhausted !== undefined) return run.exhausted;
   if (depth >= ev.maxDepth) return ev.tooComplex(`${query.object}#${query.relation} for ${query.user}`);
   const key = tenant + SEP + object + SEP + relation;
   for (let p = path; p !== undefined; p = p.next) if (p.key === key) return CYCLE;
@@ -144,6 +157,12 @@ async function resolve(
   const objectType = object.slice(0, object.indexOf(":"));
   const rel = ev.program.types.get(objectType)?.relations.get(relation);
   if (rel === undefined || !ev.analysis.canReach(objectType, relation, run.kind)) return FALSE;
+  // The step budget (counted as the kernel counts it, assembly/evaluate.ts): a recursive model can make the
+  // path-dependent cycle check enumerate paths for seconds; past the budget the whole check is too complex.
+  if (++run.steps > MAX_RESOLUTION_STEPS) {
+    run.exhausted = ev.tooManySteps(`${query.object}#${query.relation} for ${query.user}`);
+    return run.exhausted;
+  }
   const outcome = await rewrite(run, rel, rel.rewrite, {
     tenant,
     object,

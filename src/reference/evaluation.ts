@@ -4,6 +4,7 @@
  * inside one.
  */
 import { type ConditionContext, compileConditions } from "../conditions/cel.js";
+import { evaluateAbi } from "../kernels/abi/evaluate.js";
 import { analyze, type ProgramAnalysis } from "../model/analysis.js";
 import { followsSpiceDb, type Program } from "../model/program.js";
 import { describeTuple, type RelationTuple, type Subject } from "../tuples/tuple.js";
@@ -13,6 +14,12 @@ import type { TupleReader } from "./reader.js";
 
 /** OpenFGA's default resolution depth. */
 export const DEFAULT_MAX_DEPTH = 25;
+
+/**
+ * Steps one check may take (a step: a `resolve` that evaluates a rewrite) before it answers "resolution_too_complex":
+ * about 1 s here, 16 ms in the kernel, which counts the same way (shared through the kernel's contract).
+ */
+export const MAX_RESOLUTION_STEPS: number = evaluateAbi.constants.MAX_RESOLUTION_STEPS;
 
 /** Who is asking: a subject (object, wildcard or userset) of a tenant. */
 export interface SubjectRef {
@@ -114,6 +121,15 @@ export class Evaluation {
       else if (outcome instanceof NexusError) error = outcome;
     }
     return { passed, error: passed.length === 0 ? error : undefined };
+  }
+
+  /** The error of a check that took more than MAX_RESOLUTION_STEPS steps. */
+  tooManySteps(what: string): NexusError {
+    return new NexusError(
+      "resolution_too_complex",
+      `resolving ${what} needs more than ${MAX_RESOLUTION_STEPS} resolution steps`,
+      { limit: "maxResolutionSteps", maxResolutionSteps: MAX_RESOLUTION_STEPS },
+    );
   }
 
   tooComplex(what: string): NexusError {

@@ -108,6 +108,16 @@ export const evaluateAbi = {
     /** The check read a flagged tuple: the reference evaluator answers it. */
     UNSUPPORTED: 4,
 
+    /**
+     * The per-check step budget: `resolve` calls that evaluate a rewrite (past the depth limit, the cycle check, the
+     * userset-itself rule and the memo), counted at the same point by the kernel and the reference
+     * (src/reference/check.ts); the kernel's shortcuts (leaf nodes, the Leopard index, kept facts) skip steps, so
+     * it may stay within the budget where the reference goes over. One more and the whole check answers
+     * TOO_COMPLEX ("resolution_too_complex"): a recursive model can otherwise search paths for seconds
+     * (exponential in the depth). OpenFGA's conformance checks need at most 33 steps.
+     */
+    MAX_RESOLUTION_STEPS: 250_000,
+
     /** Subject forms, graph_add's and graph_remove's `kind`. */
     KIND_OBJECT: 0,
     KIND_WILDCARD: 1,
