@@ -8,51 +8,14 @@ import { influenceOf } from "../../src/changes/influence.js";
 import { compileModelAsync } from "../../src/model/index.js";
 import { ResultCacheResolver } from "../../src/pipeline/result-cache.js";
 import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
-
-const MODEL = `model
-  schema 1.1
-type user
-type doc
-  relations
-    define viewer: [user]
-    define editor: [user]`;
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-function question(
-  user: string,
-  object: string,
-  relation: string,
-  revision: number,
-  now: number,
-): ResolvedCheck {
-  return {
-    tenant: "default",
-    subjectTenant: "default",
-    object,
-    objectType: "doc",
-    relation,
-    subject: { kind: "object", type: "user", id: user.slice(5) },
-    user,
-    revision,
-    now,
-    context: undefined,
-    contextualTuples: [],
-    scope: relation,
-  };
-}
+import { seededRandom } from "../../src/util/random.js";
+import { DOC_MODEL, docQuestion as question } from "./result-cache-fixtures.js";
 
 describe("ResultCacheResolver slots", () => {
   it("answer only for the question, revision and instant they were filled for, across evictions and replacements", async () => {
-    const influence = influenceOf(await compileModelAsync(MODEL));
+    const influence = influenceOf(await compileModelAsync(DOC_MODEL));
     for (const seed of [1, 2, 3, 4, 5]) {
-      const next = random(seed);
+      const next = seededRandom(seed);
       // The evaluator's answer to each question at each revision (changes at random as revisions pass).
       const truth = new Map<string, boolean>();
       const answerOf = (c: ResolvedCheck): Resolution => {
@@ -125,9 +88,9 @@ describe("ResultCacheResolver slots", () => {
   });
 
   it("store each answer in one slot every question reaches, when the store follows its miss (remembered) or comes later", async () => {
-    const influence = influenceOf(await compileModelAsync(MODEL));
+    const influence = influenceOf(await compileModelAsync(DOC_MODEL));
     for (const seed of [11, 12, 13, 14, 15, 16]) {
-      const next = random(seed);
+      const next = seededRandom(seed);
       const answerOf = (c: ResolvedCheck): Resolution => ({
         allowed: (c.user.length + c.object.length + c.relation.length) % 2 === 0,
         revision: c.revision,

@@ -8,51 +8,20 @@ import { describe, expect, it } from "vitest";
 import { influenceOf } from "../../src/changes/influence.js";
 import { compileModelAsync } from "../../src/model/index.js";
 import { ResultCacheResolver } from "../../src/pipeline/result-cache.js";
-import type { BatchOutcome, CheckResolver, Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
-
-const MODEL = `model
-  schema 1.1
-type user
-type doc
-  relations
-    define viewer: [user]
-    define editor: [user]`;
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
-function question(user: string, object: string, relation: string, revision: number): ResolvedCheck {
-  return {
-    tenant: "default",
-    subjectTenant: "default",
-    object,
-    objectType: "doc",
-    relation,
-    subject: { kind: "object", type: "user", id: user.slice(5) },
-    user,
-    revision,
-    now: 1000,
-    context: undefined,
-    contextualTuples: [],
-    scope: relation,
-  };
-}
+import type { Resolution, ResolvedCheck } from "../../src/pipeline/types.js";
+import { seededRandom } from "../../src/util/random.js";
+import { DOC_MODEL, docQuestion as question, ruleResolver } from "./result-cache-fixtures.js";
 
 describe("ResultCacheResolver table", () => {
   it("reaches every entry it holds, and only those, through stores, replacements and evictions", async () => {
-    const influence = influenceOf(await compileModelAsync(MODEL));
+    const influence = influenceOf(await compileModelAsync(DOC_MODEL));
     for (const [seed, maxEntries] of [
       [1, 300],
       [2, 1024],
       [3, 1500],
       [4, 57],
     ] as const) {
-      const next = random(seed);
+      const next = seededRandom(seed);
       // The answer changes with the revision: a replaced entry must answer with its newer answer.
       const answerOf = (c: ResolvedCheck): Resolution => ({
         allowed:
@@ -61,15 +30,7 @@ describe("ResultCacheResolver table", () => {
         revision: c.revision,
         validUntil: Number.POSITIVE_INFINITY,
       });
-      const inner: CheckResolver = {
-        layer: "truth",
-        resolve: async (c) => answerOf(c),
-        resolveNow: (c) => answerOf(c),
-        resolveMany: async (cs) => cs.map(answerOf) as BatchOutcome[],
-        resolveManyNow: (cs) => cs.map(answerOf) as BatchOutcome[],
-        stats: () => [],
-        close: async () => {},
-      };
+      const inner = ruleResolver(answerOf);
       const cache = new ResultCacheResolver(inner, influence, { maxEntries });
       const keys: [string, string, string][] = [];
       for (let u = 0; u < 40; u++)
@@ -114,21 +75,13 @@ describe("ResultCacheResolver table", () => {
   });
 
   it("reaches every entry after the table grows past its first size (entries placed again), with and without evictions", async () => {
-    const influence = influenceOf(await compileModelAsync(MODEL));
+    const influence = influenceOf(await compileModelAsync(DOC_MODEL));
     const answerOf = (c: ResolvedCheck): Resolution => ({
       allowed: (c.user.length + c.object.length) % 2 === 0,
       revision: c.revision,
       validUntil: Number.POSITIVE_INFINITY,
     });
-    const inner: CheckResolver = {
-      layer: "truth",
-      resolve: async (c) => answerOf(c),
-      resolveNow: (c) => answerOf(c),
-      resolveMany: async (cs) => cs.map(answerOf) as BatchOutcome[],
-      resolveManyNow: (cs) => cs.map(answerOf) as BatchOutcome[],
-      stats: () => [],
-      close: async () => {},
-    };
+    const inner = ruleResolver(answerOf);
     for (const [maxEntries, questions] of [
       [50_000, 40_000],
       [20_000, 30_000],
