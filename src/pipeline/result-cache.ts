@@ -480,8 +480,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
 
   /**
    * The cached answer to the question (scope, user, object) at `revision` and instant `now`, counted as a request
-   * and a hit; undefined (counted as nothing) when there is none. The chain's shortcut for plain requests whose
-   * identity it can name without validating: an entry exists only for a question that passed validation.
+   * and a hit; undefined (counted as nothing) when there is none: the whole resolution, for a caller that reads
+   * more than the boolean (the chain's shortcut uses allowedAt). An entry exists only for a question that passed
+   * validation.
    */
   hit(scope: string, user: string, object: string, revision: number, now: number): Resolution | undefined {
     const answer = this.#lookupAt(scope, user, object, revision, now);
