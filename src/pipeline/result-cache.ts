@@ -206,8 +206,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   }
 
   /**
-   * Runs the lookup code on a scratch cache of a few entries, hits and misses, once a process (under a millisecond, mostly compiling it), so
-   * V8 has seen every branch of it before it compiles the code that calls it. Why: the pipeline's cache shortcut
+   * Runs the lookup code on a scratch cache of a few entries, hits and misses, once a process (under a
+   * millisecond, mostly compiling it), so V8 has seen every branch of it before it compiles the code that calls it. Why: the pipeline's cache shortcut
    * (Pipeline#cachedAnswer) is compiled once it is hot, with this code inlined, from what had run so far. After a
    * first pass of distinct questions (every lookup a miss, the answer stored) the hit branch had never run; the
    * first hit threw the compiled code away and the hits after it ran unoptimized for longer than a second pass
@@ -223,8 +223,8 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const scope = text("view", 0).slice(0, 4);
     const users = [text("user:", 1), text("user:", 2), text("user:", 3)];
     const objects = [text("doc:", 1), text("doc:", 2), text("doc:", 3)];
-    // Two users' entries, the third user unknown: hits, misses in a known user's map and in none, one user asked
-    // twice in a row and a change of user, at the revision stored and at another (no feed: not reused there).
+    // Two users' entries, the third user unknown: hits, misses for a known user and for the unknown one, one user
+    // asked twice in a row and a change of user, at the revision stored and at another (no feed: not reused there).
     for (const user of users.slice(0, 2)) {
       for (const object of objects.slice(0, 2)) {
         cache.#store(trainingCheck(scope, user, object), answer);
