@@ -25,7 +25,9 @@ export interface InfluenceMap {
   /**
    * The most class-to-class steps a check of `type#relation` can take (computed usersets, tuple-to-userset and
    * userset hops each counted as one), or Infinity when a cycle of classes is reachable: a check whose bound is
-   * below the depth limit can never be "resolution_too_complex".
+   * below the depth limit can never be "resolution_too_complex" by depth. It can still go over the per-check step
+   * budget (MAX_RESOLUTION_STEPS, 250,000 rewrites: src/reference/evaluation.ts) on a very wide graph, which the
+   * layers that rely on this bound do not model: there they may deny where the reference says too complex.
    */
   maxHops(type: string, relation: string): number;
   /**
