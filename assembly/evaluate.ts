@@ -388,17 +388,12 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
   const rid = relationIndex(type, relation);
   if (rid == ABSENT) return FALSE;
   if (!reachable(rid, qKind)) return FALSE;
-  const pc = rewriteOf(rid);
-  if (load<u32>(pc) == OP_DIRECT) {
-    // A node with no tuple, or none naming a userset: its answer is its own edges, whatever the path, depth or
-    // memo (no recursion below it), so it is answered without them.
-    const node = graphNode(graph, object, relation);
-    if (node == 0) return FALSE;
-    if (nodeFlagged(node) == 0 && vecLength(nodeUsersets(node)) == 0) return directEdges(object, relation);
-  }
   if (!qUserset && leopardRelation(rid)) {
     // A membership question on a recursive relation: one lookup when the Leopard index can answer exactly
-    // (its answer is the walk's, so neither the memo nor a fact is needed for it).
+    // (its answer is the walk's, so neither the memo nor a fact is needed for it). Asked before the node is
+    // read: a decided answer is the walk's whatever the node holds (a node without usersets answers with its own
+    // edges, the index's members at distance 0), and a folder's groups are nearly all asked for a subject that
+    // is not a member, where the node's read was the look-up the index then repeated.
     const lp = graphLeopard(graph);
     if (lp != 0) {
       const budget = maxDepth() - 1 - depth;
@@ -409,6 +404,14 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
       }
       leopardUndecided++;
     }
+  }
+  const pc = rewriteOf(rid);
+  if (load<u32>(pc) == OP_DIRECT) {
+    // A node with no tuple, or none naming a userset: its answer is its own edges, whatever the path, depth or
+    // memo (no recursion below it), so it is answered without them.
+    const node = graphNode(graph, object, relation);
+    if (node == 0) return FALSE;
+    if (nodeFlagged(node) == 0 && vecLength(nodeUsersets(node)) == 0) return directEdges(object, relation);
   }
   // Facts are kept for the nodes a check enters by a hop to another object (the check's own node, a
   // tuple-to-userset parent, a userset): the subproblems other checks share. A node entered through a computed

@@ -21,7 +21,7 @@
 //
 // Layout: header [dist memo3 (relation, group, subject) -> distance][records memo2 (group, relation) -> record
 // [u32 height][usize members vector]][states memo2 (type, relation) -> state [u32 impure][u32 flagged]
-// [u32 cyclic][u32 dirty]][u32 0][u32 vector bytes].
+// [u32 cyclic][u32 dirty]][marks memo2][u32 greatest height stored][u32 vector bytes].
 export * from "./graph";
 import {
   graphCopyNodeKeys,
@@ -65,6 +65,10 @@ import {
 @inline const L_STATES: usize = 8;
 // @ts-ignore: decorator
 @inline const L_MARKS: usize = 12;
+// The greatest height ever stored in this index (never lowered): an upper bound on every group's height, so a
+// question whose budget it fits needs no look-up of the group's own height (leopard_decide).
+// @ts-ignore: decorator
+@inline const L_MAX_HEIGHT: usize = 16;
 // Same offset as the graph's vector-byte counter: vec_push/vec_remove account there.
 // @ts-ignore: decorator
 @inline const L_VECTOR_BYTES: usize = 20;
@@ -103,6 +107,7 @@ export function leopard_new(seedLo: u32, seedHi: u32): usize {
 }
 
 export function leopard_free(lp: usize): void {
+  if (lastIndex == lp) lastIndex = 0;
   freeRecords(load<usize>(lp, L_RECORDS), true);
   freeRecords(load<usize>(lp, L_STATES), false);
   memo_free(load<usize>(lp, L_RECORDS));
@@ -182,6 +187,14 @@ function heightOf(lp: usize, group: u32, relation: u32): u32 {
   return p == ABSENT ? 0 : load<u32>(<usize>p, R_HEIGHT);
 }
 
+/** Sets a group record's height, raising the index's bound on every height (L_MAX_HEIGHT) to cover it. */
+// @ts-ignore: decorator
+@inline
+function storeHeight(lp: usize, record: usize, height: u32): void {
+  store<u32>(record, height, R_HEIGHT);
+  if (height > load<u32>(lp, L_MAX_HEIGHT)) store<u32>(lp, height, L_MAX_HEIGHT);
+}
+
 /** Lowers dist(group, member) to `d`; returns whether it changed. */
 function setMin(lp: usize, relation: u32, group: u32, member: u32, d: u32): bool {
   const dist = load<usize>(lp, L_DIST);
@@ -244,7 +257,7 @@ function propagateMember(g: usize, lp: usize, type: u32, relation: u32, start: u
 function propagateHeight(g: usize, lp: usize, type: u32, relation: u32, start: u32, h: u32): void {
   const r = recordFor(lp, start, relation);
   if (load<u32>(r, R_HEIGHT) >= h) return;
-  store<u32>(r, h, R_HEIGHT);
+  storeHeight(lp, r, h);
   let work: usize = vec_push(scratchOwner, 0, 1, start, 0);
   const holder = memory.data(4, 4);
   while (vecLength(work) > 0) {
@@ -258,7 +271,7 @@ function propagateHeight(g: usize, lp: usize, type: u32, relation: u32, start: u
       const parent = load<u32>(vecEntries(parents) + ((<usize>i) << 2));
       const pr = recordFor(lp, parent, relation);
       if (load<u32>(pr, R_HEIGHT) < height + 1) {
-        store<u32>(pr, height + 1, R_HEIGHT);
+        storeHeight(lp, pr, height + 1);
         work = vec_push(scratchOwner, work, 1, parent, 0);
       }
     }
@@ -347,7 +360,7 @@ function recompute(g: usize, lp: usize, relation: u32, group: u32): bool {
         setMin(lp, relation, group, m, memo_get3(dist, relation, child, m) + 1);
       }
     }
-    if (height > 0) store<u32>(recordFor(lp, group, relation), height, R_HEIGHT);
+    if (height > 0) storeHeight(lp, recordFor(lp, group, relation), height);
     const objects = nodeObjects(node);
     for (let i: u32 = 0; i < vecLength(objects); i++) {
       setMin(lp, relation, group, load<u32>(vecEntries(objects) + ((<usize>i) << 2)), 0);
@@ -540,6 +553,14 @@ export function leopard_on_remove(
   }
 }
 
+// The state leopard_decide read last: a check asks about one relation many times (each group a folder names),
+// and a state, once made, stays at its address until leopard_free (which forgets this). Only a cache of the
+// states memo: the flags are read from the state itself at every question.
+let lastIndex: usize = 0;
+let lastType: u32 = 0;
+let lastRelation: u32 = 0;
+let lastState: usize = 0;
+
 /**
  * The evaluator's question: is `subject` (or `wildcard`, ABSENT if none) a member of group#relation within
  * `budget` more nesting levels? 1 TRUE, 0 FALSE, -1 undecided (walk instead; also while the relation waits for
@@ -557,11 +578,20 @@ export function leopard_decide(
   wildcard: u32,
   budget: u32,
 ): i32 {
-  const states = load<usize>(lp, L_STATES);
-  const sp = memo_get2(states, type, relation);
   let state: usize = 0;
-  if (sp != ABSENT) {
-    state = <usize>sp;
+  if (lastIndex == lp && lastType == type && lastRelation == relation) {
+    state = lastState;
+  } else {
+    const sp = memo_get2(load<usize>(lp, L_STATES), type, relation);
+    if (sp != ABSENT) {
+      state = <usize>sp;
+      lastIndex = lp;
+      lastType = type;
+      lastRelation = relation;
+      lastState = state;
+    }
+  }
+  if (state != 0) {
     if (load<u32>(state, S_IMPURE) != 0 || load<u32>(state, S_FLAGGED) != 0) return -1;
     // A rebuild is never run inside a question (it scans every node of the graph: ~4 ms at 100k tuples); the
     // TypeScript side runs leopard_rebuild after the writes, and meanwhile the walk answers.
@@ -574,7 +604,7 @@ export function leopard_decide(
     const d2 = memo_get3(dist, relation, group, wildcard);
     if (d2 != ABSENT && d2 <= budget) return 1;
   }
-  if (d1 == ABSENT && heightOf(lp, group, relation) <= budget) {
+  if (d1 == ABSENT && (load<u32>(lp, L_MAX_HEIGHT) <= budget || heightOf(lp, group, relation) <= budget)) {
     if (wildcard == ABSENT || memo_get3(dist, relation, group, wildcard) == ABSENT) return 0;
   }
   return -1;
