@@ -11,6 +11,7 @@
 import {
   parseSubject,
   type RelationTuple,
+  StoredTuple,
   type Subject,
   type TupleCondition,
   type TupleIdentity,
@@ -77,18 +78,17 @@ export function tupleFromRow(row: readonly unknown[], at = 0): RelationTuple {
       : context === null
         ? { name: conditionName }
         : { name: conditionName, context };
-  return {
-    tenant: row[at] as string,
-    object: `${objectType}:${objectId}`,
+  return new StoredTuple(
+    row[at] as string,
+    `${objectType}:${objectId}`,
     objectType,
-    objectId,
-    relation: row[at + 3] as string,
+    row[at + 3] as string,
     user,
-    subject: subjectOf(user),
-    subjectTenant: row[at + 4] as string,
-    ...(condition !== undefined ? { condition } : {}),
-    ...(expires !== null ? { expiresAt: Number(expires) } : {}),
-  };
+    subjectOf(user),
+    row[at + 4] as string,
+    condition,
+    expires !== null ? Number(expires) : undefined,
+  );
 }
 
 function subjectOf(user: string): Subject {

@@ -10,6 +10,7 @@ import {
   isTenantName,
   parseSubject,
   type RelationTuple,
+  StoredTuple,
   type Subject,
   type TupleCondition,
   type TupleIdentity,
@@ -86,8 +87,6 @@ const found = {
   tenant: "",
   subjectTenant: "",
   objectType: "",
-  /** Where the object's id starts. */
-  idStart: 0,
   subject: undefined as Subject | undefined,
 };
 
@@ -173,7 +172,6 @@ function checkIdentity(
   found.tenant = tupleTenant;
   found.subjectTenant = subjectTenant;
   found.objectType = type;
-  found.idStart = colon + 1;
   found.subject = subject;
   return undefined;
 }
@@ -211,17 +209,7 @@ export function tupleOrProblem(
   const problem = checkIdentity(key, tenant, requiredTenant, interner);
   if (problem !== undefined) return problem;
   const { object, user } = key;
-  // The tuple keeps the caller's strings: formatSubject(parseSubject(user)) is always `user` itself.
-  const value: Mutable<RelationTuple> = {
-    tenant: found.tenant,
-    object,
-    objectType: found.objectType,
-    objectId: object.slice(found.idStart),
-    relation: key.relation,
-    user,
-    subject: found.subject!,
-    subjectTenant: found.subjectTenant,
-  };
+  let condition: TupleCondition | undefined;
   if (key.condition !== undefined && key.condition !== null) {
     const c = key.condition as unknown;
     if (typeof c !== "object" || c === null || typeof (c as TupleCondition).name !== "string") {
@@ -233,20 +221,31 @@ export function tupleOrProblem(
       if (typeof context !== "object" || Array.isArray(context)) {
         return `condition context must be an object, got ${describe(context)}`;
       }
-      value.condition = { name, context };
+      condition = { name, context };
     } else {
-      value.condition = { name };
+      condition = { name };
     }
   }
+  let expiresAt: number | undefined;
   if (key.expiresAt !== undefined && key.expiresAt !== null) {
     const time = instantOf(key.expiresAt);
     if (typeof time === "string") return `expiresAt ${time}`;
-    value.expiresAt = time;
+    expiresAt = time;
   }
-  return value;
+  // The tuple keeps the caller's strings: formatSubject(parseSubject(user)) is always `user` itself. Its object
+  // id is computed when read (StoredTuple), not sliced here.
+  return new StoredTuple(
+    found.tenant,
+    object,
+    found.objectType,
+    key.relation,
+    user,
+    found.subject!,
+    found.subjectTenant,
+    condition,
+    expiresAt,
+  );
 }
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Normalizes what identifies a tuple (for deletes: condition and expiry are ignored). */
 export function normalizeIdentity(

@@ -146,6 +146,14 @@ const PARTS = [
   "x",
 ];
 
+/**
+ * A normalized tuple as a plain object with its objectId as a field: a StoredTuple computes objectId when read,
+ * and the reference (the literal normalization once was) keeps it.
+ */
+function withObjectId(result: Normalized<RelationTuple>): Normalized<RelationTuple> {
+  return result.ok ? { ok: true, value: { ...result.value, objectId: result.value.objectId } } : result;
+}
+
 describe("normalizeTuple", () => {
   it("answers as the reference on random strings, with and without an interner", () => {
     const random = seededRandom(7);
@@ -168,15 +176,48 @@ describe("normalizeTuple", () => {
         ...(random() < 0.05 ? { expiresAt: 5 } : {}),
       } as TupleKey;
       const want = oldNormalizeTuple(key, "default");
-      expect(normalizeTuple(key, "default"), JSON.stringify(key)).toEqual(want);
-      expect(normalizeTuple(key, "default", undefined, interner), JSON.stringify(key)).toEqual(want);
+      expect(withObjectId(normalizeTuple(key, "default")), JSON.stringify(key)).toEqual(want);
+      expect(withObjectId(normalizeTuple(key, "default", undefined, interner)), JSON.stringify(key)).toEqual(
+        want,
+      );
       expect(normalizeIdentity(key, "default", undefined, interner)).toEqual(
         oldNormalizeIdentity(key, "default"),
       );
-      expect(normalizeTuple(key, "default", "t")).toEqual(oldNormalizeTuple(key, "default", "t"));
+      expect(withObjectId(normalizeTuple(key, "default", "t"))).toEqual(
+        oldNormalizeTuple(key, "default", "t"),
+      );
       if (want.ok) ok++;
     }
     expect(ok).toBeGreaterThan(1000);
+  });
+
+  it("hands back tuples whose objectId is computed when read, and written by JSON.stringify", () => {
+    for (const object of ["doc:a", "file:/w/a b:c#d", "doc::x", "team:*x"]) {
+      const result = normalizeTuple({ object, relation: "viewer", user: "user:u" }, "default");
+      if (!result.ok) throw new Error(result.problem);
+      const id = parseObject(object)!.id;
+      expect(result.value.objectId).toBe(id);
+      expect(JSON.parse(JSON.stringify(result.value))).toEqual({
+        tenant: "default",
+        object,
+        objectType: parseObject(object)!.type,
+        objectId: id,
+        relation: "viewer",
+        user: "user:u",
+        subject: { kind: "object", type: "user", id: "u" },
+        subjectTenant: "default",
+      });
+      // Kept fields only: no own objectId, and no condition or expiresAt where the tuple has none.
+      expect(Object.keys(result.value)).toEqual([
+        "tenant",
+        "object",
+        "objectType",
+        "relation",
+        "user",
+        "subject",
+        "subjectTenant",
+      ]);
+    }
   });
 
   it("refuses an object or user holding a lone surrogate (no UTF-8 form: the kernels could not intern it)", () => {

@@ -24,6 +24,7 @@ import {
   parseObject,
   parseSubject,
   type RelationTuple,
+  StoredTuple,
   type TupleCondition,
   type TupleIdentity,
 } from "../tuple.js";
@@ -72,18 +73,17 @@ export function decodeTuple(value: unknown): RelationTuple {
     throw bad("tuple", value);
   const decodedCondition =
     condition === undefined || condition === null ? undefined : decodeCondition(condition);
-  return {
+  return new StoredTuple(
     tenant,
     object,
-    objectType: parsedObject.type,
-    objectId: parsedObject.id,
+    parsedObject.type,
     relation,
-    user: user as string,
+    user as string,
     subject,
-    subjectTenant: typeof subjectTenant === "string" ? subjectTenant : tenant,
-    ...(decodedCondition !== undefined ? { condition: decodedCondition } : {}),
-    ...(typeof expiresAt === "number" ? { expiresAt } : {}),
-  };
+    typeof subjectTenant === "string" ? subjectTenant : tenant,
+    decodedCondition,
+    typeof expiresAt === "number" ? expiresAt : undefined,
+  );
 }
 
 export function encodeIdentity(t: TupleIdentity): Json[] {
