@@ -30,12 +30,13 @@ export const {
 /**
  * Writes the query's 8 words (W_* offsets) into `out` at `at` (a JavaScript array: a symbol lookup may grow
  * kernel memory); false when the model does not know its type or relation. Only Map lookups of the query's own
- * strings and array reads: the object's type comes from its symbol, the wildcard from the subject type.
+ * strings and array reads: the object's type from validation's parse or the object's symbol, the wildcard from the
+ * subject type.
  */
 export function encodeCheck(
   compiled: CompiledProgram,
   symbols: Symbols,
-  query: CheckQuery,
+  query: EncodableCheck,
   out: Uint32Array,
   at: number,
 ): boolean {
@@ -57,6 +58,17 @@ export function subjectText(query: CheckQuery): string {
 }
 
 /**
+ * A check as encoded: a CheckQuery, with its object's type when validation parsed it (the pipeline's questions).
+ * A symbol's type is its text's type (every symbol is interned with the type named before its text's first colon:
+ * src/wasm-eval/graph.ts), so a known object's type is a read of that type name, the same string question after
+ * question, rather than the symbol's entry in the symbol-type table (as large as the symbols: in a batch of new
+ * objects, a cache miss a question).
+ */
+export interface EncodableCheck extends CheckQuery {
+  readonly objectType?: string;
+}
+
+/**
  * encodeCheck with the object's and the subject's symbols already looked up (`symbols.lookup(query.object)` and
  * `symbols.lookup(subjectText(query))`, undefined for a text never interned): a batch looks them all up in one
  * kernel call (Symbols.lookupMany) first.
@@ -64,7 +76,7 @@ export function subjectText(query: CheckQuery): string {
 export function encodeCheckWith(
   compiled: CompiledProgram,
   symbols: Symbols,
-  query: CheckQuery,
+  query: EncodableCheck,
   out: Uint32Array,
   at: number,
   objectSymbol: number | undefined,
@@ -82,7 +94,9 @@ export function encodeCheckWith(
     type = typeIds.get(query.object.slice(0, query.object.indexOf(":")));
     if (type === undefined) return false;
   } else {
-    type = symbols.typeOf(object);
+    const objectType = query.objectType;
+    type = objectType === undefined ? undefined : typeIds.get(objectType);
+    if (type === undefined) type = symbols.typeOf(object);
   }
   out[at + W_OBJECT] = object;
   out[at + W_TYPE] = type;

@@ -65,8 +65,8 @@ const { UNKNOWN_SUBJECT } = evaluateAbi.constants;
 const BATCH_SHARE = 1;
 const BATCH_NO_QUESTION_FACTS = 2;
 
-/** Request-record words the evaluator keeps a buffer for between batches: the records of 4,096 questions. */
-const KEPT_RECORD_WORDS = RECORD_WORDS * 4096;
+/** Questions of a batch the evaluator keeps buffers for between batches (request records, symbols, positions). */
+const KEPT_BATCH = 4096;
 
 export type RouteReason = "cross_tenant" | "unsupported" | "stale_revision" | "unknown";
 
@@ -166,8 +166,16 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
   readonly #graphs: TenantGraphs;
   /** One encoded request (its last word stays 0, as eval_check_many's records want). */
   readonly #scratch = new Uint32Array(RECORD_WORDS);
-  /** Request records of a batch, encoded before they go into kernel memory in one copy (grown up to KEPT_RECORD_WORDS). */
+  /**
+   * A batch's request records, encoded before they go into kernel memory in one copy, and its other buffers: each
+   * question's subject (#lookUp), the symbols found, the positions encoded. Reused from batch to batch up to
+   * KEPT_BATCH questions (a larger batch's are dropped after it).
+   */
   #recordBuffer = new Uint32Array(RECORD_WORDS * 64);
+  #subjectAt = new Int32Array(64);
+  #subjectKept = new Uint32Array(64);
+  #found = new Uint32Array(128);
+  #encoded = new Int32Array(64);
   #programPtr: number;
   /** eval_check_many's BATCH_NO_QUESTION_FACTS bit, or 0 (options.questionFacts). */
   readonly #questionFactsFlag: number;
@@ -531,87 +539,10 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
     const recordBytes = RECORD_WORDS * 4;
     const ptr = ex.alloc(count * recordBytes + count) >>> 0;
     try {
-      // Encoded in request order into a JavaScript buffer, then copied into kernel memory at once (encoding may
-      // look a string up in kernel memory and grow it, so no view is held across it; fetching one per record cost
-      // a memory.buffer read each). Those the model does not know are left out (routed).
-      const records = this.#records(count);
-      // Every question's object and subject looked up in one kernel call (a lookup each cost several times as
-      // much: a copy and a call per string): the objects first, then the subjects, a run of questions with one
-      // subject (a folder's files for one user) sharing one lookup, and a subject the symbols' subject memo
-      // holds (one asking lately) needing none: subjectAt[k] is the subject's index in `texts`, or -1 when
-      // subjectKept[k] is its symbol already.
-      const symbols = this.#symbols;
-      const texts: string[] = [];
-      for (let k = 0; k < count; k++) texts.push(queries[indices === undefined ? k : indices[k]!]!.object);
-      const subjectAt = new Int32Array(count);
-      const subjectKept = new Uint32Array(count);
-      let lastSubject: string | undefined;
-      let lastAt = -1;
-      let lastKept = 0;
-      for (let k = 0; k < count; k++) {
-        const text = subjectText(queries[indices === undefined ? k : indices[k]!]!);
-        if (text !== lastSubject) {
-          lastSubject = text;
-          const kept = symbols.keptSubject(text);
-          if (kept === undefined) {
-            texts.push(text);
-            lastAt = texts.length - 1;
-          } else {
-            lastAt = -1;
-            lastKept = kept;
-          }
-        }
-        subjectAt[k] = lastAt;
-        subjectKept[k] = lastKept;
-      }
-      const found = symbols.lookupMany(texts);
-      const missing = Symbols.MISSING;
-      for (let j = count; j < texts.length; j++) {
-        if (found[j] !== missing) symbols.rememberSubject(texts[j]!, found[j]!);
-      }
-      const encoded: number[] = [];
-      for (let k = 0; k < count; k++) {
-        const i = indices === undefined ? k : indices[k]!;
-        if (this.#reachesIntersectionArrow(queries[i]!)) {
-          this.stats.routed.unsupported++;
-          answers[i] = undefined;
-          continue;
-        }
-        const object = found[k]!;
-        const at = subjectAt[k]!;
-        const subject = at < 0 ? subjectKept[k]! : found[at]!;
-        if (
-          !encodeCheckWith(
-            this.compiled,
-            symbols,
-            queries[i]!,
-            records,
-            encoded.length * RECORD_WORDS,
-            object === missing ? undefined : object,
-            subject === missing ? undefined : subject,
-          )
-        ) {
-          this.stats.routed.unknown++;
-          answers[i] = undefined;
-          continue;
-        }
-        if (
-          unknownSubject !== undefined &&
-          subject === missing &&
-          this.#subjectUnknown(records, encoded.length * RECORD_WORDS, graph) &&
-          unknownSubject(queries[i]!)
-        ) {
-          // Denied by the subject rule: its record is left to be overwritten by the next one.
-          this.stats.answered++;
-          this.stats.unknownSubjects++;
-          answers[i] = false;
-          continue;
-        }
-        encoded.push(i);
-      }
-      const n = encoded.length;
+      const found = this.#lookUp(queries, indices, count);
+      const n = this.#encode(graph, queries, indices, count, answers, unknownSubject, found);
       if (n === 0) return;
-      this.kernel.views.u32.set(records.subarray(0, n * RECORD_WORDS), ptr >>> 2);
+      this.kernel.views.u32.set(this.#recordBuffer.subarray(0, n * RECORD_WORDS), ptr >>> 2);
       const out = ptr + n * recordBytes;
       ex.eval_check_many(
         graph.pointer,
@@ -621,13 +552,149 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
         (this.compiled.monotone ? BATCH_SHARE : 0) | this.#questionFactsFlag,
       );
       const u8 = this.kernel.views.u8;
+      const encoded = this.#encoded;
       for (let j = 0; j < n; j++) {
         const i = encoded[j]!;
         answers[i] = this.#answer(u8[out + j]!, queries[i]!);
       }
     } finally {
       ex.free(ptr);
+      this.#trimBatchBuffers();
     }
+  }
+
+  /**
+   * Every question's object and subject symbols in one kernel call (a lookup each cost several times as much: a
+   * copy and a call per string), into #found: the objects first (found[k] for question k), then the subjects, a
+   * run of questions with one subject (a folder's files for one user) sharing one lookup, and a subject the
+   * symbols' subject memo holds (one asking lately) needing none. #subjectAt[k] is question k's subject's index
+   * in #found, or -1 when #subjectKept[k] is its symbol already.
+   */
+  #lookUp<Q extends CheckQuery>(
+    queries: readonly Q[],
+    indices: readonly number[] | undefined,
+    count: number,
+  ): Uint32Array {
+    const symbols = this.#symbols;
+    this.#reserveBatch(count);
+    const subjectAt = this.#subjectAt;
+    const subjectKept = this.#subjectKept;
+    const texts: string[] = [];
+    for (let k = 0; k < count; k++) texts.push(queries[indices === undefined ? k : indices[k]!]!.object);
+    let lastSubject: string | undefined;
+    let lastAt = -1;
+    let lastKept = 0;
+    for (let k = 0; k < count; k++) {
+      const text = subjectText(queries[indices === undefined ? k : indices[k]!]!);
+      if (text !== lastSubject) {
+        lastSubject = text;
+        const kept = symbols.keptSubject(text);
+        if (kept === undefined) {
+          texts.push(text);
+          lastAt = texts.length - 1;
+        } else {
+          lastAt = -1;
+          lastKept = kept;
+        }
+      }
+      subjectAt[k] = lastAt;
+      subjectKept[k] = lastKept;
+    }
+    if (this.#found.length < texts.length) this.#found = new Uint32Array(2 * texts.length);
+    const found = symbols.lookupMany(texts, this.#found);
+    const missing = Symbols.MISSING;
+    for (let j = count; j < texts.length; j++) {
+      if (found[j] !== missing) symbols.rememberSubject(texts[j]!, found[j]!);
+    }
+    return found;
+  }
+
+  /**
+   * Encodes the looked-up questions in request order into #recordBuffer (then copied into kernel memory at once:
+   * encoding may look a string up in kernel memory and grow it, so no view is held across it), their positions
+   * into #encoded; returns how many. Those the model does not know are left out (routed), as are those the subject
+   * rule denies (answered here).
+   */
+  #encode<Q extends CheckQuery>(
+    graph: TupleGraph,
+    queries: readonly Q[],
+    indices: readonly number[] | undefined,
+    count: number,
+    answers: WasmAnswer[],
+    unknownSubject: UnknownSubjectRule<Q> | undefined,
+    found: Uint32Array,
+  ): number {
+    const records = this.#records(count);
+    const encoded = this.#encoded;
+    const subjectAt = this.#subjectAt;
+    const subjectKept = this.#subjectKept;
+    const missing = Symbols.MISSING;
+    let n = 0;
+    for (let k = 0; k < count; k++) {
+      const i = indices === undefined ? k : indices[k]!;
+      const query = queries[i]!;
+      if (this.#reachesIntersectionArrow(query)) {
+        this.stats.routed.unsupported++;
+        answers[i] = undefined;
+        continue;
+      }
+      const object = found[k]!;
+      const at = subjectAt[k]!;
+      const subject = at < 0 ? subjectKept[k]! : found[at]!;
+      const record = n * RECORD_WORDS;
+      if (
+        !encodeCheckWith(
+          this.compiled,
+          this.#symbols,
+          query,
+          records,
+          record,
+          object === missing ? undefined : object,
+          subject === missing ? undefined : subject,
+        )
+      ) {
+        this.stats.routed.unknown++;
+        answers[i] = undefined;
+        continue;
+      }
+      if (
+        unknownSubject !== undefined &&
+        subject === missing &&
+        this.#subjectUnknown(records, record, graph) &&
+        unknownSubject(query)
+      ) {
+        // Denied by the subject rule: its record is left to be overwritten by the next one.
+        this.stats.answered++;
+        this.stats.unknownSubjects++;
+        answers[i] = false;
+        continue;
+      }
+      encoded[n++] = i;
+    }
+    return n;
+  }
+
+  /** Room in the batch buffers (#subjectAt, #subjectKept, #encoded) for `count` questions. */
+  #reserveBatch(count: number): void {
+    if (this.#encoded.length >= count) return;
+    const size = Math.max(count, 2 * this.#encoded.length);
+    this.#subjectAt = new Int32Array(size);
+    this.#subjectKept = new Uint32Array(size);
+    this.#encoded = new Int32Array(size);
+  }
+
+  /**
+   * Gives back batch buffers a batch past the kept size grew: one 100k-question batch must not pin megabytes for
+   * the evaluator's lifetime.
+   */
+  #trimBatchBuffers(): void {
+    if (this.#encoded.length > KEPT_BATCH) {
+      this.#subjectAt = new Int32Array(0);
+      this.#subjectKept = new Uint32Array(0);
+      this.#encoded = new Int32Array(0);
+    }
+    if (this.#found.length > 2 * KEPT_BATCH) this.#found = new Uint32Array(0);
+    if (this.#recordBuffer.length > KEPT_BATCH * RECORD_WORDS) this.#recordBuffer = new Uint32Array(0);
   }
 
   /**
@@ -660,12 +727,9 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
 
   // --- internals ---
 
-  /** A buffer of at least `count` request records (zeroed: each record's last word stays 0). */
+  /** #recordBuffer with room for `count` request records (zeroed: each record's last word stays 0). */
   #records(count: number): Uint32Array {
     const words = count * RECORD_WORDS;
-    // A batch past the kept size gets a buffer of its own: one 100k-question batch must not pin megabytes for the
-    // evaluator's lifetime.
-    if (words > KEPT_RECORD_WORDS) return new Uint32Array(words);
     if (this.#recordBuffer.length < words) {
       this.#recordBuffer = new Uint32Array(Math.max(words, this.#recordBuffer.length * 2));
     }

@@ -120,6 +120,42 @@ describe("batch symbol lookup", () => {
     ]);
   });
 
+  it("takes a known object's type from the question's objectType: every symbol's type is its text's", async () => {
+    await ready();
+    const store = new MemoryTupleStore();
+    await using fast = new WasmEvaluator({ program, store });
+    await store.write({
+      writes: [
+        { user: "user:anne", relation: "member", object: "group:eng" },
+        { user: "user:*", relation: "member", object: "group:all" },
+        { user: "group:eng#member", relation: "viewer", object: "folder:a" },
+        { user: "folder:a", relation: "parent", object: "folder:a:b" },
+        { user: "user:x:*", relation: "viewer", object: "folder:a:b" },
+      ].map(normalized),
+      deletes: [],
+    });
+    const revision = await store.currentRevision();
+    const plain = [
+      query("folder:a:b", "viewer", "user:anne"),
+      query("folder:a:b", "viewer", "user:x:*"),
+      query("group:all", "member", "user:bob"),
+      query("folder:a", "viewer", "group:eng#member"),
+      query("folder:nope", "viewer", "user:anne"),
+    ];
+    const typed = plain.map((q) => ({ ...q, objectType: q.object.slice(0, q.object.indexOf(":")) }));
+    const expected = [true, true, true, true, false];
+    expect(await fast.checkMany(plain, revision)).toEqual(expected);
+    expect(await fast.checkMany(typed, revision)).toEqual(expected);
+    for (const [i, q] of typed.entries()) expect(await fast.check(q, revision)).toBe(expected[i]);
+    // The encoder reads typeIds.get(objectType) instead of the symbol's entry: the two agree for every symbol.
+    const { symbols, compiled } = fast;
+    expect(symbols.size).toBeGreaterThan(6);
+    for (let symbol = 0; symbol < symbols.size; symbol++) {
+      const text = symbols.text(symbol);
+      expect(symbols.typeOf(symbol), text).toBe(compiled.typeIds.get(text.slice(0, text.indexOf(":"))));
+    }
+  });
+
   it("Symbols.lookupMany marks a text never interned with Symbols.MISSING", async () => {
     await ready();
     const store = new MemoryTupleStore();
