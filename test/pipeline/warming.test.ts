@@ -2,7 +2,8 @@
  * Predictive warming: the tracker's predictions on small traces and its memory bounds; the warmer's budget
  * (rate, batches in flight, queue bound), recency, refresh after changes, error counting, and that close() leaves
  * nothing running; and, with a real CheckChain, that warming only fills caches: answers with warming (Tiger on or
- * off, warming racing the requests or drained between them) equal the plain reference under random writes.
+ * off, warming racing the requests or drained between them) equal the plain reference under random writes. The
+ * warmer's recency record and queue (kept by question hash) against plain Maps keyed by warmKey.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -18,6 +19,9 @@ import {
   warmThrough,
 } from "../../src/pipeline/warming/index.js";
 import { Lru } from "../../src/pipeline/warming/lru.js";
+import { QuestionHash } from "../../src/pipeline/warming/question-table.js";
+import { warmKey } from "../../src/pipeline/warming/questions.js";
+import { RecentQuestions, WarmQueue } from "../../src/pipeline/warming/recent.js";
 import { KnownRevision } from "../../src/request/consistency.js";
 import type { CheckRequest } from "../../src/request/types.js";
 import { isNexusError } from "../../src/util/errors.js";
@@ -81,6 +85,162 @@ describe("Lru", () => {
             expect(lru.keysByRecency()).toEqual(model.map(([x]) => x));
             expect(lru.size).toBe(model.length);
             expect([...lru.values()].sort()).toEqual(model.map(([, v]) => v).sort());
+          }
+        },
+      ),
+    );
+  });
+});
+
+/** Questions from a small pool: tenants absent, default, spelled out, or other; ids that share prefixes. */
+const questionArb = fc.record({
+  user: fc.constantFrom("user:a", "user:ab", "user:b"),
+  relation: fc.constantFrom("read", "r"),
+  object: fc.constantFrom("file:/x", "file:/x/y", "dfile:/x", "file:/"),
+  tenant: fc.constantFrom(undefined, "default", "t1"),
+  subjectTenant: fc.constantFrom(undefined, "default", "t1"),
+});
+type PoolQuestion = {
+  user: string;
+  relation: string;
+  object: string;
+  tenant?: string;
+  subjectTenant?: string;
+};
+/** Without the fields fast-check leaves undefined (a question has them absent, not undefined). */
+const question = (q: PoolQuestion): WarmQuestion =>
+  Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined)) as unknown as WarmQuestion;
+const hashOf = (q: WarmQuestion): [number, number] => {
+  const h = new QuestionHash();
+  h.of(q);
+  return [h.a, h.b];
+};
+
+describe("question hashes", () => {
+  it("agree exactly when warmKey does (absent tenants read as warmKey reads them)", () => {
+    fc.assert(
+      fc.property(questionArb, questionArb, (x, y) => {
+        const [p, q] = [question(x), question(y)];
+        const same = hashOf(p)[0] === hashOf(q)[0] && hashOf(p)[1] === hashOf(q)[1];
+        expect(same).toBe(warmKey(p) === warmKey(q));
+      }),
+    );
+  });
+
+  it("hash a prefix once: begin then object equals of()", () => {
+    const h = new QuestionHash();
+    h.begin("user:a", "read", "t1", undefined);
+    h.object("file:/x");
+    expect([h.a, h.b]).toEqual(hashOf({ user: "user:a", relation: "read", object: "file:/x", tenant: "t1" }));
+    h.object("file:/y");
+    expect([h.a, h.b]).toEqual(hashOf({ user: "user:a", relation: "read", object: "file:/y", tenant: "t1" }));
+  });
+
+  it("tell 100,000 distinct questions apart", () => {
+    const seen = new Set<string>();
+    const h = new QuestionHash();
+    for (let u = 0; u < 100; u++) {
+      h.begin(`user:u${u}`, "read", undefined, undefined);
+      for (let o = 0; o < 1000; o++) {
+        h.object(`file:/d${o % 37}/f${o}`);
+        seen.add(`${h.a},${h.b}`);
+      }
+    }
+    expect(seen.size).toBe(100_000);
+  });
+});
+
+describe("RecentQuestions and WarmQueue", () => {
+  it("RecentQuestions matches a Map by warmKey, least recently marked forgotten first", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(fc.tuple(fc.constantFrom("mark", "mark", "lastAt", "delete", "clear"), questionArb), {
+          maxLength: 150,
+        }),
+        (max, ops) => {
+          const recent = new RecentQuestions(max);
+          let model = new Map<string, number>(); // least recently marked first
+          let at = 0;
+          for (const [op, x] of ops) {
+            const q = question(x);
+            const [a, b] = hashOf(q);
+            const key = warmKey(q);
+            if (op === "mark") {
+              recent.mark(a, b, ++at);
+              model.delete(key);
+              model.set(key, at);
+              if (model.size > max) model.delete(model.keys().next().value as string);
+            } else if (op === "lastAt") {
+              expect(recent.lastAt(a, b)).toBe(model.get(key) ?? Number.NaN);
+            } else if (op === "delete") {
+              recent.delete(a, b);
+              model.delete(key);
+            } else {
+              recent.clear();
+              model = new Map();
+            }
+            expect(recent.size).toBe(model.size);
+          }
+        },
+      ),
+    );
+  });
+
+  it("RecentQuestions grows past its first arrays and keeps the newest max", () => {
+    const recent = new RecentQuestions(700);
+    const h = new QuestionHash();
+    h.begin("user:a", "read", undefined, undefined);
+    const at = (i: number) => {
+      h.object(`file:/f${i}`);
+      return recent.lastAt(h.a, h.b);
+    };
+    for (let i = 0; i < 2000; i++) {
+      h.object(`file:/f${i}`);
+      recent.mark(h.a, h.b, i);
+      if (i % 3 === 0) {
+        h.object(`file:/f${i >> 1}`); // an older one marked again moves to the newest end
+        recent.mark(h.a, h.b, i);
+      }
+    }
+    expect(recent.size).toBe(700);
+    expect(at(1999)).toBe(1999);
+    expect(at(0)).toBeNaN();
+    let kept = 0;
+    for (let i = 0; i < 2000; i++) if (!Number.isNaN(at(i))) kept++;
+    expect(kept).toBe(700);
+  });
+
+  it("WarmQueue matches an insertion-ordered Map by warmKey: queued again moves to the back, oldest dropped", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.tuple(fc.constantFrom("add", "add", "shift", "clear"), questionArb), { maxLength: 150 }),
+        (max, ops) => {
+          const queue = new WarmQueue(max);
+          let model = new Map<string, WarmQuestion>();
+          for (const [op, x] of ops) {
+            const q = question(x);
+            if (op === "add") {
+              const [a, b] = hashOf(q);
+              // Kept as a source question and an object: the source asks about another object.
+              const dropped = queue.add(a, b, { ...q, object: "file:/source" }, q.object);
+              const key = warmKey(q);
+              model.delete(key);
+              model.set(key, q);
+              const over = model.size > max;
+              if (over) model.delete(model.keys().next().value as string);
+              expect(dropped).toBe(over);
+            } else if (op === "shift" && model.size > 0) {
+              const [key, expected] = model.entries().next().value as [string, WarmQuestion];
+              model.delete(key);
+              expect([queue.oldestA(), queue.oldestB()]).toEqual(hashOf(expected));
+              expect(queue.shift()).toEqual(expected);
+            } else if (op === "clear") {
+              queue.clear();
+              model = new Map();
+            }
+            expect(queue.size).toBe(model.size);
           }
         },
       ),
@@ -415,6 +575,24 @@ describe("Warmer", () => {
     warmer.observe(access("user:a", "file:/t/f1"));
     await warmer.idle();
     expect(rec.warmed()).toHaveLength(7);
+  });
+
+  it("notes what was asked once the tracker can predict, the access that taught it first included", async () => {
+    const rec = recorder();
+    const clock = { now: 0 };
+    await using warmer = new Warmer({ warm: rec.warm, clock: () => clock.now });
+    // Flat ids teach a new tracker nothing (no directory): nothing to predict, nothing warmed.
+    warmer.observe(access("user:a", "doc:1"));
+    await warmer.idle();
+    expect(warmer.tracker.canPredict()).toBe(false);
+    // The first path id teaches it a directory. Each file's visit predicts the other as a sibling: both asked,
+    // f1 too (learned while the tracker knew no directory), so neither is warmed.
+    warmer.observe(access("user:a", "file:/t/f1"));
+    warmer.observe(access("user:a", "file:/t/f2"));
+    await warmer.idle();
+    expect(warmer.tracker.canPredict()).toBe(true);
+    expect(warmer.stats()).toMatchObject({ predicted: 2, skippedRecent: 2 });
+    expect(rec.warmed()).toEqual([]);
   });
 
   it("with the model's influence, a change refreshes only the visits it can affect, and one affecting none nothing", async () => {

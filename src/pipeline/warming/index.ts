@@ -7,6 +7,8 @@
  * - warmer.ts: `Warmer`, the background loop that turns observed accesses into warm calls within a budget.
  * - warm-through.ts: `warmThrough`, the warm function that sends questions through a check chain.
  * - observations.ts: the ring observe() records accesses into (parallel arrays: nothing allocated per check).
+ * - question-table.ts, recent.ts: questions kept by hash (no key string, no object per question): the record of
+ *   what was asked or warmed recently, and the queue of questions to warm.
  * - lru.ts, ring.ts, options.ts: the bounded containers and option checks the above share.
  */
 

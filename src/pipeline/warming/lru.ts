@@ -85,9 +85,9 @@ export class Lru<V> {
     for (const node of this.#entries.values()) yield node.value;
   }
 
-  /** Keys, most recently used first. */
-  keysByRecency(): string[] {
-    const out: string[] = [];
+  /** Keys, most recently used first (into `out`, emptied first, when given). */
+  keysByRecency(out: string[] = []): string[] {
+    out.length = 0;
     for (let node = this.#head; node !== undefined; node = node.older) out.push(node.key);
     return out;
   }

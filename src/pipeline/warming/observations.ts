@@ -95,6 +95,35 @@ export class Observations {
     return this.#length > 0 && this.#kind[this.#head] === PLAIN;
   }
 
+  /**
+   * The oldest access's fields (call only when the oldest is an access): the loop learns from them in place, and
+   * builds a question object only for an access the tracker can predict from.
+   */
+  oldestUser(): string {
+    return this.#user[this.#head]!;
+  }
+
+  oldestRelation(): string {
+    return this.#relation[this.#head]!;
+  }
+
+  oldestObject(): string {
+    return this.#object[this.#head]!;
+  }
+
+  oldestTenant(): string | undefined {
+    return this.#tenant[this.#head];
+  }
+
+  oldestSubjectTenant(): string | undefined {
+    return this.#subjectTenant[this.#head];
+  }
+
+  /** Removes the oldest (read first with the oldest* methods). */
+  dropOldest(): void {
+    this.#release(this.#head);
+  }
+
   /** Removes the oldest access and returns it as a question (call only when the oldest is an access). */
   shiftAccess(): WarmQuestion {
     const i = this.#head;

@@ -117,6 +117,34 @@ class Row {
   }
 }
 
+/** Predictions up to this many are told apart by a scan of those taken; more, by a Set. */
+const LINEAR_TAKEN = 32;
+
+/**
+ * Adds `object` to `out` unless it is the visit's own object or already there (in `taken` when given, which it
+ * then joins); returns how many `out` holds.
+ */
+function take(object: string, self: string, out: string[], taken: Set<string> | undefined): number {
+  if (object === self) return out.length;
+  if (taken === undefined) {
+    if (out.includes(object)) return out.length;
+  } else {
+    if (taken.has(object)) return out.length;
+    taken.add(object);
+  }
+  return out.push(object);
+}
+
+const byScore = (a: Group, b: Group): number => b.score - a.score;
+
+/** A directory to predict from, scored against the others. */
+interface Group {
+  readonly score: number;
+  readonly directory: string;
+  /** A next directory: the directory itself is predicted first (siblings' directory: not). */
+  readonly withSelf: boolean;
+}
+
 interface Directory {
   /** Where users went next from here (all users of the tenant). */
   readonly next: Row;
@@ -145,6 +173,8 @@ export class AccessTracker {
   readonly #users: Lru<UserState>;
   /** directoryKey → its shared transition row and seen objects. */
   readonly #directories: Lru<Directory>;
+  /** Scratch: a directory's seen objects while predicting. */
+  readonly #keys: string[] = [];
   #transitions = 0;
 
   constructor(options: AccessTrackerOptions = {}) {
@@ -228,6 +258,14 @@ export class AccessTracker {
     };
   }
 
+  /**
+   * Whether anything can be predicted: a directory learned, or a lister to ask. Until then the warmer need not
+   * note what was asked (no prediction can repeat it).
+   */
+  canPredict(): boolean {
+    return this.#directories.size > 0 || this.#listDirectory !== undefined;
+  }
+
   /** Forgets everything learned. */
   clear(): void {
     this.#users.clear();
@@ -236,13 +274,36 @@ export class AccessTracker {
 
   /** @internal Learns one (validated) access; returns what predictions start from (undefined: no directory). */
   visit(access: Access): TrackedVisit | undefined {
-    const directory = this.#directoryOf(access.object);
+    return this.visitAccess(access.user, access.relation, access.object, access.tenant, access.subjectTenant);
+  }
+
+  /**
+   * @internal visit() on an access's fields: an object without a directory (nothing to learn) costs its
+   * directoryOf call and no allocation.
+   */
+  visitAccess(
+    user: string,
+    relation: string,
+    object: string,
+    tenant: string | undefined,
+    subjectTenant: string | undefined,
+  ): TrackedVisit | undefined {
+    const directory = this.#directoryOf(object);
     if (directory === undefined) return undefined;
-    const tenant = access.tenant ?? DEFAULT_TENANT;
-    const userKey = userKeyOf(access);
-    this.#see(tenant, directory, access.object);
-    this.#moveTo(tenant, userKey, directory);
-    return { question: questionOf(access, access.object), tenant, userKey, directory, listing: false };
+    const question: {
+      user: string;
+      relation: string;
+      object: string;
+      tenant?: string;
+      subjectTenant?: string;
+    } = { user, relation, object };
+    if (tenant !== undefined) question.tenant = tenant;
+    if (subjectTenant !== undefined) question.subjectTenant = subjectTenant;
+    const userKey = userKeyOf(question);
+    const t = tenant ?? DEFAULT_TENANT;
+    this.#see(t, directory, object);
+    this.#moveTo(t, userKey, directory);
+    return { question, tenant: t, userKey, directory, listing: false };
   }
 
   /** @internal Learns one (validated) listing: at most maxObjectsPerDirectory of its objects. */
@@ -268,49 +329,66 @@ export class AccessTracker {
 
   /** @internal Predictions from a visit: next directories (and their contents) and siblings, best first. */
   predictVisit(visit: TrackedVisit, k: number): WarmQuestion[] {
-    if (!(k > 0)) return [];
+    const objects: string[] = [];
+    this.predictObjects(visit, k, objects);
+    return objects.map((object) => questionOf(visit.question, object));
+  }
+
+  /**
+   * @internal predictVisit's objects (each asked as the visit's question is), into `out` (emptied first): the
+   * warmer queues them without a question object each. Returns how many.
+   */
+  predictObjects(visit: TrackedVisit, k: number, out: string[]): number {
+    out.length = 0;
+    if (!(k > 0)) return 0;
     const { tenant, directory } = visit;
-    const groups: { score: number; directory: string; withSelf: boolean }[] = [];
+    const groups: Group[] = [];
     const shared = this.#directories.peek(directoryKey(tenant, directory))?.next;
     const own = this.#users.peek(visit.userKey)?.rows?.peek(directory);
-    const candidates = new Set<string>([...(own?.keys ?? []), ...(shared?.keys ?? [])]);
-    const w = this.#sharedWeight;
-    for (const next of candidates) {
-      const sharedShare = shared !== undefined && shared.total > 0 ? shared.count(next) / shared.total : 0;
-      const p =
-        own !== undefined && own.total > 0
-          ? (own.count(next) + w * sharedShare) / (own.total + w)
-          : sharedShare;
-      if (p >= this.#minProbability && p > 0) groups.push({ score: p, directory: next, withSelf: true });
+    // Next directories: the user's own, then everyone's (each once).
+    if (own !== undefined) for (const next of own.keys) this.#scoreNext(groups, next, own, shared);
+    if (shared !== undefined) {
+      for (const next of shared.keys) {
+        if (own === undefined || !own.keys.includes(next)) this.#scoreNext(groups, next, own, shared);
+      }
     }
     if (!visit.listing && this.#siblingScore > 0) {
       groups.push({ score: this.#siblingScore, directory, withSelf: false });
     }
-    groups.sort((a, b) => b.score - a.score);
-    const out: WarmQuestion[] = [];
-    const taken = new Set<string>([visit.question.object]);
-    const source = visit.question;
-    const take = (object: string): boolean => {
-      if (!taken.has(object)) {
-        taken.add(object);
-        out.push(questionOf(source, object));
+    groups.sort(byScore);
+    const self = visit.question.object;
+    const taken = k > LINEAR_TAKEN ? new Set<string>() : undefined;
+    const keys = this.#keys;
+    try {
+      for (const group of groups) {
+        if (group.withSelf && take(group.directory, self, out, taken) >= k) break;
+        // The objects seen there (most recent first), then the caller's lister's.
+        const seen = this.#directories.peek(directoryKey(tenant, group.directory))?.seen;
+        if (seen !== undefined) {
+          seen.keysByRecency(keys);
+          for (const object of keys) if (take(object, self, out, taken) >= k) return out.length;
+        }
+        const listed = this.#listDirectory?.(group.directory, tenant);
+        if (listed !== undefined) {
+          for (const o of listed)
+            if (typeof o === "string" && take(o, self, out, taken) >= k) return out.length;
+        }
       }
-      return out.length >= k;
-    };
-    for (const group of groups) {
-      if (group.withSelf && take(group.directory)) return out;
-      for (const object of this.#contents(tenant, group.directory)) if (take(object)) return out;
+      return out.length;
+    } finally {
+      keys.length = 0; // let the strings go
     }
-    return out;
   }
 
-  /** Objects of a directory: those seen (most recent first), then the caller's lister's. */
-  #contents(tenant: string, directory: string): string[] {
-    const seen = this.#directories.peek(directoryKey(tenant, directory))?.seen;
-    const out = seen === undefined ? [] : seen.keysByRecency();
-    const listed = this.#listDirectory?.(directory, tenant);
-    if (listed !== undefined) for (const o of listed) if (typeof o === "string") out.push(o);
-    return out;
+  /** Adds `next` as a group when this user is likely enough to go there (own count smoothed towards shared). */
+  #scoreNext(groups: Group[], next: string, own: Row | undefined, shared: Row | undefined): void {
+    const w = this.#sharedWeight;
+    const sharedShare = shared !== undefined && shared.total > 0 ? shared.count(next) / shared.total : 0;
+    const p =
+      own !== undefined && own.total > 0
+        ? (own.count(next) + w * sharedShare) / (own.total + w)
+        : sharedShare;
+    if (p >= this.#minProbability && p > 0) groups.push({ score: p, directory: next, withSelf: true });
   }
 
   #directory(tenant: string, directory: string): Directory {

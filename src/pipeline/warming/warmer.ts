@@ -26,19 +26,18 @@ import type { ChangeListener } from "../../changes/feed.js";
 import type { InfluenceMap } from "../../changes/influence.js";
 import type { Revision, StoredChange } from "../../tuples/types.js";
 import { NexusError } from "../../util/errors.js";
-import { Lru } from "./lru.js";
 import { Observations } from "./observations.js";
 import { functionOption, nonNegativeNumber, optionsObject, positiveInteger } from "./options.js";
+import { QuestionHash } from "./question-table.js";
 import {
   type Access,
   isAccessLike,
   type Listing,
   SEP,
   type TrackedVisit,
-  userKeyOf,
   type WarmQuestion,
-  warmKey,
 } from "./questions.js";
+import { RecentQuestions, WarmQueue } from "./recent.js";
 import { Ring } from "./ring.js";
 import { AccessTracker, type AccessTrackerOptions, type AccessTrackerStats } from "./tracker.js";
 
@@ -191,9 +190,13 @@ export class Warmer implements ChangeListener, AsyncDisposable {
   /** Learned visits waiting to be predicted from. */
   readonly #pending: Ring<TrackedVisit>;
   /** Questions waiting, oldest first (a re-predicted one moves to the back). */
-  readonly #queue = new Map<string, WarmQuestion>();
-  /** Question key → when it was last warmed or asked. */
-  readonly #recent: Lru<number>;
+  readonly #queue: WarmQueue;
+  /** Question → when it was last warmed or asked. */
+  readonly #recent: RecentQuestions;
+  /** Scratch: the hash of the question at hand (recent and queue are keyed by it; no key strings). */
+  readonly #hash = new QuestionHash();
+  /** Scratch: a visit's predicted objects. */
+  readonly #predictedObjects: string[] = [];
   /** The latest visits (4 × refreshUsers), for the refresh after a change. */
   readonly #latest: Ring<TrackedVisit>;
   readonly #inFlight = new Set<Promise<void>>();
@@ -255,11 +258,12 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     this.#burst = positiveInteger("burst", o.burst, Math.max(128, this.#batchSize));
     this.#maxInFlight = positiveInteger("maxInFlight", o.maxInFlight, 2);
     this.#maxQueue = positiveInteger("maxQueue", o.maxQueue, 1024);
+    this.#queue = new WarmQueue(this.#maxQueue);
     const maxPending = positiveInteger("maxPendingAccesses", o.maxPendingAccesses, 1024);
     this.#observations = new Observations(maxPending);
     this.#pending = new Ring(maxPending);
     this.#recentMs = nonNegativeNumber("recentMs", o.recentMs, 5000);
-    this.#recent = new Lru(positiveInteger("maxRecent", o.maxRecent, 20_000));
+    this.#recent = new RecentQuestions(positiveInteger("maxRecent", o.maxRecent, 20_000));
     this.#window = positiveInteger("quantizationWindowMs", o.quantizationWindowMs, 0, 0);
     this.#refreshUsers = positiveInteger("refreshUsers", o.refreshUsers, 16, 0);
     this.#latest = new Ring(Math.max(1, 4 * this.#refreshUsers));
@@ -441,35 +445,64 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     this.#schedule(0, at);
   }
 
-  /** Learns the oldest observation (in the loop); queues it for prediction. True when it was a listing. */
+  /**
+   * Learns the oldest observation (in the loop); queues it for prediction. True when it was a listing. What was
+   * asked is noted as recent only once the tracker can predict at all (objects without a directory, as in a
+   * workload of flat ids, teach it nothing): until then no prediction can repeat it, and the note was most of
+   * the warmer's cost per check.
+   */
   #learnNext(): boolean {
     const observations = this.#observations;
     const at = observations.oldestAt();
-    const isListing = observations.oldestIsListing() === true;
+    const hash = this.#hash;
+    const note = this.#recentMs > 0;
     let visit: TrackedVisit | undefined;
-    try {
-      if (isListing) {
-        const listing = observations.shiftListing();
-        // A listing is a plain filter: every listed answer is now in the caches (keys as warmKey makes them).
-        const prefix = userKeyOf(listing) + SEP + listing.relation + SEP;
-        for (const object of listing.objects) {
-          if (typeof object === "string") this.#markRecent(prefix + object, at);
-        }
+    if (observations.oldestIsListing() === true) {
+      const listing = observations.shiftListing();
+      try {
         visit = this.tracker.visitListing(listing);
-      } else {
-        const plain = observations.oldestIsPlain();
-        const access = observations.shiftAccess();
-        if (plain) this.#markRecent(warmKey(access), at);
-        visit = this.tracker.visit(access);
+      } catch {
+        this.#ignored++; // a caller's directoryOf threw: learning is best effort
       }
-    } catch {
-      this.#ignored++; // a caller's directoryOf threw: learning is best effort
-      return isListing;
+      // A listing is a plain filter: every listed answer is now in the caches.
+      if (note && this.tracker.canPredict()) {
+        hash.begin(listing.user, listing.relation, listing.tenant, listing.subjectTenant);
+        for (const object of listing.objects) {
+          if (typeof object !== "string") continue;
+          hash.object(object);
+          this.#recent.mark(hash.a, hash.b, at);
+        }
+      }
+      this.#learned(visit);
+      return true;
     }
-    if (visit === undefined) return isListing;
+    // Read in place: an access the tracker cannot predict from (no directory) allocates nothing.
+    const user = observations.oldestUser();
+    const relation = observations.oldestRelation();
+    const object = observations.oldestObject();
+    const tenant = observations.oldestTenant();
+    const subjectTenant = observations.oldestSubjectTenant();
+    const plain = observations.oldestIsPlain();
+    observations.dropOldest();
+    try {
+      visit = this.tracker.visitAccess(user, relation, object, tenant, subjectTenant);
+    } catch {
+      this.#ignored++;
+    }
+    if (plain && note && this.tracker.canPredict()) {
+      hash.begin(user, relation, tenant, subjectTenant);
+      hash.object(object);
+      this.#recent.mark(hash.a, hash.b, at);
+    }
+    this.#learned(visit);
+    return false;
+  }
+
+  /** Keeps a learned visit for the refresh after a change and for prediction. */
+  #learned(visit: TrackedVisit | undefined): void {
+    if (visit === undefined) return;
     if (this.#refreshUsers > 0) this.#latest.push(visit);
     if (this.#predictions > 0 && this.#pending.push(visit)) this.#dropped++;
-    return isListing;
   }
 
   #changed(): void {
@@ -517,11 +550,19 @@ export class Warmer implements ChangeListener, AsyncDisposable {
     }
     this.#refresh(now);
     this.#dropUnqueueable();
+    const objects = this.#predictedObjects;
+    const hash = this.#hash;
     for (let n = 1; this.#pending.length > 0; n++) {
       const visit = this.#pending.shift()!;
-      const questions = this.tracker.predictVisit(visit, this.#predictions);
-      this.#predicted += questions.length;
-      for (const q of questions) this.#enqueue(q, now);
+      const q = visit.question;
+      const predicted = this.tracker.predictObjects(visit, this.#predictions, objects);
+      this.#predicted += predicted;
+      if (predicted > 0) hash.begin(q.user, q.relation, q.tenant, q.subjectTenant);
+      for (const object of objects) {
+        hash.object(object);
+        this.#enqueue(hash.a, hash.b, q, object, now);
+      }
+      objects.length = 0; // let the strings go
       if (n % PREDICT_CHECK === 0 && monotonicNow() - began >= SLICE_MS) {
         this.#yieldSlice(now);
         return;
@@ -544,15 +585,17 @@ export class Warmer implements ChangeListener, AsyncDisposable {
       const fit = cost > 0 ? Math.max(1, Math.floor(left / cost)) : FIRST_BATCH;
       const n = Math.min(this.#batchSize, fit, Math.floor(this.#tokens), this.#queue.size);
       const batch: WarmQuestion[] = [];
-      for (const [key, q] of this.#queue) {
-        this.#queue.delete(key);
-        if (this.#isRecent(key, now)) {
+      const queue = this.#queue;
+      while (batch.length < n && queue.size > 0) {
+        const a = queue.oldestA();
+        const b = queue.oldestB();
+        const q = queue.shift();
+        if (this.#isRecent(a, b, now)) {
           this.#skippedRecent++;
           continue;
         }
-        this.#markRecent(key, now);
+        if (this.#recentMs > 0) this.#recent.mark(a, b, now);
         batch.push(q);
-        if (batch.length === n) break;
       }
       if (batch.length === 0) continue;
       this.#tokens -= batch.length;
@@ -605,34 +648,28 @@ export class Warmer implements ChangeListener, AsyncDisposable {
       visits.push(visit);
       if (visits.length === this.#refreshUsers) break;
     }
+    const hash = this.#hash;
     for (const visit of visits) {
-      this.#enqueue(visit.question, now);
+      const q = visit.question;
+      hash.of(q);
+      this.#enqueue(hash.a, hash.b, q, q.object, now);
       // As a single access: a listing's directory contents are re-warmed as its siblings.
       if (this.#predictions > 0 && this.#pending.push({ ...visit, listing: false })) this.#dropped++;
     }
   }
 
-  #enqueue(q: WarmQuestion, now: number): void {
-    const key = warmKey(q);
-    if (this.#isRecent(key, now)) {
+  /** Queues `source`'s question about `object` (hashed (a, b)) unless it was asked or warmed recently. */
+  #enqueue(a: number, b: number, source: WarmQuestion, object: string, now: number): void {
+    if (this.#isRecent(a, b, now)) {
       this.#skippedRecent++;
       return;
     }
-    this.#queue.delete(key);
-    this.#queue.set(key, q);
-    if (this.#queue.size > this.#maxQueue) {
-      this.#queue.delete(this.#queue.keys().next().value as string);
-      this.#dropped++;
-    }
+    if (this.#queue.add(a, b, source, object)) this.#dropped++;
   }
 
-  #isRecent(key: string, now: number): boolean {
-    const at = this.#recent.peek(key);
-    return at !== undefined && at >= this.#freshSince && now - at < this.#recentMs;
-  }
-
-  #markRecent(key: string, now: number): void {
-    if (this.#recentMs > 0) this.#recent.set(key, now);
+  #isRecent(a: number, b: number, now: number): boolean {
+    const at = this.#recent.lastAt(a, b); // NaN when not remembered: not recent
+    return at >= this.#freshSince && now - at < this.#recentMs;
   }
 
   #refill(now: number): void {
@@ -665,7 +702,11 @@ export class Warmer implements ChangeListener, AsyncDisposable {
         } else {
           this.#errors++;
           this.#lastError = error instanceof Error ? error.message : String(error);
-          for (const q of batch) this.#recent.delete(warmKey(q)); // not warm: may be tried again
+          const hash = this.#hash;
+          for (const q of batch) {
+            hash.of(q);
+            this.#recent.delete(hash.a, hash.b); // not warm: may be tried again
+          }
         }
       }
     };
