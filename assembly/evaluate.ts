@@ -113,6 +113,7 @@ import {
   installProgram,
   leopardRelation,
   maxDepth,
+  planWorthy,
   reachable,
   relationIndex,
   relationNameCount,
@@ -431,9 +432,10 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
   // table (and could push out plans in use); an object asked about for many subjects is read from the bytecode
   // instead, a node lookup per relation it reads (a file of the peer workload: two, against the plan's table
   // lookup and block). Probe, 100k-tuple peer workload, first-pass batches of 1,000: kernel time per batch
-  // ~1.07 -> ~0.85 ms.
+  // ~1.07 -> ~0.85 ms. Nor a node whose rewrite reads too few of its object's nodes for a plan to save anything
+  // (evaluate/program.ts planWorthy).
   const plan =
-    hop && depth > 0 && object < FIRST_PLACEHOLDER && plansOn() && load<u32>(pc) != OP_DIRECT
+    hop && depth > 0 && object < FIRST_PLACEHOLDER && plansOn() && load<u32>(pc) != OP_DIRECT && planWorthy(rid)
       ? planOf(graph, object, type, relation, pc)
       : 0;
   resolved++;

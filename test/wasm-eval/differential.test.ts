@@ -154,9 +154,12 @@ describe("fast path = reference (random models)", () => {
       ),
       { numRuns: Number(process.env.FAST_DIFF_RUNS ?? 200) },
     );
-    // The facts of union-only relations in such models, and object plans, were exercised, not only allowed.
+    // The facts of union-only relations in such models, and object plans, were exercised, not only allowed. Plans
+    // are only for rewrites reading three or more of their object's nodes (assembly/evaluate/program.ts
+    // planWorthy): a few hundred replays over the default runs (316 in one), not the thousands of when every
+    // relation got one.
     expect(nonMonotone.factHits).toBeGreaterThan(0);
-    expect(plans.replayed).toBeGreaterThan(1000);
+    expect(plans.replayed).toBeGreaterThan(100);
   }, 600_000);
 
   it("with conditions: equal where answered, conditional reads routed", async () => {

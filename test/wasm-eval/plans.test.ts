@@ -233,4 +233,29 @@ ${relations.join("\n")}
       expect(() => new WasmEvaluator({ program, store, planLimit })).toThrow(NexusError);
     }
   });
+
+  it("are not kept for a rewrite reading two of its object's nodes, whose answers stay the reference's", async () => {
+    await ready();
+    // The peer workload's folders: `view` reads `viewer` and `parent` only, where a plan saves nothing.
+    const twoReads = compileModel(`model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+type folder
+  relations
+    define parent: [folder]
+    define viewer: [user, group#member]
+    define view: viewer or view from parent
+`);
+    const store = new MemoryTupleStore();
+    await using fast = new WasmEvaluator({ program: twoReads, store });
+    await store.write({ writes: chain.slice(0, 4).map(normalized), deletes: [] });
+    const views = ["user:u0", "user:u1", "user:u2", "user:u3"].map((u) => query("folder:c", "view", u));
+    for (let round = 0; round < 3; round++) await expectReference(fast, store, views);
+    expect(fast.kernelStats.plansBuilt).toBe(0);
+    expect(fast.kernelStats.plansHeld).toBe(0);
+    // The three-read `viewer` of the model above keeps its plans (the first test): the bound is per relation.
+  });
 });
