@@ -235,9 +235,10 @@ export class CheckChain implements AsyncDisposable {
     const answers = (await this.#pipeline.checkMany(requests, options)) as boolean[];
     const warmer = this.#warmer;
     if (warmer !== undefined) {
-      // One clock read for the batch (the warmer's clock is the chain's).
+      // One clock read for the batch (the warmer's clock is the chain's). Indexed: a for-of made an iterator result
+      // a request until V8 optimized this async function (about 20 KB a bulk of 1,000 in an allocation profile).
       const at = this.#pipeline.now();
-      for (const request of requests) warmer.observe(request, at);
+      for (let i = 0; i < requests.length; i++) warmer.observe(requests[i]!, at);
     }
     return answers;
   }
@@ -253,8 +254,9 @@ export class CheckChain implements AsyncDisposable {
     const answers = await this.#pipeline.checkMany(requests, options, true);
     const warmer = this.#warmer;
     if (warmer !== undefined) {
-      for (const [i, request] of requests.entries())
-        if (typeof answers[i] === "boolean") warmer.observe(request);
+      for (let i = 0; i < requests.length; i++) {
+        if (typeof answers[i] === "boolean") warmer.observe(requests[i]!);
+      }
     }
     return answers;
   }

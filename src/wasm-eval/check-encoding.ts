@@ -62,7 +62,7 @@ export function subjectText(query: CheckQuery): string {
  * A symbol's type is its text's type (every symbol is interned with the type named before its text's first colon:
  * src/wasm-eval/graph.ts), so a known object's type is a read of that type name, the same string question after
  * question, rather than the symbol's entry in the symbol-type table (as large as the symbols: in a batch of new
- * objects, a cache miss a question).
+ * objects, a cache miss a question), and an object no tuple names needs no slice of its text for its type.
  */
 export interface EncodableCheck extends CheckQuery {
   readonly objectType?: string;
@@ -88,15 +88,14 @@ export function encodeCheckWith(
   const subjectType = typeIds.get(s.type);
   if (relation === undefined || subjectType === undefined) return false;
   let object = objectSymbol;
-  let type: number | undefined;
+  const objectType = query.objectType;
+  let type = objectType === undefined ? undefined : typeIds.get(objectType);
   if (object === undefined) {
     object = UNKNOWN_OBJECT;
-    type = typeIds.get(query.object.slice(0, query.object.indexOf(":")));
+    type ??= typeIds.get(query.object.slice(0, query.object.indexOf(":")));
     if (type === undefined) return false;
   } else {
-    const objectType = query.objectType;
-    type = objectType === undefined ? undefined : typeIds.get(objectType);
-    if (type === undefined) type = symbols.typeOf(object);
+    type ??= symbols.typeOf(object);
   }
   out[at + W_OBJECT] = object;
   out[at + W_TYPE] = type;
