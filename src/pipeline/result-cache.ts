@@ -68,6 +68,13 @@ export interface ChangeKnowledge {
 const INITIAL_SLOTS = 1024;
 /** Entries the first table has room for (at most half full): 32,768 buckets, 256 KB. */
 const TABLE_START_ENTRIES = 16_384;
+/**
+ * Misses remembered with their hash (a power of two), so that storing the answers of a batch does not hash each
+ * question a second time (#loggedHash); and how far a store looks past the next one for its question (a request
+ * that missed and then failed validation leaves an entry no store asks for).
+ */
+const MISS_LOG = 2048;
+const MISS_LOG_AHEAD = 8;
 /** Strings of #keys per slot, and their offsets. */
 const KEY_WORDS = 3;
 const KEY_OBJECT = 0;
@@ -118,14 +125,22 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
   /** The empty bucket the last #find ended at, when it found nothing. */
   #emptyBucket = -1;
   /**
-   * The question the last lookup missed, its hash and the empty bucket its probe ended at, valid while #changes is
-   * still #missChanges: the store of its answer, which follows at once when the layers inside answered without
-   * waiting, then takes the miss as its own lookup instead of repeating it.
+   * The questions the last MISS_LOG lookups missed and their hashes, a ring: miss number n (counted by #missCount,
+   * modulo SMALL + 1) at n % MISS_LOG. Stores look their question up there from #logCursor on (#loggedHash): a batch's answers are
+   * stored in the order its lookups missed, so its stores find their hashes one after the other. Exact: a hash is
+   * taken only for the very same strings. Holds at most MISS_LOG questions' strings past their request (bounded).
    */
-  #missScope: string | undefined;
-  #missUser: string | undefined;
-  #missObject: string | undefined;
-  #missHash = 0;
+  readonly #logObjects: string[] = new Array<string>(MISS_LOG).fill("");
+  readonly #logUsers: string[] = new Array<string>(MISS_LOG).fill("");
+  readonly #logScopes: string[] = new Array<string>(MISS_LOG).fill("");
+  readonly #logHashes = new Int32Array(MISS_LOG);
+  #missCount = 0;
+  #logCursor = 0;
+  /**
+   * The empty bucket the last miss's probe ended at, valid while #changes is still #missChanges: the store of its
+   * answer, which follows at once when the layers inside answered without waiting, then takes the miss as its own
+   * lookup instead of repeating it.
+   */
   #missBucket = -1;
   #missChanges = -1;
   /** Counts every change to the table (an entry added or removed, a rebuild): a remembered miss holds only while it stands. */
@@ -311,7 +326,10 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const count = checks.length;
     this.#counters.requests += count;
     this.#counters.misses += count;
+    // The misses so far are this batch's lookups (the caller's); those after it, if the layers inside wait, are not.
+    const logEnd = this.#missCount;
     const store = (answers: BatchOutcome[]): BatchOutcome[] => {
+      this.#beforeStores(count, logEnd);
       for (let i = 0; i < count; i++) {
         const answer = answers[i]!;
         if (!(answer instanceof Error)) this.#store(checks[i]!, answer);
@@ -342,7 +360,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     if (missed.length === 0) return outcomes;
     this.#counters.misses += missed.length;
     const all = missed.length === checks.length;
+    const logEnd = this.#missCount;
     const store = (answers: BatchOutcome[]): BatchOutcome[] => {
+      this.#beforeStores(missed.length, logEnd);
       for (let j = 0; j < missed.length; j++) {
         const i = missed[j]!;
         const answer = answers[j]!;
@@ -452,6 +472,10 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#keys = [];
     this.#slots = new Float64Array(0);
     this.#classOf = new Uint32Array(0);
+    // The miss log's strings too (the cache keeps no question past clear and close).
+    this.#logObjects.fill("");
+    this.#logUsers.fill("");
+    this.#logScopes.fill("");
   }
 
   stats(): LayerStats[] {
@@ -523,10 +547,14 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     const hash = this.#hashOf(scope, user, object);
     const slot = this.#find(hash, scope, user, object);
     if (slot < 0) {
-      this.#missScope = scope;
-      this.#missUser = user;
-      this.#missObject = object;
-      this.#missHash = hash;
+      const at = this.#missCount & (MISS_LOG - 1);
+      this.#logObjects[at] = object;
+      this.#logUsers[at] = user;
+      this.#logScopes[at] = scope;
+      this.#logHashes[at] = hash;
+      // Counted round within SMALL (a multiple of MISS_LOG: the ring goes on in order), so the count stays a small
+      // integer; at the wrap a store's cursor does not find its question and hashes it again.
+      this.#missCount = (this.#missCount + 1) & SMALL;
       this.#missBucket = this.#emptyBucket;
       this.#missChanges = this.#changes;
       return -1;
@@ -628,20 +656,21 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
         ? resolution
         : { allowed: resolution.allowed, revision: resolution.revision, validUntil: resolution.validUntil };
     // The miss just looked up for this very question, while no entry came or went since: no second lookup.
+    const last = (this.#missCount - 1) & (MISS_LOG - 1);
     const missed =
       this.#missChanges === this.#changes &&
-      object === this.#missObject &&
-      user === this.#missUser &&
-      scope === this.#missScope;
+      object === this.#logObjects[last] &&
+      user === this.#logUsers[last] &&
+      scope === this.#logScopes[last];
     let hash: number;
     let bucket: number;
     let existing: number;
     if (missed) {
-      hash = this.#missHash;
+      hash = this.#logHashes[last]!;
       bucket = this.#missBucket;
       existing = -1;
     } else {
-      hash = this.#hashOf(scope, user, object);
+      hash = this.#loggedHash(scope, user, object);
       existing = this.#find(hash, scope, user, object);
       bucket = this.#emptyBucket;
     }
@@ -655,7 +684,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     let slot: number;
     if (this.#size < this.#maxEntries) {
       if (this.#size >= this.#classOf.length) {
-        this.#grow();
+        this.#grow(this.#size + 1);
         bucket = -1; // the table was rebuilt
       }
       slot = this.#size++;
@@ -726,9 +755,11 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     return id;
   }
 
-  /** Doubles the typed arrays (up to maxEntries slots). */
-  #grow(): void {
-    const length = Math.min(this.#maxEntries, Math.max(INITIAL_SLOTS, this.#classOf.length * 2));
+  /** Doubles the typed arrays (up to maxEntries slots) until they hold `want` slots. */
+  #grow(want: number): void {
+    let length = Math.max(INITIAL_SLOTS, this.#classOf.length * 2);
+    while (length < want) length *= 2;
+    length = Math.min(this.#maxEntries, length);
     const slots = new Float64Array(length * SLOT_WORDS);
     slots.set(this.#slots);
     this.#slots = slots;
@@ -766,6 +797,35 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#table = table;
     this.#mask = mask;
     this.#changes++;
+  }
+
+  /**
+   * #hashOf(scope, user, object), from the miss log when one of the next misses from #logCursor on (at most
+   * MISS_LOG_AHEAD past it) was this question; the cursor then moves past it.
+   */
+  #loggedHash(scope: string, user: string, object: string): number {
+    const end = this.#missCount;
+    let cursor = this.#logCursor;
+    const stop = Math.min(end, cursor + MISS_LOG_AHEAD + 1);
+    for (; cursor < stop; cursor++) {
+      const at = cursor & (MISS_LOG - 1);
+      if (this.#logObjects[at] === object && this.#logUsers[at] === user && this.#logScopes[at] === scope) {
+        this.#logCursor = cursor + 1;
+        return this.#logHashes[at]!;
+      }
+    }
+    return this.#hashOf(scope, user, object);
+  }
+
+  /**
+   * Readies the store of `count` answers whose questions missed last before miss number `end`, in order: the miss
+   * log's cursor at the first of them (allowing for MISS_LOG_AHEAD misses that are not stored), and room for them
+   * all in the slot arrays, so that a batch grows them at most once.
+   */
+  #beforeStores(count: number, end: number): void {
+    this.#logCursor = Math.max(0, end - MISS_LOG, end - count - MISS_LOG_AHEAD);
+    const want = Math.min(this.#maxEntries, this.#size + count);
+    if (want > this.#classOf.length) this.#grow(want);
   }
 
   /**
