@@ -38,7 +38,9 @@ export function tupleColumns(tuples: readonly RelationTuple[]): unknown[][] {
   for (const [i, t] of tuples.entries()) {
     cols[0]![i] = t.tenant;
     cols[1]![i] = t.objectType;
-    cols[2]![i] = t.objectId;
+    // From object and objectType, not t.objectId: a stored tuple's objectId is a getter (7d34096), which a
+    // caller's spread or structuredClone of it drops, and the column is NOT NULL.
+    cols[2]![i] = t.object.slice(t.objectType.length + 1);
     cols[3]![i] = t.relation;
     cols[4]![i] = t.subjectTenant;
     cols[5]![i] = t.user;
