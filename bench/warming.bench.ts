@@ -20,7 +20,8 @@
  * ran or a Tiger bitmap was materialised for it. A request is a hit when all its questions are. Latency: wall
  * time per request (p50 / p99), the trace's requests only.
  *
- * Then tinybench: the request-path cost of `observe()` (a result-cache hit with and without it).
+ * Then tinybench: the request-path cost of `observe()` (a result-cache hit with and without it), and the
+ * background loop's cost per observation (flat ids, as in the peer bench, and the trace's path ids).
  *
  * Run: BENCH_TIME=300 node --import tsx --expose-gc bench/warming.bench.ts
  */
@@ -396,6 +397,21 @@ const warmer = new Warmer({
   questionsPerSecond: 1e-9,
   burst: 1,
 });
+/**
+ * The warmer's loop, per observation: 64 observed then one step (what a timer runs between requests), at a budget
+ * that starts no warm call. Flat ids (no directory, as in the peer bench) teach the tracker nothing: the step only
+ * reads them; the trace's path ids are learned, noted as asked, and each predicts 16 questions for the queue.
+ */
+const loopWarmer = (): Warmer =>
+  new Warmer({ warm: async () => {}, clock: () => clock.now, questionsPerSecond: 1e-9, burst: 1 });
+const flatWarmer = loopWarmer();
+const pathWarmer = loopWarmer();
+const flat = Array.from({ length: 4096 }, (_, i) => ({
+  user: workload.users[i % workload.users.length]!,
+  relation: "read",
+  object: `doc:r_${i % 10}_${(i >> 4) % 10}_${i % 97}`,
+}));
+let f = 0;
 const hot = { user: workload.deepUser, relation: "read", object: workload.files[0]! };
 await chain.check(hot);
 const walk = trace
@@ -420,6 +436,22 @@ const cases: BenchCase[] = [
     opsPerCall: 64,
   },
   {
+    name: "warmer loop per observation, flat ids (background)",
+    fn: async () => {
+      for (let i = 0; i < 64; i++) flatWarmer.observe(flat[f++ % flat.length]!);
+      await flatWarmer.idle();
+    },
+    opsPerCall: 64,
+  },
+  {
+    name: "warmer loop per observation, trace accesses, 16 predictions each (background)",
+    fn: async () => {
+      for (let i = 0; i < 64; i++) pathWarmer.observe(walk[w++ % walk.length]!);
+      await pathWarmer.idle();
+    },
+    opsPerCall: 64,
+  },
+  {
     name: "tracker.predict(k = 16) (background)",
     fn: () => {
       for (let i = 0; i < 16; i++) warmer.tracker.predict(walk[w++ % walk.length]!, 16);
@@ -433,5 +465,7 @@ await runSuite("warming", cases, {
 });
 console.log(`  warmer during the timed loop: ${JSON.stringify({ ...warmer.stats(), tracker: undefined })}`);
 await warmer.close();
+await flatWarmer.close();
+await pathWarmer.close();
 await chain.close();
 await engine.close();
