@@ -2,24 +2,26 @@
 // string comparison), kept in the kernel across calls: symbols are never freed and their texts never change, so
 // every symbol listed once gets a rank among all the symbols listed so far, and a listing is put in order by its
 // results' ranks (a bitmap over the ranks, read in order). Only the symbols a listing meets for the first time
-// are sorted (by their bytes in the interner) and merged into the ranked ones. The sort is a most-significant-first
-// radix sort on 8 bytes at a time (a byte-wise multikey quicksort cost ~200 ns a text on a 20k-text first
-// listing, more than the walk): each text's next 8 bytes are read as one big-endian u64 key, the keys are sorted by
-// a least-significant-byte radix sort over the bytes where some keys differ (the others need no pass), and each
-// run of equal keys goes on to the next 8 bytes, after the texts of the run that end inside these 8 (their keys are
-// padded: see sortRange); small ranges go to a multikey quicksort. The sort moves symbols, never texts or records
-// (a text is read through the interner's entries): it is bound by memory, 24 bytes of scratch a symbol (was 48 with
-// records). With the two-sided merge (merge), the order of a first listing of the peer workload's ids, measured
-// alone: 20k objects 1.4 -> 1.0 ms, 30k more among them 1.7 -> 1.2 ms.
+// are sorted (by their bytes in the interner) and merged into the ranked ones.
+//
+// Memory touched, not instructions, is what a first listing pays for: a page of fresh WASM memory costs its first
+// touch (a page fault; measured 14-45 us a 4 KB page on the bench machine, a VM), and a first listing of 20k new
+// objects touched ~290 such pages (sort scratch of 24 bytes a symbol, a rank table filled for every symbol, the
+// merge's second array, a copy of the new symbols), ~4-6 ms of its ~5 ms order. So:
+// - the rank table (symbol -> rank + 1) is never cleared: an entry counts only where the order holds that symbol
+//   at that rank (a sparse set), so only the entries of listed symbols are ever written or read;
+// - the rank table, the ranked symbols and the new symbols share one capacity, every symbol up to the highest
+//   listed so far (a listing's objects are distinct symbols, so none outgrows it), and are never reallocated
+//   in between: a later, larger listing reuses the pages an earlier one touched and touches only the rest;
+// - the new symbols are sorted in place, by an MSD radix sort a byte at a time (American flag sort) read
+//   straight from the texts (no key arrays), small ranges by a multikey quicksort and insertion;
+// - the merge runs from the back into the ranked symbols' own array (no second array), galloping on both sides;
+// - the new symbols, sorted, are what list_objects_fresh() returns ([u32 count][symbols]: the word before them).
 //
 // Byte order is UTF-8 order, which is code point order; JavaScript compares UTF-16 code units. The two agree
 // except between a character above U+FFFF (4 UTF-8 bytes, lead byte 0xF0-0xF4) and one in U+E000-U+FFFF: so a
 // text holding a byte >= 0xF0 is not ranked here (list_objects_order answers -1 and the caller sorts in
 // TypeScript), and every ranked text is free of them, which keeps the ranks exact.
-//
-// The symbols a call ranked for the first time are at list_objects_fresh(): [u32 count][count × u32 symbols], in
-// rank order (the TypeScript side maps results to texts through its own symbol -> string table, src/wasm-eval/
-// symbols.ts, so no text is copied out).
 
 // The interner's layout (assembly/tables/interner.ts; src/kernels/abi/intern.ts): the header field holding the
 // entries array, and the bytes of one entry ([usize bytes pointer][u32 byte length]).
@@ -33,29 +35,29 @@
 // Below this many symbols a range is sorted by the multikey quicksort instead of the radix sort.
 // @ts-ignore: decorator
 @inline const RADIX_MIN: u32 = 64;
+// Buckets of a radix pass: a text that ends at the byte, then the 256 byte values.
+// @ts-ignore: decorator
+@inline const BUCKETS: usize = 257;
+// A radix level's scratch: each bucket's end and the next free slot in it.
+// @ts-ignore: decorator
+@inline const LEVEL_BYTES: usize = BUCKETS * 8;
+// Radix levels that can nest: a nested call sorts at most half its caller's range (sortRange), so 32 for any u32
+// count, and one for the outermost.
+// @ts-ignore: decorator
+@inline const LEVELS: usize = 33;
 
-// symbol -> rank + 1 (0: not ranked).
+// Capacity (in symbols) of the rank table, the ranked symbols and the new symbols.
+let cap: u32 = 0;
+// symbol -> rank + 1, meaningful only where order holds the symbol at that rank (never cleared: see above).
 let ranks: usize = 0;
-let ranksCap: u32 = 0;
-// The ranked symbols in order, and the array the next merge writes (the two swap).
+// The ranked symbols in order.
 let order: usize = 0;
 let orderLen: u32 = 0;
-let orderCap: u32 = 0;
-let spare: usize = 0;
-let spareCap: u32 = 0;
-// The new symbols while they are sorted, and the radix sort's scratch, indexed alike (a range sorts in its own
-// slots, so a run sorted recursively leaves the rest of its parent's keys alone): the symbols and their keys, the
-// arrays a pass writes (passes go back and forth), and the 8 byte histograms of a range. A symbol's text is read
-// through the interner's entries: no record of it is built or moved.
-let syms: usize = 0;
-let symsNext: usize = 0;
-let keys: usize = 0;
-let keysNext: usize = 0;
-let sortCap: u32 = 0;
-let counts: usize = 0;
-// What list_objects_fresh() returns (capacity in bytes).
+// [u32 count][new symbols]: the new symbols of a call, sorted in place (syms = fresh + 4).
 let fresh: usize = 0;
-let freshCap: usize = 0;
+let syms: usize = 0;
+// The radix sort's levels (allocated at the first range that needs them).
+let levels: usize = 0;
 // The bitmap over the ranks.
 let bits: usize = 0;
 let bitsCap: u32 = 0;
@@ -63,14 +65,9 @@ let bitsCap: u32 = 0;
 let entries: usize = 0;
 let seed: u32 = 0x9e3779b9;
 
-/** Bytes the order holds (ranks, ranked symbols, merge and sort scratch, the fresh block, the bitmap). */
+/** Bytes the order holds (rank table, ranked and new symbols, the radix levels, the bitmap). */
 export function orderMemoryBytes(): usize {
-  return (
-    ((<usize>ranksCap + <usize>orderCap + <usize>spareCap + <usize>bitsCap) << 2) +
-    <usize>sortCap * 24 +
-    (counts != 0 ? 8 * 256 * 4 : 0) +
-    freshCap
-  );
+  return <usize>cap * 12 + 4 + (<usize>bitsCap << 2) + (levels != 0 ? LEVELS * LEVEL_BYTES : 0);
 }
 
 /** Address of the symbols ranked for the first time by the last list_objects_order (layout above). */
@@ -96,86 +93,61 @@ function symAt(i: u32): u32 {
   return load<u32>(syms + ((<usize>i) << 2));
 }
 
+// @ts-ignore: decorator
+@inline
+function setSym(i: u32, symbol: u32): void {
+  store<u32>(syms + ((<usize>i) << 2), symbol);
+}
+
+/** Whether `symbol` (below `cap`) is ranked: its rank table entry names a rank at which the order holds it. */
+// @ts-ignore: decorator
+@inline
+function isRanked(symbol: u32): bool {
+  const r = load<u32>(ranks + ((<usize>symbol) << 2));
+  return r != 0 && r <= orderLen && load<u32>(order + ((<usize>(r - 1)) << 2)) == symbol;
+}
+
+/** Ranks the symbol at position `at` of the order. */
+// @ts-ignore: decorator
+@inline
+function place(at: u32, symbol: u32): void {
+  store<u32>(order + ((<usize>at) << 2), symbol);
+  store<u32>(ranks + ((<usize>symbol) << 2), at + 1);
+}
+
 /**
  * Puts the `count` distinct symbols at `results` in the order of their texts in interner `interner` (in place),
- * ranking those never ranked before: how many were new (listed at list_objects_fresh()), or -1, changing
- * nothing, when a new one's text holds a character above U+FFFF (the caller then sorts the texts itself).
+ * ranking those never ranked before: how many were new (listed at list_objects_fresh()), or -1, ranking nothing,
+ * when a new one's text holds a character above U+FFFF (the caller then sorts the texts itself).
  */
 export function list_objects_order(interner: usize, results: usize, count: u32): i32 {
   entries = load<usize>(interner, I_ENTRIES);
-  if (count > sortCap) {
-    if (syms != 0) {
-      heap.free(syms);
-      heap.free(symsNext);
-      heap.free(keys);
-      heap.free(keysNext);
-    }
-    sortCap = count;
-    syms = heap.alloc((<usize>count) << 2);
-    symsNext = heap.alloc((<usize>count) << 2);
-    keys = heap.alloc((<usize>count) << 3);
-    keysNext = heap.alloc((<usize>count) << 3);
-  }
-  // The new symbols, and the prefix all their texts share (a listing's texts share a long one, `file:` and a
-  // folder's id: skipped at once, not a byte per level).
-  let n: u32 = 0;
   let top: u32 = 0;
-  let firstBytes: usize = 0;
-  let firstLength: u32 = 0;
-  let prefix: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const symbol = load<u32>(results + ((<usize>i) << 2));
-    if (symbol < ranksCap && load<u32>(ranks + ((<usize>symbol) << 2)) != 0) continue;
-    const bytes = textBytes(symbol);
-    const length = textLength(symbol);
-    if (!belowAstral(bytes, length)) return -1;
-    if (n == 0) {
-      firstBytes = bytes;
-      firstLength = length;
-      prefix = length;
-    } else {
-      if (length < prefix) prefix = length;
-      // 8 bytes at a time while both texts have them (the first differing byte is the lowest set byte of the XOR:
-      // memory is little-endian), then a byte at a time; only up to the prefix so far.
-      const both = length < firstLength ? length : firstLength;
-      let d: u32 = 0;
-      while (d < prefix) {
-        if (d + 8 <= both) {
-          const x = load<u64>(firstBytes + d) ^ load<u64>(bytes + d);
-          if (x != 0) {
-            d += <u32>ctz(x) >> 3;
-            break;
-          }
-          d += 8;
-        } else {
-          if (load<u8>(firstBytes + d) != load<u8>(bytes + d)) break;
-          d++;
-        }
-      }
-      if (d < prefix) prefix = d;
-    }
-    store<u32>(syms + ((<usize>n) << 2), symbol);
     if (symbol > top) top = symbol;
-    n++;
   }
-  if (n > 0) {
-    sortRange(0, n, prefix);
-    merge(n, top);
-    writeFresh(n);
-  } else {
-    if (fresh == 0) {
-      fresh = heap.alloc(4);
-      freshCap = 4;
+  reserve(top);
+  // The new symbols.
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const symbol = load<u32>(results + ((<usize>i) << 2));
+    if (isRanked(symbol)) continue;
+    if (!belowAstral(textBytes(symbol), textLength(symbol))) {
+      store<u32>(fresh, 0);
+      return -1;
     }
-    store<u32>(fresh, 0);
+    setSym(n++, symbol);
+  }
+  store<u32>(fresh, n);
+  if (n > 0) {
+    // The prefix all the new texts share (a listing's share a long one, `file:` and a folder's id) is skipped at
+    // once, not a byte per level.
+    sortRange(0, n, commonPrefix(0, n, 0), 0);
+    merge(n);
   }
   // The results by rank: a bitmap over the ranks, read in order.
   const words = (orderLen + 31) >> 5;
-  if (words > bitsCap) {
-    if (bits != 0) heap.free(bits);
-    bitsCap = words;
-    bits = heap.alloc((<usize>words) << 2);
-  }
   memory.fill(bits, 0, (<usize>words) << 2);
   for (let i: u32 = 0; i < count; i++) {
     const rank = load<u32>(ranks + ((<usize>load<u32>(results + ((<usize>i) << 2))) << 2)) - 1;
@@ -195,6 +167,40 @@ export function list_objects_order(interner: usize, results: usize, count: u32):
   return <i32>n;
 }
 
+/**
+ * Makes the capacity cover symbol `top` (at least 1,024 symbols, doubling). New arrays are not cleared: the rank
+ * table is rebuilt from the order (the entries of ranked symbols only), the order copied, the new symbols need
+ * nothing. Copies only what is used: a realloc would copy whole capacities, untouched pages included.
+ */
+function reserve(top: u32): void {
+  if (top < cap) return;
+  let next: u64 = cap < 1024 ? 1024 : <u64>cap;
+  while (next <= <u64>top) next <<= 1;
+  const bytes = <usize>next << 2;
+  const nextRanks = heap.alloc(bytes);
+  const nextOrder = heap.alloc(bytes);
+  const nextFresh = heap.alloc(4 + bytes);
+  const nextBits = heap.alloc(<usize>((next + 31) >> 5) << 2);
+  if (order != 0) {
+    memory.copy(nextOrder, order, (<usize>orderLen) << 2);
+    heap.free(order);
+    heap.free(ranks);
+    heap.free(fresh);
+    heap.free(bits);
+  }
+  order = nextOrder;
+  ranks = nextRanks;
+  fresh = nextFresh;
+  syms = nextFresh + 4;
+  bits = nextBits;
+  cap = <u32>next;
+  bitsCap = <u32>((next + 31) >> 5);
+  store<u32>(fresh, 0);
+  for (let r: u32 = 0; r < orderLen; r++) {
+    store<u32>(ranks + ((<usize>load<u32>(order + ((<usize>r) << 2))) << 2), r + 1);
+  }
+}
+
 /** Whether a text holds no byte >= 0xF0 (no character above U+FFFF): 8 bytes at a time while all are ASCII. */
 function belowAstral(bytes: usize, length: u32): bool {
   let b: u32 = 0;
@@ -207,125 +213,122 @@ function belowAstral(bytes: usize, length: u32): bool {
 
 // --- sorting the new symbols ---
 
-/** The 8 bytes of a text from `depth` as a big-endian key, padded with zero bytes past its end. */
-// @ts-ignore: decorator
-@inline
-function keyAt(bytes: usize, length: u32, depth: u32): u64 {
-  if (length >= depth + 8) return bswap<u64>(load<u64>(bytes + depth));
-  if (length <= depth) return 0;
-  // The text's last 8 bytes, its bytes from `depth` shifted to the top (the bytes before `depth` shift out).
-  if (length >= 8) return bswap<u64>(load<u64>(bytes + length - 8)) << (<u64>(8 - (length - depth)) << 3);
-  let key: u64 = 0;
-  for (let b: u32 = 0; b < 8; b++) {
-    key <<= 8;
-    if (depth + b < length) key |= <u64>load<u8>(bytes + depth + b);
+/**
+ * How many bytes the texts of the symbols in slots [lo, lo + n) share, given that they share the first `depth`:
+ * each compared with the first 8 bytes at a time (the first differing byte is the lowest set byte of the XOR:
+ * memory is little-endian), only up to the prefix so far.
+ */
+function commonPrefix(lo: u32, n: u32, depth: u32): u32 {
+  const first = symAt(lo);
+  const firstBytes = textBytes(first);
+  const firstLength = textLength(first);
+  let prefix = firstLength;
+  for (let i = lo + 1; i < lo + n; i++) {
+    const symbol = symAt(i);
+    const bytes = textBytes(symbol);
+    const length = textLength(symbol);
+    if (length < prefix) prefix = length;
+    const both = length < firstLength ? length : firstLength;
+    let d = depth;
+    while (d < prefix) {
+      if (d + 8 <= both) {
+        const x = load<u64>(firstBytes + d) ^ load<u64>(bytes + d);
+        if (x != 0) {
+          d += <u32>ctz(x) >> 3;
+          break;
+        }
+        d += 8;
+      } else {
+        if (load<u8>(firstBytes + d) != load<u8>(bytes + d)) break;
+        d++;
+      }
+    }
+    if (d < prefix) prefix = d;
   }
-  return key;
+  return prefix;
 }
 
-/** Sorts the symbols in slots [lo, lo + n), whose texts are equal before byte `depth` (and all at least that long). */
-function sortRange(lo: u32, n: u32, depth: u32): void {
-  // One run is sorted by going round this loop, the others by a call each: the run left for the loop is the largest,
-  // so a call sorts at most half of its caller's range and the calls nest at most log2(n) deep, however long a
-  // prefix the texts share (a call per run nested once per 8 shared bytes, and 32 KB ids ran out of stack).
+/** The radix bucket of a text at byte `depth`: 0 when it ends before it, else the byte + 1. */
+// @ts-ignore: decorator
+@inline
+function bucketOf(symbol: u32, depth: u32): u32 {
+  return depth < textLength(symbol) ? <u32>load<u8>(textBytes(symbol) + depth) + 1 : 0;
+}
+
+/**
+ * Sorts the symbols in slots [lo, lo + n), whose texts are equal before byte `depth`, in place: a radix pass on the
+ * byte at `depth` (count, then move each symbol into its bucket by swaps), then each bucket from the next byte.
+ * A byte all the texts share is skipped with all the others they share (commonPrefix), so a long shared middle
+ * costs a comparison 8 bytes at a time, not a pass a byte. `level` is the call's nesting (its scratch).
+ */
+function sortRange(lo: u32, n: u32, depth: u32, level: u32): void {
+  // One bucket is sorted by going round this loop, the others by a call each: the bucket left for the loop is the
+  // largest, so a call sorts at most half its caller's range and the calls nest at most log2(n) deep.
   for (;;) {
     if (n < RADIX_MIN) {
       sortSymbols(lo, n, depth);
       return;
     }
-    if (counts == 0) counts = heap.alloc(8 * 256 * 4);
-    let k0 = keys + ((<usize>lo) << 3);
-    let s0 = syms + ((<usize>lo) << 2);
-    // The keys, and which of their bytes vary (the bits where some key differs from the first): only those bytes
-    // get a histogram and a pass.
-    let first: u64 = 0;
-    let varying: u64 = 0;
-    for (let i: u32 = 0; i < n; i++) {
-      const symbol = load<u32>(s0 + ((<usize>i) << 2));
-      const key = keyAt(textBytes(symbol), textLength(symbol), depth);
-      if (i == 0) first = key;
-      varying |= key ^ first;
-      store<u64>(k0 + ((<usize>i) << 3), key);
+    if (levels == 0) levels = heap.alloc(LEVELS * LEVEL_BYTES);
+    const ends = levels + <usize>level * LEVEL_BYTES;
+    const next = ends + BUCKETS * 4;
+    memory.fill(ends, 0, BUCKETS * 4);
+    for (let i = lo; i < lo + n; i++) {
+      const slot = ends + ((<usize>bucketOf(symAt(i), depth)) << 2);
+      store<u32>(slot, load<u32>(slot) + 1);
     }
-    // Least significant byte first, over the bytes that vary.
-    let k1 = keysNext + ((<usize>lo) << 3);
-    let s1 = symsNext + ((<usize>lo) << 2);
-    let swapped = false;
-    for (let p: u32 = 0; p < 8; p++) {
-      const shift = <u64>p << 3;
-      if (((varying >> shift) & 0xff) == 0) continue;
-      const c = counts + ((<usize>p) << 10);
-      memory.fill(c, 0, 256 * 4);
-      for (let i: u32 = 0; i < n; i++) {
-        const slot = c + ((<usize>(<u32>(load<u64>(k0 + ((<usize>i) << 3)) >> shift) & 0xff)) << 2);
-        store<u32>(slot, load<u32>(slot) + 1);
-      }
-      let sum: u32 = 0;
-      for (let d: usize = 0; d < 256; d++) {
-        const x = load<u32>(c + (d << 2));
-        store<u32>(c + (d << 2), sum);
-        sum += x;
-      }
-      for (let i: u32 = 0; i < n; i++) {
-        const key = load<u64>(k0 + ((<usize>i) << 3));
-        const slot = c + ((<usize>(<u32>(key >> shift) & 0xff)) << 2);
-        const at = load<u32>(slot);
-        store<u32>(slot, at + 1);
-        store<u64>(k1 + ((<usize>at) << 3), key);
-        store<u32>(s1 + ((<usize>at) << 2), load<u32>(s0 + ((<usize>i) << 2)));
-      }
-      const tk = k0;
-      k0 = k1;
-      k1 = tk;
-      const ts = s0;
-      s0 = s1;
-      s1 = ts;
-      swapped = !swapped;
+    if (load<u32>(ends + ((<usize>bucketOf(symAt(lo), depth)) << 2)) == n) {
+      // One bucket holds them all (a byte one: distinct texts equal before `depth`, so at most one ends there).
+      depth = commonPrefix(lo, n, depth + 1);
+      continue;
     }
-    if (swapped) {
-      // The sorted range is in the pass arrays: back to the symbols' own slots (the runs below sort there).
-      memory.copy(keys + ((<usize>lo) << 3), k0, (<usize>n) << 3);
-      memory.copy(syms + ((<usize>lo) << 2), s0, (<usize>n) << 2);
-      k0 = keys + ((<usize>lo) << 3);
+    let sum = lo;
+    for (let b: usize = 0; b < BUCKETS; b++) {
+      const x = load<u32>(ends + (b << 2));
+      store<u32>(next + (b << 2), sum);
+      sum += x;
+      store<u32>(ends + (b << 2), sum);
     }
-    // Runs of equal keys. A text ending inside these 8 bytes has a key padded with zero bytes, so a text with the
-    // same key holds zero bytes where the padding is: the shorter text is a prefix of the longer, and comes first.
-    // The texts ending inside the 8 bytes go to the front of the run, shortest first (two of one length and one key
-    // would be one text, and texts are distinct); the rest, equal through these 8 bytes, go on to the next 8.
-    const end = depth + 8;
+    // Each slot of a bucket not yet filled takes the symbol there, which goes to its own bucket's next slot,
+    // displacing the one there, until one belonging here comes back.
+    for (let b: usize = 0; b < BUCKETS; b++) {
+      const end = load<u32>(ends + (b << 2));
+      let at = load<u32>(next + (b << 2));
+      while (at < end) {
+        let symbol = symAt(at);
+        let d = <usize>bucketOf(symbol, depth);
+        while (d != b) {
+          const slot = next + (d << 2);
+          const to = load<u32>(slot);
+          store<u32>(slot, to + 1);
+          const displaced = symAt(to);
+          setSym(to, symbol);
+          symbol = displaced;
+          d = <usize>bucketOf(symbol, depth);
+        }
+        setSym(at, symbol);
+        at++;
+      }
+      store<u32>(next + (b << 2), at);
+    }
+    // Bucket 0 holds at most one text (it ends at `depth`): in place. The byte buckets go on from the next byte.
     let largestLo: u32 = 0;
     let largestN: u32 = 0;
-    let i: u32 = 0;
-    while (i < n) {
-      const key = load<u64>(k0 + ((<usize>i) << 3));
-      let j = i + 1;
-      while (j < n && load<u64>(k0 + ((<usize>j) << 3)) == key) j++;
-      if (j - i > 1) {
-        let full = lo + i;
-        for (let x = lo + i; x < lo + j; x++) {
-          if (textLength(symAt(x)) >= end) continue;
-          // Insertion by length among the short ones moved so far (few: one, when no text holds a zero byte).
-          if (x != full) swap(full, x);
-          let y = full;
-          while (y > lo + i && textLength(symAt(y - 1)) > textLength(symAt(y))) {
-            swap(y - 1, y);
-            y--;
-          }
-          full++;
-        }
-        const runN = lo + j - full;
-        if (runN > largestN) {
-          if (largestN > 1) sortRange(largestLo, largestN, end);
-          largestLo = full;
-          largestN = runN;
-        } else if (runN > 1) sortRange(full, runN, end);
-      }
-      i = j;
+    let start = load<u32>(ends);
+    for (let b: usize = 1; b < BUCKETS; b++) {
+      const end = load<u32>(ends + (b << 2));
+      const m = end - start;
+      if (m > largestN) {
+        if (largestN > 1) sortRange(largestLo, largestN, depth + 1, level + 1);
+        largestLo = start;
+        largestN = m;
+      } else if (m > 1) sortRange(start, m, depth + 1, level + 1);
+      start = end;
     }
     if (largestN < 2) return;
     lo = largestLo;
     n = largestN;
-    depth = end;
+    depth++;
   }
 }
 
@@ -371,37 +374,20 @@ function compareFrom(aBytes: usize, aLength: u32, bBytes: usize, bLength: u32, d
   return <i32>aLength - <i32>bLength;
 }
 
-/**
- * Sorts the few symbols in slots [lo, lo + n), whose texts are equal before byte `depth`, by insertion on their
- * 8-byte keys from `depth` (kept in their slots of `keys`, free here: a caller sorting a range has read its keys
- * before it sorts the range's parts), comparing the texts only where two keys are equal (a padded key).
- */
+/** Sorts the few symbols in slots [lo, lo + n), whose texts are equal before byte `depth`, by insertion. */
 function insertionSort(lo: u32, n: u32, depth: u32): void {
-  const k = keys + ((<usize>lo) << 3);
-  const s = syms + ((<usize>lo) << 2);
-  for (let i: u32 = 0; i < n; i++) {
-    const symbol = load<u32>(s + ((<usize>i) << 2));
-    store<u64>(k + ((<usize>i) << 3), keyAt(textBytes(symbol), textLength(symbol), depth));
-  }
-  for (let i: u32 = 1; i < n; i++) {
-    const key = load<u64>(k + ((<usize>i) << 3));
-    const symbol = load<u32>(s + ((<usize>i) << 2));
+  for (let i = lo + 1; i < lo + n; i++) {
+    const symbol = symAt(i);
+    const bytes = textBytes(symbol);
+    const length = textLength(symbol);
     let j = i;
-    while (j > 0) {
-      const before = load<u64>(k + ((<usize>(j - 1)) << 3));
-      if (before < key) break;
-      const other = load<u32>(s + ((<usize>(j - 1)) << 2));
-      if (
-        before == key &&
-        compareFrom(textBytes(other), textLength(other), textBytes(symbol), textLength(symbol), depth) <= 0
-      )
-        break;
-      store<u64>(k + ((<usize>j) << 3), before);
-      store<u32>(s + ((<usize>j) << 2), other);
+    while (j > lo) {
+      const other = symAt(j - 1);
+      if (compareFrom(textBytes(other), textLength(other), bytes, length, depth) <= 0) break;
+      setSym(j, other);
       j--;
     }
-    store<u64>(k + ((<usize>j) << 3), key);
-    store<u32>(s + ((<usize>j) << 2), symbol);
+    setSym(j, symbol);
   }
 }
 
@@ -454,138 +440,78 @@ function sortSymbols(lo: u32, n: u32, depth: u32): void {
     const greater = d - c;
     sortSymbols(lo, less, depth);
     sortSymbols(end - greater, greater, depth);
-    // The symbols equal to the pivot at this byte: on to the next byte (none past the end: they are one text).
+    // The symbols equal to the pivot at this byte: on to the next byte (none past the end: they are one text), or
+    // past every byte they share when all were equal here.
     if (v < 0) return;
+    const all = less == 0 && greater == 0;
     lo = lo + less;
     n = n - less - greater;
-    depth++;
+    depth = all ? commonPrefix(lo, n, depth + 1) : depth + 1;
   }
 }
 
 // --- merging them into the ranked symbols ---
 
-/** Merges the `n` sorted new symbols into the order, ranking every symbol again. */
-function merge(n: u32, top: u32): void {
-  if (top >= ranksCap) {
-    let cap: u32 = ranksCap < 1024 ? 1024 : ranksCap;
-    while (cap <= top) cap <<= 1;
-    const next = heap.alloc((<usize>cap) << 2);
-    memory.fill(next, 0, (<usize>cap) << 2);
-    if (ranks != 0) {
-      memory.copy(next, ranks, (<usize>ranksCap) << 2);
-      heap.free(ranks);
+/**
+ * Merges the `n` sorted new symbols into the order, from the back into the order's own array (its capacity holds
+ * both): the old symbols after the last new one not yet placed move up as one block, then the new ones after the
+ * last old one not yet placed go in below them, each found by galloping down from the end (as TimSort), so new
+ * symbols falling in long runs between old ones cost a few comparisons a run. The old symbols before the first
+ * new one stay where they are, ranks and all; every other symbol is ranked at its new place.
+ */
+function merge(n: u32): void {
+  let i = orderLen;
+  let j = n;
+  let k = orderLen + n;
+  while (j > 0) {
+    const symbol = symAt(j - 1);
+    const p = firstAfter(order, i, textBytes(symbol), textLength(symbol));
+    if (p < i) {
+      const moved = i - p;
+      k -= moved;
+      memory.copy(order + ((<usize>k) << 2), order + ((<usize>p) << 2), (<usize>moved) << 2);
+      for (let x = k; x < k + moved; x++) {
+        store<u32>(ranks + ((<usize>load<u32>(order + ((<usize>x) << 2))) << 2), x + 1);
+      }
+      i = p;
     }
-    ranks = next;
-    ranksCap = cap;
-  }
-  const total = orderLen + n;
-  if (total > spareCap) {
-    if (spare != 0) heap.free(spare);
-    spareCap = total + (total >> 1);
-    spare = heap.alloc((<usize>spareCap) << 2);
-  }
-  // Two sorted runs merged by galloping on both sides (as TimSort): the new symbols before the next old one, then
-  // the old ones before the next new one, each found in a number of comparisons that grows with the log of the
-  // run's length. New symbols falling between old ones in long runs (a listing's files, folder by folder) cost a
-  // few comparisons a run; new and old interleaved one by one, two a symbol.
-  let i: u32 = 0;
-  let j: u32 = 0;
-  let k: u32 = 0;
-  while (j < n) {
-    // The new symbols before the old one ranked i (all of them when no old one is left).
-    let next = n;
-    if (i < orderLen) {
-      const old = load<u32>(order + ((<usize>i) << 2));
-      next = firstNewAfter(j, n, textBytes(old), textLength(old));
+    let q: u32 = 0;
+    if (i > 0) {
+      const old = load<u32>(order + ((<usize>(i - 1)) << 2));
+      q = firstAfter(syms, j, textBytes(old), textLength(old));
     }
-    for (; j < next; j++, k++) {
-      const symbol = symAt(j);
-      store<u32>(spare + ((<usize>k) << 2), symbol);
-      store<u32>(ranks + ((<usize>symbol) << 2), k + 1);
+    while (j > q) {
+      j--;
+      k--;
+      place(k, symAt(j));
     }
-    if (j == n) break;
-    // The old symbols before the new one j.
-    const symbol = symAt(j);
-    const upto = firstOldAfter(i, textBytes(symbol), textLength(symbol));
-    k = moveOld(i, upto, k);
-    i = upto;
   }
-  moveOld(i, orderLen, k);
-  const t = order;
-  const tc = orderCap;
-  order = spare;
-  orderCap = spareCap;
-  orderLen = total;
-  spare = t;
-  spareCap = tc;
+  orderLen += n;
 }
 
-/** The first old symbol ranked at or after `from` whose text is after `bytes`/`length` (texts are distinct). */
-function firstOldAfter(from: u32, bytes: usize, length: u32): u32 {
-  let lo = from;
-  let hi = from;
-  let step: u32 = 1;
-  while (hi < orderLen) {
-    const symbol = load<u32>(order + ((<usize>hi) << 2));
-    if (compareFrom(textBytes(symbol), textLength(symbol), bytes, length, 0) > 0) break;
-    lo = hi + 1;
-    hi = step > orderLen - from ? orderLen : from + step;
-    step <<= 1;
+/**
+ * The first of the sorted symbols [0, end) at `base` whose text is after `bytes`/`length` (texts are distinct):
+ * galloping down from the end (1, 2, 4, ... back), then a binary search.
+ */
+function firstAfter(base: usize, end: u32, bytes: usize, length: u32): u32 {
+  let lo: u32 = 0;
+  let hi = end;
+  let back: u32 = 1;
+  while (back <= end) {
+    const probe = end - back;
+    const symbol = load<u32>(base + ((<usize>probe) << 2));
+    if (compareFrom(textBytes(symbol), textLength(symbol), bytes, length, 0) < 0) {
+      lo = probe + 1;
+      break;
+    }
+    hi = probe;
+    back <<= 1;
   }
   while (lo < hi) {
     const mid = lo + ((hi - lo) >> 1);
-    const symbol = load<u32>(order + ((<usize>mid) << 2));
+    const symbol = load<u32>(base + ((<usize>mid) << 2));
     if (compareFrom(textBytes(symbol), textLength(symbol), bytes, length, 0) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
-}
-
-/** The first new symbol in slots [from, n) whose text is after `bytes`/`length` (texts are distinct). */
-function firstNewAfter(from: u32, n: u32, bytes: usize, length: u32): u32 {
-  let lo = from;
-  let hi = from;
-  let step: u32 = 1;
-  while (hi < n) {
-    const symbol = symAt(hi);
-    if (compareFrom(textBytes(symbol), textLength(symbol), bytes, length, 0) > 0) break;
-    lo = hi + 1;
-    hi = step > n - from ? n : from + step;
-    step <<= 1;
-  }
-  while (lo < hi) {
-    const mid = lo + ((hi - lo) >> 1);
-    const symbol = symAt(mid);
-    if (compareFrom(textBytes(symbol), textLength(symbol), bytes, length, 0) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Moves the old ranked symbols [from, to) to the merged order from position `k` on, ranking them: the next k. */
-function moveOld(from: u32, to: u32, k: u32): u32 {
-  if (from == to) return k;
-  if (k == from) {
-    // None new before them: their ranks stand.
-    memory.copy(spare + ((<usize>k) << 2), order + ((<usize>from) << 2), (<usize>(to - from)) << 2);
-    return to;
-  }
-  for (let i = from; i < to; i++, k++) {
-    const symbol = load<u32>(order + ((<usize>i) << 2));
-    store<u32>(spare + ((<usize>k) << 2), symbol);
-    store<u32>(ranks + ((<usize>symbol) << 2), k + 1);
-  }
-  return k;
-}
-
-/** Writes the new symbols, in rank order, to the fresh block. */
-function writeFresh(n: u32): void {
-  const bytes: usize = 4 + ((<usize>n) << 2);
-  if (bytes > freshCap) {
-    if (fresh != 0) heap.free(fresh);
-    freshCap = bytes + (bytes >> 1);
-    fresh = heap.alloc(freshCap);
-  }
-  store<u32>(fresh, n);
-  memory.copy(fresh + 4, syms, (<usize>n) << 2);
 }

@@ -10,8 +10,9 @@ import { ready } from "../../src/wasm/loader.js";
 import { instantiateEvaluateKernel } from "../../src/wasm-eval/kernel.js";
 import { Symbols } from "../../src/wasm-eval/symbols.js";
 
-function orderer() {
+function orderer(litter?: (kernel: ReturnType<typeof instantiateEvaluateKernel>) => void) {
   const kernel = instantiateEvaluateKernel();
+  litter?.(kernel);
   const symbols = new Symbols(kernel);
   const e = kernel.exports;
   return {
@@ -99,7 +100,42 @@ describe("list objects' order: the merge and runs of equal keys", () => {
     }
   });
 
-  it("few texts (the insertion sort on keys): equal padded keys told apart by their texts, in every arrival order", async () => {
+  it("the rank table is never cleared: freed memory holding rank-like words ranks nothing, across its growth", async () => {
+    await ready();
+    // Before the order's first call, a large block filled with small words (each would read as a rank, and the
+    // ranked arrays as symbols 1..7) is freed, so the rank table and the ranked symbols are laid over it. A rank
+    // counts only where the order holds that symbol at that rank: every listing must still find all its new texts.
+    const o = orderer((kernel) => {
+      const bytes = 1 << 22;
+      const at = kernel.exports.alloc(bytes) >>> 0;
+      const u32 = kernel.views.u32;
+      for (let i = 0; i < bytes >>> 2; i++) u32[(at >>> 2) + i] = (i % 7) + 1;
+      kernel.exports.free(at);
+    });
+    try {
+      const ranked = new Set<string>();
+      // Rounds past 1,024, 2,048 and 4,096 symbols: the capacity grows and the rank table is rebuilt from the order.
+      for (const [from, to] of [
+        [0, 600],
+        [300, 1500],
+        [1400, 3000],
+        [0, 5000],
+      ] as const) {
+        const texts = Array.from(
+          { length: to - from },
+          (_, i) => `doc:${((from + i) * 7919) % 5003}_${from + i}`,
+        );
+        const { ordered, fresh } = o.order([...texts].reverse());
+        expect(ordered).toEqual([...texts].sort());
+        expect(fresh).toEqual(texts.filter((t) => !ranked.has(t)).sort());
+        for (const t of texts) ranked.add(t);
+      }
+    } finally {
+      o.dispose();
+    }
+  });
+
+  it("few texts (the insertion sort): equal padded keys told apart by their texts, in every arrival order", async () => {
     await ready();
     const texts = [
       "id:p",
