@@ -476,6 +476,9 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
     this.#logObjects.fill("");
     this.#logUsers.fill("");
     this.#logScopes.fill("");
+    // And its count: a blanked slot still holds its hash, which a store of the empty strings would take.
+    this.#missCount = 0;
+    this.#logCursor = 0;
   }
 
   stats(): LayerStats[] {

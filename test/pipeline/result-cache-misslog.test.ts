@@ -149,4 +149,16 @@ describe("ResultCacheResolver miss log", () => {
       }
     }
   });
+  it("forgets its logged misses on clear: a later question of empty strings is stored under its own hash", async () => {
+    // Not reachable through validation (no empty user or object), but clear() must leave nothing a store could
+    // take: a blanked log slot kept its hash, and the empty strings matched it.
+    const influence = influenceOf(await compileModelAsync(DOC_MODEL));
+    const cache = new ResultCacheResolver(ruleResolver(answerOf), influence);
+    for (let i = 0; i < 10; i++) cache.allowedAt("viewer", "user:a", `doc:${i}`, 1, 1000);
+    cache.clear();
+    const empty = { ...question("user:x", "doc:1", "viewer", 1), user: "", object: "", scope: "" } as ResolvedCheck;
+    await cache.resolveManyMissed([empty]);
+    expect(cache.size).toBe(1);
+    expect(cache.hit("", "", "", 1, 1000)).toBeDefined();
+  });
 });
