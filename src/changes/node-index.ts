@@ -22,6 +22,8 @@
  * file of a load). To the graph an id is one number: a node's id as it is, leaf l as -2 - l (never NONE, -1).
  */
 
+import { fmix32 } from "../util/hash.js";
+
 const NONE = -1;
 /**
  * The table is 64 tables, picked by the fingerprint's top 6 bits: each doubles on its own, so a doubling at a
@@ -36,13 +38,7 @@ const freshTables = (): Int32Array<ArrayBuffer>[] =>
   Array.from({ length: SHARDS }, () => new Int32Array(2 * SHARD_FIRST));
 
 /** fmix32 of MurmurHash3: spreads every input bit over the word. */
-const mix = (h: number): number => {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
-};
+const mix = fmix32;
 
 export class NodeIndex {
   /** Tenant name → its seed (distinct per tenant: the same object in two tenants is two nodes). */

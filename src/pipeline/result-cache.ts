@@ -34,6 +34,7 @@ import type { ChangeListener } from "../changes/feed.js";
 import { changeReach, type InfluenceMap } from "../changes/influence.js";
 import type { StoredChange } from "../tuples/types.js";
 import { describe, NexusError } from "../util/errors.js";
+import { fmix32, randomSeed } from "../util/hash.js";
 import {
   type BatchOutcome,
   type CheckResolver,
@@ -94,7 +95,7 @@ const ALLOWED = 2;
  * Random, as V8 seeds its own string hashes: ids chosen to share one hash (and so one long run of buckets, every
  * probe through them) cannot be worked out ahead from this code alone.
  */
-const HASH_START = (Math.random() * 0x100000000) | 0;
+const HASH_START = randomSeed();
 const HASH_PRIME = 0x9e3779b1 | 0;
 /**
  * The bits of a hash kept (30): a small integer to V8, so a hash kept in a field or returned from a call is not
@@ -846,12 +847,7 @@ export class ResultCacheResolver implements CheckResolver, ChangeListener {
       this.#hashedUser = user;
       this.#hashedPrefix = prefix;
     }
-    let hash = hashText(prefix, object);
-    hash ^= hash >>> 16;
-    hash = Math.imul(hash, 0x85ebca6b);
-    hash ^= hash >>> 13;
-    hash = Math.imul(hash, 0xc2b2ae35);
-    return (hash ^ (hash >>> 16)) & SMALL;
+    return fmix32(hashText(prefix, object)) & SMALL;
   }
 
   /**

@@ -18,6 +18,7 @@
 import { open, readFile, rename } from "node:fs/promises";
 import { createChecksums } from "../../io/checksum.js";
 import { NexusError } from "../../util/errors.js";
+import { fmix32 } from "../../util/hash.js";
 import { PathInterner } from "./path-interner.js";
 
 export const RECORD_SIZE = 64;
@@ -313,10 +314,5 @@ export function pathHash(path: string): [number, number] {
 }
 
 function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h) >>> 0;
 }

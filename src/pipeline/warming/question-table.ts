@@ -16,21 +16,14 @@
  */
 
 import { DEFAULT_TENANT } from "../../tuples/tuple.js";
+import { fmix32, randomSeed } from "../../util/hash.js";
 import type { WarmQuestion } from "./questions.js";
 
 /** Ends each part: not a UTF-16 code unit, so the parts' boundaries are part of the hash. */
 const END = 0x10000;
-const SEED_A = 0x811c9dc5 | 0;
-const SEED_B = 0x2545f491;
-
-/** Murmur3's finalizer: spreads every input bit over the output (the low bits index the table). */
-function finish(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
+/** Drawn once a process (util/hash.ts): questions that all share one bucket cannot be worked out ahead. */
+const SEED_A = randomSeed();
+const SEED_B = randomSeed();
 
 export class QuestionHash {
   /** The halves of the last hashed question. */
@@ -65,8 +58,8 @@ export class QuestionHash {
     this.a = this.#prefixA;
     this.b = this.#prefixB;
     this.#part(object);
-    this.a = finish(this.a);
-    this.b = finish(this.b ^ 0x5bd1e995);
+    this.a = fmix32(this.a);
+    this.b = fmix32(this.b ^ 0x5bd1e995);
   }
 
   of(q: WarmQuestion): void {
