@@ -7,6 +7,7 @@
  *   npm run bench -- peers --size 10k            # 10k | 100k | 1m, or a number of files per leaf folder
  *   npm run bench -- peers --size 1m             # 1M: walker and nexus-fast only (the others take too long)
  *   npm run bench -- peers --peers walker,nexus-fast
+ *   npm run bench -- peers --warm-process        # each peer's process first runs every row on a 10k instance
  *
  * Timings are per call with performance.now(), not tinybench samples: a first pass must ask each question once.
  * Take `flock /tmp/bench.lock` around it.
@@ -35,6 +36,8 @@ const peers = (option("--peers")?.split(",") ??
   (filesPerFolder >= 1000 ? ["walker", "nexus-fast"] : [...PEERS])) as PeerName[];
 for (const p of peers) if (!PEERS.includes(p)) throw new Error(`unknown peer ${p} (${PEERS.join(", ")})`);
 if (peers[0] !== "walker") peers.unshift("walker");
+/** JIT-warm processes (child.ts): each process first runs every row on a separate 10k instance of its peer. */
+const warmProcess = args.includes("--warm-process");
 
 type Row = { first: number[]; second: number[]; answers: string[] };
 interface Result {
@@ -63,7 +66,16 @@ try {
     console.error(`peers: ${peer} at ${filesPerFolder} files per folder...`);
     const run = spawnSync(
       process.execPath,
-      ["--import", "tsx", "--expose-gc", join(here, "child.ts"), peer, String(filesPerFolder), out],
+      [
+        "--import",
+        "tsx",
+        "--expose-gc",
+        join(here, "child.ts"),
+        peer,
+        String(filesPerFolder),
+        out,
+        ...(warmProcess ? ["warm"] : []),
+      ],
       { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
     );
     if (run.status !== 0) throw new Error(`peer ${peer} failed (exit ${run.status})`);
@@ -187,7 +199,8 @@ for (const line of lines) {
 }
 const loadAfter = loadavg();
 console.log(
-  `\n## peers: ${walker.tuples.toLocaleString("en")} tuples (${filesPerFolder} files per leaf folder)`,
+  `\n## peers: ${walker.tuples.toLocaleString("en")} tuples (${filesPerFolder} files per leaf folder)` +
+    (warmProcess ? ", JIT-warm processes (every row first run on a separate 10k instance)" : ""),
 );
 console.log(table.join("\n"));
 console.log(
@@ -202,6 +215,6 @@ if (nexus?.stats !== undefined)
 const out = join(root, "bench", "results");
 mkdirSync(out, { recursive: true });
 writeFileSync(
-  join(out, `peers-${sizeName}.json`),
+  join(out, `peers-${sizeName}${warmProcess ? "-warm" : ""}.json`),
   `${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, table, results: results.map(({ single, folders, bulks, lists, ...r }) => ({ ...r, single: { first: single.first, second: single.second }, folders: { first: folders.first, second: folders.second }, bulks: { first: bulks.first, second: bulks.second }, lists: lists && { first: lists.first, second: lists.second, answers: lists.answers } })) }, null, 2)}\n`,
 );
