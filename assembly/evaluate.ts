@@ -209,6 +209,31 @@ let keepQuestionFacts: bool = true;
 // Facts kept per graph at most (0: none); at the limit a new fact replaces a little-used one (graph/facts.ts).
 let factLimit: u32 = 1 << 18;
 let factHits: u64 = 0;
+// What redoing the current check's nodes would cost, in `resolve` calls (its entry points count one each, before
+// any shortcut). Only differences are read: what a fact of a node saves is the resolves below it, `redo` after its
+// rewrite minus `redo` once it was entered (its own resolve is replaced by the fact's look-up). A node whose fact
+// is kept counts one (that look-up) for the nodes above it.
+let redo: u32 = 0;
+// A fact is kept only for a node whose evaluation took at least FACT_MIN_REDO resolves below it. A kept fact pays when
+// (resolves it saves on a hit) x (chance it is read again before the graph changes or it is pushed out) exceeds its
+// write, a slot in a table of up to factLimit entries, mostly a cache miss on a cold pass. Kernel-only replay of first-
+// pass single checks on the 100k peer workload (sets of 2,000 with facts cleared first, 256 KB of other memory touched
+// between checks, two kernels alternated in one process, 3 runs): keeping every fact (3.8 written a check) against
+// none, median 1.32-1.37 -> 1.53-1.72 us a check for ~1 resolve saved a check, so a write costs about one resolve
+// (~0.25 us); ~1 written fact in 5-6 was read again (16-21%). Hence a fact pays on a first pass when it saves ~1 /
+// (0.16..0.21) = 5-6 resolves or more, not counting the useful facts it may push out; of the thresholds measured, 7 was
+// the fastest. Against keeping every fact (same replay, 2 runs each, cold / warm): 7 took 0.79-0.87 / 0.83-0.88 of the
+// time, 4 took 0.85-0.93 / 0.88-0.95, 10 took 0.83-0.93 / 1.08-1.11 (its upper nodes keep facts the lower ones no
+// longer do: 11.9k held warm against 6.1k); facts held ~47k -> ~6k warm. 16 keeps no fact at all on this workload and
+// was 5-10% faster than 7 on its cold replay (3 runs), but a model whose shared subproblems are deeper (nested folders,
+// groups without Leopard) would redo them on every check without one.
+// Keeping fewer facts never changes an answer: a missing fact is evaluated; within a check the node is memoized instead
+// (settle), as the reference memoizes every node, so the step budget counts the same resolves.
+// @ts-ignore: decorator
+@inline const FACT_MIN_REDO: u32 = 7;
+// Whether the per-check memo may hold a fact-eligible node that was not kept as a fact (cleared with the memo):
+// only then does a fact miss look there too.
+let memoHoldsFacts: bool = false;
 
 // The current check.
 let graph: usize = 0;
@@ -269,6 +294,11 @@ export function eval_memo_hits(): u64 {
 
 export function eval_fact_hits(): u64 {
   return factHits;
+}
+
+/** FACT_MIN_REDO: the resolves a node must take for its fact to be kept (tests build models around it). */
+export function eval_fact_min_redo(): u32 {
+  return FACT_MIN_REDO;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -356,16 +386,27 @@ function answers(memoed: u32, depth: u32): bool {
  */
 // @ts-ignore: decorator
 @inline
-function settle(outcome: i32, object: u32, relation: u32, depth: u32, asFact: bool, memoed: u32): i32 {
+function settle(
+  outcome: i32,
+  object: u32,
+  relation: u32,
+  depth: u32,
+  asFact: bool,
+  memoed: u32,
+  entered: u32,
+): i32 {
   popPath();
   if (aborted) return FALSE;
   if (outcome <= TRUE && (memoed == ABSENT || memoed >> 1 < depth)) {
     const value = (depth << 1) | <u32>outcome;
-    if (asFact) {
+    if (asFact && redo - entered >= FACT_MIN_REDO) {
       if (depth > 0 || keepQuestionFacts) {
         factSet(graphFactTable(graph), graphEpochs(graph), object, relation, qSubject, qSubjectRelation, value);
       }
+      redo = entered; // asked again, the node is its fact's look-up: the unit counted at its entry
     } else {
+      // Not kept (or not eligible): memoized for the rest of the check, where the reference memoizes every node.
+      if (asFact) memoHoldsFacts = true;
       memo_set2(memo, object, relation, value);
     }
   }
@@ -383,6 +424,7 @@ function overBudget(): i32 {
 }
 
 function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): i32 {
+  redo++;
   const first = settledFirst(object, relation, depth);
   if (first >= 0) return first;
   // The reference consults its memo before these two, but both answer FALSE, as would any memo entry here.
@@ -426,6 +468,14 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
     else memoHits++;
     return <i32>(memoed & 1);
   }
+  if (asFact && memoHoldsFacts) {
+    // Evaluated earlier in this check without keeping its fact (settle).
+    const inCheck = memo_get2(memo, object, relation);
+    if (answers(inCheck, depth)) {
+      memoHits++;
+      return <i32>(inCheck & 1);
+    }
+  }
   // A node entered by a hop from another object (a parent, a userset) replays its object plan when it has one:
   // the same evaluation without re-reading the object's structure. Not the check's own node (depth 0): most
   // questions name an object asked about once (a file), whose plan marker alone cost a write into the plan
@@ -441,12 +491,14 @@ function resolve(object: u32, type: u32, relation: u32, depth: u32, hop: bool): 
   resolved++;
   if (++steps > MAX_RESOLUTION_STEPS) return overBudget();
   pushPath(object, relation);
+  const entered = redo;
   const outcome = evaluate(plan != 0 ? plan + 4 : pc, object, type, relation, depth);
-  return settle(outcome, object, relation, depth, asFact, memoed);
+  return settle(outcome, object, relation, depth, asFact, memoed, entered);
 }
 
 /** P_ENTER: `resolve` of a computed relation whose rewrite a plan inlined (no hop: the per-check memo, no fact). */
 function resolveInlined(pc: usize, object: u32, type: u32, depth: u32): i32 {
+  redo++; // a `resolve` of the computed relation, inlined
   const relation = load<u32>(pc, 8);
   const first = settledFirst(object, relation, depth);
   if (first >= 0) return first;
@@ -459,7 +511,7 @@ function resolveInlined(pc: usize, object: u32, type: u32, depth: u32): i32 {
   resolved++;
   if (++steps > MAX_RESOLUTION_STEPS) return overBudget();
   pushPath(object, relation);
-  return settle(evaluate(pc + 16, object, type, relation, depth), object, relation, depth, false, memoed);
+  return settle(evaluate(pc + 16, object, type, relation, depth), object, relation, depth, false, memoed, redo);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -658,6 +710,7 @@ export function eval_check(
   keepQuestionFacts = true;
   setSubject(subject, subjectRelation, wildcard, kind, userset);
   memo_clear(memo);
+  memoHoldsFacts = false;
   if (object < FIRST_PLACEHOLDER) touchQuestion(object, relation, subject, subjectRelation);
   return run(object, type, relation);
 }
@@ -699,6 +752,7 @@ function run(object: u32, type: u32, relation: u32): i32 {
   tableEndUse();
   if (aborted) {
     memo_clear(memo);
+    memoHoldsFacts = false;
     return exhausted ? TOO_COMPLEX : UNSUPPORTED;
   }
   return outcome;
@@ -752,6 +806,7 @@ export function eval_check_many(g: usize, requests: usize, count: u32, out: usiz
     if (!same) {
       setSubject(subject, subjectRelation, field(r, REQUEST_WILDCARD), kind, field(r, REQUEST_USERSET));
       memo_clear(memo);
+      memoHoldsFacts = false;
     }
     store<u8>(out + i, <u8>run(object, field(r, REQUEST_TYPE), relation));
     if (matchable) memo_set4(seen, object, relation, subject, subjectRelation, i);

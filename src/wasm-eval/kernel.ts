@@ -61,6 +61,8 @@ export interface EvaluateKernelExports extends InternKernelExports {
   graph_plans(graph: number): number;
   graph_clear_plans(graph: number): void;
   eval_fact_hits(): bigint;
+  /** The resolves a node must take for its fact to be kept (assembly/evaluate.ts FACT_MIN_REDO). */
+  eval_fact_min_redo(): number;
   eval_set_plan_limit(limit: number): void;
   eval_plan_hits(): bigint;
   eval_plans_built(): bigint;

@@ -56,6 +56,7 @@ export const evaluateAbi = {
     "eval_leopard_undecided",
     "eval_memo_hits",
     "eval_fact_hits",
+    "eval_fact_min_redo",
     "eval_plan_hits",
     "eval_plans_built",
     "eval_check",
