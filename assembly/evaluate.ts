@@ -227,12 +227,11 @@ let redo: u32 = 0;
 // longer do: 11.9k held warm against 6.1k); facts held ~47k -> ~6k warm. 16 keeps no fact at all on this workload and
 // was 5-10% faster than 7 on its cold replay (3 runs), but a model whose shared subproblems are deeper (nested folders,
 // groups without Leopard) would redo them on every check without one.
-// Keeping fewer facts never changes an answer: a missing fact is evaluated; within a check the node is memoized instead
+// Keeping fewer facts never changes an answer: a missing fact is evaluated; within a check every node is memoized too
 // (settle), as the reference memoizes every node, so the step budget counts the same resolves.
 // @ts-ignore: decorator
 @inline const FACT_MIN_REDO: u32 = 7;
-// Whether the per-check memo may hold a fact-eligible node that was not kept as a fact (cleared with the memo):
-// only then does a fact miss look there too.
+// Whether the per-check memo holds any node yet (cleared with the memo): only then does a fact miss look there too.
 let memoHoldsFacts: bool = false;
 
 // The current check.
@@ -404,11 +403,13 @@ function settle(
         factSet(graphFactTable(graph), graphEpochs(graph), object, relation, qSubject, qSubjectRelation, value);
       }
       redo = entered; // asked again, the node is its fact's look-up: the unit counted at its entry
-    } else {
-      // Not kept (or not eligible): memoized for the rest of the check, where the reference memoizes every node.
-      if (asFact) memoHoldsFacts = true;
-      memo_set2(memo, object, relation, value);
     }
+    // Memoized for the rest of the check whether or not it was kept as a fact, where the reference memoizes every
+    // node: the same node is looked up in the memo when reached through a computed relation (no hop) and in the
+    // facts, then the memo, when reached by a hop, so neither way evaluates it twice in one check (an extra step
+    // each, which the step budget counted: resolution_too_complex where the reference answered, found by review).
+    memoHoldsFacts = true;
+    memo_set2(memo, object, relation, value);
   }
   return outcome;
 }

@@ -156,12 +156,13 @@ describe("fast path = reference (random models)", () => {
       { numRuns: Number(process.env.FAST_DIFF_RUNS ?? 200) },
     );
     // Object plans were exercised, not only allowed. Plans are only for rewrites reading three or more of their
-    // object's nodes (assembly/evaluate/program.ts planWorthy): a few hundred replays over the default runs (316
-    // in one), not the thousands of when every relation got one. The facts of union-only relations in models with
+    // object's nodes (assembly/evaluate/program.ts planWorthy), and a node a check reached before is answered by
+    // the check's memo, not replayed (every node is memoized since the step-count fix): 90 to a few hundred replays
+    // over the default runs, not the thousands of when every relation got one; the floor only asks that they ran. The facts of union-only relations in models with
     // intersection or exclusion are counted here but asserted in the next test: a fact is kept only for a node
     // with the kernel's threshold of resolves below it (assembly/evaluate.ts FACT_MIN_REDO), which these small
     // models (two ids a type) build in some runs only.
-    expect(plans.replayed).toBeGreaterThan(100);
+    expect(plans.replayed).toBeGreaterThan(20);
   }, 600_000);
 
   it("with an exclusion over chains deep enough to keep facts: every answer equal, facts read", async () => {
