@@ -156,7 +156,12 @@ describe("ResultCacheResolver miss log", () => {
     const cache = new ResultCacheResolver(ruleResolver(answerOf), influence);
     for (let i = 0; i < 10; i++) cache.allowedAt("viewer", "user:a", `doc:${i}`, 1, 1000);
     cache.clear();
-    const empty = { ...question("user:x", "doc:1", "viewer", 1), user: "", object: "", scope: "" } as ResolvedCheck;
+    const empty = {
+      ...question("user:x", "doc:1", "viewer", 1),
+      user: "",
+      object: "",
+      scope: "",
+    } as ResolvedCheck;
     await cache.resolveManyMissed([empty]);
     expect(cache.size).toBe(1);
     expect(cache.hit("", "", "", 1, 1000)).toBeDefined();
