@@ -5,6 +5,7 @@
  * stay within their cap, and never be freed while a check replays them.
  */
 import { describe, expect, it } from "vitest";
+import { model as peerModel } from "../../src/cli/demo/workload.js";
 import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import type { CheckQuery } from "../../src/reference/check.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
@@ -237,18 +238,7 @@ ${relations.join("\n")}
   it("are not kept for a rewrite reading two of its object's nodes, whose answers stay the reference's", async () => {
     await ready();
     // The peer workload's folders: `view` reads `viewer` and `parent` only, where a plan saves nothing.
-    const twoReads = compileModel(`model
-  schema 1.1
-type user
-type group
-  relations
-    define member: [user, group#member]
-type folder
-  relations
-    define parent: [folder]
-    define viewer: [user, group#member]
-    define view: viewer or view from parent
-`);
+    const twoReads = compileModel(peerModel);
     const store = new MemoryTupleStore();
     await using fast = new WasmEvaluator({ program: twoReads, store });
     await store.write({ writes: chain.slice(0, 4).map(normalized), deletes: [] });
