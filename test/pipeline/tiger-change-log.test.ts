@@ -46,4 +46,18 @@ describe("Tiger's ChangeLog", () => {
       }
     }
   });
+
+  it("skip forgets what it held and raises its floor, never lowers it", () => {
+    const log = new ChangeLog(100);
+    const change = (revision: number, i: number) =>
+      ({ revision, op: "write", tuple: { i } }) as unknown as StoredChange;
+    log.append([change(1, 0), change(2, 1)]);
+    log.skip(4);
+    expect(log.size).toBe(0);
+    expect(log.floor).toBe(4);
+    log.skip(3);
+    expect(log.floor).toBe(4);
+    log.append([change(5, 2)]);
+    expect(log.between(4, 5)).toEqual([change(5, 2)]);
+  });
 });

@@ -84,6 +84,15 @@ export class ChangeLog {
     this.floor = revision;
   }
 
+  /**
+   * Changes through `revision` were delivered and not kept: the log forgets what it held and knows only changes
+   * after `revision` (its floor never moves down).
+   */
+  skip(revision: Revision): void {
+    if (this.#tuples.length > 0) this.reset(Math.max(this.floor, revision));
+    else if (revision > this.floor) this.floor = revision;
+  }
+
   /** Changes with low < revision ≤ high. */
   between(low: Revision, high: Revision): StoredChange[] {
     const marks = this.#runMarks;

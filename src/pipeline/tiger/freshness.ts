@@ -35,10 +35,13 @@ export class Freshness {
 
   /**
    * Takes delivered changes in; returns how many class marks moved (the layer's invalidations), a run of
-   * consecutive changes of one (type, relation) moving each of its classes at most once.
+   * consecutive changes of one (type, relation) moving each of its classes at most once. With `log` false (no
+   * bitmap could be brought forward across them) the changes are not kept: the log forgets everything through
+   * their newest revision, so a bitmap made later at an older revision is re-made rather than brought forward.
    */
-  record(changes: readonly StoredChange[]): number {
+  record(changes: readonly StoredChange[], log = true): number {
     let moved = 0;
+    let latest = 0;
     const count = changes.length;
     // A page holds long runs of one (type, relation) (a load writes many): the classes a run affects are marked
     // once, at its newest revision, not once per change.
@@ -57,9 +60,11 @@ export class Freshness {
         end++;
       }
       moved += this.#mark(type, relation, newest);
+      if (newest > latest) latest = newest;
       start = end;
     }
-    this.log.append(changes);
+    if (log) this.log.append(changes);
+    else if (count > 0) this.log.skip(latest);
     return moved;
   }
 

@@ -174,6 +174,11 @@ export class IncrementalUpdates {
     return this.#inFlight.values();
   }
 
+  /** Whether any update is under way. */
+  get busy(): boolean {
+    return this.#inFlight.size > 0;
+  }
+
   /**
    * Brings `m` to `check.revision` by re-checking the objects the changes in between can affect; undefined when
    * it cannot (the caller then re-materialises or passes through). One update per bitmap at a time: a second
