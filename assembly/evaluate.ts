@@ -144,9 +144,14 @@ import {
 @inline const TOO_COMPLEX: i32 = 3;
 // @ts-ignore: decorator
 @inline const UNSUPPORTED: i32 = 4;
+// Over the step budget: "resolution_too_complex" as TOO_COMPLEX, but the host names the step budget in the error,
+// not the depth limit. Only `run` returns it (for the whole check); inside a check the budget aborts instead.
+// @ts-ignore: decorator
+@inline const TOO_MANY_STEPS: i32 = 5;
 
 // The per-check step budget (src/kernels/abi/evaluate.ts): `resolve`/`resolveInlined` calls that evaluate a
-// rewrite, as the reference counts them (src/reference/check.ts). One more and the whole check answers TOO_COMPLEX.
+// rewrite, as the reference counts them (src/reference/check.ts). One more and the whole check answers
+// TOO_MANY_STEPS.
 // @ts-ignore: decorator
 @inline const MAX_RESOLUTION_STEPS: u32 = 250000;
 
@@ -245,7 +250,8 @@ let qWildcard: u32 = ABSENT;
 let qKind: u32 = 0;
 let qUserset: bool = false;
 let aborted: bool = false;
-// Set with `aborted` when the check went over MAX_RESOLUTION_STEPS: `run` then answers TOO_COMPLEX, not UNSUPPORTED.
+// Set with `aborted` when the check went over MAX_RESOLUTION_STEPS: `run` then answers TOO_MANY_STEPS, not
+// UNSUPPORTED.
 let exhausted: bool = false;
 // Steps of the current check (reset by `run`, per question of a batch).
 let steps: u32 = 0;
@@ -416,7 +422,7 @@ function settle(
 
 /**
  * The check went over its step budget: it stops as an abort does (nothing more is evaluated or kept, every caller
- * returns at once) and `run` answers TOO_COMPLEX.
+ * returns at once) and `run` answers TOO_MANY_STEPS.
  */
 function overBudget(): i32 {
   exhausted = true;
@@ -691,10 +697,11 @@ function setSubject(subject: u32, subjectRelation: u32, wildcard: u32, kind: u32
 }
 
 /**
- * Checks object#relation for a subject over graph `g`: TRUE 1, FALSE 0, CYCLE 2 (false), TOO_COMPLEX 3, or
- * UNSUPPORTED 4 (the check read a flagged tuple: answer it with the reference). `type` is the object's type id
- * (the object may be a placeholder symbol when it was never interned). `subject`/`subjectRelation`: the subject
- * (relation NO_REL unless a userset); `wildcard`: its type's wildcard symbol or ABSENT; `kind`: its subject-kind id.
+ * Checks object#relation for a subject over graph `g`: TRUE 1, FALSE 0, CYCLE 2 (false), TOO_COMPLEX 3 (the depth
+ * limit), UNSUPPORTED 4 (the check read a flagged tuple: answer it with the reference) or TOO_MANY_STEPS 5 (the
+ * step budget). `type` is the object's type id (the object may be a placeholder symbol when it was never interned).
+ * `subject`/`subjectRelation`: the subject (relation NO_REL unless a userset); `wildcard`: its type's wildcard symbol
+ * or ABSENT; `kind`: its subject-kind id.
  */
 export function eval_check(
   g: usize,
@@ -754,7 +761,7 @@ function run(object: u32, type: u32, relation: u32): i32 {
   if (aborted) {
     memo_clear(memo);
     memoHoldsFacts = false;
-    return exhausted ? TOO_COMPLEX : UNSUPPORTED;
+    return exhausted ? TOO_MANY_STEPS : UNSUPPORTED;
   }
   return outcome;
 }

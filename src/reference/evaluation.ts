@@ -125,18 +125,37 @@ export class Evaluation {
 
   /** The error of a check that took more than MAX_RESOLUTION_STEPS steps. */
   tooManySteps(what: string): NexusError {
-    return new NexusError(
-      "resolution_too_complex",
-      `resolving ${what} needs more than ${MAX_RESOLUTION_STEPS} resolution steps`,
-      { limit: "maxResolutionSteps", maxResolutionSteps: MAX_RESOLUTION_STEPS },
-    );
+    return tooManyStepsError(what);
   }
 
+  /** The error of a resolution that needs more nested lookups than maxDepth. */
   tooComplex(what: string): NexusError {
-    return new NexusError(
-      "resolution_too_complex",
-      `resolving ${what} needs more than ${this.maxDepth} nested lookups`,
-      { maxDepth: this.maxDepth },
-    );
+    return tooDeepError(what, this.maxDepth);
   }
+}
+
+// The two "resolution_too_complex" errors, built here for every evaluator (the kernel's answers too, in
+// src/wasm-eval) so that a check gets the same message and details whichever evaluator ran out of room.
+
+/** The error of a check that took more than MAX_RESOLUTION_STEPS steps; `what` names the question. */
+export function tooManyStepsError(what: string): NexusError {
+  return new NexusError(
+    "resolution_too_complex",
+    `resolving ${what} needs more than ${MAX_RESOLUTION_STEPS} resolution steps`,
+    { limit: "maxResolutionSteps", maxResolutionSteps: MAX_RESOLUTION_STEPS },
+  );
+}
+
+/** Whether `error` is tooManyStepsError's (the step budget ran out, not the depth limit). */
+export function isTooManyStepsError(error: NexusError): boolean {
+  return error.code === "resolution_too_complex" && error.details?.limit === "maxResolutionSteps";
+}
+
+/** The error of a resolution that needs more than `maxDepth` nested lookups; `what` names the question. */
+export function tooDeepError(what: string, maxDepth: number): NexusError {
+  return new NexusError(
+    "resolution_too_complex",
+    `resolving ${what} needs more than ${maxDepth} nested lookups`,
+    { maxDepth },
+  );
 }

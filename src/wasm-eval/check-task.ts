@@ -8,6 +8,7 @@
 
 import type { Program } from "../model/program.js";
 import type { CheckQuery } from "../reference/check.js";
+import { isTooManyStepsError } from "../reference/evaluation.js";
 import { parseSubject } from "../tuples/tuple.js";
 import type { Revision, StoredChange } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
@@ -26,11 +27,15 @@ export interface CheckTaskPayload {
   readonly requests: readonly string[];
 }
 
-/** One byte per query: 0 false, 1 true, 2 resolution too complex, 3 routed (the caller uses the reference). */
+/**
+ * One byte per query: 0 false, 1 true, 2 resolution too complex by depth, 3 routed (the caller uses the reference),
+ * 4 resolution too complex by the step budget (the two errors say different things; the caller rebuilds them).
+ */
 export const TASK_FALSE = 0;
 export const TASK_TRUE = 1;
 export const TASK_TOO_COMPLEX = 2;
 export const TASK_ROUTED = 3;
+export const TASK_TOO_MANY_STEPS = 4;
 
 interface Replica {
   readonly store: ReplayStore;
@@ -100,7 +105,9 @@ export async function checkBatch(payload: CheckTaskPayload): Promise<Uint8Array>
         : a === false
           ? TASK_FALSE
           : a instanceof NexusError
-            ? TASK_TOO_COMPLEX
+            ? isTooManyStepsError(a)
+              ? TASK_TOO_MANY_STEPS
+              : TASK_TOO_COMPLEX
             : TASK_ROUTED;
   }
   return out;

@@ -31,7 +31,7 @@ import { evaluateAbi } from "../kernels/abi/evaluate.js";
 import type { Program } from "../model/program.js";
 import { getParallelThreshold } from "../parallel/thresholds.js";
 import type { CheckQuery } from "../reference/check.js";
-import { DEFAULT_MAX_DEPTH } from "../reference/evaluation.js";
+import { DEFAULT_MAX_DEPTH, tooDeepError, tooManyStepsError } from "../reference/evaluation.js";
 import type { Revision, TupleStore } from "../tuples/types.js";
 import { NexusError } from "../util/errors.js";
 import { yieldToLoop } from "../util/yield.js";
@@ -139,13 +139,17 @@ export interface ParallelBulkRunner {
   close(): Promise<void>;
 }
 
+/** The question as the reference's check names it in its errors (src/reference/check.ts). */
+const checkNamed = (query: CheckQuery): string => `${query.object}#${query.relation} for ${query.user}`;
+
 /** The error the reference gives when a check needs more nested lookups than `maxDepth`. */
 export function tooComplexError(query: CheckQuery, maxDepth: number): NexusError {
-  return new NexusError(
-    "resolution_too_complex",
-    `resolving ${query.object}#${query.relation} for ${query.user} needs more than ${maxDepth} nested lookups`,
-    { maxDepth },
-  );
+  return tooDeepError(checkNamed(query), maxDepth);
+}
+
+/** The error the reference gives when a check takes more than MAX_RESOLUTION_STEPS steps. */
+export function tooManyStepsCheckError(query: CheckQuery): NexusError {
+  return tooManyStepsError(checkNamed(query));
 }
 
 export class WasmEvaluator implements Disposable, AsyncDisposable {
@@ -773,6 +777,9 @@ export class WasmEvaluator implements Disposable, AsyncDisposable {
       case Outcome.TOO_COMPLEX:
         this.stats.answered++;
         return tooComplexError(query, this.compiled.maxDepth);
+      case Outcome.TOO_MANY_STEPS:
+        this.stats.answered++;
+        return tooManyStepsCheckError(query);
       default:
         this.stats.routed.unsupported++;
         return undefined;

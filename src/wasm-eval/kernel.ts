@@ -137,6 +137,7 @@ export const Outcome = {
   CYCLE: abi.CYCLE,
   TOO_COMPLEX: abi.TOO_COMPLEX,
   UNSUPPORTED: abi.UNSUPPORTED,
+  TOO_MANY_STEPS: abi.TOO_MANY_STEPS,
 } as const;
 
 /** Subject kinds as graph_add takes them. */

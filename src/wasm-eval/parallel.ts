@@ -18,10 +18,17 @@ import type { ChangeListener, ChangeSource } from "../changes/feed.js";
 import { WorkerPool } from "../parallel/pool.js";
 import type { CheckQuery } from "../reference/check.js";
 import type { Revision, StoredChange } from "../tuples/types.js";
-import { type CheckTaskPayload, TASK_FALSE, TASK_TOO_COMPLEX, TASK_TRUE } from "./check-task.js";
+import {
+  type CheckTaskPayload,
+  TASK_FALSE,
+  TASK_TOO_COMPLEX,
+  TASK_TOO_MANY_STEPS,
+  TASK_TRUE,
+} from "./check-task.js";
 import {
   type ParallelBulkRunner,
   tooComplexError,
+  tooManyStepsCheckError,
   type WasmAnswer,
   type WasmEvaluator,
 } from "./evaluator.js";
@@ -103,7 +110,9 @@ export class ParallelBulkChecker implements ParallelBulkRunner {
               ? false
               : code === TASK_TOO_COMPLEX
                 ? tooComplexError(q, compiled.maxDepth)
-                : undefined;
+                : code === TASK_TOO_MANY_STEPS
+                  ? tooManyStepsCheckError(q)
+                  : undefined;
       }
     }
     return answers;

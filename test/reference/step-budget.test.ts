@@ -5,9 +5,12 @@
  * "resolution_too_complex", in the kernel (~16 ms) and in the reference (~1 s), and a deep but legal check still
  * answers as before.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { createEngine } from "../../src/engine/engine.js";
-import { isNexusError } from "../../src/util/errors.js";
+import { resetParallelThresholds, setParallelThreshold } from "../../src/parallel/thresholds.js";
+import { DEFAULT_MAX_DEPTH, MAX_RESOLUTION_STEPS } from "../../src/reference/evaluation.js";
+import { isNexusError, type NexusError } from "../../src/util/errors.js";
+import { enableParallelBulkCheck } from "../../src/wasm-eval/parallel.js";
 
 // A random model of the review's differential runs: every relation of t1 reaches t1#r3 again through usersets
 // and parents, so a check for a subject no tuple grants explores every simple path up to depth 25.
@@ -199,4 +202,134 @@ type group
       ).toBe(false);
     });
   }
+});
+
+/** The NexusError `run` rejects with (the test fails if it resolves or throws anything else). */
+async function rejection(run: () => Promise<unknown>): Promise<NexusError> {
+  try {
+    await run();
+  } catch (error) {
+    if (isNexusError(error)) return error;
+    throw error;
+  }
+  throw new Error("expected a NexusError");
+}
+
+/** What the step budget's error says, whichever evaluator ran out: the reference's (src/reference/evaluation.ts). */
+const STEPS_MESSAGE = `resolving t1:a#r3 for t1:a needs more than ${MAX_RESOLUTION_STEPS} resolution steps`;
+const STEPS_DETAILS = { limit: "maxResolutionSteps", maxResolutionSteps: MAX_RESOLUTION_STEPS };
+
+// A group chain one hop longer than the depth limit: user:u is a member of g0 only, so group:g{N}#member needs
+// N + 1 nested lookups to find (or rule out) it, and answers resolution_too_complex by depth, not by steps.
+const CHAIN_MODEL = `model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+`;
+const CHAIN = DEFAULT_MAX_DEPTH + 5;
+const chainWrites = (): { object: string; relation: string; user: string }[] => {
+  const writes = [{ object: "group:g0", relation: "member", user: "user:u" }];
+  for (let i = 1; i <= CHAIN; i++) {
+    writes.push({ object: `group:g${i}`, relation: "member", user: `group:g${i - 1}#member` });
+  }
+  return writes;
+};
+
+// The kernel used to report every resolution_too_complex as the depth limit's ("... nested lookups", { maxDepth }),
+// also when the step budget was what ran out; the reference named the step budget. Both now say which limit.
+describe("which limit resolution_too_complex names", () => {
+  afterEach(() => resetParallelThresholds());
+
+  for (const evaluator of [undefined, "reference"] as const) {
+    const name = evaluator ?? "default (kernel)";
+
+    it(`${name}: the step budget, on a single check and in checkBulk`, async () => {
+      await using engine = await createEngine({ model: MODEL, ...(evaluator ? { evaluator } : {}) });
+      const { token } = await engine.write({ writes: TUPLES });
+      const consistency = { atLeastAsFresh: token };
+      const single = await rejection(() =>
+        engine.check({ user: "t1:a", relation: "r3", object: "t1:a", consistency }),
+      );
+      expect(single.code).toBe("resolution_too_complex");
+      expect(single.message).toBe(STEPS_MESSAGE);
+      expect(single.details).toEqual(STEPS_DETAILS);
+      const bulk = await rejection(() =>
+        engine.checkBulk([
+          { user: "user:u0", relation: "r0", object: "t0:b", consistency },
+          { user: "t1:a", relation: "r3", object: "t1:a", consistency },
+        ]),
+      );
+      expect(bulk.code).toBe("resolution_too_complex");
+      expect(bulk.message).toBe(`check 1: ${STEPS_MESSAGE}`);
+      expect(bulk.details).toEqual({ ...STEPS_DETAILS, index: 1 });
+      // The kernel answered both itself: none went to the reference, which would name the step budget anyway.
+      if (evaluator === undefined) expect(engine.wasmEvaluator!.stats.routed.unsupported).toBe(0);
+    }, 30_000);
+
+    it(`${name}: the depth limit, on a single check and in checkBulk`, async () => {
+      await using engine = await createEngine({ model: CHAIN_MODEL, ...(evaluator ? { evaluator } : {}) });
+      const { token } = await engine.write({ writes: chainWrites() });
+      const consistency = { atLeastAsFresh: token };
+      const message = (user: string) =>
+        `resolving group:g${CHAIN}#member for ${user} needs more than ${DEFAULT_MAX_DEPTH} nested lookups`;
+      const single = await rejection(() =>
+        engine.check({ user: "user:u", relation: "member", object: `group:g${CHAIN}`, consistency }),
+      );
+      expect(single.code).toBe("resolution_too_complex");
+      expect(single.message).toBe(message("user:u"));
+      expect(single.details).toEqual({ maxDepth: DEFAULT_MAX_DEPTH });
+      const bulk = await rejection(() =>
+        engine.checkBulk([
+          { user: "user:u", relation: "member", object: "group:g1", consistency },
+          { user: "user:v", relation: "member", object: `group:g${CHAIN}`, consistency },
+        ]),
+      );
+      expect(bulk.code).toBe("resolution_too_complex");
+      expect(bulk.message).toBe(`check 1: ${message("user:v")}`);
+      expect(bulk.details).toEqual({ maxDepth: DEFAULT_MAX_DEPTH, index: 1 });
+      if (evaluator === undefined) expect(engine.wasmEvaluator!.stats.routed.unsupported).toBe(0);
+    });
+  }
+
+  it("default (kernel): both limits through the parallel bulk path (the worker pool)", async () => {
+    // Only so that a small batch takes the worker path, which is off by default (Infinity).
+    setParallelThreshold("bulkCheck", 2);
+    {
+      await using engine = await createEngine({ model: MODEL });
+      const checker = enableParallelBulkCheck(engine, { maxThreads: 2 })!;
+      const { token } = await engine.write({ writes: TUPLES });
+      const consistency = { atLeastAsFresh: token };
+      const bulk = await rejection(() =>
+        engine.checkBulk([
+          { user: "user:u0", relation: "r0", object: "t0:b", consistency },
+          { user: "user:u0", relation: "r0", object: "t0:d", consistency },
+          { user: "t1:a", relation: "r3", object: "t1:a", consistency },
+        ]),
+      );
+      expect(checker.pool.started).toBe(true);
+      expect(engine.wasmEvaluator!.stats.parallelBatches).toBe(1);
+      expect(bulk.message).toBe(`check 2: ${STEPS_MESSAGE}`);
+      expect(bulk.details).toEqual({ ...STEPS_DETAILS, index: 2 });
+    }
+    {
+      await using engine = await createEngine({ model: CHAIN_MODEL });
+      enableParallelBulkCheck(engine, { maxThreads: 2 });
+      const { token } = await engine.write({ writes: chainWrites() });
+      const consistency = { atLeastAsFresh: token };
+      const bulk = await rejection(() =>
+        engine.checkBulk([
+          { user: "user:u", relation: "member", object: "group:g1", consistency },
+          { user: "user:u", relation: "member", object: "group:g2", consistency },
+          { user: "user:v", relation: "member", object: `group:g${CHAIN}`, consistency },
+        ]),
+      );
+      expect(engine.wasmEvaluator!.stats.parallelBatches).toBe(1);
+      expect(bulk.message).toBe(
+        `check 2: resolving group:g${CHAIN}#member for user:v needs more than ${DEFAULT_MAX_DEPTH} nested lookups`,
+      );
+      expect(bulk.details).toEqual({ maxDepth: DEFAULT_MAX_DEPTH, index: 2 });
+    }
+  }, 60_000);
 });

@@ -105,16 +105,22 @@ export const evaluateAbi = {
     FALSE: 0,
     TRUE: 1,
     CYCLE: 2,
+    /** The check needs more nested lookups than the depth limit ("resolution_too_complex", details.maxDepth). */
     TOO_COMPLEX: 3,
     /** The check read a flagged tuple: the reference evaluator answers it. */
     UNSUPPORTED: 4,
+    /**
+     * The check went over MAX_RESOLUTION_STEPS: also "resolution_too_complex", but the error names the step budget
+     * (details.limit "maxResolutionSteps"), as the reference's does, not the depth limit.
+     */
+    TOO_MANY_STEPS: 5,
 
     /**
      * The per-check step budget: `resolve` calls that evaluate a rewrite (past the depth limit, the cycle check, the
      * userset-itself rule and the memo), counted at the same point by the kernel and the reference
      * (src/reference/check.ts); the kernel's shortcuts (leaf nodes, the Leopard index, kept facts) skip steps, so
      * it may stay within the budget where the reference goes over. One more and the whole check answers
-     * TOO_COMPLEX ("resolution_too_complex"): a recursive model can otherwise search paths for seconds
+     * TOO_MANY_STEPS ("resolution_too_complex"): a recursive model can otherwise search paths for seconds
      * (exponential in the depth). OpenFGA's conformance checks need at most 33 steps.
      */
     MAX_RESOLUTION_STEPS: 250_000,
