@@ -8,6 +8,13 @@
  *   npm run bench -- peers --size 1m             # 1M: walker and nexus-fast only (the others take too long)
  *   npm run bench -- peers --peers walker,nexus-fast
  *   npm run bench -- peers --warm-process        # each peer's process first runs every row on a 10k instance
+ *   npm run bench -- peers --runs 3              # 3 rounds, the peers taking turns; medians of the rounds
+ *
+ * With --runs N each round runs every peer once, one after another, and each value printed is the median of the
+ * rounds; a ratio is the median of the rounds' ratios, each taken between the walker and the peer of one round
+ * (the two ran minutes apart at most, under the same load), with the range of the rounds' ratios beside it. On a
+ * shared 2-core VM one run's first-pass rows move by a factor of two between runs; the rounds' median is what the
+ * README quotes.
  *
  * Timings are per call with performance.now(), not tinybench samples: a first pass must ask each question once.
  * Take `flock /tmp/bench.lock` around it.
@@ -38,6 +45,8 @@ for (const p of peers) if (!PEERS.includes(p)) throw new Error(`unknown peer ${p
 if (peers[0] !== "walker") peers.unshift("walker");
 /** JIT-warm processes (child.ts): each process first runs every row on a separate 10k instance of its peer. */
 const warmProcess = args.includes("--warm-process");
+const runs = Number(option("--runs") ?? 1);
+if (!Number.isInteger(runs) || runs < 1) throw new Error("--runs must be a whole number, at least 1");
 
 type Row = { first: number[]; second: number[]; answers: string[] };
 interface Result {
@@ -57,51 +66,63 @@ interface Result {
 }
 
 const loadBefore = loadavg();
-const results: Result[] = [];
+/** rounds[i][j]: round i's result of peers[j] (the walker first). */
+const rounds: Result[][] = [];
 const dir = join(tmpdir(), `nexus-peers-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 try {
-  for (const peer of peers) {
-    const out = join(dir, `${peer}.json`);
-    console.error(`peers: ${peer} at ${filesPerFolder} files per folder...`);
-    const run = spawnSync(
-      process.execPath,
-      [
-        "--import",
-        "tsx",
-        "--expose-gc",
-        join(here, "child.ts"),
-        peer,
-        String(filesPerFolder),
-        out,
-        ...(warmProcess ? ["warm"] : []),
-      ],
-      { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
-    );
-    if (run.status !== 0) throw new Error(`peer ${peer} failed (exit ${run.status})`);
-    results.push(JSON.parse(readFileSync(out, "utf8")) as Result);
+  for (let round = 0; round < runs; round++) {
+    const results: Result[] = [];
+    for (const peer of peers) {
+      const out = join(dir, `${peer}.json`);
+      console.error(
+        `peers: ${peer} at ${filesPerFolder} files per folder${runs > 1 ? ` (round ${round + 1} of ${runs})` : ""}...`,
+      );
+      const run = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--expose-gc",
+          join(here, "child.ts"),
+          peer,
+          String(filesPerFolder),
+          out,
+          ...(warmProcess ? ["warm"] : []),
+        ],
+        { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
+      );
+      if (run.status !== 0) throw new Error(`peer ${peer} failed (exit ${run.status})`);
+      results.push(JSON.parse(readFileSync(out, "utf8")) as Result);
+    }
+    crossCheck(results);
+    rounds.push(results);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
+const results = rounds[rounds.length - 1]!;
 
-// --- Cross-check: every peer's answers equal the walker's (a slow peer answers a prefix of the same questions).
-const walker = results[0]!;
-for (const r of results.slice(1)) {
-  const differ = (what: string, i: number) => {
-    throw new Error(`ANSWERS DIFFER: ${r.peer} vs walker on ${what} ${i}`);
-  };
-  for (let i = 0; i < r.single.answers.length; i++)
-    if (r.single.answers[i] !== walker.single.answers[i]) differ("check", i);
-  for (const row of ["folders", "bulks"] as const) {
-    for (const [i, a] of r[row].answers.entries()) if (a !== walker[row].answers[i]) differ(row, i);
+/** Cross-check: every peer's answers equal the walker's (a slow peer answers a prefix of the same questions). */
+function crossCheck(results: readonly Result[]): void {
+  const walker = results[0]!;
+  for (const r of results.slice(1)) {
+    const differ = (what: string, i: number) => {
+      throw new Error(`ANSWERS DIFFER: ${r.peer} vs walker on ${what} ${i}`);
+    };
+    for (let i = 0; i < r.single.answers.length; i++)
+      if (r.single.answers[i] !== walker.single.answers[i]) differ("check", i);
+    for (const row of ["folders", "bulks"] as const) {
+      for (const [i, a] of r[row].answers.entries()) if (a !== walker[row].answers[i]) differ(row, i);
+    }
+    r.lists?.answers.forEach((a, i) => {
+      const w = walker.lists!.answers[i]!;
+      if (a.count !== w.count || a.digest !== w.digest)
+        differ(`listObjects of ${a.user}: ${a.count} vs ${w.count}`, i);
+    });
   }
-  r.lists?.answers.forEach((a, i) => {
-    const w = walker.lists!.answers[i]!;
-    if (a.count !== w.count || a.digest !== w.digest)
-      differ(`listObjects of ${a.user}: ${a.count} vs ${w.count}`, i);
-  });
 }
+const walker = results[0]!;
 
 // --- The table.
 const median = (xs: readonly number[]): number => {
@@ -183,24 +204,44 @@ const lines: Line[] = [
   },
 ];
 
+/** The median over the rounds of each part of `line` for peer `j` (undefined when the peer has no such row). */
+const medianParts = (line: Line, j: number): number[] | undefined => {
+  const each = rounds.map((rs) => line.parts(rs[j]!));
+  if (each.some((p) => p === undefined)) return undefined;
+  return each[0]!.map((_, k) => median(each.map((p) => p![k]!)));
+};
+/** The rounds' ratios of part `k` (walker ÷ peer `j`, each within one round): their median, and their range. */
+const roundRatios = (line: Line, j: number, k: number): string => {
+  const xs = rounds.map((rs) => {
+    const w = line.parts(rs[0]!)![k]!;
+    const p = line.parts(rs[j]!)![k]!;
+    return p === 0 ? (w === 0 ? 1 : Number.POSITIVE_INFINITY) : w / p;
+  });
+  const m = median(xs);
+  const shown = ratio(m, 1);
+  return runs > 1 ? `${shown} [${ratio(Math.min(...xs), 1)}–${ratio(Math.max(...xs), 1)}]` : shown;
+};
 const header = `| row | ${results.map((r) => r.peer).join(" | ")} |`;
 const table = [header, `|---|${results.map(() => "---|").join("")}`];
-const walkerParts = new Map(lines.map((l) => [l.row, l.parts(walker)!]));
 for (const line of lines) {
-  const cells = results.map((r) => {
-    const parts = line.parts(r);
+  const cells = results.map((r, j) => {
+    const parts = medianParts(line, j);
     if (parts === undefined) return "—";
     const text = line.format(parts, r);
-    if (r === walker || line.plain) return text;
-    const w = walkerParts.get(line.row)!;
-    return `${text} (${parts.map((p, i) => ratio(w[i]!, p)).join(" / ")})`;
+    if (j === 0 || line.plain) return text;
+    if (runs === 1) {
+      const w = line.parts(walker)!;
+      return `${text} (${parts.map((p, k) => ratio(w[k]!, p)).join(" / ")})`;
+    }
+    return `${text} (${parts.map((_, k) => roundRatios(line, j, k)).join(" / ")})`;
   });
   table.push(`| ${line.row} | ${cells.join(" | ")} |`);
 }
 const loadAfter = loadavg();
 console.log(
   `\n## peers: ${walker.tuples.toLocaleString("en")} tuples (${filesPerFolder} files per leaf folder)` +
-    (warmProcess ? ", JIT-warm processes (every row first run on a separate 10k instance)" : ""),
+    (warmProcess ? ", JIT-warm processes (every row first run on a separate 10k instance)" : "") +
+    (runs > 1 ? `, median of ${runs} rounds (ratios: the median of the rounds' ratios [their range])` : ""),
 );
 console.log(table.join("\n"));
 console.log(
@@ -216,5 +257,5 @@ const out = join(root, "bench", "results");
 mkdirSync(out, { recursive: true });
 writeFileSync(
   join(out, `peers-${sizeName}${warmProcess ? "-warm" : ""}.json`),
-  `${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, table, results: results.map(({ single, folders, bulks, lists, ...r }) => ({ ...r, single: { first: single.first, second: single.second }, folders: { first: folders.first, second: folders.second }, bulks: { first: bulks.first, second: bulks.second }, lists: lists && { first: lists.first, second: lists.second, answers: lists.answers } })) }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, runs, table, results: rounds.flat().map(({ single, folders, bulks, lists, ...r }) => ({ ...r, single: { first: single.first, second: single.second }, folders: { first: folders.first, second: folders.second }, bulks: { first: bulks.first, second: bulks.second }, lists: lists && { first: lists.first, second: lists.second, answers: lists.answers } })) }, null, 2)}\n`,
 );
