@@ -267,6 +267,19 @@ function asker(
   };
 }
 
+/** How many of folder:f0..f299 anne may view at `revision`, filtered through the layer. */
+function annesFolders(t: Awaited<ReturnType<typeof tigerOver>>): (revision: number) => Promise<number> {
+  const objects = Array.from({ length: 300 }, (_, i) => `folder:f${i}`);
+  return async (revision) => {
+    const check = resolved(revision, Date.now(), {
+      user: "user:anne",
+      relation: "viewer",
+      object: objects[0]!,
+    });
+    return (await t.tiger.filter(check, objects))!.filter(Boolean).length;
+  };
+}
+
 describe("TigerResolver, incremental maintenance", () => {
   it("re-checks only the objects a change reaches, and re-materialises when that set is too broad", async () => {
     await using engine = await loaded();
@@ -326,6 +339,38 @@ describe("TigerResolver, incremental maintenance", () => {
     expect((await ask())[1]).toBe(true);
     expect(t.extra()).toMatchObject({ materialised: 1, incrementalUpdates: 1, rechecked: 1, bitsChanged: 1 });
     expect(Number(t.extra().loggedChanges)).toBeGreaterThan(0);
+  });
+
+  it("never brings a bitmap forward across changes it did not keep", async () => {
+    await using engine = await loaded();
+    await using t = await tigerOver(engine, { materializeAfter: 1 });
+    const allowedAt = annesFolders(t);
+    const r0 = await engine.store.currentRevision();
+    // While no bitmap is held, a grant that opens every folder under folder:b: marked, not logged.
+    await engine.write({ writes: [{ user: "user:anne", relation: "viewer", object: "folder:b" }] });
+    const r1 = await engine.store.currentRevision();
+    await t.feed.caughtUp(r1);
+    expect(t.extra()).toMatchObject({ bitmaps: 0, loggedChanges: 0 });
+    expect(await allowedAt(r0)).toBe(150);
+    // The bitmap made at r0 cannot be brought forward over a change the log did not keep: it is made again
+    // (brought forward over the empty log it would still say 150).
+    expect(await allowedAt(r1)).toBe(300);
+    expect(t.extra()).toMatchObject({ materialised: 2, incrementalUpdates: 0 });
+  });
+
+  it("reuses a bitmap across changes it did not keep when none touched what it reads", async () => {
+    await using engine = await loaded();
+    await using t = await tigerOver(engine, { materializeAfter: 1 });
+    const allowedAt = annesFolders(t);
+    const r0 = await engine.store.currentRevision();
+    // A write no folder#viewer answer reads, while no bitmap is held.
+    await engine.write({ writes: [{ user: "user:anne", relation: "owner", object: "doc:x" }] });
+    const r1 = await engine.store.currentRevision();
+    await t.feed.caughtUp(r1);
+    expect(t.extra()).toMatchObject({ bitmaps: 0, loggedChanges: 0 });
+    expect(await allowedAt(r0)).toBe(150);
+    expect(await allowedAt(r1)).toBe(150);
+    expect(t.extra()).toMatchObject({ materialised: 1, incrementalUpdates: 0 });
   });
 
   it("falls back when the changes in between are unknown, and never replaces a newer bitmap", async () => {

@@ -19,6 +19,12 @@ export class Freshness {
   readonly log: ChangeLog;
   /** Latest revision at which a change touched each check class (a fast "nothing changed" test). */
   readonly #changedAt = new Map<string, number>();
+  /**
+   * The class marks know every change after this revision (set by follow and reset). The log's own floor can be
+   * higher (changes it dropped past its bound, or did not keep while no bitmap needed them): that limits bringing
+   * a bitmap forward, not the "nothing changed" test, whose marks are raised for every change delivered.
+   */
+  #marksSince: Revision = 0;
   #knowledge: ChangeKnowledge | undefined;
 
   /** `maxLogged`: changes remembered (older bitmaps cannot be brought forward). */
@@ -30,6 +36,7 @@ export class Freshness {
   /** From now on changes are delivered (`record`) and `knowledge` says up to where; nothing before is known. */
   follow(knowledge: ChangeKnowledge): void {
     this.#knowledge = knowledge;
+    this.#marksSince = knowledge.watermark;
     this.log.reset(knowledge.watermark);
   }
 
@@ -83,6 +90,7 @@ export class Freshness {
 
   /** Forgets the logged changes: from now on only changes after `revision` are known. */
   reset(revision: Revision): void {
+    this.#marksSince = revision;
     this.log.reset(revision);
   }
 
@@ -97,9 +105,10 @@ export class Freshness {
     if (knowledge === undefined) return UNUSABLE;
     const low = m.revision < check.revision ? m.revision : check.revision;
     const high = m.revision < check.revision ? check.revision : m.revision;
-    if (high > knowledge.watermark || low < knowledge.complete || low < this.log.floor) return UNUSABLE;
+    if (high > knowledge.watermark || low < knowledge.complete || low < this.#marksSince) return UNUSABLE;
     if ((this.#changedAt.get(m.relationClass) ?? -1) <= low) return VALID;
-    if (m.revision > check.revision) return UNUSABLE;
+    // Brought forward by the changes in between: only when the log holds every one of them.
+    if (m.revision > check.revision || low < this.log.floor) return UNUSABLE;
     return FORWARD;
   }
 }
