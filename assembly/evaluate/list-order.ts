@@ -10,13 +10,29 @@
 // merge's second array, a copy of the new symbols), ~4-6 ms of its ~5 ms order. So:
 // - the rank table (symbol -> rank + 1) is never cleared: an entry counts only where the order holds that symbol
 //   at that rank (a sparse set), so only the entries of listed symbols are ever written or read;
-// - the rank table, the ranked symbols and the new symbols share one capacity, every symbol up to the highest
-//   listed so far (a listing's objects are distinct symbols, so none outgrows it), and are never reallocated
-//   in between: a later, larger listing reuses the pages an earlier one touched and touches only the rest;
 // - the new symbols are sorted in place, by an MSD radix sort a byte at a time (American flag sort) read
 //   straight from the texts (no key arrays), small ranges by a multikey quicksort and insertion;
 // - the merge runs from the back into the ranked symbols' own array (no second array), galloping on both sides;
-// - the new symbols, sorted, are what list_objects_fresh() returns ([u32 count][symbols]: the word before them).
+// - the new symbols, sorted, are what list_objects_fresh() returns ([u32 count][symbols]: the word before them);
+// - no array is reallocated but to grow, so a later listing reuses the pages an earlier one touched.
+//
+// Memory reserved. Only the rank table is indexed by symbol: 4 bytes a symbol up to the highest listed so far
+// (its capacity doubling from 1,024; rebuilt from the order when it grows). The ranked symbols (and the bitmap
+// over their ranks) are sized by how many symbols are ranked, and the new symbols' block by the largest listing
+// so far (a listing's new symbols are among its results), each doubling from 1,024 when a listing needs more; the
+// ranked symbols are copied to their new array then (the new symbols are a call's only: nothing to copy). Until
+// a review, all three shared one capacity of every symbol up to the highest listed, 12 bytes a symbol: a listing
+// of five objects whose symbols happened to be near 1.1M reserved 25 MB (a 2^21 capacity), nearly all of it never
+// touched, and under a memory cap (workerd's 128 MB) made memory.grow fail sooner; now 8 MB and a few KB. A
+// first listing's pages touched are as before: each array is allocated once at its size before the listing
+// writes it (the order grows after the new symbols are counted, to hold them all), and a later listing that
+// grows the order copies only the symbols ranked (its merge rewrites those after the first new one anyway).
+//
+// The results must be distinct symbols (list_objects returns each object once). A symbol given twice would be
+// ranked twice and sorted with itself (identical texts never come apart in the radix sort: a loop without end),
+// so it is refused, for a few instructions a result: a new symbol's rank table entry is set, until the merge
+// ranks it, to a rank past the order naming its slot among the new symbols (the sparse set again, so nothing to
+// clear), which finds it again before anything is sorted; a ranked one is found set already in the bitmap.
 //
 // Byte order is UTF-8 order, which is code point order; JavaScript compares UTF-16 code units. The two agree
 // except between a character above U+FFFF (4 UTF-8 bytes, lead byte 0xF0-0xF4) and one in U+E000-U+FFFF: so a
@@ -45,20 +61,31 @@
 // count, and one for the outermost.
 // @ts-ignore: decorator
 @inline const LEVELS: usize = 33;
+// Smallest capacity (in symbols) of the rank table, the ranked symbols and the new symbols.
+// @ts-ignore: decorator
+@inline const MIN_CAPACITY: u32 = 1024;
+// list_objects_order's answers other than a count (src/kernels/abi/evaluate.ts): a new text holds a character
+// above U+FFFF (the caller sorts), or a symbol was given twice.
+// @ts-ignore: decorator
+@inline const LIST_ORDER_ASTRAL: i32 = -1;
+// @ts-ignore: decorator
+@inline const LIST_ORDER_REPEATED: i32 = -2;
 
-// Capacity (in symbols) of the rank table, the ranked symbols and the new symbols.
-let cap: u32 = 0;
-// symbol -> rank + 1, meaningful only where order holds the symbol at that rank (never cleared: see above).
+// symbol -> rank + 1, meaningful only where order holds the symbol at that rank (never cleared: see above), for
+// every symbol below ranksCap.
 let ranks: usize = 0;
-// The ranked symbols in order.
+let ranksCap: u32 = 0;
+// The ranked symbols in order, room for orderCap.
 let order: usize = 0;
+let orderCap: u32 = 0;
 let orderLen: u32 = 0;
-// [u32 count][new symbols]: the new symbols of a call, sorted in place (syms = fresh + 4).
+// [u32 count][new symbols]: the new symbols of a call, sorted in place (syms = fresh + 4), room for freshCap.
 let fresh: usize = 0;
 let syms: usize = 0;
+let freshCap: u32 = 0;
 // The radix sort's levels (allocated at the first range that needs them).
 let levels: usize = 0;
-// The bitmap over the ranks.
+// The bitmap over the ranks, bitsCap words (orderCap bits).
 let bits: usize = 0;
 let bitsCap: u32 = 0;
 // The interner's entries during a call.
@@ -67,7 +94,11 @@ let seed: u32 = 0x9e3779b9;
 
 /** Bytes the order holds (rank table, ranked and new symbols, the radix levels, the bitmap). */
 export function orderMemoryBytes(): usize {
-  return <usize>cap * 12 + 4 + (<usize>bitsCap << 2) + (levels != 0 ? LEVELS * LEVEL_BYTES : 0);
+  return (
+    ((<usize>ranksCap + <usize>orderCap + <usize>bitsCap) << 2) +
+    (fresh != 0 ? 4 + ((<usize>freshCap) << 2) : 0) +
+    (levels != 0 ? LEVELS * LEVEL_BYTES : 0)
+  );
 }
 
 /** Address of the symbols ranked for the first time by the last list_objects_order (layout above). */
@@ -99,14 +130,6 @@ function setSym(i: u32, symbol: u32): void {
   store<u32>(syms + ((<usize>i) << 2), symbol);
 }
 
-/** Whether `symbol` (below `cap`) is ranked: its rank table entry names a rank at which the order holds it. */
-// @ts-ignore: decorator
-@inline
-function isRanked(symbol: u32): bool {
-  const r = load<u32>(ranks + ((<usize>symbol) << 2));
-  return r != 0 && r <= orderLen && load<u32>(order + ((<usize>(r - 1)) << 2)) == symbol;
-}
-
 /** Ranks the symbol at position `at` of the order. */
 // @ts-ignore: decorator
 @inline
@@ -116,9 +139,12 @@ function place(at: u32, symbol: u32): void {
 }
 
 /**
- * Puts the `count` distinct symbols at `results` in the order of their texts in interner `interner` (in place),
- * ranking those never ranked before: how many were new (listed at list_objects_fresh()), or -1, ranking nothing,
- * when a new one's text holds a character above U+FFFF (the caller then sorts the texts itself).
+ * Puts the `count` symbols at `results` in the order of their texts in interner `interner` (in place), ranking
+ * those never ranked before: how many were new (listed at list_objects_fresh()), or, leaving the results as given:
+ * LIST_ORDER_ASTRAL (-1), ranking nothing, when a new one's text holds a character above U+FFFF (the caller then
+ * sorts the texts itself); LIST_ORDER_REPEATED (-2) when a symbol is given twice. Precondition: the symbols are
+ * distinct (list_objects returns each object once); the answer -2 is the check of it (see the file's comment),
+ * after which the order is still exact but a call's new symbols may or may not have been ranked.
  */
 export function list_objects_order(interner: usize, results: usize, count: u32): i32 {
   entries = load<usize>(interner, I_ENTRIES);
@@ -127,33 +153,50 @@ export function list_objects_order(interner: usize, results: usize, count: u32):
     const symbol = load<u32>(results + ((<usize>i) << 2));
     if (symbol > top) top = symbol;
   }
-  reserve(top);
-  // The new symbols.
+  reserveRanks(top);
+  reserveFresh(count);
+  // The new symbols: those whose rank table entry names no rank at which the order holds them.
   let n: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const symbol = load<u32>(results + ((<usize>i) << 2));
-    if (isRanked(symbol)) continue;
+    const entry = ranks + ((<usize>symbol) << 2);
+    const r = load<u32>(entry);
+    if (r <= orderLen) {
+      if (r != 0 && load<u32>(order + ((<usize>(r - 1)) << 2)) == symbol) continue;
+    } else if (r - orderLen <= n && symAt(r - orderLen - 1) == symbol) {
+      // Marked below: given twice.
+      store<u32>(fresh, 0);
+      return LIST_ORDER_REPEATED;
+    }
     if (!belowAstral(textBytes(symbol), textLength(symbol))) {
       store<u32>(fresh, 0);
-      return -1;
+      return LIST_ORDER_ASTRAL;
     }
+    // A rank past the order, naming the symbol's slot: a mark until the merge ranks it.
+    store<u32>(entry, orderLen + n + 1);
     setSym(n++, symbol);
   }
   store<u32>(fresh, n);
   if (n > 0) {
+    reserveOrder(orderLen + n);
     // The prefix all the new texts share (a listing's share a long one, `file:` and a folder's id) is skipped at
     // once, not a byte per level.
     sortRange(0, n, commonPrefix(0, n, 0), 0);
     merge(n);
   }
-  // The results by rank: a bitmap over the ranks, read in order.
+  // The results by rank: a bitmap over the ranks, read in order. A bit set twice is a ranked symbol given twice.
   const words = (orderLen + 31) >> 5;
   memory.fill(bits, 0, (<usize>words) << 2);
+  let twice: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const rank = load<u32>(ranks + ((<usize>load<u32>(results + ((<usize>i) << 2))) << 2)) - 1;
     const w = bits + ((<usize>(rank >> 5)) << 2);
-    store<u32>(w, load<u32>(w) | (1 << (rank & 31)));
+    const word = load<u32>(w);
+    const bit: u32 = 1 << (rank & 31);
+    twice |= word & bit;
+    store<u32>(w, word | bit);
   }
+  if (twice != 0) return LIST_ORDER_REPEATED;
   let at = results;
   for (let w: u32 = 0; w < words; w++) {
     let x = load<u32>(bits + ((<usize>w) << 2));
@@ -167,38 +210,59 @@ export function list_objects_order(interner: usize, results: usize, count: u32):
   return <i32>n;
 }
 
+/** A capacity of at least `need` symbols: `cap` (at least MIN_CAPACITY) doubled as often as that takes. */
+function grownCapacity(cap: u32, need: u64): u32 {
+  let next: u64 = cap < MIN_CAPACITY ? MIN_CAPACITY : <u64>cap;
+  while (next < need) next <<= 1;
+  return <u32>next;
+}
+
 /**
- * Makes the capacity cover symbol `top` (at least 1,024 symbols, doubling). New arrays are not cleared: the rank
- * table is rebuilt from the order (the entries of ranked symbols only), the order copied, the new symbols need
- * nothing. Copies only what is used: a realloc would copy whole capacities, untouched pages included.
+ * Makes the rank table cover symbol `top`. The new table is not cleared but rebuilt from the order (the entries
+ * of ranked symbols only): a realloc would copy the whole table, untouched pages included.
  */
-function reserve(top: u32): void {
-  if (top < cap) return;
-  let next: u64 = cap < 1024 ? 1024 : <u64>cap;
-  while (next <= <u64>top) next <<= 1;
-  const bytes = <usize>next << 2;
-  const nextRanks = heap.alloc(bytes);
-  const nextOrder = heap.alloc(bytes);
-  const nextFresh = heap.alloc(4 + bytes);
-  const nextBits = heap.alloc(<usize>((next + 31) >> 5) << 2);
-  if (order != 0) {
-    memory.copy(nextOrder, order, (<usize>orderLen) << 2);
-    heap.free(order);
-    heap.free(ranks);
-    heap.free(fresh);
-    heap.free(bits);
-  }
-  order = nextOrder;
+function reserveRanks(top: u32): void {
+  if (top < ranksCap) return;
+  const next = grownCapacity(ranksCap, <u64>top + 1);
+  const nextRanks = heap.alloc((<usize>next) << 2);
+  if (ranks != 0) heap.free(ranks);
   ranks = nextRanks;
-  fresh = nextFresh;
-  syms = nextFresh + 4;
-  bits = nextBits;
-  cap = <u32>next;
-  bitsCap = <u32>((next + 31) >> 5);
-  store<u32>(fresh, 0);
+  ranksCap = next;
   for (let r: u32 = 0; r < orderLen; r++) {
     store<u32>(ranks + ((<usize>load<u32>(order + ((<usize>r) << 2))) << 2), r + 1);
   }
+}
+
+/** Makes the new symbols' block hold `count` symbols (a call's new symbols are among its results). */
+function reserveFresh(count: u32): void {
+  if (fresh != 0 && count <= freshCap) return;
+  const next = grownCapacity(freshCap, <u64>count);
+  const nextFresh = heap.alloc(4 + ((<usize>next) << 2));
+  if (fresh != 0) heap.free(fresh);
+  fresh = nextFresh;
+  syms = nextFresh + 4;
+  freshCap = next;
+  store<u32>(fresh, 0);
+}
+
+/**
+ * Makes the ranked symbols' array (and the bitmap over their ranks) hold `need` symbols: the ranked ones are
+ * copied, the rest of the array is not touched (nor is the new bitmap: a call clears the words it uses).
+ */
+function reserveOrder(need: u32): void {
+  if (need <= orderCap) return;
+  const next = grownCapacity(orderCap, <u64>need);
+  const nextOrder = heap.alloc((<usize>next) << 2);
+  const nextBits = heap.alloc((<usize>((next + 31) >> 5)) << 2);
+  if (order != 0) {
+    memory.copy(nextOrder, order, (<usize>orderLen) << 2);
+    heap.free(order);
+    heap.free(bits);
+  }
+  order = nextOrder;
+  bits = nextBits;
+  orderCap = next;
+  bitsCap = (next + 31) >> 5;
 }
 
 /** Whether a text holds no byte >= 0xF0 (no character above U+FFFF): 8 bytes at a time while all are ASCII. */

@@ -35,7 +35,8 @@ import type { WasmEvaluator } from "./evaluator.js";
 import { type EvaluateKernel, instantiateEvaluateKernel } from "./kernel.js";
 import type { Symbols } from "./symbols.js";
 
-const { LIST_TYPES, LIST_RELATION_NAMES, LIST_HEADER } = evaluateAbi.constants;
+const { LIST_TYPES, LIST_RELATION_NAMES, LIST_HEADER, LIST_ORDER_ASTRAL, LIST_ORDER_REPEATED } =
+  evaluateAbi.constants;
 
 /** What a kernel listing asks: as exactListObjects' query. */
 export interface KernelListQuery {
@@ -148,8 +149,8 @@ class KernelListing {
     try {
       return this.#walk(graph.pointer, subject, wildcard, type, relation, symbols);
     } catch {
-      // A trap (memory could not grow) may have left the ranks half merged: this evaluator's listings go the
-      // other way from now on.
+      // A trap (memory could not grow) may have left the ranks half merged, or the walk returned an object twice
+      // (#walk): this evaluator's listings go the other way from now on.
       this.#broken = true;
       return undefined;
     }
@@ -170,9 +171,11 @@ class KernelListing {
     const count = e.list_objects(graph, block, subject, wildcard, type, relation) >>> 0;
     if (count === 0) return [];
     const results = e.list_objects_results() >>> 0;
-    if (e.list_objects_order(symbols.internerPointer, results, count) < 0) {
-      return this.#sortedHere(results, count, symbols);
-    }
+    const ordered = e.list_objects_order(symbols.internerPointer, results, count);
+    // The order takes distinct symbols, as the walk returns them (a visited record per object): one given twice
+    // is a broken walk, whose results are not to be trusted (the kernel checks it, for a few instructions a result).
+    if (ordered === LIST_ORDER_REPEATED) throw new Error("list_objects returned an object twice");
+    if (ordered === LIST_ORDER_ASTRAL) return this.#sortedHere(results, count, symbols);
     // A view taken after the calls, which may have grown memory.
     return textsOf(symbols.texts, (s) => symbols.text(s), kernel.views.u32, results, count);
   }

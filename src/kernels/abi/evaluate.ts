@@ -142,6 +142,13 @@ export const evaluateAbi = {
     /** Words per record (the last one is 0). */
     REQUEST_WORDS: 9,
 
+    /**
+     * list_objects_order's answers other than a count of new symbols: a new text holds a character above U+FFFF
+     * (the caller sorts the texts), or a symbol was given twice (the results must be distinct).
+     */
+    LIST_ORDER_ASTRAL: -1,
+    LIST_ORDER_REPEATED: -2,
+
     /** list_objects' reverse program block (src/wasm-eval/list-objects.ts writes it): header word offsets. */
     LIST_TYPES: 0,
     LIST_RELATION_NAMES: 1,
