@@ -21,8 +21,13 @@
 //            the memo, and the pages below a directory's base stay there too.
 //            Finding a node: one read of the directory (or one probe of the memo), one read of the page, a walk
 //            of the object's one to three records.
-//            Node record: [u32 flagged][usize usersets][usize wildcards][usize next][u32 inline][u32 relation
-//            << 1 | indexed][usize objects or the one object]
+//            Node record: [u32 inline][u32 relation << 2 | lone | indexed][usize objects or the one object]
+//            [usize next][u32 flagged][usize usersets][usize wildcards], 28 bytes (a 32-byte TLSF block), or a
+//            lone record: its first three words only (12 bytes, a 16-byte block), for a node whose one tuple is a
+//            plain-object subject and whose object had no node when it was made (a file's parent). It reads as a
+//            record whose next, flagged, usersets and wildcards are 0, so it is always its list's last; anything
+//            more added to it first replaces it with a full record. On the peer workload nearly every node is a
+//            file's parent: at 1M tuples the records took 32 MB as full ones, 16 MB as lone ones (LONE_SIZE).
 //            flagged  tuples on this node the kernel does not evaluate (conditions, expiry, cross-tenant
 //                     subjects): evaluation that reads the node hands the whole check to the reference
 //            objects  vector of plain-object subjects (u32 each): the parents a tuple-to-userset follows. A node
@@ -34,6 +39,7 @@
 //            usersets vector of userset subjects ((u32 object, u32 relation) each): what `direct` recurses into
 //            wildcards vector of wildcard subjects (u32 each): what the Leopard index (leopard.ts) needs
 //            indexed  1 once the node's subjects are in `edges` (it held more than INDEX_AFTER tuples)
+//            lone     1 for a lone record
 //            next     the object's next node record (0 at the end)
 //            The node's evaluable tuples are its three lists' lengths together (it is freed when they and
 //            flagged are all 0).
@@ -124,8 +130,11 @@ import { memoTouch2 } from "./tables/memo";
 /** The lowest page number with a page (ABSENT while there is none; pages are freed only with the graph). */
 // @ts-ignore: decorator
 @inline const G_LOW_PAGE: usize = 60;
+/** Lone node records held (counted in G_NODE_COUNT too). */
 // @ts-ignore: decorator
-@inline const G_HEADER: usize = 64;
+@inline const G_LONE_COUNT: usize = 64;
+// @ts-ignore: decorator
+@inline const G_HEADER: usize = 68;
 /** The directory covers a range of page numbers only while at least 1 in DIR_DENSITY of them has a page. */
 // @ts-ignore: decorator
 @inline const DIR_DENSITY: u32 = 8;
@@ -140,28 +149,40 @@ import { memoTouch2 } from "./tables/memo";
 // @ts-ignore: decorator
 @inline const PAGE_BYTES: usize = (<usize>PAGE_SYMBOLS) << 2;
 
-// Node record.
-// @ts-ignore: decorator
-@inline const N_FLAGGED: usize = 0;
-// @ts-ignore: decorator
-@inline const N_USERSETS: usize = 4;
-// @ts-ignore: decorator
-@inline const N_WILDCARDS: usize = 8;
-// @ts-ignore: decorator
-@inline const N_NEXT: usize = 12;
+// Node record. The first three words are a lone record's whole (see LONE).
 // 1 when the node's one plain-object subject is at N_OBJECTS, else 0; with the next two words, a vector of length
 // 1 (N_RELATION_INDEXED takes the capacity's place, which readers of a vector never read).
 // @ts-ignore: decorator
-@inline const N_INLINE: usize = 16;
-// u32 relation << 1 | indexed.
+@inline const N_INLINE: usize = 0;
+// u32 relation << 2 | LONE | INDEXED.
 // @ts-ignore: decorator
-@inline const N_RELATION_INDEXED: usize = 20;
+@inline const N_RELATION_INDEXED: usize = 4;
 // The plain-object subject vector, or the one object itself when N_INLINE is 1.
 // @ts-ignore: decorator
-@inline const N_OBJECTS: usize = 24;
+@inline const N_OBJECTS: usize = 8;
+// @ts-ignore: decorator
+@inline const N_NEXT: usize = 12;
+// @ts-ignore: decorator
+@inline const N_FLAGGED: usize = 16;
+// @ts-ignore: decorator
+@inline const N_USERSETS: usize = 20;
+// @ts-ignore: decorator
+@inline const N_WILDCARDS: usize = 24;
 // 28 bytes: with TLSF's 4-byte header a 32-byte block, as the 24-byte record was.
 // @ts-ignore: decorator
 @inline const N_SIZE: usize = 28;
+// A lone record: [N_INLINE = 1][relation << 2 | LONE][the one object], 12 bytes, TLSF's smallest block (16 with its
+// header, half a full record's). A node whose only tuple is one plain-object subject (a file's parent: nearly every
+// node of a tree of files) is made lone when its object has no node yet; it has no next, flagged, usersets or
+// wildcards words (each reads as 0 through the accessors below), so it is always the last of its object's list
+// (nodes are put at the head). Anything more added to it (a second subject of any kind, a flagged tuple) first
+// makes it a full record in its place (widen).
+// @ts-ignore: decorator
+@inline const LONE_SIZE: usize = 12;
+// @ts-ignore: decorator
+@inline const INDEXED: u32 = 1;
+// @ts-ignore: decorator
+@inline const LONE: u32 = 2;
 /** A node holding more evaluable tuples than this keeps them in the edges memo too. */
 // @ts-ignore: decorator
 @inline const INDEX_AFTER: u32 = 16;
@@ -351,10 +372,10 @@ function freeNodes(g: usize): void {
     for (let i: u32 = 0; i < PAGE_SYMBOLS; i++) {
       let node = load<usize>(page + ((<usize>i) << 2));
       while (node != 0) {
-        const next = load<usize>(node, N_NEXT);
+        const next = nodeNext(node);
         const objects: usize = load<u32>(node, N_INLINE) != 0 ? 0 : load<usize>(node, N_OBJECTS);
-        const usersets = load<usize>(node, N_USERSETS);
-        const wildcards = load<usize>(node, N_WILDCARDS);
+        const usersets = nodeUsersets(node);
+        const wildcards = nodeWildcards(node);
         if (objects != 0) heap.free(objects);
         if (usersets != 0) heap.free(usersets);
         if (wildcards != 0) heap.free(wildcards);
@@ -497,9 +518,9 @@ export function graphCopyNodeKeys(g: usize, keys: usize): void {
       let node = load<usize>(page + ((<usize>i) << 2));
       while (node != 0) {
         store<u32>(at, (p << PAGE_BITS) | i);
-        store<u32>(at, load<u32>(node, N_RELATION_INDEXED) >>> 1, 4);
+        store<u32>(at, load<u32>(node, N_RELATION_INDEXED) >>> 2, 4);
         at += 8;
-        node = load<usize>(node, N_NEXT);
+        node = nodeNext(node);
       }
     }
   }
@@ -510,7 +531,7 @@ export function graphCopyNodeKeys(g: usize, keys: usize): void {
 // @ts-ignore: decorator
 @inline
 export function nodeFlagged(node: usize): u32 {
-  return load<u32>(node, N_FLAGGED);
+  return nodeLone(node) ? 0 : load<u32>(node, N_FLAGGED);
 }
 // @ts-ignore: decorator
 @inline
@@ -520,12 +541,24 @@ export function nodeObjects(node: usize): usize {
 // @ts-ignore: decorator
 @inline
 export function nodeUsersets(node: usize): usize {
-  return load<usize>(node, N_USERSETS);
+  return nodeLone(node) ? 0 : load<usize>(node, N_USERSETS);
 }
 // @ts-ignore: decorator
 @inline
 export function nodeWildcards(node: usize): usize {
-  return load<usize>(node, N_WILDCARDS);
+  return nodeLone(node) ? 0 : load<usize>(node, N_WILDCARDS);
+}
+/** Whether the record is a lone one (12 bytes: no next, flagged, usersets or wildcards words). */
+// @ts-ignore: decorator
+@inline
+function nodeLone(node: usize): bool {
+  return (load<u32>(node, N_RELATION_INDEXED) & LONE) != 0;
+}
+/** The object's next node record, 0 at the end (a lone record is always the end). */
+// @ts-ignore: decorator
+@inline
+function nodeNext(node: usize): usize {
+  return nodeLone(node) ? 0 : load<usize>(node, N_NEXT);
 }
 /** Address of a vector's first entry. */
 // @ts-ignore: decorator
@@ -541,15 +574,15 @@ export function graphNode(g: usize, object: u32, relation: u32): usize {
   const slot = headSlot(g, object);
   if (slot == 0) return 0;
   let node = load<usize>(slot);
-  const key = relation << 1;
-  while (node != 0 && (load<u32>(node, N_RELATION_INDEXED) & ~1) != key) node = load<usize>(node, N_NEXT);
+  const key = relation << 2;
+  while (node != 0 && (load<u32>(node, N_RELATION_INDEXED) & ~(LONE | INDEXED)) != key) node = nodeNext(node);
   return node;
 }
 
 // @ts-ignore: decorator
 @inline
 function nodeIndexed(node: usize): bool {
-  return (load<u32>(node, N_RELATION_INDEXED) & 1) != 0;
+  return (load<u32>(node, N_RELATION_INDEXED) & INDEXED) != 0;
 }
 
 /** Whether the evaluable tuple object#relation@(subject, subjectRelation) exists. */
@@ -580,15 +613,15 @@ function nodeHasEdge(g: usize, node: usize, object: u32, relation: u32, subject:
   if (nodeIndexed(node)) {
     return memo_get4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation) != ABSENT;
   }
-  if (subjectRelation != NO_REL) return vecHas(load<usize>(node, N_USERSETS), 2, subject, subjectRelation);
-  return vecHas(nodeObjects(node), 1, subject, 0) || vecHas(load<usize>(node, N_WILDCARDS), 1, subject, 0);
+  if (subjectRelation != NO_REL) return vecHas(nodeUsersets(node), 2, subject, subjectRelation);
+  return vecHas(nodeObjects(node), 1, subject, 0) || vecHas(nodeWildcards(node), 1, subject, 0);
 }
 
 /** Puts every evaluable subject of `node` in the edges memo and marks it indexed. */
 function indexNode(g: usize, node: usize, object: u32, relation: u32): void {
   const edges = load<usize>(g, G_EDGES);
   for (let which = 0; which < 3; which++) {
-    const v = which == 0 ? nodeObjects(node) : load<usize>(node + (which == 1 ? N_WILDCARDS : N_USERSETS));
+    const v = which == 0 ? nodeObjects(node) : which == 1 ? nodeWildcards(node) : nodeUsersets(node);
     if (v == 0) continue;
     const words: u32 = which == 2 ? 2 : 1;
     const entry: usize = (<usize>words) << 2;
@@ -597,7 +630,7 @@ function indexNode(g: usize, node: usize, object: u32, relation: u32): void {
       memo_set4(edges, object, relation, load<u32>(at), words == 2 ? load<u32>(at, 4) : NO_REL, 1);
     }
   }
-  store<u32>(node, load<u32>(node, N_RELATION_INDEXED) | 1, N_RELATION_INDEXED);
+  store<u32>(node, load<u32>(node, N_RELATION_INDEXED) | INDEXED, N_RELATION_INDEXED);
 }
 
 /** The reverse-adjacency vector of a subject ((object, relation) entries), 0 if none. */
@@ -608,23 +641,52 @@ export function graphSubjectVector(g: usize, subject: u32, subjectRelation: u32)
   return v == ABSENT ? 0 : <usize>v;
 }
 
-function nodeFor(g: usize, object: u32, relation: u32): usize {
-  const found = graphNode(g, object, relation);
-  if (found != 0) return found;
+/**
+ * A new node record for (object, relation), put at the head of its object's list: a lone record holding `subject`
+ * when `lone` and the object has no node yet (a lone record has no next, so it must be the list's last), else an
+ * empty full record.
+ */
+function newNode(g: usize, object: u32, relation: u32, lone: bool, subject: u32): usize {
   // Allocation first (the page, then the record), so a trap leaves the index as it was.
   const slot = headSlotFor(g, object);
-  const node = heap.alloc(N_SIZE);
-  memory.fill(node, 0, N_SIZE);
-  store<u32>(node, relation << 1, N_RELATION_INDEXED);
-  store<usize>(node, load<usize>(slot), N_NEXT);
+  let node: usize;
+  if (lone && load<usize>(slot) == 0) {
+    node = heap.alloc(LONE_SIZE);
+    store<u32>(node, 1, N_INLINE);
+    store<u32>(node, (relation << 2) | LONE, N_RELATION_INDEXED);
+    store<u32>(node, subject, N_OBJECTS);
+    store<u32>(g, load<u32>(g, G_LONE_COUNT) + 1, G_LONE_COUNT);
+  } else {
+    node = heap.alloc(N_SIZE);
+    memory.fill(node, 0, N_SIZE);
+    store<u32>(node, relation << 2, N_RELATION_INDEXED);
+    store<usize>(node, load<usize>(slot), N_NEXT);
+  }
   store<usize>(slot, node);
   store<u32>(g, load<u32>(g, G_NODE_COUNT) + 1, G_NODE_COUNT);
   return node;
 }
 
+/** The node as a full record: a lone one is replaced (in its place in the list) by a full one holding its object. */
+function widen(g: usize, object: u32, node: usize): usize {
+  if (!nodeLone(node)) return node;
+  const full = heap.alloc(N_SIZE);
+  memory.fill(full, 0, N_SIZE);
+  store<u32>(full, load<u32>(node, N_INLINE), N_INLINE);
+  store<u32>(full, load<u32>(node, N_RELATION_INDEXED) & ~LONE, N_RELATION_INDEXED);
+  store<u32>(full, load<u32>(node, N_OBJECTS), N_OBJECTS);
+  // Its list's last (next 0, as `full` has): the link to it is the head slot or a full record's next.
+  let at = headSlot(g, object);
+  while (load<usize>(at) != node) at = load<usize>(at) + N_NEXT;
+  store<usize>(at, full);
+  heap.free(node);
+  store<u32>(g, load<u32>(g, G_LONE_COUNT) - 1, G_LONE_COUNT);
+  return full;
+}
+
 /** The node's evaluable tuples: its three subject lists' lengths. */
 function nodeEdges(node: usize): u32 {
-  return vecLength(nodeObjects(node)) + vecLength(load<usize>(node, N_USERSETS)) + vecLength(load<usize>(node, N_WILDCARDS));
+  return vecLength(nodeObjects(node)) + vecLength(nodeUsersets(node)) + vecLength(nodeWildcards(node));
 }
 
 /** Adds a plain-object subject to the node: inline when it is the first, else to its vector. */
@@ -667,12 +729,13 @@ function removeObject(g: usize, node: usize, subject: u32): void {
 }
 
 function dropNodeIfEmpty(g: usize, object: u32, relation: u32, node: usize): void {
-  if (load<u32>(node, N_FLAGGED) != 0 || nodeEdges(node) != 0) return;
-  // Unlink it from its object's list (the node exists, so its page does).
+  if (nodeFlagged(node) != 0 || nodeEdges(node) != 0) return;
+  // Unlink it from its object's list (the node exists, so its page does; the records before it are full).
   let at = headSlot(g, object);
   while (load<usize>(at) != node) at = load<usize>(at) + N_NEXT;
-  store<usize>(at, load<usize>(node, N_NEXT));
+  store<usize>(at, nodeNext(node));
   store<u32>(g, load<u32>(g, G_NODE_COUNT) - 1, G_NODE_COUNT);
+  if (nodeLone(node)) store<u32>(g, load<u32>(g, G_LONE_COUNT) - 1, G_LONE_COUNT);
   heap.free(node);
 }
 
@@ -689,25 +752,28 @@ export function graph_add(
   kind: u32,
   flagged: u32,
 ): i32 {
+  const found = graphNode(g, object, relation);
   if (flagged != 0) {
-    const node = nodeFor(g, object, relation);
+    const node = found == 0 ? newNode(g, object, relation, false, 0) : widen(g, object, found);
     store<u32>(node, load<u32>(node, N_FLAGGED) + 1, N_FLAGGED);
     store<u32>(g, load<u32>(g, G_FLAGGED) + 1, G_FLAGGED);
     return 1;
   }
-  const node = nodeFor(g, object, relation);
-  // A duplicate has its node already (nodeFor made none).
-  if (nodeHasEdge(g, node, object, relation, subject, subjectRelation)) return 0;
-  const indexed = nodeIndexed(node);
-  if (indexed) memo_set4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
-  if (kind == KIND_OBJECT) {
-    addObject(g, node, subject);
-  } else if (kind == KIND_USERSET) {
-    store<usize>(node, vec_push(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
-  } else {
-    store<usize>(node, vec_push(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
+  if (found != 0 && nodeHasEdge(g, found, object, relation, subject, subjectRelation)) return 0;
+  // A new node of one plain object may be a lone record, which holds the subject already.
+  const node = found == 0 ? newNode(g, object, relation, kind == KIND_OBJECT, subject) : widen(g, object, found);
+  if (!nodeLone(node)) {
+    const indexed = nodeIndexed(node);
+    if (indexed) memo_set4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
+    if (kind == KIND_OBJECT) {
+      addObject(g, node, subject);
+    } else if (kind == KIND_USERSET) {
+      store<usize>(node, vec_push(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
+    } else {
+      store<usize>(node, vec_push(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
+    }
+    if (!indexed && nodeEdges(node) > INDEX_AFTER) indexNode(g, node, object, relation);
   }
-  if (!indexed && nodeEdges(node) > INDEX_AFTER) indexNode(g, node, object, relation);
   const subjects = load<usize>(g, G_SUBJECTS);
   const v = memo_get2(subjects, subject, subjectRelation);
   const grown = vec_push(g, v == ABSENT ? 0 : <usize>v, 2, object, relation);
@@ -730,7 +796,7 @@ export function graph_remove(
   const node = graphNode(g, object, relation);
   if (node == 0) return 0;
   if (flagged != 0) {
-    const count = load<u32>(node, N_FLAGGED);
+    const count = nodeFlagged(node);
     if (count == 0) return 0;
     store<u32>(node, count - 1, N_FLAGGED);
     store<u32>(g, load<u32>(g, G_FLAGGED) - 1, G_FLAGGED);
@@ -744,6 +810,8 @@ export function graph_remove(
   }
   if (kind == KIND_OBJECT) {
     removeObject(g, node, subject);
+  } else if (nodeLone(node)) {
+    // A lone record holds no userset or wildcard: nothing of this kind to remove (it has no such words to write).
   } else if (kind == KIND_USERSET) {
     store<usize>(node, vec_remove(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
   } else {
@@ -847,21 +915,21 @@ export function graph_flagged(g: usize): u32 {
 /** Flagged tuples on one node (0 when the node has none or does not exist). */
 export function graph_node_flagged(g: usize, object: u32, relation: u32): u32 {
   const node = graphNode(g, object, relation);
-  return node == 0 ? 0 : load<u32>(node, N_FLAGGED);
+  return node == 0 ? 0 : nodeFlagged(node);
 }
 
 /** Length of one of a node's lists: `which` 0 objects, 1 usersets. */
 export function graph_node_length(g: usize, object: u32, relation: u32, which: u32): u32 {
   const node = graphNode(g, object, relation);
   if (node == 0) return 0;
-  return vecLength(which == 0 ? nodeObjects(node) : load<usize>(node, N_USERSETS));
+  return vecLength(which == 0 ? nodeObjects(node) : nodeUsersets(node));
 }
 
 /** Address of a node list's first entry (valid until the next write), 0 if empty. */
 export function graph_node_entries(g: usize, object: u32, relation: u32, which: u32): usize {
   const node = graphNode(g, object, relation);
   if (node == 0) return 0;
-  const v = which == 0 ? nodeObjects(node) : load<usize>(node, N_USERSETS);
+  const v = which == 0 ? nodeObjects(node) : nodeUsersets(node);
   return v == 0 ? 0 : v + VEC_HEADER;
 }
 
@@ -892,7 +960,8 @@ export function graph_memory_bytes(g: usize): usize {
     tableBytes(load<usize>(g, G_FACTS)) +
     memo_memory_bytes(load<usize>(g, G_EPOCHS)) +
     tableBytes(load<usize>(g, G_PLANS)) +
-    <usize>load<u32>(g, G_NODE_COUNT) * N_SIZE +
+    <usize>(load<u32>(g, G_NODE_COUNT) - load<u32>(g, G_LONE_COUNT)) * N_SIZE +
+    <usize>load<u32>(g, G_LONE_COUNT) * LONE_SIZE +
     load<u32>(g, G_VECTOR_BYTES)
   );
 }

@@ -94,9 +94,10 @@ describe("graph node index (page directory and page memo)", () => {
     // 80,000 objects written in symbol order, above 100,000 symbols of other graphs: one parent each.
     for (let o = 100_000; o < 180_000; o++) e.graph_add(g, o, 0, 7, NO_REL, OBJECT, 0);
     const bytes = e.graph_memory_bytes(g) >>> 0;
-    // Per object: its node record (28 bytes), its page's share (4), the reverse-adjacency entry (8, in a vector
-    // grown by half), the directory's share (64 KB over 80,000 objects: under 1): 42 in all. Pages found through
-    // the memo instead cost about 5 more (a 16-byte slot per page at 3/8-3/4 load).
+    // Per object: its node record (12 bytes, a lone record; 28 as a full one), its page's share (4), the
+    // reverse-adjacency entry (8, in a vector grown by half), the directory's share (64 KB over 80,000 objects:
+    // under 1): 26 in all (42 with full records). Pages found through the memo instead cost about 5 more (a
+    // 16-byte slot per page at 3/8-3/4 load).
     expect(bytes / 80_000).toBeLessThan(44);
     for (let o = 100_000; o < 180_000; o += 997) expect(e.graph_has_edge(g, o, 0, 7, NO_REL)).toBe(1);
     expect(e.graph_has_edge(g, 99_999, 0, 7, NO_REL)).toBe(0);
