@@ -24,6 +24,7 @@
 // [u32 cyclic][u32 dirty]][marks memo2][u32 greatest height stored][u32 vector bytes].
 export * from "./graph";
 import {
+  graph_tuples,
   graphCopyNodeKeys,
   graphNode,
   graphNodeCount,
@@ -90,8 +91,31 @@ import {
 @inline const S_CYCLIC: usize = 8;
 // @ts-ignore: decorator
 @inline const S_DIRTY: usize = 12;
+// The closure passed its bound (closureBound): the relation is not indexed for the rest of the index's life (its
+// records are dropped, no maintenance runs, questions walk).
 // @ts-ignore: decorator
-@inline const S_SIZE: usize = 16;
+@inline const S_OVERSIZED: usize = 16;
+// @ts-ignore: decorator
+@inline const S_SIZE: usize = 20;
+
+// The most (relation, group, member) distances an index keeps: CLOSURE_PER_TUPLE a tuple of the graph, at least
+// CLOSURE_MIN. The closure of a chain of n nested groups with a member each is n²/2 distances: a tenant writing a
+// chain of 3,000 groups (6,000 tuples) made it 4.5M entries and ~450 MB, and past the distance table's hard limit
+// (~25M) a member's distance was silently not stored, so decide answered FALSE for a member. Past the bound the
+// relation is given up (S_OVERSIZED) and its questions are walked, as for an impure relation. Nested teams of
+// ordinary depth stay far below it (the peer workload: ~1 distance a tuple).
+// @ts-ignore: decorator
+@inline const CLOSURE_PER_TUPLE: u32 = 8;
+// @ts-ignore: decorator
+@inline const CLOSURE_MIN: u32 = 1 << 20;
+/** The bound for the call under way (set by each entry point from its graph), and whether it was reached. */
+let closureCap: u32 = CLOSURE_MIN;
+let overflowed = false;
+
+function closureBound(g: usize): u32 {
+  const tuples = <u64>graph_tuples(g) * CLOSURE_PER_TUPLE;
+  return tuples > <u64>CLOSURE_MIN ? <u32>min<u64>(tuples, 0xffffffff) : CLOSURE_MIN;
+}
 
 // Membership writes done by maintenance over the kernel's life (for the fan-out cost report).
 let updates: u64 = 0;
@@ -200,7 +224,16 @@ function setMin(lp: usize, relation: u32, group: u32, member: u32, d: u32): bool
   const dist = load<usize>(lp, L_DIST);
   const current = memo_get3(dist, relation, group, member);
   if (current != ABSENT && current <= d) return false;
-  memo_set3(dist, relation, group, member, d);
+  // A new distance past the bound, or one the table cannot take: nothing stored, and the caller gives the
+  // relation up (overflowed), so no question reads the incomplete closure.
+  if (current == ABSENT && (overflowed || memo_size(dist) >= closureCap)) {
+    overflowed = true;
+    return false;
+  }
+  if (memo_set3(dist, relation, group, member, d) < 0) {
+    overflowed = true;
+    return false;
+  }
   updates++;
   if (current == ABSENT) {
     const r = recordFor(lp, group, relation);
@@ -329,23 +362,65 @@ function clearRecord(lp: usize, group: u32, relation: u32): void {
 }
 
 // Marks during recompute: 1 = in progress, 2 = done. Groups not in the affected set are "done" already.
-/** Recomputes a group from its children (recursively, children first). Returns false on a cycle. */
-function recompute(g: usize, lp: usize, relation: u32, group: u32): bool {
+/**
+ * Recomputes a group from its children, children first. Returns false on a cycle. Iterative (a stack of
+ * (group, next child) pairs, not recursion): a chain of 20,000 nested groups overflowed the WASM stack, and the
+ * RangeError escaped the rebuild's timer and ended the process.
+ */
+function recompute(g: usize, lp: usize, relation: u32, root: u32): bool {
   const marks = load<usize>(lp, L_MARKS);
-  const mark = memo_get2(marks, group, 0);
-  if (mark == 2 || mark == ABSENT) return true;
-  if (mark == 1) return false;
-  // mark 3: affected, not yet recomputed
+  const rootMark = memo_get2(marks, root, 0);
+  if (rootMark == 2 || rootMark == ABSENT) return true;
+  if (rootMark == 1) return false;
+  enter(lp, marks, relation, root);
+  let stack: usize = vec_push(scratchOwner, 0, 2, root, 0);
+  let ok = true;
+  while (vecLength(stack) > 0) {
+    const top = vecEntries(stack) + (<usize>(vecLength(stack) - 1) << 3);
+    const group = load<u32>(top);
+    let next = load<u32>(top, 4);
+    const node = graphNode(g, group, relation);
+    const children: usize = node == 0 ? 0 : nodeUsersets(node);
+    const count = vecLength(children);
+    // The next child still to recompute (mark 3), if any: descend into it.
+    let child: u32 = ABSENT;
+    while (next < count) {
+      const c = load<u32>(vecEntries(children) + ((<usize>next) << 3));
+      next++;
+      const mark = memo_get2(marks, c, 0);
+      if (mark == 2 || mark == ABSENT) continue;
+      if (mark == 1) {
+        ok = false;
+        break;
+      }
+      child = c;
+      break;
+    }
+    if (!ok) break;
+    store<u32>(top, next, 4);
+    if (child != ABSENT) {
+      enter(lp, marks, relation, child);
+      stack = vec_push(scratchOwner, stack, 2, child, 0);
+      continue;
+    }
+    finish(lp, marks, relation, group, node);
+    store<u32>(stack, vecLength(stack) - 1);
+  }
+  heap.free(stack);
+  return ok;
+}
+
+/** recompute's entry into a group: in progress, its record forgotten. */
+function enter(lp: usize, marks: usize, relation: u32, group: u32): void {
   memo_set2(marks, group, 0, 1);
   clearRecord(lp, group, relation);
-  const node = graphNode(g, group, relation);
+}
+
+/** recompute's exit from a group whose children are all done: its height and members from theirs, then done. */
+function finish(lp: usize, marks: usize, relation: u32, group: u32, node: usize): void {
   if (node != 0) {
     const children = nodeUsersets(node);
     const count = vecLength(children);
-    for (let i: u32 = 0; i < count; i++) {
-      const at = vecEntries(children) + ((<usize>i) << 3);
-      if (!recompute(g, lp, relation, load<u32>(at))) return false;
-    }
     let height: u32 = 0;
     for (let i: u32 = 0; i < count; i++) {
       const child = load<u32>(vecEntries(children) + ((<usize>i) << 3));
@@ -371,7 +446,6 @@ function recompute(g: usize, lp: usize, relation: u32, group: u32): bool {
     }
   }
   memo_set2(marks, group, 0, 2);
-  return true;
 }
 
 /** Marks `group` and every group above it as affected (mark 3). */
@@ -412,28 +486,43 @@ function recomputeMarked(g: usize, lp: usize, relation: u32): bool {
   return ok;
 }
 
+/** Forgets every record (members, distances, height) the index holds for the relation's groups. */
+function forgetRelation(lp: usize, type: u32, relation: u32): void {
+  const records = load<usize>(lp, L_RECORDS);
+  const n = memo_size(records);
+  if (n == 0) return;
+  const keys = heap.alloc(<usize>n * 8);
+  const values = heap.alloc(<usize>n * 4);
+  memo_copy_entries(records, keys, values);
+  for (let i: u32 = 0; i < n; i++) {
+    const group = load<u32>(keys + ((<usize>i) << 3));
+    if (load<u32>(keys + ((<usize>i) << 3), 4) == relation && symbolType(group) == type) {
+      clearRecord(lp, group, relation);
+    }
+  }
+  heap.free(keys);
+  heap.free(values);
+}
+
+/**
+ * Gives the relation up once its closure passed the bound (setMin set `overflowed`): its records are dropped (the
+ * memory they held returned), no maintenance or rebuild runs for it again, and leopard_decide leaves its questions
+ * to the walk. For the index's life: the graph that owns it is rebuilt from scratch only after lost changes.
+ */
+function abandon(lp: usize, type: u32, relation: u32, state: usize): void {
+  overflowed = false;
+  forgetRelation(lp, type, relation);
+  store<u32>(state, 1, S_OVERSIZED);
+  store<u32>(state, 0, S_DIRTY);
+}
+
 /** Rebuilds a relation's index from the graph (every group of `type` with the relation). */
 function rebuild(g: usize, lp: usize, type: u32, relation: u32, state: usize): void {
-  // Forget what the index holds for the relation.
-  const records = load<usize>(lp, L_RECORDS);
-  let n = memo_size(records);
-  if (n > 0) {
-    const keys = heap.alloc(<usize>n * 8);
-    const values = heap.alloc(<usize>n * 4);
-    memo_copy_entries(records, keys, values);
-    for (let i: u32 = 0; i < n; i++) {
-      const group = load<u32>(keys + ((<usize>i) << 3));
-      if (load<u32>(keys + ((<usize>i) << 3), 4) == relation && symbolType(group) == type) {
-        clearRecord(lp, group, relation);
-      }
-    }
-    heap.free(keys);
-    heap.free(values);
-  }
+  forgetRelation(lp, type, relation);
   // Mark every group of the relation affected, then recompute them all.
   const marks = load<usize>(lp, L_MARKS);
   memo_clear(marks);
-  n = graphNodeCount(g);
+  const n = graphNodeCount(g);
   if (n > 0) {
     const keys = heap.alloc(<usize>n * 8);
     graphCopyNodeKeys(g, keys);
@@ -448,6 +537,7 @@ function rebuild(g: usize, lp: usize, type: u32, relation: u32, state: usize): v
   const ok = recomputeMarked(g, lp, relation);
   store<u32>(state, ok ? 0 : 1, S_CYCLIC);
   store<u32>(state, 0, S_DIRTY);
+  if (overflowed) abandon(lp, type, relation, state);
 }
 
 /**
@@ -466,6 +556,9 @@ export function leopard_on_add(
   flagged: u32,
 ): void {
   const state = stateFor(lp, type, relation);
+  if (load<u32>(state, S_OVERSIZED) != 0) return;
+  closureCap = closureBound(g);
+  overflowed = false;
   if (flagged != 0) {
     store<u32>(state, load<u32>(state, S_FLAGGED) + 1, S_FLAGGED);
     store<u32>(state, 1, S_DIRTY);
@@ -483,6 +576,7 @@ export function leopard_on_add(
   }
   if (kind != KIND_USERSET) {
     propagateMember(g, lp, type, relation, group, subject, 0);
+    if (overflowed) abandon(lp, type, relation, state);
     return;
   }
   // group ∋ subject#relation: a cycle if the subgroup reaches the group.
@@ -510,6 +604,7 @@ export function leopard_on_add(
     heap.free(copy);
   }
   propagateHeight(g, lp, type, relation, group, heightOf(lp, subject, relation) + 1);
+  if (overflowed) abandon(lp, type, relation, state);
 }
 
 /** Maintenance after the graph removed a tuple on an indexed relation (same arguments as leopard_on_add). */
@@ -525,6 +620,9 @@ export function leopard_on_remove(
   flagged: u32,
 ): void {
   const state = stateFor(lp, type, relation);
+  if (load<u32>(state, S_OVERSIZED) != 0) return;
+  closureCap = closureBound(g);
+  overflowed = false;
   if (flagged != 0) {
     store<u32>(state, load<u32>(state, S_FLAGGED) - 1, S_FLAGGED);
     store<u32>(state, 1, S_DIRTY);
@@ -551,6 +649,7 @@ export function leopard_on_remove(
     store<u32>(state, 1, S_CYCLIC);
     store<u32>(state, 1, S_DIRTY);
   }
+  if (overflowed) abandon(lp, type, relation, state);
 }
 
 // The state leopard_decide read last: a check asks about one relation many times (each group a folder names),
@@ -593,6 +692,7 @@ export function leopard_decide(
   }
   if (state != 0) {
     if (load<u32>(state, S_IMPURE) != 0 || load<u32>(state, S_FLAGGED) != 0) return -1;
+    if (load<u32>(state, S_OVERSIZED) != 0) return -1;
     // A rebuild is never run inside a question (it scans every node of the graph: ~4 ms at 100k tuples); the
     // TypeScript side runs leopard_rebuild after the writes, and meanwhile the walk answers.
     if (load<u32>(state, S_DIRTY) != 0 || load<u32>(state, S_CYCLIC) != 0) return -1;
@@ -618,15 +718,18 @@ export function leopard_rebuild(g: usize, lp: usize, type: u32, relation: u32): 
   const sp = memo_get2(load<usize>(lp, L_STATES), type, relation);
   if (sp == ABSENT) return 0;
   const state = <usize>sp;
-  if (load<u32>(state, S_DIRTY) == 0) return 0;
+  if (load<u32>(state, S_DIRTY) == 0 || load<u32>(state, S_OVERSIZED) != 0) return 0;
   if (load<u32>(state, S_IMPURE) != 0 || load<u32>(state, S_FLAGGED) != 0) return 0;
+  closureCap = closureBound(g);
+  overflowed = false;
   rebuild(g, lp, type, relation, state);
   return 1;
 }
 
 /** Marks a relation for a rebuild (before a bulk load: the hooks then only count). */
 export function leopard_mark_dirty(lp: usize, type: u32, relation: u32): void {
-  store<u32>(stateFor(lp, type, relation), 1, S_DIRTY);
+  const state = stateFor(lp, type, relation);
+  if (load<u32>(state, S_OVERSIZED) == 0) store<u32>(state, 1, S_DIRTY);
 }
 
 /** Test hooks: the stored distance (ABSENT if not a member) and height of a group. */
@@ -638,7 +741,7 @@ export function leopard_height(lp: usize, relation: u32, group: u32): u32 {
   return heightOf(lp, group, relation);
 }
 
-/** State flags of a relation: bit 0 impure, 1 flagged, 2 cyclic, 3 dirty. */
+/** State flags of a relation: bit 0 impure, 1 flagged, 2 cyclic, 3 dirty, 4 oversized (given up). */
 export function leopard_state(lp: usize, type: u32, relation: u32): u32 {
   const sp = memo_get2(load<usize>(lp, L_STATES), type, relation);
   if (sp == ABSENT) return 0;
@@ -647,6 +750,7 @@ export function leopard_state(lp: usize, type: u32, relation: u32): u32 {
     (load<u32>(s, S_IMPURE) != 0 ? 1 : 0) |
     (load<u32>(s, S_FLAGGED) != 0 ? 2 : 0) |
     (load<u32>(s, S_CYCLIC) != 0 ? 4 : 0) |
-    (load<u32>(s, S_DIRTY) != 0 ? 8 : 0)
+    (load<u32>(s, S_DIRTY) != 0 ? 8 : 0) |
+    (load<u32>(s, S_OVERSIZED) != 0 ? 16 : 0)
   );
 }

@@ -238,7 +238,8 @@ export class TupleGraph implements Disposable {
   get leopardPending(): boolean {
     if (this.#leopard === 0) return false;
     for (const l of this.#compiled.leopardRelations) {
-      // Bits: 0 impure, 1 flagged, 2 cyclic, 3 dirty (assembly/leopard.ts leopard_state).
+      // Bits: 0 impure, 1 flagged, 2 cyclic, 3 dirty, 4 oversized (assembly/leopard.ts leopard_state); an
+      // oversized relation is never dirty.
       if ((this.#exports.leopard_state(this.#leopard, l.type, l.relation) & 0b1011) === 0b1000) return true;
     }
     return false;
@@ -252,10 +253,32 @@ export class TupleGraph implements Disposable {
   rebuildLeopard(): number {
     if (this.#leopard === 0) return 0;
     let rebuilt = 0;
-    for (const l of this.#compiled.leopardRelations) {
-      rebuilt += this.#exports.leopard_rebuild(this.#ptr, this.#leopard, l.type, l.relation);
+    try {
+      for (const l of this.#compiled.leopardRelations) {
+        rebuilt += this.#exports.leopard_rebuild(this.#ptr, this.#leopard, l.type, l.relation);
+      }
+    } catch {
+      // A trap inside the rebuild (memory that could not grow) leaves the index half rebuilt: the graph goes on
+      // without it (questions walk, as they do while a rebuild is pending), and the error is not thrown to the
+      // timer that called this, where it would end the process.
+      this.#dropLeopard();
+      this.leopardDropped = true;
     }
     return rebuilt;
+  }
+
+  /** The Leopard index was given up after a trap in its rebuild (the evaluator walks instead). */
+  leopardDropped = false;
+
+  #dropLeopard(): void {
+    const leopard = this.#leopard;
+    this.#leopard = 0;
+    this.#exports.graph_set_leopard(this.#ptr, 0);
+    try {
+      this.#exports.leopard_free(leopard);
+    } catch {
+      // Its memory stays allocated: freeing a structure a trap left half written may trap again.
+    }
   }
 
   /** Applies a write or delete of `tuple` (of this graph's tenant). Tuples invalid under the model are ignored. */
