@@ -40,11 +40,11 @@
 // TypeScript), and every ranked text is free of them, which keeps the ranks exact.
 
 // The interner's layout (assembly/tables/interner.ts; src/kernels/abi/intern.ts): the header field holding the
-// entries array, and the bytes of one entry ([usize bytes pointer][u32 byte length]).
+// entries array, and the bytes of one entry ([usize bytes pointer]; the byte length is the u32 before the bytes).
 // @ts-ignore: decorator
 @inline const I_ENTRIES: usize = 16;
 // @ts-ignore: decorator
-@inline const I_ENTRY_BYTES: usize = 8;
+@inline const I_ENTRY_BYTES: usize = 4;
 // Below this many symbols a range is sorted by insertion.
 // @ts-ignore: decorator
 @inline const SMALL: u32 = 12;
@@ -115,7 +115,7 @@ function textBytes(symbol: u32): usize {
 // @ts-ignore: decorator
 @inline
 function textLength(symbol: u32): u32 {
-  return load<u32>(entries + <usize>symbol * I_ENTRY_BYTES, 4);
+  return load<u32>(textBytes(symbol) - 4);
 }
 
 // @ts-ignore: decorator

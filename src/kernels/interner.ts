@@ -177,8 +177,12 @@ export class Interner implements Disposable {
         { symbol, size },
       );
     }
-    const entry = (u32[(t + I_ENTRIES) >>> 2]! + I_ENTRY_BYTES * symbol) >>> 2;
-    return decodeUtf8(this.#views.u8, u32[entry]!, u32[entry + 1]!);
+    const bytes = u32[(u32[(t + I_ENTRIES) >>> 2]! + I_ENTRY_BYTES * symbol) >>> 2]!;
+    // The byte length is the u32 before the bytes, unaligned: read a byte at a time.
+    const u8 = this.#views.u8;
+    const length =
+      (u8[bytes - 4]! | (u8[bytes - 3]! << 8) | (u8[bytes - 2]! << 16) | (u8[bytes - 1]! << 24)) >>> 0;
+    return decodeUtf8(u8, bytes, length);
   }
 
   /** Frees the interner's memory. Idempotent; any later use throws NexusError "disposed". */

@@ -262,7 +262,17 @@ export function warmKernelListing(): number {
   const n = 2 * WARM_TEXTS;
   // Ids sharing prefixes, of a few lengths, in no order; the second round merges new ones among the first's.
   const texts = Array.from({ length: n }, (_, i) => `w:${(i * 7919) % 9973}_${i}`);
-  const bytes = new TextEncoder().encode(texts.join(""));
+  // Each text after its byte length (a u32, as in an interner record; the texts are ASCII).
+  const bytes = new Uint8Array(4 * n + texts.reduce((sum, t) => sum + t.length, 0));
+  const encoder = new TextEncoder();
+  const lengths = new DataView(bytes.buffer);
+  const offsets: number[] = [];
+  for (let i = 0, offset = 0; i < n; i++) {
+    lengths.setUint32(offset, texts[i]!.length, true);
+    offsets.push(offset + 4);
+    encoder.encodeInto(texts[i]!, bytes.subarray(offset + 4));
+    offset += 4 + texts[i]!.length;
+  }
   const at = e.alloc(bytes.length) >>> 0;
   const entries = e.alloc(n * I_ENTRY_BYTES) >>> 0;
   const interner = e.alloc(I_ENTRIES + 4) >>> 0;
@@ -270,10 +280,7 @@ export function warmKernelListing(): number {
   kernel.views.u8.set(bytes, at);
   const u32 = kernel.views.u32;
   u32[(interner + I_ENTRIES) >>> 2] = entries;
-  for (let i = 0, offset = at; i < n; offset += texts[i]!.length, i++) {
-    u32[(entries + i * I_ENTRY_BYTES) >>> 2] = offset;
-    u32[((entries + i * I_ENTRY_BYTES) >>> 2) + 1] = texts[i]!.length;
-  }
+  for (let i = 0; i < n; i++) u32[(entries + i * I_ENTRY_BYTES) >>> 2] = at + offsets[i]!;
   const text = (s: number) => texts[s]!;
   // One view per stretch of JavaScript, not the `views.u32` getter once per element; taken again after each kernel
   // call, which allocates (memory that grows detaches the views taken before).

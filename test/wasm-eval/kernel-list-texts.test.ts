@@ -27,14 +27,15 @@ await loadOpenFgaDsl();
 
 const decoder = new TextDecoder();
 
-/** Every symbol's text as the kernel's interner holds it (its entries: [bytes pointer][byte length]). */
+/** Every symbol's text as the kernel's interner holds it (its entries: [bytes pointer], the length before the bytes). */
 function internerTexts(symbols: Symbols, kernel: ReturnType<typeof instantiateEvaluateKernel>): string[] {
   const { I_ENTRIES, I_ENTRY_BYTES } = internAbi.constants;
   const u32 = kernel.views.u32;
   const entries = u32[(symbols.internerPointer + I_ENTRIES) >>> 2]!;
+  const view = new DataView(kernel.memory.buffer);
   return Array.from({ length: symbols.size }, (_, s) => {
-    const at = (entries + s * I_ENTRY_BYTES) >>> 2;
-    return decoder.decode(kernel.views.u8.subarray(u32[at]!, u32[at]! + u32[at + 1]!));
+    const bytes = u32[(entries + s * I_ENTRY_BYTES) >>> 2]!;
+    return decoder.decode(kernel.views.u8.subarray(bytes, bytes + view.getUint32(bytes - 4, true)));
   });
 }
 

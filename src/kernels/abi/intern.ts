@@ -49,10 +49,13 @@ export const internAbi = {
     ABSENT: 0xffffffff,
     /** Byte offset of the interner header's symbol count (u32). */
     I_SIZE: 8,
-    /** Byte offset of the interner header's pointer to its entries: per symbol [u32 bytes pointer][u32 length]. */
+    /**
+     * Byte offset of the interner header's pointer to its entries: per symbol [u32 bytes pointer], the byte length
+     * being the u32 (unaligned) right before the bytes.
+     */
     I_ENTRIES: 16,
     /** Bytes of one entries record. */
-    I_ENTRY_BYTES: 8,
+    I_ENTRY_BYTES: 4,
     /** What a batch call returns, having changed nothing, when it would pass a structure's hard limit. */
     LIMIT_REACHED: -1,
     /** memo_set_many returns BAD_VALUE - i, having changed nothing, when values[i] is ABSENT. */
