@@ -127,7 +127,9 @@ describe("lone node records", () => {
           }
         }
         expect(e.graph_tuples(g) >>> 0).toBe(tuples);
-        // Everything removed: no node record is left (the pages stay, as they do for full records).
+        // Everything removed: no node record or vector is left. What stays is the page and the tables' capacity
+        // (the subject memo grown for up to 9 subjects: the same before lone records); a count of records gone
+        // wrong would wrap far above this.
         for (const [k2, node] of model) {
           const [o, r] = k2.split("/").map(Number) as [number, number];
           for (const s of node.objects) e.graph_remove(g, o, r, s, NO_REL, OBJECT, 0);
@@ -137,7 +139,7 @@ describe("lone node records", () => {
         }
         expect(e.graph_tuples(g) >>> 0).toBe(0);
         const pages = model.size === 0 ? 0 : 32;
-        expect((e.graph_memory_bytes(g) >>> 0) - empty).toBeLessThanOrEqual(pages + 256);
+        expect((e.graph_memory_bytes(g) >>> 0) - empty).toBeLessThanOrEqual(pages + 1024);
         e.graph_free(g);
       }),
       { numRuns: 300 },
