@@ -35,6 +35,13 @@ export const DEFAULT_MAX_CONTEXTUAL_TUPLES = 1000;
 /** The quantization window (ms) unless the engine's options say otherwise. */
 export const DEFAULT_QUANTIZATION_WINDOW_MS = 5000;
 
+/**
+ * The largest maxResolutionDepth an engine takes. The WASM kernel evaluates a nested lookup by recursion, and V8's
+ * stack is the bound: a chain of `viewer from parent` (three rewrites a level) checked at depth 2,500 overflowed it
+ * (a RangeError instead of an answer) where 1,000 answered as the reference does. OpenFGA's default is 25.
+ */
+export const MAX_RESOLUTION_DEPTH = 1000;
+
 /** The numeric limits an engine and a check chain both take. */
 export interface QueryLimits {
   readonly quantizationWindowMs?: number;
@@ -44,15 +51,19 @@ export interface QueryLimits {
 
 /** @throws NexusError "invalid_argument" naming the first limit that is not an integer in range. */
 export function checkLimits(options: QueryLimits): void {
-  for (const [name, value, min] of [
-    ["quantizationWindowMs", options.quantizationWindowMs, 0],
-    ["maxResolutionDepth", options.maxResolutionDepth, 1],
-    ["maxContextualTuples", options.maxContextualTuples, 0],
+  for (const [name, value, min, max] of [
+    ["quantizationWindowMs", options.quantizationWindowMs, 0, Number.MAX_SAFE_INTEGER],
+    ["maxResolutionDepth", options.maxResolutionDepth, 1, MAX_RESOLUTION_DEPTH],
+    ["maxContextualTuples", options.maxContextualTuples, 0, Number.MAX_SAFE_INTEGER],
   ] as const) {
-    if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < min)) {
+    if (
+      value !== undefined &&
+      (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max)
+    ) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
       throw new NexusError(
         "invalid_argument",
-        `${name} must be an integer ≥ ${min}, got ${describe(value)}`,
+        `${name} must be an integer ${range}, got ${describe(value)}`,
         {
           [name]: value,
         },

@@ -205,6 +205,33 @@ describe("engine: queries", () => {
     );
     expect(await engine.check({ user: "user:anne", relation: "member", object: "group:3" })).toBe(true);
   });
+
+  it("takes maxResolutionDepth up to 1,000, where a chain that deep answers in both evaluators", async () => {
+    expect(await code(createEngine({ model, maxResolutionDepth: 1001 }))).toBe("invalid_argument");
+    // Before the bound the kernel took up to 65,535 and overflowed V8's stack at ~2,500 levels of this model
+    // (a RangeError rather than an answer).
+    const folders = `model
+  schema 1.1
+type user
+type folder
+  relations
+    define parent: [folder]
+    define owner: [user]
+    define editor: [user] or owner or editor from parent
+    define viewer: [user] or editor or viewer from parent
+`;
+    const writes = [{ user: "user:a", relation: "owner", object: "folder:f0" }];
+    for (let i = 0; i < 1005; i++)
+      writes.push({ user: `folder:f${i}`, relation: "parent", object: `folder:f${i + 1}` });
+    for (const evaluator of ["wasm", "reference"] as const) {
+      await using engine = await createEngine({ model: folders, maxResolutionDepth: 1000, evaluator });
+      for (let i = 0; i < writes.length; i += 1000) await engine.write({ writes: writes.slice(i, i + 1000) });
+      expect(await engine.check({ user: "user:a", relation: "viewer", object: "folder:f998" })).toBe(true);
+      expect(await code(engine.check({ user: "user:a", relation: "viewer", object: "folder:f1003" }))).toBe(
+        "resolution_too_complex",
+      );
+    }
+  });
 });
 
 describe("engine: writes", () => {
