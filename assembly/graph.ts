@@ -75,12 +75,10 @@ import {
   memo_get4,
   memo_memory_bytes,
   memo_new,
-  memo_reserve,
-  memo_set2,
-  memo_set4,
   memo_size,
 } from "./intern";
 import { memoTouch2 } from "./tables/memo";
+import { put2, put4, reserve } from "./tables/put";
 
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
@@ -490,10 +488,10 @@ function headSlotFor(g: usize, object: u32): usize {
     } else {
       // Room in the memo first, then the page: a trap leaves the index as it was.
       const memo = load<usize>(g, G_NODES);
-      memo_reserve(memo, memo_size(memo) + 1);
+      reserve(memo, memo_size(memo) + 1);
       page = heap.alloc(PAGE_BYTES);
       memory.fill(page, 0, PAGE_BYTES);
-      memo_set2(memo, p, 0, <u32>page);
+      put2(memo, p, 0, <u32>page);
     }
     store<u32>(g, load<u32>(g, G_PAGES) + 1, G_PAGES);
     if (p < load<u32>(g, G_LOW_PAGE)) store<u32>(g, p, G_LOW_PAGE);
@@ -627,7 +625,7 @@ function indexNode(g: usize, node: usize, object: u32, relation: u32): void {
     const entry: usize = (<usize>words) << 2;
     const end = v + VEC_HEADER + <usize>load<u32>(v) * entry;
     for (let at = v + VEC_HEADER; at < end; at += entry) {
-      memo_set4(edges, object, relation, load<u32>(at), words == 2 ? load<u32>(at, 4) : NO_REL, 1);
+      put4(edges, object, relation, load<u32>(at), words == 2 ? load<u32>(at, 4) : NO_REL, 1);
     }
   }
   store<u32>(node, load<u32>(node, N_RELATION_INDEXED) | INDEXED, N_RELATION_INDEXED);
@@ -764,7 +762,7 @@ export function graph_add(
   const node = found == 0 ? newNode(g, object, relation, kind == KIND_OBJECT, subject) : widen(g, object, found);
   if (!nodeLone(node)) {
     const indexed = nodeIndexed(node);
-    if (indexed) memo_set4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
+    if (indexed) put4(load<usize>(g, G_EDGES), object, relation, subject, subjectRelation, 1);
     if (kind == KIND_OBJECT) {
       addObject(g, node, subject);
     } else if (kind == KIND_USERSET) {
@@ -778,7 +776,7 @@ export function graph_add(
   const v = memo_get2(subjects, subject, subjectRelation);
   const grown = vec_push(g, v == ABSENT ? 0 : <usize>v, 2, object, relation);
   // A second probe only when the vector is new or moved (a subject's list grows in place most of the time).
-  if (grown != <usize>v) memo_set2(subjects, subject, subjectRelation, <u32>grown);
+  if (grown != <usize>v) put2(subjects, subject, subjectRelation, <u32>grown);
   store<u32>(g, load<u32>(g, G_TUPLES) + 1, G_TUPLES);
   return 1;
 }
@@ -823,7 +821,7 @@ export function graph_remove(
   if (v != ABSENT) {
     const shrunk = vec_remove(g, <usize>v, 2, object, relation);
     if (shrunk == 0) memo_delete2(subjects, subject, subjectRelation);
-    else if (shrunk != <usize>v) memo_set2(subjects, subject, subjectRelation, <u32>shrunk);
+    else if (shrunk != <usize>v) put2(subjects, subject, subjectRelation, <u32>shrunk);
   }
   store<u32>(g, load<u32>(g, G_TUPLES) - 1, G_TUPLES);
   return 1;

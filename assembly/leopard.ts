@@ -48,11 +48,11 @@ import {
   memo_get3,
   memo_memory_bytes,
   memo_new,
-  memo_set2,
   memo_set3,
   memo_size,
 } from "./intern";
 
+import { put2 } from "./tables/put";
 // @ts-ignore: decorator
 @inline const ABSENT: u32 = 0xffffffff;
 // @ts-ignore: decorator
@@ -196,7 +196,7 @@ function stateFor(lp: usize, type: u32, relation: u32): usize {
   if (p != ABSENT) return <usize>p;
   const s = heap.alloc(S_SIZE);
   memory.fill(s, 0, S_SIZE);
-  memo_set2(states, type, relation, <u32>s);
+  put2(states, type, relation, <u32>s);
   return s;
 }
 
@@ -212,7 +212,7 @@ function recordFor(lp: usize, group: u32, relation: u32): usize {
   if (p != ABSENT) return <usize>p;
   const r = heap.alloc(R_SIZE);
   memory.fill(r, 0, R_SIZE);
-  memo_set2(records, group, relation, <u32>r);
+  put2(records, group, relation, <u32>r);
   return r;
 }
 
@@ -334,7 +334,7 @@ function reaches(g: usize, lp: usize, relation: u32, from: u32, target: u32): bo
   const marks = load<usize>(lp, L_MARKS);
   memo_clear(marks);
   let work: usize = vec_push(scratchOwner, 0, 1, from, 0);
-  memo_set2(marks, from, 0, 1);
+  put2(marks, from, 0, 1);
   let found = false;
   let steps: u32 = 0;
   while (vecLength(work) > 0 && !found) {
@@ -357,7 +357,7 @@ function reaches(g: usize, lp: usize, relation: u32, from: u32, target: u32): bo
       const at = vecEntries(children) + ((<usize>i) << 3);
       const child = load<u32>(at);
       if (load<u32>(at, 4) != relation || memo_get2(marks, child, 0) != ABSENT) continue;
-      memo_set2(marks, child, 0, 1);
+      put2(marks, child, 0, 1);
       work = vec_push(scratchOwner, work, 1, child, 0);
     }
   }
@@ -434,7 +434,7 @@ function recompute(g: usize, lp: usize, relation: u32, root: u32): bool {
 
 /** recompute's entry into a group: in progress, its record forgotten. */
 function enter(lp: usize, marks: usize, relation: u32, group: u32): void {
-  memo_set2(marks, group, 0, 1);
+  put2(marks, group, 0, 1);
   clearRecord(lp, group, relation);
 }
 
@@ -467,14 +467,14 @@ function finish(lp: usize, marks: usize, relation: u32, group: u32, node: usize)
       setMin(lp, relation, group, load<u32>(vecEntries(wildcards) + ((<usize>i) << 2)), 0);
     }
   }
-  memo_set2(marks, group, 0, 2);
+  put2(marks, group, 0, 2);
 }
 
 /** Marks `group` and every group above it as affected (mark 3). */
 function markAffected(g: usize, lp: usize, type: u32, relation: u32, group: u32): void {
   const marks = load<usize>(lp, L_MARKS);
   memo_clear(marks);
-  memo_set2(marks, group, 0, 3);
+  put2(marks, group, 0, 3);
   let work: usize = vec_push(scratchOwner, 0, 1, group, 0);
   const holder = memory.data(4, 4);
   let steps: u32 = 0;
@@ -491,7 +491,7 @@ function markAffected(g: usize, lp: usize, type: u32, relation: u32, group: u32)
     for (let i: u32 = 0; i < count; i++) {
       const parent = load<u32>(vecEntries(parents) + ((<usize>i) << 2));
       if (memo_get2(marks, parent, 0) != ABSENT) continue;
-      memo_set2(marks, parent, 0, 3);
+      put2(marks, parent, 0, 3);
       work = vec_push(scratchOwner, work, 1, parent, 0);
     }
   }
@@ -556,7 +556,7 @@ function rebuild(g: usize, lp: usize, type: u32, relation: u32, state: usize): v
     for (let i: u32 = 0; i < n; i++) {
       const group = load<u32>(keys + ((<usize>i) << 3));
       if (load<u32>(keys + ((<usize>i) << 3), 4) == relation && symbolType(group) == type) {
-        memo_set2(marks, group, 0, 3);
+        put2(marks, group, 0, 3);
       }
     }
     heap.free(keys);

@@ -2,7 +2,8 @@
 // answer or its plan (the TypeScript side walks the reverse edges and calls graph_invalidate for each). The kept
 // facts (facts.ts) and plans (plans.ts) stamp every entry with its node's epoch at the time, so a bump retires
 // them all at once without visiting them. A node never bumped has epoch 0 and no entry in the memo.
-import { memo_get2, memo_set2, memo_size } from "../intern";
+import { memo_get2, memo_size } from "../intern";
+import { put2 } from "../tables/put";
 import { STAMP_HALF } from "../lib/stamped-table";
 
 // @ts-ignore: decorator
@@ -22,6 +23,6 @@ export function bumpEpoch(epochs: usize, object: u32, relation: u32): bool {
   const e = memo_get2(epochs, object, relation);
   const epoch: u32 = e == ABSENT ? 0 : e;
   if (epoch + 1 >= STAMP_HALF) return false;
-  memo_set2(epochs, object, relation, epoch + 1);
+  put2(epochs, object, relation, epoch + 1);
   return true;
 }
