@@ -68,6 +68,15 @@ describe("the engine's cache chain", () => {
     );
     expect(layer(engine, "wasm-evaluator")).toMatchObject({ requests: 2, hits: 2 });
     expect(stats.wasm!.answered).toBe(2);
+    // The kernel's memory: the parts it accounts for, and apart from them the buffer that holds them (its sum
+    // with them, and a tuple count, was reported as memoryBytes before).
+    const { memoryBytes, kernelBufferBytes } = layer(engine, "wasm-evaluator").extra as Record<
+      string,
+      number
+    >;
+    expect(memoryBytes).toBeGreaterThan(0);
+    expect(kernelBufferBytes).toBeGreaterThan(memoryBytes!);
+    expect(kernelBufferBytes! % 65536).toBe(0);
   });
 
   it("builds the Bloom layer by default over the reference evaluator, and over the WASM one when asked", async () => {
