@@ -7,23 +7,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { ChangeFeed } from "../../src/changes/feed.js";
-import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
 import { ready } from "../../src/wasm/loader.js";
 import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
-import { query } from "./reference.js";
+import { groupsProgram, query } from "./reference.js";
 
-await loadOpenFgaDsl();
-
-const program = compileModel(`model
-  schema 1.1
-type user
-type group
-  relations
-    define member: [user, group#member]
-`);
+const program = await groupsProgram();
 
 const tuple = (key: TupleKey, tenant = "default"): RelationTuple => {
   const r = normalizeTuple(key, tenant);

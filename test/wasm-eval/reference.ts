@@ -3,14 +3,17 @@
  * path's (boolean, or the NexusError code), and the queries a generated model allows.
  */
 
+import { expect } from "vitest";
+import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import type { Program } from "../../src/model/program.js";
 import { type CheckQuery, checkOutcome, TRUE } from "../../src/reference/check.js";
 import { Evaluation } from "../../src/reference/evaluation.js";
 import { TupleReader } from "../../src/reference/reader.js";
-import { DEFAULT_TENANT, parseSubject } from "../../src/tuples/tuple.js";
+import { normalizeTuple } from "../../src/tuples/normalize.js";
+import { DEFAULT_TENANT, parseSubject, type RelationTuple, type TupleKey } from "../../src/tuples/tuple.js";
 import type { TupleStore } from "../../src/tuples/types.js";
 import { NexusError } from "../../src/util/errors.js";
-import type { WasmAnswer } from "../../src/wasm-eval/evaluator.js";
+import type { WasmAnswer, WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 
 export type Comparable = boolean | string | "routed";
 
@@ -48,4 +51,41 @@ export function query(object: string, relation: string, user: string, tenant = D
   const subject = parseSubject(user);
   if (subject === undefined) throw new Error(`bad subject ${user}`);
   return { tenant, subjectTenant: tenant, object, relation, user, subject };
+}
+
+/** A tuple key normalized in the default tenant (a malformed one throws). */
+export function normalized(key: TupleKey): RelationTuple {
+  const r = normalizeTuple(key, DEFAULT_TENANT);
+  if (!r.ok) throw new Error(r.problem);
+  return r.value;
+}
+
+/** `group#member: [user, group#member]`: the recursive relation the Leopard index serves. */
+export async function groupsProgram(): Promise<Program> {
+  await loadOpenFgaDsl();
+  return compileModel(`model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+`);
+}
+
+/** Every query's WASM answer at the store's current revision is the reference evaluator's. */
+export async function expectReference(
+  fast: WasmEvaluator,
+  store: TupleStore,
+  program: Program,
+  qs: readonly CheckQuery[],
+  maxDepth: number,
+): Promise<void> {
+  const revision = await store.currentRevision();
+  const expected = await referenceAnswers(store, program, revision, qs, maxDepth);
+  for (const [i, q] of qs.entries()) {
+    expect(
+      comparable(await fast.check(q, revision)),
+      `${q.object}#${q.relation}@${q.user} rev ${revision}`,
+    ).toEqual(expected[i]);
+  }
 }
