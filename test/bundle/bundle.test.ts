@@ -83,13 +83,14 @@ describe("Node-only entries for the browser", () => {
  * 492.5 KiB / 162.7 KiB gzipped after the next one (nexus-fast's own code 287 KiB, the inline WASM kernels 112 KiB:
  * the kernels grew 4 KiB for the cold-read layout and the interner's records; scripts/bundle-size.mjs lists the
  * parts), and 505.3 KiB after the one after (the warmer's typed question tables, the kernel's fact threshold, the
- * shared hash helpers: 296 bytes over the old budget, raised by 2 KiB), and 508.7 KiB after the next (the inline
- * kernels 112 -> 116 KiB: the Leopard index's bounds, list order's refusal of repeated results and its sized
- * arrays, lone node records; 1.7 KiB over, raised by 3 KiB). The largest part that could still move out is cel-js (83 KiB, needed only by models with conditions; it
+ * shared hash helpers: 296 bytes over the old budget, raised by 2 KiB), and 509 KiB / 168.4 KiB gzipped after the
+ * next (the inline kernels 114 -> 117 KiB: the Leopard index's bounds, list order's refusal of repeated results
+ * and its sized arrays, lone node records, the interner's table made ahead; 1.7 KiB over the minified budget and
+ * 393 bytes over the gzipped one, raised to 512 and 170 KiB). The largest part that could still move out is cel-js (83 KiB, needed only by models with conditions; it
  * needs an async way in, as the DSL parser has with loadOpenFgaDsl). The budget leaves a little room and fails the
  * build of anything that grows past it: an eager import of the DSL parser or roaring-wasm adds 200 KiB or more.
  */
-const ROOT_BUDGET = { minified: 510 * 1024, gzipped: 168 * 1024 };
+const ROOT_BUDGET = { minified: 512 * 1024, gzipped: 170 * 1024 };
 const ON_DEMAND = /node_modules\/(@openfga\/syntax-transformer|antlr4|ajv|roaring-wasm|yaml)\//;
 
 describe("the root entry's size in a browser app (esbuild --minify --splitting)", () => {
