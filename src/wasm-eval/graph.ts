@@ -262,13 +262,9 @@ export class TupleGraph implements Disposable {
       // without it (questions walk, as they do while a rebuild is pending), and the error is not thrown to the
       // timer that called this, where it would end the process.
       this.#dropLeopard();
-      this.leopardDropped = true;
     }
     return rebuilt;
   }
-
-  /** The Leopard index was given up after a trap in its rebuild (the evaluator walks instead). */
-  leopardDropped = false;
 
   #dropLeopard(): void {
     const leopard = this.#leopard;
