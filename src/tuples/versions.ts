@@ -8,8 +8,8 @@
  * Live versions with an expiry sit in a min-heap on it, so a write can remove the expired ones cheaply. Deleted
  * versions stay until the store's horizon passes their deletion (`collect`): no reader can ask for them any more.
  *
- * Memory is what this file is about: a live tuple costs its Version (three fields) and one entry in each index,
- * and most slots hold a single version with no list around it.
+ * Memory is what this file is about: a live tuple costs itself (the stored tuple is its own version, with two
+ * revision fields) and one entry in each index, and most slots hold a single version with no list around it.
  *
  * A write is staged before it is committed (stage → commit, or rollback): each written tuple goes into the indexes
  * at once as a version created at the write's revision, one past the current one, which no reader can ask for, so
@@ -19,29 +19,41 @@
  */
 
 import { ShardedMap } from "./sharded-map.js";
-import type { RelationTuple, TupleIdentity } from "./tuple.js";
+import { type RelationTuple, StoredTuple, type TupleIdentity, UNCLAIMED } from "./tuple.js";
 import type { ObjectRelationKey, ReadFilter, Revision, SubjectKey, TypeRelationKey } from "./types.js";
 
-/** One version of a tuple: visible at revisions in [created, deleted); `deleted` is LIVE while it is live. */
-export interface Version {
-  readonly tuple: RelationTuple;
-  readonly created: Revision;
-  deleted: Revision;
-}
+/**
+ * One version of a tuple: the stored tuple itself, visible at revisions in [revisionCreated, revisionDeleted);
+ * revisionDeleted is LIVE while it is live (src/tuples/tuple.ts keeps both in private fields).
+ */
+type Version = StoredTuple;
 
 /**
- * A new live version: an object literal made here alone, not a class instance. V8 keeps a literal's allocation
- * site and, once it sees nearly every version outlive the young generation, allocates them in old space directly
- * (pretenuring); each instance of a class was copied by a scavenge or two first. Over the 100k peer load (10
- * writes of 10k, --trace-gc-nvp) the scavenges promoted 32.3-32.5 MB instead of 34.8-37.1 MB.
+ * `tuple` as a new version created at `created`: the tuple object itself when it is a StoredTuple no store holds
+ * (a write's normalized tuples, a file's replayed ones), else a copy (a plain RelationTuple, or a tuple some store
+ * holds already: one object is never two versions, whose revisions would then be one pair).
  *
- * The revisions in it are always small integers (smallInt): once one field of a map has held a non-integer
- * number (a revision decoded as a double), V8 boxes that field in a 16-byte heap number in every object of the
- * map. A store filled after a file store's replay held two such boxes per tuple (32 of its ~277 bytes). No other
- * literal in the program has these three fields in this order, so none shares the map.
+ * The revisions are always small integers (smallInt): once one field of a map has held a non-integer number (a
+ * revision decoded as a double), V8 boxes that field in a 16-byte heap number in every object of the map. A store
+ * filled after a file store's replay held two such boxes per tuple.
  */
 function newVersion(tuple: RelationTuple, created: Revision): Version {
-  return { tuple, created: smallInt(created), deleted: LIVE };
+  const version =
+    tuple instanceof StoredTuple && tuple.revisionCreated === UNCLAIMED
+      ? tuple
+      : new StoredTuple(
+          tuple.tenant,
+          tuple.object,
+          tuple.objectType,
+          tuple.relation,
+          tuple.user,
+          tuple.subject,
+          tuple.subjectTenant,
+          tuple.condition,
+          tuple.expiresAt,
+        );
+  version.revisionCreated = smallInt(created);
+  return version;
 }
 
 /** `n` as V8 keeps a small integer (unboxed) when it is a 32-bit integer; any other number as it is. */
@@ -95,7 +107,7 @@ export function objectList<T extends object>(): T[] {
 }
 
 const visible = (v: Version, revision: Revision): boolean =>
-  v.created <= revision && (v.deleted === LIVE || revision < v.deleted);
+  v.revisionCreated <= revision && (v.revisionDeleted === LIVE || revision < v.revisionDeleted);
 
 /**
  * The versions on one (tenant, object, relation): one Version alone (the common case), or a Bucket once there are
@@ -176,7 +188,7 @@ export class VersionIndex {
 
   /** The live tuple with this identity. */
   live(identity: TupleIdentity): RelationTuple | undefined {
-    return this.#liveVersion(identity)?.tuple;
+    return this.#liveVersion(identity);
   }
 
   /** Every tuple visible at `revision` that is live (a checkpoint's state at the current revision). */
@@ -185,7 +197,7 @@ export class VersionIndex {
     for (const types of this.#byType.values()) {
       for (const relations of types.values()) {
         for (const list of relations.values()) {
-          for (const v of list) if (v.deleted === LIVE && v.created <= revision) out.push(v.tuple);
+          for (const v of list) if (v.revisionDeleted === LIVE && v.revisionCreated <= revision) out.push(v);
         }
       }
     }
@@ -211,7 +223,7 @@ export class VersionIndex {
     const slot = objects.get(tuple.object);
     if (slot !== undefined) {
       const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user);
-      if (old !== undefined) return old.created === staging.revision ? IN_BATCH : old.tuple;
+      if (old !== undefined) return old.revisionCreated === staging.revision ? IN_BATCH : old;
     }
     const version = newVersion(tuple, staging.revision);
     this.#add(version, tuple, objects, slot);
@@ -224,7 +236,7 @@ export class VersionIndex {
     const objects = this.#objects(tuple.tenant, tuple.relation, true)!;
     const slot = objects.get(tuple.object)!;
     const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user)!;
-    old.deleted = staging.revision;
+    old.revisionDeleted = staging.revision;
     if (slot instanceof Bucket) slot.live?.delete(subjectKey(tuple.tenant, tuple.subjectTenant, tuple.user));
     const version = newVersion(tuple, staging.revision);
     this.#add(version, tuple, objects, slot);
@@ -250,10 +262,10 @@ export class VersionIndex {
         this.#liveCount--;
         this.#dead.push(old);
         // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
-        log.push(revision, "delete", old.tuple, true);
+        log.push(revision, "delete", old, true);
       }
-      if (version.tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
-      log.push(revision, "write", version.tuple);
+      if (version.expiresAt !== undefined) heapPush(this.#expiring, version);
+      log.push(revision, "write", version);
     }
   }
 
@@ -261,8 +273,10 @@ export class VersionIndex {
   rollback(staging: Staging): void {
     const { added, replaced } = staging;
     for (let i = added.length - 1; i >= 0; i--) {
-      const version = added[i]!;
-      const t = version.tuple;
+      const t = added[i]!;
+      // No store holds it any more: a later write may take the same object again.
+      t.revisionCreated = UNCLAIMED;
+      const version = t;
       const relations = this.#byObject.get(t.tenant)!;
       const objects = relations.get(t.relation)!;
       const slot = objects.get(t.object)!;
@@ -280,7 +294,7 @@ export class VersionIndex {
       }
       const old = replaced.get(i);
       if (old !== undefined) {
-        old.deleted = LIVE;
+        old.revisionDeleted = LIVE;
         const now = objects.get(t.object);
         if (now instanceof Bucket && now.live !== undefined) now.live.set(key, old);
       }
@@ -327,18 +341,18 @@ export class VersionIndex {
     const version = this.#liveVersion(identity);
     if (version === undefined) return undefined;
     this.#end(version, revision);
-    return version.tuple;
+    return version;
   }
 
   /** Ends, at `revision`, every live version whose expiry is at or before `now`; returns their tuples in order. */
   expire(now: number, revision: Revision): RelationTuple[] {
     const heap = this.#expiring;
     const out: RelationTuple[] = [];
-    while (heap.length > 0 && heap[0]!.tuple.expiresAt! <= now) {
+    while (heap.length > 0 && heap[0]!.expiresAt! <= now) {
       const version = heapPop(heap);
-      if (version.deleted === LIVE) {
+      if (version.revisionDeleted === LIVE) {
         this.#end(version, revision);
-        out.push(version.tuple);
+        out.push(version);
       }
     }
     return out;
@@ -353,12 +367,12 @@ export class VersionIndex {
   /** Drops the versions deleted at or before `horizon` (no reader can ask for a revision before it). */
   collect(horizon: Revision): void {
     this.#forget();
-    const gone = (v: Version): boolean => v.deleted !== LIVE && v.deleted <= horizon;
+    const gone = (v: Version): boolean => v.revisionDeleted !== LIVE && v.revisionDeleted <= horizon;
     // Each list a collected version is in is filtered once, however many of its versions go.
     const objectKeys = new Map<ShardedMap<Slot>, Set<string>>();
     const lists = new Map<Version[], () => void>();
     while (this.#deadHead < this.#dead.length && gone(this.#dead[this.#deadHead]!)) {
-      const t = this.#dead[this.#deadHead++]!.tuple;
+      const t = this.#dead[this.#deadHead++]!;
       const objects = this.#byObject.get(t.tenant)?.get(t.relation);
       if (objects !== undefined) {
         let keys = objectKeys.get(objects);
@@ -469,7 +483,7 @@ export class VersionIndex {
       for (const [name, list] of relations) {
         if (relation !== undefined && name !== relation) continue;
         for (const v of list) {
-          if (visible(v, revision) && (user === undefined || v.tuple.user === user)) out.push(v.tuple);
+          if (visible(v, revision) && (user === undefined || v.user === user)) out.push(v);
         }
       }
     }
@@ -564,10 +578,10 @@ export class VersionIndex {
   }
 
   #end(version: Version, revision: Revision): void {
-    version.deleted = smallInt(revision);
+    version.revisionDeleted = smallInt(revision);
     this.#liveCount--;
     this.#dead.push(version);
-    const t = version.tuple;
+    const t = version;
     const slot = this.#objects(t.tenant, t.relation, false)?.get(t.object);
     if (slot instanceof Bucket && slot.live !== undefined) {
       slot.live.delete(subjectKey(t.tenant, t.subjectTenant, t.user));
@@ -590,11 +604,11 @@ export class VersionIndex {
 
 function findLive(slot: Slot, tenant: string, subjectTenant: string, user: string): Version | undefined {
   if (!(slot instanceof Bucket)) {
-    return slot.deleted === LIVE && sameSubject(slot.tuple, subjectTenant, user) ? slot : undefined;
+    return slot.revisionDeleted === LIVE && sameSubject(slot, subjectTenant, user) ? slot : undefined;
   }
   if (slot.live !== undefined) return slot.live.get(subjectKey(tenant, subjectTenant, user));
   for (const v of slot.versions) {
-    if (v.deleted === LIVE && sameSubject(v.tuple, subjectTenant, user)) return v;
+    if (v.revisionDeleted === LIVE && sameSubject(v, subjectTenant, user)) return v;
   }
   return undefined;
 }
@@ -611,26 +625,26 @@ function addToBucket(bucket: Bucket, tenant: string, version: Version): void {
   if (bucket.live === undefined && bucket.versions.length > BUCKET_MAP) {
     bucket.live = new Map();
     for (const v of bucket.versions) {
-      if (v.deleted === LIVE) bucket.live.set(subjectKey(tenant, v.tuple.subjectTenant, v.tuple.user), v);
+      if (v.revisionDeleted === LIVE) bucket.live.set(subjectKey(tenant, v.subjectTenant, v.user), v);
     }
   } else if (bucket.live !== undefined) {
-    const t = version.tuple;
+    const t = version;
     bucket.live.set(subjectKey(tenant, t.subjectTenant, t.user), version);
   }
 }
 
 function addVisible(out: RelationTuple[], slot: Slot, revision: Revision): void {
   if (!(slot instanceof Bucket)) {
-    if (visible(slot, revision)) out.push(slot.tuple);
+    if (visible(slot, revision)) out.push(slot);
     return;
   }
-  for (const v of slot.versions) if (visible(v, revision)) out.push(v.tuple);
+  for (const v of slot.versions) if (visible(v, revision)) out.push(v);
 }
 
 function pickVisible(versions: readonly Version[] | undefined, revision: Revision): RelationTuple[] {
   const out: RelationTuple[] = [];
   if (versions === undefined) return out;
-  for (const v of versions) if (visible(v, revision)) out.push(v.tuple);
+  for (const v of versions) if (visible(v, revision)) out.push(v);
   return out;
 }
 
@@ -646,7 +660,7 @@ function heapPush(heap: Version[], v: Version): void {
   let i = heap.length - 1;
   while (i > 0) {
     const parent = (i - 1) >> 1;
-    if (heap[parent]!.tuple.expiresAt! <= v.tuple.expiresAt!) break;
+    if (heap[parent]!.expiresAt! <= v.expiresAt!) break;
     heap[i] = heap[parent]!;
     i = parent;
   }
@@ -663,12 +677,12 @@ function heapPop(heap: Version[]): Version {
       const l = 2 * i + 1;
       const r = l + 1;
       let smallest = i;
-      let smallestValue = last.tuple.expiresAt!;
-      if (l < n && heap[l]!.tuple.expiresAt! < smallestValue) {
+      let smallestValue = last.expiresAt!;
+      if (l < n && heap[l]!.expiresAt! < smallestValue) {
         smallest = l;
-        smallestValue = heap[l]!.tuple.expiresAt!;
+        smallestValue = heap[l]!.expiresAt!;
       }
-      if (r < n && heap[r]!.tuple.expiresAt! < smallestValue) smallest = r;
+      if (r < n && heap[r]!.expiresAt! < smallestValue) smallest = r;
       if (smallest === i) break;
       heap[i] = heap[smallest]!;
       i = smallest;
