@@ -63,6 +63,12 @@ export class ShardedMap<V> {
     return shard;
   }
 
+  /** Calls `fn` with each entry: the one map's in insertion order, or shard after shard. */
+  forEach(fn: (value: V, key: string) => void): void {
+    if (this.#one !== undefined) this.#one.forEach(fn);
+    else for (const shard of this.#shards!) shard.forEach(fn);
+  }
+
   get size(): number {
     if (this.#one !== undefined) return this.#one.size;
     let size = 0;

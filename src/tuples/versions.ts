@@ -1,10 +1,10 @@
 /**
  * The in-memory store's multi-version tuple index. Every tuple version lives in three indexes, all nested maps keyed
  * by the strings the tuple already holds (no per-tuple key strings are built or kept):
- * - by object: tenant → relation → object → the versions on that object's relation (a Slot). This is also the
- *   identity index: a tuple's identity is its slot plus (subjectTenant, user);
- * - by subject: subjectTenant → user → versions;
- * - by type and relation: tenant → objectType → relation → versions (and, walked whole, every tuple of a tenant).
+ * - by object: tenant → relation → object type → object → the versions on that object's relation (a Slot). This
+ *   is also the identity index (a tuple's identity is its slot plus (subjectTenant, user)), and, walked whole, the
+ *   index by type and relation (every tuple of a tenant, of a type, of a type's relation);
+ * - by subject: subjectTenant → user → versions.
  * Live versions with an expiry sit in a min-heap on it, so a write can remove the expired ones cheaply. Deleted
  * versions stay until the store's horizon passes their deletion (`collect`): no reader can ask for them any more.
  *
@@ -134,16 +134,6 @@ const subjectKey = (tenant: string, subjectTenant: string, user: string): string
 const sameSubject = (t: RelationTuple, subjectTenant: string, user: string): boolean =>
   t.user === user && t.subjectTenant === subjectTenant;
 
-/** map.get(key), a new map set there first when missing (no closure per call: this runs per tuple). */
-function childMap<K, V>(map: Map<string, Map<K, V>>, key: string): Map<K, V> {
-  let value = map.get(key);
-  if (value === undefined) {
-    value = new Map();
-    map.set(key, value);
-  }
-  return value;
-}
-
 /** What the indexes' string-keyed levels offer, a Map or a ShardedMap. */
 interface Keyed<V> {
   get(key: string): V | undefined;
@@ -162,13 +152,55 @@ function childList<V>(map: Keyed<V[]>, key: string): V[] {
   return value;
 }
 
+/**
+ * The slots of one (tenant, relation): a map of objects per object type, so the slots of one type and relation
+ * are one map to walk (a list of every version per (type, relation) kept beside them was ~10 B a tuple at a
+ * million). A lookup by object alone finds its type's map by prefix: a relation is defined on a few types.
+ */
+class RelationSlots {
+  readonly types: string[] = [];
+  readonly maps: ShardedMap<Slot>[] = [];
+
+  /** The map of `object`'s type (the type that, with a `:` after it, begins it), if there is one. */
+  of(object: string): ShardedMap<Slot> | undefined {
+    const types = this.types;
+    for (let i = 0; i < types.length; i++) {
+      const type = types[i]!;
+      if (object.charCodeAt(type.length) === COLON && object.startsWith(type)) return this.maps[i];
+    }
+    return undefined;
+  }
+
+  /** The map of `objectType`, made when `create`. */
+  ofType(objectType: string, create: boolean): ShardedMap<Slot> | undefined {
+    const i = this.types.indexOf(objectType);
+    if (i >= 0) return this.maps[i];
+    if (!create) return undefined;
+    const objects = new ShardedMap<Slot>();
+    this.types.push(objectType);
+    this.maps.push(objects);
+    return objects;
+  }
+
+  /** Drops the maps left empty; whether none is left. */
+  dropEmpty(): boolean {
+    for (let i = this.maps.length - 1; i >= 0; i--) {
+      if (this.maps[i]!.size === 0) {
+        this.maps.splice(i, 1);
+        this.types.splice(i, 1);
+      }
+    }
+    return this.maps.length === 0;
+  }
+}
+
+const COLON = 58;
+
 export class VersionIndex {
-  /** tenant → relation → object → versions. */
-  readonly #byObject = new Map<string, Map<string, ShardedMap<Slot>>>();
+  /** tenant → relation → object type → object → versions. */
+  readonly #byObject = new Map<string, Map<string, RelationSlots>>();
   /** subjectTenant → user → versions. */
   readonly #bySubject = new Map<string, ShardedMap<Version[]>>();
-  /** tenant → objectType → relation → versions. */
-  readonly #byType = new Map<string, Map<string, Map<string, Version[]>>>();
   /** Live versions with an expiry, as a binary min-heap on expiresAt. */
   readonly #expiring: Version[] = [];
   /** Deleted, not yet collected versions, in deletion order. */
@@ -194,11 +226,15 @@ export class VersionIndex {
   /** Every tuple visible at `revision` that is live (a checkpoint's state at the current revision). */
   liveTuples(revision: Revision): RelationTuple[] {
     const out: RelationTuple[] = [];
-    for (const types of this.#byType.values()) {
-      for (const relations of types.values()) {
-        for (const list of relations.values()) {
-          for (const v of list) if (v.revisionDeleted === LIVE && v.revisionCreated <= revision) out.push(v);
-        }
+    const live = (v: Version): void => {
+      if (v.revisionDeleted === LIVE && v.revisionCreated <= revision) out.push(v);
+    };
+    for (const relations of this.#byObject.values()) {
+      for (const slots of relations.values()) {
+        for (const objects of slots.maps)
+          objects.forEach((slot) => {
+            forEachVersion(slot, live);
+          });
       }
     }
     return out;
@@ -207,7 +243,7 @@ export class VersionIndex {
   /** Adds `tuple` as live from `revision` on (a restored store: no live version of its identity is held). */
   insert(tuple: RelationTuple, revision: Revision): void {
     const version = newVersion(tuple, revision);
-    const objects = this.#objects(tuple.tenant, tuple.relation, true)!;
+    const objects = this.#objects(tuple.tenant, tuple.relation, tuple.objectType, true)!;
     this.#add(version, tuple, objects, objects.get(tuple.object));
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
     this.#liveCount++;
@@ -219,7 +255,7 @@ export class VersionIndex {
    * expired tuple it replaces with stageReplacing). One lookup of the tuple's slot does both.
    */
   stage(staging: Staging, tuple: RelationTuple): RelationTuple | undefined | typeof IN_BATCH {
-    const objects = this.#objects(tuple.tenant, tuple.relation, true)!;
+    const objects = this.#objects(tuple.tenant, tuple.relation, tuple.objectType, true)!;
     const slot = objects.get(tuple.object);
     if (slot !== undefined) {
       const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user);
@@ -233,7 +269,7 @@ export class VersionIndex {
 
   /** Stages `tuple` in place of the live version of its identity (stage() returned its tuple), ending that one. */
   stageReplacing(staging: Staging, tuple: RelationTuple): void {
-    const objects = this.#objects(tuple.tenant, tuple.relation, true)!;
+    const objects = this.#objects(tuple.tenant, tuple.relation, tuple.objectType, true)!;
     const slot = objects.get(tuple.object)!;
     const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user)!;
     old.revisionDeleted = staging.revision;
@@ -278,12 +314,13 @@ export class VersionIndex {
       t.revisionCreated = UNCLAIMED;
       const version = t;
       const relations = this.#byObject.get(t.tenant)!;
-      const objects = relations.get(t.relation)!;
+      const slots = relations.get(t.relation)!;
+      const objects = slots.ofType(t.objectType, false)!;
       const slot = objects.get(t.object)!;
       const key = subjectKey(t.tenant, t.subjectTenant, t.user);
       if (slot === version) {
         objects.delete(t.object);
-        if (objects.size === 0) {
+        if (objects.size === 0 && slots.dropEmpty()) {
           relations.delete(t.relation);
           if (relations.size === 0) this.#byObject.delete(t.tenant);
         }
@@ -305,17 +342,6 @@ export class VersionIndex {
         users.delete(t.user);
         if (users.size === 0) this.#bySubject.delete(t.subjectTenant);
       }
-      const types = this.#byType.get(t.tenant)!;
-      const byRelation = types.get(t.objectType)!;
-      const byType = byRelation.get(t.relation)!;
-      byType.pop();
-      if (byType.length === 0) {
-        byRelation.delete(t.relation);
-        if (byRelation.size === 0) {
-          types.delete(t.objectType);
-          if (types.size === 0) this.#byType.delete(t.tenant);
-        }
-      }
     }
     added.length = 0;
     replaced.clear();
@@ -333,7 +359,6 @@ export class VersionIndex {
     else if (slot instanceof Bucket) addToBucket(slot, tuple.tenant, version);
     else objects.set(tuple.object, slotWith(slot, tuple.tenant, version));
     this.#subjectList(tuple.subjectTenant, tuple.user).push(version);
-    this.#typeList(tuple.tenant, tuple.objectType, tuple.relation).push(version);
   }
 
   /** Ends the live version with this identity at `revision`; returns its tuple (undefined: none is live). */
@@ -373,7 +398,7 @@ export class VersionIndex {
     const lists = new Map<Version[], () => void>();
     while (this.#deadHead < this.#dead.length && gone(this.#dead[this.#deadHead]!)) {
       const t = this.#dead[this.#deadHead++]!;
-      const objects = this.#byObject.get(t.tenant)?.get(t.relation);
+      const objects = this.#byObject.get(t.tenant)?.get(t.relation)?.ofType(t.objectType, false);
       if (objects !== undefined) {
         let keys = objectKeys.get(objects);
         if (keys === undefined) {
@@ -386,11 +411,6 @@ export class VersionIndex {
       const byUser = users?.get(t.user);
       if (byUser !== undefined && !lists.has(byUser)) {
         lists.set(byUser, () => prune(users!, t.user, byUser, gone));
-      }
-      const relations = this.#byType.get(t.tenant)?.get(t.objectType);
-      const byType = relations?.get(t.relation);
-      if (byType !== undefined && !lists.has(byType)) {
-        lists.set(byType, () => prune(relations!, t.relation, byType, gone));
       }
     }
     for (const [objects, keys] of objectKeys) {
@@ -420,7 +440,6 @@ export class VersionIndex {
     this.#forget();
     this.#byObject.clear();
     this.#bySubject.clear();
-    this.#byType.clear();
     this.#expiring.length = 0;
     this.#dead = [];
     this.#deadHead = 0;
@@ -432,7 +451,7 @@ export class VersionIndex {
   readByObject(revision: Revision, keys: readonly ObjectRelationKey[]): RelationTuple[][] {
     return keys.map((k) => {
       const out: RelationTuple[] = [];
-      const slot = this.#byObject.get(k.tenant)?.get(k.relation)?.get(k.object);
+      const slot = this.#byObject.get(k.tenant)?.get(k.relation)?.of(k.object)?.get(k.object);
       if (slot !== undefined) addVisible(out, slot, revision);
       return out;
     });
@@ -451,9 +470,17 @@ export class VersionIndex {
   }
 
   readByTypeRelation(revision: Revision, keys: readonly TypeRelationKey[]): RelationTuple[][] {
-    return keys.map((k) =>
-      pickVisible(this.#byType.get(k.tenant)?.get(k.objectType)?.get(k.relation), revision),
-    );
+    return keys.map((k) => {
+      const out: RelationTuple[] = [];
+      this.#byObject
+        .get(k.tenant)
+        ?.get(k.relation)
+        ?.ofType(k.objectType, false)
+        ?.forEach((slot) => {
+          addVisible(out, slot, revision);
+        });
+      return out;
+    });
   }
 
   read(revision: Revision, filter: ReadFilter): RelationTuple[] {
@@ -465,8 +492,8 @@ export class VersionIndex {
       if (relations === undefined) return out;
       const slots =
         relation !== undefined
-          ? [relations.get(relation)?.get(object)]
-          : [...relations.values()].map((objects) => objects.get(object));
+          ? [relations.get(relation)?.of(object)?.get(object)]
+          : [...relations.values()].map((objects) => objects.of(object)?.get(object));
       for (const slot of slots) if (slot !== undefined) addVisible(out, slot, revision);
       return out.filter(
         (t) =>
@@ -474,17 +501,20 @@ export class VersionIndex {
           (user === undefined || t.user === user),
       );
     }
-    // Every list of the tenant's types (or of the one asked for): each tuple is in exactly one, and the lists
-    // picked already match objectType and relation.
-    const types = this.#byType.get(tenant);
-    if (types === undefined) return out;
-    for (const [type, relations] of types) {
-      if (objectType !== undefined && type !== objectType) continue;
-      for (const [name, list] of relations) {
-        if (relation !== undefined && name !== relation) continue;
-        for (const v of list) {
-          if (visible(v, revision) && (user === undefined || v.user === user)) out.push(v);
-        }
+    // Every map of the tenant's relations and types (or of the ones asked for): each tuple is in exactly one, and
+    // the maps picked already match objectType and relation.
+    const relations = this.#byObject.get(tenant);
+    if (relations === undefined) return out;
+    const add = (v: Version): void => {
+      if (visible(v, revision) && (user === undefined || v.user === user)) out.push(v);
+    };
+    for (const [name, slots] of relations) {
+      if (relation !== undefined && name !== relation) continue;
+      for (let i = 0; i < slots.types.length; i++) {
+        if (objectType !== undefined && slots.types[i] !== objectType) continue;
+        slots.maps[i]!.forEach((slot) => {
+          forEachVersion(slot, add);
+        });
       }
     }
     return out;
@@ -494,24 +524,30 @@ export class VersionIndex {
   // their type, often their subject, so most lookups end here. collect() and clear() forget them.
   #lastTenant = "";
   #lastRelation = "";
+  #lastType = "";
   #lastObjects: ShardedMap<Slot> | undefined;
   #lastSubjectTenant = "";
   #lastUser = "";
   #lastSubjectList: Version[] | undefined;
-  #lastTypeTenant = "";
-  #lastType = "";
-  #lastTypeRelation = "";
-  #lastTypeList: Version[] | undefined;
 
   #forget(): void {
     this.#lastObjects = undefined;
     this.#lastSubjectList = undefined;
-    this.#lastTypeList = undefined;
   }
 
-  /** The slots of (tenant, relation), made when `create`. */
-  #objects(tenant: string, relation: string, create: boolean): ShardedMap<Slot> | undefined {
-    if (this.#lastObjects !== undefined && this.#lastRelation === relation && this.#lastTenant === tenant) {
+  /** The slots of (tenant, relation, objectType), made when `create`. */
+  #objects(
+    tenant: string,
+    relation: string,
+    objectType: string,
+    create: boolean,
+  ): ShardedMap<Slot> | undefined {
+    if (
+      this.#lastObjects !== undefined &&
+      this.#lastRelation === relation &&
+      this.#lastType === objectType &&
+      this.#lastTenant === tenant
+    ) {
       return this.#lastObjects;
     }
     let relations = this.#byObject.get(tenant);
@@ -520,14 +556,17 @@ export class VersionIndex {
       relations = new Map();
       this.#byObject.set(tenant, relations);
     }
-    let objects = relations.get(relation);
-    if (objects === undefined) {
+    let slots = relations.get(relation);
+    if (slots === undefined) {
       if (!create) return undefined;
-      objects = new ShardedMap();
-      relations.set(relation, objects);
+      slots = new RelationSlots();
+      relations.set(relation, slots);
     }
+    const objects = slots.ofType(objectType, create);
+    if (objects === undefined) return undefined;
     this.#lastTenant = tenant;
     this.#lastRelation = relation;
+    this.#lastType = objectType;
     this.#lastObjects = objects;
     return objects;
   }
@@ -553,26 +592,12 @@ export class VersionIndex {
     return list;
   }
 
-  /** The list of (tenant, objectType, relation), made when missing. */
-  #typeList(tenant: string, objectType: string, relation: string): Version[] {
-    if (
-      this.#lastTypeList !== undefined &&
-      this.#lastTypeRelation === relation &&
-      this.#lastType === objectType &&
-      this.#lastTypeTenant === tenant
-    ) {
-      return this.#lastTypeList;
-    }
-    const list = childList(childMap(childMap(this.#byType, tenant), objectType), relation);
-    this.#lastTypeTenant = tenant;
-    this.#lastType = objectType;
-    this.#lastTypeRelation = relation;
-    this.#lastTypeList = list;
-    return list;
-  }
-
   #liveVersion(identity: TupleIdentity): Version | undefined {
-    const slot = this.#objects(identity.tenant, identity.relation, false)?.get(identity.object);
+    const slot = this.#byObject
+      .get(identity.tenant)
+      ?.get(identity.relation)
+      ?.of(identity.object)
+      ?.get(identity.object);
     if (slot === undefined) return undefined;
     return findLive(slot, identity.tenant, identity.subjectTenant, identity.user);
   }
@@ -582,7 +607,7 @@ export class VersionIndex {
     this.#liveCount--;
     this.#dead.push(version);
     const t = version;
-    const slot = this.#objects(t.tenant, t.relation, false)?.get(t.object);
+    const slot = this.#objects(t.tenant, t.relation, t.objectType, false)?.get(t.object);
     if (slot instanceof Bucket && slot.live !== undefined) {
       slot.live.delete(subjectKey(t.tenant, t.subjectTenant, t.user));
     }
@@ -591,14 +616,10 @@ export class VersionIndex {
   /** Removes maps that collect() left empty. */
   #dropEmpty(): void {
     for (const [tenant, relations] of this.#byObject) {
-      for (const [name, objects] of relations) if (objects.size === 0) relations.delete(name);
+      for (const [name, slots] of relations) if (slots.dropEmpty()) relations.delete(name);
       if (relations.size === 0) this.#byObject.delete(tenant);
     }
     for (const [tenant, users] of this.#bySubject) if (users.size === 0) this.#bySubject.delete(tenant);
-    for (const [tenant, types] of this.#byType) {
-      for (const [name, relations] of types) if (relations.size === 0) types.delete(name);
-      if (types.size === 0) this.#byType.delete(tenant);
-    }
   }
 }
 
@@ -639,6 +660,12 @@ function addVisible(out: RelationTuple[], slot: Slot, revision: Revision): void 
     return;
   }
   for (const v of slot.versions) if (visible(v, revision)) out.push(v);
+}
+
+/** Calls `fn` with each version of `slot`, in order. */
+function forEachVersion(slot: Slot, fn: (v: Version) => void): void {
+  if (!(slot instanceof Bucket)) fn(slot);
+  else for (const v of slot.versions) fn(v);
 }
 
 function pickVisible(versions: readonly Version[] | undefined, revision: Revision): RelationTuple[] {

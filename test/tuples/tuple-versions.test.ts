@@ -73,3 +73,33 @@ it("the objects of a refused write can be written again", async () => {
   expect(await objectsAt(store, 2)).toEqual(["doc:1@user:a", "doc:2@user:a", "doc:9@user:a"]);
   await store.close();
 });
+
+it("types whose names begin alike keep their tuples apart on a shared relation", async () => {
+  // The store finds an object's slots by its type's name and a `:` after it: `doc` must not take `document:1`.
+  const store = new MemoryTupleStore({ snapshotRetentionMs: 60_000 });
+  await store.write({
+    writes: [tuple("document:1"), tuple("doc:1"), tuple("doc:1", "user:b"), tuple("docs:1")],
+    deletes: [],
+  });
+  await store.write({ writes: [], deletes: [tuple("doc:1", "user:b")] });
+  const snapshot = await store.snapshot(2);
+  const key = (t: RelationTuple): string => `${t.object}@${t.user}`;
+  const [doc, documents, none] = await snapshot.readByTypeRelation([
+    { tenant: "default", objectType: "doc", relation: "viewer" },
+    { tenant: "default", objectType: "document", relation: "viewer" },
+    { tenant: "default", objectType: "do", relation: "viewer" },
+  ]);
+  expect(doc!.map(key)).toEqual(["doc:1@user:a"]);
+  expect(documents!.map(key)).toEqual(["document:1@user:a"]);
+  expect(none).toEqual([]);
+  const [one, docs] = await snapshot.readByObject([
+    { tenant: "default", object: "document:1", relation: "viewer" },
+    { tenant: "default", object: "docs:1", relation: "viewer" },
+  ]);
+  expect(one!.map(key)).toEqual(["document:1@user:a"]);
+  expect(docs!.map(key)).toEqual(["docs:1@user:a"]);
+  expect((await snapshot.read({ tenant: "default", objectType: "docs" })).map(key)).toEqual(["docs:1@user:a"]);
+  expect((await snapshot.read({ tenant: "default", object: "doc:1" })).map(key)).toEqual(["doc:1@user:a"]);
+  snapshot.release();
+  await store.close();
+});
