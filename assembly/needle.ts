@@ -56,6 +56,7 @@ let l0Mask: u32 = l0Slots - 1;
 let l0Count: u32 = 0;
 let l0Max: u32 = (l0Slots >> 2) * 3;
 let l0Override: u32 = 0; // setMergeThreshold's value (tests); 0 = by capacity
+let pageLimit: u32 = 0; // setPageLimit's value (tests); 0 = no limit but memory.grow's own
 // The key of the last get() that found nothing, neither in L0 nor in the base (dead entries count as found).
 // Only set() of that key can make it present, so set() trusts the memo once and drops it.
 let missKey: u64 = 0;
@@ -68,6 +69,8 @@ let sortCounts: usize = 0; // 8 levels of 256 heads + 256 ends (u32) for sortRec
 const GROUP: u32 = 32;
 
 function grabPages(n: u32): usize {
+  // setPageLimit's test trap: the same `unreachable` a failed memory.grow hits below.
+  if (pageLimit != 0 && <u32>memory.size() + n > pageLimit) unreachable();
   const before = memory.grow(<i32>n);
   if (before < 0) unreachable();
   return (<usize>before) * PAGE;
@@ -374,6 +377,15 @@ export function setMergeThreshold(n: u32): void {
   l0Override = n;
   l0Max = l0Limit();
   if (l0Count >= l0Max) merge();
+}
+
+/**
+ * Tests only: makes growing linear memory past `pages` pages (64 KiB each, the whole memory) trap as a failed
+ * memory.grow does, so that a test can break the index at a chosen point (a merge's output pages, L0's growth).
+ * 0 = no limit (the default). Only growth counts: a page taken from the free list never traps.
+ */
+export function setPageLimit(pages: u32): void {
+  pageLimit = pages;
 }
 
 function l0Limit(): u32 {

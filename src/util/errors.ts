@@ -26,6 +26,8 @@ export type NexusErrorCode =
   | "locked"
   | "io_error"
   | "too_many_losses"
+  /** A needle index whose kernel trapped (its memory could not grow, or a bug): it answers nothing from then on. */
+  | "index_broken"
   // filesystem (nexus-fast/fs)
   | "permission_denied"
   | "already_exists"

@@ -6,6 +6,12 @@
  * Keys cross the JS/WASM boundary as two u32 halves (lo, hi) to avoid BigInt. Offsets and lengths are in units of
  * 8 bytes (needles are 8-byte aligned). Lengths of 2 MiB and more do not fit the kernel's 18-bit field: they are
  * kept here, in a small map keyed by location (such needles are few by construction).
+ *
+ * A trap inside the kernel (memory.grow failed: `unreachable`; or a bug) can stop it halfway through a merge, with
+ * input pages already back on its free list and reused while the directory still points at them. Nothing the
+ * kernel answers after that can be trusted, so the first trap marks the index broken, and that call and every
+ * later one throw NexusError "index_broken" instead of answering. The owner rebuilds the index from its source
+ * (the volume store replays its volumes: store.ts).
  */
 import { needleAbi } from "../../kernels/abi/needle.js";
 import { NexusError } from "../../util/errors.js";
@@ -23,6 +29,7 @@ export interface NeedleKernelExports {
   batchOutPtr(): number;
   count(): number;
   setMergeThreshold(n: number): void;
+  setPageLimit(pages: number): void;
   l0Capacity(): number;
   flush(): void;
   clear(): void;
@@ -60,6 +67,8 @@ export class NeedleIndex {
   /** Lengths (bytes) of needles too long for the kernel's field, by location key (volume * 2^32 + off8). */
   readonly #large = new Map<number, number>();
   #closed = false;
+  /** The kernel call that trapped, and its error; undefined while the index is sound. */
+  #broken: { operation: string; cause: unknown } | undefined;
 
   private constructor(kernel: Kernel<NeedleKernelExports>) {
     this.#kernel = kernel;
@@ -77,8 +86,18 @@ export class NeedleIndex {
     return new NeedleIndex(instantiateKernel<NeedleKernelExports>("needle"));
   }
 
+  /** Whether a kernel trap broke the index: every call but memoryBytes and close() throws "index_broken". */
+  get broken(): boolean {
+    return this.#broken !== undefined;
+  }
+
   get size(): number {
-    return this.#k.count();
+    if (this.#broken) throw this.#brokenError("size");
+    try {
+      return this.#k.count();
+    } catch (e) {
+      throw this.#break("size", e);
+    }
   }
 
   /** Bytes of linear memory the index holds (all of it: entries, directory, buffers, spare pages). */
@@ -110,26 +129,51 @@ export class NeedleIndex {
     }
     // A location reused by a shorter needle (after compaction) must not keep a stale long length.
     else if (this.#large.size > 0) this.#large.delete(where);
-    return this.#k.set(lo >>> 0, hi >>> 0, volume, off8, stored) === 1;
+    if (this.#broken) throw this.#brokenError("set");
+    try {
+      // Can merge (taking pages): the call most likely to trap.
+      return this.#k.set(lo >>> 0, hi >>> 0, volume, off8, stored) === 1;
+    } catch (e) {
+      throw this.#break("set", e);
+    }
   }
 
   get(lo: number, hi: number): NeedleLocation | undefined {
-    const packed = this.#k.get(lo >>> 0, hi >>> 0);
-    if (packed === 0) return undefined;
-    return this.#decode(packed >>> 0, this.#k.resultOffset8() >>> 0);
+    if (this.#broken) throw this.#brokenError("get");
+    let packed: number;
+    let off8: number;
+    try {
+      packed = this.#k.get(lo >>> 0, hi >>> 0);
+      if (packed === 0) return undefined;
+      off8 = this.#k.resultOffset8();
+    } catch (e) {
+      throw this.#break("get", e);
+    }
+    return this.#decode(packed >>> 0, off8 >>> 0);
   }
 
   has(lo: number, hi: number): boolean {
-    return this.#k.get(lo >>> 0, hi >>> 0) !== 0;
+    if (this.#broken) throw this.#brokenError("has");
+    try {
+      return this.#k.get(lo >>> 0, hi >>> 0) !== 0;
+    } catch (e) {
+      throw this.#break("has", e);
+    }
   }
 
   remove(lo: number, hi: number): boolean {
-    const packed = this.#k.get(lo >>> 0, hi >>> 0);
-    if (packed === 0) return false;
-    if ((packed & LEN_MASK) === LEN_LARGE) {
-      this.#large.delete((packed >>> LEN_BITS) * 2 ** 32 + (this.#k.resultOffset8() >>> 0));
+    if (this.#broken) throw this.#brokenError("remove");
+    try {
+      const packed = this.#k.get(lo >>> 0, hi >>> 0);
+      if (packed === 0) return false;
+      if ((packed & LEN_MASK) === LEN_LARGE) {
+        this.#large.delete((packed >>> LEN_BITS) * 2 ** 32 + (this.#k.resultOffset8() >>> 0));
+      }
+      // Can merge (dropping dead entries): it takes pages like set().
+      return this.#k.remove(lo >>> 0, hi >>> 0) === 1;
+    } catch (e) {
+      throw this.#break("remove", e);
     }
-    return this.#k.remove(lo >>> 0, hi >>> 0) === 1;
   }
 
   /**
@@ -149,17 +193,22 @@ export class NeedleIndex {
         },
       );
     }
+    if (this.#broken) throw this.#brokenError("lookupMany");
     const k = this.#k;
-    const keysAt = k.batchKeysPtr() >>> 2;
-    const outAt = k.batchOutPtr() >>> 2;
     let found = 0;
-    for (let start = 0; start < keys.length; start += BATCH * 2) {
-      const end = Math.min(keys.length, start + BATCH * 2);
-      const u32 = this.#kernel.views.u32;
-      u32.set(keys.subarray(start, end), keysAt);
-      const n = (end - start) / 2;
-      found += k.lookupBatch(n);
-      out.set(this.#kernel.views.u32.subarray(outAt, outAt + n * RESULT_WORDS), start);
+    try {
+      const keysAt = k.batchKeysPtr() >>> 2;
+      const outAt = k.batchOutPtr() >>> 2;
+      for (let start = 0; start < keys.length; start += BATCH * 2) {
+        const end = Math.min(keys.length, start + BATCH * 2);
+        const u32 = this.#kernel.views.u32;
+        u32.set(keys.subarray(start, end), keysAt);
+        const n = (end - start) / 2;
+        found += k.lookupBatch(n);
+        out.set(this.#kernel.views.u32.subarray(outAt, outAt + n * RESULT_WORDS), start);
+      }
+    } catch (e) {
+      throw this.#break("lookupMany", e);
     }
     return found;
   }
@@ -167,14 +216,28 @@ export class NeedleIndex {
   /** Every live entry, in key order (merges pending inserts first). Do not mutate the index while iterating. */
   *entries(): IterableIterator<IndexEntry> {
     const k = this.#k;
-    k.flush();
-    const total = k.baseSize();
-    const outAt = k.batchOutPtr() >>> 2;
+    if (this.#broken) throw this.#brokenError("entries");
+    let total: number;
+    let outAt: number;
+    try {
+      k.flush(); // a merge: it takes pages
+      total = k.baseSize();
+      outAt = k.batchOutPtr() >>> 2;
+    } catch (e) {
+      throw this.#break("entries", e);
+    }
     for (let start = 0; start < total; ) {
-      const n = k.readRange(start, BATCH / 2);
+      // Checked again at each batch: a caller may have broken the index between two of them.
+      if (this.#broken) throw this.#brokenError("entries");
+      let rows: Uint32Array;
+      let n: number;
+      try {
+        n = k.readRange(start, BATCH / 2);
+        rows = this.#kernel.views.u32.slice(outAt, outAt + n * RANGE_WORDS);
+      } catch (e) {
+        throw this.#break("entries", e);
+      }
       if (n === 0) break;
-      const u32 = this.#kernel.views.u32;
-      const rows = u32.slice(outAt, outAt + n * RANGE_WORDS);
       for (let j = 0; j < n; j++) {
         const at = j * RANGE_WORDS;
         const packed = rows[at + 3]!;
@@ -188,7 +251,12 @@ export class NeedleIndex {
 
   /** Merges pending inserts now (lookups are then as fast as they get; entries() does it itself). */
   flush(): void {
-    this.#k.flush();
+    if (this.#broken) throw this.#brokenError("flush");
+    try {
+      this.#k.flush();
+    } catch (e) {
+      throw this.#break("flush", e);
+    }
   }
 
   /**
@@ -199,29 +267,74 @@ export class NeedleIndex {
     if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
       throw new NexusError("invalid_argument", `merge threshold must be an integer ≥ 0, got ${n}`, { n });
     }
-    this.#k.setMergeThreshold(n);
+    if (this.#broken) throw this.#brokenError("setMergeThreshold");
+    try {
+      this.#k.setMergeThreshold(n); // merges at once when L0 already holds n entries
+    } catch (e) {
+      throw this.#break("setMergeThreshold", e);
+    }
+  }
+
+  /**
+   * Tests only: growing the kernel's linear memory past `pages` pages of 64 KiB (all of it, as memoryBytes / 65536
+   * counts) traps as a failed memory.grow does, which breaks the index; 0 (the default) removes the limit.
+   */
+  setPageLimit(pages: number): void {
+    if (!Number.isInteger(pages) || pages < 0 || pages > 65536) {
+      throw new NexusError("invalid_argument", `page limit must be an integer 0..65536, got ${pages}`, {
+        pages,
+      });
+    }
+    if (this.#broken) throw this.#brokenError("setPageLimit");
+    this.#k.setPageLimit(pages);
   }
 
   /** Tests only: slots in L0's table (pending inserts; it grows with the index). */
   get pendingSlots(): number {
+    if (this.#broken) throw this.#brokenError("pendingSlots");
     return this.#k.l0Capacity();
   }
 
   clear(): void {
-    this.#k.clear();
+    if (this.#broken) throw this.#brokenError("clear");
+    try {
+      this.#k.clear();
+    } catch (e) {
+      throw this.#break("clear", e);
+    }
     this.#large.clear();
   }
 
-  /** Releases the kernel's memory (by dropping the instance). */
+  /** Releases the kernel's memory (by dropping the instance). A broken index only stops answering. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#k.clear();
     this.#large.clear();
+    // clear() walks the chunk table, which a trap may have left pointing anywhere: not run on a broken index.
+    if (!this.#broken) this.#k.clear();
   }
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Marks the index broken by a throw from the kernel during `operation`; returns the error to throw. */
+  #break(operation: string, cause: unknown): NexusError {
+    this.#broken ??= { operation, cause };
+    return this.#brokenError(operation);
+  }
+
+  /** The error every call on a broken index throws (the first trap is its cause). */
+  #brokenError(operation: string): NexusError {
+    const broken = this.#broken!;
+    const reason = broken.cause instanceof Error ? broken.cause.message : String(broken.cause);
+    return new NexusError(
+      "index_broken",
+      `needle index: ${operation} refused: the kernel trapped in ${broken.operation} (${reason}), so the index ` +
+        "answers nothing more; rebuild it from its source",
+      { operation, brokenBy: broken.operation },
+      { cause: broken.cause },
+    );
   }
 
   #decode(packed: number, off8: number): NeedleLocation {

@@ -19,6 +19,7 @@ export const needleAbi = {
     "batchOutPtr",
     "count",
     "setMergeThreshold",
+    "setPageLimit",
     "flush",
     "clear",
     "l0Capacity",
