@@ -6,6 +6,12 @@
  * Concurrency: reads run freely; every mutation (put, delete, the short steps of a compaction) goes through one
  * queue, so a single writer appends to a volume at a time. Under fsync "batch", writers that finished appending
  * share one fdatasync (group-sync.ts) before their promises resolve.
+ *
+ * A broken needle index (its WASM kernel trapped, e.g. memory could not grow in a merge: needle-index.ts) answers
+ * nothing more. The store never serves from it: the call that broke it fails with "index_broken", and the next
+ * step of the queue first rebuilds the index from the volume files, as opening the store does (reads wait for
+ * it). Every acknowledged write is in the volumes, so none is lost. If the rebuild fails too, the store fails
+ * closed: every call throws "index_broken" until it is reopened, which rebuilds the index again.
  */
 
 import * as fs from "node:fs";
@@ -16,7 +22,7 @@ import { ioError } from "../../io/fs-io.js";
 import { GroupSync } from "../../io/group-sync.js";
 import { acquireLock, type DirectoryLock } from "../../io/lock.js";
 import { WorkerPool } from "../../parallel/pool.js";
-import { NexusError } from "../../util/errors.js";
+import { isNexusError, NexusError } from "../../util/errors.js";
 import {
   type CompactOptions,
   type CompactResult,
@@ -102,10 +108,13 @@ export class NeedleStore implements AsyncDisposable {
   readonly #s: Settings;
   readonly #lock: DirectoryLock;
   readonly #checks: Checksums;
-  readonly #index: NeedleIndex;
+  /** Replaced (with #live) when a kernel trap broke it: #healIndex(). */
+  #index: NeedleIndex;
   readonly #indexFixedBytes: number;
   readonly #volumes: VolumeSet;
-  readonly #live: LiveSet;
+  #live: LiveSet;
+  /** Set when rebuilding a broken index failed: the store fails closed with it until reopened. */
+  #indexFailure: NexusError | undefined;
   readonly #corrupt: CorruptNeedle[] = [];
   #corruptCount = 0;
   #tail: Promise<unknown> = Promise.resolve();
@@ -216,7 +225,7 @@ export class NeedleStore implements AsyncDisposable {
   async get(key: string, options: GetOptions = {}): Promise<Uint8Array> {
     const k = parseKey(key);
     this.#assertOpen();
-    const loc = this.#live.lookup(k);
+    const loc = this.#index.broken ? await this.#lookupRebuilt(k) : this.#live.lookup(k);
     if (loc === undefined) throw notFound(key);
     const bytes = await this.#volumes.byId.get(loc.volume)!.read(loc.offset, loc.length);
     const fail = (reason: string) => {
@@ -249,7 +258,7 @@ export class NeedleStore implements AsyncDisposable {
   async has(key: string): Promise<boolean> {
     const k = parseKey(key);
     this.#assertOpen();
-    const loc = this.#live.lookup(k);
+    const loc = this.#index.broken ? await this.#lookupRebuilt(k) : this.#live.lookup(k);
     if (loc === undefined) return false;
     const h = await this.#readHeader(loc);
     if (typeof h === "string") {
@@ -346,16 +355,26 @@ export class NeedleStore implements AsyncDisposable {
    */
   async scrub(options: ScrubOptions = {}): Promise<ScrubResult> {
     this.#assertOpen();
-    return scrubLive(
-      {
-        live: this.#live,
-        closed: () => this.#closed,
-        readHeader: (loc) => this.#readHeader(loc),
-        checkStored: (loc, key, verifyHash) => this.#checkStored(loc, key, verifyHash),
-        reportCorrupt: (needle) => this.#reportCorrupt(needle),
-      },
-      options,
-    );
+    if (this.#index.broken) await this.#exclusive(async () => {}); // the rebuild first, as for reads
+    const store = this;
+    try {
+      return await scrubLive(
+        {
+          // The live set of now: a rebuild after a trap replaces it while the scrub goes on.
+          get live() {
+            return store.#live;
+          },
+          closed: () => this.#closed,
+          readHeader: (loc) => this.#readHeader(loc),
+          checkStored: (loc, key, verifyHash) => this.#checkStored(loc, key, verifyHash),
+          reportCorrupt: (needle) => this.#reportCorrupt(needle),
+        },
+        options,
+      );
+    } catch (e) {
+      // The scrub walks the index (merging it first) outside the write queue: a trap there is handled here.
+      throw this.#indexBrokenBy(e);
+    }
   }
 
   /** Needles found corrupt since open (at most the last 1000), for operators and repair tools. */
@@ -453,11 +472,103 @@ export class NeedleStore implements AsyncDisposable {
     await volume.appendIdx(entry);
   }
 
-  /** Runs `fn` alone among mutations (a promise chain: FIFO, an error does not break the chain). */
+  /**
+   * Runs `fn` alone among mutations (a promise chain: FIFO, an error does not break the chain), on a sound index:
+   * a broken one is rebuilt first.
+   */
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(fn, fn);
+    const step = async (): Promise<T> => {
+      await this.#healIndex();
+      try {
+        return await fn();
+      } catch (e) {
+        throw this.#indexBrokenBy(e);
+      }
+    };
+    const run = this.#tail.then(step, step);
     this.#tail = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * The error of a step during which the index broke (a kernel trap inside it), saying what the store does about
+   * it; the rebuild is queued at once, so that stats() and reads see a sound index again soon. Other errors pass.
+   */
+  #indexBrokenBy(e: unknown): unknown {
+    if (!isNexusError(e, "index_broken") || e === this.#indexFailure || !this.#index.broken) return e;
+    this.#exclusive(async () => {}).catch(() => {});
+    return new NexusError(
+      "index_broken",
+      `${e.message}. The store rebuilds its index from the volume files before its next operation; this ` +
+        "operation may or may not have taken effect, as after a crash at that point",
+      { ...e.details, dir: this.dir },
+      { cause: e },
+    );
+  }
+
+  /** The lookup of `key` after the rebuild of a broken index (queued behind the writes before it). */
+  async #lookupRebuilt(key: Uint8Array): Promise<Located | undefined> {
+    await this.#exclusive(async () => {});
+    return this.#live.lookup(key);
+  }
+
+  /**
+   * Rebuilds the index when a kernel trap broke it (a no-op on a sound one); throws "index_broken" when that
+   * failed, now or before.
+   */
+  async #healIndex(): Promise<void> {
+    if (this.#indexFailure) throw this.#indexFailure;
+    if (!this.#index.broken) return;
+    try {
+      await this.#rebuildIndex();
+    } catch (e) {
+      this.#indexFailure = new NexusError(
+        "index_broken",
+        `the store at ${this.dir} could not rebuild its broken needle index (${e instanceof Error ? e.message : String(e)}); ` +
+          "it serves nothing until it is reopened",
+        { dir: this.dir },
+        { cause: e },
+      );
+      throw this.#indexFailure;
+    }
+  }
+
+  /**
+   * Replaces the broken index and its live set with ones built from the volume files the way opening the store
+   * builds them: each volume in id order, its .idx and then the needles past it (recoverVolume). It runs as a
+   * step of the write queue, so no put, delete or compaction step runs meanwhile, and every write the queue
+   * finished is in the files: the result is the index a reopen would build. The volumes' live counts are rebuilt
+   * with it (kept as they were if the rebuild fails).
+   */
+  async #rebuildIndex(): Promise<void> {
+    const index = await NeedleIndex.create();
+    const live = new LiveSet(index, this.#volumes.byId, this.#s.prefixMask, this.#checks.crc32c);
+    const volumes = [...this.#volumes.byId.values()].sort((a, b) => a.id - b.id);
+    const counts = volumes.map((v) => [v.liveBytes, v.liveNeedles] as const);
+    for (const v of volumes) {
+      v.liveBytes = 0;
+      v.liveNeedles = 0;
+    }
+    try {
+      for (const volume of volumes) {
+        recoverVolume(
+          volume,
+          this.#checks,
+          (record) => live.replay(volume, record),
+          (needle) => this.#reportCorrupt(needle),
+        );
+      }
+    } catch (e) {
+      volumes.forEach((v, i) => {
+        [v.liveBytes, v.liveNeedles] = counts[i]!;
+      });
+      index.close();
+      throw e;
+    }
+    const broken = this.#index;
+    this.#index = index;
+    this.#live = live;
+    broken.close();
   }
 
   /** Makes the writes of an acknowledged operation durable per the fsync policy. */

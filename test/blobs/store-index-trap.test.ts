@@ -1,0 +1,137 @@
+/**
+ * The volume store when its needle index breaks (a trap inside the WASM kernel, made here by the kernel's page
+ * limit test hook): the call that broke it fails with "index_broken", the store rebuilds the index from its volume
+ * files before anything else, and no acknowledged blob is lost or served wrong. If the rebuild breaks too, the
+ * store fails closed until it is reopened.
+ */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type NeedleStore, openStore } from "../../src/blobs/index.js";
+import { NeedleIndex } from "../../src/blobs/volume/needle-index.js";
+import { isNexusError, type NexusError } from "../../src/util/errors.js";
+import { ready } from "../../src/wasm/loader.js";
+import { bytesOf, tempDir } from "./helpers.js";
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/**
+ * An index that merges every 16 new keys and cannot grow its memory: a fresh index has no spare page, so its
+ * first merge (the 16th new key) traps.
+ */
+async function trappingIndex(): Promise<NeedleIndex> {
+  await ready();
+  const index = NeedleIndex.createSync();
+  index.setMergeThreshold(16);
+  index.setPageLimit(index.memoryBytes / 65536);
+  return index;
+}
+
+async function rejection(p: Promise<unknown>): Promise<NexusError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(isNexusError(e), String(e)).toBe(true);
+    return e as NexusError;
+  }
+  throw new Error("expected a rejection");
+}
+
+const blob = (i: number) => bytesOf(i + 1, 100 + i * 13);
+
+/**
+ * Opens a store in a fresh directory (defaults but the index) and brings its index to the edge: 15 new keys in
+ * L0, a deduplicated put (blob 0 has two references) and a delete (blob 1 is gone). Returns the keys of blobs
+ * 0..16; the put of blob 16 is the 16th new key, whose merge traps.
+ */
+async function storeAtTheEdge(): Promise<{ dir: string; store: NeedleStore; keys: string[] }> {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  const store = await openStore({ dir });
+  cleanups.push(() => store.close());
+  const keys: string[] = [];
+  for (let i = 0; i < 15; i++) keys.push((await store.put(blob(i))).key);
+  expect((await store.put(blob(0))).deduped).toBe(true);
+  expect(await store.delete(keys[1]!)).toBe(true);
+  keys.push((await store.put(blob(15))).key);
+  return { dir, store, keys };
+}
+
+/** Every acknowledged blob reads back whole; the deleted one is gone; blob 0 still has two references. */
+async function expectAcknowledged(store: NeedleStore, keys: string[]): Promise<void> {
+  for (let i = 0; i <= 15; i++) {
+    if (i === 1) expect(await store.has(keys[1]!)).toBe(false);
+    else expect(await store.get(keys[i]!)).toEqual(blob(i));
+  }
+  expect((await rejection(store.get(keys[1]!))).code).toBe("not_found");
+  expect(await store.delete(keys[0]!)).toBe(true);
+  expect(await store.get(keys[0]!)).toEqual(blob(0)); // one reference left
+}
+
+describe("volume store with a broken needle index", () => {
+  it("fails the put that broke it with index_broken, rebuilds the index from the volumes, and loses nothing", async () => {
+    const create = vi.spyOn(NeedleIndex, "create").mockImplementationOnce(trappingIndex);
+    const { dir, store, keys } = await storeAtTheEdge();
+    const failed = await rejection(store.put(blob(16)));
+    expect(failed.code).toBe("index_broken");
+    await expectAcknowledged(store, keys);
+    expect(failed.message).toContain("rebuilds its index from the volume files");
+    expect(failed.details).toMatchObject({ operation: "set", brokenBy: "set", dir });
+    // Blob 16's needle reached its volume before the index trapped: as after a crash there, it is stored.
+    const again16 = await store.put(blob(16));
+    expect(again16.deduped).toBe(true);
+    expect(await store.get(again16.key)).toEqual(blob(16));
+    expect(create).toHaveBeenCalledTimes(2); // the open, then the rebuild (a sound index: no hooks)
+    expect(store.stats().needles).toBe(16); // blobs 0 and 2..16
+    const scrubbed = await store.scrub();
+    expect(scrubbed).toMatchObject({ checked: 16, corrupt: [] });
+    expect(store.stats().liveBytes).toBeGreaterThan(0);
+    expect(store.stats().garbageBytes).toBeGreaterThan(0); // blob 1, and the records
+    keys.push(again16.key);
+    for (let i = 17; i < 60; i++) keys.push((await store.put(blob(i))).key);
+    expect(store.stats().needles).toBe(59);
+    const compacted = await store.compact({ threshold: 0 }); // the rebuilt live counts and locations at work
+    expect(compacted).toMatchObject({ volumes: [1], corrupt: 0, skipped: [] });
+    expect(compacted.bytesReclaimed).toBeGreaterThan(0);
+    for (let i = 0; i < 60; i++) if (i !== 1) expect(await store.get(keys[i]!)).toEqual(blob(i));
+
+    await store.close();
+    const again = await openStore({ dir });
+    cleanups.push(() => again.close());
+    expect(again.stats().needles).toBe(59);
+    expect(await again.has(keys[1]!)).toBe(false);
+    for (let i = 0; i < 60; i++) if (i !== 1) expect(await again.get(keys[i]!)).toEqual(blob(i));
+    expect(await again.delete(keys[16]!)).toBe(true); // two references: the put that failed, and its re-put
+    expect(await again.delete(keys[16]!)).toBe(true);
+    expect(await again.has(keys[16]!)).toBe(false);
+  });
+
+  it("fails closed when the rebuild breaks too; a reopen rebuilds the index", async () => {
+    vi.spyOn(NeedleIndex, "create").mockImplementation(trappingIndex);
+    const { dir, store, keys } = await storeAtTheEdge();
+    expect((await rejection(store.put(blob(16)))).code).toBe("index_broken");
+    const calls = await Promise.allSettled([
+      store.get(keys[0]!),
+      store.has(keys[2]!),
+      store.put(blob(20)),
+      store.delete(keys[3]!),
+      store.compact({ threshold: 0 }),
+    ]);
+    for (const call of calls) {
+      expect(call.status).toBe("rejected");
+      const e = (call as PromiseRejectedResult).reason as NexusError;
+      expect(isNexusError(e, "index_broken"), String(e)).toBe(true);
+      expect(e.message).toContain("could not rebuild its broken needle index");
+    }
+    expect(() => store.stats()).toThrow(/index/);
+    await store.close();
+
+    vi.restoreAllMocks();
+    const again = await openStore({ dir });
+    cleanups.push(() => again.close());
+    await expectAcknowledged(again, keys);
+    expect(await again.get(keys[3]!)).toEqual(blob(3)); // its delete was refused
+  });
+});
