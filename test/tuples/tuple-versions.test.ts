@@ -98,7 +98,9 @@ it("types whose names begin alike keep their tuples apart on a shared relation",
   ]);
   expect(one!.map(key)).toEqual(["document:1@user:a"]);
   expect(docs!.map(key)).toEqual(["docs:1@user:a"]);
-  expect((await snapshot.read({ tenant: "default", objectType: "docs" })).map(key)).toEqual(["docs:1@user:a"]);
+  expect((await snapshot.read({ tenant: "default", objectType: "docs" })).map(key)).toEqual([
+    "docs:1@user:a",
+  ]);
   expect((await snapshot.read({ tenant: "default", object: "doc:1" })).map(key)).toEqual(["doc:1@user:a"]);
   snapshot.release();
   await store.close();
