@@ -35,6 +35,16 @@
  * when their target's height moves, so the longest chain stays exact and O(1). A leaf becomes a node (`promote`,
  * its edge made an ordinary edge) the moment anything else happens to it: a second out-edge, even to the same
  * target, or an edge into it. A leaf costs 4 bytes beside its index entry where a node and its edge took 48.
+ *
+ * Sources of source-only types: a type the model never names as a subject (no relation's type restrictions allow
+ * it, plainly or as a userset) has objects that can only ever be sources, never targets. Such an object is not
+ * kept at all, not even as a leaf: each of its edges counts on its target as a leaf would (#refs, and #perHeight
+ * one above the target), which is all the longest chain needs of a node nothing points at (its height is one above
+ * its highest target's; counting one above every target it points at has the same maximum). A delete of its edge
+ * takes the count back: the feed deletes only tuples it delivered. A file of a load then costs no index entry, no
+ * hashing of its name, no leaf word (~25 B a tuple at a million). Tuples stored under another model can still name
+ * such an object as a subject: then the objects of that type may have predecessors after all, whose heights this
+ * graph cannot know, so the graph reports the cap (unbounded) from then until it is cleared.
  */
 
 import type { RelationTuple } from "../tuples/tuple.js";
@@ -148,17 +158,24 @@ export class DepthGraph {
   #changes = 0;
 
   readonly #short: number;
+  /** Object types never named as a subject: their objects' edges count on their targets only (see the header). */
+  readonly #sourceOnly: ReadonlySet<string>;
+  /** A tuple named an object of a source-only type as its subject: the longest chain is reported as the cap. */
+  #unbounded = false;
 
   /**
    * @param cap heights stop here; a height at the cap means "unbounded".
    * @param short out-edges a node's list is searched along before they go into the edge table (tests lower it).
+   * @param sourceOnly object types no tuple may name as a subject under the model (src/model/analysis.ts).
    */
   constructor(
     readonly cap: number,
     short = SHORT,
+    sourceOnly: ReadonlySet<string> = new Set(),
   ) {
     this.#perHeight = new Int32Array(cap + 1);
     this.#short = short;
+    this.#sourceOnly = sourceOnly;
   }
 
   /** Nodes with at least one edge (a node left without any by a delete is dropped at once). */
@@ -450,8 +467,18 @@ export class DepthGraph {
     if (target === undefined) return;
     this.#changes++;
     this.#edges++;
+    const sourceOnly = this.#sourceOnly;
+    if (sourceOnly.size !== 0 && !this.#unbounded && sourceOnly.has(t.subject.type)) this.#markUnbounded();
     // The target first: a node always (it has an in-edge now), so a source that is the same object finds it so.
     const b = this.#node(t.subjectTenant, target, true, NONE);
+    if (sourceOnly.size !== 0 && sourceOnly.has(t.objectType)) {
+      // Counted on its target alone, as a leaf of it (see the header).
+      this.#distinct++;
+      this.#refs[b] = this.#refs[b]! + 1;
+      this.#move(NONE, this.#above(b), 1);
+      this.#notePeak();
+      return;
+    }
     const a = this.#node(t.tenant, t.object, false, b);
     if (a === NONE) {
       // A new source, made a leaf of b.
@@ -484,6 +511,12 @@ export class DepthGraph {
     this.#notePeak();
   }
 
+  /** From now until clear(): one height at the cap, which no move takes away (recompute puts it back). */
+  #markUnbounded(): void {
+    this.#unbounded = true;
+    this.#move(NONE, this.cap, 1);
+  }
+
   /**
    * The peak is at least every height now. Heights only rise within an add, so the top once it is done is at
    * least every height the add assigned, leaves' included. Stored on every call: a store only a new peak reached
@@ -500,6 +533,17 @@ export class DepthGraph {
     const target = targetOf(t);
     if (target === undefined) return;
     this.#changes++;
+    if (this.#sourceOnly.size !== 0 && this.#sourceOnly.has(t.objectType)) {
+      // The count its add put on the target (the feed deletes only tuples it delivered, so the add happened).
+      const b = this.#lookup(t.subjectTenant, target);
+      if (b < 0 || this.#refs[b] === 0) return;
+      this.#edges--;
+      this.#distinct--;
+      this.#refs[b] = this.#refs[b]! - 1;
+      this.#move(this.#above(b), NONE, 1);
+      this.#dropIfIsolated(b, t.subjectTenant, target);
+      return;
+    }
     const a = this.#lookup(t.tenant, t.object);
     if (a === NONE) return;
     const b = this.#lookup(t.subjectTenant, target);
@@ -708,6 +752,10 @@ export class DepthGraph {
         if (above > max) max = above;
       }
     }
+    if (this.#unbounded) {
+      per[cap] = per[cap]! + 1;
+      max = cap;
+    }
     this.#top = max;
     this.#changes = 0;
     this.#peak = max;
@@ -715,6 +763,7 @@ export class DepthGraph {
   }
 
   clear(): void {
+    this.#unbounded = false;
     this.#index.clear();
     this.#forget();
     this.#live = new Int32Array(0);

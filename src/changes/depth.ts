@@ -60,6 +60,11 @@ export interface TupleDepthBoundOptions {
   /** Heights are capped here; a bound reaching it is reported as Infinity (default 64, at least 2). */
   readonly cap?: number;
   /**
+   * Object types the model never names as a subject (src/model/tuple-rules.ts sourceOnlyTypes): the graph keeps
+   * no entry for their objects (src/changes/depth-graph.ts). Default none.
+   */
+  readonly sourceOnlyTypes?: ReadonlySet<string>;
+  /**
    * Tenants to read from a snapshot when the changelog no longer reaches back to revision 0. They must be every
    * tenant that holds tuples (a tenant left out could hide a deep chain); without them the bound stays unknown.
    */
@@ -153,7 +158,7 @@ export class TupleDepthBound implements ChangeListener, AsyncDisposable {
 
   private constructor(store: TupleStore, options: TupleDepthBoundOptions) {
     this.#store = store;
-    this.#graph = new DepthGraph(options.cap ?? 64);
+    this.#graph = new DepthGraph(options.cap ?? 64, undefined, options.sourceOnlyTypes);
     this.#tenants = [...(options.tenants ?? [])];
     this.#workPerChange = options.recomputeWorkPerChange ?? 64;
     this.#intervalMs = options.recomputeIntervalMs ?? 1000;

@@ -23,6 +23,23 @@ export function opaqueSubjectTypes(program: Program): boolean {
   return program.format === "nexus";
 }
 
+/**
+ * Object types no tuple valid under `program` names as its subject: no relation's type restrictions allow them,
+ * plainly or as a userset (a wildcard subject names no object). Their objects are never the subject of a valid
+ * tuple, only ever its object (src/changes/depth-graph.ts keeps no entry for them). Empty when a relation accepts
+ * any subject (Nexus `{}` relations).
+ */
+export function sourceOnlyTypes(program: Program): Set<string> {
+  const named = new Set<string>();
+  for (const type of program.types.values()) {
+    for (const relation of type.relations.values()) {
+      if (relation.directSubjects === undefined) return new Set();
+      for (const subject of relation.directSubjects) if (subject.wildcard !== true) named.add(subject.type);
+    }
+  }
+  return new Set([...program.types.keys()].filter((type) => !named.has(type)));
+}
+
 /** Why `tuple` is not valid under `program`, or undefined when it is. */
 export function tupleProblem(program: Program, tuple: RelationTuple): string | undefined {
   return validByForm(program, tuple) ? undefined : findProblem(program, tuple);

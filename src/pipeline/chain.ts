@@ -22,6 +22,7 @@ import { TupleDepthBound, type TupleDepthBoundStats } from "../changes/depth.js"
 import { ChangeFeed, type ChangeFeedStats } from "../changes/feed.js";
 import { type InfluenceMap, influenceOf } from "../changes/influence.js";
 import type { Program } from "../model/program.js";
+import { sourceOnlyTypes } from "../model/tuple-rules.js";
 import { DEFAULT_MAX_DEPTH } from "../reference/evaluation.js";
 import type { UsersetTree } from "../reference/expand.js";
 import { KnownRevision } from "../request/consistency.js";
@@ -116,7 +117,10 @@ export class CheckChain implements AsyncDisposable {
     try {
       // The longest chain of tuples, kept from the feed: with it, shortcuts may deny on recursive relations too
       // (where the data is shallower than the depth limit).
-      depth = feed === undefined ? undefined : await TupleDepthBound.open(store, feed);
+      depth =
+        feed === undefined
+          ? undefined
+          : await TupleDepthBound.open(store, feed, { sourceOnlyTypes: sourceOnlyTypes(program) });
       const depthGuard = depthGuardOf(influence, depth, maxDepth);
       const layers = await buildLayers(options, {
         program,

@@ -259,3 +259,83 @@ describe("DepthGraph", () => {
     expect(graph.recompute()).toBe(2);
   });
 });
+
+describe("DepthGraph with source-only types", () => {
+  // `doc` objects are only ever sources (the model names no doc subject): the graph keeps no entry for them, and
+  // counts each of their edges on its target. Only tuples the graph was given are deleted (as the feed does).
+  const sourceOnly = new Set(["doc"]);
+  const docOp = fc.record({
+    add: fc.boolean(),
+    doc: fc.boolean(),
+    from: fc.integer({ min: 0, max: 7 }),
+    to: fc.integer({ min: 0, max: 7 }),
+    fromTenant: fc.constantFrom("a", "b"),
+    toTenant: fc.constantFrom("a", "b"),
+    userset: fc.boolean(),
+    recompute: fc.boolean(),
+  });
+
+  it("property: the longest chain and the counts agree with a plain multiset of edges", () => {
+    fc.assert(
+      fc.property(fc.array(docOp, { maxLength: 120, size: "max" }), fc.integer({ min: 2, max: 6 }), (ops, cap) => {
+        const graph = new DepthGraph(cap, 2, sourceOnly);
+        const edges = new Map<string, number>();
+        const held: RelationTuple[] = [];
+        for (const o of ops) {
+          if (o.add || held.length === 0) {
+            const type = o.doc ? "doc" : "node";
+            const user = o.userset ? `node:${o.to}#rel` : `node:${o.to}`;
+            const t = tuple(`${type}:${o.from}`, user, o.fromTenant, o.toTenant);
+            graph.addTuple(t);
+            held.push(t);
+            const key = `${o.fromTenant}/${type}:${o.from}|${o.toTenant}/node:${o.to}`;
+            edges.set(key, (edges.get(key) ?? 0) + 1);
+          } else {
+            const [t] = held.splice((o.from * 8 + o.to) % held.length, 1);
+            graph.removeTuple(t!);
+            const key = `${t!.tenant}/${t!.object}|${t!.subjectTenant}/node:${t!.subject.id}`;
+            edges.set(key, edges.get(key)! - 1);
+          }
+          const exact = longest(edges, cap);
+          expect(graph.edges).toBe(held.length);
+          expect(graph.longest).toBe(exact);
+          expect(graph.peak).toBeGreaterThanOrEqual(exact);
+          // Nodes: every object in a live edge but the docs, which have no entry.
+          const live = new Set<string>();
+          for (const [k, c] of edges) {
+            if (c > 0) for (const n of k.split("|")) if (!n.includes("/doc:")) live.add(n);
+          }
+          expect(graph.nodes).toBe(live.size);
+          if (o.recompute) expect(graph.recompute()).toBe(exact);
+        }
+        expect(graph.recompute()).toBe(longest(edges, cap));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("keeps no entry for a source-only object, and reports the cap once a tuple names one as its subject", () => {
+    const graph = new DepthGraph(64, undefined, sourceOnly);
+    const t = (a: string, b: string): RelationTuple => tuple(a, b, "t", "t");
+    graph.addTuple(t("folder:a", "folder:root"));
+    const empty = graph.memoryBytes;
+    for (let i = 0; i < 10_000; i++) graph.addTuple(t(`doc:${i}`, "folder:a"));
+    expect(graph.longest).toBe(2);
+    expect(graph.nodes).toBe(2);
+    // No index entry or leaf word per doc (as leaves: 10,000 index slots and words, 200 kB or more).
+    expect(graph.memoryBytes - empty).toBeLessThan(1024);
+    for (let i = 0; i < 10_000; i++) graph.removeTuple(t(`doc:${i}`, "folder:a"));
+    expect(graph.longest).toBe(1);
+    graph.addTuple(t("doc:1", "folder:a"));
+    // A tuple stored under another model names a doc as a subject: doc:1's edges were not kept, so the graph can
+    // no longer bound the chains through it (here doc:7 → doc:1 → folder:a → folder:root, 3): it reports the cap.
+    graph.addTuple(t("doc:7", "doc:1"));
+    expect(graph.longest).toBe(64);
+    expect(graph.recompute()).toBe(64);
+    graph.removeTuple(t("doc:7", "doc:1"));
+    expect(graph.longest).toBe(64);
+    graph.clear();
+    graph.addTuple(t("doc:1", "folder:a"));
+    expect(graph.longest).toBe(1);
+  });
+});

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { compileModelAsync } from "../../src/model/index.js";
 import { compileNexus } from "../../src/model/nexus.js";
 import type { Program } from "../../src/model/program.js";
-import { findProblem, isValidTuple, tupleProblem } from "../../src/model/tuple-rules.js";
+import { findProblem, isValidTuple, sourceOnlyTypes, tupleProblem } from "../../src/model/tuple-rules.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { TupleKey } from "../../src/tuples/tuple.js";
 import { seededRandom } from "../../src/util/random.js";
@@ -117,6 +117,22 @@ describe("tuple rules: the per-form judgement agrees with the full rules", () =>
       }
       // The draw reaches both answers in every language.
       expect(valid, name).toBeGreaterThan(100);
+    }
+  });
+});
+
+describe("sourceOnlyTypes: the types no valid tuple names as its subject", () => {
+  it("are the types no relation allows as a subject, and no random valid tuple's subject has one", async () => {
+    const want: Record<string, string[]> = { openfga: ["doc"], spicedb: ["doc"], nexus: [] };
+    for (const [name, program] of await programs()) {
+      const types = sourceOnlyTypes(program);
+      expect([...types].sort(), name).toEqual(want[name]);
+      const random = seededRandom(name.length * 104_729);
+      for (let i = 0; i < 20_000; i++) {
+        const n = normalizeTuple(randomKey(random), "t");
+        if (!n.ok || !isValidTuple(program, n.value)) continue;
+        if (n.value.subject.kind !== "wildcard") expect(types.has(n.value.subject.type), name).toBe(false);
+      }
     }
   });
 });
