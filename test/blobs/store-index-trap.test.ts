@@ -108,6 +108,53 @@ describe("volume store with a broken needle index", () => {
     expect(await again.has(keys[16]!)).toBe(false);
   });
 
+  it("a trap as a compaction moves its needles in the index: the compaction stands, the index is rebuilt", async () => {
+    // Found in review: the swap adopted the compacted file, then the index's move trapped; the failure path adopted
+    // it a second time (closing the descriptor it had just adopted) and closed both descriptors again, so the
+    // rebuild failed on a closed file (EBADF) and every later call failed until a reopen.
+    let index!: NeedleIndex;
+    vi.spyOn(NeedleIndex, "create").mockImplementationOnce(async () => {
+      await ready();
+      index = NeedleIndex.createSync();
+      return index;
+    });
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const store = await openStore({
+      dir,
+      testing: {
+        onCompactStep: (step) => {
+          if (step !== "index-swapped") return;
+          // Break the index now, as a trap would: every merge from here on needs a page it cannot have.
+          index.setPageLimit(index.memoryBytes / 65536);
+          index.setMergeThreshold(1);
+          for (let i = 0; i < 100_000 && !index.broken; i++) {
+            try {
+              index.set(i + 1, 0x7fff0000, { volume: 1, offset: 8, length: 8 });
+            } catch {
+              // index_broken: what the compaction's moves meet next
+            }
+          }
+          expect(index.broken).toBe(true);
+        },
+      },
+    });
+    cleanups.push(() => store.close());
+    const keys: string[] = [];
+    for (let i = 0; i < 300; i++) keys.push((await store.put(blob(i))).key);
+    for (let i = 0; i < 300; i += 2) expect(await store.delete(keys[i]!)).toBe(true);
+    const compacted = await store.compact({ threshold: 0 });
+    expect(compacted.bytesReclaimed).toBeGreaterThan(0);
+    for (let i = 1; i < 300; i += 2) expect(await store.get(keys[i]!)).toEqual(blob(i));
+    for (let i = 0; i < 300; i += 2) expect(await store.has(keys[i]!)).toBe(false);
+    expect((await store.put(blob(1000))).deduped).toBe(false);
+    await store.close();
+    const again = await openStore({ dir });
+    cleanups.push(() => again.close());
+    for (let i = 1; i < 300; i += 2) expect(await again.get(keys[i]!)).toEqual(blob(i));
+    expect(again.stats().needles).toBe(151);
+  });
+
   it("fails closed when the rebuild breaks too; a reopen rebuilds the index", async () => {
     vi.spyOn(NeedleIndex, "create").mockImplementation(trappingIndex);
     const { dir, store, keys } = await storeAtTheEdge();

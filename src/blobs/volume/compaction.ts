@@ -297,12 +297,13 @@ export async function compactVolume(
       await syncDir(v.dir);
       await step("index-swapped");
       v.adopt(fd!, idxFd!, sb.generation, out, idxOut, sealer);
-      ctx.moved(moves);
+      // The volume owns the descriptors from here on, whatever follows: nothing here may close or adopt them again.
       adopted = true;
+      fd = undefined;
+      idxFd = undefined;
+      movedInIndex(ctx, moves);
       return oldEnd;
     });
-    fd = undefined;
-    idxFd = undefined;
     report("done");
     await step("done");
     return {
@@ -322,9 +323,10 @@ export async function compactVolume(
         }
       }
       v.adopt(fd!, idxFd!, sb.generation, out, idxOut, sealer);
-      ctx.moved(moves);
+      adopted = true;
       fd = undefined;
       idxFd = undefined;
+      movedInIndex(ctx, moves);
     }
     throw e;
   } finally {
@@ -374,4 +376,17 @@ export async function compactVolumes(
     total.corrupt += r.corrupt;
   }
   return total;
+}
+
+/**
+ * ctx.moved(moves), once the volume has adopted the compacted file. An index that breaks here (a kernel trap:
+ * "index_broken") is not the compaction's failure: the store rebuilds a broken index from the volume files, which
+ * are the compacted ones now, so the moves are in the rebuilt index without being applied here.
+ */
+function movedInIndex(ctx: CompactContext, moves: { needle: LiveNeedle; to: number }[]): void {
+  try {
+    ctx.moved(moves);
+  } catch (error) {
+    if (!(error instanceof NexusError && error.code === "index_broken")) throw error;
+  }
 }
