@@ -350,7 +350,10 @@ export class Engine implements AsyncDisposable {
     return this.#chain.expand(request);
   }
 
-  /** The tuples of a tenant that count now, filtered by object (`type:id` or `type:`), relation and user. */
+  /**
+   * The tuples of a tenant that count now, filtered by object (`type:id` or `type:`), relation and user, in no
+   * particular order (two reads may list them differently): readPage lists them in a stable order.
+   */
   async read(request: ReadRequest = {}): Promise<TupleKey[]> {
     this.#assertOpen();
     return this.#read(request);

@@ -30,8 +30,9 @@ type Version = StoredTuple;
 
 /**
  * `tuple` as a new version created at `created`: the tuple object itself when it is a StoredTuple no store holds
- * (a write's normalized tuples, a file's replayed ones), else a copy (a plain RelationTuple, or a tuple some store
- * holds already: one object is never two versions, whose revisions would then be one pair).
+ * (a write's normalized tuples, a file's replayed ones, whose objectType is their object's type by construction),
+ * else a copy (a plain RelationTuple, or a tuple some store holds already: one object is never two versions, whose
+ * revisions would then be one pair).
  *
  * The revisions are always small integers (smallInt): once one field of a map has held a non-integer number (a
  * revision decoded as a double), V8 boxes that field in a 16-byte heap number in every object of the map. A store
@@ -44,7 +45,7 @@ function newVersion(tuple: RelationTuple, created: Revision): Version {
       : new StoredTuple(
           tuple.tenant,
           tuple.object,
-          tuple.objectType,
+          objectTypeOf(tuple),
           tuple.relation,
           tuple.user,
           tuple.subject,
@@ -54,6 +55,16 @@ function newVersion(tuple: RelationTuple, created: Revision): Version {
         );
   version.revisionCreated = smallInt(created);
   return version;
+}
+
+/**
+ * The type lookups by object find `tuple`'s slots under: the type in its object (a StoredTuple's objectType is that
+ * by construction; a plain tuple given to the store may carry none, or another).
+ */
+function objectTypeOf(tuple: RelationTuple): string {
+  return tuple instanceof StoredTuple
+    ? tuple.objectType
+    : tuple.object.slice(0, Math.max(0, tuple.object.indexOf(":")));
 }
 
 /** `n` as V8 keeps a small integer (unboxed) when it is a 32-bit integer; any other number as it is. */
@@ -243,7 +254,7 @@ export class VersionIndex {
   /** Adds `tuple` as live from `revision` on (a restored store: no live version of its identity is held). */
   insert(tuple: RelationTuple, revision: Revision): void {
     const version = newVersion(tuple, revision);
-    const objects = this.#objects(tuple.tenant, tuple.relation, tuple.objectType, true)!;
+    const objects = this.#objects(tuple.tenant, tuple.relation, objectTypeOf(tuple), true)!;
     this.#add(version, tuple, objects, objects.get(tuple.object));
     if (tuple.expiresAt !== undefined) heapPush(this.#expiring, version);
     this.#liveCount++;
@@ -255,7 +266,7 @@ export class VersionIndex {
    * expired tuple it replaces with stageReplacing). One lookup of the tuple's slot does both.
    */
   stage(staging: Staging, tuple: RelationTuple): RelationTuple | undefined | typeof IN_BATCH {
-    const objects = this.#objects(tuple.tenant, tuple.relation, tuple.objectType, true)!;
+    const objects = this.#objects(tuple.tenant, tuple.relation, objectTypeOf(tuple), true)!;
     const slot = objects.get(tuple.object);
     if (slot !== undefined) {
       const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user);
@@ -269,7 +280,7 @@ export class VersionIndex {
 
   /** Stages `tuple` in place of the live version of its identity (stage() returned its tuple), ending that one. */
   stageReplacing(staging: Staging, tuple: RelationTuple): void {
-    const objects = this.#objects(tuple.tenant, tuple.relation, tuple.objectType, true)!;
+    const objects = this.#objects(tuple.tenant, tuple.relation, objectTypeOf(tuple), true)!;
     const slot = objects.get(tuple.object)!;
     const old = findLive(slot, tuple.tenant, tuple.subjectTenant, tuple.user)!;
     old.revisionDeleted = staging.revision;

@@ -105,3 +105,21 @@ it("types whose names begin alike keep their tuples apart on a shared relation",
   snapshot.release();
   await store.close();
 });
+
+it("a plain tuple's object type is taken from its object", async () => {
+  // Found in review: a RelationTuple literal given to the store with no objectType (or another) put its slots under
+  // that type, where lookups by object never found them (or threw).
+  const store = new MemoryTupleStore({ snapshotRetentionMs: 60_000 });
+  const t = tuple("doc:1");
+  const plain = { ...t, objectType: undefined } as unknown as RelationTuple;
+  await store.write({ writes: [plain], deletes: [] });
+  const snapshot = await store.snapshot(1);
+  const [found] = await snapshot.readByObject([{ tenant: "default", object: "doc:1", relation: "viewer" }]);
+  expect(found!.map((x) => x.objectType)).toEqual(["doc"]);
+  expect((await snapshot.read({ tenant: "default", objectType: "doc" })).length).toBe(1);
+  snapshot.release();
+  await expect(store.write({ writes: [{ ...t, objectType: "other" }], deletes: [] })).rejects.toThrow();
+  await store.write({ writes: [], deletes: [t] });
+  expect(await objectsAt(store, 2)).toEqual([]);
+  await store.close();
+});
