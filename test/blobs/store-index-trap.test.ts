@@ -1,8 +1,9 @@
 /**
  * The volume store when its needle index breaks (a trap inside the WASM kernel, made here by the kernel's page
- * limit test hook): the call that broke it fails with "index_broken", the store rebuilds the index from its volume
- * files before anything else, and no acknowledged blob is lost or served wrong. If the rebuild breaks too, the
- * store fails closed until it is reopened.
+ * limit test hook): the store rebuilds the index from its volume files before anything else, and no acknowledged
+ * blob is lost or served wrong. A put or delete whose record reached its volume before the index broke took effect
+ * and succeeds (the rebuild reads it back); a call that broke the index otherwise fails with "index_broken". If
+ * the rebuild breaks too, the store fails closed until it is reopened.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { type NeedleStore, openStore } from "../../src/blobs/index.js";
@@ -71,18 +72,16 @@ async function expectAcknowledged(store: NeedleStore, keys: string[]): Promise<v
 }
 
 describe("volume store with a broken needle index", () => {
-  it("fails the put that broke it with index_broken, rebuilds the index from the volumes, and loses nothing", async () => {
+  it("a put that breaks the index once its needle is written succeeds; the index is rebuilt from the volumes", async () => {
+    // Review finding: the put failed as "may or may not have taken effect" although its needle was written, and the
+    // caller's retry then counted the blob's reference twice (a delete never freed it).
     const create = vi.spyOn(NeedleIndex, "create").mockImplementationOnce(trappingIndex);
     const { dir, store, keys } = await storeAtTheEdge();
-    const failed = await rejection(store.put(blob(16)));
-    expect(failed.code).toBe("index_broken");
+    const put16 = await store.put(blob(16));
+    expect(put16.deduped).toBe(false);
     await expectAcknowledged(store, keys);
-    expect(failed.message).toContain("rebuilds its index from the volume files");
-    expect(failed.details).toMatchObject({ operation: "set", brokenBy: "set", dir });
-    // Blob 16's needle reached its volume before the index trapped: as after a crash there, it is stored.
-    const again16 = await store.put(blob(16));
-    expect(again16.deduped).toBe(true);
-    expect(await store.get(again16.key)).toEqual(blob(16));
+    expect(await store.get(put16.key)).toEqual(blob(16));
+    const again16 = put16;
     expect(create).toHaveBeenCalledTimes(2); // the open, then the rebuild (a sound index: no hooks)
     expect(store.stats().needles).toBe(16); // blobs 0 and 2..16
     const scrubbed = await store.scrub();
@@ -103,8 +102,7 @@ describe("volume store with a broken needle index", () => {
     expect(again.stats().needles).toBe(59);
     expect(await again.has(keys[1]!)).toBe(false);
     for (let i = 0; i < 60; i++) if (i !== 1) expect(await again.get(keys[i]!)).toEqual(blob(i));
-    expect(await again.delete(keys[16]!)).toBe(true); // two references: the put that failed, and its re-put
-    expect(await again.delete(keys[16]!)).toBe(true);
+    expect(await again.delete(keys[16]!)).toBe(true); // its one reference
     expect(await again.has(keys[16]!)).toBe(false);
   });
 
@@ -158,7 +156,8 @@ describe("volume store with a broken needle index", () => {
   it("fails closed when the rebuild breaks too; a reopen rebuilds the index", async () => {
     vi.spyOn(NeedleIndex, "create").mockImplementation(trappingIndex);
     const { dir, store, keys } = await storeAtTheEdge();
-    expect((await rejection(store.put(blob(16)))).code).toBe("index_broken");
+    // Its needle is written before the index breaks: it succeeds, and the rebuild it queues breaks too.
+    expect((await store.put(blob(16))).deduped).toBe(false);
     const calls = await Promise.allSettled([
       store.get(keys[0]!),
       store.has(keys[2]!),

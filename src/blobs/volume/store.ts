@@ -280,7 +280,7 @@ export class NeedleStore implements AsyncDisposable {
       const volume = await this.#appendRecord(NeedleKind.Tombstone, k, loc);
       const count = this.#live.count(loc) - 1;
       if (count > 0) this.#live.setCount(loc, count);
-      else this.#live.remove(k, loc);
+      else this.#applyRecorded(() => this.#live.remove(k, loc));
       return volume;
     });
     if (result === undefined) return false;
@@ -429,7 +429,7 @@ export class NeedleStore implements AsyncDisposable {
         this.#reportCorrupt({ volume: loc.volume, offset: loc.offset, key: hex, reason: stored });
         refs = this.#live.count(loc) + 1;
         await this.#appendRecord(NeedleKind.Purge, key, loc);
-        this.#live.remove(key, loc);
+        this.#applyRecorded(() => this.#live.remove(key, loc));
         overflow = loc.overflow;
       }
     }
@@ -445,9 +445,25 @@ export class NeedleStore implements AsyncDisposable {
         : await volume.append([header, ...body, footer], length);
     await this.#appendIdx(volume, key, offset, idxSizeField(NeedleKind.Data, size, refs));
     const placed: Located = { volume: volume.id, offset, length, overflow };
-    this.#live.add(key, placed, refs);
+    this.#applyRecorded(() => this.#live.add(key, placed, refs));
     if (this.#s.fsync === "always") await volume.sync();
     return { put: { key: hex, size, deduped: false }, wrote: [volume] };
+  }
+
+  /**
+   * Applies to the live set a change whose record the volume already holds. When that breaks the index (a kernel
+   * trap), the change still took effect: the rebuild, queued now and run before the store's next step, reads it
+   * back from the records. So the operation succeeds rather than failing as "may or may not have taken effect"
+   * (a put retried after such a failure counted its blob's reference twice, and a repairing put whose purge broke
+   * the index lost the blob: the purge was recorded, the new copy never written).
+   */
+  #applyRecorded(apply: () => void): void {
+    try {
+      apply();
+    } catch (e) {
+      if (!isNexusError(e, "index_broken") || !this.#index.broken) throw e;
+      this.#exclusive(async () => {}).catch(() => {});
+    }
   }
 
   /** Appends a reference, tombstone or purge record to the volume that holds `target`. */
