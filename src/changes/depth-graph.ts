@@ -42,9 +42,10 @@
  * one above the target), which is all the longest chain needs of a node nothing points at (its height is one above
  * its highest target's; counting one above every target it points at has the same maximum). A delete of its edge
  * takes the count back: the feed deletes only tuples it delivered. A file of a load then costs no index entry, no
- * hashing of its name, no leaf word (~25 B a tuple at a million). Tuples stored under another model can still name
- * such an object as a subject: then the objects of that type may have predecessors after all, whose heights this
- * graph cannot know, so the graph reports the cap (unbounded) from then until it is cleared.
+ * hashing of its name, no leaf word (~25 B a tuple at a million). A tuple can still name such an object as its
+ * subject where another model allows it (another tenant's, or an older model's tuples in a shared store): the
+ * graph leaves it out, add and delete alike, since no evaluation under this graph's model follows it (every read
+ * of the evaluators skips a tuple the model does not allow: src/reference/reader.ts, src/wasm-eval/graph.ts).
  */
 
 import type { RelationTuple } from "../tuples/tuple.js";
@@ -160,13 +161,11 @@ export class DepthGraph {
   readonly #short: number;
   /** Object types never named as a subject: their objects' edges count on their targets only (see the header). */
   readonly #sourceOnly: ReadonlySet<string>;
-  /** A tuple named an object of a source-only type as its subject: the longest chain is reported as the cap. */
-  #unbounded = false;
 
   /**
    * @param cap heights stop here; a height at the cap means "unbounded".
    * @param short out-edges a node's list is searched along before they go into the edge table (tests lower it).
-   * @param sourceOnly object types no tuple may name as a subject under the model (src/model/analysis.ts).
+   * @param sourceOnly object types no tuple may name as a subject under the model (src/model/tuple-rules.ts).
    */
   constructor(
     readonly cap: number,
@@ -465,10 +464,11 @@ export class DepthGraph {
   addTuple(t: RelationTuple): void {
     const target = targetOf(t);
     if (target === undefined) return;
+    const sourceOnly = this.#sourceOnly;
+    // A tuple the model does not allow, which no evaluation follows (see the header).
+    if (sourceOnly.size !== 0 && sourceOnly.has(t.subject.type)) return;
     this.#changes++;
     this.#edges++;
-    const sourceOnly = this.#sourceOnly;
-    if (sourceOnly.size !== 0 && !this.#unbounded && sourceOnly.has(t.subject.type)) this.#markUnbounded();
     // The target first: a node always (it has an in-edge now), so a source that is the same object finds it so.
     const b = this.#node(t.subjectTenant, target, true, NONE);
     if (sourceOnly.size !== 0 && sourceOnly.has(t.objectType)) {
@@ -511,12 +511,6 @@ export class DepthGraph {
     this.#notePeak();
   }
 
-  /** From now until clear(): one height at the cap, which no move takes away (recompute puts it back). */
-  #markUnbounded(): void {
-    this.#unbounded = true;
-    this.#move(NONE, this.cap, 1);
-  }
-
   /**
    * The peak is at least every height now. Heights only rise within an add, so the top once it is done is at
    * least every height the add assigned, leaves' included. Stored on every call: a store only a new peak reached
@@ -532,8 +526,10 @@ export class DepthGraph {
   removeTuple(t: RelationTuple): void {
     const target = targetOf(t);
     if (target === undefined) return;
+    const sourceOnly = this.#sourceOnly;
+    if (sourceOnly.size !== 0 && sourceOnly.has(t.subject.type)) return; // never added
     this.#changes++;
-    if (this.#sourceOnly.size !== 0 && this.#sourceOnly.has(t.objectType)) {
+    if (sourceOnly.size !== 0 && sourceOnly.has(t.objectType)) {
       // The count its add put on the target (the feed deletes only tuples it delivered, so the add happened).
       const b = this.#lookup(t.subjectTenant, target);
       if (b < 0 || this.#refs[b] === 0) return;
@@ -752,10 +748,6 @@ export class DepthGraph {
         if (above > max) max = above;
       }
     }
-    if (this.#unbounded) {
-      per[cap] = per[cap]! + 1;
-      max = cap;
-    }
     this.#top = max;
     this.#changes = 0;
     this.#peak = max;
@@ -763,7 +755,6 @@ export class DepthGraph {
   }
 
   clear(): void {
-    this.#unbounded = false;
     this.#index.clear();
     this.#forget();
     this.#live = new Int32Array(0);

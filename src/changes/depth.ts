@@ -5,7 +5,11 @@
  * The graph (src/changes/depth-graph.ts): one node per (tenant, object), one edge per tuple naming an object or a
  * userset as its subject, each node with a height that bounds the longest path from it. (A node is found by a
  * 64-bit fingerprint of the pair, src/changes/node-index.ts; two pairs sharing one would share a node, which only
- * merges paths: the longest path can only grow, so everything below holds of the graph kept.)
+ * merges paths: the longest path can only grow, so everything below holds of the graph kept.) Objects of a type
+ * the model never names as a subject get no node: each of their edges counts on its target, and a tuple naming one
+ * as its subject (allowed by another model over the same store) is left out, as no evaluation under this model
+ * follows it (src/changes/depth-graph.ts says why both keep the bound). Like every count here, this relies on the
+ * feed delivering each delete only after the add of the same tuple.
  *
  * Why the longest path bounds the evaluator's depth. A check starts at depth 0; computed usersets stay at the same
  * depth on the same object; the only steps one level deeper are a userset hop and a tuple-to-userset hop, and each
@@ -84,11 +88,14 @@ export interface TupleDepthBoundOptions {
 }
 
 export interface TupleDepthBoundStats {
-  /** Nodes (tenant, object) with at least one edge, as of the last recompute (isolated ones are dropped then). */
+  /**
+   * Nodes (tenant, object) with at least one edge, as of the last recompute (isolated ones are dropped then); the
+   * objects of source-only types are not nodes.
+   */
   readonly nodes: number;
-  /** Tuples counted as edges (the multiset's size). */
+  /** Tuples counted as edges (the multiset's size; tuples the model does not allow are left out). */
   readonly edges: number;
-  /** Distinct (from, to) node pairs. */
+  /** Distinct (from, to) node pairs; each tuple of a source-only object counts as one. */
   readonly distinctEdges: number;
   /** The current bound (Infinity when unknown or cyclic). */
   readonly longestChain: number;
