@@ -40,6 +40,8 @@
 export * from "./intern";
 export {
   graph_add,
+  graph_batch_begin,
+  graph_batch_end,
   graph_clear_facts,
   graph_clear_plans,
   graph_facts,

@@ -54,7 +54,8 @@
 //            (lib/stamped-table.ts)
 // A vector is one block [u32 length][u32 capacity][entries], entries in insertion order (so in the store's read
 // order: the evaluator visits usersets in the same order as the reference evaluator, which its per-check memo
-// makes observable in cyclic models). Removal keeps that order (a shift), so it costs O(list length).
+// makes observable in cyclic models). Removal keeps that order (a shift), so it costs O(list length); a batch of
+// removals (graph_batch_begin) compacts each long list once instead.
 //
 // Per-node vectors rather than one global CSR array: the graph is updated in place on every write, and a vector
 // per adjacency list is CSR's contiguous layout without its rebuild.
@@ -72,9 +73,11 @@ import {
   memo_delete4,
   memo_free,
   memo_get2,
+  memo_get3,
   memo_get4,
   memo_memory_bytes,
   memo_new,
+  memo_set3,
   memo_size,
 } from "./intern";
 import { memoTouch2 } from "./tables/memo";
@@ -274,6 +277,16 @@ export function vec_push(g: usize, v: usize, words: u32, a: u32, b: u32): usize 
 /** Removes the first entry equal to (a[, b]), keeping order; returns the vector, 0 once empty (freed). */
 export function vec_remove(g: usize, v: usize, words: u32, a: u32, b: u32): usize {
   if (v == 0) return 0;
+  vecDrop(v, words, a, b);
+  if (load<u32>(v) == 0) {
+    vecFree(g, v, words);
+    return 0;
+  }
+  return v;
+}
+
+/** Removes the first entry equal to (a[, b]) in place, keeping order (an emptied vector is kept). */
+function vecDrop(v: usize, words: u32, a: u32, b: u32): void {
   const entry: usize = (<usize>words) << 2;
   const length = load<u32>(v);
   const base = v + VEC_HEADER;
@@ -282,14 +295,15 @@ export function vec_remove(g: usize, v: usize, words: u32, a: u32, b: u32): usiz
     if (load<u32>(at) != a || (words == 2 && load<u32>(at, 4) != b)) continue;
     memory.copy(at, at + entry, <usize>(length - 1 - i) * entry);
     store<u32>(v, length - 1);
-    break;
+    return;
   }
-  if (load<u32>(v) == 0) {
-    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) - <u32>(VEC_HEADER + <usize>load<u32>(v, 4) * entry), G_VECTOR_BYTES);
-    heap.free(v);
-    return 0;
-  }
-  return v;
+}
+
+/** Frees a vector, taking its block off the graph's vector bytes. */
+function vecFree(g: usize, v: usize, words: u32): void {
+  const entry: usize = (<usize>words) << 2;
+  store<u32>(g, load<u32>(g, G_VECTOR_BYTES) - <u32>(VEC_HEADER + <usize>load<u32>(v, 4) * entry), G_VECTOR_BYTES);
+  heap.free(v);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -312,6 +326,8 @@ export function graph_new(seedLo: u32, seedHi: u32): usize {
 
 /** Frees the graph and every vector and node record it holds. */
 export function graph_free(g: usize): void {
+  // An open batch's notes name this graph's vectors: forgotten, not applied.
+  if (batchGraph == g) batchForget();
   const subjects = load<usize>(g, G_SUBJECTS);
   freeNodes(g);
   freeValues(subjects, 2, false);
@@ -707,23 +723,33 @@ function addObject(g: usize, node: usize, subject: u32): void {
   }
 }
 
-/** Removes a plain-object subject the node holds (order kept); one left goes back inline. */
-function removeObject(g: usize, node: usize, subject: u32): void {
+/**
+ * Removes a plain-object subject the node (of object#relation) holds (order kept); one left goes back inline. In a
+ * batch, an entry of a long vector is only noted (see graph_batch_begin).
+ */
+function removeObject(g: usize, node: usize, object: u32, relation: u32, subject: u32): void {
   if (load<u32>(node, N_INLINE) != 0) {
     store<u32>(node, 0, N_INLINE);
     store<u32>(node, 0, N_OBJECTS);
     return;
   }
-  const v = vec_remove(g, load<usize>(node, N_OBJECTS), 1, subject, 0);
-  if (v != 0 && load<u32>(v) == 1) {
-    const last = load<u32>(v, VEC_HEADER);
-    store<u32>(g, load<u32>(g, G_VECTOR_BYTES) - <u32>(VEC_HEADER + ((<usize>load<u32>(v, 4)) << 2)), G_VECTOR_BYTES);
-    heap.free(v);
-    store<u32>(node, 1, N_INLINE);
-    store<u32>(node, last, N_OBJECTS);
+  const objects = load<usize>(node, N_OBJECTS);
+  if (defersNode(g, node, objects)) {
+    note(LIST_OBJECTS, objects, object, relation, subject, 0);
     return;
   }
-  store<usize>(node, v, N_OBJECTS);
+  store<usize>(node, vec_remove(g, objects, 1, subject, 0), N_OBJECTS);
+  settleObjects(g, node);
+}
+
+/** A node's objects vector left with one entry goes back inline (its block freed). */
+function settleObjects(g: usize, node: usize): void {
+  const v = load<usize>(node, N_OBJECTS);
+  if (v == 0 || load<u32>(v) != 1) return;
+  const last = load<u32>(v, VEC_HEADER);
+  vecFree(g, v, 1);
+  store<u32>(node, 1, N_INLINE);
+  store<u32>(node, last, N_OBJECTS);
 }
 
 function dropNodeIfEmpty(g: usize, object: u32, relation: u32, node: usize): void {
@@ -750,6 +776,8 @@ export function graph_add(
   kind: u32,
   flagged: u32,
 ): i32 {
+  // A batch of removals ends before anything is added: the graph is whole again before it grows.
+  if (batchGraph == g) graph_batch_end(g);
   const found = graphNode(g, object, relation);
   if (flagged != 0) {
     const node = found == 0 ? newNode(g, object, relation, false, 0) : widen(g, object, found);
@@ -807,24 +835,302 @@ export function graph_remove(
     return 0;
   }
   if (kind == KIND_OBJECT) {
-    removeObject(g, node, subject);
+    removeObject(g, node, object, relation, subject);
   } else if (nodeLone(node)) {
     // A lone record holds no userset or wildcard: nothing of this kind to remove (it has no such words to write).
   } else if (kind == KIND_USERSET) {
-    store<usize>(node, vec_remove(g, load<usize>(node, N_USERSETS), 2, subject, subjectRelation), N_USERSETS);
+    const usersets = load<usize>(node, N_USERSETS);
+    if (defersNode(g, node, usersets)) note(LIST_USERSETS, usersets, object, relation, subject, subjectRelation);
+    else store<usize>(node, vec_remove(g, usersets, 2, subject, subjectRelation), N_USERSETS);
   } else {
-    store<usize>(node, vec_remove(g, load<usize>(node, N_WILDCARDS), 1, subject, 0), N_WILDCARDS);
+    const wildcards = load<usize>(node, N_WILDCARDS);
+    if (defersNode(g, node, wildcards)) note(LIST_WILDCARDS, wildcards, object, relation, subject, 0);
+    else store<usize>(node, vec_remove(g, wildcards, 1, subject, 0), N_WILDCARDS);
   }
+  // A node with a noted entry still counts it, so it stays until graph_batch_end drops it.
   dropNodeIfEmpty(g, object, relation, node);
   const subjects = load<usize>(g, G_SUBJECTS);
   const v = memo_get2(subjects, subject, subjectRelation);
   if (v != ABSENT) {
-    const shrunk = vec_remove(g, <usize>v, 2, object, relation);
-    if (shrunk == 0) memo_delete2(subjects, subject, subjectRelation);
-    else if (shrunk != <usize>v) put2(subjects, subject, subjectRelation, <u32>shrunk);
+    if (batchGraph == g && load<u32>(<usize>v) > DEFER_AFTER) {
+      note(LIST_SUBJECTS, <usize>v, subject, subjectRelation, object, relation);
+    } else {
+      const shrunk = vec_remove(g, <usize>v, 2, object, relation);
+      if (shrunk == 0) memo_delete2(subjects, subject, subjectRelation);
+      else if (shrunk != <usize>v) put2(subjects, subject, subjectRelation, <u32>shrunk);
+    }
   }
   store<u32>(g, load<u32>(g, G_TUPLES) - 1, G_TUPLES);
   return 1;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Batches of removals.
+//
+// graph_remove takes an entry out of a vector by a scan to it and a shift of the tail: O(length). Deleting k of a
+// group's n members (or k of a folder's files: each file's `parent` tuple is in the folder's reverse list) did that
+// k times, O(n·k): the 80,000 members of one group, deleted last-written first in writes of 10,000, took 1.6 s in
+// the kernel. Between graph_batch_begin and graph_batch_end, graph_remove only notes an entry of a vector longer
+// than DEFER_AFTER (leaving it in place); graph_batch_end then takes every noted entry out of its vector in one
+// pass, the rest keeping their order (the evaluator visits a node's subjects in that order, which its per-check
+// memo makes observable in cyclic models, so entries are never swapped into the gaps): O(n + k) a vector a batch.
+// The graph after graph_batch_end is the one the same graph_remove calls make without a batch: the same entries
+// in the same order, the same vector blocks (a vector is never shrunk, only freed once empty), a node's last
+// plain object inline again, empty nodes dropped, a subject with no entry left out of the reverse adjacency.
+//
+// Until graph_batch_end, long vectors still hold their noted entries, so nothing may read the graph in between
+// (evaluation, listing, the Leopard upkeep, the TypeScript side's invalidation walk): src/wasm-eval/graph.ts runs
+// those after the batch. graph_remove's own answers need no reading of a noted entry: only an indexed node's
+// vectors are deferred (a node holds at most INDEX_AFTER tuples before it is indexed), whose tuples are looked up
+// in the edges memo, and graph_remove deletes a tuple from there at once (so a second removal of it in the batch
+// answers 0 as before); a subject's reverse list is only removed from. graph_add ends an open batch first.
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Vectors at most this long are removed from at once, as outside a batch: a scan of a few cache lines costs less
+ * than noting the entry. Above INDEX_AFTER, so a deferred node vector is always an indexed node's.
+ */
+// @ts-ignore: decorator
+@inline const DEFER_AFTER: u32 = 64;
+/**
+ * A vector with at most this many noted entries has them removed one by one at the end (a scan and a shift each);
+ * one with more is compacted in one pass that tests every entry against the noted ones (a bit filter, then a hash
+ * set for the few the filter passes), which costs more an entry than a scan's compare and only pays for itself
+ * once there are more than a few to take out.
+ */
+// @ts-ignore: decorator
+@inline const ONE_BY_ONE: u32 = 16;
+
+// The vector a note is in: a node's plain objects, usersets or wildcards, or a subject's reverse list.
+// @ts-ignore: decorator
+@inline const LIST_OBJECTS: u32 = 0;
+// @ts-ignore: decorator
+@inline const LIST_USERSETS: u32 = 1;
+// @ts-ignore: decorator
+@inline const LIST_WILDCARDS: u32 = 2;
+// @ts-ignore: decorator
+@inline const LIST_SUBJECTS: u32 = 3;
+
+// A batch's vector record: [list][vector][x][y][entries noted], (x, y) the node's (object, relation) or the subject.
+// @ts-ignore: decorator
+@inline const RECORD_BYTES: usize = 20;
+// A note: [record index][a][b], the entry (a[, b]) to take out (b is 0 for a 1-word entry).
+// @ts-ignore: decorator
+@inline const NOTE_BYTES: usize = 12;
+
+/** The graph whose batch is open (0 when none: one batch at a time per kernel instance). */
+let batchGraph: usize = 0;
+/** memo (vector, 0) -> its record index; 0 until the batch's first note. */
+let batchVectors: usize = 0;
+let batchRecords: usize = 0;
+let batchRecordCount: u32 = 0;
+let batchRecordCap: u32 = 0;
+let batchNotes: usize = 0;
+let batchNoteCount: u32 = 0;
+let batchNoteCap: u32 = 0;
+
+/** Whether a removal from the node's vector `v` is noted rather than done now (see the section's comment). */
+// @ts-ignore: decorator
+@inline
+function defersNode(g: usize, node: usize, v: usize): bool {
+  return batchGraph == g && v != 0 && nodeIndexed(node) && load<u32>(v) > DEFER_AFTER;
+}
+
+// @ts-ignore: decorator
+@inline
+function entryWords(list: u32): u32 {
+  return list == LIST_USERSETS || list == LIST_SUBJECTS ? 2 : 1;
+}
+
+/** Notes the entry (a, b) of vector `v` (list `list` of node or subject (x, y)) for graph_batch_end. */
+function note(list: u32, v: usize, x: u32, y: u32, a: u32, b: u32): void {
+  // The keys are block addresses, not chosen by a tenant: a fixed seed does.
+  if (batchVectors == 0) batchVectors = memo_new(2, 0x2545f491, 0x9e3779b9);
+  let record = memo_get2(batchVectors, <u32>v, 0);
+  if (record == ABSENT) {
+    record = batchRecordCount;
+    if (record == batchRecordCap) {
+      const cap = max<u32>(batchRecordCap << 1, 16);
+      const bytes = <usize>cap * RECORD_BYTES;
+      batchRecords = batchRecords == 0 ? heap.alloc(bytes) : heap.realloc(batchRecords, bytes);
+      batchRecordCap = cap;
+    }
+    put2(batchVectors, <u32>v, 0, record);
+    const at = batchRecords + <usize>record * RECORD_BYTES;
+    store<u32>(at, list);
+    store<u32>(at, <u32>v, 4);
+    store<u32>(at, x, 8);
+    store<u32>(at, y, 12);
+    store<u32>(at, 0, 16);
+    batchRecordCount++;
+  }
+  const at = batchRecords + <usize>record * RECORD_BYTES;
+  store<u32>(at, load<u32>(at, 16) + 1, 16);
+  if (batchNoteCount == batchNoteCap) {
+    const cap = max<u32>(batchNoteCap << 1, 64);
+    const bytes = <usize>cap * NOTE_BYTES;
+    batchNotes = batchNotes == 0 ? heap.alloc(bytes) : heap.realloc(batchNotes, bytes);
+    batchNoteCap = cap;
+  }
+  const n = batchNotes + <usize>batchNoteCount * NOTE_BYTES;
+  store<u32>(n, record);
+  store<u32>(n, a, 4);
+  store<u32>(n, b, 8);
+  batchNoteCount++;
+}
+
+/** Forgets the batch's notes and frees its scratch (the vectors are left as they are). */
+function batchForget(): void {
+  batchGraph = 0;
+  if (batchVectors != 0) memo_free(batchVectors);
+  if (batchRecords != 0) heap.free(batchRecords);
+  if (batchNotes != 0) heap.free(batchNotes);
+  batchVectors = 0;
+  batchRecords = 0;
+  batchNotes = 0;
+  batchRecordCount = 0;
+  batchRecordCap = 0;
+  batchNoteCount = 0;
+  batchNoteCap = 0;
+}
+
+/**
+ * Opens a batch of removals on graph `g` (ending another graph's open batch first): until graph_batch_end, only
+ * graph_remove may be called on it (graph_add ends the batch itself).
+ */
+export function graph_batch_begin(g: usize): void {
+  if (batchGraph != 0 && batchGraph != g) graph_batch_end(batchGraph);
+  batchGraph = g;
+}
+
+/** Ends the batch open on `g` (nothing when none is): every noted entry taken out, the graph whole again. */
+export function graph_batch_end(g: usize): void {
+  if (batchGraph != g || g == 0) return;
+  if (batchNoteCount == 0) {
+    batchForget();
+    return;
+  }
+  // The noted entries of vectors with many of them, in one set keyed by (vector, a, b) (a vector's entries are
+  // distinct, and a tuple is noted at most once a batch), and in a bit filter in front of it: at least 16 bits a
+  // noted entry, so that all but ~1 in 16 of the entries that stay are passed by one bit test, not a probe of the
+  // set (a write of 10,000 deletes reaches the graph in runs of a few hundred: each run's pass over a long vector
+  // is mostly entries that stay).
+  let hashed: u32 = 0;
+  for (let i: u32 = 0; i < batchRecordCount; i++) {
+    const noted = load<u32>(batchRecords + <usize>i * RECORD_BYTES, 16);
+    if (noted > ONE_BY_ONE) hashed += noted;
+  }
+  let many: usize = 0;
+  let filter: usize = 0;
+  let filterBits: u32 = 10;
+  if (hashed > 0) {
+    while (filterBits < 30 && (<u64>1 << filterBits) < (<u64>hashed << 4)) filterBits++;
+    filter = heap.alloc((<usize>1) << (filterBits - 3));
+    memory.fill(filter, 0, (<usize>1) << (filterBits - 3));
+    many = memo_new(3, 0x632be5ab, 0x85ebca6b);
+  }
+  for (let i: u32 = 0; i < batchNoteCount; i++) {
+    const n = batchNotes + <usize>i * NOTE_BYTES;
+    const r = batchRecords + <usize>load<u32>(n) * RECORD_BYTES;
+    const v = load<u32>(r, 4);
+    const a = load<u32>(n, 4);
+    const b = load<u32>(n, 8);
+    if (load<u32>(r, 16) <= ONE_BY_ONE) {
+      vecDrop(<usize>v, entryWords(load<u32>(r)), a, b);
+      continue;
+    }
+    const bit = filterBit(v, a, b, filterBits);
+    const at = filter + <usize>(bit >>> 3);
+    store<u8>(at, load<u8>(at) | (<u8>1 << <u8>(bit & 7)));
+    if (memo_set3(many, v, a, b, 1) < 0) unreachable();
+  }
+  for (let i: u32 = 0; i < batchRecordCount; i++) {
+    const r = batchRecords + <usize>i * RECORD_BYTES;
+    const noted = load<u32>(r, 16);
+    if (noted > ONE_BY_ONE) compact(<usize>load<u32>(r, 4), entryWords(load<u32>(r)), many, filter, filterBits, noted);
+  }
+  if (many != 0) {
+    memo_free(many);
+    heap.free(filter);
+  }
+  // Then each vector as graph_remove leaves one: freed once empty (a node's pointer to it cleared, a subject left
+  // out of the reverse adjacency), a node's one remaining object inline.
+  const subjects = load<usize>(g, G_SUBJECTS);
+  for (let i: u32 = 0; i < batchRecordCount; i++) {
+    const r = batchRecords + <usize>i * RECORD_BYTES;
+    const list = load<u32>(r);
+    const v = <usize>load<u32>(r, 4);
+    const x = load<u32>(r, 8);
+    const y = load<u32>(r, 12);
+    if (list == LIST_SUBJECTS) {
+      if (load<u32>(v) == 0) {
+        vecFree(g, v, 2);
+        memo_delete2(subjects, x, y);
+      }
+      continue;
+    }
+    // The node is there: a node with a noted entry counted it and was not dropped.
+    const node = graphNode(g, x, y);
+    const field: usize = list == LIST_OBJECTS ? N_OBJECTS : list == LIST_USERSETS ? N_USERSETS : N_WILDCARDS;
+    if (load<u32>(v) == 0) {
+      vecFree(g, v, entryWords(list));
+      store<usize>(node + field, 0);
+    } else if (list == LIST_OBJECTS) {
+      settleObjects(g, node);
+    }
+  }
+  // Last the nodes left empty (once every vector of theirs is settled).
+  for (let i: u32 = 0; i < batchRecordCount; i++) {
+    const r = batchRecords + <usize>i * RECORD_BYTES;
+    if (load<u32>(r) == LIST_SUBJECTS) continue;
+    const x = load<u32>(r, 8);
+    const y = load<u32>(r, 12);
+    const node = graphNode(g, x, y);
+    if (node != 0) dropNodeIfEmpty(g, x, y, node);
+  }
+  batchForget();
+}
+
+/** The filter bit of entry (a, b) of vector v: a multiplicative mix of the three, its top `bits` bits. */
+// @ts-ignore: decorator
+@inline
+function filterBit(v: u32, a: u32, b: u32, bits: u32): u32 {
+  let h = (a * 0x9e3779b1) ^ (b * 0x85ebca77) ^ (v * 0xc2b2ae3d);
+  h ^= h >>> 15;
+  h *= 0x2c1b3c6d;
+  h ^= h >>> 13;
+  return h >>> (32 - bits);
+}
+
+/**
+ * Takes the `noted` entries found in `many` (keyed by (v, a, b), each with its bit set in `filter`) out of vector v
+ * in one pass, the rest keeping their order; once the last is found the tail moves in one copy.
+ */
+function compact(v: usize, words: u32, many: usize, filter: usize, bits: u32, noted: u32): void {
+  const entry: usize = (<usize>words) << 2;
+  const key = <u32>v;
+  const end = v + VEC_HEADER + <usize>load<u32>(v) * entry;
+  let to = v + VEC_HEADER;
+  let left = noted;
+  let at = to;
+  for (; at < end && left > 0; at += entry) {
+    const a = load<u32>(at);
+    const b: u32 = words == 2 ? load<u32>(at, 4) : 0;
+    const bit = filterBit(key, a, b, bits);
+    const marked = (load<u8>(filter + <usize>(bit >>> 3)) & (<u8>1 << <u8>(bit & 7))) != 0;
+    if (marked && memo_get3(many, key, a, b) != ABSENT) {
+      left--;
+      continue;
+    }
+    if (to != at) {
+      store<u32>(to, a);
+      if (words == 2) store<u32>(to, b, 4);
+    }
+    to += entry;
+  }
+  if (to != at) memory.copy(to, at, end - at);
+  to += end - at;
+  store<u32>(v, <u32>((to - v - VEC_HEADER) / entry));
 }
 
 /** Attaches a Leopard index (leopard.ts) for the evaluator to consult; the caller owns (and frees) it. */

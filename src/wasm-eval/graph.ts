@@ -20,6 +20,8 @@ import type { Symbols } from "./symbols.js";
 
 /** Integers #stage keeps per staged write (see #staged). */
 const STAGED_WORDS = 6;
+/** Integers #removeMany keeps per tuple removed: object, relation, type, subject, subject relation, form, flagged. */
+const REMOVED_WORDS = 7;
 
 /** Whether the kernel leaves a tuple to the reference evaluator. */
 export function isFlagged(t: RelationTuple): boolean {
@@ -107,7 +109,8 @@ class NodeSet {
   #objects = new Uint32Array(1024);
   #relations = new Uint32Array(1024);
   #stamps = new Uint32Array(1024);
-  #stamp = 0;
+  // 1, not 0: the stamps start at 0, so a new set is empty before its first reset.
+  #stamp = 1;
   #size = 0;
 
   /** Empties the set (O(1): a new stamp). */
@@ -198,6 +201,7 @@ export class TupleGraph implements Disposable {
 
   /** Address of the graph's Leopard index (0 when the model has no indexed relation). */
   get leopardPointer(): number {
+    this.#settle();
     return this.#leopard;
   }
 
@@ -218,6 +222,7 @@ export class TupleGraph implements Disposable {
 
   /** Bytes of the Leopard index (0 without one). */
   get leopardBytes(): number {
+    this.#settle();
     return this.#leopard === 0 ? 0 : this.#exports.leopard_memory_bytes(this.#leopard) >>> 0;
   }
 
@@ -226,6 +231,7 @@ export class TupleGraph implements Disposable {
    * count, where maintaining the closure edge by edge would redo it at every group link.
    */
   deferLeopard(): void {
+    this.#settle();
     for (const l of this.#compiled.leopardRelations) {
       this.#exports.leopard_mark_dirty(this.#leopard, l.type, l.relation);
     }
@@ -236,6 +242,7 @@ export class TupleGraph implements Disposable {
    * until then its questions are answered by the walk, never by a rebuild inside them.
    */
   get leopardPending(): boolean {
+    this.#settle();
     if (this.#leopard === 0) return false;
     for (const l of this.#compiled.leopardRelations) {
       // Bits: 0 impure, 1 flagged, 2 cyclic, 3 dirty, 4 oversized (assembly/leopard.ts leopard_state); an
@@ -251,6 +258,7 @@ export class TupleGraph implements Disposable {
    * relations rebuilt.
    */
   rebuildLeopard(): number {
+    this.#settle();
     if (this.#leopard === 0) return 0;
     let rebuilt = 0;
     try {
@@ -279,6 +287,7 @@ export class TupleGraph implements Disposable {
 
   /** Applies a write or delete of `tuple` (of this graph's tenant). Tuples invalid under the model are ignored. */
   apply(tuple: RelationTuple, op: "write" | "delete"): void {
+    this.#settle();
     const { program, typeIds, relationIds } = this.#compiled;
     if (!isValidTuple(program, tuple)) return;
     const e = this.#exports;
@@ -321,22 +330,188 @@ export class TupleGraph implements Disposable {
   /**
    * Applies changes[from, to) in order: the same graph, walks and Leopard updates as `apply` on each. The strings
    * of a run of writes are interned in one call (one copy into the kernel for the run, where `apply` made one a
-   * string, and a repeated subject copied once); a delete, and a write on a Leopard-indexed relation (its index
-   * update reads the graph as each tuple lands), go through `apply` after the writes staged before them.
+   * string, and a repeated subject copied once); a run of deletes goes to the kernel as one batch (#removeMany),
+   * after the writes staged before it.
    */
   applyMany(changes: readonly GraphChange[], from: number, to: number): void {
     try {
-      for (let i = from; i < to; i++) {
+      for (let i = from; i < to; ) {
         const change = changes[i]!;
-        if (change.op === "write" && this.#stage(change.tuple)) continue;
+        if (change.op === "write") {
+          if (!this.#stage(change.tuple)) {
+            this.#flush();
+            this.apply(change.tuple, "write");
+          }
+          i++;
+          continue;
+        }
         this.#flush();
-        this.apply(change.tuple, change.op);
+        let end = i + 1;
+        while (end < to && changes[end]!.op === "delete") end++;
+        if (end - i === 1) this.apply(change.tuple, "delete");
+        else this.#removeMany(changes, i, end);
+        i = end;
       }
       this.#flush();
     } finally {
       this.#unstage();
     }
   }
+
+  /**
+   * Deletes changes[from, to) (all deletes) as one batch of the kernel's (graph_batch_begin / graph_batch_end in
+   * assembly/graph.ts): a long vector loses all its entries the batch removes in one pass, O(n + k), where one
+   * graph_remove at a time scanned and shifted it for each, O(n·k) (a group's 80,000 members deleted in writes of
+   * 10,000). The kernel answers each graph_remove as `apply` gets it, but nothing may read the graph until the
+   * batch ends, so the invalidation walks and the Leopard upkeep of the tuples removed run after it, in order, on
+   * the graph without all of them:
+   * - the walks invalidate the same nodes: a node above a removed tuple's node at the time it was removed is above
+   *   it afterwards too, or else above the node of a later removed tuple on the path between them (the first one
+   *   missing), whose own walk reaches it (deletes only take nodes away from above);
+   * - each Leopard update recomputes its group and the groups above it from their children; run after the whole
+   *   batch, every group that had a descendant removed is recomputed last after its children are (they are below
+   *   a removed tuple's group too), so the index ends as one update a delete leaves it. A repeat of an update
+   *   (same group, same kind of subject: a plain object or wildcard, or a userset) of a pure tuple is left out: on
+   *   the same graph it would only recompute the same groups again, or set the same flags (dirty, cyclic cleared).
+   *   The updates wait longer still inside beginBatch/endBatch: TenantGraphs hands a graph a write's changes in
+   *   runs of 256, and a group of n members deleted in such runs was recomputed n/256 times; they run (#settle)
+   *   before anything else touches the graph or the index: the next write or `apply`, endBatch, and the methods
+   *   that read or rebuild the index. So they always run on the graph after a span of deletes only.
+   *   What can differ is when the index gives up and waits for a rebuild: a walk past its bound (WALK_LIMIT groups
+   *   above) is shorter on the smaller graph, so a batch may keep an index one delete at a time marked dirty.
+   */
+  #removeMany(changes: readonly GraphChange[], from: number, to: number): void {
+    const { program, typeIds, relationIds } = this.#compiled;
+    const e = this.#exports;
+    const ptr = this.#ptr;
+    let removed = this.#removed;
+    if (removed.length < REMOVED_WORDS * (to - from)) {
+      removed = this.#removed = new Uint32Array(REMOVED_WORDS * (to - from));
+    }
+    let count = 0;
+    let ended = false;
+    e.graph_batch_begin(ptr);
+    try {
+      for (let i = from; i < to; i++) {
+        const tuple = changes[i]!.tuple;
+        // As `apply` takes a delete.
+        if (!isValidTuple(program, tuple)) continue;
+        const relation = relationIds.get(tuple.relation)!;
+        const type = typeIds.get(tuple.objectType)!;
+        const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple) ? 1 : 0;
+        const s = tuple.subject;
+        const form = flagged
+          ? 0
+          : s.kind === "userset"
+            ? SubjectForm.USERSET
+            : s.kind === "wildcard"
+              ? SubjectForm.WILDCARD
+              : SubjectForm.OBJECT;
+        const subjectRelation = !flagged && s.kind === "userset" ? relationIds.get(s.relation)! : NO_REL;
+        const object = this.#symbols.lookup(tuple.object);
+        const subject = flagged
+          ? 0
+          : this.#symbols.lookup(s.kind === "userset" ? `${s.type}:${s.id}` : tuple.user);
+        if (object === undefined || subject === undefined) continue;
+        if (e.graph_remove(ptr, object, relation, subject, subjectRelation, form, flagged) === 0) continue;
+        let at = REMOVED_WORDS * count++;
+        removed[at++] = object;
+        removed[at++] = relation;
+        removed[at++] = type;
+        removed[at++] = subject;
+        removed[at++] = subjectRelation;
+        removed[at++] = form;
+        removed[at] = flagged;
+      }
+      ended = true;
+      e.graph_batch_end(ptr);
+    } finally {
+      if (!ended) {
+        try {
+          e.graph_batch_end(ptr);
+        } catch {
+          // A trap inside the batch left the graph half updated (the caller drops it): its error is the one thrown.
+        }
+      }
+    }
+    let facts = e.graph_facts(ptr) > 0;
+    let walk = facts || e.graph_plans(ptr) > 0;
+    const updated = this.#leopardQueued;
+    for (let i = 0, at = 0; i < count; i++, at += REMOVED_WORDS) {
+      const object = removed[at]!;
+      const relation = removed[at + 1]!;
+      if (walk) {
+        this.#invalidateUpstream(object, relation, facts);
+        facts = e.graph_facts(ptr) > 0;
+        walk = facts || e.graph_plans(ptr) > 0;
+      }
+      const type = removed[at + 2]!;
+      if (this.#leopard === 0 || this.#indexed[type * this.#relationCount + relation] !== 1) continue;
+      const subject = removed[at + 3]!;
+      const subjectRelation = removed[at + 4]!;
+      const form = removed[at + 5]!;
+      const flagged = removed[at + 6]!;
+      // Pure as assembly/leopard.ts counts it: a plain object or wildcard, or a userset of the same relation and type.
+      const userset = form === SubjectForm.USERSET;
+      const pure =
+        flagged === 0 &&
+        (!userset || (subjectRelation === relation && e.symbols_type(subject) >>> 0 === type));
+      if (pure && !updated.add(object, 2 * relation + (userset ? 1 : 0))) continue;
+      let queue = this.#leopardQueue;
+      if (queue.length === REMOVED_WORDS * this.#leopardQueueCount) {
+        queue = new Uint32Array(2 * queue.length);
+        queue.set(this.#leopardQueue);
+        this.#leopardQueue = queue;
+      }
+      queue.set(removed.subarray(at, at + REMOVED_WORDS), REMOVED_WORDS * this.#leopardQueueCount++);
+    }
+    // A very large batch's list is not kept for the next one.
+    if (removed.length > REMOVED_WORDS * 65536) this.#removed = new Uint32Array(REMOVED_WORDS * 256);
+    if (!this.#batch) this.#settle();
+  }
+
+  /** Runs the Leopard updates #removeMany queued, in order, then forgets them. */
+  #settle(): void {
+    const count = this.#leopardQueueCount;
+    if (count === 0) return;
+    this.#leopardQueueCount = 0;
+    this.#leopardQueued.reset();
+    const queue = this.#leopardQueue;
+    if (queue.length > REMOVED_WORDS * 65536) this.#leopardQueue = new Uint32Array(REMOVED_WORDS * 64);
+    const e = this.#exports;
+    const ptr = this.#ptr;
+    try {
+      for (let at = 0; at < REMOVED_WORDS * count; at += REMOVED_WORDS) {
+        // The index may have been dropped since (a trap in a rebuild): then there is nothing to update.
+        const leopard = this.#leopard;
+        if (leopard === 0 || ptr === 0) return;
+        e.leopard_on_remove(
+          ptr,
+          leopard,
+          queue[at + 2]!,
+          queue[at + 1]!,
+          queue[at]!,
+          queue[at + 3]!,
+          queue[at + 4]!,
+          queue[at + 5]!,
+          queue[at + 6]!,
+        );
+      }
+    } catch {
+      // A trap inside an update (memory that could not grow) leaves the index half updated; the graph, which the
+      // updates only read, is whole. As after a trap in rebuildLeopard: the graph goes on without the index (its
+      // questions walk). Thrown from endBatch, the error would escape TenantGraphs' `finally` with the graph kept.
+      this.#dropLeopard();
+    }
+  }
+
+  /** #removeMany's tuples removed: REMOVED_WORDS integers each (kept from batch to batch). */
+  #removed = new Uint32Array(REMOVED_WORDS * 256);
+  /** Leopard updates of removed tuples waiting for #settle (REMOVED_WORDS integers each, as #removed). */
+  #leopardQueue = new Uint32Array(REMOVED_WORDS * 64);
+  #leopardQueueCount = 0;
+  /** The queued updates of pure tuples, by (group, relation and kind of subject): a repeat is not queued. */
+  readonly #leopardQueued = new NodeSet();
 
   /** Writes tuples[from, to) in order, as `applyMany` does. */
   writeMany(tuples: readonly RelationTuple[], from: number, to: number): void {
@@ -455,6 +630,8 @@ export class TupleGraph implements Disposable {
   #flush(): void {
     const count = this.#stagedCount;
     if (count === 0) return;
+    // Deletes before these writes have their Leopard updates run first, as one `apply` a change runs them.
+    this.#settle();
     const texts = this.#texts;
     if (texts.length > this.#textCount) texts.length = this.#textCount;
     if (this.#symbolsOut.length < texts.length) this.#symbolsOut = new Uint32Array(2 * texts.length);
@@ -600,13 +777,18 @@ export class TupleGraph implements Disposable {
    * what lies above them once, not once a tuple.
    */
   beginBatch(): void {
+    this.#settle();
     this.#batch = true;
     this.#seen.reset();
   }
 
-  /** Ends the batch: the next walk starts afresh (evaluations may store facts and plans again). */
+  /**
+   * Ends the batch: the Leopard updates of its deletes run (#settle), and the next walk starts afresh (evaluations
+   * may store facts and plans again).
+   */
   endBatch(): void {
     this.#batch = false;
+    this.#settle();
     this.#seen.reset();
   }
   #queue: number[] = [];
@@ -664,6 +846,7 @@ export class TupleGraph implements Disposable {
   }
 
   dispose(): void {
+    this.#leopardQueueCount = 0;
     if (this.#ptr === 0) return;
     if (this.#leopard !== 0) this.#exports.leopard_free(this.#leopard);
     this.#leopard = 0;

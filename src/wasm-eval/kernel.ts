@@ -39,6 +39,9 @@ export interface EvaluateKernelExports extends InternKernelExports {
   graph_free(graph: number): void;
   graph_add: GraphUpdate;
   graph_remove: GraphUpdate;
+  /** Opens / ends a batch of graph_remove calls on one graph (assembly/graph.ts: nothing reads it in between). */
+  graph_batch_begin(graph: number): void;
+  graph_batch_end(graph: number): void;
   graph_tuples(graph: number): number;
   graph_flagged(graph: number): number;
   graph_node_flagged(graph: number, object: number, relation: number): number;

@@ -20,6 +20,8 @@ export const evaluateAbi = {
     "graph_free",
     "graph_add",
     "graph_remove",
+    "graph_batch_begin",
+    "graph_batch_end",
     "graph_tuples",
     "graph_flagged",
     "graph_node_flagged",
