@@ -5,6 +5,17 @@
  * one write (the graph built with the index deferred, then one rebuild): the baseline, measured in the same run.
  * The previous kernel (no walk limit) took 6.0–6.4 s for the maintained case in a one-off probe.
  *
+ * Deletes: one group of 80,000 members (`group:big#member@user:…`) written, then all deleted in writes of 10,000,
+ * last-written first (each delete at the end of the group's list: the longest scan) or first-written first, on a
+ * TupleGraph driven as TenantGraphs drives it (a write's changes in runs of 256, CLOCK_EVERY, inside
+ * beginBatch/endBatch). Deletes in batches (applyMany: a run's deletes go to the kernel as one batch that compacts
+ * the list once, assembly/graph.ts graph_batch_begin) against one `apply` a delete (one graph_remove each, a scan
+ * and shift of the list: the path every delete took before), with the Leopard index pending a rebuild (as a bulk
+ * load leaves it: the list alone is measured) and with it maintained (each delete recomputes the group and its
+ * members: once a write when batched; once a delete before, which took 173 s for one call of the maintained case
+ * at 8e29aee, so that way is not run here). The 80,000 writes alone are the baseline to subtract.
+ * LEOPARD_BENCH_ONLY=<regex> runs only the matching cases.
+ *
  * Run: BENCH_TIME=1 node --import tsx --expose-gc bench/leopard.bench.ts
  */
 import { compileModel, loadOpenFgaDsl } from "../src/model/index.js";
@@ -13,7 +24,11 @@ import { MemoryTupleStore } from "../src/tuples/memory.js";
 import { normalizeTuple } from "../src/tuples/normalize.js";
 import { parseSubject, type RelationTuple, type TupleKey } from "../src/tuples/tuple.js";
 import { ready } from "../src/wasm/loader.js";
+import { compileProgram } from "../src/wasm-eval/compile.js";
 import { WasmEvaluator } from "../src/wasm-eval/evaluator.js";
+import { type GraphChange, TupleGraph } from "../src/wasm-eval/graph.js";
+import { instantiateEvaluateKernel } from "../src/wasm-eval/kernel.js";
+import { Symbols } from "../src/wasm-eval/symbols.js";
 import { runSuite } from "./harness.js";
 
 await loadOpenFgaDsl();
@@ -62,12 +77,84 @@ async function chain(batch: number): Promise<void> {
   }
 }
 
+const MEMBERS = 80_000;
+const DELETE_WRITE = 10_000;
+/** TenantGraphs' CLOCK_EVERY: it hands a graph a write's changes in runs of this many. */
+const RUN = 256;
+const members: GraphChange[] = Array.from({ length: MEMBERS }, (_, i) => ({
+  tuple: normalized({ user: `user:m${i}`, relation: "member", object: "group:big" }),
+  op: "write",
+}));
+const compiled = compileProgram(program, 25);
+const kernel = instantiateEvaluateKernel();
+
+/**
+ * The group written into a fresh graph, then deleted in writes of DELETE_WRITE (`order`), each write applied in runs
+ * of RUN: in batches (applyMany) or one `apply` a delete; the index pending a rebuild or maintained.
+ */
+function deleteGroup(
+  how: "batched" | "one by one" | "none",
+  order: "last-written first" | "first-written first",
+  index: "pending" | "maintained",
+): void {
+  const symbols = new Symbols(kernel);
+  const graph = new TupleGraph(kernel, compiled, symbols, "default", 0);
+  try {
+    if (index === "pending") graph.deferLeopard();
+    graph.applyMany(members, 0, MEMBERS);
+    if (how === "none") return;
+    const deletes: GraphChange[] = members.map((c) => ({ tuple: c.tuple, op: "delete" }));
+    if (order === "last-written first") deletes.reverse();
+    for (let write = 0; write < MEMBERS; write += DELETE_WRITE) {
+      graph.beginBatch();
+      for (let from = write; from < write + DELETE_WRITE; from += RUN) {
+        const to = Math.min(write + DELETE_WRITE, from + RUN);
+        if (how === "batched") graph.applyMany(deletes, from, to);
+        else for (let i = from; i < to; i++) graph.apply(deletes[i]!.tuple, "delete");
+      }
+      graph.endBatch();
+    }
+    if (graph.tuples !== 0) throw new Error(`${graph.tuples} tuples left`);
+  } finally {
+    graph.dispose();
+    symbols.dispose();
+  }
+}
+
+// LEOPARD_BENCH_ONLY=<regex>: only the matching cases (and the comparisons between them).
+const only =
+  process.env.LEOPARD_BENCH_ONLY === undefined ? undefined : new RegExp(process.env.LEOPARD_BENCH_ONLY);
+const picked = (name: string) => only === undefined || only.test(name);
 await runSuite(
   "leopard",
   [
     { name: "20,000-group chain, bottom-up in writes of 1,000, maintained", fn: () => chain(1000) },
     { name: "20,000-group chain in one write (baseline)", fn: () => chain(GROUPS) },
-  ],
+    {
+      name: "80,000-member group written (baseline)",
+      fn: () => deleteGroup("none", "last-written first", "pending"),
+    },
+    {
+      name: "80,000 deleted last-written first, batched",
+      fn: () => deleteGroup("batched", "last-written first", "pending"),
+    },
+    {
+      name: "80,000 deleted last-written first, one by one",
+      fn: () => deleteGroup("one by one", "last-written first", "pending"),
+    },
+    {
+      name: "80,000 deleted first-written first, batched",
+      fn: () => deleteGroup("batched", "first-written first", "pending"),
+    },
+    {
+      name: "80,000 deleted first-written first, one by one",
+      fn: () => deleteGroup("one by one", "first-written first", "pending"),
+    },
+    {
+      name: "80,000 deleted last-written first, batched, index maintained",
+      fn: () => deleteGroup("batched", "last-written first", "maintained"),
+    },
+  ].filter((c) => picked(c.name)),
   {
     time: 1,
     iterations: 3,
@@ -76,6 +163,14 @@ await runSuite(
         subject: "20,000-group chain, bottom-up in writes of 1,000, maintained",
         peer: "20,000-group chain in one write (baseline)",
       },
-    ],
+      {
+        subject: "80,000 deleted last-written first, batched",
+        peer: "80,000 deleted last-written first, one by one",
+      },
+      {
+        subject: "80,000 deleted first-written first, batched",
+        peer: "80,000 deleted first-written first, one by one",
+      },
+    ].filter((c) => picked(c.subject) && picked(c.peer)),
   },
 );
