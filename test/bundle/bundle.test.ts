@@ -86,11 +86,13 @@ describe("Node-only entries for the browser", () => {
  * shared hash helpers: 296 bytes over the old budget, raised by 2 KiB), and 509 KiB / 168.4 KiB gzipped after the
  * next (the inline kernels 114 -> 117 KiB: the Leopard index's bounds, list order's refusal of repeated results
  * and its sized arrays, lone node records, the interner's table made ahead; 1.7 KiB over the minified budget and
- * 393 bytes over the gzipped one, raised to 512 and 170 KiB). The largest part that could still move out is cel-js (83 KiB, needed only by models with conditions; it
+ * 393 bytes over the gzipped one, raised to 512 and 170 KiB), and 515.8 / 170.8 KiB after the next (batched graph
+ * removals: evaluate.wasm 2.2 KB larger, ~2.9 KB base64-inlined, and their TypeScript; 3.8 KiB over the minified
+ * budget and 827 bytes over the gzipped one, raised to 520 and 172 KiB). The largest part that could still move out is cel-js (83 KiB, needed only by models with conditions; it
  * needs an async way in, as the DSL parser has with loadOpenFgaDsl). The budget leaves a little room and fails the
  * build of anything that grows past it: an eager import of the DSL parser or roaring-wasm adds 200 KiB or more.
  */
-const ROOT_BUDGET = { minified: 512 * 1024, gzipped: 170 * 1024 };
+const ROOT_BUDGET = { minified: 520 * 1024, gzipped: 172 * 1024 };
 const ON_DEMAND = /node_modules\/(@openfga\/syntax-transformer|antlr4|ajv|roaring-wasm|yaml)\//;
 
 describe("the root entry's size in a browser app (esbuild --minify --splitting)", () => {
