@@ -5,10 +5,12 @@
  * - a declared parameter missing from both is the error "condition_missing_parameter" (even when the expression
  *   might not need it, as OpenFGA reports any missing parameter);
  * - a value that cannot be the declared type is "invalid_argument"; a CEL runtime failure is "invalid_condition".
- * Expressions run on @marcbachmann/cel-js with OpenFGA's `ipaddress` type (`ip.in_cidr("10.0.0.0/8")`).
+ * Expressions run on @marcbachmann/cel-js with OpenFGA's `ipaddress` type (`ip.in_cidr("10.0.0.0/8")`), loaded on
+ * first need (src/conditions/cel-js.ts).
  */
-import { Environment } from "@marcbachmann/cel-js";
+import type { Environment } from "@marcbachmann/cel-js";
 import { describe, NexusError } from "../util/errors.js";
+import { celJs } from "./cel-js.js";
 import { IPAddress } from "./ipaddress.js";
 import { celTypeOf, convertParam, describeParamType, ParamConversionError } from "./params.js";
 import type { ConditionDef } from "./types.js";
@@ -52,7 +54,7 @@ const NULL_COMPARABLE = [
 // The environment every condition extends: OpenFGA's ipaddress type. Built once, on first use.
 function base(): Environment {
   if (baseEnvironment === undefined) {
-    baseEnvironment = new Environment()
+    baseEnvironment = new (celJs().Environment)()
       .registerType("ipaddress", IPAddress)
       .registerFunction("ipaddress(string): ipaddress", (text: string) => {
         const ip = IPAddress.parse(text);

@@ -4,7 +4,7 @@
  * whole numbers or decimal strings, doubles finite, timestamps from RFC 3339 strings, durations from CEL
  * duration strings ("1h30m"), ip addresses from their text.
  */
-import { Environment } from "@marcbachmann/cel-js";
+import { celJs } from "./cel-js.js";
 import { IPAddress } from "./ipaddress.js";
 import type { ConditionParamType } from "./types.js";
 
@@ -39,7 +39,7 @@ let builders: { duration: (s: string) => unknown; uint: (i: bigint) => unknown }
 
 function celBuilders(): NonNullable<typeof builders> {
   if (builders === undefined) {
-    const env = new Environment().registerVariable("s", "string").registerVariable("i", "int");
+    const env = new (celJs().Environment)().registerVariable("s", "string").registerVariable("i", "int");
     const duration = env.parse("duration(s)");
     const uint = env.parse("uint(i)");
     builders = { duration: (s) => duration({ s }), uint: (i) => uint({ i }) };

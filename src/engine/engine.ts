@@ -29,7 +29,7 @@
  */
 
 import { ChangeFeed } from "../changes/feed.js";
-import { compileModelAsync } from "../model/index.js";
+import { compileModelAsync, loadConditions } from "../model/index.js";
 import type { Program } from "../model/program.js";
 import { validateProgram } from "../model/validate.js";
 import { CheckChain } from "../pipeline/chain.js";
@@ -531,6 +531,14 @@ export class Engine implements AsyncDisposable {
  */
 export async function createEngine(options: EngineOptions): Promise<Engine> {
   checkEngineOptions(options);
+  // A Program handed over may hold conditions, which validating it compiles: the CEL runtime first.
+  if (
+    isProgram(options.model) &&
+    options.model.conditions instanceof Map &&
+    options.model.conditions.size > 0
+  ) {
+    await loadConditions();
+  }
   const program = isProgram(options.model)
     ? validateProgram(options.model)
     : await compileModelAsync(options.model, options.format, options.limits);

@@ -2,6 +2,7 @@
  * One entry for every model language: `compileModel` routes a model to its compiler (detecting the language when
  * not told) and returns the shared Program.
  */
+import { loadConditions } from "../conditions/cel-js.js";
 import { describe, NexusError } from "../util/errors.js";
 import { detectFormat } from "./detect.js";
 import { loadOpenFgaDsl } from "./dsl.js";
@@ -18,6 +19,7 @@ import { compileOpenFga, isModularModel } from "./openfga.js";
 import type { ModelFormat, Program } from "./program.js";
 import { compileSpiceDb } from "./spicedb.js";
 
+export { isConditionsLoaded, loadConditions } from "../conditions/cel-js.js";
 export { detectFormat } from "./detect.js";
 export { isOpenFgaDslLoaded, loadOpenFgaDsl } from "./dsl.js";
 export { DEFAULT_MODEL_LIMITS, type ModelLimits, resolveModelLimits } from "./limits.js";
@@ -34,7 +36,8 @@ export { compileSpiceDb } from "./spicedb.js";
 
 /**
  * Compiles a model in any supported language to a Program, loading OpenFGA's DSL parser first when the model
- * needs it (DSL text, a modular model). Takes and throws what compileModel does.
+ * needs it (DSL text, a modular model) and the CEL runtime when it may hold a condition or a caveat. Takes and
+ * throws what compileModel does.
  */
 export async function compileModelAsync(
   model: string | object,
@@ -42,7 +45,22 @@ export async function compileModelAsync(
   limits?: Partial<ModelLimits>,
 ): Promise<Program> {
   if (needsOpenFgaDsl(model, format)) await loadOpenFgaDsl();
+  if (mayNameConditions(model)) await loadConditions();
   return compileModel(model, format, limits);
+}
+
+/**
+ * Whether a model's text names a condition or a caveat anywhere (a word any of the languages declares one with);
+ * a false positive only loads the runtime early. A value JSON cannot write (a cycle) is left to compileModel.
+ */
+function mayNameConditions(model: unknown): boolean {
+  let text: string;
+  try {
+    text = typeof model === "string" ? model : (JSON.stringify(model) ?? "");
+  } catch {
+    return false;
+  }
+  return /condition|caveat/.test(text);
 }
 
 /** DSL text or a modular model headed for the OpenFGA compiler (JSON text is parsed without the DSL tooling). */

@@ -4,7 +4,7 @@
  * to a Program). Precedence follows SpiceDB's parser: `+` binds tightest, then `&`, then `-`; all are
  * left-associative. A caveat's CEL body is kept verbatim after a syntax check, and every parameter must be used.
  */
-import { parse as parseCel } from "@marcbachmann/cel-js";
+import { celJs } from "../conditions/cel-js.js";
 import { NexusError } from "../util/errors.js";
 import { DEFAULT_MODEL_LIMITS } from "./limits.js";
 import type { ConditionParamType } from "./program.js";
@@ -372,9 +372,11 @@ export class Parser {
     const body = this.lexer.readBalancedBody(open);
     const expression = body.text.trim();
     if (expression === "") throw syntaxError(open, `caveat "${name}" has an empty expression`);
+    // Outside the try: a runtime not loaded is "not_ready", not an invalid expression.
+    const cel = celJs();
     let ast: unknown;
     try {
-      ast = parseCel(expression).ast;
+      ast = cel.parse(expression).ast;
     } catch (cause) {
       throw syntaxError(body.start, `caveat "${name}" has an invalid CEL expression: ${firstLine(cause)}`, {
         caveat: name,

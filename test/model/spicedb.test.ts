@@ -1,8 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import type { RelationDef } from "../../src/model/program.js";
 import { compileSpiceDb } from "../../src/model/spicedb.js";
 import { isNexusError } from "../../src/util/errors.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 function relation(schema: string, type: string, name: string): RelationDef {
   const def = compileSpiceDb(schema).types.get(type)?.relations.get(name);

@@ -5,11 +5,15 @@
 import { describe, expect, it } from "vitest";
 import { ChangeFeed, type ChangeListener } from "../../src/changes/feed.js";
 import { influenceOf } from "../../src/changes/influence.js";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
 import type { RelationTuple } from "../../src/tuples/tuple.js";
 import type { StoredChange } from "../../src/tuples/types.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
 await loadOpenFgaDsl();

@@ -1,9 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { compileCondition } from "../../src/conditions/cel.js";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { IPAddress } from "../../src/conditions/ipaddress.js";
 import { convertParam } from "../../src/conditions/params.js";
 import type { ConditionDef, ConditionParamType } from "../../src/model/program.js";
 import { isNexusError } from "../../src/util/errors.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 function condition(expression: string, parameters: Record<string, ConditionParamType>): ConditionDef {
   return { name: "c", expression, parameters: new Map(Object.entries(parameters)) };

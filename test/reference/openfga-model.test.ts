@@ -1,9 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { loadOpenFgaDsl } from "../../src/model/dsl.js";
 import { compileOpenFga, openFgaDslToJson } from "../../src/model/openfga.js";
 import type { Program, RelationDef } from "../../src/model/program.js";
 import { validateProgram } from "../../src/model/validate.js";
 import { isNexusError } from "../../src/util/errors.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 // OpenFGA DSL below is compiled synchronously; its parser loads on demand (src/model/dsl.ts).
 await loadOpenFgaDsl();

@@ -6,6 +6,7 @@
  * adding a direct path, so almost every draw is used.
  */
 import fc from "fast-check";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import type {
   ConditionDef,
   Program,
@@ -17,6 +18,9 @@ import type {
 import { validateProgram } from "../../src/model/validate.js";
 import type { TupleKey } from "../../src/tuples/tuple.js";
 import { NexusError } from "../../src/util/errors.js";
+
+// The programs built here hold conditions, compiled synchronously: the CEL runtime first.
+await loadConditions();
 
 export const USERS = ["user:u0", "user:u1", "user:u2"];
 export const IDS = ["a", "b"];

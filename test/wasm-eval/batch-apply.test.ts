@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import { normalizeTuple } from "../../src/tuples/normalize.js";
@@ -20,6 +21,9 @@ import { type GraphChange, TupleGraph } from "../../src/wasm-eval/graph.js";
 import { type EvaluateKernel, instantiateEvaluateKernel } from "../../src/wasm-eval/kernel.js";
 import { Symbols } from "../../src/wasm-eval/symbols.js";
 import { comparable, query, referenceAnswers } from "./reference.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 await loadOpenFgaDsl();
 

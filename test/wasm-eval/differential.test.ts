@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import type { CheckQuery } from "../../src/reference/check.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
@@ -18,6 +19,9 @@ import { ready } from "../../src/wasm/loader.js";
 import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { type GeneratedModel, IDS, scenarioArb, subjectsOf } from "../reference/random-models.js";
 import { type Comparable, comparable, query, referenceAnswers } from "./reference.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 let compared = 0;
 const seen = { true: 0, false: 0, error: 0, routed: 0 };

@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadConditions } from "../../src/conditions/cel-js.js";
 import { compileModel, loadOpenFgaDsl } from "../../src/model/index.js";
 import type { Program, Rewrite } from "../../src/model/program.js";
 import { listObjectsThrough } from "../../src/pipeline/listing.js";
@@ -27,6 +28,9 @@ import { ready } from "../../src/wasm/loader.js";
 import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
 import { candidateObjectsInKernel, listObjectsInKernel } from "../../src/wasm-eval/list-objects.js";
 import { type GeneratedModel, IDS, scenarioArb, USERS } from "../reference/random-models.js";
+
+// This file compiles models with conditions or caveats synchronously: the CEL runtime first.
+await loadConditions();
 
 const unionOf = (rw: Rewrite): Rewrite => {
   switch (rw.kind) {

@@ -5,7 +5,7 @@
  * a 400 and never becomes the latest.
  */
 import type { FastifyInstance } from "fastify";
-import { compileModel } from "../../model/index.js";
+import { compileModelAsync } from "../../model/index.js";
 import type { StoredModel } from "../../tuples/models.js";
 import { isNexusError } from "../../util/errors.js";
 import type { ServerContext } from "../context.js";
@@ -53,7 +53,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ServerContext): void {
         : objectOf(body.conditions, "conditions");
     const json = { schema_version: body.schema_version, type_definitions: typeDefinitions, conditions };
     try {
-      compileModel(json, "openfga");
+      await compileModelAsync(json, "openfga");
     } catch (error) {
       if (isNexusError(error)) throw new ApiError(400, "invalid_authorization_model", error.message);
       throw invalid(`the model could not be read: ${(error as Error).message}`);
