@@ -194,8 +194,13 @@ export class TupleGraph implements Disposable {
     }
   }
 
-  /** Address of the graph in the kernel's memory. */
+  /**
+   * Address of the graph in the kernel's memory, for evaluating on it: the Leopard updates of removals queued
+   * (#removeMany) run first, so no reader of the index sees it behind the graph (review finding: a check between
+   * beginBatch and endBatch read an index that still held a deleted member). One compare when none is queued.
+   */
   get pointer(): number {
+    if (this.#leopardQueueCount !== 0) this.#settle();
     return this.#ptr;
   }
 
@@ -847,11 +852,18 @@ export class TupleGraph implements Disposable {
 
   dispose(): void {
     this.#leopardQueueCount = 0;
-    if (this.#ptr === 0) return;
-    if (this.#leopard !== 0) this.#exports.leopard_free(this.#leopard);
-    this.#leopard = 0;
-    this.#exports.graph_free(this.#ptr);
+    const ptr = this.#ptr;
+    const leopard = this.#leopard;
+    if (ptr === 0) return;
     this.#ptr = 0;
+    this.#leopard = 0;
+    // The graph is freed even when freeing its index traps: graph_free also forgets a batch left open on it by a
+    // trap, which the next graph's batch would otherwise end (review finding).
+    try {
+      if (leopard !== 0) this.#exports.leopard_free(leopard);
+    } finally {
+      this.#exports.graph_free(ptr);
+    }
   }
 
   [Symbol.dispose](): void {
