@@ -7,50 +7,29 @@
  * The async paths (createEngine, compileModelAsync) load it themselves when a model names a condition or a caveat.
  * The synchronous compilers and evaluators use it once it is loaded, and otherwise fail with "not_ready".
  */
-import { NexusError } from "../util/errors.js";
+import { OnDemand } from "../util/on-demand.js";
 
-type CelJs = typeof import("@marcbachmann/cel-js");
-
-let loaded: CelJs | undefined;
-let loading: Promise<CelJs> | undefined;
+const cel = new OnDemand(
+  () => import("@marcbachmann/cel-js"),
+  "the CEL runtime for conditions",
+  "conditions and caveats need the CEL runtime: `await loadConditions()` first, or compile with " +
+    "compileModelAsync or createEngine, which load it",
+);
 
 /** Loads the CEL runtime conditions and caveats run on. Safe to call many times and concurrently. */
-export async function loadConditions(): Promise<void> {
-  if (loaded !== undefined) return;
-  loading ??= import("@marcbachmann/cel-js").then(
-    (module) => {
-      loaded = module;
-      return module;
-    },
-    (cause: unknown) => {
-      loading = undefined; // a failed chunk fetch may succeed when asked again
-      throw new NexusError(
-        "unavailable",
-        `cannot load the CEL runtime for conditions: ${(cause as Error).message}`,
-        undefined,
-        { cause },
-      );
-    },
-  );
-  await loading;
+export function loadConditions(): Promise<void> {
+  return cel.load();
 }
 
 /** Whether the CEL runtime is loaded (synchronous compiles of models with conditions or caveats work). */
 export function isConditionsLoaded(): boolean {
-  return loaded !== undefined;
+  return cel.loaded;
 }
 
 /**
  * The CEL runtime.
  * @throws NexusError "not_ready" before loadConditions() (createEngine and compileModelAsync call it).
  */
-export function celJs(): CelJs {
-  if (loaded === undefined) {
-    throw new NexusError(
-      "not_ready",
-      "conditions and caveats need the CEL runtime: `await loadConditions()` first, or compile with " +
-        "compileModelAsync or createEngine, which load it",
-    );
-  }
-  return loaded;
+export function celJs(): typeof import("@marcbachmann/cel-js") {
+  return cel.get();
 }

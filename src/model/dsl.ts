@@ -7,37 +7,24 @@
  * The async paths (createEngine, compileModelAsync) load it themselves. The synchronous compilers use it once it
  * is loaded, and otherwise fail with "not_ready", the same contract the kernels have with ready().
  */
-import { NexusError } from "../util/errors.js";
+import { OnDemand } from "../util/on-demand.js";
 
 type SyntaxTransformer = typeof import("@openfga/syntax-transformer");
 
-let loaded: SyntaxTransformer | undefined;
-let loading: Promise<SyntaxTransformer> | undefined;
+const dsl = new OnDemand<SyntaxTransformer>(
+  () => import("@openfga/syntax-transformer"),
+  "the OpenFGA DSL parser",
+  "OpenFGA DSL needs its parser, which loads on demand: use createEngine or compileModelAsync, or await loadOpenFgaDsl() before compiling DSL synchronously (OpenFGA JSON, SpiceDB and Nexus models need nothing)",
+);
 
 /** Loads OpenFGA's DSL parser and validator. Safe to call many times and concurrently. */
-export async function loadOpenFgaDsl(): Promise<void> {
-  if (loaded !== undefined) return;
-  loading ??= import("@openfga/syntax-transformer").then(
-    (module) => {
-      loaded = module;
-      return module;
-    },
-    (cause: unknown) => {
-      loading = undefined; // a failed chunk fetch may succeed when asked again
-      throw new NexusError(
-        "unavailable",
-        `cannot load the OpenFGA DSL parser: ${(cause as Error).message}`,
-        undefined,
-        { cause },
-      );
-    },
-  );
-  await loading;
+export function loadOpenFgaDsl(): Promise<void> {
+  return dsl.load();
 }
 
 /** Whether the DSL parser is loaded (synchronous DSL compiles work). */
 export function isOpenFgaDslLoaded(): boolean {
-  return loaded !== undefined;
+  return dsl.loaded;
 }
 
 /**
@@ -45,11 +32,5 @@ export function isOpenFgaDslLoaded(): boolean {
  * @throws NexusError "not_ready" before loadOpenFgaDsl() has settled, naming the async ways in.
  */
 export function openFgaDsl(): SyntaxTransformer {
-  if (loaded === undefined) {
-    throw new NexusError(
-      "not_ready",
-      "OpenFGA DSL needs its parser, which loads on demand: use createEngine or compileModelAsync, or await loadOpenFgaDsl() before compiling DSL synchronously (OpenFGA JSON, SpiceDB and Nexus models need nothing)",
-    );
-  }
-  return loaded;
+  return dsl.get();
 }

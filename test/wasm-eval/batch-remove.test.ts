@@ -21,6 +21,7 @@ import type { Program } from "../../src/model/program.js";
 import type { CheckQuery } from "../../src/reference/check.js";
 import { MemoryTupleStore } from "../../src/tuples/memory.js";
 import type { RelationTuple, TupleKey } from "../../src/tuples/tuple.js";
+import { seededRandom } from "../../src/util/random.js";
 import { ready } from "../../src/wasm/loader.js";
 import { compileProgram, NO_REL } from "../../src/wasm-eval/compile.js";
 import { WasmEvaluator } from "../../src/wasm-eval/evaluator.js";
@@ -32,17 +33,8 @@ import { expectReference, normalized, query, referenceAnswers } from "./referenc
 await loadOpenFgaDsl();
 await ready();
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (mulberry32), so a failing run can be replayed from its seed. */
+const random = seededRandom;
 
 const OBJECT = 0;
 const WILDCARD = 1;
