@@ -154,6 +154,14 @@ class NodeSet {
   }
 }
 
+/** A tuple's subject as the graph kernel takes it (TupleGraph#kernelForm). */
+interface KernelForm {
+  flagged: number;
+  form: number;
+  subjectRelation: number;
+  subjectText: string;
+}
+
 export class TupleGraph implements Disposable {
   readonly tenant: string;
   /** The store revision the graph reflects. */
@@ -298,18 +306,8 @@ export class TupleGraph implements Disposable {
     const e = this.#exports;
     const relation = relationIds.get(tuple.relation)!;
     const type = typeIds.get(tuple.objectType)!;
-    const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple) ? 1 : 0;
+    const { flagged, form, subjectRelation, subjectText } = this.#kernelForm(tuple);
     const s = tuple.subject;
-    // A flagged tuple is only counted on its node: its subject is not interned.
-    const form = flagged
-      ? 0
-      : s.kind === "userset"
-        ? SubjectForm.USERSET
-        : s.kind === "wildcard"
-          ? SubjectForm.WILDCARD
-          : SubjectForm.OBJECT;
-    const subjectRelation = !flagged && s.kind === "userset" ? relationIds.get(s.relation)! : NO_REL;
-    const subjectText = s.kind === "userset" ? `${s.type}:${s.id}` : tuple.user;
     let object: number | undefined;
     let subject: number | undefined = 0;
     let changed: number;
@@ -403,20 +401,9 @@ export class TupleGraph implements Disposable {
         if (!isValidTuple(program, tuple)) continue;
         const relation = relationIds.get(tuple.relation)!;
         const type = typeIds.get(tuple.objectType)!;
-        const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple) ? 1 : 0;
-        const s = tuple.subject;
-        const form = flagged
-          ? 0
-          : s.kind === "userset"
-            ? SubjectForm.USERSET
-            : s.kind === "wildcard"
-              ? SubjectForm.WILDCARD
-              : SubjectForm.OBJECT;
-        const subjectRelation = !flagged && s.kind === "userset" ? relationIds.get(s.relation)! : NO_REL;
+        const { flagged, form, subjectRelation, subjectText } = this.#kernelForm(tuple);
         const object = this.#symbols.lookup(tuple.object);
-        const subject = flagged
-          ? 0
-          : this.#symbols.lookup(s.kind === "userset" ? `${s.type}:${s.id}` : tuple.user);
+        const subject = flagged ? 0 : this.#symbols.lookup(subjectText);
         if (object === undefined || subject === undefined) continue;
         if (e.graph_remove(ptr, object, relation, subject, subjectRelation, form, flagged) === 0) continue;
         let at = REMOVED_WORDS * count++;
@@ -845,6 +832,30 @@ export class TupleGraph implements Disposable {
     }
     return this.#uses.get(`${type}#${relation}`) ?? NO_USES;
   }
+
+  /**
+   * How graph_add / graph_remove take `tuple`'s subject: flagged (only counted on its node, its subject not
+   * interned), its form, its userset relation (NO_REL otherwise) and the text its symbol is interned under. Written
+   * into one object reused from call to call (apply and #removeMany read it before the next call).
+   */
+  #kernelForm(tuple: RelationTuple): KernelForm {
+    const out = this.#form;
+    const flagged = isFlagged(tuple) || this.#isSpiceDbArrowUserset(tuple) ? 1 : 0;
+    const s = tuple.subject;
+    out.flagged = flagged;
+    out.form = flagged
+      ? 0
+      : s.kind === "userset"
+        ? SubjectForm.USERSET
+        : s.kind === "wildcard"
+          ? SubjectForm.WILDCARD
+          : SubjectForm.OBJECT;
+    out.subjectRelation =
+      !flagged && s.kind === "userset" ? this.#compiled.relationIds.get(s.relation)! : NO_REL;
+    out.subjectText = s.kind === "userset" ? `${s.type}:${s.id}` : tuple.user;
+    return out;
+  }
+  readonly #form: KernelForm = { flagged: 0, form: 0, subjectRelation: 0, subjectText: "" };
 
   get disposed(): boolean {
     return this.#ptr === 0;
