@@ -62,15 +62,15 @@ export interface RelationTuple {
   readonly expiresAt?: number;
 }
 
+/** StoredTuple#revisionCreated of a tuple no store holds as a version (no revision is negative). */
+export const UNCLAIMED = -1;
+
 /**
  * The RelationTuple every store in this package holds: `objectId` is computed when read (the object's text after
  * its type's `:`), not kept. A second string per tuple, read only when a tuple is written to PostgreSQL, was
  * ~40 B of each stored tuple and an allocation per tuple of every write. JSON.stringify writes it as a field
  * (toJSON); a spread (`{ ...t }`) or structuredClone copies only the fields kept, without `objectId`.
  */
-/** StoredTuple#revisionCreated of a tuple no store holds as a version (no revision is negative). */
-export const UNCLAIMED = -1;
-
 export class StoredTuple implements RelationTuple {
   // Declared, not defined as class fields: a class field is an own property set to undefined before the
   // constructor runs (a second store per field), and condition and expiresAt are own properties only when set.
