@@ -644,12 +644,15 @@ export class DepthGraph {
     stack.push(start);
     while (stack.length > 0) {
       const x = stack.pop()!;
+      // The scan stops at the first edge that still holds x at its height (no edge can hold it higher: heights
+      // are exact before the delete, so 1 + h(successor) <= h(x)). Scanning on to the end re-read every out-edge
+      // of a node at each delete of one: deleting a group's 80,000 members took 4.8 s in this loop alone.
+      const old = height[x]!;
       let h = 0;
-      for (let e = this.#outHead[x]!; e !== NONE && h < cap; e = outNext[e]!) {
+      for (let e = this.#outHead[x]!; e !== NONE && h < old; e = outNext[e]!) {
         const via = height[to[e]!]! + 1;
         if (via > h) h = via < cap ? via : cap;
       }
-      const old = height[x]!;
       if (h >= old) continue;
       this.#setHeight(x, h);
       const above = old + 1 < cap ? old + 1 : cap;
