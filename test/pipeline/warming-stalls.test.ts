@@ -31,6 +31,8 @@ import { nexusFilesystemModel } from "../../src/model/preset.js";
 import { Warmer, type WarmerStats } from "../../src/pipeline/warming/index.js";
 
 const STEP_BOUND_MS = 40;
+/** The warmer's step (src/pipeline/warming/warmer.ts SLICE_MS). */
+const WARMER_SLICE_MS = 4;
 const WARMER_CPU_BOUND_MS = 50;
 const WARMER_P99_BOUND_MS = 50;
 const ENGINE_STEP_BOUND_MS = 100;
@@ -127,7 +129,13 @@ describe("warming holds the event loop only briefly", () => {
       expect(s.predicted).toBeLessThanOrEqual(2 * 1024 + 16 * 17);
       expect(s.dropped).toBeGreaterThan(0);
       expect(asked).toBeGreaterThan(0);
-      expect(s.slices).toBeGreaterThan(0);
+      // The backlog outgrows a step of the warmer's (4 ms) on a loaded machine, which cuts it into slices; on a
+      // quiet one it can fit in a single step (0 slices: seen on a faster machine, where this asked for slices
+      // and failed). Either way no step ran much past a slice.
+      expect(
+        s.slices > 0 || s.longestStepMs <= 2 * WARMER_SLICE_MS,
+        `${s.slices} slices, ${s.longestStepMs} ms`,
+      ).toBe(true);
       expect(loop.maxCpuMs).toBeLessThanOrEqual(WARMER_CPU_BOUND_MS);
     }
     expect(median(steps)).toBeLessThanOrEqual(STEP_BOUND_MS);
