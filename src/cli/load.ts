@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, isAbsolute, relative, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { loadOpenFgaDsl, openFgaDsl } from "../model/dsl.js";
+import { fgaModParser, loadOpenFgaDsl } from "../model/dsl.js";
 import type { ModelFormat } from "../model/program.js";
 import { describe, NexusError } from "../util/errors.js";
 
@@ -77,8 +77,8 @@ async function loadModularModel(path: string, text: string): Promise<LoadedModel
   let contents: string[];
   await loadOpenFgaDsl(); // on demand, as the engine loads it: commands without DSL start without it
   try {
-    contents = openFgaDsl()
-      .transformer.transformModFileToJSON(text)
+    contents = fgaModParser()
+      .transformModFileToJSON(text)
       .contents.value.map((entry) => entry.value);
   } catch (cause) {
     throw new NexusError("invalid_model", `${path} is not a valid fga.mod: ${(cause as Error).message}`, {

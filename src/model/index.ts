@@ -5,7 +5,7 @@
 import { loadConditions } from "../conditions/cel-js.js";
 import { describe, NexusError } from "../util/errors.js";
 import { detectFormat } from "./detect.js";
-import { loadOpenFgaDsl } from "./dsl.js";
+import { loadOpenFgaDsl, loadOpenFgaDslParser } from "./dsl.js";
 import {
   checkModelObject,
   checkModelText,
@@ -44,7 +44,9 @@ export async function compileModelAsync(
   format?: ModelFormat,
   limits?: Partial<ModelLimits>,
 ): Promise<Program> {
-  if (needsOpenFgaDsl(model, format)) await loadOpenFgaDsl();
+  const dsl = openFgaDslNeeded(model, format);
+  if (dsl === "modules") await loadOpenFgaDsl();
+  else if (dsl === "text") await loadOpenFgaDslParser();
   if (mayNameConditions(model)) await loadConditions();
   return compileModel(model, format, limits);
 }
@@ -63,15 +65,18 @@ function mayNameConditions(model: unknown): boolean {
   return /condition|caveat/.test(text);
 }
 
-/** DSL text or a modular model headed for the OpenFGA compiler (JSON text is parsed without the DSL tooling). */
-function needsOpenFgaDsl(model: unknown, format: ModelFormat | undefined): boolean {
-  if (isModularModel(model)) return format === undefined || format === "openfga";
-  if (typeof model !== "string" || model.trimStart().startsWith("{")) return false;
-  if (format !== undefined) return format === "openfga";
+/**
+ * The DSL tooling a model headed for the OpenFGA compiler needs: the parser for DSL text, the fga.mod parser too
+ * for a modular model, none for anything else (JSON text is parsed without the DSL tooling).
+ */
+function openFgaDslNeeded(model: unknown, format: ModelFormat | undefined): "text" | "modules" | undefined {
+  if (isModularModel(model)) return format === undefined || format === "openfga" ? "modules" : undefined;
+  if (typeof model !== "string" || model.trimStart().startsWith("{")) return undefined;
+  if (format !== undefined) return format === "openfga" ? "text" : undefined;
   try {
-    return detectFormat(model) === "openfga";
+    return detectFormat(model) === "openfga" ? "text" : undefined;
   } catch {
-    return false; // compileModel reports the model's problem
+    return undefined; // compileModel reports the model's problem
   }
 }
 

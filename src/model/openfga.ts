@@ -14,7 +14,7 @@
  * (cross-tenant grants), the same convention Nexus namespace configs use.
  */
 import { describe, NexusError } from "../util/errors.js";
-import { openFgaDsl } from "./dsl.js";
+import { fgaModParser, openFgaDsl } from "./dsl.js";
 import {
   checkModelObject,
   checkModelText,
@@ -144,9 +144,9 @@ export function openFgaDslToJson(dsl: string): OpenFgaModelJson {
 }
 
 function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
-  const { errors, transformer, validator } = openFgaDsl();
+  const { errors, transformDSLToJSONObject, validateDSL } = openFgaDsl();
   try {
-    if (validate) validator.validateDSL(dsl);
+    if (validate) validateDSL(dsl);
   } catch (cause) {
     // The validator's own failures are the model's problems. Anything else is the validator crashing: version
     // 0.2.2 throws a TypeError on conditions in a tupleset's types (`define parent: [folder with cond]`), which
@@ -156,7 +156,7 @@ function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
     }
   }
   try {
-    return transformer.transformDSLToJSONObject(dsl) as unknown as OpenFgaModelJson;
+    return transformDSLToJSONObject(dsl) as unknown as OpenFgaModelJson;
   } catch (cause) {
     throw dslError(cause);
   }
@@ -179,10 +179,11 @@ function modulesToJson(input: OpenFgaModules, limits: ModelLimits): OpenFgaModel
   const [modName, modText] = modKeys[0]!;
   if (typeof modText !== "string") throw new NexusError("invalid_model", `${modName} must be text`);
   checkModelText(modText, limits);
-  const { transformer } = openFgaDsl();
-  let mod: ReturnType<typeof transformer.transformModFileToJSON>;
+  const { transformModFileToJSON } = fgaModParser();
+  const { transformModuleFilesToModel } = openFgaDsl();
+  let mod: ReturnType<typeof transformModFileToJSON>;
   try {
-    mod = transformer.transformModFileToJSON(modText);
+    mod = transformModFileToJSON(modText);
   } catch (cause) {
     throw dslError(cause, modName);
   }
@@ -211,7 +212,7 @@ function modulesToJson(input: OpenFgaModules, limits: ModelLimits): OpenFgaModel
     files.push({ name: entry.value, contents });
   }
   try {
-    return transformer.transformModuleFilesToModel(files, mod.schema.value) as unknown as OpenFgaModelJson;
+    return transformModuleFilesToModel(files, mod.schema.value) as unknown as OpenFgaModelJson;
   } catch (cause) {
     throw dslError(cause);
   }

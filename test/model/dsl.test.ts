@@ -70,7 +70,17 @@ describe("the OpenFGA DSL parser, loaded on demand", () => {
     const program = await compileModelAsync(DSL);
     expect(isOpenFgaDslLoaded()).toBe(true);
     expect(program.types.get("doc")?.relations.has("viewer")).toBe(true);
+    // DSL text loads the parser alone: the fga.mod parser (and its YAML library) waits for a modular model.
+    let error: unknown;
+    try {
+      compileModel(MODULES);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isNexusError(error, "not_ready")).toBe(true);
+    expect((error as Error).message).toMatch(/fga\.mod parser.*compileModelAsync.*loadOpenFgaDsl/);
     expect((await compileModelAsync(MODULES)).types.has("doc")).toBe(true);
+    expect(compileModel(MODULES).types.has("doc")).toBe(true);
     // Once loaded, the synchronous compile serves DSL too, and gives the same Program.
     expect(compileModel(DSL)).toEqual(program);
     await loadOpenFgaDsl(); // again: a no-op
