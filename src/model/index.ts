@@ -58,9 +58,11 @@ export async function compileModelAsync(
 function mayNameConditions(model: unknown): boolean {
   let text: string;
   try {
-    text = typeof model === "string" ? model : (JSON.stringify(model) ?? "");
+    // JSON text is read as JSON first: a key may be spelled with escapes (`"\u0063onditions"`).
+    const value = typeof model === "string" && model.trimStart().startsWith("{") ? JSON.parse(model) : model;
+    text = typeof value === "string" ? value : (JSON.stringify(value) ?? "");
   } catch {
-    return false;
+    text = typeof model === "string" ? model : "";
   }
   return /condition|caveat/.test(text);
 }
