@@ -6,6 +6,7 @@
  * graph is already newer is rebuilt from the base rather than answer from another revision).
  */
 
+import { loadConditions } from "../conditions/cel-js.js";
 import type { Program } from "../model/program.js";
 import type { CheckQuery } from "../reference/check.js";
 import { isTooManyStepsError } from "../reference/evaluation.js";
@@ -48,6 +49,10 @@ const MAX_REPLICAS = 8;
 
 export async function checkBatch(payload: CheckTaskPayload): Promise<Uint8Array> {
   await ready();
+  // The CEL runtime loads on demand, per thread: a worker holding a model with conditions loads its own before
+  // the graph is built (building it compiles them for every conditional tuple; without the runtime that failed,
+  // and every query of the batch went back to the caller's reference evaluator).
+  if (payload.program.conditions.size > 0) await loadConditions();
   const { base, revision } = payload;
   let replica = replicas.get(base.id);
   if (replica !== undefined) {
