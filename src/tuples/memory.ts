@@ -167,6 +167,14 @@ export class MemoryTupleStore implements TupleStore, AsyncDisposable {
     return this.#versions.versionCount;
   }
 
+  /**
+   * Tuples in the expiry queue, for tests and metrics: the live ones with an expiry, and ones deleted before
+   * their expiry that the queue has not dropped yet (it does once they are half of it).
+   */
+  get expiringCount(): number {
+    return this.#versions.expiringCount;
+  }
+
   async currentRevision(): Promise<Revision> {
     this.#assertOpen();
     return this.#revision;

@@ -206,14 +206,26 @@ class RelationSlots {
 }
 
 const COLON = 58;
+/** Ended versions the expiry heap holds before it may be compacted (see #endedExpiring). */
+const EXPIRING_COMPACT_AT = 1024;
 
 export class VersionIndex {
   /** tenant → relation → object type → object → versions. */
   readonly #byObject = new Map<string, Map<string, RelationSlots>>();
   /** subjectTenant → user → versions. */
   readonly #bySubject = new Map<string, ShardedMap<Version[]>>();
-  /** Live versions with an expiry, as a binary min-heap on expiresAt. */
-  readonly #expiring: Version[] = [];
+  /**
+   * Versions with an expiry, as a binary min-heap on expiresAt: every live one, and ended ones (deleted or
+   * replaced before they expired) until they reach the top or the heap is compacted.
+   */
+  #expiring: Version[] = [];
+  /**
+   * Ended versions still in #expiring. A stored tuple is its own version, so an ended one left there keeps its
+   * whole tuple alive until its expiry, which may be weeks away: a store granting and revoking long-lived access
+   * would grow without bound. Once they are half the heap (and at least EXPIRING_COMPACT_AT), it is rebuilt
+   * without them, which costs O(n log n) for every n/2 such ends.
+   */
+  #endedExpiring = 0;
   /** Deleted, not yet collected versions, in deletion order. */
   #dead: Version[] = [];
   #deadHead = 0;
@@ -308,6 +320,8 @@ export class VersionIndex {
       if (old !== undefined) {
         this.#liveCount--;
         this.#dead.push(old);
+        // Replaced because it expired: it is still in the expiry heap, ended.
+        this.#endedInExpiring();
         // An expired tuple with the same identity is replaced: its delete is recorded as an expiry.
         log.push(revision, "delete", old, true);
       }
@@ -377,6 +391,7 @@ export class VersionIndex {
     const version = this.#liveVersion(identity);
     if (version === undefined) return undefined;
     this.#end(version, revision);
+    if (version.expiresAt !== undefined) this.#endedInExpiring();
     return version;
   }
 
@@ -389,6 +404,8 @@ export class VersionIndex {
       if (version.revisionDeleted === LIVE) {
         this.#end(version, revision);
         out.push(version);
+      } else {
+        this.#endedExpiring--;
       }
     }
     return out;
@@ -451,7 +468,8 @@ export class VersionIndex {
     this.#forget();
     this.#byObject.clear();
     this.#bySubject.clear();
-    this.#expiring.length = 0;
+    this.#expiring = [];
+    this.#endedExpiring = 0;
     this.#dead = [];
     this.#deadHead = 0;
     this.#liveCount = 0;
@@ -622,6 +640,23 @@ export class VersionIndex {
     if (slot instanceof Bucket && slot.live !== undefined) {
       slot.live.delete(subjectKey(t.tenant, t.subjectTenant, t.user));
     }
+  }
+
+  /** Versions in the expiry heap: live ones with an expiry, and ended ones not yet dropped from it. */
+  get expiringCount(): number {
+    return this.#expiring.length;
+  }
+
+  /** Counts a version ended while in the expiry heap; rebuilds the heap without ended ones when they are half. */
+  #endedInExpiring(): void {
+    this.#endedExpiring++;
+    const heap = this.#expiring;
+    if (this.#endedExpiring < EXPIRING_COMPACT_AT || 2 * this.#endedExpiring < heap.length) return;
+    // An array sorted on the key is a binary min-heap.
+    this.#expiring = heap
+      .filter((v) => v.revisionDeleted === LIVE)
+      .sort((a, b) => a.expiresAt! - b.expiresAt!);
+    this.#endedExpiring = 0;
   }
 
   /** Removes maps that collect() left empty. */

@@ -86,6 +86,35 @@ describe("MemoryTupleStore (beyond the contract, on a controlled clock)", () => 
   });
 });
 
+describe("MemoryTupleStore's expiry queue", () => {
+  it("does not keep tuples revoked before their expiry until it comes, and still expires the rest in order", async () => {
+    let now = 1000;
+    await using store = new MemoryTupleStore({ clock: () => now });
+    const month = 30 * 24 * 3600 * 1000;
+    // Long-lived grants, kept: each expires at its own time.
+    const kept = Array.from({ length: 50 }, (_, i) =>
+      t(`doc:kept${i}`, "user:k", { expiresAt: new Date(10_000 + 100 * (49 - i)) }),
+    );
+    await store.write({ writes: kept, deletes: [] });
+    // Grants and revocations: without compaction every revoked one stayed queued (so held) for a month.
+    for (let i = 0; i < 5000; i++) {
+      const grant = t(`doc:${i}`, "user:a", { expiresAt: new Date(now + month) });
+      await store.write({ writes: [grant], deletes: [] });
+      await store.write({ writes: [], deletes: [grant] });
+    }
+    expect(store.size).toBe(50);
+    expect(store.expiringCount).toBeLessThanOrEqual(50 + 2 * 1024);
+    // The kept ones expire at their times, soonest first, after the compactions.
+    now = 10_000 + 100 * 24;
+    await store.write({ writes: [t("doc:tick", "user:a")], deletes: [] });
+    const expired = (await store.changesAfter((await store.currentRevision()) - 1, 100))
+      .filter((c) => c.expired)
+      .map((c) => c.tuple.object);
+    expect(expired).toEqual(Array.from({ length: 25 }, (_, k) => `doc:kept${49 - k}`));
+    expect(store.size).toBe(26);
+  });
+});
+
 describe("tokens", () => {
   it("round-trip and reject garbage, tampering and other shapes", () => {
     const token = encodeToken("abc123", 42);
