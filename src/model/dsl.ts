@@ -24,8 +24,8 @@ type ModToJson = typeof import("@openfga/syntax-transformer/dist/transformer/mod
 
 /** The DSL parser and validator, and the module-file merger (it needs nothing the parser does not). */
 export interface OpenFgaDsl {
-  readonly transformDSLToJSONObject: DslToJson["transformDSLToJSONObject"];
-  readonly validateDSL: ValidateDsl["validateDSL"];
+  readonly parseDSL: DslToJson["parseDSL"];
+  readonly validateJSON: ValidateDsl["validateJSON"];
   readonly transformModuleFilesToModel: ModulesToModel["transformModuleFilesToModel"];
   readonly errors: typeof import("@openfga/syntax-transformer/dist/errors.js");
 }
@@ -42,8 +42,8 @@ const parser = new OnDemand<OpenFgaDsl>(
       import("@openfga/syntax-transformer/dist/errors.js"),
     ]);
     return {
-      transformDSLToJSONObject: toJson.transformDSLToJSONObject,
-      validateDSL: validate.validateDSL,
+      parseDSL: toJson.parseDSL,
+      validateJSON: validate.validateJSON,
       transformModuleFilesToModel: modules.transformModuleFilesToModel,
       errors,
     };

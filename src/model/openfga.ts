@@ -144,22 +144,30 @@ export function openFgaDslToJson(dsl: string): OpenFgaModelJson {
 }
 
 function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
-  const { errors, transformDSLToJSONObject, validateDSL } = openFgaDsl();
+  const { errors, parseDSL, validateJSON } = openFgaDsl();
+  // One parse serves both steps: the tooling's validateDSL parses the text and checks the model it gets, and its
+  // transformDSLToJSONObject parsed it again for the same model (the ANTLR parse is most of a DSL compile).
+  let model: OpenFgaModelJson;
   try {
-    if (validate) validateDSL(dsl);
+    const { listener, errorListener } = parseDSL(dsl);
+    if (errorListener.errors.length > 0) throw new errors.DSLSyntaxError(errorListener.errors);
+    model = listener.authorizationModel as unknown as OpenFgaModelJson;
+  } catch (cause) {
+    throw dslError(cause);
+  }
+  if (!validate) return model;
+  try {
+    // A copy: the model returned is the parser's own, whatever the validator does with what it is handed.
+    validateJSON(structuredClone(model) as unknown as Parameters<typeof validateJSON>[0], {}, dsl);
   } catch (cause) {
     // The validator's own failures are the model's problems. Anything else is the validator crashing: version
     // 0.2.2 throws a TypeError on conditions in a tupleset's types (`define parent: [folder with cond]`), which
-    // OpenFGA accepts; such models still go through the parser and the shared rules in validate.ts.
+    // OpenFGA accepts; such models still go through the shared rules in validate.ts.
     if (cause instanceof errors.DSLSyntaxError || cause instanceof errors.ModelValidationError) {
       throw dslError(cause);
     }
   }
-  try {
-    return transformDSLToJSONObject(dsl) as unknown as OpenFgaModelJson;
-  } catch (cause) {
-    throw dslError(cause);
-  }
+  return model;
 }
 
 /** An fga.mod is YAML with `schema:` and `contents:` keys, where DSL starts with `model` / `module` / `type`. */
