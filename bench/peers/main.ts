@@ -65,6 +65,26 @@ interface Result {
   stats?: unknown;
 }
 
+/**
+ * Two facts of the machine, measured before the rounds, that move every row from one session to the next: the
+ * first touch of fresh memory (a 4 KiB page's fault; 9.8-10.2 µs on one session's VM, where a load growing the heap
+ * by 40 MB then spends ~100 ms on faults alone) and a fixed loop of integer work (20M multiply-xor steps).
+ */
+function machineFacts(): { firstTouchUsPerPage: number; loopMs: number } {
+  const bytes = 32 * 1024 * 1024;
+  let started = performance.now();
+  const fresh = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i += 4096) fresh[i] = 1;
+  const firstTouchUsPerPage = ((performance.now() - started) * 1000) / (bytes / 4096);
+  started = performance.now();
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 20_000_000; i++) h = Math.imul(h ^ i, 0x01000193);
+  const loopMs = performance.now() - started;
+  // The loop's result is used, so it cannot be dropped as dead code.
+  if (h === fresh.length) console.error("");
+  return { firstTouchUsPerPage, loopMs };
+}
+const machine = machineFacts();
 const loadBefore = loadavg();
 /** rounds[i][j]: round i's result of peers[j] (the walker first). */
 const rounds: Result[][] = [];
@@ -247,7 +267,8 @@ console.log(table.join("\n"));
 console.log(
   `\nratios are walker ÷ peer (above 1×: faster or smaller than the walker); every peer's answers equal the walker's` +
     ` (${walker.single.answers.length} checks, ${walker.folders.answers.length} folders, ${walker.bulks.answers.length} bulks of 1,000, ${listed.length} listings; slow peers a prefix).` +
-    `\nload average before / after: ${loadBefore.map((x) => x.toFixed(2)).join(" ")} / ${loadAfter.map((x) => x.toFixed(2)).join(" ")}; node ${process.version}`,
+    `\nload average before / after: ${loadBefore.map((x) => x.toFixed(2)).join(" ")} / ${loadAfter.map((x) => x.toFixed(2)).join(" ")}; node ${process.version}` +
+    `; machine: first touch of memory ${machine.firstTouchUsPerPage.toFixed(2)} µs a 4 KiB page, integer loop ${machine.loopMs.toFixed(1)} ms`,
 );
 const nexus = results.find((r) => r.peer === "nexus-fast");
 if (nexus?.stats !== undefined)
@@ -257,5 +278,5 @@ const out = join(root, "bench", "results");
 mkdirSync(out, { recursive: true });
 writeFileSync(
   join(out, `peers-${sizeName}${warmProcess ? "-warm" : ""}.json`),
-  `${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, runs, table, results: rounds.flat().map(({ single, folders, bulks, lists, ...r }) => ({ ...r, single: { first: single.first, second: single.second }, folders: { first: folders.first, second: folders.second }, bulks: { first: bulks.first, second: bulks.second }, lists: lists && { first: lists.first, second: lists.second, answers: lists.answers } })) }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, machine, runs, table, results: rounds.flat().map(({ single, folders, bulks, lists, ...r }) => ({ ...r, single: { first: single.first, second: single.second }, folders: { first: folders.first, second: folders.second }, bulks: { first: bulks.first, second: bulks.second }, lists: lists && { first: lists.first, second: lists.second, answers: lists.answers } })) }, null, 2)}\n`,
 );
