@@ -144,6 +144,7 @@ export function openFgaDslToJson(dsl: string): OpenFgaModelJson {
 }
 
 function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
+  checkToolingNames(dsl);
   const { errors, parseDSL, validateJSON } = openFgaDsl();
   // One parse serves both steps: the tooling's validateDSL parses the text and checks the model it gets, and its
   // transformDSLToJSONObject parsed it again for the same model (the ANTLR parse is most of a DSL compile).
@@ -168,6 +169,40 @@ function dslToJson(dsl: string, validate: boolean): OpenFgaModelJson {
     }
   }
   return model;
+}
+
+/**
+ * The names of Object.prototype's own properties (`__proto__`, `constructor`, `toString`, ...). OpenFGA's DSL tooling
+ * keeps types, relations, conditions and parameters as keys of plain objects: under such a name its validator
+ * wrote to JavaScript's built-in objects (`type __proto__` with a relation `viewer` set Object.prototype.viewer
+ * for the whole process, and every later model defining `viewer` was refused), and its parser dropped a relation
+ * named `__proto__`. OpenFGA itself allows them; here a DSL model naming one is refused before the tooling sees it.
+ * (JSON models do not go through the tooling.)
+ */
+const TOOLING_UNSAFE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+/** A name in DSL text: a run of characters other than whitespace and the DSL's punctuation. */
+const DSL_NAME = /[^\s[\],:#(){}|]+/g;
+
+/**
+ * Refuses DSL text (or a module file's) that uses one of TOOLING_UNSAFE_NAMES as a whole name, outside comments.
+ * @throws NexusError "invalid_model" naming it and its line.
+ */
+function checkToolingNames(text: string, file?: string): void {
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    // Comments as the tooling strips them: a line starting with `#`, or ` #` and what follows.
+    if (line.trimStart().startsWith("#")) continue;
+    const code = line.split(" #")[0]!;
+    for (const [name] of code.matchAll(DSL_NAME)) {
+      if (!TOOLING_UNSAFE_NAMES.has(name)) continue;
+      throw new NexusError(
+        "invalid_model",
+        `${file === undefined ? "" : `${file} `}line ${i + 1}: '${name}' cannot be a name in OpenFGA DSL here: OpenFGA's DSL tooling keeps names as keys of plain JavaScript objects, where '${name}' is a built-in property; rename it (or give the model as JSON)`,
+        { name, line: i + 1, ...(file === undefined ? {} : { file }) },
+      );
+    }
+  }
 }
 
 /** An fga.mod is YAML with `schema:` and `contents:` keys, where DSL starts with `model` / `module` / `type`. */
@@ -217,6 +252,7 @@ function modulesToJson(input: OpenFgaModules, limits: ModelLimits): OpenFgaModel
       );
     }
     checkModelText(contents, limits);
+    checkToolingNames(contents, name);
     files.push({ name: entry.value, contents });
   }
   try {
