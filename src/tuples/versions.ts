@@ -652,7 +652,9 @@ export class VersionIndex {
     this.#endedExpiring++;
     const heap = this.#expiring;
     if (this.#endedExpiring < EXPIRING_COMPACT_AT || 2 * this.#endedExpiring < heap.length) return;
-    // An array sorted on the key is a binary min-heap.
+    // An array sorted on the key is a binary min-heap. Only ended versions go: this runs inside applyWrite, after
+    // its staging was cleared, so no version ended here can be made live again by a rollback (one that could
+    // would then never expire).
     this.#expiring = heap
       .filter((v) => v.revisionDeleted === LIVE)
       .sort((a, b) => a.expiresAt! - b.expiresAt!);
