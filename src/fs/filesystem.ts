@@ -203,20 +203,24 @@ export class FileSystem implements AsyncDisposable {
   async stat(caller: Caller, path: string, options: TargetOptions = {}): Promise<FileStat> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    const stat = this.#tree(tenant).stat(p);
-    // A directory a listing shows (it, or anything below it, is readable) can be stat-ed too.
-    if (stat?.isDirectory && (await this.#checks.mayTraverse(c, tenant, p))) return stat;
-    await this.#checks.require(c, "read", tenant, p);
-    if (stat === undefined) throw notFound(tenant, p);
-    return stat;
+    return this.#unchanged(async () => {
+      const stat = this.#tree(tenant).stat(p);
+      // A directory a listing shows (it, or anything below it, is readable) can be stat-ed too.
+      if (stat?.isDirectory && (await this.#checks.mayTraverse(c, tenant, p))) return stat;
+      await this.#checks.require(c, "read", tenant, p);
+      if (stat === undefined) throw notFound(tenant, p);
+      return stat;
+    });
   }
 
   /** Whether the entry exists and the caller may read it (false for both "no" and "not there"). */
   async exists(caller: Caller, path: string, options: TargetOptions = {}): Promise<boolean> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    if (this.#tree(tenant).kindOf(p) === undefined) return false;
-    return this.#checks.allowed(c, "read", tenant, p);
+    return this.#unchanged(async () => {
+      if (this.#tree(tenant).kindOf(p) === undefined) return false;
+      return this.#checks.allowed(c, "read", tenant, p);
+    });
   }
 
   /** The file's content (a given `version`, default the current one). */
@@ -227,8 +231,10 @@ export class FileSystem implements AsyncDisposable {
   ): Promise<Uint8Array> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    await this.#checks.require(c, "read", tenant, p);
-    const hash = this.#contentHash(tenant, p, options.version);
+    const hash = await this.#unchanged(async () => {
+      await this.#checks.require(c, "read", tenant, p);
+      return this.#contentHash(tenant, p, options.version);
+    });
     return this.#store.get(hash);
   }
 
@@ -240,10 +246,13 @@ export class FileSystem implements AsyncDisposable {
   ): Promise<{ stat: FileStat; bytes: Uint8Array }> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    await this.#checks.require(c, "read", tenant, p);
-    const stat = this.#tree(tenant).stat(p);
-    if (stat === undefined) throw notFound(tenant, p);
-    if (stat.isDirectory) throw new NexusError("is_a_directory", `${p} is a directory`, { path: p });
+    const stat = await this.#unchanged(async () => {
+      await this.#checks.require(c, "read", tenant, p);
+      const stat = this.#tree(tenant).stat(p);
+      if (stat === undefined) throw notFound(tenant, p);
+      if (stat.isDirectory) throw new NexusError("is_a_directory", `${p} is a directory`, { path: p });
+      return stat;
+    });
     return { stat, bytes: await this.#store.get(stat.hash!) };
   }
 
@@ -256,37 +265,41 @@ export class FileSystem implements AsyncDisposable {
   async versions(caller: Caller, path: string, options: TargetOptions = {}): Promise<Version[]> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    await this.#checks.require(c, "read", tenant, p);
-    const tree = this.#tree(tenant);
-    const kind = tree.kindOf(p);
-    if (kind === undefined) throw notFound(tenant, p);
-    if (kind === "directory") throw new NexusError("is_a_directory", `${p} is a directory`, { path: p });
-    return [...tree.versions(p)];
+    return this.#unchanged(async () => {
+      await this.#checks.require(c, "read", tenant, p);
+      const tree = this.#tree(tenant);
+      const kind = tree.kindOf(p);
+      if (kind === undefined) throw notFound(tenant, p);
+      if (kind === "directory") throw new NexusError("is_a_directory", `${p} is a directory`, { path: p });
+      return [...tree.versions(p)];
+    });
   }
 
   /** The entries of a directory the caller may see, sorted by name. */
   async list(caller: Caller, path: string, options: TargetOptions = {}): Promise<DirEntry[]> {
     const c = callerOf(caller);
     const { tenant, p } = this.#target(c, path, options);
-    const tree = this.#tree(tenant);
-    const kind = tree.kindOf(p);
-    // Without traverse on the directory, it may still be listed when anything below it is readable; the
-    // entries' own filter answers that (a directory shows when anything below it is readable), so no second
-    // filter over everything below is needed.
-    const traversable = await this.#checks.allowed(c, this.#checks.traverse, tenant, p);
-    if (!traversable && kind !== "directory") throw denied(c, "list", tenant, p);
-    if (kind === undefined) throw notFound(tenant, p);
-    if (kind === "file") throw new NexusError("not_a_directory", `${p} is a file`, { path: p });
-    const listing = tree.listing(p);
-    const visible = await this.#checks.visible(c, tenant, listing);
-    if (!traversable && visible.length === 0) throw denied(c, "list", tenant, p);
-    const out: DirEntry[] = [];
-    for (const i of visible) {
-      const entry = listing.entries[i]!;
-      // A subdirectory's mtime moves with its own entries, which do not refresh this listing: read it now.
-      out.push(entry.isDirectory ? { ...entry, mtime: tree.entry(entry.path)!.mtime } : entry);
-    }
-    return out;
+    return this.#unchanged(async () => {
+      const tree = this.#tree(tenant);
+      const kind = tree.kindOf(p);
+      // Without traverse on the directory, it may still be listed when anything below it is readable; the
+      // entries' own filter answers that (a directory shows when anything below it is readable), so no second
+      // filter over everything below is needed.
+      const traversable = await this.#checks.allowed(c, this.#checks.traverse, tenant, p);
+      if (!traversable && kind !== "directory") throw denied(c, "list", tenant, p);
+      if (kind === undefined) throw notFound(tenant, p);
+      if (kind === "file") throw new NexusError("not_a_directory", `${p} is a file`, { path: p });
+      const listing = tree.listing(p);
+      const visible = await this.#checks.visible(c, tenant, listing);
+      if (!traversable && visible.length === 0) throw denied(c, "list", tenant, p);
+      const out: DirEntry[] = [];
+      for (const i of visible) {
+        const entry = listing.entries[i]!;
+        // A subdirectory's mtime moves with its own entries, which do not refresh this listing: read it now.
+        out.push(entry.isDirectory ? { ...entry, mtime: tree.entry(entry.path)!.mtime } : entry);
+      }
+      return out;
+    });
   }
 
   /**
@@ -310,11 +323,13 @@ export class FileSystem implements AsyncDisposable {
       literal.push(part);
     }
     const base = literal.length === 0 ? "/" : `/${literal.join("/")}`;
-    const tree = this.#tree(tenant);
-    if (!(await this.#checks.mayTraverse(c, tenant, base))) throw denied(c, "glob", tenant, base);
-    if (tree.kindOf(base) !== "directory") return [];
-    const candidates = tree.descendants(base).filter((path) => matcher.test(path));
-    return this.#checks.readable(c, tenant, candidates);
+    return this.#unchanged(async () => {
+      const tree = this.#tree(tenant);
+      if (!(await this.#checks.mayTraverse(c, tenant, base))) throw denied(c, "glob", tenant, base);
+      if (tree.kindOf(base) !== "directory") return [];
+      const candidates = tree.descendants(base).filter((path) => matcher.test(path));
+      return this.#checks.readable(c, tenant, candidates);
+    });
   }
 
   // ---- writes --------------------------------------------------------------------------------------------------
@@ -645,6 +660,32 @@ export class FileSystem implements AsyncDisposable {
     if (kind === undefined) await this.#mutations.create(c, tenant, commit, [staged]);
     else await this.#mutations.run(tenant, commit, { staged });
     return tree.stat(p)!;
+  }
+
+  /**
+   * Runs a read's checks and tree lookups so that they see one state: reads do not wait for the mutation lock,
+   * and a mutation changes tuples and tree one after the other (a rename over a file could otherwise hand a
+   * caller, checked against the old file, the new one's content). Runs `work` again when a mutation started or
+   * was running meanwhile, and under the lock when mutations keep coming.
+   */
+  async #unchanged<T>(work: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const before = this.#mutations.changes;
+      if (before % 2 === 1) {
+        await this.#mutations.settled();
+        continue;
+      }
+      let result: { value: T } | { error: unknown };
+      try {
+        result = { value: await work() };
+      } catch (error) {
+        result = { error };
+      }
+      if (this.#mutations.changes !== before) continue;
+      if ("error" in result) throw result.error;
+      return result.value;
+    }
+    return this.#mutations.exclusive(work);
   }
 
   #target(c: Required<Caller>, path: string, options: TargetOptions): { tenant: string; p: string } {

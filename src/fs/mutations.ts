@@ -71,6 +71,9 @@ export class MutationLog {
   #seq: number;
   #token: string | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Odd while a run() is changing tuples or trees, bumped at its start and end (see `changes`). */
+  #changes = 0;
+  #running: Promise<void> = Promise.resolve();
 
   constructor(parts: MutationLogParts) {
     this.#engine = parts.engine;
@@ -92,6 +95,19 @@ export class MutationLog {
   /** The token of the filesystem's last tuple write (undefined before its first). */
   get token(): string | undefined {
     return this.#token;
+  }
+
+  /**
+   * A count that moves when a run() starts and when it ends, odd in between (its tuples and its tree do not
+   * agree then). A read that saw the same even count before and after its checks saw no mutation half done.
+   */
+  get changes(): number {
+    return this.#changes;
+  }
+
+  /** Settles when the run() in progress (if any) has ended. */
+  settled(): Promise<void> {
+    return this.#running;
   }
 
   /** Settles once the mutations queued so far have run. */
@@ -127,6 +143,28 @@ export class MutationLog {
    * effects after the commit, end.
    */
   async run(
+    tenant: string,
+    commit: CommitOp,
+    effects: {
+      staged?: Staged | undefined;
+      before?: { wrote: TupleKey[]; deleted: TupleKey[] };
+      deleteAfter?: TupleKey[];
+    },
+  ): Promise<void> {
+    let ended!: () => void;
+    this.#running = new Promise((resolve) => {
+      ended = resolve;
+    });
+    this.#changes++;
+    try {
+      await this.#run(tenant, commit, effects);
+    } finally {
+      this.#changes++;
+      ended();
+    }
+  }
+
+  async #run(
     tenant: string,
     commit: CommitOp,
     effects: {

@@ -3,9 +3,10 @@
  * and who may not, on real files in a temporary directory, through a real engine on the Nexus preset.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Engine } from "../../src/engine/engine.js";
-import type { FileSystem } from "../../src/fs/filesystem.js";
+import { createEngine, type Engine } from "../../src/engine/engine.js";
+import type { FileSystem, FsSession } from "../../src/fs/filesystem.js";
 import { openFileSystem } from "../../src/fs/open.js";
+import { nexusFilesystemModel } from "../../src/model/preset.js";
 import { ALICE, BOB, CAROL, DAVE, tempDir, text, twoTenants } from "./helpers.js";
 
 let dir: string;
@@ -428,4 +429,106 @@ describe("on the embedded default (its own engine and durable tuple store)", () 
       done();
     }
   });
+});
+
+describe("reads racing a rename over the file", () => {
+  /**
+   * The same engine, whose answers to bob's checks (`lagChecks`) or to the filesystem's tuple writes
+   * (`lagWrites`) arrive 100 ms late, as a remote or busy engine's would: the writes are applied at once.
+   */
+  async function laggy() {
+    const { dir: d, cleanup: done } = tempDir();
+    const real = await createEngine({ model: nexusFilesystemModel });
+    const lag = { checks: false, writes: false };
+    const later = () => new Promise((r) => setTimeout(r, 100));
+    const slow = new Proxy(real, {
+      get(target, key) {
+        if (key === "check")
+          return async (req: Parameters<Engine["check"]>[0]) => {
+            const allowed = await target.check(req);
+            if (lag.checks && req.user === BOB.user) await later();
+            return allowed;
+          };
+        if (key === "write")
+          return async (req: Parameters<Engine["write"]>[0]) => {
+            const written = await target.write(req);
+            if (lag.writes) await later();
+            return written;
+          };
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const fs2 = await openFileSystem({ dir: d, engine: slow });
+    await fs2.initTenant({ tenant: "acme", owners: [ALICE.user] });
+    const alice = fs2.as(ALICE);
+    await alice.mkdir("/docs");
+    await alice.write("/docs/public.txt", "public");
+    await alice.write("/docs/secret.txt", "TOP SECRET");
+    await alice.share("/docs/public.txt", { user: BOB.user, relation: "viewer" });
+    const close = async () => {
+      await fs2.close();
+      await real.close();
+      done();
+    };
+    return { fs2, lag, close, secret: (await alice.stat("/docs/secret.txt")).hash! };
+  }
+
+  /** What a read answered, or the code it was refused with. */
+  const outcome = (p: Promise<unknown>) =>
+    p.then(
+      (got) => String(got),
+      (e: { code?: string }) => e.code ?? String(e),
+    );
+
+  const reads = {
+    read: (s: FsSession, p: string) => s.readText(p),
+    readWithStat: async (s: FsSession, p: string) => {
+      const { stat, bytes } = await s.fs.readWithStat(s.caller, p);
+      return `${text(bytes)} ${stat.hash}`;
+    },
+    stat: async (s: FsSession, p: string) => (await s.stat(p)).hash,
+    versions: async (s: FsSession, p: string) => (await s.versions(p)).map((v) => v.hash).join(),
+    list: async (s: FsSession) => (await s.list("/docs")).map((e) => `${e.name} ${e.hash}`).join(),
+  };
+
+  for (const [name, op] of Object.entries(reads)) {
+    it(`${name}: a check answered before the rename does not hand out the file that replaced it`, async () => {
+      const { fs2, lag, close, secret } = await laggy();
+      try {
+        const bob = fs2.as(BOB);
+        lag.checks = true;
+        const reading = outcome(op(bob, "/docs/public.txt"));
+        await new Promise((r) => setTimeout(r, 10));
+        await fs2.rename(ALICE, "/docs/secret.txt", "/docs/public.txt");
+        const got = await reading;
+        lag.checks = false;
+        // Either the state before the rename or a refusal (bob may not read what is there now); never the secret.
+        expect(got).not.toMatch(/TOP SECRET/);
+        expect(got).not.toContain(secret);
+        expect(await code(bob.read("/docs/public.txt"))).toBe("permission_denied");
+      } finally {
+        await close();
+      }
+    });
+
+    it(`${name}: tuples moved ahead of the tree do not open the old file`, async () => {
+      const { fs2, lag, close, secret } = await laggy();
+      try {
+        const bob = fs2.as(BOB);
+        // Bob's grant moves onto secret.txt's path before the tree says what is there now.
+        lag.writes = true;
+        const renaming = fs2.rename(ALICE, "/docs/public.txt", "/docs/secret.txt");
+        await new Promise((r) => setTimeout(r, 30));
+        const got = await outcome(op(bob, "/docs/secret.txt"));
+        await renaming;
+        lag.writes = false;
+        expect(got).not.toMatch(/TOP SECRET/);
+        expect(got).not.toContain(secret);
+        expect(await bob.readText("/docs/secret.txt")).toBe("public");
+      } finally {
+        await close();
+      }
+    });
+  }
 });
