@@ -17,6 +17,8 @@ export class LogSegment {
   /** The fdatasync running now, if any, and whether bytes were appended since it started. */
   #syncing: Promise<void> | undefined;
   #dirty = false;
+  /** The first fdatasync failure: sticky (see sync()). */
+  #failed: Error | undefined;
 
   private constructor(number: number, path: string, fd: number, size: number) {
     this.number = number;
@@ -82,30 +84,41 @@ export class LogSegment {
     this.#dirty = true;
   }
 
-  /** Makes every byte appended before the call durable. */
+  /**
+   * Makes every byte appended before the call durable. After one fdatasync failed, every later one fails too:
+   * the kernel reports a writeback error once and may have dropped the pages, so a later fdatasync returning 0
+   * proves nothing about the bytes appended before it.
+   */
   async sync(): Promise<void> {
     // A sync already running may have started before the latest append: wait for it, then sync again.
-    while (this.#syncing !== undefined) await this.#syncing.catch(() => {});
+    while (this.#syncing !== undefined) await this.#syncing;
+    if (this.#failed !== undefined) throw this.#failed;
     if (!this.#dirty || this.#closed) return;
     this.#dirty = false;
     const run = syncData(this.#fd).catch((error: unknown) => {
-      this.#dirty = true;
-      throw ioError(error, "cannot sync log segment", this.path);
+      this.#failed = ioError(error, "cannot sync log segment", this.path);
+      throw this.#failed;
     });
-    this.#syncing = run.finally(() => {
+    // Settles without rejecting: the caller handles `run`, and the waiters above see #failed.
+    this.#syncing = run.then(
+      () => {},
+      () => {},
+    );
+    try {
+      await run;
+    } finally {
       this.#syncing = undefined;
-    });
-    await run;
+    }
   }
 
-  /** Syncs what is pending and closes the file. */
+  /** Syncs what is pending (unless a sync failed already: that was reported) and closes the file. */
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
-      await this.sync();
+      if (this.#failed === undefined) await this.sync();
     } finally {
       this.#closed = true;
-      while (this.#syncing !== undefined) await this.#syncing.catch(() => {});
+      while (this.#syncing !== undefined) await this.#syncing;
       await closeFile(this.#fd);
     }
   }

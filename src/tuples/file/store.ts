@@ -167,7 +167,11 @@ export class FileTupleStore implements TupleStore, AsyncDisposable {
     this.#memory = memory;
     this.#lock = lock;
     this.#crc = crc;
-    this.#syncer = new GroupSync(() => this.#segment!.sync());
+    // A round after the store failed fails too: its fdatasync could not vouch for the records before it.
+    this.#syncer = new GroupSync(async () => {
+      this.#assertHealthy();
+      await this.#segment!.sync();
+    });
     this.models = new LoggedModelVersions(settings.clock, (mint) => this.#addModel(mint));
   }
 
