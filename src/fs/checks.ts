@@ -40,52 +40,48 @@ export class PermissionChecks {
   /**
    * What of an event one caller may see, judged when it is delivered:
    * - created, written: the caller may read the path;
-   * - removed: the caller may read its directory, or had a grant on the entry itself (`grantees`);
+   * - removed: the caller may read its directory, or had a grant on the entry itself (`grantees`: the caller,
+   *   or a wildcard of its type such as `user:*`, from its tenant);
    * - renamed: the caller may read the new path, or the old path's directory;
-   * - permission: the change names the caller, or the caller may read the path; a change whose subject is a
-   *   group or a userset (it may reach the caller through a membership) or that has no path is passed on
-   *   redacted, as "something changed" in that tenant (a client drops its caches), naming neither path nor
-   *   subject, to callers of that tenant and to callers of other tenants who hold a grant there (no one else
-   *   learns that the tenant changed).
-   * Anything else is hidden. `grantees` never leaves here.
+   * - permission: the change names the caller (or a wildcard of its type), or the caller may read the path.
+   * A change whose subject is a group, a userset or another wildcard (it may reach the caller through a
+   * membership), a removed entry such a subject had a grant on, and a change with no path are passed on
+   * redacted, as "something changed" in that tenant (a client drops its caches), naming neither path nor
+   * subject, to callers of that tenant and to callers of other tenants who hold a grant there (no one else
+   * learns that the tenant changed). Anything else is hidden. `grantees` never leaves here.
    */
   async visibleTo(c: Required<Caller>, e: FsEvent): Promise<FsEvent | undefined> {
     if (this.#closed()) return undefined;
     const may = async (path: string | undefined) =>
       path !== undefined && (await this.allowed(c, "read", e.tenant, path).catch(() => false));
+    const redacted = async (): Promise<FsEvent | undefined> =>
+      c.tenant === e.tenant || (await this.#holdsGrantIn(c, e.tenant))
+        ? { token: e.token, kind: "permission", tenant: e.tenant }
+        : undefined;
     switch (e.kind) {
       case "created":
       case "written":
         return (await may(e.path)) ? e : undefined;
       case "removed": {
         const { grantees, ...rest } = e;
-        const named = grantees?.some(
-          (g) => g === `${c.tenant}/${c.user}` || (g === c.user && c.tenant === e.tenant),
-        );
-        return named || (await may(parentOf(e.path!))) ? rest : undefined;
+        const reach = (grantees ?? []).map((g) => {
+          // A grantee from another tenant is written `tenant/user` (a subject has no / before its type's colon).
+          const slash = g.indexOf("/");
+          const across = slash >= 0 && slash < g.indexOf(":");
+          return reaches(c, across ? g.slice(slash + 1) : g, across ? g.slice(0, slash) : e.tenant);
+        });
+        if (reach.includes("named") || (await may(parentOf(e.path!)))) return rest;
+        return reach.includes("maybe") ? redacted() : undefined;
       }
       case "renamed":
         return (await may(e.path)) || (await may(parentOf(e.from!))) ? e : undefined;
       case "permission": {
         const change = e.change;
-        if (
-          change !== undefined &&
-          change.user === c.user &&
-          (change.subjectTenant ?? e.tenant) === c.tenant
-        ) {
-          return e;
-        }
+        const reach =
+          change === undefined ? "maybe" : reaches(c, change.user, change.subjectTenant ?? e.tenant);
+        if (reach === "named") return e;
         if (await may(e.path)) return e;
-        if (
-          change === undefined ||
-          e.path === undefined ||
-          change.user.includes("#") ||
-          change.user.startsWith("group:")
-        ) {
-          const redacted: FsEvent = { token: e.token, kind: "permission", tenant: e.tenant };
-          return c.tenant === e.tenant || (await this.#holdsGrantIn(c, e.tenant)) ? redacted : undefined;
-        }
-        return undefined;
+        return reach === "maybe" || e.path === undefined ? redacted() : undefined;
       }
       default:
         return undefined;
@@ -241,4 +237,17 @@ export class PermissionChecks {
     for (let i = 0; i < visible.length; i++) if (visible[i] === 1) out.push(i);
     return out;
   }
+}
+
+/**
+ * Whether a tuple's subject (`user`, of `subjectTenant`) is caller `c` or a wildcard of its type ("named"), may
+ * reach it through a membership or another wildcard ("maybe"), or never does ("no").
+ */
+function reaches(c: Required<Caller>, user: string, subjectTenant: string): "named" | "maybe" | "no" {
+  if (user.includes("#") || user.startsWith("group:")) return "maybe";
+  if (subjectTenant === c.tenant) {
+    if (user === c.user) return "named";
+    if (user === `${c.user.slice(0, c.user.indexOf(":"))}:*`) return "named";
+  }
+  return user.endsWith(":*") ? "maybe" : "no";
 }

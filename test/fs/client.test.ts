@@ -179,6 +179,43 @@ describe("push invalidation, two users in two tenants", () => {
     for (const c of [bob, carol, dave]) await c.close();
   });
 
+  it("drops cached reads a revoked wildcard (user:*) grant, or the removal of a public or group-shared file, ends", async () => {
+    ({ fs, engine } = await twoTenants(dir));
+    const alice = fs.as(ALICE);
+    await alice.mkdir("/docs");
+    for (const name of ["a", "b", "c"]) await alice.write(`/docs/${name}.txt`, name);
+    await engine.write({
+      writes: [{ user: BOB.user, relation: "member", object: "group:eng", tenant: "acme" }],
+    });
+    await alice.share("/docs/a.txt", { user: "user:*", relation: "viewer" });
+    await alice.share("/docs/b.txt", { user: "user:*", relation: "viewer" });
+    await alice.share("/docs/c.txt", { user: "group:eng#member", relation: "viewer" });
+    const bob = new FsClient(fs, BOB);
+    const dave = fs.watch({ caller: DAVE });
+    try {
+      for (const name of ["a", "b", "c"]) expect(await bob.readText(`/docs/${name}.txt`)).toBe(name);
+      // Bob may not read /docs: none of these events reaches him through his directory.
+      await alice.unshare("/docs/a.txt", { user: "user:*", relation: "viewer" });
+      await bob.synced();
+      expect(await outcome(bob.read("/docs/a.txt"))).toBe("permission_denied");
+      await alice.remove("/docs/b.txt");
+      await bob.synced();
+      expect(await outcome(bob.read("/docs/b.txt"))).toBe("permission_denied");
+      await alice.remove("/docs/c.txt");
+      await bob.synced();
+      expect(await outcome(bob.read("/docs/c.txt"))).toBe("permission_denied");
+      // Dave, of another tenant with no grant in acme, learns nothing of it: his first event is his own.
+      await fs.as(CAROL).write("/dave.txt", "d");
+      await fs.as(CAROL).share("/dave.txt", { user: DAVE.user, relation: "viewer" });
+      let seen = await dave.next();
+      while (seen.value?.kind === "position") seen = await dave.next();
+      expect(seen.value).toMatchObject({ tenant: "globex", path: "/dave.txt" });
+    } finally {
+      await dave.return();
+      await bob.close();
+    }
+  });
+
   it("leaves nothing running after close", async () => {
     const before = process.getActiveResourcesInfo().length;
     ({ fs, engine } = await twoTenants(dir));
