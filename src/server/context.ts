@@ -103,6 +103,8 @@ export class ServerContext {
   readonly #modelsById = new Map<string, StoredModel>();
   /** Per store, its newest model (every model is written through this server, which updates it). */
   readonly #latest = new Map<string, StoredModel>();
+  /** Counts model writes and forgets: a latest-model lookup that overlapped one may have read an older model. */
+  #modelChanges = 0;
   /** Revision -> commit time, found by bisecting store.revisionAt (commit times never change). */
   readonly #commitTimes = new Map<Revision, number>();
   /** The one change feed every watch stream of this server follows (opened at the first watch). */
@@ -169,6 +171,7 @@ export class ServerContext {
     }
     let latest = this.#latest.get(storeId);
     if (latest === undefined) {
+      const changes = this.#modelChanges;
       latest = await this.models.latest(storeId);
       if (latest === undefined) {
         throw new ApiError(
@@ -177,13 +180,15 @@ export class ServerContext {
           `store ${storeId} has no authorization model; write one first`,
         );
       }
-      this.#latest.set(storeId, latest);
+      // A model written (or a peer's write forgotten) while the store was asked may be newer than its answer.
+      if (this.#modelChanges === changes) this.#latest.set(storeId, latest);
     }
     return latest;
   }
 
   /** Records a model just written, so it is the store's latest. */
   modelWritten(model: StoredModel): void {
+    this.#modelChanges++;
     this.#modelsById.set(model.id, model);
     this.#latest.set(model.tenant, model);
   }
@@ -210,8 +215,9 @@ export class ServerContext {
     return consistencyIn(value, this.engines.knows(modelId, floor.revision) ? undefined : floor.token);
   }
 
-  /** Forgets a deleted store's floor and latest model. */
+  /** Forgets a store's floor and latest model (the store was deleted, or changed by another cluster member). */
   forget(storeId: string): void {
+    this.#modelChanges++;
     this.#floors.delete(storeId);
     this.#latest.delete(storeId);
   }

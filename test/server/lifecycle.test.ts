@@ -13,6 +13,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { HttpFileSystem } from "../../src/fs/http.js";
+import { MemoryTupleStore } from "../../src/tuples/memory.js";
+import { IndexedModelVersions } from "../../src/tuples/models.js";
 import { clientFor, modelJson, startTestServer } from "./helpers.js";
 
 const MODEL = modelJson(`model
@@ -97,6 +99,100 @@ describe("close", () => {
     await closing;
     await server.close();
     expect(server.closed).toBe(true);
+  });
+});
+
+describe("close during a request", () => {
+  it("a watch request still starting when shutdown begins ends with it, not at the request time limit", async () => {
+    const store = new MemoryTupleStore();
+    const server = await startTestServer({ store });
+    try {
+      const storeId = (await clientFor(server).createStore({ name: "watch-close" })).id;
+      // The watch's first step (the current revision) waits until close() has begun.
+      const original = store.currentRevision.bind(store);
+      let asked!: () => void;
+      const askedNow = new Promise<void>((r) => (asked = r));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      store.currentRevision = async () => {
+        asked();
+        await gate;
+        return original();
+      };
+      const watch = fetch(`${server.url}/stores/${storeId}/watch`).then(async (r) => {
+        await r.text();
+        return r.status;
+      });
+      await askedNow;
+      const started = performance.now();
+      const closing = server.close();
+      await new Promise((r) => setTimeout(r, 50));
+      release();
+      await closing;
+      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(await watch).toBe(200);
+    } finally {
+      await server.close();
+      await store.close();
+    }
+  });
+});
+
+describe("the latest model after a restart", () => {
+  const dir = mkdtempSync(join(tmpdir(), "nexus-latest-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a model written while the first latest-model lookup waits stays the latest", async () => {
+    const first = await startTestServer({ data: dir });
+    const storeId = (await clientFor(first).createStore({ name: "latest" })).id;
+    const before = clientFor(first, { storeId });
+    await before.writeAuthorizationModel(
+      modelJson(
+        "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define owner: [user]\n    define viewer: [user]",
+      ),
+    );
+    await before.writeTuples([{ user: "user:anne", relation: "owner", object: "doc:1" }]);
+    await first.close();
+
+    // Restarted: nothing cached, so a check without a model id asks the store for its newest model (a PostgreSQL
+    // round trip on that store), and that answer comes back only after a newer model was written.
+    const latest = IndexedModelVersions.prototype.latest;
+    let asked!: () => void;
+    const askedNow = new Promise<void>((r) => (asked = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    IndexedModelVersions.prototype.latest = async function (this: IndexedModelVersions, tenant: string) {
+      const found = await latest.call(this, tenant);
+      asked();
+      await gate;
+      return found;
+    };
+    const server = await startTestServer({ data: dir });
+    try {
+      const client = clientFor(server, { storeId });
+      const question = { user: "user:anne", relation: "viewer", object: "doc:1" };
+      const racing = client.check(question);
+      await askedNow;
+      const m2 = await client.writeAuthorizationModel(
+        modelJson(
+          "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define owner: [user]\n    define viewer: [user] or owner",
+        ),
+      );
+      release();
+      // Asked before M2 was written: either answer is right for it.
+      await racing;
+      IndexedModelVersions.prototype.latest = latest;
+      expect((await client.check(question)).allowed).toBe(true);
+      expect(
+        (await client.check(question, { authorizationModelId: m2.authorization_model_id })).allowed,
+      ).toBe(true);
+      expect((await client.readLatestAuthorizationModel()).authorization_model?.id).toBe(
+        m2.authorization_model_id,
+      );
+    } finally {
+      IndexedModelVersions.prototype.latest = latest;
+      await server.close();
+    }
   });
 });
 

@@ -30,6 +30,8 @@ export function watchRoutes(app: FastifyInstance, ctx: ServerContext): void {
     await ctx.store.changesAfter(after, 0);
     const stop = new AbortController();
     const end = (): void => stop.abort();
+    // Shutdown may have begun during the awaits above: a listener added now would never fire.
+    if (ctx.closing.signal.aborted) end();
     ctx.closing.signal.addEventListener("abort", end, { once: true });
     reply.raw.on("close", end);
     async function* lines(): AsyncGenerator<string> {
