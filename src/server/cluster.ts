@@ -19,8 +19,9 @@ import type { ClusterNode } from "../cluster/node.js";
 import type { Lookup } from "../cluster/shared-cache.js";
 import type { ServerContext } from "./context.js";
 import { ApiError } from "./errors.js";
-import type { Json } from "./json.js";
+import { contextualTuplesIn, type Json, messageOf } from "./json.js";
 import type { ServerMetrics } from "./metrics.js";
+import { CHECK as CHECK_FIELDS, CHECK_KEY as CHECK_KEY_FIELDS } from "./routes/queries.js";
 import { SDK_HEADERS } from "./sdk-headers.js";
 
 /** POST routes that only read (answered again by this member when the owner went away mid-request), beside GETs. */
@@ -110,7 +111,9 @@ export function installCluster(
       await ctx.catalog.refresh();
     }
     const body = request.body;
-    if (typeof body === "object" && body !== null && !Array.isArray(body)) {
+    // Only queries take `consistency`: other bodies refuse fields their message does not have (json.ts messageOf).
+    const query = request.method === "POST" && READ_POSTS.has(route);
+    if (query && typeof body === "object" && body !== null && !Array.isArray(body)) {
       const fields = body as Json;
       const c = fields.consistency;
       if (c === undefined || c === null || c === "" || c === "UNSPECIFIED")
@@ -175,14 +178,15 @@ async function sharedCheck(
   const { user, relation, object } = key as Json;
   if (typeof user !== "string" || typeof relation !== "string" || typeof object !== "string")
     return undefined;
-  const contextual = body.contextual_tuples;
-  const hasContextual =
-    contextual !== undefined &&
-    contextual !== null &&
-    !(
-      Array.isArray((contextual as Json).tuple_keys) &&
-      ((contextual as Json).tuple_keys as unknown[]).length === 0
-    );
+  let hasContextual: boolean;
+  try {
+    // A body the route refuses (a field its message does not have) is left to the route's 400.
+    messageOf(body, "the request body", CHECK_FIELDS);
+    messageOf(key, "tuple_key", CHECK_KEY_FIELDS);
+    hasContextual = contextualTuplesIn(body.contextual_tuples).length > 0;
+  } catch {
+    return undefined;
+  }
   const context = body.context;
   const hasContext =
     context !== undefined &&

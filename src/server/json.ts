@@ -1,7 +1,8 @@
 /**
  * JSON to and from the shapes OpenFGA's HTTP API (grpc-gateway) uses: snake_case fields, enums as strings, RFC 3339
  * times, tuple keys `{user, relation, object, condition}`, list-users subjects as `{object}` / `{userset}` /
- * `{wildcard}`. Readers validate as they go and throw a 400 naming the field; they never trust a body's shape.
+ * `{wildcard}`. Readers validate as they go and throw a 400 naming the field; they never trust a body's shape, and
+ * refuse a field the message does not have (messageOf).
  */
 
 import type { UsersetNode, UsersetTree } from "../engine/engine.js";
@@ -35,6 +36,33 @@ export function objectOf(value: unknown, what: string, optional = false): Json {
   return value as Json;
 }
 
+/** A message's field names, as OpenFGA's API spells them. */
+export function fieldSet(...names: string[]): ReadonlySet<string> {
+  return new Set(names);
+}
+
+const snakeCase = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * `value` as a JSON object holding no field outside `fields`. OpenFGA's gateway drops fields it does not know, and
+ * its names are the snake_case json_names only (`authorizationModelId` is not one), so a misspelt field would be
+ * answered as if absent (a check on the newest model, say): here it is a 400 naming the field instead.
+ */
+export function messageOf(value: unknown, what: string, fields: ReadonlySet<string>, optional = false): Json {
+  const message = objectOf(value, what, optional);
+  for (const key of Object.keys(message)) {
+    if (fields.has(key)) continue;
+    const meant = snakeCase(key);
+    throw invalid(
+      `${what} has an unknown field ${describe(key, 60)}: ` +
+        (meant !== key && fields.has(meant)
+          ? `OpenFGA's name for it is "${meant}"`
+          : `its fields are ${[...fields].join(", ")}`),
+    );
+  }
+  return message;
+}
+
 export function stringOf(value: unknown, what: string): string {
   if (typeof value !== "string" || value === "")
     throw invalid(`${what} must be a non-empty string, got ${describe(value, 60)}`);
@@ -54,14 +82,18 @@ export function arrayOf(value: unknown, what: string): unknown[] {
   return value;
 }
 
+const TUPLE_KEY = fieldSet("user", "relation", "object", "condition");
+const CONDITION = fieldSet("name", "context");
+const CONTEXTUAL_TUPLES = fieldSet("tuple_keys");
+
 /** A tuple key as OpenFGA sends it (`condition` optional). */
 export function tupleKeyIn(value: unknown, what: string): TupleKey {
-  const key = objectOf(value, what);
+  const key = messageOf(value, what, TUPLE_KEY);
   const user = stringOf(key.user, `${what}.user`);
   const relation = stringOf(key.relation, `${what}.relation`);
   const object = stringOf(key.object, `${what}.object`);
   if (key.condition === undefined || key.condition === null) return { user, relation, object };
-  const condition = objectOf(key.condition, `${what}.condition`);
+  const condition = messageOf(key.condition, `${what}.condition`, CONDITION);
   const name = stringOf(condition.name, `${what}.condition.name`);
   const context =
     condition.context === undefined || condition.context === null
@@ -72,7 +104,7 @@ export function tupleKeyIn(value: unknown, what: string): TupleKey {
 
 /** A tuple key for a delete (a condition given is ignored, as OpenFGA does). */
 export function deleteKeyIn(value: unknown, what: string): TupleKey {
-  const key = objectOf(value, what);
+  const key = messageOf(value, what, TUPLE_KEY);
   return {
     user: stringOf(key.user, `${what}.user`),
     relation: stringOf(key.relation, `${what}.relation`),
@@ -83,7 +115,9 @@ export function deleteKeyIn(value: unknown, what: string): TupleKey {
 /** Contextual tuples: `{tuple_keys: [...]}` (check, list-objects, expand) or a bare array (list-users). */
 export function contextualTuplesIn(value: unknown, what = "contextual_tuples"): TupleKey[] {
   if (value === undefined || value === null) return [];
-  const list = Array.isArray(value) ? value : arrayOf(objectOf(value, what).tuple_keys, `${what}.tuple_keys`);
+  const list = Array.isArray(value)
+    ? value
+    : arrayOf(messageOf(value, what, CONTEXTUAL_TUPLES).tuple_keys, `${what}.tuple_keys`);
   return list.map((t, i) => tupleKeyIn(t, `${what}[${i}]`));
 }
 

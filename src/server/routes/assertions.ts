@@ -10,15 +10,21 @@ import {
   arrayOf,
   contextIn,
   contextualTuplesIn,
+  fieldSet,
   type Json,
-  objectOf,
+  messageOf,
   tupleKeyOut,
   ulidParam,
 } from "../json.js";
 
+// Fields as OpenFGA's messages name them (store_id and authorization_model_id too: the path's win).
+const WRITE_ASSERTIONS = fieldSet("store_id", "authorization_model_id", "assertions");
+const ASSERTION = fieldSet("tuple_key", "expectation", "contextual_tuples", "context");
+const ASSERTION_KEY = fieldSet("object", "relation", "user");
+
 function assertionIn(value: unknown, what: string): AssertionRecord {
-  const assertion = objectOf(value, what);
-  const key = objectOf(assertion.tuple_key, `${what}.tuple_key`);
+  const assertion = messageOf(value, what, ASSERTION);
+  const key = messageOf(assertion.tuple_key, `${what}.tuple_key`, ASSERTION_KEY);
   for (const field of ["user", "relation", "object"]) {
     if (typeof key[field] !== "string" || key[field] === "") {
       throw invalid(`${what}.tuple_key.${field} must be a non-empty string`);
@@ -40,7 +46,7 @@ export function assertionRoutes(app: FastifyInstance, ctx: ServerContext): void 
     const params = request.params as Json;
     const store = ctx.storeOf(params.store_id);
     const model = await ctx.modelOf(store.id, ulidParam(params.model_id, "authorization_model_id"));
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", WRITE_ASSERTIONS);
     const list = arrayOf(body.assertions, "assertions");
     if (list.length > 100) {
       throw new ApiError(400, "assertions_too_many_items", `at most 100 assertions, got ${list.length}`);

@@ -10,10 +10,12 @@ import type { StoredModel } from "../../tuples/models.js";
 import { isNexusError } from "../../util/errors.js";
 import type { ServerContext } from "../context.js";
 import { ApiError, invalid } from "../errors.js";
-import { arrayOf, type Json, objectOf, pageSizeIn, ulidParam } from "../json.js";
+import { arrayOf, fieldSet, type Json, messageOf, objectOf, pageSizeIn, ulidParam } from "../json.js";
 import { decodeContinuation, encodeContinuation, positionString } from "../pagination.js";
 
 const SCHEMA_VERSIONS = new Set(["1.1", "1.2"]);
+/** OpenFGA's fields, and `id`: a model read back (which carries its id) may be written again, as a new version. */
+const WRITE_MODEL = fieldSet("store_id", "type_definitions", "schema_version", "conditions", "id");
 
 /** Parsed model JSON, by model id (versions are immutable). */
 const parsed = new WeakMap<StoredModel, Json>();
@@ -35,7 +37,7 @@ export function modelOut(model: StoredModel): Json {
 export function modelRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post("/stores/:store_id/authorization-models", async (request, reply) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", WRITE_MODEL);
     if (typeof body.schema_version !== "string" || !SCHEMA_VERSIONS.has(body.schema_version)) {
       throw new ApiError(
         400,

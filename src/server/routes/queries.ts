@@ -18,8 +18,9 @@ import {
   arrayOf,
   contextIn,
   contextualTuplesIn,
+  fieldSet,
   type Json,
-  objectOf,
+  messageOf,
   pageSizeIn,
   stringOf,
   treeOut,
@@ -54,9 +55,29 @@ export function withDeadline<T>(
   });
 }
 
+// Each body's fields, as OpenFGA's messages name them (store_id too: grpc-gateway takes it, the path's wins).
+const QUERY = ["store_id", "authorization_model_id", "contextual_tuples", "context", "consistency"];
+export const CHECK = fieldSet(...QUERY, "tuple_key", "trace");
+const BATCH_CHECK = fieldSet("store_id", "authorization_model_id", "consistency", "checks");
+const BATCH_ITEM = fieldSet("tuple_key", "contextual_tuples", "context", "correlation_id");
+export const CHECK_KEY = fieldSet("user", "relation", "object");
+const LIST_OBJECTS = fieldSet(...QUERY, "type", "relation", "user");
+const LIST_OBJECTS_PAGED = fieldSet(...LIST_OBJECTS, "page_size", "continuation_token");
+const LIST_USERS = fieldSet(...QUERY, "object", "relation", "user_filters");
+const OBJECT = fieldSet("type", "id");
+const USER_FILTER = fieldSet("type", "relation");
+const EXPAND = fieldSet(
+  "store_id",
+  "authorization_model_id",
+  "consistency",
+  "contextual_tuples",
+  "tuple_key",
+);
+const EXPAND_KEY = fieldSet("relation", "object");
+
 /** The check a body's `tuple_key` (+ `contextual_tuples`, `context`) asks, in the store's tenant. */
 function checkIn(body: Json, tenant: string, what: string): CheckRequest {
-  const key = objectOf(body.tuple_key, `${what}tuple_key`);
+  const key = messageOf(body.tuple_key, `${what}tuple_key`, CHECK_KEY);
   const contextualTuples = contextualTuplesIn(body.contextual_tuples, `${what}contextual_tuples`);
   const context = contextIn(body.context, `${what}context`);
   return {
@@ -83,7 +104,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/check", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", CHECK);
     const check = checkIn(body, store.id, "");
     const model = await ctx.modelOf(store.id, body.authorization_model_id);
     const consistency = ctx.consistency(store.id, body.consistency, model.id);
@@ -97,7 +118,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/batch-check", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", BATCH_CHECK);
     const items = arrayOf(body.checks, "checks");
     if (items.length === 0) throw invalid("checks needs at least one check");
     if (items.length > ctx.limits.maxChecksPerBatch) {
@@ -111,7 +132,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const consistency = ctx.consistency(store.id, body.consistency, model.id);
     // Items are read here (their JSON shape); ids, limits and the checks themselves are engine.batchCheck's.
     const checks = items.map((value, i) => {
-      const item = objectOf(value, `checks[${i}]`);
+      const item = messageOf(value, `checks[${i}]`, BATCH_ITEM);
       const id = item.correlation_id;
       if (typeof id !== "string") throw invalid(`checks[${i}].correlation_id must be a string`);
       return { ...checkIn(item, store.id, `checks[${i}].`), correlationId: id };
@@ -124,7 +145,8 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
         ),
       ),
     );
-    const result: Json = {};
+    // No prototype: a correlation id such as "__proto__" is an ordinary key (on {} it would set the prototype).
+    const result: Json = Object.create(null);
     for (const { correlationId, allowed, error } of answer.result) {
       result[correlationId] = error === undefined ? { allowed } : { error: checkErrorOut(error) };
     }
@@ -165,7 +187,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/list-objects", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", LIST_OBJECTS_PAGED);
     const paged = body.page_size !== undefined && body.page_size !== null;
     if (!paged) {
       const objects = await listObjects(store.id, body, (id) =>
@@ -204,7 +226,7 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/streamed-list-objects", async (request, reply) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", LIST_OBJECTS);
     // Errors before the first line are ordinary HTTP errors; the list is complete before streaming starts.
     const objects = await listObjects(store.id, body, (id) =>
       ctx.consistency(store.id, body.consistency, id),
@@ -219,10 +241,10 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/list-users", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
-    const object = objectOf(body.object, "object");
+    const body = messageOf(request.body, "the request body", LIST_USERS);
+    const object = messageOf(body.object, "object", OBJECT);
     const filters = arrayOf(body.user_filters, "user_filters").map((f, i) => {
-      const filter = objectOf(f, `user_filters[${i}]`);
+      const filter = messageOf(f, `user_filters[${i}]`, USER_FILTER);
       const type = stringOf(filter.type, `user_filters[${i}].type`);
       const relation =
         filter.relation === undefined || filter.relation === null || filter.relation === ""
@@ -249,8 +271,8 @@ export function queryRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/expand", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
-    const key = objectOf(body.tuple_key, "tuple_key");
+    const body = messageOf(request.body, "the request body", EXPAND);
+    const key = messageOf(body.tuple_key, "tuple_key", EXPAND_KEY);
     const contextualTuples = contextualTuplesIn(body.contextual_tuples);
     const model = await ctx.modelOf(store.id, body.authorization_model_id);
     const consistency = ctx.consistency(store.id, body.consistency, model.id);

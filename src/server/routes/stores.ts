@@ -7,9 +7,11 @@ import type { FastifyInstance } from "fastify";
 import type { StoreRecord } from "../catalog.js";
 import type { ServerContext } from "../context.js";
 import { invalid } from "../errors.js";
-import { type Json, objectOf, optionalString, pageSizeIn, timestampOut } from "../json.js";
+import { fieldSet, type Json, messageOf, optionalString, pageSizeIn, timestampOut } from "../json.js";
 import { decodeContinuation, encodeContinuation, positionString } from "../pagination.js";
 import { deleteMatching } from "./tuples.js";
+
+const CREATE_STORE = fieldSet("name");
 
 export function storeOut(record: StoreRecord): Json {
   return {
@@ -23,7 +25,7 @@ export function storeOut(record: StoreRecord): Json {
 
 export function storeRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post("/stores", async (request, reply) => {
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", CREATE_STORE);
     const name = optionalString(body.name, "name");
     if (name === undefined || name.length > 256) {
       throw invalid("name must be a string of 1 to 256 characters");

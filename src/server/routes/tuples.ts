@@ -12,8 +12,9 @@ import { ApiError, invalid } from "../errors.js";
 import {
   arrayOf,
   deleteKeyIn,
+  fieldSet,
   type Json,
-  objectOf,
+  messageOf,
   optionalString,
   pageSizeIn,
   timestampOut,
@@ -24,9 +25,17 @@ import { decodeContinuation, encodeContinuation, positionInt, positionString } f
 
 type TupleFilter = Omit<ReadFilter, "tenant">;
 
+// Each body's fields, as OpenFGA's messages name them (store_id too: grpc-gateway takes it, the path's wins).
+const WRITE = fieldSet("store_id", "writes", "deletes", "authorization_model_id");
+const WRITES = fieldSet("tuple_keys", "on_duplicate");
+const DELETES = fieldSet("tuple_keys", "on_missing");
+const READ = fieldSet("store_id", "tuple_key", "page_size", "continuation_token", "consistency");
+const DELETE_TUPLES = fieldSet("tuple_key");
+const FILTER = fieldSet("user", "relation", "object");
+
 /** `{object, relation, user}` as a read filter; `object` may be `type:` (every object of a type). */
 export function filterIn(value: unknown, what: string): TupleFilter {
-  const key = objectOf(value, what, true);
+  const key = messageOf(value, what, FILTER, true);
   const object = optionalString(key.object, `${what}.object`);
   const relation = optionalString(key.relation, `${what}.relation`);
   const user = optionalString(key.user, `${what}.user`);
@@ -144,9 +153,9 @@ export async function changesCursor(
 export function tupleRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post("/stores/:store_id/write", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
-    const writesPart = objectOf(body.writes, "writes", true);
-    const deletesPart = objectOf(body.deletes, "deletes", true);
+    const body = messageOf(request.body, "the request body", WRITE);
+    const writesPart = messageOf(body.writes, "writes", WRITES, true);
+    const deletesPart = messageOf(body.deletes, "deletes", DELETES, true);
     const writes = arrayOf(writesPart.tuple_keys, "writes.tuple_keys").map((t, i) =>
       tupleKeyIn(t, `writes.tuple_keys[${i}]`),
     );
@@ -172,7 +181,7 @@ export function tupleRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/read", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body", true);
+    const body = messageOf(request.body, "the request body", READ, true);
     const filter = filterIn(body.tuple_key, "tuple_key");
     const pageSize = pageSizeIn(body.page_size, 50, 100);
     const position = decodeContinuation("read", body.continuation_token);
@@ -240,7 +249,7 @@ export function tupleRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.post("/stores/:store_id/delete-tuples", async (request) => {
     const store = ctx.storeOf((request.params as Json).store_id);
-    const body = objectOf(request.body, "the request body");
+    const body = messageOf(request.body, "the request body", DELETE_TUPLES);
     const filter = filterIn(body.tuple_key, "tuple_key");
     if (filter.objectType === undefined && filter.relation === undefined && filter.user === undefined) {
       throw invalid("tuple_key needs at least one of object (type:id or type:), relation, user");
