@@ -617,7 +617,9 @@ export class FileSystem implements AsyncDisposable {
     this.#closing.abort();
     await this.#follower.done;
     try {
-      if (this.#journal.records > 0) await this.#mutations.checkpoint();
+      // A mutation only replay can finish keeps the journal as it is.
+      if (this.#journal.records > 0 && this.#mutations.broken === undefined)
+        await this.#mutations.checkpoint();
     } finally {
       await this.#events.close();
       await this.#journal.close();

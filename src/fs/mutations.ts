@@ -3,7 +3,9 @@
  * a time (exclusive), each journals `begin` naming its effects outside the journal, stores its bytes, writes its
  * tuples, journals `commit`, applies the commit to its tree and the change stream, does what comes after the
  * commit (tuples deleted, contents released) and journals `end`. Every `checkpointEvery` records the trees are
- * checkpointed and the journal starts again.
+ * checkpointed and the journal starts again. A step failing before the commit is undone at once (tuples reversed,
+ * bytes released, `end` journaled); a failure only replay can finish (a journal append, the undo, a step after
+ * the commit) stops mutations until the filesystem is reopened, since the next `begin` would hide it from replay.
  *
  * It also holds the token of the filesystem's last tuple write: the permission checks and tuple reads that follow
  * are at least that fresh.
@@ -13,7 +15,7 @@ import { join } from "node:path";
 import type { TieredStore } from "../blobs/tiered/store.js";
 import type { Engine } from "../engine/engine.js";
 import type { TupleKey } from "../tuples/tuple.js";
-import { NexusError } from "../util/errors.js";
+import { isNexusError, NexusError } from "../util/errors.js";
 import type { FsEventLog } from "./events.js";
 import type { Journal } from "./journal.js";
 import {
@@ -74,6 +76,12 @@ export class MutationLog {
   /** Odd while a run() is changing tuples or trees, bumped at its start and end (see `changes`). */
   #changes = 0;
   #running: Promise<void> = Promise.resolve();
+  /**
+   * Set when a mutation failed in a way only recovery at open can finish (its journal append failed, its undo
+   * failed, or a step after its commit did): later mutations are refused, so no later `begin` hides it from
+   * replay, and close() leaves the journal for replay instead of checkpointing over it.
+   */
+  #broken: NexusError | undefined;
 
   constructor(parts: MutationLogParts) {
     this.#engine = parts.engine;
@@ -108,6 +116,11 @@ export class MutationLog {
   /** Settles when the run() in progress (if any) has ended. */
   settled(): Promise<void> {
     return this.#running;
+  }
+
+  /** Why mutations are refused until the filesystem is reopened (undefined when they are not). */
+  get broken(): NexusError | undefined {
+    return this.#broken;
   }
 
   /** Settles once the mutations queued so far have run. */
@@ -151,6 +164,7 @@ export class MutationLog {
       deleteAfter?: TupleKey[];
     },
   ): Promise<void> {
+    if (this.#broken !== undefined) throw this.#broken;
     let ended!: () => void;
     this.#running = new Promise((resolve) => {
       ended = resolve;
@@ -178,40 +192,56 @@ export class MutationLog {
     const deleted = effects.before?.deleted ?? [];
     const staged = effects.staged;
     const storing = staged !== undefined && !this.#held.has(staged.hash);
-    if (storing || wrote.length > 0 || deleted.length > 0) {
-      const begin: BeginRecord = {
-        t: "begin",
-        seq,
-        tenant,
-        keys: storing ? [staged.hash] : [],
-        wrote,
-        deleted,
-      };
-      await this.#journal.append(begin, this.#sync);
-      this.#onStep?.("begun", commit.op);
-    }
-    if (storing) {
-      const put =
-        staged.bytes !== undefined
-          ? await this.#store.put(staged.bytes)
-          : await this.#store.putStream(createReadStream(staged.file!) as AsyncIterable<Uint8Array>);
-      if (put.key !== staged.hash) {
-        throw new NexusError(
-          "internal",
-          `the store keyed ${commit.op} content ${put.key}, expected ${staged.hash}`,
-        );
-      }
-      this.#onStep?.("stored", commit.op);
-    }
+    // What to undo when a step before the commit fails.
+    let begun = false;
+    const stored: string[] = [];
+    let tuplesTried = false;
     let rev: number | undefined;
-    if (wrote.length > 0 || deleted.length > 0) {
-      rev = revisionOf(
-        await this.tupleWrite(
-          { writes: wrote, deletes: deleted, onDuplicate: "ignore", onMissing: "ignore" },
-          true,
-        ),
-      );
-      this.#onStep?.("tuples", commit.op);
+    try {
+      if (storing || wrote.length > 0 || deleted.length > 0) {
+        const begin: BeginRecord = {
+          t: "begin",
+          seq,
+          tenant,
+          keys: storing ? [staged.hash] : [],
+          wrote,
+          deleted,
+        };
+        await this.#journaled(() => this.#journal.append(begin, this.#sync));
+        begun = true;
+        this.#onStep?.("begun", commit.op);
+      }
+      if (storing) {
+        const put =
+          staged.bytes !== undefined
+            ? await this.#store.put(staged.bytes)
+            : await this.#store.putStream(createReadStream(staged.file!) as AsyncIterable<Uint8Array>);
+        stored.push(put.key);
+        if (put.key !== staged.hash) {
+          throw new NexusError(
+            "internal",
+            `the store keyed ${commit.op} content ${put.key}, expected ${staged.hash}`,
+          );
+        }
+        this.#onStep?.("stored", commit.op);
+      }
+      if (wrote.length > 0 || deleted.length > 0) {
+        tuplesTried = true;
+        rev = revisionOf(
+          await this.tupleWrite(
+            { writes: wrote, deletes: deleted, onDuplicate: "ignore", onMissing: "ignore" },
+            true,
+          ),
+        );
+        this.#onStep?.("tuples", commit.op);
+      }
+    } catch (e) {
+      if (this.#broken === undefined) {
+        // An engine that refused the write (a tuple it finds invalid) applied none of it.
+        const reverse = tuplesTried && !(rev === undefined && refused(e));
+        await this.#undo(seq, begun, stored, reverse ? { wrote, deleted } : undefined, e);
+      }
+      throw e;
     }
     // The event's position is reserved now and written in the commit: a crash after the commit brings the event
     // back under the same position at open.
@@ -226,29 +256,78 @@ export class MutationLog {
       ...(rev !== undefined ? { rev } : {}),
     };
     try {
-      await this.#journal.append(record, this.#sync);
+      // Whether a failed append left the commit on disk is for replay to tell.
+      await this.#journaled(() => this.#journal.append(record, this.#sync));
     } catch (e) {
       this.#events.skip(p);
       throw e;
     }
     const released = this.#apply(record);
     this.#events.push(eventOf(record), { seq, ...(rev !== undefined ? { rev } : {}) }, p);
-    this.#onStep?.("committed", commit.op);
-    let revAfter: number | undefined;
-    if (record.deleteAfter.length > 0) {
-      revAfter = revisionOf(
-        await this.tupleWrite({ deletes: record.deleteAfter, onMissing: "ignore" }, true),
-      );
-    }
-    await this.#release(released);
-    this.#onStep?.("after", commit.op);
-    // Only effects after the commit need an end mark; a commit without one is rolled forward, which for an
-    // operation with none changes nothing.
-    if (record.deleteAfter.length > 0 || released.length > 0) {
-      const end: EndRecord = { t: "end", seq, ...(revAfter !== undefined ? { rev: revAfter } : {}) };
-      await this.#journal.append(end, false);
+    try {
+      this.#onStep?.("committed", commit.op);
+      let revAfter: number | undefined;
+      if (record.deleteAfter.length > 0) {
+        revAfter = revisionOf(
+          await this.tupleWrite({ deletes: record.deleteAfter, onMissing: "ignore" }, true),
+        );
+      }
+      await this.#release(released);
+      this.#onStep?.("after", commit.op);
+      // Only effects after the commit need an end mark; a commit without one is rolled forward, which for an
+      // operation with none changes nothing.
+      if (record.deleteAfter.length > 0 || released.length > 0) {
+        const end: EndRecord = { t: "end", seq, ...(revAfter !== undefined ? { rev: revAfter } : {}) };
+        await this.#journal.append(end, false);
+      }
+    } catch (e) {
+      // Committed: only replay at open finishes it (rolled forward).
+      this.#broken ??= brokenBy(e);
+      throw e;
     }
     if (this.#journal.records >= this.#checkpointEvery) await this.checkpoint();
+  }
+
+  /** A journal append; a failed one may or may not be on disk, so only replay at open can go on from it. */
+  async #journaled(append: () => Promise<unknown>): Promise<void> {
+    try {
+      await append();
+    } catch (e) {
+      this.#broken ??= brokenBy(e);
+      throw e;
+    }
+  }
+
+  /**
+   * Undoes a mutation that failed before its commit, as a rollback at open would: its tuple changes reversed
+   * (those it named, which existed before it or not at all), its bytes released, and an `end` journaled so
+   * replay does not roll it back again. When the undo fails too, mutations stop until replay at open does it.
+   */
+  async #undo(
+    seq: number,
+    begun: boolean,
+    stored: readonly string[],
+    tuples: { wrote: TupleKey[]; deleted: TupleKey[] } | undefined,
+    cause: unknown,
+  ): Promise<void> {
+    try {
+      let rev: number | undefined;
+      if (tuples !== undefined) {
+        rev = revisionOf(
+          await this.tupleWrite(
+            { writes: tuples.deleted, deletes: tuples.wrote, onDuplicate: "ignore", onMissing: "ignore" },
+            true,
+          ),
+        );
+      }
+      await this.#release(stored);
+      if (begun) {
+        const end: EndRecord = { t: "end", seq, ...(rev !== undefined ? { rev } : {}) };
+        await this.#journal.append(end, this.#sync);
+      }
+    } catch {
+      this.#broken ??= brokenBy(cause);
+    }
   }
 
   /** Applies a committed record to its tree and the held counts; returns the hashes no longer held by it. */
@@ -271,6 +350,7 @@ export class MutationLog {
     path: string,
     request: { writes?: TupleKey[]; deletes?: TupleKey[]; onDuplicate?: "ignore" },
   ): Promise<string> {
+    if (this.#broken !== undefined) throw this.#broken;
     const token = await this.tupleWrite(request, true);
     const changes = [
       ...(request.writes ?? []).map((t) => changeOf("write", t)),
@@ -337,4 +417,21 @@ export class MutationLog {
       },
     );
   }
+}
+
+function brokenBy(cause: unknown): NexusError {
+  return new NexusError(
+    "unavailable",
+    "a mutation failed half done; reopen the filesystem to recover it (no mutation runs until then)",
+    {},
+    { cause },
+  );
+}
+
+/** Whether an engine error is a refusal of the request itself (nothing of it was applied). */
+function refused(e: unknown): boolean {
+  return (
+    isNexusError(e) &&
+    (e.code.startsWith("invalid_") || e.code === "type_not_found" || e.code === "relation_not_found")
+  );
 }

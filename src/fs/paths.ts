@@ -17,6 +17,8 @@ export function normalizePath(path: unknown): string {
   if (typeof path !== "string" || !path.startsWith("/")) {
     throw invalid(path, "a path is absolute (it starts with /)");
   }
+  // A lone surrogate has no UTF-8 form: the engine refuses a tuple naming it (after the bytes were stored).
+  if (/[\uD800-\uDFFF]/u.test(path)) throw invalid(path, "a path is well-formed UTF-16 (no lone surrogate)");
   if (encoder.encode(path).length > MAX_PATH_BYTES) {
     throw invalid(path, `a path is at most ${MAX_PATH_BYTES} bytes`, { limit: MAX_PATH_BYTES });
   }

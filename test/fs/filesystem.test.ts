@@ -7,6 +7,7 @@ import { createEngine, type Engine } from "../../src/engine/engine.js";
 import type { FileSystem, FsSession } from "../../src/fs/filesystem.js";
 import { openFileSystem } from "../../src/fs/open.js";
 import { nexusFilesystemModel } from "../../src/model/preset.js";
+import { NexusError } from "../../src/util/errors.js";
 import { ALICE, BOB, CAROL, DAVE, tempDir, text, twoTenants } from "./helpers.js";
 
 let dir: string;
@@ -531,4 +532,124 @@ describe("reads racing a rename over the file", () => {
       }
     });
   }
+});
+
+describe("a mutation that fails half done leaves nothing behind", () => {
+  it("refuses a path with a lone surrogate before storing anything", async () => {
+    const alice = fs.as(ALICE);
+    const before = fs.stats().contents;
+    for (const path of ["/bad\uD800.txt", "/docs/\uDC00", "/docs/x\uDBFF"]) {
+      expect(await code(alice.write(path, "payload never stored"))).toBe("invalid_argument");
+      expect(await code(alice.mkdir(path))).toBe("invalid_argument");
+    }
+    // A pair is one character and stays allowed.
+    expect((await alice.write("/docs/\uD83D\uDE00.txt", "ok")).size).toBe(2);
+    expect(fs.stats().contents).toBe(before + 1);
+    const { hash } = await alice.write("/docs/c.txt", "payload never stored");
+    await alice.remove("/docs/c.txt");
+    expect(await fs.contents.has(hash!)).toBe(false);
+  });
+
+  /**
+   * The same engine, whose tuple writes fail when told: `refuse` refuses the request (nothing applied), `lose`
+   * applies it and loses the answer once, `crash` does that and then fails every write (`down`).
+   */
+  async function flaky() {
+    const { dir: d, cleanup: done } = tempDir();
+    const real = await createEngine({ model: nexusFilesystemModel });
+    const mode = { now: "ok" as "ok" | "refuse" | "lose" | "crash" | "down" };
+    const unavailable = () => new NexusError("unavailable", "engine unavailable");
+    const engine2 = new Proxy(real, {
+      get(target, key) {
+        if (key === "write")
+          return async (req: Parameters<Engine["write"]>[0]) => {
+            if (mode.now === "refuse") throw new NexusError("invalid_tuple", "refused");
+            if (mode.now === "down") throw unavailable();
+            const written = await target.write(req);
+            if (mode.now === "lose" || mode.now === "crash") {
+              mode.now = mode.now === "lose" ? "ok" : "down";
+              throw unavailable();
+            }
+            return written;
+          };
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const fs2 = await openFileSystem({ dir: d, engine: engine2 });
+    await fs2.initTenant({ tenant: "acme", owners: [ALICE.user] });
+    const alice = fs2.as(ALICE);
+    await alice.mkdir("/docs");
+    await alice.write("/docs/a.txt", "alpha");
+    await alice.share("/docs/a.txt", { user: BOB.user, relation: "viewer" });
+    const tuples = async (path: string) =>
+      (await real.read({ tenant: "acme", object: `file:${path}` }))
+        .map((t) => `${t.relation} ${t.user}`)
+        .sort();
+    return { fs2, d, real, mode, tuples, close: async () => real.close().then(done) };
+  }
+
+  it("releases the stored bytes and journals the end when the engine refuses the tuples", async () => {
+    const { fs2, d, real, mode, tuples, close } = await flaky();
+    try {
+      const alice = fs2.as(ALICE);
+      const before = fs2.stats().contents;
+      mode.now = "refuse";
+      expect(await code(alice.write("/docs/new.txt", "never kept"))).toBe("invalid_tuple");
+      mode.now = "ok";
+      expect(fs2.stats().contents).toBe(before);
+      expect(fs2.stats().store.objects.hot).toBe(before);
+      expect(await tuples("/docs/new.txt")).toEqual([]);
+      // The filesystem goes on; the same content, written and removed, is gone from the store.
+      const { hash } = await alice.write("/docs/new.txt", "never kept");
+      await alice.remove("/docs/new.txt");
+      expect(await fs2.contents.has(hash!)).toBe(false);
+      await fs2.close();
+      const again = await openFileSystem({ dir: d, engine: real });
+      try {
+        expect(again.recovery).toMatchObject({ rolledBack: false, rolledForward: false, releasedKeys: 0 });
+        expect(await again.contents.has(hash!)).toBe(false);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await fs2.close();
+      await close();
+    }
+  });
+
+  it("reverses the tuples a failed rename wrote, and stops mutations until reopen when even that fails", async () => {
+    const { fs2, d, real, mode, tuples, close } = await flaky();
+    try {
+      const alice = fs2.as(ALICE);
+      const grants = await tuples("/docs/a.txt");
+      // The write is applied and its answer lost; the undo's write goes through.
+      mode.now = "lose";
+      expect(await code(alice.rename("/docs/a.txt", "/docs/b.txt"))).toBe("unavailable");
+      expect(await tuples("/docs/a.txt")).toEqual(grants);
+      expect(await tuples("/docs/b.txt")).toEqual([]);
+      expect(await fs2.as(BOB).readText("/docs/a.txt")).toBe("alpha");
+      // Now the undo fails too: nothing more runs until a reopen rolls the rename back.
+      mode.now = "crash";
+      expect(await code(alice.rename("/docs/a.txt", "/docs/b.txt"))).toBe("unavailable");
+      mode.now = "ok";
+      expect(await tuples("/docs/b.txt")).not.toEqual([]);
+      expect(await code(alice.write("/docs/c.txt", "c"))).toBe("unavailable");
+      expect(await code(alice.share("/docs", { user: BOB.user, relation: "viewer" }))).toBe("unavailable");
+      await fs2.close();
+      const again = await openFileSystem({ dir: d, engine: real });
+      try {
+        expect(again.recovery).toMatchObject({ rolledBack: true });
+        expect(await tuples("/docs/a.txt")).toEqual(grants);
+        expect(await tuples("/docs/b.txt")).toEqual([]);
+        expect(await again.as(BOB).readText("/docs/a.txt")).toBe("alpha");
+        await again.as(ALICE).write("/docs/c.txt", "c");
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await fs2.close();
+      await close();
+    }
+  });
 });
