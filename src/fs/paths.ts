@@ -68,11 +68,26 @@ export function pathOfObject(object: string): string | undefined {
   return object.startsWith("file:/") ? object.slice(5) : undefined;
 }
 
+/** One part of a glob. */
+type GlobToken =
+  | { readonly k: "literal"; readonly c: string }
+  | { readonly k: "one" }
+  | { readonly k: "star" }
+  | { readonly k: "any" }
+  | { readonly k: "dirs" }
+  | {
+      readonly k: "class";
+      readonly negated: boolean;
+      readonly ranges: readonly (readonly [number, number])[];
+    };
+
 /**
  * A glob as a matcher over whole paths: `*` and `?` stay within one name, `**` spans any number of names,
- * `[abc]` / `[!abc]` are classes. A relative pattern is taken under the directory it is given with.
+ * `[abc]` / `[!abc]` are classes (ranges as `a-z`). A relative pattern is taken under the directory it is given
+ * with. Matching runs the pattern as a set of positions over the path's characters, in time linear in their
+ * product (a regular expression backtracks: `*a*a*a*a*a*a*b` against a long name took seconds).
  */
-export function globMatcher(pattern: string): RegExp {
+export function globMatcher(pattern: string): { test(path: string): boolean } {
   if (typeof pattern !== "string" || pattern === "" || pattern.length > MAX_PATH_BYTES) {
     throw new NexusError(
       "invalid_argument",
@@ -82,28 +97,115 @@ export function globMatcher(pattern: string): RegExp {
       },
     );
   }
-  let out = "";
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === "*" && pattern[i + 1] === "*") {
-      const slashAfter = pattern[i + 2] === "/";
-      // "**/" matches zero or more whole directories; a trailing "**" anything below.
-      out += slashAfter ? "(?:[^/]+/)*" : ".*";
-      i += slashAfter ? 2 : 1;
-    } else if (c === "*") out += "[^/]*";
-    else if (c === "?") out += "[^/]";
-    else if (c === "[") {
-      const end = pattern.indexOf("]", i + 2);
-      if (end < 0) out += "\\[";
-      else {
-        let body = pattern.slice(i + 1, end);
-        if (body.startsWith("!")) body = `^${body.slice(1)}`;
-        out += `[${body.replace(/[\\\]]/g, "\\$&")}]`;
-        i = end;
+  const tokens = globTokens(pattern);
+  const m = tokens.length;
+  // State 2i: before token i; 2i+1: inside a name that `**/` (token i) is passing over.
+  const mark = new Int32Array(2 * m + 2);
+  let stamp = 0;
+  const add = (into: number[], state: number) => {
+    let s = state;
+    for (;;) {
+      if (mark[s] === stamp) return;
+      mark[s] = stamp;
+      into.push(s);
+      const t = s % 2 === 0 ? tokens[s / 2] : undefined;
+      // `*`, `**` and `**/` may match nothing.
+      if (t === undefined || (t.k !== "star" && t.k !== "any" && t.k !== "dirs")) return;
+      s += 2;
+    }
+  };
+  return {
+    test(path: string): boolean {
+      let current: number[] = [];
+      stamp++;
+      add(current, 0);
+      for (const c of path) {
+        const next: number[] = [];
+        stamp++;
+        for (const s of current) {
+          if (s % 2 === 1) {
+            add(next, c === "/" ? s - 1 : s);
+            continue;
+          }
+          const t = tokens[s / 2];
+          if (t === undefined) continue;
+          switch (t.k) {
+            case "literal":
+              if (c === t.c) add(next, s + 2);
+              break;
+            case "one":
+              if (c !== "/") add(next, s + 2);
+              break;
+            case "class":
+              if (inClass(t, c)) add(next, s + 2);
+              break;
+            case "star":
+              if (c !== "/") add(next, s);
+              break;
+            case "any":
+              add(next, s);
+              break;
+            case "dirs":
+              if (c !== "/") add(next, s + 1);
+              break;
+          }
+        }
+        if (next.length === 0) return false;
+        current = next;
       }
-    } else out += c.replace(/[.+^${}()|\\]/g, "\\$&");
+      return current.includes(2 * m);
+    },
+  };
+}
+
+function globTokens(pattern: string): GlobToken[] {
+  const chars = Array.from(pattern);
+  const tokens: GlobToken[] = [];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === "*" && chars[i + 1] === "*") {
+      // "**/" matches zero or more whole directories; a "**" otherwise anything, across names.
+      const slashAfter = chars[i + 2] === "/";
+      tokens.push({ k: slashAfter ? "dirs" : "any" });
+      i += slashAfter ? 2 : 1;
+    } else if (c === "*") tokens.push({ k: "star" });
+    else if (c === "?") tokens.push({ k: "one" });
+    else if (c === "[" && chars.indexOf("]", i + 2) > 0) {
+      const end = chars.indexOf("]", i + 2);
+      let body = chars.slice(i + 1, end);
+      const negated = body[0] === "!" || body[0] === "^";
+      if (negated) body = body.slice(1);
+      const ranges: [number, number][] = [];
+      for (let j = 0; j < body.length; j++) {
+        const from = body[j]!.codePointAt(0)!;
+        if (body[j + 1] === "-" && j + 2 < body.length) {
+          const to = body[j + 2]!.codePointAt(0)!;
+          if (to < from) {
+            throw new NexusError(
+              "invalid_argument",
+              `a glob's range ${body[j]}-${body[j + 2]} is out of order`,
+              {
+                pattern,
+              },
+            );
+          }
+          ranges.push([from, to]);
+          j += 2;
+        } else ranges.push([from, from]);
+      }
+      tokens.push({ k: "class", negated, ranges });
+      i = end;
+    } else tokens.push({ k: "literal", c });
   }
-  return new RegExp(`^${out}$`, "u");
+  return tokens;
+}
+
+function inClass(
+  t: { readonly negated: boolean; readonly ranges: readonly (readonly [number, number])[] },
+  c: string,
+): boolean {
+  const code = c.codePointAt(0)!;
+  return t.ranges.some(([from, to]) => code >= from && code <= to) !== t.negated;
 }
 
 function invalid(path: unknown, why: string, details: Record<string, unknown> = {}): NexusError {
