@@ -20,9 +20,12 @@
  * naming them (the content hash it may store, the tuples it writes), then stores the bytes and writes the tuples,
  * then journals `commit` (the file becomes visible), then removes what the operation dropped and journals `end`.
  * Opening replays the journal and finishes the one operation a crash can have cut: an uncommitted one is rolled
- * back (its new tuples deleted, its bytes released), a committed one is rolled forward. The filesystem holds one
- * store reference per distinct content it keeps (any version of any file), so a content no record names is
- * never left behind.
+ * back (its new tuples deleted, its bytes released), a committed one is rolled forward. A mutation failing before
+ * its commit is undone at once, the same way (mutations.ts). The filesystem holds one store reference per
+ * distinct content it keeps (any version of any file), so a content no record names is never left behind.
+ *
+ * Reads take no lock: a read whose checks overlapped a mutation runs again (see #unchanged), so what it returns
+ * is what its checks allowed.
  */
 
 import { rm } from "node:fs/promises";
