@@ -56,6 +56,13 @@ export interface MutationLogParts {
   readonly closed: () => boolean;
 }
 
+/** What a journaled mutation does besides its commit: bytes to store, tuples before it, tuples to delete after. */
+interface MutationEffects {
+  readonly staged?: Staged | undefined;
+  readonly before?: { wrote: TupleKey[]; deleted: TupleKey[] };
+  readonly deleteAfter?: TupleKey[];
+}
+
 export class MutationLog {
   readonly #engine: Engine;
   readonly #store: TieredStore;
@@ -155,15 +162,7 @@ export class MutationLog {
    * One journaled mutation: begin (when it has effects outside the journal), bytes, tuples, commit, apply, the
    * effects after the commit, end.
    */
-  async run(
-    tenant: string,
-    commit: CommitOp,
-    effects: {
-      staged?: Staged | undefined;
-      before?: { wrote: TupleKey[]; deleted: TupleKey[] };
-      deleteAfter?: TupleKey[];
-    },
-  ): Promise<void> {
+  async run(tenant: string, commit: CommitOp, effects: MutationEffects): Promise<void> {
     if (this.#broken !== undefined) throw this.#broken;
     let ended!: () => void;
     this.#running = new Promise((resolve) => {
@@ -178,15 +177,7 @@ export class MutationLog {
     }
   }
 
-  async #run(
-    tenant: string,
-    commit: CommitOp,
-    effects: {
-      staged?: Staged | undefined;
-      before?: { wrote: TupleKey[]; deleted: TupleKey[] };
-      deleteAfter?: TupleKey[];
-    },
-  ): Promise<void> {
+  async #run(tenant: string, commit: CommitOp, effects: MutationEffects): Promise<void> {
     const seq = ++this.#seq;
     const wrote = effects.before?.wrote ?? [];
     const deleted = effects.before?.deleted ?? [];
