@@ -230,7 +230,10 @@ export class MutationLog {
       if (this.#broken === undefined) {
         // An engine that refused the write (a tuple it finds invalid) applied none of it.
         const reverse = tuplesTried && !(rev === undefined && refused(e));
-        await this.#undo(seq, begun, stored, reverse ? { wrote, deleted } : undefined, e);
+        // A put that threw may still have stored the bytes (a tier that took them before its own bookkeeping
+        // failed): its content is released as replay would release it, when the store holds it and no record does.
+        const unsure = storing && stored.length === 0 ? [staged.hash] : [];
+        await this.#undo(seq, begun, stored, unsure, reverse ? { wrote, deleted } : undefined, e);
       }
       throw e;
     }
@@ -298,6 +301,7 @@ export class MutationLog {
     seq: number,
     begun: boolean,
     stored: readonly string[],
+    maybeStored: readonly string[],
     tuples: { wrote: TupleKey[]; deleted: TupleKey[] } | undefined,
     cause: unknown,
   ): Promise<void> {
@@ -312,6 +316,9 @@ export class MutationLog {
         );
       }
       await this.#release(stored);
+      for (const hash of maybeStored) {
+        if (!this.#held.has(hash) && (await this.#store.has(hash))) await this.#store.delete(hash);
+      }
       if (begun) {
         const end: EndRecord = { t: "end", seq, ...(rev !== undefined ? { rev } : {}) };
         await this.#journal.append(end, this.#sync);

@@ -618,6 +618,33 @@ describe("a mutation that fails half done leaves nothing behind", () => {
     }
   });
 
+  it("releases bytes a store took before its put failed", async () => {
+    const { fs2, close } = await flaky();
+    try {
+      const alice = fs2.as(ALICE);
+      const before = fs2.stats().store.objects.hot;
+      // A store that keeps the bytes and then fails (a tier whose own bookkeeping failed after the write).
+      const store = fs2.contents as { put: (bytes: Uint8Array) => Promise<unknown> };
+      const put = store.put.bind(store);
+      store.put = async (bytes) => {
+        await put(bytes);
+        throw new NexusError("io_error", "ledger commit failed");
+      };
+      try {
+        expect(await code(alice.write("/docs/orphan.txt", "taken, then failed"))).toBe("io_error");
+      } finally {
+        store.put = put;
+      }
+      expect(fs2.stats().store.objects.hot).toBe(before);
+      // And the filesystem goes on.
+      await alice.write("/docs/after.txt", "fine");
+      expect(await alice.read("/docs/after.txt")).toBeDefined();
+    } finally {
+      await fs2.close();
+      await close();
+    }
+  });
+
   it("reverses the tuples a failed rename wrote, and stops mutations until reopen when even that fails", async () => {
     const { fs2, d, real, mode, tuples, close } = await flaky();
     try {
