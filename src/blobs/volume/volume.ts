@@ -74,6 +74,12 @@ export class Volume {
   liveNeedles = 0;
   /** Whether writes since the last sync are pending. */
   dirty = false;
+  /**
+   * The first failed fdatasync of the volume or its .idx. Linux reports a writeback error once: a later fdatasync
+   * returns 0 without the bytes written before it being durable, so a write synced by it was acknowledged on
+   * nothing. Every later sync fails with this error, until a compaction adopts rewritten, synced files.
+   */
+  #syncFailed: NexusError | undefined;
   /** An .idx append failed: the log stops here and is completed from the volume on the next open. */
   idxBroken = false;
   /** Seals the .idx in groups; recovery hands it the log's unsealed last group. */
@@ -242,20 +248,29 @@ export class Volume {
   }
 
   async sync(): Promise<void> {
+    if (this.#syncFailed !== undefined) throw this.#syncFailed;
     if (!this.dirty) return;
     this.dirty = false;
     try {
       await syncData(this.#fd);
     } catch (e) {
       this.dirty = true;
-      throw ioError(e, "cannot sync volume", this.path);
+      this.#syncFailed = ioError(e, "cannot sync volume", this.path);
+      throw this.#syncFailed;
     }
   }
 
   async syncIdx(): Promise<void> {
+    if (this.#syncFailed !== undefined) throw this.#syncFailed;
     if (!this.#idxDirty) return;
     this.#idxDirty = false;
-    await syncData(this.#idxFd);
+    try {
+      await syncData(this.#idxFd);
+    } catch (e) {
+      this.#idxDirty = true;
+      this.#syncFailed = ioError(e, "cannot sync volume index", this.idxPath);
+      throw this.#syncFailed;
+    }
   }
 
   /**
@@ -298,6 +313,7 @@ export class Volume {
     this.idxEnd = idxEnd;
     this.dirty = false;
     this.idxBroken = false;
+    this.#syncFailed = undefined;
   }
 
   async close(): Promise<void> {
